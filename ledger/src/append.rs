@@ -1,0 +1,213 @@
+//! Appending: the sequencer that turns entries into one atomic store batch,
+//! and the group commit that makes them durable before anyone hears "ok".
+//!
+//! One append is O(entries + log n) work and touches a bounded number of
+//! keys: each entry once, each hash it completes once, a full tile and a full
+//! entry bundle once per 256 leaves. Nothing in it grows with the log.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::error::Error;
+use crate::hash::{Hash, leaf_hash};
+use crate::layout::{self, SIZE_KEY};
+use crate::log::{Log, MAX_ENTRY_LEN, lock};
+use crate::store::{Store, WriteBatch};
+use crate::tile::{PartialTile, TILE_HEIGHT, TILE_WIDTH, read_hash};
+
+const WIDTH: u64 = TILE_WIDTH as u64;
+
+/// The right edge of the tree: the unfinished tile of each tile level.
+/// Everything left of it is in full tiles in the store.
+#[derive(Clone, Debug)]
+pub(crate) struct Edge {
+    /// Number of leaves.
+    pub size: u64,
+    /// `tiles[L]` is the unfinished tile at tile level `L`.
+    pub tiles: Vec<PartialTile>,
+}
+
+impl Edge {
+    /// Rebuilds the edge of a tree of `size` leaves from the store: tail
+    /// entries for level 0, stored bottom hashes above.
+    pub fn load<S: Store>(store: &S, size: u64) -> Result<Edge, Error> {
+        let mut tiles = Vec::new();
+        // Nodes at tree level 8L: leaves for L = 0, full tiles below above.
+        let mut count = size;
+        for level in 0u8.. {
+            if level > 0 && count == 0 {
+                break;
+            }
+            let (index, width) = (count / WIDTH, count % WIDTH);
+            let first = index * WIDTH;
+            let mut bottom = Vec::with_capacity(width as usize);
+            for k in first..first + width {
+                bottom.push(if level == 0 {
+                    let entry = store
+                        .get(&layout::tail_entry_key(k))?
+                        .ok_or_else(|| Error::Corrupt(format!("tail entry {k} is missing")))?;
+                    leaf_hash(entry.as_ref())
+                } else {
+                    let h = store
+                        .get(&layout::tail_hash_key(level, k))?
+                        .ok_or_else(|| {
+                            Error::Corrupt(format!("edge hash {level}/{k} is missing"))
+                        })?;
+                    Hash::from_slice(h.as_ref()).ok_or_else(|| {
+                        Error::Corrupt(format!("edge hash {level}/{k} is malformed"))
+                    })?
+                });
+            }
+            tiles.push(PartialTile::from_bottom(index, &bottom));
+            count /= WIDTH;
+        }
+        Ok(Edge { size, tiles })
+    }
+
+    /// Adds one leaf hash, recording in `batch` every tile it completes and
+    /// every bottom hash of an unfinished upper tile it creates.
+    fn push_leaf(&mut self, leaf: Hash, batch: &mut WriteBatch) {
+        let mut carry = Some(leaf);
+        let mut level = 0u8;
+        while let Some(hash) = carry.take() {
+            if self.tiles.len() == level as usize {
+                self.tiles.push(PartialTile::new(0));
+            }
+            let tile = &mut self.tiles[level as usize];
+            if level > 0 {
+                // Above level 0 the bottom row is not recomputable from
+                // entries, so it is stored until its tile is full.
+                let k = tile.index * WIDTH + tile.width() as u64;
+                batch.put(layout::tail_hash_key(level, k), hash.as_bytes().to_vec());
+            }
+            if let Some(full) = tile.push(hash) {
+                let done = tile.index - 1;
+                if level > 0 {
+                    for k in done * WIDTH..(done + 1) * WIDTH {
+                        batch.delete(layout::tail_hash_key(level, k));
+                    }
+                }
+                carry = read_hash(&full, TILE_HEIGHT, 0);
+                batch.put(layout::tile_key(level, done), full);
+                level += 1;
+            }
+        }
+        self.size += 1;
+    }
+}
+
+/// Group-commit bookkeeping: who is flushing and how far durability reaches.
+#[derive(Debug, Default)]
+pub(crate) struct CommitState {
+    flushing: bool,
+}
+
+impl<S: Store> Log<S> {
+    /// Appends one entry and returns its index once it is durable.
+    ///
+    /// # Errors
+    /// See [`Log::append_batch`].
+    pub fn append(&self, entry: &[u8]) -> Result<u64, Error> {
+        self.append_batch(&[entry]).map(|r| r.start)
+    }
+
+    /// Appends entries as one atomic batch and returns their indices once they
+    /// are durable. Concurrent callers share flushes.
+    ///
+    /// # Errors
+    /// [`Error::EntryTooLarge`] (nothing is appended), [`Error::Store`] if the
+    /// batch could not be written or made durable: then nothing is
+    /// acknowledged, though entries that reached the store before a failed
+    /// flush may still be found in the log later, as with any timeout.
+    pub fn append_batch<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<Range<u64>, Error> {
+        if let Some(e) = entries.iter().find(|e| e.as_ref().len() > MAX_ENTRY_LEN) {
+            return Err(Error::EntryTooLarge {
+                len: e.as_ref().len(),
+                max: MAX_ENTRY_LEN,
+            });
+        }
+        let range = self.sequence(entries)?;
+        self.wait_durable(range.end)?;
+        Ok(range)
+    }
+
+    /// Writes `entries` to the store as one batch, in order, and publishes the
+    /// new edge. Not yet durable.
+    fn sequence<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<Range<u64>, Error> {
+        let _turn = lock(&self.sequencer);
+        let mut edge = Edge::clone(&self.reader().edge);
+        let (first, end) = (edge.size, edge.size + entries.len() as u64);
+        let mut batch = WriteBatch::new();
+
+        // Entries: straight into any bundle this batch completes, the rest
+        // into the tail until their bundle fills.
+        let entry = |i: u64| entries[(i - first) as usize].as_ref();
+        for bundle in first / WIDTH..end / WIDTH {
+            let mut bytes = Vec::new();
+            for i in bundle * WIDTH..(bundle + 1) * WIDTH {
+                if i < first {
+                    let key = layout::tail_entry_key(i);
+                    let stored = self
+                        .store
+                        .get(&key)?
+                        .ok_or_else(|| Error::Corrupt(format!("tail entry {i} is missing")))?;
+                    layout::bundle_push(&mut bytes, stored.as_ref());
+                    batch.delete(key);
+                } else {
+                    layout::bundle_push(&mut bytes, entry(i));
+                }
+            }
+            batch.put(layout::bundle_key(bundle), bytes);
+        }
+        for i in first.max(end / WIDTH * WIDTH)..end {
+            batch.put(layout::tail_entry_key(i), entry(i).to_vec());
+        }
+
+        for e in entries {
+            edge.push_leaf(leaf_hash(e.as_ref()), &mut batch);
+        }
+        batch.put(SIZE_KEY.to_vec(), layout::encode_u64(end));
+
+        // The store first, then the edge: a reader holding the old edge finds
+        // newly full tiles in the store.
+        self.store.apply(batch)?;
+        match self.edge.write() {
+            Ok(mut g) => *g = Arc::new(edge),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(edge),
+        }
+        self.written.store(end, Ordering::Release);
+        Ok(first..end)
+    }
+
+    /// Blocks until entries below `target` are durable. The first waiter
+    /// flushes for everyone written so far; the others wait for it, and
+    /// whoever is still short afterwards flushes next.
+    fn wait_durable(&self, target: u64) -> Result<(), Error> {
+        let mut state = lock(&self.commit);
+        loop {
+            if self.durable.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            if state.flushing {
+                state = self
+                    .commit_done
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                continue;
+            }
+            state.flushing = true;
+            // Everything applied before this load is covered by the sync below.
+            let covered = self.written.load(Ordering::Acquire);
+            drop(state);
+            let result = self.store.sync();
+            state = lock(&self.commit);
+            state.flushing = false;
+            if result.is_ok() {
+                self.durable.fetch_max(covered, Ordering::AcqRel);
+            }
+            self.commit_done.notify_all();
+            result?;
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The one error type at the ledger's boundary.
+
+use std::path::PathBuf;
+
+use crate::checkpoint::CheckpointError;
+use crate::store::StoreError;
+
+/// Everything that can go wrong opening, appending to or reading a log.
+///
+/// Messages name indices, sizes and paths, never entry contents.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The storage backend failed; nothing was acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An index or size beyond the log's current size.
+    #[error("{what} {value} is out of range: the log has {size} entries")]
+    OutOfRange {
+        /// Which argument (`"index"`, `"size"`, ...).
+        what: &'static str,
+        /// The value asked for.
+        value: u64,
+        /// The log's size when asked.
+        size: u64,
+    },
+    /// A request that can never be satisfied, whatever the log's size.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// An entry larger than [`MAX_ENTRY_LEN`](crate::MAX_ENTRY_LEN).
+    #[error("entry of {len} bytes exceeds the {max}-byte limit")]
+    EntryTooLarge {
+        /// Length of the entry.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Stored data contradicts itself; the log refuses to go on.
+    #[error("log is corrupt: {0}")]
+    Corrupt(String),
+    /// A checkpoint or key failed to parse or verify.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Another process has the data directory open.
+    #[error("data dir {} is locked by another process", .0.display())]
+    Locked(PathBuf),
+    /// The directory does not hold a log (missing, or not one of ours).
+    #[error("{}: not an xgate log data dir ({reason})", path.display())]
+    NotALog {
+        /// The directory.
+        path: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// The log was created with another origin than the one configured.
+    #[error("log origin is {existing:?}, but {requested:?} was requested")]
+    OriginMismatch {
+        /// The origin the log's key carries.
+        existing: String,
+        /// The origin asked for.
+        requested: String,
+    },
+    /// A file-system operation on the data directory failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}

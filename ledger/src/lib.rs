@@ -1,0 +1,76 @@
+//! xgate's transparency log: an append-only Merkle log with RFC 9162 hashing
+//! and proofs, and C2SP signed checkpoints.
+//!
+//! # A tour
+//!
+//! - [`hash`]: leaf and node hashes (RFC 9162 section 2.1) and the
+//!   `rs_merkle` hasher that gives the RFC tree shape.
+//! - `tree` and `tile`: which complete subtrees exist and how they are
+//!   grouped into tiles of 256 for storage, after C2SP tlog-tiles.
+//! - [`proof`] builds inclusion and consistency proofs from stored hashes;
+//!   [`verify`] checks them with no storage at all.
+//! - [`checkpoint`]: the C2SP tlog-checkpoint body in a C2SP signed note.
+//! - [`Store`]: the storage contract (atomic batches, explicit durability);
+//!   [`SledStore`] implements it on sled.
+//! - [`Log`]: opening a log, appending with group commit, reading entries,
+//!   proofs at any past size, signing checkpoints, verifying everything.
+//!
+//! Build with `default-features = false` to leave out sled and the data
+//! directory: what remains verifies ([`verify_inclusion`],
+//! [`verify_consistency`], [`verify_checkpoint`]) with no storage or network,
+//! and runs a [`Log`] over any other [`Store`].
+//!
+//! # Example
+//!
+//! ```
+//! # #[cfg(feature = "sled")] {
+//! use xgate_ledger::{Log, OpenOptions, verify_inclusion, leaf_hash};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let log = Log::create_or_open(dir.path(), &OpenOptions::default()).unwrap();
+//! let range = log.append_batch(&["alpha", "beta", "gamma"]).unwrap();
+//! let checkpoint = log.checkpoint().unwrap();
+//!
+//! // Anyone holding the checkpoint can check an entry against it.
+//! let proof = log.inclusion(1, checkpoint.checkpoint.size).unwrap();
+//! verify_inclusion(&proof, &leaf_hash(b"beta"), &checkpoint.checkpoint.root).unwrap();
+//! # assert_eq!(range, 0..3);
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod hash;
+pub mod proof;
+pub mod verify;
+
+mod tile;
+mod tree;
+
+mod append;
+mod audit;
+#[cfg(feature = "sled")]
+mod disk;
+mod error;
+mod layout;
+mod log;
+mod store;
+#[cfg(feature = "sled")]
+mod store_sled;
+
+pub use checkpoint::{Checkpoint, CheckpointError, NoteSigner, NoteVerifier, verify_checkpoint};
+pub use hash::{Hash, leaf_hash, node_hash};
+pub use proof::{ConsistencyProof, InclusionProof};
+pub use tree::NodeId;
+pub use verify::{VerifyError, verify_consistency, verify_inclusion};
+
+pub use audit::VerifyReport;
+#[cfg(feature = "sled")]
+pub use disk::{DEFAULT_ORIGIN, OpenOptions};
+pub use error::Error;
+pub use log::{Log, MAX_ENTRY_LEN, SignedCheckpoint};
+pub use store::{Store, StoreError, WriteBatch};
+#[cfg(feature = "sled")]
+pub use store_sled::SledStore;

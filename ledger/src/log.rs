@@ -1,0 +1,382 @@
+//! The public [`Log`]: open, read entries, build proofs, sign checkpoints.
+//!
+//! Appending and group commit live in `append`, whole-log verification in
+//! `audit`, the on-disk directory (key file, lock) in `disk`.
+//!
+//! Readers never take the append lock. They work from an immutable snapshot of
+//! the right edge (`Arc<Edge>`) plus full tiles, which are written before the
+//! snapshot that stops holding them is published, so every node a reader
+//! needs is in one place or the other.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+use crate::append::{CommitState, Edge};
+use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier, verify_checkpoint};
+use crate::error::Error;
+use crate::hash::Hash;
+use crate::layout::{self, FORMAT, FORMAT_KEY, SIZE_KEY};
+use crate::proof::{self, ConsistencyProof, InclusionProof, NodeSource};
+use crate::store::{Store, WriteBatch};
+use crate::tile::{TILE_WIDTH, TileSlot, read_hash};
+use crate::tree::NodeId;
+
+/// Largest entry the log accepts: 64 KiB.
+pub const MAX_ENTRY_LEN: usize = 64 * 1024;
+
+/// A checkpoint and the signed note that carries it, exactly as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// The parsed body.
+    pub checkpoint: Checkpoint,
+    /// The signed note text.
+    pub note: String,
+}
+
+/// An append-only RFC 9162 log over a [`Store`].
+///
+/// `Log` is `Sync`: appends from many threads are sequenced and share
+/// flushes (group commit); reads and proofs run alongside them.
+pub struct Log<S: Store> {
+    pub(crate) store: S,
+    signer: NoteSigner,
+    /// Serializes appends; holds nothing else.
+    pub(crate) sequencer: Mutex<()>,
+    /// The right edge of the tree as of the last applied batch.
+    pub(crate) edge: RwLock<Arc<Edge>>,
+    /// Entries applied to the store (visible, perhaps not durable).
+    pub(crate) written: AtomicU64,
+    /// Entries known durable: the size readers and proofs see.
+    pub(crate) durable: AtomicU64,
+    pub(crate) commit: Mutex<CommitState>,
+    pub(crate) commit_done: Condvar,
+    latest: Mutex<Option<SignedCheckpoint>>,
+    /// Held for the lifetime of the log when opened from a directory.
+    _dir_lock: Option<std::fs::File>,
+}
+
+impl<S: Store> Log<S> {
+    /// Opens the log kept in `store`, signing checkpoints with `signer`.
+    /// With `create`, an empty store becomes a new, empty log.
+    ///
+    /// On open the right edge is rebuilt from at most 255 stored hashes per
+    /// tile level, and the latest checkpoint is checked against the tree: no
+    /// full rehash, whatever the size.
+    ///
+    /// # Errors
+    /// [`Error::NotALog`] for a store that is not a log (or empty, without
+    /// `create`), [`Error::Corrupt`] when stored data contradicts itself,
+    /// [`Error::Store`] on storage failure.
+    pub fn open_store(store: S, signer: NoteSigner, create: bool) -> Result<Log<S>, Error> {
+        Self::open_inner(store, signer, create, None)
+    }
+
+    pub(crate) fn open_inner(
+        store: S,
+        signer: NoteSigner,
+        create: bool,
+        dir_lock: Option<std::fs::File>,
+    ) -> Result<Log<S>, Error> {
+        match store.get(FORMAT_KEY)? {
+            Some(f) if f.as_ref() == FORMAT => {}
+            Some(_) => return Err(not_a_log("unknown format marker")),
+            None if create => {
+                let mut batch = WriteBatch::new();
+                batch.put(FORMAT_KEY.to_vec(), FORMAT.to_vec());
+                batch.put(SIZE_KEY.to_vec(), layout::encode_u64(0));
+                store.apply(batch)?;
+                store.sync()?;
+            }
+            None => return Err(not_a_log("no format marker")),
+        }
+        let size = match store.get(SIZE_KEY)? {
+            Some(v) => layout::decode_u64(v.as_ref())
+                .ok_or_else(|| Error::Corrupt("size key is not a u64".into()))?,
+            None => return Err(Error::Corrupt("size key missing".into())),
+        };
+        let edge = Edge::load(&store, size)?;
+        let latest = match store.last_with_prefix(layout::CHECKPOINT_PREFIX)? {
+            Some((_, note)) => {
+                let note = String::from_utf8(note.as_ref().to_vec())
+                    .map_err(|_| Error::Corrupt("stored checkpoint is not UTF-8".into()))?;
+                let checkpoint = verify_checkpoint(&note, &signer.verifier())
+                    .map_err(|e| Error::Corrupt(format!("latest checkpoint: {e}")))?;
+                Some(SignedCheckpoint { checkpoint, note })
+            }
+            None => None,
+        };
+        let log = Log {
+            store,
+            signer,
+            sequencer: Mutex::new(()),
+            edge: RwLock::new(Arc::new(edge)),
+            written: AtomicU64::new(size),
+            durable: AtomicU64::new(size),
+            commit: Mutex::new(CommitState::default()),
+            commit_done: Condvar::new(),
+            latest: Mutex::new(None),
+            _dir_lock: dir_lock,
+        };
+        if let Some(latest) = &latest {
+            log.check_against_tree(&latest.checkpoint)?;
+        }
+        *lock(&log.latest) = latest;
+        Ok(log)
+    }
+
+    /// The number of durable entries: everything below it is acknowledged
+    /// and provable.
+    pub fn size(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// The log's origin (the name of its checkpoint key).
+    pub fn origin(&self) -> &str {
+        self.signer.name()
+    }
+
+    /// The verifier key for this log's checkpoints.
+    pub fn verifier(&self) -> NoteVerifier {
+        self.signer.verifier()
+    }
+
+    /// The root hash of the log at `size`, for any `size <= self.size()`.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] past the current size.
+    pub fn root_at(&self, size: u64) -> Result<Hash, Error> {
+        let current = self.size();
+        if size > current {
+            return Err(Error::OutOfRange {
+                what: "size",
+                value: size,
+                size: current,
+            });
+        }
+        proof::root_at(&self.reader(), size)
+    }
+
+    /// The entry at `index`, exactly as appended.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] past the current size.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, Error> {
+        let size = self.size();
+        if index >= size {
+            return Err(Error::OutOfRange {
+                what: "index",
+                value: index,
+                size,
+            });
+        }
+        // A tail entry may have moved into its bundle since we looked at the
+        // size, but the move is one atomic batch: try the tail, then the bundle.
+        if let Some(e) = self.store.get(&layout::tail_entry_key(index))? {
+            return Ok(e.as_ref().to_vec());
+        }
+        let bundle = self
+            .store
+            .get(&layout::bundle_key(index / TILE_WIDTH as u64))?
+            .ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))?;
+        layout::bundle_entry(bundle.as_ref(), (index % TILE_WIDTH as u64) as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Error::Corrupt(format!("bundle holding entry {index} is malformed")))
+    }
+
+    /// The leaf hash of entry `index`, as stored in the tree.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] past the current size.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash, Error> {
+        let size = self.size();
+        if index >= size {
+            return Err(Error::OutOfRange {
+                what: "index",
+                value: index,
+                size,
+            });
+        }
+        self.reader().node(NodeId::new(0, index))
+    }
+
+    /// An inclusion proof for entry `index` in the tree of size `size`
+    /// (RFC 9162 section 2.1.3.1).
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] unless `index < size <= self.size()`.
+    pub fn inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, Error> {
+        self.check_size(size)?;
+        if index >= size {
+            return Err(Error::OutOfRange {
+                what: "index",
+                value: index,
+                size,
+            });
+        }
+        proof::prove_inclusion(&self.reader(), index, size)
+    }
+
+    /// A consistency proof from size `old` to size `new` (RFC 9162 section
+    /// 2.1.4.1).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for `old == 0` or `old > new`,
+    /// [`Error::OutOfRange`] past the current size.
+    pub fn consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, Error> {
+        if old == 0 {
+            return Err(Error::Invalid(
+                "consistency needs a non-empty old tree (from >= 1)".into(),
+            ));
+        }
+        if old > new {
+            return Err(Error::Invalid(format!(
+                "from ({old}) is larger than to ({new})"
+            )));
+        }
+        self.check_size(new)?;
+        proof::prove_consistency(&self.reader(), old, new)
+    }
+
+    /// The latest signed checkpoint, if one was ever signed.
+    pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
+        lock(&self.latest).clone()
+    }
+
+    /// Signs (and durably stores) a checkpoint for the current size, or
+    /// returns the latest one if the log has not grown since.
+    ///
+    /// Before signing, the tree is checked to still agree with the latest
+    /// checkpoint, so the log never signs two inconsistent checkpoints.
+    ///
+    /// # Errors
+    /// [`Error::Store`] if the checkpoint cannot be made durable (it is then
+    /// not returned), [`Error::Corrupt`] if the tree disagrees with the latest
+    /// checkpoint.
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, Error> {
+        let mut latest = lock(&self.latest);
+        let size = self.size();
+        if let Some(l) = latest.as_ref().filter(|l| l.checkpoint.size == size) {
+            return Ok(l.clone());
+        }
+        if let Some(l) = latest.as_ref() {
+            self.check_against_tree(&l.checkpoint)?;
+        }
+        let checkpoint = Checkpoint {
+            origin: self.signer.name().to_owned(),
+            size,
+            root: proof::root_at(&self.reader(), size)?,
+        };
+        let note = self.signer.sign_note(&checkpoint.body());
+        let mut batch = WriteBatch::new();
+        batch.put(layout::checkpoint_key(size), note.clone().into_bytes());
+        self.store.apply(batch)?;
+        self.store.sync()?;
+        let signed = SignedCheckpoint { checkpoint, note };
+        *latest = Some(signed.clone());
+        Ok(signed)
+    }
+
+    /// Every stored checkpoint note, oldest first.
+    pub fn checkpoints(&self) -> impl Iterator<Item = Result<(u64, String), Error>> + '_ {
+        self.store.scan_prefix(layout::CHECKPOINT_PREFIX).map(|kv| {
+            let (key, note) = kv?;
+            let size = layout::key_number(&key)
+                .ok_or_else(|| Error::Corrupt("malformed checkpoint key".into()))?;
+            let note = String::from_utf8(note.as_ref().to_vec())
+                .map_err(|_| Error::Corrupt(format!("checkpoint at size {size} is not UTF-8")))?;
+            Ok((size, note))
+        })
+    }
+
+    /// A reader over a snapshot of the current edge.
+    pub(crate) fn reader(&self) -> Reader<'_, S> {
+        let edge = match self.edge.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        Reader {
+            store: &self.store,
+            edge,
+        }
+    }
+
+    /// Checks a tree size a proof is asked for: non-empty and not past the end.
+    fn check_size(&self, size: u64) -> Result<(), Error> {
+        let current = self.size();
+        if size == 0 {
+            return Err(Error::Invalid("tree size must be at least 1".into()));
+        }
+        if size > current {
+            return Err(Error::OutOfRange {
+                what: "size",
+                value: size,
+                size: current,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_against_tree(&self, checkpoint: &Checkpoint) -> Result<(), Error> {
+        let size = self.written.load(Ordering::Acquire);
+        if checkpoint.size > size {
+            return Err(Error::Corrupt(format!(
+                "latest checkpoint is for size {}, but the tree has only {size} entries",
+                checkpoint.size
+            )));
+        }
+        if proof::root_at(&self.reader(), checkpoint.size)? != checkpoint.root {
+            return Err(Error::Corrupt(format!(
+                "tree root at size {} differs from the signed checkpoint",
+                checkpoint.size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reads complete-subtree hashes: the unfinished tiles from an edge snapshot,
+/// everything else from full tiles in the store.
+pub(crate) struct Reader<'a, S: Store> {
+    store: &'a S,
+    pub(crate) edge: Arc<Edge>,
+}
+
+impl<S: Store> NodeSource for Reader<'_, S> {
+    type Error = Error;
+
+    fn node(&self, node: NodeId) -> Result<Hash, Error> {
+        let slot = TileSlot::of(node);
+        let missing = || {
+            Error::Corrupt(format!(
+                "hash of node {}/{} is missing",
+                node.level, node.index
+            ))
+        };
+        if let Some(partial) = self.edge.tiles.get(slot.tile_level as usize) {
+            if partial.index == slot.tile_index {
+                return partial.get(slot.row, slot.offset).ok_or_else(missing);
+            }
+            if partial.index < slot.tile_index {
+                return Err(missing());
+            }
+        }
+        let tile = self
+            .store
+            .get(&layout::tile_key(slot.tile_level, slot.tile_index))?
+            .ok_or_else(missing)?;
+        read_hash(tile.as_ref(), slot.row, slot.offset).ok_or_else(missing)
+    }
+}
+
+fn not_a_log(reason: &str) -> Error {
+    Error::NotALog {
+        path: Default::default(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: every critical section here
+/// leaves its data consistent before anything that can panic.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

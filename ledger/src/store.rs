@@ -1,0 +1,86 @@
+//! The storage contract under the log: an ordered key-value map with atomic
+//! batches and an explicit durability barrier.
+//!
+//! The log has exactly one write path, [`Store::apply`], and acknowledges
+//! nothing until [`Store::sync`] has returned. A backend is one more file
+//! beside `store_sled`.
+
+use std::collections::BTreeMap;
+
+/// A storage failure. The message is for operators; it never holds entry data.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("storage failure: {0}")]
+pub struct StoreError(pub String);
+
+/// A set of writes applied all together or not at all. When a key is written
+/// twice in one batch, the last write wins.
+#[derive(Clone, Debug, Default)]
+pub struct WriteBatch {
+    ops: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> WriteBatch {
+        WriteBatch::default()
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.insert(key, Some(value));
+    }
+
+    /// Removes `key` (a no-op if it does not exist).
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.ops.insert(key, None);
+    }
+
+    /// The value this batch will give `key`: `Some(None)` for a deletion,
+    /// `None` if the batch does not touch `key`.
+    pub fn pending(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.ops.get(key).map(|v| v.as_deref())
+    }
+
+    /// Whether the batch holds no writes.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The writes, in key order.
+    pub fn into_ops(self) -> impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> {
+        self.ops.into_iter()
+    }
+}
+
+/// A key and value read from a scan.
+pub type KeyValue<V> = (Vec<u8>, V);
+
+/// An ordered key-value store with atomic batches and a durability barrier.
+///
+/// Durability promise: every batch for which [`Store::apply`] returned `Ok`
+/// before a call to [`Store::sync`] began survives any crash once that `sync`
+/// has returned `Ok`. A crash at any other time leaves a prefix of the applied
+/// batches, each batch whole or absent, never part of one.
+pub trait Store: Send + Sync + 'static {
+    /// A value as read; cheap to hold.
+    type Value: AsRef<[u8]> + Send;
+
+    /// Reads one key.
+    fn get(&self, key: &[u8]) -> Result<Option<Self::Value>, StoreError>;
+
+    /// Every key starting with `prefix`, in ascending key order.
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<KeyValue<Self::Value>, StoreError>> + '_>;
+
+    /// The greatest key starting with `prefix`, if any.
+    fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<KeyValue<Self::Value>>, StoreError>;
+
+    /// Applies `batch` atomically. Visible to reads at once; durable only
+    /// after the next [`Store::sync`].
+    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError>;
+
+    /// Makes every batch applied before this call durable.
+    fn sync(&self) -> Result<(), StoreError>;
+}
