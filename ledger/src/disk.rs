@@ -11,6 +11,7 @@ use std::fs::{self, File, OpenOptions as FsOpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
@@ -100,12 +101,29 @@ fn open_db(
     create: bool,
     lock: File,
 ) -> Result<Log<SledStore>, Error> {
-    let store = SledStore::open(&dir.join(DB_DIR), options.cache_bytes)
-        .map_err(|e| Error::Corrupt(format!("cannot open database: {}", e.0)))?;
+    let store = open_store(&dir.join(DB_DIR), options.cache_bytes)?;
     Log::open_inner(store, signer, create, Some(lock)).map_err(|e| match e {
         Error::NotALog { reason, .. } => not_a_log(dir, &reason),
         other => other,
     })
+}
+
+/// Opens the sled database, waiting out a previous handle from this process.
+///
+/// We hold the directory lock, so no other process has the database; but
+/// sled releases its own file lock only when its epoch-based collector gets
+/// round to freeing a dropped database, which can be a moment after `drop`.
+fn open_store(path: &Path, cache_bytes: u64) -> Result<SledStore, Error> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match SledStore::open(path, cache_bytes) {
+            Ok(store) => return Ok(store),
+            Err(e) if e.0.contains("could not acquire lock") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(Error::Corrupt(format!("cannot open database: {}", e.0))),
+        }
+    }
 }
 
 fn lock_dir(dir: &Path) -> Result<File, Error> {

@@ -53,7 +53,7 @@ impl TileSlot {
 /// Offset of the first hash of `row` in a serialized full tile.
 fn row_start(row: u8) -> usize {
     // Rows 0..row hold 256 + 128 + ... hashes: 512 - 2^(9 - row).
-    (2 * TILE_WIDTH) - (2 * TILE_WIDTH >> row)
+    (2 * TILE_WIDTH) - ((2 * TILE_WIDTH) >> row)
 }
 
 /// Reads one hash out of a serialized full tile.
@@ -132,7 +132,7 @@ impl PartialTile {
     pub fn push(&mut self, hash: Hash) -> Option<Vec<u8>> {
         self.rows[0].push(hash);
         let mut row = 0;
-        while row < TILE_HEIGHT as usize && self.rows[row].len() % 2 == 0 {
+        while row < TILE_HEIGHT as usize && self.rows[row].len().is_multiple_of(2) {
             let n = self.rows[row].len();
             let parent = node_hash(&self.rows[row][n - 2], &self.rows[row][n - 1]);
             self.rows[row + 1].push(parent);
