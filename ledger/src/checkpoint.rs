@@ -144,6 +144,16 @@ impl NoteSigner {
         })
     }
 
+    /// A signer for `name` from a fixed 32-byte Ed25519 seed. For tests and
+    /// worked examples; real keys come from [`NoteSigner::generate`].
+    ///
+    /// # Errors
+    /// [`CheckpointError::InvalidName`].
+    pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<NoteSigner, CheckpointError> {
+        check_name(name)?;
+        Ok(NoteSigner { name: name.to_owned(), key: SigningKey::from_bytes(&seed) })
+    }
+
     /// Parses a private key in Go's `PRIVATE+KEY+<name>+<hex id>+<base64>` form.
     ///
     /// # Errors
