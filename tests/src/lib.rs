@@ -1,1 +1,163 @@
-//! End-to-end tests.
+//! Support for xgate's end-to-end tests: run the real `xgate` binary and
+//! check the parts of its contract every command shares.
+//!
+//! The tests themselves live in the package that defines the binary
+//! (`gateway/tests/`), because only there does cargo both build the binary
+//! before the tests and tell them where it is (`CARGO_BIN_EXE_xgate`). A
+//! dependency on `xgate` from here would build its library, not its binary,
+//! and tests could silently run a stale one. So this crate takes the path.
+//!
+//! ```no_run
+//! use xgate_tests::Xgate;
+//!
+//! let xgate = Xgate::new("target/debug/xgate");
+//! let run = xgate.run(&["log", "key", "--data-dir", "/nonexistent"], b"");
+//! let message = run.expect_error(1);
+//! assert!(message.contains("not an xgate log"));
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The prefix of the one stderr line every failing command prints.
+pub const ERROR_PREFIX: &str = "xgate: error: ";
+
+/// The `xgate` binary under test.
+#[derive(Clone, Debug)]
+pub struct Xgate {
+    bin: PathBuf,
+}
+
+/// What one run of the binary did.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// What the run was, for failure messages.
+    pub args: Vec<String>,
+    /// The exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Everything written to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything written to stderr, lossily decoded.
+    pub stderr: String,
+}
+
+impl Xgate {
+    /// The binary at `bin`, normally `env!("CARGO_BIN_EXE_xgate")`.
+    pub fn new(bin: impl AsRef<Path>) -> Xgate {
+        Xgate {
+            bin: bin.as_ref().to_path_buf(),
+        }
+    }
+
+    /// Runs the binary with `args`, feeding it `stdin`, and waits for it.
+    ///
+    /// # Panics
+    /// If the binary cannot be started: nothing a test could go on from.
+    pub fn run<A: AsRef<OsStr>>(&self, args: &[A], stdin: &[u8]) -> Run {
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        // Feed stdin from another thread: a child that fails early and fills
+        // its stderr pipe must not deadlock against us writing.
+        let input = stdin.to_vec();
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        let feeder = std::thread::spawn(move || {
+            // A child that exits without reading all of stdin closes the
+            // pipe; that is its business, not a test failure.
+            let _ = pipe.write_all(&input);
+        });
+        let output = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("waiting for {}: {e}", self.bin.display()));
+        feeder.join().expect("stdin feeder panicked");
+        Run {
+            args: args
+                .iter()
+                .map(|a| a.as_ref().to_string_lossy().into_owned())
+                .collect(),
+            code: output.status.code(),
+            stdout: output.stdout,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts the run succeeded with nothing on stderr, and returns stdout
+    /// as UTF-8.
+    ///
+    /// # Panics
+    /// If it failed, wrote to stderr, or printed something that is not UTF-8.
+    pub fn expect_ok(&self) -> String {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "xgate {:?} failed: {}",
+            self.args,
+            self.stderr
+        );
+        assert!(
+            self.stderr.is_empty(),
+            "xgate {:?} succeeded but wrote to stderr: {}",
+            self.args,
+            self.stderr
+        );
+        String::from_utf8(self.stdout.clone())
+            .unwrap_or_else(|_| panic!("xgate {:?} printed non-UTF-8", self.args))
+    }
+
+    /// Asserts the run failed with exit code `code`, nothing on stdout and
+    /// exactly one line on stderr of the form `xgate: error: <message>`;
+    /// returns the message.
+    ///
+    /// # Panics
+    /// If any of that does not hold.
+    pub fn expect_error(&self, code: i32) -> String {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "xgate {:?}: wrong exit code; stderr: {}",
+            self.args,
+            self.stderr
+        );
+        assert!(
+            self.stdout.is_empty(),
+            "xgate {:?} failed but printed to stdout: {:?}",
+            self.args,
+            String::from_utf8_lossy(&self.stdout)
+        );
+        let line = self.stderr.strip_suffix('\n').unwrap_or_else(|| {
+            panic!(
+                "xgate {:?}: stderr does not end in a newline: {:?}",
+                self.args, self.stderr
+            )
+        });
+        assert!(
+            !line.contains('\n'),
+            "xgate {:?}: stderr is not one line: {:?}",
+            self.args,
+            self.stderr
+        );
+        let message = line.strip_prefix(ERROR_PREFIX).unwrap_or_else(|| {
+            panic!(
+                "xgate {:?}: stderr lacks {ERROR_PREFIX:?}: {line:?}",
+                self.args
+            )
+        });
+        assert!(
+            !message.trim().is_empty(),
+            "xgate {:?}: empty error message",
+            self.args
+        );
+        message.to_owned()
+    }
+}

@@ -1,0 +1,56 @@
+//! The one error type of the command line, and which exit code each kind of
+//! failure gets.
+//!
+//! Every message is a single sentence fit for `xgate: error: <message>`, and
+//! names paths, indices and sizes only, never entry contents.
+
+use std::io;
+
+/// Why an `xgate` command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The command line could not be parsed (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The arguments parse but ask for something the log cannot give, such
+    /// as an index past its end.
+    #[error("{0}")]
+    Request(String),
+    /// A line of input is longer than a log entry may be; nothing was
+    /// appended.
+    #[error(
+        "line {line} of standard input is {len} bytes, over the {max}-byte entry limit; nothing was appended"
+    )]
+    LineTooLong {
+        /// 1-based line number.
+        line: usize,
+        /// Length of the line in bytes, without its newline.
+        len: usize,
+        /// The limit, [`xgate_ledger::MAX_ENTRY_LEN`].
+        max: usize,
+    },
+    /// The log has never signed a checkpoint.
+    #[error("the log has no signed checkpoint yet (appending signs one)")]
+    NoCheckpoint,
+    /// The log refused: missing, locked, corrupt, or a storage failure.
+    #[error(transparent)]
+    Ledger(#[from] xgate_ledger::Error),
+    /// Standard input could not be read.
+    #[error("cannot read standard input: {0}")]
+    Stdin(#[source] io::Error),
+    /// Standard output could not be written.
+    #[error("cannot write standard output: {0}")]
+    Stdout(#[source] io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for a command line that does
+    /// not parse, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}

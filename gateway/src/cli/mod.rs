@@ -1,0 +1,205 @@
+//! The `xgate` command line: argument parsing, dispatch to one submodule per
+//! command group, and the error contract every command shares.
+//!
+//! The contract, which tools outside this repository rely on:
+//!
+//! - results go to stdout; on failure, stderr gets exactly one line,
+//!   `xgate: error: <message>`, and nothing was changed;
+//! - exit code 0 on success (and for `--help` / `--version`), 2 when the
+//!   command line cannot be parsed, 1 for every other failure;
+//! - messages name paths, indices and sizes, never entry contents.
+//!
+//! Each command group owns its arguments and output formats in its own
+//! module ([`log`]); errors are in [`error`].
+
+pub mod error;
+pub mod log;
+mod values;
+
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::process::ExitCode;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Parser, Subcommand};
+
+pub use error::Error;
+
+/// `xgate`: the gateway's command line.
+#[derive(Debug, Parser)]
+#[command(name = "xgate", version, about)]
+// Without a subcommand clap would print the whole help on stderr; the
+// contract wants one line, so report a missing subcommand as an error.
+#[command(arg_required_else_help = false)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect a log data directory and prove against it, offline.
+    #[command(arg_required_else_help = false)]
+    Log {
+        /// What to do with the log.
+        #[command(subcommand)]
+        command: log::LogCommand,
+    },
+}
+
+impl Cli {
+    /// Runs the parsed command, reading input from `stdin` and writing
+    /// results to `stdout`.
+    ///
+    /// # Errors
+    /// Whatever the command reports; see [`Error`].
+    pub fn run(self, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<(), Error> {
+        match self.command {
+            Command::Log { command } => command.run(stdin, stdout),
+        }
+    }
+}
+
+/// Parses `args` (the program name first), runs the command on the
+/// process's stdin and stdout, and reports any failure as one line on
+/// stderr. Returns the exit code.
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            // Help and version are answers, not errors: clap's own output.
+            return match e.print() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(1),
+            };
+        }
+        Err(e) => return report(&usage_error(&e)),
+    };
+    let result = cli.run(&mut io::stdin().lock(), &mut io::stdout().lock());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+/// Prints `e` as the one stderr line the contract promises and returns its
+/// exit code.
+fn report(e: &Error) -> ExitCode {
+    // If stderr itself is gone there is nobody left to tell.
+    let _ = writeln!(
+        io::stderr().lock(),
+        "xgate: error: {}",
+        one_line(&e.to_string())
+    );
+    ExitCode::from(e.exit_code())
+}
+
+/// Folds a message onto one line: messages from the file system or storage
+/// could in principle carry newlines, and the contract is one line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Turns clap's multi-line error into one clear line.
+///
+/// Most clap errors say everything in their first line; the exception is a
+/// missing required argument, whose names follow on later lines. The hint
+/// points at the help of the (sub)command that was being parsed, which
+/// clap names in its usage line.
+fn usage_error(e: &clap::Error) -> Error {
+    let rendered = e.render().to_string();
+    let hint = format!("(see '{} --help')", command_path(&rendered));
+    if e.kind() == ErrorKind::MissingRequiredArgument
+        && let Some(ContextValue::Strings(args)) = e.get(ContextKind::InvalidArg)
+    {
+        let plural = if args.len() == 1 { "" } else { "s" };
+        let args = args.join(", ");
+        return Error::Usage(format!("missing required argument{plural}: {args} {hint}"));
+    }
+    let first = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid command line");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    Error::Usage(format!("{first} {hint}"))
+}
+
+/// The command path (`xgate log entry`) from the `Usage:` line of a
+/// rendered clap error: the words before the first option or placeholder.
+fn command_path(rendered: &str) -> String {
+    let usage = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .unwrap_or("xgate");
+    let words: Vec<&str> = usage
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(['-', '<', '[']))
+        .collect();
+    if words.is_empty() {
+        "xgate".into()
+    } else {
+        words.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_error(args: &[&str]) -> Error {
+        match Cli::try_parse_from(args) {
+            Ok(cli) => panic!("parsed: {cli:?}"),
+            Err(e) => usage_error(&e),
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn negative_index_is_reported_as_not_a_non_negative_integer() {
+        let e = parse_error(&["xgate", "log", "entry", "--data-dir", "d", "--index", "-1"]);
+        let msg = e.to_string();
+        assert!(msg.contains("invalid value '-1'"), "{msg}");
+        assert!(msg.contains("must be a non-negative integer"), "{msg}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn missing_required_argument_names_it_on_one_line() {
+        let msg = parse_error(&["xgate", "log", "entry", "--data-dir", "d"]).to_string();
+        assert_eq!(
+            msg,
+            "missing required argument: --index <I> (see 'xgate log entry --help')"
+        );
+    }
+
+    #[test]
+    fn missing_subcommand_is_an_error_not_a_help_page() {
+        let msg = parse_error(&["xgate", "log"]).to_string();
+        assert!(!msg.contains('\n'), "{msg}");
+        assert!(msg.contains("subcommand"), "{msg}");
+    }
+
+    #[test]
+    fn missing_nested_subcommand_is_one_line_too() {
+        let msg = parse_error(&["xgate", "log"]).to_string();
+        assert!(msg.contains("'xgate log' requires a subcommand"), "{msg}");
+        assert!(msg.ends_with("(see 'xgate log --help')"), "{msg}");
+    }
+
+    #[test]
+    fn one_line_folds_newlines() {
+        assert_eq!(one_line("a\nb\r\n c"), "a b c");
+    }
+}

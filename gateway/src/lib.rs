@@ -1,0 +1,16 @@
+//! xgate: a gateway that anchors inter-agency exchanges in a transparency
+//! log (see `DESIGN.md` in the shared notes for the whole picture).
+//!
+//! # A tour
+//!
+//! - [`cli`]: the `xgate` command line. `main.rs` is a thin wrapper over
+//!   [`cli::main`]; each command group is one submodule of `cli`.
+//!   [`cli::log`] inspects and proves against a log data directory offline.
+//!
+//! The log itself (hashing, proofs, checkpoints, storage) is the
+//! `xgate_ledger` crate; nothing here re-implements any of it.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
