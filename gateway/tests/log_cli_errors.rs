@@ -1,0 +1,438 @@
+//! The `xgate log` error contract, end to end: every bad input exits
+//! non-zero (2 when the command line does not parse, 1 otherwise) with
+//! exactly one line on stderr, never shows entry contents, and leaves the
+//! log exactly as it was.
+
+mod common;
+
+use std::path::Path;
+
+use common::{TestLog, lines, num, xgate};
+use xgate_ledger::{Log, NoteSigner, OpenOptions, SledStore, Store, WriteBatch};
+
+/// Every entry of the fixture log holds this, so a message that leaks
+/// entry contents is caught.
+const MARKER: &str = "SECRET-ENTRY-CONTENT";
+
+/// A log of three entries, each holding [`MARKER`].
+fn fixture() -> TestLog {
+    let log = TestLog::new();
+    let input = format!("{MARKER} 0\n{MARKER} 1\n{MARKER} 2\n");
+    assert_eq!(num(&log.append(input.as_bytes()), "tree_size"), 3);
+    log
+}
+
+/// Asserts the run failed with `code`, one line, no marker, and a message
+/// containing `needle`.
+fn assert_refused(run: &xgate_tests::Run, code: i32, needle: &str) {
+    let message = run.expect_error(code);
+    assert!(
+        message.contains(needle),
+        "xgate {:?}: message {message:?} lacks {needle:?}",
+        run.args
+    );
+    assert!(
+        !message.contains(MARKER),
+        "xgate {:?} leaked entry contents: {message:?}",
+        run.args
+    );
+}
+
+/// One valid invocation of every read-only command.
+const READ_COMMANDS: [(&str, &[&str]); 6] = [
+    ("checkpoint", &[]),
+    ("key", &[]),
+    ("inclusion", &["--index", "0"]),
+    ("consistency", &["--from", "1"]),
+    ("entry", &["--index", "0"]),
+    ("verify", &[]),
+];
+
+#[test]
+fn unparsable_arguments_exit_2_and_change_nothing() {
+    let log = fixture();
+    let before = log.state();
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "entry",
+            &["--index", "-1"],
+            "must be a non-negative integer",
+        ),
+        ("entry", &["--index=-1"], "must be a non-negative integer"),
+        (
+            "entry",
+            &["--index", "abc"],
+            "must be a non-negative integer",
+        ),
+        (
+            "entry",
+            &["--index", "1.5"],
+            "must be a non-negative integer",
+        ),
+        ("entry", &["--index", ""], "must be a non-negative integer"),
+        (
+            "entry",
+            &["--index", "18446744073709551616"],
+            "no larger than",
+        ),
+        ("entry", &[], "missing required argument: --index"),
+        (
+            "entry",
+            &["--index", "0", "--bogus"],
+            "unexpected argument '--bogus'",
+        ),
+        (
+            "inclusion",
+            &["--index", "-1"],
+            "invalid value '-1' for '--index",
+        ),
+        (
+            "inclusion",
+            &["--index", "0", "--size", "-2"],
+            "invalid value '-2' for '--size",
+        ),
+        (
+            "inclusion",
+            &["--index", "x"],
+            "must be a non-negative integer",
+        ),
+        (
+            "consistency",
+            &["--from", "-1"],
+            "invalid value '-1' for '--from",
+        ),
+        (
+            "consistency",
+            &["--from", "1", "--to", "-1"],
+            "invalid value '-1' for '--to",
+        ),
+        (
+            "consistency",
+            &["--from", "one"],
+            "must be a non-negative integer",
+        ),
+        ("consistency", &[], "missing required argument: --from"),
+        (
+            "append",
+            &["--origin", "has space"],
+            "invalid value 'has space' for '--origin",
+        ),
+        ("append", &["--origin", "a+b"], "for '--origin"),
+        ("append", &["--origin", ""], "for '--origin"),
+    ];
+    for (command, args, needle) in cases {
+        assert_refused(&log.run(command, args, b"new entry\n"), 2, needle);
+    }
+    for args in [
+        &["log"][..],
+        &[],
+        &["log", "frobnicate"],
+        &["log", "entry", "--index", "0"],
+        &["frobnicate"],
+    ] {
+        xgate().run(args, b"").expect_error(2);
+    }
+    assert_eq!(log.state(), before);
+}
+
+#[test]
+fn requests_beyond_the_log_exit_1_and_change_nothing() {
+    let log = fixture();
+    let before = log.state();
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("entry", &["--index", "3"], "--index 3 is out of range"),
+        (
+            "entry",
+            &["--index", "18446744073709551615"],
+            "out of range",
+        ),
+        ("inclusion", &["--index", "3"], "--index 3 is out of range"),
+        (
+            "inclusion",
+            &["--index", "2", "--size", "2"],
+            "out of range for a tree of size 2",
+        ),
+        (
+            "inclusion",
+            &["--index", "0", "--size", "0"],
+            "--size must be at least 1",
+        ),
+        (
+            "inclusion",
+            &["--index", "0", "--size", "4"],
+            "--size 4 is beyond the end",
+        ),
+        ("consistency", &["--from", "0"], "--from must be at least 1"),
+        (
+            "consistency",
+            &["--from", "3", "--to", "2"],
+            "--from 3 is larger than --to 2",
+        ),
+        (
+            "consistency",
+            &["--from", "4"],
+            "--from 4 is larger than --to 3",
+        ),
+        (
+            "consistency",
+            &["--from", "1", "--to", "4"],
+            "--to 4 is beyond the end",
+        ),
+        (
+            "consistency",
+            &["--from", "0", "--to", "0"],
+            "--from must be at least 1",
+        ),
+    ];
+    for (command, args, needle) in cases {
+        assert_refused(&log.run(command, args, b""), 1, needle);
+    }
+    assert_eq!(log.state(), before);
+}
+
+#[test]
+fn append_with_another_origin_is_refused() {
+    let log = fixture();
+    let before = log.state();
+    let run = log.run("append", &["--origin", "other.example/log"], b"x\n");
+    assert_refused(&run, 1, "origin");
+    assert_eq!(log.state(), before);
+}
+
+#[test]
+fn over_long_line_appends_nothing() {
+    let log = fixture();
+    let before = log.state();
+    let long = MARKER.repeat(xgate_ledger::MAX_ENTRY_LEN / MARKER.len() + 1);
+    assert!(long.len() > xgate_ledger::MAX_ENTRY_LEN);
+    for input in [
+        format!("fine\n{long}\nafter\n"),
+        format!("fine\n{long}"),
+        format!("fine\n{}\n", "x".repeat(xgate_ledger::MAX_ENTRY_LEN + 1)),
+    ] {
+        let run = log.run("append", &[], input.as_bytes());
+        assert_refused(&run, 1, "line 2 of standard input is");
+        assert!(
+            run.stderr.contains("nothing was appended"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(log.state(), before);
+}
+
+#[test]
+fn over_long_line_does_not_create_a_log() {
+    let log = TestLog::new();
+    let input = vec![b'x'; xgate_ledger::MAX_ENTRY_LEN + 1];
+    assert_refused(&log.run("append", &[], &input), 1, "65537 bytes");
+    assert!(!log.dir.exists(), "a refused append created the data dir");
+}
+
+#[test]
+fn missing_data_dir_is_refused_and_not_created() {
+    let log = TestLog::new();
+    for (command, args) in READ_COMMANDS {
+        assert_refused(&log.run(command, args, b""), 1, "not an xgate log data dir");
+        assert!(!log.dir.exists(), "{command} created the data dir");
+    }
+}
+
+#[test]
+fn a_directory_that_is_not_a_log_is_refused_and_left_alone() {
+    let log = TestLog::new();
+    std::fs::create_dir(&log.dir).expect("mkdir");
+    std::fs::write(log.dir.join("notes.txt"), "not a log").expect("write");
+    let before = log.state();
+    for (command, args) in READ_COMMANDS {
+        assert_refused(&log.run(command, args, b""), 1, "not an xgate log data dir");
+    }
+    assert_eq!(log.state(), before);
+    assert!(!log.dir.join("db").exists() && !log.dir.join("checkpoint.key").exists());
+
+    // A database without its key is not something append will adopt.
+    std::fs::create_dir(log.dir.join("db")).expect("mkdir db");
+    let before = log.state();
+    assert_refused(&log.run("append", &[], b"x\n"), 1, "without checkpoint.key");
+    assert_eq!(log.state(), before);
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_is_refused() {
+    let log = TestLog::new();
+    std::fs::write(&log.dir, "a file").expect("write");
+    assert_refused(&log.run("append", &[], b"x\n"), 1, "not a directory");
+    for (command, args) in READ_COMMANDS {
+        assert_refused(&log.run(command, args, b""), 1, "not an xgate log data dir");
+    }
+    assert_eq!(std::fs::read(&log.dir).expect("still a file"), b"a file");
+}
+
+#[test]
+fn an_unreadable_key_is_refused_by_every_command() {
+    let log = fixture();
+    let key_path = log.dir.join("checkpoint.key");
+    let mut key = std::fs::read(&key_path).expect("key");
+    // Flip one character of the base64 private key: the key id no longer
+    // matches.
+    let last = key.len() - 2;
+    key[last] = if key[last] == b'A' { b'B' } else { b'A' };
+    std::fs::write(&key_path, &key).expect("write key");
+    let before = log.state();
+    for (command, args) in READ_COMMANDS {
+        assert_refused(&log.run(command, args, b""), 1, "checkpoint.key");
+    }
+    assert_refused(&log.run("append", &[], b"x\n"), 1, "checkpoint.key");
+    assert_eq!(log.state(), before);
+
+    std::fs::write(&key_path, "garbage\n").expect("write key");
+    for (command, args) in READ_COMMANDS {
+        assert_refused(&log.run(command, args, b""), 1, "checkpoint.key");
+    }
+    assert_eq!(std::fs::read(&key_path).expect("key"), b"garbage\n");
+}
+
+#[test]
+fn a_replaced_key_is_detected() {
+    let log = fixture();
+    let key_path = log.dir.join("checkpoint.key");
+    let forged = NoteSigner::generate(xgate_ledger::DEFAULT_ORIGIN).expect("key");
+    std::fs::write(&key_path, format!("{}\n", forged.to_private_key())).expect("write key");
+    let before = log.state();
+    // The stored checkpoints were signed by the old key: the log refuses
+    // to open rather than serve or sign anything under the new one.
+    for (command, args) in READ_COMMANDS {
+        assert_refused(&log.run(command, args, b""), 1, "log is corrupt");
+    }
+    assert_refused(&log.run("append", &[], b"x\n"), 1, "log is corrupt");
+    assert_eq!(log.state(), before);
+}
+
+#[test]
+fn append_does_not_reinitialise_a_damaged_database() {
+    let log = fixture();
+    // Damage the start of sled's log file: sled then recovers an empty
+    // database, which must not be taken for a new log under the old key.
+    let db = log.dir.join("db").join("db");
+    let mut bytes = std::fs::read(&db).expect("read db");
+    bytes[..64].fill(0xab);
+    std::fs::write(&db, bytes).expect("write db");
+    let before = log.state();
+    assert_refused(
+        &log.run("append", &[], b"x\n"),
+        1,
+        "not an xgate log data dir",
+    );
+    for (command, args) in READ_COMMANDS {
+        assert_refused(&log.run(command, args, b""), 1, "not an xgate log data dir");
+    }
+    assert_eq!(log.state(), before);
+}
+
+#[test]
+fn verify_detects_a_tampered_entry() {
+    let log = TestLog::new();
+    log.append(&lines(0..300));
+    tamper(&log.dir, b"LE", b"entry 5", b"entrY 5");
+    // Opening checks the latest checkpoint against stored tiles, which the
+    // tampering did not touch; only a full verify recomputes from entries.
+    let run = log.run("verify", &[], b"");
+    assert_refused(&run, 1, "tile 0/0 does not match its entries");
+}
+
+#[test]
+fn verify_detects_a_forged_old_checkpoint() {
+    let log = TestLog::new();
+    log.append(&lines(0..10));
+    log.append(&lines(10..20));
+    let forger = NoteSigner::generate(xgate_ledger::DEFAULT_ORIGIN).expect("key");
+    with_store(&log.dir, |store| {
+        let mut key = b"LC".to_vec();
+        key.extend_from_slice(&10u64.to_be_bytes());
+        let note = store.get(&key).expect("read").expect("checkpoint at 10");
+        let text = String::from_utf8(note.as_ref().to_vec()).expect("UTF-8");
+        let (body, _) = text.split_once("\n\n").expect("signed note");
+        let mut batch = WriteBatch::new();
+        batch.put(key, forger.sign_note(&format!("{body}\n")).into_bytes());
+        store.apply(batch).expect("apply");
+    });
+    // The latest checkpoint is intact, so the log opens and serves...
+    log.ok("checkpoint", &[]);
+    // ...but a full verify checks every stored checkpoint.
+    assert_refused(&log.run("verify", &[], b""), 1, "checkpoint at size 10");
+}
+
+#[test]
+fn a_locked_data_dir_is_refused_and_unchanged() {
+    let log = fixture();
+    let before = log.state();
+    {
+        let held = Log::open_existing(&log.dir, &OpenOptions::default()).expect("open");
+        for (command, args) in READ_COMMANDS {
+            assert_refused(&log.run(command, args, b""), 1, "locked by another process");
+        }
+        assert_refused(
+            &log.run("append", &[], b"x\n"),
+            1,
+            "locked by another process",
+        );
+        assert_eq!(held.size(), 3);
+    }
+    assert_eq!(log.state(), before);
+}
+
+#[test]
+fn checkpoint_of_a_log_that_never_signed_one_is_refused() {
+    let log = TestLog::new();
+    drop(Log::create_or_open(&log.dir, &OpenOptions::default()).expect("create"));
+    let before = log.state();
+    assert_refused(&log.run("checkpoint", &[], b""), 1, "no signed checkpoint");
+    assert_refused(
+        &log.run("inclusion", &["--index", "0"], b""),
+        1,
+        "the log is empty",
+    );
+    assert_refused(
+        &log.run("consistency", &["--from", "1"], b""),
+        1,
+        "the log is empty",
+    );
+    assert_refused(&log.run("entry", &["--index", "0"], b""), 1, "out of range");
+    assert_eq!(log.state(), before);
+    assert_eq!(
+        log.ok("verify", &[]),
+        format!(
+            "ok: 0 entries, 0 tiles, 0 checkpoints, root {}\n",
+            common::b64(xgate_ledger::Hash::EMPTY_ROOT.as_bytes())
+        )
+    );
+}
+
+/// Opens the log's database directly, bypassing the log, and runs `f`;
+/// syncs before closing.
+fn with_store(dir: &Path, f: impl FnOnce(&SledStore)) {
+    let store = SledStore::open(&dir.join("db"), 1 << 20).expect("open store");
+    f(&store);
+    store.sync().expect("sync");
+}
+
+/// Replaces `from` with `to` (same length) in the first value under
+/// `prefix` that contains it.
+fn tamper(dir: &Path, prefix: &[u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    with_store(dir, |store| {
+        for kv in store.scan_prefix(prefix) {
+            let (key, value) = kv.expect("scan");
+            let value = value.as_ref();
+            if let Some(at) = value.windows(from.len()).position(|w| w == from) {
+                let mut changed = value.to_vec();
+                changed[at..at + to.len()].copy_from_slice(to);
+                let mut batch = WriteBatch::new();
+                batch.put(key, changed);
+                store.apply(batch).expect("apply");
+                return;
+            }
+        }
+        panic!("nothing to tamper with");
+    });
+}
