@@ -250,10 +250,16 @@ fn a_directory_that_is_not_a_log_is_refused_and_left_alone() {
     assert_eq!(log.state(), before);
     assert!(!log.dir.join("db").exists() && !log.dir.join("checkpoint.key").exists());
 
-    // A database without its key is not something append will adopt.
-    std::fs::create_dir(log.dir.join("db")).expect("mkdir db");
+    // A database that is not a log is never adopted, even without a key.
+    let foreign = sled::open(log.dir.join("db")).expect("foreign sled db");
+    foreign
+        .insert(b"someone else's key", b"value".to_vec())
+        .expect("insert");
+    foreign.flush().expect("flush");
+    drop(foreign);
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let before = log.state();
-    assert_refused(&log.run("append", &[], b"x\n"), 1, "without checkpoint.key");
+    assert_refused(&log.run("append", &[], b"x\n"), 1, "not an xgate log");
     assert_eq!(log.state(), before);
 }
 
@@ -321,10 +327,14 @@ fn append_does_not_reinitialise_a_damaged_database() {
     assert_refused(
         &log.run("append", &[], b"x\n"),
         1,
-        "not an xgate log data dir",
+        "database has no xgate format marker",
     );
     for (command, args) in READ_COMMANDS {
-        assert_refused(&log.run(command, args, b""), 1, "not an xgate log data dir");
+        assert_refused(
+            &log.run(command, args, b""),
+            1,
+            "database has no xgate format marker",
+        );
     }
     assert_eq!(log.state(), before);
 }

@@ -151,7 +151,10 @@ impl NoteSigner {
     /// [`CheckpointError::InvalidName`].
     pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<NoteSigner, CheckpointError> {
         check_name(name)?;
-        Ok(NoteSigner { name: name.to_owned(), key: SigningKey::from_bytes(&seed) })
+        Ok(NoteSigner {
+            name: name.to_owned(),
+            key: SigningKey::from_bytes(&seed),
+        })
     }
 
     /// Parses a private key in Go's `PRIVATE+KEY+<name>+<hex id>+<base64>` form.

@@ -3,13 +3,23 @@
 //!
 //! ```text
 //! DIR/checkpoint.key   signed-note private key (mode 0600); its name is the origin
+//! DIR/checkpoint       the latest signed checkpoint, kept outside the database
 //! DIR/db/              the sled database
 //! DIR/lock             advisory lock held while the log is open
 //! ```
+//!
+//! Creation order makes a half-created log recognisable: the database is
+//! initialised first and the key written last, so a directory with a key
+//! always has an initialised database, and a database without a key holds
+//! nothing (creation is simply finished on the next open).
+//!
+//! The copy of the latest checkpoint outside sled is what stops a damaged
+//! database from quietly becoming a shorter log under the same key: a
+//! database that is behind the checkpoint the log last handed out is refused.
+//! Opening runs sled's recovery, which may rewrite sled's own files; the
+//! log's contents are not changed by opening.
 
 use std::fs::{self, File, OpenOptions as FsOpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,6 +27,7 @@ use fs2::FileExt;
 
 use crate::checkpoint::{NoteSigner, check_name};
 use crate::error::Error;
+use crate::fsutil::write_atomic;
 use crate::log::Log;
 use crate::store_sled::SledStore;
 
@@ -24,6 +35,8 @@ use crate::store_sled::SledStore;
 pub const DEFAULT_ORIGIN: &str = "localhost/xgate";
 /// File holding the checkpoint signing key.
 pub const KEY_FILE: &str = "checkpoint.key";
+/// File holding a copy of the latest signed checkpoint note.
+pub const CHECKPOINT_FILE: &str = "checkpoint";
 /// Directory holding the sled database.
 pub const DB_DIR: &str = "db";
 const LOCK_FILE: &str = "lock";
@@ -56,21 +69,33 @@ impl Log<SledStore> {
     /// if `options.origin` differs from the existing log's, [`Error::NotALog`]
     /// or [`Error::Corrupt`] for a directory that holds something else.
     pub fn create_or_open(dir: &Path, options: &OpenOptions) -> Result<Log<SledStore>, Error> {
+        if let Some(origin) = &options.origin {
+            check_name(origin)?;
+        }
+        if dir.exists() && !dir.is_dir() {
+            return Err(not_a_log(dir, "not a directory"));
+        }
         fs::create_dir_all(dir).map_err(io(dir))?;
         let lock = lock_dir(dir)?;
         let key_path = dir.join(KEY_FILE);
-        let signer = if key_path.exists() {
-            read_key(dir, options)?
-        } else if dir.join(DB_DIR).exists() {
-            return Err(not_a_log(dir, "a database without checkpoint.key"));
-        } else {
-            let origin = options.origin.as_deref().unwrap_or(DEFAULT_ORIGIN);
-            check_name(origin)?;
-            let signer = NoteSigner::generate(origin)?;
-            write_secret(&key_path, &signer.to_private_key())?;
-            signer
-        };
-        open_db(dir, signer, options, true, lock)
+        if key_path.exists() {
+            let signer = read_key(dir, options)?;
+            return open_db(dir, signer, options, false, lock);
+        }
+        // A new log, or one whose creation was interrupted before the key
+        // was written (then its database is initialised but empty).
+        let signer = NoteSigner::generate(options.origin.as_deref().unwrap_or(DEFAULT_ORIGIN))?;
+        let private_key = signer.to_private_key();
+        let log = open_db(dir, signer, options, true, lock)?;
+        if log.size() > 0 || log.latest_checkpoint().is_some() {
+            return Err(Error::Corrupt(format!(
+                "{} holds a log but its {KEY_FILE} is missing",
+                dir.display()
+            )));
+        }
+        write_atomic(&key_path, format!("{private_key}\n").as_bytes(), 0o600)
+            .map_err(io(&key_path))?;
+        Ok(log)
     }
 
     /// Opens an existing log in `dir`; never creates anything but the lock file.
@@ -79,8 +104,11 @@ impl Log<SledStore> {
     /// As [`Log::create_or_open`], and [`Error::NotALog`] if `dir` is missing
     /// or has no log in it.
     pub fn open_existing(dir: &Path, options: &OpenOptions) -> Result<Log<SledStore>, Error> {
-        if !dir.is_dir() {
+        if !dir.exists() {
             return Err(not_a_log(dir, "no such directory"));
+        }
+        if !dir.is_dir() {
+            return Err(not_a_log(dir, "not a directory"));
         }
         if !dir.join(KEY_FILE).is_file() {
             return Err(not_a_log(dir, "no checkpoint.key"));
@@ -102,7 +130,8 @@ fn open_db(
     lock: File,
 ) -> Result<Log<SledStore>, Error> {
     let store = open_store(&dir.join(DB_DIR), options.cache_bytes)?;
-    Log::open_inner(store, signer, create, Some(lock)).map_err(|e| match e {
+    let mirror = dir.join(CHECKPOINT_FILE);
+    Log::open_inner(store, signer, create, Some(lock), Some(mirror)).map_err(|e| match e {
         Error::NotALog { reason, .. } => not_a_log(dir, &reason),
         other => other,
     })
@@ -151,28 +180,6 @@ fn read_key(dir: &Path, options: &OpenOptions) -> Result<NoteSigner, Error> {
         });
     }
     Ok(signer)
-}
-
-/// Writes a secret file atomically with mode 0600: a crash leaves either no
-/// key or the whole key, never a torn one.
-fn write_secret(path: &Path, contents: &str) -> Result<(), Error> {
-    let tmp = path.with_extension("tmp");
-    let mut file = FsOpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    file.write_all(contents.as_bytes())
-        .and_then(|_| file.write_all(b"\n"))
-        .and_then(|_| file.sync_all())
-        .map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))?;
-    let parent = path.parent().unwrap_or(Path::new("."));
-    File::open(parent)
-        .and_then(|d| d.sync_all())
-        .map_err(io(parent))
 }
 
 fn not_a_log(dir: &Path, reason: &str) -> Error {

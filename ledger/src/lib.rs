@@ -54,6 +54,7 @@ mod audit;
 #[cfg(feature = "sled")]
 mod disk;
 mod error;
+mod fsutil;
 mod layout;
 mod log;
 mod store;
@@ -68,7 +69,7 @@ pub use verify::{VerifyError, verify_consistency, verify_inclusion};
 
 pub use audit::VerifyReport;
 #[cfg(feature = "sled")]
-pub use disk::{DEFAULT_ORIGIN, OpenOptions};
+pub use disk::{CHECKPOINT_FILE, DB_DIR, DEFAULT_ORIGIN, KEY_FILE, OpenOptions};
 pub use error::Error;
 pub use log::{Log, MAX_ENTRY_LEN, SignedCheckpoint};
 pub use store::{Store, StoreError, WriteBatch};

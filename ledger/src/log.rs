@@ -8,12 +8,14 @@
 //! snapshot that stops holding them is published, so every node a reader
 //! needs is in one place or the other.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use crate::append::{CommitState, Edge};
 use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier, verify_checkpoint};
 use crate::error::Error;
+use crate::fsutil::write_atomic;
 use crate::hash::Hash;
 use crate::layout::{self, FORMAT, FORMAT_KEY, SIZE_KEY};
 use crate::proof::{self, ConsistencyProof, InclusionProof, NodeSource};
@@ -51,6 +53,8 @@ pub struct Log<S: Store> {
     pub(crate) commit: Mutex<CommitState>,
     pub(crate) commit_done: Condvar,
     latest: Mutex<Option<SignedCheckpoint>>,
+    /// Where a copy of the latest checkpoint is kept outside the store.
+    mirror: Option<PathBuf>,
     /// Held for the lifetime of the log when opened from a directory.
     _dir_lock: Option<std::fs::File>,
 }
@@ -68,26 +72,42 @@ impl<S: Store> Log<S> {
     /// `create`), [`Error::Corrupt`] when stored data contradicts itself,
     /// [`Error::Store`] on storage failure.
     pub fn open_store(store: S, signer: NoteSigner, create: bool) -> Result<Log<S>, Error> {
-        Self::open_inner(store, signer, create, None)
+        Self::open_inner(store, signer, create, None, None)
     }
 
+    /// As [`Log::open_store`], holding `dir_lock` while open and keeping a
+    /// copy of the latest checkpoint in the file `mirror`. A store that is
+    /// behind the checkpoint in `mirror` (lost or rolled-back writes) is
+    /// refused rather than reopened as a shorter log.
     pub(crate) fn open_inner(
         store: S,
         signer: NoteSigner,
         create: bool,
         dir_lock: Option<std::fs::File>,
+        mirror: Option<PathBuf>,
     ) -> Result<Log<S>, Error> {
         match store.get(FORMAT_KEY)? {
             Some(f) if f.as_ref() == FORMAT => {}
             Some(_) => return Err(not_a_log("unknown format marker")),
             None if create => {
+                // Only an empty store becomes a log: never adopt someone
+                // else's data.
+                if store.scan_prefix(b"").next().is_some() {
+                    return Err(not_a_log(
+                        "the database holds data that is not an xgate log",
+                    ));
+                }
                 let mut batch = WriteBatch::new();
                 batch.put(FORMAT_KEY.to_vec(), FORMAT.to_vec());
                 batch.put(SIZE_KEY.to_vec(), layout::encode_u64(0));
                 store.apply(batch)?;
                 store.sync()?;
             }
-            None => return Err(not_a_log("no format marker")),
+            None => {
+                return Err(Error::Corrupt(
+                    "database has no xgate format marker: it is empty or damaged".into(),
+                ));
+            }
         }
         let size = match store.get(SIZE_KEY)? {
             Some(v) => layout::decode_u64(v.as_ref())
@@ -95,15 +115,24 @@ impl<S: Store> Log<S> {
             None => return Err(Error::Corrupt("size key missing".into())),
         };
         let edge = Edge::load(&store, size)?;
-        let latest = match store.last_with_prefix(layout::CHECKPOINT_PREFIX)? {
-            Some((_, note)) => {
-                let note = String::from_utf8(note.as_ref().to_vec())
-                    .map_err(|_| Error::Corrupt("stored checkpoint is not UTF-8".into()))?;
-                let checkpoint = verify_checkpoint(&note, &signer.verifier())
-                    .map_err(|e| Error::Corrupt(format!("latest checkpoint: {e}")))?;
-                Some(SignedCheckpoint { checkpoint, note })
-            }
+        let verifier = signer.verifier();
+        let stored = match store.last_with_prefix(layout::CHECKPOINT_PREFIX)? {
+            Some((_, note)) => Some(parse_signed(
+                note.as_ref(),
+                &verifier,
+                "latest stored checkpoint",
+            )?),
             None => None,
+        };
+        let mirrored = match mirror.as_deref().map(std::fs::read) {
+            Some(Ok(note)) => Some(parse_signed(&note, &verifier, "checkpoint file")?),
+            Some(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Io {
+                    path: mirror.clone().unwrap_or_default(),
+                    source: e,
+                });
+            }
+            _ => None,
         };
         let log = Log {
             store,
@@ -115,12 +144,16 @@ impl<S: Store> Log<S> {
             commit: Mutex::new(CommitState::default()),
             commit_done: Condvar::new(),
             latest: Mutex::new(None),
+            mirror,
             _dir_lock: dir_lock,
         };
-        if let Some(latest) = &latest {
-            log.check_against_tree(&latest.checkpoint)?;
+        for signed in stored.iter().chain(&mirrored) {
+            log.check_against_tree(&signed.checkpoint)?;
         }
-        *lock(&log.latest) = latest;
+        *lock(&log.latest) = [stored, mirrored]
+            .into_iter()
+            .flatten()
+            .max_by_key(|s| s.checkpoint.size);
         Ok(log)
     }
 
@@ -271,6 +304,12 @@ impl<S: Store> Log<S> {
         batch.put(layout::checkpoint_key(size), note.clone().into_bytes());
         self.store.apply(batch)?;
         self.store.sync()?;
+        if let Some(path) = &self.mirror {
+            write_atomic(path, note.as_bytes(), 0o644).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
         let signed = SignedCheckpoint { checkpoint, note };
         *latest = Some(signed.clone());
         Ok(signed)
@@ -320,7 +359,8 @@ impl<S: Store> Log<S> {
         let size = self.written.load(Ordering::Acquire);
         if checkpoint.size > size {
             return Err(Error::Corrupt(format!(
-                "latest checkpoint is for size {}, but the tree has only {size} entries",
+                "the log signed a checkpoint for size {}, but the database holds only {size} \
+                 entries: it lost acknowledged writes; restore it from a backup",
                 checkpoint.size
             )));
         }
@@ -366,6 +406,19 @@ impl<S: Store> NodeSource for Reader<'_, S> {
             .ok_or_else(missing)?;
         read_hash(tile.as_ref(), slot.row, slot.offset).ok_or_else(missing)
     }
+}
+
+/// Parses and verifies a stored checkpoint note; any failure is corruption.
+fn parse_signed(
+    note: &[u8],
+    verifier: &NoteVerifier,
+    what: &str,
+) -> Result<SignedCheckpoint, Error> {
+    let note = String::from_utf8(note.to_vec())
+        .map_err(|_| Error::Corrupt(format!("{what} is not UTF-8")))?;
+    let checkpoint =
+        verify_checkpoint(&note, verifier).map_err(|e| Error::Corrupt(format!("{what}: {e}")))?;
+    Ok(SignedCheckpoint { checkpoint, note })
 }
 
 fn not_a_log(reason: &str) -> Error {

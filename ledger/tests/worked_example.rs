@@ -16,20 +16,35 @@ fn worked_example_in_docs_holds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let seed: [u8; 32] = std::array::from_fn(|i| i as u8);
     let signer = NoteSigner::from_seed("example.org/xgate", seed).expect("signer");
-    assert_eq!(signer.to_private_key(), "PRIVATE+KEY+example.org/xgate+4e32c76a+AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f");
-    assert_eq!(signer.verifier().to_string(), "example.org/xgate+4e32c76a+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4");
+    assert_eq!(
+        signer.to_private_key(),
+        "PRIVATE+KEY+example.org/xgate+4e32c76a+AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
+    );
+    assert_eq!(
+        signer.verifier().to_string(),
+        "example.org/xgate+4e32c76a+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
+    );
 
     let store = xgate_ledger::SledStore::open(&dir.path().join("db"), 1 << 20).expect("store");
     let log = Log::open_store(store, signer, true).expect("log");
-    log.append_batch(&["hello", "world", "xgate"]).expect("append");
+    log.append_batch(&["hello", "world", "xgate"])
+        .expect("append");
 
-    let leaves: Vec<String> = (0..3).map(|i| b64(&log.leaf_hash(i).expect("leaf"))).collect();
-    assert_eq!(leaves, [
-        "iipcm3aIJ95alVLDigRMZpWcaPbS8htSYK9U0vh9uCc=",
-        "rqPLszb01JTYtaFXrt/EgKRabefAlo4IVDOyFPm0Hvc=",
-        "1LFPrgBOYHEh05nb3cw5N6ZCP/p79WMMUSM5oVWN1mM=",
-    ]);
-    assert_eq!(b64(&log.root_at(2).expect("root")), "JCMzOarc7fKH0mJBPwPAKOuNs5ft0yooeAkRUbmb8g8=");
+    let leaves: Vec<String> = (0..3)
+        .map(|i| b64(&log.leaf_hash(i).expect("leaf")))
+        .collect();
+    assert_eq!(
+        leaves,
+        [
+            "iipcm3aIJ95alVLDigRMZpWcaPbS8htSYK9U0vh9uCc=",
+            "rqPLszb01JTYtaFXrt/EgKRabefAlo4IVDOyFPm0Hvc=",
+            "1LFPrgBOYHEh05nb3cw5N6ZCP/p79WMMUSM5oVWN1mM=",
+        ]
+    );
+    assert_eq!(
+        b64(&log.root_at(2).expect("root")),
+        "JCMzOarc7fKH0mJBPwPAKOuNs5ft0yooeAkRUbmb8g8="
+    );
     let root = log.root_at(3).expect("root");
     assert_eq!(b64(&root), "/XoWuKfgAqYF6T+8JueTYVZ+OtZxPNmQtvs3oVgtzeE=");
 

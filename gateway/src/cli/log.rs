@@ -19,7 +19,7 @@
 //! command opens an existing one and changes nothing.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -201,7 +201,9 @@ fn append(args: &AppendArgs, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Re
         origin: args.origin.clone(),
         ..OpenOptions::default()
     };
-    let log = open_for_append(&args.dir.data_dir, &options)?;
+    // Creates a new log; an existing one must open as one (a damaged or
+    // rolled-back database is refused, never silently restarted).
+    let log = Log::create_or_open(&args.dir.data_dir, &options)?;
     for batch in entries.chunks(APPEND_BATCH) {
         log.append_batch(batch)?;
     }
@@ -293,30 +295,6 @@ fn entry(args: &EntryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             leaf_hash: b64(&log.leaf_hash(args.index)?),
         },
     )
-}
-
-/// Opens the log to append to, creating it only if it does not exist yet.
-///
-/// A directory that already holds a key and a database is an existing log
-/// and must open as one. `create_or_open` initialises any database it finds
-/// without a format marker, and sled recovers a damaged database as an
-/// empty one: a corrupted log would silently restart from zero under the
-/// same key, which then signs a checkpoint inconsistent with the old ones.
-/// A key without a database (a crash while creating) is left to
-/// `create_or_open` to finish.
-fn open_for_append(dir: &Path, options: &OpenOptions) -> Result<Log<SledStore>, Error> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(Error::Request(format!(
-            "{}: not a directory",
-            dir.display()
-        )));
-    }
-    let exists = dir.join("checkpoint.key").exists() && dir.join("db").exists();
-    Ok(if exists {
-        Log::open_existing(dir, options)?
-    } else {
-        Log::create_or_open(dir, options)?
-    })
 }
 
 /// Opens an existing log for reading: never creates one.

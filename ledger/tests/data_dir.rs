@@ -1,0 +1,145 @@
+//! The data directory's promises: a damaged or rolled-back database is
+//! refused instead of reopened as a shorter log under the same key, an
+//! interrupted creation is finished, and a second opener is kept out.
+
+use std::path::Path;
+
+use xgate_ledger::{
+    CHECKPOINT_FILE, DB_DIR, Error, KEY_FILE, Log, NoteSigner, OpenOptions, SledStore,
+};
+
+fn open(dir: &Path) -> Result<Log<SledStore>, Error> {
+    Log::create_or_open(dir, &OpenOptions::default())
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+}
+
+#[test]
+fn refuses_a_database_that_lost_its_contents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path()).expect("create");
+    log.append_batch(&["a", "b", "c"]).expect("append");
+    log.checkpoint().expect("checkpoint");
+    drop(log);
+    std::fs::remove_dir_all(dir.path().join(DB_DIR)).expect("rm db");
+    let err = open(dir.path()).err().expect("must refuse");
+    assert!(matches!(err, Error::Corrupt(_)), "{err}");
+}
+
+#[test]
+fn refuses_a_database_rolled_back_behind_its_last_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backup = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path()).expect("create");
+    log.append(b"first").expect("append");
+    log.checkpoint().expect("checkpoint");
+    drop(log);
+    let saved = backup.path().join(DB_DIR);
+    copy_dir(&dir.path().join(DB_DIR), &saved);
+
+    let log = open(dir.path()).expect("reopen");
+    log.append_batch(&["second", "third"]).expect("append");
+    let signed = log.checkpoint().expect("checkpoint");
+    drop(log);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(CHECKPOINT_FILE)).expect("mirror"),
+        signed.note
+    );
+
+    std::fs::remove_dir_all(dir.path().join(DB_DIR)).expect("rm db");
+    copy_dir(&saved, &dir.path().join(DB_DIR));
+    let err = open(dir.path())
+        .err()
+        .expect("must refuse the rolled-back database");
+    assert!(
+        err.to_string().contains("lost acknowledged writes"),
+        "{err}"
+    );
+    assert!(Log::open_existing(dir.path(), &OpenOptions::default()).is_err());
+}
+
+#[test]
+fn finishes_an_interrupted_creation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The database was initialised, then the process died before the key
+    // was written.
+    let store = SledStore::open(&dir.path().join(DB_DIR), 1 << 20).expect("store");
+    let signer = NoteSigner::generate("localhost/xgate").expect("signer");
+    drop(Log::open_store(store, signer, true).expect("init"));
+    assert!(!dir.path().join(KEY_FILE).exists());
+
+    let log = open(dir.path()).expect("creation finishes");
+    assert_eq!(log.size(), 0);
+    assert!(dir.path().join(KEY_FILE).exists());
+    log.append(b"entry").expect("append");
+}
+
+#[test]
+fn refuses_a_log_whose_key_went_missing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path()).expect("create");
+    log.append(b"entry").expect("append");
+    drop(log);
+    std::fs::remove_file(dir.path().join(KEY_FILE)).expect("rm key");
+    let err = open(dir.path()).err().expect("must refuse");
+    assert!(
+        err.to_string().contains("checkpoint.key is missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn key_file_is_private_and_origin_is_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = OpenOptions {
+        origin: Some("agency.example/log".into()),
+        ..OpenOptions::default()
+    };
+    let log = Log::create_or_open(dir.path(), &options).expect("create");
+    assert_eq!(log.origin(), "agency.example/log");
+    drop(log);
+    let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+        .expect("key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let other = OpenOptions {
+        origin: Some("other.example/log".into()),
+        ..OpenOptions::default()
+    };
+    assert!(matches!(
+        Log::create_or_open(dir.path(), &other),
+        Err(Error::OriginMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_second_opener_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _log = open(dir.path()).expect("create");
+    assert!(matches!(
+        Log::open_existing(dir.path(), &OpenOptions::default()),
+        Err(Error::Locked(_))
+    ));
+}
+
+#[test]
+fn invalid_origin_creates_nothing() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("new");
+    let options = OpenOptions {
+        origin: Some("has space".into()),
+        ..OpenOptions::default()
+    };
+    assert!(Log::create_or_open(&dir, &options).is_err());
+    assert!(!dir.exists());
+}
