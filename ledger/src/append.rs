@@ -5,6 +5,7 @@
 //! keys: each entry once, each hash it completes once, a full tile and a full
 //! entry bundle once per 256 leaves. Nothing in it grows with the log.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,7 +14,7 @@ use crate::error::Error;
 use crate::hash::{Hash, leaf_hash};
 use crate::layout::{self, SIZE_KEY};
 use crate::log::{Log, MAX_ENTRY_LEN, lock};
-use crate::store::{Store, WriteBatch};
+use crate::store::{Store, StoreError, WriteBatch};
 use crate::tile::{PartialTile, TILE_HEIGHT, TILE_WIDTH, read_hash};
 
 const WIDTH: u64 = TILE_WIDTH as u64;
@@ -97,10 +98,21 @@ impl Edge {
     }
 }
 
-/// Group-commit bookkeeping: who is flushing and how far durability reaches.
+/// Group-commit bookkeeping: appends waiting for a leader, whether one is
+/// at work, and the outcomes it has handed back.
 #[derive(Debug, Default)]
 pub(crate) struct CommitState {
-    flushing: bool,
+    next_ticket: u64,
+    queue: Vec<Job>,
+    leading: bool,
+    done: HashMap<u64, Result<Range<u64>, Error>>,
+}
+
+/// One caller's append, waiting for a leader to write it.
+#[derive(Debug)]
+struct Job {
+    ticket: u64,
+    entries: Vec<Vec<u8>>,
 }
 
 impl<S: Store> Log<S> {
@@ -112,14 +124,21 @@ impl<S: Store> Log<S> {
         self.append_batch(&[entry]).map(|r| r.start)
     }
 
-    /// Appends entries as one atomic batch and returns their indices once they
-    /// are durable. Concurrent callers share flushes.
+    /// Appends entries, in order and contiguously, and returns their indices
+    /// once they are durable.
+    ///
+    /// Concurrent callers are combined: whoever finds no write in progress
+    /// becomes the leader, takes every append queued so far, writes them all
+    /// as one atomic store batch and makes them durable with one sync, then
+    /// hands each caller its range. sled rolls its write buffer on every
+    /// batch and syncs the whole log on every flush, so sharing both is what
+    /// lets many small appends go at the speed of a few large ones.
     ///
     /// # Errors
     /// [`Error::EntryTooLarge`] (nothing is appended), [`Error::Store`] if the
     /// batch could not be written or made durable: then nothing is
     /// acknowledged, though entries that reached the store before a failed
-    /// flush may still be found in the log later, as with any timeout.
+    /// sync may still be found in the log later, as with any timeout.
     pub fn append_batch<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<Range<u64>, Error> {
         if let Some(e) = entries.iter().find(|e| e.as_ref().len() > MAX_ENTRY_LEN) {
             return Err(Error::EntryTooLarge {
@@ -127,9 +146,64 @@ impl<S: Store> Log<S> {
                 max: MAX_ENTRY_LEN,
             });
         }
-        let range = self.sequence(entries)?;
-        self.wait_durable(range.end)?;
-        Ok(range)
+        let mut state = lock(&self.commit);
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        let entries = entries.iter().map(|e| e.as_ref().to_vec()).collect();
+        state.queue.push(Job { ticket, entries });
+        loop {
+            if let Some(outcome) = state.done.remove(&ticket) {
+                return outcome;
+            }
+            if state.leading {
+                state = self
+                    .commit_done
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                continue;
+            }
+            state.leading = true;
+            let jobs = std::mem::take(&mut state.queue);
+            drop(state);
+            let outcome = self.commit_jobs(&jobs);
+            state = lock(&self.commit);
+            state.leading = false;
+            match outcome {
+                Ok(ranges) => {
+                    for (job, range) in jobs.iter().zip(ranges) {
+                        state.done.insert(job.ticket, Ok(range));
+                    }
+                }
+                Err(e) => {
+                    for job in &jobs {
+                        state.done.insert(job.ticket, Err(shared_error(&e)));
+                    }
+                }
+            }
+            self.commit_done.notify_all();
+        }
+    }
+
+    /// Writes every job's entries as one batch and syncs once; returns each
+    /// job's range, in order.
+    fn commit_jobs(&self, jobs: &[Job]) -> Result<Vec<Range<u64>>, Error> {
+        let all: Vec<&[u8]> = jobs
+            .iter()
+            .flat_map(|j| j.entries.iter().map(Vec::as_slice))
+            .collect();
+        let range = self.sequence(&all)?;
+        self.store.sync()?;
+        self.durable.fetch_max(range.end, Ordering::AcqRel);
+        let mut start = range.start;
+        Ok(jobs
+            .iter()
+            .map(|j| {
+                let end = start + j.entries.len() as u64;
+                let r = start..end;
+                start = end;
+                r
+            })
+            .collect())
     }
 
     /// Writes `entries` to the store as one batch, in order, and publishes the
@@ -179,35 +253,14 @@ impl<S: Store> Log<S> {
         self.written.store(end, Ordering::Release);
         Ok(first..end)
     }
+}
 
-    /// Blocks until entries below `target` are durable. The first waiter
-    /// flushes for everyone written so far; the others wait for it, and
-    /// whoever is still short afterwards flushes next.
-    fn wait_durable(&self, target: u64) -> Result<(), Error> {
-        let mut state = lock(&self.commit);
-        loop {
-            if self.durable.load(Ordering::Acquire) >= target {
-                return Ok(());
-            }
-            if state.flushing {
-                state = self
-                    .commit_done
-                    .wait(state)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                continue;
-            }
-            state.flushing = true;
-            // Everything applied before this load is covered by the sync below.
-            let covered = self.written.load(Ordering::Acquire);
-            drop(state);
-            let result = self.store.sync();
-            state = lock(&self.commit);
-            state.flushing = false;
-            if result.is_ok() {
-                self.durable.fetch_max(covered, Ordering::AcqRel);
-            }
-            self.commit_done.notify_all();
-            result?;
-        }
+/// The same failure, for every caller of a combined append (errors that
+/// carry an I/O source are not `Clone`, so those travel as their message).
+fn shared_error(e: &Error) -> Error {
+    match e {
+        Error::Store(e) => Error::Store(e.clone()),
+        Error::Corrupt(m) => Error::Corrupt(m.clone()),
+        other => Error::Store(StoreError(other.to_string())),
     }
 }
