@@ -3,7 +3,7 @@
 //!
 //! One append is O(entries + log n) work and touches a bounded number of
 //! keys: each entry once, each hash it completes once, a full tile and a full
-//! entry bundle once per 256 leaves. Nothing in it grows with the log.
+//! entry bundle once per tile width of leaves. Nothing in it grows with the log.
 
 use std::collections::HashMap;
 use std::ops::Range;

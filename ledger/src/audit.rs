@@ -143,12 +143,12 @@ fn corrupt(msg: impl Into<String>) -> Error {
 }
 
 /// Rebuilds the full tile `level`/`index` from its bottom row and compares
-/// all 511 hashes with the stored tile. Returns the tile's root.
+/// every hash with the stored tile. Returns the tile's root.
 fn check_tile<S: Store>(store: &S, level: u8, index: u64, bottom: &[Hash]) -> Result<Hash, Error> {
     let stored = store
         .get(&layout::tile_key(level, index))?
         .ok_or_else(|| corrupt(format!("tile {level}/{index} is missing")))?;
-    let rebuilt = build_full(bottom).ok_or_else(|| corrupt("tile bottom row is not 256 wide"))?;
+    let rebuilt = build_full(bottom).ok_or_else(|| corrupt("tile bottom row has the wrong width"))?;
     if stored.as_ref() != rebuilt.as_slice() {
         return Err(corrupt(format!(
             "tile {level}/{index} does not match its entries"

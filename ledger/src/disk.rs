@@ -46,8 +46,9 @@ const LOCK_FILE: &str = "lock";
 pub struct OpenOptions {
     /// Origin for a new log; for an existing log, must match if set.
     pub origin: Option<String>,
-    /// sled page cache size in bytes: bounds resident memory whatever the
-    /// log's size.
+    /// sled page cache size in bytes. sled counts the on-disk size of the
+    /// nodes it caches, so resident memory is a small multiple of this,
+    /// whatever the log's size (see docs/performance.md).
     pub cache_bytes: u64,
 }
 

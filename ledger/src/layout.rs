@@ -1,6 +1,10 @@
 //! Where the log keeps things in its [`Store`](crate::store::Store): key
 //! encodings and the entry bundle format.
 //!
+//! The size key is written by every append; it sorts after everything else
+//! so that it shares a sled node with nothing large that would be rewritten
+//! with it.
+//!
 //! Every key starts with `L` so that other owners (the gateway's state) can
 //! share the store, and one atomic batch, without colliding. Numbers are
 //! big-endian so keys sort in log order.
@@ -8,20 +12,20 @@
 //! | key                          | value                                   |
 //! |------------------------------|-----------------------------------------|
 //! | `L` `F`                      | format marker [`FORMAT`]                |
-//! | `L` `S`                      | tree size, u64                          |
-//! | `L` `E` bundle(u64)          | 256 entries, each u32 length + bytes    |
+//! | `L` `z`                      | tree size, u64                          |
+//! | `L` `E` bundle(u64)          | 16 entries, each u32 length + bytes     |
 //! | `L` `e` index(u64)           | one entry not yet in a full bundle      |
-//! | `L` `T` level(u8) tile(u64)  | a full tile, 511 hashes (see `tile`)    |
+//! | `L` `T` level(u8) tile(u64)  | a full tile, 31 hashes (see `tile`)     |
 //! | `L` `h` level(u8) index(u64) | bottom hash of an unfinished tile, L >= 1 |
 //! | `L` `C` size(u64)            | a signed checkpoint note                |
 
 use crate::tile::TILE_WIDTH;
 
 /// Value of the format marker key.
-pub const FORMAT: &[u8] = b"xgate-ledger/1";
+pub const FORMAT: &[u8] = b"xgate-ledger/2";
 
 pub(crate) const FORMAT_KEY: &[u8] = b"LF";
-pub(crate) const SIZE_KEY: &[u8] = b"LS";
+pub(crate) const SIZE_KEY: &[u8] = b"Lz";
 pub(crate) const BUNDLE_PREFIX: &[u8] = b"LE";
 pub(crate) const TAIL_ENTRY_PREFIX: &[u8] = b"Le";
 pub(crate) const TILE_PREFIX: &[u8] = b"LT";

@@ -6,7 +6,7 @@
 //! - [`hash`]: leaf and node hashes (RFC 9162 section 2.1) and the
 //!   `rs_merkle` hasher that gives the RFC tree shape.
 //! - `tree` and `tile`: which complete subtrees exist and how they are
-//!   grouped into tiles of 256 for storage, after C2SP tlog-tiles.
+//!   grouped into tiles for storage, after C2SP tlog-tiles.
 //! - [`proof`] builds inclusion and consistency proofs from stored hashes;
 //!   [`verify`] checks them with no storage at all.
 //! - [`checkpoint`]: the C2SP tlog-checkpoint body in a C2SP signed note.

@@ -1,11 +1,19 @@
 //! Tiles: how stored hashes are grouped, after C2SP tlog-tiles.
 //!
-//! A tile of height 8 at tile level `L`, index `N` owns the complete subtrees
-//! of tree levels `8L ..= 8L + 8` that lie under leaves
-//! `[N << 8(L+1), (N + 1) << 8(L+1))`: 256 nodes at its bottom, 128 above them,
-//! and so on up to the single node at its top, 511 hashes in all. Unlike
-//! tlog-tiles we keep the interior levels too, so a proof reads one tile per
-//! eight tree levels and hashes nothing.
+//! A tile of height `H` ([`TILE_HEIGHT`]) at tile level `L`, index `N` owns
+//! the complete subtrees of tree levels `HL ..= HL + H` that lie under leaves
+//! `[N << H(L+1), (N + 1) << H(L+1))`: `2^H` nodes at its bottom, half as many
+//! above them, and so on up to the single node at its top. Unlike tlog-tiles
+//! we keep the interior levels too, so a proof reads one tile per `H` tree
+//! levels and hashes nothing.
+//!
+//! Why `H = 4` (16 leaves, 31 hashes, 992 bytes) and not tlog-tiles' 8: sled
+//! 0.34 keeps up to 16 values in a leaf node and stores any node over 128 KiB
+//! as a separate blob file, which its cache cannot evict and which it never
+//! fsyncs. Height-8 tiles (16 KiB) and their 256-entry bundles made nearly
+//! every node a blob; at height 4 a node of tiles is about 16 KiB, and a
+//! node of 16-entry bundles of gateway-sized entries stays far below the
+//! threshold.
 //!
 //! A full tile is written once and never changes. The rightmost, unfinished
 //! tile of each level is a [`PartialTile`] held in memory; only its bottom row
@@ -16,10 +24,10 @@ use crate::hash::{HASH_LEN, Hash, layers_of, node_hash};
 use crate::tree::NodeId;
 
 /// Tree levels per tile.
-pub const TILE_HEIGHT: u8 = 8;
+pub const TILE_HEIGHT: u8 = 4;
 /// Nodes in the bottom row of a full tile.
 pub const TILE_WIDTH: usize = 1 << TILE_HEIGHT;
-/// Hashes in a full tile: 256 + 128 + ... + 1.
+/// Hashes in a full tile: 16 + 8 + 4 + 2 + 1.
 pub const TILE_HASHES: usize = 2 * TILE_WIDTH - 1;
 /// Bytes of a stored full tile.
 pub const TILE_BYTES: usize = TILE_HASHES * HASH_LEN;
@@ -52,7 +60,7 @@ impl TileSlot {
 
 /// Offset of the first hash of `row` in a serialized full tile.
 fn row_start(row: u8) -> usize {
-    // Rows 0..row hold 256 + 128 + ... hashes: 512 - 2^(9 - row).
+    // Rows 0..row hold W + W/2 + ... hashes: 2W - 2W/2^row.
     (2 * TILE_WIDTH) - ((2 * TILE_WIDTH) >> row)
 }
 
@@ -67,7 +75,7 @@ pub(crate) fn read_hash(bytes: &[u8], row: u8, offset: usize) -> Option<Hash> {
     Hash::from_slice(&bytes[at..at + HASH_LEN])
 }
 
-/// Builds a full tile from its 256 bottom hashes with `rs_merkle` and
+/// Builds a full tile from its bottom row with `rs_merkle` and
 /// serializes every row. Used to check stored tiles during verification.
 pub(crate) fn build_full(bottom: &[Hash]) -> Option<Vec<u8>> {
     if bottom.len() != TILE_WIDTH {
@@ -165,42 +173,16 @@ mod tests {
 
     #[test]
     fn slots_address_rows_within_tiles() {
-        assert_eq!(
-            TileSlot::of(NodeId::new(0, 300)),
-            TileSlot {
-                tile_level: 0,
-                tile_index: 1,
-                row: 0,
-                offset: 44
-            }
-        );
-        assert_eq!(
-            TileSlot::of(NodeId::new(3, 40)),
-            TileSlot {
-                tile_level: 0,
-                tile_index: 1,
-                row: 3,
-                offset: 8
-            }
-        );
-        assert_eq!(
-            TileSlot::of(NodeId::new(8, 5)),
-            TileSlot {
-                tile_level: 1,
-                tile_index: 0,
-                row: 0,
-                offset: 5
-            }
-        );
-        assert_eq!(
-            TileSlot::of(NodeId::new(15, 3)),
-            TileSlot {
-                tile_level: 1,
-                tile_index: 1,
-                row: 7,
-                offset: 1
-            }
-        );
+        let slot = |level, index| TileSlot::of(NodeId::new(level, index));
+        let at = |tile_level, tile_index, row, offset| TileSlot { tile_level, tile_index, row, offset };
+        // Leaf 40 is the 9th leaf of the third level-0 tile.
+        assert_eq!(slot(0, 40), at(0, 2, 0, 8));
+        // Level 3 node 5 covers leaves 40..48: row 3 of level-0 tile 2.
+        assert_eq!(slot(3, 5), at(0, 2, 3, 1));
+        // A level-4 node tops one level-0 tile and is the bottom of a level-1 tile.
+        assert_eq!(slot(4, 37), at(1, 2, 0, 5));
+        // Level 7 node 3 covers leaves 384..512: row 3 of level-1 tile 1.
+        assert_eq!(slot(7, 3), at(1, 1, 3, 1));
     }
 
     #[test]
@@ -211,13 +193,13 @@ mod tests {
         for h in &bottom {
             full = tile.push(*h);
         }
-        let full = full.expect("256 pushes fill a tile");
+        let full = full.expect("a full bottom row fills a tile");
         assert_eq!(tile.index, 8);
         assert_eq!(tile.width(), 0);
         assert_eq!(Some(full.clone()), build_full(&bottom));
         assert_eq!(read_hash(&full, TILE_HEIGHT, 0), Some(root_of(&bottom)));
         assert_eq!(read_hash(&full, 2, 3), Some(root_of(&bottom[12..16])));
-        assert_eq!(read_hash(&full, 0, 255), Some(bottom[255]));
+        assert_eq!(read_hash(&full, 0, TILE_WIDTH - 1), Some(bottom[TILE_WIDTH - 1]));
     }
 
     #[test]
@@ -233,8 +215,8 @@ mod tests {
     #[test]
     fn read_hash_rejects_bad_slots() {
         let full = build_full(&leaves(TILE_WIDTH)).expect("full");
-        assert!(read_hash(&full, 8, 1).is_none());
-        assert!(read_hash(&full, 9, 0).is_none());
+        assert!(read_hash(&full, TILE_HEIGHT, 1).is_none());
+        assert!(read_hash(&full, TILE_HEIGHT + 1, 0).is_none());
         assert!(read_hash(&full[1..], 0, 0).is_none());
     }
 }

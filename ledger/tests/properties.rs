@@ -169,7 +169,7 @@ fn proofs_match_ct_merkle() {
 
 #[test]
 fn crossing_upper_tile_boundaries_keeps_every_hash_right() {
-    // 65,536 leaves fill the first level-1 tile; go past it in uneven
+    // 65,536 = 16^4 leaves fill the first tile of tile level 3; go past it in uneven
     // batches, reopening halfway, and check the tree against rs_merkle.
     let dir = tempfile::tempdir().expect("tempdir");
     let total = 65_536 + 700;
