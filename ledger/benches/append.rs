@@ -355,7 +355,7 @@ fn sled_floor() -> (sled::Db, PathBuf) {
     let dir = scratch_dir("sled-floor");
     let db = sled::Config::new()
         .path(&dir)
-        .cache_capacity(64 << 20)
+        .cache_capacity(xgate_ledger::OpenOptions::default().cache_bytes)
         .mode(sled::Mode::HighThroughput)
         .flush_every_ms(None)
         .open()

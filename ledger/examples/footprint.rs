@@ -9,7 +9,7 @@
 //!
 //! With a log directory: reads `VmRSS`/`VmHWM` from `/proc/self/status`,
 //! opens the log (timed; sled page cache from `XGATE_CACHE_BYTES`, default
-//! 64 MiB), builds PROOFS (default 10,000) inclusion proofs for
+//! that of `OpenOptions::default()`), builds PROOFS (default 10,000) inclusion proofs for
 //! random leaves against the full tree (each timed), reads the figures again
 //! and prints one JSON object. `hwm_bytes_per_entry` is the peak resident
 //! set (`VmHWM`) over the log size, `rss_bytes_per_entry` the resident set

@@ -56,7 +56,7 @@ impl Default for OpenOptions {
     fn default() -> OpenOptions {
         OpenOptions {
             origin: None,
-            cache_bytes: 64 << 20,
+            cache_bytes: 16 << 20,
         }
     }
 }
