@@ -148,7 +148,8 @@ fn check_tile<S: Store>(store: &S, level: u8, index: u64, bottom: &[Hash]) -> Re
     let stored = store
         .get(&layout::tile_key(level, index))?
         .ok_or_else(|| corrupt(format!("tile {level}/{index} is missing")))?;
-    let rebuilt = build_full(bottom).ok_or_else(|| corrupt("tile bottom row has the wrong width"))?;
+    let rebuilt =
+        build_full(bottom).ok_or_else(|| corrupt("tile bottom row has the wrong width"))?;
     if stored.as_ref() != rebuilt.as_slice() {
         return Err(corrupt(format!(
             "tile {level}/{index} does not match its entries"

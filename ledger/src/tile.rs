@@ -174,7 +174,12 @@ mod tests {
     #[test]
     fn slots_address_rows_within_tiles() {
         let slot = |level, index| TileSlot::of(NodeId::new(level, index));
-        let at = |tile_level, tile_index, row, offset| TileSlot { tile_level, tile_index, row, offset };
+        let at = |tile_level, tile_index, row, offset| TileSlot {
+            tile_level,
+            tile_index,
+            row,
+            offset,
+        };
         // Leaf 40 is the 9th leaf of the third level-0 tile.
         assert_eq!(slot(0, 40), at(0, 2, 0, 8));
         // Level 3 node 5 covers leaves 40..48: row 3 of level-0 tile 2.
@@ -199,7 +204,10 @@ mod tests {
         assert_eq!(Some(full.clone()), build_full(&bottom));
         assert_eq!(read_hash(&full, TILE_HEIGHT, 0), Some(root_of(&bottom)));
         assert_eq!(read_hash(&full, 2, 3), Some(root_of(&bottom[12..16])));
-        assert_eq!(read_hash(&full, 0, TILE_WIDTH - 1), Some(bottom[TILE_WIDTH - 1]));
+        assert_eq!(
+            read_hash(&full, 0, TILE_WIDTH - 1),
+            Some(bottom[TILE_WIDTH - 1])
+        );
     }
 
     #[test]
