@@ -9,7 +9,7 @@
 //!
 //! - `inclusion/{xgate,ct_merkle}/N`: a proof for a random leaf of the tree
 //!   of size N (the whole log), from `target/bench-logs/N` opened with the
-//!   default 64 MiB page cache; ct-merkle's `prove_inclusion` on a
+//!   default page cache (`OpenOptions::default()`); ct-merkle's `prove_inclusion` on a
 //!   `MemoryBackedTree` holding the same N entries in RAM.
 //! - `consistency/{xgate,ct_merkle}/N`: a proof from a random older size to
 //!   N.
