@@ -251,13 +251,22 @@ fn a_directory_that_is_not_a_log_is_refused_and_left_alone() {
     assert!(!log.dir.join("db").exists() && !log.dir.join("checkpoint.key").exists());
 
     // A database that is not a log is never adopted, even without a key.
-    let foreign = sled::open(log.dir.join("db")).expect("foreign sled db");
+    // It is made elsewhere and copied in: sled releases its file lock only
+    // when its epoch collector frees a dropped database, which may be never
+    // in a process that stops using sled.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let foreign = sled::open(scratch.path().join("db")).expect("foreign sled db");
     foreign
         .insert(b"someone else's key", b"value".to_vec())
         .expect("insert");
     foreign.flush().expect("flush");
-    drop(foreign);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(scratch.path().join("db"))
+        .arg(log.dir.join("db"))
+        .status()
+        .expect("cp");
+    assert!(copied.success());
     let before = log.state();
     assert_refused(&log.run("append", &[], b"x\n"), 1, "not an xgate log");
     assert_eq!(log.state(), before);
@@ -394,7 +403,18 @@ fn a_locked_data_dir_is_refused_and_unchanged() {
 #[test]
 fn checkpoint_of_a_log_that_never_signed_one_is_refused() {
     let log = TestLog::new();
-    drop(Log::create_or_open(&log.dir, &OpenOptions::default()).expect("create"));
+    // Created in-process elsewhere and copied in, so no lingering sled
+    // handle in this process can hold the copy's lock.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let made = scratch.path().join("log");
+    drop(Log::create_or_open(&made, &OpenOptions::default()).expect("create"));
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&made)
+        .arg(&log.dir)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
     let before = log.state();
     assert_refused(&log.run("checkpoint", &[], b""), 1, "no signed checkpoint");
     assert_refused(
