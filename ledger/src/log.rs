@@ -63,14 +63,14 @@ impl<S: Store> Log<S> {
     /// Opens the log kept in `store`, signing checkpoints with `signer`.
     /// With `create`, an empty store becomes a new, empty log.
     ///
-    /// On open the right edge is rebuilt from at most 255 stored hashes per
-    /// tile level, and the latest checkpoint is checked against the tree: no
-    /// full rehash, whatever the size.
+    /// On open the right edge is rebuilt from fewer stored hashes per tile
+    /// level than a tile is wide, and the latest checkpoint is checked
+    /// against the tree: no full rehash, whatever the size.
     ///
     /// # Errors
-    /// [`Error::NotALog`] for a store that is not a log (or empty, without
-    /// `create`), [`Error::Corrupt`] when stored data contradicts itself,
-    /// [`Error::Store`] on storage failure.
+    /// [`Error::NotALog`] for a store holding something else,
+    /// [`Error::Corrupt`] for an empty store without `create` or when stored
+    /// data contradicts itself, [`Error::Store`] on storage failure.
     pub fn open_store(store: S, signer: NoteSigner, create: bool) -> Result<Log<S>, Error> {
         Self::open_inner(store, signer, create, None, None)
     }
