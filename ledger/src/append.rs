@@ -250,7 +250,6 @@ impl<S: Store> Log<S> {
             Ok(mut g) => *g = Arc::new(edge),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(edge),
         }
-        self.written.store(end, Ordering::Release);
         Ok(first..end)
     }
 }

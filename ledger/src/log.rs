@@ -46,8 +46,6 @@ pub struct Log<S: Store> {
     pub(crate) sequencer: Mutex<()>,
     /// The right edge of the tree as of the last applied batch.
     pub(crate) edge: RwLock<Arc<Edge>>,
-    /// Entries applied to the store (visible, perhaps not durable).
-    pub(crate) written: AtomicU64,
     /// Entries known durable: the size readers and proofs see.
     pub(crate) durable: AtomicU64,
     pub(crate) commit: Mutex<CommitState>,
@@ -139,7 +137,6 @@ impl<S: Store> Log<S> {
             signer,
             sequencer: Mutex::new(()),
             edge: RwLock::new(Arc::new(edge)),
-            written: AtomicU64::new(size),
             durable: AtomicU64::new(size),
             commit: Mutex::new(CommitState::default()),
             commit_done: Condvar::new(),
@@ -356,7 +353,10 @@ impl<S: Store> Log<S> {
     }
 
     fn check_against_tree(&self, checkpoint: &Checkpoint) -> Result<(), Error> {
-        let size = self.written.load(Ordering::Acquire);
+        // One snapshot for both checks: the size applied to the store and the
+        // hashes it holds.
+        let reader = self.reader();
+        let size = reader.edge.size;
         if checkpoint.size > size {
             return Err(Error::Corrupt(format!(
                 "the log signed a checkpoint for size {}, but the database holds only {size} \
@@ -364,7 +364,7 @@ impl<S: Store> Log<S> {
                 checkpoint.size
             )));
         }
-        if proof::root_at(&self.reader(), checkpoint.size)? != checkpoint.root {
+        if proof::root_at(&reader, checkpoint.size)? != checkpoint.root {
             return Err(Error::Corrupt(format!(
                 "tree root at size {} differs from the signed checkpoint",
                 checkpoint.size
