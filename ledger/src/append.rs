@@ -16,6 +16,7 @@ use crate::layout::{self, SIZE_KEY};
 use crate::log::{Log, MAX_ENTRY_LEN, lock};
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::tile::{PartialTile, TILE_HEIGHT, TILE_WIDTH, read_hash};
+use crate::tile_files::SYNC_EVERY;
 
 const WIDTH: u64 = TILE_WIDTH as u64;
 
@@ -67,8 +68,9 @@ impl Edge {
     }
 
     /// Adds one leaf hash, recording in `batch` every tile it completes and
-    /// every bottom hash of an unfinished upper tile it creates.
-    fn push_leaf(&mut self, leaf: Hash, batch: &mut WriteBatch) {
+    /// every bottom hash of an unfinished upper tile it creates, and in
+    /// `completed` which tiles it completed.
+    fn push_leaf(&mut self, leaf: Hash, batch: &mut WriteBatch, completed: &mut Vec<(u8, u64)>) {
         let mut carry = Some(leaf);
         let mut level = 0u8;
         while let Some(hash) = carry.take() {
@@ -91,6 +93,7 @@ impl Edge {
                 }
                 carry = read_hash(&full, TILE_HEIGHT, 0);
                 batch.put(layout::tile_key(level, done), full);
+                completed.push((level, done));
                 level += 1;
             }
         }
@@ -238,14 +241,34 @@ impl<S: Store> Log<S> {
             batch.put(layout::tail_entry_key(i), entry(i).to_vec());
         }
 
+        let mut completed = Vec::new();
         for e in entries {
-            edge.push_leaf(leaf_hash(e.as_ref()), &mut batch);
+            edge.push_leaf(leaf_hash(e.as_ref()), &mut batch, &mut completed);
         }
         batch.put(SIZE_KEY.to_vec(), layout::encode_u64(end));
+        if let Some(files) = &self.tile_files {
+            files.sync_into(&mut batch, SYNC_EVERY);
+        }
+        let copies: Vec<(u8, u64, Vec<u8>)> = match &self.tile_files {
+            Some(_) => completed
+                .into_iter()
+                .filter_map(|(level, index)| {
+                    let key = layout::tile_key(level, index);
+                    let tile = batch.pending(&key).flatten()?.to_vec();
+                    Some((level, index, tile))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
 
         // The store first, then the edge: a reader holding the old edge finds
-        // newly full tiles in the store.
+        // newly full tiles in the store (or their file copies).
         self.store.apply(batch)?;
+        if let Some(files) = &self.tile_files {
+            for (level, index, tile) in &copies {
+                files.write(*level, *index, tile);
+            }
+        }
         match self.edge.write() {
             Ok(mut g) => *g = Arc::new(edge),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(edge),

@@ -59,7 +59,7 @@ impl<S: Store> Log<S> {
             let entries = layout::bundle_entries(bytes.as_ref())
                 .ok_or_else(|| corrupt(format!("entry bundle {bundle} is malformed")))?;
             let leaves: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
-            tops.push(check_tile(&self.store, 0, bundle, &leaves)?);
+            tops.push(self.check_tile(0, bundle, &leaves)?);
             tiles += 1;
         }
         let tail_start = size / WIDTH * WIDTH;
@@ -86,7 +86,7 @@ impl<S: Store> Log<S> {
             let mut next = Vec::with_capacity(full as usize);
             for n in 0..full {
                 let row = &tops[(n * WIDTH) as usize..((n + 1) * WIDTH) as usize];
-                next.push(check_tile(&self.store, level, n, row)?);
+                next.push(self.check_tile(level, n, row)?);
                 tiles += 1;
             }
             let first = full * WIDTH;
@@ -138,24 +138,34 @@ impl<S: Store> Log<S> {
     }
 }
 
-fn corrupt(msg: impl Into<String>) -> Error {
-    Error::Corrupt(msg.into())
+impl<S: Store> Log<S> {
+    /// Rebuilds the full tile `level`/`index` from its bottom row and
+    /// compares every hash with the stored tile and with its file copy, if
+    /// there is one. Returns the tile's root.
+    fn check_tile(&self, level: u8, index: u64, bottom: &[Hash]) -> Result<Hash, Error> {
+        let stored = self
+            .store
+            .get(&layout::tile_key(level, index))?
+            .ok_or_else(|| corrupt(format!("tile {level}/{index} is missing")))?;
+        let rebuilt =
+            build_full(bottom).ok_or_else(|| corrupt("tile bottom row has the wrong width"))?;
+        if stored.as_ref() != rebuilt.as_slice() {
+            return Err(corrupt(format!(
+                "tile {level}/{index} does not match its entries"
+            )));
+        }
+        let copy = self.tile_files.as_ref().and_then(|f| f.read(level, index));
+        if copy.is_some_and(|c| c.as_slice() != rebuilt.as_slice()) {
+            return Err(corrupt(format!(
+                "the file copy of tile {level}/{index} does not match its entries"
+            )));
+        }
+        read_hash(&rebuilt, crate::tile::TILE_HEIGHT, 0).ok_or_else(|| corrupt("tile has no root"))
+    }
 }
 
-/// Rebuilds the full tile `level`/`index` from its bottom row and compares
-/// every hash with the stored tile. Returns the tile's root.
-fn check_tile<S: Store>(store: &S, level: u8, index: u64, bottom: &[Hash]) -> Result<Hash, Error> {
-    let stored = store
-        .get(&layout::tile_key(level, index))?
-        .ok_or_else(|| corrupt(format!("tile {level}/{index} is missing")))?;
-    let rebuilt =
-        build_full(bottom).ok_or_else(|| corrupt("tile bottom row has the wrong width"))?;
-    if stored.as_ref() != rebuilt.as_slice() {
-        return Err(corrupt(format!(
-            "tile {level}/{index} does not match its entries"
-        )));
-    }
-    read_hash(&rebuilt, crate::tile::TILE_HEIGHT, 0).ok_or_else(|| corrupt("tile has no root"))
+fn corrupt(msg: impl Into<String>) -> Error {
+    Error::Corrupt(msg.into())
 }
 
 /// Compares the in-memory unfinished tile with `rs_merkle`'s layers over the

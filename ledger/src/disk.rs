@@ -5,6 +5,8 @@
 //! DIR/checkpoint.key   signed-note private key (mode 0600); its name is the origin
 //! DIR/checkpoint       the latest signed checkpoint, kept outside the database
 //! DIR/db/              the sled database
+//! DIR/tiles/level-N    copies of the full tiles of tile level N, for fast
+//!                      proofs; rebuilt from the database when needed
 //! DIR/lock             advisory lock held while the log is open
 //! ```
 //!
@@ -28,7 +30,7 @@ use fs2::FileExt;
 use crate::checkpoint::{NoteSigner, check_name};
 use crate::error::Error;
 use crate::fsutil::write_atomic;
-use crate::log::Log;
+use crate::log::{Attached, Log};
 use crate::store_sled::SledStore;
 
 /// Origin (and key name) of a new log when none is configured.
@@ -39,6 +41,8 @@ pub const KEY_FILE: &str = "checkpoint.key";
 pub const CHECKPOINT_FILE: &str = "checkpoint";
 /// Directory holding the sled database.
 pub const DB_DIR: &str = "db";
+/// Directory holding the tile files.
+pub const TILES_DIR: &str = "tiles";
 const LOCK_FILE: &str = "lock";
 
 /// How to open a log directory.
@@ -131,8 +135,12 @@ fn open_db(
     lock: File,
 ) -> Result<Log<SledStore>, Error> {
     let store = open_store(&dir.join(DB_DIR), options.cache_bytes)?;
-    let mirror = dir.join(CHECKPOINT_FILE);
-    Log::open_inner(store, signer, create, Some(lock), Some(mirror)).map_err(|e| match e {
+    let attached = Attached {
+        dir_lock: Some(lock),
+        mirror: Some(dir.join(CHECKPOINT_FILE)),
+        tiles: Some(dir.join(TILES_DIR)),
+    };
+    Log::open_inner(store, signer, create, attached).map_err(|e| match e {
         Error::NotALog { reason, .. } => not_a_log(dir, &reason),
         other => other,
     })

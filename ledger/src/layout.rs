@@ -18,6 +18,7 @@
 //! | `L` `T` level(u8) tile(u64)  | a full tile, 31 hashes (see `tile`)     |
 //! | `L` `h` level(u8) index(u64) | bottom hash of an unfinished tile, L >= 1 |
 //! | `L` `C` size(u64)            | a signed checkpoint note                |
+//! | `L` `t`                      | tiles per level safe in the tile files, u64 each |
 
 use crate::tile::TILE_WIDTH;
 
@@ -31,6 +32,7 @@ pub(crate) const TAIL_ENTRY_PREFIX: &[u8] = b"Le";
 pub(crate) const TILE_PREFIX: &[u8] = b"LT";
 pub(crate) const TAIL_HASH_PREFIX: &[u8] = b"Lh";
 pub(crate) const CHECKPOINT_PREFIX: &[u8] = b"LC";
+pub(crate) const TILE_FILES_KEY: &[u8] = b"Lt";
 
 fn key(prefix: &[u8], level: Option<u8>, n: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(prefix.len() + 9);
@@ -78,6 +80,18 @@ pub(crate) fn encode_u64(n: u64) -> Vec<u8> {
 
 pub(crate) fn decode_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// Encodes a list of counts, u64 big-endian each.
+pub(crate) fn encode_counts(counts: &[u64]) -> Vec<u8> {
+    counts.iter().flat_map(|c| c.to_be_bytes()).collect()
+}
+
+/// Decodes [`encode_counts`]; `None` unless the length is a multiple of 8.
+pub(crate) fn decode_counts(bytes: &[u8]) -> Option<Vec<u64>> {
+    let (chunks, rest) = bytes.as_chunks::<8>();
+    rest.is_empty()
+        .then(|| chunks.iter().map(|c| u64::from_be_bytes(*c)).collect())
 }
 
 /// Appends one entry to a bundle being built.

@@ -60,6 +60,7 @@ mod log;
 mod store;
 #[cfg(feature = "sled")]
 mod store_sled;
+mod tile_files;
 
 pub use checkpoint::{Checkpoint, CheckpointError, NoteSigner, NoteVerifier, verify_checkpoint};
 pub use hash::{Hash, leaf_hash, node_hash};
@@ -69,7 +70,7 @@ pub use verify::{VerifyError, verify_consistency, verify_inclusion};
 
 pub use audit::VerifyReport;
 #[cfg(feature = "sled")]
-pub use disk::{CHECKPOINT_FILE, DB_DIR, DEFAULT_ORIGIN, KEY_FILE, OpenOptions};
+pub use disk::{CHECKPOINT_FILE, DB_DIR, DEFAULT_ORIGIN, KEY_FILE, OpenOptions, TILES_DIR};
 pub use error::Error;
 pub use log::{Log, MAX_ENTRY_LEN, SignedCheckpoint};
 pub use store::{Store, StoreError, WriteBatch};

@@ -8,6 +8,7 @@
 //! snapshot that stops holding them is published, so every node a reader
 //! needs is in one place or the other.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -20,7 +21,8 @@ use crate::hash::Hash;
 use crate::layout::{self, FORMAT, FORMAT_KEY, SIZE_KEY};
 use crate::proof::{self, ConsistencyProof, InclusionProof, NodeSource};
 use crate::store::{Store, WriteBatch};
-use crate::tile::{TILE_WIDTH, TileSlot, read_hash};
+use crate::tile::{TILE_BYTES, TILE_WIDTH, TileSlot, read_hash};
+use crate::tile_files::TileFiles;
 use crate::tree::NodeId;
 
 /// Largest entry the log accepts: 64 KiB.
@@ -53,6 +55,8 @@ pub struct Log<S: Store> {
     latest: Mutex<Option<SignedCheckpoint>>,
     /// Where a copy of the latest checkpoint is kept outside the store.
     mirror: Option<PathBuf>,
+    /// File copies of the full tiles, for fast proofs.
+    pub(crate) tile_files: Option<TileFiles>,
     /// Held for the lifetime of the log when opened from a directory.
     _dir_lock: Option<std::fs::File>,
 }
@@ -70,20 +74,24 @@ impl<S: Store> Log<S> {
     /// [`Error::Corrupt`] for an empty store without `create` or when stored
     /// data contradicts itself, [`Error::Store`] on storage failure.
     pub fn open_store(store: S, signer: NoteSigner, create: bool) -> Result<Log<S>, Error> {
-        Self::open_inner(store, signer, create, None, None)
+        Self::open_inner(store, signer, create, Attached::default())
     }
 
-    /// As [`Log::open_store`], holding `dir_lock` while open and keeping a
-    /// copy of the latest checkpoint in the file `mirror`. A store that is
-    /// behind the checkpoint in `mirror` (lost or rolled-back writes) is
-    /// refused rather than reopened as a shorter log.
+    /// As [`Log::open_store`], with the files a data directory adds (see
+    /// [`Attached`]). A store that is behind the checkpoint in the mirror
+    /// file (lost or rolled-back writes) is refused rather than reopened as
+    /// a shorter log.
     pub(crate) fn open_inner(
         store: S,
         signer: NoteSigner,
         create: bool,
-        dir_lock: Option<std::fs::File>,
-        mirror: Option<PathBuf>,
+        attached: Attached,
     ) -> Result<Log<S>, Error> {
+        let Attached {
+            dir_lock,
+            mirror,
+            tiles,
+        } = attached;
         match store.get(FORMAT_KEY)? {
             Some(f) if f.as_ref() == FORMAT => {}
             Some(_) => return Err(not_a_log("unknown format marker")),
@@ -113,6 +121,10 @@ impl<S: Store> Log<S> {
             None => return Err(Error::Corrupt("size key missing".into())),
         };
         let edge = Edge::load(&store, size)?;
+        let tile_files = match tiles {
+            Some(dir) => Some(TileFiles::open(&dir, &store, size)?),
+            None => None,
+        };
         let verifier = signer.verifier();
         let stored = match store.last_with_prefix(layout::CHECKPOINT_PREFIX)? {
             Some((_, note)) => Some(parse_signed(
@@ -142,6 +154,7 @@ impl<S: Store> Log<S> {
             commit_done: Condvar::new(),
             latest: Mutex::new(None),
             mirror,
+            tile_files,
             _dir_lock: dir_lock,
         };
         for signed in stored.iter().chain(&mirrored) {
@@ -332,7 +345,9 @@ impl<S: Store> Log<S> {
         };
         Reader {
             store: &self.store,
+            files: self.tile_files.as_ref(),
             edge,
+            recent: RefCell::new(Vec::new()),
         }
     }
 
@@ -374,11 +389,58 @@ impl<S: Store> Log<S> {
     }
 }
 
+/// What a data directory attaches to a log besides its store.
+#[derive(Debug, Default)]
+pub(crate) struct Attached {
+    /// Held for the lifetime of the log.
+    pub dir_lock: Option<std::fs::File>,
+    /// File keeping a copy of the latest checkpoint outside the store.
+    pub mirror: Option<PathBuf>,
+    /// Directory of the tile files.
+    pub tiles: Option<PathBuf>,
+}
+
 /// Reads complete-subtree hashes: the unfinished tiles from an edge snapshot,
-/// everything else from full tiles in the store.
+/// everything else from full tiles, in their files or in the store.
+///
+/// A proof takes up to four hashes from each tile it touches, so the reader
+/// keeps the last tile it fetched at each level and reads it once.
 pub(crate) struct Reader<'a, S: Store> {
     store: &'a S,
+    files: Option<&'a TileFiles>,
     pub(crate) edge: Arc<Edge>,
+    recent: RefCell<Vec<Option<HeldTile<S::Value>>>>,
+}
+
+/// A tile index and the tile read for it.
+type HeldTile<V> = (u64, Fetched<V>);
+
+/// A full tile as read: borrowed from the store or copied out of its file.
+enum Fetched<V> {
+    Store(V),
+    File(Box<[u8; TILE_BYTES]>),
+}
+
+impl<V: AsRef<[u8]>> AsRef<[u8]> for Fetched<V> {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Fetched::Store(v) => v.as_ref(),
+            Fetched::File(b) => b.as_slice(),
+        }
+    }
+}
+
+impl<S: Store> Reader<'_, S> {
+    /// The full tile `level`/`index`, from its file if it is there.
+    fn full_tile(&self, level: u8, index: u64) -> Result<Option<Fetched<S::Value>>, Error> {
+        if let Some(tile) = self.files.and_then(|f| f.read(level, index)) {
+            return Ok(Some(Fetched::File(tile)));
+        }
+        Ok(self
+            .store
+            .get(&layout::tile_key(level, index))?
+            .map(Fetched::Store))
+    }
 }
 
 impl<S: Store> NodeSource for Reader<'_, S> {
@@ -400,11 +462,22 @@ impl<S: Store> NodeSource for Reader<'_, S> {
                 return Err(missing());
             }
         }
+        let level = slot.tile_level as usize;
+        let mut recent = self.recent.borrow_mut();
+        if recent.len() <= level {
+            recent.resize_with(level + 1, || None);
+        }
+        if let Some((index, tile)) = &recent[level]
+            && *index == slot.tile_index
+        {
+            return read_hash(tile.as_ref(), slot.row, slot.offset).ok_or_else(missing);
+        }
         let tile = self
-            .store
-            .get(&layout::tile_key(slot.tile_level, slot.tile_index))?
+            .full_tile(slot.tile_level, slot.tile_index)?
             .ok_or_else(missing)?;
-        read_hash(tile.as_ref(), slot.row, slot.offset).ok_or_else(missing)
+        let hash = read_hash(tile.as_ref(), slot.row, slot.offset).ok_or_else(missing);
+        recent[level] = Some((slot.tile_index, tile));
+        hash
     }
 }
 
