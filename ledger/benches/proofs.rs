@@ -262,7 +262,7 @@ fn summary(results: &Results, sizes: &[u64], cold: &[Cold]) {
             }
             if !header {
                 println!(
-                    "\n| {kind} (warm, criterion median), log size | xgate (sled) | ct-merkle (RAM) | xgate / ct-merkle | target < 20 µs |"
+                    "\n| {kind} (warm, criterion median), log size | xgate (tile files) | ct-merkle (RAM) | xgate / ct-merkle | target < 20 µs |"
                 );
                 println!("|---:|---:|---:|---:|:---|");
                 header = true;
