@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering;
 use crate::error::Error;
 use crate::hash::{Hash, leaf_hash};
 use crate::layout::{self, SIZE_KEY};
-use crate::log::{Log, MAX_ENTRY_LEN, lock};
+use crate::log::{Log, MAX_ENTRY_LEN, SignedCheckpoint, lock};
+use crate::proof;
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::tile::{PartialTile, TILE_HEIGHT, TILE_WIDTH, read_hash};
 use crate::tile_files::SYNC_EVERY;
@@ -101,21 +102,43 @@ impl Edge {
     }
 }
 
+/// Writes that commit in the same atomic batch as an append, built from the
+/// indices the append's entries were given. See [`Log::append_batch_with`].
+pub type WithEntries = Box<dyn FnOnce(Range<u64>) -> WriteBatch + Send>;
+
+/// A durable append: where its entries went, and the checkpoint signed in
+/// the same commit if the log signs one per commit
+/// ([`Log::set_checkpoint_every_commit`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// Indices of the appended entries.
+    pub range: Range<u64>,
+    /// A checkpoint whose tree includes them, durable with them.
+    pub checkpoint: Option<SignedCheckpoint>,
+}
+
 /// Group-commit bookkeeping: appends waiting for a leader, whether one is
 /// at work, and the outcomes it has handed back.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct CommitState {
     next_ticket: u64,
     queue: Vec<Job>,
     leading: bool,
-    done: HashMap<u64, Result<Range<u64>, Error>>,
+    done: HashMap<u64, Result<Committed, Error>>,
 }
 
 /// One caller's append, waiting for a leader to write it.
-#[derive(Debug)]
 struct Job {
     ticket: u64,
     entries: Vec<Vec<u8>>,
+    with: Option<WithEntries>,
+}
+
+/// What one sequenced batch produced.
+struct Sequenced {
+    ranges: Vec<Range<u64>>,
+    end: u64,
+    checkpoint: Option<SignedCheckpoint>,
 }
 
 impl<S: Store> Log<S> {
@@ -143,6 +166,31 @@ impl<S: Store> Log<S> {
     /// acknowledged, though entries that reached the store before a failed
     /// sync may still be found in the log later, as with any timeout.
     pub fn append_batch<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<Range<u64>, Error> {
+        self.submit(entries, None).map(|c| c.range)
+    }
+
+    /// As [`Log::append_batch`], committing the writes `with` returns in the
+    /// same atomic store batch as the entries: after a crash both are there
+    /// or neither is. `with` is called once, by whichever thread writes the
+    /// batch, with the indices the entries were given; its keys must not
+    /// start with `L`, which is the log's own key space.
+    ///
+    /// # Errors
+    /// As [`Log::append_batch`]; [`Error::Invalid`] if `with` writes a log
+    /// key (then nothing in that commit is written).
+    pub fn append_batch_with<E, F>(&self, entries: &[E], with: F) -> Result<Committed, Error>
+    where
+        E: AsRef<[u8]>,
+        F: FnOnce(Range<u64>) -> WriteBatch + Send + 'static,
+    {
+        self.submit(entries, Some(Box::new(with)))
+    }
+
+    fn submit<E: AsRef<[u8]>>(
+        &self,
+        entries: &[E],
+        with: Option<WithEntries>,
+    ) -> Result<Committed, Error> {
         if let Some(e) = entries.iter().find(|e| e.as_ref().len() > MAX_ENTRY_LEN) {
             return Err(Error::EntryTooLarge {
                 len: e.as_ref().len(),
@@ -153,7 +201,11 @@ impl<S: Store> Log<S> {
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         let entries = entries.iter().map(|e| e.as_ref().to_vec()).collect();
-        state.queue.push(Job { ticket, entries });
+        state.queue.push(Job {
+            ticket,
+            entries,
+            with,
+        });
         loop {
             if let Some(outcome) = state.done.remove(&ticket) {
                 return outcome;
@@ -168,18 +220,19 @@ impl<S: Store> Log<S> {
             state.leading = true;
             let jobs = std::mem::take(&mut state.queue);
             drop(state);
-            let outcome = self.commit_jobs(&jobs);
+            let tickets: Vec<u64> = jobs.iter().map(|j| j.ticket).collect();
+            let outcome = self.commit_jobs(jobs);
             state = lock(&self.commit);
             state.leading = false;
             match outcome {
-                Ok(ranges) => {
-                    for (job, range) in jobs.iter().zip(ranges) {
-                        state.done.insert(job.ticket, Ok(range));
+                Ok(committed) => {
+                    for (ticket, c) in tickets.into_iter().zip(committed) {
+                        state.done.insert(ticket, Ok(c));
                     }
                 }
                 Err(e) => {
-                    for job in &jobs {
-                        state.done.insert(job.ticket, Err(shared_error(&e)));
+                    for ticket in tickets {
+                        state.done.insert(ticket, Err(shared_error(&e)));
                     }
                 }
             }
@@ -188,34 +241,60 @@ impl<S: Store> Log<S> {
     }
 
     /// Writes every job's entries as one batch and syncs once; returns each
-    /// job's range, in order.
-    fn commit_jobs(&self, jobs: &[Job]) -> Result<Vec<Range<u64>>, Error> {
+    /// job's outcome, in order.
+    fn commit_jobs(&self, mut jobs: Vec<Job>) -> Result<Vec<Committed>, Error> {
+        let withs: Vec<Option<WithEntries>> = jobs.iter_mut().map(|j| j.with.take()).collect();
+        let lens: Vec<usize> = jobs.iter().map(|j| j.entries.len()).collect();
         let all: Vec<&[u8]> = jobs
             .iter()
             .flat_map(|j| j.entries.iter().map(Vec::as_slice))
             .collect();
-        let range = self.sequence(&all)?;
+        let sequenced = self.sequence(&all, &lens, withs)?;
         self.store.sync()?;
-        self.durable.fetch_max(range.end, Ordering::AcqRel);
-        let mut start = range.start;
-        Ok(jobs
-            .iter()
-            .map(|j| {
-                let end = start + j.entries.len() as u64;
-                let r = start..end;
-                start = end;
-                r
+        self.durable.fetch_max(sequenced.end, Ordering::AcqRel);
+        if let Some(signed) = &sequenced.checkpoint {
+            self.publish_checkpoint(signed);
+        }
+        Ok(sequenced
+            .ranges
+            .into_iter()
+            .map(|range| Committed {
+                range,
+                checkpoint: sequenced.checkpoint.clone(),
             })
             .collect())
     }
 
-    /// Writes `entries` to the store as one batch, in order, and publishes the
-    /// new edge. Not yet durable.
-    fn sequence<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<Range<u64>, Error> {
+    /// Writes `entries` to the store as one batch, in order, with each job's
+    /// own writes (`lens[j]` entries, then `withs[j]`), and publishes the new
+    /// edge. Not yet durable.
+    fn sequence<E: AsRef<[u8]>>(
+        &self,
+        entries: &[E],
+        lens: &[usize],
+        withs: Vec<Option<WithEntries>>,
+    ) -> Result<Sequenced, Error> {
         let _turn = lock(&self.sequencer);
         let mut edge = Edge::clone(&self.reader().edge);
         let (first, end) = (edge.size, edge.size + entries.len() as u64);
         let mut batch = WriteBatch::new();
+        let mut ranges = Vec::with_capacity(lens.len());
+        let mut start = first;
+        for (&len, with) in lens.iter().zip(withs) {
+            let range = start..start + len as u64;
+            start = range.end;
+            if let Some(with) = with {
+                let theirs = with(range.clone());
+                if theirs.touches_prefix(b"L") {
+                    return Err(Error::Invalid(
+                        "writes committed with an append must not use keys starting with 'L'"
+                            .into(),
+                    ));
+                }
+                batch.extend(theirs);
+            }
+            ranges.push(range);
+        }
 
         // Entries: straight into any bundle this batch completes, the rest
         // into the tail until their bundle fills.
@@ -246,6 +325,19 @@ impl<S: Store> Log<S> {
             edge.push_leaf(leaf_hash(e.as_ref()), &mut batch, &mut completed);
         }
         batch.put(SIZE_KEY.to_vec(), layout::encode_u64(end));
+        let checkpoint = if self.checkpoint_every_commit.load(Ordering::Acquire) && end > first {
+            // Every node of the new root's cover lies on the new right edge,
+            // so this reads nothing that is not yet in the store.
+            let root = proof::root_at(&self.reader_over(Arc::new(edge.clone())), end)?;
+            let signed = self.sign(end, root);
+            batch.put(
+                layout::checkpoint_key(end),
+                signed.note.clone().into_bytes(),
+            );
+            Some(signed)
+        } else {
+            None
+        };
         if let Some(files) = &self.tile_files {
             files.sync_into(&mut batch, SYNC_EVERY);
         }
@@ -273,7 +365,11 @@ impl<S: Store> Log<S> {
             Ok(mut g) => *g = Arc::new(edge),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(edge),
         }
-        Ok(first..end)
+        Ok(Sequenced {
+            ranges,
+            end,
+            checkpoint,
+        })
     }
 }
 
@@ -283,6 +379,7 @@ fn shared_error(e: &Error) -> Error {
     match e {
         Error::Store(e) => Error::Store(e.clone()),
         Error::Corrupt(m) => Error::Corrupt(m.clone()),
+        Error::Invalid(m) => Error::Invalid(m.clone()),
         other => Error::Store(StoreError(other.to_string())),
     }
 }

@@ -68,6 +68,7 @@ pub use proof::{ConsistencyProof, InclusionProof};
 pub use tree::NodeId;
 pub use verify::{VerifyError, verify_consistency, verify_inclusion};
 
+pub use append::{Committed, WithEntries};
 pub use audit::VerifyReport;
 #[cfg(feature = "sled")]
 pub use disk::{CHECKPOINT_FILE, DB_DIR, DEFAULT_ORIGIN, KEY_FILE, OpenOptions, TILES_DIR};

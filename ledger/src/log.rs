@@ -10,8 +10,9 @@
 
 use std::cell::RefCell;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::append::{CommitState, Edge};
 use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier, verify_checkpoint};
@@ -27,6 +28,9 @@ use crate::tree::NodeId;
 
 /// Largest entry the log accepts: 64 KiB.
 pub const MAX_ENTRY_LEN: usize = 64 * 1024;
+
+/// How often checkpoints signed by commits refresh the mirror file.
+const MIRROR_EVERY: Duration = Duration::from_secs(1);
 
 /// A checkpoint and the signed note that carries it, exactly as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,8 +57,12 @@ pub struct Log<S: Store> {
     pub(crate) commit: Mutex<CommitState>,
     pub(crate) commit_done: Condvar,
     latest: Mutex<Option<SignedCheckpoint>>,
+    /// Whether each commit signs a checkpoint in the same batch.
+    pub(crate) checkpoint_every_commit: AtomicBool,
     /// Where a copy of the latest checkpoint is kept outside the store.
     mirror: Option<PathBuf>,
+    /// When the mirror was last written, and the size it then held.
+    mirrored: Mutex<Option<(Instant, u64)>>,
     /// File copies of the full tiles, for fast proofs.
     pub(crate) tile_files: Option<TileFiles>,
     /// Held for the lifetime of the log when opened from a directory.
@@ -153,7 +161,13 @@ impl<S: Store> Log<S> {
             commit: Mutex::new(CommitState::default()),
             commit_done: Condvar::new(),
             latest: Mutex::new(None),
+            checkpoint_every_commit: AtomicBool::new(false),
             mirror,
+            mirrored: Mutex::new(
+                mirrored
+                    .as_ref()
+                    .map(|m| (Instant::now(), m.checkpoint.size)),
+            ),
             tile_files,
             _dir_lock: dir_lock,
         };
@@ -171,6 +185,13 @@ impl<S: Store> Log<S> {
     /// and provable.
     pub fn size(&self) -> u64 {
         self.durable.load(Ordering::Acquire)
+    }
+
+    /// The store under the log, for owners of other keys that commit with
+    /// appends ([`Log::append_batch_with`]). Keys starting with `L` are the
+    /// log's: read them only through the log, never write them.
+    pub fn store(&self) -> &S {
+        &self.store
     }
 
     /// The log's origin (the name of its checkpoint key).
@@ -304,25 +325,73 @@ impl<S: Store> Log<S> {
         if let Some(l) = latest.as_ref() {
             self.check_against_tree(&l.checkpoint)?;
         }
+        let signed = self.sign(size, proof::root_at(&self.reader(), size)?);
+        let mut batch = WriteBatch::new();
+        batch.put(
+            layout::checkpoint_key(size),
+            signed.note.clone().into_bytes(),
+        );
+        self.store.apply(batch)?;
+        self.store.sync()?;
+        self.write_mirror(&signed)?;
+        // An append that signs its own checkpoint may have published a
+        // larger one meanwhile; it was blocked on this lock, so not yet.
+        *latest = Some(signed.clone());
+        Ok(signed)
+    }
+
+    /// Makes every later commit sign a checkpoint for its new size in the
+    /// same store batch as its entries, so the checkpoint costs no extra
+    /// sync and each append can be acknowledged with a checkpoint that
+    /// covers it ([`Committed::checkpoint`](crate::Committed)).
+    ///
+    /// Every such checkpoint is stored. The copy outside the store is
+    /// refreshed at most once a second (and when the log is dropped): it is
+    /// an anchor against rollback, which an older checkpoint still is.
+    pub fn set_checkpoint_every_commit(&self, on: bool) {
+        self.checkpoint_every_commit.store(on, Ordering::Release);
+    }
+
+    /// Signs the checkpoint for `size` with `root`.
+    pub(crate) fn sign(&self, size: u64, root: Hash) -> SignedCheckpoint {
         let checkpoint = Checkpoint {
             origin: self.signer.name().to_owned(),
             size,
-            root: proof::root_at(&self.reader(), size)?,
+            root,
         };
         let note = self.signer.sign_note(&checkpoint.body());
-        let mut batch = WriteBatch::new();
-        batch.put(layout::checkpoint_key(size), note.clone().into_bytes());
-        self.store.apply(batch)?;
-        self.store.sync()?;
-        if let Some(path) = &self.mirror {
-            write_atomic(path, note.as_bytes(), 0o644).map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
+        SignedCheckpoint { checkpoint, note }
+    }
+
+    /// Records a checkpoint that a commit made durable as the latest, and
+    /// refreshes the mirror if it is due.
+    pub(crate) fn publish_checkpoint(&self, signed: &SignedCheckpoint) {
+        let mut latest = lock(&self.latest);
+        if latest
+            .as_ref()
+            .is_some_and(|l| l.checkpoint.size >= signed.checkpoint.size)
+        {
+            return;
         }
-        let signed = SignedCheckpoint { checkpoint, note };
         *latest = Some(signed.clone());
-        Ok(signed)
+        let due = lock(&self.mirrored).is_none_or(|(at, _)| at.elapsed() >= MIRROR_EVERY);
+        if due {
+            // The checkpoint is durable in the store; a stale mirror is
+            // still a valid anchor, so a failed refresh is retried later.
+            let _ = self.write_mirror(signed);
+        }
+    }
+
+    fn write_mirror(&self, signed: &SignedCheckpoint) -> Result<(), Error> {
+        let Some(path) = &self.mirror else {
+            return Ok(());
+        };
+        write_atomic(path, signed.note.as_bytes(), 0o644).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        *lock(&self.mirrored) = Some((Instant::now(), signed.checkpoint.size));
+        Ok(())
     }
 
     /// Every stored checkpoint note, oldest first.
@@ -343,6 +412,11 @@ impl<S: Store> Log<S> {
             Ok(g) => Arc::clone(&g),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         };
+        self.reader_over(edge)
+    }
+
+    /// A reader over `edge`, which may be newer than the published one.
+    pub(crate) fn reader_over(&self, edge: Arc<Edge>) -> Reader<'_, S> {
         Reader {
             store: &self.store,
             files: self.tile_files.as_ref(),
@@ -386,6 +460,18 @@ impl<S: Store> Log<S> {
             )));
         }
         Ok(())
+    }
+}
+
+impl<S: Store> Drop for Log<S> {
+    /// Leaves the mirror holding the latest checkpoint, which commits may
+    /// have signed since its last refresh.
+    fn drop(&mut self) {
+        let latest = lock(&self.latest).clone();
+        let mirrored = lock(&self.mirrored).map(|(_, size)| size);
+        if let Some(signed) = latest.filter(|l| Some(l.checkpoint.size) != mirrored) {
+            let _ = self.write_mirror(&signed);
+        }
     }
 }
 

@@ -41,6 +41,17 @@ impl WriteBatch {
         self.ops.get(key).map(|v| v.as_deref())
     }
 
+    /// Adds every write of `other`, which win over this batch's own writes
+    /// to the same keys.
+    pub fn extend(&mut self, other: WriteBatch) {
+        self.ops.extend(other.ops);
+    }
+
+    /// Whether any write in the batch is to a key starting with `prefix`.
+    pub fn touches_prefix(&self, prefix: &[u8]) -> bool {
+        self.ops.keys().any(|k| k.starts_with(prefix))
+    }
+
     /// Whether the batch holds no writes.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
