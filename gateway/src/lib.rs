@@ -6,6 +6,10 @@
 //! - [`cli`]: the `xgate` command line. `main.rs` is a thin wrapper over
 //!   [`cli::main`]; each command group is one submodule of `cli`.
 //!   [`cli::log`] inspects and proves against a log data directory offline.
+//! - [`registry`]: the agencies of the federation, their certificate
+//!   bindings and public JOSE keys.
+//! - [`pki`]: the development PKI (`xgate certs`): CA, certificates, JOSE
+//!   keys, CRL and registry.
 //!
 //! The log itself (hashing, proofs, checkpoints, storage) is the
 //! `xgate_ledger` crate; nothing here re-implements any of it.
@@ -14,3 +18,5 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod pki;
+pub mod registry;

@@ -36,6 +36,9 @@ pub enum Error {
     /// The log refused: missing, locked, corrupt, or a storage failure.
     #[error(transparent)]
     Ledger(#[from] xgate_ledger::Error),
+    /// A PKI operation failed.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
     /// Standard input could not be read.
     #[error("cannot read standard input: {0}")]
     Stdin(#[source] io::Error),

@@ -10,8 +10,9 @@
 //! - messages name paths, indices and sizes, never entry contents.
 //!
 //! Each command group owns its arguments and output formats in its own
-//! module ([`log`]); errors are in [`error`].
+//! module ([`log`], [`certs`]); errors are in [`error`].
 
+pub mod certs;
 pub mod error;
 pub mod log;
 mod values;
@@ -47,6 +48,13 @@ pub enum Command {
         #[command(subcommand)]
         command: log::LogCommand,
     },
+    /// Create a development federation PKI; revoke agency certificates.
+    #[command(arg_required_else_help = false)]
+    Certs {
+        /// What to do with the PKI.
+        #[command(subcommand)]
+        command: certs::CertsCommand,
+    },
 }
 
 impl Cli {
@@ -58,6 +66,7 @@ impl Cli {
     pub fn run(self, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<(), Error> {
         match self.command {
             Command::Log { command } => command.run(stdin, stdout),
+            Command::Certs { command } => command.run(stdout),
         }
     }
 }

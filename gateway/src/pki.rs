@@ -1,0 +1,493 @@
+//! The federation's development PKI: a CA, TLS certificates for the gateway
+//! and for each agency, each agency's JOSE keys, the CRL, and the registry
+//! that ties them together. `xgate certs` is a thin wrapper over this.
+//!
+//! Layout of a PKI directory (an exact contract; outside tools rely on it):
+//!
+//! ```text
+//! DIR/ca.crt  DIR/ca.key  DIR/crl.pem  DIR/registry.toml
+//! DIR/gateway/tls.crt  DIR/gateway/tls.key
+//! DIR/<agency>/tls.crt  DIR/<agency>/tls.key  DIR/<agency>/signing.jwk  DIR/<agency>/encryption.jwk
+//! ```
+//!
+//! Every key is ECDSA P-256. Private key files are created with mode 0600.
+//! A new PKI is written into a temporary sibling directory and renamed into
+//! place, so an interrupted `init` leaves no half-made PKI behind.
+
+use std::fs;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use josekit::jwk::Jwk;
+use josekit::jwk::alg::ec::EcCurve;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, RevokedCertParams, SanType,
+    SerialNumber,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use crate::registry::{Agency, AgencyId, CertificateBinding, Registry};
+
+/// The CA certificate.
+pub const CA_CERT: &str = "ca.crt";
+/// The CA private key.
+pub const CA_KEY: &str = "ca.key";
+/// The certificate revocation list.
+pub const CRL: &str = "crl.pem";
+/// The agency registry.
+pub const REGISTRY: &str = "registry.toml";
+/// Directory of the gateway's TLS certificate and key.
+pub const GATEWAY_DIR: &str = "gateway";
+/// A TLS certificate, in the gateway's or an agency's directory.
+pub const TLS_CERT: &str = "tls.crt";
+/// A TLS private key, beside its certificate.
+pub const TLS_KEY: &str = "tls.key";
+/// An agency's private signing JWK.
+pub const SIGNING_JWK: &str = "signing.jwk";
+/// An agency's private encryption JWK.
+pub const ENCRYPTION_JWK: &str = "encryption.jwk";
+
+/// The agencies a zero-configuration gateway starts with.
+pub const SAMPLE_AGENCIES: [&str; 4] = ["state", "treasury", "gsa", "hhs"];
+
+const CA_YEARS: i64 = 10;
+const LEAF_DAYS: i64 = 397;
+/// How long a CRL claims to be current; `revoke` issues a fresh one.
+const CRL_DAYS: i64 = 30;
+
+/// Why a PKI operation failed. Messages name files and agencies, never key
+/// material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// The target directory exists and `--force` was not given.
+    #[error("{0} already exists; pass --force to replace it")]
+    Exists(PathBuf),
+    /// No agency was named, or one was named twice.
+    #[error("{0}")]
+    Agencies(String),
+    /// The agency has no certificate in this PKI.
+    #[error("no agency {agency} in {dir} ({missing} is missing)")]
+    UnknownAgency {
+        /// The agency asked for.
+        agency: AgencyId,
+        /// The PKI directory.
+        dir: PathBuf,
+        /// The file that would have held its certificate.
+        missing: PathBuf,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// A file holds something other than what it should.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Key generation or signing failed.
+    #[error("cryptography failed: {0}")]
+    Crypto(String),
+}
+
+/// What `revoke` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// The certificate is newly on the CRL, which now has this number.
+    Added {
+        /// Serial of the revoked certificate, lowercase hex.
+        serial: String,
+        /// The new CRL's number.
+        crl_number: u64,
+    },
+    /// The certificate was already on the CRL; nothing changed.
+    AlreadyRevoked {
+        /// Serial of the certificate, lowercase hex.
+        serial: String,
+    },
+}
+
+/// Creates a new PKI in `dir` for `agencies`; with `force`, replaces an
+/// existing `dir`. Returns the registry it wrote.
+///
+/// # Errors
+/// [`PkiError::Exists`] without `force`, [`PkiError::Agencies`] for an
+/// empty or repeated list, I/O and crypto failures.
+pub fn init(dir: &Path, agencies: &[AgencyId], force: bool) -> Result<Registry, PkiError> {
+    if agencies.is_empty() {
+        return Err(PkiError::Agencies("name at least one --agency".into()));
+    }
+    for (i, a) in agencies.iter().enumerate() {
+        if agencies[..i].contains(a) {
+            return Err(PkiError::Agencies(format!("agency {a} is named twice")));
+        }
+    }
+    if dir.exists() && !force {
+        return Err(PkiError::Exists(dir.to_path_buf()));
+    }
+    let staging = staging_dir(dir)?;
+    let built = write_pki(&staging, agencies);
+    let registry = match built {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    if dir.exists() {
+        fs::remove_dir_all(dir).map_err(io(dir))?;
+    }
+    fs::rename(&staging, dir).map_err(io(dir))?;
+    Ok(registry)
+}
+
+/// Adds `agency`'s TLS certificate to the CRL in `dir`, re-signing it with
+/// the next CRL number. The new CRL replaces the old one atomically, so a
+/// gateway polling the file never reads half of it.
+///
+/// # Errors
+/// [`PkiError::UnknownAgency`] if the PKI has no certificate for it; I/O,
+/// parse and crypto failures.
+pub fn revoke(dir: &Path, agency: &AgencyId) -> Result<Revoked, PkiError> {
+    let cert_path = dir.join(agency.as_str()).join(TLS_CERT);
+    if !cert_path.is_file() {
+        return Err(PkiError::UnknownAgency {
+            agency: agency.clone(),
+            dir: dir.to_path_buf(),
+            missing: cert_path,
+        });
+    }
+    let serial = cert_serial(&read(&cert_path)?, &cert_path)?;
+    let crl_path = dir.join(CRL);
+    let crl_pem = read(&crl_path)?;
+    let (number, mut revoked) = crl_contents(&crl_pem, &crl_path)?;
+    let hex_serial = hex::encode(&serial);
+    if revoked.iter().any(|r| r.serial_number.to_bytes() == serial) {
+        return Ok(Revoked::AlreadyRevoked { serial: hex_serial });
+    }
+    revoked.push(RevokedCertParams {
+        serial_number: SerialNumber::from_slice(&serial),
+        revocation_time: OffsetDateTime::now_utc(),
+        reason_code: None,
+        invalidity_date: None,
+    });
+    let ca_path = dir.join(CA_KEY);
+    let ca_key = KeyPair::from_pem(&read(&ca_path)?).map_err(invalid(&ca_path))?;
+    let ca_cert_path = dir.join(CA_CERT);
+    let issuer =
+        Issuer::from_ca_cert_pem(&read(&ca_cert_path)?, ca_key).map_err(invalid(&ca_cert_path))?;
+    let crl_number = number + 1;
+    let pem = sign_crl(&issuer, crl_number, revoked)?;
+    let tmp = dir.join(format!(".{CRL}.tmp"));
+    // Left over from an interrupted revoke, if it exists: never read.
+    let _ = fs::remove_file(&tmp);
+    write_file(&tmp, pem.as_bytes(), 0o644)?;
+    fs::rename(&tmp, &crl_path).map_err(io(&crl_path))?;
+    Ok(Revoked::Added {
+        serial: hex_serial,
+        crl_number,
+    })
+}
+
+/// A display name for an agency: the sample agencies' full names, else the id.
+pub fn display_name(id: &AgencyId) -> String {
+    match id.as_str() {
+        "state" => "Department of State",
+        "treasury" => "Department of the Treasury",
+        "gsa" => "General Services Administration",
+        "hhs" => "Department of Health and Human Services",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// The lowercase hex SHA-256 of a certificate's DER encoding.
+pub fn fingerprint(der: &[u8]) -> String {
+    hex::encode(Sha256::digest(der))
+}
+
+fn write_pki(dir: &Path, agencies: &[AgencyId]) -> Result<Registry, PkiError> {
+    let now = OffsetDateTime::now_utc();
+    let ca_key = KeyPair::generate().map_err(crypto)?;
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "xgate development federation CA");
+    ca.distinguished_name
+        .push(DnType::OrganizationName, "xgate development federation");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_before = now - Duration::hours(1);
+    ca.not_after = now + Duration::days(365 * CA_YEARS);
+    ca.serial_number = Some(random_serial()?);
+    let ca_cert = ca.self_signed(&ca_key).map_err(crypto)?;
+    write_file(&dir.join(CA_CERT), ca_cert.pem().as_bytes(), 0o644)?;
+    write_file(&dir.join(CA_KEY), ca_key.serialize_pem().as_bytes(), 0o600)?;
+    let issuer = Issuer::new(ca, ca_key);
+    write_file(
+        &dir.join(CRL),
+        sign_crl(&issuer, 1, Vec::new())?.as_bytes(),
+        0o644,
+    )?;
+
+    let gateway_sans = vec![
+        SanType::DnsName("localhost".try_into().map_err(crypto)?),
+        SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+    ];
+    let (cert, key) = leaf("xgate gateway", gateway_sans, &issuer, now)?;
+    let gateway = dir.join(GATEWAY_DIR);
+    write_file(&gateway.join(TLS_CERT), cert.pem().as_bytes(), 0o644)?;
+    write_file(
+        &gateway.join(TLS_KEY),
+        key.serialize_pem().as_bytes(),
+        0o600,
+    )?;
+
+    let mut entries = Vec::new();
+    for id in agencies {
+        let uri = SanType::URI(id.uri().try_into().map_err(crypto)?);
+        let (cert, key) = leaf(id.as_str(), vec![uri], &issuer, now)?;
+        let home = dir.join(id.as_str());
+        write_file(&home.join(TLS_CERT), cert.pem().as_bytes(), 0o644)?;
+        write_file(&home.join(TLS_KEY), key.serialize_pem().as_bytes(), 0o600)?;
+        let signing = jose_key("sig", "ES256")?;
+        let encryption = jose_key("enc", "ECDH-ES+A256KW")?;
+        write_file(
+            &home.join(SIGNING_JWK),
+            jwk_file(&signing).as_bytes(),
+            0o600,
+        )?;
+        write_file(
+            &home.join(ENCRYPTION_JWK),
+            jwk_file(&encryption).as_bytes(),
+            0o600,
+        )?;
+        entries.push(Agency {
+            id: id.clone(),
+            name: display_name(id),
+            certificate: CertificateBinding {
+                uri: id.uri(),
+                sha256: Some(fingerprint(cert.der())),
+            },
+            signing_key: public_map(&signing)?,
+            encryption_key: public_map(&encryption)?,
+        });
+    }
+    let registry = Registry::from_agencies(entries).map_err(PkiError::Agencies)?;
+    write_file(&dir.join(REGISTRY), registry.to_toml().as_bytes(), 0o644)?;
+    Ok(registry)
+}
+
+/// A TLS certificate for both client and server use, signed by the CA.
+fn leaf(
+    common_name: &str,
+    sans: Vec<SanType>,
+    issuer: &Issuer<'_, KeyPair>,
+    now: OffsetDateTime,
+) -> Result<(rcgen::Certificate, KeyPair), PkiError> {
+    let key = KeyPair::generate().map_err(crypto)?;
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.subject_alt_names = sans;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ClientAuth,
+        ExtendedKeyUsagePurpose::ServerAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(LEAF_DAYS);
+    params.serial_number = Some(random_serial()?);
+    let cert = params.signed_by(&key, issuer).map_err(crypto)?;
+    Ok((cert, key))
+}
+
+fn sign_crl(
+    issuer: &Issuer<'_, KeyPair>,
+    number: u64,
+    revoked: Vec<RevokedCertParams>,
+) -> Result<String, PkiError> {
+    let now = OffsetDateTime::now_utc();
+    let params = CertificateRevocationListParams {
+        this_update: now - Duration::minutes(5),
+        next_update: now + Duration::days(CRL_DAYS),
+        crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+        issuing_distribution_point: None,
+        revoked_certs: revoked,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    params
+        .signed_by(issuer)
+        .and_then(|crl| crl.pem())
+        .map_err(crypto)
+}
+
+/// A private JWK on P-256 with a `kid` that is its RFC 7638 thumbprint.
+fn jose_key(key_use: &str, alg: &str) -> Result<Jwk, PkiError> {
+    let mut jwk = Jwk::generate_ec_key(EcCurve::P256).map_err(crypto)?;
+    jwk.set_key_use(key_use);
+    jwk.set_algorithm(alg);
+    jwk.set_key_id(thumbprint(&jwk)?);
+    Ok(jwk)
+}
+
+/// RFC 7638 section 3.2: SHA-256 over the required EC members in
+/// lexicographic order, no whitespace; base64url without padding.
+fn thumbprint(jwk: &Jwk) -> Result<String, PkiError> {
+    let member = |k: &str| {
+        jwk.parameter(k)
+            .and_then(Value::as_str)
+            .ok_or_else(|| PkiError::Crypto(format!("generated JWK lacks {k:?}")))
+    };
+    let canonical = serde_json::json!({
+        "crv": member("crv")?,
+        "kty": member("kty")?,
+        "x": member("x")?,
+        "y": member("y")?,
+    });
+    // serde_json's Map is a BTreeMap here, so members come out sorted.
+    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    use base64::Engine as _;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
+}
+
+/// The public half of an EC private JWK, keeping `kid`, `use` and `alg`
+/// (josekit's `to_public_key` drops them).
+fn public_map(jwk: &Jwk) -> Result<serde_json::Map<String, Value>, PkiError> {
+    let mut map = jwk.as_ref().clone();
+    if map.remove("d").is_none() {
+        return Err(PkiError::Crypto("generated JWK has no private part".into()));
+    }
+    Ok(map)
+}
+
+fn jwk_file(jwk: &Jwk) -> String {
+    let pretty = serde_json::to_string_pretty(jwk.as_ref()).unwrap_or_else(|_| jwk.to_string());
+    format!("{pretty}\n")
+}
+
+/// A positive 16-byte serial (RFC 5280 section 4.1.2.2 allows up to 20).
+fn random_serial() -> Result<SerialNumber, PkiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| PkiError::Crypto(e.to_string()))?;
+    bytes[0] &= 0x7f;
+    bytes[0] |= 0x01;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn cert_serial(pem: &str, path: &Path) -> Result<Vec<u8>, PkiError> {
+    let der = pem_block(pem, "CERTIFICATE", path)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| invalid(path)(format!("not a certificate: {e}")))?;
+    Ok(cert.raw_serial().to_vec())
+}
+
+/// The CRL's number and its revoked entries.
+fn crl_contents(pem: &str, path: &Path) -> Result<(u64, Vec<RevokedCertParams>), PkiError> {
+    let der = pem_block(pem, "X509 CRL", path)?;
+    let (_, crl) =
+        x509_parser::parse_x509_crl(&der).map_err(|e| invalid(path)(format!("not a CRL: {e}")))?;
+    let number = crl
+        .crl_number()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0);
+    let revoked = crl
+        .iter_revoked_certificates()
+        .map(|r| {
+            let time = OffsetDateTime::from_unix_timestamp(r.revocation_date.timestamp())
+                .unwrap_or_else(|_| OffsetDateTime::now_utc());
+            RevokedCertParams {
+                serial_number: SerialNumber::from_slice(r.raw_serial()),
+                revocation_time: time,
+                reason_code: None,
+                invalidity_date: None,
+            }
+        })
+        .collect();
+    Ok((number, revoked))
+}
+
+fn pem_block(text: &str, label: &str, path: &Path) -> Result<Vec<u8>, PkiError> {
+    use rustls_pki_types::pem::PemObject;
+    match label {
+        "CERTIFICATE" => {
+            rustls_pki_types::CertificateDer::from_pem_slice(text.as_bytes()).map(|c| c.to_vec())
+        }
+        _ => rustls_pki_types::CertificateRevocationListDer::from_pem_slice(text.as_bytes())
+            .map(|c| c.to_vec()),
+    }
+    .map_err(|e| invalid(path)(format!("no PEM {label}: {e}")))
+}
+
+fn staging_dir(dir: &Path) -> Result<PathBuf, PkiError> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pki".into());
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    }
+    fs::create_dir(&staging).map_err(io(&staging))?;
+    Ok(staging)
+}
+
+fn read(path: &Path) -> Result<String, PkiError> {
+    fs::read_to_string(path).map_err(io(path))
+}
+
+/// Creates `path` (and its directory) with `mode`; never follows or reuses
+/// an existing file, so a key is never written into a file others can read.
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(bytes).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn invalid<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> PkiError + '_ {
+    move |e| PkiError::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn crypto<E: std::fmt::Display>(e: E) -> PkiError {
+    PkiError::Crypto(e.to_string())
+}
