@@ -18,5 +18,6 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod kind;
 pub mod pki;
 pub mod registry;

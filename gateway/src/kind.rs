@@ -1,0 +1,88 @@
+//! Envelope kinds: what an envelope asks the gateway to do. The `kind` claim
+//! names one; policy rules name them too.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Every envelope kind of the federation (DESIGN.md, "Envelope kinds").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// A record delivered to the recipient verbatim.
+    RecordSend,
+    /// A new asset enters custody.
+    AssetRegister,
+    /// The holder offers an asset to another holder.
+    AssetTransferOffer,
+    /// The receiver accepts an offer; custody moves.
+    AssetTransferAccept,
+    /// The receiver rejects an offer.
+    AssetTransferReject,
+    /// A physical count or scan of assets at a location.
+    InventoryReport,
+    /// A responder asks a holding agency for medical data.
+    MedicalRequest,
+    /// The holding agency answers with an encrypted payload.
+    MedicalResponse,
+    /// A reviewer closes a break-the-glass grant.
+    ReviewDecision,
+}
+
+impl Kind {
+    /// Every kind, in the order DESIGN.md lists them.
+    pub const ALL: [Kind; 9] = [
+        Kind::RecordSend,
+        Kind::AssetRegister,
+        Kind::AssetTransferOffer,
+        Kind::AssetTransferAccept,
+        Kind::AssetTransferReject,
+        Kind::InventoryReport,
+        Kind::MedicalRequest,
+        Kind::MedicalResponse,
+        Kind::ReviewDecision,
+    ];
+
+    /// The kind's name, as in the `kind` claim.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::RecordSend => "record.send",
+            Kind::AssetRegister => "asset.register",
+            Kind::AssetTransferOffer => "asset.transfer.offer",
+            Kind::AssetTransferAccept => "asset.transfer.accept",
+            Kind::AssetTransferReject => "asset.transfer.reject",
+            Kind::InventoryReport => "inventory.report",
+            Kind::MedicalRequest => "medical.request",
+            Kind::MedicalResponse => "medical.response",
+            Kind::ReviewDecision => "review.decision",
+        }
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Kind, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown kind {s:?}"))
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for k in Kind::ALL {
+            assert_eq!(k.as_str().parse::<Kind>(), Ok(k));
+        }
+        assert!("record.Send".parse::<Kind>().is_err());
+    }
+}
