@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
-use crate::checkpoint::{NoteSigner, check_name};
+use crate::checkpoint::{NoteSigner, NoteVerifier, check_name, verify_checkpoint};
 use crate::error::Error;
 use crate::fsutil::write_atomic;
-use crate::log::{Attached, Log};
+use crate::log::{Attached, Log, SignedCheckpoint};
 use crate::store_sled::SledStore;
 
 /// Origin (and key name) of a new log when none is configured.
@@ -109,22 +109,61 @@ impl Log<SledStore> {
     /// As [`Log::create_or_open`], and [`Error::NotALog`] if `dir` is missing
     /// or has no log in it.
     pub fn open_existing(dir: &Path, options: &OpenOptions) -> Result<Log<SledStore>, Error> {
-        if !dir.exists() {
-            return Err(not_a_log(dir, "no such directory"));
-        }
-        if !dir.is_dir() {
-            return Err(not_a_log(dir, "not a directory"));
-        }
-        if !dir.join(KEY_FILE).is_file() {
-            return Err(not_a_log(dir, "no checkpoint.key"));
-        }
-        if !dir.join(DB_DIR).join("conf").is_file() {
-            return Err(not_a_log(dir, "no database"));
-        }
+        check_log_dir(dir)?;
         let lock = lock_dir(dir)?;
         let signer = read_key(dir, options)?;
         open_db(dir, signer, options, false, lock)
     }
+}
+
+/// The verifier key of the log in `dir`, read from its key file alone, so
+/// it works while another process (a running gateway) has the log open.
+///
+/// # Errors
+/// [`Error::NotALog`] if `dir` holds no log, [`Error::Corrupt`] for an
+/// unreadable key.
+pub fn verifier_of(dir: &Path) -> Result<NoteVerifier, Error> {
+    check_log_dir(dir)?;
+    Ok(read_key(dir, &OpenOptions::default())?.verifier())
+}
+
+/// The latest checkpoint the log in `dir` published outside its database
+/// (the `checkpoint` file), checked against the log's key. It works while
+/// another process has the log open; a gateway signing a checkpoint per
+/// commit refreshes the file at least once a second, so it may trail the
+/// database by that much. `None` if the log never signed one.
+///
+/// # Errors
+/// [`Error::NotALog`] if `dir` holds no log, [`Error::Corrupt`] if the file
+/// does not verify.
+pub fn published_checkpoint(dir: &Path) -> Result<Option<SignedCheckpoint>, Error> {
+    let verifier = verifier_of(dir)?;
+    let path = dir.join(CHECKPOINT_FILE);
+    let note = match fs::read_to_string(&path) {
+        Ok(note) => note,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let checkpoint = verify_checkpoint(&note, &verifier)
+        .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+    Ok(Some(SignedCheckpoint { checkpoint, note }))
+}
+
+/// The checks `open_existing` makes before taking the lock.
+fn check_log_dir(dir: &Path) -> Result<(), Error> {
+    if !dir.exists() {
+        return Err(not_a_log(dir, "no such directory"));
+    }
+    if !dir.is_dir() {
+        return Err(not_a_log(dir, "not a directory"));
+    }
+    if !dir.join(KEY_FILE).is_file() {
+        return Err(not_a_log(dir, "no checkpoint.key"));
+    }
+    if !dir.join(DB_DIR).join("conf").is_file() {
+        return Err(not_a_log(dir, "no database"));
+    }
+    Ok(())
 }
 
 fn open_db(

@@ -71,7 +71,10 @@ pub use verify::{VerifyError, verify_consistency, verify_inclusion};
 pub use append::{Committed, WithEntries};
 pub use audit::VerifyReport;
 #[cfg(feature = "sled")]
-pub use disk::{CHECKPOINT_FILE, DB_DIR, DEFAULT_ORIGIN, KEY_FILE, OpenOptions, TILES_DIR};
+pub use disk::{
+    CHECKPOINT_FILE, DB_DIR, DEFAULT_ORIGIN, KEY_FILE, OpenOptions, TILES_DIR,
+    published_checkpoint, verifier_of,
+};
 pub use error::Error;
 pub use log::{Log, MAX_ENTRY_LEN, SignedCheckpoint};
 pub use store::{Store, StoreError, WriteBatch};
