@@ -8,6 +8,8 @@
 //!   [`cli::log`] inspects and proves against a log data directory offline.
 //! - [`registry`]: the agencies of the federation, their certificate
 //!   bindings and public JOSE keys.
+//! - [`policy`]: who may send which envelope kinds to whom, and when an
+//!   emergency request breaks the glass; deny by default, rules in `policies/`.
 //! - [`pki`]: the development PKI (`xgate certs`): CA, certificates, JOSE
 //!   keys, CRL and registry.
 //!
@@ -18,6 +20,21 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod client;
+pub mod config;
+pub mod entry;
+pub mod envelope;
+pub mod errors;
+pub mod http;
+pub mod inbox;
 pub mod kind;
+pub mod logview;
+pub mod metrics;
+pub mod pipeline;
 pub mod pki;
+pub mod policy;
+pub mod receipt;
 pub mod registry;
+pub mod replay;
+pub mod server;
+pub mod tls;

@@ -161,3 +161,113 @@ impl Run {
         message.to_owned()
     }
 }
+
+/// A gateway (`xgate serve`) running as a child process on a loopback port.
+///
+/// Started with `--listen 127.0.0.1:0`; the address is read from the first
+/// line the gateway prints. Its stderr (the tracing log) is collected for
+/// tests that inspect it. Dropping it kills the process.
+#[derive(Debug)]
+pub struct Gateway {
+    child: std::process::Child,
+    url: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Gateway {
+    /// Starts `xgate serve --data-dir DATA --listen 127.0.0.1:0` plus `args`,
+    /// with `env` added to its environment, and waits until it listens.
+    ///
+    /// # Panics
+    /// If it does not start listening within 60 seconds.
+    pub fn start(
+        bin: impl AsRef<Path>,
+        data: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Gateway {
+        use std::io::BufRead;
+        let mut child = Command::new(bin.as_ref())
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start xgate serve");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let sink = std::sync::Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut s = sink
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            // Keep draining so the gateway never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let first = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let log = stderr.lock().map(|s| s.clone()).unwrap_or_default();
+                panic!("xgate serve did not start listening; stderr:\n{log}");
+            }
+        };
+        let url = first
+            .strip_prefix("xgate: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from xgate serve: {first:?}"))
+            .to_owned();
+        Gateway { child, url, stderr }
+    }
+
+    /// The gateway's URL, `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Everything the gateway has logged so far.
+    pub fn log_output(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Sends `signal` (a name `kill` accepts, such as `TERM` or `HUP`).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Asks the gateway to stop (SIGTERM) and returns its exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        self.signal("TERM");
+        let status = self.child.wait().expect("wait for xgate serve");
+        status.code()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -36,6 +36,37 @@ pub enum Error {
     /// The log refused: missing, locked, corrupt, or a storage failure.
     #[error(transparent)]
     Ledger(#[from] xgate_ledger::Error),
+    /// A log view was refused; see [`crate::logview::ViewError`].
+    #[error(transparent)]
+    View(#[from] crate::logview::ViewError),
+    /// The gateway could not start or stopped with an error.
+    #[error("{0}")]
+    Serve(String),
+    /// The gateway refused a request.
+    #[error("the gateway refused the request ({status} {code}): {message}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The API error code.
+        code: String,
+        /// The gateway's message.
+        message: String,
+    },
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The agency registry is invalid.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// The policy is invalid.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// A client call failed.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
     /// A PKI operation failed.
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),

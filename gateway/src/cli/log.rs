@@ -16,19 +16,21 @@
 //! JSON is compact, one line, fields in exactly that order; hashes and
 //! entries are standard base64 with padding. `--size` and `--to` default to
 //! the log's current size. Only `append` may create a log; every other
-//! command opens an existing one and changes nothing.
+//! command opens an existing one and changes nothing. `key` and `checkpoint`
+//! also answer while a gateway holds the log: `key` reads only the key
+//! file, and `checkpoint` then prints the copy outside the database, which
+//! a running gateway refreshes at least once a second.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use xgate_ledger::{Hash, Log, MAX_ENTRY_LEN, OpenOptions, SledStore};
+use xgate_ledger::{Log, MAX_ENTRY_LEN, OpenOptions, SledStore};
 
 use super::error::Error;
 use super::values;
+use crate::logview::{self, b64};
 
 /// Entries per `append_batch` call: large enough to amortise the flush,
 /// small enough that one batch stays a modest amount of memory in sled.
@@ -126,8 +128,17 @@ impl LogCommand {
             LogCommand::Append(args) => append(&args, stdin, stdout),
             LogCommand::Checkpoint(dir) => checkpoint(&dir, stdout),
             LogCommand::Key(dir) => {
-                let log = open(&dir)?;
-                emit(stdout, format!("{}\n", log.verifier()).as_bytes())
+                let verifier = match open(&dir) {
+                    Ok(log) => log.verifier(),
+                    // A running gateway holds the log: read the key file,
+                    // checked against the checkpoint published beside it.
+                    Err(Error::Ledger(xgate_ledger::Error::Locked(_))) => {
+                        xgate_ledger::published_checkpoint(&dir.data_dir)?;
+                        xgate_ledger::verifier_of(&dir.data_dir)?
+                    }
+                    Err(e) => return Err(e),
+                };
+                emit(stdout, format!("{verifier}\n").as_bytes())
             }
             LogCommand::Inclusion(args) => inclusion(&args, stdout),
             LogCommand::Consistency(args) => consistency(&args, stdout),
@@ -152,31 +163,6 @@ struct Appended {
     appended: u64,
     tree_size: u64,
     root_hash: String,
-}
-
-#[derive(Serialize)]
-struct Inclusion {
-    leaf_index: u64,
-    tree_size: u64,
-    leaf_hash: String,
-    root_hash: String,
-    hashes: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Consistency {
-    from: u64,
-    to: u64,
-    old_root: String,
-    new_root: String,
-    hashes: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Entry {
-    index: u64,
-    entry: String,
-    leaf_hash: String,
 }
 
 fn append(args: &AppendArgs, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<(), Error> {
@@ -219,7 +205,15 @@ fn append(args: &AppendArgs, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Re
 }
 
 fn checkpoint(dir: &DataDir, stdout: &mut dyn Write) -> Result<(), Error> {
-    let signed = open(dir)?.latest_checkpoint().ok_or(Error::NoCheckpoint)?;
+    let signed = match open(dir) {
+        Ok(log) => log.latest_checkpoint(),
+        // A running gateway holds the log: print what it last published.
+        Err(Error::Ledger(xgate_ledger::Error::Locked(_))) => {
+            xgate_ledger::published_checkpoint(&dir.data_dir)?
+        }
+        Err(e) => return Err(e),
+    }
+    .ok_or(Error::NoCheckpoint)?;
     // The note already ends in a newline; it is printed exactly as stored so
     // that its signature still verifies.
     emit(stdout, signed.note.as_bytes())
@@ -227,102 +221,28 @@ fn checkpoint(dir: &DataDir, stdout: &mut dyn Write) -> Result<(), Error> {
 
 fn inclusion(args: &InclusionArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let log = open(&args.dir)?;
-    non_empty(&log)?;
-    let size = args.size.unwrap_or(log.size());
-    check_tree_size("--size", size, log.size())?;
-    if args.index >= size {
-        return Err(Error::Request(format!(
-            "--index {} is out of range for a tree of size {size}",
-            args.index
-        )));
-    }
-    let proof = log.inclusion(args.index, size)?;
     json(
         stdout,
-        &Inclusion {
-            leaf_index: proof.leaf_index,
-            tree_size: proof.tree_size,
-            leaf_hash: b64(&log.leaf_hash(args.index)?),
-            root_hash: b64(&log.root_at(size)?),
-            hashes: proof.hashes.iter().map(b64).collect(),
-        },
+        &logview::inclusion(&log, args.index, args.size, "--")?,
     )
 }
 
 fn consistency(args: &ConsistencyArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let log = open(&args.dir)?;
-    non_empty(&log)?;
-    let to = args.to.unwrap_or(log.size());
-    if args.from == 0 {
-        return Err(Error::Request(
-            "--from must be at least 1: every tree is consistent with the empty one".into(),
-        ));
-    }
-    if args.from > to {
-        return Err(Error::Request(format!(
-            "--from {} is larger than --to {to}",
-            args.from
-        )));
-    }
-    check_tree_size("--to", to, log.size())?;
-    let proof = log.consistency(args.from, to)?;
     json(
         stdout,
-        &Consistency {
-            from: proof.old_size,
-            to: proof.new_size,
-            old_root: b64(&log.root_at(args.from)?),
-            new_root: b64(&log.root_at(to)?),
-            hashes: proof.hashes.iter().map(b64).collect(),
-        },
+        &logview::consistency(&log, args.from, args.to, "--")?,
     )
 }
 
 fn entry(args: &EntryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let log = open(&args.dir)?;
-    if args.index >= log.size() {
-        return Err(Error::Request(format!(
-            "--index {} is out of range: the log has {} entries",
-            args.index,
-            log.size()
-        )));
-    }
-    json(
-        stdout,
-        &Entry {
-            index: args.index,
-            entry: B64.encode(log.entry(args.index)?),
-            leaf_hash: b64(&log.leaf_hash(args.index)?),
-        },
-    )
+    json(stdout, &logview::entry(&log, args.index, "--")?)
 }
 
 /// Opens an existing log for reading: never creates one.
 fn open(dir: &DataDir) -> Result<Log<SledStore>, Error> {
     Ok(Log::open_existing(&dir.data_dir, &OpenOptions::default())?)
-}
-
-/// Proofs need at least one entry.
-fn non_empty(log: &Log<SledStore>) -> Result<(), Error> {
-    if log.size() == 0 {
-        return Err(Error::Request(
-            "the log is empty: there is nothing to prove".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a tree size to prove against: non-empty and not past the end.
-fn check_tree_size(flag: &str, size: u64, log_size: u64) -> Result<(), Error> {
-    if size == 0 {
-        return Err(Error::Request(format!("{flag} must be at least 1")));
-    }
-    if size > log_size {
-        return Err(Error::Request(format!(
-            "{flag} {size} is beyond the end of the log, which has {log_size} entries"
-        )));
-    }
-    Ok(())
 }
 
 /// Splits input into entries, one per line: the bytes between newlines,
@@ -334,10 +254,6 @@ fn split_lines(input: &[u8]) -> Vec<&[u8]> {
     }
     let body = input.strip_suffix(b"\n").unwrap_or(input);
     body.split(|&b| b == b'\n').collect()
-}
-
-fn b64(hash: &Hash) -> String {
-    B64.encode(hash.as_bytes())
 }
 
 /// Writes `value` as one line of compact JSON.
@@ -379,7 +295,7 @@ mod tests {
         let mut out = Vec::new();
         json(
             &mut out,
-            &Entry {
+            &logview::EntryView {
                 index: 3,
                 entry: "AA==".into(),
                 leaf_hash: "h".into(),

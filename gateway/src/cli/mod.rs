@@ -10,11 +10,14 @@
 //! - messages name paths, indices and sizes, never entry contents.
 //!
 //! Each command group owns its arguments and output formats in its own
-//! module ([`log`], [`certs`]); errors are in [`error`].
+//! module ([`log`], [`certs`], [`serve`], [`agency`], [`audit`]); errors are in [`error`].
 
+pub mod agency;
+pub mod audit;
 pub mod certs;
 pub mod error;
 pub mod log;
+pub mod serve;
 mod values;
 
 use std::ffi::OsString;
@@ -55,6 +58,19 @@ pub enum Command {
         #[command(subcommand)]
         command: certs::CertsCommand,
     },
+    /// Run the gateway.
+    Serve(serve::ServeArgs),
+    /// Sign a JSON body into an envelope, submit it and print the receipt.
+    Send(agency::SendArgs),
+    /// Print (and with --ack acknowledge) an agency's undelivered envelopes.
+    Inbox(agency::InboxArgs),
+    /// Verify receipts offline.
+    #[command(arg_required_else_help = false)]
+    Audit {
+        /// What to check.
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 impl Cli {
@@ -67,6 +83,10 @@ impl Cli {
         match self.command {
             Command::Log { command } => command.run(stdin, stdout),
             Command::Certs { command } => command.run(stdout),
+            Command::Serve(args) => args.run(stdout),
+            Command::Send(args) => args.run(stdout),
+            Command::Inbox(args) => args.run(stdout),
+            Command::Audit { command } => command.run(stdout),
         }
     }
 }

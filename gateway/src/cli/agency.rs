@@ -1,0 +1,212 @@
+//! The agency-side commands: `xgate send` signs a JSON body into an
+//! envelope and submits it, printing the receipt; `xgate inbox` lists (and
+//! with `--ack` acknowledges) the agency's undelivered envelopes.
+//!
+//! ```text
+//! xgate send --pki DIR --as ID --to ID --gateway URL [--kind KIND] FILE
+//! xgate inbox --pki DIR --as ID --gateway URL [--ack]
+//! ```
+//!
+//! `send` prints the receipt as one line of JSON, exactly as the gateway
+//! returned it. `inbox` prints one line of JSON per envelope, oldest first:
+//! `{"id","from","kind","body","jws","receipt"}`, where `body` is the
+//! envelope's body after its signature was checked against the sender's key
+//! in the registry. A refusal by the gateway is an error naming its code.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use http::{Method, StatusCode};
+use serde_json::{Map, Value};
+
+use super::error::Error;
+use crate::client::{Client, EnvelopeSigner, Protocol, Reply};
+use crate::envelope::{self, Limits, Verifiers};
+use crate::http::JOSE;
+use crate::pki::REGISTRY;
+use crate::registry::{AgencyId, Registry};
+
+/// How long a sent envelope is valid.
+const LIFETIME_SECS: i64 = 120;
+
+/// Arguments of `xgate send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// PKI directory holding the sender's keys (`xgate certs init`).
+    #[arg(long, value_name = "DIR")]
+    pub pki: PathBuf,
+    /// The sending agency.
+    #[arg(long = "as", value_name = "ID")]
+    pub sender: AgencyId,
+    /// The recipient agency.
+    #[arg(long, value_name = "ID")]
+    pub to: AgencyId,
+    /// The gateway, as https://host:port.
+    #[arg(long, value_name = "URL")]
+    pub gateway: String,
+    /// The envelope kind.
+    #[arg(long, value_name = "KIND", default_value = "record.send")]
+    pub kind: String,
+    /// A file holding the body: one JSON object.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Arguments of `xgate inbox`.
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// PKI directory holding the agency's keys and the registry.
+    #[arg(long, value_name = "DIR")]
+    pub pki: PathBuf,
+    /// The agency whose inbox to read.
+    #[arg(long = "as", value_name = "ID")]
+    pub agency: AgencyId,
+    /// The gateway, as https://host:port.
+    #[arg(long, value_name = "URL")]
+    pub gateway: String,
+    /// Acknowledge each envelope once printed, removing it from the inbox.
+    #[arg(long)]
+    pub ack: bool,
+}
+
+impl SendArgs {
+    /// Signs and submits the envelope; prints the receipt.
+    ///
+    /// # Errors
+    /// A bad body file or key, a transport failure, or the gateway's refusal.
+    pub fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let text = std::fs::read(&self.file)
+            .map_err(|e| Error::Request(format!("cannot read {}: {e}", self.file.display())))?;
+        let body: Map<String, Value> = serde_json::from_slice(&text).map_err(|_| {
+            Error::Request(format!(
+                "{} does not hold one JSON object",
+                self.file.display()
+            ))
+        })?;
+        let signer = EnvelopeSigner::for_agency(&self.pki, &self.sender)?;
+        let jws = signer
+            .sign(&self.to, &self.kind, body, LIFETIME_SECS, None)
+            .map_err(Error::Request)?;
+        let mut client =
+            Client::for_agency(&self.pki, &self.sender, &self.gateway, Protocol::Auto)?;
+        let reply = runtime()?.block_on(client.request(
+            Method::POST,
+            "/v1/envelopes",
+            Some(JOSE),
+            jws.into_bytes(),
+        ))?;
+        expect(&reply, StatusCode::CREATED)?;
+        emit(stdout, &reply.body)
+    }
+}
+
+impl InboxArgs {
+    /// Prints (and optionally acknowledges) every envelope in the inbox.
+    ///
+    /// # Errors
+    /// A transport failure, the gateway's refusal, or an envelope whose
+    /// signature does not check out against the registry.
+    pub fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let registry = Registry::load(&self.pki.join(REGISTRY))?;
+        let verifiers = Verifiers::from_registry(&registry).map_err(Error::Request)?;
+        let mut client =
+            Client::for_agency(&self.pki, &self.agency, &self.gateway, Protocol::Auto)?;
+        let runtime = runtime()?;
+        let mut after: Option<u64> = None;
+        loop {
+            let path = match after {
+                Some(a) => format!("/v1/inbox?after={a}"),
+                None => "/v1/inbox".to_owned(),
+            };
+            let reply = runtime.block_on(client.request(Method::GET, &path, None, Vec::new()))?;
+            expect(&reply, StatusCode::OK)?;
+            let page: Value = serde_json::from_slice(&reply.body)
+                .map_err(|_| Error::Request("the gateway's inbox page is not JSON".into()))?;
+            let items = page["envelopes"].as_array().cloned().unwrap_or_default();
+            for mut item in items {
+                let body = self.checked_body(&item, &verifiers, &registry)?;
+                item["body"] = Value::Object(body);
+                let line = serde_json::to_vec(&item)
+                    .map_err(|e| Error::Stdout(std::io::Error::other(e)))?;
+                emit(stdout, &line)?;
+                if self.ack {
+                    let id = item["id"].as_str().unwrap_or_default();
+                    let path = format!("/v1/inbox/{id}/ack");
+                    let reply =
+                        runtime.block_on(client.request(Method::POST, &path, None, Vec::new()))?;
+                    expect(&reply, StatusCode::OK)?;
+                }
+            }
+            match page["next"].as_u64() {
+                Some(n) => after = Some(n),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The envelope's body, after checking its signature with the sender's
+    /// registered key (time limits do not apply to delivered envelopes).
+    fn checked_body(
+        &self,
+        item: &Value,
+        verifiers: &Verifiers,
+        registry: &Registry,
+    ) -> Result<Map<String, Value>, Error> {
+        let from: AgencyId = item["from"]
+            .as_str()
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| Error::Request("an inbox item names no valid sender".into()))?;
+        let jws = item["jws"].as_str().unwrap_or_default();
+        let unlimited = Limits {
+            max_lifetime: i64::MAX,
+            skew: i64::MAX,
+        };
+        let opened = envelope::open(jws.as_bytes(), &from, verifiers, registry, unlimited, 0)
+            .map_err(|e| {
+                Error::Request(format!(
+                    "envelope {} from {from} does not check out: {e}",
+                    item["id"].as_str().unwrap_or("?")
+                ))
+            })?;
+        if opened.aud != self.agency {
+            return Err(Error::Request(format!(
+                "envelope {} is addressed to {}, not {}",
+                opened.id(),
+                opened.aud,
+                self.agency
+            )));
+        }
+        Ok(opened.body)
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Request(format!("cannot start the runtime: {e}")))
+}
+
+/// Turns a response other than `want` into the gateway's refusal.
+fn expect(reply: &Reply, want: StatusCode) -> Result<(), Error> {
+    if reply.status == want {
+        return Ok(());
+    }
+    let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    let code = body["error"]["code"].as_str().unwrap_or("unknown");
+    let message = body["error"]["message"].as_str().unwrap_or("no message");
+    Err(Error::Refused {
+        status: reply.status.as_u16(),
+        code: code.to_owned(),
+        message: message.to_owned(),
+    })
+}
+
+fn emit(stdout: &mut dyn Write, bytes: &[u8]) -> Result<(), Error> {
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Stdout)
+}

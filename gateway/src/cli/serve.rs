@@ -1,0 +1,215 @@
+//! `xgate serve`: run the gateway.
+//!
+//! With no arguments it runs on its embedded defaults: data in
+//! `./xgate-data`, a development PKI created there on first start for the
+//! sample agencies, the default policy written beside it, listening on
+//! `127.0.0.1:8443`. The first line on stdout is always
+//! `xgate: listening on https://ADDR` (tools wait for it); what to run next
+//! follows.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use xgate_ledger::{Log, OpenOptions};
+
+use super::error::Error;
+use crate::config::Config;
+use crate::envelope::Limits;
+use crate::http::Context;
+use crate::pipeline::Gateway;
+use crate::pki::{self, REGISTRY, SAMPLE_AGENCIES};
+use crate::policy::{DEFAULT_POLICY, Policy};
+use crate::registry::{AgencyId, Registry};
+use crate::server;
+use crate::tls::Tls;
+
+/// Arguments of `xgate serve`; each overrides the config file and `XGATE_*`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (every field optional; see docs/operations.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory: the log, inboxes and replay ids.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PKI directory from `xgate certs init` (default: DATA_DIR/pki, created
+    /// with sample agencies if missing).
+    #[arg(long, value_name = "DIR")]
+    pub pki: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl ServeArgs {
+    /// Runs the gateway until SIGTERM or SIGINT.
+    ///
+    /// # Errors
+    /// Anything that stops the gateway from starting, naming the file or
+    /// setting at fault.
+    pub fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let mut config = Config::load(self.config.as_deref(), std::env::vars())?;
+        if let Some(d) = self.data_dir {
+            config.data_dir = d;
+        }
+        if let Some(p) = self.pki {
+            config.pki = Some(p);
+        }
+        if let Some(l) = self.listen {
+            config.listen = l;
+        }
+        init_tracing();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            // Appends wait for their group commit on blocking threads; this
+            // bounds them (and thus memory) under any load.
+            .max_blocking_threads(512)
+            .build()
+            .map_err(|e| Error::Serve(format!("cannot start the runtime: {e}")))?;
+        runtime.block_on(serve(config, stdout))
+    }
+}
+
+async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| Error::Serve(format!("cannot create {}: {e}", config.data_dir.display())))?;
+    let pki_dir = config.pki_dir();
+    let created_pki = ensure_pki(&config, &pki_dir)?;
+    let registry = Arc::new(Registry::load(&pki_dir.join(REGISTRY))?);
+    let policy_file = config.policy_file();
+    ensure_policy(&config, &policy_file)?;
+    let policy = Policy::load(&policy_file, &registry)?;
+    let tls = Arc::new(Tls::load(&pki_dir)?);
+    let options = OpenOptions {
+        origin: config.origin.clone(),
+        ..OpenOptions::default()
+    };
+    let log = Arc::new(Log::create_or_open(&config.data_dir, &options)?);
+    let limits = Limits {
+        max_lifetime: config.max_lifetime_secs,
+        skew: config.clock_skew_secs,
+    };
+    let gateway =
+        Arc::new(Gateway::new(Arc::clone(&log), registry, policy, limits).map_err(Error::Serve)?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Serve(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Serve(format!("cannot read the listening address: {e}")))?;
+    let ctx = Arc::new(Context {
+        gateway,
+        tls,
+        max_body_bytes: config.max_body_bytes,
+        inbox_page: config.inbox_page,
+    });
+    let greeting = greeting(addr, &config, &pki_dir, created_pki, log.origin());
+    stdout
+        .write_all(greeting.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Stdout)?;
+    tracing::info!(%addr, origin = log.origin(), size = log.size(), "gateway started");
+    let limits = server::Limits {
+        max_connections: config.max_connections,
+        header_timeout: Duration::from_secs(config.header_timeout_secs),
+        request_timeout: Duration::from_secs(config.request_timeout_secs),
+        crl_poll: Duration::from_secs(config.crl_poll_secs),
+    };
+    server::serve(listener, ctx, limits, policy_file, shutdown_signal())
+        .await
+        .map_err(|e| Error::Serve(format!("the listener failed: {e}")))?;
+    tracing::info!(size = log.size(), "gateway stopped");
+    Ok(())
+}
+
+/// Creates the development PKI on first start, unless the PKI directory was
+/// given explicitly: a named PKI that is missing is an operator's mistake.
+fn ensure_pki(config: &Config, dir: &Path) -> Result<bool, Error> {
+    if dir.join(REGISTRY).is_file() {
+        return Ok(false);
+    }
+    if config.pki.is_some() {
+        return Err(Error::Serve(format!(
+            "{} has no {REGISTRY}; create a PKI with `xgate certs init --dir {}`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    let agencies: Vec<AgencyId> = SAMPLE_AGENCIES
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    pki::init(dir, &agencies, false)?;
+    Ok(true)
+}
+
+/// Writes the default policy where the configuration expects one, on first
+/// start, so operators have a file to edit and reload.
+fn ensure_policy(config: &Config, path: &Path) -> Result<(), Error> {
+    if path.exists() {
+        return Ok(());
+    }
+    if config.policy.is_some() {
+        return Err(Error::Serve(format!(
+            "policy file {} does not exist",
+            path.display()
+        )));
+    }
+    std::fs::write(path, DEFAULT_POLICY)
+        .map_err(|e| Error::Serve(format!("cannot write {}: {e}", path.display())))
+}
+
+fn greeting(addr: SocketAddr, config: &Config, pki: &Path, created: bool, origin: &str) -> String {
+    let data = config.data_dir.display();
+    let pki = pki.display();
+    let created = if created {
+        format!("created a development PKI in {pki} for agencies state, treasury, gsa, hhs\n")
+    } else {
+        String::new()
+    };
+    format!(
+        "xgate: listening on https://{addr}\n\
+         {created}\
+         log {origin} in {data}; policy {}\n\
+         next, in another terminal:\n  \
+         echo '{{\"subject\":\"hello\"}}' > record.json\n  \
+         xgate send --pki {pki} --as state --to treasury --gateway https://{addr} record.json > receipt.json\n  \
+         xgate inbox --pki {pki} --as treasury --gateway https://{addr} --ack\n  \
+         xgate audit verify-receipt --receipt receipt.json --key \"$(xgate log key --data-dir {data})\"\n",
+        config.policy_file().display()
+    )
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("XGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second call (tests running the command in-process) keeps the first.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

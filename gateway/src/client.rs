@@ -1,0 +1,365 @@
+//! An agency's side of the API: a mutual-TLS HTTP client presenting the
+//! agency's certificate, and an envelope signer using its signing JWK.
+//! `xgate send` and `xgate inbox` are built on it, and so are the
+//! end-to-end tests.
+//!
+//! One [`Client`] holds one connection (HTTP/2 if the gateway offers it,
+//! else HTTP/1.1 keep-alive) and reconnects if it drops.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use josekit::jwk::Jwk;
+use josekit::jws::{JwsHeader, JwsSigner};
+use rustls::ClientConfig;
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::{Map, Value};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::envelope::ENVELOPE_TYP;
+use crate::pki::{CA_CERT, SIGNING_JWK, TLS_CERT, TLS_KEY};
+use crate::registry::AgencyId;
+use crate::tls::{ALPN, provider};
+
+/// Why a client call failed (as opposed to the gateway refusing it, which
+/// is a response like any other).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A key or certificate file could not be used.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The gateway URL is not `https://host:port`.
+    #[error("bad gateway URL {0:?}: use https://host:port")]
+    Url(String),
+    /// Connecting, the TLS handshake or the HTTP exchange failed.
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// Which HTTP version to speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/2 if the gateway offers it (ALPN), else HTTP/1.1.
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+}
+
+/// A response: status and body.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body bytes.
+    pub body: Bytes,
+    /// The negotiated protocol was HTTP/2.
+    pub http2: bool,
+}
+
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+/// A mutual-TLS connection to a gateway as one agency.
+pub struct Client {
+    config: Arc<ClientConfig>,
+    authority: String,
+    server_name: ServerName<'static>,
+    sender: Option<Sender>,
+}
+
+impl Client {
+    /// A client for agency `id` with the files of a PKI directory laid out
+    /// by `xgate certs init`, for the gateway at `url`.
+    ///
+    /// # Errors
+    /// [`ClientError::File`] or [`ClientError::Url`].
+    pub fn for_agency(
+        pki: &Path,
+        id: &AgencyId,
+        url: &str,
+        protocol: Protocol,
+    ) -> Result<Client, ClientError> {
+        let home = pki.join(id.as_str());
+        Client::new(
+            &pki.join(CA_CERT),
+            &home.join(TLS_CERT),
+            &home.join(TLS_KEY),
+            url,
+            protocol,
+        )
+    }
+
+    /// A client trusting the CA in `ca`, presenting the certificate `cert`
+    /// with key `key`.
+    ///
+    /// # Errors
+    /// [`ClientError::File`] or [`ClientError::Url`].
+    pub fn new(
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        url: &str,
+        protocol: Protocol,
+    ) -> Result<Client, ClientError> {
+        let mut roots = RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(ca).map_err(file(ca))? {
+            roots.add(c.map_err(file(ca))?).map_err(file(ca))?;
+        }
+        let chain = CertificateDer::pem_file_iter(cert)
+            .map_err(file(cert))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(file(cert))?;
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(file(key))?;
+        let mut config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Transport(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key_der)
+            .map_err(file(cert))?;
+        config.alpn_protocols = match protocol {
+            Protocol::Auto => ALPN.iter().map(|p| p.to_vec()).collect(),
+            Protocol::Http1 => vec![b"http/1.1".to_vec()],
+        };
+        let uri: Uri = url.parse().map_err(|_| ClientError::Url(url.to_owned()))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(ClientError::Url(url.to_owned()));
+        }
+        let host = uri.host().ok_or_else(|| ClientError::Url(url.to_owned()))?;
+        let port = uri.port_u16().unwrap_or(443);
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let server_name =
+            ServerName::try_from(host.clone()).map_err(|_| ClientError::Url(url.to_owned()))?;
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(Client {
+            config: Arc::new(config),
+            authority,
+            server_name,
+            sender: None,
+        })
+    }
+
+    /// Sends one request and reads the whole response.
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`] if no response arrived.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Reply, ClientError> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("https://{}{path}", self.authority));
+        if let Some(ct) = content_type {
+            builder = builder.header(CONTENT_TYPE, ct);
+        }
+        let req = builder
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let sender = self.connected().await?;
+        let (response, http2) = match sender {
+            Sender::H1(s) => (s.send_request(req).await, false),
+            Sender::H2(s) => (s.send_request(req).await, true),
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                self.sender = None;
+                return Err(ClientError::Transport(format!("request failed: {e}")));
+            }
+        };
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Transport(format!("reading the response: {e}")))?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            body,
+            http2,
+        })
+    }
+
+    /// Opens a fresh connection now, returning whether it speaks HTTP/2;
+    /// a handshake the gateway refuses is an error here.
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`] if the connection or handshake fails.
+    pub async fn connect(&mut self) -> Result<bool, ClientError> {
+        self.sender = None;
+        Ok(matches!(self.connected().await?, Sender::H2(_)))
+    }
+
+    async fn connected(&mut self) -> Result<&mut Sender, ClientError> {
+        let usable = match &self.sender {
+            Some(Sender::H1(s)) => !s.is_closed(),
+            Some(Sender::H2(s)) => !s.is_closed(),
+            None => false,
+        };
+        if !usable {
+            self.sender = Some(self.open().await?);
+        }
+        self.sender
+            .as_mut()
+            .ok_or_else(|| ClientError::Transport("not connected".into()))
+    }
+
+    async fn open(&self) -> Result<Sender, ClientError> {
+        let transport = |what: &str, e: &dyn std::fmt::Display| {
+            ClientError::Transport(format!("{what} {}: {e}", self.authority))
+        };
+        let tcp = TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| transport("cannot connect to", &e))?;
+        let _ = tcp.set_nodelay(true);
+        let tls = TlsConnector::from(Arc::clone(&self.config))
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|e| transport("TLS handshake with", &e))?;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io = TokioIo::new(tls);
+        if h2 {
+            let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| transport("HTTP/2 with", &e))?;
+            tokio::spawn(conn);
+            Ok(Sender::H2(sender))
+        } else {
+            let (sender, conn) = http1::handshake(io)
+                .await
+                .map_err(|e| transport("HTTP/1.1 with", &e))?;
+            tokio::spawn(conn);
+            Ok(Sender::H1(sender))
+        }
+    }
+}
+
+/// Signs envelopes as one agency.
+#[derive(Debug)]
+pub struct EnvelopeSigner {
+    iss: AgencyId,
+    kid: String,
+    signer: Box<dyn JwsSigner>,
+}
+
+impl EnvelopeSigner {
+    /// The signer for agency `id` from its `signing.jwk` in a PKI directory.
+    ///
+    /// # Errors
+    /// [`ClientError::File`] if the JWK is missing or not an ES256 key.
+    pub fn for_agency(pki: &Path, id: &AgencyId) -> Result<EnvelopeSigner, ClientError> {
+        let path = pki.join(id.as_str()).join(SIGNING_JWK);
+        let bytes = std::fs::read(&path).map_err(file(&path))?;
+        let jwk = Jwk::from_bytes(bytes).map_err(file(&path))?;
+        EnvelopeSigner::from_jwk(id.clone(), &jwk).map_err(file(&path))
+    }
+
+    /// The signer for `iss` with the private JWK `jwk` (ES256 or EdDSA).
+    ///
+    /// # Errors
+    /// A message if the JWK is not a private signing key with a `kid`.
+    pub fn from_jwk(iss: AgencyId, jwk: &Jwk) -> Result<EnvelopeSigner, String> {
+        let kid = jwk.key_id().ok_or("the JWK has no kid")?.to_owned();
+        let signer: Box<dyn JwsSigner> = match jwk.key_type() {
+            "EC" => Box::new(
+                josekit::jws::ES256
+                    .signer_from_jwk(jwk)
+                    .map_err(|e| e.to_string())?,
+            ),
+            "OKP" => Box::new(
+                josekit::jws::EdDSA
+                    .signer_from_jwk(jwk)
+                    .map_err(|e| e.to_string())?,
+            ),
+            other => return Err(format!("a {other} key cannot sign envelopes")),
+        };
+        Ok(EnvelopeSigner { iss, kid, signer })
+    }
+
+    /// The agency this signer signs as.
+    pub fn iss(&self) -> &AgencyId {
+        &self.iss
+    }
+
+    /// Signs an envelope of `kind` to `aud` with `body`, valid from now for
+    /// `lifetime` seconds, with `jti` (a fresh random one if `None`).
+    ///
+    /// # Errors
+    /// A message if signing fails.
+    pub fn sign(
+        &self,
+        aud: &AgencyId,
+        kind: &str,
+        body: Map<String, Value>,
+        lifetime: i64,
+        jti: Option<String>,
+    ) -> Result<String, String> {
+        let iat = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs() as i64;
+        let jti = match jti {
+            Some(j) => j,
+            None => random_jti()?,
+        };
+        let claims = serde_json::json!({
+            "iss": self.iss.as_str(),
+            "aud": aud.as_str(),
+            "jti": jti,
+            "iat": iat,
+            "exp": iat + lifetime,
+            "kind": kind,
+            "body": body,
+        });
+        let mut header = JwsHeader::new();
+        header.set_token_type(ENVELOPE_TYP);
+        header.set_key_id(&self.kid);
+        let payload = serde_json::to_vec(&claims).map_err(|e| e.to_string())?;
+        josekit::jws::serialize_compact(&payload, &header, self.signer.as_ref())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// 128 random bits, base64url: a `jti` nobody else will pick.
+pub fn random_jti() -> Result<String, String> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn file<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> ClientError + '_ {
+    move |e| ClientError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}

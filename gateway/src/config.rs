@@ -1,0 +1,220 @@
+//! `xgate serve` configuration: one TOML file whose every field has a
+//! default, overridden by `XGATE_*` environment variables, overridden by
+//! command-line flags.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8443"        # XGATE_LISTEN
+//! data_dir = "xgate-data"          # XGATE_DATA_DIR: the log, inboxes, replay ids
+//! pki = "xgate-data/pki"           # XGATE_PKI: CA, CRL, gateway cert, registry.toml
+//! policy = "xgate-data/policy.toml"  # XGATE_POLICY: written from the default on first start
+//! origin = "localhost/xgate"       # XGATE_ORIGIN: the log's origin, for a new log
+//! max_body_bytes = 1048576         # XGATE_MAX_BODY_BYTES: larger bodies get 413
+//! max_connections = 1024           # XGATE_MAX_CONNECTIONS: more wait in the kernel's backlog
+//! request_timeout_secs = 30        # XGATE_REQUEST_TIMEOUT_SECS: whole request, 503 after
+//! header_timeout_secs = 10         # XGATE_HEADER_TIMEOUT_SECS: TLS handshake and headers
+//! crl_poll_secs = 5                # XGATE_CRL_POLL_SECS: how often the CRL file is checked
+//! max_lifetime_secs = 300          # XGATE_MAX_LIFETIME_SECS: longest exp - iat
+//! clock_skew_secs = 60             # XGATE_CLOCK_SKEW_SECS
+//! inbox_page = 100                 # XGATE_INBOX_PAGE: most envelopes per inbox page
+//! ```
+//!
+//! `pki` and `policy` default to paths inside `data_dir` when not set.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The configuration of a gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the log and the gateway's state.
+    pub data_dir: PathBuf,
+    /// PKI directory; `data_dir/pki` if unset.
+    pub pki: Option<PathBuf>,
+    /// Policy file; `data_dir/policy.toml` if unset.
+    pub policy: Option<PathBuf>,
+    /// Origin of a new log.
+    pub origin: Option<String>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// Longest a request may take, in seconds.
+    pub request_timeout_secs: u64,
+    /// Longest a TLS handshake or request head may take, in seconds.
+    pub header_timeout_secs: u64,
+    /// How often the CRL file is checked for changes, in seconds.
+    pub crl_poll_secs: u64,
+    /// Longest `exp - iat` accepted, in seconds.
+    pub max_lifetime_secs: i64,
+    /// Clock skew tolerated, in seconds.
+    pub clock_skew_secs: i64,
+    /// Most envelopes returned per inbox page.
+    pub inbox_page: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            data_dir: PathBuf::from("xgate-data"),
+            pki: None,
+            policy: None,
+            origin: None,
+            max_body_bytes: 1 << 20,
+            max_connections: 1024,
+            request_timeout_secs: 30,
+            header_timeout_secs: 10,
+            crl_poll_secs: 5,
+            max_lifetime_secs: 300,
+            clock_skew_secs: 60,
+            inbox_page: 100,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The file or an environment variable holds a bad value.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads `file` (if given) over the defaults, then applies `XGATE_*`
+    /// variables from `env`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and line, or the variable, at fault.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| {
+                    ConfigError::Invalid(format!("{}: {}", path.display(), one_line(&e)))
+                })?
+            }
+            None => Config::default(),
+        };
+        for (name, value) in env {
+            config.set_env(&name, &value)?;
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The PKI directory in use.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.pki
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("pki"))
+    }
+
+    /// The policy file in use.
+    pub fn policy_file(&self) -> PathBuf {
+        self.policy
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("policy.toml"))
+    }
+
+    fn set_env(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
+            value
+                .parse()
+                .map_err(|_| ConfigError::Invalid(format!("{name}={value:?} is not a valid value")))
+        }
+        match name {
+            "XGATE_LISTEN" => self.listen = parse(name, value)?,
+            "XGATE_DATA_DIR" => self.data_dir = PathBuf::from(value),
+            "XGATE_PKI" => self.pki = Some(PathBuf::from(value)),
+            "XGATE_POLICY" => self.policy = Some(PathBuf::from(value)),
+            "XGATE_ORIGIN" => self.origin = Some(value.to_owned()),
+            "XGATE_MAX_BODY_BYTES" => self.max_body_bytes = parse(name, value)?,
+            "XGATE_MAX_CONNECTIONS" => self.max_connections = parse(name, value)?,
+            "XGATE_REQUEST_TIMEOUT_SECS" => self.request_timeout_secs = parse(name, value)?,
+            "XGATE_HEADER_TIMEOUT_SECS" => self.header_timeout_secs = parse(name, value)?,
+            "XGATE_CRL_POLL_SECS" => self.crl_poll_secs = parse(name, value)?,
+            "XGATE_MAX_LIFETIME_SECS" => self.max_lifetime_secs = parse(name, value)?,
+            "XGATE_CLOCK_SKEW_SECS" => self.clock_skew_secs = parse(name, value)?,
+            "XGATE_INBOX_PAGE" => self.inbox_page = parse(name, value)?,
+            // Other XGATE_* variables belong to tests and tools.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("max_connections", self.max_connections as u64),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("crl_poll_secs", self.crl_poll_secs),
+            ("inbox_page", self.inbox_page as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+        }
+        if self.max_lifetime_secs < 1 || self.clock_skew_secs < 0 {
+            return Err(ConfigError::Invalid(
+                "max_lifetime_secs must be at least 1 and clock_skew_secs at least 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn one_line(e: &toml::de::Error) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_the_file_defaults() {
+        let env = [
+            ("XGATE_LISTEN".to_owned(), "127.0.0.1:9000".to_owned()),
+            ("XGATE_MAX_BODY_BYTES".to_owned(), "2048".to_owned()),
+            ("HOME".to_owned(), "/root".to_owned()),
+        ];
+        let c = Config::load(None, env.into_iter()).expect("config");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.max_body_bytes, 2048);
+        assert_eq!(c.pki_dir(), PathBuf::from("xgate-data/pki"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let env = [("XGATE_MAX_CONNECTIONS".to_owned(), "lots".to_owned())];
+        let err = Config::load(None, env.into_iter()).expect_err("bad");
+        assert!(err.to_string().contains("XGATE_MAX_CONNECTIONS"), "{err}");
+        let env = [("XGATE_INBOX_PAGE".to_owned(), "0".to_owned())];
+        let err = Config::load(None, env.into_iter()).expect_err("zero");
+        assert!(err.to_string().contains("inbox_page"), "{err}");
+    }
+}

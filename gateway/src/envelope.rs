@@ -1,0 +1,372 @@
+//! Opening an envelope: a compact JWS signed with the sender's signing key,
+//! whose claims say who sends what to whom, and for how long it is valid.
+//!
+//! Parsing is done here, once, and strictly; josekit is used for what it
+//! does well, the signature check itself, through verifiers built once per
+//! registry key ([`Verifiers`]). The checks run in a fixed order so that
+//! each rejection names the first thing wrong:
+//!
+//! 1. structure: three base64url parts, a JSON object header (`malformed`);
+//! 2. header: `alg` must be the sender's registered algorithm (ES256, or
+//!    EdDSA for an Ed25519 key), never `none` or HMAC (`unsupported_alg`);
+//!    `typ` must be `xgate-envelope+jwt` and `crit` is not supported
+//!    (`malformed`); `kid` must be the sender's signing key (`bad_signature`);
+//! 3. the signature, over the sender's key (`bad_signature`);
+//! 4. claims: exactly `iss`, `aud`, `jti`, `iat`, `exp`, `kind`, `body`
+//!    (`malformed`); `iss` is the TLS identity (`identity_mismatch`); `aud`
+//!    is another registered agency (`wrong_audience`); `exp - iat` is at
+//!    most [`Limits::max_lifetime`] (`lifetime_too_long`); `iat` is not in
+//!    the future and `exp` not in the past, beyond [`Limits::skew`]
+//!    (`not_yet_valid`, `expired`); `kind` is known (`unsupported_kind`).
+//!
+//! Whether the kind is handled yet, policy and replay are later stages.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use josekit::jwk::Jwk;
+use josekit::jws::JwsVerifier;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::kind::Kind;
+use crate::registry::{AgencyId, Registry};
+
+/// The `typ` header every envelope carries.
+pub const ENVELOPE_TYP: &str = "xgate-envelope+jwt";
+/// Longest `jti` accepted.
+pub const MAX_JTI_LEN: usize = 128;
+
+/// Time limits on envelopes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest `exp - iat`, in seconds.
+    pub max_lifetime: i64,
+    /// Clock skew tolerated on `iat` and `exp`, in seconds.
+    pub skew: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_lifetime: 300,
+            skew: 60,
+        }
+    }
+}
+
+/// Why an envelope was refused. Messages are safe to return to the caller:
+/// they name claims and agencies, never the body.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// Not a well-formed envelope.
+    #[error("{0}")]
+    Malformed(String),
+    /// The header's algorithm is not the sender's registered one.
+    #[error("{0}")]
+    UnsupportedAlg(String),
+    /// The signature does not verify with the sender's signing key.
+    #[error("{0}")]
+    BadSignature(String),
+    /// `iss` is not the agency the TLS certificate names.
+    #[error("{0}")]
+    IdentityMismatch(String),
+    /// `aud` is not another registered agency.
+    #[error("{0}")]
+    WrongAudience(String),
+    /// `exp` has passed.
+    #[error("{0}")]
+    Expired(String),
+    /// `iat` is in the future.
+    #[error("{0}")]
+    NotYetValid(String),
+    /// `exp - iat` is longer than allowed.
+    #[error("{0}")]
+    LifetimeTooLong(String),
+    /// `kind` names no kind the gateway knows or handles.
+    #[error("{0}")]
+    UnsupportedKind(String),
+}
+
+/// A verified envelope.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope {
+    /// The sending agency (`iss`), equal to the TLS identity.
+    pub iss: AgencyId,
+    /// The recipient agency (`aud`).
+    pub aud: AgencyId,
+    /// The sender's unique id for this envelope.
+    pub jti: String,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Expires at, seconds since the epoch.
+    pub exp: i64,
+    /// What the envelope asks for.
+    pub kind: Kind,
+    /// The kind-specific body.
+    pub body: Map<String, Value>,
+    /// The compact JWS exactly as received.
+    pub compact: String,
+    /// SHA-256 of the compact JWS: the envelope's id.
+    pub digest: [u8; 32],
+}
+
+impl Envelope {
+    /// The envelope id: lowercase hex of [`Envelope::digest`].
+    pub fn id(&self) -> String {
+        hex::encode(self.digest)
+    }
+}
+
+/// Signature verifiers for every registered agency, built once.
+#[derive(Debug)]
+pub struct Verifiers {
+    keys: HashMap<AgencyId, SenderKey>,
+}
+
+#[derive(Debug)]
+struct SenderKey {
+    kid: String,
+    alg: &'static str,
+    verifier: Box<dyn JwsVerifier>,
+}
+
+impl Verifiers {
+    /// Builds a verifier for each agency's signing key.
+    ///
+    /// # Errors
+    /// A message naming the agency whose key is not a usable ES256 (P-256)
+    /// or EdDSA (Ed25519) public key.
+    pub fn from_registry(registry: &Registry) -> Result<Verifiers, String> {
+        let mut keys = HashMap::new();
+        for agency in registry.agencies() {
+            let id = &agency.id;
+            let jwk = Jwk::from_map(agency.signing_key.clone())
+                .map_err(|e| format!("agency {id}: signing_key: {e}"))?;
+            let kid = jwk
+                .key_id()
+                .ok_or_else(|| format!("agency {id}: signing_key has no kid"))?
+                .to_owned();
+            let (alg, verifier): (&'static str, Box<dyn JwsVerifier>) = match (
+                jwk.key_type(),
+                jwk.curve(),
+            ) {
+                ("EC", Some("P-256")) => (
+                    "ES256",
+                    Box::new(josekit::jws::ES256.verifier_from_jwk(&jwk).map_err(|e| {
+                        format!("agency {id}: signing_key is not a P-256 key: {e}")
+                    })?),
+                ),
+                ("OKP", Some("Ed25519")) => (
+                    "EdDSA",
+                    Box::new(josekit::jws::EdDSA.verifier_from_jwk(&jwk).map_err(|e| {
+                        format!("agency {id}: signing_key is not an Ed25519 key: {e}")
+                    })?),
+                ),
+                (kty, crv) => {
+                    return Err(format!(
+                        "agency {id}: signing_key must be EC P-256 or OKP Ed25519, not {kty} {}",
+                        crv.unwrap_or("(no curve)")
+                    ));
+                }
+            };
+            if let Some(declared) = jwk.algorithm().filter(|a| *a != alg) {
+                return Err(format!(
+                    "agency {id}: signing_key declares alg {declared}, but its key is for {alg}"
+                ));
+            }
+            keys.insert(id.clone(), SenderKey { kid, alg, verifier });
+        }
+        Ok(Verifiers { keys })
+    }
+}
+
+/// The claims, exactly; anything else is refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Claims {
+    iss: String,
+    aud: String,
+    jti: String,
+    iat: i64,
+    exp: i64,
+    kind: String,
+    body: Map<String, Value>,
+}
+
+/// Opens the compact JWS `compact` sent by `sender` (the TLS identity):
+/// verifies it and checks its claims at time `now` (seconds since the
+/// epoch). Runs in time linear in the input; never panics.
+///
+/// # Errors
+/// The first [`Rejection`] that applies, in the order of the module docs.
+pub fn open(
+    compact: &[u8],
+    sender: &AgencyId,
+    verifiers: &Verifiers,
+    registry: &Registry,
+    limits: Limits,
+    now: i64,
+) -> Result<Envelope, Rejection> {
+    let malformed = |m: &str| Rejection::Malformed(m.to_owned());
+    let text = std::str::from_utf8(compact)
+        .map_err(|_| malformed("the envelope is not a compact JWS (not UTF-8)"))?;
+    let text = text.trim_end_matches(['\r', '\n']);
+    let mut parts = text.split('.');
+    let (Some(h64), Some(p64), Some(s64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed(
+            "the envelope is not a compact JWS (three base64url parts separated by '.')",
+        ));
+    };
+    let header: Map<String, Value> = URL_SAFE_NO_PAD
+        .decode(h64)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| malformed("the JWS header is not base64url-encoded JSON object"))?;
+    let key = verifiers.keys.get(sender).ok_or_else(|| {
+        Rejection::BadSignature(format!("no signing key is registered for {sender}"))
+    })?;
+
+    let alg = header.get("alg").and_then(Value::as_str);
+    match alg {
+        None => return Err(malformed("the JWS header has no \"alg\"")),
+        Some(a) if a != key.alg => {
+            return Err(Rejection::UnsupportedAlg(format!(
+                "alg {a:?} is not accepted; {sender} signs with {}",
+                key.alg
+            )));
+        }
+        Some(_) => {}
+    }
+    if header.get("typ").and_then(Value::as_str) != Some(ENVELOPE_TYP) {
+        return Err(malformed(
+            "the JWS header must have \"typ\": \"xgate-envelope+jwt\"",
+        ));
+    }
+    if header.contains_key("crit") {
+        return Err(malformed(
+            "the JWS header's \"crit\" extensions are not supported",
+        ));
+    }
+    if header.get("kid").and_then(Value::as_str) != Some(key.kid.as_str()) {
+        return Err(Rejection::BadSignature(format!(
+            "\"kid\" is not the signing key registered for {sender}"
+        )));
+    }
+    let signature = URL_SAFE_NO_PAD
+        .decode(s64)
+        .map_err(|_| malformed("the JWS signature is not base64url"))?;
+    let signed = &text[..h64.len() + 1 + p64.len()];
+    key.verifier
+        .verify(signed.as_bytes(), &signature)
+        .map_err(|_| Rejection::BadSignature("the signature does not verify".into()))?;
+
+    let payload = URL_SAFE_NO_PAD
+        .decode(p64)
+        .map_err(|_| malformed("the JWS payload is not base64url"))?;
+    let claims: Claims = serde_json::from_slice(&payload).map_err(|e| {
+        // serde's message names the field and type, never a value.
+        Rejection::Malformed(format!("the claims are not valid: {}", claim_error(&e)))
+    })?;
+    let iss: AgencyId = claims
+        .iss
+        .parse()
+        .map_err(|_| Rejection::IdentityMismatch(format!("iss is not {sender}")))?;
+    if &iss != sender {
+        return Err(Rejection::IdentityMismatch(format!(
+            "iss is {iss}, but the TLS certificate is {sender}'s"
+        )));
+    }
+    let aud: AgencyId = claims
+        .aud
+        .parse()
+        .ok()
+        .filter(|a| registry.get(a).is_some())
+        .ok_or_else(|| Rejection::WrongAudience("aud is not a registered agency".into()))?;
+    if aud == iss {
+        return Err(Rejection::WrongAudience(
+            "aud is the sender itself; address another agency".into(),
+        ));
+    }
+    if claims.jti.is_empty()
+        || claims.jti.len() > MAX_JTI_LEN
+        || !claims
+            .jti
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        return Err(malformed(
+            "jti must be 1-128 characters of letters, digits, '-', '_', '.' and ':'",
+        ));
+    }
+    check_times(claims.iat, claims.exp, limits, now)?;
+    let kind: Kind = claims
+        .kind
+        .parse()
+        .map_err(|_| Rejection::UnsupportedKind("kind is not a known envelope kind".into()))?;
+    Ok(Envelope {
+        iss,
+        aud,
+        jti: claims.jti,
+        iat: claims.iat,
+        exp: claims.exp,
+        kind,
+        body: claims.body,
+        compact: text.to_owned(),
+        digest: Sha256::digest(text.as_bytes()).into(),
+    })
+}
+
+fn check_times(iat: i64, exp: i64, limits: Limits, now: i64) -> Result<(), Rejection> {
+    if exp <= iat {
+        return Err(Rejection::Malformed("exp must be after iat".into()));
+    }
+    if exp.saturating_sub(iat) > limits.max_lifetime {
+        return Err(Rejection::LifetimeTooLong(format!(
+            "exp - iat is {} s; at most {} s is allowed",
+            exp.saturating_sub(iat),
+            limits.max_lifetime
+        )));
+    }
+    if iat > now.saturating_add(limits.skew) {
+        return Err(Rejection::NotYetValid(format!(
+            "iat is {} s in the future (clock skew allowed: {} s)",
+            iat - now,
+            limits.skew
+        )));
+    }
+    if exp < now.saturating_sub(limits.skew) {
+        return Err(Rejection::Expired(format!(
+            "the envelope expired {} s ago (clock skew allowed: {} s)",
+            now - exp,
+            limits.skew
+        )));
+    }
+    Ok(())
+}
+
+/// serde_json errors can quote input; keep the part that names the field.
+fn claim_error(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or("invalid claims")
+        .to_owned();
+    // "invalid type: string \"...\", expected i64" quotes the value; drop it.
+    match message.find('"') {
+        Some(_) if message.starts_with("invalid type") || message.starts_with("invalid value") => {
+            let expected = message
+                .rsplit("expected ")
+                .next()
+                .map(|e| format!("a claim has the wrong type (expected {e})"));
+            expected.unwrap_or_else(|| "a claim has the wrong type".into())
+        }
+        _ => message,
+    }
+}

@@ -1,0 +1,187 @@
+//! The gateway's API errors: one stable code per reason, its HTTP status,
+//! and the JSON body every rejection carries,
+//! `{"error":{"code":"...","message":"..."}}`.
+//!
+//! Codes are a contract (docs/api.md); messages are for people and never
+//! hold an envelope body or personal data.
+
+use http::StatusCode;
+use serde::Serialize;
+
+use crate::envelope::Rejection;
+
+/// Every error code the API returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Code {
+    /// 400: not a well-formed request or envelope.
+    Malformed,
+    /// 400: a JWS algorithm the sender is not registered for.
+    UnsupportedAlg,
+    /// 401: the signature does not verify with the sender's key.
+    BadSignature,
+    /// 403: the TLS certificate names no registered agency.
+    UnknownAgency,
+    /// 403: `iss` differs from the TLS identity.
+    IdentityMismatch,
+    /// 422: `aud` unknown or the sender itself.
+    WrongAudience,
+    /// 401: past `exp`.
+    Expired,
+    /// 401: before `iat`.
+    NotYetValid,
+    /// 400: `exp - iat` too long.
+    LifetimeTooLong,
+    /// 409: this sender already used this `jti`.
+    Replayed,
+    /// 403: the policy does not allow it.
+    PolicyDenied,
+    /// 422: a kind the gateway does not handle.
+    UnsupportedKind,
+    /// 413: the body is over the limit.
+    PayloadTooLarge,
+    /// 415: not `application/jose`.
+    UnsupportedMediaType,
+    /// 404: no such resource (or not the caller's).
+    NotFound,
+    /// 405: the path exists, the method does not.
+    MethodNotAllowed,
+    /// 503: the log cannot make anything durable right now.
+    StorageUnavailable,
+    /// 503: the gateway is shutting down or over its limits.
+    Unavailable,
+    /// 500: a bug or a corrupt store; details are in the gateway's log.
+    Internal,
+}
+
+impl Code {
+    /// The code as it appears in error bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Malformed => "malformed",
+            Code::UnsupportedAlg => "unsupported_alg",
+            Code::BadSignature => "bad_signature",
+            Code::UnknownAgency => "unknown_agency",
+            Code::IdentityMismatch => "identity_mismatch",
+            Code::WrongAudience => "wrong_audience",
+            Code::Expired => "expired",
+            Code::NotYetValid => "not_yet_valid",
+            Code::LifetimeTooLong => "lifetime_too_long",
+            Code::Replayed => "replayed",
+            Code::PolicyDenied => "policy_denied",
+            Code::UnsupportedKind => "unsupported_kind",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::NotFound => "not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::StorageUnavailable => "storage_unavailable",
+            Code::Unavailable => "unavailable",
+            Code::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::Malformed | Code::UnsupportedAlg | Code::LifetimeTooLong => {
+                StatusCode::BAD_REQUEST
+            }
+            Code::BadSignature | Code::Expired | Code::NotYetValid => StatusCode::UNAUTHORIZED,
+            Code::UnknownAgency | Code::IdentityMismatch | Code::PolicyDenied => {
+                StatusCode::FORBIDDEN
+            }
+            Code::WrongAudience | Code::UnsupportedKind => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::Replayed => StatusCode::CONFLICT,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::StorageUnavailable | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A refused request: a code and a message for the caller.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct ApiError {
+    /// The stable code.
+    pub code: Code,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `code` and `message`.
+    pub fn new(code: Code, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The JSON body: `{"error":{"code":"...","message":"..."}}`.
+    pub fn body(&self) -> String {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: Inner<'a>,
+        }
+        #[derive(Serialize)]
+        struct Inner<'a> {
+            code: &'a str,
+            message: &'a str,
+        }
+        let body = Body {
+            error: Inner {
+                code: self.code.as_str(),
+                message: &self.message,
+            },
+        };
+        // Two strings: serialization cannot fail.
+        serde_json::to_string(&body).unwrap_or_default()
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> ApiError {
+        let code = match &r {
+            Rejection::Malformed(_) => Code::Malformed,
+            Rejection::UnsupportedAlg(_) => Code::UnsupportedAlg,
+            Rejection::BadSignature(_) => Code::BadSignature,
+            Rejection::IdentityMismatch(_) => Code::IdentityMismatch,
+            Rejection::WrongAudience(_) => Code::WrongAudience,
+            Rejection::Expired(_) => Code::Expired,
+            Rejection::NotYetValid(_) => Code::NotYetValid,
+            Rejection::LifetimeTooLong(_) => Code::LifetimeTooLong,
+            Rejection::UnsupportedKind(_) => Code::UnsupportedKind,
+        };
+        ApiError::new(code, r.to_string())
+    }
+}
+
+impl From<xgate_ledger::Error> for ApiError {
+    fn from(e: xgate_ledger::Error) -> ApiError {
+        match e {
+            xgate_ledger::Error::Store(_) | xgate_ledger::Error::Io { .. } => ApiError::new(
+                Code::StorageUnavailable,
+                "the log cannot make writes durable right now; nothing was accepted",
+            ),
+            _ => ApiError::new(Code::Internal, "internal error; see the gateway's log"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_the_contract_shape() {
+        let e = ApiError::new(Code::Replayed, "jti \"a\" was used before");
+        let v: serde_json::Value = serde_json::from_str(&e.body()).expect("json");
+        assert_eq!(v["error"]["code"], "replayed");
+        assert_eq!(v["error"]["message"], "jti \"a\" was used before");
+        assert_eq!(e.code.status(), StatusCode::CONFLICT);
+    }
+}

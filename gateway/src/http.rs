@@ -1,0 +1,344 @@
+//! Routes: turns each HTTP request into a call on the [`Gateway`] and each
+//! outcome into a response, mapping every refusal to its status and JSON
+//! error body in one place ([`ApiError`]).
+//!
+//! ```text
+//! POST /v1/envelopes                       submit (application/jose) -> 201 receipt
+//! GET  /v1/inbox?after=I&limit=N           the caller's undelivered envelopes, oldest first
+//! POST /v1/inbox/{id}/ack                  remove one (404 if not the caller's)
+//! GET  /v1/log/checkpoint                  the latest signed checkpoint (text/plain)
+//! GET  /v1/log/entries/{index}             one entry
+//! GET  /v1/log/proof/inclusion?index=I&size=N
+//! GET  /v1/log/proof/consistency?from=M&to=N
+//! GET  /healthz  GET /metrics
+//! ```
+//!
+//! Every route but `/healthz` and `/metrics` needs a registered, unrevoked
+//! agency as the TLS identity.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+
+use crate::errors::{ApiError, Code};
+use crate::inbox;
+use crate::logview::{self, ViewError};
+use crate::pipeline::Gateway;
+use crate::receipt::Receipt;
+use crate::registry::AgencyId;
+use crate::tls::{Identity, Tls};
+
+/// The media type of a submitted envelope.
+pub const JOSE: &str = "application/jose";
+
+/// What every request handler can reach.
+pub struct Context {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// TLS state, for revocation checks on open connections.
+    pub tls: Arc<Tls>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Most envelopes per inbox page.
+    pub inbox_page: usize,
+}
+
+/// An envelope in an inbox listing, with a receipt against the latest
+/// checkpoint.
+#[derive(Debug, Serialize)]
+struct InboxItem {
+    id: String,
+    from: String,
+    kind: String,
+    jws: String,
+    receipt: Receipt,
+}
+
+#[derive(Debug, Serialize)]
+struct InboxPage {
+    envelopes: Vec<InboxItem>,
+    /// Pass as `after` for the next page; `null` when there is none.
+    next: Option<u64>,
+}
+
+/// Answers one request from the connection whose identity is `identity`.
+pub async fn handle(
+    ctx: Arc<Context>,
+    identity: Arc<Identity>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let outcome = match (req.method(), segments.as_slice()) {
+        (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
+        (&Method::GET, ["metrics"]) => Ok(Response::builder()
+            .header(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+            .body(Full::new(Bytes::from(ctx.gateway.metrics.render())))
+            .unwrap_or_default()),
+        (_, ["healthz" | "metrics"]) => Err(not_allowed()),
+        _ => match agency(&ctx, &identity) {
+            Ok(sender) => route(&ctx, sender, req, &segments).await,
+            Err(e) => Err(e),
+        },
+    };
+    outcome.unwrap_or_else(|e| {
+        ctx.gateway.metrics.rejection(e.code.as_str());
+        error_response(&e)
+    })
+}
+
+async fn route(
+    ctx: &Arc<Context>,
+    sender: AgencyId,
+    req: Request<Incoming>,
+    segments: &[&str],
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let query = req.uri().query().unwrap_or("").to_owned();
+    match (req.method().clone(), segments) {
+        (Method::POST, ["v1", "envelopes"]) => submit(ctx, sender, req).await,
+        (Method::GET, ["v1", "inbox"]) => inbox_page(ctx, sender, &query).await,
+        (Method::POST, ["v1", "inbox", id, "ack"]) => {
+            let id = (*id).to_owned();
+            let gateway = Arc::clone(&ctx.gateway);
+            let acked = blocking(move || {
+                inbox::ack(gateway.log.store(), &sender, &id).map_err(xgate_ledger::Error::from)
+            })
+            .await??;
+            if !acked {
+                return Err(ApiError::new(
+                    Code::NotFound,
+                    "no such envelope in your inbox",
+                ));
+            }
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"acked": segments[2]}),
+            ))
+        }
+        (Method::GET, ["v1", "log", "checkpoint"]) => match ctx.gateway.log.latest_checkpoint() {
+            Some(signed) => Ok(text(StatusCode::OK, &signed.note)),
+            None => Err(ApiError::new(
+                Code::NotFound,
+                "the log has no checkpoint yet",
+            )),
+        },
+        (Method::GET, ["v1", "log", "entries", index]) => {
+            let index = number("index", index)?;
+            let view = logview::entry(&ctx.gateway.log, index, "")?;
+            Ok(json(StatusCode::OK, &view))
+        }
+        (Method::GET, ["v1", "log", "proof", "inclusion"]) => {
+            let index = required(&query, "index")?;
+            let size = optional(&query, "size")?;
+            let view = logview::inclusion(&ctx.gateway.log, index, size, "")?;
+            Ok(json(StatusCode::OK, &view))
+        }
+        (Method::GET, ["v1", "log", "proof", "consistency"]) => {
+            let from = required(&query, "from")?;
+            let to = optional(&query, "to")?;
+            let view = logview::consistency(&ctx.gateway.log, from, to, "")?;
+            Ok(json(StatusCode::OK, &view))
+        }
+        (_, ["v1", "envelopes"] | ["v1", "inbox"] | ["v1", "inbox", _, "ack"])
+        | (_, ["v1", "log", "checkpoint" | "entries" | "proof", ..]) => Err(not_allowed()),
+        _ => Err(ApiError::new(Code::NotFound, "no such resource")),
+    }
+}
+
+async fn submit(
+    ctx: &Arc<Context>,
+    sender: AgencyId,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let media_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if media_type.as_deref() != Some(JOSE) {
+        return Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            format!("envelopes are sent as Content-Type: {JOSE} (a compact JWS)"),
+        ));
+    }
+    let limit = ctx.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        ApiError::new(
+            Code::PayloadTooLarge,
+            format!("the body is over the {limit}-byte limit"),
+        )
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                ApiError::new(Code::Malformed, "the request body could not be read")
+            }
+        })?
+        .to_bytes();
+    let gateway = Arc::clone(&ctx.gateway);
+    let receipt = blocking(move || gateway.submit(&sender, &body)).await??;
+    Ok(json(StatusCode::CREATED, &receipt))
+}
+
+async fn inbox_page(
+    ctx: &Arc<Context>,
+    recipient: AgencyId,
+    query: &str,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let after = optional(query, "after")?;
+    let limit =
+        optional(query, "limit")?.map_or(ctx.inbox_page, |l| (l as usize).clamp(1, ctx.inbox_page));
+    let gateway = Arc::clone(&ctx.gateway);
+    let page = blocking(move || -> Result<InboxPage, ApiError> {
+        let log = &gateway.log;
+        let (items, more) = inbox::list(log.store(), &recipient, after, limit)
+            .map_err(xgate_ledger::Error::from)?;
+        let next = if more {
+            items.last().map(|i| i.log_index)
+        } else {
+            None
+        };
+        if items.is_empty() {
+            return Ok(InboxPage {
+                envelopes: Vec::new(),
+                next,
+            });
+        }
+        // Every commit signs a checkpoint, so one covers any stored envelope.
+        let checkpoint = log
+            .latest_checkpoint()
+            .ok_or_else(|| ApiError::new(Code::Internal, "the log has no checkpoint"))?;
+        let envelopes = items
+            .into_iter()
+            .map(|i| {
+                let receipt = Receipt::build(log, i.id.clone(), i.log_index, &checkpoint)?;
+                Ok(InboxItem {
+                    id: i.id,
+                    from: i.from,
+                    kind: i.kind,
+                    jws: i.jws,
+                    receipt,
+                })
+            })
+            .collect::<Result<Vec<_>, xgate_ledger::Error>>()?;
+        Ok(InboxPage { envelopes, next })
+    })
+    .await??;
+    Ok(json(StatusCode::OK, &page))
+}
+
+/// The caller's agency, if it is registered and its certificate not revoked.
+fn agency(ctx: &Context, identity: &Identity) -> Result<AgencyId, ApiError> {
+    match identity {
+        Identity::Agency { id, serial } if !ctx.tls.is_revoked(serial) => Ok(id.clone()),
+        Identity::Agency { id, .. } => Err(ApiError::new(
+            Code::UnknownAgency,
+            format!("the TLS certificate of {id} has been revoked"),
+        )),
+        Identity::Unknown(reason) => Err(ApiError::new(Code::UnknownAgency, reason.clone())),
+    }
+}
+
+/// Runs blocking work (storage, group commit) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::new(Code::Internal, "internal error; see the gateway's log"))
+}
+
+fn required(query: &str, name: &str) -> Result<u64, ApiError> {
+    optional(query, name)?.ok_or_else(|| {
+        ApiError::new(
+            Code::Malformed,
+            format!("query parameter {name} is required"),
+        )
+    })
+}
+
+fn optional(query: &str, name: &str) -> Result<Option<u64>, ApiError> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| number(name, v))
+        .transpose()
+}
+
+fn number(name: &str, value: &str) -> Result<u64, ApiError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::new(
+            Code::Malformed,
+            format!("{name} must be a non-negative integer"),
+        ));
+    }
+    value
+        .parse()
+        .map_err(|_| ApiError::new(Code::Malformed, format!("{name} is too large")))
+}
+
+impl From<ViewError> for ApiError {
+    fn from(e: ViewError) -> ApiError {
+        match e {
+            ViewError::Request(m) => ApiError::new(Code::NotFound, m),
+            ViewError::Ledger(e) => e.into(),
+        }
+    }
+}
+
+fn not_allowed() -> ApiError {
+    ApiError::new(
+        Code::MethodNotAllowed,
+        "method not allowed on this resource",
+    )
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap_or_default()
+}
+
+/// The response for a refused request.
+pub fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(e.code.status())
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(e.body())))
+        .unwrap_or_default()
+}

@@ -1,0 +1,134 @@
+//! Prometheus metrics for `GET /metrics`: requests by kind and outcome,
+//! rejections by code, append latency, log size, open connections and
+//! replay attempts. Labels are kinds, codes and outcomes only: never an
+//! agency's data, never personal data.
+
+use std::sync::atomic::AtomicI64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a submitted envelope.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    kind: String,
+    outcome: String,
+}
+
+/// Labels of a rejection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+/// The gateway's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    rejections: Family<CodeLabels, Counter>,
+    append_seconds: Histogram,
+    log_size: Gauge<i64, AtomicI64>,
+    connections: Gauge<i64, AtomicI64>,
+    replays: Counter,
+}
+
+impl Metrics {
+    /// Fresh metrics for a log of `log_size` entries.
+    pub fn new(log_size: u64) -> Metrics {
+        let mut registry = Registry::with_prefix("xgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let rejections = Family::<CodeLabels, Counter>::default();
+        // 100 us .. ~3.3 s
+        let append_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let log_size_gauge = Gauge::<i64, AtomicI64>::default();
+        let connections = Gauge::<i64, AtomicI64>::default();
+        let replays = Counter::default();
+        registry.register(
+            "envelopes",
+            "Envelopes submitted, by kind and outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "rejections",
+            "Requests refused, by error code",
+            rejections.clone(),
+        );
+        registry.register(
+            "append_seconds",
+            "Time from append to durable commit",
+            append_seconds.clone(),
+        );
+        registry.register("log_size", "Entries in the log", log_size_gauge.clone());
+        registry.register(
+            "open_connections",
+            "TLS connections open",
+            connections.clone(),
+        );
+        registry.register(
+            "replay_attempts",
+            "Envelopes refused because their jti was used before",
+            replays.clone(),
+        );
+        log_size_gauge.set(i64::try_from(log_size).unwrap_or(i64::MAX));
+        Metrics {
+            registry,
+            requests,
+            rejections,
+            append_seconds,
+            log_size: log_size_gauge,
+            connections,
+            replays,
+        }
+    }
+
+    /// Counts one submitted envelope of `kind` ("unknown" before it parses)
+    /// with `outcome` ("accepted" or an error code).
+    pub fn envelope(&self, kind: &str, outcome: &str) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                kind: kind.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one refused request.
+    pub fn rejection(&self, code: &str) {
+        self.rejections
+            .get_or_create(&CodeLabels {
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records one durable append and the log's new size.
+    pub fn appended(&self, took: Duration, log_size: u64) {
+        self.append_seconds.observe(took.as_secs_f64());
+        self.log_size
+            .set(i64::try_from(log_size).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a replayed `jti`.
+    pub fn replay_attempt(&self) {
+        self.replays.inc();
+    }
+
+    /// A connection opened (`+1`) or closed (`-1`).
+    pub fn connection(&self, delta: i64) {
+        self.connections.inc_by(delta);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

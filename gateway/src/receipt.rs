@@ -1,0 +1,125 @@
+//! Receipts: what an agency gets back for an accepted envelope, and can
+//! check offline, years later, with nothing but the log's public key.
+//!
+//! ```json
+//! {"id":"<envelope sha256 hex>","log_index":7,"tree_size":9,"leaf_hash":"<b64>",
+//!  "inclusion_proof":["<b64>",...],"checkpoint":"<signed note>"}
+//! ```
+//!
+//! The proof is for `tree_size`, the size in the checkpoint, so checking a
+//! receipt is: verify the checkpoint's signature, then the inclusion of
+//! `leaf_hash` at `log_index` against the checkpoint's root (RFC 9162
+//! section 2.1.3.2). Hashes are standard base64 with padding, as in every
+//! `xgate log` output.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use xgate_ledger::{
+    Checkpoint, Hash, InclusionProof, Log, NoteVerifier, SignedCheckpoint, Store,
+    verify_checkpoint, verify_inclusion,
+};
+
+/// A receipt, exactly as the API returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    /// The envelope id (lowercase hex SHA-256 of the compact JWS).
+    pub id: String,
+    /// Where its entry is in the log.
+    pub log_index: u64,
+    /// The tree size the proof and checkpoint are for.
+    pub tree_size: u64,
+    /// The entry's leaf hash.
+    pub leaf_hash: String,
+    /// The audit path, leaf to root.
+    pub inclusion_proof: Vec<String>,
+    /// The signed checkpoint note for `tree_size`.
+    pub checkpoint: String,
+}
+
+/// Why a receipt does not check out.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// A hash field is not base64 of 32 bytes.
+    #[error("{0} is not a base64 SHA-256 hash")]
+    BadHash(&'static str),
+    /// The checkpoint is not signed by the given key, or malformed.
+    #[error("the checkpoint does not verify: {0}")]
+    Checkpoint(String),
+    /// `tree_size` is not the checkpoint's size.
+    #[error("tree_size {receipt} is not the checkpoint's size {checkpoint}")]
+    SizeMismatch {
+        /// What the receipt says.
+        receipt: u64,
+        /// What the checkpoint says.
+        checkpoint: u64,
+    },
+    /// The proof does not lead from the leaf to the checkpoint's root.
+    #[error("the inclusion proof does not verify: {0}")]
+    Proof(String),
+}
+
+impl Receipt {
+    /// Builds the receipt for entry `index` with id `id`, proven against
+    /// `checkpoint`, which must cover it.
+    ///
+    /// # Errors
+    /// Whatever the log reports reading the proof.
+    pub fn build<S: Store>(
+        log: &Log<S>,
+        id: String,
+        index: u64,
+        checkpoint: &SignedCheckpoint,
+    ) -> Result<Receipt, xgate_ledger::Error> {
+        let size = checkpoint.checkpoint.size;
+        let proof = log.inclusion(index, size)?;
+        Ok(Receipt {
+            id,
+            log_index: index,
+            tree_size: size,
+            leaf_hash: b64(&log.leaf_hash(index)?),
+            inclusion_proof: proof.hashes.iter().map(b64).collect(),
+            checkpoint: checkpoint.note.clone(),
+        })
+    }
+
+    /// Checks the receipt offline against the log's verifier key; returns
+    /// the checkpoint it is proven against.
+    ///
+    /// # Errors
+    /// The first [`ReceiptError`] found.
+    pub fn verify(&self, key: &NoteVerifier) -> Result<Checkpoint, ReceiptError> {
+        let checkpoint = verify_checkpoint(&self.checkpoint, key)
+            .map_err(|e| ReceiptError::Checkpoint(e.to_string()))?;
+        if checkpoint.size != self.tree_size {
+            return Err(ReceiptError::SizeMismatch {
+                receipt: self.tree_size,
+                checkpoint: checkpoint.size,
+            });
+        }
+        let leaf = unb64(&self.leaf_hash).ok_or(ReceiptError::BadHash("leaf_hash"))?;
+        let hashes = self
+            .inclusion_proof
+            .iter()
+            .map(|h| unb64(h).ok_or(ReceiptError::BadHash("inclusion_proof")))
+            .collect::<Result<Vec<Hash>, _>>()?;
+        let proof = InclusionProof {
+            leaf_index: self.log_index,
+            tree_size: self.tree_size,
+            hashes,
+        };
+        verify_inclusion(&proof, &leaf, &checkpoint.root)
+            .map_err(|e| ReceiptError::Proof(e.to_string()))?;
+        Ok(checkpoint)
+    }
+}
+
+fn b64(hash: &Hash) -> String {
+    B64.encode(hash.as_bytes())
+}
+
+fn unb64(text: &str) -> Option<Hash> {
+    Hash::from_slice(&B64.decode(text).ok()?)
+}
