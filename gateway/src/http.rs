@@ -198,8 +198,7 @@ async fn submit(
             }
         })?
         .to_bytes();
-    let gateway = Arc::clone(&ctx.gateway);
-    let receipt = blocking(move || gateway.submit(&sender, &body)).await??;
+    let receipt = ctx.gateway.submit(&sender, &body).await?;
     Ok(json(StatusCode::CREATED, &receipt))
 }
 

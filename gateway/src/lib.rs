@@ -21,6 +21,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod committer;
 pub mod config;
 pub mod entry;
 pub mod envelope;

@@ -14,6 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use xgate_ledger::{Log, SledStore, WriteBatch};
 
+use crate::committer::Committer;
+
 use crate::entry::Entry;
 use crate::envelope::{self, Envelope, Limits, Verifiers};
 use crate::errors::{ApiError, Code};
@@ -36,6 +38,7 @@ pub struct Gateway {
     /// The federation's agencies.
     pub registry: Arc<Registry>,
     verifiers: Verifiers,
+    committer: Committer,
     policy: RwLock<Arc<Policy>>,
     replay: Replay,
     /// Envelope time limits.
@@ -46,7 +49,8 @@ pub struct Gateway {
 
 impl Gateway {
     /// Assembles the gateway over an open log, which it sets to sign a
-    /// checkpoint with every commit (receipts need one covering them).
+    /// checkpoint with every commit (receipts need one covering them), and
+    /// starts the thread that writes to it.
     ///
     /// # Errors
     /// A message naming an agency whose signing key is unusable.
@@ -59,10 +63,13 @@ impl Gateway {
         log.set_checkpoint_every_commit(true);
         let verifiers = Verifiers::from_registry(&registry)?;
         let metrics = Metrics::new(log.size());
+        let committer = Committer::start(Arc::clone(&log))
+            .map_err(|e| format!("cannot start the commit thread: {e}"))?;
         Ok(Gateway {
             log,
             registry,
             verifiers,
+            committer,
             policy: RwLock::new(Arc::new(policy)),
             replay: Replay::default(),
             limits,
@@ -87,14 +94,15 @@ impl Gateway {
         }
     }
 
-    /// Runs one submitted envelope through every stage. Blocks until the
-    /// append is durable: call it from a blocking thread.
+    /// Runs one submitted envelope through every stage and returns its
+    /// receipt once the append is durable. The checks before the append are
+    /// CPU work (one signature verification) and a cached store read.
     ///
     /// # Errors
     /// The first stage's refusal, as an [`ApiError`].
-    pub fn submit(&self, sender: &AgencyId, jws: &[u8]) -> Result<Receipt, ApiError> {
+    pub async fn submit(&self, sender: &AgencyId, jws: &[u8]) -> Result<Receipt, ApiError> {
         let mut kind = None;
-        let result = self.run(sender, jws, &mut kind);
+        let result = self.run(sender, jws, &mut kind).await;
         let kind = kind.map_or("unknown", Kind::as_str);
         match &result {
             Ok(receipt) => {
@@ -109,7 +117,7 @@ impl Gateway {
         result
     }
 
-    fn run(
+    async fn run(
         &self,
         sender: &AgencyId,
         jws: &[u8],
@@ -165,11 +173,12 @@ impl Gateway {
             ));
         };
         self.append(&envelope, &policy.hash_hex(), decision, now)
+            .await
     }
 
     /// Appends the envelope's entry with its inbox and replay records, and
     /// builds the receipt against the commit's checkpoint.
-    fn append(
+    async fn append(
         &self,
         envelope: &Envelope,
         policy: &str,
@@ -180,20 +189,18 @@ impl Gateway {
         let keep_until = u64::try_from(envelope.exp.saturating_add(self.limits.skew)).unwrap_or(0);
         let stored = envelope.clone();
         let started = std::time::Instant::now();
-        let committed = self.log.append_batch_with(&[entry], move |range| {
+        let with = Box::new(move |index| {
             let mut batch = WriteBatch::new();
-            inbox::put(&stored, range.start, &mut batch);
+            inbox::put(&stored, index, &mut batch);
             replay::put(&stored.iss, &stored.jti, keep_until, &mut batch);
             batch
-        })?;
+        });
+        let (index, checkpoint) = self.committer.append(entry, with).await?;
         self.metrics.appended(started.elapsed(), self.log.size());
-        let checkpoint = committed
-            .checkpoint
-            .ok_or_else(|| ApiError::new(Code::Internal, "the commit signed no checkpoint"))?;
         Ok(Receipt::build(
             &self.log,
             envelope.id(),
-            committed.range.start,
+            index,
             &checkpoint,
         )?)
     }
