@@ -28,6 +28,8 @@ use crate::tls::{Identity, identify};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(30);
+/// Largest request head (request line and headers) accepted, in bytes.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// How often expired replay ids are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
@@ -66,10 +68,12 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
         .max_concurrent_streams(256);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
