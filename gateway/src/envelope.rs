@@ -370,3 +370,165 @@ fn claim_error(e: &serde_json::Error) -> String {
         _ => message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{Agency, CertificateBinding};
+    use josekit::jwk::alg::ec::EcCurve;
+    use josekit::jwk::alg::ed::EdCurve;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000;
+
+    /// A registry of `state` (ES256 key) and `hhs` (Ed25519 key), with
+    /// their private JWKs.
+    fn federation() -> (Registry, Jwk, Jwk) {
+        let mut es = Jwk::generate_ec_key(EcCurve::P256).expect("ec");
+        es.set_key_id("state-sig");
+        es.set_key_use("sig");
+        let mut ed = Jwk::generate_ed_key(EdCurve::Ed25519).expect("ed");
+        ed.set_key_id("hhs-sig");
+        ed.set_key_use("sig");
+        let agency = |id: &str, jwk: &Jwk| {
+            let mut public = jwk.as_ref().clone();
+            public.remove("d");
+            let mut enc = public.clone();
+            enc.insert("use".into(), json!("enc"));
+            enc.insert("kid".into(), json!(format!("{id}-enc")));
+            Agency {
+                id: id.parse().expect("id"),
+                name: id.into(),
+                certificate: CertificateBinding {
+                    uri: format!("urn:xgate:agency:{id}"),
+                    sha256: None,
+                },
+                signing_key: public,
+                encryption_key: enc,
+            }
+        };
+        let registry = Registry::from_agencies(vec![agency("state", &es), agency("hhs", &ed)])
+            .expect("registry");
+        (registry, es, ed)
+    }
+
+    fn sign(jwk: &Jwk, alg: &str, claims: serde_json::Value) -> String {
+        let mut header = josekit::jws::JwsHeader::new();
+        header.set_token_type(ENVELOPE_TYP);
+        let payload = serde_json::to_vec(&claims).expect("claims");
+        match alg {
+            "ES256" => {
+                let s = josekit::jws::ES256.signer_from_jwk(jwk).expect("signer");
+                josekit::jws::serialize_compact(&payload, &header, &s).expect("sign")
+            }
+            _ => {
+                let s = josekit::jws::EdDSA.signer_from_jwk(jwk).expect("signer");
+                josekit::jws::serialize_compact(&payload, &header, &s).expect("sign")
+            }
+        }
+    }
+
+    fn claims(iss: &str, aud: &str) -> serde_json::Value {
+        json!({"iss": iss, "aud": aud, "jti": "j1", "iat": NOW, "exp": NOW + 60,
+               "kind": "record.send", "body": {"a": 1}})
+    }
+
+    fn open_as(registry: &Registry, sender: &str, jws: &str) -> Result<Envelope, Rejection> {
+        let verifiers = Verifiers::from_registry(registry).expect("verifiers");
+        open(
+            jws.as_bytes(),
+            &sender.parse().expect("id"),
+            &verifiers,
+            registry,
+            Limits::default(),
+            NOW,
+        )
+    }
+
+    #[test]
+    fn es256_and_eddsa_senders_are_each_held_to_their_own_algorithm() {
+        let (registry, es, ed) = federation();
+        let from_state = open_as(
+            &registry,
+            "state",
+            &sign(&es, "ES256", claims("state", "hhs")),
+        )
+        .expect("ES256 envelope opens");
+        assert_eq!(from_state.aud.as_str(), "hhs");
+        assert_eq!(
+            from_state.id(),
+            hex::encode(Sha256::digest(from_state.compact.as_bytes()))
+        );
+        open_as(
+            &registry,
+            "hhs",
+            &sign(&ed, "EdDSA", claims("hhs", "state")),
+        )
+        .expect("EdDSA envelope opens");
+        // An Ed25519 key cannot speak ES256, nor the other way round.
+        let err = open_as(
+            &registry,
+            "hhs",
+            &sign(&es, "ES256", claims("hhs", "state")),
+        )
+        .expect_err("wrong algorithm");
+        assert!(matches!(err, Rejection::UnsupportedAlg(_)), "{err:?}");
+    }
+
+    #[test]
+    fn checks_run_in_order_and_name_the_problem() {
+        let (registry, es, _) = federation();
+        let cases = [
+            (claims("hhs", "state"), "IdentityMismatch"),
+            (claims("state", "state"), "WrongAudience"),
+            (claims("state", "nasa"), "WrongAudience"),
+        ];
+        for (c, want) in cases {
+            let err = open_as(&registry, "state", &sign(&es, "ES256", c)).expect_err(want);
+            assert!(format!("{err:?}").starts_with(want), "{err:?}");
+        }
+        let mut c = claims("state", "hhs");
+        c["exp"] = json!(NOW + 301);
+        let err = open_as(&registry, "state", &sign(&es, "ES256", c)).expect_err("long");
+        assert!(matches!(err, Rejection::LifetimeTooLong(_)));
+        let mut c = claims("state", "hhs");
+        c["iat"] = json!(NOW - 200);
+        c["exp"] = json!(NOW - 61);
+        let err = open_as(&registry, "state", &sign(&es, "ES256", c)).expect_err("expired");
+        assert!(matches!(err, Rejection::Expired(_)));
+        let mut c = claims("state", "hhs");
+        c["iat"] = json!(NOW - 200);
+        c["exp"] = json!(NOW - 59);
+        open_as(&registry, "state", &sign(&es, "ES256", c)).expect("within the skew");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let (registry, _, _) = federation();
+        for input in [
+            "",
+            ".",
+            "..",
+            "...",
+            "a.b.c",
+            "eyJ9.e30.",
+            "\u{0}.\u{0}.\u{0}",
+        ] {
+            assert!(open_as(&registry, "state", input).is_err(), "{input:?}");
+        }
+        let bytes = [0xff_u8, 0xfe, b'.', b'.'];
+        let verifiers = Verifiers::from_registry(&registry).expect("verifiers");
+        let sender = "state".parse().expect("id");
+        assert!(
+            open(
+                &bytes,
+                &sender,
+                &verifiers,
+                &registry,
+                Limits::default(),
+                NOW
+            )
+            .is_err()
+        );
+    }
+}

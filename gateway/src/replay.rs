@@ -123,3 +123,51 @@ fn id_bytes(sender: &AgencyId, jti: &str) -> Vec<u8> {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xgate_ledger::{Log, OpenOptions};
+
+    #[test]
+    fn ids_are_refused_until_purged_after_their_keep_until() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log");
+        let store = log.store();
+        let replay = Replay::default();
+        let state: AgencyId = "state".parse().expect("id");
+        let gsa: AgencyId = "gsa".parse().expect("id");
+
+        let held = replay
+            .reserve(store, &state, "j1")
+            .expect("read")
+            .expect("free");
+        assert!(
+            replay.reserve(store, &state, "j1").expect("read").is_none(),
+            "in flight"
+        );
+        assert!(
+            replay.reserve(store, &gsa, "j1").expect("read").is_some(),
+            "per sender"
+        );
+        let mut batch = WriteBatch::new();
+        put(&state, "j1", 100, &mut batch);
+        put(&state, "j2", 300, &mut batch);
+        store.apply(batch).expect("apply");
+        drop(held);
+        assert!(
+            replay.reserve(store, &state, "j1").expect("read").is_none(),
+            "stored"
+        );
+
+        assert_eq!(replay.purge(store, 200).expect("purge"), 1);
+        assert!(
+            replay.reserve(store, &state, "j1").expect("read").is_some(),
+            "purged"
+        );
+        assert!(
+            replay.reserve(store, &state, "j2").expect("read").is_none(),
+            "kept"
+        );
+    }
+}
