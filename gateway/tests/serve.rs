@@ -378,3 +378,73 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[test]
+fn the_inbox_pages_oldest_first() {
+    let fed = Federation::start_with(&[], &[("XGATE_INBOX_PAGE", "2")]);
+    let rt = runtime();
+    let mut state = fed.client("state");
+    let mut gsa = fed.client("gsa");
+    let signer = fed.signer("state");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let jws = signer
+            .sign(&id("gsa"), "record.send", body(&format!("p{i}")), 60, None)
+            .expect("sign");
+        let reply = rt.block_on(submit(&mut state, &jws));
+        let receipt: Receipt = serde_json::from_slice(&reply.body).expect("receipt");
+        ids.push(receipt.id);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/inbox".to_owned();
+    loop {
+        let page = rt.block_on(get_json(&mut gsa, &path, StatusCode::OK));
+        let items = page["envelopes"].as_array().expect("envelopes");
+        assert!(items.len() <= 2, "pages hold at most inbox_page");
+        seen.extend(
+            items
+                .iter()
+                .map(|i| i["id"].as_str().expect("id").to_owned()),
+        );
+        match page["next"].as_u64() {
+            Some(after) => path = format!("/v1/inbox?after={after}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "every envelope once, oldest first");
+    let one = rt.block_on(get_json(&mut gsa, "/v1/inbox?limit=1", StatusCode::OK));
+    assert_eq!(one["envelopes"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn the_checkpoint_command_answers_while_the_gateway_runs() {
+    let fed = Federation::start();
+    let rt = runtime();
+    let mut state = fed.client("state");
+    let jws = fed
+        .signer("state")
+        .sign(&id("gsa"), "record.send", body("c"), 60, None)
+        .expect("sign");
+    assert_eq!(
+        rt.block_on(submit(&mut state, &jws)).status,
+        StatusCode::CREATED
+    );
+    let data = fed.data().display().to_string();
+    // The copy outside the database is refreshed at least once a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = xgate()
+            .run(&["log", "checkpoint", "--data-dir", &data], b"")
+            .expect_ok();
+        let checkpoint = verify_checkpoint(&out, &fed.log_key()).expect("signed");
+        if checkpoint.size == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "checkpoint stuck at {}",
+            checkpoint.size
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -325,6 +325,27 @@ fn every_refusal_has_its_code_and_changes_nothing() {
         .sign(&id("treasury"), "record.send", body("b"), 60, Some(jti))
         .expect("sign");
     s.refused_jws(&second, StatusCode::CONFLICT, "replayed");
+    // A refused envelope leaves its jti free: the same jti, refused first
+    // for its audience, is then accepted.
+    let mut refused = ok_claims.clone();
+    refused["jti"] = json!("refused-then-fine");
+    refused["aud"] = json!("state");
+    let jws = s.sign_raw(s.header(), refused);
+    s.refused_jws(&jws, StatusCode::UNPROCESSABLE_ENTITY, "wrong_audience");
+    let fine = s
+        .signer
+        .sign(
+            &id("treasury"),
+            "record.send",
+            body("d"),
+            60,
+            Some("refused-then-fine".into()),
+        )
+        .expect("sign");
+    assert_eq!(
+        s.rt.block_on(submit(&mut s.state, &fine)).status,
+        StatusCode::CREATED
+    );
     // Another sender may use the same jti: ids are unique per sender.
     let by_gsa = gsa
         .sign(
