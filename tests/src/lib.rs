@@ -257,6 +257,12 @@ impl Gateway {
         assert!(status.success(), "kill -{signal} failed");
     }
 
+    /// Kills the gateway with SIGKILL, as a crash would, and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Asks the gateway to stop (SIGTERM) and returns its exit code.
     pub fn stop(mut self) -> Option<i32> {
         self.signal("TERM");
