@@ -108,7 +108,7 @@ pub struct Envelope {
     pub kind: Kind,
     /// The kind-specific body.
     pub body: Map<String, Value>,
-    /// The compact JWS exactly as received.
+    /// The compact JWS as received, without a trailing newline.
     pub compact: String,
     /// SHA-256 of the compact JWS: the envelope's id.
     pub digest: [u8; 32],
