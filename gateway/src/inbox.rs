@@ -93,6 +93,12 @@ pub fn ack<S: Store>(store: &S, recipient: &AgencyId, id: &str) -> Result<bool, 
     let Some(digest) = parse_id(id) else {
         return Ok(false);
     };
+    // Look-up and delete must not interleave with another ack of the same
+    // envelope, or both would be told it was theirs to remove.
+    static ACKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = ACKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let id_key = id_key(&digest);
     let Some(found) = store.get(&id_key)? else {
         return Ok(false);

@@ -448,3 +448,46 @@ fn the_checkpoint_command_answers_while_the_gateway_runs() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+#[test]
+fn concurrent_acks_of_one_envelope_succeed_once() {
+    let fed = Federation::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut state = fed.client("state");
+    let jws = fed
+        .signer("state")
+        .sign(&id("gsa"), "record.send", body("once"), 60, None)
+        .expect("sign");
+    let receipt: Receipt =
+        serde_json::from_slice(&rt.block_on(submit(&mut state, &jws)).body).expect("receipt");
+    let acks: Vec<_> = (0..8)
+        .map(|_| {
+            let mut gsa = fed.client("gsa");
+            let path = format!("/v1/inbox/{}/ack", receipt.id);
+            rt.spawn(async move {
+                gsa.request(Method::POST, &path, None, Vec::new())
+                    .await
+                    .expect("reply")
+                    .status
+            })
+        })
+        .collect();
+    let statuses: Vec<StatusCode> = acks
+        .into_iter()
+        .map(|a| rt.block_on(a).expect("task"))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::NOT_FOUND)
+    );
+}
