@@ -83,6 +83,41 @@ fn send_inbox_ack_and_a_receipt_that_verifies_offline() {
         )
         .expect_ok();
     assert!(out.starts_with("ok: envelope "), "{out}");
+    // A receipt whose leaf was changed, or checked with another log's key,
+    // fails with one clear line.
+    let mut forged: Value = serde_json::from_slice(&reply.body).expect("json");
+    forged["leaf_hash"] = Value::String(base64_encode(&[7u8; 32]));
+    let forged_file = fed.root.path().join("forged.json");
+    std::fs::write(&forged_file, forged.to_string()).expect("write");
+    let msg = xgate()
+        .run(
+            &[
+                "audit",
+                "verify-receipt",
+                "--receipt",
+                &forged_file.display().to_string(),
+                "--key",
+                &key.to_string(),
+            ],
+            b"",
+        )
+        .expect_error(1);
+    assert!(msg.contains("inclusion proof does not verify"), "{msg}");
+    let other = xgate_ledger::NoteSigner::generate("localhost/xgate").expect("key");
+    let msg = xgate()
+        .run(
+            &[
+                "audit",
+                "verify-receipt",
+                "--receipt",
+                &file.display().to_string(),
+                "--key",
+                &other.verifier().to_string(),
+            ],
+            b"",
+        )
+        .expect_error(1);
+    assert!(msg.contains("checkpoint does not verify"), "{msg}");
 
     // Delivery: the recipient sees it, the sender does not; ack removes it.
     let page = rt.block_on(get_json(&mut treasury, "/v1/inbox", StatusCode::OK));
