@@ -36,10 +36,23 @@ struct Job {
     done: oneshot::Sender<Result<Appended, ApiError>>,
 }
 
-/// A handle to the committer thread; it stops when every handle is gone.
-#[derive(Clone, Debug)]
+/// The committer thread. Dropping it closes the queue, lets the thread
+/// finish what is queued, and waits for it, so the log is released in an
+/// orderly way (its `Drop` refreshes the checkpoint copy outside the
+/// database) before the process exits.
+#[derive(Debug)]
 pub struct Committer {
-    jobs: mpsc::Sender<Job>,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -58,10 +71,13 @@ impl Committer {
     /// If the thread cannot be started.
     pub fn start(log: Arc<Log<SledStore>>) -> std::io::Result<Committer> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("xgate-commit".into())
             .spawn(move || run(&log, rx))?;
-        Ok(Committer { jobs: tx })
+        Ok(Committer {
+            jobs: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     /// Appends `entry`, committing `with`'s records in the same batch, and
@@ -73,8 +89,8 @@ impl Committer {
     pub async fn append(&self, entry: Vec<u8>, with: WithIndex) -> Result<Appended, ApiError> {
         let (done, outcome) = oneshot::channel();
         let stopped = || ApiError::new(Code::Unavailable, "the gateway is shutting down");
-        self.jobs
-            .send(Job { entry, with, done })
+        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.send(Job { entry, with, done })
             .await
             .map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())?

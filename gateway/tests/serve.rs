@@ -312,6 +312,15 @@ fn the_log_api_matches_the_log_commands() {
         .run(&["log", "verify", "--data-dir", &data], b"")
         .expect_ok();
     assert!(verify.starts_with("ok: 5 entries"), "{verify}");
+    // A clean stop leaves the copy outside the database at the latest
+    // checkpoint.
+    let latest = xgate()
+        .run(&["log", "checkpoint", "--data-dir", &data], b"")
+        .expect_ok();
+    let copy = std::fs::read_to_string(std::path::Path::new(&data).join("checkpoint"))
+        .expect("checkpoint copy");
+    assert_eq!(copy, latest);
+    assert!(latest.starts_with("localhost/xgate\n5\n"), "{latest}");
     drop(root);
 }
 
