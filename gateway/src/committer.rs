@@ -1,13 +1,19 @@
-//! The one thread that writes to the log on the gateway's behalf.
+//! The one thread that writes to the log on the gateway's behalf, and the
+//! one place where the gateway's state changes.
 //!
-//! Requests hand their entry (and the records that must commit with it) to
-//! this thread over a bounded channel and await the outcome; the thread
-//! takes everything queued, writes it as one atomic batch with one flush
-//! and one signed checkpoint, and answers each request. This is the
-//! ledger's group commit, driven from one thread instead of from a
-//! blocking thread per request: under load, a thread per waiting request
-//! spent more time being woken than working (finding in
-//! docs/performance.md, "Gateway").
+//! Requests hand the committer their entry and a `prepare` step, and await
+//! the outcome. The thread takes everything queued and, in order, runs each
+//! job's `prepare` against a [`View`] of the store as it will be once the
+//! jobs before it are written: `prepare` either refuses the job (which then
+//! gets no index and leaves no trace) or returns the records to commit with
+//! its entry. Everything accepted is written as one atomic batch with one
+//! flush and one signed checkpoint, and each request is answered.
+//!
+//! So every check that depends on state (a `jti` already used, an asset
+//! already held) is decided in log order, exactly as a replay of the log
+//! decides it, with no locks; and a thread per waiting request, which under
+//! load spent more time being woken than working, is not needed
+//! (docs/performance.md, "Gateway").
 //!
 //! The channel is bounded, so a gateway that cannot keep up slows its
 //! clients down instead of queueing without limit.
@@ -15,7 +21,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
-use xgate_ledger::{Log, SignedCheckpoint, SledStore, WriteBatch};
+use xgate_ledger::{Log, SignedCheckpoint, SledStore, Store, StoreError, WriteBatch};
 
 use crate::errors::{ApiError, Code};
 
@@ -24,16 +30,45 @@ const QUEUE: usize = 4096;
 /// Most entries written in one batch.
 const MAX_BATCH: usize = 1024;
 
-/// Records to commit with an entry, built from the entry's index.
-pub type WithIndex = Box<dyn FnOnce(u64) -> WriteBatch + Send>;
+/// Decides, in log order, whether a job's entry is appended at `index`,
+/// and returns the records that commit with it.
+pub type Prepare = Box<dyn FnOnce(&View<'_>, u64) -> Result<WriteBatch, ApiError> + Send>;
 
 /// Where an entry went: its index and a checkpoint that covers it, durable.
 pub type Appended = (u64, SignedCheckpoint);
 
+/// The store as the job being prepared will find it: every write of the
+/// jobs accepted before it in this batch, over what is durable.
+pub struct View<'a> {
+    store: &'a SledStore,
+    pending: &'a WriteBatch,
+}
+
+impl View<'_> {
+    /// Reads one key.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.pending.pending(key) {
+            Some(value) => Ok(value.map(<[u8]>::to_vec)),
+            None => Ok(self.store.get(key)?.map(|v| v.as_ref().to_vec())),
+        }
+    }
+}
+
 struct Job {
     entry: Vec<u8>,
-    with: WithIndex,
+    prepare: Prepare,
     done: oneshot::Sender<Result<Appended, ApiError>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("len", &self.entry.len())
+            .finish()
+    }
 }
 
 /// The committer thread. Dropping it closes the queue, lets the thread
@@ -55,17 +90,10 @@ impl Drop for Committer {
     }
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job")
-            .field("len", &self.entry.len())
-            .finish()
-    }
-}
-
 impl Committer {
     /// Starts the committer for `log`, which must sign a checkpoint with
-    /// every commit.
+    /// every commit and must have no other writer: the committer assigns
+    /// indices itself, from the log's size.
     ///
     /// # Errors
     /// If the thread cannot be started.
@@ -80,19 +108,24 @@ impl Committer {
         })
     }
 
-    /// Appends `entry`, committing `with`'s records in the same batch, and
-    /// returns once both are durable.
+    /// Appends `entry` if `prepare` accepts it, committing the records it
+    /// returns in the same batch; returns once both are durable.
     ///
     /// # Errors
-    /// `storage_unavailable` if the log could not make them durable (then
-    /// nothing is acknowledged), `unavailable` if the committer has stopped.
-    pub async fn append(&self, entry: Vec<u8>, with: WithIndex) -> Result<Appended, ApiError> {
+    /// What `prepare` refused with; `storage_unavailable` if the log could
+    /// not make the batch durable (then nothing is acknowledged);
+    /// `unavailable` if the committer has stopped.
+    pub async fn append(&self, entry: Vec<u8>, prepare: Prepare) -> Result<Appended, ApiError> {
         let (done, outcome) = oneshot::channel();
         let stopped = || ApiError::new(Code::Unavailable, "the gateway is shutting down");
         let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
-        jobs.send(Job { entry, with, done })
-            .await
-            .map_err(|_| stopped())?;
+        jobs.send(Job {
+            entry,
+            prepare,
+            done,
+        })
+        .await
+        .map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())?
     }
 }
@@ -106,41 +139,76 @@ fn run(log: &Log<SledStore>, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut entries = Vec::with_capacity(jobs.len());
-        let mut withs = Vec::with_capacity(jobs.len());
-        let mut waiting = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            entries.push(job.entry);
-            withs.push(job.with);
-            waiting.push(job.done);
-        }
-        let outcome = log.append_batch_with(&entries, move |range| {
-            let mut batch = WriteBatch::new();
-            for (index, with) in range.zip(withs) {
-                batch.extend(with(index));
+        commit(log, jobs);
+    }
+}
+
+/// Prepares `jobs` in order, appends the accepted ones as one batch and
+/// answers every job.
+fn commit(log: &Log<SledStore>, jobs: Vec<Job>) {
+    // The committer is the log's only writer, so this is where the batch
+    // will start.
+    let first = log.next_index();
+    let mut batch = WriteBatch::new();
+    let mut entries = Vec::with_capacity(jobs.len());
+    let mut waiting = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let index = first + entries.len() as u64;
+        let view = View {
+            store: log.store(),
+            pending: &batch,
+        };
+        match (job.prepare)(&view, index) {
+            Ok(records) => {
+                batch.extend(records);
+                entries.push(job.entry);
+                waiting.push(job.done);
             }
-            batch
-        });
-        match outcome {
-            Ok(committed) => {
-                let Some(checkpoint) = committed.checkpoint else {
-                    let e = ApiError::new(Code::Internal, "the commit signed no checkpoint");
-                    for done in waiting {
-                        let _ = done.send(Err(e.clone()));
-                    }
-                    continue;
-                };
-                for (index, done) in committed.range.zip(waiting) {
-                    // A request that gave up waiting is simply not told.
-                    let _ = done.send(Ok((index, checkpoint.clone())));
-                }
-            }
+            // Refused: no index, no trace.
             Err(e) => {
-                tracing::error!(error = %e, "append failed; nothing in this batch is acknowledged");
-                let e = ApiError::from(e);
+                let _ = job.done.send(Err(e));
+            }
+        }
+    }
+    if entries.is_empty() {
+        return;
+    }
+    let outcome = log.append_batch_with(&entries, move |range| {
+        debug_assert_eq!(range.start, first, "the committer is the only writer");
+        batch
+    });
+    match outcome {
+        Ok(committed) if committed.range.start == first => {
+            let Some(checkpoint) = committed.checkpoint else {
+                let e = ApiError::new(Code::Internal, "the commit signed no checkpoint");
                 for done in waiting {
                     let _ = done.send(Err(e.clone()));
                 }
+                return;
+            };
+            for (index, done) in committed.range.zip(waiting) {
+                // A request that gave up waiting is simply not told.
+                let _ = done.send(Ok((index, checkpoint.clone())));
+            }
+        }
+        Ok(committed) => {
+            // Another writer appended: the records were prepared for other
+            // indices. Durable, but refuse to vouch for them.
+            tracing::error!(
+                expected = first,
+                got = committed.range.start,
+                "the log has another writer; refusing to acknowledge"
+            );
+            let e = ApiError::new(Code::Internal, "internal error; see the gateway's log");
+            for done in waiting {
+                let _ = done.send(Err(e.clone()));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "append failed; nothing in this batch is acknowledged");
+            let e = ApiError::from(e);
+            for done in waiting {
+                let _ = done.send(Err(e.clone()));
             }
         }
     }

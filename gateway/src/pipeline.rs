@@ -2,19 +2,19 @@
 //! through: identity (from TLS) -> envelope -> kind -> policy -> replay ->
 //! ledger append with its inbox and replay records -> receipt.
 //!
-//! Everything before the append only reads; the append writes the log
-//! entry, the recipient's inbox record and the sender's `jti` in one atomic
-//! batch, and returns once that batch is durable and covered by a signed
-//! checkpoint. So a refused envelope leaves no trace anywhere, and an
-//! acknowledged one is logged, deliverable and unreplayable, whatever
-//! crashes when.
+//! Everything before the append only reads; the committer then checks the
+//! `jti` in log order and writes the log entry, the recipient's inbox
+//! record and the sender's `jti` in one atomic batch, and the append
+//! returns once that batch is durable and covered by a signed checkpoint.
+//! So a refused envelope leaves no trace anywhere, and an acknowledged one
+//! is logged, deliverable and unreplayable, whatever crashes when.
 
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use xgate_ledger::{Log, SledStore, WriteBatch};
 
-use crate::committer::Committer;
+use crate::committer::{Committer, Prepare};
 
 use crate::entry::Entry;
 use crate::envelope::{self, Envelope, Limits, Verifiers};
@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::policy::{Decision, Policy, Request};
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
-use crate::replay::{self, Replay};
+use crate::replay;
 
 /// Kinds this gateway handles end to end; the others are refused with
 /// `unsupported_kind` until their issues land.
@@ -40,7 +40,6 @@ pub struct Gateway {
     verifiers: Verifiers,
     committer: Committer,
     policy: RwLock<Arc<Policy>>,
-    replay: Replay,
     /// Envelope time limits.
     pub limits: Limits,
     /// Counters and histograms for `/metrics`.
@@ -71,7 +70,6 @@ impl Gateway {
             verifiers,
             committer,
             policy: RwLock::new(Arc::new(policy)),
-            replay: Replay::default(),
             limits,
             metrics,
         })
@@ -160,24 +158,13 @@ impl Gateway {
                 ));
             }
         };
-        let store = self.log.store();
-        let Some(_reservation) = self
-            .replay
-            .reserve(store, &envelope.iss, &envelope.jti)
-            .map_err(xgate_ledger::Error::from)?
-        else {
-            self.metrics.replay_attempt();
-            return Err(ApiError::new(
-                Code::Replayed,
-                format!("{} already sent an envelope with this jti", envelope.iss),
-            ));
-        };
         self.append(&envelope, &policy.hash_hex(), decision, now)
             .await
     }
 
     /// Appends the envelope's entry with its inbox and replay records, and
-    /// builds the receipt against the commit's checkpoint.
+    /// builds the receipt against the commit's checkpoint. Whether the
+    /// `jti` was used before is decided by the committer, in log order.
     async fn append(
         &self,
         envelope: &Envelope,
@@ -189,13 +176,25 @@ impl Gateway {
         let keep_until = u64::try_from(envelope.exp.saturating_add(self.limits.skew)).unwrap_or(0);
         let stored = envelope.clone();
         let started = std::time::Instant::now();
-        let with = Box::new(move |index| {
+        let prepare: Prepare = Box::new(move |view, index| {
+            let used =
+                replay::seen(view, &stored.iss, &stored.jti).map_err(xgate_ledger::Error::from)?;
+            if used {
+                return Err(ApiError::new(
+                    Code::Replayed,
+                    format!("{} already sent an envelope with this jti", stored.iss),
+                ));
+            }
             let mut batch = WriteBatch::new();
             inbox::put(&stored, index, &mut batch);
             replay::put(&stored.iss, &stored.jti, keep_until, &mut batch);
-            batch
+            Ok(batch)
         });
-        let (index, checkpoint) = self.committer.append(entry, with).await?;
+        let appended = self.committer.append(entry, prepare).await;
+        if matches!(&appended, Err(e) if e.code == Code::Replayed) {
+            self.metrics.replay_attempt();
+        }
+        let (index, checkpoint) = appended?;
         self.metrics.appended(started.elapsed(), self.log.size());
         Ok(Receipt::build(
             &self.log,
@@ -210,8 +209,7 @@ impl Gateway {
     /// # Errors
     /// A storage failure.
     pub fn purge_replay(&self) -> Result<usize, xgate_ledger::StoreError> {
-        self.replay
-            .purge(self.log.store(), u64::try_from(unix_now()).unwrap_or(0))
+        replay::purge(self.log.store(), u64::try_from(unix_now()).unwrap_or(0))
     }
 }
 

@@ -535,3 +535,39 @@ fn concurrent_acks_of_one_envelope_succeed_once() {
             .all(|s| *s == StatusCode::OK || *s == StatusCode::NOT_FOUND)
     );
 }
+
+#[test]
+fn one_envelope_submitted_sixteen_times_at_once_is_accepted_once() {
+    let fed = Federation::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let jws = fed
+        .signer("state")
+        .sign(&id("gsa"), "record.send", body("twice?"), 60, None)
+        .expect("sign");
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let mut client = fed.client("state");
+            let jws = jws.clone();
+            rt.spawn(async move { submit(&mut client, &jws).await })
+        })
+        .collect();
+    let replies: Vec<_> = tasks
+        .into_iter()
+        .map(|t| rt.block_on(t).expect("task"))
+        .collect();
+    let created = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1);
+    for reply in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_eq!(reply.status, StatusCode::CONFLICT);
+        assert_eq!(federation::error_code(reply), "replayed");
+    }
+    let mut probe = fed.client("state");
+    assert_eq!(rt.block_on(log_size(&mut probe)), 1);
+}

@@ -187,6 +187,14 @@ impl<S: Store> Log<S> {
         self.durable.load(Ordering::Acquire)
     }
 
+    /// The index the next append will get. It can be past [`Log::size`]
+    /// after a failed sync, whose entries may still become durable. For a
+    /// log's single writer, which prepares records for the indices its
+    /// entries will get; with several writers it is only a hint.
+    pub fn next_index(&self) -> u64 {
+        self.reader().edge.size
+    }
+
     /// The store under the log, for owners of other keys that commit with
     /// appends ([`Log::append_batch_with`]). Keys starting with `L` are the
     /// log's: read them only through the log, never write them.
