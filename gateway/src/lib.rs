@@ -10,6 +10,8 @@
 //!   bindings and public JOSE keys.
 //! - [`policy`]: who may send which envelope kinds to whom, and when an
 //!   emergency request breaks the glass; deny by default, rules in `policies/`.
+//! - [`assets`]: asset custody rules, as a pure function of a record and an
+//!   envelope (issue 4, in progress).
 //! - [`pki`]: the development PKI (`xgate certs`): CA, certificates, JOSE
 //!   keys, CRL and registry.
 //!
@@ -19,6 +21,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod assets;
 pub mod cli;
 pub mod client;
 pub mod committer;

@@ -74,9 +74,8 @@ impl TryFrom<String> for AgencyId {
         if valid {
             Ok(AgencyId(id))
         } else {
-            Err(format!(
-                "invalid agency id {id:?}: use 1-63 lowercase letters, digits and inner hyphens"
-            ))
+            // The value is not repeated: messages can reach other parties.
+            Err("invalid agency id: use 1-63 lowercase letters, digits and inner hyphens".into())
         }
     }
 }

@@ -1,0 +1,501 @@
+//! The custody rules as a pure function: given an asset's record (or none)
+//! and one envelope's body, sender, recipient and acceptance time, the new
+//! record or the rule it breaks.
+//!
+//! Nothing here reads a clock or a store, so the gateway (deciding in log
+//! order, in the committer) and an auditor replaying the log get the same
+//! answer from the same inputs. Times are the seconds-since-epoch the
+//! gateway recorded in each log entry.
+//!
+//! Rules:
+//! - `asset.register`: addressed to the sender itself; only the holder's
+//!   agency may register; a tag is registered once, federation-wide.
+//! - `asset.transfer.offer`: only the current holder's agency may offer,
+//!   addressed to the receiving agency (itself, within one agency); one open
+//!   offer per asset; an offer expires after the configured time.
+//! - `asset.transfer.accept` / `reject`: sent by the receiving agency back to
+//!   the offering one, naming the open offer's `jti`; custody changes only
+//!   on accept.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{Answer, Holder, Offer, Register};
+use crate::registry::AgencyId;
+
+/// Default time an offer stays open: 72 hours.
+pub const DEFAULT_OFFER_TTL: i64 = 72 * 3600;
+
+/// One asset's current state and its custody chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asset {
+    /// The tag.
+    pub tag: String,
+    /// Manufacturer serial number.
+    pub serial: String,
+    /// Kind of asset.
+    pub category: String,
+    /// Free text.
+    pub description: String,
+    /// Who holds it now.
+    pub holder: Holder,
+    /// Where it is.
+    pub location: String,
+    /// The open offer, if any (it may have expired; see [`Asset::open_offer`]).
+    pub offer: Option<OpenOffer>,
+    /// Every custody event, oldest first.
+    pub chain: Vec<Event>,
+}
+
+/// An offer waiting for an answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenOffer {
+    /// The offer envelope's `jti`.
+    pub jti: String,
+    /// The proposed holder.
+    pub to: Holder,
+    /// When it lapses, seconds since the epoch.
+    pub expires: i64,
+}
+
+/// What happened to an asset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// It entered custody.
+    Registered,
+    /// A transfer was offered.
+    Offered,
+    /// The offer was accepted: custody moved.
+    Accepted,
+    /// The offer was rejected.
+    Rejected,
+}
+
+/// One custody event, with where its envelope is in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// The log index of the envelope's entry (its receipt).
+    pub log_index: u64,
+    /// When the gateway accepted it.
+    pub time: i64,
+    /// The agency that sent it.
+    pub by: AgencyId,
+    /// The envelope's `jti`.
+    pub jti: String,
+}
+
+/// A broken custody rule. Each maps to an API error code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// 409 `asset_exists`.
+    #[error("asset {0} is already registered")]
+    AssetExists(String),
+    /// 404 `not_found`.
+    #[error("no asset {0} is registered")]
+    UnknownAsset(String),
+    /// 403 `not_holder`.
+    #[error("{0}")]
+    NotHolder(String),
+    /// 409 `offer_pending`.
+    #[error("asset {0} already has an open offer")]
+    OfferPending(String),
+    /// 409 `no_open_offer`.
+    #[error("asset {0} has no open offer with that jti")]
+    NoOpenOffer(String),
+    /// 422 `wrong_audience`.
+    #[error("{0}")]
+    WrongAudience(String),
+}
+
+/// The envelope being applied: who sent it, to whom, when, and where its
+/// entry is in the log.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// `iss`.
+    pub sender: &'a AgencyId,
+    /// `aud`.
+    pub recipient: &'a AgencyId,
+    /// `jti`.
+    pub jti: &'a str,
+    /// Acceptance time, from the log entry.
+    pub time: i64,
+    /// The entry's index.
+    pub log_index: u64,
+}
+
+impl Asset {
+    /// The open offer, if there is one that has not expired at `time`.
+    pub fn open_offer(&self, time: i64) -> Option<&OpenOffer> {
+        self.offer.as_ref().filter(|o| time < o.expires)
+    }
+
+    fn event(&mut self, kind: EventKind, ctx: &Context<'_>) {
+        self.chain.push(Event {
+            kind,
+            log_index: ctx.log_index,
+            time: ctx.time,
+            by: ctx.sender.clone(),
+            jti: ctx.jti.to_owned(),
+        });
+    }
+}
+
+/// `asset.register` against the existing record for its tag, if any.
+///
+/// # Errors
+/// The rule broken.
+pub fn register(
+    existing: Option<&Asset>,
+    body: &Register,
+    ctx: &Context<'_>,
+) -> Result<Asset, Refusal> {
+    if ctx.recipient != ctx.sender {
+        return Err(Refusal::WrongAudience(
+            "asset.register is addressed to the sender's own agency".into(),
+        ));
+    }
+    if body.holder.agency != *ctx.sender {
+        return Err(Refusal::NotHolder(
+            "only the holder's agency may register an asset".into(),
+        ));
+    }
+    if existing.is_some() {
+        return Err(Refusal::AssetExists(body.tag.clone()));
+    }
+    let mut asset = Asset {
+        tag: body.tag.clone(),
+        serial: body.serial.clone(),
+        category: body.category.clone(),
+        description: body.description.clone(),
+        holder: body.holder.clone(),
+        location: body.location.clone(),
+        offer: None,
+        chain: Vec::new(),
+    };
+    asset.event(EventKind::Registered, ctx);
+    Ok(asset)
+}
+
+/// `asset.transfer.offer`, open for `ttl` seconds.
+///
+/// # Errors
+/// The rule broken.
+pub fn offer(
+    existing: Option<&Asset>,
+    body: &Offer,
+    ttl: i64,
+    ctx: &Context<'_>,
+) -> Result<Asset, Refusal> {
+    let asset = existing.ok_or_else(|| Refusal::UnknownAsset(body.tag.clone()))?;
+    if asset.holder.agency != *ctx.sender {
+        return Err(Refusal::NotHolder(format!(
+            "only the holder's agency may offer asset {}",
+            body.tag
+        )));
+    }
+    if body.to.agency != *ctx.recipient {
+        return Err(Refusal::WrongAudience(
+            "an offer is addressed to the receiving agency (to.agency)".into(),
+        ));
+    }
+    if asset.open_offer(ctx.time).is_some() {
+        return Err(Refusal::OfferPending(body.tag.clone()));
+    }
+    let mut next = asset.clone();
+    next.offer = Some(OpenOffer {
+        jti: ctx.jti.to_owned(),
+        to: body.to.clone(),
+        expires: ctx.time.saturating_add(ttl),
+    });
+    next.event(EventKind::Offered, ctx);
+    Ok(next)
+}
+
+/// `asset.transfer.accept` (`accept` true) or `reject`.
+///
+/// # Errors
+/// The rule broken.
+pub fn answer(
+    existing: Option<&Asset>,
+    body: &Answer,
+    accept: bool,
+    ctx: &Context<'_>,
+) -> Result<Asset, Refusal> {
+    let asset = existing.ok_or_else(|| Refusal::UnknownAsset(body.tag.clone()))?;
+    let open = asset
+        .open_offer(ctx.time)
+        .filter(|o| o.jti == body.offer)
+        .ok_or_else(|| Refusal::NoOpenOffer(body.tag.clone()))?;
+    if open.to.agency != *ctx.sender {
+        return Err(Refusal::NotHolder(format!(
+            "only the agency offered asset {} may answer the offer",
+            body.tag
+        )));
+    }
+    if asset.holder.agency != *ctx.recipient {
+        return Err(Refusal::WrongAudience(
+            "an answer is addressed to the offering agency".into(),
+        ));
+    }
+    let mut next = asset.clone();
+    if accept {
+        next.holder = open.to.clone();
+    }
+    next.offer = None;
+    next.event(
+        if accept {
+            EventKind::Accepted
+        } else {
+            EventKind::Rejected
+        },
+        ctx,
+    );
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> AgencyId {
+        s.parse().expect("id")
+    }
+
+    fn holder(agency: &str, person: &str) -> Holder {
+        Holder {
+            agency: id(agency),
+            person: person.into(),
+        }
+    }
+
+    struct At {
+        sender: AgencyId,
+        recipient: AgencyId,
+        jti: String,
+        time: i64,
+        index: u64,
+    }
+
+    impl At {
+        fn new(sender: &str, recipient: &str, jti: &str, time: i64, index: u64) -> At {
+            At {
+                sender: id(sender),
+                recipient: id(recipient),
+                jti: jti.into(),
+                time,
+                index,
+            }
+        }
+
+        fn ctx(&self) -> Context<'_> {
+            Context {
+                sender: &self.sender,
+                recipient: &self.recipient,
+                jti: &self.jti,
+                time: self.time,
+                log_index: self.index,
+            }
+        }
+    }
+
+    fn laptop() -> Register {
+        Register {
+            tag: "LAP-1".into(),
+            serial: "SN1".into(),
+            category: "laptop".into(),
+            description: "x".into(),
+            holder: holder("treasury", "p-1"),
+            location: "HQ".into(),
+        }
+    }
+
+    #[test]
+    fn register_offer_accept_moves_custody_and_records_the_chain() {
+        let a = register(
+            None,
+            &laptop(),
+            &At::new("treasury", "treasury", "r1", 100, 0).ctx(),
+        )
+        .expect("register");
+        let offer_body = Offer {
+            tag: "LAP-1".into(),
+            to: holder("gsa", "p-9"),
+            reason: "loan".into(),
+        };
+        let a = offer(
+            Some(&a),
+            &offer_body,
+            DEFAULT_OFFER_TTL,
+            &At::new("treasury", "gsa", "o1", 200, 1).ctx(),
+        )
+        .expect("offer");
+        let accept = Answer {
+            tag: "LAP-1".into(),
+            offer: "o1".into(),
+        };
+        let a = answer(
+            Some(&a),
+            &accept,
+            true,
+            &At::new("gsa", "treasury", "a1", 300, 2).ctx(),
+        )
+        .expect("accept");
+        assert_eq!(a.holder, holder("gsa", "p-9"));
+        assert_eq!(a.offer, None);
+        let kinds: Vec<EventKind> = a.chain.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Registered,
+                EventKind::Offered,
+                EventKind::Accepted
+            ]
+        );
+        assert_eq!(
+            a.chain.iter().map(|e| e.log_index).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn every_rule_is_enforced() {
+        let reg = register(
+            None,
+            &laptop(),
+            &At::new("treasury", "treasury", "r1", 100, 0).ctx(),
+        )
+        .expect("register");
+        // Register: duplicate, wrong holder agency, wrong audience.
+        let dup = register(
+            Some(&reg),
+            &laptop(),
+            &At::new("treasury", "treasury", "r2", 101, 1).ctx(),
+        );
+        assert!(matches!(dup, Err(Refusal::AssetExists(_))));
+        let foreign = register(None, &laptop(), &At::new("gsa", "gsa", "r3", 101, 1).ctx());
+        assert!(matches!(foreign, Err(Refusal::NotHolder(_))));
+        let aimed = register(
+            None,
+            &laptop(),
+            &At::new("treasury", "gsa", "r4", 101, 1).ctx(),
+        );
+        assert!(matches!(aimed, Err(Refusal::WrongAudience(_))));
+
+        // Offer: not the holder, wrong audience, unknown asset, pending.
+        let to_gsa = Offer {
+            tag: "LAP-1".into(),
+            to: holder("gsa", "p"),
+            reason: "r".into(),
+        };
+        let ttl = 1000;
+        let by_gsa = offer(
+            Some(&reg),
+            &to_gsa,
+            ttl,
+            &At::new("gsa", "gsa", "o0", 150, 1).ctx(),
+        );
+        assert!(matches!(by_gsa, Err(Refusal::NotHolder(_))));
+        let misaddressed = offer(
+            Some(&reg),
+            &to_gsa,
+            ttl,
+            &At::new("treasury", "hhs", "o0", 150, 1).ctx(),
+        );
+        assert!(matches!(misaddressed, Err(Refusal::WrongAudience(_))));
+        assert!(matches!(
+            offer(
+                None,
+                &to_gsa,
+                ttl,
+                &At::new("treasury", "gsa", "o0", 150, 1).ctx()
+            ),
+            Err(Refusal::UnknownAsset(_))
+        ));
+        let offered = offer(
+            Some(&reg),
+            &to_gsa,
+            ttl,
+            &At::new("treasury", "gsa", "o1", 200, 1).ctx(),
+        )
+        .expect("offer");
+        let again = offer(
+            Some(&offered),
+            &to_gsa,
+            ttl,
+            &At::new("treasury", "gsa", "o2", 300, 2).ctx(),
+        );
+        assert!(matches!(again, Err(Refusal::OfferPending(_))));
+
+        // Answers: wrong jti, wrong agency, wrong audience, expired.
+        let answer_o1 = Answer {
+            tag: "LAP-1".into(),
+            offer: "o1".into(),
+        };
+        let wrong_jti = Answer {
+            tag: "LAP-1".into(),
+            offer: "nope".into(),
+        };
+        assert!(matches!(
+            answer(
+                Some(&offered),
+                &wrong_jti,
+                true,
+                &At::new("gsa", "treasury", "a", 300, 2).ctx()
+            ),
+            Err(Refusal::NoOpenOffer(_))
+        ));
+        assert!(matches!(
+            answer(
+                Some(&offered),
+                &answer_o1,
+                true,
+                &At::new("hhs", "treasury", "a", 300, 2).ctx()
+            ),
+            Err(Refusal::NotHolder(_))
+        ));
+        assert!(matches!(
+            answer(
+                Some(&offered),
+                &answer_o1,
+                true,
+                &At::new("gsa", "hhs", "a", 300, 2).ctx()
+            ),
+            Err(Refusal::WrongAudience(_))
+        ));
+        assert!(matches!(
+            answer(
+                Some(&offered),
+                &answer_o1,
+                true,
+                &At::new("gsa", "treasury", "a", 1200, 2).ctx()
+            ),
+            Err(Refusal::NoOpenOffer(_))
+        ));
+        // An expired offer no longer blocks a new one.
+        offer(
+            Some(&offered),
+            &to_gsa,
+            ttl,
+            &At::new("treasury", "gsa", "o3", 1200, 2).ctx(),
+        )
+        .expect("a new offer after expiry");
+
+        // Reject keeps custody and closes the offer.
+        let rejected = answer(
+            Some(&offered),
+            &answer_o1,
+            false,
+            &At::new("gsa", "treasury", "a", 300, 2).ctx(),
+        )
+        .expect("reject");
+        assert_eq!(rejected.holder, reg.holder);
+        assert_eq!(rejected.offer, None);
+        assert_eq!(
+            rejected.chain.last().map(|e| e.kind),
+            Some(EventKind::Rejected)
+        );
+    }
+}
