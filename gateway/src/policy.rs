@@ -415,7 +415,14 @@ impl<'a> Resolver<'a> {
 
     fn agency(&self, item: &Spanned<String>) -> Result<AgencyId, PolicyError> {
         let id: Result<AgencyId, _> = item.get_ref().parse();
-        let id = id.map_err(|m| self.err(item.span(), m))?;
+        // The operator's own file: naming the value helps, and is safe.
+        let id = id.map_err(|_| {
+            let message = format!(
+                "invalid agency id {:?}: use 1-63 lowercase letters, digits and inner hyphens",
+                item.get_ref()
+            );
+            self.err(item.span(), message)
+        })?;
         if !self.agencies.contains(&id) {
             let message = format!("unknown agency {:?} (not in the registry)", id.as_str());
             return Err(self.err(item.span(), message));
