@@ -499,3 +499,149 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Random sequences of custody operations against a reference model
+    //! written separately from the rules: each operation is accepted or
+    //! refused exactly when the model says, and the record agrees with it.
+
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    const AGENCIES: [&str; 3] = ["state", "treasury", "gsa"];
+    const TTL: i64 = 50;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Register {
+            tag: u8,
+            by: usize,
+        },
+        Offer {
+            tag: u8,
+            by: usize,
+            to: usize,
+        },
+        Answer {
+            tag: u8,
+            by: usize,
+            accept: bool,
+            stale: bool,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = (Op, i64)> {
+        let a = 0..AGENCIES.len();
+        (
+            prop_oneof![
+                (0..4u8, a.clone()).prop_map(|(tag, by)| Op::Register { tag, by }),
+                (0..4u8, a.clone(), a.clone()).prop_map(|(tag, by, to)| Op::Offer { tag, by, to }),
+                (0..4u8, a, any::<bool>(), any::<bool>()).prop_map(|(tag, by, accept, stale)| {
+                    Op::Answer {
+                        tag,
+                        by,
+                        accept,
+                        stale,
+                    }
+                }),
+            ],
+            0..30i64,
+        )
+    }
+
+    /// The model: holder agency and open offer (jti, to agency, expiry).
+    #[derive(Default)]
+    struct Model {
+        assets: HashMap<u8, (usize, Option<(String, usize, i64)>)>,
+    }
+
+    proptest! {
+        #[test]
+        fn rules_agree_with_the_reference_model(ops in proptest::collection::vec(op(), 1..200)) {
+            let ids: Vec<AgencyId> = AGENCIES.iter().map(|a| a.parse().expect("id")).collect();
+            let mut records: HashMap<u8, Asset> = HashMap::new();
+            let mut model = Model::default();
+            let (mut time, mut index) = (0i64, 0u64);
+            for (n, (op, dt)) in ops.into_iter().enumerate() {
+                time += dt;
+                let jti = format!("j{n}");
+                match op {
+                    Op::Register { tag, by } => {
+                        let body = Register {
+                            tag: format!("T{tag}"), serial: "s".into(), category: "c".into(),
+                            description: "d".into(),
+                            holder: Holder { agency: ids[by].clone(), person: "p".into() },
+                            location: "l".into(),
+                        };
+                        let ctx = Context { sender: &ids[by], recipient: &ids[by], jti: &jti, time, log_index: index };
+                        let got = register(records.get(&tag), &body, &ctx);
+                        let expect = !model.assets.contains_key(&tag);
+                        prop_assert_eq!(got.is_ok(), expect);
+                        if let Ok(asset) = got {
+                            model.assets.insert(tag, (by, None));
+                            records.insert(tag, asset);
+                            index += 1;
+                        }
+                    }
+                    Op::Offer { tag, by, to } => {
+                        let body = Offer {
+                            tag: format!("T{tag}"),
+                            to: Holder { agency: ids[to].clone(), person: "q".into() },
+                            reason: "r".into(),
+                        };
+                        let ctx = Context { sender: &ids[by], recipient: &ids[to], jti: &jti, time, log_index: index };
+                        let got = offer(records.get(&tag), &body, TTL, &ctx);
+                        let expect = model.assets.get(&tag).is_some_and(|(holder, open)| {
+                            *holder == by && open.as_ref().is_none_or(|(_, _, exp)| time >= *exp)
+                        });
+                        prop_assert_eq!(got.is_ok(), expect);
+                        if let Ok(asset) = got {
+                            if let Some(entry) = model.assets.get_mut(&tag) {
+                                entry.1 = Some((jti.clone(), to, time + TTL));
+                            }
+                            records.insert(tag, asset);
+                            index += 1;
+                        }
+                    }
+                    Op::Answer { tag, by, accept, stale } => {
+                        let named = match model.assets.get(&tag).and_then(|(_, o)| o.as_ref()) {
+                            Some((j, _, _)) if !stale => j.clone(),
+                            _ => "not-an-offer".to_owned(),
+                        };
+                        let holder = model.assets.get(&tag).map_or(0, |(h, _)| *h);
+                        let body = Answer { tag: format!("T{tag}"), offer: named.clone() };
+                        let ctx = Context { sender: &ids[by], recipient: &ids[holder], jti: &jti, time, log_index: index };
+                        let got = answer(records.get(&tag), &body, accept, &ctx);
+                        let expect = model.assets.get(&tag).is_some_and(|(_, open)| {
+                            open.as_ref().is_some_and(|(j, to, exp)| *j == named && *to == by && time < *exp)
+                        });
+                        prop_assert_eq!(got.is_ok(), expect);
+                        if let Ok(asset) = got {
+                            if let Some(entry) = model.assets.get_mut(&tag) {
+                                if accept {
+                                    entry.0 = by;
+                                }
+                                entry.1 = None;
+                            }
+                            records.insert(tag, asset);
+                            index += 1;
+                        }
+                    }
+                }
+            }
+            // The records agree with the model, and every accepted
+            // operation left exactly one event, in index order.
+            let mut events = 0;
+            for (tag, asset) in &records {
+                let (holder, open) = &model.assets[tag];
+                prop_assert_eq!(&asset.holder.agency, &ids[*holder]);
+                prop_assert_eq!(asset.offer.as_ref().map(|o| o.jti.clone()), open.as_ref().map(|o| o.0.clone()));
+                prop_assert!(asset.chain.windows(2).all(|w| w[0].log_index < w[1].log_index));
+                events += asset.chain.len() as u64;
+            }
+            prop_assert_eq!(events, index);
+        }
+    }
+}
