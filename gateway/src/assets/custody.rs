@@ -551,10 +551,13 @@ mod properties {
         )
     }
 
-    /// The model: holder agency and open offer (jti, to agency, expiry).
+    /// An open offer in the model: jti, receiving agency, expiry.
+    type ModelOffer = (String, usize, i64);
+
+    /// The model: per tag, the holder agency and the open offer.
     #[derive(Default)]
     struct Model {
-        assets: HashMap<u8, (usize, Option<(String, usize, i64)>)>,
+        assets: HashMap<u8, (usize, Option<ModelOffer>)>,
     }
 
     proptest! {
