@@ -211,10 +211,21 @@ fn lock_dir(dir: &Path) -> Result<File, Error> {
         .write(true)
         .open(&path)
         .map_err(io(&path))?;
-    file.try_lock_exclusive()
-        .map_err(|_| Error::Locked(dir.to_path_buf()))?;
-    Ok(file)
+    // A lock released a moment ago can still be held by a child process
+    // that another thread of this process is starting: the child shares
+    // the lock until it execs. Wait that out briefly before refusing.
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    loop {
+        match file.try_lock_exclusive() {
+            Ok(()) => return Ok(file),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => return Err(Error::Locked(dir.to_path_buf())),
+        }
+    }
 }
+
+/// How long an open waits for a lock that is held before refusing.
+const LOCK_PATIENCE: Duration = Duration::from_millis(250);
 
 fn read_key(dir: &Path, options: &OpenOptions) -> Result<NoteSigner, Error> {
     let path = dir.join(KEY_FILE);
