@@ -17,7 +17,6 @@ use crate::log::{Log, MAX_ENTRY_LEN, SignedCheckpoint, lock};
 use crate::proof;
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::tile::{PartialTile, TILE_HEIGHT, TILE_WIDTH, read_hash};
-use crate::tile_files::SYNC_EVERY;
 
 const WIDTH: u64 = TILE_WIDTH as u64;
 
@@ -339,7 +338,7 @@ impl<S: Store> Log<S> {
             None
         };
         if let Some(files) = &self.tile_files {
-            files.sync_into(&mut batch, SYNC_EVERY);
+            files.sync_into(&mut batch);
         }
         let copies: Vec<(u8, u64, Vec<u8>)> = match &self.tile_files {
             Some(_) => completed

@@ -22,13 +22,13 @@
 //! log's contents are not changed by opening.
 
 use std::fs::{self, File, OpenOptions as FsOpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
 use crate::checkpoint::{NoteSigner, NoteVerifier, check_name, verify_checkpoint};
-use crate::error::Error;
+use crate::error::{Error, io_at};
 use crate::fsutil::write_atomic;
 use crate::log::{Attached, Log, SignedCheckpoint};
 use crate::store_sled::SledStore;
@@ -80,7 +80,7 @@ impl Log<SledStore> {
         if dir.exists() && !dir.is_dir() {
             return Err(not_a_log(dir, "not a directory"));
         }
-        fs::create_dir_all(dir).map_err(io(dir))?;
+        fs::create_dir_all(dir).map_err(io_at(dir))?;
         let lock = lock_dir(dir)?;
         let key_path = dir.join(KEY_FILE);
         if key_path.exists() {
@@ -99,7 +99,7 @@ impl Log<SledStore> {
             )));
         }
         write_atomic(&key_path, format!("{private_key}\n").as_bytes(), 0o600)
-            .map_err(io(&key_path))?;
+            .map_err(io_at(&key_path))?;
         Ok(log)
     }
 
@@ -142,7 +142,7 @@ pub fn published_checkpoint(dir: &Path) -> Result<Option<SignedCheckpoint>, Erro
     let note = match fs::read_to_string(&path) {
         Ok(note) => note,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(&path)(e)),
+        Err(e) => return Err(io_at(&path)(e)),
     };
     let checkpoint = verify_checkpoint(&note, &verifier)
         .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
@@ -210,7 +210,7 @@ fn lock_dir(dir: &Path) -> Result<File, Error> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(io(&path))?;
+        .map_err(io_at(&path))?;
     // A lock released a moment ago can still be held by a child process
     // that another thread of this process is starting: the child shares
     // the lock until it execs. Wait that out briefly before refusing.
@@ -229,7 +229,7 @@ const LOCK_PATIENCE: Duration = Duration::from_millis(250);
 
 fn read_key(dir: &Path, options: &OpenOptions) -> Result<NoteSigner, Error> {
     let path = dir.join(KEY_FILE);
-    let text = fs::read_to_string(&path).map_err(io(&path))?;
+    let text = fs::read_to_string(&path).map_err(io_at(&path))?;
     let signer = NoteSigner::from_private_key(&text)
         .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
     if let Some(origin) = options.origin.as_deref().filter(|o| *o != signer.name()) {
@@ -245,12 +245,5 @@ fn not_a_log(dir: &Path, reason: &str) -> Error {
     Error::NotALog {
         path: dir.to_path_buf(),
         reason: reason.to_owned(),
-    }
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: PathBuf::from(path),
-        source,
     }
 }

@@ -69,3 +69,11 @@ pub enum Error {
         source: std::io::Error,
     },
 }
+
+/// Wraps an I/O failure on `path` into [`Error::Io`], for `map_err`.
+pub(crate) fn io_at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::error::Error;
+use crate::error::{Error, io_at};
 use crate::layout;
 use crate::store::{Store, WriteBatch};
 use crate::tile::{TILE_BYTES, TILE_HEIGHT, TILE_WIDTH};
@@ -61,7 +61,7 @@ impl TileFiles {
     /// `size` entries, trusting only what `store` records as synced, and
     /// refills each file from the store up to the log's full tiles.
     pub fn open<S: Store>(dir: &Path, store: &S, size: u64) -> Result<TileFiles, Error> {
-        fs::create_dir_all(dir).map_err(io(dir))?;
+        fs::create_dir_all(dir).map_err(io_at(dir))?;
         let recorded = match store.get(layout::TILE_FILES_KEY)? {
             Some(v) => layout::decode_counts(v.as_ref())
                 .ok_or_else(|| Error::Corrupt("tile file lengths are malformed".into()))?,
@@ -79,7 +79,7 @@ impl TileFiles {
                 break;
             }
             let f = files.level(level)?;
-            let on_disk = f.file.metadata().map_err(io(&files.path(level)))?.len() / TILE_LEN;
+            let on_disk = f.file.metadata().map_err(io_at(&files.path(level)))?.len() / TILE_LEN;
             let trusted = recorded
                 .get(level)
                 .copied()
@@ -88,7 +88,7 @@ impl TileFiles {
                 .min(full);
             f.file
                 .set_len(trusted * TILE_LEN)
-                .map_err(io(&files.path(level)))?;
+                .map_err(io_at(&files.path(level)))?;
             f.tiles.store(trusted, Ordering::Release);
             for index in trusted..full {
                 let tile = store
@@ -102,8 +102,7 @@ impl TileFiles {
         if refilled {
             // Record the refill, so the next open need not repeat it.
             let mut batch = WriteBatch::new();
-            files.synced_level0.store(0, Ordering::Release);
-            files.sync_into(&mut batch, 0);
+            files.sync_now(&mut batch);
             if !batch.is_empty() {
                 store.apply(batch)?;
                 store.sync()?;
@@ -142,17 +141,19 @@ impl TileFiles {
         Some(tile)
     }
 
-    /// Once `every` level-0 tiles have been written since the last sync,
-    /// syncs the files and records in `batch` how many tiles of each are now
-    /// safe to trust after a crash. The appender calls this with
-    /// [`SYNC_EVERY`] before it applies `batch`.
-    pub fn sync_into(&self, batch: &mut WriteBatch, every: u64) {
-        let level0 = self.levels[0]
-            .get()
-            .map_or(0, |f| f.tiles.load(Ordering::Acquire));
-        if level0 < self.synced_level0.load(Ordering::Acquire) + every.max(1) {
-            return;
+    /// Once [`SYNC_EVERY`] level-0 tiles have been written since the last
+    /// sync, does [`TileFiles::sync_now`]. The appender calls this before it
+    /// applies `batch`.
+    pub fn sync_into(&self, batch: &mut WriteBatch) {
+        if self.level0_tiles() >= self.synced_level0.load(Ordering::Acquire) + SYNC_EVERY {
+            self.sync_now(batch);
         }
+    }
+
+    /// Syncs the files and records in `batch` how many tiles of each are now
+    /// safe to trust after a crash.
+    fn sync_now(&self, batch: &mut WriteBatch) {
+        let level0 = self.level0_tiles();
         let mut counts = Vec::new();
         for slot in &self.levels {
             let Some(f) = slot.get() else { break };
@@ -170,6 +171,12 @@ impl TileFiles {
         self.synced_level0.store(level0, Ordering::Release);
     }
 
+    fn level0_tiles(&self) -> u64 {
+        self.levels[0]
+            .get()
+            .map_or(0, |f| f.tiles.load(Ordering::Acquire))
+    }
+
     fn level(&self, level: usize) -> Result<&LevelFile, Error> {
         if let Some(f) = self.levels.get(level).and_then(OnceLock::get) {
             return Ok(f);
@@ -181,7 +188,7 @@ impl TileFiles {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(io(&path))?;
+            .map_err(io_at(&path))?;
         let slot = self
             .levels
             .get(level)
@@ -195,12 +202,5 @@ impl TileFiles {
 
     fn path(&self, level: usize) -> PathBuf {
         self.dir.join(format!("level-{level}"))
-    }
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: PathBuf::from(path),
-        source,
     }
 }
