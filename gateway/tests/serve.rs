@@ -233,6 +233,34 @@ fn the_cli_sends_lists_and_acknowledges() {
         )
         .expect_error(1);
     assert!(msg.contains("wrong_audience"), "{msg}");
+
+    // A body that is not one JSON object is refused before anything is sent.
+    let not_object = fed.root.path().join("list.json");
+    std::fs::write(&not_object, b"[1, 2]").expect("write");
+    let msg = xgate()
+        .run(
+            &[
+                "send",
+                "--pki",
+                &pki,
+                "--as",
+                "state",
+                "--to",
+                "gsa",
+                "--gateway",
+                &url,
+                &not_object.display().to_string(),
+            ],
+            b"",
+        )
+        .expect_error(1);
+    assert!(msg.contains("does not hold one JSON object"), "{msg}");
+    let mut probe = fed.client("state");
+    assert_eq!(
+        runtime().block_on(log_size(&mut probe)),
+        1,
+        "only the first send"
+    );
 }
 
 #[test]
