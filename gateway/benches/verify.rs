@@ -126,6 +126,7 @@ fn registry(public: &Jwk) -> xgate::registry::Registry {
             },
             signing_key: signing,
             encryption_key: encryption,
+            roles: Vec::new(),
         }
     };
     xgate::registry::Registry::from_agencies(vec![agency("state"), agency("gsa")])

@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use xgate_ledger::{Log, SignedCheckpoint, SledStore, Store, StoreError, WriteBatch};
 
 use crate::errors::{ApiError, Code};
@@ -55,6 +55,24 @@ impl View<'_> {
             None => Ok(self.store.get(key)?.map(|v| v.as_ref().to_vec())),
         }
     }
+
+    /// Every key starting with `prefix`, in order.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut keys = std::collections::BTreeSet::new();
+        for kv in self.store.scan_prefix(prefix) {
+            keys.insert(kv?.0);
+        }
+        for (key, value) in self.pending.pending_with_prefix(prefix) {
+            match value {
+                Some(_) => keys.insert(key.to_vec()),
+                None => keys.remove(key),
+            };
+        }
+        Ok(keys.into_iter().collect())
+    }
 }
 
 struct Job {
@@ -79,6 +97,7 @@ impl std::fmt::Debug for Job {
 pub struct Committer {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    commits: watch::Receiver<u64>,
 }
 
 impl Drop for Committer {
@@ -99,13 +118,21 @@ impl Committer {
     /// If the thread cannot be started.
     pub fn start(log: Arc<Log<SledStore>>) -> std::io::Result<Committer> {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (committed, commits) = watch::channel(log.size());
         let thread = std::thread::Builder::new()
             .name("xgate-commit".into())
-            .spawn(move || run(&log, rx))?;
+            .spawn(move || run(&log, rx, &committed))?;
         Ok(Committer {
             jobs: Some(tx),
             thread: Some(thread),
+            commits,
         })
+    }
+
+    /// The log's size after each durable commit: readers of what commits
+    /// write (the reconciliation feed) wait on it.
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.clone()
     }
 
     /// Appends `entry` if `prepare` accepts it, committing the records it
@@ -130,7 +157,7 @@ impl Committer {
     }
 }
 
-fn run(log: &Log<SledStore>, mut rx: mpsc::Receiver<Job>) {
+fn run(log: &Log<SledStore>, mut rx: mpsc::Receiver<Job>, committed: &watch::Sender<u64>) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -139,13 +166,15 @@ fn run(log: &Log<SledStore>, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit(log, jobs);
+        if let Some(size) = commit(log, jobs) {
+            committed.send_replace(size);
+        }
     }
 }
 
 /// Prepares `jobs` in order, appends the accepted ones as one batch and
-/// answers every job.
-fn commit(log: &Log<SledStore>, jobs: Vec<Job>) {
+/// answers every job. Returns the log's size if the batch was made durable.
+fn commit(log: &Log<SledStore>, jobs: Vec<Job>) -> Option<u64> {
     // The committer is the log's only writer, so this is where the batch
     // will start.
     let first = log.next_index();
@@ -171,7 +200,7 @@ fn commit(log: &Log<SledStore>, jobs: Vec<Job>) {
         }
     }
     if entries.is_empty() {
-        return;
+        return None;
     }
     let outcome = log.append_batch_with(&entries, move |range| {
         debug_assert_eq!(range.start, first, "the committer is the only writer");
@@ -184,12 +213,14 @@ fn commit(log: &Log<SledStore>, jobs: Vec<Job>) {
                 for done in waiting {
                     let _ = done.send(Err(e.clone()));
                 }
-                return;
+                return Some(committed.range.end);
             };
+            let size = committed.range.end;
             for (index, done) in committed.range.zip(waiting) {
                 // A request that gave up waiting is simply not told.
                 let _ = done.send(Ok((index, checkpoint.clone())));
             }
+            Some(size)
         }
         Ok(committed) => {
             // Another writer appended: the records were prepared for other
@@ -203,6 +234,7 @@ fn commit(log: &Log<SledStore>, jobs: Vec<Job>) {
             for done in waiting {
                 let _ = done.send(Err(e.clone()));
             }
+            Some(committed.range.end)
         }
         Err(e) => {
             tracing::error!(error = %e, "append failed; nothing in this batch is acknowledged");
@@ -210,6 +242,7 @@ fn commit(log: &Log<SledStore>, jobs: Vec<Job>) {
             for done in waiting {
                 let _ = done.send(Err(e.clone()));
             }
+            None
         }
     }
 }

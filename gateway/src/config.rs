@@ -16,6 +16,7 @@
 //! max_lifetime_secs = 300          # XGATE_MAX_LIFETIME_SECS: longest exp - iat
 //! clock_skew_secs = 60             # XGATE_CLOCK_SKEW_SECS
 //! inbox_page = 100                 # XGATE_INBOX_PAGE: most envelopes per inbox page
+//! offer_ttl_secs = 259200          # XGATE_OFFER_TTL_SECS: how long a transfer offer stays open (72 h)
 //! ```
 //!
 //! `pki` and `policy` default to paths inside `data_dir` when not set.
@@ -55,6 +56,10 @@ pub struct Config {
     pub clock_skew_secs: i64,
     /// Most envelopes returned per inbox page.
     pub inbox_page: usize,
+    /// How long an asset transfer offer stays open, in seconds. Each offer's
+    /// expiry is written into its log entry, so changing this affects new
+    /// offers only.
+    pub offer_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -73,6 +78,7 @@ impl Default for Config {
             max_lifetime_secs: 300,
             clock_skew_secs: 60,
             inbox_page: 100,
+            offer_ttl_secs: 72 * 3600,
         }
     }
 }
@@ -157,6 +163,7 @@ impl Config {
             "XGATE_MAX_LIFETIME_SECS" => self.max_lifetime_secs = parse(name, value)?,
             "XGATE_CLOCK_SKEW_SECS" => self.clock_skew_secs = parse(name, value)?,
             "XGATE_INBOX_PAGE" => self.inbox_page = parse(name, value)?,
+            "XGATE_OFFER_TTL_SECS" => self.offer_ttl_secs = parse(name, value)?,
             // Other XGATE_* variables belong to tests and tools.
             _ => {}
         }
@@ -171,6 +178,7 @@ impl Config {
             ("header_timeout_secs", self.header_timeout_secs),
             ("crl_poll_secs", self.crl_poll_secs),
             ("inbox_page", self.inbox_page as u64),
+            ("offer_ttl_secs", self.offer_ttl_secs),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{name} must be at least 1")));

@@ -11,10 +11,16 @@
 //! {"aud":"treasury","decision":"allow","envelope":"<sha256 hex>","iss":"state","jti":"...","kind":"record.send","policy":"<sha256 hex>","time":1764259200,"v":1}
 //! ```
 //!
+//! Asset envelopes add the fields an auditor needs to follow an asset
+//! through the log without the state store: `tag`, the asset's tag;
+//! `person`, the salted SHA-256 of the person the envelope names (never
+//! the identifier itself); and for an offer, `expires`, when it lapses.
+//! Absent fields are omitted, so `record.send` entries are unchanged.
+//!
 //! Never a body, never personal data: the envelope is represented by the
 //! SHA-256 of its compact JWS, which only its holders can match.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::envelope::Envelope;
 
@@ -30,14 +36,23 @@ pub struct Entry<'a> {
     pub decision: &'a str,
     /// Lowercase hex SHA-256 of the compact JWS.
     pub envelope: String,
+    /// An offer's expiry, seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
     /// Sending agency.
     pub iss: &'a str,
     /// The sender's envelope id.
     pub jti: &'a str,
     /// Envelope kind.
     pub kind: &'a str,
+    /// Salted SHA-256 (hex) of the person the envelope names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
     /// Lowercase hex SHA-256 of the policy file in force.
     pub policy: &'a str,
+    /// The asset's tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<&'a str>,
     /// When the gateway accepted it, seconds since the epoch.
     pub time: i64,
     /// [`ENTRY_VERSION`].
@@ -52,19 +67,84 @@ impl<'a> Entry<'a> {
             aud: envelope.aud.as_str(),
             decision,
             envelope: envelope.id(),
+            expires: None,
             iss: envelope.iss.as_str(),
             jti: &envelope.jti,
             kind: envelope.kind.as_str(),
+            person: None,
             policy,
+            tag: None,
             time,
             v: ENTRY_VERSION,
         }
+    }
+
+    /// The same entry naming an asset, a person's salted hash and an offer's
+    /// expiry.
+    pub fn about(
+        mut self,
+        tag: Option<&'a str>,
+        person: Option<String>,
+        expires: Option<i64>,
+    ) -> Entry<'a> {
+        self.tag = tag;
+        self.person = person;
+        self.expires = expires;
+        self
     }
 
     /// The canonical encoding: the bytes that are hashed into the log.
     pub fn encode(&self) -> Vec<u8> {
         // Strings and integers only: serialization cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// An entry read back from the log, for auditing.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logged {
+    /// Recipient agency.
+    pub aud: String,
+    /// The policy decision.
+    pub decision: String,
+    /// Lowercase hex SHA-256 of the compact JWS.
+    pub envelope: String,
+    /// An offer's expiry.
+    #[serde(default)]
+    pub expires: Option<i64>,
+    /// Sending agency.
+    pub iss: String,
+    /// The sender's envelope id.
+    pub jti: String,
+    /// Envelope kind.
+    pub kind: String,
+    /// Salted hash of the person named.
+    #[serde(default)]
+    pub person: Option<String>,
+    /// Hash of the policy in force.
+    pub policy: String,
+    /// The asset's tag.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Acceptance time.
+    pub time: i64,
+    /// Encoding version.
+    pub v: u32,
+}
+
+impl Logged {
+    /// Parses an entry's bytes.
+    ///
+    /// # Errors
+    /// If they are not a version-1 gateway entry.
+    pub fn parse(bytes: &[u8]) -> Result<Logged, String> {
+        let logged: Logged = serde_json::from_slice(bytes)
+            .map_err(|e| format!("not a gateway entry: {e}"))?;
+        if logged.v != ENTRY_VERSION {
+            return Err(format!("entry version {} is not {ENTRY_VERSION}", logged.v));
+        }
+        Ok(logged)
     }
 }
 
@@ -78,10 +158,13 @@ mod tests {
             aud: "treasury",
             decision: "allow",
             envelope: "ab".repeat(32),
+            expires: None,
             iss: "state",
             jti: "j-1",
             kind: "record.send",
+            person: None,
             policy: "cd",
+            tag: None,
             time: 1_764_259_200,
             v: 1,
         };
@@ -102,5 +185,37 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn asset_fields_sort_into_place_and_read_back() {
+        let e = Entry {
+            aud: "gsa",
+            decision: "allow",
+            envelope: "ab".repeat(32),
+            expires: None,
+            iss: "treasury",
+            jti: "o-1",
+            kind: "asset.transfer.offer",
+            person: None,
+            policy: "cd",
+            tag: None,
+            time: 10,
+            v: 1,
+        }
+        .about(Some("LAP-1"), Some("ef".repeat(32)), Some(20));
+        let bytes = e.encode();
+        assert_eq!(
+            String::from_utf8(bytes.clone()).expect("utf-8"),
+            format!(
+                "{{\"aud\":\"gsa\",\"decision\":\"allow\",\"envelope\":\"{}\",\"expires\":20,\"iss\":\"treasury\",\"jti\":\"o-1\",\"kind\":\"asset.transfer.offer\",\"person\":\"{}\",\"policy\":\"cd\",\"tag\":\"LAP-1\",\"time\":10,\"v\":1}}",
+                "ab".repeat(32),
+                "ef".repeat(32)
+            )
+        );
+        let logged = Logged::parse(&bytes).expect("parses");
+        assert_eq!(logged.tag.as_deref(), Some("LAP-1"));
+        assert_eq!(logged.expires, Some(20));
+        assert!(Logged::parse(b"{}").is_err());
     }
 }

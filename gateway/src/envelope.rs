@@ -14,7 +14,8 @@
 //! 3. the signature, over the sender's key (`bad_signature`);
 //! 4. claims: exactly `iss`, `aud`, `jti`, `iat`, `exp`, `kind`, `body`
 //!    (`malformed`); `iss` is the TLS identity (`identity_mismatch`); `aud`
-//!    is another registered agency (`wrong_audience`); `exp - iat` is at
+//!    is a registered agency (`wrong_audience`; whether it may be the
+//!    sender itself depends on the kind, a later stage); `exp - iat` is at
 //!    most [`Limits::max_lifetime`] (`lifetime_too_long`); `iat` is not in
 //!    the future and `exp` not in the past, beyond [`Limits::skew`]
 //!    (`not_yet_valid`, `expired`); `kind` is known (`unsupported_kind`).
@@ -74,7 +75,7 @@ pub enum Rejection {
     /// `iss` is not the agency the TLS certificate names.
     #[error("{0}")]
     IdentityMismatch(String),
-    /// `aud` is not another registered agency.
+    /// `aud` is not a registered agency.
     #[error("{0}")]
     WrongAudience(String),
     /// `exp` has passed.
@@ -288,11 +289,6 @@ pub fn open(
         .ok()
         .filter(|a| registry.get(a).is_some())
         .ok_or_else(|| Rejection::WrongAudience("aud is not a registered agency".into()))?;
-    if aud == iss {
-        return Err(Rejection::WrongAudience(
-            "aud is the sender itself; address another agency".into(),
-        ));
-    }
     if claims.jti.is_empty()
         || claims.jti.len() > MAX_JTI_LEN
         || !claims
@@ -405,6 +401,7 @@ mod tests {
                 },
                 signing_key: public,
                 encryption_key: enc,
+                roles: Vec::new(),
             }
         };
         let registry = Registry::from_agencies(vec![agency("state", &es), agency("hhs", &ed)])
@@ -480,13 +477,15 @@ mod tests {
         let (registry, es, _) = federation();
         let cases = [
             (claims("hhs", "state"), "IdentityMismatch"),
-            (claims("state", "state"), "WrongAudience"),
             (claims("state", "nasa"), "WrongAudience"),
         ];
         for (c, want) in cases {
             let err = open_as(&registry, "state", &sign(&es, "ES256", c)).expect_err(want);
             assert!(format!("{err:?}").starts_with(want), "{err:?}");
         }
+        // Addressed to itself: opens; only record.send refuses that, later.
+        open_as(&registry, "state", &sign(&es, "ES256", claims("state", "state")))
+            .expect("aud = iss opens");
         let mut c = claims("state", "hhs");
         c["exp"] = json!(NOW + 301);
         let err = open_as(&registry, "state", &sign(&es, "ES256", c)).expect_err("long");

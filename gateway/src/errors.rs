@@ -8,6 +8,8 @@
 use http::StatusCode;
 use serde::Serialize;
 
+use crate::assets::apply::ApplyError;
+use crate::assets::custody::Refusal;
 use crate::envelope::Rejection;
 
 /// Every error code the API returns.
@@ -44,6 +46,15 @@ pub enum Code {
     UnsupportedMediaType,
     /// 404: no such resource (or not the caller's).
     NotFound,
+    /// 409: an asset with this tag is already registered.
+    AssetExists,
+    /// 403: the sender does not hold the asset (or was not offered it).
+    NotHolder,
+    /// 409: the asset already has an open transfer offer.
+    OfferPending,
+    /// 409: the asset has no open offer with that `jti` (never made,
+    /// answered or expired).
+    NoOpenOffer,
     /// 405: the path exists, the method does not.
     MethodNotAllowed,
     /// 503: the log cannot make anything durable right now.
@@ -73,6 +84,10 @@ impl Code {
             Code::PayloadTooLarge => "payload_too_large",
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::NotFound => "not_found",
+            Code::AssetExists => "asset_exists",
+            Code::NotHolder => "not_holder",
+            Code::OfferPending => "offer_pending",
+            Code::NoOpenOffer => "no_open_offer",
             Code::MethodNotAllowed => "method_not_allowed",
             Code::StorageUnavailable => "storage_unavailable",
             Code::Unavailable => "unavailable",
@@ -87,11 +102,13 @@ impl Code {
                 StatusCode::BAD_REQUEST
             }
             Code::BadSignature | Code::Expired | Code::NotYetValid => StatusCode::UNAUTHORIZED,
-            Code::UnknownAgency | Code::IdentityMismatch | Code::PolicyDenied => {
+            Code::UnknownAgency | Code::IdentityMismatch | Code::PolicyDenied | Code::NotHolder => {
                 StatusCode::FORBIDDEN
             }
             Code::WrongAudience | Code::UnsupportedKind => StatusCode::UNPROCESSABLE_ENTITY,
-            Code::Replayed => StatusCode::CONFLICT,
+            Code::Replayed | Code::AssetExists | Code::OfferPending | Code::NoOpenOffer => {
+                StatusCode::CONFLICT
+            }
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::NotFound => StatusCode::NOT_FOUND,
@@ -157,6 +174,29 @@ impl From<Rejection> for ApiError {
             Rejection::UnsupportedKind(_) => Code::UnsupportedKind,
         };
         ApiError::new(code, r.to_string())
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> ApiError {
+        let code = match &r {
+            Refusal::AssetExists(_) => Code::AssetExists,
+            Refusal::UnknownAsset(_) => Code::NotFound,
+            Refusal::NotHolder(_) => Code::NotHolder,
+            Refusal::OfferPending(_) => Code::OfferPending,
+            Refusal::NoOpenOffer(_) => Code::NoOpenOffer,
+            Refusal::WrongAudience(_) => Code::WrongAudience,
+        };
+        ApiError::new(code, r.to_string())
+    }
+}
+
+impl From<ApplyError> for ApiError {
+    fn from(e: ApplyError) -> ApiError {
+        match e {
+            ApplyError::Refused(r) => r.into(),
+            ApplyError::Store(e) => xgate_ledger::Error::from(e).into(),
+        }
     }
 }
 

@@ -1,19 +1,27 @@
 //! The one place that knows the order of the stages an envelope goes
-//! through: identity (from TLS) -> envelope -> kind -> policy -> replay ->
-//! ledger append with its inbox and replay records -> receipt.
+//! through: identity (from TLS) -> envelope -> kind and body -> policy ->
+//! replay -> apply -> ledger append with its inbox, replay and state
+//! records -> receipt.
 //!
-//! Everything before the append only reads; the committer then checks the
-//! `jti` in log order and writes the log entry, the recipient's inbox
-//! record and the sender's `jti` in one atomic batch, and the append
-//! returns once that batch is durable and covered by a signed checkpoint.
-//! So a refused envelope leaves no trace anywhere, and an acknowledged one
-//! is logged, deliverable and unreplayable, whatever crashes when.
+//! Everything before the append only reads; the committer then, in log
+//! order, checks the `jti`, applies an asset envelope to the asset state
+//! (the custody rules and reconciliation, [`crate::assets`]) and writes the
+//! log entry, the recipient's inbox record, the sender's `jti` and the state
+//! changes in one atomic batch; the append returns once that batch is
+//! durable and covered by a signed checkpoint. So a refused envelope leaves
+//! no trace anywhere, and an acknowledged one is logged, deliverable,
+//! unreplayable and applied, whatever crashes when.
 
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
+use tokio::sync::watch;
 use xgate_ledger::{Log, SledStore, WriteBatch};
 
+use crate::assets::apply::{self, Op};
+use crate::assets::custody::{self, DEFAULT_OFFER_TTL};
+use crate::assets::state as asset_state;
 use crate::committer::{Committer, Prepare};
 
 use crate::entry::Entry;
@@ -29,7 +37,26 @@ use crate::replay;
 
 /// Kinds this gateway handles end to end; the others are refused with
 /// `unsupported_kind` until their issues land.
-pub const SUPPORTED_KINDS: [Kind; 1] = [Kind::RecordSend];
+pub const SUPPORTED_KINDS: [Kind; 6] = [
+    Kind::RecordSend,
+    Kind::AssetRegister,
+    Kind::AssetTransferOffer,
+    Kind::AssetTransferAccept,
+    Kind::AssetTransferReject,
+    Kind::InventoryReport,
+];
+
+/// What `POST /v1/envelopes` answers for an accepted envelope: the receipt,
+/// and for an inventory report the id of its reconciliation report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    /// The receipt.
+    #[serde(flatten)]
+    pub receipt: Receipt,
+    /// `GET /v1/reconciliations/{id}` returns the report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconciliation_id: Option<String>,
+}
 
 /// The gateway's state shared by every connection.
 pub struct Gateway {
@@ -44,6 +71,10 @@ pub struct Gateway {
     pub limits: Limits,
     /// Counters and histograms for `/metrics`.
     pub metrics: Metrics,
+    /// How long a transfer offer stays open, in seconds.
+    offer_ttl: i64,
+    /// Salt of the person hashes in log entries.
+    salt: [u8; 32],
 }
 
 impl Gateway {
@@ -52,7 +83,8 @@ impl Gateway {
     /// starts the thread that writes to it.
     ///
     /// # Errors
-    /// A message naming an agency whose signing key is unusable.
+    /// A message naming an agency whose signing key is unusable, or a store
+    /// that cannot keep the person-hash salt.
     pub fn new(
         log: Arc<Log<SledStore>>,
         registry: Arc<Registry>,
@@ -62,6 +94,8 @@ impl Gateway {
         log.set_checkpoint_every_commit(true);
         let verifiers = Verifiers::from_registry(&registry)?;
         let metrics = Metrics::new(log.size());
+        let salt = asset_state::salt(log.store())
+            .map_err(|e| format!("cannot keep the person-hash salt: {e}"))?;
         let committer = Committer::start(Arc::clone(&log))
             .map_err(|e| format!("cannot start the commit thread: {e}"))?;
         Ok(Gateway {
@@ -72,7 +106,21 @@ impl Gateway {
             policy: RwLock::new(Arc::new(policy)),
             limits,
             metrics,
+            offer_ttl: DEFAULT_OFFER_TTL,
+            salt,
         })
+    }
+
+    /// The same gateway with transfer offers open for `seconds`.
+    #[must_use]
+    pub fn with_offer_ttl(mut self, seconds: i64) -> Gateway {
+        self.offer_ttl = seconds;
+        self
+    }
+
+    /// The log's size after each durable commit.
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.committer.commits()
     }
 
     /// The policy in force.
@@ -98,14 +146,14 @@ impl Gateway {
     ///
     /// # Errors
     /// The first stage's refusal, as an [`ApiError`].
-    pub async fn submit(&self, sender: &AgencyId, jws: &[u8]) -> Result<Receipt, ApiError> {
+    pub async fn submit(&self, sender: &AgencyId, jws: &[u8]) -> Result<Accepted, ApiError> {
         let mut kind = None;
         let result = self.run(sender, jws, &mut kind).await;
         let kind = kind.map_or("unknown", Kind::as_str);
         match &result {
-            Ok(receipt) => {
+            Ok(accepted) => {
                 self.metrics.envelope(kind, "accepted");
-                tracing::info!(agency = %sender, kind, log_index = receipt.log_index, "envelope accepted");
+                tracing::info!(agency = %sender, kind, log_index = accepted.receipt.log_index, "envelope accepted");
             }
             Err(e) => {
                 self.metrics.envelope(kind, e.code.as_str());
@@ -120,7 +168,7 @@ impl Gateway {
         sender: &AgencyId,
         jws: &[u8],
         kind: &mut Option<Kind>,
-    ) -> Result<Receipt, ApiError> {
+    ) -> Result<Accepted, ApiError> {
         let now = unix_now();
         let envelope = envelope::open(
             jws,
@@ -131,12 +179,7 @@ impl Gateway {
             now,
         )?;
         *kind = Some(envelope.kind);
-        if !SUPPORTED_KINDS.contains(&envelope.kind) {
-            return Err(ApiError::new(
-                Code::UnsupportedKind,
-                format!("kind {} is not handled by this gateway yet", envelope.kind),
-            ));
-        }
+        let op = self.body(&envelope)?;
         let policy = self.policy();
         let no_attributes = Default::default();
         let decision = policy.evaluate(&Request {
@@ -158,21 +201,62 @@ impl Gateway {
                 ));
             }
         };
-        self.append(&envelope, &policy.hash_hex(), decision, now)
-            .await
+        let report = matches!(op, Some(Op::Report(_)));
+        let receipt = self
+            .append(&envelope, op, &policy.hash_hex(), decision, now)
+            .await?;
+        Ok(Accepted {
+            reconciliation_id: report.then(|| receipt.log_index.to_string()),
+            receipt,
+        })
     }
 
-    /// Appends the envelope's entry with its inbox and replay records, and
-    /// builds the receipt against the commit's checkpoint. Whether the
-    /// `jti` was used before is decided by the committer, in log order.
+    /// The kind's own checks of the envelope: its body, parsed (an asset
+    /// kind) or carried as is (`record.send`), and who it may be addressed to.
+    fn body(&self, envelope: &Envelope) -> Result<Option<Op>, ApiError> {
+        if !SUPPORTED_KINDS.contains(&envelope.kind) {
+            return Err(ApiError::new(
+                Code::UnsupportedKind,
+                format!("kind {} is not handled by this gateway yet", envelope.kind),
+            ));
+        }
+        if envelope.kind == Kind::RecordSend {
+            if envelope.aud == envelope.iss {
+                return Err(ApiError::new(
+                    Code::WrongAudience,
+                    "aud is the sender itself; a record is sent to another agency",
+                ));
+            }
+            return Ok(None);
+        }
+        Op::parse(envelope.kind, &envelope.body).map_err(|m| {
+            ApiError::new(
+                Code::Malformed,
+                format!("the body of {} is not valid: {m}", envelope.kind),
+            )
+        })
+    }
+
+    /// Appends the envelope's entry with its inbox, replay and state
+    /// records, and builds the receipt against the commit's checkpoint.
+    /// Whether the `jti` was used before and whether the custody rules
+    /// allow an asset envelope are decided by the committer, in log order.
     async fn append(
         &self,
         envelope: &Envelope,
+        op: Option<Op>,
         policy: &str,
         decision: &str,
         now: i64,
     ) -> Result<Receipt, ApiError> {
-        let entry = Entry::of(envelope, policy, decision, now).encode();
+        let expires = matches!(op, Some(Op::Offer(_))).then(|| now.saturating_add(self.offer_ttl));
+        let person = op
+            .as_ref()
+            .and_then(Op::person)
+            .map(|p| asset_state::person_hash(&self.salt, p));
+        let entry = Entry::of(envelope, policy, decision, now)
+            .about(op.as_ref().and_then(Op::tag), person, expires)
+            .encode();
         let keep_until = u64::try_from(envelope.exp.saturating_add(self.limits.skew)).unwrap_or(0);
         let stored = envelope.clone();
         let started = std::time::Instant::now();
@@ -186,7 +270,28 @@ impl Gateway {
                 ));
             }
             let mut batch = WriteBatch::new();
-            inbox::put(&stored, index, &mut batch);
+            if let Some(op) = &op {
+                let id = stored.id();
+                let ctx = custody::Context {
+                    sender: &stored.iss,
+                    recipient: &stored.aud,
+                    jti: &stored.jti,
+                    envelope: &id,
+                    time: now,
+                    log_index: index,
+                };
+                apply::apply(op, &ctx, expires, view, &mut batch)?;
+                // Kept for `xgate audit replay`, which recomputes the state.
+                batch.put(
+                    asset_state::envelope_key(index),
+                    stored.compact.as_bytes().to_vec(),
+                );
+            }
+            // Addressed to the sender itself (a registration, a count):
+            // nothing to deliver.
+            if stored.aud != stored.iss {
+                inbox::put(&stored, index, &mut batch);
+            }
             replay::put(&stored.iss, &stored.jti, keep_until, &mut batch);
             Ok(batch)
         });

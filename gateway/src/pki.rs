@@ -31,7 +31,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use crate::registry::{Agency, AgencyId, CertificateBinding, Registry};
+use crate::registry::{Agency, AgencyId, CertificateBinding, Registry, Role};
 
 /// The CA certificate.
 pub const CA_CERT: &str = "ca.crt";
@@ -54,6 +54,8 @@ pub const ENCRYPTION_JWK: &str = "encryption.jwk";
 
 /// The agencies a zero-configuration gateway starts with.
 pub const SAMPLE_AGENCIES: [&str; 4] = ["state", "treasury", "gsa", "hhs"];
+/// The auditor of the development federation `xgate serve` creates.
+pub const SAMPLE_AUDITORS: [&str; 1] = ["gao"];
 
 const CA_YEARS: i64 = 10;
 const LEAF_DAYS: i64 = 397;
@@ -119,18 +121,29 @@ pub enum Revoked {
     },
 }
 
-/// Creates a new PKI in `dir` for `agencies`; with `force`, replaces an
-/// existing `dir`. Returns the registry it wrote.
+/// Creates a new PKI in `dir` for `agencies` and, with the auditor role,
+/// `auditors`; with `force`, replaces an existing `dir`. Returns the
+/// registry it wrote.
 ///
 /// # Errors
 /// [`PkiError::Exists`] without `force`, [`PkiError::Agencies`] for an
 /// empty or repeated list, I/O and crypto failures.
-pub fn init(dir: &Path, agencies: &[AgencyId], force: bool) -> Result<Registry, PkiError> {
+pub fn init(
+    dir: &Path,
+    agencies: &[AgencyId],
+    auditors: &[AgencyId],
+    force: bool,
+) -> Result<Registry, PkiError> {
     if agencies.is_empty() {
         return Err(PkiError::Agencies("name at least one --agency".into()));
     }
-    for (i, a) in agencies.iter().enumerate() {
-        if agencies[..i].contains(a) {
+    let members: Vec<(AgencyId, Vec<Role>)> = agencies
+        .iter()
+        .map(|a| (a.clone(), Vec::new()))
+        .chain(auditors.iter().map(|a| (a.clone(), vec![Role::Auditor])))
+        .collect();
+    for (i, (a, _)) in members.iter().enumerate() {
+        if members[..i].iter().any(|(b, _)| b == a) {
             return Err(PkiError::Agencies(format!("agency {a} is named twice")));
         }
     }
@@ -138,7 +151,7 @@ pub fn init(dir: &Path, agencies: &[AgencyId], force: bool) -> Result<Registry, 
         return Err(PkiError::Exists(dir.to_path_buf()));
     }
     let staging = staging_dir(dir)?;
-    let built = write_pki(&staging, agencies);
+    let built = write_pki(&staging, &members);
     let registry = match built {
         Ok(r) => r,
         Err(e) => {
@@ -208,6 +221,7 @@ pub fn display_name(id: &AgencyId) -> String {
         "treasury" => "Department of the Treasury",
         "gsa" => "General Services Administration",
         "hhs" => "Department of Health and Human Services",
+        "gao" => "Government Accountability Office",
         other => other,
     }
     .to_owned()
@@ -218,7 +232,7 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
-fn write_pki(dir: &Path, agencies: &[AgencyId]) -> Result<Registry, PkiError> {
+fn write_pki(dir: &Path, members: &[(AgencyId, Vec<Role>)]) -> Result<Registry, PkiError> {
     let now = OffsetDateTime::now_utc();
     let ca_key = KeyPair::generate().map_err(crypto)?;
     let mut ca = CertificateParams::default();
@@ -259,7 +273,7 @@ fn write_pki(dir: &Path, agencies: &[AgencyId]) -> Result<Registry, PkiError> {
     )?;
 
     let mut entries = Vec::new();
-    for id in agencies {
+    for (id, roles) in members {
         let uri = SanType::URI(id.uri().try_into().map_err(crypto)?);
         let (cert, key) = leaf(id.as_str(), vec![uri], &issuer, now)?;
         let home = dir.join(id.as_str());
@@ -286,6 +300,7 @@ fn write_pki(dir: &Path, agencies: &[AgencyId]) -> Result<Registry, PkiError> {
             },
             signing_key: public_map(&signing)?,
             encryption_key: public_map(&encryption)?,
+            roles: roles.clone(),
         });
     }
     let registry = Registry::from_agencies(entries).map_err(PkiError::Agencies)?;

@@ -125,6 +125,24 @@ pub struct Agency {
     pub signing_key: Map<String, Value>,
     /// Public JWK payloads for it are encrypted to.
     pub encryption_key: Map<String, Value>,
+    /// What else the agency may do; none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Role>,
+}
+
+/// A federation-wide role an agency can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads every asset, reconciliation and review, whoever holds them.
+    Auditor,
+}
+
+impl Agency {
+    /// Whether the agency holds `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
 }
 
 /// The registry file's contents.
@@ -218,6 +236,11 @@ impl Registry {
             "# The xgate agency registry: each member's id, name, TLS certificate\n\
              # binding and public JOSE keys. Written by `xgate certs init`.\n\n{body}"
         )
+    }
+
+    /// Whether `id` is a registered agency with the auditor role.
+    pub fn is_auditor(&self, id: &AgencyId) -> bool {
+        self.get(id).is_some_and(|a| a.has_role(Role::Auditor))
     }
 
     /// The agency with this id.

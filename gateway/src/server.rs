@@ -153,6 +153,8 @@ pub async fn serve(
     }
     drop(listener);
     background.abort();
+    // Open event streams end now, or the drain would wait for them.
+    ctx.closing.send_replace(true);
     if tokio::time::timeout(DRAIN, graceful.shutdown())
         .await
         .is_err()

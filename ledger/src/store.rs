@@ -41,6 +41,18 @@ impl WriteBatch {
         self.ops.get(key).map(|v| v.as_deref())
     }
 
+    /// The writes to keys starting with `prefix`, in key order: `None` for a
+    /// deletion.
+    pub fn pending_with_prefix<'a>(
+        &'a self,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
+        self.ops
+            .range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+    }
+
     /// Adds every write of `other`, which win over this batch's own writes
     /// to the same keys.
     pub fn extend(&mut self, other: WriteBatch) {
@@ -84,6 +96,20 @@ pub trait Store: Send + Sync + 'static {
         &self,
         prefix: &[u8],
     ) -> Box<dyn Iterator<Item = Result<KeyValue<Self::Value>, StoreError>> + '_>;
+
+    /// Every key starting with `prefix` and not less than `from`, in
+    /// ascending key order: how a reader resumes a scan.
+    fn scan_prefix_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<KeyValue<Self::Value>, StoreError>> + '_> {
+        let from = from.to_vec();
+        Box::new(
+            self.scan_prefix(prefix)
+                .filter(move |kv| kv.as_ref().map_or(true, |(k, _)| *k >= from)),
+        )
+    }
 
     /// The greatest key starting with `prefix`, if any.
     fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<KeyValue<Self::Value>>, StoreError>;

@@ -57,6 +57,21 @@ impl Store for SledStore {
         )
     }
 
+    fn scan_prefix_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<KeyValue<sled::IVec>, StoreError>> + '_> {
+        let prefix = prefix.to_vec();
+        let start = if from > prefix.as_slice() { from.to_vec() } else { prefix.clone() };
+        Box::new(
+            self.db
+                .range(start..)
+                .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+                .map(|r| r.map(|(k, v)| (k.to_vec(), v)).map_err(to_store_error)),
+        )
+    }
+
     fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<KeyValue<sled::IVec>>, StoreError> {
         match self.db.scan_prefix(prefix).next_back() {
             Some(Ok((k, v))) => Ok(Some((k.to_vec(), v))),

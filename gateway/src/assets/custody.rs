@@ -25,7 +25,9 @@ use crate::registry::AgencyId;
 /// Default time an offer stays open: 72 hours.
 pub const DEFAULT_OFFER_TTL: i64 = 72 * 3600;
 
-/// One asset's current state and its custody chain.
+/// One asset's current state. Its custody chain is kept beside it, one
+/// [`Event`] per accepted envelope, so a record's size does not grow with
+/// its history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Asset {
     /// The tag.
@@ -38,12 +40,14 @@ pub struct Asset {
     pub description: String,
     /// Who holds it now.
     pub holder: Holder,
-    /// Where it is.
+    /// Where it is kept: inventory reports expect it there.
     pub location: String,
     /// The open offer, if any (it may have expired; see [`Asset::open_offer`]).
     pub offer: Option<OpenOffer>,
-    /// Every custody event, oldest first.
-    pub chain: Vec<Event>,
+    /// Log index of the registration.
+    pub registered: u64,
+    /// Log index of the last custody event.
+    pub updated: u64,
 }
 
 /// An offer waiting for an answer.
@@ -53,7 +57,8 @@ pub struct OpenOffer {
     pub jti: String,
     /// The proposed holder.
     pub to: Holder,
-    /// When it lapses, seconds since the epoch.
+    /// When it lapses, seconds since the epoch (recorded in the offer's log
+    /// entry, so a replay uses the expiry in force when it was made).
     pub expires: i64,
 }
 
@@ -78,12 +83,18 @@ pub struct Event {
     pub kind: EventKind,
     /// The log index of the envelope's entry (its receipt).
     pub log_index: u64,
+    /// The envelope id (hex SHA-256 of the JWS), for its receipt.
+    pub envelope: String,
     /// When the gateway accepted it.
     pub time: i64,
     /// The agency that sent it.
     pub by: AgencyId,
     /// The envelope's `jti`.
     pub jti: String,
+    /// The holder it names: the first holder, the proposed one, or the new
+    /// one; none for a rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Holder>,
 }
 
 /// A broken custody rule. Each maps to an API error code.
@@ -103,7 +114,7 @@ pub enum Refusal {
     #[error("asset {0} already has an open offer")]
     OfferPending(String),
     /// 409 `no_open_offer`.
-    #[error("asset {0} has no open offer with that jti")]
+    #[error("asset {0} has no open offer with that jti (never made, answered or expired)")]
     NoOpenOffer(String),
     /// 422 `wrong_audience`.
     #[error("{0}")]
@@ -120,10 +131,26 @@ pub struct Context<'a> {
     pub recipient: &'a AgencyId,
     /// `jti`.
     pub jti: &'a str,
+    /// The envelope id (hex SHA-256 of the JWS).
+    pub envelope: &'a str,
     /// Acceptance time, from the log entry.
     pub time: i64,
     /// The entry's index.
     pub log_index: u64,
+}
+
+impl Context<'_> {
+    fn event(&self, kind: EventKind, holder: Option<Holder>) -> Event {
+        Event {
+            kind,
+            log_index: self.log_index,
+            envelope: self.envelope.to_owned(),
+            time: self.time,
+            by: self.sender.clone(),
+            jti: self.jti.to_owned(),
+            holder,
+        }
+    }
 }
 
 impl Asset {
@@ -131,17 +158,11 @@ impl Asset {
     pub fn open_offer(&self, time: i64) -> Option<&OpenOffer> {
         self.offer.as_ref().filter(|o| time < o.expires)
     }
-
-    fn event(&mut self, kind: EventKind, ctx: &Context<'_>) {
-        self.chain.push(Event {
-            kind,
-            log_index: ctx.log_index,
-            time: ctx.time,
-            by: ctx.sender.clone(),
-            jti: ctx.jti.to_owned(),
-        });
-    }
 }
+
+/// An accepted custody change: the asset's new record and the event that
+/// joins its chain.
+pub type Change = (Asset, Event);
 
 /// `asset.register` against the existing record for its tag, if any.
 ///
@@ -151,7 +172,7 @@ pub fn register(
     existing: Option<&Asset>,
     body: &Register,
     ctx: &Context<'_>,
-) -> Result<Asset, Refusal> {
+) -> Result<Change, Refusal> {
     if ctx.recipient != ctx.sender {
         return Err(Refusal::WrongAudience(
             "asset.register is addressed to the sender's own agency".into(),
@@ -165,7 +186,7 @@ pub fn register(
     if existing.is_some() {
         return Err(Refusal::AssetExists(body.tag.clone()));
     }
-    let mut asset = Asset {
+    let asset = Asset {
         tag: body.tag.clone(),
         serial: body.serial.clone(),
         category: body.category.clone(),
@@ -173,22 +194,25 @@ pub fn register(
         holder: body.holder.clone(),
         location: body.location.clone(),
         offer: None,
-        chain: Vec::new(),
+        registered: ctx.log_index,
+        updated: ctx.log_index,
     };
-    asset.event(EventKind::Registered, ctx);
-    Ok(asset)
+    Ok((
+        asset,
+        ctx.event(EventKind::Registered, Some(body.holder.clone())),
+    ))
 }
 
-/// `asset.transfer.offer`, open for `ttl` seconds.
+/// `asset.transfer.offer`, open until `expires`.
 ///
 /// # Errors
 /// The rule broken.
 pub fn offer(
     existing: Option<&Asset>,
     body: &Offer,
-    ttl: i64,
+    expires: i64,
     ctx: &Context<'_>,
-) -> Result<Asset, Refusal> {
+) -> Result<Change, Refusal> {
     let asset = existing.ok_or_else(|| Refusal::UnknownAsset(body.tag.clone()))?;
     if asset.holder.agency != *ctx.sender {
         return Err(Refusal::NotHolder(format!(
@@ -208,10 +232,10 @@ pub fn offer(
     next.offer = Some(OpenOffer {
         jti: ctx.jti.to_owned(),
         to: body.to.clone(),
-        expires: ctx.time.saturating_add(ttl),
+        expires,
     });
-    next.event(EventKind::Offered, ctx);
-    Ok(next)
+    next.updated = ctx.log_index;
+    Ok((next, ctx.event(EventKind::Offered, Some(body.to.clone()))))
 }
 
 /// `asset.transfer.accept` (`accept` true) or `reject`.
@@ -223,7 +247,7 @@ pub fn answer(
     body: &Answer,
     accept: bool,
     ctx: &Context<'_>,
-) -> Result<Asset, Refusal> {
+) -> Result<Change, Refusal> {
     let asset = existing.ok_or_else(|| Refusal::UnknownAsset(body.tag.clone()))?;
     let open = asset
         .open_offer(ctx.time)
@@ -241,19 +265,18 @@ pub fn answer(
         ));
     }
     let mut next = asset.clone();
-    if accept {
+    let event = if accept {
         next.holder = open.to.clone();
-    }
+        if let Some(location) = &body.location {
+            next.location = location.clone();
+        }
+        ctx.event(EventKind::Accepted, Some(open.to.clone()))
+    } else {
+        ctx.event(EventKind::Rejected, None)
+    };
     next.offer = None;
-    next.event(
-        if accept {
-            EventKind::Accepted
-        } else {
-            EventKind::Rejected
-        },
-        ctx,
-    );
-    Ok(next)
+    next.updated = ctx.log_index;
+    Ok((next, event))
 }
 
 #[cfg(test)]
@@ -275,6 +298,7 @@ mod tests {
         sender: AgencyId,
         recipient: AgencyId,
         jti: String,
+        envelope: String,
         time: i64,
         index: u64,
     }
@@ -285,6 +309,7 @@ mod tests {
                 sender: id(sender),
                 recipient: id(recipient),
                 jti: jti.into(),
+                envelope: format!("e-{jti}"),
                 time,
                 index,
             }
@@ -295,6 +320,7 @@ mod tests {
                 sender: &self.sender,
                 recipient: &self.recipient,
                 jti: &self.jti,
+                envelope: &self.envelope,
                 time: self.time,
                 log_index: self.index,
             }
@@ -313,8 +339,8 @@ mod tests {
     }
 
     #[test]
-    fn register_offer_accept_moves_custody_and_records_the_chain() {
-        let a = register(
+    fn register_offer_accept_moves_custody_and_records_each_event() {
+        let (a, registered) = register(
             None,
             &laptop(),
             &At::new("treasury", "treasury", "r1", 100, 0).ctx(),
@@ -325,18 +351,20 @@ mod tests {
             to: holder("gsa", "p-9"),
             reason: "loan".into(),
         };
-        let a = offer(
+        let (a, offered) = offer(
             Some(&a),
             &offer_body,
-            DEFAULT_OFFER_TTL,
+            200 + DEFAULT_OFFER_TTL,
             &At::new("treasury", "gsa", "o1", 200, 1).ctx(),
         )
         .expect("offer");
+        assert_eq!(a.open_offer(200).map(|o| o.expires), Some(200 + DEFAULT_OFFER_TTL));
         let accept = Answer {
             tag: "LAP-1".into(),
             offer: "o1".into(),
+            location: Some("Annex".into()),
         };
-        let a = answer(
+        let (a, accepted) = answer(
             Some(&a),
             &accept,
             true,
@@ -344,25 +372,22 @@ mod tests {
         )
         .expect("accept");
         assert_eq!(a.holder, holder("gsa", "p-9"));
+        assert_eq!(a.location, "Annex");
         assert_eq!(a.offer, None);
-        let kinds: Vec<EventKind> = a.chain.iter().map(|e| e.kind).collect();
+        assert_eq!((a.registered, a.updated), (0, 2));
+        let events = [registered, offered, accepted];
         assert_eq!(
-            kinds,
-            [
-                EventKind::Registered,
-                EventKind::Offered,
-                EventKind::Accepted
-            ]
+            events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            [EventKind::Registered, EventKind::Offered, EventKind::Accepted]
         );
-        assert_eq!(
-            a.chain.iter().map(|e| e.log_index).collect::<Vec<_>>(),
-            [0, 1, 2]
-        );
+        assert_eq!(events.iter().map(|e| e.log_index).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(events[2].envelope, "e-a1");
+        assert_eq!(events[2].holder, Some(holder("gsa", "p-9")));
     }
 
     #[test]
     fn every_rule_is_enforced() {
-        let reg = register(
+        let (reg, _) = register(
             None,
             &laptop(),
             &At::new("treasury", "treasury", "r1", 100, 0).ctx(),
@@ -414,10 +439,10 @@ mod tests {
             ),
             Err(Refusal::UnknownAsset(_))
         ));
-        let offered = offer(
+        let (offered, _) = offer(
             Some(&reg),
             &to_gsa,
-            ttl,
+            200 + ttl,
             &At::new("treasury", "gsa", "o1", 200, 1).ctx(),
         )
         .expect("offer");
@@ -433,10 +458,12 @@ mod tests {
         let answer_o1 = Answer {
             tag: "LAP-1".into(),
             offer: "o1".into(),
+            location: None,
         };
         let wrong_jti = Answer {
             tag: "LAP-1".into(),
             offer: "nope".into(),
+            location: None,
         };
         assert!(matches!(
             answer(
@@ -484,7 +511,7 @@ mod tests {
         .expect("a new offer after expiry");
 
         // Reject keeps custody and closes the offer.
-        let rejected = answer(
+        let (rejected, event) = answer(
             Some(&offered),
             &answer_o1,
             false,
@@ -493,10 +520,7 @@ mod tests {
         .expect("reject");
         assert_eq!(rejected.holder, reg.holder);
         assert_eq!(rejected.offer, None);
-        assert_eq!(
-            rejected.chain.last().map(|e| e.kind),
-            Some(EventKind::Rejected)
-        );
+        assert_eq!((event.kind, event.holder), (EventKind::Rejected, None));
     }
 }
 
@@ -565,6 +589,7 @@ mod properties {
         fn rules_agree_with_the_reference_model(ops in proptest::collection::vec(op(), 1..200)) {
             let ids: Vec<AgencyId> = AGENCIES.iter().map(|a| a.parse().expect("id")).collect();
             let mut records: HashMap<u8, Asset> = HashMap::new();
+            let mut chains: HashMap<u8, Vec<Event>> = HashMap::new();
             let mut model = Model::default();
             let (mut time, mut index) = (0i64, 0u64);
             for (n, (op, dt)) in ops.into_iter().enumerate() {
@@ -578,13 +603,14 @@ mod properties {
                             holder: Holder { agency: ids[by].clone(), person: "p".into() },
                             location: "l".into(),
                         };
-                        let ctx = Context { sender: &ids[by], recipient: &ids[by], jti: &jti, time, log_index: index };
+                        let ctx = Context { sender: &ids[by], recipient: &ids[by], jti: &jti, envelope: &jti, time, log_index: index };
                         let got = register(records.get(&tag), &body, &ctx);
                         let expect = !model.assets.contains_key(&tag);
                         prop_assert_eq!(got.is_ok(), expect);
-                        if let Ok(asset) = got {
+                        if let Ok((asset, event)) = got {
                             model.assets.insert(tag, (by, None));
                             records.insert(tag, asset);
+                            chains.entry(tag).or_default().push(event);
                             index += 1;
                         }
                     }
@@ -594,17 +620,18 @@ mod properties {
                             to: Holder { agency: ids[to].clone(), person: "q".into() },
                             reason: "r".into(),
                         };
-                        let ctx = Context { sender: &ids[by], recipient: &ids[to], jti: &jti, time, log_index: index };
-                        let got = offer(records.get(&tag), &body, TTL, &ctx);
+                        let ctx = Context { sender: &ids[by], recipient: &ids[to], jti: &jti, envelope: &jti, time, log_index: index };
+                        let got = offer(records.get(&tag), &body, time + TTL, &ctx);
                         let expect = model.assets.get(&tag).is_some_and(|(holder, open)| {
                             *holder == by && open.as_ref().is_none_or(|(_, _, exp)| time >= *exp)
                         });
                         prop_assert_eq!(got.is_ok(), expect);
-                        if let Ok(asset) = got {
+                        if let Ok((asset, event)) = got {
                             if let Some(entry) = model.assets.get_mut(&tag) {
                                 entry.1 = Some((jti.clone(), to, time + TTL));
                             }
                             records.insert(tag, asset);
+                            chains.entry(tag).or_default().push(event);
                             index += 1;
                         }
                     }
@@ -614,14 +641,15 @@ mod properties {
                             _ => "not-an-offer".to_owned(),
                         };
                         let holder = model.assets.get(&tag).map_or(0, |(h, _)| *h);
-                        let body = Answer { tag: format!("T{tag}"), offer: named.clone() };
-                        let ctx = Context { sender: &ids[by], recipient: &ids[holder], jti: &jti, time, log_index: index };
+                        let body = Answer { tag: format!("T{tag}"), offer: named.clone(), location: None };
+                        let ctx = Context { sender: &ids[by], recipient: &ids[holder], jti: &jti, envelope: &jti, time, log_index: index };
                         let got = answer(records.get(&tag), &body, accept, &ctx);
                         let expect = model.assets.get(&tag).is_some_and(|(_, open)| {
                             open.as_ref().is_some_and(|(j, to, exp)| *j == named && *to == by && time < *exp)
                         });
                         prop_assert_eq!(got.is_ok(), expect);
-                        if let Ok(asset) = got {
+                        if let Ok((asset, event)) = got {
+                            chains.entry(tag).or_default().push(event);
                             if let Some(entry) = model.assets.get_mut(&tag) {
                                 if accept {
                                     entry.0 = by;
@@ -641,8 +669,10 @@ mod properties {
                 let (holder, open) = &model.assets[tag];
                 prop_assert_eq!(&asset.holder.agency, &ids[*holder]);
                 prop_assert_eq!(asset.offer.as_ref().map(|o| o.jti.clone()), open.as_ref().map(|o| o.0.clone()));
-                prop_assert!(asset.chain.windows(2).all(|w| w[0].log_index < w[1].log_index));
-                events += asset.chain.len() as u64;
+                let chain = &chains[tag];
+                prop_assert!(chain.windows(2).all(|w| w[0].log_index < w[1].log_index));
+                prop_assert_eq!(chain.last().map(|e| e.log_index), Some(asset.updated));
+                events += chain.len() as u64;
             }
             prop_assert_eq!(events, index);
         }

@@ -1,11 +1,23 @@
-//! Asset custody (issue 4, in progress): the bodies of the asset kinds and
-//! the custody rules as a pure function of a record and one envelope.
+//! Asset custody and real-time reconciliation (docs/assets.md).
 //!
-//! What is here is decided without a clock or a store, so the gateway's
-//! committer (in log order) and an auditor replaying the log reach the same
-//! state. Storage, the pipeline wiring, reconciliation and the API are the
-//! next steps of the issue; until they land, the asset kinds are still
-//! refused with `unsupported_kind`.
+//! The asset state is a deterministic fold over the logged envelopes: each
+//! accepted asset envelope is applied ([`apply::apply`]) by the gateway's
+//! committer in log order, in the same atomic batch as its log entry, and
+//! `xgate audit replay` ([`replay`]) applies the same function to the
+//! logged envelopes to recompute the state and compare.
+//!
+//! - [`model`]: the bodies of the asset kinds, checked field by field;
+//! - [`custody`]: the custody rules, a pure function of a record and one
+//!   envelope;
+//! - [`reconcile`]: inventory reports against the register, and the
+//!   discrepancies they open and close;
+//! - [`state`]: where it all lives in the store;
+//! - [`query`]: what an agency may read of it.
 
+pub mod apply;
 pub mod custody;
 pub mod model;
+pub mod query;
+pub mod reconcile;
+pub mod replay;
+pub mod state;

@@ -4,13 +4,14 @@
 //! ```text
 //! asset.register         {"tag","serial","category","description","holder":{"agency","person"},"location"}
 //! asset.transfer.offer   {"tag","to":{"agency","person"},"reason"}
-//! asset.transfer.accept  {"tag","offer":"<jti of the offer>"}
+//! asset.transfer.accept  {"tag","offer":"<jti of the offer>","location"?}
 //! asset.transfer.reject  {"tag","offer":"<jti of the offer>"}
 //! inventory.report       {"location","reported_by","observed":[{"tag","person"?}]}
 //! ```
 //!
 //! Tags are 1-64 characters of letters, digits, `-`, `_`, `.` and `:`
-//! (they go into log entries); free-text fields are 1-256 characters;
+//! (they go into log entries); free-text fields are 1-256 characters
+//! without control characters;
 //! person identifiers are opaque, 1-128 characters, and personal data:
 //! they stay in the state store and never reach the log.
 
@@ -77,6 +78,10 @@ pub struct Answer {
     pub tag: String,
     /// The `jti` of the offer answered.
     pub offer: String,
+    /// Accept only, optional: where the new holder will keep the asset, so
+    /// inventory counts there expect it (otherwise it stays where it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// One tag seen in an inventory count.
@@ -141,6 +146,9 @@ impl Body for Answer {
         if a.offer.is_empty() || a.offer.len() > crate::envelope::MAX_JTI_LEN {
             return Err("offer must be the jti of an offer".into());
         }
+        if let Some(location) = &a.location {
+            text(location, "location")?;
+        }
         Ok(a)
     }
 }
@@ -195,8 +203,13 @@ fn person(value: &str, field: &str) -> Result<(), String> {
 }
 
 fn bounded(value: &str, field: &str, max: usize) -> Result<(), String> {
-    if value.trim().is_empty() || value.chars().count() > max {
-        return Err(format!("{field} must be 1-{max} characters"));
+    // No control characters: values are shown to people and the state
+    // store separates key parts with NUL.
+    if value.trim().is_empty() || value.chars().count() > max || value.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "{field} must be 1-{max} characters, none of them control characters"
+        ));
     }
     Ok(())
 }

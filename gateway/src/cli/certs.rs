@@ -3,7 +3,7 @@
 //! reports.
 //!
 //! ```text
-//! xgate certs init --dir DIR --agency ID [--agency ID ...] [--force]
+//! xgate certs init --dir DIR --agency ID [--agency ID ...] [--auditor ID ...] [--force]
 //! xgate certs revoke --dir DIR --agency ID
 //! ```
 
@@ -36,6 +36,10 @@ pub struct InitArgs {
     /// An agency to issue keys for (repeat for each).
     #[arg(long = "agency", value_name = "ID", required = true)]
     pub agencies: Vec<AgencyId>,
+    /// An agency that is also given the auditor role, which reads every
+    /// asset and reconciliation (repeat for each).
+    #[arg(long = "auditor", value_name = "ID")]
+    pub auditors: Vec<AgencyId>,
     /// Replace DIR if it exists.
     #[arg(long)]
     pub force: bool,
@@ -60,7 +64,7 @@ impl CertsCommand {
     pub fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
         match self {
             CertsCommand::Init(args) => {
-                let registry = pki::init(&args.dir, &args.agencies, args.force)?;
+                let registry = pki::init(&args.dir, &args.agencies, &args.auditors, args.force)?;
                 let ids: Vec<&str> = registry.agencies().map(|a| a.id.as_str()).collect();
                 let line = format!(
                     "created a development PKI in {} for {} agencies: {}",

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::envelope::Limits;
 use crate::http::Context;
 use crate::pipeline::Gateway;
-use crate::pki::{self, REGISTRY, SAMPLE_AGENCIES};
+use crate::pki::{self, REGISTRY, SAMPLE_AGENCIES, SAMPLE_AUDITORS};
 use crate::policy::{DEFAULT_POLICY, Policy};
 use crate::registry::{AgencyId, Registry};
 use crate::server;
@@ -93,8 +93,12 @@ async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
         max_lifetime: config.max_lifetime_secs,
         skew: config.clock_skew_secs,
     };
-    let gateway =
-        Arc::new(Gateway::new(Arc::clone(&log), registry, policy, limits).map_err(Error::Serve)?);
+    let offer_ttl = i64::try_from(config.offer_ttl_secs).unwrap_or(i64::MAX);
+    let gateway = Arc::new(
+        Gateway::new(Arc::clone(&log), registry, policy, limits)
+            .map_err(Error::Serve)?
+            .with_offer_ttl(offer_ttl),
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::Serve(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -106,6 +110,7 @@ async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
         tls,
         max_body_bytes: config.max_body_bytes,
         inbox_page: config.inbox_page,
+        closing: tokio::sync::watch::Sender::new(false),
     });
     let greeting = greeting(addr, &config, &pki_dir, created_pki, log.origin());
     stdout
@@ -139,11 +144,8 @@ fn ensure_pki(config: &Config, dir: &Path) -> Result<bool, Error> {
             dir.display()
         )));
     }
-    let agencies: Vec<AgencyId> = SAMPLE_AGENCIES
-        .iter()
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    pki::init(dir, &agencies, false)?;
+    let ids = |names: &[&str]| -> Vec<AgencyId> { names.iter().filter_map(|a| a.parse().ok()).collect() };
+    pki::init(dir, &ids(&SAMPLE_AGENCIES), &ids(&SAMPLE_AUDITORS), false)?;
     Ok(true)
 }
 

@@ -10,18 +10,26 @@
 //! GET  /v1/log/entries/{index}             one entry
 //! GET  /v1/log/proof/inclusion?index=I&size=N
 //! GET  /v1/log/proof/consistency?from=M&to=N
+//! GET  /v1/assets/{tag}                    state and custody chain with receipts
+//! GET  /v1/assets?holder_agency=&person=&location=&status=&after=&limit=
+//! GET  /v1/reconciliations/{id}            a reconciliation report
+//! GET  /v1/reconciliations/stream          discrepancies and resolutions, live (SSE)
 //! GET  /healthz  GET /metrics
 //! ```
 //!
 //! Every route but `/healthz` and `/metrics` needs a registered, unrevoked
 //! agency as the TLS identity.
 
+mod assets;
+mod stream;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::channel::Channel;
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 
@@ -36,6 +44,13 @@ use crate::tls::{Identity, Tls};
 /// The media type of a submitted envelope.
 pub const JOSE: &str = "application/jose";
 
+/// A response body: whole, or streamed (the reconciliation feed).
+pub type Body = Either<Full<Bytes>, Channel<Bytes>>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Either::Left(Full::new(bytes.into()))
+}
+
 /// What every request handler can reach.
 pub struct Context {
     /// The gateway.
@@ -46,6 +61,8 @@ pub struct Context {
     pub max_body_bytes: usize,
     /// Most envelopes per inbox page.
     pub inbox_page: usize,
+    /// Set when the server stops, to end open streams.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// An envelope in an inbox listing, with a receipt against the latest
@@ -71,15 +88,15 @@ pub async fn handle(
     ctx: Arc<Context>,
     identity: Arc<Identity>,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let outcome = match (req.method(), segments.as_slice()) {
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
         (&Method::GET, ["metrics"]) => Ok(Response::builder()
             .header(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
-            .body(Full::new(Bytes::from(ctx.gateway.metrics.render())))
-            .unwrap_or_default()),
+            .body(full(ctx.gateway.metrics.render()))
+            .unwrap_or_else(|_| Response::new(full(Bytes::new())))),
         (_, ["healthz" | "metrics"]) => Err(not_allowed()),
         _ => match agency(&ctx, &identity) {
             Ok(sender) => route(&ctx, sender, req, &segments).await,
@@ -97,7 +114,7 @@ async fn route(
     sender: AgencyId,
     req: Request<Incoming>,
     segments: &[&str],
-) -> Result<Response<Full<Bytes>>, ApiError> {
+) -> Result<Response<Body>, ApiError> {
     let query = req.uri().query().unwrap_or("").to_owned();
     match (req.method().clone(), segments) {
         (Method::POST, ["v1", "envelopes"]) => submit(ctx, sender, req).await,
@@ -144,8 +161,15 @@ async fn route(
             let view = logview::consistency(&ctx.gateway.log, from, to, "")?;
             Ok(json(StatusCode::OK, &view))
         }
+        (Method::GET, ["v1", "assets"]) => assets::list(ctx, sender, &query).await,
+        (Method::GET, ["v1", "assets", tag]) => assets::show(ctx, sender, tag).await,
+        (Method::GET, ["v1", "reconciliations", "stream"]) => {
+            stream::open(ctx, sender, req.headers(), &query).await
+        }
+        (Method::GET, ["v1", "reconciliations", id]) => assets::report(ctx, sender, id).await,
         (_, ["v1", "envelopes"] | ["v1", "inbox"] | ["v1", "inbox", _, "ack"])
-        | (_, ["v1", "log", "checkpoint" | "entries" | "proof", ..]) => Err(not_allowed()),
+        | (_, ["v1", "log", "checkpoint" | "entries" | "proof", ..])
+        | (_, ["v1", "assets" | "reconciliations", ..]) => Err(not_allowed()),
         _ => Err(ApiError::new(Code::NotFound, "no such resource")),
     }
 }
@@ -154,7 +178,7 @@ async fn submit(
     ctx: &Arc<Context>,
     sender: AgencyId,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+) -> Result<Response<Body>, ApiError> {
     let media_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -206,7 +230,7 @@ async fn inbox_page(
     ctx: &Arc<Context>,
     recipient: AgencyId,
     query: &str,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+) -> Result<Response<Body>, ApiError> {
     let after = optional(query, "after")?;
     let limit =
         optional(query, "limit")?.map_or(ctx.inbox_page, |l| (l as usize).clamp(1, ctx.inbox_page));
@@ -316,28 +340,28 @@ fn not_allowed() -> ApiError {
     )
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_default();
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_default()
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+fn text(status: StatusCode, body: &str) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap_or_default()
+        .body(full(body.to_owned()))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
 /// The response for a refused request.
-pub fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
+pub fn error_response(e: &ApiError) -> Response<Body> {
     Response::builder()
         .status(e.code.status())
         .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(e.body())))
-        .unwrap_or_default()
+        .body(full(e.body()))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }

@@ -1,0 +1,272 @@
+//! What an agency may read of the asset state, and how it reads it.
+//!
+//! An agency sees an asset it holds or has held, and one it has been
+//! offered while the offer is open; an auditor (a registry role) sees
+//! every asset. Anything else answers as if it did not exist, so tags held
+//! elsewhere are not revealed. A reconciliation report is seen by the
+//! agency that made the count and by auditors.
+
+use serde::Serialize;
+use xgate_ledger::{Log, Store, StoreError};
+
+use super::custody::{Asset, Event, OpenOffer};
+use super::model::Holder;
+use super::reconcile::{Discrepancy, Kind, Report};
+use super::state::{self, Stored};
+use crate::receipt::Receipt;
+use crate::registry::{AgencyId, Registry};
+
+/// Where an asset stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Held, no offer open, not reported missing.
+    Held,
+    /// An offer is open.
+    Offered,
+    /// An inventory count expected it and did not find it, and nothing
+    /// since has shown where it is.
+    Missing,
+}
+
+impl Status {
+    /// Parses a `status` query value.
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "held" => Some(Status::Held),
+            "offered" => Some(Status::Offered),
+            "missing" => Some(Status::Missing),
+            _ => None,
+        }
+    }
+}
+
+/// One asset as `GET /v1/assets/{tag}` shows it, before receipts are added.
+#[derive(Clone, Debug, Serialize)]
+pub struct View {
+    /// The tag.
+    pub tag: String,
+    /// Serial number.
+    pub serial: String,
+    /// Kind of asset.
+    pub category: String,
+    /// Free text.
+    pub description: String,
+    /// Who holds it.
+    pub holder: Holder,
+    /// Where it is kept.
+    pub location: String,
+    /// Where it stands now.
+    pub status: Status,
+    /// The open offer, if any.
+    pub offer: Option<OpenOffer>,
+    /// Its open discrepancies.
+    pub discrepancies: Vec<Discrepancy>,
+    /// Every custody event, oldest first, each with its receipt.
+    pub chain: Vec<Link>,
+}
+
+/// One custody event and the receipt of its envelope against the latest
+/// checkpoint.
+#[derive(Clone, Debug, Serialize)]
+pub struct Link {
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+    /// Its receipt.
+    pub receipt: Receipt,
+}
+
+/// One asset in a listing.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// The tag.
+    pub tag: String,
+    /// Kind of asset.
+    pub category: String,
+    /// Who holds it.
+    pub holder: Holder,
+    /// Where it is kept.
+    pub location: String,
+    /// Where it stands now.
+    pub status: Status,
+}
+
+/// Filters of `GET /v1/assets`; every one given must match.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// The holder's agency.
+    pub holder_agency: Option<AgencyId>,
+    /// The holder.
+    pub person: Option<String>,
+    /// Where it is kept.
+    pub location: Option<String>,
+    /// Where it stands.
+    pub status: Option<Status>,
+}
+
+/// Whether `caller` may see `asset` at `now`.
+///
+/// # Errors
+/// A storage failure.
+pub fn visible<S: Store>(
+    store: &S,
+    registry: &Registry,
+    caller: &AgencyId,
+    asset: &Asset,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(registry.is_auditor(caller)
+        || asset.open_offer(now).is_some_and(|o| o.to.agency == *caller)
+        || store.get(&state::held_key(caller, &asset.tag))?.is_some())
+}
+
+/// `tag` as `caller` may see it at `now`, with a receipt for each event:
+/// `None` if it does not exist or is not the caller's to see.
+///
+/// # Errors
+/// A storage failure or a corrupt record.
+pub fn show<S: Store>(
+    log: &Log<S>,
+    registry: &Registry,
+    caller: &AgencyId,
+    tag: &str,
+    now: i64,
+) -> Result<Option<View>, xgate_ledger::Error> {
+    let store = log.store();
+    let Some(asset) = state::asset(&Stored(store), tag)? else {
+        return Ok(None);
+    };
+    if !visible(store, registry, caller, &asset, now)? {
+        return Ok(None);
+    }
+    let discrepancies = state::open_discrepancies(&Stored(store), tag)?;
+    // Every commit signs a checkpoint, so the latest covers every event.
+    let checkpoint = log
+        .latest_checkpoint()
+        .ok_or_else(|| StoreError("an asset is stored but the log has no checkpoint".into()))?;
+    let chain = state::chain(store, tag)?
+        .into_iter()
+        .map(|event| {
+            let receipt =
+                Receipt::build(log, event.envelope.clone(), event.log_index, &checkpoint)?;
+            Ok(Link { event, receipt })
+        })
+        .collect::<Result<Vec<_>, xgate_ledger::Error>>()?;
+    Ok(Some(View {
+        status: status(&asset, &discrepancies, now),
+        offer: asset.open_offer(now).cloned(),
+        tag: asset.tag,
+        serial: asset.serial,
+        category: asset.category,
+        description: asset.description,
+        holder: asset.holder,
+        location: asset.location,
+        discrepancies,
+        chain,
+    }))
+}
+
+/// Up to `limit` assets `caller` may see that match `filter`, in tag order
+/// after `after`, and whether more follow.
+///
+/// # Errors
+/// A storage failure or a corrupt record.
+pub fn list<S: Store>(
+    store: &S,
+    registry: &Registry,
+    caller: &AgencyId,
+    filter: &Filter,
+    after: Option<&str>,
+    limit: usize,
+    now: i64,
+) -> Result<(Vec<Summary>, bool), StoreError> {
+    // An auditor walks the whole register; anyone else the assets it holds
+    // or has held.
+    let prefix = if registry.is_auditor(caller) {
+        state::asset_key("")
+    } else {
+        state::held_prefix(caller)
+    };
+    let from = match after {
+        Some(tag) => {
+            let mut k = prefix.clone();
+            k.extend_from_slice(tag.as_bytes());
+            // The first key after `tag`.
+            k.push(0);
+            k
+        }
+        None => prefix.clone(),
+    };
+    let mut items = Vec::new();
+    for kv in store.scan_prefix_from(&prefix, &from) {
+        let (key, _) = kv?;
+        let Some(tag) = state::last_part(&key) else {
+            continue;
+        };
+        let Some(asset) = state::asset(&Stored(store), &tag)? else {
+            continue;
+        };
+        if !matches(&asset, filter) {
+            continue;
+        }
+        let s = status(
+            &asset,
+            &state::open_discrepancies(&Stored(store), &tag)?,
+            now,
+        );
+        if filter.status.is_some_and(|want| want != s) {
+            continue;
+        }
+        if items.len() == limit {
+            return Ok((items, true));
+        }
+        items.push(Summary {
+            tag: asset.tag,
+            category: asset.category,
+            holder: asset.holder,
+            location: asset.location,
+            status: s,
+        });
+    }
+    Ok((items, false))
+}
+
+/// Report `index` as `caller` may see it.
+///
+/// # Errors
+/// A storage failure or a corrupt record.
+pub fn report<S: Store>(
+    store: &S,
+    registry: &Registry,
+    caller: &AgencyId,
+    index: u64,
+) -> Result<Option<Report>, StoreError> {
+    Ok(state::report(store, index)?
+        .filter(|r| r.agency == caller.as_str() || registry.is_auditor(caller)))
+}
+
+fn matches(asset: &Asset, filter: &Filter) -> bool {
+    filter
+        .holder_agency
+        .as_ref()
+        .is_none_or(|a| *a == asset.holder.agency)
+        && filter
+            .person
+            .as_ref()
+            .is_none_or(|p| *p == asset.holder.person)
+        && filter
+            .location
+            .as_ref()
+            .is_none_or(|l| *l == asset.location)
+}
+
+fn status(asset: &Asset, open: &[Discrepancy], now: i64) -> Status {
+    if open.iter().any(|d| d.kind == Kind::Missing) {
+        Status::Missing
+    } else if asset.open_offer(now).is_some() {
+        Status::Offered
+    } else {
+        Status::Held
+    }
+}
