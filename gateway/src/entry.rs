@@ -139,8 +139,8 @@ impl Logged {
     /// # Errors
     /// If they are not a version-1 gateway entry.
     pub fn parse(bytes: &[u8]) -> Result<Logged, String> {
-        let logged: Logged = serde_json::from_slice(bytes)
-            .map_err(|e| format!("not a gateway entry: {e}"))?;
+        let logged: Logged =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a gateway entry: {e}"))?;
         if logged.v != ENTRY_VERSION {
             return Err(format!("entry version {} is not {ENTRY_VERSION}", logged.v));
         }

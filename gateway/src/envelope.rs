@@ -484,8 +484,12 @@ mod tests {
             assert!(format!("{err:?}").starts_with(want), "{err:?}");
         }
         // Addressed to itself: opens; only record.send refuses that, later.
-        open_as(&registry, "state", &sign(&es, "ES256", claims("state", "state")))
-            .expect("aud = iss opens");
+        open_as(
+            &registry,
+            "state",
+            &sign(&es, "ES256", claims("state", "state")),
+        )
+        .expect("aud = iss opens");
         let mut c = claims("state", "hhs");
         c["exp"] = json!(NOW + 301);
         let err = open_as(&registry, "state", &sign(&es, "ES256", c)).expect_err("long");

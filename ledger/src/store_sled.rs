@@ -63,7 +63,11 @@ impl Store for SledStore {
         from: &[u8],
     ) -> Box<dyn Iterator<Item = Result<KeyValue<sled::IVec>, StoreError>> + '_> {
         let prefix = prefix.to_vec();
-        let start = if from > prefix.as_slice() { from.to_vec() } else { prefix.clone() };
+        let start = if from > prefix.as_slice() {
+            from.to_vec()
+        } else {
+            prefix.clone()
+        };
         Box::new(
             self.db
                 .range(start..)

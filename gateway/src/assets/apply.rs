@@ -48,6 +48,18 @@ impl Op {
         }))
     }
 
+    /// Whether `kind` is an asset kind.
+    pub fn handles(kind: Kind) -> bool {
+        matches!(
+            kind,
+            Kind::AssetRegister
+                | Kind::AssetTransferOffer
+                | Kind::AssetTransferAccept
+                | Kind::AssetTransferReject
+                | Kind::InventoryReport
+        )
+    }
+
     /// Its envelope kind.
     pub fn kind(&self) -> Kind {
         match self {
@@ -148,7 +160,8 @@ pub fn apply(
 
 /// Keeps the holder and location indexes in step with a record's change.
 fn index(before: Option<&Asset>, after: &Asset, batch: &mut WriteBatch) {
-    let moved = before.is_none_or(|b| b.holder.agency != after.holder.agency || b.location != after.location);
+    let moved = before
+        .is_none_or(|b| b.holder.agency != after.holder.agency || b.location != after.location);
     if !moved {
         return;
     }
@@ -159,5 +172,8 @@ fn index(before: Option<&Asset>, after: &Asset, batch: &mut WriteBatch) {
         state::located_key(&after.holder.agency, &after.location, &after.tag),
         Vec::new(),
     );
-    batch.put(state::held_key(&after.holder.agency, &after.tag), Vec::new());
+    batch.put(
+        state::held_key(&after.holder.agency, &after.tag),
+        Vec::new(),
+    );
 }

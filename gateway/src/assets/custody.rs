@@ -358,7 +358,10 @@ mod tests {
             &At::new("treasury", "gsa", "o1", 200, 1).ctx(),
         )
         .expect("offer");
-        assert_eq!(a.open_offer(200).map(|o| o.expires), Some(200 + DEFAULT_OFFER_TTL));
+        assert_eq!(
+            a.open_offer(200).map(|o| o.expires),
+            Some(200 + DEFAULT_OFFER_TTL)
+        );
         let accept = Answer {
             tag: "LAP-1".into(),
             offer: "o1".into(),
@@ -378,9 +381,16 @@ mod tests {
         let events = [registered, offered, accepted];
         assert_eq!(
             events.iter().map(|e| e.kind).collect::<Vec<_>>(),
-            [EventKind::Registered, EventKind::Offered, EventKind::Accepted]
+            [
+                EventKind::Registered,
+                EventKind::Offered,
+                EventKind::Accepted
+            ]
         );
-        assert_eq!(events.iter().map(|e| e.log_index).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(
+            events.iter().map(|e| e.log_index).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
         assert_eq!(events[2].envelope, "e-a1");
         assert_eq!(events[2].holder, Some(holder("gsa", "p-9")));
     }

@@ -117,7 +117,9 @@ pub fn visible<S: Store>(
     now: i64,
 ) -> Result<bool, StoreError> {
     Ok(registry.is_auditor(caller)
-        || asset.open_offer(now).is_some_and(|o| o.to.agency == *caller)
+        || asset
+            .open_offer(now)
+            .is_some_and(|o| o.to.agency == *caller)
         || store.get(&state::held_key(caller, &asset.tag))?.is_some())
 }
 

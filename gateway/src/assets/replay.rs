@@ -1,0 +1,315 @@
+//! `xgate audit replay`: recompute the asset state from the log and the
+//! stored envelopes, and compare it with the state the gateway stored.
+//!
+//! For every entry of an asset kind, in log order, the replay
+//! 1. takes the envelope stored beside it and checks that its SHA-256 is
+//!    the digest the entry logged (so the envelope is the one logged);
+//! 2. checks the envelope's claims (`iss`, `aud`, `jti`, `kind`) and, given
+//!    a registry, its signature (with the checks the gateway ran, at the
+//!    acceptance time the entry records) against the entry;
+//! 3. recomputes the entry's asset fields (tag, salted person hash, offer
+//!    expiry presence) from the body;
+//! 4. applies the body with [`apply`], the function the gateway's committer
+//!    ran, to a state built in memory from nothing.
+//!
+//! Then every key of the recomputable state ([`STATE_PREFIXES`]) is compared
+//! with the stored one. Differences are described by key (an asset's tag, a
+//! report's id), never by value: values hold person identifiers.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use xgate_ledger::{Log, Store, StoreError, WriteBatch};
+
+use super::apply::{Op, apply};
+use super::custody::Context;
+use super::state::{self, STATE_PREFIXES, StateRead};
+use crate::entry::Logged;
+use crate::envelope::{self, Limits, Verifiers};
+use crate::kind::Kind;
+use crate::registry::{AgencyId, Registry};
+
+/// Most differences described; the rest are counted.
+const DESCRIBED: usize = 50;
+
+/// What a replay found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Entries read.
+    pub entries: u64,
+    /// Asset envelopes applied.
+    pub applied: u64,
+    /// Recomputed state keys compared.
+    pub keys: u64,
+    /// The first differences, described.
+    pub differences: Vec<String>,
+    /// How many differences in all.
+    pub difference_count: u64,
+}
+
+impl Outcome {
+    /// Whether the stored state is exactly the recomputed one.
+    pub fn is_clean(&self) -> bool {
+        self.difference_count == 0
+    }
+
+    fn differ(&mut self, what: String) {
+        self.difference_count += 1;
+        if self.differences.len() < DESCRIBED {
+            self.differences.push(what);
+        }
+    }
+}
+
+/// State built in memory by the replay.
+#[derive(Default)]
+struct Memory(BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl StateRead for Memory {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.get(key).cloned())
+    }
+
+    fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self
+            .0
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+}
+
+impl Memory {
+    fn apply(&mut self, batch: WriteBatch) {
+        for (k, v) in batch.into_ops() {
+            match v {
+                Some(v) => self.0.insert(k, v),
+                None => self.0.remove(&k),
+            };
+        }
+    }
+}
+
+/// The claims an envelope carries, read without checking the signature.
+#[derive(Deserialize)]
+struct Claims {
+    iss: String,
+    aud: String,
+    jti: String,
+    kind: String,
+    body: Map<String, Value>,
+}
+
+/// Replays `log`; with `registry`, also checks every envelope's signature.
+///
+/// # Errors
+/// A storage failure or an unreadable log; what does not match is an
+/// [`Outcome`] difference, not an error.
+pub fn replay<S: Store>(
+    log: &Log<S>,
+    registry: Option<&Registry>,
+) -> Result<Outcome, xgate_ledger::Error> {
+    let store = log.store();
+    let verifiers = match registry {
+        Some(r) => Some(Verifiers::from_registry(r).map_err(StoreError)?),
+        None => None,
+    };
+    let salt = state::existing_salt(store)?;
+    let mut memory = Memory::default();
+    let mut out = Outcome::default();
+    for index in 0..log.size() {
+        out.entries += 1;
+        let entry = match Logged::parse(&log.entry(index)?) {
+            Ok(e) => e,
+            Err(e) => {
+                out.differ(format!("entry {index}: {e}"));
+                continue;
+            }
+        };
+        let Ok(kind) = entry.kind.parse::<Kind>() else {
+            out.differ(format!("entry {index}: unknown kind"));
+            continue;
+        };
+        if !Op::handles(kind) {
+            continue;
+        }
+        let step = Step {
+            index,
+            entry: &entry,
+            kind,
+            salt: salt.as_ref(),
+            registry: registry.zip(verifiers.as_ref()),
+        };
+        match step.run(store, &memory) {
+            Ok(batch) => {
+                memory.apply(batch);
+                out.applied += 1;
+            }
+            Err(e) => out.differ(format!("entry {index}: {e}")),
+        }
+    }
+    compare(store, &memory, &mut out)?;
+    Ok(out)
+}
+
+/// One logged asset envelope being replayed.
+struct Step<'a> {
+    index: u64,
+    entry: &'a Logged,
+    kind: Kind,
+    salt: Option<&'a [u8; 32]>,
+    registry: Option<(&'a Registry, &'a Verifiers)>,
+}
+
+impl Step<'_> {
+    /// Checks the stored envelope against the entry and applies it.
+    fn run<S: Store>(&self, store: &S, memory: &Memory) -> Result<WriteBatch, String> {
+        let entry = self.entry;
+        let jws = store
+            .get(&state::envelope_key(self.index))
+            .map_err(|e| e.to_string())?
+            .ok_or("its envelope is not stored")?;
+        let jws = jws.as_ref();
+        if hex::encode(Sha256::digest(jws)) != entry.envelope {
+            return Err("the stored envelope is not the one logged".into());
+        }
+        let claims = claims(jws)?;
+        if claims.iss != entry.iss
+            || claims.aud != entry.aud
+            || claims.jti != entry.jti
+            || claims.kind != entry.kind
+        {
+            return Err("the envelope's claims differ from the entry".into());
+        }
+        let iss: AgencyId = claims.iss.parse().map_err(|_| "iss is not an agency id")?;
+        let aud: AgencyId = claims.aud.parse().map_err(|_| "aud is not an agency id")?;
+        if let Some((registry, verifiers)) = self.registry {
+            envelope::open(
+                jws,
+                &iss,
+                verifiers,
+                registry,
+                Limits::default(),
+                entry.time,
+            )
+            .map_err(|e| format!("the envelope does not open as it did: {e}"))?;
+        }
+        let op = Op::parse(self.kind, &claims.body)
+            .map_err(|e| format!("the body does not parse: {e}"))?
+            .ok_or("not an asset kind")?;
+        let person = match (op.person(), self.salt) {
+            (Some(p), Some(salt)) => Some(state::person_hash(salt, p)),
+            (Some(_), None) => return Err("no person-hash salt is stored".into()),
+            (None, _) => None,
+        };
+        if op.tag() != entry.tag.as_deref() || person != entry.person {
+            return Err("the entry's tag or person hash does not match the body".into());
+        }
+        if matches!(op, Op::Offer(_)) != entry.expires.is_some() {
+            return Err("the entry's offer expiry is missing or out of place".into());
+        }
+        let ctx = Context {
+            sender: &iss,
+            recipient: &aud,
+            jti: &entry.jti,
+            envelope: &entry.envelope,
+            time: entry.time,
+            log_index: self.index,
+        };
+        let mut batch = WriteBatch::new();
+        apply(&op, &ctx, entry.expires, memory, &mut batch)
+            .map_err(|e| format!("the rules refuse it on replay: {e}"))?;
+        Ok(batch)
+    }
+}
+
+fn claims(jws: &[u8]) -> Result<Claims, String> {
+    let text = std::str::from_utf8(jws).map_err(|_| "the envelope is not UTF-8")?;
+    let payload = text
+        .split('.')
+        .nth(1)
+        .ok_or("the envelope is not a compact JWS")?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| "the envelope's payload is not base64url")?;
+    serde_json::from_slice(&bytes).map_err(|_| "the envelope's claims do not parse".into())
+}
+
+/// Compares the recomputed state with the stored one, key by key.
+fn compare<S: Store>(store: &S, memory: &Memory, out: &mut Outcome) -> Result<(), StoreError> {
+    for prefix in STATE_PREFIXES {
+        let mut stored = store.scan_prefix(prefix).peekable();
+        let mut recomputed = memory
+            .0
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .peekable();
+        loop {
+            let next_stored = match stored.peek() {
+                Some(Ok((k, _))) => Some(k.clone()),
+                Some(Err(e)) => return Err(e.clone()),
+                None => None,
+            };
+            let next_memory = recomputed.peek().map(|(k, _)| (*k).clone());
+            let (stored_only, memory_only) = match (&next_stored, &next_memory) {
+                (None, None) => break,
+                (Some(_), None) => (true, false),
+                (None, Some(_)) => (false, true),
+                (Some(s), Some(m)) => (s < m, m < s),
+            };
+            if stored_only {
+                stored.next();
+                let key = next_stored.unwrap_or_default();
+                out.differ(format!("{}: stored, but not recomputed", describe(&key)));
+            } else if memory_only {
+                recomputed.next();
+                out.keys += 1;
+                let key = next_memory.unwrap_or_default();
+                out.differ(format!("{}: recomputed, but not stored", describe(&key)));
+            } else {
+                out.keys += 1;
+                let stored_value = stored.next().and_then(Result::ok).map(|(_, v)| v);
+                let memory_value = recomputed.next().map(|(_, v)| v);
+                if stored_value.as_ref().map(AsRef::as_ref) != memory_value.map(Vec::as_slice) {
+                    let key = next_memory.unwrap_or_default();
+                    out.differ(format!("{}: the stored value differs", describe(&key)));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A key in words, without its value.
+fn describe(key: &[u8]) -> String {
+    let what = match key.get(..2) {
+        Some(b"Ga") => "asset record",
+        Some(b"Gv") => "custody event",
+        Some(b"Gh") => "holder index",
+        Some(b"Gl") => "location index",
+        Some(b"Gq") => "open discrepancies",
+        Some(b"Gc") => "reconciliation report",
+        Some(b"Gn") => "feed notice",
+        _ => "state key",
+    };
+    let tail = key.get(2..).unwrap_or_default();
+    let readable = match key.get(..2) {
+        Some(b"Gc") | Some(b"Gn") => tail
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(|b| format!("at entry {}", u64::from_be_bytes(b)))
+            .unwrap_or_default(),
+        // Tags are the last part of these keys; event keys end in an index.
+        Some(b"Gv") => {
+            let tag_end = tail.iter().position(|b| *b == 0).unwrap_or(tail.len());
+            format!("of {}", String::from_utf8_lossy(&tail[..tag_end]))
+        }
+        _ => format!("of {}", state::last_part(key).unwrap_or_default()),
+    };
+    format!("{what} {readable}")
+}

@@ -20,8 +20,8 @@
 //! The first seven are the state that `xgate audit replay` recomputes from
 //! the log and the stored envelopes ([`STATE_PREFIXES`]).
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use xgate_ledger::{Store, StoreError, WriteBatch};
 
@@ -135,7 +135,11 @@ pub fn located_prefix(agency: &AgencyId, location: &str) -> Vec<u8> {
 pub fn located_key(agency: &AgencyId, location: &str, tag: &str) -> Vec<u8> {
     key(
         LOCATED,
-        &[agency.as_str().as_bytes(), location.as_bytes(), tag.as_bytes()],
+        &[
+            agency.as_str().as_bytes(),
+            location.as_bytes(),
+            tag.as_bytes(),
+        ],
     )
 }
 
@@ -325,7 +329,10 @@ mod tests {
         assert!(!event_key("T10", 5).starts_with(&events_prefix("T1")));
         assert!(located_key(&a, "HQ", "T1").starts_with(&located_prefix(&a, "HQ")));
         assert!(!located_key(&a, "HQ-2", "T1").starts_with(&located_prefix(&a, "HQ")));
-        assert_eq!(last_part(&located_key(&a, "HQ", "T-9")).as_deref(), Some("T-9"));
+        assert_eq!(
+            last_part(&located_key(&a, "HQ", "T-9")).as_deref(),
+            Some("T-9")
+        );
         assert_eq!(last_part(&asset_key("T-9")).as_deref(), Some("T-9"));
         assert!(notice_key(1, u32::MAX) < notice_key(2, 0));
     }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! xgate audit verify-receipt --receipt FILE --key VKEY
+//! xgate audit replay --data-dir DIR [--registry FILE]
 //! ```
 //!
 //! `verify-receipt` checks the receipt's checkpoint signature with `VKEY`
@@ -10,6 +11,13 @@
 //! proof against the checkpoint's root. Exit 0 and one line
 //! `ok: envelope ID is entry I of ORIGIN at tree size N`, or exit 1 naming
 //! the first thing that does not check out.
+//!
+//! `replay` recomputes the asset state from the logged envelopes
+//! ([`crate::assets::replay`]) and compares it with the stored state: exit
+//! 0 and one `ok:` line, or one line per difference (at most 50, by key,
+//! never by value) and exit 1. The gateway must be stopped (the data
+//! directory is locked while it runs). Signatures are checked against
+//! `--registry`, by default `DIR/pki/registry.toml` when it exists.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -18,13 +26,30 @@ use clap::{Args, Subcommand};
 use xgate_ledger::NoteVerifier;
 
 use super::error::Error;
+use crate::assets::replay;
 use crate::receipt::Receipt;
+use crate::registry::Registry;
 
 /// The `xgate audit` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify a receipt offline against the log's verifier key.
     VerifyReceipt(VerifyReceiptArgs),
+    /// Recompute the asset state from the log and compare it with the
+    /// stored state; exit 1 on any difference.
+    Replay(ReplayArgs),
+}
+
+/// Arguments of `xgate audit replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The gateway's data directory (stopped).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// The agency registry to check signatures with; default
+    /// DIR/pki/registry.toml if it exists, else signatures are not checked.
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
 }
 
 /// Arguments of `xgate audit verify-receipt`.
@@ -64,6 +89,42 @@ impl AuditCommand {
                 )
                 .map_err(Error::Stdout)
             }
+            AuditCommand::Replay(args) => run_replay(&args, stdout),
         }
     }
+}
+
+fn run_replay(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    let default = args.data_dir.join("pki").join(crate::pki::REGISTRY);
+    let registry_path = args
+        .registry
+        .clone()
+        .or_else(|| default.is_file().then_some(default));
+    let registry = registry_path
+        .as_deref()
+        .map(Registry::load)
+        .transpose()
+        .map_err(|e| Error::Request(e.to_string()))?;
+    let log =
+        xgate_ledger::Log::open_existing(&args.data_dir, &xgate_ledger::OpenOptions::default())?;
+    let outcome = replay::replay(&log, registry.as_ref())?;
+    let signatures = match &registry_path {
+        Some(p) => format!("signatures checked against {}", p.display()),
+        None => "signatures not checked (no registry)".to_owned(),
+    };
+    if outcome.is_clean() {
+        return writeln!(
+            stdout,
+            "ok: replayed {} entries ({} asset envelopes, {signatures}); the stored asset state equals the recomputed state ({} keys)",
+            outcome.entries, outcome.applied, outcome.keys
+        )
+        .map_err(Error::Stdout);
+    }
+    for d in &outcome.differences {
+        writeln!(stdout, "difference: {d}").map_err(Error::Stdout)?;
+    }
+    Err(Error::Request(format!(
+        "the stored asset state differs from the replay of {} entries in {} places",
+        outcome.entries, outcome.difference_count
+    )))
 }

@@ -144,7 +144,8 @@ fn ensure_pki(config: &Config, dir: &Path) -> Result<bool, Error> {
             dir.display()
         )));
     }
-    let ids = |names: &[&str]| -> Vec<AgencyId> { names.iter().filter_map(|a| a.parse().ok()).collect() };
+    let ids =
+        |names: &[&str]| -> Vec<AgencyId> { names.iter().filter_map(|a| a.parse().ok()).collect() };
     pki::init(dir, &ids(&SAMPLE_AGENCIES), &ids(&SAMPLE_AUDITORS), false)?;
     Ok(true)
 }

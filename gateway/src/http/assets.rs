@@ -31,10 +31,9 @@ pub(super) async fn show(
 ) -> Result<Response<Body>, ApiError> {
     let tag = tag.to_owned();
     let gateway = Arc::clone(&ctx.gateway);
-    let view = blocking(move || {
-        query::show(&gateway.log, &gateway.registry, &caller, &tag, unix_now())
-    })
-    .await??;
+    let view =
+        blocking(move || query::show(&gateway.log, &gateway.registry, &caller, &tag, unix_now()))
+            .await??;
     match view {
         Some(view) => Ok(json(StatusCode::OK, &view)),
         None => Err(unknown_asset()),
@@ -48,14 +47,22 @@ pub(super) async fn list(
 ) -> Result<Response<Body>, ApiError> {
     let mut params = params(
         query,
-        &["holder_agency", "person", "location", "status", "after", "limit"],
+        &[
+            "holder_agency",
+            "person",
+            "location",
+            "status",
+            "after",
+            "limit",
+        ],
     )?;
     let filter = Filter {
         holder_agency: params
             .remove("holder_agency")
             .map(|a| {
-                a.parse()
-                    .map_err(|_| ApiError::new(Code::Malformed, "holder_agency is not an agency id"))
+                a.parse().map_err(|_| {
+                    ApiError::new(Code::Malformed, "holder_agency is not an agency id")
+                })
             })
             .transpose()?,
         person: params.remove("person"),
@@ -104,11 +111,10 @@ pub(super) async fn report(
 ) -> Result<Response<Body>, ApiError> {
     let index = number("reconciliation id", id)?;
     let gateway = Arc::clone(&ctx.gateway);
-    let report = blocking(move || {
-        query::report(gateway.log.store(), &gateway.registry, &caller, index)
-    })
-    .await?
-    .map_err(xgate_ledger::Error::from)?;
+    let report =
+        blocking(move || query::report(gateway.log.store(), &gateway.registry, &caller, index))
+            .await?
+            .map_err(xgate_ledger::Error::from)?;
     report
         .map(|r| json(StatusCode::OK, &r))
         .ok_or_else(|| ApiError::new(Code::NotFound, "no such reconciliation report of yours"))
@@ -120,16 +126,16 @@ fn unknown_asset() -> ApiError {
 
 /// The query's parameters, percent-decoded; a name not in `allowed`, or
 /// given twice, is refused rather than ignored.
-pub(super) fn params(
-    query: &str,
-    allowed: &[&str],
-) -> Result<BTreeMap<String, String>, ApiError> {
+pub(super) fn params(query: &str, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
     let mut out = BTreeMap::new();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         if !allowed.contains(&name.as_ref()) {
             return Err(ApiError::new(
                 Code::Malformed,
-                format!("unknown query parameter; expected one of {}", allowed.join(", ")),
+                format!(
+                    "unknown query parameter; expected one of {}",
+                    allowed.join(", ")
+                ),
             ));
         }
         if out.insert(name.to_string(), value.into_owned()).is_some() {

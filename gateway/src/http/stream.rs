@@ -133,5 +133,8 @@ fn frame(notice: &Notice) -> Bytes {
     };
     // Strings, integers and lists: cannot fail, and JSON has no newline.
     let data = serde_json::to_string(notice).unwrap_or_default();
-    Bytes::from(format!("id: {}\nevent: {event}\ndata: {data}\n\n", notice.id))
+    Bytes::from(format!(
+        "id: {}\nevent: {event}\ndata: {data}\n\n",
+        notice.id
+    ))
 }
