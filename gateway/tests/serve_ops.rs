@@ -20,7 +20,13 @@ fn first_start_creates_a_pki_with_the_sample_agencies_and_the_default_policy() {
     let pki = data.join("pki");
     let registry = Registry::load(&pki.join("registry.toml")).expect("registry");
     let ids: Vec<&str> = registry.agencies().map(|a| a.id.as_str()).collect();
-    assert_eq!(ids, ["gsa", "hhs", "state", "treasury"]);
+    assert_eq!(ids, ["gao", "gsa", "hhs", "state", "treasury"]);
+    let auditors: Vec<&str> = registry
+        .agencies()
+        .filter(|a| a.has_role(xgate::registry::Role::Auditor))
+        .map(|a| a.id.as_str())
+        .collect();
+    assert_eq!(auditors, ["gao"]);
     assert_eq!(
         std::fs::read_to_string(data.join("policy.toml")).expect("policy"),
         xgate::policy::DEFAULT_POLICY

@@ -99,3 +99,33 @@ impl Store for SledStore {
         self.db.flush().map(|_| ()).map_err(to_store_error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_resume_from_a_key_and_stay_in_their_prefix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(&dir.path().join("db"), 1 << 20).expect("open");
+        let mut batch = WriteBatch::new();
+        for k in [&b"Ga"[..], b"Gb1", b"Gb2", b"Gb3", b"Gc"] {
+            batch.put(k.to_vec(), vec![1]);
+        }
+        store.apply(batch.clone()).expect("apply");
+        let keys = |from: &[u8]| -> Vec<Vec<u8>> {
+            store
+                .scan_prefix_from(b"Gb", from)
+                .map(|kv| kv.expect("read").0)
+                .collect()
+        };
+        assert_eq!(keys(b"Gb2"), [b"Gb2".to_vec(), b"Gb3".to_vec()]);
+        assert_eq!(keys(b"Gb21"), [b"Gb3".to_vec()]);
+        // A start before the prefix starts at the prefix.
+        assert_eq!(keys(b"A").len(), 3);
+        assert!(keys(b"Gc").is_empty());
+        // The pending writes of a batch, by prefix.
+        let pending: Vec<&[u8]> = batch.pending_with_prefix(b"Gb").map(|(k, _)| k).collect();
+        assert_eq!(pending, [&b"Gb1"[..], b"Gb2", b"Gb3"]);
+    }
+}

@@ -170,7 +170,9 @@ fn greeting(addr: SocketAddr, config: &Config, pki: &Path, created: bool, origin
     let data = config.data_dir.display();
     let pki = pki.display();
     let created = if created {
-        format!("created a development PKI in {pki} for agencies state, treasury, gsa, hhs\n")
+        format!(
+            "created a development PKI in {pki} for agencies state, treasury, gsa, hhs and auditor gao\n"
+        )
     } else {
         String::new()
     };
