@@ -177,3 +177,258 @@ fn index(before: Option<&Asset>, after: &Asset, batch: &mut WriteBatch) {
         Vec::new(),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    //! The fold over a small in-memory state: each discrepancy type, no
+    //! duplicate notices, and resolutions by a later count and by a transfer.
+
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::assets::reconcile::{Notice, NoticeEvent, Report as Reconciliation};
+    use crate::registry::AgencyId;
+
+    #[derive(Default)]
+    struct Memory(BTreeMap<Vec<u8>, Vec<u8>>);
+
+    impl StateRead for Memory {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(self.0.get(key).cloned())
+        }
+        fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+            Ok(self
+                .0
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect())
+        }
+    }
+
+    struct World {
+        state: Memory,
+        index: u64,
+        notices: Vec<Notice>,
+    }
+
+    impl World {
+        fn new() -> World {
+            World {
+                state: Memory::default(),
+                index: 0,
+                notices: Vec::new(),
+            }
+        }
+
+        /// Applies `kind`/`body` from `by` to `to`; returns the report, if any.
+        fn send(
+            &mut self,
+            by: &str,
+            to: &str,
+            kind: Kind,
+            body: serde_json::Value,
+        ) -> Result<Option<Reconciliation>, ApplyError> {
+            let map = match body {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            let op = Op::parse(kind, &map)
+                .expect("valid body")
+                .expect("asset kind");
+            let (sender, recipient): (AgencyId, AgencyId) =
+                (by.parse().expect("id"), to.parse().expect("id"));
+            let jti = format!("j{}", self.index);
+            let ctx = Context {
+                sender: &sender,
+                recipient: &recipient,
+                jti: &jti,
+                envelope: "e",
+                time: 1000 + self.index as i64,
+                log_index: self.index,
+            };
+            let mut batch = WriteBatch::new();
+            let report = apply(&op, &ctx, Some(10_000), &self.state, &mut batch)?;
+            for (k, v) in batch.into_ops() {
+                if k.starts_with(state::NOTICE_PREFIX)
+                    && let Some(v) = &v
+                {
+                    self.notices
+                        .push(serde_json::from_slice(v).expect("notice"));
+                }
+                match v {
+                    Some(v) => self.state.0.insert(k, v),
+                    None => self.state.0.remove(&k),
+                };
+            }
+            self.index += 1;
+            Ok(report)
+        }
+
+        fn register(&mut self, agency: &str, tag: &str, location: &str, person: &str) {
+            self.send(
+                agency,
+                agency,
+                Kind::AssetRegister,
+                json!({"tag": tag, "serial": "s", "category": "laptop", "description": "d",
+                    "holder": {"agency": agency, "person": person}, "location": location}),
+            )
+            .expect("register");
+        }
+
+        fn count(
+            &mut self,
+            agency: &str,
+            location: &str,
+            observed: serde_json::Value,
+        ) -> Reconciliation {
+            self.send(
+                agency,
+                agency,
+                Kind::InventoryReport,
+                json!({"location": location, "reported_by": "counter", "observed": observed}),
+            )
+            .expect("report")
+            .expect("a reconciliation")
+        }
+
+        fn drain(&mut self) -> Vec<(NoticeEvent, String, reconcile::Kind)> {
+            self.notices
+                .drain(..)
+                .map(|n| (n.event, n.tag, n.kind))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_count_finds_each_discrepancy_type_once() {
+        let mut w = World::new();
+        w.register("treasury", "A", "HQ", "p1");
+        w.register("treasury", "B", "HQ", "p2");
+        w.register("treasury", "C", "Annex", "p3");
+        w.register("gsa", "D", "HQ", "p4");
+        w.register("treasury", "E", "HQ", "p5");
+        let r = w.count(
+            "treasury",
+            "HQ",
+            json!([{"tag": "A", "person": "p1"}, {"tag": "C"}, {"tag": "D"},
+                   {"tag": "E", "person": "someone-else"}, {"tag": "Z"}, {"tag": "A"}]),
+        );
+        assert_eq!(r.missing, ["B"]);
+        assert_eq!(r.unexpected, ["C", "D"]);
+        assert_eq!(r.holder_mismatch, ["E"]);
+        assert_eq!(r.unknown_tag, ["Z"]);
+        assert_eq!((r.observed, r.counts.unexpected), (5, 2));
+        assert_eq!(r.reconciliation_id, "5");
+        let opened = w.drain();
+        assert_eq!(opened.len(), 5);
+        assert!(
+            opened
+                .iter()
+                .all(|(e, _, _)| *e == NoticeEvent::Discrepancy)
+        );
+        // D is gsa's: gsa is told too.
+        let d = state::open_discrepancies(&w.state, "D").expect("read");
+        assert_eq!(
+            d[0].agencies
+                .iter()
+                .map(AgencyId::as_str)
+                .collect::<Vec<_>>(),
+            ["gsa", "treasury"]
+        );
+
+        // The same count again: the same report, no new notices.
+        let again = w.count(
+            "treasury",
+            "HQ",
+            json!([{"tag": "A"}, {"tag": "C"}, {"tag": "D"}, {"tag": "E", "person": "someone-else"}, {"tag": "Z"}]),
+        );
+        assert_eq!(again.missing, ["B"]);
+        assert!(w.drain().is_empty());
+    }
+
+    #[test]
+    fn counts_transfers_and_registrations_resolve_discrepancies() {
+        let mut w = World::new();
+        w.register("treasury", "A", "HQ", "p1");
+        w.register("treasury", "B", "HQ", "p2");
+        w.count("treasury", "HQ", json!([{"tag": "Z"}]));
+        assert_eq!(w.drain().len(), 3);
+
+        // A found where expected: its `missing` is resolved.
+        let r = w.count("treasury", "HQ", json!([{"tag": "A"}, {"tag": "Z"}]));
+        assert_eq!(r.resolved, ["A"]);
+        assert_eq!(
+            w.drain(),
+            [(
+                NoticeEvent::Resolved,
+                "A".to_owned(),
+                reconcile::Kind::Missing
+            )]
+        );
+
+        // Z registered: its `unknown_tag` is resolved.
+        w.register("treasury", "Z", "HQ", "p9");
+        assert_eq!(
+            w.drain(),
+            [(
+                NoticeEvent::Resolved,
+                "Z".to_owned(),
+                reconcile::Kind::UnknownTag
+            )]
+        );
+
+        // B transferred to gsa: both parties confirm custody.
+        w.send(
+            "treasury",
+            "gsa",
+            Kind::AssetTransferOffer,
+            json!({"tag": "B", "to": {"agency": "gsa", "person": "q"}, "reason": "loan"}),
+        )
+        .expect("offer");
+        let offer = format!("j{}", w.index - 1);
+        w.send(
+            "gsa",
+            "treasury",
+            Kind::AssetTransferAccept,
+            json!({"tag": "B", "offer": offer, "location": "Depot"}),
+        )
+        .expect("accept");
+        assert_eq!(
+            w.drain(),
+            [(
+                NoticeEvent::Resolved,
+                "B".to_owned(),
+                reconcile::Kind::Missing
+            )]
+        );
+        // The location index moved with it: HQ no longer expects B.
+        let r = w.count("treasury", "HQ", json!([{"tag": "A"}, {"tag": "Z"}]));
+        assert!(r.missing.is_empty(), "{:?}", r.missing);
+        let gsa: AgencyId = "gsa".parse().expect("id");
+        assert!(
+            w.state
+                .0
+                .contains_key(&state::located_key(&gsa, "Depot", "B"))
+        );
+    }
+
+    #[test]
+    fn a_refused_envelope_writes_nothing() {
+        let mut w = World::new();
+        w.register("treasury", "A", "HQ", "p1");
+        let before = w.state.0.clone();
+        let err = w
+            .send(
+                "gsa",
+                "treasury",
+                Kind::AssetTransferOffer,
+                json!({"tag": "A", "to": {"agency": "treasury", "person": "q"}, "reason": "r"}),
+            )
+            .expect_err("not the holder");
+        assert!(matches!(err, ApplyError::Refused(Refusal::NotHolder(_))));
+        assert_eq!(w.state.0, before);
+    }
+}
