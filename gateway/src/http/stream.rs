@@ -104,10 +104,9 @@ async fn feed(
         let full = notices.len() == CHUNK;
         for notice in notices {
             after = notice.position().or(after);
-            if auditor || notice.agencies.contains(&caller) {
-                if tx.send_data(frame(&notice)).await.is_err() {
-                    return;
-                }
+            let visible = auditor || notice.agencies.contains(&caller);
+            if visible && tx.send_data(frame(&notice)).await.is_err() {
+                return;
             }
         }
         if full {
