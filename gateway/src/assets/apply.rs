@@ -42,7 +42,7 @@ impl Op {
             Kind::AssetRegister => Op::Register(Register::parse(body)?),
             Kind::AssetTransferOffer => Op::Offer(Offer::parse(body)?),
             Kind::AssetTransferAccept => Op::Accept(Answer::parse(body)?),
-            Kind::AssetTransferReject => Op::Reject(Answer::parse(body)?),
+            Kind::AssetTransferReject => Op::Reject(Answer::parse_reject(body)?),
             Kind::InventoryReport => Op::Report(Report::parse(body)?),
             _ => return Ok(None),
         }))
@@ -121,6 +121,13 @@ pub fn apply(
     let kind = op.kind().as_str();
     let mut notices = Notices::new(ctx, kind);
     if let Op::Report(report) = op {
+        // A count is the agency's own business: it goes to nobody's inbox.
+        if ctx.recipient != ctx.sender {
+            return Err(Refusal::WrongAudience(
+                "inventory.report is addressed to the sender's own agency".into(),
+            )
+            .into());
+        }
         return Ok(Some(reconcile::reconcile(report, ctx, state, batch)?));
     }
     let tag = op.tag().unwrap_or_default();

@@ -153,6 +153,20 @@ impl Body for Answer {
     }
 }
 
+impl Answer {
+    /// Parses a rejection: an answer without the accept-only `location`.
+    ///
+    /// # Errors
+    /// A message naming the field at fault.
+    pub fn parse_reject(body: &Map<String, Value>) -> Result<Answer, String> {
+        let a = Answer::parse(body)?;
+        if a.location.is_some() {
+            return Err("location is for asset.transfer.accept only".into());
+        }
+        Ok(a)
+    }
+}
+
 impl Body for Report {
     fn parse(body: &Map<String, Value>) -> Result<Report, String> {
         let r: Report = from_map(body)?;
@@ -172,14 +186,20 @@ impl Body for Report {
 }
 
 fn from_map<T: DeserializeOwned>(body: &Map<String, Value>) -> Result<T, String> {
-    // serde names the missing or unknown field; values are never quoted
-    // back (they may be personal data).
-    T::deserialize(Value::Object(body.clone())).map_err(|e| {
-        let message = e.to_string();
-        if message.starts_with("invalid type") || message.starts_with("invalid value") {
-            "a field has the wrong type".to_owned()
+    // The error names the field by its path; values are never quoted back
+    // (they may be personal data), so serde's own message is kept only
+    // where it names fields (missing, unknown) rather than values.
+    serde_path_to_error::deserialize(Value::Object(body.clone())).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        if message.starts_with("missing field") || message.starts_with("unknown field") {
+            if path == "." {
+                message
+            } else {
+                format!("{path}: {message}")
+            }
         } else {
-            message
+            format!("{path} has the wrong type or value")
         }
     })
 }

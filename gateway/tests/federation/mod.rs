@@ -190,3 +190,215 @@ pub async fn inbox_len(client: &mut Client) -> usize {
     let page = get_json(client, "/v1/inbox", StatusCode::OK).await;
     page["envelopes"].as_array().map_or(0, Vec::len)
 }
+
+impl Federation {
+    /// A PKI for `agencies` and, with the auditor role, `auditors` (as
+    /// `xgate certs init --auditor` makes them), and a gateway over it with
+    /// the environment variables `env`.
+    pub fn start_audited(agencies: &[&str], auditors: &[&str], env: &[(&str, &str)]) -> Federation {
+        let root = tempfile::tempdir().expect("tempdir");
+        make_audited_pki(&root.path().join("pki"), agencies, auditors);
+        let gateway = start_gateway(root.path(), &[], env);
+        Federation { root, gateway }
+    }
+
+    /// Opens `path` as `agency` on a connection of its own and, if the
+    /// gateway answers 200, returns the body as a stream of Server-Sent
+    /// Events; otherwise the status and JSON body. `headers` are added to
+    /// the request (`Last-Event-ID`, for one).
+    pub async fn open_events(
+        &self,
+        agency: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<EventStream, (StatusCode, Value)> {
+        EventStream::open(&self.pki(), &id(agency), self.gateway.url(), path, headers).await
+    }
+}
+
+/// Runs `xgate certs init` for `agencies` and `auditors` into `dir`.
+pub fn make_audited_pki(dir: &Path, agencies: &[&str], auditors: &[&str]) {
+    let mut args = vec![
+        "certs".to_owned(),
+        "init".into(),
+        "--dir".into(),
+        dir.display().to_string(),
+    ];
+    for a in agencies {
+        args.extend(["--agency".to_owned(), (*a).to_owned()]);
+    }
+    for a in auditors {
+        args.extend(["--auditor".to_owned(), (*a).to_owned()]);
+    }
+    xgate().run(&args, b"").expect_ok();
+}
+
+/// One Server-Sent Event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// `id:`.
+    pub id: String,
+    /// `event:`.
+    pub event: String,
+    /// `data:`, parsed as JSON.
+    pub data: Value,
+}
+
+/// A `text/event-stream` response read as it arrives, over a mutual-TLS
+/// HTTP/1.1 connection of its own ([`Client`] only reads whole bodies).
+/// Dropping it closes the connection.
+pub struct EventStream {
+    body: hyper::body::Incoming,
+    pending: String,
+    connection: tokio::task::JoinHandle<()>,
+}
+
+impl EventStream {
+    async fn open(
+        pki: &Path,
+        agency: &AgencyId,
+        url: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<EventStream, (StatusCode, Value)> {
+        use http_body_util::BodyExt;
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+        let home = pki.join(agency.as_str());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(pki.join(xgate::pki::CA_CERT)).expect("CA") {
+            roots.add(cert.expect("CA cert")).expect("CA root");
+        }
+        let chain = CertificateDer::pem_file_iter(home.join(xgate::pki::TLS_CERT))
+            .expect("cert")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("cert chain");
+        let key = PrivateKeyDer::from_pem_file(home.join(xgate::pki::TLS_KEY)).expect("key");
+        let mut config = rustls::ClientConfig::builder_with_provider(xgate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .expect("client certificate");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let authority = url.strip_prefix("https://").expect("https URL").to_owned();
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority.as_str(), |(h, _)| h);
+        let server_name = ServerName::try_from(host.to_owned()).expect("server name");
+        let tcp = tokio::net::TcpStream::connect(&authority)
+            .await
+            .expect("connect");
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(server_name, tcp)
+            .await
+            .expect("TLS handshake");
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .expect("HTTP/1.1 handshake");
+        let connection = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut request = http::Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(http::header::HOST, authority.as_str())
+            .header(http::header::ACCEPT, "text/event-stream");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("request");
+        let response = sender.send_request(request).await.expect("a response");
+        let status = response.status();
+        if status != StatusCode::OK {
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("error body")
+                .to_bytes();
+            connection.abort();
+            return Err((status, serde_json::from_slice(&body).expect("JSON error")));
+        }
+        let content_type = response.headers().get(http::header::CONTENT_TYPE);
+        assert_eq!(
+            content_type.and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        Ok(EventStream {
+            body: response.into_body(),
+            pending: String::new(),
+            connection,
+        })
+    }
+
+    /// The next event (comments skipped), or `None` if none arrives within
+    /// `wait` or the stream ends.
+    pub async fn next_within(&mut self, wait: std::time::Duration) -> Option<Event> {
+        tokio::time::timeout(wait, self.next()).await.ok().flatten()
+    }
+
+    /// The next `n` events, each arriving within ten seconds.
+    pub async fn take(&mut self, n: usize) -> Vec<Event> {
+        let mut events = Vec::with_capacity(n);
+        while events.len() < n {
+            match self.next_within(std::time::Duration::from_secs(10)).await {
+                Some(e) => events.push(e),
+                None => panic!("only {} of {n} events arrived: {events:#?}", events.len()),
+            }
+        }
+        events
+    }
+
+    async fn next(&mut self) -> Option<Event> {
+        use http_body_util::BodyExt;
+        loop {
+            while let Some(end) = self.pending.find("\n\n") {
+                let block: String = self.pending.drain(..end + 2).collect();
+                if let Some(event) = parse_event(&block) {
+                    return Some(event);
+                }
+            }
+            let frame = self.body.frame().await?.ok()?;
+            if let Ok(data) = frame.into_data() {
+                self.pending
+                    .push_str(std::str::from_utf8(&data).expect("UTF-8 events"));
+            }
+        }
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+/// One event block; `None` for a comment-only block.
+fn parse_event(block: &str) -> Option<Event> {
+    let (mut id, mut event, mut data) = (None, None, None);
+    for line in block.lines() {
+        if let Some(v) = line.strip_prefix("id: ") {
+            id = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            event = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            data = Some(serde_json::from_str(v).expect("event data is JSON"));
+        } else {
+            assert!(
+                line.is_empty() || line.starts_with(':'),
+                "unexpected SSE line {line:?}"
+            );
+        }
+    }
+    let data = data?;
+    Some(Event {
+        id: id.expect("every event has an id"),
+        event: event.expect("every event has a type"),
+        data,
+    })
+}
