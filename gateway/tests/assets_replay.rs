@@ -421,3 +421,47 @@ fn xgate_audit_replay(data: &Path, pki: &Path) -> std::process::Output {
         .output()
         .expect("run xgate")
 }
+
+#[test]
+fn a_stored_envelope_that_is_not_the_logged_one_is_caught() {
+    let bench = Bench::new();
+    let log = bench.log();
+    let gateway = bench.gateway(&log);
+    let steps = [
+        Step::Register {
+            tag: 1,
+            by: 0,
+            loc: 0,
+            person: 1,
+        },
+        Step::Register {
+            tag: 2,
+            by: 0,
+            loc: 0,
+            person: 1,
+        },
+    ];
+    assert_eq!(run(&bench, &gateway, &steps), 2);
+    drop(gateway);
+    // Swap the two stored envelopes: each is a valid, signed envelope, but
+    // not the one its entry logged.
+    let store = log.store();
+    let (k0, k1) = (state::envelope_key(0), state::envelope_key(1));
+    let e0 = store.get(&k0).expect("read").expect("stored").to_vec();
+    let e1 = store.get(&k1).expect("read").expect("stored").to_vec();
+    let mut batch = WriteBatch::new();
+    batch.put(k0, e1);
+    batch.put(k1, e0);
+    store.apply(batch).expect("apply");
+    let caught = replay(&log, Some(&bench.registry)).expect("replay");
+    let text = caught.differences.join("\n");
+    assert!(
+        text.contains("entry 0: the stored envelope is not the one logged"),
+        "{text}"
+    );
+    assert!(
+        text.contains("entry 1: the stored envelope is not the one logged"),
+        "{text}"
+    );
+    assert_eq!(caught.applied, 0);
+}

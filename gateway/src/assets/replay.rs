@@ -105,6 +105,10 @@ struct Claims {
     body: Map<String, Value>,
 }
 
+/// Entries read and checked at a time; checks run on every core, the
+/// fold itself in log order.
+const BLOCK: u64 = 8192;
+
 /// Replays `log`; with `registry`, also checks every envelope's signature.
 ///
 /// # Errors
@@ -119,62 +123,128 @@ pub fn replay<S: Store>(
         Some(r) => Some(Verifiers::from_registry(r).map_err(StoreError)?),
         None => None,
     };
-    let salt = state::existing_salt(store)?;
+    let checker = Checker {
+        salt: state::existing_salt(store)?,
+        registry: registry.zip(verifiers.as_ref()),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut memory = Memory::default();
     let mut out = Outcome::default();
-    for index in 0..log.size() {
-        out.entries += 1;
-        let entry = match Logged::parse(&log.entry(index)?) {
-            Ok(e) => e,
-            Err(e) => {
-                out.differ(format!("entry {index}: {e}"));
-                continue;
-            }
-        };
-        let Ok(kind) = entry.kind.parse::<Kind>() else {
-            out.differ(format!("entry {index}: unknown kind"));
-            continue;
-        };
-        if !Op::handles(kind) {
-            continue;
+    let size = log.size();
+    let mut start = 0;
+    while start < size {
+        let end = size.min(start + BLOCK);
+        let mut block = Vec::new();
+        for index in start..end {
+            let entry = log.entry(index)?;
+            let jws = store
+                .get(&state::envelope_key(index))?
+                .map(|v| v.as_ref().to_vec());
+            block.push((index, entry, jws));
         }
-        let step = Step {
-            index,
-            entry: &entry,
-            kind,
-            salt: salt.as_ref(),
-            registry: registry.zip(verifiers.as_ref()),
-        };
-        match step.run(store, &memory) {
-            Ok(batch) => {
-                memory.apply(batch);
-                out.applied += 1;
+        out.entries += end - start;
+        let checked = checker.check_all(&block, threads);
+        for (index, step) in checked {
+            let applied = step.and_then(|step| {
+                let Some(step) = step else { return Ok(false) };
+                step.apply(index, &memory).map(|batch| {
+                    memory.apply(batch);
+                    true
+                })
+            });
+            match applied {
+                Ok(true) => out.applied += 1,
+                Ok(false) => {}
+                Err(e) => out.differ(format!("entry {index}: {e}")),
             }
-            Err(e) => out.differ(format!("entry {index}: {e}")),
         }
+        start = end;
     }
     compare(store, &memory, &mut out)?;
     Ok(out)
 }
 
-/// One logged asset envelope being replayed.
-struct Step<'a> {
-    index: u64,
-    entry: &'a Logged,
-    kind: Kind,
-    salt: Option<&'a [u8; 32]>,
+/// What the checks of one entry leave for the fold.
+struct Checked {
+    entry: Logged,
+    op: Op,
+    iss: AgencyId,
+    aud: AgencyId,
+}
+
+impl Checked {
+    /// Applies the envelope to the state recomputed so far.
+    fn apply(&self, index: u64, memory: &Memory) -> Result<WriteBatch, String> {
+        let ctx = Context {
+            sender: &self.iss,
+            recipient: &self.aud,
+            jti: &self.entry.jti,
+            envelope: &self.entry.envelope,
+            time: self.entry.time,
+            log_index: index,
+        };
+        let mut batch = WriteBatch::new();
+        apply(&self.op, &ctx, self.entry.expires, memory, &mut batch)
+            .map_err(|e| format!("the rules refuse it on replay: {e}"))?;
+        Ok(batch)
+    }
+}
+
+/// The checks of each entry that do not depend on the state before it.
+struct Checker<'a> {
+    salt: Option<[u8; 32]>,
     registry: Option<(&'a Registry, &'a Verifiers)>,
 }
 
-impl Step<'_> {
-    /// Checks the stored envelope against the entry and applies it.
-    fn run<S: Store>(&self, store: &S, memory: &Memory) -> Result<WriteBatch, String> {
-        let entry = self.entry;
-        let jws = store
-            .get(&state::envelope_key(self.index))
-            .map_err(|e| e.to_string())?
-            .ok_or("its envelope is not stored")?;
-        let jws = jws.as_ref();
+/// An entry, with its stored envelope if there is one.
+type Read = (u64, Vec<u8>, Option<Vec<u8>>);
+
+impl Checker<'_> {
+    /// Checks a block of entries on `threads` threads, in order.
+    fn check_all(
+        &self,
+        block: &[Read],
+        threads: usize,
+    ) -> Vec<(u64, Result<Option<Checked>, String>)> {
+        let per_thread = block.len().div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = block
+                .chunks(per_thread)
+                .map(|chunk| {
+                    let handle = scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|(index, entry, jws)| (*index, self.check(entry, jws.as_deref())))
+                            .collect::<Vec<_>>()
+                    });
+                    (chunk, handle)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|(chunk, handle)| {
+                    // A check that panicked still counts its entries, as
+                    // differences, rather than dropping them unseen.
+                    handle.join().unwrap_or_else(|_| {
+                        chunk
+                            .iter()
+                            .map(|(index, _, _)| (*index, Err("its check failed".to_owned())))
+                            .collect()
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Checks the stored envelope against its entry: `None` for an entry
+    /// of another kind.
+    fn check(&self, entry: &[u8], jws: Option<&[u8]>) -> Result<Option<Checked>, String> {
+        let entry = Logged::parse(entry)?;
+        let kind: Kind = entry.kind.parse().map_err(|_| "unknown kind")?;
+        if !Op::handles(kind) {
+            return Ok(None);
+        }
+        let jws = jws.ok_or("its envelope is not stored")?;
         if hex::encode(Sha256::digest(jws)) != entry.envelope {
             return Err("the stored envelope is not the one logged".into());
         }
@@ -199,10 +269,10 @@ impl Step<'_> {
             )
             .map_err(|e| format!("the envelope does not open as it did: {e}"))?;
         }
-        let op = Op::parse(self.kind, &claims.body)
+        let op = Op::parse(kind, &claims.body)
             .map_err(|e| format!("the body does not parse: {e}"))?
             .ok_or("not an asset kind")?;
-        let person = match (op.person(), self.salt) {
+        let person = match (op.person(), &self.salt) {
             (Some(p), Some(salt)) => Some(state::person_hash(salt, p)),
             (Some(_), None) => return Err("no person-hash salt is stored".into()),
             (None, _) => None,
@@ -213,18 +283,12 @@ impl Step<'_> {
         if matches!(op, Op::Offer(_)) != entry.expires.is_some() {
             return Err("the entry's offer expiry is missing or out of place".into());
         }
-        let ctx = Context {
-            sender: &iss,
-            recipient: &aud,
-            jti: &entry.jti,
-            envelope: &entry.envelope,
-            time: entry.time,
-            log_index: self.index,
-        };
-        let mut batch = WriteBatch::new();
-        apply(&op, &ctx, entry.expires, memory, &mut batch)
-            .map_err(|e| format!("the rules refuse it on replay: {e}"))?;
-        Ok(batch)
+        Ok(Some(Checked {
+            entry,
+            op,
+            iss,
+            aud,
+        }))
     }
 }
 
