@@ -13,6 +13,7 @@
 //! module ([`log`], [`certs`], [`serve`], [`agency`], [`audit`]); errors are in [`error`].
 
 pub mod agency;
+pub mod asset;
 pub mod audit;
 pub mod certs;
 pub mod error;
@@ -64,6 +65,20 @@ pub enum Command {
     Send(agency::SendArgs),
     /// Print (and with --ack acknowledge) an agency's undelivered envelopes.
     Inbox(agency::InboxArgs),
+    /// Register, transfer and look up assets in custody.
+    #[command(arg_required_else_help = false)]
+    Asset {
+        /// What to do with the asset.
+        #[command(subcommand)]
+        command: asset::AssetCommand,
+    },
+    /// Submit inventory counts for reconciliation.
+    #[command(arg_required_else_help = false)]
+    Inventory {
+        /// What to submit.
+        #[command(subcommand)]
+        command: asset::InventoryCommand,
+    },
     /// Verify receipts offline.
     #[command(arg_required_else_help = false)]
     Audit {
@@ -87,6 +102,8 @@ impl Cli {
             Command::Send(args) => args.run(stdout),
             Command::Inbox(args) => args.run(stdout),
             Command::Audit { command } => command.run(stdout),
+            Command::Asset { command } => command.run(stdout),
+            Command::Inventory { command } => command.run(stdin, stdout),
         }
     }
 }
