@@ -144,6 +144,14 @@ pub fn apply(
         Op::Report(_) => return Ok(None),
     };
     index(existing.as_ref(), &next, batch);
+    // The offered-to index follows the offer: the last one made replaces
+    // any lapsed one, an answer closes it.
+    if let Some(offer) = existing.as_ref().and_then(|a| a.offer.as_ref()) {
+        batch.delete(state::offered_key(&offer.to.agency, tag));
+    }
+    if let Some(offer) = &next.offer {
+        batch.put(state::offered_key(&offer.to.agency, tag), Vec::new());
+    }
     match op {
         Op::Register(_) => {
             reconcile::resolve(

@@ -1,8 +1,9 @@
 //! What an agency may read of the asset state, and how it reads it.
 //!
 //! An agency sees an asset it holds or has held, and one it has been
-//! offered while the offer is open; an auditor (a registry role) sees
-//! every asset. Anything else answers as if it did not exist, so tags held
+//! offered while the offer is open (in listings too, so a receiving agency
+//! finds what awaits its answer); an auditor (a registry role) sees every
+//! asset. Anything else answers as if it did not exist, so tags held
 //! elsewhere are not revealed. A reconciliation report is seen by the
 //! agency that made the count and by auditors.
 
@@ -184,32 +185,23 @@ pub fn list<S: Store>(
     now: i64,
 ) -> Result<(Vec<Summary>, bool), StoreError> {
     // An auditor walks the whole register; anyone else the assets it holds
-    // or has held.
-    let prefix = if registry.is_auditor(caller) {
-        state::asset_key("")
-    } else {
-        state::held_prefix(caller)
-    };
-    let from = match after {
-        Some(tag) => {
-            let mut k = prefix.clone();
-            k.extend_from_slice(tag.as_bytes());
-            // The first key after `tag`.
-            k.push(0);
-            k
-        }
-        None => prefix.clone(),
-    };
-    let mut items = Vec::new();
-    for kv in store.scan_prefix_from(&prefix, &from) {
-        let (key, _) = kv?;
-        let Some(tag) = state::last_part(&key) else {
-            continue;
+    // or has held, and those offered to it, merged in tag order.
+    let tags: Box<dyn Iterator<Item = Result<String, StoreError>> + '_> =
+        if registry.is_auditor(caller) {
+            tags_after(store, state::asset_key(""), after)
+        } else {
+            Box::new(Merged {
+                a: tags_after(store, state::held_prefix(caller), after).peekable(),
+                b: tags_after(store, state::offered_prefix(caller), after).peekable(),
+            })
         };
+    let mut items = Vec::new();
+    for tag in tags {
+        let tag = tag?;
         let Some(asset) = state::asset(&Stored(store), &tag)? else {
             continue;
         };
-        if !matches(&asset, filter) {
+        if !visible(store, registry, caller, &asset, now)? || !matches(&asset, filter) {
             continue;
         }
         let s = status(
@@ -246,6 +238,53 @@ pub fn report<S: Store>(
 ) -> Result<Option<Report>, StoreError> {
     Ok(state::report(store, index)?
         .filter(|r| r.agency == caller.as_str() || registry.is_auditor(caller)))
+}
+
+/// The tags under `prefix` (keys ending in a tag) after `after`.
+fn tags_after<'a, S: Store>(
+    store: &'a S,
+    prefix: Vec<u8>,
+    after: Option<&str>,
+) -> Box<dyn Iterator<Item = Result<String, StoreError>> + 'a> {
+    let mut from = prefix.clone();
+    if let Some(tag) = after {
+        from.extend_from_slice(tag.as_bytes());
+        // The first key after `tag`.
+        from.push(0);
+    }
+    Box::new(
+        store
+            .scan_prefix_from(&prefix, &from)
+            .map(|kv| kv.map(|(key, _)| state::last_part(&key).unwrap_or_default())),
+    )
+}
+
+/// Two ascending tag streams as one, without repeats.
+struct Merged<I: Iterator<Item = Result<String, StoreError>>> {
+    a: std::iter::Peekable<I>,
+    b: std::iter::Peekable<I>,
+}
+
+impl<I: Iterator<Item = Result<String, StoreError>>> Iterator for Merged<I> {
+    type Item = Result<String, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use std::cmp::Ordering;
+        let order = match (self.a.peek(), self.b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) | (Some(Err(_)), _) => Ordering::Less,
+            (None, Some(_)) | (_, Some(Err(_))) => Ordering::Greater,
+            (Some(Ok(a)), Some(Ok(b))) => a.cmp(b),
+        };
+        match order {
+            Ordering::Less => self.a.next(),
+            Ordering::Greater => self.b.next(),
+            Ordering::Equal => {
+                self.b.next();
+                self.a.next()
+            }
+        }
+    }
 }
 
 fn matches(asset: &Asset, filter: &Filter) -> bool {

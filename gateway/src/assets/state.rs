@@ -11,13 +11,14 @@
 //! | `Gv` tag `0` index (u64 BE) | [`Event`] JSON | the custody chain |
 //! | `Gh` agency `0` tag | empty | the agency holds or has held it |
 //! | `Gl` agency `0` location `0` tag | empty | where its holder keeps it |
+//! | `Go` agency `0` tag | empty | an offer to the agency was made (it may have lapsed since) |
 //! | `Gq` tag | [`Discrepancy`] list, JSON | its open discrepancies |
 //! | `Gc` index (u64 BE) | [`Report`] JSON | a reconciliation report |
 //! | `Gn` index (u64 BE) seq (u32 BE) | [`Notice`] JSON | discrepancy feed |
 //! | `Ge` index (u64 BE) | the compact JWS | envelopes to replay |
 //! | `Gk` | 32 random bytes | salt of person hashes |
 //!
-//! The first seven are the state that `xgate audit replay` recomputes from
+//! The first eight are the state that `xgate audit replay` recomputes from
 //! the log and the stored envelopes ([`STATE_PREFIXES`]).
 
 use serde::Serialize;
@@ -30,12 +31,13 @@ use super::reconcile::{Discrepancy, Notice, Report};
 use crate::registry::AgencyId;
 
 /// Key prefixes of the recomputable asset state.
-pub const STATE_PREFIXES: [&[u8]; 7] = [b"Ga", b"Gv", b"Gh", b"Gl", b"Gq", b"Gc", b"Gn"];
+pub const STATE_PREFIXES: [&[u8]; 8] = [b"Ga", b"Gv", b"Gh", b"Gl", b"Go", b"Gq", b"Gc", b"Gn"];
 
 const ASSET: &[u8] = b"Ga";
 const EVENT: &[u8] = b"Gv";
 const HELD: &[u8] = b"Gh";
 const LOCATED: &[u8] = b"Gl";
+const OFFERED: &[u8] = b"Go";
 const OPEN: &[u8] = b"Gq";
 const REPORT: &[u8] = b"Gc";
 const NOTICE: &[u8] = b"Gn";
@@ -121,6 +123,16 @@ pub fn held_prefix(agency: &AgencyId) -> Vec<u8> {
 /// `agency` holds or has held `tag`.
 pub fn held_key(agency: &AgencyId, tag: &str) -> Vec<u8> {
     key(HELD, &[agency.as_str().as_bytes(), tag.as_bytes()])
+}
+
+/// The assets offered to `agency`: every key starts with this.
+pub fn offered_prefix(agency: &AgencyId) -> Vec<u8> {
+    key(OFFERED, &[agency.as_str().as_bytes(), b""])
+}
+
+/// `tag` was offered to `agency` (the offer may have lapsed since).
+pub fn offered_key(agency: &AgencyId, tag: &str) -> Vec<u8> {
+    key(OFFERED, &[agency.as_str().as_bytes(), tag.as_bytes()])
 }
 
 /// The assets `agency` keeps at `location`: every key starts with this.

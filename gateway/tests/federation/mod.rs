@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod assets;
+
 use std::path::{Path, PathBuf};
 
 use http::{Method, StatusCode};
