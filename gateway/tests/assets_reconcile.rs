@@ -187,7 +187,12 @@ fn an_inventory_report_lists_each_discrepancy_and_the_feed_carries_them_live() {
         let mut resumed = fed.open_events("gao", &path, &[]).await.expect("feed");
         let next = resumed.take(3).await;
         assert_eq!(next, live[5..8]);
+        // From the start of the log: the whole feed, first event included.
+        let path = format!("{STREAM}?from=0");
+        let mut whole = fed.open_events("treasury", &path, &[]).await.expect("feed");
+        assert_eq!(whole.take(live.len()).await, live);
         let refusals = [
+            (format!("{STREAM}?from=x"), None),
             (format!("{STREAM}?after=7"), None),
             (format!("{STREAM}?since=1.0"), None),
             (STREAM.to_owned(), Some(("last-event-id", "x.1"))),

@@ -55,7 +55,8 @@ pub struct ReplayArgs {
 /// Arguments of `xgate audit verify-receipt`.
 #[derive(Debug, Args)]
 pub struct VerifyReceiptArgs {
-    /// The receipt, as `xgate send` printed it.
+    /// The receipt, as `xgate send`, `xgate asset` or `xgate inventory`
+    /// printed it.
     #[arg(long, value_name = "FILE")]
     pub receipt: PathBuf,
     /// The log's verifier key, `name+hexid+base64key`.
@@ -76,7 +77,7 @@ impl AuditCommand {
                 let text = std::fs::read(&args.receipt).map_err(|e| {
                     Error::Request(format!("cannot read {}: {e}", args.receipt.display()))
                 })?;
-                let receipt: Receipt = serde_json::from_slice(&text).map_err(|e| {
+                let receipt = parse_receipt(&text).map_err(|e| {
                     Error::Request(format!("{} is not a receipt: {e}", args.receipt.display()))
                 })?;
                 let checkpoint = receipt
@@ -92,6 +93,23 @@ impl AuditCommand {
             AuditCommand::Replay(args) => run_replay(&args, stdout),
         }
     }
+}
+
+/// A receipt as `xgate send` prints it, as the API's 201 carries it (an
+/// inventory report's with its `reconciliation_id`), or nested under
+/// `receipt` as `xgate asset` and `xgate inventory` print it.
+fn parse_receipt(text: &[u8]) -> Result<Receipt, serde_json::Error> {
+    let mut value: serde_json::Value = serde_json::from_slice(text)?;
+    if let Some(object) = value.as_object_mut() {
+        if let Some(inner) = object
+            .remove("receipt")
+            .filter(serde_json::Value::is_object)
+        {
+            return serde_json::from_value(inner);
+        }
+        object.remove("reconciliation_id");
+    }
+    serde_json::from_value(value)
 }
 
 fn run_replay(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
@@ -127,4 +145,31 @@ fn run_replay(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         "the stored asset state differs from the replay of {} entries in {} places",
         outcome.entries, outcome.difference_count
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_parse_bare_with_a_reconciliation_id_or_nested() {
+        let receipt = serde_json::json!({"id": "ab", "log_index": 3, "tree_size": 4,
+            "leaf_hash": "x", "inclusion_proof": [], "checkpoint": "c"});
+        let bare = parse_receipt(receipt.to_string().as_bytes()).expect("bare");
+        let mut api = receipt.clone();
+        api["reconciliation_id"] = serde_json::json!("3");
+        assert_eq!(
+            parse_receipt(api.to_string().as_bytes()).expect("api"),
+            bare
+        );
+        let cli = serde_json::json!({"kind": "inventory.report", "jti": "j",
+            "receipt": receipt, "reconciliation_id": "3"});
+        assert_eq!(
+            parse_receipt(cli.to_string().as_bytes()).expect("cli"),
+            bare
+        );
+        let mut extra = serde_json::json!({"id": "ab"});
+        extra["surprise"] = serde_json::json!(1);
+        assert!(parse_receipt(extra.to_string().as_bytes()).is_err());
+    }
 }

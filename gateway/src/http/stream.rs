@@ -5,7 +5,8 @@
 //! as the envelope that caused them), not from memory: a notice is sent only
 //! once durable, every client sees the same order (the log's), and a client
 //! that reconnects with `Last-Event-ID` (or `?after=`) resumes exactly where
-//! it stopped. Without one, the feed starts with the next commit. Each event
+//! it stopped; `?from=I` starts at the notices of log index `I` (`from=0`:
+//! the whole feed; a resume position wins). Without either, the feed starts with the next commit. Each event
 //! is `id: <log index>.<seq>`, `event: discrepancy|resolved` and one line of
 //! JSON data; a comment line every 15 s keeps idle connections open.
 
@@ -36,7 +37,11 @@ pub(super) async fn open(
     headers: &HeaderMap,
     query: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let mut params = params(query, &["after"])?;
+    let mut params = params(query, &["after", "from"])?;
+    let from = params
+        .remove("from")
+        .map(|f| super::number("from", &f))
+        .transpose()?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -52,7 +57,9 @@ pub(super) async fn open(
             })
         })
         .transpose()?;
-    let from_index = ctx.gateway.log.size();
+    // A position to resume after wins over `from`: a browser reconnecting
+    // sends Last-Event-ID to the same URL.
+    let from_index = from.unwrap_or_else(|| ctx.gateway.log.size());
     let (tx, body) = Channel::<Bytes>::new(16);
     tokio::spawn(feed(Arc::clone(ctx), caller, after, from_index, tx));
     Ok(Response::builder()
