@@ -119,7 +119,7 @@ pub trait Body: Sized {
 impl Body for Register {
     fn parse(body: &Map<String, Value>) -> Result<Register, String> {
         let r: Register = from_map(body)?;
-        tag(&r.tag, "tag")?;
+        check_tag(&r.tag, "tag")?;
         text(&r.serial, "serial")?;
         text(&r.category, "category")?;
         text(&r.description, "description")?;
@@ -132,7 +132,7 @@ impl Body for Register {
 impl Body for Offer {
     fn parse(body: &Map<String, Value>) -> Result<Offer, String> {
         let o: Offer = from_map(body)?;
-        tag(&o.tag, "tag")?;
+        check_tag(&o.tag, "tag")?;
         person(&o.to.person, "to.person")?;
         text(&o.reason, "reason")?;
         Ok(o)
@@ -142,7 +142,7 @@ impl Body for Offer {
 impl Body for Answer {
     fn parse(body: &Map<String, Value>) -> Result<Answer, String> {
         let a: Answer = from_map(body)?;
-        tag(&a.tag, "tag")?;
+        check_tag(&a.tag, "tag")?;
         if a.offer.is_empty() || a.offer.len() > crate::envelope::MAX_JTI_LEN {
             return Err("offer must be the jti of an offer".into());
         }
@@ -176,7 +176,7 @@ impl Body for Report {
             return Err(format!("observed lists more than {MAX_OBSERVED} tags"));
         }
         for (i, o) in r.observed.iter().enumerate() {
-            tag(&o.tag, &format!("observed[{i}].tag"))?;
+            check_tag(&o.tag, &format!("observed[{i}].tag"))?;
             if let Some(p) = &o.person {
                 person(p, &format!("observed[{i}].person"))?;
             }
@@ -204,7 +204,11 @@ fn from_map<T: DeserializeOwned>(body: &Map<String, Value>) -> Result<T, String>
     })
 }
 
-fn tag(value: &str, field: &str) -> Result<(), String> {
+/// Checks a tag's alphabet and length; the error names `field`.
+///
+/// # Errors
+/// A message naming `field`.
+pub fn check_tag(value: &str, field: &str) -> Result<(), String> {
     let ok = !value.is_empty()
         && value.len() <= MAX_TAG
         && value

@@ -38,7 +38,7 @@ use serde_json::{Map, Value};
 
 use super::error::Error;
 use super::values::non_negative;
-use crate::assets::model::{Answer, Body, Holder, MAX_TAG, Offer, Register, Report};
+use crate::assets::model::{Answer, Body, Holder, Offer, Register, Report};
 use crate::client::{Client, EnvelopeSigner, Protocol, Reply, random_jti};
 use crate::http::JOSE;
 use crate::kind::Kind;
@@ -590,16 +590,7 @@ fn checked<T: Serialize + Body>(kind: Kind, body: &T) -> Result<Map<String, Valu
 
 /// Refuses a tag no asset can have; it also goes into a URL path.
 fn check_tag(tag: &str) -> Result<(), Error> {
-    let ok = !tag.is_empty()
-        && tag.len() <= MAX_TAG
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    ok.then_some(()).ok_or_else(|| {
-        Error::Request(format!(
-            "a tag is 1-{MAX_TAG} letters, digits, '-', '_', '.' or ':'"
-        ))
-    })
+    crate::assets::model::check_tag(tag, "a tag").map_err(Error::Request)
 }
 
 /// Turns a response other than `want` into the gateway's refusal.
@@ -687,7 +678,13 @@ mod tests {
     #[test]
     fn tags_outside_the_alphabet_are_refused_locally() {
         assert!(check_tag("LAP-001:a_b.c").is_ok());
-        for bad in ["", "a/b", "a b", "../x", &"x".repeat(MAX_TAG + 1)] {
+        for bad in [
+            "",
+            "a/b",
+            "a b",
+            "../x",
+            &"x".repeat(crate::assets::model::MAX_TAG + 1),
+        ] {
             assert!(check_tag(bad).is_err(), "{bad:?} accepted");
         }
     }
