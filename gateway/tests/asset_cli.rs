@@ -96,7 +96,7 @@ fn bad_flag_values_are_refused_by_the_command_line() {
     assert!(msg.contains("invalid agency id"), "{msg}");
     // A tag no asset can have is refused before the PKI is read.
     let msg = run(&["show", "../etc"]).expect_error(1);
-    assert!(msg.contains("a tag is 1-64 letters"), "{msg}");
+    assert!(msg.contains("a tag must be 1-64 letters"), "{msg}");
     let msg = run(&[
         "register",
         "--tag",
