@@ -184,6 +184,19 @@ impl Client {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let sender = self.connected().await?;
+        // Wait until the connection can take a request: on HTTP/1.1 the
+        // previous response's end may still be in flight, and sending
+        // before then fails the request.
+        let ready = match sender {
+            Sender::H1(s) => s.ready().await,
+            Sender::H2(s) => s.ready().await,
+        };
+        if let Err(e) = ready {
+            self.sender = None;
+            return Err(ClientError::Transport(format!(
+                "the connection closed: {e}"
+            )));
+        }
         let (response, http2) = match sender {
             Sender::H1(s) => (s.send_request(req).await, false),
             Sender::H2(s) => (s.send_request(req).await, true),

@@ -16,6 +16,7 @@
 //! max_lifetime_secs = 300          # XGATE_MAX_LIFETIME_SECS: longest exp - iat
 //! clock_skew_secs = 60             # XGATE_CLOCK_SKEW_SECS
 //! inbox_page = 100                 # XGATE_INBOX_PAGE: most envelopes per inbox page
+//! cache_bytes = 134217728         # XGATE_CACHE_BYTES: sled page cache (asset reads and reconciliation)
 //! offer_ttl_secs = 259200          # XGATE_OFFER_TTL_SECS: how long a transfer offer stays open (72 h)
 //! ```
 //!
@@ -56,6 +57,9 @@ pub struct Config {
     pub clock_skew_secs: i64,
     /// Most envelopes returned per inbox page.
     pub inbox_page: usize,
+    /// sled's page cache, in bytes: reconciliation reads one asset record
+    /// per observed tag, so this bounds how much of the register stays hot.
+    pub cache_bytes: u64,
     /// How long an asset transfer offer stays open, in seconds. Each offer's
     /// expiry is written into its log entry, so changing this affects new
     /// offers only.
@@ -78,6 +82,7 @@ impl Default for Config {
             max_lifetime_secs: 300,
             clock_skew_secs: 60,
             inbox_page: 100,
+            cache_bytes: 128 << 20,
             offer_ttl_secs: 72 * 3600,
         }
     }
@@ -164,6 +169,7 @@ impl Config {
             "XGATE_CLOCK_SKEW_SECS" => self.clock_skew_secs = parse(name, value)?,
             "XGATE_INBOX_PAGE" => self.inbox_page = parse(name, value)?,
             "XGATE_OFFER_TTL_SECS" => self.offer_ttl_secs = parse(name, value)?,
+            "XGATE_CACHE_BYTES" => self.cache_bytes = parse(name, value)?,
             // Other XGATE_* variables belong to tests and tools.
             _ => {}
         }
@@ -179,6 +185,7 @@ impl Config {
             ("crl_poll_secs", self.crl_poll_secs),
             ("inbox_page", self.inbox_page as u64),
             ("offer_ttl_secs", self.offer_ttl_secs),
+            ("cache_bytes", self.cache_bytes),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{name} must be at least 1")));

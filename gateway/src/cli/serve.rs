@@ -86,7 +86,7 @@ async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
     let tls = Arc::new(Tls::load(&pki_dir)?);
     let options = OpenOptions {
         origin: config.origin.clone(),
-        ..OpenOptions::default()
+        cache_bytes: config.cache_bytes,
     };
     let log = Arc::new(Log::create_or_open(&config.data_dir, &options)?);
     let limits = Limits {
