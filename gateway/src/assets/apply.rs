@@ -198,30 +198,12 @@ mod tests {
     //! The fold over a small in-memory state: each discrepancy type, no
     //! duplicate notices, and resolutions by a later count and by a transfer.
 
-    use std::collections::BTreeMap;
-
     use serde_json::json;
 
     use super::*;
     use crate::assets::reconcile::{Notice, NoticeEvent, Report as Reconciliation};
+    use crate::assets::replay::Memory;
     use crate::registry::AgencyId;
-
-    #[derive(Default)]
-    struct Memory(BTreeMap<Vec<u8>, Vec<u8>>);
-
-    impl StateRead for Memory {
-        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            Ok(self.0.get(key).cloned())
-        }
-        fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-            Ok(self
-                .0
-                .keys()
-                .filter(|k| k.starts_with(prefix))
-                .cloned()
-                .collect())
-        }
-    }
 
     struct World {
         state: Memory,
@@ -266,18 +248,13 @@ mod tests {
             };
             let mut batch = WriteBatch::new();
             let report = apply(&op, &ctx, Some(10_000), &self.state, &mut batch)?;
-            for (k, v) in batch.into_ops() {
-                if k.starts_with(state::NOTICE_PREFIX)
-                    && let Some(v) = &v
-                {
+            for (_, v) in batch.pending_with_prefix(state::NOTICE_PREFIX) {
+                if let Some(v) = v {
                     self.notices
                         .push(serde_json::from_slice(v).expect("notice"));
                 }
-                match v {
-                    Some(v) => self.state.0.insert(k, v),
-                    None => self.state.0.remove(&k),
-                };
             }
+            self.state.apply(batch);
             self.index += 1;
             Ok(report)
         }

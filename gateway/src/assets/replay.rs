@@ -65,9 +65,9 @@ impl Outcome {
     }
 }
 
-/// State built in memory by the replay.
-#[derive(Default)]
-struct Memory(BTreeMap<Vec<u8>, Vec<u8>>);
+/// State built in memory by the replay (and by the fold's unit tests).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Memory(pub(crate) BTreeMap<Vec<u8>, Vec<u8>>);
 
 impl StateRead for Memory {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -85,7 +85,8 @@ impl StateRead for Memory {
 }
 
 impl Memory {
-    fn apply(&mut self, batch: WriteBatch) {
+    /// Applies `batch` as the store would.
+    pub(crate) fn apply(&mut self, batch: WriteBatch) {
         for (k, v) in batch.into_ops() {
             match v {
                 Some(v) => self.0.insert(k, v),
