@@ -18,6 +18,8 @@
 //! inbox_page = 100                 # XGATE_INBOX_PAGE: most envelopes per inbox page
 //! cache_bytes = 134217728         # XGATE_CACHE_BYTES: sled page cache (asset reads and reconciliation)
 //! offer_ttl_secs = 259200          # XGATE_OFFER_TTL_SECS: how long a transfer offer stays open (72 h)
+//! max_grant_secs = 2592000         # XGATE_MAX_GRANT_SECS: caps every medical grant's lifetime (30 days)
+//! review_due_secs = 259200         # XGATE_REVIEW_DUE_SECS: a break-the-glass review is overdue after (72 h)
 //! ```
 //!
 //! `pki` and `policy` default to paths inside `data_dir` when not set.
@@ -64,6 +66,13 @@ pub struct Config {
     /// expiry is written into its log entry, so changing this affects new
     /// offers only.
     pub offer_ttl_secs: u64,
+    /// The longest a medical grant lasts, in seconds, whatever the policy
+    /// or an approval asks for. Each grant's expiry is written into its log
+    /// entry, so changing this affects new grants only.
+    pub max_grant_secs: u64,
+    /// How long after a break-the-glass grant its review falls due, in
+    /// seconds; later, it counts in the `xgate_reviews_overdue` metric.
+    pub review_due_secs: u64,
 }
 
 impl Default for Config {
@@ -84,6 +93,8 @@ impl Default for Config {
             inbox_page: 100,
             cache_bytes: 128 << 20,
             offer_ttl_secs: 72 * 3600,
+            max_grant_secs: 720 * 3600,
+            review_due_secs: 72 * 3600,
         }
     }
 }
@@ -170,6 +181,8 @@ impl Config {
             "XGATE_INBOX_PAGE" => self.inbox_page = parse(name, value)?,
             "XGATE_OFFER_TTL_SECS" => self.offer_ttl_secs = parse(name, value)?,
             "XGATE_CACHE_BYTES" => self.cache_bytes = parse(name, value)?,
+            "XGATE_MAX_GRANT_SECS" => self.max_grant_secs = parse(name, value)?,
+            "XGATE_REVIEW_DUE_SECS" => self.review_due_secs = parse(name, value)?,
             // Other XGATE_* variables belong to tests and tools.
             _ => {}
         }
@@ -186,6 +199,8 @@ impl Config {
             ("inbox_page", self.inbox_page as u64),
             ("offer_ttl_secs", self.offer_ttl_secs),
             ("cache_bytes", self.cache_bytes),
+            ("max_grant_secs", self.max_grant_secs),
+            ("review_due_secs", self.review_due_secs),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{name} must be at least 1")));

@@ -15,6 +15,10 @@
 //! through the log without the state store: `tag`, the asset's tag;
 //! `person`, the salted SHA-256 of the person the envelope names (never
 //! the identifier itself); and for an offer, `expires`, when it lapses.
+//! Medical envelopes add `purpose` (a request's HL7 ActReason code),
+//! `request` (the `jti` of the request an approval, response or review is
+//! about), a grant's `expires` and `uses`, and a review's `outcome`; a
+//! request's `person` is the salted hash of its subject reference.
 //! Absent fields are omitted, so `record.send` entries are unchanged.
 //!
 //! Never a body, never personal data: the envelope is represented by the
@@ -45,16 +49,29 @@ pub struct Entry<'a> {
     pub jti: &'a str,
     /// Envelope kind.
     pub kind: &'a str,
+    /// A review's outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'a str>,
     /// Salted SHA-256 (hex) of the person the envelope names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub person: Option<String>,
     /// Lowercase hex SHA-256 of the policy file in force.
     pub policy: &'a str,
+    /// A medical request's purpose of use (HL7 ActReason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<&'a str>,
+    /// The `jti` of the medical request an approval, response or review is
+    /// about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<&'a str>,
     /// The asset's tag.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<&'a str>,
     /// When the gateway accepted it, seconds since the epoch.
     pub time: i64,
+    /// How many responses a grant covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uses: Option<u32>,
     /// [`ENTRY_VERSION`].
     pub v: u32,
 }
@@ -71,10 +88,14 @@ impl<'a> Entry<'a> {
             iss: envelope.iss.as_str(),
             jti: &envelope.jti,
             kind: envelope.kind.as_str(),
+            outcome: None,
             person: None,
             policy,
+            purpose: None,
+            request: None,
             tag: None,
             time,
+            uses: None,
             v: ENTRY_VERSION,
         }
     }
@@ -90,6 +111,23 @@ impl<'a> Entry<'a> {
         self.tag = tag;
         self.person = person;
         self.expires = expires;
+        self
+    }
+
+    /// The same entry with a medical envelope's fields: a request's
+    /// purpose, the request an envelope is about, a grant's uses, a
+    /// review's outcome. A grant's expiry goes in `expires` ([`Entry::about`]).
+    pub fn medical(
+        mut self,
+        purpose: Option<&'a str>,
+        request: Option<&'a str>,
+        uses: Option<u32>,
+        outcome: Option<&'a str>,
+    ) -> Entry<'a> {
+        self.purpose = purpose;
+        self.request = request;
+        self.uses = uses;
+        self.outcome = outcome;
         self
     }
 
@@ -119,16 +157,28 @@ pub struct Logged {
     pub jti: String,
     /// Envelope kind.
     pub kind: String,
+    /// A review's outcome.
+    #[serde(default)]
+    pub outcome: Option<String>,
     /// Salted hash of the person named.
     #[serde(default)]
     pub person: Option<String>,
     /// Hash of the policy in force.
     pub policy: String,
+    /// A medical request's purpose of use.
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// The medical request an envelope is about.
+    #[serde(default)]
+    pub request: Option<String>,
     /// The asset's tag.
     #[serde(default)]
     pub tag: Option<String>,
     /// Acceptance time.
     pub time: i64,
+    /// How many responses a grant covers.
+    #[serde(default)]
+    pub uses: Option<u32>,
     /// Encoding version.
     pub v: u32,
 }
@@ -162,10 +212,14 @@ mod tests {
             iss: "state",
             jti: "j-1",
             kind: "record.send",
+            outcome: None,
             person: None,
             policy: "cd",
+            purpose: None,
+            request: None,
             tag: None,
             time: 1_764_259_200,
+            uses: None,
             v: 1,
         };
         let text = String::from_utf8(e.encode()).expect("utf-8");
@@ -197,10 +251,14 @@ mod tests {
             iss: "treasury",
             jti: "o-1",
             kind: "asset.transfer.offer",
+            outcome: None,
             person: None,
             policy: "cd",
+            purpose: None,
+            request: None,
             tag: None,
             time: 10,
+            uses: None,
             v: 1,
         }
         .about(Some("LAP-1"), Some("ef".repeat(32)), Some(20));
@@ -217,5 +275,46 @@ mod tests {
         assert_eq!(logged.tag.as_deref(), Some("LAP-1"));
         assert_eq!(logged.expires, Some(20));
         assert!(Logged::parse(b"{}").is_err());
+    }
+
+    #[test]
+    fn medical_fields_sort_into_place_and_read_back() {
+        let e = Entry {
+            aud: "hhs",
+            decision: "break-glass",
+            envelope: "ab".repeat(32),
+            expires: None,
+            iss: "state",
+            jti: "r-1",
+            kind: "medical.request",
+            outcome: None,
+            person: None,
+            policy: "cd",
+            purpose: None,
+            request: None,
+            tag: None,
+            time: 10,
+            uses: None,
+            v: 1,
+        }
+        .about(None, Some("ef".repeat(32)), Some(20))
+        .medical(Some("ETREAT"), Some("q-1"), Some(1), Some("appropriate"));
+        let text = String::from_utf8(e.encode()).expect("utf-8");
+        let keys: Vec<String> =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+                .expect("json")
+                .keys()
+                .cloned()
+                .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "{text}");
+        let logged = Logged::parse(text.as_bytes()).expect("parses");
+        assert_eq!(logged.purpose.as_deref(), Some("ETREAT"));
+        assert_eq!(logged.request.as_deref(), Some("q-1"));
+        assert_eq!(
+            (logged.uses, logged.outcome.as_deref()),
+            (Some(1), Some("appropriate"))
+        );
     }
 }

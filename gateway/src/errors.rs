@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::assets::apply::ApplyError;
 use crate::assets::custody::Refusal;
 use crate::envelope::Rejection;
+use crate::medical::apply as medical;
 
 /// Every error code the API returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,6 +56,21 @@ pub enum Code {
     /// 409: the asset has no open offer with that `jti` (never made,
     /// answered or expired).
     NoOpenOffer,
+    /// 403: no live grant covers this medical response (the sender was not
+    /// asked, or the request was never granted).
+    NoGrant,
+    /// 403: the grant for this medical request has expired.
+    GrantExpired,
+    /// 409: the grant for this medical request is used up.
+    GrantUsed,
+    /// 409: an approval for a request whose grant is still live.
+    GrantExists,
+    /// 409: this agency was already sent a medical request with this `jti`.
+    RequestExists,
+    /// 409: a review of a request that did not break the glass.
+    NotReviewable,
+    /// 409: the break-the-glass access was already reviewed.
+    AlreadyReviewed,
     /// 405: the path exists, the method does not.
     MethodNotAllowed,
     /// 503: the log cannot make anything durable right now.
@@ -88,6 +104,13 @@ impl Code {
             Code::NotHolder => "not_holder",
             Code::OfferPending => "offer_pending",
             Code::NoOpenOffer => "no_open_offer",
+            Code::NoGrant => "no_grant",
+            Code::GrantExpired => "grant_expired",
+            Code::GrantUsed => "grant_used",
+            Code::GrantExists => "grant_exists",
+            Code::RequestExists => "request_exists",
+            Code::NotReviewable => "not_reviewable",
+            Code::AlreadyReviewed => "already_reviewed",
             Code::MethodNotAllowed => "method_not_allowed",
             Code::StorageUnavailable => "storage_unavailable",
             Code::Unavailable => "unavailable",
@@ -102,13 +125,22 @@ impl Code {
                 StatusCode::BAD_REQUEST
             }
             Code::BadSignature | Code::Expired | Code::NotYetValid => StatusCode::UNAUTHORIZED,
-            Code::UnknownAgency | Code::IdentityMismatch | Code::PolicyDenied | Code::NotHolder => {
-                StatusCode::FORBIDDEN
-            }
+            Code::UnknownAgency
+            | Code::IdentityMismatch
+            | Code::PolicyDenied
+            | Code::NotHolder
+            | Code::NoGrant
+            | Code::GrantExpired => StatusCode::FORBIDDEN,
             Code::WrongAudience | Code::UnsupportedKind => StatusCode::UNPROCESSABLE_ENTITY,
-            Code::Replayed | Code::AssetExists | Code::OfferPending | Code::NoOpenOffer => {
-                StatusCode::CONFLICT
-            }
+            Code::Replayed
+            | Code::AssetExists
+            | Code::OfferPending
+            | Code::NoOpenOffer
+            | Code::GrantUsed
+            | Code::GrantExists
+            | Code::RequestExists
+            | Code::NotReviewable
+            | Code::AlreadyReviewed => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::NotFound => StatusCode::NOT_FOUND,
@@ -196,6 +228,34 @@ impl From<ApplyError> for ApiError {
         match e {
             ApplyError::Refused(r) => r.into(),
             ApplyError::Store(e) => xgate_ledger::Error::from(e).into(),
+        }
+    }
+}
+
+impl From<medical::Refusal> for ApiError {
+    fn from(r: medical::Refusal) -> ApiError {
+        use medical::Refusal as R;
+        let code = match &r {
+            R::RequestExists(_) => Code::RequestExists,
+            R::UnknownRequest(_) => Code::NotFound,
+            R::NoGrant(_) => Code::NoGrant,
+            R::GrantExpired => Code::GrantExpired,
+            R::GrantUsed => Code::GrantUsed,
+            R::GrantExists => Code::GrantExists,
+            R::NotReviewable => Code::NotReviewable,
+            R::AlreadyReviewed => Code::AlreadyReviewed,
+            R::WrongAudience(_) => Code::WrongAudience,
+            R::WrongKey => Code::Malformed,
+        };
+        ApiError::new(code, r.to_string())
+    }
+}
+
+impl From<medical::ApplyError> for ApiError {
+    fn from(e: medical::ApplyError) -> ApiError {
+        match e {
+            medical::ApplyError::Refused(r) => r.into(),
+            medical::ApplyError::Store(e) => xgate_ledger::Error::from(e).into(),
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum Kind {
     InventoryReport,
     /// A responder asks a holding agency for medical data.
     MedicalRequest,
+    /// The holding agency approves a request that did not break the glass.
+    MedicalApprove,
     /// The holding agency answers with an encrypted payload.
     MedicalResponse,
     /// A reviewer closes a break-the-glass grant.
@@ -28,8 +30,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Every kind, in the order DESIGN.md lists them.
-    pub const ALL: [Kind; 9] = [
+    /// Every kind, in the order DESIGN.md lists them (`medical.approve`
+    /// added by issue 5).
+    pub const ALL: [Kind; 10] = [
         Kind::RecordSend,
         Kind::AssetRegister,
         Kind::AssetTransferOffer,
@@ -37,6 +40,7 @@ impl Kind {
         Kind::AssetTransferReject,
         Kind::InventoryReport,
         Kind::MedicalRequest,
+        Kind::MedicalApprove,
         Kind::MedicalResponse,
         Kind::ReviewDecision,
     ];
@@ -51,6 +55,7 @@ impl Kind {
             Kind::AssetTransferReject => "asset.transfer.reject",
             Kind::InventoryReport => "inventory.report",
             Kind::MedicalRequest => "medical.request",
+            Kind::MedicalApprove => "medical.approve",
             Kind::MedicalResponse => "medical.response",
             Kind::ReviewDecision => "review.decision",
         }

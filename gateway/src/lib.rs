@@ -10,8 +10,12 @@
 //!   bindings and public JOSE keys.
 //! - [`policy`]: who may send which envelope kinds to whom, and when an
 //!   emergency request breaks the glass; deny by default, rules in `policies/`.
-//! - [`assets`]: asset custody rules, as a pure function of a record and an
-//!   envelope (issue 4, in progress).
+//! - [`pipeline`]: the stages an envelope goes through, in order; the
+//!   [`committer`] applies accepted envelopes in log order.
+//! - [`assets`]: asset custody and reconciliation, as one step of a fold.
+//! - [`medical`]: emergency medical requests, break-the-glass grants,
+//!   encrypted responses and reviews, as one step of the same fold;
+//!   [`recompute`] replays the fold over the log for auditors.
 //! - [`pki`]: the development PKI (`xgate certs`): CA, certificates, JOSE
 //!   keys, CRL and registry.
 //!
@@ -29,15 +33,18 @@ pub mod config;
 pub mod entry;
 pub mod envelope;
 pub mod errors;
+pub mod fields;
 pub mod http;
 pub mod inbox;
 pub mod kind;
 pub mod logview;
+pub mod medical;
 pub mod metrics;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;
 pub mod receipt;
+pub mod recompute;
 pub mod registry;
 pub mod replay;
 pub mod server;

@@ -36,6 +36,9 @@ pub struct Metrics {
     log_size: Gauge<i64, AtomicI64>,
     connections: Gauge<i64, AtomicI64>,
     replays: Counter,
+    break_glass: Counter,
+    reviews_pending: Gauge<i64, AtomicI64>,
+    reviews_overdue: Gauge<i64, AtomicI64>,
 }
 
 impl Metrics {
@@ -49,6 +52,9 @@ impl Metrics {
         let log_size_gauge = Gauge::<i64, AtomicI64>::default();
         let connections = Gauge::<i64, AtomicI64>::default();
         let replays = Counter::default();
+        let break_glass = Counter::default();
+        let reviews_pending = Gauge::<i64, AtomicI64>::default();
+        let reviews_overdue = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "envelopes",
             "Envelopes submitted, by kind and outcome",
@@ -75,6 +81,21 @@ impl Metrics {
             "Envelopes refused because their jti was used before",
             replays.clone(),
         );
+        registry.register(
+            "break_glass_grants",
+            "Medical requests granted at once as break-the-glass access",
+            break_glass.clone(),
+        );
+        registry.register(
+            "reviews_pending",
+            "Break-the-glass grants awaiting review",
+            reviews_pending.clone(),
+        );
+        registry.register(
+            "reviews_overdue",
+            "Break-the-glass grants whose review is past due",
+            reviews_overdue.clone(),
+        );
         log_size_gauge.set(i64::try_from(log_size).unwrap_or(i64::MAX));
         Metrics {
             registry,
@@ -84,6 +105,9 @@ impl Metrics {
             log_size: log_size_gauge,
             connections,
             replays,
+            break_glass,
+            reviews_pending,
+            reviews_overdue,
         }
     }
 
@@ -117,6 +141,19 @@ impl Metrics {
     /// Counts a replayed `jti`.
     pub fn replay_attempt(&self) {
         self.replays.inc();
+    }
+
+    /// A medical request was granted as break-the-glass access.
+    pub fn break_glass(&self) {
+        self.break_glass.inc();
+    }
+
+    /// The review queue's length, and how much of it is past due.
+    pub fn reviews(&self, pending: u64, overdue: u64) {
+        self.reviews_pending
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.reviews_overdue
+            .set(i64::try_from(overdue).unwrap_or(i64::MAX));
     }
 
     /// A connection opened (`+1`) or closed (`-1`).

@@ -23,6 +23,8 @@ use crate::assets::apply::{self, Op};
 use crate::assets::custody::{self, DEFAULT_OFFER_TTL};
 use crate::assets::state as asset_state;
 use crate::committer::{Committer, Prepare};
+use crate::medical::apply::{self as medical, Terms};
+use crate::medical::model::Purpose;
 
 use crate::entry::Entry;
 use crate::envelope::{self, Envelope, Limits, Verifiers};
@@ -35,16 +37,36 @@ use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
 use crate::replay;
 
-/// Kinds this gateway handles end to end; the others are refused with
-/// `unsupported_kind` until their issues land.
-pub const SUPPORTED_KINDS: [Kind; 6] = [
-    Kind::RecordSend,
-    Kind::AssetRegister,
-    Kind::AssetTransferOffer,
-    Kind::AssetTransferAccept,
-    Kind::AssetTransferReject,
-    Kind::InventoryReport,
-];
+/// Default lifetime of a grant a holder approves without saying (hours).
+pub const DEFAULT_APPROVAL_HOURS: u32 = 24;
+
+/// The gateway's medical time limits, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Medical {
+    /// The longest any grant lasts, whatever the policy or an approval says.
+    pub max_grant: i64,
+    /// How long after a break-the-glass grant its review falls due.
+    pub review_due: i64,
+}
+
+impl Default for Medical {
+    fn default() -> Medical {
+        Medical {
+            max_grant: 720 * 3600,
+            review_due: 72 * 3600,
+        }
+    }
+}
+
+/// What the kind stage made of an envelope's body.
+enum Body {
+    /// `record.send`: carried as is.
+    Record,
+    /// An asset kind.
+    Asset(Op),
+    /// A medical kind.
+    Medical(medical::Op),
+}
 
 /// What `POST /v1/envelopes` answers for an accepted envelope: the receipt,
 /// and for an inventory report the id of its reconciliation report.
@@ -75,6 +97,8 @@ pub struct Gateway {
     offer_ttl: i64,
     /// Salt of the person hashes in log entries.
     salt: [u8; 32],
+    /// Grant and review time limits.
+    medical: Medical,
 }
 
 impl Gateway {
@@ -108,6 +132,7 @@ impl Gateway {
             metrics,
             offer_ttl: DEFAULT_OFFER_TTL,
             salt,
+            medical: Medical::default(),
         })
     }
 
@@ -116,6 +141,29 @@ impl Gateway {
     pub fn with_offer_ttl(mut self, seconds: i64) -> Gateway {
         self.offer_ttl = seconds;
         self
+    }
+
+    /// The same gateway with these grant and review limits.
+    #[must_use]
+    pub fn with_medical_times(mut self, medical: Medical) -> Gateway {
+        self.medical = medical;
+        self
+    }
+
+    /// How long after a break-the-glass grant its review falls due.
+    pub fn review_due(&self) -> i64 {
+        self.medical.review_due
+    }
+
+    /// Sets the review-queue gauges from the store, for a `/metrics` scrape.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub fn refresh_review_metrics(&self) -> Result<(), xgate_ledger::StoreError> {
+        let (pending, overdue) =
+            crate::medical::query::review_counts(self.log.store(), unix_now(), self.review_due())?;
+        self.metrics.reviews(pending, overdue);
+        Ok(())
     }
 
     /// The log's size after each durable commit.
@@ -179,32 +227,59 @@ impl Gateway {
             now,
         )?;
         *kind = Some(envelope.kind);
-        let op = self.body(&envelope)?;
+        let body = self.body(&envelope)?;
         let policy = self.policy();
         let no_attributes = Default::default();
+        let (purpose, attributes) = match &body {
+            Body::Medical(medical::Op::Request(r)) => (Some(r.purpose), r.attributes()),
+            _ => (None, no_attributes),
+        };
         let decision = policy.evaluate(&Request {
             sender: &envelope.iss,
             recipient: &envelope.aud,
             kind: envelope.kind,
-            purpose: None,
-            attributes: &no_attributes,
+            purpose: purpose.map(Purpose::as_str),
+            attributes: &attributes,
         });
-        let decision = match decision {
-            Decision::Allow { .. } => "allow",
-            Decision::Deny { reason } => return Err(ApiError::new(Code::PolicyDenied, reason)),
-            // Only medical requests are break-the-glass, and they are not
-            // handled yet; never let one through as a plain allow.
-            Decision::BreakGlass { .. } => {
+        let (decision, terms) = match (decision, &body) {
+            (Decision::Deny { reason }, _) => {
+                return Err(ApiError::new(Code::PolicyDenied, reason));
+            }
+            (Decision::BreakGlass { grant, .. }, Body::Medical(medical::Op::Request(_))) => {
+                let ttl = i64::try_from(grant.ttl.as_secs()).unwrap_or(i64::MAX);
+                let terms = Terms {
+                    expires: now.saturating_add(ttl.min(self.medical.max_grant)),
+                    uses: grant.uses,
+                };
+                ("break-glass", Some(terms))
+            }
+            // Only a medical request can break the glass; never let
+            // another kind through as a plain allow.
+            (Decision::BreakGlass { .. }, _) => {
                 return Err(ApiError::new(
                     Code::PolicyDenied,
                     "break-the-glass access is not available for this kind",
                 ));
             }
+            (Decision::Allow { .. }, Body::Medical(medical::Op::Approve(a))) => {
+                let hours = a.ttl_hours.unwrap_or(DEFAULT_APPROVAL_HOURS);
+                let ttl = i64::from(hours) * 3600;
+                let terms = Terms {
+                    expires: now.saturating_add(ttl.min(self.medical.max_grant)),
+                    uses: a.uses.unwrap_or(1),
+                };
+                ("allow", Some(terms))
+            }
+            (Decision::Allow { .. }, _) => ("allow", None),
         };
-        let report = matches!(op, Some(Op::Report(_)));
+        let report = matches!(body, Body::Asset(Op::Report(_)));
         let receipt = self
-            .append(&envelope, op, &policy.hash_hex(), decision, now)
+            .append(&envelope, body, terms, &policy.hash_hex(), decision, now)
             .await?;
+        if decision == "break-glass" {
+            self.metrics.break_glass();
+            tracing::warn!(agency = %envelope.iss, holder = %envelope.aud, log_index = receipt.log_index, "break-the-glass grant");
+        }
         Ok(Accepted {
             reconciliation_id: report.then(|| receipt.log_index.to_string()),
             receipt,
@@ -212,14 +287,15 @@ impl Gateway {
     }
 
     /// The kind's own checks of the envelope: its body, parsed (an asset
-    /// kind) or carried as is (`record.send`), and who it may be addressed to.
-    fn body(&self, envelope: &Envelope) -> Result<Option<Op>, ApiError> {
-        if !SUPPORTED_KINDS.contains(&envelope.kind) {
-            return Err(ApiError::new(
-                Code::UnsupportedKind,
-                format!("kind {} is not handled by this gateway yet", envelope.kind),
-            ));
-        }
+    /// or medical kind) or carried as is (`record.send`), and who a record
+    /// may be addressed to.
+    fn body(&self, envelope: &Envelope) -> Result<Body, ApiError> {
+        let malformed = |m| {
+            ApiError::new(
+                Code::Malformed,
+                format!("the body of {} is not valid: {m}", envelope.kind),
+            )
+        };
         if envelope.kind == Kind::RecordSend {
             if envelope.aud == envelope.iss {
                 return Err(ApiError::new(
@@ -227,14 +303,18 @@ impl Gateway {
                     "aud is the sender itself; a record is sent to another agency",
                 ));
             }
-            return Ok(None);
+            return Ok(Body::Record);
         }
-        Op::parse(envelope.kind, &envelope.body).map_err(|m| {
-            ApiError::new(
-                Code::Malformed,
-                format!("the body of {} is not valid: {m}", envelope.kind),
-            )
-        })
+        if let Some(op) = Op::parse(envelope.kind, &envelope.body).map_err(malformed)? {
+            return Ok(Body::Asset(op));
+        }
+        if let Some(op) = medical::Op::parse(envelope.kind, &envelope.body).map_err(malformed)? {
+            return Ok(Body::Medical(op));
+        }
+        Err(ApiError::new(
+            Code::UnsupportedKind,
+            format!("kind {} is not handled by this gateway", envelope.kind),
+        ))
     }
 
     /// Appends the envelope's entry with its inbox, replay and state
@@ -244,19 +324,14 @@ impl Gateway {
     async fn append(
         &self,
         envelope: &Envelope,
-        op: Option<Op>,
+        body: Body,
+        terms: Option<Terms>,
         policy: &str,
         decision: &str,
         now: i64,
     ) -> Result<Receipt, ApiError> {
-        let expires = matches!(op, Some(Op::Offer(_))).then(|| now.saturating_add(self.offer_ttl));
-        let person = op
-            .as_ref()
-            .and_then(Op::person)
-            .map(|p| asset_state::person_hash(&self.salt, p));
-        let entry = Entry::of(envelope, policy, decision, now)
-            .about(op.as_ref().and_then(Op::tag), person, expires)
-            .encode();
+        let expires = self.offer_expiry(&body, now);
+        let entry = self.entry(envelope, &body, terms, policy, decision, now);
         let keep_until = u64::try_from(envelope.exp.saturating_add(self.limits.skew)).unwrap_or(0);
         let stored = envelope.clone();
         let started = std::time::Instant::now();
@@ -270,17 +345,21 @@ impl Gateway {
                 ));
             }
             let mut batch = WriteBatch::new();
-            if let Some(op) = &op {
-                let id = stored.id();
-                let ctx = custody::Context {
-                    sender: &stored.iss,
-                    recipient: &stored.aud,
-                    jti: &stored.jti,
-                    envelope: &id,
-                    time: now,
-                    log_index: index,
-                };
-                apply::apply(op, &ctx, expires, view, &mut batch)?;
+            let id = stored.id();
+            let ctx = custody::Context {
+                sender: &stored.iss,
+                recipient: &stored.aud,
+                jti: &stored.jti,
+                envelope: &id,
+                time: now,
+                log_index: index,
+            };
+            match &body {
+                Body::Record => {}
+                Body::Asset(op) => apply::apply(op, &ctx, expires, view, &mut batch).map(drop)?,
+                Body::Medical(op) => medical::apply(op, &ctx, terms, view, &mut batch)?,
+            }
+            if !matches!(body, Body::Record) {
                 // Kept for `xgate audit replay`, which recomputes the state.
                 batch.put(
                     asset_state::envelope_key(index),
@@ -307,6 +386,46 @@ impl Gateway {
             index,
             &checkpoint,
         )?)
+    }
+
+    /// The log entry of an envelope: its metadata, and the fields of its
+    /// kind (never a body, never personal data: a person is a salted hash).
+    fn entry(
+        &self,
+        envelope: &Envelope,
+        body: &Body,
+        terms: Option<Terms>,
+        policy: &str,
+        decision: &str,
+        now: i64,
+    ) -> Vec<u8> {
+        let hash = |p: &str| asset_state::person_hash(&self.salt, p);
+        let entry = Entry::of(envelope, policy, decision, now);
+        match body {
+            Body::Record => entry.encode(),
+            Body::Asset(op) => {
+                let expires = self.offer_expiry(body, now);
+                entry
+                    .about(op.tag(), op.person().map(hash), expires)
+                    .encode()
+            }
+            Body::Medical(op) => {
+                let (purpose, outcome) = match op {
+                    medical::Op::Request(r) => (Some(r.purpose.as_str()), None),
+                    medical::Op::Review(r) => (None, Some(r.outcome.as_str())),
+                    _ => (None, None),
+                };
+                entry
+                    .about(None, op.subject().map(hash), terms.map(|t| t.expires))
+                    .medical(purpose, op.request(), terms.map(|t| t.uses), outcome)
+                    .encode()
+            }
+        }
+    }
+
+    /// When an offer made now lapses; `None` for any other body.
+    fn offer_expiry(&self, body: &Body, now: i64) -> Option<i64> {
+        matches!(body, Body::Asset(Op::Offer(_))).then(|| now.saturating_add(self.offer_ttl))
     }
 
     /// Drops replay ids past their keep-until time.

@@ -202,7 +202,7 @@ mod tests {
 
     use super::*;
     use crate::assets::reconcile::{Notice, NoticeEvent, Report as Reconciliation};
-    use crate::assets::replay::Memory;
+    use crate::recompute::Memory;
     use crate::registry::AgencyId;
 
     struct World {

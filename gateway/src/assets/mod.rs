@@ -19,5 +19,4 @@ pub mod custody;
 pub mod model;
 pub mod query;
 pub mod reconcile;
-pub mod replay;
 pub mod state;

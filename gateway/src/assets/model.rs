@@ -15,10 +15,10 @@
 //! person identifiers are opaque, 1-128 characters, and personal data:
 //! they stay in the state store and never reach the log.
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::fields::{self, from_map};
 use crate::registry::AgencyId;
 
 /// Longest tag.
@@ -185,57 +185,20 @@ impl Body for Report {
     }
 }
 
-fn from_map<T: DeserializeOwned>(body: &Map<String, Value>) -> Result<T, String> {
-    // The error names the field by its path; values are never quoted back
-    // (they may be personal data), so serde's own message is kept only
-    // where it names fields (missing, unknown) rather than values.
-    serde_path_to_error::deserialize(Value::Object(body.clone())).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.inner().to_string();
-        if message.starts_with("missing field") || message.starts_with("unknown field") {
-            if path == "." {
-                message
-            } else {
-                format!("{path}: {message}")
-            }
-        } else {
-            format!("{path} has the wrong type or value")
-        }
-    })
-}
-
 /// Checks a tag's alphabet and length; the error names `field`.
 ///
 /// # Errors
 /// A message naming `field`.
 pub fn check_tag(value: &str, field: &str) -> Result<(), String> {
-    let ok = !value.is_empty()
-        && value.len() <= MAX_TAG
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    ok.then_some(())
-        .ok_or_else(|| format!("{field} must be 1-{MAX_TAG} letters, digits, '-', '_', '.' or ':'"))
+    fields::token(value, field, MAX_TAG)
 }
 
 fn text(value: &str, field: &str) -> Result<(), String> {
-    bounded(value, field, MAX_TEXT)
+    fields::bounded(value, field, MAX_TEXT)
 }
 
 fn person(value: &str, field: &str) -> Result<(), String> {
-    bounded(value, field, MAX_PERSON)
-}
-
-fn bounded(value: &str, field: &str, max: usize) -> Result<(), String> {
-    // No control characters: values are shown to people and the state
-    // store separates key parts with NUL.
-    if value.trim().is_empty() || value.chars().count() > max || value.chars().any(char::is_control)
-    {
-        return Err(format!(
-            "{field} must be 1-{max} characters, none of them control characters"
-        ));
-    }
-    Ok(())
+    fields::bounded(value, field, MAX_PERSON)
 }
 
 #[cfg(test)]

@@ -85,7 +85,7 @@ impl<S: Store> StateRead for Stored<'_, S> {
     }
 }
 
-fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut k = prefix.to_vec();
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
@@ -96,7 +96,7 @@ fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-fn index_key(prefix: &[u8], index: u64) -> Vec<u8> {
+pub(crate) fn index_key(prefix: &[u8], index: u64) -> Vec<u8> {
     key(prefix, &[&index.to_be_bytes()])
 }
 
@@ -321,7 +321,7 @@ pub fn person_hash(salt: &[u8; 32], person: &str) -> String {
     hex::encode(h.finalize())
 }
 
-fn corrupt(key: &[u8]) -> StoreError {
+pub(crate) fn corrupt(key: &[u8]) -> StoreError {
     StoreError(format!(
         "corrupt asset state record under {}",
         String::from_utf8_lossy(key.get(..2).unwrap_or(key))

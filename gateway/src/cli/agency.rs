@@ -21,14 +21,11 @@ use http::{Method, StatusCode};
 use serde_json::{Map, Value};
 
 use super::error::Error;
-use crate::client::{Client, EnvelopeSigner, Protocol, Reply};
-use crate::envelope::{self, Limits, Verifiers};
+use super::session::{LIFETIME_SECS, delivered_body, emit, expect, runtime};
+use crate::client::{Client, EnvelopeSigner, Protocol};
 use crate::http::JOSE;
 use crate::pki::REGISTRY;
 use crate::registry::{AgencyId, Registry};
-
-/// How long a sent envelope is valid.
-const LIFETIME_SECS: i64 = 120;
 
 /// Arguments of `xgate send`.
 #[derive(Debug, Args)]
@@ -109,7 +106,6 @@ impl InboxArgs {
     /// signature does not check out against the registry.
     pub fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
         let registry = Registry::load(&self.pki.join(REGISTRY))?;
-        let verifiers = Verifiers::from_registry(&registry).map_err(Error::Request)?;
         let mut client =
             Client::for_agency(&self.pki, &self.agency, &self.gateway, Protocol::Auto)?;
         let runtime = runtime()?;
@@ -125,7 +121,7 @@ impl InboxArgs {
                 .map_err(|_| Error::Request("the gateway's inbox page is not JSON".into()))?;
             let items = page["envelopes"].as_array().cloned().unwrap_or_default();
             for mut item in items {
-                let body = self.checked_body(&item, &verifiers, &registry)?;
+                let body = self.checked_body(&item, &registry)?;
                 item["body"] = Value::Object(body);
                 let line = serde_json::to_vec(&item)
                     .map_err(|e| Error::Stdout(std::io::Error::other(e)))?;
@@ -146,67 +142,13 @@ impl InboxArgs {
     }
 
     /// The envelope's body, after checking its signature with the sender's
-    /// registered key (time limits do not apply to delivered envelopes).
-    fn checked_body(
-        &self,
-        item: &Value,
-        verifiers: &Verifiers,
-        registry: &Registry,
-    ) -> Result<Map<String, Value>, Error> {
+    /// registered key.
+    fn checked_body(&self, item: &Value, registry: &Registry) -> Result<Map<String, Value>, Error> {
         let from: AgencyId = item["from"]
             .as_str()
             .and_then(|f| f.parse().ok())
             .ok_or_else(|| Error::Request("an inbox item names no valid sender".into()))?;
         let jws = item["jws"].as_str().unwrap_or_default();
-        let unlimited = Limits {
-            max_lifetime: i64::MAX,
-            skew: i64::MAX,
-        };
-        let opened = envelope::open(jws.as_bytes(), &from, verifiers, registry, unlimited, 0)
-            .map_err(|e| {
-                Error::Request(format!(
-                    "envelope {} from {from} does not check out: {e}",
-                    item["id"].as_str().unwrap_or("?")
-                ))
-            })?;
-        if opened.aud != self.agency {
-            return Err(Error::Request(format!(
-                "envelope {} is addressed to {}, not {}",
-                opened.id(),
-                opened.aud,
-                self.agency
-            )));
-        }
-        Ok(opened.body)
+        delivered_body(jws, &from, &self.agency, registry)
     }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Request(format!("cannot start the runtime: {e}")))
-}
-
-/// Turns a response other than `want` into the gateway's refusal.
-fn expect(reply: &Reply, want: StatusCode) -> Result<(), Error> {
-    if reply.status == want {
-        return Ok(());
-    }
-    let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-    let code = body["error"]["code"].as_str().unwrap_or("unknown");
-    let message = body["error"]["message"].as_str().unwrap_or("no message");
-    Err(Error::Refused {
-        status: reply.status.as_u16(),
-        code: code.to_owned(),
-        message: message.to_owned(),
-    })
-}
-
-fn emit(stdout: &mut dyn Write, bytes: &[u8]) -> Result<(), Error> {
-    stdout
-        .write_all(bytes)
-        .and_then(|()| stdout.write_all(b"\n"))
-        .and_then(|()| stdout.flush())
-        .map_err(Error::Stdout)
 }

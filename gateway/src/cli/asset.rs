@@ -31,37 +31,16 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use http::{Method, StatusCode};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::error::Error;
+use super::session::{Connection, Session, emit, emit_json, parse};
 use super::values::non_negative;
 use crate::assets::model::{Answer, Body, Holder, Offer, Register, Report};
-use crate::client::{Client, EnvelopeSigner, Protocol, Reply, random_jti};
-use crate::http::JOSE;
 use crate::kind::Kind;
 use crate::receipt::Receipt;
 use crate::registry::AgencyId;
-
-/// How long a sent envelope is valid, as for `xgate send`.
-const LIFETIME_SECS: i64 = 120;
-
-/// The gateway connection every command here shares: the flags of
-/// `xgate send`.
-#[derive(Debug, Args)]
-pub struct Connection {
-    /// PKI directory holding the agency's keys (`xgate certs init`).
-    #[arg(long, value_name = "DIR")]
-    pub pki: PathBuf,
-    /// The agency acting.
-    #[arg(long = "as", value_name = "ID")]
-    pub agency: AgencyId,
-    /// The gateway, as https://host:port.
-    #[arg(long, value_name = "URL")]
-    pub gateway: String,
-}
 
 /// The `xgate asset` subcommands.
 #[derive(Debug, Subcommand)]
@@ -310,7 +289,7 @@ impl RegisterArgs {
         let map = checked(kind, &body)?;
         let mut session = Session::open(&self.conn)?;
         let aud = self.conn.agency.clone();
-        let out = session.submit(&aud, kind, map, self.jti, Some(body.tag))?;
+        let out = submit(&mut session, &aud, kind, map, self.jti, Some(body.tag))?;
         emit_json(stdout, &out)
     }
 }
@@ -328,7 +307,7 @@ impl OfferArgs {
         let kind = Kind::AssetTransferOffer;
         let map = checked(kind, &body)?;
         let mut session = Session::open(&self.conn)?;
-        let out = session.submit(&self.to, kind, map, self.jti, Some(body.tag))?;
+        let out = submit(&mut session, &self.to, kind, map, self.jti, Some(body.tag))?;
         emit_json(stdout, &out)
     }
 }
@@ -351,9 +330,9 @@ impl AnswerArgs {
         let mut session = Session::open(&self.conn)?;
         let aud = match self.from {
             Some(from) => from,
-            None => session.holder(&body.tag)?,
+            None => holder(&mut session, &body.tag)?,
         };
-        let out = session.submit(&aud, kind, map, self.jti, Some(body.tag))?;
+        let out = submit(&mut session, &aud, kind, map, self.jti, Some(body.tag))?;
         emit_json(stdout, &out)
     }
 }
@@ -450,7 +429,14 @@ impl ReportArgs {
         })?;
         let mut session = Session::open(&self.conn)?;
         let aud = self.conn.agency.clone();
-        let out = session.submit(&aud, Kind::InventoryReport, map, self.jti, None)?;
+        let out = submit(
+            &mut session,
+            &aud,
+            Kind::InventoryReport,
+            map,
+            self.jti,
+            None,
+        )?;
         emit_json(stdout, &out)?;
         if self.show {
             let id = out.reconciliation_id.as_deref().ok_or_else(|| {
@@ -480,96 +466,50 @@ struct Submitted {
     reconciliation_id: Option<String>,
 }
 
-/// One agency's connection to the gateway, and the runtime driving it.
-struct Session<'a> {
-    conn: &'a Connection,
-    client: Client,
-    runtime: tokio::runtime::Runtime,
+/// Signs `body` as an envelope of `kind` to `aud`, submits it and says
+/// what was made of it.
+fn submit(
+    session: &mut Session<'_>,
+    aud: &AgencyId,
+    kind: Kind,
+    body: Map<String, Value>,
+    jti: Option<String>,
+    tag: Option<String>,
+) -> Result<Submitted, Error> {
+    let (jti, mut created) = session.submit(aud, kind, body, jti)?;
+    let reconciliation_id = match created.remove("reconciliation_id") {
+        None => None,
+        Some(Value::String(id)) => Some(id),
+        Some(_) => {
+            return Err(Error::Request(
+                "the gateway's reconciliation_id is not a string".into(),
+            ));
+        }
+    };
+    let receipt: Receipt = serde_json::from_value(Value::Object(created))
+        .map_err(|e| Error::Request(format!("the gateway's answer is not a receipt: {e}")))?;
+    Ok(Submitted {
+        kind: kind.as_str(),
+        jti,
+        tag,
+        receipt,
+        reconciliation_id,
+    })
 }
 
-impl<'a> Session<'a> {
-    fn open(conn: &'a Connection) -> Result<Session<'a>, Error> {
-        let client = Client::for_agency(&conn.pki, &conn.agency, &conn.gateway, Protocol::Auto)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Request(format!("cannot start the runtime: {e}")))?;
-        Ok(Session {
-            conn,
-            client,
-            runtime,
-        })
-    }
-
-    /// GETs `path`, which must answer 200.
-    fn get(&mut self, path: &str) -> Result<Reply, Error> {
-        let reply =
-            self.runtime
-                .block_on(self.client.request(Method::GET, path, None, Vec::new()))?;
-        expect(&reply, StatusCode::OK)?;
-        Ok(reply)
-    }
-
-    /// The agency holding `tag`, as the gateway shows it to this agency.
-    fn holder(&mut self, tag: &str) -> Result<AgencyId, Error> {
-        check_tag(tag)?;
-        let reply = self.get(&format!("/v1/assets/{tag}")).map_err(|e| {
-            Error::Request(format!(
-                "cannot find who offered asset {tag} (give --from): {e}"
-            ))
-        })?;
-        let view: Value = parse(&reply, "asset")?;
-        view["holder"]["agency"]
-            .as_str()
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| Error::Request("the gateway's asset names no holder agency".into()))
-    }
-
-    /// Signs `body` as an envelope of `kind` to `aud` and submits it.
-    fn submit(
-        &mut self,
-        aud: &AgencyId,
-        kind: Kind,
-        body: Map<String, Value>,
-        jti: Option<String>,
-        tag: Option<String>,
-    ) -> Result<Submitted, Error> {
-        let signer = EnvelopeSigner::for_agency(&self.conn.pki, &self.conn.agency)?;
-        // Chosen here rather than by the signer, so it can be printed.
-        let jti = match jti {
-            Some(j) => j,
-            None => random_jti().map_err(Error::Request)?,
-        };
-        let jws = signer
-            .sign(aud, kind.as_str(), body, LIFETIME_SECS, Some(jti.clone()))
-            .map_err(Error::Request)?;
-        let reply = self.runtime.block_on(self.client.request(
-            Method::POST,
-            "/v1/envelopes",
-            Some(JOSE),
-            jws.into_bytes(),
-        ))?;
-        expect(&reply, StatusCode::CREATED)?;
-        let mut created: Map<String, Value> = parse(&reply, "receipt")?;
-        let reconciliation_id = match created.remove("reconciliation_id") {
-            None => None,
-            Some(Value::String(id)) => Some(id),
-            Some(_) => {
-                return Err(Error::Request(
-                    "the gateway's reconciliation_id is not a string".into(),
-                ));
-            }
-        };
-        let receipt: Receipt = serde_json::from_value(Value::Object(created))
-            .map_err(|e| Error::Request(format!("the gateway's answer is not a receipt: {e}")))?;
-        Ok(Submitted {
-            kind: kind.as_str(),
-            jti,
-            tag,
-            receipt,
-            reconciliation_id,
-        })
-    }
+/// The agency holding `tag`, as the gateway shows it to this agency.
+fn holder(session: &mut Session<'_>, tag: &str) -> Result<AgencyId, Error> {
+    check_tag(tag)?;
+    let reply = session.get(&format!("/v1/assets/{tag}")).map_err(|e| {
+        Error::Request(format!(
+            "cannot find who offered asset {tag} (give --from): {e}"
+        ))
+    })?;
+    let view: Value = parse(&reply, "asset")?;
+    view["holder"]["agency"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| Error::Request("the gateway's asset names no holder agency".into()))
 }
 
 /// `body` as a JSON object, after the field checks the gateway runs on it.
@@ -591,44 +531,6 @@ fn checked<T: Serialize + Body>(kind: Kind, body: &T) -> Result<Map<String, Valu
 /// Refuses a tag no asset can have; it also goes into a URL path.
 fn check_tag(tag: &str) -> Result<(), Error> {
     crate::assets::model::check_tag(tag, "a tag").map_err(Error::Request)
-}
-
-/// Turns a response other than `want` into the gateway's refusal.
-fn expect(reply: &Reply, want: StatusCode) -> Result<(), Error> {
-    if reply.status == want {
-        return Ok(());
-    }
-    let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-    Err(Error::Refused {
-        status: reply.status.as_u16(),
-        code: body["error"]["code"]
-            .as_str()
-            .unwrap_or("unknown")
-            .to_owned(),
-        message: body["error"]["message"]
-            .as_str()
-            .unwrap_or("no message")
-            .to_owned(),
-    })
-}
-
-/// The reply's JSON body as a `T`; `what` names it in the error.
-fn parse<T: DeserializeOwned>(reply: &Reply, what: &str) -> Result<T, Error> {
-    serde_json::from_slice(&reply.body)
-        .map_err(|_| Error::Request(format!("the gateway's {what} is not the JSON expected")))
-}
-
-fn emit_json<T: Serialize>(stdout: &mut dyn Write, value: &T) -> Result<(), Error> {
-    let line = serde_json::to_vec(value).map_err(|e| Error::Stdout(std::io::Error::other(e)))?;
-    emit(stdout, &line)
-}
-
-fn emit(stdout: &mut dyn Write, bytes: &[u8]) -> Result<(), Error> {
-    stdout
-        .write_all(bytes)
-        .and_then(|()| stdout.write_all(b"\n"))
-        .and_then(|()| stdout.flush())
-        .map_err(Error::Stdout)
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@
 //! `ok: envelope ID is entry I of ORIGIN at tree size N`, or exit 1 naming
 //! the first thing that does not check out.
 //!
-//! `replay` recomputes the asset state from the logged envelopes
-//! ([`crate::assets::replay`]) and compares it with the stored state: exit
+//! `replay` recomputes the asset and medical state from the logged envelopes
+//! ([`crate::recompute`]) and compares it with the stored state: exit
 //! 0 and one `ok:` line, or one line per difference (at most 50, by key,
 //! never by value) and exit 1. The gateway must be stopped (the data
 //! directory is locked while it runs). Signatures are checked against
@@ -26,8 +26,8 @@ use clap::{Args, Subcommand};
 use xgate_ledger::NoteVerifier;
 
 use super::error::Error;
-use crate::assets::replay;
 use crate::receipt::Receipt;
+use crate::recompute;
 use crate::registry::Registry;
 
 /// The `xgate audit` subcommands.
@@ -125,7 +125,7 @@ fn run_replay(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         .map_err(|e| Error::Request(e.to_string()))?;
     let log =
         xgate_ledger::Log::open_existing(&args.data_dir, &xgate_ledger::OpenOptions::default())?;
-    let outcome = replay::replay(&log, registry.as_ref())?;
+    let outcome = recompute::replay(&log, registry.as_ref())?;
     let signatures = match &registry_path {
         Some(p) => format!("signatures checked against {}", p.display()),
         None => "signatures not checked (no registry)".to_owned(),
@@ -133,7 +133,7 @@ fn run_replay(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     if outcome.is_clean() {
         return writeln!(
             stdout,
-            "ok: replayed {} entries ({} asset envelopes, {signatures}); the stored asset state equals the recomputed state ({} keys)",
+            "ok: replayed {} entries ({} asset and medical envelopes, {signatures}); the stored state equals the recomputed state ({} keys)",
             outcome.entries, outcome.applied, outcome.keys
         )
         .map_err(Error::Stdout);
@@ -142,7 +142,7 @@ fn run_replay(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         writeln!(stdout, "difference: {d}").map_err(Error::Stdout)?;
     }
     Err(Error::Request(format!(
-        "the stored asset state differs from the replay of {} entries in {} places",
+        "the stored state differs from the replay of {} entries in {} places",
         outcome.entries, outcome.difference_count
     )))
 }

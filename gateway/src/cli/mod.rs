@@ -18,7 +18,9 @@ pub mod audit;
 pub mod certs;
 pub mod error;
 pub mod log;
+pub mod medical;
 pub mod serve;
+pub mod session;
 mod values;
 
 use std::ffi::OsString;
@@ -79,6 +81,13 @@ pub enum Command {
         #[command(subcommand)]
         command: asset::InventoryCommand,
     },
+    /// Request, answer, open and review emergency medical data.
+    #[command(arg_required_else_help = false)]
+    Medical {
+        /// What to do.
+        #[command(subcommand)]
+        command: medical::MedicalCommand,
+    },
     /// Verify receipts offline.
     #[command(arg_required_else_help = false)]
     Audit {
@@ -104,6 +113,7 @@ impl Cli {
             Command::Audit { command } => command.run(stdout),
             Command::Asset { command } => command.run(stdout),
             Command::Inventory { command } => command.run(stdin, stdout),
+            Command::Medical { command } => command.run(stdout),
         }
     }
 }

@@ -20,7 +20,7 @@ use super::error::Error;
 use crate::config::Config;
 use crate::envelope::Limits;
 use crate::http::Context;
-use crate::pipeline::Gateway;
+use crate::pipeline::{Gateway, Medical};
 use crate::pki::{self, REGISTRY, SAMPLE_AGENCIES, SAMPLE_AUDITORS};
 use crate::policy::{DEFAULT_POLICY, Policy};
 use crate::registry::{AgencyId, Registry};
@@ -93,11 +93,16 @@ async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
         max_lifetime: config.max_lifetime_secs,
         skew: config.clock_skew_secs,
     };
-    let offer_ttl = i64::try_from(config.offer_ttl_secs).unwrap_or(i64::MAX);
+    let seconds = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+    let offer_ttl = seconds(config.offer_ttl_secs);
     let gateway = Arc::new(
         Gateway::new(Arc::clone(&log), registry, policy, limits)
             .map_err(Error::Serve)?
-            .with_offer_ttl(offer_ttl),
+            .with_offer_ttl(offer_ttl)
+            .with_medical_times(Medical {
+                max_grant: seconds(config.max_grant_secs),
+                review_due: seconds(config.review_due_secs),
+            }),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -14,6 +14,9 @@
 //! GET  /v1/assets?holder_agency=&person=&location=&status=&after=&limit=
 //! GET  /v1/reconciliations/{id}            a reconciliation report
 //! GET  /v1/reconciliations/stream          discrepancies and resolutions, live (SSE)
+//! GET  /v1/medical/requests/{jti}[?requester=A]  a medical request, its grant, responses, review
+//! GET  /v1/medical/responses/{index}       a medical response (still encrypted)
+//! GET  /v1/reviews?after=&limit=           break-the-glass grants awaiting review
 //! GET  /healthz  GET /metrics
 //! ```
 //!
@@ -21,6 +24,7 @@
 //! agency as the TLS identity.
 
 mod assets;
+mod medical;
 mod stream;
 
 use std::sync::Arc;
@@ -93,10 +97,7 @@ pub async fn handle(
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let outcome = match (req.method(), segments.as_slice()) {
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
-        (&Method::GET, ["metrics"]) => Ok(Response::builder()
-            .header(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
-            .body(full(ctx.gateway.metrics.render()))
-            .unwrap_or_else(|_| Response::new(full(Bytes::new())))),
+        (&Method::GET, ["metrics"]) => metrics(&ctx).await,
         (_, ["healthz" | "metrics"]) => Err(not_allowed()),
         _ => match agency(&ctx, &identity) {
             Ok(sender) => route(&ctx, sender, req, &segments).await,
@@ -170,8 +171,30 @@ async fn route(
         (_, ["v1", "envelopes"] | ["v1", "inbox"] | ["v1", "inbox", _, "ack"])
         | (_, ["v1", "log", "checkpoint" | "entries" | "proof", ..])
         | (_, ["v1", "assets" | "reconciliations", ..]) => Err(not_allowed()),
+        (Method::GET, ["v1", "medical", "requests", jti]) => {
+            medical::request(ctx, sender, jti, &query).await
+        }
+        (Method::GET, ["v1", "medical", "responses", index]) => {
+            medical::response(ctx, sender, index).await
+        }
+        (Method::GET, ["v1", "reviews"]) => medical::reviews(ctx, sender, &query).await,
+        (_, ["v1", "medical", "requests" | "responses", _] | ["v1", "reviews"]) => {
+            Err(not_allowed())
+        }
         _ => Err(ApiError::new(Code::NotFound, "no such resource")),
     }
+}
+
+async fn metrics(ctx: &Arc<Context>) -> Result<Response<Body>, ApiError> {
+    let gateway = Arc::clone(&ctx.gateway);
+    // The review gauges are read from the store at each scrape.
+    blocking(move || gateway.refresh_review_metrics())
+        .await?
+        .map_err(xgate_ledger::Error::from)?;
+    Ok(Response::builder()
+        .header(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+        .body(full(ctx.gateway.metrics.render()))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new()))))
 }
 
 async fn submit(

@@ -1,20 +1,24 @@
-//! `xgate audit replay`: recompute the asset state from the log and the
-//! stored envelopes, and compare it with the state the gateway stored.
+//! `xgate audit replay`: recompute the asset and medical state from the log
+//! and the stored envelopes, and compare it with the state the gateway
+//! stored.
 //!
-//! For every entry of an asset kind, in log order, the replay
+//! For every entry of an asset or medical kind, in log order, the replay
 //! 1. takes the envelope stored beside it and checks that its SHA-256 is
 //!    the digest the entry logged (so the envelope is the one logged);
 //! 2. checks the envelope's claims (`iss`, `aud`, `jti`, `kind`) and, given
 //!    a registry, its signature (with the checks the gateway ran, at the
 //!    acceptance time the entry records) against the entry;
-//! 3. recomputes the entry's asset fields (tag, salted person hash, offer
-//!    expiry presence) from the body;
-//! 4. applies the body with [`apply`], the function the gateway's committer
-//!    ran, to a state built in memory from nothing.
+//! 3. recomputes the entry's kind fields from the body (tag, salted person
+//!    hash, offer expiry presence; a medical request's purpose, the request
+//!    named, a review's outcome, and whether a grant's terms are logged);
+//! 4. applies the body with the function the gateway's committer ran
+//!    ([`crate::assets::apply::apply`], [`crate::medical::apply::apply`]),
+//!    with a grant's terms as the entry logged them, to a state built in
+//!    memory from nothing.
 //!
-//! Then every key of the recomputable state ([`STATE_PREFIXES`]) is compared
-//! with the stored one. Differences are described by key (an asset's tag, a
-//! report's id), never by value: values hold person identifiers.
+//! Then every key of the recomputable state is compared with the stored
+//! one. Differences are described by key (an asset's tag, a report's id, a
+//! request's `jti`), never by value: values hold person identifiers.
 
 use std::collections::BTreeMap;
 
@@ -25,12 +29,13 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use xgate_ledger::{Log, Store, StoreError, WriteBatch};
 
-use super::apply::{Op, apply};
-use super::custody::Context;
-use super::state::{self, STATE_PREFIXES, StateRead};
+use crate::assets::apply::{Op, apply};
+use crate::assets::custody::Context;
+use crate::assets::state::{self, StateRead};
 use crate::entry::Logged;
 use crate::envelope::{self, Limits, Verifiers};
 use crate::kind::Kind;
+use crate::medical::apply::{self as medical, Terms};
 use crate::registry::{AgencyId, Registry};
 
 /// Most differences described; the rest are counted.
@@ -41,7 +46,7 @@ const DESCRIBED: usize = 50;
 pub struct Outcome {
     /// Entries read.
     pub entries: u64,
-    /// Asset envelopes applied.
+    /// Asset and medical envelopes applied.
     pub applied: u64,
     /// Recomputed state keys compared.
     pub keys: u64,
@@ -168,9 +173,15 @@ pub fn replay<S: Store>(
 /// What the checks of one entry leave for the fold.
 struct Checked {
     entry: Logged,
-    op: Op,
+    step: Step,
     iss: AgencyId,
     aud: AgencyId,
+}
+
+/// A body to fold.
+enum Step {
+    Asset(Op),
+    Medical(medical::Op),
 }
 
 impl Checked {
@@ -185,8 +196,18 @@ impl Checked {
             log_index: index,
         };
         let mut batch = WriteBatch::new();
-        apply(&self.op, &ctx, self.entry.expires, memory, &mut batch)
-            .map_err(|e| format!("the rules refuse it on replay: {e}"))?;
+        let refused = |e: String| format!("the rules refuse it on replay: {e}");
+        match &self.step {
+            Step::Asset(op) => apply(op, &ctx, self.entry.expires, memory, &mut batch)
+                .map(drop)
+                .map_err(|e| refused(e.to_string()))?,
+            Step::Medical(op) => {
+                let terms = self.entry.expires.zip(self.entry.uses);
+                let terms = terms.map(|(expires, uses)| Terms { expires, uses });
+                medical::apply(op, &ctx, terms, memory, &mut batch)
+                    .map_err(|e| refused(e.to_string()))?;
+            }
+        }
         Ok(batch)
     }
 }
@@ -242,7 +263,7 @@ impl Checker<'_> {
     fn check(&self, entry: &[u8], jws: Option<&[u8]>) -> Result<Option<Checked>, String> {
         let entry = Logged::parse(entry)?;
         let kind: Kind = entry.kind.parse().map_err(|_| "unknown kind")?;
-        if !Op::handles(kind) {
+        if kind == Kind::RecordSend {
             return Ok(None);
         }
         let jws = jws.ok_or("its envelope is not stored")?;
@@ -270,26 +291,74 @@ impl Checker<'_> {
             )
             .map_err(|e| format!("the envelope does not open as it did: {e}"))?;
         }
-        let op = Op::parse(kind, &claims.body)
-            .map_err(|e| format!("the body does not parse: {e}"))?
-            .ok_or("not an asset kind")?;
-        let person = match (op.person(), &self.salt) {
-            (Some(p), Some(salt)) => Some(state::person_hash(salt, p)),
-            (Some(_), None) => return Err("no person-hash salt is stored".into()),
-            (None, _) => None,
+        let step = match Op::parse(kind, &claims.body) {
+            Ok(Some(op)) => self.asset_fields(op, &entry)?,
+            Ok(None) => match medical::Op::parse(kind, &claims.body) {
+                Ok(Some(op)) => self.medical_fields(op, &entry)?,
+                Ok(None) => return Err("not a kind the gateway applies".into()),
+                Err(e) => return Err(format!("the body does not parse: {e}")),
+            },
+            Err(e) => return Err(format!("the body does not parse: {e}")),
         };
+        Ok(Some(Checked {
+            entry,
+            step,
+            iss,
+            aud,
+        }))
+    }
+
+    /// The salted hash of `person`, as entries log it.
+    fn person(&self, person: Option<&str>) -> Result<Option<String>, String> {
+        match (person, &self.salt) {
+            (Some(p), Some(salt)) => Ok(Some(state::person_hash(salt, p))),
+            (Some(_), None) => Err("no person-hash salt is stored".into()),
+            (None, _) => Ok(None),
+        }
+    }
+
+    /// Checks an asset entry's fields against the body.
+    fn asset_fields(&self, op: Op, entry: &Logged) -> Result<Step, String> {
+        let person = self.person(op.person())?;
         if op.tag() != entry.tag.as_deref() || person != entry.person {
             return Err("the entry's tag or person hash does not match the body".into());
         }
         if matches!(op, Op::Offer(_)) != entry.expires.is_some() {
             return Err("the entry's offer expiry is missing or out of place".into());
         }
-        Ok(Some(Checked {
-            entry,
-            op,
-            iss,
-            aud,
-        }))
+        Ok(Step::Asset(op))
+    }
+
+    /// Checks a medical entry's fields against the body: the subject's
+    /// hash, the purpose, the request named, the outcome, and that a grant's
+    /// terms are logged exactly where one is made (a request the policy let
+    /// break the glass, an approval).
+    fn medical_fields(&self, op: medical::Op, entry: &Logged) -> Result<Step, String> {
+        use medical::Op as M;
+        let person = self.person(op.subject())?;
+        let (purpose, outcome) = match &op {
+            M::Request(r) => (Some(r.purpose.as_str()), None),
+            M::Review(r) => (None, Some(r.outcome.as_str())),
+            _ => (None, None),
+        };
+        let same = person == entry.person
+            && purpose == entry.purpose.as_deref()
+            && outcome == entry.outcome.as_deref()
+            && op.request() == entry.request.as_deref();
+        if !same {
+            return Err("the entry's medical fields do not match the body".into());
+        }
+        let grants = match &op {
+            M::Request(_) => entry.decision == "break-glass",
+            M::Approve(_) => true,
+            _ => false,
+        };
+        let terms = entry.expires.is_some() && entry.uses.is_some();
+        let none = entry.expires.is_none() && entry.uses.is_none();
+        if !(grants && terms || !grants && none) || entry.tag.is_some() {
+            return Err("the entry's grant terms are missing or out of place".into());
+        }
+        Ok(Step::Medical(op))
     }
 }
 
@@ -307,7 +376,10 @@ fn claims(jws: &[u8]) -> Result<Claims, String> {
 
 /// Compares the recomputed state with the stored one, key by key.
 fn compare<S: Store>(store: &S, memory: &Memory, out: &mut Outcome) -> Result<(), StoreError> {
-    for prefix in STATE_PREFIXES {
+    let prefixes = state::STATE_PREFIXES
+        .iter()
+        .chain(crate::medical::state::STATE_PREFIXES.iter());
+    for prefix in prefixes {
         let mut stored = store.scan_prefix(prefix).peekable();
         let mut recomputed = memory
             .0
@@ -360,10 +432,20 @@ fn describe(key: &[u8]) -> String {
         Some(b"Gq") => "open discrepancies",
         Some(b"Gc") => "reconciliation report",
         Some(b"Gn") => "feed notice",
+        Some(b"Gm") => "medical request",
+        Some(b"Gw") => "medical holder index",
+        Some(b"Gu") => "review queue item",
         _ => "state key",
     };
     let tail = key.get(2..).unwrap_or_default();
     let readable = match key.get(..2) {
+        Some(b"Gu") => tail
+            .len()
+            .checked_sub(8)
+            .and_then(|at| tail.get(at..))
+            .and_then(|b| b.try_into().ok())
+            .map(|b| format!("at entry {}", u64::from_be_bytes(b)))
+            .unwrap_or_default(),
         Some(b"Gc") | Some(b"Gn") => tail
             .get(..8)
             .and_then(|b| b.try_into().ok())

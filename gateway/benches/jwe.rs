@@ -1,0 +1,84 @@
+//! The medical JWE profile (ECDH-ES+A256KW, A256GCM) on a ~52 KiB IPS
+//! bundle, against the raw P-256 key agreement underneath, measured in the
+//! same run.
+//!
+//! ```text
+//! cargo bench -p xgate --bench jwe
+//! ```
+//!
+//! - `jwe/encrypt`: `xgate::medical::jwe::encrypt` of
+//!   `tests/fixtures/ips/ips-large.json` to a public JWK: loading the key,
+//!   an ephemeral keygen, one ECDH, Concat KDF, AES key wrap, AES-GCM.
+//! - `jwe/decrypt`: `xgate::medical::jwe::decrypt` of that JWE with the
+//!   private JWK: the shape check, loading the key and the `epk`, one ECDH,
+//!   unwrap, AES-GCM.
+//! - `jwe/inspect`: `xgate::medical::jwe::inspect`, the only thing the
+//!   gateway does with such a JWE: no key, base64 and header checks.
+//! - `ecdh_p256/keygen+derive`: what ECDH-ES costs at the least, a fresh
+//!   ephemeral P-256 key and one `openssl::derive::Deriver` against a fixed
+//!   peer key.
+//! - `ecdh_p256/derive_only`: the derive alone, with a fixed ephemeral key.
+//!
+//! Every benchmark counts one operation per iteration, so criterion
+//! reports operations per second.
+
+use criterion::{Criterion, Throughput};
+use josekit::jwk::Jwk;
+use josekit::jwk::alg::ec::EcCurve;
+use openssl::derive::Deriver;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use xgate::medical::jwe;
+
+const BUNDLE: &[u8] = include_bytes!("../../tests/fixtures/ips/ips-large.json");
+
+fn bench(c: &mut Criterion) {
+    let mut private = Jwk::generate_ec_key(EcCurve::P256).expect("key");
+    private.set_key_id("requester");
+    let public = private.to_public_key().expect("public");
+    let public = public.as_ref().clone();
+    let sealed = jwe::encrypt(BUNDLE, &public).expect("encrypts");
+
+    let mut group = c.benchmark_group("jwe");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("encrypt", |b| {
+        b.iter(|| jwe::encrypt(BUNDLE, &public).expect("encrypts"))
+    });
+    group.bench_function("decrypt", |b| {
+        b.iter(|| jwe::decrypt(&sealed, &private).expect("decrypts"))
+    });
+    group.bench_function("inspect", |b| {
+        b.iter(|| jwe::inspect(&sealed).expect("valid"))
+    });
+    group.finish();
+
+    let curve = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
+    let keypair = || PKey::from_ec_key(EcKey::generate(&curve).expect("keygen")).expect("pkey");
+    let peer = keypair();
+    let ephemeral = keypair();
+    let mut group = c.benchmark_group("ecdh_p256");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("keygen+derive", |b| {
+        b.iter(|| {
+            let ephemeral = keypair();
+            let mut deriver = Deriver::new(&ephemeral).expect("deriver");
+            deriver.set_peer(&peer).expect("peer");
+            deriver.derive_to_vec().expect("derive")
+        })
+    });
+    group.bench_function("derive_only", |b| {
+        b.iter(|| {
+            let mut deriver = Deriver::new(&ephemeral).expect("deriver");
+            deriver.set_peer(&peer).expect("peer");
+            deriver.derive_to_vec().expect("derive")
+        })
+    });
+    group.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}

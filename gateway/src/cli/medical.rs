@@ -1,0 +1,546 @@
+//! The medical commands (docs/medical.md): a responder's agency asks for a
+//! person's summary, the holding agency approves or answers it encrypted to
+//! the requester, the requester opens the answer, and the holder's reviewer
+//! works the break-the-glass queue. The gateway never sees a key that
+//! could decrypt an answer: encryption and decryption happen here.
+//!
+//! ```text
+//! xgate medical request  CONN --to HOLDER --subject S --purpose ETREAT|TREAT --incident I
+//!                        --responder NAME --role ROLE --section S... [--reply-key FILE] [--jti J]
+//! xgate medical approve  CONN --request JTI [--ttl-hours H] [--uses N] [--jti J]
+//! xgate medical respond  CONN --request JTI --bundle FILE [--jti J]
+//! xgate medical open     CONN --response ID [--key FILE] [--out FILE]
+//! xgate medical show     CONN JTI [--requester AGENCY]
+//! xgate medical review   CONN --request JTI --outcome appropriate|inappropriate --note TEXT [--jti J]
+//! xgate medical reviews  CONN
+//! ```
+//!
+//! `CONN` is `--pki DIR --as ID --gateway URL`. Submitting commands print
+//! one line of JSON, `{"kind","jti","request","receipt"}` (a request's
+//! `request` is its own `jti`; a response adds `response`, the id `open`
+//! takes). `open` checks the holder's signature, decrypts with the agency's
+//! private encryption key (`DIR/<agency>/encryption.jwk`, or `--key`),
+//! validates the bundle's structure against the sections asked for, prints
+//! `{"request","response","from","summary"}` and then the bundle itself on
+//! a second line, or writes it to `--out`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use josekit::jwk::Jwk;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::error::Error;
+use super::session::{Connection, Session, delivered_body, emit_json, parse};
+use crate::kind::Kind;
+use crate::medical::bundle::{self, Section, Summary};
+use crate::medical::jwe;
+use crate::medical::model::{Approve, Outcome, Purpose, ReplyKey, Request, Responder, Review};
+use crate::pki::{ENCRYPTION_JWK, REGISTRY};
+use crate::receipt::Receipt;
+use crate::registry::{AgencyId, Registry};
+
+/// The `xgate medical` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MedicalCommand {
+    /// Ask a holding agency for a person's summary (responders).
+    Request(RequestArgs),
+    /// Grant a request that did not break the glass (holders).
+    Approve(ApproveArgs),
+    /// Answer a granted request with an IPS bundle, encrypted to the
+    /// requester (holders).
+    Respond(RespondArgs),
+    /// Decrypt and check an answer to your request (responders).
+    Open(OpenArgs),
+    /// Print a request: its grant, responses and review.
+    Show(ShowArgs),
+    /// Close a break-the-glass grant with a review (holders' reviewers).
+    Review(ReviewArgs),
+    /// List break-the-glass grants awaiting your review.
+    Reviews(ReviewsArgs),
+}
+
+/// Arguments of `xgate medical request`.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// How to reach the gateway, and as whom.
+    #[command(flatten)]
+    pub conn: Connection,
+    /// The agency holding the records.
+    #[arg(long, value_name = "AGENCY")]
+    pub to: AgencyId,
+    /// Whom the records are about, as the holder knows them.
+    #[arg(long, value_name = "S")]
+    pub subject: String,
+    /// HL7 ActReason purpose of use: ETREAT (emergency) or TREAT.
+    #[arg(long, value_name = "P", value_parser = purpose)]
+    pub purpose: Purpose,
+    /// The incident id.
+    #[arg(long, value_name = "I")]
+    pub incident: String,
+    /// The responder's name.
+    #[arg(long = "responder", value_name = "NAME")]
+    pub name: String,
+    /// The responder's role, e.g. medical-officer.
+    #[arg(long, value_name = "ROLE")]
+    pub role: String,
+    /// An IPS section wanted (repeat): allergies, medications, problems,
+    /// immunizations, procedures, results.
+    #[arg(long = "section", value_name = "S", required = true, value_parser = section)]
+    pub sections: Vec<Section>,
+    /// A public JWK file to encrypt the answer to (default: your agency's
+    /// registered encryption key, by kid).
+    #[arg(long, value_name = "FILE")]
+    pub reply_key: Option<PathBuf>,
+    /// The envelope's id (default: 128 random bits).
+    #[arg(long, value_name = "J")]
+    pub jti: Option<String>,
+}
+
+/// Arguments of `xgate medical approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// How to reach the gateway, and as whom.
+    #[command(flatten)]
+    pub conn: Connection,
+    /// The request's `jti`.
+    #[arg(long, value_name = "JTI")]
+    pub request: String,
+    /// How long the grant lasts (default 24).
+    #[arg(long, value_name = "H")]
+    pub ttl_hours: Option<u32>,
+    /// How many responses it covers (default 1).
+    #[arg(long, value_name = "N")]
+    pub uses: Option<u32>,
+    /// The envelope's id (default: 128 random bits).
+    #[arg(long, value_name = "J")]
+    pub jti: Option<String>,
+}
+
+/// Arguments of `xgate medical respond`.
+#[derive(Debug, Args)]
+pub struct RespondArgs {
+    /// How to reach the gateway, and as whom.
+    #[command(flatten)]
+    pub conn: Connection,
+    /// The request's `jti`.
+    #[arg(long, value_name = "JTI")]
+    pub request: String,
+    /// The FHIR R4 IPS bundle (JSON) to send.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The envelope's id (default: 128 random bits).
+    #[arg(long, value_name = "J")]
+    pub jti: Option<String>,
+}
+
+/// Arguments of `xgate medical open`.
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// How to reach the gateway, and as whom.
+    #[command(flatten)]
+    pub conn: Connection,
+    /// The response's id (its log index, as `respond` and `show` print).
+    #[arg(long, value_name = "ID")]
+    pub response: u64,
+    /// The private JWK to decrypt with (default:
+    /// `DIR/<agency>/encryption.jwk`).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Write the bundle here instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `xgate medical show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// How to reach the gateway, and as whom.
+    #[command(flatten)]
+    pub conn: Connection,
+    /// The request's `jti`.
+    #[arg(value_name = "JTI")]
+    pub request: String,
+    /// The requesting agency (auditors must name it).
+    #[arg(long, value_name = "AGENCY")]
+    pub requester: Option<AgencyId>,
+}
+
+/// Arguments of `xgate medical review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// How to reach the gateway, and as whom.
+    #[command(flatten)]
+    pub conn: Connection,
+    /// The request's `jti`.
+    #[arg(long, value_name = "JTI")]
+    pub request: String,
+    /// appropriate or inappropriate.
+    #[arg(long, value_name = "O", value_parser = outcome)]
+    pub outcome: Outcome,
+    /// The reviewer's reasons (kept in the signed envelope, never logged).
+    #[arg(long, value_name = "TEXT")]
+    pub note: String,
+    /// The envelope's id (default: 128 random bits).
+    #[arg(long, value_name = "J")]
+    pub jti: Option<String>,
+}
+
+/// Arguments of `xgate medical reviews`.
+#[derive(Debug, Args)]
+pub struct ReviewsArgs {
+    /// How to reach the gateway, and as whom.
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+/// What a submitting command prints.
+#[derive(Debug, Serialize)]
+struct Submitted {
+    kind: &'static str,
+    jti: String,
+    request: String,
+    /// A response's id, for `open`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<u64>,
+    receipt: Receipt,
+}
+
+/// What `open` prints first.
+#[derive(Debug, Serialize)]
+struct Opened {
+    request: String,
+    response: u64,
+    from: String,
+    summary: Summary,
+}
+
+impl MedicalCommand {
+    /// Runs the subcommand.
+    ///
+    /// # Errors
+    /// Bad arguments or files, a transport failure, the gateway's refusal,
+    /// or an answer that does not decrypt or validate.
+    pub fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        match self {
+            MedicalCommand::Request(a) => a.run(stdout),
+            MedicalCommand::Approve(a) => a.run(stdout),
+            MedicalCommand::Respond(a) => a.run(stdout),
+            MedicalCommand::Open(a) => a.run(stdout),
+            MedicalCommand::Show(a) => a.run(stdout),
+            MedicalCommand::Review(a) => a.run(stdout),
+            MedicalCommand::Reviews(a) => a.run(stdout),
+        }
+    }
+}
+
+impl RequestArgs {
+    fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let reply_key = match &self.reply_key {
+            Some(file) => ReplyKey::Jwk(json_object(file)?),
+            None => ReplyKey::Kid(own_kid(&self.conn)?),
+        };
+        let body = Request {
+            subject: self.subject,
+            purpose: self.purpose,
+            incident: self.incident,
+            responder: Responder {
+                name: self.name,
+                role: self.role,
+            },
+            sections: self.sections,
+            reply_key,
+        };
+        let map = checked(Kind::MedicalRequest, &body, |m| Request::parse(m).map(drop))?;
+        let mut session = Session::open(&self.conn)?;
+        let out = submit(
+            &mut session,
+            &self.to,
+            Kind::MedicalRequest,
+            map,
+            self.jti,
+            None,
+        )?;
+        emit_json(stdout, &out)
+    }
+}
+
+impl ApproveArgs {
+    fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let body = Approve {
+            request: self.request.clone(),
+            ttl_hours: self.ttl_hours,
+            uses: self.uses,
+        };
+        let map = checked(Kind::MedicalApprove, &body, |m| Approve::parse(m).map(drop))?;
+        let mut session = Session::open(&self.conn)?;
+        let case = case(&mut session, &self.request, None)?;
+        let requester = agency_field(&case, "requester")?;
+        let out = submit(
+            &mut session,
+            &requester,
+            Kind::MedicalApprove,
+            map,
+            self.jti,
+            Some(self.request),
+        )?;
+        emit_json(stdout, &out)
+    }
+}
+
+impl RespondArgs {
+    fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let bundle = std::fs::read(&self.bundle)
+            .map_err(|e| Error::Request(format!("cannot read {}: {e}", self.bundle.display())))?;
+        let mut session = Session::open(&self.conn)?;
+        let case = case(&mut session, &self.request, None)?;
+        let requester = agency_field(&case, "requester")?;
+        let sections: Vec<Section> = serde_json::from_value(case["sections"].clone())
+            .map_err(|_| Error::Request("the gateway's request lists no valid sections".into()))?;
+        // What the responder asked for must be in the bundle before it is
+        // sent: once encrypted, nobody on the way can check it.
+        bundle::validate(&bundle, &sections).map_err(|e| {
+            Error::Request(format!(
+                "{} is not the bundle asked for: {e}",
+                self.bundle.display()
+            ))
+        })?;
+        let key = case["reply_key"].as_object().ok_or_else(|| {
+            Error::Request(
+                "the request's reply key is no longer registered; nothing was sent".into(),
+            )
+        })?;
+        let payload = jwe::encrypt(&bundle, key)
+            .map_err(|e| Error::Request(format!("cannot encrypt to the reply key: {e}")))?;
+        let mut map = Map::new();
+        map.insert("request".into(), Value::String(self.request.clone()));
+        map.insert("payload".into(), Value::String(payload));
+        let mut out = submit(
+            &mut session,
+            &requester,
+            Kind::MedicalResponse,
+            map,
+            self.jti,
+            Some(self.request),
+        )?;
+        out.response = Some(out.receipt.log_index);
+        emit_json(stdout, &out)
+    }
+}
+
+impl OpenArgs {
+    fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let key_file = self.key.clone().unwrap_or_else(|| {
+            self.conn
+                .pki
+                .join(self.conn.agency.as_str())
+                .join(ENCRYPTION_JWK)
+        });
+        let key_bytes = std::fs::read(&key_file)
+            .map_err(|e| Error::Request(format!("cannot read {}: {e}", key_file.display())))?;
+        let key = Jwk::from_bytes(key_bytes)
+            .map_err(|_| Error::Request(format!("{} is not a JWK", key_file.display())))?;
+        let registry = Registry::load(&self.conn.pki.join(REGISTRY))?;
+        let mut session = Session::open(&self.conn)?;
+        let view: Value = parse(
+            &session.get(&format!("/v1/medical/responses/{}", self.response))?,
+            "response",
+        )?;
+        let from = agency_field(&view, "from")?;
+        let jws = view["jws"].as_str().unwrap_or_default();
+        let body = delivered_body(jws, &from, &self.conn.agency, &registry)?;
+        let request = body
+            .get("request")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let payload = body
+            .get("payload")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let plain = jwe::decrypt(payload, &key).map_err(|e| {
+            Error::Request(format!(
+                "the response does not decrypt with {}: {e}",
+                key_file.display()
+            ))
+        })?;
+        let case = case(&mut session, &request, None)?;
+        let sections: Vec<Section> = serde_json::from_value(case["sections"].clone())
+            .map_err(|_| Error::Request("the gateway's request lists no valid sections".into()))?;
+        let summary = bundle::validate(&plain, &sections)
+            .map_err(|e| Error::Request(format!("the decrypted bundle is not valid: {e}")))?;
+        emit_json(
+            stdout,
+            &Opened {
+                request,
+                response: self.response,
+                from: from.to_string(),
+                summary,
+            },
+        )?;
+        match &self.out {
+            Some(path) => std::fs::write(path, &plain)
+                .map_err(|e| Error::Request(format!("cannot write {}: {e}", path.display()))),
+            // One line, as every command prints: the bundle re-encoded
+            // compactly (it parsed as JSON when validated).
+            None => {
+                let value: Value = serde_json::from_slice(&plain)
+                    .map_err(|_| Error::Request("the decrypted bundle is not JSON".into()))?;
+                emit_json(stdout, &value)
+            }
+        }
+    }
+}
+
+impl ShowArgs {
+    fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let mut session = Session::open(&self.conn)?;
+        let view = case(&mut session, &self.request, self.requester.as_ref())?;
+        emit_json(stdout, &view)
+    }
+}
+
+impl ReviewArgs {
+    fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let body = Review {
+            request: self.request.clone(),
+            outcome: self.outcome,
+            note: self.note,
+        };
+        let map = checked(Kind::ReviewDecision, &body, |m| Review::parse(m).map(drop))?;
+        let mut session = Session::open(&self.conn)?;
+        let own = self.conn.agency.clone();
+        let out = submit(
+            &mut session,
+            &own,
+            Kind::ReviewDecision,
+            map,
+            self.jti,
+            Some(self.request),
+        )?;
+        emit_json(stdout, &out)
+    }
+}
+
+impl ReviewsArgs {
+    fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let mut session = Session::open(&self.conn)?;
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let path = match &after {
+                Some(a) => format!("/v1/reviews?after={a}"),
+                None => "/v1/reviews".to_owned(),
+            };
+            let page: Value = parse(&session.get(&path)?, "review page")?;
+            all.extend(page["reviews"].as_array().cloned().unwrap_or_default());
+            match page["next"].as_str() {
+                Some(n) => after = Some(n.to_owned()),
+                None => break,
+            }
+        }
+        emit_json(stdout, &serde_json::json!({ "reviews": all }))
+    }
+}
+
+/// Signs and submits a medical envelope; says what was made of it.
+fn submit(
+    session: &mut Session<'_>,
+    aud: &AgencyId,
+    kind: Kind,
+    body: Map<String, Value>,
+    jti: Option<String>,
+    request: Option<String>,
+) -> Result<Submitted, Error> {
+    let (jti, created) = session.submit(aud, kind, body, jti)?;
+    let receipt: Receipt = serde_json::from_value(Value::Object(created))
+        .map_err(|e| Error::Request(format!("the gateway's answer is not a receipt: {e}")))?;
+    Ok(Submitted {
+        kind: kind.as_str(),
+        request: request.unwrap_or_else(|| jti.clone()),
+        jti,
+        response: None,
+        receipt,
+    })
+}
+
+/// The gateway's view of request `jti`.
+fn case(
+    session: &mut Session<'_>,
+    jti: &str,
+    requester: Option<&AgencyId>,
+) -> Result<Value, Error> {
+    crate::fields::token(jti, "the request id", crate::envelope::MAX_JTI_LEN)
+        .map_err(Error::Request)?;
+    let path = match requester {
+        Some(r) => format!("/v1/medical/requests/{jti}?requester={r}"),
+        None => format!("/v1/medical/requests/{jti}"),
+    };
+    parse(&session.get(&path)?, "medical request")
+}
+
+fn agency_field(view: &Value, field: &str) -> Result<AgencyId, Error> {
+    view[field]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| Error::Request(format!("the gateway's answer names no valid {field}")))
+}
+
+/// `body` as a JSON object, after the field checks the gateway runs.
+fn checked<T: Serialize>(
+    kind: Kind,
+    body: &T,
+    parse: impl Fn(&Map<String, Value>) -> Result<(), String>,
+) -> Result<Map<String, Value>, Error> {
+    let refused = |m: String| {
+        Error::Request(format!(
+            "the body of {kind} is not valid: {m}; nothing was sent"
+        ))
+    };
+    let map = match serde_json::to_value(body) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(refused("it is not a JSON object".into())),
+    };
+    parse(&map).map_err(refused)?;
+    Ok(map)
+}
+
+/// The `kid` of the agency's own registered encryption key.
+fn own_kid(conn: &Connection) -> Result<String, Error> {
+    let registry = Registry::load(&conn.pki.join(REGISTRY))?;
+    registry
+        .get(&conn.agency)
+        .and_then(|a| a.encryption_key.get("kid"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Error::Request(format!(
+                "{} has no registered encryption key kid; give --reply-key",
+                conn.agency
+            ))
+        })
+}
+
+fn json_object(file: &PathBuf) -> Result<Map<String, Value>, Error> {
+    let text = std::fs::read(file)
+        .map_err(|e| Error::Request(format!("cannot read {}: {e}", file.display())))?;
+    serde_json::from_slice(&text)
+        .map_err(|_| Error::Request(format!("{} does not hold one JSON object", file.display())))
+}
+
+fn purpose(text: &str) -> Result<Purpose, String> {
+    serde_json::from_value(Value::String(text.to_owned()))
+        .map_err(|_| "the purpose must be ETREAT or TREAT".to_owned())
+}
+
+fn section(text: &str) -> Result<Section, String> {
+    text.parse()
+        .map_err(|e: crate::medical::bundle::UnknownSection| e.to_string())
+}
+
+fn outcome(text: &str) -> Result<Outcome, String> {
+    serde_json::from_value(Value::String(text.to_owned()))
+        .map_err(|_| "the outcome must be appropriate or inappropriate".to_owned())
+}

@@ -1,0 +1,281 @@
+//! One step of the medical fold: an accepted medical envelope applied to
+//! the state, with the rules of break-the-glass access.
+//!
+//! - `medical.request`: opens a case. When the policy broke the glass the
+//!   request carries its grant (expiry and uses, as logged) and joins the
+//!   holder's review queue.
+//! - `medical.approve`: the holder grants a case without a live grant.
+//! - `medical.response`: accepted only from the agency asked, under a live
+//!   grant (not expired, not used up); it uses the grant once.
+//! - `review.decision`: the holder's reviewer closes a break-the-glass
+//!   case, once.
+//!
+//! The committer runs [`apply`] in log order with the entry's time, and a
+//! replay runs the same function, so a grant's expiry is decided the same
+//! way both times.
+
+use serde_json::{Map, Value};
+use xgate_ledger::{StoreError, WriteBatch};
+
+use super::model::{Approve, Request, Response, Review};
+use super::state::{self, Answered, Basis, Case, Grant, Reviewed};
+use crate::assets::custody::Context;
+use crate::assets::state::StateRead;
+use crate::kind::Kind;
+
+/// A medical envelope's body, parsed for its kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `medical.request`.
+    Request(Request),
+    /// `medical.approve`.
+    Approve(Approve),
+    /// `medical.response`.
+    Response(Response),
+    /// `review.decision`.
+    Review(Review),
+}
+
+/// The terms of a grant, as its log entry records them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Terms {
+    /// When it lapses, seconds since the epoch.
+    pub expires: i64,
+    /// How many responses it covers.
+    pub uses: u32,
+}
+
+/// Why a medical envelope is refused. Messages name agencies and `jti`s,
+/// never a subject or a person.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// 409 `request_exists`: the holder was already asked with this `jti`.
+    #[error("{0} was already sent a medical request with this jti")]
+    RequestExists(String),
+    /// 404 `not_found`: no such request for this holder.
+    #[error("{0} was sent no medical request with this jti")]
+    UnknownRequest(String),
+    /// 403 `no_grant`: the sender holds no grant to answer.
+    #[error("{0}")]
+    NoGrant(String),
+    /// 403 `grant_expired`.
+    #[error("the grant for this request expired; nothing was delivered")]
+    GrantExpired,
+    /// 409 `grant_used`.
+    #[error("the grant for this request is used up (single-use unless approved for more)")]
+    GrantUsed,
+    /// 409 `grant_exists`: an approval while a grant is live.
+    #[error("this request already has a live grant")]
+    GrantExists,
+    /// 409 `not_reviewable`: the request did not break the glass.
+    #[error("this request did not break the glass; there is nothing to review")]
+    NotReviewable,
+    /// 409 `already_reviewed`.
+    #[error("this break-the-glass access was already reviewed")]
+    AlreadyReviewed,
+    /// 422 `wrong_audience`.
+    #[error("{0}")]
+    WrongAudience(String),
+    /// 400 `malformed`: the payload is not encrypted to the reply key.
+    #[error("payload is not encrypted to the request's reply key (its kid differs)")]
+    WrongKey,
+}
+
+/// Why an envelope could not be applied.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// A rule refuses it.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The state could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Op {
+    /// Parses `body` as the body of `kind`: `Ok(None)` if `kind` is not a
+    /// medical kind.
+    ///
+    /// # Errors
+    /// A message naming the field at fault.
+    pub fn parse(kind: Kind, body: &Map<String, Value>) -> Result<Option<Op>, String> {
+        Ok(Some(match kind {
+            Kind::MedicalRequest => Op::Request(Request::parse(body)?),
+            Kind::MedicalApprove => Op::Approve(Approve::parse(body)?),
+            Kind::MedicalResponse => Op::Response(Response::parse(body)?),
+            Kind::ReviewDecision => Op::Review(Review::parse(body)?),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The request this envelope is about, for the log entry (a request is
+    /// named by its own `jti`, already in the entry).
+    pub fn request(&self) -> Option<&str> {
+        match self {
+            Op::Request(_) => None,
+            Op::Approve(a) => Some(&a.request),
+            Op::Response(r) => Some(&r.request),
+            Op::Review(r) => Some(&r.request),
+        }
+    }
+
+    /// The person it is about, whose salted hash goes into the log entry.
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Op::Request(r) => Some(&r.subject),
+            _ => None,
+        }
+    }
+}
+
+/// Applies `op`, the body of the envelope `ctx` describes, to `state`,
+/// adding its writes to `batch`. `terms` is the grant the entry records: a
+/// break-the-glass request's or an approval's.
+///
+/// # Errors
+/// The rule broken (then `batch` may hold partial writes and must be
+/// dropped), or a storage failure.
+pub fn apply(
+    op: &Op,
+    ctx: &Context<'_>,
+    terms: Option<Terms>,
+    state: &impl StateRead,
+    batch: &mut WriteBatch,
+) -> Result<(), ApplyError> {
+    let grant = |basis| {
+        terms.map(|t| Grant {
+            basis,
+            log_index: ctx.log_index,
+            time: ctx.time,
+            expires: t.expires,
+            uses: t.uses,
+            used: 0,
+        })
+    };
+    match op {
+        Op::Request(r) => {
+            if ctx.recipient == ctx.sender {
+                return Err(wrong_audience("a medical request goes to the holding agency").into());
+            }
+            let holder_key = state::holder_key(ctx.recipient, ctx.jti);
+            if state.get(&holder_key)?.is_some() {
+                return Err(Refusal::RequestExists(ctx.recipient.to_string()).into());
+            }
+            let case = Case {
+                request: ctx.jti.to_owned(),
+                requester: ctx.sender.clone(),
+                holder: ctx.recipient.clone(),
+                log_index: ctx.log_index,
+                time: ctx.time,
+                envelope: ctx.envelope.to_owned(),
+                purpose: r.purpose,
+                role: r.responder.role.clone(),
+                sections: r.sections.clone(),
+                reply_key: r.reply_key.clone(),
+                grant: grant(Basis::BreakGlass),
+                break_glass: terms.is_some(),
+                responses: Vec::new(),
+                review: None,
+            };
+            batch.put(holder_key, ctx.sender.as_str().as_bytes().to_vec());
+            if case.break_glass {
+                batch.put(
+                    state::queue_key(ctx.recipient, ctx.log_index),
+                    state::queue_value(ctx.sender, ctx.jti),
+                );
+            }
+            state::put_case(batch, &case);
+        }
+        Op::Approve(a) => {
+            let mut case = holders_case(state, ctx, &a.request)?;
+            if &case.requester != ctx.recipient {
+                return Err(
+                    wrong_audience("a medical.approve goes to the requesting agency").into(),
+                );
+            }
+            if case.grant.as_ref().is_some_and(|g| g.is_live(ctx.time)) {
+                return Err(Refusal::GrantExists.into());
+            }
+            case.grant = grant(Basis::Approved);
+            state::put_case(batch, &case);
+        }
+        Op::Response(r) => {
+            let no_grant = || {
+                Refusal::NoGrant(format!(
+                    "{} holds no grant to answer this request of {}",
+                    ctx.sender, ctx.recipient
+                ))
+            };
+            let mut case = state::case(state, ctx.recipient, &r.request)?
+                .filter(|c| &c.holder == ctx.sender)
+                .ok_or_else(no_grant)?;
+            let grant = case.grant.as_mut().ok_or_else(|| {
+                Refusal::NoGrant("this request has no grant: the holder has not approved it".into())
+            })?;
+            if ctx.time >= grant.expires {
+                return Err(Refusal::GrantExpired.into());
+            }
+            if grant.used >= grant.uses {
+                return Err(Refusal::GrantUsed.into());
+            }
+            if !case.reply_key_matches(r.kid.as_deref()) {
+                return Err(Refusal::WrongKey.into());
+            }
+            if let Some(g) = case.grant.as_mut() {
+                g.used += 1;
+            }
+            case.responses.push(Answered {
+                log_index: ctx.log_index,
+                envelope: ctx.envelope.to_owned(),
+                time: ctx.time,
+            });
+            state::put_case(batch, &case);
+        }
+        Op::Review(r) => {
+            if ctx.recipient != ctx.sender {
+                return Err(wrong_audience(
+                    "a review.decision is addressed to the reviewer's own agency",
+                )
+                .into());
+            }
+            let mut case = holders_case(state, ctx, &r.request)?;
+            if !case.break_glass {
+                return Err(Refusal::NotReviewable.into());
+            }
+            if case.review.is_some() {
+                return Err(Refusal::AlreadyReviewed.into());
+            }
+            case.review = Some(Reviewed {
+                outcome: r.outcome,
+                log_index: ctx.log_index,
+                time: ctx.time,
+            });
+            batch.delete(state::queue_key(&case.holder, case.log_index));
+            state::put_case(batch, &case);
+        }
+    }
+    Ok(())
+}
+
+/// The case the sender, as holder, was asked with `jti`.
+fn holders_case(state: &impl StateRead, ctx: &Context<'_>, jti: &str) -> Result<Case, ApplyError> {
+    state::case_of_holder(state, ctx.sender, jti)?
+        .ok_or_else(|| Refusal::UnknownRequest(ctx.sender.to_string()).into())
+}
+
+fn wrong_audience(message: &str) -> Refusal {
+    Refusal::WrongAudience(message.to_owned())
+}
+
+impl Case {
+    /// Whether a payload whose header names `kid` may be for this case's
+    /// reply key: a key with a `kid` must be named by it.
+    fn reply_key_matches(&self, kid: Option<&str>) -> bool {
+        let wanted = match &self.reply_key {
+            super::model::ReplyKey::Kid(k) => Some(k.as_str()),
+            super::model::ReplyKey::Jwk(jwk) => jwk.get("kid").and_then(Value::as_str),
+        };
+        wanted.is_none_or(|w| kid == Some(w))
+    }
+}

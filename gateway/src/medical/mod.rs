@@ -1,0 +1,25 @@
+//! Emergency medical data exchange: a responder's agency asks the agency
+//! that holds a person's records for their critical summary; the policy
+//! grants an emergency request at once ("break the glass") or leaves it to
+//! the holder's approval; the holder answers with a FHIR International
+//! Patient Summary encrypted to the requester, which the gateway anchors
+//! but can never read; and the holder's reviewer reviews every emergency
+//! access afterwards. `docs/medical.md` tells the whole flow.
+//!
+//! - [`model`]: the bodies of `medical.request`, `medical.approve`,
+//!   `medical.response` and `review.decision`.
+//! - [`apply`]: the rules, as one step of the fold the committer and a
+//!   replay both run.
+//! - [`state`]: where cases, the holder index and the review queue live.
+//! - [`query`]: what the HTTP API shows of them, and to whom.
+//! - [`jwe`]: encryption of responses to the requester's key, and
+//!   inspection of a JWE without decrypting it, which is all the gateway
+//!   ever does.
+//! - [`bundle`]: structural validation of IPS bundles, used by clients.
+
+pub mod apply;
+pub mod bundle;
+pub mod jwe;
+pub mod model;
+pub mod query;
+pub mod state;

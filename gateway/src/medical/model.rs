@@ -1,0 +1,311 @@
+//! The bodies of the medical kinds, parsed and checked field by field, so
+//! every refusal names the field at fault and none quotes a value.
+//!
+//! ```text
+//! medical.request   {"subject","purpose":"ETREAT"|"TREAT","incident","responder":{"name","role"},
+//!                    "sections":["allergies",...],"reply_key":<public JWK> | "<kid>"}
+//! medical.approve   {"request":"<jti>","ttl_hours"?,"uses"?}
+//! medical.response  {"request":"<jti>","payload":"<compact JWE>"}
+//! review.decision   {"request":"<jti>","outcome":"appropriate"|"inappropriate","note"}
+//! ```
+//!
+//! `subject`, `incident`, the responder's name and a review's note are
+//! personal or sensitive: they stay in the signed envelope, which only the
+//! two agencies and auditors can read. The subject reaches the log only as a
+//! salted hash; the others reach neither the log nor the state store.
+//! Purpose codes are HL7 v3 ActReason: `ETREAT` is emergency treatment,
+//! `TREAT` routine treatment.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::bundle::Section;
+use super::jwe;
+use crate::envelope::MAX_JTI_LEN;
+use crate::fields::{self, from_map};
+
+/// Longest subject reference.
+pub const MAX_SUBJECT: usize = 256;
+/// Longest incident id, responder name or role.
+pub const MAX_NAME: usize = 128;
+/// Longest review note.
+pub const MAX_NOTE: usize = 2048;
+/// Longest grant a holder may approve, in hours (30 days, as policy allows).
+pub const MAX_TTL_HOURS: u32 = 720;
+/// Most responses one approval may cover.
+pub const MAX_USES: u32 = 100;
+
+/// Why the data is requested: HL7 v3 ActReason purpose of use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Purpose {
+    /// Emergency treatment: may break the glass.
+    #[serde(rename = "ETREAT")]
+    Etreat,
+    /// Routine treatment: needs the holder's approval.
+    #[serde(rename = "TREAT")]
+    Treat,
+}
+
+impl Purpose {
+    /// The ActReason code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Etreat => "ETREAT",
+            Purpose::Treat => "TREAT",
+        }
+    }
+}
+
+/// The person asking, as the requesting agency vouches for them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Responder {
+    /// Their name: personal data, never logged.
+    pub name: String,
+    /// Their role (e.g. `medical-officer`): what the policy decides on.
+    pub role: String,
+}
+
+/// Where the answer is to be encrypted: a public JWK, or the `kid` of the
+/// requesting agency's encryption key in the registry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReplyKey {
+    /// A registry key, by `kid`.
+    Kid(String),
+    /// A public EC P-256 JWK given with the request.
+    Jwk(Map<String, Value>),
+}
+
+/// `medical.request`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Whom the data is about, as the holding agency knows them: opaque,
+    /// personal data.
+    pub subject: String,
+    /// Why it is asked for.
+    pub purpose: Purpose,
+    /// The incident it is asked for.
+    pub incident: String,
+    /// Who asks.
+    pub responder: Responder,
+    /// The IPS sections wanted.
+    pub sections: Vec<Section>,
+    /// The key the answer is encrypted to.
+    pub reply_key: ReplyKey,
+}
+
+/// `medical.approve`: the holder grants a request it was not obliged to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approve {
+    /// The request's `jti`.
+    pub request: String,
+    /// How long the grant lasts (default 24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_hours: Option<u32>,
+    /// How many responses it covers (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<u32>,
+}
+
+/// `medical.response`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Response {
+    /// The request's `jti`.
+    pub request: String,
+    /// The bundle, as a compact JWE to the request's reply key.
+    pub payload: String,
+    /// The `kid` in the payload's JWE header, read at parse time.
+    #[serde(skip)]
+    pub kid: Option<String>,
+}
+
+/// What a reviewer concluded about a break-the-glass access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The access was justified.
+    Appropriate,
+    /// It was not; follow-up happens outside the gateway.
+    Inappropriate,
+}
+
+impl Outcome {
+    /// As in the body and the log entry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Appropriate => "appropriate",
+            Outcome::Inappropriate => "inappropriate",
+        }
+    }
+}
+
+/// `review.decision`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Review {
+    /// The request's `jti`.
+    pub request: String,
+    /// The conclusion.
+    pub outcome: Outcome,
+    /// The reviewer's reasons: never logged.
+    pub note: String,
+}
+
+impl Request {
+    /// Parses and checks a request body.
+    ///
+    /// # Errors
+    /// A message naming the first field at fault.
+    pub fn parse(body: &Map<String, Value>) -> Result<Request, String> {
+        let r: Request = from_map(body)?;
+        fields::bounded(&r.subject, "subject", MAX_SUBJECT)?;
+        fields::bounded(&r.incident, "incident", MAX_NAME)?;
+        fields::bounded(&r.responder.name, "responder.name", MAX_NAME)?;
+        fields::token(&r.responder.role, "responder.role", MAX_NAME)?;
+        if r.sections.is_empty() {
+            return Err("sections must name at least one section".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if !r.sections.iter().all(|s| seen.insert(*s)) {
+            return Err("sections names a section twice".into());
+        }
+        match &r.reply_key {
+            ReplyKey::Kid(kid) => fields::token(kid, "reply_key", MAX_JTI_LEN)?,
+            ReplyKey::Jwk(jwk) => {
+                jwe::check_public_key(jwk).map_err(|m| format!("reply_key: {m}"))?;
+            }
+        }
+        Ok(r)
+    }
+
+    /// What the policy decides on besides the parties: the responder's role.
+    pub fn attributes(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([("role".to_owned(), self.responder.role.clone())])
+    }
+}
+
+impl Approve {
+    /// Parses and checks an approval body.
+    ///
+    /// # Errors
+    /// A message naming the first field at fault.
+    pub fn parse(body: &Map<String, Value>) -> Result<Approve, String> {
+        let a: Approve = from_map(body)?;
+        check_request(&a.request)?;
+        if a.ttl_hours.is_some_and(|h| h == 0 || h > MAX_TTL_HOURS) {
+            return Err(format!("ttl_hours must be 1-{MAX_TTL_HOURS}"));
+        }
+        if a.uses.is_some_and(|u| u == 0 || u > MAX_USES) {
+            return Err(format!("uses must be 1-{MAX_USES}"));
+        }
+        Ok(a)
+    }
+}
+
+impl Response {
+    /// Parses and checks a response body. The payload's shape is checked
+    /// without any key ([`jwe::inspect`]): the gateway cannot decrypt it.
+    ///
+    /// # Errors
+    /// A message naming the first field at fault.
+    pub fn parse(body: &Map<String, Value>) -> Result<Response, String> {
+        let mut r: Response = from_map(body)?;
+        check_request(&r.request)?;
+        let header = jwe::inspect(&r.payload).map_err(|e| format!("payload: {e}"))?;
+        r.kid = header.kid;
+        Ok(r)
+    }
+}
+
+impl Review {
+    /// Parses and checks a review body.
+    ///
+    /// # Errors
+    /// A message naming the first field at fault.
+    pub fn parse(body: &Map<String, Value>) -> Result<Review, String> {
+        let r: Review = from_map(body)?;
+        check_request(&r.request)?;
+        fields::bounded(&r.note, "note", MAX_NOTE)?;
+        Ok(r)
+    }
+}
+
+fn check_request(jti: &str) -> Result<(), String> {
+    fields::token(jti, "request", MAX_JTI_LEN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    fn request() -> Value {
+        json!({"subject": "MRN-SECRET-1", "purpose": "ETREAT", "incident": "INC-7",
+            "responder": {"name": "Dr Secret", "role": "medical-officer"},
+            "sections": ["allergies", "medications"], "reply_key": "kid-1"})
+    }
+
+    #[test]
+    fn a_valid_request_parses_with_a_kid_or_a_public_jwk() {
+        let r = Request::parse(&map(request())).expect("valid");
+        assert_eq!(r.purpose, Purpose::Etreat);
+        assert_eq!(r.reply_key, ReplyKey::Kid("kid-1".into()));
+        assert_eq!(r.attributes()["role"], "medical-officer");
+    }
+
+    #[test]
+    fn refusals_name_the_field_and_never_echo_values() {
+        let mutations: [(&str, Value); 7] = [
+            ("purpose", json!("SECRET")),
+            ("subject", json!("")),
+            ("sections", json!([])),
+            ("sections", json!(["allergies", "allergies"])),
+            ("sections", json!(["secret-section"])),
+            (
+                "reply_key",
+                json!({"kty": "EC", "crv": "P-256", "d": "SECRET"}),
+            ),
+            (
+                "responder",
+                json!({"name": "Dr Secret", "role": "SECRET role"}),
+            ),
+        ];
+        for (field, value) in mutations {
+            let mut body = request();
+            body[field] = value;
+            let err = Request::parse(&map(body)).expect_err(field);
+            assert!(err.contains(field), "{err} should name {field}");
+            assert!(!err.contains("SECRET"), "{err} echoes a value");
+        }
+    }
+
+    #[test]
+    fn approvals_and_reviews_are_bounded() {
+        assert!(Approve::parse(&map(json!({"request": "r1"}))).is_ok());
+        assert!(Approve::parse(&map(json!({"request": "r1", "ttl_hours": 0}))).is_err());
+        assert!(Approve::parse(&map(json!({"request": "r1", "uses": 1000}))).is_err());
+        let ok = json!({"request": "r1", "outcome": "appropriate", "note": "fine"});
+        assert!(Review::parse(&map(ok)).is_ok());
+        let bad = json!({"request": "r1", "outcome": "maybe", "note": "fine"});
+        assert!(Review::parse(&map(bad)).is_err());
+        let bad = json!({"request": "r 1", "payload": "a.b.c.d.e"});
+        assert!(
+            Response::parse(&map(bad))
+                .expect_err("jti")
+                .contains("request")
+        );
+    }
+}
