@@ -18,12 +18,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
-use xgate::assets::replay::replay;
 use xgate::assets::state;
 use xgate::client::EnvelopeSigner;
 use xgate::envelope::Limits;
 use xgate::pipeline::Gateway;
 use xgate::policy::{DEFAULT_POLICY, Policy};
+use xgate::recompute::replay;
 use xgate::registry::{AgencyId, Registry};
 use xgate_ledger::{Log, OpenOptions, SledStore, Store};
 

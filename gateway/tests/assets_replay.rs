@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use xgate::assets::replay::replay;
 use xgate::assets::state;
 use xgate::client::EnvelopeSigner;
 use xgate::envelope::Limits;
 use xgate::pipeline::Gateway;
 use xgate::policy::{DEFAULT_POLICY, Policy};
+use xgate::recompute::replay;
 use xgate::registry::{AgencyId, Registry};
 use xgate_ledger::{Log, OpenOptions, SledStore, Store, WriteBatch};
 
@@ -407,7 +407,9 @@ fn xgate_audit_replay_passes_on_an_untouched_log() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.starts_with("ok: replayed 2 entries (2 asset envelopes, signatures checked"),
+        stdout.starts_with(
+            "ok: replayed 2 entries (2 asset and medical envelopes, signatures checked"
+        ),
         "{stdout}"
     );
 }

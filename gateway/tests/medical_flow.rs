@@ -1,0 +1,440 @@
+//! The medical exchange end to end over real TLS, through the `xgate
+//! medical` commands a responder's and a holder's systems run: an
+//! emergency (ETREAT) request breaks the glass, the holder answers with an
+//! IPS bundle encrypted to the requester, the requester opens it, and the
+//! holder's reviewer closes the grant from the review queue. Then the same
+//! flow with distinctive markers in every personal field, searched for in
+//! the ledger, the gateway's log output, its metrics and every file of its
+//! data directory.
+
+mod federation;
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use http::StatusCode;
+use serde_json::Value;
+
+use federation::assets::{Desk, desks, federation};
+use federation::{Federation, get_json, runtime, xgate};
+
+/// The synthetic IPS bundles of `tests/fixtures/ips`.
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/ips")
+        .join(name)
+}
+
+/// Runs `xgate medical ARGS` as `agency`; the lines it printed.
+fn medical(fed: &Federation, agency: &str, args: &[&str]) -> Vec<String> {
+    let pki = fed.pki().display().to_string();
+    let mut all = vec!["medical", args[0], "--pki", &pki, "--as", agency];
+    all.extend(["--gateway", fed.gateway.url()]);
+    all.extend_from_slice(&args[1..]);
+    let out = xgate().run(&all, b"").expect_ok();
+    out.lines().map(str::to_owned).collect()
+}
+
+fn json(line: &str) -> Value {
+    serde_json::from_str(line).expect("one line of JSON")
+}
+
+/// The request a State Department medical officer sends to HHS.
+fn request_args<'a>(subject: &'a str, incident: &'a str, name: &'a str) -> Vec<&'a str> {
+    vec![
+        "request",
+        "--to",
+        "hhs",
+        "--subject",
+        subject,
+        "--purpose",
+        "ETREAT",
+        "--incident",
+        incident,
+        "--responder",
+        name,
+        "--role",
+        "medical-officer",
+        "--section",
+        "allergies",
+        "--section",
+        "medications",
+        "--section",
+        "problems",
+        "--section",
+        "immunizations",
+    ]
+}
+
+/// The review gauges, as `/metrics` shows them.
+fn review_gauges(fed: &Federation) -> (String, String) {
+    let metrics = metrics_text(fed);
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("missing")
+            .to_owned()
+    };
+    (
+        value("xgate_reviews_pending "),
+        value("xgate_reviews_overdue "),
+    )
+}
+
+fn metrics_text(fed: &Federation) -> String {
+    let mut desk = desks(fed).into_iter().next().expect("a desk");
+    runtime().block_on(async {
+        let reply = desk
+            .client
+            .request(http::Method::GET, "/metrics", None, Vec::new())
+            .await
+            .expect("metrics");
+        String::from_utf8(reply.body.to_vec()).expect("text")
+    })
+}
+
+#[test]
+fn an_emergency_request_is_granted_answered_opened_and_reviewed() {
+    let fed = federation(&[]);
+    let out = medical(
+        &fed,
+        "state",
+        &request_args("hhs-mrn-000123", "INC-2026-0042", "Dr. Casey Example"),
+    );
+    let request = json(&out[0]);
+    let jti = request["jti"].as_str().expect("jti").to_owned();
+    assert_eq!(request["kind"], "medical.request");
+    assert_eq!(request["request"], jti);
+
+    // HHS sees a live break-the-glass grant, single-use, 24 hours.
+    let case = json(&medical(&fed, "hhs", &["show", &jti])[0]);
+    assert_eq!(case["status"], "granted", "{case}");
+    assert_eq!(case["break_glass"], true);
+    assert_eq!(case["grant"]["basis"], "break-glass");
+    assert_eq!(case["grant"]["uses"], 1);
+    let granted = case["grant"]["time"].as_i64().expect("time");
+    assert_eq!(case["grant"]["expires"].as_i64(), Some(granted + 24 * 3600));
+    assert!(
+        case["reply_key"]["x"].is_string(),
+        "the registry key, resolved: {case}"
+    );
+    assert_eq!(review_gauges(&fed), ("1".into(), "0".into()));
+
+    // HHS answers with the bundle; State opens it.
+    let bundle = fixture("ips-avery.json");
+    let bundle_arg = bundle.display().to_string();
+    let answered = json(
+        &medical(
+            &fed,
+            "hhs",
+            &["respond", "--request", &jti, "--bundle", &bundle_arg],
+        )[0],
+    );
+    assert_eq!(answered["kind"], "medical.response");
+    let response = answered["response"]
+        .as_u64()
+        .expect("response id")
+        .to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opened_file = dir.path().join("bundle.json");
+    let out_arg = opened_file.display().to_string();
+    let opened = json(
+        &medical(
+            &fed,
+            "state",
+            &["open", "--response", &response, "--out", &out_arg],
+        )[0],
+    );
+    assert_eq!(opened["request"], jti.as_str());
+    assert_eq!(opened["from"], "hhs");
+    assert_eq!(
+        std::fs::read(&opened_file).expect("written"),
+        std::fs::read(&bundle).expect("fixture"),
+        "the bundle arrives byte for byte"
+    );
+    let sections = opened["summary"]["sections"].as_array().expect("sections");
+    assert!(sections.len() >= 4, "{opened}");
+
+    // Without --out, the bundle is the second line.
+    let lines = medical(&fed, "state", &["open", "--response", &response]);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(json(&lines[1])["resourceType"], "Bundle");
+
+    // The receipts verify offline.
+    let data = fed.data().display().to_string();
+    let key = xgate()
+        .run(&["log", "key", "--data-dir", &data], b"")
+        .expect_ok();
+    for receipt in [&request["receipt"], &answered["receipt"]] {
+        let file = dir.path().join("receipt.json");
+        std::fs::write(&file, receipt.to_string()).expect("write");
+        let file_arg = file.display().to_string();
+        let out = xgate()
+            .run(
+                &[
+                    "audit",
+                    "verify-receipt",
+                    "--receipt",
+                    &file_arg,
+                    "--key",
+                    key.trim(),
+                ],
+                b"",
+            )
+            .expect_ok();
+        assert!(out.starts_with("ok: envelope "), "{out}");
+    }
+
+    // HHS's reviewer finds it in the queue and closes it.
+    let queue = json(&medical(&fed, "hhs", &["reviews"])[0]);
+    let items = queue["reviews"].as_array().expect("reviews");
+    assert_eq!(items.len(), 1, "{queue}");
+    assert_eq!(items[0]["request"], jti.as_str());
+    assert_eq!(items[0]["overdue"], false);
+    assert_eq!(items[0]["responses"], 1);
+    let none = json(&medical(&fed, "state", &["reviews"])[0]);
+    assert_eq!(
+        none["reviews"].as_array().map(Vec::len),
+        Some(0),
+        "not the requester's queue"
+    );
+    let audited = json(&medical(&fed, "gao", &["reviews"])[0]);
+    assert_eq!(
+        audited["reviews"].as_array().map(Vec::len),
+        Some(1),
+        "auditors see all"
+    );
+    medical(
+        &fed,
+        "hhs",
+        &[
+            "review",
+            "--request",
+            &jti,
+            "--outcome",
+            "appropriate",
+            "--note",
+            "cardiac arrest abroad",
+        ],
+    );
+    let queue = json(&medical(&fed, "hhs", &["reviews"])[0]);
+    assert_eq!(queue["reviews"].as_array().map(Vec::len), Some(0));
+    assert_eq!(review_gauges(&fed), ("0".into(), "0".into()));
+    let case = json(&medical(&fed, "gao", &["show", &jti, "--requester", "state"])[0]);
+    assert_eq!(case["status"], "used");
+    assert_eq!(case["review"]["outcome"], "appropriate");
+    assert_eq!(case["responses"].as_array().map(Vec::len), Some(1));
+    replays_clean(fed);
+}
+
+/// Stops the gateway and checks that `xgate audit replay` recomputes the
+/// stored state, signatures included.
+pub fn replays_clean(fed: Federation) {
+    let Federation { root, gateway } = fed;
+    gateway.stop();
+    let data = root.path().join("data").display().to_string();
+    let registry = root.path().join("pki/registry.toml").display().to_string();
+    let out = xgate()
+        .run(
+            &[
+                "audit",
+                "replay",
+                "--data-dir",
+                &data,
+                "--registry",
+                &registry,
+            ],
+            b"",
+        )
+        .expect_ok();
+    assert!(out.contains("the stored state equals"), "{out}");
+}
+
+#[test]
+fn overdue_reviews_show_in_the_queue_and_the_metrics() {
+    let fed = federation(&[("XGATE_REVIEW_DUE_SECS", "1")]);
+    let out = medical(
+        &fed,
+        "state",
+        &request_args("hhs-mrn-9", "INC-9", "Dr. Example"),
+    );
+    let jti = json(&out[0])["jti"].as_str().expect("jti").to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let queue = json(&medical(&fed, "hhs", &["reviews"])[0]);
+    assert_eq!(queue["reviews"][0]["request"], jti.as_str());
+    assert_eq!(queue["reviews"][0]["overdue"], true);
+    assert_eq!(review_gauges(&fed), ("1".into(), "1".into()));
+}
+
+/// Markers that must never appear in clear outside the signed envelopes and
+/// the encrypted payload.
+const MARKERS: [&str; 5] = [
+    "ZQX-SUBJECT-7781",
+    "ZQX-INCIDENT-3390",
+    "ZQX-RESPONDER-5512",
+    "ZQX-PATIENT-2046",
+    "ZQX-REVIEWNOTE-6604",
+];
+
+#[test]
+fn no_personal_data_reaches_the_ledger_the_logs_the_metrics_or_the_data_dir() {
+    let fed = federation(&[("XGATE_LOG", "debug")]);
+    let [subject, incident, name, patient, note] = MARKERS;
+    // The holder's bundle names the patient with a marker too.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = dir.path().join("marked.json");
+    let text = std::fs::read_to_string(fixture("ips-avery.json")).expect("fixture");
+    let marked = text.replacen("\"family\": \"", &format!("\"family\": \"{patient} "), 1);
+    assert_ne!(marked, text, "the fixture has a family name to mark");
+    std::fs::write(&bundle, marked).expect("write");
+
+    let out = medical(&fed, "state", &request_args(subject, incident, name));
+    let jti = json(&out[0])["jti"].as_str().expect("jti").to_owned();
+    let bundle_arg = bundle.display().to_string();
+    let answered = json(
+        &medical(
+            &fed,
+            "hhs",
+            &["respond", "--request", &jti, "--bundle", &bundle_arg],
+        )[0],
+    );
+    let response = answered["response"].as_u64().expect("id").to_string();
+    let lines = medical(&fed, "state", &["open", "--response", &response]);
+    assert!(
+        lines[1].contains(patient),
+        "the requester reads the bundle in clear"
+    );
+    medical(
+        &fed,
+        "hhs",
+        &[
+            "review",
+            "--request",
+            &jti,
+            "--outcome",
+            "appropriate",
+            "--note",
+            note,
+        ],
+    );
+
+    // A refused request carrying markers: its error names no value.
+    let refused = xgate().run(
+        &[
+            "medical",
+            "request",
+            "--pki",
+            &fed.pki().display().to_string(),
+            "--as",
+            "state",
+            "--gateway",
+            fed.gateway.url(),
+            "--to",
+            "hhs",
+            "--subject",
+            subject,
+            "--purpose",
+            "ETREAT",
+            "--incident",
+            incident,
+            "--responder",
+            name,
+            "--role",
+            "consular-officer",
+            "--section",
+            "allergies",
+        ],
+        b"",
+    );
+    let message = refused.expect_error(1);
+    assert!(message.contains("policy_denied"), "{message}");
+    let mut desks = desks(&fed);
+    let [state, .., gao] = &mut desks;
+    let bad = serde_json::json!({"subject": format!("{subject}\u{1}"), "purpose": "ETREAT",
+        "incident": incident, "responder": {"name": name, "role": "medical-officer"},
+        "sections": ["allergies"], "reply_key": {"kty": "EC", "d": subject}});
+    let error = runtime().block_on(refused_message(state, bad));
+
+    // Everything the gateway keeps or says, searched in clear.
+    let entries = runtime().block_on(all_entries(gao));
+    let haystacks = [
+        ("the ledger entries", entries),
+        ("the gateway's log output", fed.gateway.log_output()),
+        ("the metrics", metrics_text(&fed)),
+        ("a refusal", error + &message),
+    ];
+    for (what, text) in &haystacks {
+        for marker in MARKERS {
+            assert!(!text.contains(marker), "{marker} appears in {what}");
+        }
+    }
+    // Every file of the data dir, byte for byte. The requester's signed
+    // request (in HHS's inbox and under Ge for replay) holds the subject,
+    // incident and name, and the response holds the encrypted bundle: both
+    // are kept base64url-encoded (JWS) or encrypted (JWE), so none of the
+    // markers can appear in clear; these are the only places they exist.
+    let mut files = 0;
+    for file in walk(&fed.data()) {
+        let bytes = std::fs::read(&file).expect("read");
+        files += 1;
+        for marker in MARKERS {
+            let found = bytes.windows(marker.len()).any(|w| w == marker.as_bytes());
+            assert!(!found, "{marker} appears in clear in {}", file.display());
+        }
+    }
+    assert!(files > 3, "the data dir was searched ({files} files)");
+}
+
+async fn refused_message(desk: &mut Desk, body: Value) -> String {
+    let (jws, _) = desk.sign("hhs", "medical.request", body);
+    let reply = desk.post(&jws).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    String::from_utf8(reply.body.to_vec()).expect("text")
+}
+
+async fn all_entries(desk: &mut Desk) -> String {
+    let size = federation::log_size(&mut desk.client).await;
+    let mut all = String::new();
+    for i in 0..size {
+        let entry = get_json(
+            &mut desk.client,
+            &format!("/v1/log/entries/{i}"),
+            StatusCode::OK,
+        )
+        .await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(entry["entry"].as_str().expect("entry"))
+            .expect("base64");
+        all.push_str(std::str::from_utf8(&bytes).expect("entries are JSON text"));
+        all.push('\n');
+    }
+    // The search is not vacuous: the entries hold the flow's metadata.
+    for expected in [
+        "\"decision\":\"break-glass\"",
+        "\"purpose\":\"ETREAT\"",
+        "\"person\":",
+        "\"outcome\":\"appropriate\"",
+    ] {
+        assert!(
+            all.contains(expected),
+            "{expected} not in the entries: {all}"
+        );
+    }
+    assert!(size >= 3, "the flow logged its entries ({size})");
+    all
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
