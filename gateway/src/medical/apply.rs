@@ -279,3 +279,190 @@ impl Case {
         wanted.is_none_or(|w| kid == Some(w))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The fold over an in-memory state: a grant's life (uses, expiry), who
+    //! may answer, approvals and reviews, and the review queue.
+
+    use super::*;
+    use crate::medical::model::{Outcome, Purpose, ReplyKey, Responder};
+    use crate::recompute::Memory;
+    use crate::registry::AgencyId;
+
+    struct World {
+        state: Memory,
+        index: u64,
+    }
+
+    fn id(a: &str) -> AgencyId {
+        a.parse().expect("agency id")
+    }
+
+    fn request(purpose: Purpose) -> Op {
+        Op::Request(Request {
+            subject: "s".into(),
+            purpose,
+            incident: "i".into(),
+            responder: Responder {
+                name: "n".into(),
+                role: "medical-officer".into(),
+            },
+            sections: vec![super::super::bundle::Section::Allergies],
+            reply_key: ReplyKey::Kid("k1".into()),
+        })
+    }
+
+    fn response(request: &str, kid: &str) -> Op {
+        Op::Response(Response {
+            request: request.into(),
+            payload: String::new(),
+            kid: Some(kid.into()),
+        })
+    }
+
+    fn review(request: &str) -> Op {
+        Op::Review(Review {
+            request: request.into(),
+            outcome: Outcome::Appropriate,
+            note: "n".into(),
+        })
+    }
+
+    impl World {
+        /// Applies `op` from `by` to `to` at `time`, as entry `jti`.
+        fn send(
+            &mut self,
+            by: &str,
+            to: &str,
+            jti: &str,
+            op: &Op,
+            terms: Option<Terms>,
+            time: i64,
+        ) -> Result<(), ApplyError> {
+            let (sender, recipient) = (id(by), id(to));
+            let ctx = Context {
+                sender: &sender,
+                recipient: &recipient,
+                jti,
+                envelope: "e",
+                time,
+                log_index: self.index,
+            };
+            let mut batch = WriteBatch::new();
+            apply(op, &ctx, terms, &self.state, &mut batch)?;
+            self.state.apply(batch);
+            self.index += 1;
+            Ok(())
+        }
+
+        fn case(&self, requester: &str, jti: &str) -> Case {
+            state::case(&self.state, &id(requester), jti)
+                .expect("read")
+                .expect("case")
+        }
+
+        fn queue_len(&self) -> usize {
+            self.state
+                .keys(&state::queue_prefix(None))
+                .expect("keys")
+                .len()
+        }
+    }
+
+    fn refused(result: Result<(), ApplyError>) -> Refusal {
+        match result {
+            Err(ApplyError::Refused(r)) => r,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    const GRANT: Option<Terms> = Some(Terms {
+        expires: 200,
+        uses: 1,
+    });
+
+    #[test]
+    fn a_break_glass_grant_covers_its_uses_until_it_expires() {
+        let mut w = World {
+            state: Memory::default(),
+            index: 0,
+        };
+        let etreat = request(Purpose::Etreat);
+        w.send("state", "hhs", "q1", &etreat, GRANT, 100)
+            .expect("request");
+        assert_eq!(w.queue_len(), 1);
+        // Only the agency asked may answer, to the key asked for.
+        let other = refused(w.send("treasury", "state", "r0", &response("q1", "k1"), None, 101));
+        assert!(matches!(other, Refusal::NoGrant(_)), "{other:?}");
+        let key = refused(w.send("hhs", "state", "r0", &response("q1", "k2"), None, 101));
+        assert_eq!(key, Refusal::WrongKey);
+        w.send("hhs", "state", "r1", &response("q1", "k1"), None, 150)
+            .expect("answer");
+        let used = refused(w.send("hhs", "state", "r2", &response("q1", "k1"), None, 151));
+        assert_eq!(used, Refusal::GrantUsed);
+        let case = w.case("state", "q1");
+        assert_eq!(case.grant.as_ref().map(|g| g.used), Some(1));
+        assert_eq!(case.responses.len(), 1);
+
+        // A second request, answered too late.
+        w.send("state", "hhs", "q2", &etreat, GRANT, 100)
+            .expect("request");
+        let late = refused(w.send("hhs", "state", "r3", &response("q2", "k1"), None, 200));
+        assert_eq!(late, Refusal::GrantExpired);
+        // The same jti to the same holder is taken, even from another agency.
+        let again = refused(w.send("gsa", "hhs", "q2", &etreat, GRANT, 201));
+        assert!(matches!(again, Refusal::RequestExists(_)));
+    }
+
+    #[test]
+    fn approvals_grant_what_policy_did_not_and_reviews_close_the_queue() {
+        let mut w = World {
+            state: Memory::default(),
+            index: 0,
+        };
+        w.send("state", "hhs", "t1", &request(Purpose::Treat), None, 100)
+            .expect("request");
+        assert_eq!(w.queue_len(), 0, "no glass broken, nothing to review");
+        let none = refused(w.send("hhs", "state", "r1", &response("t1", "k1"), None, 101));
+        assert!(matches!(none, Refusal::NoGrant(_)));
+        let approve = Op::Approve(Approve {
+            request: "t1".into(),
+            ttl_hours: None,
+            uses: Some(2),
+        });
+        let wrong = refused(w.send("hhs", "gsa", "a0", &approve, GRANT, 102));
+        assert!(matches!(wrong, Refusal::WrongAudience(_)));
+        let two = Some(Terms {
+            expires: 500,
+            uses: 2,
+        });
+        w.send("hhs", "state", "a1", &approve, two, 102)
+            .expect("approve");
+        let live = refused(w.send("hhs", "state", "a2", &approve, two, 103));
+        assert_eq!(live, Refusal::GrantExists);
+        w.send("hhs", "state", "r2", &response("t1", "k1"), None, 104)
+            .expect("first");
+        w.send("hhs", "state", "r3", &response("t1", "k1"), None, 105)
+            .expect("second");
+        assert_eq!(
+            refused(w.send("hhs", "hhs", "v0", &review("t1"), None, 106)),
+            Refusal::NotReviewable
+        );
+
+        w.send("state", "hhs", "e1", &request(Purpose::Etreat), GRANT, 107)
+            .expect("emergency");
+        assert_eq!(w.queue_len(), 1);
+        let misaddressed = refused(w.send("hhs", "state", "v1", &review("e1"), None, 108));
+        assert!(matches!(misaddressed, Refusal::WrongAudience(_)));
+        let stranger = refused(w.send("gsa", "gsa", "v1", &review("e1"), None, 108));
+        assert!(matches!(stranger, Refusal::UnknownRequest(_)));
+        w.send("hhs", "hhs", "v1", &review("e1"), None, 108)
+            .expect("review");
+        assert_eq!(w.queue_len(), 0);
+        assert_eq!(
+            refused(w.send("hhs", "hhs", "v2", &review("e1"), None, 109)),
+            Refusal::AlreadyReviewed
+        );
+    }
+}
