@@ -308,7 +308,7 @@ mod tests {
                 name: "n".into(),
                 role: "medical-officer".into(),
             },
-            sections: vec![super::super::bundle::Section::Allergies],
+            sections: vec![super::super::section::Section::Allergies],
             reply_key: ReplyKey::Kid("k1".into()),
         })
     }

@@ -15,6 +15,7 @@
 //! - [`jwe`]: encryption of responses to the requester's key, and
 //!   inspection of a JWE without decrypting it, which is all the gateway
 //!   ever does.
+//! - [`section`]: the IPS sections a request names.
 //! - [`bundle`]: structural validation of IPS bundles, used by clients.
 
 pub mod apply;
@@ -22,4 +23,5 @@ pub mod bundle;
 pub mod jwe;
 pub mod model;
 pub mod query;
+pub mod section;
 pub mod state;

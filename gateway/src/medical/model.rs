@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::bundle::Section;
 use super::jwe;
+use super::section::Section;
 use crate::envelope::MAX_JTI_LEN;
 use crate::fields::{self, from_map};
 

@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use xgate_ledger::{Log, Store, StoreError};
 
-use super::bundle::Section;
 use super::model::{Purpose, ReplyKey};
+use super::section::Section;
 use super::state::{self, Answered, Case, Grant, Reviewed};
 use crate::assets::state::{self as keys, Stored};
 use crate::entry::Logged;

@@ -15,8 +15,8 @@
 use serde::{Deserialize, Serialize};
 use xgate_ledger::{Store, StoreError, WriteBatch};
 
-use super::bundle::Section;
 use super::model::{Outcome, Purpose, ReplyKey};
+use super::section::Section;
 use crate::assets::state::{self as keys, StateRead, Stored};
 use crate::registry::AgencyId;
 
