@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
-use xgate::assets::state;
 use xgate::client::EnvelopeSigner;
 use xgate::envelope::Limits;
 use xgate::pipeline::Gateway;
@@ -53,7 +52,7 @@ fn main() {
     let mut bytes = 0usize;
     for i in 0..size {
         bytes += log.entry(i).expect("entry").len();
-        if let Some(e) = log.store().get(&state::envelope_key(i)).expect("read") {
+        if let Some(e) = log.store().get(&xgate::inbox::kept_key(i)).expect("read") {
             bytes += e.len();
         }
     }

@@ -10,8 +10,14 @@
 //! |---|---|
 //! | `Gi` recipient `0x00` log index (u64 BE) | the stored envelope, JSON |
 //! | `Gd` envelope digest (32 bytes) | recipient `0x00` log index |
+//! | `Ge` log index (u64 BE) | a kept envelope's compact JWS |
 //!
-//! Ordering by log index makes "oldest first" a key scan.
+//! Ordering by log index makes "oldest first" a key scan. The gateway keeps
+//! the envelopes its state is recomputed from (asset and medical kinds,
+//! for `xgate audit replay`) under `Ge` for good; their inbox records point
+//! there instead of holding a second copy of the JWS, which for a medical
+//! response is a whole encrypted bundle. A `record.send` is held in its
+//! inbox record only, and leaves the gateway when it is acknowledged.
 
 use serde::{Deserialize, Serialize};
 use xgate_ledger::{Store, StoreError, WriteBatch};
@@ -21,6 +27,7 @@ use crate::registry::AgencyId;
 
 const ITEM_PREFIX: &[u8] = b"Gi";
 const ID_PREFIX: &[u8] = b"Gd";
+const KEPT_PREFIX: &[u8] = b"Ge";
 
 /// An envelope waiting for its recipient.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,19 +40,40 @@ pub struct Stored {
     pub from: String,
     /// The envelope kind.
     pub kind: String,
-    /// The compact JWS exactly as the sender signed it.
+    /// The compact JWS exactly as the sender signed it (empty in the store
+    /// when `kept`).
     pub jws: String,
+    /// Whether the JWS is kept under `Ge` rather than in this record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kept: bool,
+}
+
+/// The key of the envelope kept for good that was logged at `index`.
+pub fn kept_key(index: u64) -> Vec<u8> {
+    let mut k = KEPT_PREFIX.to_vec();
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Adds the write that keeps `envelope`, logged at `index`, for good.
+pub fn keep(envelope: &Envelope, index: u64, batch: &mut WriteBatch) {
+    batch.put(kept_key(index), envelope.compact.as_bytes().to_vec());
 }
 
 /// Adds the writes that put `envelope`, logged at `index`, in its
-/// recipient's inbox.
-pub fn put(envelope: &Envelope, index: u64, batch: &mut WriteBatch) {
+/// recipient's inbox; `kept` says [`keep`] holds its JWS already.
+pub fn put(envelope: &Envelope, index: u64, kept: bool, batch: &mut WriteBatch) {
     let stored = Stored {
         id: envelope.id(),
         log_index: index,
         from: envelope.iss.to_string(),
         kind: envelope.kind.to_string(),
-        jws: envelope.compact.clone(),
+        jws: if kept {
+            String::new()
+        } else {
+            envelope.compact.clone()
+        },
+        kept,
     };
     // Strings and integers only: serialization cannot fail.
     let value = serde_json::to_vec(&stored).unwrap_or_default();
@@ -75,8 +103,15 @@ pub fn list<S: Store>(
         if items.len() == limit {
             return Ok((items, true));
         }
-        let stored: Stored =
+        let mut stored: Stored =
             serde_json::from_slice(value.as_ref()).map_err(|_| corrupt("inbox record"))?;
+        if stored.kept {
+            let jws = store
+                .get(&kept_key(index))?
+                .ok_or_else(|| corrupt("inbox record (its kept envelope is missing)"))?;
+            stored.jws =
+                String::from_utf8(jws.as_ref().to_vec()).map_err(|_| corrupt("kept envelope"))?;
+        }
         items.push(stored);
     }
     Ok((items, false))

@@ -359,17 +359,15 @@ impl Gateway {
                 Body::Asset(op) => apply::apply(op, &ctx, expires, view, &mut batch).map(drop)?,
                 Body::Medical(op) => medical::apply(op, &ctx, terms, view, &mut batch)?,
             }
-            if !matches!(body, Body::Record) {
-                // Kept for `xgate audit replay`, which recomputes the state.
-                batch.put(
-                    asset_state::envelope_key(index),
-                    stored.compact.as_bytes().to_vec(),
-                );
+            // Kept for `xgate audit replay`, which recomputes the state.
+            let kept = !matches!(body, Body::Record);
+            if kept {
+                inbox::keep(&stored, index, &mut batch);
             }
             // Addressed to the sender itself (a registration, a count):
             // nothing to deliver.
             if stored.aud != stored.iss {
-                inbox::put(&stored, index, &mut batch);
+                inbox::put(&stored, index, kept, &mut batch);
             }
             replay::put(&stored.iss, &stored.jti, keep_until, &mut batch);
             Ok(batch)

@@ -144,7 +144,7 @@ pub fn replay<S: Store>(
         for index in start..end {
             let entry = log.entry(index)?;
             let jws = store
-                .get(&state::envelope_key(index))?
+                .get(&crate::inbox::kept_key(index))?
                 .map(|v| v.as_ref().to_vec());
             block.push((index, entry, jws));
         }

@@ -448,7 +448,7 @@ fn a_stored_envelope_that_is_not_the_logged_one_is_caught() {
     // Swap the two stored envelopes: each is a valid, signed envelope, but
     // not the one its entry logged.
     let store = log.store();
-    let (k0, k1) = (state::envelope_key(0), state::envelope_key(1));
+    let (k0, k1) = (xgate::inbox::kept_key(0), xgate::inbox::kept_key(1));
     let e0 = store.get(&k0).expect("read").expect("stored").to_vec();
     let e1 = store.get(&k1).expect("read").expect("stored").to_vec();
     let mut batch = WriteBatch::new();

@@ -157,6 +157,35 @@ fn an_emergency_request_is_granted_answered_opened_and_reviewed() {
     let sections = opened["summary"]["sections"].as_array().expect("sections");
     assert!(sections.len() >= 4, "{opened}");
 
+    // The response reached state's inbox too, whole (its JWS is kept once,
+    // under Ge, and the inbox record points there).
+    let pki = fed.pki().display().to_string();
+    let inbox = xgate()
+        .run(
+            &[
+                "inbox",
+                "--pki",
+                &pki,
+                "--as",
+                "state",
+                "--gateway",
+                fed.gateway.url(),
+            ],
+            b"",
+        )
+        .expect_ok();
+    let delivered: Vec<Value> = inbox.lines().map(json).collect();
+    let answer = delivered
+        .iter()
+        .find(|d| d["kind"] == "medical.response")
+        .expect("the response is delivered");
+    assert_eq!(answer["body"]["request"], jti.as_str());
+    assert!(
+        answer["body"]["payload"]
+            .as_str()
+            .is_some_and(|p| p.split('.').count() == 5)
+    );
+
     // Without --out, the bundle is the second line.
     let lines = medical(&fed, "state", &["open", "--response", &response]);
     assert_eq!(lines.len(), 2);

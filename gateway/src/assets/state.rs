@@ -15,7 +15,7 @@
 //! | `Gq` tag | [`Discrepancy`] list, JSON | its open discrepancies |
 //! | `Gc` index (u64 BE) | [`Report`] JSON | a reconciliation report |
 //! | `Gn` index (u64 BE) seq (u32 BE) | [`Notice`] JSON | discrepancy feed |
-//! | `Ge` index (u64 BE) | the compact JWS | envelopes to replay |
+//! | `Ge` index (u64 BE) | the compact JWS | envelopes to replay ([`crate::inbox::kept_key`]) |
 //! | `Gk` | 32 random bytes | salt of person hashes |
 //!
 //! The first eight are the state that `xgate audit replay` recomputes from
@@ -41,7 +41,6 @@ const OFFERED: &[u8] = b"Go";
 const OPEN: &[u8] = b"Gq";
 const REPORT: &[u8] = b"Gc";
 const NOTICE: &[u8] = b"Gn";
-const ENVELOPE: &[u8] = b"Ge";
 const SALT: &[u8] = b"Gk";
 
 /// Reads of the state as an envelope being applied finds it.
@@ -173,11 +172,6 @@ pub fn notice_key(index: u64, seq: u32) -> Vec<u8> {
     let mut k = index_key(NOTICE, index);
     k.extend_from_slice(&seq.to_be_bytes());
     k
-}
-
-/// The stored envelope logged at `index`.
-pub fn envelope_key(index: u64) -> Vec<u8> {
-    index_key(ENVELOPE, index)
 }
 
 /// The last part of a key: a tag, after the last NUL.

@@ -250,11 +250,11 @@ pub fn response<S: Store>(
     if entry.kind != Kind::MedicalResponse.as_str() || !(party || registry.is_auditor(caller)) {
         return Ok(None);
     }
-    let Some(jws) = log.store().get(&keys::envelope_key(index))? else {
+    let Some(jws) = log.store().get(&crate::inbox::kept_key(index))? else {
         return Ok(None);
     };
     let jws = String::from_utf8(jws.as_ref().to_vec())
-        .map_err(|_| xgate_ledger::Error::from(keys::corrupt(&keys::envelope_key(index))))?;
+        .map_err(|_| xgate_ledger::Error::from(keys::corrupt(&crate::inbox::kept_key(index))))?;
     Ok(Some(ResponseView {
         request: entry.request.unwrap_or_default(),
         from: entry.iss,
