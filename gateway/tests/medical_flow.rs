@@ -282,6 +282,95 @@ pub fn replays_clean(fed: Federation) {
 }
 
 #[test]
+fn a_bundle_without_a_section_asked_for_is_refused_before_anything_is_sent() {
+    let fed = federation(&[]);
+    let mut args = request_args("hhs-mrn-7", "INC-7", "Dr. Example");
+    args.extend(["--section", "results"]);
+    let jti = json(&medical(&fed, "state", &args)[0])["jti"]
+        .as_str()
+        .expect("jti")
+        .to_owned();
+    let mut auditor = desks(&fed).into_iter().nth(4).expect("gao");
+    let mut size = || runtime().block_on(federation::log_size(&mut auditor.client));
+    let before = size();
+    // ips-avery has no results section: refused locally, nothing sent.
+    let pki = fed.pki().display().to_string();
+    let bundle = fixture("ips-avery.json").display().to_string();
+    let message = xgate()
+        .run(
+            &[
+                "medical",
+                "respond",
+                "--pki",
+                &pki,
+                "--as",
+                "hhs",
+                "--gateway",
+                fed.gateway.url(),
+                "--request",
+                &jti,
+                "--bundle",
+                &bundle,
+            ],
+            b"",
+        )
+        .expect_error(1);
+    assert!(
+        message.contains("Diagnostic Results") && message.contains("not the bundle asked for"),
+        "{message}"
+    );
+    assert_eq!(size(), before);
+    // ips-jordan carries empty sections with an emptyReason, and no
+    // results either; a request for what it has is answered.
+    let args = [
+        "request",
+        "--to",
+        "hhs",
+        "--subject",
+        "hhs-mrn-8",
+        "--purpose",
+        "ETREAT",
+        "--incident",
+        "INC-8",
+        "--responder",
+        "Dr. Example",
+        "--role",
+        "medical-officer",
+        "--section",
+        "allergies",
+        "--section",
+        "immunizations",
+    ];
+    let jti = json(&medical(&fed, "state", &args)[0])["jti"]
+        .as_str()
+        .expect("jti")
+        .to_owned();
+    let bundle = fixture("ips-jordan.json").display().to_string();
+    let answered = json(
+        &medical(
+            &fed,
+            "hhs",
+            &["respond", "--request", &jti, "--bundle", &bundle],
+        )[0],
+    );
+    let response = answered["response"].as_u64().expect("id").to_string();
+    let opened = json(
+        &medical(
+            &fed,
+            "state",
+            &["open", "--response", &response, "--out", "/dev/null"],
+        )[0],
+    );
+    let sections = opened["summary"]["sections"].as_array().expect("sections");
+    assert!(
+        sections
+            .iter()
+            .any(|s| s["section"] == "allergies" && s["empty_reason"] == true),
+        "{opened}"
+    );
+}
+
+#[test]
 fn overdue_reviews_show_in_the_queue_and_the_metrics() {
     let fed = federation(&[("XGATE_REVIEW_DUE_SECS", "1")]);
     let out = medical(
