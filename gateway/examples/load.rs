@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::json;
 use xgate::client::{Client, EnvelopeSigner, Protocol};
 use xgate::registry::AgencyId;
@@ -99,14 +99,7 @@ fn main() {
                         break;
                     };
                     let t = Instant::now();
-                    let reply = client
-                        .request(
-                            Method::POST,
-                            "/v1/envelopes",
-                            Some("application/jose"),
-                            jws.into_bytes(),
-                        )
-                        .await;
+                    let reply = client.submit(jws).await;
                     match reply {
                         Ok(r) if r.status == StatusCode::CREATED => {
                             mine.push(t.elapsed().as_micros() as u64);

@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use xgate::client::{Client, EnvelopeSigner, Protocol, random_jti};
@@ -514,22 +514,12 @@ async fn register(client: &mut Client, signer: &EnvelopeSigner, tag: &str) {
 /// status with the error code, and the body.
 async fn post(client: &mut Client, jws: String) -> Result<u64, (String, String)> {
     let t = Instant::now();
-    let reply = client
-        .request(
-            Method::POST,
-            "/v1/envelopes",
-            Some("application/jose"),
-            jws.into_bytes(),
-        )
-        .await;
+    let reply = client.submit(jws).await;
     match reply {
         Ok(r) if r.status == StatusCode::CREATED => Ok(t.elapsed().as_micros() as u64),
         Ok(r) => {
             let body = String::from_utf8_lossy(&r.body).into_owned();
-            let code = serde_json::from_slice::<Value>(&r.body)
-                .ok()
-                .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let code = r.error_code().unwrap_or_default();
             Err((format!("{} {code}", r.status.as_u16()), body))
         }
         Err(e) => Err(("transport".into(), e.to_string())),

@@ -72,6 +72,14 @@ pub struct Reply {
     pub http2: bool,
 }
 
+impl Reply {
+    /// The error code of a refusal's `{"error":{"code",...}}` body.
+    pub fn error_code(&self) -> Option<String> {
+        let body: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        body["error"]["code"].as_str().map(str::to_owned)
+    }
+}
+
 enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
     H2(http2::SendRequest<Full<Bytes>>),
@@ -161,6 +169,20 @@ impl Client {
             server_name,
             sender: None,
         })
+    }
+
+    /// Submits one signed envelope (`POST /v1/envelopes`, a compact JWS).
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`] if no response arrived.
+    pub async fn submit(&mut self, jws: String) -> Result<Reply, ClientError> {
+        self.request(
+            Method::POST,
+            "/v1/envelopes",
+            Some(crate::http::JOSE),
+            jws.into_bytes(),
+        )
+        .await
     }
 
     /// Sends one request and reads the whole response.

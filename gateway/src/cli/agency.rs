@@ -23,7 +23,6 @@ use serde_json::{Map, Value};
 use super::error::Error;
 use super::session::{LIFETIME_SECS, delivered_body, emit, expect, runtime};
 use crate::client::{Client, EnvelopeSigner, Protocol};
-use crate::http::JOSE;
 use crate::pki::REGISTRY;
 use crate::registry::{AgencyId, Registry};
 
@@ -87,12 +86,7 @@ impl SendArgs {
             .map_err(Error::Request)?;
         let mut client =
             Client::for_agency(&self.pki, &self.sender, &self.gateway, Protocol::Auto)?;
-        let reply = runtime()?.block_on(client.request(
-            Method::POST,
-            "/v1/envelopes",
-            Some(JOSE),
-            jws.into_bytes(),
-        ))?;
+        let reply = runtime()?.block_on(client.submit(jws))?;
         expect(&reply, StatusCode::CREATED)?;
         emit(stdout, &reply.body)
     }

@@ -15,7 +15,6 @@ use serde_json::{Map, Value};
 use super::error::Error;
 use crate::client::{Client, EnvelopeSigner, Protocol, Reply, random_jti};
 use crate::envelope::{self, Limits, Verifiers};
-use crate::http::JOSE;
 use crate::kind::Kind;
 use crate::registry::{AgencyId, Registry};
 
@@ -92,12 +91,7 @@ impl<'a> Session<'a> {
         let jws = signer
             .sign(aud, kind.as_str(), body, LIFETIME_SECS, Some(jti.clone()))
             .map_err(Error::Request)?;
-        let reply = self.runtime.block_on(self.client.request(
-            Method::POST,
-            "/v1/envelopes",
-            Some(JOSE),
-            jws.into_bytes(),
-        ))?;
+        let reply = self.runtime.block_on(self.client.submit(jws))?;
         expect(&reply, StatusCode::CREATED)?;
         Ok((jti, parse(&reply, "receipt")?))
     }

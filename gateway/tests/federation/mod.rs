@@ -130,15 +130,7 @@ pub fn body(text: &str) -> Map<String, Value> {
 
 /// POSTs a compact JWS as an envelope.
 pub async fn submit(client: &mut Client, jws: &str) -> Reply {
-    client
-        .request(
-            Method::POST,
-            "/v1/envelopes",
-            Some("application/jose"),
-            jws.as_bytes().to_vec(),
-        )
-        .await
-        .expect("a response")
+    client.submit(jws.to_owned()).await.expect("a response")
 }
 
 /// GETs `path` and parses the JSON body, asserting `status`.
