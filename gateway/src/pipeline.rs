@@ -5,9 +5,10 @@
 //!
 //! Everything before the append only reads; the committer then, in log
 //! order, checks the `jti`, applies an asset envelope to the asset state
-//! (the custody rules and reconciliation, [`crate::assets`]) and writes the
-//! log entry, the recipient's inbox record, the sender's `jti` and the state
-//! changes in one atomic batch; the append returns once that batch is
+//! (the custody rules and reconciliation, [`crate::assets`]) or a medical
+//! one to the medical state (grants, responses and reviews,
+//! [`crate::medical`]) and writes the log entry, the recipient's inbox
+//! record, the sender's `jti` and the state changes in one atomic batch; the append returns once that batch is
 //! durable and covered by a signed checkpoint. So a refused envelope leaves
 //! no trace anywhere, and an acknowledged one is logged, deliverable,
 //! unreplayable and applied, whatever crashes when.
@@ -241,37 +242,7 @@ impl Gateway {
             purpose: purpose.map(Purpose::as_str),
             attributes: &attributes,
         });
-        let (decision, terms) = match (decision, &body) {
-            (Decision::Deny { reason }, _) => {
-                return Err(ApiError::new(Code::PolicyDenied, reason));
-            }
-            (Decision::BreakGlass { grant, .. }, Body::Medical(medical::Op::Request(_))) => {
-                let ttl = i64::try_from(grant.ttl.as_secs()).unwrap_or(i64::MAX);
-                let terms = Terms {
-                    expires: now.saturating_add(ttl.min(self.medical.max_grant)),
-                    uses: grant.uses,
-                };
-                ("break-glass", Some(terms))
-            }
-            // Only a medical request can break the glass; never let
-            // another kind through as a plain allow.
-            (Decision::BreakGlass { .. }, _) => {
-                return Err(ApiError::new(
-                    Code::PolicyDenied,
-                    "break-the-glass access is not available for this kind",
-                ));
-            }
-            (Decision::Allow { .. }, Body::Medical(medical::Op::Approve(a))) => {
-                let hours = a.ttl_hours.unwrap_or(DEFAULT_APPROVAL_HOURS);
-                let ttl = i64::from(hours) * 3600;
-                let terms = Terms {
-                    expires: now.saturating_add(ttl.min(self.medical.max_grant)),
-                    uses: a.uses.unwrap_or(1),
-                };
-                ("allow", Some(terms))
-            }
-            (Decision::Allow { .. }, _) => ("allow", None),
-        };
+        let (decision, terms) = self.terms(decision, &body, now)?;
         let report = matches!(body, Body::Asset(Op::Report(_)));
         let receipt = self
             .append(&envelope, body, terms, &policy.hash_hex(), decision, now)
@@ -284,6 +255,44 @@ impl Gateway {
             reconciliation_id: report.then(|| receipt.log_index.to_string()),
             receipt,
         })
+    }
+
+    /// What the policy's decision means for this body: the decision as the
+    /// entry records it, and the grant it makes, if any (a request that
+    /// breaks the glass, or a holder's approval), capped by `max_grant`.
+    fn terms(
+        &self,
+        decision: Decision,
+        body: &Body,
+        now: i64,
+    ) -> Result<(&'static str, Option<Terms>), ApiError> {
+        let capped = |ttl: i64| now.saturating_add(ttl.min(self.medical.max_grant));
+        match (decision, body) {
+            (Decision::Deny { reason }, _) => Err(ApiError::new(Code::PolicyDenied, reason)),
+            (Decision::BreakGlass { grant, .. }, Body::Medical(medical::Op::Request(_))) => {
+                let ttl = i64::try_from(grant.ttl.as_secs()).unwrap_or(i64::MAX);
+                let terms = Terms {
+                    expires: capped(ttl),
+                    uses: grant.uses,
+                };
+                Ok(("break-glass", Some(terms)))
+            }
+            // Only a medical request can break the glass; never let
+            // another kind through as a plain allow.
+            (Decision::BreakGlass { .. }, _) => Err(ApiError::new(
+                Code::PolicyDenied,
+                "break-the-glass access is not available for this kind",
+            )),
+            (Decision::Allow { .. }, Body::Medical(medical::Op::Approve(a))) => {
+                let hours = a.ttl_hours.unwrap_or(DEFAULT_APPROVAL_HOURS);
+                let terms = Terms {
+                    expires: capped(i64::from(hours) * 3600),
+                    uses: a.uses.unwrap_or(1),
+                };
+                Ok(("allow", Some(terms)))
+            }
+            (Decision::Allow { .. }, _) => Ok(("allow", None)),
+        }
     }
 
     /// The kind's own checks of the envelope: its body, parsed (an asset
