@@ -7,9 +7,15 @@
 //! each rejection names the first thing wrong:
 //!
 //! 1. structure: three base64url parts, a JSON object header (`malformed`);
-//! 2. header: `alg` must be the sender's registered algorithm (ES256, or
-//!    EdDSA for an Ed25519 key), never `none` or HMAC (`unsupported_alg`);
-//!    `typ` must be `xgate-envelope+jwt` and `crit` is not supported
+//! 2. header: no key appears twice, in the header or anywhere in the
+//!    claims (`malformed`: parsers that keep the first and parsers that
+//!    keep the last would read two different envelopes); `alg` must be the
+//!    sender's registered algorithm (ES256, or EdDSA for an Ed25519 key),
+//!    never `none` or HMAC (`unsupported_alg`); no header that would bring
+//!    a key or an extension from elsewhere: `jku`, `x5u`, `x5c`, `jwk`
+//!    (keys come from the registry only), `crit` (no extension is
+//!    implemented) or `b64` (RFC 7797 unencoded payloads)
+//!    (`unsupported_header`); `typ` must be `xgate-envelope+jwt`
 //!    (`malformed`); `kid` must be the sender's signing key (`bad_signature`);
 //! 3. the signature, over the sender's key (`bad_signature`);
 //! 4. claims: exactly `iss`, `aud`, `jti`, `iat`, `exp`, `kind`, `body`
@@ -34,6 +40,11 @@ use sha2::{Digest, Sha256};
 
 use crate::kind::Kind;
 use crate::registry::{AgencyId, Registry};
+
+/// Header parameters that are refused (`unsupported_header`): each would
+/// take a key or a processing rule from the envelope instead of the
+/// registry (RFC 7515 sections 4.1.2-4.1.6 and 4.1.11, RFC 7797).
+pub const UNSUPPORTED_HEADERS: [&str; 6] = ["jku", "jwk", "x5u", "x5c", "crit", "b64"];
 
 /// The `typ` header every envelope carries.
 pub const ENVELOPE_TYP: &str = "xgate-envelope+jwt";
@@ -69,6 +80,9 @@ pub enum Rejection {
     /// The header's algorithm is not the sender's registered one.
     #[error("{0}")]
     UnsupportedAlg(String),
+    /// The header carries a parameter the gateway never honours.
+    #[error("{0}")]
+    UnsupportedHeader(String),
     /// The signature does not verify with the sender's signing key.
     #[error("{0}")]
     BadSignature(String),
@@ -224,11 +238,13 @@ pub fn open(
             "the envelope is not a compact JWS (three base64url parts separated by '.')",
         ));
     };
-    let header: Map<String, Value> = URL_SAFE_NO_PAD
+    let header_bytes = URL_SAFE_NO_PAD
         .decode(h64)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| malformed("the JWS header is not base64url-encoded JSON object"))?;
+        .map_err(|_| malformed("the JWS header is not base64url-encoded JSON object"))?;
+    crate::strict_json::check(&header_bytes)
+        .map_err(|m| Rejection::Malformed(format!("the JWS header: {m}")))?;
+    let header: Map<String, Value> = serde_json::from_slice(&header_bytes)
+        .map_err(|_| malformed("the JWS header is not base64url-encoded JSON object"))?;
     let key = verifiers.keys.get(sender).ok_or_else(|| {
         Rejection::BadSignature(format!("no signing key is registered for {sender}"))
     })?;
@@ -244,14 +260,18 @@ pub fn open(
         }
         Some(_) => {}
     }
+    if let Some(name) = UNSUPPORTED_HEADERS
+        .iter()
+        .find(|h| header.contains_key(**h))
+    {
+        return Err(Rejection::UnsupportedHeader(format!(
+            "the JWS header parameter {name:?} is not supported: keys come from the registry \
+             only, and no extension is implemented"
+        )));
+    }
     if header.get("typ").and_then(Value::as_str) != Some(ENVELOPE_TYP) {
         return Err(malformed(
             "the JWS header must have \"typ\": \"xgate-envelope+jwt\"",
-        ));
-    }
-    if header.contains_key("crit") {
-        return Err(malformed(
-            "the JWS header's \"crit\" extensions are not supported",
         ));
     }
     if header.get("kid").and_then(Value::as_str) != Some(key.kid.as_str()) {
@@ -270,6 +290,8 @@ pub fn open(
     let payload = URL_SAFE_NO_PAD
         .decode(p64)
         .map_err(|_| malformed("the JWS payload is not base64url"))?;
+    crate::strict_json::check(&payload)
+        .map_err(|m| Rejection::Malformed(format!("the claims: {m}")))?;
     let claims: Claims = serde_json::from_slice(&payload).map_err(|e| {
         // serde's message names the field and type, never a value.
         Rejection::Malformed(format!("the claims are not valid: {}", claim_error(&e)))
@@ -332,14 +354,14 @@ fn check_times(iat: i64, exp: i64, limits: Limits, now: i64) -> Result<(), Rejec
     if iat > now.saturating_add(limits.skew) {
         return Err(Rejection::NotYetValid(format!(
             "iat is {} s in the future (clock skew allowed: {} s)",
-            iat - now,
+            iat.saturating_sub(now),
             limits.skew
         )));
     }
     if exp < now.saturating_sub(limits.skew) {
         return Err(Rejection::Expired(format!(
             "the envelope expired {} s ago (clock skew allowed: {} s)",
-            now - exp,
+            now.saturating_sub(exp),
             limits.skew
         )));
     }

@@ -21,6 +21,9 @@ pub enum Code {
     Malformed,
     /// 400: a JWS algorithm the sender is not registered for.
     UnsupportedAlg,
+    /// 400: a JWS header parameter the gateway never honours (`jku`,
+    /// `jwk`, `x5u`, `x5c`, `crit`, `b64`).
+    UnsupportedHeader,
     /// 401: the signature does not verify with the sender's key.
     BadSignature,
     /// 403: the TLS certificate names no registered agency.
@@ -87,6 +90,7 @@ impl Code {
         match self {
             Code::Malformed => "malformed",
             Code::UnsupportedAlg => "unsupported_alg",
+            Code::UnsupportedHeader => "unsupported_header",
             Code::BadSignature => "bad_signature",
             Code::UnknownAgency => "unknown_agency",
             Code::IdentityMismatch => "identity_mismatch",
@@ -121,9 +125,10 @@ impl Code {
     /// The HTTP status that goes with the code.
     pub fn status(self) -> StatusCode {
         match self {
-            Code::Malformed | Code::UnsupportedAlg | Code::LifetimeTooLong => {
-                StatusCode::BAD_REQUEST
-            }
+            Code::Malformed
+            | Code::UnsupportedAlg
+            | Code::UnsupportedHeader
+            | Code::LifetimeTooLong => StatusCode::BAD_REQUEST,
             Code::BadSignature | Code::Expired | Code::NotYetValid => StatusCode::UNAUTHORIZED,
             Code::UnknownAgency
             | Code::IdentityMismatch
@@ -197,6 +202,7 @@ impl From<Rejection> for ApiError {
         let code = match &r {
             Rejection::Malformed(_) => Code::Malformed,
             Rejection::UnsupportedAlg(_) => Code::UnsupportedAlg,
+            Rejection::UnsupportedHeader(_) => Code::UnsupportedHeader,
             Rejection::BadSignature(_) => Code::BadSignature,
             Rejection::IdentityMismatch(_) => Code::IdentityMismatch,
             Rejection::WrongAudience(_) => Code::WrongAudience,

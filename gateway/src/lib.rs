@@ -48,4 +48,5 @@ pub mod recompute;
 pub mod registry;
 pub mod replay;
 pub mod server;
+pub mod strict_json;
 pub mod tls;
