@@ -9,7 +9,7 @@
 //! policy = "xgate-data/policy.toml"  # XGATE_POLICY: written from the default on first start
 //! origin = "localhost/xgate"       # XGATE_ORIGIN: the log's origin, for a new log
 //! max_body_bytes = 1048576         # XGATE_MAX_BODY_BYTES: larger bodies get 413
-//! max_connections = 1024           # XGATE_MAX_CONNECTIONS: more wait in the kernel's backlog
+//! max_connections = 4096           # XGATE_MAX_CONNECTIONS: more wait in the kernel's backlog
 //! request_timeout_secs = 30        # XGATE_REQUEST_TIMEOUT_SECS: whole request, 503 after
 //! header_timeout_secs = 10         # XGATE_HEADER_TIMEOUT_SECS: TLS handshake and headers
 //! crl_poll_secs = 5                # XGATE_CRL_POLL_SECS: how often the CRL file is checked
@@ -84,7 +84,7 @@ impl Default for Config {
             policy: None,
             origin: None,
             max_body_bytes: 1 << 20,
-            max_connections: 1024,
+            max_connections: 4096,
             request_timeout_secs: 30,
             header_timeout_secs: 10,
             crl_poll_secs: 5,

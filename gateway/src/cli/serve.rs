@@ -124,7 +124,7 @@ async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
         .map_err(Error::Stdout)?;
     tracing::info!(%addr, origin = log.origin(), size = log.size(), "gateway started");
     let limits = server::Limits {
-        max_connections: config.max_connections,
+        max_connections: connection_limit(config.max_connections),
         header_timeout: Duration::from_secs(config.header_timeout_secs),
         request_timeout: Duration::from_secs(config.request_timeout_secs),
         crl_poll: Duration::from_secs(config.crl_poll_secs),
@@ -222,4 +222,32 @@ async fn shutdown_signal() {
         () = term => {}
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Descriptors kept for the store, the log's files and the listener.
+const RESERVED_FDS: u64 = 64;
+
+/// Raises the open-file limit to the hard limit (a connection is a file
+/// descriptor) and returns how many connections can be served: `wanted`,
+/// or fewer if the limit is lower, so the accept loop never runs out of
+/// descriptors under a flood of connections.
+fn connection_limit(wanted: usize) -> usize {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let fits = usize::try_from(limit.saturating_sub(RESERVED_FDS))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if fits < wanted {
+        tracing::warn!(
+            wanted,
+            open_file_limit = limit,
+            serving = fits,
+            "the open-file limit allows fewer connections than max_connections"
+        );
+    }
+    tracing::info!(
+        open_file_limit = limit,
+        max_connections = wanted.min(fits),
+        "connection limit"
+    );
+    wanted.min(fits)
 }
