@@ -169,8 +169,13 @@ async fn route(
         }
         (Method::GET, ["v1", "reconciliations", id]) => assets::report(ctx, sender, id).await,
         (_, ["v1", "envelopes"] | ["v1", "inbox"] | ["v1", "inbox", _, "ack"])
-        | (_, ["v1", "log", "checkpoint" | "entries" | "proof", ..])
-        | (_, ["v1", "assets" | "reconciliations", ..]) => Err(not_allowed()),
+        | (
+            _,
+            ["v1", "log", "checkpoint"]
+            | ["v1", "log", "entries", _]
+            | ["v1", "log", "proof", "inclusion" | "consistency"],
+        )
+        | (_, ["v1", "assets"] | ["v1", "assets" | "reconciliations", _]) => Err(not_allowed()),
         (Method::GET, ["v1", "medical", "requests", jti]) => {
             medical::request(ctx, sender, jti, &query).await
         }
