@@ -125,9 +125,9 @@ fn variants(good: &Value) -> Vec<(&'static str, Vec<u8>)> {
         (
             "the proof with an extra hash",
             edit(&|r| {
-                r["inclusion_proof"]
-                    .as_array_mut()
-                    .map(|p| p.push(json!(B64.encode([7u8; 32]))));
+                if let Some(p) = r["inclusion_proof"].as_array_mut() {
+                    p.push(json!(B64.encode([7u8; 32])));
+                }
             }),
         ),
         (
