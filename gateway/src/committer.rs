@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use xgate_ledger::{Log, SignedCheckpoint, SledStore, Store, StoreError, WriteBatch};
 
 use crate::errors::{ApiError, Code};
+use crate::space::DiskGuard;
 
 /// Most appends waiting for the committer; more wait for room.
 const QUEUE: usize = 4096;
@@ -116,12 +117,12 @@ impl Committer {
     ///
     /// # Errors
     /// If the thread cannot be started.
-    pub fn start(log: Arc<Log<SledStore>>) -> std::io::Result<Committer> {
+    pub fn start(log: Arc<Log<SledStore>>, guard: Arc<DiskGuard>) -> std::io::Result<Committer> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (committed, commits) = watch::channel(log.size());
         let thread = std::thread::Builder::new()
             .name("xgate-commit".into())
-            .spawn(move || run(&log, rx, &committed))?;
+            .spawn(move || run(&log, &guard, rx, &committed))?;
         Ok(Committer {
             jobs: Some(tx),
             thread: Some(thread),
@@ -157,7 +158,12 @@ impl Committer {
     }
 }
 
-fn run(log: &Log<SledStore>, mut rx: mpsc::Receiver<Job>, committed: &watch::Sender<u64>) {
+fn run(
+    log: &Log<SledStore>,
+    guard: &DiskGuard,
+    mut rx: mpsc::Receiver<Job>,
+    committed: &watch::Sender<u64>,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -165,6 +171,13 @@ fn run(log: &Log<SledStore>, mut rx: mpsc::Receiver<Job>, committed: &watch::Sen
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
             }
+        }
+        // Short of space, refuse the whole batch before touching the store.
+        if let Err(e) = guard.check() {
+            for job in jobs {
+                let _ = job.done.send(Err(e.clone()));
+            }
+            continue;
         }
         if let Some(size) = commit(log, jobs) {
             committed.send_replace(size);

@@ -20,6 +20,7 @@
 //! offer_ttl_secs = 259200          # XGATE_OFFER_TTL_SECS: how long a transfer offer stays open (72 h)
 //! max_grant_secs = 2592000         # XGATE_MAX_GRANT_SECS: caps every medical grant's lifetime (30 days)
 //! review_due_secs = 259200         # XGATE_REVIEW_DUE_SECS: a break-the-glass review is overdue after (72 h)
+//! min_free_bytes = 67108864        # XGATE_MIN_FREE_BYTES: refuse commits (503) while less is free on the data dir's disk
 //! ```
 //!
 //! `pki` and `policy` default to paths inside `data_dir` when not set.
@@ -73,6 +74,10 @@ pub struct Config {
     /// How long after a break-the-glass grant its review falls due, in
     /// seconds; later, it counts in the `xgate_reviews_overdue` metric.
     pub review_due_secs: u64,
+    /// Commits are refused (`storage_unavailable`) while the data
+    /// directory's file system has fewer bytes free than this; 0 turns
+    /// the check off.
+    pub min_free_bytes: u64,
 }
 
 impl Default for Config {
@@ -95,6 +100,7 @@ impl Default for Config {
             offer_ttl_secs: 72 * 3600,
             max_grant_secs: 720 * 3600,
             review_due_secs: 72 * 3600,
+            min_free_bytes: 64 << 20,
         }
     }
 }
@@ -183,6 +189,7 @@ impl Config {
             "XGATE_CACHE_BYTES" => self.cache_bytes = parse(name, value)?,
             "XGATE_MAX_GRANT_SECS" => self.max_grant_secs = parse(name, value)?,
             "XGATE_REVIEW_DUE_SECS" => self.review_due_secs = parse(name, value)?,
+            "XGATE_MIN_FREE_BYTES" => self.min_free_bytes = parse(name, value)?,
             // Other XGATE_* variables belong to tests and tools.
             _ => {}
         }

@@ -48,5 +48,6 @@ pub mod recompute;
 pub mod registry;
 pub mod replay;
 pub mod server;
+pub mod space;
 pub mod strict_json;
 pub mod tls;

@@ -37,6 +37,7 @@ use crate::policy::{Decision, Policy, Request};
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
 use crate::replay;
+use crate::space::DiskGuard;
 
 /// Default lifetime of a grant a holder approves without saying (hours).
 pub const DEFAULT_APPROVAL_HOURS: u32 = 24;
@@ -100,6 +101,8 @@ pub struct Gateway {
     salt: [u8; 32],
     /// Grant and review time limits.
     medical: Medical,
+    /// Refuses commits while the disk is nearly full.
+    disk: Arc<DiskGuard>,
 }
 
 impl Gateway {
@@ -121,7 +124,8 @@ impl Gateway {
         let metrics = Metrics::new(log.size());
         let salt = asset_state::salt(log.store())
             .map_err(|e| format!("cannot keep the person-hash salt: {e}"))?;
-        let committer = Committer::start(Arc::clone(&log))
+        let disk = Arc::new(DiskGuard::default());
+        let committer = Committer::start(Arc::clone(&log), Arc::clone(&disk))
             .map_err(|e| format!("cannot start the commit thread: {e}"))?;
         Ok(Gateway {
             log,
@@ -134,6 +138,7 @@ impl Gateway {
             offer_ttl: DEFAULT_OFFER_TTL,
             salt,
             medical: Medical::default(),
+            disk,
         })
     }
 
@@ -148,6 +153,14 @@ impl Gateway {
     #[must_use]
     pub fn with_medical_times(mut self, medical: Medical) -> Gateway {
         self.medical = medical;
+        self
+    }
+
+    /// The same gateway refusing every commit (`storage_unavailable`)
+    /// while `dir`'s file system has less than `bytes` free.
+    #[must_use]
+    pub fn with_disk_reserve(self, dir: std::path::PathBuf, bytes: u64) -> Gateway {
+        self.disk.arm(dir, bytes);
         self
     }
 

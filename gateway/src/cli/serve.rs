@@ -102,7 +102,8 @@ async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
             .with_medical_times(Medical {
                 max_grant: seconds(config.max_grant_secs),
                 review_due: seconds(config.review_due_secs),
-            }),
+            })
+            .with_disk_reserve(config.data_dir.clone(), config.min_free_bytes),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
