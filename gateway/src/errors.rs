@@ -271,7 +271,8 @@ impl From<xgate_ledger::Error> for ApiError {
         match e {
             xgate_ledger::Error::Store(_) | xgate_ledger::Error::Io { .. } => ApiError::new(
                 Code::StorageUnavailable,
-                "the log cannot make writes durable right now; nothing was accepted",
+                "the log cannot make writes durable right now; this envelope was not acknowledged \
+                 (resubmit it later: if it was logged after all, the resubmission is refused as replayed)",
             ),
             _ => ApiError::new(Code::Internal, "internal error; see the gateway's log"),
         }

@@ -77,6 +77,6 @@ pub use disk::{
 };
 pub use error::Error;
 pub use log::{Log, MAX_ENTRY_LEN, SignedCheckpoint};
-pub use store::{Store, StoreError, WriteBatch};
+pub use store::{KeyValue, Store, StoreError, WriteBatch};
 #[cfg(feature = "sled")]
 pub use store_sled::SledStore;
