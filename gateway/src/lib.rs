@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod assets;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod committer;

@@ -15,6 +15,7 @@
 pub mod agency;
 pub mod asset;
 pub mod audit;
+pub mod bench;
 pub mod certs;
 pub mod error;
 pub mod log;
@@ -88,6 +89,9 @@ pub enum Command {
         #[command(subcommand)]
         command: medical::MedicalCommand,
     },
+    /// Drive a running gateway with pre-signed envelopes and report what it
+    /// sustained.
+    Bench(bench::BenchArgs),
     /// Verify receipts offline.
     #[command(arg_required_else_help = false)]
     Audit {
@@ -114,6 +118,7 @@ impl Cli {
             Command::Asset { command } => command.run(stdout),
             Command::Inventory { command } => command.run(stdin, stdout),
             Command::Medical { command } => command.run(stdout),
+            Command::Bench(args) => args.run(stdout),
         }
     }
 }

@@ -1,0 +1,124 @@
+//! `xgate bench`: a load generator built on the gateway's own client stack
+//! (hyper and rustls with the agencies' client certificates).
+//!
+//! It signs every envelope before the run (so signing is not measured),
+//! then drives the gateway from N keep-alive connections (HTTP/1.1, or
+//! HTTP/2 when negotiated), each sending its next envelope as soon as the
+//! previous one's receipt is back (closed loop), with the envelope kinds
+//! mixed by ratio ([`mix`]). It reports throughput, latency percentiles
+//! from an HDR histogram (each latency is one durable, receipted exchange)
+//! and errors by status and code ([`report`]).
+
+pub mod mix;
+pub mod report;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::client::{Client, Protocol};
+use crate::registry::AgencyId;
+pub use mix::Mix;
+pub use report::Report;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The gateway, as https://host:port.
+    pub url: String,
+    /// The PKI directory with the agencies' keys and `registry.toml`.
+    pub pki: PathBuf,
+    /// The agencies sending (each sends to the next).
+    pub agencies: Vec<AgencyId>,
+    /// Connections, each one task.
+    pub connections: usize,
+    /// How long to run.
+    pub duration: Duration,
+    /// The kinds and their shares.
+    pub mix: Mix,
+    /// Most envelopes to sign in advance.
+    pub envelopes: usize,
+    /// Offer HTTP/2 (ALPN); otherwise HTTP/1.1 only.
+    pub http2: bool,
+}
+
+/// Runs `plan`; `progress` is told the count of exchanges as they finish.
+///
+/// # Errors
+/// Keys or certificates that cannot be loaded, or no envelope to send.
+pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, String> {
+    let queues = mix::presign(plan)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let report = Arc::new(Mutex::new(Report::new(plan)));
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let protocol = if plan.http2 {
+        Protocol::Auto
+    } else {
+        Protocol::Http1
+    };
+    let started = Instant::now();
+    runtime.block_on(async {
+        let mut tasks = Vec::with_capacity(plan.connections);
+        for c in 0..plan.connections {
+            let agency = &plan.agencies[c % plan.agencies.len()];
+            let mut client = Client::for_agency(&plan.pki, agency, &plan.url, protocol)
+                .map_err(|e| e.to_string())?;
+            let (queues, report, done, stop) = (
+                Arc::clone(&queues),
+                Arc::clone(&report),
+                Arc::clone(&done),
+                Arc::clone(&stop),
+            );
+            let schedule = plan.mix.schedule();
+            let sender = c % plan.agencies.len();
+            tasks.push(tokio::spawn(async move {
+                for kind in schedule.iter().cycle() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Some(jws) = queues.take(*kind, sender) else {
+                        break;
+                    };
+                    let sent = Instant::now();
+                    let outcome = client.submit(jws).await;
+                    let took = sent.elapsed();
+                    let outcome = match outcome {
+                        Ok(reply) if reply.status.is_success() => Ok(()),
+                        Ok(reply) => Err(format!(
+                            "{} {}",
+                            reply.status.as_u16(),
+                            reply.error_code().unwrap_or_default()
+                        )),
+                        Err(_) => Err("transport".to_owned()),
+                    };
+                    if let Ok(mut r) = report.lock() {
+                        r.record(*kind, took, outcome);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        while started.elapsed() < plan.duration && !tasks.iter().all(|t| t.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            progress(done.load(Ordering::Relaxed));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            let _ = t.await;
+        }
+        Ok::<(), String>(())
+    })?;
+    let elapsed = started.elapsed();
+    let mut report = Arc::try_unwrap(report)
+        .map_err(|_| "the run did not finish".to_owned())?
+        .into_inner()
+        .map_err(|_| "a connection task failed".to_owned())?;
+    report.finish(elapsed);
+    Ok(report)
+}

@@ -1,0 +1,155 @@
+//! What a bench run measured: exchanges per second, latency percentiles
+//! from an HDR histogram (microseconds, three significant figures), per
+//! kind and overall, and errors by status and code.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use super::Plan;
+use crate::kind::Kind;
+
+/// Latencies kept: 1 µs to 60 s.
+const MAX_MICROS: u64 = 60_000_000;
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct Report {
+    connections: usize,
+    http2: bool,
+    elapsed: Duration,
+    all: Histogram<u64>,
+    kinds: BTreeMap<Kind, Histogram<u64>>,
+    errors: BTreeMap<String, u64>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // Constant bounds and precision that hdrhistogram accepts (1 <= low,
+    // 2 * low <= high, 3 significant figures): this cannot fail.
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid histogram bounds")
+}
+
+impl Report {
+    /// An empty report for `plan`.
+    pub fn new(plan: &Plan) -> Report {
+        Report {
+            connections: plan.connections,
+            http2: plan.http2,
+            elapsed: Duration::ZERO,
+            all: histogram(),
+            kinds: plan
+                .mix
+                .kinds()
+                .iter()
+                .map(|(k, _)| (*k, histogram()))
+                .collect(),
+            errors: BTreeMap::new(),
+        }
+    }
+
+    /// Counts one exchange of `kind` that took `took`: a receipt, or an
+    /// error named by status and code.
+    pub fn record(&mut self, kind: Kind, took: Duration, outcome: Result<(), String>) {
+        match outcome {
+            Ok(()) => {
+                let micros = u64::try_from(took.as_micros())
+                    .unwrap_or(MAX_MICROS)
+                    .clamp(1, MAX_MICROS);
+                self.all.saturating_record(micros);
+                if let Some(h) = self.kinds.get_mut(&kind) {
+                    h.saturating_record(micros);
+                }
+            }
+            Err(e) => *self.errors.entry(e).or_default() += 1,
+        }
+    }
+
+    /// Closes the run after `elapsed`.
+    pub fn finish(&mut self, elapsed: Duration) {
+        self.elapsed = elapsed;
+    }
+
+    /// Exchanges answered with a receipt.
+    pub fn ok(&self) -> u64 {
+        self.all.len()
+    }
+
+    /// Receipted exchanges per second.
+    pub fn rate(&self) -> f64 {
+        self.ok() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The report for machines.
+    pub fn to_json(&self) -> Value {
+        let kinds: serde_json::Map<String, Value> = self
+            .kinds
+            .iter()
+            .map(|(k, h)| (k.as_str().to_owned(), percentiles(h)))
+            .collect();
+        json!({
+            "connections": self.connections,
+            "http2": self.http2,
+            "seconds": self.elapsed.as_secs_f64(),
+            "ok": self.ok(),
+            "per_second": self.rate(),
+            "latency_ms": percentiles(&self.all),
+            "kinds": kinds,
+            "errors": self.errors,
+        })
+    }
+}
+
+fn percentiles(h: &Histogram<u64>) -> Value {
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    json!({"count": h.len(), "p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99),
+        "p99.9": ms(0.999), "max": h.max() as f64 / 1000.0})
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errors: u64 = self.errors.values().sum();
+        writeln!(
+            f,
+            "{} exchanges in {:.1} s over {} connections ({}): {:.0}/s, {errors} errors",
+            self.ok(),
+            self.elapsed.as_secs_f64(),
+            self.connections,
+            if self.http2 {
+                "HTTP/2 offered"
+            } else {
+                "HTTP/1.1"
+            },
+            self.rate()
+        )?;
+        writeln!(
+            f,
+            "{:<18} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max"
+        )?;
+        let mut row = |name: &str, h: &Histogram<u64>| {
+            let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+            writeln!(
+                f,
+                "{name:<18} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                h.len(),
+                ms(0.5),
+                ms(0.9),
+                ms(0.99),
+                ms(0.999),
+                h.max() as f64 / 1000.0
+            )
+        };
+        row("all", &self.all)?;
+        for (k, h) in &self.kinds {
+            row(k.as_str(), h)?;
+        }
+        for (e, n) in &self.errors {
+            writeln!(f, "error {e}: {n}")?;
+        }
+        Ok(())
+    }
+}

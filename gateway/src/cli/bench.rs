@@ -1,0 +1,100 @@
+//! `xgate bench`: drive a running gateway with pre-signed envelopes from N
+//! keep-alive connections and print what it sustained ([`crate::bench`]).
+//!
+//! ```text
+//! xgate bench --pki DIR --gateway URL [--connections 64] [--duration 10]
+//!             [--mix record.send=8,medical.request=1,asset.register=1]
+//!             [--envelopes N] [--http2] [--json]
+//! ```
+//!
+//! A progress bar runs on stderr; the result is a table on stdout, or with
+//! `--json` one line of JSON: `{"connections","http2","seconds","ok",
+//! "per_second","latency_ms":{"count","p50","p90","p99","p99.9","max"},
+//! "kinds":{...},"errors":{"<status> <code>":n}}`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::error::Error;
+use crate::bench::{self, Mix, Plan};
+use crate::pki::SAMPLE_AGENCIES;
+
+/// Arguments of `xgate bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// PKI directory holding the agencies' keys and `registry.toml`.
+    #[arg(long, value_name = "DIR")]
+    pub pki: PathBuf,
+    /// The gateway, as https://host:port.
+    #[arg(long, value_name = "URL")]
+    pub gateway: String,
+    /// Keep-alive connections, each sending its next envelope when the last
+    /// one's receipt is back.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Seconds to run (at most 240: envelopes are signed before the run and
+    /// live 300 s).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=240))]
+    pub duration: u64,
+    /// Kinds and shares: record.send, medical.request, asset.register.
+    #[arg(long, default_value = "record.send", value_parser = Mix::parse)]
+    pub mix: Mix,
+    /// Envelopes to sign in advance (default 8,000 per second of run).
+    #[arg(long)]
+    pub envelopes: Option<usize>,
+    /// Offer HTTP/2 (ALPN h2); otherwise HTTP/1.1.
+    #[arg(long)]
+    pub http2: bool,
+    /// Print one line of JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BenchArgs {
+    /// Runs the load and prints the report.
+    ///
+    /// # Errors
+    /// Keys that cannot be loaded, or a run that cannot start.
+    pub fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let agencies = SAMPLE_AGENCIES
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::Request)?;
+        let plan = Plan {
+            url: self.gateway,
+            pki: self.pki,
+            agencies,
+            connections: self.connections.max(1),
+            duration: Duration::from_secs(self.duration),
+            mix: self.mix,
+            envelopes: self.envelopes.unwrap_or(8_000 * self.duration as usize),
+            http2: self.http2,
+        };
+        let bar = indicatif::ProgressBar::new(plan.duration.as_secs());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed}/{len}s {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_message(format!("signing {} envelopes", plan.envelopes));
+        let started = std::time::Instant::now();
+        let report = bench::run(&plan, &|done| {
+            bar.set_position(started.elapsed().as_secs());
+            bar.set_message(format!("{done} exchanges"));
+        })
+        .map_err(Error::Request)?;
+        bar.finish_and_clear();
+        let text = if self.json {
+            format!("{}\n", report.to_json())
+        } else {
+            report.to_string()
+        };
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(Error::Stdout)
+    }
+}

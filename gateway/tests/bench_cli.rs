@@ -1,0 +1,62 @@
+//! `xgate bench` against a real gateway: a short mixed run over HTTP/1.1
+//! and over HTTP/2, its JSON report's fields, and refused mixes.
+
+mod federation;
+
+use serde_json::Value;
+
+use federation::assets::federation;
+use federation::xgate;
+
+#[test]
+fn a_short_mixed_run_reports_rates_percentiles_and_no_errors() {
+    let fed = federation(&[]);
+    let pki = fed.pki().display().to_string();
+    for extra in [&[][..], &["--http2"][..]] {
+        let mut args = vec![
+            "bench",
+            "--pki",
+            &pki,
+            "--gateway",
+            fed.gateway.url(),
+            "--duration",
+            "1",
+            "--connections",
+            "8",
+            "--envelopes",
+            "3000",
+            "--json",
+            "--mix",
+            "record.send=3,medical.request=1,asset.register=1",
+        ];
+        args.extend_from_slice(extra);
+        let out = xgate().run(&args, b"").expect_ok();
+        let report: Value = serde_json::from_str(out.trim()).expect("one line of JSON");
+        assert!(report["ok"].as_u64().unwrap_or(0) > 50, "{report}");
+        assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+        assert_eq!(report["http2"], !extra.is_empty());
+        for kind in ["record.send", "medical.request", "asset.register"] {
+            let k = &report["kinds"][kind];
+            assert!(k["count"].as_u64().unwrap_or(0) > 0, "{kind}: {report}");
+            let (p50, p99, max) = (k["p50"].as_f64(), k["p99"].as_f64(), k["max"].as_f64());
+            assert!(p50 <= p99 && p99 <= max, "{kind}: {report}");
+        }
+        assert!(report["latency_ms"]["p99.9"].is_f64());
+    }
+    for bad in ["asset.transfer.accept", "record.send=0", "teleport"] {
+        xgate()
+            .run(
+                &[
+                    "bench",
+                    "--pki",
+                    &pki,
+                    "--gateway",
+                    fed.gateway.url(),
+                    "--mix",
+                    bad,
+                ],
+                b"",
+            )
+            .expect_error(2);
+    }
+}
