@@ -10,12 +10,13 @@
 //! - messages name paths, indices and sizes, never entry contents.
 //!
 //! Each command group owns its arguments and output formats in its own
-//! module ([`log`], [`certs`], [`serve`], [`agency`], [`audit`]); errors are in [`error`].
+//! module ([`log`], [`certs`], [`serve`], [`agency`], [`audit`], [`demo`]); errors are in [`error`].
 
 pub mod agency;
 pub mod asset;
 pub mod audit;
 pub mod certs;
+pub mod demo;
 pub mod error;
 pub mod log;
 pub mod medical;
@@ -88,6 +89,8 @@ pub enum Command {
         #[command(subcommand)]
         command: medical::MedicalCommand,
     },
+    /// Start a whole federation on loopback and tell its story end to end.
+    Demo(demo::DemoArgs),
     /// Verify receipts offline.
     #[command(arg_required_else_help = false)]
     Audit {
@@ -114,6 +117,7 @@ impl Cli {
             Command::Asset { command } => command.run(stdout),
             Command::Inventory { command } => command.run(stdin, stdout),
             Command::Medical { command } => command.run(stdout),
+            Command::Demo(args) => args.run(stdout),
         }
     }
 }
