@@ -10,9 +10,9 @@
 //! ends with a summary table, stops the gateway and, unless `--dir` was
 //! given, removes everything it wrote.
 //!
-//! The pieces: [`federation`] runs the gateway on its own thread and
-//! runtime; [`story`] drives the agencies; [`events`] reads the
-//! Server-Sent Events feed; [`summary`] prints the table. Every name in the
+//! The pieces: `federation` runs the gateway on its own thread and
+//! runtime; `story` drives the agencies; `events` reads the Server-Sent
+//! Events feed; `summary` prints the table. Every name in the
 //! story (tags, people, `jti`s) is fixed and synthetic, so two runs print
 //! the same lines but for the elapsed time. The gateway's own tracing is
 //! not installed: nothing but the story reaches the terminal.
