@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
+use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use josekit::jwk::Jwk;
@@ -242,6 +243,32 @@ impl Client {
             body,
             http2,
         })
+    }
+
+    /// GETs `path` on a connection of its own, asking for `accept`, and
+    /// returns the status with the body unread: for streams whose body does
+    /// not end (Server-Sent Events), which [`Client::request`] would wait on
+    /// for ever. Dropping the body closes the connection.
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`] if no response head arrived.
+    pub async fn open_stream(
+        &self,
+        path: &str,
+        accept: &str,
+    ) -> Result<(StatusCode, Incoming), ClientError> {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("https://{}{path}", self.authority))
+            .header(ACCEPT, accept)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = match self.open().await? {
+            Sender::H1(mut s) => s.send_request(req).await,
+            Sender::H2(mut s) => s.send_request(req).await,
+        }
+        .map_err(|e| ClientError::Transport(format!("request failed: {e}")))?;
+        Ok((response.status(), response.into_body()))
     }
 
     /// Opens a fresh connection now, returning whether it speaks HTTP/2;

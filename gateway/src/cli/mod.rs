@@ -10,13 +10,14 @@
 //! - messages name paths, indices and sizes, never entry contents.
 //!
 //! Each command group owns its arguments and output formats in its own
-//! module ([`log`], [`certs`], [`serve`], [`agency`], [`audit`]); errors are in [`error`].
+//! module ([`log`], [`certs`], [`serve`], [`agency`], [`audit`], [`demo`]); errors are in [`error`].
 
 pub mod agency;
 pub mod asset;
 pub mod audit;
 pub mod bench;
 pub mod certs;
+pub mod demo;
 pub mod error;
 pub mod log;
 pub mod medical;
@@ -92,6 +93,8 @@ pub enum Command {
     /// Drive a running gateway with pre-signed envelopes and report what it
     /// sustained.
     Bench(bench::BenchArgs),
+    /// Start a whole federation on loopback and tell its story end to end.
+    Demo(demo::DemoArgs),
     /// Verify receipts offline.
     #[command(arg_required_else_help = false)]
     Audit {
@@ -119,6 +122,7 @@ impl Cli {
             Command::Inventory { command } => command.run(stdin, stdout),
             Command::Medical { command } => command.run(stdout),
             Command::Bench(args) => args.run(stdout),
+            Command::Demo(args) => args.run(stdout),
         }
     }
 }

@@ -75,13 +75,74 @@ impl ServeArgs {
 }
 
 async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
+    let prepared = prepare(&config).await?;
+    let log = Arc::clone(&prepared.ctx.gateway.log);
+    let greeting = greeting(
+        prepared.addr,
+        &config,
+        &prepared.pki_dir,
+        prepared.created_pki,
+        log.origin(),
+    );
+    stdout
+        .write_all(greeting.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Stdout)?;
+    tracing::info!(addr = %prepared.addr, origin = log.origin(), size = log.size(), "gateway started");
+    prepared.run(shutdown_signal()).await?;
+    tracing::info!(size = log.size(), "gateway stopped");
+    Ok(())
+}
+
+/// A gateway set up from a [`Config`]: PKI and policy in place, log open,
+/// listener bound; [`Prepared::run`] serves it. `xgate serve` and
+/// `xgate demo` both start their gateway this way.
+pub(crate) struct Prepared {
+    /// The address it listens on (the port is chosen if the config said 0).
+    pub addr: SocketAddr,
+    /// The PKI directory in use.
+    pub pki_dir: PathBuf,
+    /// Whether the development PKI was created just now.
+    pub created_pki: bool,
+    /// What the request handlers share: the gateway (and its log) among it.
+    pub ctx: Arc<Context>,
+    listener: tokio::net::TcpListener,
+    limits: server::Limits,
+    policy_file: PathBuf,
+}
+
+impl Prepared {
+    /// Serves until `shutdown` completes, then drains.
+    ///
+    /// # Errors
+    /// [`Error::Serve`] if the listener fails.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
+        server::serve(
+            self.listener,
+            self.ctx,
+            self.limits,
+            self.policy_file,
+            shutdown,
+        )
+        .await
+        .map_err(|e| Error::Serve(format!("the listener failed: {e}")))
+    }
+}
+
+/// Sets up the gateway `config` describes, creating the development PKI
+/// and the default policy on first start, and binds its listener.
+///
+/// # Errors
+/// Anything that stops the gateway from starting, naming the file or
+/// setting at fault.
+pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::Serve(format!("cannot create {}: {e}", config.data_dir.display())))?;
     let pki_dir = config.pki_dir();
-    let created_pki = ensure_pki(&config, &pki_dir)?;
+    let created_pki = ensure_pki(config, &pki_dir)?;
     let registry = Arc::new(Registry::load(&pki_dir.join(REGISTRY))?);
     let policy_file = config.policy_file();
-    ensure_policy(&config, &policy_file)?;
+    ensure_policy(config, &policy_file)?;
     let policy = Policy::load(&policy_file, &registry)?;
     let tls = Arc::new(Tls::load(&pki_dir)?);
     let options = OpenOptions {
@@ -118,23 +179,21 @@ async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
         inbox_page: config.inbox_page,
         closing: tokio::sync::watch::Sender::new(false),
     });
-    let greeting = greeting(addr, &config, &pki_dir, created_pki, log.origin());
-    stdout
-        .write_all(greeting.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(Error::Stdout)?;
-    tracing::info!(%addr, origin = log.origin(), size = log.size(), "gateway started");
     let limits = server::Limits {
         max_connections: connection_limit(config.max_connections),
         header_timeout: Duration::from_secs(config.header_timeout_secs),
         request_timeout: Duration::from_secs(config.request_timeout_secs),
         crl_poll: Duration::from_secs(config.crl_poll_secs),
     };
-    server::serve(listener, ctx, limits, policy_file, shutdown_signal())
-        .await
-        .map_err(|e| Error::Serve(format!("the listener failed: {e}")))?;
-    tracing::info!(size = log.size(), "gateway stopped");
-    Ok(())
+    Ok(Prepared {
+        addr,
+        pki_dir,
+        created_pki,
+        ctx,
+        listener,
+        limits,
+        policy_file,
+    })
 }
 
 /// Creates the development PKI on first start, unless the PKI directory was

@@ -1,0 +1,139 @@
+//! The demo's gateway: set up exactly as `xgate serve` sets one up
+//! ([`super::super::serve::prepare`]), on a free loopback port, served on a
+//! thread and runtime of its own so the story's clients never share its
+//! workers, and stopped by a signal the demo sends instead of SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+use xgate_ledger::NoteVerifier;
+
+use super::super::error::Error;
+use super::super::serve::prepare;
+use crate::config::Config;
+
+/// A running gateway over a development PKI in one directory.
+pub(super) struct Federation {
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The PKI directory, with every agency's keys.
+    pub pki: PathBuf,
+    /// The log's origin line.
+    pub origin: String,
+    /// The log's public key, as `xgate log key` prints it.
+    pub verifier: NoteVerifier,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), Error>>>,
+}
+
+/// What the gateway thread reports once it listens.
+struct Ready {
+    addr: SocketAddr,
+    pki: PathBuf,
+    origin: String,
+    verifier: NoteVerifier,
+}
+
+impl Federation {
+    /// Creates the PKI, policy and log in `dir` and starts serving.
+    ///
+    /// # Errors
+    /// Anything that stops the gateway from starting.
+    pub fn start(dir: &Path) -> Result<Federation, Error> {
+        let config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: dir.to_path_buf(),
+            ..Config::default()
+        };
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Ready, Error>>();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("xgate-demo-gateway".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::Serve(format!("cannot start the runtime: {e}")));
+                let runtime = match runtime {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                runtime.block_on(async move {
+                    let prepared = match prepare(&config).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return Ok(());
+                        }
+                    };
+                    let log = &prepared.ctx.gateway.log;
+                    let ready = Ready {
+                        addr: prepared.addr,
+                        pki: prepared.pki_dir.clone(),
+                        origin: log.origin().to_owned(),
+                        verifier: log.verifier(),
+                    };
+                    let _ = ready_tx.send(Ok(ready));
+                    prepared
+                        .run(async move {
+                            // A dropped sender stops the gateway too.
+                            let _ = stop_rx.await;
+                        })
+                        .await
+                })
+                // The runtime drops here with every task on it, and with
+                // them the last handles on the log: it is closed on return.
+            })
+            .map_err(|e| Error::Serve(format!("cannot start the gateway thread: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(ready)) => Ok(Federation {
+                url: format!("https://{}", ready.addr),
+                pki: ready.pki,
+                origin: ready.origin,
+                verifier: ready.verifier,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => match thread.join() {
+                Ok(Err(e)) => Err(e),
+                _ => Err(Error::Serve("the gateway thread ended early".into())),
+            },
+        }
+    }
+
+    /// Stops the gateway and waits until it has let go of the log.
+    ///
+    /// # Errors
+    /// [`Error::Serve`] if the gateway failed while serving.
+    pub fn stop(mut self) -> Result<(), Error> {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> Result<(), Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take().map(JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(Error::Serve("the gateway thread panicked".into())),
+        }
+    }
+}
+
+impl Drop for Federation {
+    fn drop(&mut self) {
+        // Whatever went wrong, leave nothing running.
+        let _ = self.halt();
+    }
+}

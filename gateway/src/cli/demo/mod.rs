@@ -1,0 +1,164 @@
+//! `xgate demo`: a whole federation on loopback, end to end, in one command.
+//!
+//! It starts a gateway in this process (the way `xgate serve` does, on a
+//! free loopback port, with a development PKI for state, treasury, gsa, hhs
+//! and the auditor gao), then tells a story through the real client stack,
+//! one numbered step at a time: asset custody and a two-party transfer, an
+//! inventory count whose discrepancy arrives live on the reconciliation
+//! feed, an emergency medical request answered encrypted and opened, and an
+//! auditor checking every receipt and the log's consistency offline. It
+//! ends with a summary table, stops the gateway and, unless `--dir` was
+//! given, removes everything it wrote.
+//!
+//! The pieces: `federation` runs the gateway on its own thread and
+//! runtime; `story` drives the agencies; `events` reads the Server-Sent
+//! Events feed; `summary` prints the table. Every name in the
+//! story (tags, people, `jti`s) is fixed and synthetic, so two runs print
+//! the same lines but for the elapsed time. The gateway's own tracing is
+//! not installed: nothing but the story reaches the terminal.
+
+mod events;
+mod federation;
+mod story;
+mod summary;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+
+use super::error::Error;
+use federation::Federation;
+
+/// Arguments of `xgate demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the federation's PKI, policy and log in DIR, which must be new
+    /// or empty (default: a temporary directory, removed at the end).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Print only the summary table.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl DemoArgs {
+    /// Runs the demo; the gateway is stopped whatever happens.
+    ///
+    /// # Errors
+    /// A directory that cannot be used, a gateway that does not start, or
+    /// any step of the story that does not go as told.
+    pub fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let started = Instant::now();
+        let (temp, dir) = match &self.dir {
+            Some(dir) => {
+                check_fresh(dir)?;
+                (None, dir.clone())
+            }
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("xgate-demo-")
+                    .tempdir()
+                    .map_err(|e| {
+                        Error::Request(format!("cannot make a temporary directory: {e}"))
+                    })?;
+                let dir = temp.path().to_path_buf();
+                (Some(temp), dir)
+            }
+        };
+        let mut out = Out::new(stdout, self.quiet);
+        out.title(
+            "xgate demo: a gateway and the agencies state, treasury, gsa and hhs, \
+             with the auditor gao, on loopback",
+        )?;
+        let federation = Federation::start(&dir)?;
+        let told = story::tell(&federation, &mut out);
+        // Stop before looking at the outcome: nothing may stay running.
+        let stopped = federation.stop();
+        let mut tally = told?;
+        stopped?;
+        story::after_stop(&dir, self.dir.is_some(), &mut tally, &mut out)?;
+        tally.elapsed = started.elapsed();
+        out.blank()?;
+        summary::print(&tally, out.stdout)?;
+        if let Some(temp) = temp {
+            temp.close().map_err(|e| {
+                Error::Request(format!("cannot remove the temporary directory: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a directory holding anything: the demo's fixed `jti`s and tags
+/// would collide with an earlier run's.
+fn check_fresh(dir: &Path) -> Result<(), Error> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => match entries.count() {
+            0 => Ok(()),
+            _ => Err(Error::Request(format!(
+                "{} is not empty; the demo starts a new federation: name a new or empty directory",
+                dir.display()
+            ))),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Request(format!(
+            "cannot read {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+/// Where the story is told: numbered steps, each a first line and
+/// continuation lines under it; nothing but the summary when quiet.
+pub(super) struct Out<'a> {
+    stdout: &'a mut dyn Write,
+    quiet: bool,
+    step: usize,
+}
+
+impl<'a> Out<'a> {
+    fn new(stdout: &'a mut dyn Write, quiet: bool) -> Out<'a> {
+        Out {
+            stdout,
+            quiet,
+            step: 0,
+        }
+    }
+
+    /// The number of the step being told.
+    pub(super) fn step_number(&self) -> usize {
+        self.step
+    }
+
+    fn title(&mut self, text: &str) -> Result<(), Error> {
+        self.line(format_args!("{text}"))?;
+        self.blank()
+    }
+
+    fn blank(&mut self) -> Result<(), Error> {
+        self.line(format_args!(""))
+    }
+
+    /// Starts the next step: `NN. title  text`.
+    pub(super) fn step(&mut self, title: &str, text: &str) -> Result<(), Error> {
+        self.step += 1;
+        let n = self.step;
+        self.line(format_args!("{n:>2}. {title:<11} {text}"))
+    }
+
+    /// A further line of the current step.
+    pub(super) fn more(&mut self, text: &str) -> Result<(), Error> {
+        self.line(format_args!("{:16}{text}", ""))
+    }
+
+    fn line(&mut self, args: std::fmt::Arguments<'_>) -> Result<(), Error> {
+        if self.quiet {
+            return Ok(());
+        }
+        writeln!(self.stdout, "{args}")
+            .and_then(|()| self.stdout.flush())
+            .map_err(Error::Stdout)
+    }
+}

@@ -1,0 +1,211 @@
+//! The medical steps (docs/medical.md): a State Department responder asks
+//! HHS for a person's emergency summary, the policy breaks the glass, HHS
+//! answers encrypted to State's reply key, State opens and validates the
+//! answer, and HHS's reviewer closes the grant. The gateway only ever
+//! carries the JWE; the keys stay in each agency's PKI directory.
+
+use josekit::jwk::Jwk;
+use serde_json::{Map, Value};
+
+use super::{Story, agency};
+use crate::cli::error::Error;
+use crate::cli::session::delivered_body;
+use crate::kind::Kind;
+use crate::medical::bundle::{self, Section};
+use crate::medical::jwe;
+use crate::medical::model::{Outcome, Purpose, ReplyKey, Request, Responder, Review};
+use crate::pki::ENCRYPTION_JWK;
+
+/// The synthetic IPS document HHS holds (every person in it is made up;
+/// see tests/fixtures/ips/README.md), built in so the demo runs anywhere.
+const BUNDLE: &[u8] = include_bytes!("../../../../../tests/fixtures/ips/ips-avery.json");
+/// The request's `jti`: its name from then on.
+const REQUEST: &str = "demo-medreq-0001";
+/// The sections asked for.
+const SECTIONS: [Section; 4] = [
+    Section::Allergies,
+    Section::Medications,
+    Section::Problems,
+    Section::Immunizations,
+];
+
+/// Tells the medical steps.
+///
+/// # Errors
+/// Any step that does not go as told.
+pub(super) fn tell(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
+    request(story)?;
+    let response = respond(story)?;
+    open(story, response)?;
+    review(story)
+}
+
+fn request(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
+    let sections: Vec<&str> = SECTIONS.iter().map(|s| s.as_str()).collect();
+    story.out.step(
+        "request",
+        &format!(
+            "state's medical officer asks hhs for the emergency summary of subject hhs-mrn-000123 \
+             (ETREAT, incident INC-DEMO-0001; {})",
+            sections.join(", ")
+        ),
+    )?;
+    let kid = story
+        .registry
+        .get(&agency("state"))
+        .and_then(|a| a.encryption_key.get("kid"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::Request("state has no registered encryption key".into()))?
+        .to_owned();
+    let body = Request {
+        subject: "hhs-mrn-000123".into(),
+        purpose: Purpose::Etreat,
+        incident: "INC-DEMO-0001".into(),
+        responder: Responder {
+            name: "Dr. Casey Example".into(),
+            role: "medical-officer".into(),
+        },
+        sections: SECTIONS.to_vec(),
+        reply_key: ReplyKey::Kid(kid),
+    };
+    let (receipt, _) = story.submit(
+        "state",
+        "hhs",
+        Kind::MedicalRequest,
+        &body,
+        REQUEST,
+        REQUEST,
+    )?;
+    let case = story.get("state", &format!("/v1/medical/requests/{REQUEST}"))?;
+    let glass = if case["break_glass"] == true {
+        "the policy breaks the glass"
+    } else {
+        "the policy does not break the glass"
+    };
+    story.out.more(&format!(
+        "request {REQUEST}: entry {}; {glass}: {}, {} response allowed, flagged for hhs's review",
+        receipt.log_index,
+        case["status"].as_str().unwrap_or("?"),
+        case["grant"]["uses"].as_u64().unwrap_or_default()
+    ))
+}
+
+/// HHS answers; returns the response's id (its log index).
+fn respond(story: &mut Story<'_, '_, '_>) -> Result<u64, Error> {
+    story.out.step(
+        "respond",
+        "hhs reads the request, checks its IPS bundle holds every section asked for, \
+         and encrypts it to state's reply key",
+    )?;
+    let case = story.get("hhs", &format!("/v1/medical/requests/{REQUEST}"))?;
+    let sections = sections_of(&case)?;
+    bundle::validate(BUNDLE, &sections)
+        .map_err(|e| Error::Request(format!("the demo's bundle is not valid: {e}")))?;
+    let key = case["reply_key"]
+        .as_object()
+        .ok_or_else(|| Error::Request("the request has no reply key".into()))?;
+    let payload = jwe::encrypt(BUNDLE, key)
+        .map_err(|e| Error::Request(format!("cannot encrypt to the reply key: {e}")))?;
+    let mut body = Map::new();
+    body.insert("request".into(), Value::String(REQUEST.into()));
+    body.insert("payload".into(), Value::String(payload));
+    let (receipt, _) = story.submit(
+        "hhs",
+        "state",
+        Kind::MedicalResponse,
+        &body,
+        "demo-medresp-0001",
+        REQUEST,
+    )?;
+    story.out.more(&format!(
+        "response {}: a JWE ({} / {}); the gateway checks its header, logs and delivers it, \
+         and holds no key to open it",
+        receipt.log_index,
+        jwe::KEY_ALG,
+        jwe::CONTENT_ENC
+    ))?;
+    Ok(receipt.log_index)
+}
+
+fn open(story: &mut Story<'_, '_, '_>, response: u64) -> Result<(), Error> {
+    story.out.step(
+        "open",
+        "state fetches the answer, checks hhs's signature, decrypts it with its own private key \
+         and validates the bundle",
+    )?;
+    let view = story.get("state", &format!("/v1/medical/responses/{response}"))?;
+    let body = delivered_body(
+        view["jws"].as_str().unwrap_or_default(),
+        &agency("hhs"),
+        &agency("state"),
+        &story.registry,
+    )?;
+    let payload = body
+        .get("payload")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let key_file = story.federation.pki.join("state").join(ENCRYPTION_JWK);
+    let key = std::fs::read(&key_file)
+        .ok()
+        .and_then(|bytes| Jwk::from_bytes(bytes).ok())
+        .ok_or_else(|| Error::Request(format!("cannot read {}", key_file.display())))?;
+    let plain = jwe::decrypt(payload, &key)
+        .map_err(|e| Error::Request(format!("the answer does not decrypt: {e}")))?;
+    let case = story.get("state", &format!("/v1/medical/requests/{REQUEST}"))?;
+    let summary = bundle::validate(&plain, &sections_of(&case)?)
+        .map_err(|e| Error::Request(format!("the decrypted bundle is not valid: {e}")))?;
+    let sections: Vec<String> = summary
+        .sections
+        .iter()
+        .map(|s| format!("{} {}", s.section, s.entries))
+        .collect();
+    story.out.more(&format!(
+        "a valid IPS document of {} resources, byte for byte what hhs sent: {}",
+        summary.resources,
+        sections.join(", ")
+    ))?;
+    if plain != BUNDLE {
+        return Err(Error::Request(
+            "the decrypted bundle differs from the one sent".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn review(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
+    let pending = story.get("hhs", "/v1/reviews")?["reviews"]
+        .as_array()
+        .map_or(0, Vec::len);
+    story.out.step(
+        "review",
+        &format!(
+            "hhs's reviewer finds {pending} break-the-glass grant in the queue and closes it as appropriate"
+        ),
+    )?;
+    let body = Review {
+        request: REQUEST.into(),
+        outcome: Outcome::Appropriate,
+        note: "cardiac emergency abroad; access was needed".into(),
+    };
+    let (receipt, _) = story.submit(
+        "hhs",
+        "hhs",
+        Kind::ReviewDecision,
+        &body,
+        "demo-review-0001",
+        REQUEST,
+    )?;
+    let left = story.get("hhs", "/v1/reviews")?["reviews"]
+        .as_array()
+        .map_or(0, Vec::len);
+    story.out.more(&format!(
+        "entry {}: the outcome is logged, the note stays in the signed envelope; {left} left in the queue",
+        receipt.log_index
+    ))
+}
+
+/// The sections a request asked for, as the gateway shows its case.
+fn sections_of(case: &Value) -> Result<Vec<Section>, Error> {
+    serde_json::from_value(case["sections"].clone())
+        .map_err(|_| Error::Request("the request lists no valid sections".into()))
+}

@@ -1,0 +1,89 @@
+//! What the demo did, as a table of its envelopes and a few totals. Only
+//! the elapsed time differs between runs.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::story::Row;
+use crate::cli::error::Error;
+
+/// What happened, step by step and in all.
+#[derive(Default)]
+pub(super) struct Tally {
+    /// Every envelope the story sent, in order.
+    pub rows: Vec<Row>,
+    /// Discrepancies received on the live feed.
+    pub live_events: usize,
+    /// The log's size at the auditor's last checkpoint.
+    pub log_size: u64,
+    /// The consistency the auditor proved, if it got that far.
+    pub consistency: Option<Consistency>,
+    /// Entries replayed after the gateway stopped, the state matching.
+    pub replayed: Option<u64>,
+    /// From start to finish.
+    pub elapsed: Duration,
+}
+
+/// Two checkpoint sizes proven consistent.
+pub(super) struct Consistency {
+    /// The older size.
+    pub from: u64,
+    /// The newer size.
+    pub to: u64,
+}
+
+/// Prints the table and the totals.
+///
+/// # Errors
+/// If stdout fails.
+pub(super) fn print(tally: &Tally, stdout: &mut dyn Write) -> Result<(), Error> {
+    let mut text = String::from("summary\n");
+    text.push_str(&format!(
+        "{:>4}  {:<22}  {:<20}  {:<18}  {:>5}  {}\n",
+        "step", "kind", "from -> to", "about", "entry", "receipt"
+    ));
+    for row in &tally.rows {
+        text.push_str(&format!(
+            "{:>4}  {:<22}  {:<20}  {:<18}  {:>5}  {}\n",
+            row.step,
+            row.kind.as_str(),
+            format!("{} -> {}", row.from, row.to),
+            row.subject,
+            row.receipt.log_index,
+            if row.verified {
+                "verified"
+            } else {
+                "not verified"
+            }
+        ));
+    }
+    let verified = tally.rows.iter().filter(|r| r.verified).count();
+    let consistency = match &tally.consistency {
+        Some(c) => format!("ok, size {} -> {}", c.from, c.to),
+        None => "not checked".to_owned(),
+    };
+    let replay = match tally.replayed {
+        Some(n) => format!("ok, {n} entries, state equal"),
+        None => "not run".to_owned(),
+    };
+    let totals = [
+        ("envelopes", tally.rows.len().to_string()),
+        (
+            "receipts verified",
+            format!("{verified} of {}", tally.rows.len()),
+        ),
+        ("log size", tally.log_size.to_string()),
+        ("consistency", consistency),
+        ("live discrepancies", tally.live_events.to_string()),
+        ("replay", replay),
+        ("elapsed", format!("{:.1} s", tally.elapsed.as_secs_f64())),
+    ];
+    text.push('\n');
+    for (name, value) in totals {
+        text.push_str(&format!("{name:<19} {value}\n"));
+    }
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Stdout)
+}
