@@ -41,6 +41,9 @@ pub struct Plan {
     pub envelopes: usize,
     /// Offer HTTP/2 (ALPN); otherwise HTTP/1.1 only.
     pub http2: bool,
+    /// Exchanges per second over all connections; `None`: as fast as the
+    /// gateway answers. Paced per connection, never above the rate.
+    pub rate: Option<f64>,
 }
 
 /// Runs `plan`; `progress` is told the count of exchanges as they finish.
@@ -77,10 +80,20 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
             );
             let schedule = plan.mix.schedule();
             let sender = c % plan.agencies.len();
+            // Each connection's share of the rate, as a gap between sends.
+            let gap = plan
+                .rate
+                .filter(|r| *r > 0.0)
+                .map(|r| Duration::from_secs_f64(plan.connections as f64 / r));
             tasks.push(tokio::spawn(async move {
+                let mut next = tokio::time::Instant::now();
                 for kind in schedule.iter().cycle() {
                     if stop.load(Ordering::Relaxed) {
                         break;
+                    }
+                    if let Some(gap) = gap {
+                        tokio::time::sleep_until(next).await;
+                        next += gap;
                     }
                     let Some(jws) = queues.take(*kind, sender) else {
                         break;

@@ -4,7 +4,7 @@
 //! ```text
 //! xgate bench --pki DIR --gateway URL [--connections 64] [--duration 10]
 //!             [--mix record.send=8,medical.request=1,asset.register=1]
-//!             [--envelopes N] [--http2] [--json]
+//!             [--envelopes N] [--http2] [--rate PER_SECOND] [--json]
 //! ```
 //!
 //! A progress bar runs on stderr; the result is a table on stdout, or with
@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// Offer HTTP/2 (ALPN h2); otherwise HTTP/1.1.
     #[arg(long)]
     pub http2: bool,
+    /// Hold the load to this many exchanges per second (default: as fast
+    /// as the gateway answers).
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
     /// Print one line of JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -73,6 +77,7 @@ impl BenchArgs {
             mix: self.mix,
             envelopes: self.envelopes.unwrap_or(8_000 * self.duration as usize),
             http2: self.http2,
+            rate: self.rate,
         };
         let bar = indicatif::ProgressBar::new(plan.duration.as_secs());
         bar.set_style(

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Soak: run `xgate serve` at half its measured maximum for a while and watch
+# its resident memory and open file descriptors; they must stay flat.
+#
+#   tests/perf/soak.sh [MINUTES=10] [SAMPLE_SECS=10]
+#
+# 1. builds the release binary and starts `xgate serve` on a fresh data dir;
+# 2. measures the maximum with a 10 s `xgate bench` (64 connections, mixed
+#    record.send=8,medical.request=1,asset.register=1);
+# 3. runs `xgate bench --rate` at half that, in back-to-back runs of at most
+#    200 s (pre-signed envelopes live 300 s), for MINUTES;
+# 4. samples VmRSS and the fd count every SAMPLE_SECS and prints them;
+# 5. passes if, after the first minute (warm-up), the largest sample of each
+#    is within 10 % of the smallest. Exit 1 otherwise.
+set -euo pipefail
+minutes=${1:-10}
+sample=${2:-10}
+cd "$(dirname "$0")/../.."
+cargo build --release -q -p xgate --bin xgate
+xgate=./target/release/xgate
+dir=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+XGATE_LOG=warn "$xgate" serve --data-dir "$dir/data" --listen 127.0.0.1:0 > "$dir/serve.out" 2> "$dir/serve.err" &
+pid=$!
+for _ in $(seq 50); do grep -q listening "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done
+url=$(awk '/listening on/ {print $4; exit}' "$dir/serve.out")
+mix=record.send=8,medical.request=1,asset.register=1
+bench() { "$xgate" bench --pki "$dir/data/pki" --gateway "$url" --connections 64 --mix "$mix" --json "$@" 2>/dev/null; }
+max=$(bench --duration 10 | python3 -c 'import json,sys; print(json.load(sys.stdin)["per_second"])')
+rate=$(python3 -c "print(round($max / 2))")
+echo "maximum ${max%.*}/s; soaking at $rate/s for $minutes min (pid $pid)"
+
+(
+  end=$(( $(date +%s) + minutes * 60 ))
+  while [ "$(date +%s)" -lt "$end" ]; do
+    left=$(( end - $(date +%s) ))
+    run=$(( left < 200 ? left : 200 ))
+    [ "$run" -ge 1 ] || break
+    bench --duration "$run" --rate "$rate" --envelopes $(( rate * run + 1000 )) >> "$dir/bench.jsonl"
+  done
+) &
+load=$!
+
+printf '%6s %10s %6s\n' secs rss_kib fds
+start=$(date +%s)
+samples=()
+while kill -0 "$load" 2>/dev/null; do
+  sleep "$sample"
+  t=$(( $(date +%s) - start ))
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  fds=$(ls "/proc/$pid/fd" | wc -l)
+  printf '%6d %10d %6d\n' "$t" "$rss" "$fds"
+  samples+=("$t $rss $fds")
+done
+wait "$load"
+printf '%s\n' "${samples[@]}" | python3 -c '
+import sys
+rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
+warm = [r for r in rows if r[0] > 60] or rows
+ok = True
+for name, col in (("rss", 1), ("fds", 2)):
+    lo, hi = min(r[col] for r in warm), max(r[col] for r in warm)
+    flat = hi <= lo * 1.10
+    ok &= flat
+    verdict = "flat" if flat else "NOT flat"
+    print(f"{name}: {lo}..{hi} after warm-up ({(hi / lo - 1) * 100:.1f} %): {verdict}")
+sys.exit(0 if ok else 1)
+'
+echo "bench runs:"; python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    secs, rate, p99, errors = r["seconds"], r["per_second"], r["latency_ms"]["p99"], sum(r["errors"].values())
+    print(f"  {secs:.0f} s: {rate:.0f}/s, p99 {p99:.1f} ms, errors {errors}")
+' "$dir/bench.jsonl"
