@@ -252,9 +252,10 @@ pub fn open(
     let alg = header.get("alg").and_then(Value::as_str);
     match alg {
         None => return Err(malformed("the JWS header has no \"alg\"")),
+        // The value is not quoted back: nothing a peer sends is.
         Some(a) if a != key.alg => {
             return Err(Rejection::UnsupportedAlg(format!(
-                "alg {a:?} is not accepted; {sender} signs with {}",
+                "this alg is not accepted; {sender} signs with {}",
                 key.alg
             )));
         }
@@ -368,26 +369,42 @@ fn check_times(iat: i64, exp: i64, limits: Limits, now: i64) -> Result<(), Rejec
     Ok(())
 }
 
-/// serde_json errors can quote input; keep the part that names the field.
+/// A claims parse error in words that quote nothing from the input:
+/// serde_json's messages quote unknown claim names and wrong values, so
+/// only the parts that name our own fields or types are kept.
 fn claim_error(e: &serde_json::Error) -> String {
     let message = e.to_string();
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or("invalid claims")
-        .to_owned();
-    // "invalid type: string \"...\", expected i64" quotes the value; drop it.
-    match message.find('"') {
-        Some(_) if message.starts_with("invalid type") || message.starts_with("invalid value") => {
-            let expected = message
-                .rsplit("expected ")
-                .next()
-                .map(|e| format!("a claim has the wrong type (expected {e})"));
-            expected.unwrap_or_else(|| "a claim has the wrong type".into())
-        }
-        _ => message,
+    let message = message.split(" at line ").next().unwrap_or_default();
+    let ours = |m: &str| {
+        // `missing field `exp`` and `duplicate field `exp`` name our claims.
+        ["missing field `", "duplicate field `"]
+            .iter()
+            .find_map(|p| m.strip_prefix(p))
+            .and_then(|rest| rest.strip_suffix('`'))
+            .filter(|name| CLAIMS.contains(name))
+            .map(|name| format!("{} claim {name}", m.split(' ').next().unwrap_or("a")))
+    };
+    if let Some(named) = ours(message) {
+        return named;
     }
+    if message.starts_with("unknown field") {
+        return format!(
+            "an unknown claim is present; the claims are exactly {}",
+            CLAIMS.join(", ")
+        );
+    }
+    if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        // "... expected i64" names our type; everything before it is input.
+        return match message.rsplit_once("expected ") {
+            Some((_, expected)) => format!("a claim has the wrong type (expected {expected})"),
+            None => "a claim has the wrong type".into(),
+        };
+    }
+    "the claims are not a JSON object of the expected claims".into()
 }
+
+/// The claims an envelope carries, exactly.
+const CLAIMS: [&str; 7] = ["iss", "aud", "jti", "iat", "exp", "kind", "body"];
 
 #[cfg(test)]
 mod tests {
