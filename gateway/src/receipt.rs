@@ -36,6 +36,9 @@ pub struct Receipt {
     pub inclusion_proof: Vec<String>,
     /// The signed checkpoint note for `tree_size`.
     pub checkpoint: String,
+    /// The log entry itself, base64: its leaf hash is `leaf_hash`, and its
+    /// `envelope` is `id`, which is what binds the id to the proof.
+    pub entry: String,
 }
 
 /// Why a receipt does not check out.
@@ -59,6 +62,10 @@ pub enum ReceiptError {
     /// The proof does not lead from the leaf to the checkpoint's root.
     #[error("the inclusion proof does not verify: {0}")]
     Proof(String),
+    /// The entry is missing, malformed, not the proven leaf, or logs
+    /// another envelope than `id`.
+    #[error("{0}")]
+    Entry(String),
 }
 
 impl Receipt {
@@ -82,6 +89,7 @@ impl Receipt {
             leaf_hash: b64(&log.leaf_hash(index)?),
             inclusion_proof: proof.hashes.iter().map(b64).collect(),
             checkpoint: checkpoint.note.clone(),
+            entry: B64.encode(log.entry(index)?),
         })
     }
 
@@ -100,6 +108,22 @@ impl Receipt {
             });
         }
         let leaf = unb64(&self.leaf_hash).ok_or(ReceiptError::BadHash("leaf_hash"))?;
+        // The proof covers the leaf; the entry ties the leaf to the id.
+        let entry = B64
+            .decode(&self.entry)
+            .map_err(|_| ReceiptError::Entry("entry is not base64".into()))?;
+        if xgate_ledger::leaf_hash(&entry) != leaf {
+            return Err(ReceiptError::Entry(
+                "entry does not hash to leaf_hash".into(),
+            ));
+        }
+        let logged = crate::entry::Logged::parse(&entry)
+            .map_err(|_| ReceiptError::Entry("entry is not a gateway log entry".into()))?;
+        if logged.envelope != self.id {
+            return Err(ReceiptError::Entry(
+                "the entry logs another envelope than id".into(),
+            ));
+        }
         let hashes = self
             .inclusion_proof
             .iter()
