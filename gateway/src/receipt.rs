@@ -3,13 +3,14 @@
 //!
 //! ```json
 //! {"id":"<envelope sha256 hex>","log_index":7,"tree_size":9,"leaf_hash":"<b64>",
-//!  "inclusion_proof":["<b64>",...],"checkpoint":"<signed note>"}
+//!  "inclusion_proof":["<b64>",...],"checkpoint":"<signed note>","entry":"<b64>"}
 //! ```
 //!
 //! The proof is for `tree_size`, the size in the checkpoint, so checking a
-//! receipt is: verify the checkpoint's signature, then the inclusion of
-//! `leaf_hash` at `log_index` against the checkpoint's root (RFC 9162
-//! section 2.1.3.2). Hashes are standard base64 with padding, as in every
+//! receipt is: verify the checkpoint's signature, then that `entry` hashes
+//! to `leaf_hash` and logs the envelope `id` (without it a proof would hold
+//! for any id), then the inclusion of `leaf_hash` at `log_index` against
+//! the checkpoint's root (RFC 9162 section 2.1.3.2). Hashes are standard base64 with padding, as in every
 //! `xgate log` output.
 
 use base64::Engine as _;

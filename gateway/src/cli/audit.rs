@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn receipts_parse_bare_with_a_reconciliation_id_or_nested() {
         let receipt = serde_json::json!({"id": "ab", "log_index": 3, "tree_size": 4,
-            "leaf_hash": "x", "inclusion_proof": [], "checkpoint": "c"});
+            "leaf_hash": "x", "inclusion_proof": [], "checkpoint": "c", "entry": "e30="});
         let bare = parse_receipt(receipt.to_string().as_bytes()).expect("bare");
         let mut api = receipt.clone();
         api["reconciliation_id"] = serde_json::json!("3");
