@@ -38,7 +38,8 @@ fn send_inbox_ack_and_a_receipt_that_verifies_offline() {
             "tree_size",
             "leaf_hash",
             "inclusion_proof",
-            "checkpoint"
+            "checkpoint",
+            "entry"
         ],
         "receipt fields, in contract order"
     );
@@ -102,7 +103,7 @@ fn send_inbox_ack_and_a_receipt_that_verifies_offline() {
             b"",
         )
         .expect_error(1);
-    assert!(msg.contains("inclusion proof does not verify"), "{msg}");
+    assert!(msg.contains("entry does not hash to leaf_hash"), "{msg}");
     let other = xgate_ledger::NoteSigner::generate("localhost/xgate").expect("key");
     let msg = xgate()
         .run(
