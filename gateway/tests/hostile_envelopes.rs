@@ -19,7 +19,7 @@ use josekit::jws::{ES256, HS256, JwsSigner};
 use serde_json::{Value, json};
 
 use federation::assets::{AGENCIES, federation};
-use federation::{Federation, error_code, inbox_len, log_size, runtime};
+use federation::{Federation, error_code, runtime, snapshot};
 
 /// What a case sends: a whole JWS, or the parts to sign.
 enum Jws {
@@ -549,18 +549,6 @@ fn cases(fed: &Federation) -> Vec<Case> {
     ]
 }
 
-/// The log's size and every agency's inbox length.
-async fn snapshot(fed: &Federation) -> (u64, Vec<usize>) {
-    let mut sizes = Vec::new();
-    let mut size = 0;
-    for agency in AGENCIES {
-        let mut client = fed.client(agency);
-        size = log_size(&mut client).await;
-        sizes.push(inbox_len(&mut client).await);
-    }
-    (size, sizes)
-}
-
 #[test]
 fn every_hostile_envelope_gets_its_code_and_changes_nothing() {
     let fed = federation(&[]);
@@ -568,7 +556,7 @@ fn every_hostile_envelope_gets_its_code_and_changes_nothing() {
     assert!(cases.len() >= 55, "the corpus has {} cases", cases.len());
     let mut client = fed.client("state");
     runtime().block_on(async {
-        let before = snapshot(&fed).await;
+        let before = snapshot(&fed, &AGENCIES).await;
         for case in &cases {
             let body = match &case.jws {
                 Jws::Signed(h, c) => sign_with(&private_key(&fed, "state"), h, c).into_bytes(),
@@ -591,7 +579,7 @@ fn every_hostile_envelope_gets_its_code_and_changes_nothing() {
             assert_eq!(error_code(&reply), case.code, "{}: {text}", case.name);
         }
         assert_eq!(
-            snapshot(&fed).await,
+            snapshot(&fed, &AGENCIES).await,
             before,
             "a refused envelope left a trace"
         );
@@ -604,13 +592,13 @@ fn every_hostile_envelope_gets_its_code_and_changes_nothing() {
         );
         let first = federation::submit(&mut client, &jws).await;
         assert_eq!(first.status, StatusCode::CREATED);
-        let after = snapshot(&fed).await;
+        let after = snapshot(&fed, &AGENCIES).await;
         let again = federation::submit(&mut client, &jws).await;
         assert_eq!(
             (again.status, error_code(&again)),
             (StatusCode::CONFLICT, "replayed".into())
         );
-        assert_eq!(snapshot(&fed).await, after);
+        assert_eq!(snapshot(&fed, &AGENCIES).await, after);
         // 128 characters is the longest jti, and it is accepted.
         let long = claims(|c| c["jti"] = json!("j".repeat(128)));
         let reply = federation::submit(

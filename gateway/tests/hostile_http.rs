@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use federation::assets::{AGENCIES, federation};
-use federation::{Federation, error_code, inbox_len, log_size, runtime};
+use federation::{Federation, error_code, runtime, snapshot};
 
 struct Case {
     method: Method,
@@ -269,25 +269,13 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// The log's size and every agency's inbox length.
-async fn snapshot(fed: &Federation) -> (u64, Vec<usize>) {
-    let mut sizes = Vec::new();
-    let mut size = 0;
-    for agency in AGENCIES {
-        let mut client = fed.client(agency);
-        size = log_size(&mut client).await;
-        sizes.push(inbox_len(&mut client).await);
-    }
-    (size, sizes)
-}
-
 #[test]
 fn every_hostile_request_gets_its_code_and_changes_nothing() {
     let fed = federation(&[]);
     let cases = cases();
     let mut client = fed.client("state");
     runtime().block_on(async {
-        let before = snapshot(&fed).await;
+        let before = snapshot(&fed, &AGENCIES).await;
         for c in &cases {
             let reply = client
                 .request(c.method.clone(), &c.path, c.content_type, c.body.clone())
@@ -302,7 +290,7 @@ fn every_hostile_request_gets_its_code_and_changes_nothing() {
             assert_eq!(reply.status, c.status, "{what}");
             assert_eq!(error_code(&reply), c.code, "{what}");
         }
-        assert_eq!(snapshot(&fed).await, before);
+        assert_eq!(snapshot(&fed, &AGENCIES).await, before);
     });
 }
 
@@ -358,7 +346,7 @@ async fn read_all(stream: &mut (impl AsyncReadExt + Unpin), quiet: Duration) -> 
 fn conflicting_content_length_and_transfer_encoding_never_desynchronise() {
     let fed = federation(&[]);
     runtime().block_on(async {
-        let before = snapshot(&fed).await;
+        let before = snapshot(&fed, &AGENCIES).await;
         for smuggle in [
             // TE first, a CL that would cut the chunked body short.
             "POST /v1/envelopes HTTP/1.1\r\nHost: x\r\nContent-Type: application/jose\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\nGET /v1/inbox HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -378,7 +366,7 @@ fn conflicting_content_length_and_transfer_encoding_never_desynchronise() {
             assert!(!text.contains("\"envelopes\""), "the inbox was served: {text}");
             assert!(closed, "the connection stays open after a conflicting request: {text}");
         }
-        assert_eq!(snapshot(&fed).await, before);
+        assert_eq!(snapshot(&fed, &AGENCIES).await, before);
     });
 }
 

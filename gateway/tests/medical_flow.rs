@@ -255,30 +255,7 @@ fn an_emergency_request_is_granted_answered_opened_and_reviewed() {
     assert_eq!(case["status"], "used");
     assert_eq!(case["review"]["outcome"], "appropriate");
     assert_eq!(case["responses"].as_array().map(Vec::len), Some(1));
-    replays_clean(fed);
-}
-
-/// Stops the gateway and checks that `xgate audit replay` recomputes the
-/// stored state, signatures included.
-pub fn replays_clean(fed: Federation) {
-    let Federation { root, gateway } = fed;
-    gateway.stop();
-    let data = root.path().join("data").display().to_string();
-    let registry = root.path().join("pki/registry.toml").display().to_string();
-    let out = xgate()
-        .run(
-            &[
-                "audit",
-                "replay",
-                "--data-dir",
-                &data,
-                "--registry",
-                &registry,
-            ],
-            b"",
-        )
-        .expect_ok();
-    assert!(out.contains("the stored state equals"), "{out}");
+    federation::replays_clean(fed);
 }
 
 #[test]

@@ -77,11 +77,7 @@ pub(super) async fn list(
             .transpose()?,
     };
     let after = params.remove("after");
-    let limit = params
-        .remove("limit")
-        .map(|l| number("limit", &l))
-        .transpose()?
-        .map_or(PAGE, |l| usize::try_from(l).unwrap_or(PAGE).clamp(1, PAGE));
+    let limit = page_limit(&mut params, PAGE)?;
     let gateway = Arc::clone(&ctx.gateway);
     let (assets, more) = blocking(move || {
         query::list(
@@ -122,6 +118,18 @@ pub(super) async fn report(
 
 fn unknown_asset() -> ApiError {
     ApiError::new(Code::NotFound, "no such asset among those you may see")
+}
+
+/// The `limit` parameter, 1 to `page` (default `page`).
+pub(super) fn page_limit(
+    params: &mut BTreeMap<String, String>,
+    page: usize,
+) -> Result<usize, ApiError> {
+    Ok(params
+        .remove("limit")
+        .map(|l| number("limit", &l))
+        .transpose()?
+        .map_or(page, |l| usize::try_from(l).unwrap_or(page).clamp(1, page)))
 }
 
 /// The query's parameters, percent-decoded; a name not in `allowed`, or

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::{Response, StatusCode};
 use serde::Serialize;
 
-use super::assets::params;
+use super::assets::{page_limit, params};
 use super::{Body, Context, blocking, json, number};
 use crate::errors::{ApiError, Code};
 use crate::medical::query::{self, ReviewItem};
@@ -81,11 +81,7 @@ pub(super) async fn reviews(
 ) -> Result<Response<Body>, ApiError> {
     let mut params = params(query, &["after", "limit"])?;
     let after = params.remove("after").map(|a| cursor(&a)).transpose()?;
-    let limit = params
-        .remove("limit")
-        .map(|l| number("limit", &l))
-        .transpose()?
-        .map_or(PAGE, |l| usize::try_from(l).unwrap_or(PAGE).clamp(1, PAGE));
+    let limit = page_limit(&mut params, PAGE)?;
     let gateway = Arc::clone(&ctx.gateway);
     let (reviews, more) = blocking(move || {
         let auditor = gateway.registry.is_auditor(&caller);

@@ -396,3 +396,39 @@ fn parse_event(block: &str) -> Option<Event> {
         data,
     })
 }
+
+/// The log's size and the inbox length of each of `agencies`: what a
+/// refused request must leave unchanged.
+pub async fn snapshot(fed: &Federation, agencies: &[&str]) -> (u64, Vec<usize>) {
+    let mut sizes = Vec::new();
+    let mut size = 0;
+    for agency in agencies {
+        let mut client = fed.client(agency);
+        size = log_size(&mut client).await;
+        sizes.push(inbox_len(&mut client).await);
+    }
+    (size, sizes)
+}
+
+/// Stops the gateway and checks that `xgate audit replay` recomputes the
+/// stored state, signatures included.
+pub fn replays_clean(fed: Federation) {
+    let Federation { root, gateway } = fed;
+    gateway.stop();
+    let data = root.path().join("data").display().to_string();
+    let registry = root.path().join("pki/registry.toml").display().to_string();
+    let out = xgate()
+        .run(
+            &[
+                "audit",
+                "replay",
+                "--data-dir",
+                &data,
+                "--registry",
+                &registry,
+            ],
+            b"",
+        )
+        .expect_ok();
+    assert!(out.contains("the stored state equals"), "{out}");
+}
