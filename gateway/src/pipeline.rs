@@ -394,16 +394,17 @@ impl Gateway {
             replay::put(&stored.iss, &stored.jti, keep_until, &mut batch);
             Ok(batch)
         });
-        let appended = self.committer.append(entry, prepare).await;
+        let appended = self.committer.append(entry.clone(), prepare).await;
         if matches!(&appended, Err(e) if e.code == Code::Replayed) {
             self.metrics.replay_attempt();
         }
         let (index, checkpoint) = appended?;
         self.metrics.appended(started.elapsed(), self.log.size());
-        Ok(Receipt::build(
+        Ok(Receipt::build_for(
             &self.log,
             envelope.id(),
             index,
+            &entry,
             &checkpoint,
         )?)
     }

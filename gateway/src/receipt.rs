@@ -81,6 +81,21 @@ impl Receipt {
         index: u64,
         checkpoint: &SignedCheckpoint,
     ) -> Result<Receipt, xgate_ledger::Error> {
+        Receipt::build_for(log, id, index, &log.entry(index)?, checkpoint)
+    }
+
+    /// As [`Receipt::build`], for a caller that holds the entry's bytes
+    /// already (the pipeline, which just appended them): no read back.
+    ///
+    /// # Errors
+    /// Whatever the log reports reading the proof.
+    pub fn build_for<S: Store>(
+        log: &Log<S>,
+        id: String,
+        index: u64,
+        entry: &[u8],
+        checkpoint: &SignedCheckpoint,
+    ) -> Result<Receipt, xgate_ledger::Error> {
         let size = checkpoint.checkpoint.size;
         let proof = log.inclusion(index, size)?;
         Ok(Receipt {
@@ -90,7 +105,7 @@ impl Receipt {
             leaf_hash: b64(&log.leaf_hash(index)?),
             inclusion_proof: proof.hashes.iter().map(b64).collect(),
             checkpoint: checkpoint.note.clone(),
-            entry: B64.encode(log.entry(index)?),
+            entry: B64.encode(entry),
         })
     }
 
