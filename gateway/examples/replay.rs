@@ -24,7 +24,7 @@ use xgate::pipeline::Gateway;
 use xgate::policy::{DEFAULT_POLICY, Policy};
 use xgate::recompute::replay;
 use xgate::registry::{AgencyId, Registry};
-use xgate_ledger::{Log, OpenOptions, SledStore, Store};
+use xgate_ledger::{DiskStore, Log, OpenOptions, Store};
 
 const AGENCIES: [&str; 4] = ["state", "treasury", "gsa", "hhs"];
 /// Assets per wave: each wave registers, offers and accepts this many.
@@ -99,7 +99,7 @@ fn build(data: &Path, pki: &Path, n: u64) -> Registry {
             .map(|id| EnvelopeSigner::for_agency(pki, id).expect("signer"))
             .collect(),
     );
-    let log: Arc<Log<SledStore>> =
+    let log: Arc<Log<DiskStore>> =
         Arc::new(Log::create_or_open(&data.join("data"), &OpenOptions::default()).expect("log"));
     let policy = Policy::parse(DEFAULT_POLICY, "default", &registry).expect("policy");
     let gateway = Arc::new(

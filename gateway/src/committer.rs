@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
-use xgate_ledger::{Log, SignedCheckpoint, SledStore, Store, StoreError, WriteBatch};
+use xgate_ledger::{DiskStore, Log, SignedCheckpoint, Store, StoreError, WriteBatch};
 
 use crate::errors::{ApiError, Code};
 use crate::space::DiskGuard;
@@ -41,7 +41,7 @@ pub type Appended = (u64, SignedCheckpoint);
 /// The store as the job being prepared will find it: every write of the
 /// jobs accepted before it in this batch, over what is durable.
 pub struct View<'a> {
-    store: &'a SledStore,
+    store: &'a DiskStore,
     pending: &'a WriteBatch,
 }
 
@@ -117,7 +117,7 @@ impl Committer {
     ///
     /// # Errors
     /// If the thread cannot be started.
-    pub fn start(log: Arc<Log<SledStore>>, guard: Arc<DiskGuard>) -> std::io::Result<Committer> {
+    pub fn start(log: Arc<Log<DiskStore>>, guard: Arc<DiskGuard>) -> std::io::Result<Committer> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (committed, commits) = watch::channel(log.size());
         let thread = std::thread::Builder::new()
@@ -159,7 +159,7 @@ impl Committer {
 }
 
 fn run(
-    log: &Log<SledStore>,
+    log: &Log<DiskStore>,
     guard: &DiskGuard,
     mut rx: mpsc::Receiver<Job>,
     committed: &watch::Sender<u64>,
@@ -187,7 +187,7 @@ fn run(
 
 /// Prepares `jobs` in order, appends the accepted ones as one batch and
 /// answers every job. Returns the log's size if the batch was made durable.
-fn commit(log: &Log<SledStore>, jobs: Vec<Job>) -> Option<u64> {
+fn commit(log: &Log<DiskStore>, jobs: Vec<Job>) -> Option<u64> {
     // The committer is the log's only writer, so this is where the batch
     // will start.
     let first = log.next_index();

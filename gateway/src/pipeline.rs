@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::watch;
-use xgate_ledger::{Log, SledStore, WriteBatch};
+use xgate_ledger::{DiskStore, Log, WriteBatch};
 
 use crate::assets::apply::{self, Op};
 use crate::assets::custody::{self, DEFAULT_OFFER_TTL};
@@ -85,7 +85,7 @@ pub struct Accepted {
 /// The gateway's state shared by every connection.
 pub struct Gateway {
     /// The transparency log, which also holds inboxes and replay ids.
-    pub log: Arc<Log<SledStore>>,
+    pub log: Arc<Log<DiskStore>>,
     /// The federation's agencies.
     pub registry: Arc<Registry>,
     verifiers: Verifiers,
@@ -114,7 +114,7 @@ impl Gateway {
     /// A message naming an agency whose signing key is unusable, or a store
     /// that cannot keep the person-hash salt.
     pub fn new(
-        log: Arc<Log<SledStore>>,
+        log: Arc<Log<DiskStore>>,
         registry: Arc<Registry>,
         policy: Policy,
         limits: Limits,

@@ -22,7 +22,7 @@ use xgate::pipeline::Gateway;
 use xgate::policy::{DEFAULT_POLICY, Policy};
 use xgate::recompute::replay;
 use xgate::registry::{AgencyId, Registry};
-use xgate_ledger::{Log, OpenOptions, SledStore, Store, WriteBatch};
+use xgate_ledger::{DiskStore, Log, OpenOptions, Store, WriteBatch};
 
 const AGENCIES: [&str; 3] = ["state", "treasury", "gsa"];
 const LOCATIONS: [&str; 3] = ["HQ", "Annex", "Depot"];
@@ -102,11 +102,11 @@ impl Bench {
         }
     }
 
-    fn log(&self) -> Arc<Log<SledStore>> {
+    fn log(&self) -> Arc<Log<DiskStore>> {
         Arc::new(Log::create_or_open(&self.data, &OpenOptions::default()).expect("log"))
     }
 
-    fn gateway(&self, log: &Arc<Log<SledStore>>) -> Arc<Gateway> {
+    fn gateway(&self, log: &Arc<Log<DiskStore>>) -> Arc<Gateway> {
         let policy = Policy::parse(DEFAULT_POLICY, "default", &self.registry).expect("policy");
         Arc::new(
             Gateway::new(

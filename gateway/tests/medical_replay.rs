@@ -81,7 +81,7 @@ struct World {
     signers: Vec<EnvelopeSigner>,
     ids: Vec<AgencyId>,
     payloads: Vec<String>,
-    log: Arc<Log<xgate_ledger::SledStore>>,
+    log: Arc<Log<xgate_ledger::DiskStore>>,
     gateway: Arc<Gateway>,
 }
 

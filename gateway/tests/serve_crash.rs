@@ -17,11 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use federation::{body, get_json, id, make_pki, xgate};
+use federation::{body, consistency_proof, get_json, id, make_pki, xgate};
 use http::StatusCode;
 use xgate::client::{Client, EnvelopeSigner, Protocol};
 use xgate::receipt::Receipt;
-use xgate_ledger::{ConsistencyProof, Hash, verify_checkpoint, verify_consistency};
+use xgate_ledger::{verify_checkpoint, verify_consistency};
 use xgate_tests::Gateway;
 
 const AGENCIES: [&str; 3] = ["state", "treasury", "gsa"];
@@ -235,31 +235,7 @@ fn check(
         let old = verify_checkpoint(&receipt.checkpoint, &key).expect("receipt checkpoint");
         // Receipts of one commit share a checkpoint: prove it once.
         if old.size < now.size && consistent.insert(old.size) {
-            let proof = rt.block_on(get_json(
-                &mut reader,
-                &format!(
-                    "/v1/log/proof/consistency?from={}&to={}",
-                    old.size, now.size
-                ),
-                StatusCode::OK,
-            ));
-            let hashes = proof["hashes"]
-                .as_array()
-                .expect("hashes")
-                .iter()
-                .map(|h| {
-                    use base64::Engine as _;
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(h.as_str().expect("b64"))
-                        .expect("base64");
-                    Hash::from_slice(&bytes).expect("hash")
-                })
-                .collect();
-            let proof = ConsistencyProof {
-                old_size: old.size,
-                new_size: now.size,
-                hashes,
-            };
+            let proof = rt.block_on(consistency_proof(&mut reader, old.size, now.size));
             verify_consistency(&proof, &old.root, &now.root)
                 .unwrap_or_else(|e| panic!("round {round}: checkpoint {} forked: {e}", old.size));
         }

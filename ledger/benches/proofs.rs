@@ -31,7 +31,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion};
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use sha2_next::Sha256;
-use xgate_ledger::{Hash, Log, SledStore};
+use xgate_ledger::{DiskStore, Hash, Log};
 
 use common::{Results, entry, verdict};
 
@@ -80,7 +80,7 @@ impl Percentiles {
 
 /// Builds every probe's proofs once, timing each: the cold figures, and the
 /// warm-up for criterion.
-fn first_pass(log: &Log<SledStore>, probes: &Probes) -> (Percentiles, Percentiles) {
+fn first_pass(log: &Log<DiskStore>, probes: &Probes) -> (Percentiles, Percentiles) {
     let n = log.size();
     let time = |f: &mut dyn FnMut()| {
         let t = std::time::Instant::now();
@@ -208,7 +208,7 @@ fn configure(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::W
 
 /// Both implementations must produce identical proofs for the same
 /// questions, or the comparison means nothing.
-fn check_same_proofs(log: &Log<SledStore>, tree: &CtTree, probes: &Probes) {
+fn check_same_proofs(log: &Log<DiskStore>, tree: &CtTree, probes: &Probes) {
     let n = log.size();
     let flat = |hashes: &[Hash]| hashes.iter().flat_map(|h| h.0).collect::<Vec<u8>>();
     assert_eq!(

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
+use crate::DiskStore;
 use crate::checkpoint::{NoteSigner, NoteVerifier, check_name, verify_checkpoint};
 use crate::error::{Error, io_at};
 use crate::fsutil::write_atomic;
@@ -65,7 +66,7 @@ impl Default for OpenOptions {
     }
 }
 
-impl Log<SledStore> {
+impl Log<DiskStore> {
     /// Opens the log in `dir`, creating the directory, key and database if
     /// they do not exist yet.
     ///
@@ -73,7 +74,7 @@ impl Log<SledStore> {
     /// [`Error::Locked`] if another process has it open, [`Error::OriginMismatch`]
     /// if `options.origin` differs from the existing log's, [`Error::NotALog`]
     /// or [`Error::Corrupt`] for a directory that holds something else.
-    pub fn create_or_open(dir: &Path, options: &OpenOptions) -> Result<Log<SledStore>, Error> {
+    pub fn create_or_open(dir: &Path, options: &OpenOptions) -> Result<Log<DiskStore>, Error> {
         if let Some(origin) = &options.origin {
             check_name(origin)?;
         }
@@ -108,7 +109,7 @@ impl Log<SledStore> {
     /// # Errors
     /// As [`Log::create_or_open`], and [`Error::NotALog`] if `dir` is missing
     /// or has no log in it.
-    pub fn open_existing(dir: &Path, options: &OpenOptions) -> Result<Log<SledStore>, Error> {
+    pub fn open_existing(dir: &Path, options: &OpenOptions) -> Result<Log<DiskStore>, Error> {
         check_log_dir(dir)?;
         let lock = lock_dir(dir)?;
         let signer = read_key(dir, options)?;
@@ -172,7 +173,7 @@ fn open_db(
     options: &OpenOptions,
     create: bool,
     lock: File,
-) -> Result<Log<SledStore>, Error> {
+) -> Result<Log<DiskStore>, Error> {
     let store = open_store(&dir.join(DB_DIR), options.cache_bytes)?;
     let attached = Attached {
         dir_lock: Some(lock),
@@ -190,17 +191,31 @@ fn open_db(
 /// We hold the directory lock, so no other process has the database; but
 /// sled releases its own file lock only when its epoch-based collector gets
 /// round to freeing a dropped database, which can be a moment after `drop`.
-fn open_store(path: &Path, cache_bytes: u64) -> Result<SledStore, Error> {
+fn open_store(path: &Path, cache_bytes: u64) -> Result<DiskStore, Error> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match SledStore::open(path, cache_bytes) {
-            Ok(store) => return Ok(store),
+            Ok(store) => return Ok(disk_store(store)),
             Err(e) if e.0.contains("could not acquire lock") && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(10));
             }
             Err(e) => return Err(Error::Corrupt(format!("cannot open database: {}", e.0))),
         }
     }
+}
+
+#[cfg(not(feature = "faults"))]
+fn disk_store(store: SledStore) -> DiskStore {
+    store
+}
+
+/// In test builds the store obeys the fault file `XGATE_FAULT_FILE` names.
+#[cfg(feature = "faults")]
+fn disk_store(store: SledStore) -> DiskStore {
+    crate::faults::Faulty::new(
+        store,
+        std::sync::Arc::new(crate::faults::Switch::from_env()),
+    )
 }
 
 fn lock_dir(dir: &Path) -> Result<File, Error> {

@@ -54,6 +54,8 @@ mod audit;
 #[cfg(feature = "sled")]
 mod disk;
 mod error;
+#[cfg(feature = "faults")]
+pub mod faults;
 mod fsutil;
 mod layout;
 mod log;
@@ -80,3 +82,12 @@ pub use log::{Log, MAX_ENTRY_LEN, SignedCheckpoint};
 pub use store::{KeyValue, Store, StoreError, WriteBatch};
 #[cfg(feature = "sled")]
 pub use store_sled::SledStore;
+
+/// The store under a log on disk ([`Log::create_or_open`]): sled, wrapped
+/// in the fault injector in builds with the `faults` feature.
+#[cfg(all(feature = "sled", not(feature = "faults")))]
+pub type DiskStore = SledStore;
+/// The store under a log on disk ([`Log::create_or_open`]): sled, wrapped
+/// in the fault injector in builds with the `faults` feature.
+#[cfg(all(feature = "sled", feature = "faults"))]
+pub type DiskStore = faults::Faulty<SledStore>;

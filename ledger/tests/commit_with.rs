@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use xgate_ledger::{
-    Error, Log, OpenOptions, SledStore, Store, WriteBatch, leaf_hash, verify_checkpoint,
+    DiskStore, Error, Log, OpenOptions, Store, WriteBatch, leaf_hash, verify_checkpoint,
     verify_inclusion,
 };
 
-fn open(dir: &std::path::Path) -> Log<SledStore> {
+fn open(dir: &std::path::Path) -> Log<DiskStore> {
     Log::create_or_open(dir, &OpenOptions::default()).expect("open log")
 }
 

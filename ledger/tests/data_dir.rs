@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use xgate_ledger::{
-    CHECKPOINT_FILE, DB_DIR, Error, KEY_FILE, Log, NoteSigner, OpenOptions, SledStore,
+    CHECKPOINT_FILE, DB_DIR, DiskStore, Error, KEY_FILE, Log, NoteSigner, OpenOptions, SledStore,
 };
 
-fn open(dir: &Path) -> Result<Log<SledStore>, Error> {
+fn open(dir: &Path) -> Result<Log<DiskStore>, Error> {
     Log::create_or_open(dir, &OpenOptions::default())
 }
 

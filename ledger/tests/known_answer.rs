@@ -119,7 +119,7 @@ fn hashes(list: &[&str]) -> Vec<Hash> {
     list.iter().map(|s| h(s)).collect()
 }
 
-fn reference_log() -> (tempfile::TempDir, Log<xgate_ledger::SledStore>) {
+fn reference_log() -> (tempfile::TempDir, Log<xgate_ledger::DiskStore>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("open");
     for leaf in LEAVES {

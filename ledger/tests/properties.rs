@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 use sha2_next::Sha256;
 use xgate_ledger::{
-    Hash, Log, OpenOptions, SledStore, leaf_hash, node_hash, verify_consistency, verify_inclusion,
+    DiskStore, Hash, Log, OpenOptions, leaf_hash, node_hash, verify_consistency, verify_inclusion,
 };
 
 const MAX: u64 = 300;
@@ -91,7 +91,7 @@ fn largest_power_of_two_below(n: u64) -> u64 {
     k
 }
 
-fn open(dir: &std::path::Path) -> Log<SledStore> {
+fn open(dir: &std::path::Path) -> Log<DiskStore> {
     Log::create_or_open(dir, &OpenOptions::default()).expect("open log")
 }
 

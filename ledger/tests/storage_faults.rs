@@ -1,105 +1,25 @@
-//! Storage faults under the log, by name: a fault-injecting wrapper around
-//! the storage trait (this file only, never in a build) fails flushes, fails
-//! writes, reports the disk full, or tears a batch part-way. Under the
-//! first three the append fails and nothing is reported committed; the log
-//! stays consistent (`verify` passes, checkpoints consistent); and once the
-//! fault clears the next append succeeds, in the same process, with no
-//! repair. A torn batch breaks the trait's contract (batches are atomic;
+//! Storage faults under the log, by name: the fault-injecting wrapper around
+//! the storage trait (`xgate_ledger::faults`, built for tests only) fails
+//! flushes, fails writes, reports the disk full, or tears a batch part-way.
+//! Under the first three the append fails and nothing is reported
+//! committed; the log stays consistent (`verify` passes, checkpoints
+//! consistent); and once the fault clears the next append succeeds, in the
+//! same process, with no repair. A torn batch breaks the trait's contract (batches are atomic;
 //! sled's are): `verify` catches what it leaves.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
-use xgate_ledger::{
-    KeyValue, Log, NoteSigner, SledStore, Store, StoreError, WriteBatch, verify_checkpoint,
-};
+use xgate_ledger::faults::{Fault, Faulty, Switch};
+use xgate_ledger::{Log, NoteSigner, SledStore, Store, WriteBatch, verify_checkpoint};
 
-/// Which fault is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-enum Fault {
-    None = 0,
-    /// `sync` fails: the batch was applied but is not known durable.
-    Flush = 1,
-    /// `apply` fails with an I/O error, writing nothing.
-    Write = 2,
-    /// `apply` fails with ENOSPC, writing nothing.
-    Full = 3,
-    /// `apply` writes the first half of the batch's keys, then fails.
-    Torn = 4,
-}
+type Tested = Faulty<SledStore>;
 
-struct Faulty {
-    inner: SledStore,
-    fault: Arc<AtomicU8>,
-}
-
-impl Faulty {
-    fn fault(&self) -> Fault {
-        match self.fault.load(Ordering::SeqCst) {
-            1 => Fault::Flush,
-            2 => Fault::Write,
-            3 => Fault::Full,
-            4 => Fault::Torn,
-            _ => Fault::None,
-        }
-    }
-}
-
-impl Store for Faulty {
-    type Value = <SledStore as Store>::Value;
-
-    fn get(&self, key: &[u8]) -> Result<Option<Self::Value>, StoreError> {
-        self.inner.get(key)
-    }
-
-    fn scan_prefix(
-        &self,
-        prefix: &[u8],
-    ) -> Box<dyn Iterator<Item = Result<KeyValue<Self::Value>, StoreError>> + '_> {
-        self.inner.scan_prefix(prefix)
-    }
-
-    fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<KeyValue<Self::Value>>, StoreError> {
-        self.inner.last_with_prefix(prefix)
-    }
-
-    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        match self.fault() {
-            Fault::Write => Err(StoreError("I/O error (injected)".into())),
-            Fault::Full => Err(StoreError(
-                "No space left on device (os error 28, injected)".into(),
-            )),
-            Fault::Torn => {
-                let ops: Vec<_> = batch.into_ops().collect();
-                let mut half = WriteBatch::new();
-                for (k, v) in ops.iter().take(ops.len() / 2).cloned() {
-                    match v {
-                        Some(v) => half.put(k, v),
-                        None => half.delete(k),
-                    }
-                }
-                self.inner.apply(half)?;
-                Err(StoreError("write failed part-way (injected)".into()))
-            }
-            Fault::Flush | Fault::None => self.inner.apply(batch),
-        }
-    }
-
-    fn sync(&self) -> Result<(), StoreError> {
-        match self.fault() {
-            Fault::Flush => Err(StoreError("fsync failed (injected)".into())),
-            _ => self.inner.sync(),
-        }
-    }
-}
-
-fn log(dir: &std::path::Path) -> (Log<Faulty>, Arc<AtomicU8>) {
-    let fault = Arc::new(AtomicU8::new(0));
-    let store = Faulty {
-        inner: SledStore::open(&dir.join("db"), 1 << 20).expect("store"),
-        fault: Arc::clone(&fault),
-    };
+fn log(dir: &std::path::Path) -> (Log<Tested>, Arc<Switch>) {
+    let fault = Arc::new(Switch::new());
+    let store = Faulty::new(
+        SledStore::open(&dir.join("db"), 1 << 20).expect("store"),
+        Arc::clone(&fault),
+    );
     let signer = NoteSigner::generate("localhost/faults").expect("signer");
     let log = Log::open_store(store, signer, true).expect("log");
     log.set_checkpoint_every_commit(true);
@@ -107,7 +27,7 @@ fn log(dir: &std::path::Path) -> (Log<Faulty>, Arc<AtomicU8>) {
 }
 
 /// Appends `n` entries, one commit each, with a write of their own.
-fn append(log: &Log<Faulty>, from: u64, n: u64) -> Result<(), xgate_ledger::Error> {
+fn append(log: &Log<Tested>, from: u64, n: u64) -> Result<(), xgate_ledger::Error> {
     for i in from..from + n {
         log.append_batch_with(&[format!("entry {i}").into_bytes()], move |range| {
             let mut batch = WriteBatch::new();
@@ -125,7 +45,7 @@ fn failed_writes_and_full_disks_commit_nothing_and_clear_by_themselves() {
         let (log, switch) = log(dir.path());
         append(&log, 0, 20).expect("before");
         let checkpoint = log.latest_checkpoint().expect("checkpoint");
-        switch.store(fault as u8, Ordering::SeqCst);
+        switch.set(fault);
         for _ in 0..3 {
             assert!(
                 append(&log, 100, 1).is_err(),
@@ -144,7 +64,7 @@ fn failed_writes_and_full_disks_commit_nothing_and_clear_by_themselves() {
             "{fault:?}"
         );
         log.verify().expect("consistent under the fault");
-        switch.store(Fault::None as u8, Ordering::SeqCst);
+        switch.set(Fault::None);
         append(&log, 20, 20).expect("after the fault clears");
         assert_eq!(log.size(), 40);
         log.verify().expect("consistent after");
@@ -162,7 +82,7 @@ fn a_failed_flush_reports_failure_and_the_next_commit_covers_the_batch() {
     let (log, switch) = log(dir.path());
     append(&log, 0, 10).expect("before");
     let before = log.latest_checkpoint().expect("checkpoint");
-    switch.store(Fault::Flush as u8, Ordering::SeqCst);
+    switch.set(Fault::Flush);
     let failed = append(&log, 10, 1);
     assert!(
         failed.is_err(),
@@ -170,7 +90,7 @@ fn a_failed_flush_reports_failure_and_the_next_commit_covers_the_batch() {
     );
     // No checkpoint was handed out for it.
     assert_eq!(log.latest_checkpoint(), Some(before.clone()));
-    switch.store(Fault::None as u8, Ordering::SeqCst);
+    switch.set(Fault::None);
     append(&log, 11, 5).expect("after");
     log.verify().expect("consistent");
     // The batch whose flush failed was applied, so it is in the log now,
@@ -189,10 +109,10 @@ fn a_batch_torn_part_way_is_overwritten_by_the_next_commit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (log, switch) = log(dir.path());
     append(&log, 0, 10).expect("before");
-    switch.store(Fault::Torn as u8, Ordering::SeqCst);
+    switch.set(Fault::Torn);
     assert!(append(&log, 10, 1).is_err());
     assert_eq!(log.size(), 10, "a torn batch moved the log");
-    switch.store(Fault::None as u8, Ordering::SeqCst);
+    switch.set(Fault::None);
     append(&log, 11, 5).expect("after");
     assert_eq!(log.size(), 15);
     log.verify()
@@ -208,9 +128,9 @@ fn a_batch_torn_against_the_storage_contract_is_caught_by_verify() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (log, switch) = log(dir.path());
     append(&log, 0, 10).expect("before");
-    switch.store(Fault::Torn as u8, Ordering::SeqCst);
+    switch.set(Fault::Torn);
     assert!(append(&log, 10, 1).is_err());
-    switch.store(Fault::None as u8, Ordering::SeqCst);
+    switch.set(Fault::None);
     // One commit of three entries: it ends past the torn one's size.
     let entries: Vec<Vec<u8>> = (0..3).map(|i| format!("after {i}").into_bytes()).collect();
     log.append_batch_with(&entries, |_| WriteBatch::new())

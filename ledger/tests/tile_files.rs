@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use xgate_ledger::proof::{MemoryLeaves, prove_consistency, prove_inclusion};
-use xgate_ledger::{Error, Log, OpenOptions, SledStore, TILES_DIR, leaf_hash};
+use xgate_ledger::{DiskStore, Error, Log, OpenOptions, TILES_DIR, leaf_hash};
 
 /// Enough entries for the appender to sync the files at least once (every
 /// 1,024 level-0 tiles of 16 entries) and to fill level-1 and level-2 tiles.
@@ -19,7 +19,7 @@ fn entry(i: u64) -> Vec<u8> {
     format!("tile-files entry {i}").into_bytes()
 }
 
-fn open(dir: &Path) -> Log<SledStore> {
+fn open(dir: &Path) -> Log<DiskStore> {
     Log::create_or_open(dir, &OpenOptions::default()).expect("open log")
 }
 
@@ -35,7 +35,7 @@ fn filled(dir: &Path) -> MemoryLeaves {
 }
 
 /// Proofs spread over the tree, each compared with the reference.
-fn assert_proofs_match(log: &Log<SledStore>, reference: &MemoryLeaves) {
+fn assert_proofs_match(log: &Log<DiskStore>, reference: &MemoryLeaves) {
     assert_eq!(log.size(), SIZE);
     let probes = [
         0, 1, 15, 16, 255, 256, 4095, 4096, 16_383, 16_384, 19_983, 19_999,

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use xgate_ledger::{Log, MAX_ENTRY_LEN, OpenOptions, SledStore};
+use xgate_ledger::{DiskStore, Log, MAX_ENTRY_LEN, OpenOptions};
 
 use super::error::Error;
 use super::values;
@@ -241,7 +241,7 @@ fn entry(args: &EntryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
 }
 
 /// Opens an existing log for reading: never creates one.
-fn open(dir: &DataDir) -> Result<Log<SledStore>, Error> {
+fn open(dir: &DataDir) -> Result<Log<DiskStore>, Error> {
     Ok(Log::open_existing(&dir.data_dir, &OpenOptions::default())?)
 }
 

@@ -12,6 +12,7 @@ use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use xgate::client::{Client, EnvelopeSigner, Protocol, Reply};
 use xgate::registry::AgencyId;
+use xgate_ledger::{ConsistencyProof, Hash};
 use xgate_tests::{Gateway, Xgate};
 
 /// The binary cargo built for this package.
@@ -177,6 +178,29 @@ pub async fn log_size(client: &mut Client) -> u64 {
         .nth(1)
         .and_then(|l| l.parse().ok())
         .expect("size line")
+}
+
+/// The gateway's consistency proof from size `old` to size `new`.
+pub async fn consistency_proof(client: &mut Client, old: u64, new: u64) -> ConsistencyProof {
+    let path = format!("/v1/log/proof/consistency?from={old}&to={new}");
+    let proof = get_json(client, &path, StatusCode::OK).await;
+    let hashes = proof["hashes"]
+        .as_array()
+        .expect("hashes")
+        .iter()
+        .map(|h| {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(h.as_str().expect("base64 string"))
+                .expect("base64");
+            Hash::from_slice(&bytes).expect("hash")
+        })
+        .collect();
+    ConsistencyProof {
+        old_size: old,
+        new_size: new,
+        hashes,
+    }
 }
 
 /// How many envelopes wait in the client's inbox.

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use xgate_ledger::{Log, OpenOptions, SledStore};
+use xgate_ledger::{DiskStore, Log, OpenOptions};
 
 /// Entries per batch when filling a log and in the throughput benchmark.
 pub const BATCH: usize = 1_000;
@@ -80,7 +80,7 @@ pub fn options() -> OpenOptions {
 }
 
 /// Opens (creating if needed) a log with [`options`].
-pub fn open(dir: &Path) -> Log<SledStore> {
+pub fn open(dir: &Path) -> Log<DiskStore> {
     Log::create_or_open(dir, &options()).expect("open log")
 }
 
@@ -99,7 +99,7 @@ pub fn prefilled(size: u64) -> PathBuf {
 /// Appends entries to `log` in batches of [`BATCH`] until it holds at least
 /// `size`, reporting progress on stderr. Returns the time each batch took
 /// (each durable on return), in seconds.
-pub fn fill(log: &Log<SledStore>, size: u64) -> Vec<f64> {
+pub fn fill(log: &Log<DiskStore>, size: u64) -> Vec<f64> {
     let start = log.size();
     if start >= size {
         return Vec::new();
