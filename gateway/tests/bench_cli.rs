@@ -1,5 +1,6 @@
 //! `xgate bench` against a real gateway: a short mixed run over HTTP/1.1
-//! and over HTTP/2, its JSON report's fields, and refused mixes.
+//! and over HTTP/2, its JSON report's fields, the receipts it keeps, and
+//! refused mixes.
 
 mod federation;
 
@@ -12,6 +13,9 @@ use federation::xgate;
 fn a_short_mixed_run_reports_rates_percentiles_and_no_errors() {
     let fed = federation(&[]);
     let pki = fed.pki().display().to_string();
+    let key = fed.log_key();
+    let receipts = fed.root.path().join("receipts.jsonl");
+    let receipts_arg = receipts.display().to_string();
     for extra in [&[][..], &["--http2"][..]] {
         let mut args = vec![
             "bench",
@@ -28,6 +32,8 @@ fn a_short_mixed_run_reports_rates_percentiles_and_no_errors() {
             "--json",
             "--mix",
             "record.send=3,medical.request=1,asset.register=1",
+            "--receipts",
+            &receipts_arg,
         ];
         args.extend_from_slice(extra);
         let out = xgate().run(&args, b"").expect_ok();
@@ -42,6 +48,13 @@ fn a_short_mixed_run_reports_rates_percentiles_and_no_errors() {
             assert!(p50 <= p99 && p99 <= max, "{kind}: {report}");
         }
         assert!(report["latency_ms"]["p99.9"].is_f64());
+        // --receipts: one verifiable receipt per acknowledged exchange.
+        let text = std::fs::read_to_string(&receipts).expect("receipts");
+        assert_eq!(Some(text.lines().count() as u64), report["ok"].as_u64());
+        for line in text.lines() {
+            let receipt: xgate::receipt::Receipt = serde_json::from_str(line).expect("receipt");
+            receipt.verify(&key).expect("the receipt verifies");
+        }
     }
     for bad in ["asset.transfer.accept", "record.send=0", "teleport"] {
         xgate()

@@ -1,30 +1,48 @@
-//! `kill -9` during load, then restart: every envelope the gateway
-//! acknowledged is in the log at its receipt's index with its leaf hash,
-//! waits in its recipient's inbox, and is covered by a checkpoint consistent
-//! with every checkpoint handed out before the crash; no envelope was
-//! acknowledged twice, and the log verifies.
+//! `kill -9` under load from the generator, then restart. Each round runs
+//! `xgate bench` (eight connections, records, medical requests and asset
+//! registrations mixed 6:1:1, every receipt written to a file) against a
+//! real `xgate serve`, and SIGKILLs the gateway at a pseudo-random instant
+//! once receipts are flowing.
 //!
 //! Right after each kill, before the restart, `xgate log verify` passes on
-//! the data directory as the crash left it; at the end no `(iss, jti)`
-//! appears twice in the log.
+//! the data directory as the crash left it. After the restart, every
+//! receipt any client got so far still verifies offline; its entry is in
+//! the log at its index with its leaf hash; a record or medical request
+//! waits in its recipient's inbox; a registered asset and a granted case
+//! are in the state; and the receipt's checkpoint is consistent with the
+//! new one (RFC 9162 consistency proof). Indices are never reused, the
+//! generator saw no error but lost connections, and at the end no
+//! `(iss, jti)` appears twice in the log.
 //!
-//! CI runs 25 rounds (about half a minute); `XGATE_CRASH_ROUNDS=N` runs
-//! more (`XGATE_GATEWAY_CRASH_ROUNDS` is the older name).
+//! CI runs 25 rounds (about a minute); `XGATE_CRASH_ROUNDS=N` runs more
+//! (`XGATE_GATEWAY_CRASH_ROUNDS` is the older name).
 
 mod federation;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use federation::{body, consistency_proof, get_json, id, make_pki, xgate};
+use base64::Engine as _;
+use federation::{consistency_proof, get_json, id, make_pki, xgate};
 use http::StatusCode;
-use xgate::client::{Client, EnvelopeSigner, Protocol};
+use serde_json::Value;
+use xgate::client::{Client, Protocol};
+use xgate::entry::Logged;
+use xgate::pki::SAMPLE_AGENCIES;
 use xgate::receipt::Receipt;
 use xgate_ledger::{verify_checkpoint, verify_consistency};
 use xgate_tests::Gateway;
 
-const AGENCIES: [&str; 3] = ["state", "treasury", "gsa"];
+/// The generator's mix: every kind it can send without set-up.
+const MIX: &str = "record.send=6,medical.request=1,asset.register=1";
+
+/// An acknowledged envelope: its receipt and what its entry logged.
+struct Acked {
+    receipt: Receipt,
+    logged: Logged,
+}
 
 #[test]
 fn acknowledged_envelopes_survive_kill_9() {
@@ -35,97 +53,87 @@ fn acknowledged_envelopes_survive_kill_9() {
         .unwrap_or(25);
     let root = tempfile::tempdir().expect("tempdir");
     let pki = root.path().join("pki");
-    make_pki(&pki, &AGENCIES);
-    let pki_arg = pki.display().to_string();
+    make_pki(&pki, &SAMPLE_AGENCIES);
     let data = root.path().join("data");
-    // Receipts by envelope id, with the recipient of each.
-    let acked: Arc<Mutex<BTreeMap<String, (Receipt, String)>>> = Arc::default();
+    // Acknowledged envelopes by envelope id.
+    let mut acked: BTreeMap<String, Acked> = BTreeMap::new();
+    let mut fresh: BTreeSet<String> = BTreeSet::new();
     let mut seed = 0x5eed_u64;
-    let mut checked: BTreeSet<String> = BTreeSet::new();
     for round in 0..rounds {
-        let gateway = Gateway::start(
-            env!("CARGO_BIN_EXE_xgate"),
-            &data,
-            &["--pki", &pki_arg],
-            &[],
-        );
-        {
-            let acked = acked.lock().expect("acked");
-            let fresh = acked
-                .keys()
-                .filter(|k| !checked.contains(*k))
-                .cloned()
-                .collect();
-            check(&gateway, &pki, &data, &acked, &fresh, round);
-            checked.extend(fresh);
-        }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        for sender in 0..8 {
-            let from = AGENCIES[sender % 3];
-            let to = AGENCIES[(sender + 1) % 3];
-            let mut client = Client::for_agency(&pki, &id(from), gateway.url(), Protocol::Http1)
-                .expect("client");
-            let signer = EnvelopeSigner::for_agency(&pki, &id(from)).expect("signer");
-            let acked = Arc::clone(&acked);
-            rt.spawn(async move {
-                loop {
-                    let jws = signer
-                        .sign(&id(to), "record.send", body("crash"), 120, None)
-                        .expect("sign");
-                    let reply = client.submit(jws).await;
-                    let Ok(reply) = reply else {
-                        // The gateway was killed: this sender is done.
-                        break;
-                    };
-                    if reply.status != StatusCode::CREATED {
-                        continue;
-                    }
-                    let receipt: Receipt = serde_json::from_slice(&reply.body).expect("receipt");
-                    let previous = acked
-                        .lock()
-                        .expect("acked")
-                        .insert(receipt.id.clone(), (receipt, to.to_owned()));
-                    assert!(previous.is_none(), "an envelope acknowledged twice");
-                }
-            });
-        }
+        let gateway = start(&pki, &data);
+        check(&gateway, &pki, &data, &acked, &fresh, round);
+        fresh.clear();
+
+        let receipts = root.path().join(format!("receipts-{round}.jsonl"));
+        let bench = Command::new(env!("CARGO_BIN_EXE_xgate"))
+            .args(["bench", "--pki"])
+            .arg(&pki)
+            .args(["--gateway", gateway.url(), "--connections", "8"])
+            .args(["--duration", "20", "--envelopes", "4000", "--json"])
+            .args(["--mix", MIX, "--receipts"])
+            .arg(&receipts)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start xgate bench");
+        // Kill once receipts flow (the generator signs its envelopes
+        // first), at a pseudo-random instant after.
+        wait_for_receipts(&receipts, &gateway);
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(150 + seed % 500));
+        std::thread::sleep(Duration::from_millis(20 + seed % 400));
         gateway.kill();
-        // Clients now fail to connect; stop them.
-        rt.shutdown_timeout(Duration::from_secs(5));
+        let out = bench.wait_with_output().expect("xgate bench");
+        assert!(out.status.success(), "round {round}: xgate bench failed");
+        let report: Value = serde_json::from_slice(&out.stdout).expect("bench report");
+        // Killed mid-exchange, a client sees a lost connection, nothing else.
+        let errors = report["errors"].as_object().expect("errors");
+        assert!(
+            errors.keys().all(|k| k == "transport"),
+            "round {round}: {report}"
+        );
+
         // The log as the crash left it verifies, before any recovery.
-        let out = xgate()
-            .run(
-                &["log", "verify", "--data-dir", &data.display().to_string()],
-                b"",
-            )
+        let dir = data.display().to_string();
+        let verified = xgate()
+            .run(&["log", "verify", "--data-dir", &dir], b"")
             .expect_ok();
-        assert!(out.starts_with("ok: "), "after kill {round}: {out}");
+        assert!(
+            verified.starts_with("ok: "),
+            "after kill {round}: {verified}"
+        );
+
+        let text = std::fs::read_to_string(&receipts).expect("receipts");
+        let mut lines = 0;
+        for line in text.lines() {
+            let receipt: Receipt = serde_json::from_str(line).expect("a receipt per line");
+            let entry = base64::engine::general_purpose::STANDARD
+                .decode(&receipt.entry)
+                .expect("entry");
+            let logged = Logged::parse(&entry).expect("a gateway entry");
+            let id = receipt.id.clone();
+            let previous = acked.insert(id.clone(), Acked { receipt, logged });
+            assert!(previous.is_none(), "envelope {id} acknowledged twice");
+            fresh.insert(id);
+            lines += 1;
+        }
+        assert_eq!(
+            Some(lines),
+            report["ok"].as_u64(),
+            "round {round}: a receipt per exchange"
+        );
     }
-    let gateway = Gateway::start(
-        env!("CARGO_BIN_EXE_xgate"),
-        &data,
-        &["--pki", &pki_arg],
-        &[],
-    );
-    let acked = acked.lock().expect("acked").clone();
+    let gateway = start(&pki, &data);
     let all = acked.keys().cloned().collect();
     check(&gateway, &pki, &data, &acked, &all, rounds);
-    assert!(!acked.is_empty(), "the load ran");
+    let kinds: BTreeSet<&str> = acked.values().map(|a| a.logged.kind.as_str()).collect();
+    assert_eq!(kinds.len(), 3, "every kind was acknowledged: {kinds:?}");
     no_jti_twice(&gateway, &pki);
     assert_eq!(gateway.stop(), Some(0));
+    let dir = data.display().to_string();
     let out = xgate()
-        .run(
-            &["log", "verify", "--data-dir", &data.display().to_string()],
-            b"",
-        )
+        .run(&["log", "verify", "--data-dir", &dir], b"")
         .expect_ok();
     assert!(out.starts_with("ok: "), "{out}");
     eprintln!(
@@ -134,9 +142,27 @@ fn acknowledged_envelopes_survive_kill_9() {
     );
 }
 
+fn start(pki: &Path, data: &Path) -> Gateway {
+    let pki = pki.display().to_string();
+    Gateway::start(env!("CARGO_BIN_EXE_xgate"), data, &["--pki", &pki], &[])
+}
+
+/// Waits until the generator has written its first receipts.
+fn wait_for_receipts(file: &Path, gateway: &Gateway) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(file).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no receipts after a minute: {}",
+            gateway.log_output()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Reads every entry of the log and checks that no sender's `jti` was
 /// accepted twice.
-fn no_jti_twice(gateway: &Gateway, pki: &std::path::Path) {
+fn no_jti_twice(gateway: &Gateway, pki: &Path) {
     let mut client =
         Client::for_agency(pki, &id("state"), gateway.url(), Protocol::Http1).expect("client");
     let rt = federation::runtime();
@@ -148,44 +174,22 @@ fn no_jti_twice(gateway: &Gateway, pki: &std::path::Path) {
             &format!("/v1/log/entries/{i}"),
             StatusCode::OK,
         ));
-        let bytes = base64::Engine::decode(
-            &base64::engine::general_purpose::STANDARD,
-            view["entry"].as_str().expect("entry"),
-        )
-        .expect("base64");
-        let entry: serde_json::Value = serde_json::from_slice(&bytes).expect("entry JSON");
-        let key = (entry["iss"].to_string(), entry["jti"].to_string());
-        assert!(seen.insert(key), "entry {i} repeats a jti");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(view["entry"].as_str().expect("entry"))
+            .expect("base64");
+        let entry = Logged::parse(&bytes).expect("entry");
+        assert!(
+            seen.insert((entry.iss, entry.jti)),
+            "entry {i} repeats a jti"
+        );
     }
 }
 
-/// Checks the acknowledged envelopes against the restarted gateway: every
-/// one keeps a distinct index inside the log; those in `fresh` (acked since
-/// the last check, or all of them at the end) are also read back: leaf
-/// hash, inbox, and a consistency proof from their receipt's checkpoint.
-fn check(
-    gateway: &Gateway,
-    pki: &std::path::Path,
-    data: &std::path::Path,
-    acked: &BTreeMap<String, (Receipt, String)>,
-    fresh: &BTreeSet<String>,
-    round: usize,
-) {
+/// Every envelope id in each agency's inbox.
+fn inboxes(gateway: &Gateway, pki: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let rt = federation::runtime();
-    let mut reader =
-        Client::for_agency(pki, &id("state"), gateway.url(), Protocol::Http1).expect("client");
-    let key = xgate_ledger::verifier_of(data).expect("key");
-    let checkpoint = rt
-        .block_on(reader.request(http::Method::GET, "/v1/log/checkpoint", None, Vec::new()))
-        .expect("checkpoint");
-    if acked.is_empty() {
-        return;
-    }
-    let note = String::from_utf8(checkpoint.body.to_vec()).expect("utf-8");
-    let now = verify_checkpoint(&note, &key).expect("current checkpoint");
-    let mut indices = BTreeSet::new();
     let mut inboxes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for agency in AGENCIES {
+    for agency in SAMPLE_AGENCIES {
         let mut client =
             Client::for_agency(pki, &id(agency), gateway.url(), Protocol::Http1).expect("client");
         let mut path = "/v1/inbox".to_owned();
@@ -203,8 +207,42 @@ fn check(
             }
         }
     }
+    inboxes
+}
+
+/// Checks the acknowledged envelopes against the restarted gateway: every
+/// one keeps a distinct index inside the log; those in `fresh` (acked since
+/// the last check, or all of them at the end) are also read back.
+fn check(
+    gateway: &Gateway,
+    pki: &Path,
+    data: &Path,
+    acked: &BTreeMap<String, Acked>,
+    fresh: &BTreeSet<String>,
+    round: usize,
+) {
+    if acked.is_empty() {
+        return;
+    }
+    let rt = federation::runtime();
+    let mut clients: BTreeMap<&str, Client> = SAMPLE_AGENCIES
+        .iter()
+        .map(|a| {
+            let client = Client::for_agency(pki, &id(a), gateway.url(), Protocol::Http1);
+            (*a, client.expect("client"))
+        })
+        .collect();
+    let key = xgate_ledger::verifier_of(data).expect("key");
+    let reader = clients.get_mut("state").expect("state");
+    let note = rt
+        .block_on(reader.request(http::Method::GET, "/v1/log/checkpoint", None, Vec::new()))
+        .expect("checkpoint");
+    let note = String::from_utf8(note.body.to_vec()).expect("utf-8");
+    let now = verify_checkpoint(&note, &key).expect("current checkpoint");
+    let inboxes = inboxes(gateway, pki);
+    let mut indices = BTreeSet::new();
     let mut consistent = BTreeSet::new();
-    for (envelope, (receipt, to)) in acked {
+    for (envelope, Acked { receipt, logged }) in acked {
         assert!(
             indices.insert(receipt.log_index),
             "round {round}: index reused"
@@ -217,8 +255,12 @@ fn check(
         if !fresh.contains(envelope) {
             continue;
         }
+        receipt
+            .verify(&key)
+            .unwrap_or_else(|e| panic!("round {round}: receipt {envelope}: {e}"));
+        let reader = clients.get_mut("state").expect("state");
         let entry = rt.block_on(get_json(
-            &mut reader,
+            reader,
             &format!("/v1/log/entries/{}", receipt.log_index),
             StatusCode::OK,
         ));
@@ -227,17 +269,48 @@ fn check(
             receipt.leaf_hash.as_str(),
             "round {round}"
         );
-        assert!(
-            inboxes.get(to).is_some_and(|ids| ids.contains(envelope)),
-            "round {round}: envelope {envelope} is not deliverable"
-        );
-        // The checkpoint handed out with the receipt is consistent with now.
-        let old = verify_checkpoint(&receipt.checkpoint, &key).expect("receipt checkpoint");
+        if logged.aud != logged.iss {
+            assert!(
+                inboxes
+                    .get(&logged.aud)
+                    .is_some_and(|ids| ids.contains(envelope)),
+                "round {round}: envelope {envelope} is not deliverable"
+            );
+        }
+        check_state(&rt, &mut clients, logged, round);
         // Receipts of one commit share a checkpoint: prove it once.
+        let old = verify_checkpoint(&receipt.checkpoint, &key).expect("receipt checkpoint");
         if old.size < now.size && consistent.insert(old.size) {
-            let proof = rt.block_on(consistency_proof(&mut reader, old.size, now.size));
+            let reader = clients.get_mut("state").expect("state");
+            let proof = rt.block_on(consistency_proof(reader, old.size, now.size));
             verify_consistency(&proof, &old.root, &now.root)
                 .unwrap_or_else(|e| panic!("round {round}: checkpoint {} forked: {e}", old.size));
         }
     }
+}
+
+/// The state an acknowledged envelope made: a registered asset, a case.
+fn check_state(
+    rt: &tokio::runtime::Runtime,
+    clients: &mut BTreeMap<&str, Client>,
+    logged: &Logged,
+    round: usize,
+) {
+    let (agency, path) = match logged.kind.as_str() {
+        "asset.register" => (
+            logged.iss.as_str(),
+            format!("/v1/assets/{}", logged.tag.as_deref().expect("tag")),
+        ),
+        "medical.request" => (
+            logged.aud.as_str(),
+            format!(
+                "/v1/medical/requests/{}?requester={}",
+                logged.jti, logged.iss
+            ),
+        ),
+        _ => return,
+    };
+    let client = clients.get_mut(agency).expect("a sample agency");
+    let view = rt.block_on(get_json(client, &path, StatusCode::OK));
+    assert!(view.is_object(), "round {round}: {path}");
 }

@@ -7,11 +7,14 @@
 //! previous one's receipt is back (closed loop), with the envelope kinds
 //! mixed by ratio ([`mix`]). It reports throughput, latency percentiles
 //! from an HDR histogram (each latency is one durable, receipted exchange)
-//! and errors by status and code ([`report`]).
+//! and errors by status and code ([`report`]). A connection that gets no
+//! answer three times in a row (the gateway is down) stops, so the run
+//! ends early instead of spinning on refused connects.
 
 pub mod mix;
 pub mod report;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +24,10 @@ use crate::client::{Client, Protocol};
 use crate::registry::AgencyId;
 pub use mix::Mix;
 pub use report::Report;
+
+/// A connection whose exchanges fail this many times in a row without an
+/// answer (the gateway is down) stops.
+const GIVE_UP_AFTER: u32 = 3;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -44,7 +51,14 @@ pub struct Plan {
     /// Exchanges per second over all connections; `None`: as fast as the
     /// gateway answers. Paced per connection, never above the rate.
     pub rate: Option<f64>,
+    /// Where to write every receipt, one JSON object per line, so a test
+    /// (or an auditor) can check afterwards what the gateway acknowledged.
+    pub receipts: Option<PathBuf>,
 }
+
+/// Receipts written as they arrive, one per line; shared by the
+/// connections.
+type ReceiptFile = Option<Arc<Mutex<std::io::BufWriter<std::fs::File>>>>;
 
 /// Runs `plan`; `progress` is told the count of exchanges as they finish.
 ///
@@ -52,6 +66,13 @@ pub struct Plan {
 /// Keys or certificates that cannot be loaded, or no envelope to send.
 pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, String> {
     let queues = mix::presign(plan)?;
+    let receipts: ReceiptFile = match &plan.receipts {
+        Some(path) => Some(Arc::new(Mutex::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+        )))),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -72,11 +93,12 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
             let agency = &plan.agencies[c % plan.agencies.len()];
             let mut client = Client::for_agency(&plan.pki, agency, &plan.url, protocol)
                 .map_err(|e| e.to_string())?;
-            let (queues, report, done, stop) = (
+            let (queues, report, done, stop, receipts) = (
                 Arc::clone(&queues),
                 Arc::clone(&report),
                 Arc::clone(&done),
                 Arc::clone(&stop),
+                receipts.clone(),
             );
             let schedule = plan.mix.schedule();
             let sender = c % plan.agencies.len();
@@ -87,8 +109,10 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
                 .map(|r| Duration::from_secs_f64(plan.connections as f64 / r));
             tasks.push(tokio::spawn(async move {
                 let mut next = tokio::time::Instant::now();
+                let mut failing = 0;
                 for kind in schedule.iter().cycle() {
-                    if stop.load(Ordering::Relaxed) {
+                    // A gateway that is gone is not hammered with connects.
+                    if stop.load(Ordering::Relaxed) || failing == GIVE_UP_AFTER {
                         break;
                     }
                     if let Some(gap) = gap {
@@ -102,13 +126,19 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
                     let outcome = client.submit(jws).await;
                     let took = sent.elapsed();
                     let outcome = match outcome {
-                        Ok(reply) if reply.status.is_success() => Ok(()),
+                        Ok(reply) if reply.status.is_success() => {
+                            keep_receipt(receipts.as_deref(), &reply.body)
+                        }
                         Ok(reply) => Err(format!(
                             "{} {}",
                             reply.status.as_u16(),
                             reply.error_code().unwrap_or_default()
                         )),
                         Err(_) => Err("transport".to_owned()),
+                    };
+                    failing = match &outcome {
+                        Err(e) if e == "transport" => failing + 1,
+                        _ => 0,
                     };
                     if let Ok(mut r) = report.lock() {
                         r.record(*kind, took, outcome);
@@ -128,10 +158,33 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
         Ok::<(), String>(())
     })?;
     let elapsed = started.elapsed();
+    if let Some(file) = receipts {
+        let mut file = file
+            .lock()
+            .map_err(|_| "a connection task failed".to_owned())?;
+        file.flush()
+            .map_err(|e| format!("cannot write the receipts: {e}"))?;
+    }
     let mut report = Arc::try_unwrap(report)
         .map_err(|_| "the run did not finish".to_owned())?
         .into_inner()
         .map_err(|_| "a connection task failed".to_owned())?;
     report.finish(elapsed);
     Ok(report)
+}
+
+/// Writes a receipt as one line, if receipts are kept. A body that is not
+/// JSON counts as an error of its own.
+fn keep_receipt(
+    file: Option<&Mutex<std::io::BufWriter<std::fs::File>>>,
+    body: &[u8],
+) -> Result<(), String> {
+    let Some(file) = file else {
+        return Ok(());
+    };
+    // Re-encoded so that each receipt is exactly one line.
+    let receipt: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| "receipt not JSON".to_owned())?;
+    let mut file = file.lock().map_err(|_| "receipt file".to_owned())?;
+    writeln!(file, "{receipt}").map_err(|_| "receipt file".to_owned())
 }

@@ -5,6 +5,7 @@
 //! xgate bench --pki DIR --gateway URL [--connections 64] [--duration 10]
 //!             [--mix record.send=8,medical.request=1,asset.register=1]
 //!             [--envelopes N] [--http2] [--rate PER_SECOND] [--json]
+//!             [--receipts FILE]
 //! ```
 //!
 //! A progress bar runs on stderr; the result is a table on stdout, or with
@@ -55,6 +56,10 @@ pub struct BenchArgs {
     /// Print one line of JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Write every receipt to FILE, one JSON object per line (each can be
+    /// checked with `xgate audit verify-receipt`).
+    #[arg(long, value_name = "FILE")]
+    pub receipts: Option<PathBuf>,
 }
 
 impl BenchArgs {
@@ -78,6 +83,7 @@ impl BenchArgs {
             envelopes: self.envelopes.unwrap_or(8_000 * self.duration as usize),
             http2: self.http2,
             rate: self.rate,
+            receipts: self.receipts,
         };
         let bar = indicatif::ProgressBar::new(plan.duration.as_secs());
         bar.set_style(
