@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE};
+use http::header::{ACCEPT, CONTENT_TYPE, HOST};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -172,6 +172,16 @@ impl Client {
         })
     }
 
+    /// The same client, but every connection it opens makes a full
+    /// handshake: no TLS session is resumed. For measuring handshakes.
+    #[must_use]
+    pub fn without_resumption(mut self) -> Client {
+        let mut config = ClientConfig::clone(&self.config);
+        config.resumption = rustls::client::Resumption::disabled();
+        self.config = Arc::new(config);
+        self
+    }
+
     /// Submits one signed envelope (`POST /v1/envelopes`, a compact JWS).
     ///
     /// # Errors
@@ -197,16 +207,15 @@ impl Client {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<Reply, ClientError> {
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(format!("https://{}{path}", self.authority));
+        let authority = self.authority.clone();
+        let sender = self.connected().await?;
+        let mut builder = request_head(&authority, method, path, matches!(sender, Sender::H2(_)));
         if let Some(ct) = content_type {
             builder = builder.header(CONTENT_TYPE, ct);
         }
         let req = builder
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let sender = self.connected().await?;
         // Wait until the connection can take a request: on HTTP/1.1 the
         // previous response's end may still be in flight, and sending
         // before then fails the request.
@@ -257,13 +266,17 @@ impl Client {
         path: &str,
         accept: &str,
     ) -> Result<(StatusCode, Incoming), ClientError> {
-        let req = Request::builder()
-            .method(Method::GET)
-            .uri(format!("https://{}{path}", self.authority))
-            .header(ACCEPT, accept)
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let response = match self.open().await? {
+        let sender = self.open().await?;
+        let req = request_head(
+            &self.authority,
+            Method::GET,
+            path,
+            matches!(sender, Sender::H2(_)),
+        )
+        .header(ACCEPT, accept)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = match sender {
             Sender::H1(mut s) => s.send_request(req).await,
             Sender::H2(mut s) => s.send_request(req).await,
         }
@@ -322,6 +335,24 @@ impl Client {
             tokio::spawn(conn);
             Ok(Sender::H1(sender))
         }
+    }
+}
+
+/// A request's method and target: on HTTP/2 an absolute URI (hyper sends
+/// its authority as `:authority`); on HTTP/1.1 the origin form with a
+/// `Host` header, which every HTTP/1.1 request must carry (RFC 9112
+/// section 3.2).
+fn request_head(
+    authority: &str,
+    method: Method,
+    path: &str,
+    http2: bool,
+) -> http::request::Builder {
+    let builder = Request::builder().method(method);
+    if http2 {
+        builder.uri(format!("https://{authority}{path}"))
+    } else {
+        builder.uri(path).header(HOST, authority)
     }
 }
 

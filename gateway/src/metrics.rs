@@ -1,6 +1,6 @@
 //! Prometheus metrics for `GET /metrics`: requests by kind and outcome,
-//! rejections by code, append latency, log size, open connections and
-//! replay attempts. Labels are kinds, codes and outcomes only: never an
+//! rejections by code, append latency, log size, open connections, TLS
+//! handshakes by outcome and replay attempts. Labels are kinds, codes and outcomes only: never an
 //! agency's data, never personal data.
 
 use std::sync::atomic::AtomicI64;
@@ -26,6 +26,12 @@ struct CodeLabels {
     code: String,
 }
 
+/// Labels of a TLS handshake: `full`, `resumed`, `failed` or `timeout`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandshakeLabels {
+    outcome: &'static str,
+}
+
 /// The gateway's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -35,6 +41,7 @@ pub struct Metrics {
     append_seconds: Histogram,
     log_size: Gauge<i64, AtomicI64>,
     connections: Gauge<i64, AtomicI64>,
+    handshakes: Family<HandshakeLabels, Counter>,
     replays: Counter,
     break_glass: Counter,
     reviews_pending: Gauge<i64, AtomicI64>,
@@ -51,6 +58,7 @@ impl Metrics {
         let append_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let log_size_gauge = Gauge::<i64, AtomicI64>::default();
         let connections = Gauge::<i64, AtomicI64>::default();
+        let handshakes = Family::<HandshakeLabels, Counter>::default();
         let replays = Counter::default();
         let break_glass = Counter::default();
         let reviews_pending = Gauge::<i64, AtomicI64>::default();
@@ -75,6 +83,11 @@ impl Metrics {
             "open_connections",
             "TLS connections open",
             connections.clone(),
+        );
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes, by outcome: full, resumed, failed or timeout",
+            handshakes.clone(),
         );
         registry.register(
             "replay_attempts",
@@ -104,6 +117,7 @@ impl Metrics {
             append_seconds,
             log_size: log_size_gauge,
             connections,
+            handshakes,
             replays,
             break_glass,
             reviews_pending,
@@ -159,6 +173,14 @@ impl Metrics {
     /// A connection opened (`+1`) or closed (`-1`).
     pub fn connection(&self, delta: i64) {
         self.connections.inc_by(delta);
+    }
+
+    /// Counts one TLS handshake by its outcome (`full`, `resumed`,
+    /// `failed` or `timeout`).
+    pub fn handshake(&self, outcome: &'static str) {
+        self.handshakes
+            .get_or_create(&HandshakeLabels { outcome })
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -113,10 +113,18 @@ pub async fn serve(
                 // the alert; there is no HTTP to answer.
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "TLS handshake failed");
+                    ctx.gateway.metrics.handshake("failed");
                     return;
                 }
-                Err(_) => return,
+                Err(_) => {
+                    ctx.gateway.metrics.handshake("timeout");
+                    return;
+                }
             };
+            let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+            ctx.gateway
+                .metrics
+                .handshake(if resumed { "resumed" } else { "full" });
             let identity = {
                 let (_, conn) = tls.get_ref();
                 match conn.peer_certificates().and_then(|c| c.first()) {

@@ -73,3 +73,69 @@ fn a_short_mixed_run_reports_rates_percentiles_and_no_errors() {
             .expect_error(2);
     }
 }
+
+#[test]
+fn handshake_runs_open_a_new_connection_per_exchange() {
+    let fed = federation(&[]);
+    let pki = fed.pki().display().to_string();
+    let args = [
+        "bench",
+        "--pki",
+        &pki,
+        "--gateway",
+        fed.gateway.url(),
+        "--duration",
+        "1",
+        "--connections",
+        "4",
+        "--handshakes",
+        "--json",
+    ];
+    let out = xgate().run(&args, b"").expect_ok();
+    let report: Value = serde_json::from_str(out.trim()).expect("one line of JSON");
+    assert_eq!(report["mode"], "handshakes", "{report}");
+    assert!(report["ok"].as_u64().unwrap_or(0) > 10, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_eq!(report["kinds"], serde_json::json!({}), "{report}");
+    // Each exchange was a full handshake of its own: the gateway counted
+    // them, and resumed none.
+    let mut client = fed.client("state");
+    let metrics = federation::runtime().block_on(async {
+        let reply = client
+            .request(http::Method::GET, "/metrics", None, Vec::new())
+            .await
+            .expect("metrics");
+        String::from_utf8(reply.body.to_vec()).expect("utf-8")
+    });
+    let count = |outcome: &str| -> f64 {
+        let name = format!("xgate_tls_handshakes_total{{outcome=\"{outcome}\"}}");
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&name))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        count("full") >= report["ok"].as_f64().unwrap_or(f64::MAX),
+        "{} full handshakes for {report}",
+        count("full")
+    );
+    assert_eq!(count("resumed"), 0.0, "{metrics}");
+    // With --handshakes there is no mix to send or receipts to keep.
+    xgate()
+        .run(
+            &[
+                "bench",
+                "--pki",
+                &pki,
+                "--gateway",
+                fed.gateway.url(),
+                "--handshakes",
+                "--mix",
+                "record.send",
+            ],
+            b"",
+        )
+        .expect_error(2);
+}

@@ -86,6 +86,7 @@ impl Mix {
 }
 
 /// Pre-signed envelopes by kind and sending agency.
+#[derive(Default)]
 pub struct Queues(BTreeMap<(Kind, usize), Mutex<Vec<String>>>);
 
 impl Queues {

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::client::{Client, Protocol};
+use crate::client::{Client, ClientError, Protocol};
 use crate::registry::AgencyId;
 pub use mix::Mix;
 pub use report::Report;
@@ -51,6 +51,10 @@ pub struct Plan {
     /// Exchanges per second over all connections; `None`: as fast as the
     /// gateway answers. Paced per connection, never above the rate.
     pub rate: Option<f64>,
+    /// Measure handshakes instead: every exchange opens a new connection
+    /// (a full mutual-TLS handshake, no session resumption) and sends
+    /// `GET /healthz` on it.
+    pub handshakes: bool,
     /// Where to write every receipt, one JSON object per line, so a test
     /// (or an auditor) can check afterwards what the gateway acknowledged.
     pub receipts: Option<PathBuf>,
@@ -65,7 +69,11 @@ type ReceiptFile = Option<Arc<Mutex<std::io::BufWriter<std::fs::File>>>>;
 /// # Errors
 /// Keys or certificates that cannot be loaded, or no envelope to send.
 pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, String> {
-    let queues = mix::presign(plan)?;
+    let queues = if plan.handshakes {
+        Arc::new(mix::Queues::default())
+    } else {
+        mix::presign(plan)?
+    };
     let receipts: ReceiptFile = match &plan.receipts {
         Some(path) => Some(Arc::new(Mutex::new(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -93,6 +101,10 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
             let agency = &plan.agencies[c % plan.agencies.len()];
             let mut client = Client::for_agency(&plan.pki, agency, &plan.url, protocol)
                 .map_err(|e| e.to_string())?;
+            let handshakes = plan.handshakes;
+            if handshakes {
+                client = client.without_resumption();
+            }
             let (queues, report, done, stop, receipts) = (
                 Arc::clone(&queues),
                 Arc::clone(&report),
@@ -119,11 +131,15 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
                         tokio::time::sleep_until(next).await;
                         next += gap;
                     }
-                    let Some(jws) = queues.take(*kind, sender) else {
-                        break;
-                    };
                     let sent = Instant::now();
-                    let outcome = client.submit(jws).await;
+                    let outcome = if handshakes {
+                        handshake(&mut client).await
+                    } else {
+                        let Some(jws) = queues.take(*kind, sender) else {
+                            break;
+                        };
+                        client.submit(jws).await
+                    };
                     let took = sent.elapsed();
                     let outcome = match outcome {
                         Ok(reply) if reply.status.is_success() => {
@@ -141,7 +157,7 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
                         _ => 0,
                     };
                     if let Ok(mut r) = report.lock() {
-                        r.record(*kind, took, outcome);
+                        r.record((!handshakes).then_some(*kind), took, outcome);
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -171,6 +187,14 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
         .map_err(|_| "a connection task failed".to_owned())?;
     report.finish(elapsed);
     Ok(report)
+}
+
+/// Opens a new connection (a full handshake) and asks `GET /healthz` on it.
+async fn handshake(client: &mut Client) -> Result<crate::client::Reply, ClientError> {
+    client.connect().await?;
+    client
+        .request(http::Method::GET, "/healthz", None, Vec::new())
+        .await
 }
 
 /// Writes a receipt as one line, if receipts are kept. A body that is not

@@ -20,6 +20,7 @@ const MAX_MICROS: u64 = 60_000_000;
 pub struct Report {
     connections: usize,
     http2: bool,
+    handshakes: bool,
     elapsed: Duration,
     all: Histogram<u64>,
     kinds: BTreeMap<Kind, Histogram<u64>>,
@@ -39,28 +40,32 @@ impl Report {
         Report {
             connections: plan.connections,
             http2: plan.http2,
+            handshakes: plan.handshakes,
             elapsed: Duration::ZERO,
             all: histogram(),
-            kinds: plan
-                .mix
-                .kinds()
-                .iter()
-                .map(|(k, _)| (*k, histogram()))
-                .collect(),
+            kinds: if plan.handshakes {
+                BTreeMap::new()
+            } else {
+                plan.mix
+                    .kinds()
+                    .iter()
+                    .map(|(k, _)| (*k, histogram()))
+                    .collect()
+            },
             errors: BTreeMap::new(),
         }
     }
 
-    /// Counts one exchange of `kind` that took `took`: a receipt, or an
-    /// error named by status and code.
-    pub fn record(&mut self, kind: Kind, took: Duration, outcome: Result<(), String>) {
+    /// Counts one exchange (of `kind`, unless it was a handshake) that took
+    /// `took`: a receipt, or an error named by status and code.
+    pub fn record(&mut self, kind: Option<Kind>, took: Duration, outcome: Result<(), String>) {
         match outcome {
             Ok(()) => {
                 let micros = u64::try_from(took.as_micros())
                     .unwrap_or(MAX_MICROS)
                     .clamp(1, MAX_MICROS);
                 self.all.saturating_record(micros);
-                if let Some(h) = self.kinds.get_mut(&kind) {
+                if let Some(h) = kind.and_then(|k| self.kinds.get_mut(&k)) {
                     h.saturating_record(micros);
                 }
             }
@@ -93,6 +98,7 @@ impl Report {
         json!({
             "connections": self.connections,
             "http2": self.http2,
+            "mode": if self.handshakes { "handshakes" } else { "exchanges" },
             "seconds": self.elapsed.as_secs_f64(),
             "ok": self.ok(),
             "per_second": self.rate(),
@@ -114,8 +120,13 @@ impl fmt::Display for Report {
         let errors: u64 = self.errors.values().sum();
         writeln!(
             f,
-            "{} exchanges in {:.1} s over {} connections ({}): {:.0}/s, {errors} errors",
+            "{} {} in {:.1} s over {} connections ({}): {:.0}/s, {errors} errors",
             self.ok(),
+            if self.handshakes {
+                "new mTLS connections (GET /healthz on each)"
+            } else {
+                "exchanges"
+            },
             self.elapsed.as_secs_f64(),
             self.connections,
             if self.http2 {

@@ -5,11 +5,11 @@
 //! xgate bench --pki DIR --gateway URL [--connections 64] [--duration 10]
 //!             [--mix record.send=8,medical.request=1,asset.register=1]
 //!             [--envelopes N] [--http2] [--rate PER_SECOND] [--json]
-//!             [--receipts FILE]
+//!             [--receipts FILE] [--handshakes]
 //! ```
 //!
 //! A progress bar runs on stderr; the result is a table on stdout, or with
-//! `--json` one line of JSON: `{"connections","http2","seconds","ok",
+//! `--json` one line of JSON: `{"connections","http2","mode","seconds","ok",
 //! "per_second","latency_ms":{"count","p50","p90","p99","p99.9","max"},
 //! "kinds":{...},"errors":{"<status> <code>":n}}`.
 
@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// Print one line of JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Measure new mutual-TLS connections instead of exchanges: each opens
+    /// a new connection (no session resumption) and sends `GET /healthz`.
+    #[arg(long, conflicts_with_all = ["mix", "receipts", "envelopes"])]
+    pub handshakes: bool,
     /// Write every receipt to FILE, one JSON object per line (each can be
     /// checked with `xgate audit verify-receipt`).
     #[arg(long, value_name = "FILE")]
@@ -84,13 +88,18 @@ impl BenchArgs {
             http2: self.http2,
             rate: self.rate,
             receipts: self.receipts,
+            handshakes: self.handshakes,
         };
         let bar = indicatif::ProgressBar::new(plan.duration.as_secs());
         bar.set_style(
             indicatif::ProgressStyle::with_template("{spinner} {elapsed}/{len}s {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
-        bar.set_message(format!("signing {} envelopes", plan.envelopes));
+        bar.set_message(if plan.handshakes {
+            "connecting".to_owned()
+        } else {
+            format!("signing {} envelopes", plan.envelopes)
+        });
         let started = std::time::Instant::now();
         let report = bench::run(&plan, &|done| {
             bar.set_position(started.elapsed().as_secs());

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Side-by-side baseline: xgate against nginx on the same machine, the same
+# PKI and the same load generator, alternating, several rounds.
+#
+#   tests/perf/baseline.sh [ROUNDS=3] [SECONDS=10]
+#
+# Environment: CONNECTIONS (64, keep-alive runs), HANDSHAKE_CONNECTIONS (16,
+# new-connection runs), NGINX_WORKERS (auto: one per core, as xgate uses
+# every core), NGINX_PORT (18443), KEEP (a directory to copy the results to).
+#
+# 1. builds the release `xgate` and installs nginx from the system package
+#    manager if it is missing;
+# 2. starts `xgate serve` on a fresh data dir (which makes the dev PKI), and
+#    nginx on loopback with the gateway's certificate and key, the same
+#    federation CA (`ssl_verify_client on`) and CRL, answering a static 201
+#    to every request;
+# 3. measures the ceilings in the same run: OpenSSL's raw ES256 verify rate
+#    (`openssl speed ecdsap256`, one process and one per core) and the raw
+#    durable append rate of the data dir's file system (4 KiB appends, each
+#    followed by fdatasync: `dd oflag=dsync`);
+# 4. each round, alternating: `xgate bench` full exchanges (pre-signed
+#    record.send envelopes, 201 with a receipt from xgate, durable) against
+#    nginx then xgate, and new mutual-TLS connections (`--handshakes`: a full
+#    handshake without resumption, then GET /healthz) against nginx then
+#    xgate;
+# 5. prints each run, then the ratios xgate/nginx (median over the rounds)
+#    and xgate against the two ceilings.
+set -euo pipefail
+rounds=${1:-3}
+secs=${2:-10}
+connections=${CONNECTIONS:-64}
+hs_connections=${HANDSHAKE_CONNECTIONS:-16}
+workers=${NGINX_WORKERS:-auto}
+nginx_port=${NGINX_PORT:-18443}
+cd "$(dirname "$0")/../.."
+
+cargo build --release -q -p xgate --bin xgate
+xgate=$PWD/target/release/xgate
+
+nginx=$(command -v nginx || true)
+[ -n "$nginx" ] || { [ -x /usr/sbin/nginx ] && nginx=/usr/sbin/nginx; } || true
+if [ -z "$nginx" ]; then
+  echo "nginx is missing; installing it from the system package manager" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  if command -v apt-get >/dev/null; then
+    $sudo apt-get install -y -q nginx-light >/dev/null 2>&1 \
+      || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q nginx-light >/dev/null; }
+  elif command -v dnf >/dev/null; then
+    $sudo dnf install -y -q nginx
+  elif command -v apk >/dev/null; then
+    $sudo apk add -q nginx
+  else
+    echo "no known package manager: install nginx and run again" >&2; exit 1
+  fi
+  nginx=$(command -v nginx || echo /usr/sbin/nginx)
+fi
+
+dir=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$dir"/*.jsonl "$dir"/ceilings.txt "$KEEP"/ 2>/dev/null || true; fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+XGATE_LOG=warn "$xgate" serve --data-dir "$dir/data" --listen 127.0.0.1:0 > "$dir/serve.out" 2> "$dir/serve.err" &
+pids+=($!)
+for _ in $(seq 100); do grep -q listening "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done
+xgate_url=$(awk '/listening on/ {print $4; exit}' "$dir/serve.out")
+[ -n "$xgate_url" ] || { cat "$dir/serve.err" >&2; exit 1; }
+pki=$dir/data/pki
+
+mkdir -p "$dir/nginx"
+cat > "$dir/nginx.conf" <<EOF
+worker_processes $workers;
+daemon off;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $dir/nginx/body;
+  proxy_temp_path $dir/nginx/proxy;
+  fastcgi_temp_path $dir/nginx/fastcgi;
+  uwsgi_temp_path $dir/nginx/uwsgi;
+  scgi_temp_path $dir/nginx/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$nginx_port ssl http2;
+    ssl_certificate $pki/gateway/tls.crt;
+    ssl_certificate_key $pki/gateway/tls.key;
+    ssl_client_certificate $pki/ca.crt;
+    ssl_verify_client on;
+    ssl_crl $pki/crl.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    client_max_body_size 1m;
+    location / {
+      default_type application/json;
+      return 201 '{"static":true}';
+    }
+  }
+}
+EOF
+"$nginx" -c "$dir/nginx.conf" -p "$dir/nginx" 2> "$dir/nginx/start.log" &
+pids+=($!)
+nginx_url=https://127.0.0.1:$nginx_port
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break; sleep 0.1
+done
+
+cores=$(nproc)
+{
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+  echo "nginx: $("$nginx" -v 2>&1 | sed 's/.*: //'), $workers worker(s); $(openssl version)"
+  verify() { openssl speed -seconds 3 "$@" ecdsap256 2>/dev/null | awk '/256 bits ecdsa/ {print $NF}' | tail -1; }
+  echo "es256_verify_per_second_one_core: $(verify)"
+  echo "es256_verify_per_second_all_cores: $(verify -multi "$cores")"
+  # 4 KiB appends, each made durable before the next, in the data dir's
+  # file system: the ceiling of one synchronous writer.
+  dd_out=$(dd if=/dev/zero of="$dir/data/dd-probe" bs=4k count=3000 oflag=dsync 2>&1 | tail -1)
+  rm -f "$dir/data/dd-probe"
+  dd_secs=$(echo "$dd_out" | awk -F', ' '{print $3}' | awk '{print $1}')
+  echo "durable_4k_appends_per_second: $(python3 -c "print(round(3000 / $dd_secs))")"
+} > "$dir/ceilings.txt"
+cat "$dir/ceilings.txt"
+
+bench() { # target url, output file, extra args...
+  local url=$1 out=$2; shift 2
+  "$xgate" bench --pki "$pki" --gateway "$url" --duration "$secs" --json "$@" 2>/dev/null >> "$dir/$out"
+  tail -1 "$dir/$out" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+errors = sum(r["errors"].values())
+rate, p50, p99 = r["per_second"], r["latency_ms"]["p50"], r["latency_ms"]["p99"]
+print(f"  {sys.argv[1]:<28} {rate:>9.0f}/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errors}")
+' "$out"
+}
+for round in $(seq "$rounds"); do
+  echo "round $round/$rounds"
+  # Enough envelopes for nginx's rate; xgate needs far fewer.
+  bench "$nginx_url" nginx-exchanges.jsonl --connections "$connections" --envelopes $(( 60000 * secs ))
+  bench "$xgate_url" xgate-exchanges.jsonl --connections "$connections" --envelopes $(( 15000 * secs ))
+  bench "$nginx_url" nginx-handshakes.jsonl --connections "$hs_connections" --handshakes
+  bench "$xgate_url" xgate-handshakes.jsonl --connections "$hs_connections" --handshakes
+done
+
+python3 - "$dir" <<'EOF'
+import json, statistics, sys
+d = sys.argv[1]
+def rates(name):
+    return [json.loads(l)["per_second"] for l in open(f"{d}/{name}.jsonl")]
+def errors(name):
+    return sum(sum(json.loads(l)["errors"].values()) for l in open(f"{d}/{name}.jsonl"))
+ceil = dict(l.split(": ", 1) for l in open(f"{d}/ceilings.txt").read().splitlines())
+print()
+print(f"{'':34} {'nginx':>9} {'xgate':>9} {'xgate/nginx':>12}")
+for what in ("exchanges", "handshakes"):
+    n, x = rates(f"nginx-{what}"), rates(f"xgate-{what}")
+    ratios = [a / b for a, b in zip(x, n)]
+    label = "full exchanges/s" if what == "exchanges" else "new mTLS connections/s"
+    print(f"{label + ' (median)':34} {statistics.median(n):>9.0f} {statistics.median(x):>9.0f} "
+          f"{statistics.median(ratios):>11.2f}x   (per round: {', '.join(f'{r:.2f}' for r in ratios)})")
+    if errors(f"nginx-{what}") or errors(f"xgate-{what}"):
+        print(f"  errors: nginx {errors(f'nginx-{what}')}, xgate {errors(f'xgate-{what}')}")
+x = statistics.median(rates("xgate-exchanges"))
+v = float(ceil["es256_verify_per_second_all_cores"])
+a = float(ceil["durable_4k_appends_per_second"])
+print()
+print(f"xgate exchanges / raw ES256 verify ceiling (all cores): {x / v:.2f}  ({x:.0f} vs {v:.0f}/s)")
+print(f"xgate exchanges / raw durable 4 KiB appends: {x / a:.2f}  "
+      f"(group commit: one flush covers many exchanges; {a:.0f} syncs/s)")
+EOF
