@@ -30,33 +30,50 @@ pub fn seen(view: &View<'_>, sender: &AgencyId, jti: &str) -> Result<bool, Store
     Ok(view.get(&seen_key(sender, jti))?.is_some())
 }
 
-/// Removes every id whose keep-until is before `now`; returns how many.
+/// Most ids removed in one batch. A purge after a burst can find hundreds
+/// of thousands expired at once; one batch of them all took gigabytes of
+/// memory and held sled's write lock (so every commit) for seconds.
+const PURGE_CHUNK: usize = 2048;
+
+/// Removes every id whose keep-until is before `now`, in batches of at
+/// most [`PURGE_CHUNK`]; returns how many.
+///
+/// It does not flush: the committer's next flush makes the removals
+/// durable, and ids a crash brings back are expired and purged again.
 ///
 /// # Errors
 /// A storage failure.
 pub fn purge<S: Store>(store: &S, now: u64) -> Result<usize, StoreError> {
-    let mut batch = WriteBatch::new();
     let mut purged = 0;
-    for kv in store.scan_prefix(EXPIRY_PREFIX) {
-        let (key, _) = kv?;
-        let rest = &key[EXPIRY_PREFIX.len()..];
-        let Some((until, id)) = rest.split_first_chunk::<8>() else {
-            continue;
-        };
-        if u64::from_be_bytes(*until) >= now {
-            break;
+    loop {
+        let mut batch = WriteBatch::new();
+        let mut chunk = 0;
+        for kv in store.scan_prefix(EXPIRY_PREFIX) {
+            let (key, _) = kv?;
+            let rest = &key[EXPIRY_PREFIX.len()..];
+            let Some((until, id)) = rest.split_first_chunk::<8>() else {
+                continue;
+            };
+            if u64::from_be_bytes(*until) >= now || chunk == PURGE_CHUNK {
+                break;
+            }
+            let mut seen = SEEN_PREFIX.to_vec();
+            seen.extend_from_slice(id);
+            batch.delete(seen);
+            batch.delete(key);
+            chunk += 1;
         }
-        let mut seen = SEEN_PREFIX.to_vec();
-        seen.extend_from_slice(id);
-        batch.delete(seen);
-        batch.delete(key.clone());
-        purged += 1;
-    }
-    if purged > 0 {
+        if chunk == 0 {
+            return Ok(purged);
+        }
         store.apply(batch)?;
-        store.sync()?;
+        purged += chunk;
+        if chunk < PURGE_CHUNK {
+            return Ok(purged);
+        }
+        // Let the committer's batches in between.
+        std::thread::yield_now();
     }
-    Ok(purged)
 }
 
 /// Adds the writes that record `sender`'s `jti` until `keep_until`.
@@ -102,5 +119,33 @@ mod tests {
         assert!(!present("j1"), "purged");
         assert!(present("j2"), "kept");
         assert_eq!(purge(store, 200).expect("purge"), 0);
+    }
+
+    #[test]
+    fn a_purge_larger_than_a_chunk_removes_every_expired_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log");
+        let store = log.store();
+        let state: AgencyId = "state".parse().expect("id");
+        let expired = PURGE_CHUNK * 2 + 7;
+        let mut batch = WriteBatch::new();
+        for i in 0..expired {
+            put(&state, &format!("old-{i}"), 100, &mut batch);
+        }
+        put(&state, "live", 300, &mut batch);
+        store.apply(batch).expect("apply");
+        assert_eq!(purge(store, 200).expect("purge"), expired);
+        assert_eq!(
+            store.scan_prefix(SEEN_PREFIX).count(),
+            1,
+            "only the live id"
+        );
+        assert_eq!(store.scan_prefix(EXPIRY_PREFIX).count(), 1);
+        assert!(
+            store
+                .get(&seen_key(&state, "live"))
+                .expect("read")
+                .is_some()
+        );
     }
 }

@@ -9,9 +9,13 @@
 #    record.send=8,medical.request=1,asset.register=1);
 # 3. runs `xgate bench --rate` at half that, in back-to-back runs of at most
 #    200 s (pre-signed envelopes live 300 s), for MINUTES;
-# 4. samples VmRSS and the fd count every SAMPLE_SECS and prints them;
-# 5. passes if, after the first minute (warm-up), the largest sample of each
-#    is within 10 % of the smallest. Exit 1 otherwise.
+# 4. samples VmRSS, the open file descriptors and, of those, the sockets
+#    every SAMPLE_SECS and prints them;
+# 5. passes if, after the first minute (warm-up), the largest sample of
+#    resident memory and of the descriptors other than sockets (files: the
+#    database, tiles, logs) is within 10 % of the smallest, and sockets
+#    never exceed the load's connections plus a few. Sockets alone dip
+#    between two bench runs, when the generator reconnects. Exit 1 otherwise.
 set -euo pipefail
 minutes=${1:-10}
 sample=${2:-10}
@@ -41,7 +45,7 @@ echo "maximum ${max%.*}/s; soaking at $rate/s for $minutes min (pid $pid)"
 ) &
 load=$!
 
-printf '%6s %10s %6s\n' secs rss_kib fds
+printf '%6s %10s %6s %8s\n' secs rss_kib fds sockets
 start=$(date +%s)
 samples=()
 while kill -0 "$load" 2>/dev/null; do
@@ -49,8 +53,9 @@ while kill -0 "$load" 2>/dev/null; do
   t=$(( $(date +%s) - start ))
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
   fds=$(ls "/proc/$pid/fd" | wc -l)
-  printf '%6d %10d %6d\n' "$t" "$rss" "$fds"
-  samples+=("$t $rss $fds")
+  sockets=$(ls -l "/proc/$pid/fd" 2>/dev/null | grep -c 'socket:' || true)
+  printf '%6d %10d %6d %8d\n' "$t" "$rss" "$fds" "$sockets"
+  samples+=("$t $rss $fds $sockets")
 done
 wait "$load"
 printf '%s\n' "${samples[@]}" | python3 -c '
@@ -58,12 +63,18 @@ import sys
 rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
 warm = [r for r in rows if r[0] > 60] or rows
 ok = True
-for name, col in (("rss", 1), ("fds", 2)):
+for r in rows:
+    r.append(r[2] - r[3])  # descriptors other than sockets
+for name, col in (("rss", 1), ("files", 4)):
     lo, hi = min(r[col] for r in warm), max(r[col] for r in warm)
     flat = hi <= lo * 1.10
     ok &= flat
     verdict = "flat" if flat else "NOT flat"
     print(f"{name}: {lo}..{hi} after warm-up ({(hi / lo - 1) * 100:.1f} %): {verdict}")
+most = max(r[3] for r in rows)
+bounded = most <= 64 + 8
+ok &= bounded
+print(f"sockets: at most {most} for 64 connections: " + ("bounded" if bounded else "NOT bounded"))
 sys.exit(0 if ok else 1)
 '
 echo "bench runs:"; python3 -c '
