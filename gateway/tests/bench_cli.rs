@@ -139,3 +139,43 @@ fn handshake_runs_open_a_new_connection_per_exchange() {
         )
         .expect_error(2);
 }
+
+#[test]
+fn a_draining_run_reads_and_acknowledges_the_inboxes() {
+    let fed = federation(&[]);
+    let pki = fed.pki().display().to_string();
+    let args = [
+        "bench",
+        "--pki",
+        &pki,
+        "--gateway",
+        fed.gateway.url(),
+        "--duration",
+        "2",
+        "--connections",
+        "4",
+        "--envelopes",
+        "2000",
+        "--drain",
+        "--json",
+    ];
+    let out = xgate().run(&args, b"").expect_ok();
+    let report: Value = serde_json::from_str(out.trim()).expect("one line of JSON");
+    let (ok, drained) = (report["ok"].as_u64(), report["drained"].as_u64());
+    assert!(drained.is_some_and(|d| d > 0 && Some(d) <= ok), "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    // What is left in the inboxes is what arrived after the readers' last
+    // pass: every record sent is either acknowledged or still there.
+    let rt = federation::runtime();
+    let mut waiting = 0;
+    for agency in xgate::pki::SAMPLE_AGENCIES {
+        let mut client = fed.client(agency);
+        let page = rt.block_on(federation::get_json(
+            &mut client,
+            "/v1/inbox?limit=1000",
+            http::StatusCode::OK,
+        ));
+        waiting += page["envelopes"].as_array().map_or(0, Vec::len) as u64;
+    }
+    assert_eq!(Some(waiting + drained.unwrap_or(0)), ok, "{report}");
+}

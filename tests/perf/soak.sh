@@ -7,8 +7,10 @@
 # 1. builds the release binary and starts `xgate serve` on a fresh data dir;
 # 2. measures the maximum with a 10 s `xgate bench` (64 connections, mixed
 #    record.send=8,medical.request=1,asset.register=1);
-# 3. runs `xgate bench --rate` at half that, in back-to-back runs of at most
-#    200 s (pre-signed envelopes live 300 s), for MINUTES;
+# 3. runs `xgate bench --rate --drain` at half that, in back-to-back runs of
+#    at most 200 s (pre-signed envelopes live 300 s), for MINUTES; the
+#    receiving agencies read and acknowledge their inboxes as they would in
+#    real use (SOAK_DRAIN=0 leaves every envelope stored instead);
 # 4. samples VmRSS, the open file descriptors and, of those, the sockets
 #    every SAMPLE_SECS and prints them;
 # 5. passes if, after the first minute (warm-up), the largest sample of
@@ -29,6 +31,8 @@ pid=$!
 for _ in $(seq 50); do grep -q listening "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done
 url=$(awk '/listening on/ {print $4; exit}' "$dir/serve.out")
 mix=record.send=8,medical.request=1,asset.register=1
+drain=--drain
+[ "${SOAK_DRAIN:-1}" = 0 ] && drain=
 bench() { "$xgate" bench --pki "$dir/data/pki" --gateway "$url" --connections 64 --mix "$mix" --json "$@" 2>/dev/null; }
 max=$(bench --duration 10 | python3 -c 'import json,sys; print(json.load(sys.stdin)["per_second"])')
 rate=$(python3 -c "print(round($max / 2))")
@@ -40,7 +44,7 @@ echo "maximum ${max%.*}/s; soaking at $rate/s for $minutes min (pid $pid)"
     left=$(( end - $(date +%s) ))
     run=$(( left < 200 ? left : 200 ))
     [ "$run" -ge 1 ] || break
-    bench --duration "$run" --rate "$rate" --envelopes $(( rate * run + 1000 )) >> "$dir/bench.jsonl"
+    bench --duration "$run" --rate "$rate" --envelopes $(( rate * run + 1000 )) $drain >> "$dir/bench.jsonl"
   done
 ) &
 load=$!
@@ -82,5 +86,6 @@ import json, sys
 for l in open(sys.argv[1]):
     r = json.loads(l)
     secs, rate, p99, errors = r["seconds"], r["per_second"], r["latency_ms"]["p99"], sum(r["errors"].values())
-    print(f"  {secs:.0f} s: {rate:.0f}/s, p99 {p99:.1f} ms, errors {errors}")
+    drained = r.get("drained")
+    print(f"  {secs:.0f} s: {rate:.0f}/s, p99 {p99:.1f} ms, errors {errors}, inbox envelopes acknowledged {drained}")
 ' "$dir/bench.jsonl"

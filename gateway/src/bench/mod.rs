@@ -11,6 +11,7 @@
 //! answer three times in a row (the gateway is down) stops, so the run
 //! ends early instead of spinning on refused connects.
 
+pub mod drain;
 pub mod mix;
 pub mod report;
 
@@ -58,6 +59,9 @@ pub struct Plan {
     /// Where to write every receipt, one JSON object per line, so a test
     /// (or an auditor) can check afterwards what the gateway acknowledged.
     pub receipts: Option<PathBuf>,
+    /// Read and acknowledge every agency's inbox while the load runs
+    /// ([`drain`]), as receiving agencies do.
+    pub drain: bool,
 }
 
 /// Receipts written as they arrive, one per line; shared by the
@@ -95,7 +99,20 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
         Protocol::Http1
     };
     let started = Instant::now();
+    let drained = Arc::new(AtomicU64::new(0));
     runtime.block_on(async {
+        let mut readers = Vec::new();
+        if plan.drain {
+            for agency in &plan.agencies {
+                let client = Client::for_agency(&plan.pki, agency, &plan.url, protocol)
+                    .map_err(|e| e.to_string())?;
+                readers.push(tokio::spawn(drain::drain(
+                    client,
+                    Arc::clone(&stop),
+                    Arc::clone(&drained),
+                )));
+            }
+        }
         let mut tasks = Vec::with_capacity(plan.connections);
         for c in 0..plan.connections {
             let agency = &plan.agencies[c % plan.agencies.len()];
@@ -168,7 +185,7 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
             progress(done.load(Ordering::Relaxed));
         }
         stop.store(true, Ordering::Relaxed);
-        for t in tasks {
+        for t in tasks.into_iter().chain(readers) {
             let _ = t.await;
         }
         Ok::<(), String>(())
@@ -185,7 +202,7 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
         .map_err(|_| "the run did not finish".to_owned())?
         .into_inner()
         .map_err(|_| "a connection task failed".to_owned())?;
-    report.finish(elapsed);
+    report.finish(elapsed, plan.drain.then(|| drained.load(Ordering::Relaxed)));
     Ok(report)
 }
 

@@ -22,6 +22,7 @@ pub struct Report {
     http2: bool,
     handshakes: bool,
     elapsed: Duration,
+    drained: Option<u64>,
     all: Histogram<u64>,
     kinds: BTreeMap<Kind, Histogram<u64>>,
     errors: BTreeMap<String, u64>,
@@ -42,6 +43,7 @@ impl Report {
             http2: plan.http2,
             handshakes: plan.handshakes,
             elapsed: Duration::ZERO,
+            drained: None,
             all: histogram(),
             kinds: if plan.handshakes {
                 BTreeMap::new()
@@ -73,9 +75,11 @@ impl Report {
         }
     }
 
-    /// Closes the run after `elapsed`.
-    pub fn finish(&mut self, elapsed: Duration) {
+    /// Closes the run after `elapsed`, with the count of inbox envelopes
+    /// acknowledged if the inboxes were drained.
+    pub fn finish(&mut self, elapsed: Duration, drained: Option<u64>) {
         self.elapsed = elapsed;
+        self.drained = drained;
     }
 
     /// Exchanges answered with a receipt.
@@ -105,6 +109,7 @@ impl Report {
             "latency_ms": percentiles(&self.all),
             "kinds": kinds,
             "errors": self.errors,
+            "drained": self.drained,
         })
     }
 }
@@ -160,6 +165,9 @@ impl fmt::Display for Report {
         }
         for (e, n) in &self.errors {
             writeln!(f, "error {e}: {n}")?;
+        }
+        if let Some(n) = self.drained {
+            writeln!(f, "inbox envelopes read and acknowledged: {n}")?;
         }
         Ok(())
     }

@@ -5,13 +5,13 @@
 //! xgate bench --pki DIR --gateway URL [--connections 64] [--duration 10]
 //!             [--mix record.send=8,medical.request=1,asset.register=1]
 //!             [--envelopes N] [--http2] [--rate PER_SECOND] [--json]
-//!             [--receipts FILE] [--handshakes]
+//!             [--receipts FILE] [--handshakes] [--drain]
 //! ```
 //!
 //! A progress bar runs on stderr; the result is a table on stdout, or with
 //! `--json` one line of JSON: `{"connections","http2","mode","seconds","ok",
 //! "per_second","latency_ms":{"count","p50","p90","p99","p99.9","max"},
-//! "kinds":{...},"errors":{"<status> <code>":n}}`.
+//! "kinds":{...},"errors":{"<status> <code>":n},"drained":n|null}`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -60,6 +60,10 @@ pub struct BenchArgs {
     /// a new connection (no session resumption) and sends `GET /healthz`.
     #[arg(long, conflicts_with_all = ["mix", "receipts", "envelopes"])]
     pub handshakes: bool,
+    /// Read and acknowledge every agency's inbox while the load runs, as
+    /// receiving agencies do (for long runs: inboxes then stay drained).
+    #[arg(long, conflicts_with = "handshakes")]
+    pub drain: bool,
     /// Write every receipt to FILE, one JSON object per line (each can be
     /// checked with `xgate audit verify-receipt`).
     #[arg(long, value_name = "FILE")]
@@ -89,6 +93,7 @@ impl BenchArgs {
             rate: self.rate,
             receipts: self.receipts,
             handshakes: self.handshakes,
+            drain: self.drain,
         };
         let bar = indicatif::ProgressBar::new(plan.duration.as_secs());
         bar.set_style(
