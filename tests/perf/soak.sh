@@ -62,6 +62,15 @@ while kill -0 "$load" 2>/dev/null; do
   samples+=("$t $rss $fds $sockets")
 done
 wait "$load"
+echo "bench runs:"; python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    secs, rate, p99, errors = r["seconds"], r["per_second"], r["latency_ms"]["p99"], sum(r["errors"].values())
+    drained = r.get("drained")
+    print(f"  {secs:.0f} s: {rate:.0f}/s, p99 {p99:.1f} ms, errors {errors}, inbox envelopes acknowledged {drained}")
+' "$dir/bench.jsonl"
+verdict=0
 printf '%s\n' "${samples[@]}" | python3 -c '
 import sys
 rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
@@ -80,12 +89,5 @@ bounded = most <= 64 + 8
 ok &= bounded
 print(f"sockets: at most {most} for 64 connections: " + ("bounded" if bounded else "NOT bounded"))
 sys.exit(0 if ok else 1)
-'
-echo "bench runs:"; python3 -c '
-import json, sys
-for l in open(sys.argv[1]):
-    r = json.loads(l)
-    secs, rate, p99, errors = r["seconds"], r["per_second"], r["latency_ms"]["p99"], sum(r["errors"].values())
-    drained = r.get("drained")
-    print(f"  {secs:.0f} s: {rate:.0f}/s, p99 {p99:.1f} ms, errors {errors}, inbox envelopes acknowledged {drained}")
-' "$dir/bench.jsonl"
+' || verdict=$?
+exit "$verdict"
