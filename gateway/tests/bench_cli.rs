@@ -6,38 +6,45 @@ mod federation;
 
 use serde_json::Value;
 
+use federation::Federation;
 use federation::assets::federation;
 use federation::xgate;
+
+/// Runs `xgate bench` against `fed`'s gateway with `extra` arguments.
+fn bench(fed: &Federation, extra: &[&str]) -> xgate_tests::Run {
+    let pki = fed.pki().display().to_string();
+    let mut args = vec!["bench", "--pki", &pki, "--gateway", fed.gateway.url()];
+    args.extend_from_slice(extra);
+    xgate().run(&args, b"")
+}
+
+/// Runs `xgate bench --json` with `extra` arguments and parses its report.
+fn report(fed: &Federation, extra: &[&str]) -> Value {
+    let out = bench(fed, &[extra, &["--json"]].concat()).expect_ok();
+    serde_json::from_str(out.trim()).expect("one line of JSON")
+}
 
 #[test]
 fn a_short_mixed_run_reports_rates_percentiles_and_no_errors() {
     let fed = federation(&[]);
-    let pki = fed.pki().display().to_string();
     let key = fed.log_key();
     let receipts = fed.root.path().join("receipts.jsonl");
     let receipts_arg = receipts.display().to_string();
     for extra in [&[][..], &["--http2"][..]] {
         let mut args = vec![
-            "bench",
-            "--pki",
-            &pki,
-            "--gateway",
-            fed.gateway.url(),
             "--duration",
             "1",
             "--connections",
             "8",
             "--envelopes",
             "3000",
-            "--json",
             "--mix",
             "record.send=3,medical.request=1,asset.register=1",
             "--receipts",
             &receipts_arg,
         ];
         args.extend_from_slice(extra);
-        let out = xgate().run(&args, b"").expect_ok();
-        let report: Value = serde_json::from_str(out.trim()).expect("one line of JSON");
+        let report = report(&fed, &args);
         assert!(report["ok"].as_u64().unwrap_or(0) > 50, "{report}");
         assert_eq!(report["errors"], serde_json::json!({}), "{report}");
         assert_eq!(report["http2"], !extra.is_empty());
@@ -57,42 +64,17 @@ fn a_short_mixed_run_reports_rates_percentiles_and_no_errors() {
         }
     }
     for bad in ["asset.transfer.accept", "record.send=0", "teleport"] {
-        xgate()
-            .run(
-                &[
-                    "bench",
-                    "--pki",
-                    &pki,
-                    "--gateway",
-                    fed.gateway.url(),
-                    "--mix",
-                    bad,
-                ],
-                b"",
-            )
-            .expect_error(2);
+        bench(&fed, &["--mix", bad]).expect_error(2);
     }
 }
 
 #[test]
 fn handshake_runs_open_a_new_connection_per_exchange() {
     let fed = federation(&[]);
-    let pki = fed.pki().display().to_string();
-    let args = [
-        "bench",
-        "--pki",
-        &pki,
-        "--gateway",
-        fed.gateway.url(),
-        "--duration",
-        "1",
-        "--connections",
-        "4",
-        "--handshakes",
-        "--json",
-    ];
-    let out = xgate().run(&args, b"").expect_ok();
-    let report: Value = serde_json::from_str(out.trim()).expect("one line of JSON");
+    let report = report(
+        &fed,
+        &["--duration", "1", "--connections", "4", "--handshakes"],
+    );
     assert_eq!(report["mode"], "handshakes", "{report}");
     assert!(report["ok"].as_u64().unwrap_or(0) > 10, "{report}");
     assert_eq!(report["errors"], serde_json::json!({}), "{report}");
@@ -123,44 +105,24 @@ fn handshake_runs_open_a_new_connection_per_exchange() {
     );
     assert_eq!(count("resumed"), 0.0, "{metrics}");
     // With --handshakes there is no mix to send or receipts to keep.
-    xgate()
-        .run(
-            &[
-                "bench",
-                "--pki",
-                &pki,
-                "--gateway",
-                fed.gateway.url(),
-                "--handshakes",
-                "--mix",
-                "record.send",
-            ],
-            b"",
-        )
-        .expect_error(2);
+    bench(&fed, &["--handshakes", "--mix", "record.send"]).expect_error(2);
 }
 
 #[test]
 fn a_draining_run_reads_and_acknowledges_the_inboxes() {
     let fed = federation(&[]);
-    let pki = fed.pki().display().to_string();
-    let args = [
-        "bench",
-        "--pki",
-        &pki,
-        "--gateway",
-        fed.gateway.url(),
-        "--duration",
-        "2",
-        "--connections",
-        "4",
-        "--envelopes",
-        "2000",
-        "--drain",
-        "--json",
-    ];
-    let out = xgate().run(&args, b"").expect_ok();
-    let report: Value = serde_json::from_str(out.trim()).expect("one line of JSON");
+    let report = report(
+        &fed,
+        &[
+            "--duration",
+            "2",
+            "--connections",
+            "4",
+            "--envelopes",
+            "2000",
+            "--drain",
+        ],
+    );
     let (ok, drained) = (report["ok"].as_u64(), report["drained"].as_u64());
     assert!(drained.is_some_and(|d| d > 0 && Some(d) <= ok), "{report}");
     assert_eq!(report["errors"], serde_json::json!({}), "{report}");
