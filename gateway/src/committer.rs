@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use xgate_ledger::{DiskStore, Log, SignedCheckpoint, Store, StoreError, WriteBatch};
 
 use crate::errors::{ApiError, Code};
+use crate::replay::Replay;
 use crate::space::DiskGuard;
 
 /// Most appends waiting for the committer; more wait for room.
@@ -117,12 +118,16 @@ impl Committer {
     ///
     /// # Errors
     /// If the thread cannot be started.
-    pub fn start(log: Arc<Log<DiskStore>>, guard: Arc<DiskGuard>) -> std::io::Result<Committer> {
+    pub fn start(
+        log: Arc<Log<DiskStore>>,
+        guard: Arc<DiskGuard>,
+        replay: Arc<Replay>,
+    ) -> std::io::Result<Committer> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (committed, commits) = watch::channel(log.size());
         let thread = std::thread::Builder::new()
             .name("xgate-commit".into())
-            .spawn(move || run(&log, &guard, rx, &committed))?;
+            .spawn(move || run(&log, &guard, &replay, rx, &committed))?;
         Ok(Committer {
             jobs: Some(tx),
             thread: Some(thread),
@@ -161,6 +166,7 @@ impl Committer {
 fn run(
     log: &Log<DiskStore>,
     guard: &DiskGuard,
+    replay: &Replay,
     mut rx: mpsc::Receiver<Job>,
     committed: &watch::Sender<u64>,
 ) {
@@ -179,15 +185,36 @@ fn run(
             }
             continue;
         }
-        if let Some(size) = commit(log, jobs) {
-            committed.send_replace(size);
+        match commit(log, jobs) {
+            Outcome::Durable(size) => {
+                committed.send_replace(size);
+            }
+            Outcome::NothingAccepted => {}
+            // The ids the batch's jobs recorded may or may not have reached
+            // the store: read back what did.
+            Outcome::Failed => {
+                if let Err(e) = replay.reload(log.store()) {
+                    tracing::error!(error = %e, "cannot read the replay ids back after a failed commit");
+                }
+            }
         }
     }
 }
 
+/// What became of one batch.
+enum Outcome {
+    /// Durable; the log's size after it.
+    Durable(u64),
+    /// Every job was refused: nothing was written.
+    NothingAccepted,
+    /// The append failed: nothing is acknowledged, and the store may hold
+    /// all of the batch or none of it.
+    Failed,
+}
+
 /// Prepares `jobs` in order, appends the accepted ones as one batch and
-/// answers every job. Returns the log's size if the batch was made durable.
-fn commit(log: &Log<DiskStore>, jobs: Vec<Job>) -> Option<u64> {
+/// answers every job.
+fn commit(log: &Log<DiskStore>, jobs: Vec<Job>) -> Outcome {
     // The committer is the log's only writer, so this is where the batch
     // will start.
     let first = log.next_index();
@@ -213,7 +240,7 @@ fn commit(log: &Log<DiskStore>, jobs: Vec<Job>) -> Option<u64> {
         }
     }
     if entries.is_empty() {
-        return None;
+        return Outcome::NothingAccepted;
     }
     let outcome = log.append_batch_with(&entries, move |range| {
         debug_assert_eq!(range.start, first, "the committer is the only writer");
@@ -226,14 +253,14 @@ fn commit(log: &Log<DiskStore>, jobs: Vec<Job>) -> Option<u64> {
                 for done in waiting {
                     let _ = done.send(Err(e.clone()));
                 }
-                return Some(committed.range.end);
+                return Outcome::Durable(committed.range.end);
             };
             let size = committed.range.end;
             for (index, done) in committed.range.zip(waiting) {
                 // A request that gave up waiting is simply not told.
                 let _ = done.send(Ok((index, checkpoint.clone())));
             }
-            Some(size)
+            Outcome::Durable(size)
         }
         Ok(committed) => {
             // Another writer appended: the records were prepared for other
@@ -247,7 +274,7 @@ fn commit(log: &Log<DiskStore>, jobs: Vec<Job>) -> Option<u64> {
             for done in waiting {
                 let _ = done.send(Err(e.clone()));
             }
-            Some(committed.range.end)
+            Outcome::Durable(committed.range.end)
         }
         Err(e) => {
             tracing::error!(error = %e, "append failed; nothing in this batch is acknowledged");
@@ -255,7 +282,7 @@ fn commit(log: &Log<DiskStore>, jobs: Vec<Job>) -> Option<u64> {
             for done in waiting {
                 let _ = done.send(Err(e.clone()));
             }
-            None
+            Outcome::Failed
         }
     }
 }

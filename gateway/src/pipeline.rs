@@ -36,7 +36,7 @@ use crate::metrics::Metrics;
 use crate::policy::{Decision, Policy, Request};
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
-use crate::replay;
+use crate::replay::Replay;
 use crate::space::DiskGuard;
 
 /// Default lifetime of a grant a holder approves without saying (hours).
@@ -90,6 +90,8 @@ pub struct Gateway {
     pub registry: Arc<Registry>,
     verifiers: Verifiers,
     committer: Committer,
+    /// The senders' ids still in their replay window.
+    replay: Arc<Replay>,
     policy: RwLock<Arc<Policy>>,
     /// Envelope time limits.
     pub limits: Limits,
@@ -125,13 +127,17 @@ impl Gateway {
         let salt = asset_state::salt(log.store())
             .map_err(|e| format!("cannot keep the person-hash salt: {e}"))?;
         let disk = Arc::new(DiskGuard::default());
-        let committer = Committer::start(Arc::clone(&log), Arc::clone(&disk))
+        let replay = Arc::new(
+            Replay::load(log.store()).map_err(|e| format!("cannot read the replay ids: {e}"))?,
+        );
+        let committer = Committer::start(Arc::clone(&log), Arc::clone(&disk), Arc::clone(&replay))
             .map_err(|e| format!("cannot start the commit thread: {e}"))?;
         Ok(Gateway {
             log,
             registry,
             verifiers,
             committer,
+            replay,
             policy: RwLock::new(Arc::new(policy)),
             limits,
             metrics,
@@ -356,11 +362,10 @@ impl Gateway {
         let entry = self.entry(envelope, &body, terms, policy, decision, now);
         let keep_until = u64::try_from(envelope.exp.saturating_add(self.limits.skew)).unwrap_or(0);
         let stored = envelope.clone();
+        let replay = Arc::clone(&self.replay);
         let started = std::time::Instant::now();
         let prepare: Prepare = Box::new(move |view, index| {
-            let used =
-                replay::seen(view, &stored.iss, &stored.jti).map_err(xgate_ledger::Error::from)?;
-            if used {
+            if replay.seen(&stored.iss, &stored.jti) {
                 return Err(ApiError::new(
                     Code::Replayed,
                     format!("{} already sent an envelope with this jti", stored.iss),
@@ -391,7 +396,8 @@ impl Gateway {
             if stored.aud != stored.iss {
                 inbox::put(&stored, index, kept, &mut batch);
             }
-            replay::put(&stored.iss, &stored.jti, keep_until, &mut batch);
+            // Last: only an accepted envelope's id is recorded.
+            replay.put(&stored.iss, &stored.jti, keep_until, &mut batch);
             Ok(batch)
         });
         let appended = self.committer.append(entry.clone(), prepare).await;
@@ -454,7 +460,8 @@ impl Gateway {
     /// # Errors
     /// A storage failure.
     pub fn purge_replay(&self) -> Result<usize, xgate_ledger::StoreError> {
-        replay::purge(self.log.store(), u64::try_from(unix_now()).unwrap_or(0))
+        let now = u64::try_from(unix_now()).unwrap_or(0);
+        self.replay.purge(self.log.store(), now)
     }
 }
 

@@ -231,3 +231,48 @@ fn under_each_storage_fault_nothing_is_acknowledged_and_the_gateway_recovers_by_
     drop((reader, sender, rt));
     replays_clean(fed);
 }
+
+#[test]
+fn an_envelope_refused_by_a_failed_write_is_accepted_when_sent_again() {
+    let faults = tempfile::tempdir().expect("tempdir");
+    let fault_file = faults.path().join("fault");
+    set_fault(&fault_file, "none");
+    let fault_var = fault_file.display().to_string();
+    let fed = Federation::start_with(&[], &[("XGATE_FAULT_FILE", fault_var.as_str())]);
+    let signer = fed.signer("state");
+    let mut client = fed.client("state");
+    let treasury = "treasury".parse().expect("id");
+    let sign = |n: u32| {
+        signer
+            .sign(
+                &treasury,
+                "record.send",
+                body(&format!("record {n}")),
+                60,
+                None,
+            )
+            .expect("sign")
+    };
+    let (first, second) = (sign(1), sign(2));
+    runtime().block_on(async {
+        assert_eq!(
+            submit(&mut client, &first).await.status,
+            StatusCode::CREATED
+        );
+        set_fault(&fault_file, "write");
+        let refused = submit(&mut client, &second).await;
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+        set_fault(&fault_file, "none");
+        // Its jti never reached the store, so it is not a replay; the one
+        // that did is.
+        let again = submit(&mut client, &second).await;
+        assert_eq!(
+            again.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&again.body)
+        );
+        let replayed = submit(&mut client, &first).await;
+        assert_eq!(error_code(&replayed), "replayed");
+    });
+}
