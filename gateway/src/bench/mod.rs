@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientError, Protocol};
+use crate::kind::Kind;
 use crate::registry::AgencyId;
 pub use mix::Mix;
 pub use report::Report;
@@ -64,9 +65,20 @@ pub struct Plan {
     pub drain: bool,
 }
 
-/// Receipts written as they arrive, one per line; shared by the
-/// connections.
-type ReceiptFile = Option<Arc<Mutex<std::io::BufWriter<std::fs::File>>>>;
+/// Receipts written as they arrive, one per line.
+type ReceiptFile = Mutex<std::io::BufWriter<std::fs::File>>;
+
+/// What every connection of a run shares.
+struct Shared {
+    /// The pre-signed envelopes, by kind and sender.
+    queues: Arc<mix::Queues>,
+    report: Mutex<Report>,
+    /// Exchanges finished, for the progress bar.
+    done: AtomicU64,
+    /// Set when the run's time is up.
+    stop: Arc<AtomicBool>,
+    receipts: Option<ReceiptFile>,
+}
 
 /// Runs `plan`; `progress` is told the count of exchanges as they finish.
 ///
@@ -78,11 +90,11 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
     } else {
         mix::presign(plan)?
     };
-    let receipts: ReceiptFile = match &plan.receipts {
-        Some(path) => Some(Arc::new(Mutex::new(std::io::BufWriter::new(
+    let receipts = match &plan.receipts {
+        Some(path) => Some(Mutex::new(std::io::BufWriter::new(
             std::fs::File::create(path)
                 .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
-        )))),
+        ))),
         None => None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -90,9 +102,13 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let report = Arc::new(Mutex::new(Report::new(plan)));
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared {
+        queues,
+        report: Mutex::new(Report::new(plan)),
+        done: AtomicU64::new(0),
+        stop: Arc::new(AtomicBool::new(false)),
+        receipts,
+    });
     let protocol = if plan.http2 {
         Protocol::Auto
     } else {
@@ -108,102 +124,136 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
                     .map_err(|e| e.to_string())?;
                 readers.push(tokio::spawn(drain::drain(
                     client,
-                    Arc::clone(&stop),
+                    Arc::clone(&shared.stop),
                     Arc::clone(&drained),
                 )));
             }
         }
         let mut tasks = Vec::with_capacity(plan.connections);
         for c in 0..plan.connections {
-            let agency = &plan.agencies[c % plan.agencies.len()];
-            let mut client = Client::for_agency(&plan.pki, agency, &plan.url, protocol)
-                .map_err(|e| e.to_string())?;
-            let handshakes = plan.handshakes;
-            if handshakes {
-                client = client.without_resumption();
-            }
-            let (queues, report, done, stop, receipts) = (
-                Arc::clone(&queues),
-                Arc::clone(&report),
-                Arc::clone(&done),
-                Arc::clone(&stop),
-                receipts.clone(),
-            );
-            let schedule = plan.mix.schedule();
-            let sender = c % plan.agencies.len();
-            // Each connection's share of the rate, as a gap between sends.
-            let gap = plan
-                .rate
-                .filter(|r| *r > 0.0)
-                .map(|r| Duration::from_secs_f64(plan.connections as f64 / r));
-            tasks.push(tokio::spawn(async move {
-                let mut next = tokio::time::Instant::now();
-                let mut failing = 0;
-                for kind in schedule.iter().cycle() {
-                    // A gateway that is gone is not hammered with connects.
-                    if stop.load(Ordering::Relaxed) || failing == GIVE_UP_AFTER {
-                        break;
-                    }
-                    if let Some(gap) = gap {
-                        tokio::time::sleep_until(next).await;
-                        next += gap;
-                    }
-                    let sent = Instant::now();
-                    let outcome = if handshakes {
-                        handshake(&mut client).await
-                    } else {
-                        let Some(jws) = queues.take(*kind, sender) else {
-                            break;
-                        };
-                        client.submit(jws).await
-                    };
-                    let took = sent.elapsed();
-                    let outcome = match outcome {
-                        Ok(reply) if reply.status.is_success() => {
-                            keep_receipt(receipts.as_deref(), &reply.body)
-                        }
-                        Ok(reply) => Err(format!(
-                            "{} {}",
-                            reply.status.as_u16(),
-                            reply.error_code().unwrap_or_default()
-                        )),
-                        Err(_) => Err("transport".to_owned()),
-                    };
-                    failing = match &outcome {
-                        Err(e) if e == "transport" => failing + 1,
-                        _ => 0,
-                    };
-                    if let Ok(mut r) = report.lock() {
-                        r.record((!handshakes).then_some(*kind), took, outcome);
-                    }
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            }));
+            let connection = Connection::open(plan, c, protocol, Arc::clone(&shared))?;
+            tasks.push(tokio::spawn(connection.run()));
         }
         while started.elapsed() < plan.duration && !tasks.iter().all(|t| t.is_finished()) {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            progress(done.load(Ordering::Relaxed));
+            progress(shared.done.load(Ordering::Relaxed));
         }
-        stop.store(true, Ordering::Relaxed);
+        shared.stop.store(true, Ordering::Relaxed);
         for t in tasks.into_iter().chain(readers) {
             let _ = t.await;
         }
         Ok::<(), String>(())
     })?;
     let elapsed = started.elapsed();
-    if let Some(file) = receipts {
+    let shared = Arc::try_unwrap(shared).map_err(|_| "the run did not finish".to_owned())?;
+    if let Some(file) = shared.receipts {
         let mut file = file
-            .lock()
+            .into_inner()
             .map_err(|_| "a connection task failed".to_owned())?;
         file.flush()
             .map_err(|e| format!("cannot write the receipts: {e}"))?;
     }
-    let mut report = Arc::try_unwrap(report)
-        .map_err(|_| "the run did not finish".to_owned())?
+    let mut report = shared
+        .report
         .into_inner()
         .map_err(|_| "a connection task failed".to_owned())?;
     report.finish(elapsed, plan.drain.then(|| drained.load(Ordering::Relaxed)));
     Ok(report)
+}
+
+/// One connection's closed loop: send the next envelope of its schedule
+/// when the previous answer is back (or, with a rate, when its turn comes).
+struct Connection {
+    client: Client,
+    shared: Arc<Shared>,
+    /// Kinds in the order this connection sends them, cycled.
+    schedule: Vec<Kind>,
+    /// Which agency this connection sends as (an index into the plan's).
+    sender: usize,
+    /// This connection's share of the rate, as a gap between sends.
+    gap: Option<Duration>,
+    handshakes: bool,
+}
+
+impl Connection {
+    /// The `index`th connection of `plan`.
+    fn open(
+        plan: &Plan,
+        index: usize,
+        protocol: Protocol,
+        shared: Arc<Shared>,
+    ) -> Result<Connection, String> {
+        let sender = index % plan.agencies.len();
+        let mut client = Client::for_agency(&plan.pki, &plan.agencies[sender], &plan.url, protocol)
+            .map_err(|e| e.to_string())?;
+        if plan.handshakes {
+            client = client.without_resumption();
+        }
+        Ok(Connection {
+            client,
+            shared,
+            schedule: plan.mix.schedule(),
+            sender,
+            gap: plan
+                .rate
+                .filter(|r| *r > 0.0)
+                .map(|r| Duration::from_secs_f64(plan.connections as f64 / r)),
+            handshakes: plan.handshakes,
+        })
+    }
+
+    /// Sends until the run stops, the envelopes run out, or the gateway
+    /// stops answering.
+    async fn run(mut self) {
+        let mut next = tokio::time::Instant::now();
+        let mut failing = 0;
+        for at in (0..self.schedule.len()).cycle() {
+            // A gateway that is gone is not hammered with connects.
+            if self.shared.stop.load(Ordering::Relaxed) || failing == GIVE_UP_AFTER {
+                break;
+            }
+            if let Some(gap) = self.gap {
+                tokio::time::sleep_until(next).await;
+                next += gap;
+            }
+            let kind = self.schedule[at];
+            let sent = Instant::now();
+            let Some(outcome) = self.exchange(kind).await else {
+                break;
+            };
+            let took = sent.elapsed();
+            failing = match &outcome {
+                Err(e) if e == "transport" => failing + 1,
+                _ => 0,
+            };
+            if let Ok(mut r) = self.shared.report.lock() {
+                r.record((!self.handshakes).then_some(kind), took, outcome);
+            }
+            self.shared.done.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One exchange: `Ok`, or the error as the report counts it (status and
+    /// code, or `transport`); `None` when no envelope of `kind` is left.
+    async fn exchange(&mut self, kind: Kind) -> Option<Result<(), String>> {
+        let outcome = if self.handshakes {
+            handshake(&mut self.client).await
+        } else {
+            let jws = self.shared.queues.take(kind, self.sender)?;
+            self.client.submit(jws).await
+        };
+        Some(match outcome {
+            Ok(reply) if reply.status.is_success() => {
+                keep_receipt(self.shared.receipts.as_ref(), &reply.body)
+            }
+            Ok(reply) => Err(format!(
+                "{} {}",
+                reply.status.as_u16(),
+                reply.error_code().unwrap_or_default()
+            )),
+            Err(_) => Err("transport".to_owned()),
+        })
+    }
 }
 
 /// Opens a new connection (a full handshake) and asks `GET /healthz` on it.
@@ -216,10 +266,7 @@ async fn handshake(client: &mut Client) -> Result<crate::client::Reply, ClientEr
 
 /// Writes a receipt as one line, if receipts are kept. A body that is not
 /// JSON counts as an error of its own.
-fn keep_receipt(
-    file: Option<&Mutex<std::io::BufWriter<std::fs::File>>>,
-    body: &[u8],
-) -> Result<(), String> {
+fn keep_receipt(file: Option<&ReceiptFile>, body: &[u8]) -> Result<(), String> {
     let Some(file) = file else {
         return Ok(());
     };
