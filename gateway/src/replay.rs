@@ -12,7 +12,7 @@
 //!
 //! Keys sort by expiry, so new ids land in the last few sled leaves and a
 //! purge removes whole leaves from the front. The question "did this
-//! sender use this jti" is answered from memory: [`Replay`] holds a 128-bit
+//! sender use this jti" is answered from memory: [`Replay`] holds a 64-bit
 //! digest of every id in the store, loaded at open. An index in the store
 //! keyed by id instead (as earlier versions kept under `Gr`) put each id in
 //! a random sled leaf: a read and a leaf rewrite per envelope in the commit
@@ -40,16 +40,19 @@ const LEGACY_PREFIX: &[u8] = b"Gr";
 /// memory and held sled's write lock (so every commit) for seconds.
 const PURGE_CHUNK: usize = 2048;
 
-/// A sender's id, as the replay set knows it: the first 128 bits of
-/// SHA-256(sender `0x00` jti). Two ids collide with negligible probability
-/// (2^-64 after 2^32 ids), and a collision can only refuse an envelope,
-/// never admit one twice.
-type IdDigest = u128;
+/// A sender's id, as the replay set knows it: the first 64 bits of
+/// SHA-256(sender `0x00` jti). With a million ids in the window, a new id
+/// meets one of them by chance with probability 5 * 10^-14; a collision can
+/// only refuse an envelope, never admit one twice, and nobody can aim one
+/// at another agency's ids, which are not known before they are sent.
+type IdDigest = u64;
 
-/// The ids in the store, by digest, with their keep-until times.
+/// The ids in the store, by digest, with their keep-until times (seconds,
+/// which fit 32 bits until 2106; later ones are kept as `u32::MAX`). 17
+/// bytes a slot: a million ids take about 18 MB.
 #[derive(Debug)]
 pub struct Replay {
-    ids: Mutex<HashMap<IdDigest, u64>>,
+    ids: Mutex<HashMap<IdDigest, u32>>,
 }
 
 impl Replay {
@@ -88,7 +91,7 @@ impl Replay {
     /// then fails.
     pub fn put(&self, sender: &AgencyId, jti: &str, keep_until: u64, batch: &mut WriteBatch) {
         let id = id_bytes(sender, jti);
-        self.lock().insert(digest(&id), keep_until);
+        self.lock().insert(digest(&id), seconds(keep_until));
         batch.put(expiry_key(keep_until, &id), Vec::new());
     }
 
@@ -112,7 +115,7 @@ impl Replay {
     /// # Errors
     /// A storage failure.
     pub fn purge<S: Store>(&self, store: &S, now: u64) -> Result<usize, StoreError> {
-        self.lock().retain(|_, until| *until >= now);
+        self.lock().retain(|_, until| u64::from(*until) >= now);
         let expired = |key: &[u8]| parse_expiry_key(key).is_some_and(|(until, _)| until < now);
         let mut purged = 0;
         loop {
@@ -126,7 +129,7 @@ impl Replay {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<IdDigest, u64>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<IdDigest, u32>> {
         // The map is consistent after any panic (each change is one
         // insert, retain or replace), so a poisoned lock is still usable.
         self.ids
@@ -158,12 +161,12 @@ fn delete_chunk<S: Store>(
     Ok(chunk)
 }
 
-fn read_ids<S: Store>(store: &S) -> Result<HashMap<IdDigest, u64>, StoreError> {
+fn read_ids<S: Store>(store: &S) -> Result<HashMap<IdDigest, u32>, StoreError> {
     let mut ids = HashMap::new();
     for kv in store.scan_prefix(EXPIRY_PREFIX) {
         let (key, _) = kv?;
         if let Some((until, id)) = parse_expiry_key(&key) {
-            ids.insert(digest(id), until);
+            ids.insert(digest(id), seconds(until));
         }
     }
     Ok(ids)
@@ -193,9 +196,13 @@ fn id_bytes(sender: &AgencyId, jti: &str) -> Vec<u8> {
 
 fn digest(id: &[u8]) -> IdDigest {
     let hash = Sha256::digest(id);
-    let mut first = [0; 16];
-    first.copy_from_slice(&hash[..16]);
-    u128::from_be_bytes(first)
+    let mut first = [0; 8];
+    first.copy_from_slice(&hash[..8]);
+    u64::from_be_bytes(first)
+}
+
+fn seconds(keep_until: u64) -> u32 {
+    u32::try_from(keep_until).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
