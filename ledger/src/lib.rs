@@ -52,6 +52,8 @@ mod tree;
 mod append;
 mod audit;
 #[cfg(feature = "sled")]
+mod compact;
+#[cfg(feature = "sled")]
 mod disk;
 mod error;
 #[cfg(feature = "faults")]
@@ -72,6 +74,8 @@ pub use verify::{VerifyError, verify_consistency, verify_inclusion};
 
 pub use append::{Committed, WithEntries};
 pub use audit::VerifyReport;
+#[cfg(feature = "sled")]
+pub use compact::{Compacted, compact};
 #[cfg(feature = "sled")]
 pub use disk::{
     CHECKPOINT_FILE, DB_DIR, DEFAULT_ORIGIN, KEY_FILE, OpenOptions, TILES_DIR,

@@ -11,22 +11,26 @@
 //! consistency  {"from":M,"to":N,"old_root":"...","new_root":"...","hashes":[...]}
 //! entry        {"index":I,"entry":"<base64>","leaf_hash":"..."}
 //! verify       ok: <N> entries, <T> tiles, <C> checkpoints, root <base64>
+//! compact      {"entries":N,"keys":K,"bytes_before":B,"bytes_after":A}
 //! ```
 //!
 //! JSON is compact, one line, fields in exactly that order; hashes and
 //! entries are standard base64 with padding. `--size` and `--to` default to
 //! the log's current size. Only `append` may create a log; every other
-//! command opens an existing one and changes nothing. `key` and `checkpoint`
+//! command opens an existing one and changes nothing (`compact` writes only
+//! its new directory). `key` and `checkpoint`
 //! also answer while a gateway holds the log: `key` reads only the key
 //! file, and `checkpoint` then prints the copy outside the database, which
 //! a running gateway refreshes at least once a second.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use xgate_ledger::{DiskStore, Log, MAX_ENTRY_LEN, OpenOptions};
+use xgate_ledger::{
+    CHECKPOINT_FILE, DB_DIR, DiskStore, KEY_FILE, Log, MAX_ENTRY_LEN, OpenOptions, TILES_DIR,
+};
 
 use super::error::Error;
 use super::values;
@@ -55,6 +59,10 @@ pub enum LogCommand {
     /// Recompute the whole log from its entries and check every stored hash
     /// and checkpoint.
     Verify(DataDir),
+    /// Copy a stopped gateway's data directory into a new one whose
+    /// database holds only the live records (sled keeps deleted ones on
+    /// disk); the source is left as it was.
+    Compact(CompactArgs),
 }
 
 /// The data directory every log command works on.
@@ -104,6 +112,17 @@ pub struct ConsistencyArgs {
     pub to: Option<u64>,
 }
 
+/// Arguments of `xgate log compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// The data directory to compact.
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// The new data directory; must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub into: PathBuf,
+}
+
 /// Arguments of `xgate log entry`.
 #[derive(Debug, Args)]
 pub struct EntryArgs {
@@ -143,6 +162,7 @@ impl LogCommand {
             LogCommand::Inclusion(args) => inclusion(&args, stdout),
             LogCommand::Consistency(args) => consistency(&args, stdout),
             LogCommand::Entry(args) => entry(&args, stdout),
+            LogCommand::Compact(args) => compact(&args, stdout),
             LogCommand::Verify(dir) => {
                 let report = open(&dir)?.verify()?;
                 let line = format!(
@@ -238,6 +258,57 @@ fn consistency(args: &ConsistencyArgs, stdout: &mut dyn Write) -> Result<(), Err
 fn entry(args: &EntryArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let log = open(&args.dir)?;
     json(stdout, &logview::entry(&log, args.index, "--")?)
+}
+
+#[derive(Serialize)]
+struct Compacted {
+    entries: u64,
+    keys: u64,
+    bytes_before: u64,
+    bytes_after: u64,
+}
+
+/// Compacts the log, then copies the rest of the data directory (the
+/// development PKI, the default policy) beside it.
+fn compact(args: &CompactArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    let (from, into) = (&args.dir.data_dir, &args.into);
+    let done = xgate_ledger::compact(from, into, &OpenOptions::default())?;
+    // The log's own files were written by `compact`; its tiles are rebuilt.
+    const LOG_FILES: [&str; 5] = [DB_DIR, TILES_DIR, CHECKPOINT_FILE, KEY_FILE, "lock"];
+    let at = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| xgate_ledger::Error::Io { path, source }
+    };
+    for entry in std::fs::read_dir(from).map_err(at(from))? {
+        let entry = entry.map_err(at(from))?;
+        if !LOG_FILES.iter().any(|f| entry.file_name() == *f) {
+            let path = entry.path();
+            copy_tree(&path, &into.join(entry.file_name())).map_err(at(&path))?;
+        }
+    }
+    json(
+        stdout,
+        &Compacted {
+            entries: done.entries,
+            keys: done.keys,
+            bytes_before: done.bytes_before,
+            bytes_after: done.bytes_after,
+        },
+    )
+}
+
+/// Copies a file (with its permissions: keys stay private) or a directory.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to).map(drop)
+    }
 }
 
 /// Opens an existing log for reading: never creates one.

@@ -1,0 +1,199 @@
+//! Offline compaction: copies a stopped log's data directory into a new
+//! one whose database holds only the live keys.
+//!
+//! sled 0.34 does not reclaim the space of deleted records that share its
+//! segments with records kept for good, so under the gateway's mix of
+//! short-lived (inbox, replay) and permanent (log, kept envelopes) records
+//! the database keeps about 4.5 KB per exchange whatever is deleted
+//! (docs/reliability.md, "Soak"). A fresh database written from the live
+//! keys holds each once.
+//!
+//! The source is opened as a log (so it is locked, checked against its
+//! checkpoint copy, and left unchanged) and the copy is written beside it,
+//! never over it: the database first, then the checkpoint copy, the
+//! signing key last (the creation order `disk` relies on), and the copy is
+//! opened as a log and must have the same size and root before this
+//! returns. The tile files are not copied; opening the copy rebuilds them.
+//! Swapping the directories is the operator's step, with the gateway
+//! stopped (docs/operations.md).
+
+use std::fs;
+use std::path::Path;
+
+use crate::error::{Error, io_at};
+use crate::fsutil::write_atomic;
+use crate::store::{Store, WriteBatch};
+use crate::store_sled::SledStore;
+use crate::{CHECKPOINT_FILE, DB_DIR, KEY_FILE, Log, OpenOptions};
+
+/// Bytes of keys and values written per batch while copying.
+const BATCH_BYTES: usize = 8 << 20;
+
+/// What a compaction did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compacted {
+    /// The log's size, the same in both directories.
+    pub entries: u64,
+    /// Keys copied (the log's and every other owner's).
+    pub keys: u64,
+    /// Bytes of the source database's files.
+    pub bytes_before: u64,
+    /// Bytes of the copy's database files.
+    pub bytes_after: u64,
+}
+
+/// Copies the log in `src` into `dst`, which must not exist or be empty.
+///
+/// # Errors
+/// [`Error::Locked`] if a gateway has `src` open; [`Error::Invalid`] if
+/// `dst` holds anything; a storage or I/O failure; [`Error::Corrupt`] if
+/// the copy does not open as the same log (never expected).
+pub fn compact(src: &Path, dst: &Path, options: &OpenOptions) -> Result<Compacted, Error> {
+    let log = Log::open_existing(src, options)?;
+    if fs::read_dir(dst).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(Error::Invalid(format!(
+            "{} is not empty; compaction writes a new directory",
+            dst.display()
+        )));
+    }
+    fs::create_dir_all(dst).map_err(io_at(dst))?;
+    let keys = copy_keys(log.store(), &dst.join(DB_DIR), options.cache_bytes)?;
+    for (file, mode) in [(CHECKPOINT_FILE, 0o644), (KEY_FILE, 0o600)] {
+        let from = src.join(file);
+        // A log that never signed a checkpoint has no copy of one.
+        if file == CHECKPOINT_FILE && !from.exists() {
+            continue;
+        }
+        let contents = fs::read(&from).map_err(io_at(&from))?;
+        let to = dst.join(file);
+        write_atomic(&to, &contents, mode).map_err(io_at(&to))?;
+    }
+    let (entries, root) = (log.size(), log.root_at(log.size())?);
+    drop(log);
+    let copy = Log::open_existing(dst, options)?;
+    if copy.size() != entries || copy.root_at(entries)? != root {
+        return Err(Error::Corrupt(format!(
+            "the copy in {} is not the same log",
+            dst.display()
+        )));
+    }
+    Ok(Compacted {
+        entries,
+        keys,
+        bytes_before: dir_bytes(&src.join(DB_DIR))?,
+        bytes_after: dir_bytes(&dst.join(DB_DIR))?,
+    })
+}
+
+/// Writes every key of `from` into a new sled database at `path` and makes
+/// it durable; returns how many.
+fn copy_keys<S: Store>(from: &S, path: &Path, cache_bytes: u64) -> Result<u64, Error> {
+    let to = SledStore::open(path, cache_bytes)
+        .map_err(|e| Error::Corrupt(format!("cannot create {}: {}", path.display(), e.0)))?;
+    let (mut keys, mut batch, mut bytes) = (0, WriteBatch::new(), 0);
+    for kv in from.scan_prefix(b"") {
+        let (key, value) = kv?;
+        bytes += key.len() + value.as_ref().len();
+        batch.put(key, value.as_ref().to_vec());
+        keys += 1;
+        if bytes >= BATCH_BYTES {
+            to.apply(std::mem::take(&mut batch))?;
+            bytes = 0;
+        }
+    }
+    to.apply(batch)?;
+    to.sync()?;
+    Ok(keys)
+}
+
+fn dir_bytes(dir: &Path) -> Result<u64, Error> {
+    let mut total = 0;
+    for entry in fs::read_dir(dir).map_err(io_at(dir))? {
+        let entry = entry.map_err(io_at(dir))?;
+        let meta = entry.metadata().map_err(io_at(&entry.path()))?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_is_the_same_log_with_every_live_key_and_none_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        let options = OpenOptions::default();
+        {
+            let log = Log::create_or_open(&src, &options).expect("log");
+            log.set_checkpoint_every_commit(true);
+            for round in 0..50u32 {
+                let entries: Vec<Vec<u8>> = (0..20)
+                    .map(|i| format!("entry {round}/{i}").into_bytes())
+                    .collect();
+                log.append_batch_with(&entries, move |range| {
+                    let mut batch = WriteBatch::new();
+                    batch.put(format!("Gi{}", range.start).into_bytes(), vec![7; 1_000]);
+                    batch.put(format!("Ge{}", range.start).into_bytes(), vec![9; 100]);
+                    if round > 0 {
+                        batch.delete(format!("Gi{}", range.start - 20).into_bytes());
+                    }
+                    batch
+                })
+                .expect("append");
+            }
+        }
+        let before: Vec<_> = {
+            let log = Log::open_existing(&src, &options).expect("open");
+            log.store()
+                .scan_prefix(b"")
+                .map(|kv| kv.map(|(k, v)| (k, v.as_ref().to_vec())).expect("read"))
+                .collect()
+        };
+        let done = compact(&src, &dst, &options).expect("compact");
+        assert_eq!(done.entries, 1_000);
+        assert_eq!(done.keys, before.len() as u64);
+        let copy = Log::open_existing(&dst, &options).expect("open the copy");
+        let after: Vec<_> = copy
+            .store()
+            .scan_prefix(b"")
+            .map(|kv| kv.map(|(k, v)| (k, v.as_ref().to_vec())).expect("read"))
+            .collect();
+        assert_eq!(after, before, "the same keys and values");
+        assert_eq!(copy.verify().expect("verify").size, 1_000);
+        for file in [CHECKPOINT_FILE, KEY_FILE] {
+            let read = |dir: &Path| fs::read(dir.join(file)).expect("read");
+            assert_eq!(read(&dst), read(&src), "{file}");
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dst.join(KEY_FILE))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the key stays private");
+    }
+
+    #[test]
+    fn a_non_empty_destination_or_an_open_source_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        let options = OpenOptions::default();
+        let log = Log::create_or_open(&src, &options).expect("log");
+        assert!(matches!(
+            compact(&src, &dst, &options),
+            Err(Error::Locked(_))
+        ));
+        drop(log);
+        fs::create_dir_all(&dst).expect("mkdir");
+        fs::write(dst.join("something"), b"x").expect("write");
+        assert!(matches!(
+            compact(&src, &dst, &options),
+            Err(Error::Invalid(_))
+        ));
+    }
+}
