@@ -26,8 +26,9 @@ use crate::store::{Store, WriteBatch};
 use crate::store_sled::SledStore;
 use crate::{CHECKPOINT_FILE, DB_DIR, KEY_FILE, Log, OpenOptions};
 
-/// Bytes of keys and values written per batch while copying.
-const BATCH_BYTES: usize = 8 << 20;
+/// Bytes of keys and values written per batch while copying; each batch is
+/// flushed, so sled can write out and evict what it holds.
+const BATCH_BYTES: usize = 1 << 20;
 
 /// What a compaction did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,6 +99,7 @@ fn copy_keys<S: Store>(from: &S, path: &Path, cache_bytes: u64) -> Result<u64, E
         keys += 1;
         if bytes >= BATCH_BYTES {
             to.apply(std::mem::take(&mut batch))?;
+            to.sync()?;
             bytes = 0;
         }
     }
