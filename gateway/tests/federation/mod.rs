@@ -203,10 +203,19 @@ pub async fn consistency_proof(client: &mut Client, old: u64, new: u64) -> Consi
     }
 }
 
-/// How many envelopes wait in the client's inbox.
+/// How many envelopes wait in the client's inbox, over every page (a page
+/// holds at most `inbox_page`, 100 by default).
 pub async fn inbox_len(client: &mut Client) -> usize {
-    let page = get_json(client, "/v1/inbox", StatusCode::OK).await;
-    page["envelopes"].as_array().map_or(0, Vec::len)
+    let mut path = "/v1/inbox".to_owned();
+    let mut len = 0;
+    loop {
+        let page = get_json(client, &path, StatusCode::OK).await;
+        len += page["envelopes"].as_array().map_or(0, Vec::len);
+        match page["next"].as_u64() {
+            Some(next) => path = format!("/v1/inbox?after={next}"),
+            None => return len,
+        }
+    }
 }
 
 impl Federation {
