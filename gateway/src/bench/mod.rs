@@ -120,10 +120,12 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
         let mut readers = Vec::new();
         if plan.drain {
             for agency in &plan.agencies {
-                let client = Client::for_agency(&plan.pki, agency, &plan.url, protocol)
+                let clients = (0..drain::CONNECTIONS)
+                    .map(|_| Client::for_agency(&plan.pki, agency, &plan.url, protocol))
+                    .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| e.to_string())?;
                 readers.push(tokio::spawn(drain::drain(
-                    client,
+                    clients,
                     Arc::clone(&shared.stop),
                     Arc::clone(&drained),
                 )));
