@@ -14,17 +14,19 @@
 //! signing key last (the creation order `disk` relies on), and the copy is
 //! opened as a log and must have the same size and root before this
 //! returns. The tile files are not copied; opening the copy rebuilds them.
-//! Swapping the directories is the operator's step, with the gateway
-//! stopped (docs/operations.md).
+//! Whatever else the directory holds (a gateway's development PKI and
+//! default policy) is copied as it is. Swapping the directories is the
+//! operator's step, with the gateway stopped (docs/operations.md).
 
 use std::fs;
 use std::path::Path;
 
+use crate::disk::LOCK_FILE;
 use crate::error::{Error, io_at};
 use crate::fsutil::write_atomic;
 use crate::store::{Store, WriteBatch};
 use crate::store_sled::SledStore;
-use crate::{CHECKPOINT_FILE, DB_DIR, KEY_FILE, Log, OpenOptions};
+use crate::{CHECKPOINT_FILE, DB_DIR, KEY_FILE, Log, OpenOptions, TILES_DIR};
 
 /// Bytes of keys and values written per batch while copying; each batch is
 /// flushed, so sled can write out and evict what it holds.
@@ -59,6 +61,7 @@ pub fn compact(src: &Path, dst: &Path, options: &OpenOptions) -> Result<Compacte
     }
     fs::create_dir_all(dst).map_err(io_at(dst))?;
     let keys = copy_keys(log.store(), &dst.join(DB_DIR), options.cache_bytes)?;
+    copy_other_files(src, dst)?;
     for (file, mode) in [(CHECKPOINT_FILE, 0o644), (KEY_FILE, 0o600)] {
         let from = src.join(file);
         // A log that never signed a checkpoint has no copy of one.
@@ -108,6 +111,33 @@ fn copy_keys<S: Store>(from: &S, path: &Path, cache_bytes: u64) -> Result<u64, E
     Ok(keys)
 }
 
+/// Copies everything in `src` that is not the log's own (written by
+/// [`compact`] or rebuilt) into `dst`.
+fn copy_other_files(src: &Path, dst: &Path) -> Result<(), Error> {
+    const OWN: [&str; 5] = [DB_DIR, TILES_DIR, CHECKPOINT_FILE, KEY_FILE, LOCK_FILE];
+    for entry in fs::read_dir(src).map_err(io_at(src))? {
+        let entry = entry.map_err(io_at(src))?;
+        if !OWN.iter().any(|own| entry.file_name() == *own) {
+            copy_tree(&entry.path(), &dst.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies a file (with its permissions: private keys stay private) or a
+/// directory and everything in it.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
+    if !from.is_dir() {
+        return fs::copy(from, to).map(drop).map_err(io_at(from));
+    }
+    fs::create_dir_all(to).map_err(io_at(to))?;
+    for entry in fs::read_dir(from).map_err(io_at(from))? {
+        let entry = entry.map_err(io_at(from))?;
+        copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
 fn dir_bytes(dir: &Path) -> Result<u64, Error> {
     let mut total = 0;
     for entry in fs::read_dir(dir).map_err(io_at(dir))? {
@@ -124,7 +154,21 @@ fn dir_bytes(dir: &Path) -> Result<u64, Error> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+
+    /// Every key and value of `log`'s store, in order.
+    fn all_keys<S: Store>(log: &Log<S>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        log.store()
+            .scan_prefix(b"")
+            .map(|kv| kv.map(|(k, v)| (k, v.as_ref().to_vec())).expect("read"))
+            .collect()
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    }
 
     #[test]
     fn the_copy_is_the_same_log_with_every_live_key_and_none_deleted() {
@@ -150,34 +194,34 @@ mod tests {
                 .expect("append");
             }
         }
-        let before: Vec<_> = {
-            let log = Log::open_existing(&src, &options).expect("open");
-            log.store()
-                .scan_prefix(b"")
-                .map(|kv| kv.map(|(k, v)| (k, v.as_ref().to_vec())).expect("read"))
-                .collect()
-        };
+        // What a gateway keeps beside its log.
+        fs::create_dir_all(src.join("pki/state")).expect("mkdir");
+        fs::write(src.join("policy.toml"), b"# policy\n").expect("write");
+        fs::write(src.join("pki/state/key.pem"), b"secret").expect("write");
+        fs::set_permissions(
+            src.join("pki/state/key.pem"),
+            fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod");
+        let before = all_keys(&Log::open_existing(&src, &options).expect("open"));
         let done = compact(&src, &dst, &options).expect("compact");
         assert_eq!(done.entries, 1_000);
         assert_eq!(done.keys, before.len() as u64);
         let copy = Log::open_existing(&dst, &options).expect("open the copy");
-        let after: Vec<_> = copy
-            .store()
-            .scan_prefix(b"")
-            .map(|kv| kv.map(|(k, v)| (k, v.as_ref().to_vec())).expect("read"))
-            .collect();
-        assert_eq!(after, before, "the same keys and values");
+        assert_eq!(all_keys(&copy), before, "the same keys and values");
         assert_eq!(copy.verify().expect("verify").size, 1_000);
-        for file in [CHECKPOINT_FILE, KEY_FILE] {
+        for file in [
+            CHECKPOINT_FILE,
+            KEY_FILE,
+            "policy.toml",
+            "pki/state/key.pem",
+        ] {
             let read = |dir: &Path| fs::read(dir.join(file)).expect("read");
             assert_eq!(read(&dst), read(&src), "{file}");
         }
-        use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(dst.join(KEY_FILE))
-            .expect("key")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600, "the key stays private");
+        for key in [KEY_FILE, "pki/state/key.pem"] {
+            assert_eq!(mode(&dst.join(key)), 0o600, "{key} stays private");
+        }
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub const CHECKPOINT_FILE: &str = "checkpoint";
 pub const DB_DIR: &str = "db";
 /// Directory holding the tile files.
 pub const TILES_DIR: &str = "tiles";
-const LOCK_FILE: &str = "lock";
+/// File locked while the log is open.
+pub(crate) const LOCK_FILE: &str = "lock";
 
 /// How to open a log directory.
 #[derive(Clone, Debug)]

@@ -24,13 +24,11 @@
 //! a running gateway refreshes at least once a second.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use xgate_ledger::{
-    CHECKPOINT_FILE, DB_DIR, DiskStore, KEY_FILE, Log, MAX_ENTRY_LEN, OpenOptions, TILES_DIR,
-};
+use xgate_ledger::{DiskStore, Log, MAX_ENTRY_LEN, OpenOptions};
 
 use super::error::Error;
 use super::values;
@@ -268,24 +266,9 @@ struct Compacted {
     bytes_after: u64,
 }
 
-/// Compacts the log, then copies the rest of the data directory (the
-/// development PKI, the default policy) beside it.
+/// Compacts the data directory into a new one and reports what it did.
 fn compact(args: &CompactArgs, stdout: &mut dyn Write) -> Result<(), Error> {
-    let (from, into) = (&args.dir.data_dir, &args.into);
-    let done = xgate_ledger::compact(from, into, &OpenOptions::default())?;
-    // The log's own files were written by `compact`; its tiles are rebuilt.
-    const LOG_FILES: [&str; 5] = [DB_DIR, TILES_DIR, CHECKPOINT_FILE, KEY_FILE, "lock"];
-    let at = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| xgate_ledger::Error::Io { path, source }
-    };
-    for entry in std::fs::read_dir(from).map_err(at(from))? {
-        let entry = entry.map_err(at(from))?;
-        if !LOG_FILES.iter().any(|f| entry.file_name() == *f) {
-            let path = entry.path();
-            copy_tree(&path, &into.join(entry.file_name())).map_err(at(&path))?;
-        }
-    }
+    let done = xgate_ledger::compact(&args.dir.data_dir, &args.into, &OpenOptions::default())?;
     json(
         stdout,
         &Compacted {
@@ -295,20 +278,6 @@ fn compact(args: &CompactArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             bytes_after: done.bytes_after,
         },
     )
-}
-
-/// Copies a file (with its permissions: keys stay private) or a directory.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    if from.is_dir() {
-        std::fs::create_dir_all(to)?;
-        for entry in std::fs::read_dir(from)? {
-            let entry = entry?;
-            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
-        }
-        Ok(())
-    } else {
-        std::fs::copy(from, to).map(drop)
-    }
 }
 
 /// Opens an existing log for reading: never creates one.
