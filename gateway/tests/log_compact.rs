@@ -10,8 +10,8 @@ use xgate_ledger::verify_checkpoint;
 
 use federation::assets::register_body;
 use federation::{
-    Federation, body, error_code, get_json, inbox_len, log_size, replays_clean, runtime,
-    start_gateway, submit, xgate,
+    Federation, body, checkpoint_note, error_code, get_json, inbox_len, log_size, replays_clean,
+    runtime, start_gateway, submit, xgate,
 };
 
 #[test]
@@ -53,15 +53,7 @@ fn a_compacted_data_directory_serves_the_same_log_and_state() {
         for jws in records.iter().cloned().chain((0..10).map(register)) {
             assert_eq!(submit(&mut sender, &jws).await.status, StatusCode::CREATED);
         }
-        let note = String::from_utf8(
-            reader
-                .request(http::Method::GET, "/v1/log/checkpoint", None, Vec::new())
-                .await
-                .expect("checkpoint")
-                .body
-                .to_vec(),
-        )
-        .expect("utf-8");
+        let note = checkpoint_note(&mut reader).await;
         let asset = get_json(&mut sender, "/v1/assets/STATE-PHONE-007", StatusCode::OK).await;
         (
             log_size(&mut reader).await,
@@ -110,16 +102,7 @@ fn a_compacted_data_directory_serves_the_same_log_and_state() {
     rt.block_on(async {
         assert_eq!(log_size(&mut reader).await, size);
         let before = verify_checkpoint(&note, &key).expect("old note");
-        let now = String::from_utf8(
-            reader
-                .request(http::Method::GET, "/v1/log/checkpoint", None, Vec::new())
-                .await
-                .expect("checkpoint")
-                .body
-                .to_vec(),
-        )
-        .expect("utf-8");
-        let now = verify_checkpoint(&now, &key).expect("same key");
+        let now = verify_checkpoint(&checkpoint_note(&mut reader).await, &key).expect("same key");
         assert_eq!((now.size, now.root), (before.size, before.root));
         assert_eq!(inbox_len(&mut reader).await, inbox);
         let same = get_json(&mut sender, "/v1/assets/STATE-PHONE-007", StatusCode::OK).await;

@@ -308,10 +308,7 @@ fn the_log_api_matches_the_log_commands() {
         StatusCode::BAD_REQUEST,
     ));
     assert_eq!(bad["error"]["code"], "malformed");
-    let checkpoint = rt
-        .block_on(state.request(Method::GET, "/v1/log/checkpoint", None, Vec::new()))
-        .expect("checkpoint");
-    let checkpoint = String::from_utf8(checkpoint.body.to_vec()).expect("utf-8");
+    let checkpoint = rt.block_on(federation::checkpoint_note(&mut state));
     verify_checkpoint(&checkpoint, &fed.log_key()).expect("signed");
 
     // Stop the gateway, then ask the command line the same questions.

@@ -234,10 +234,7 @@ fn check(
         .collect();
     let key = xgate_ledger::verifier_of(data).expect("key");
     let reader = clients.get_mut("state").expect("state");
-    let note = rt
-        .block_on(reader.request(http::Method::GET, "/v1/log/checkpoint", None, Vec::new()))
-        .expect("checkpoint");
-    let note = String::from_utf8(note.body.to_vec()).expect("utf-8");
+    let note = rt.block_on(federation::checkpoint_note(reader));
     let now = verify_checkpoint(&note, &key).expect("current checkpoint");
     let inboxes = inboxes(gateway, pki);
     let mut indices = BTreeSet::new();

@@ -21,8 +21,8 @@ use xgate_ledger::{NoteVerifier, verify_checkpoint, verify_consistency};
 
 use federation::assets::register_body;
 use federation::{
-    Federation, body, consistency_proof, error_code, get_json, log_size, replays_clean, runtime,
-    snapshot, start_gateway, submit, xgate,
+    Federation, body, checkpoint_note, consistency_proof, error_code, get_json, log_size,
+    replays_clean, runtime, snapshot, start_gateway, submit, xgate,
 };
 
 /// Switches the gateway's store to `fault` (`none`, `write`, `full`,
@@ -109,16 +109,6 @@ impl Sender {
     }
 }
 
-/// The gateway's latest checkpoint note.
-async fn checkpoint(client: &mut Client) -> String {
-    let reply = client
-        .request(http::Method::GET, "/v1/log/checkpoint", None, Vec::new())
-        .await
-        .expect("a response");
-    assert_eq!(reply.status, StatusCode::OK);
-    String::from_utf8(reply.body.to_vec()).expect("utf-8")
-}
-
 /// Checks that `new` extends `old` (both notes signed by `key`), with a
 /// consistency proof from the gateway.
 async fn assert_extends(client: &mut Client, key: &NoteVerifier, old: &str, new: &str) {
@@ -151,7 +141,7 @@ fn under_each_storage_fault_nothing_is_acknowledged_and_the_gateway_recovers_by_
             assert_eq!(sender.send_pair().await, [StatusCode::CREATED; 2]);
         }
         for fault in ["write", "full", "flush"] {
-            let before_note = checkpoint(&mut reader).await;
+            let before_note = checkpoint_note(&mut reader).await;
             let before = snapshot(&fed, &["state", "treasury"]).await;
             set_fault(&fault_file, fault);
             for _ in 0..3 {
@@ -162,7 +152,7 @@ fn under_each_storage_fault_nothing_is_acknowledged_and_the_gateway_recovers_by_
                 );
             }
             // No checkpoint for anything that is not durable.
-            assert_eq!(checkpoint(&mut reader).await, before_note, "{fault}");
+            assert_eq!(checkpoint_note(&mut reader).await, before_note, "{fault}");
             if fault != "flush" {
                 // Nothing was written at all. (A failed flush leaves its
                 // batch applied but unacknowledged: the next flush makes it
@@ -179,7 +169,7 @@ fn under_each_storage_fault_nothing_is_acknowledged_and_the_gateway_recovers_by_
                 [StatusCode::CREATED; 2],
                 "{fault}: the gateway did not recover by itself"
             );
-            let after_note = checkpoint(&mut reader).await;
+            let after_note = checkpoint_note(&mut reader).await;
             assert_extends(&mut reader, &key, &before_note, &after_note).await;
         }
     });
@@ -192,7 +182,7 @@ fn under_each_storage_fault_nothing_is_acknowledged_and_the_gateway_recovers_by_
             [StatusCode::SERVICE_UNAVAILABLE; 2]
         );
     });
-    let last_note = rt.block_on(checkpoint(&mut reader));
+    let last_note = rt.block_on(checkpoint_note(&mut reader));
     let Federation { root, gateway } = fed;
     gateway.kill();
     let data = root.path().join("data").display().to_string();
@@ -205,7 +195,7 @@ fn under_each_storage_fault_nothing_is_acknowledged_and_the_gateway_recovers_by_
     let fed = Federation { root, gateway };
     let mut reader = fed.client("treasury");
     rt.block_on(async {
-        let now = checkpoint(&mut reader).await;
+        let now = checkpoint_note(&mut reader).await;
         assert_extends(&mut reader, &key, &last_note, &now).await;
         assert!(log_size(&mut reader).await >= sender.acked.len() as u64);
         let inbox = get_json(&mut reader, "/v1/inbox?limit=1000", StatusCode::OK).await;

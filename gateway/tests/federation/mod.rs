@@ -163,6 +163,16 @@ pub fn error_code(reply: &Reply) -> String {
     error["code"].as_str().expect("code").to_owned()
 }
 
+/// The gateway's latest signed checkpoint note.
+pub async fn checkpoint_note(client: &mut Client) -> String {
+    let reply = client
+        .request(Method::GET, "/v1/log/checkpoint", None, Vec::new())
+        .await
+        .expect("a response");
+    assert_eq!(reply.status, StatusCode::OK);
+    String::from_utf8(reply.body.to_vec()).expect("utf-8")
+}
+
 /// The log's size as the gateway's latest checkpoint says (0 if none).
 pub async fn log_size(client: &mut Client) -> u64 {
     let reply = client
