@@ -96,13 +96,9 @@ impl Replay {
     }
 
     /// How many ids are held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Whether no id is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Removes every id whose keep-until is before `now`, from memory and

@@ -1,19 +1,20 @@
 //! Inbox readers for a bench run (`--drain`): one per agency, each reading
 //! its agency's inbox and acknowledging every envelope in it, as receiving
-//! agencies do in real use. Each acknowledgement is a durable commit, so a
-//! reader acknowledging one envelope at a time waited a commit per envelope
-//! and kept up with under a third of a loaded gateway's arrivals; it now
-//! acknowledges a page over [`CONNECTIONS`] connections at once. Without them every exchange leaves an inbox
+//! agencies do in real use. Without them every exchange leaves an inbox
 //! record behind, so a long run measures a store that grows by every
 //! envelope sent; with them the stored data is the log and the state.
+//!
+//! Each acknowledgement is a durable commit, so a reader acknowledging one
+//! envelope at a time waited a commit per envelope and kept up with under
+//! a third of a loaded gateway's arrivals; it acknowledges each page over
+//! [`CONNECTIONS`] connections at once.
 
 use std::sync::Arc;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::task::JoinSet;
 
 use http::Method;
+use tokio::task::JoinSet;
 
 use crate::client::Client;
 
