@@ -117,41 +117,75 @@ pub fn list<S: Store>(
     Ok((items, false))
 }
 
-/// Removes envelope `id` from `recipient`'s inbox, durably. Returns `false`
-/// if `recipient` has no such envelope, whether it never existed, was
-/// acknowledged already or belongs to someone else: callers cannot tell
-/// those apart, so ids do not leak.
+/// What [`ack`] did with each id it was given, in the order given.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Acked {
+    /// The ids removed from the inbox.
+    pub acked: Vec<String>,
+    /// The ids the recipient has no envelope under: never sent to it,
+    /// acknowledged already (or earlier in the same list), or not an id at
+    /// all. Callers cannot tell those apart, so ids do not leak.
+    pub unknown: Vec<String>,
+}
+
+/// Removes the envelopes `ids` from `recipient`'s inbox, all in one write,
+/// made durable before this returns.
 ///
 /// # Errors
-/// A storage failure; then the envelope may or may not still be there.
-pub fn ack<S: Store>(store: &S, recipient: &AgencyId, id: &str) -> Result<bool, StoreError> {
-    let Some(digest) = parse_id(id) else {
-        return Ok(false);
-    };
-    // Look-up and delete must not interleave with another ack of the same
-    // envelope, or both would be told it was theirs to remove.
-    static ACKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = ACKS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let id_key = id_key(&digest);
-    let Some(found) = store.get(&id_key)? else {
-        return Ok(false);
-    };
+/// A storage failure; then each envelope may or may not still be there.
+pub fn ack<S: Store>(store: &S, recipient: &AgencyId, ids: &[String]) -> Result<Acked, StoreError> {
     let prefix = recipient_prefix(recipient);
-    let Some(index) = found
+    let mut done = Acked::default();
+    let mut batch = WriteBatch::new();
+    let mut seen = std::collections::HashSet::new();
+    {
+        // Look-up and delete must not interleave with another ack of the
+        // same envelope, or both would be told it was theirs to remove. The
+        // sync is outside: concurrent acks then share sled's flushes rather
+        // than wait for each other's.
+        static ACKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = ACKS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for id in ids {
+            let found = match parse_id(id) {
+                Some(digest) if seen.insert(digest) => locate(store, &prefix, &digest)?,
+                _ => None,
+            };
+            match found {
+                Some((id_key, index)) => {
+                    batch.delete(item_key(recipient, index));
+                    batch.delete(id_key);
+                    done.acked.push(id.clone());
+                }
+                None => done.unknown.push(id.clone()),
+            }
+        }
+        if done.acked.is_empty() {
+            return Ok(done);
+        }
+        store.apply(batch)?;
+    }
+    store.sync()?;
+    Ok(done)
+}
+
+/// The id key and log index of envelope `digest`, if it waits in the inbox
+/// whose keys start with `prefix`.
+fn locate<S: Store>(
+    store: &S,
+    prefix: &[u8],
+    digest: &[u8; 32],
+) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+    let id_key = id_key(digest);
+    let Some(found) = store.get(&id_key)? else {
+        return Ok(None);
+    };
+    let index = found
         .as_ref()
         .strip_prefix(&prefix[ITEM_PREFIX.len()..])
-        .and_then(|rest| Some(u64::from_be_bytes(rest.try_into().ok()?)))
-    else {
-        return Ok(false);
-    };
-    let mut batch = WriteBatch::new();
-    batch.delete(item_key(recipient, index));
-    batch.delete(id_key);
-    store.apply(batch)?;
-    store.sync()?;
-    Ok(true)
+        .and_then(|rest| Some(u64::from_be_bytes(rest.try_into().ok()?)));
+    Ok(index.map(|index| (id_key, index)))
 }
 
 fn recipient_prefix(recipient: &AgencyId) -> Vec<u8> {
@@ -194,4 +228,70 @@ fn parse_id(id: &str) -> Option<[u8; 32]> {
 
 fn corrupt(what: &str) -> StoreError {
     StoreError(format!("a stored {what} is malformed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xgate_ledger::{Log, OpenOptions};
+
+    /// Puts an inbox record for `recipient` at `index` under a made-up id.
+    fn deliver(store: &impl Store, recipient: &AgencyId, index: u64) -> String {
+        let digest = [index as u8; 32];
+        let mut batch = WriteBatch::new();
+        batch.put(item_key(recipient, index), b"{}".to_vec());
+        batch.put(id_key(&digest), locator(recipient, index));
+        store.apply(batch).expect("apply");
+        hex::encode(digest)
+    }
+
+    #[test]
+    fn concurrent_lists_acknowledge_each_envelope_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log");
+        let store = log.store();
+        let treasury: AgencyId = "treasury".parse().expect("id");
+        let ids: Vec<String> = (0..50).map(|i| deliver(store, &treasury, i)).collect();
+        let results: Vec<Acked> = std::thread::scope(|s| {
+            let acks: Vec<_> = (0..4)
+                .map(|t| {
+                    let mut mine = ids.clone();
+                    mine.rotate_left(t * 12);
+                    let treasury = &treasury;
+                    s.spawn(move || ack(store, treasury, &mine).expect("ack"))
+                })
+                .collect();
+            acks.into_iter()
+                .map(|a| a.join().expect("thread"))
+                .collect()
+        });
+        let mut acked: Vec<&String> = results.iter().flat_map(|r| &r.acked).collect();
+        acked.sort();
+        assert_eq!(
+            acked,
+            ids.iter().collect::<Vec<_>>(),
+            "each id acked exactly once"
+        );
+        assert_eq!(results.iter().map(|r| r.unknown.len()).sum::<usize>(), 150);
+        assert_eq!(store.scan_prefix(ITEM_PREFIX).count(), 0);
+        assert_eq!(store.scan_prefix(ID_PREFIX).count(), 0);
+    }
+
+    #[test]
+    fn only_the_recipient_acknowledges_and_a_non_id_is_unknown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log");
+        let store = log.store();
+        let treasury: AgencyId = "treasury".parse().expect("id");
+        let gsa: AgencyId = "gsa".parse().expect("id");
+        let theirs = deliver(store, &treasury, 7);
+        let upper = theirs.to_ascii_uppercase();
+        let asked = [theirs.clone(), upper, "7".to_owned(), String::new()];
+        let by_gsa = ack(store, &gsa, &asked).expect("ack");
+        assert!(by_gsa.acked.is_empty());
+        assert_eq!(by_gsa.unknown, asked);
+        let by_treasury = ack(store, &treasury, &asked).expect("ack");
+        assert_eq!(by_treasury.acked, [theirs]);
+        assert_eq!(by_treasury.unknown, asked[1..]);
+    }
 }

@@ -161,6 +161,118 @@ fn send_inbox_ack_and_a_receipt_that_verifies_offline() {
 }
 
 #[test]
+fn a_list_of_envelopes_is_acknowledged_in_one_request() {
+    let fed = Federation::start();
+    let rt = runtime();
+    let mut state = fed.client("state");
+    let mut treasury = fed.client("treasury");
+    let mut send = |to: &str, text: &str| {
+        let jws = fed
+            .signer("state")
+            .sign(&id(to), "record.send", body(text), 60, None)
+            .expect("sign");
+        let reply = rt.block_on(submit(&mut state, &jws));
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        serde_json::from_slice::<Receipt>(&reply.body)
+            .expect("receipt")
+            .id
+    };
+    let [one, two, three] = ["one", "two", "three"].map(|t| send("treasury", t));
+    let gsas = send("gsa", "not treasury's");
+    let ack = |client: &mut xgate::client::Client, content_type: &str, body: &str| {
+        let reply = rt
+            .block_on(client.request(
+                Method::POST,
+                "/v1/inbox/ack",
+                Some(content_type),
+                body.as_bytes().to_vec(),
+            ))
+            .expect("reply");
+        let json: Value = serde_json::from_slice(&reply.body).expect("json body");
+        (reply.status, json)
+    };
+
+    // Refused whole, and nothing removed: each with its status and code.
+    let many = serde_json::json!({ "ids": vec![one.clone(); 101] }).to_string();
+    let refused = [
+        (
+            "text/plain",
+            format!(r#"{{"ids":["{one}"]}}"#),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/json",
+            r#"{"ids":[]}"#.to_owned(),
+            400,
+            "malformed",
+        ),
+        ("application/json", many, 400, "malformed"),
+        (
+            "application/json",
+            format!(r#"{{"ids":["{one}"],"ids":[]}}"#),
+            400,
+            "malformed",
+        ),
+        (
+            "application/json",
+            format!(r#"{{"ids":["{one}"],"all":true}}"#),
+            400,
+            "malformed",
+        ),
+        (
+            "application/json",
+            r#"{"ids":[1,2]}"#.to_owned(),
+            400,
+            "malformed",
+        ),
+        (
+            "application/json",
+            format!(r#"["{one}"]"#),
+            400,
+            "malformed",
+        ),
+        ("application/json", "{".to_owned(), 400, "malformed"),
+    ];
+    for (content_type, request, status, code) in refused {
+        let (got, reply) = ack(&mut treasury, content_type, &request);
+        assert_eq!(got.as_u16(), status, "{request:.80}: {reply}");
+        assert_eq!(reply["error"]["code"], code, "{request:.80}");
+    }
+    assert_eq!(rt.block_on(inbox_len(&mut treasury)), 3, "nothing removed");
+
+    // Someone else's id, a repeat and a non-id are unknown; the rest go.
+    let list = serde_json::json!({ "ids": [&one, &gsas, &two, &one, "../x"] }).to_string();
+    let (status, reply) = ack(&mut treasury, "application/json; charset=utf-8", &list);
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(
+        reply,
+        serde_json::json!({ "acked": [&one, &two], "unknown": [&gsas, &one, "../x"] })
+    );
+    let page = rt.block_on(get_json(&mut treasury, "/v1/inbox", StatusCode::OK));
+    assert_eq!(page["envelopes"][0]["id"], three.as_str());
+    assert_eq!(rt.block_on(inbox_len(&mut treasury)), 1);
+    let mut gsa = fed.client("gsa");
+    assert_eq!(rt.block_on(inbox_len(&mut gsa)), 1, "gsa's is untouched");
+
+    // A retried list is answered, not refused: what is gone is unknown.
+    let (status, reply) = ack(&mut treasury, "application/json", &list);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply["acked"], serde_json::json!([]));
+    let (status, _) = ack(
+        &mut treasury,
+        "application/json",
+        &format!(r#"{{"ids":["{three}"]}}"#),
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rt.block_on(inbox_len(&mut treasury)), 0);
+    let wrong_method = rt
+        .block_on(treasury.request(Method::GET, "/v1/inbox/ack", None, Vec::new()))
+        .expect("reply");
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[test]
 fn the_cli_sends_lists_and_acknowledges() {
     let fed = Federation::start();
     let file = fed.root.path().join("record.json");

@@ -120,12 +120,10 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
         let mut readers = Vec::new();
         if plan.drain {
             for agency in &plan.agencies {
-                let clients = (0..drain::CONNECTIONS)
-                    .map(|_| Client::for_agency(&plan.pki, agency, &plan.url, protocol))
-                    .collect::<Result<Vec<_>, _>>()
+                let client = Client::for_agency(&plan.pki, agency, &plan.url, protocol)
                     .map_err(|e| e.to_string())?;
                 readers.push(tokio::spawn(drain::drain(
-                    clients,
+                    client,
                     Arc::clone(&shared.stop),
                     Arc::clone(&drained),
                 )));

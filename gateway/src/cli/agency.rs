@@ -114,19 +114,26 @@ impl InboxArgs {
             let page: Value = serde_json::from_slice(&reply.body)
                 .map_err(|_| Error::Request("the gateway's inbox page is not JSON".into()))?;
             let items = page["envelopes"].as_array().cloned().unwrap_or_default();
+            let mut ids = Vec::with_capacity(items.len());
             for mut item in items {
                 let body = self.checked_body(&item, &registry)?;
                 item["body"] = Value::Object(body);
                 let line = serde_json::to_vec(&item)
                     .map_err(|e| Error::Stdout(std::io::Error::other(e)))?;
                 emit(stdout, &line)?;
-                if self.ack {
-                    let id = item["id"].as_str().unwrap_or_default();
-                    let path = format!("/v1/inbox/{id}/ack");
-                    let reply =
-                        runtime.block_on(client.request(Method::POST, &path, None, Vec::new()))?;
-                    expect(&reply, StatusCode::OK)?;
-                }
+                ids.push(item["id"].clone());
+            }
+            if self.ack && !ids.is_empty() {
+                // The page, printed, is acknowledged in one durable write.
+                let body = serde_json::json!({ "ids": ids }).to_string().into_bytes();
+                let ack = client.request(
+                    Method::POST,
+                    "/v1/inbox/ack",
+                    Some("application/json"),
+                    body,
+                );
+                let reply = runtime.block_on(ack)?;
+                expect(&reply, StatusCode::OK)?;
             }
             match page["next"].as_u64() {
                 Some(n) => after = Some(n),

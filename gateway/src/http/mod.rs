@@ -6,6 +6,7 @@
 //! POST /v1/envelopes                       submit (application/jose) -> 201 receipt
 //! GET  /v1/inbox?after=I&limit=N           the caller's undelivered envelopes, oldest first
 //! POST /v1/inbox/{id}/ack                  remove one (404 if not the caller's)
+//! POST /v1/inbox/ack  {"ids":[...]}        remove a list -> {"acked":[...],"unknown":[...]}
 //! GET  /v1/log/checkpoint                  the latest signed checkpoint (text/plain)
 //! GET  /v1/log/entries/{index}             one entry
 //! GET  /v1/log/proof/inclusion?index=I&size=N
@@ -24,6 +25,7 @@
 //! agency as the TLS identity.
 
 mod assets;
+mod inbox;
 mod medical;
 mod stream;
 
@@ -38,10 +40,8 @@ use hyper::body::Incoming;
 use serde::Serialize;
 
 use crate::errors::{ApiError, Code};
-use crate::inbox;
 use crate::logview::{self, ViewError};
 use crate::pipeline::Gateway;
-use crate::receipt::Receipt;
 use crate::registry::AgencyId;
 use crate::tls::{Identity, Tls};
 
@@ -67,24 +67,6 @@ pub struct Context {
     pub inbox_page: usize,
     /// Set when the server stops, to end open streams.
     pub closing: tokio::sync::watch::Sender<bool>,
-}
-
-/// An envelope in an inbox listing, with a receipt against the latest
-/// checkpoint.
-#[derive(Debug, Serialize)]
-struct InboxItem {
-    id: String,
-    from: String,
-    kind: String,
-    jws: String,
-    receipt: Receipt,
-}
-
-#[derive(Debug, Serialize)]
-struct InboxPage {
-    envelopes: Vec<InboxItem>,
-    /// Pass as `after` for the next page; `null` when there is none.
-    next: Option<u64>,
 }
 
 /// Answers one request from the connection whose identity is `identity`.
@@ -119,25 +101,9 @@ async fn route(
     let query = req.uri().query().unwrap_or("").to_owned();
     match (req.method().clone(), segments) {
         (Method::POST, ["v1", "envelopes"]) => submit(ctx, sender, req).await,
-        (Method::GET, ["v1", "inbox"]) => inbox_page(ctx, sender, &query).await,
-        (Method::POST, ["v1", "inbox", id, "ack"]) => {
-            let id = (*id).to_owned();
-            let gateway = Arc::clone(&ctx.gateway);
-            let acked = blocking(move || {
-                inbox::ack(gateway.log.store(), &sender, &id).map_err(xgate_ledger::Error::from)
-            })
-            .await??;
-            if !acked {
-                return Err(ApiError::new(
-                    Code::NotFound,
-                    "no such envelope in your inbox",
-                ));
-            }
-            Ok(json(
-                StatusCode::OK,
-                &serde_json::json!({"acked": segments[2]}),
-            ))
-        }
+        (Method::GET, ["v1", "inbox"]) => inbox::page(ctx, sender, &query).await,
+        (Method::POST, ["v1", "inbox", "ack"]) => inbox::ack_list(ctx, sender, req).await,
+        (Method::POST, ["v1", "inbox", id, "ack"]) => inbox::ack_one(ctx, sender, id).await,
         (Method::GET, ["v1", "log", "checkpoint"]) => match ctx.gateway.log.latest_checkpoint() {
             Some(signed) => Ok(text(StatusCode::OK, &signed.note)),
             None => Err(ApiError::new(
@@ -168,7 +134,13 @@ async fn route(
             stream::open(ctx, sender, req.headers(), &query).await
         }
         (Method::GET, ["v1", "reconciliations", id]) => assets::report(ctx, sender, id).await,
-        (_, ["v1", "envelopes"] | ["v1", "inbox"] | ["v1", "inbox", _, "ack"])
+        (
+            _,
+            ["v1", "envelopes"]
+            | ["v1", "inbox"]
+            | ["v1", "inbox", "ack"]
+            | ["v1", "inbox", _, "ack"],
+        )
         | (
             _,
             ["v1", "log", "checkpoint"]
@@ -207,7 +179,19 @@ async fn submit(
     sender: AgencyId,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let media_type = req
+    let body = read_body(req, JOSE, ctx.max_body_bytes).await?;
+    let receipt = ctx.gateway.submit(&sender, &body).await?;
+    Ok(json(StatusCode::CREATED, &receipt))
+}
+
+/// The body of `req`, which must be of `media_type` and at most `limit`
+/// bytes long (refused from its `Content-Length` before any of it is read).
+async fn read_body(
+    req: Request<Incoming>,
+    media_type: &str,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let sent = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -218,13 +202,12 @@ async fn submit(
                 .trim()
                 .to_ascii_lowercase()
         });
-    if media_type.as_deref() != Some(JOSE) {
+    if sent.as_deref() != Some(media_type) {
         return Err(ApiError::new(
             Code::UnsupportedMediaType,
-            format!("envelopes are sent as Content-Type: {JOSE} (a compact JWS)"),
+            format!("this body is sent as Content-Type: {media_type}"),
         ));
     }
-    let limit = ctx.max_body_bytes;
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -250,55 +233,7 @@ async fn submit(
             }
         })?
         .to_bytes();
-    let receipt = ctx.gateway.submit(&sender, &body).await?;
-    Ok(json(StatusCode::CREATED, &receipt))
-}
-
-async fn inbox_page(
-    ctx: &Arc<Context>,
-    recipient: AgencyId,
-    query: &str,
-) -> Result<Response<Body>, ApiError> {
-    let after = optional(query, "after")?;
-    let limit =
-        optional(query, "limit")?.map_or(ctx.inbox_page, |l| (l as usize).clamp(1, ctx.inbox_page));
-    let gateway = Arc::clone(&ctx.gateway);
-    let page = blocking(move || -> Result<InboxPage, ApiError> {
-        let log = &gateway.log;
-        let (items, more) = inbox::list(log.store(), &recipient, after, limit)
-            .map_err(xgate_ledger::Error::from)?;
-        let next = if more {
-            items.last().map(|i| i.log_index)
-        } else {
-            None
-        };
-        if items.is_empty() {
-            return Ok(InboxPage {
-                envelopes: Vec::new(),
-                next,
-            });
-        }
-        // Every commit signs a checkpoint, so one covers any stored envelope.
-        let checkpoint = log
-            .latest_checkpoint()
-            .ok_or_else(|| ApiError::new(Code::Internal, "the log has no checkpoint"))?;
-        let envelopes = items
-            .into_iter()
-            .map(|i| {
-                let receipt = Receipt::build(log, i.id.clone(), i.log_index, &checkpoint)?;
-                Ok(InboxItem {
-                    id: i.id,
-                    from: i.from,
-                    kind: i.kind,
-                    jws: i.jws,
-                    receipt,
-                })
-            })
-            .collect::<Result<Vec<_>, xgate_ledger::Error>>()?;
-        Ok(InboxPage { envelopes, next })
-    })
-    .await??;
-    Ok(json(StatusCode::OK, &page))
+    Ok(body)
 }
 
 /// The caller's agency, if it is registered and its certificate not revoked.
