@@ -20,8 +20,8 @@
 //! what it can do next: offer an asset it holds to the other side, or
 //! accept an offer the other side has had acknowledged (the other task
 //! tells it over a channel). With two assets per side the queue is
-//! practically never empty, so, as in the `record.send` baseline (and
-//! `examples/load.rs`), every connection always has an envelope in flight
+//! practically never empty, so, as in the `record.send` baseline (the
+//! closed loop of `xgate bench`), every connection always has an envelope in flight
 //! and the two runs differ only in what the envelopes ask for. (One task
 //! per asset with two connections of its own would need 128 connections
 //! for 64 envelopes in flight; two connections moving one asset in lock
@@ -557,7 +557,7 @@ fn presign_records(
         .collect()
 }
 
-/// `examples/load.rs`'s loop: `connections` connections, connection `c` as
+/// The closed loop of `xgate bench`: `connections` connections, connection `c` as
 /// agency `c mod 4`, each submitting the next envelope of its agency's
 /// queue as soon as the last one's receipt returns.
 async fn record_phase(

@@ -6,7 +6,7 @@
 #
 # 1. builds the release binary and starts `xgate serve` on a fresh data dir;
 # 2. measures the maximum with a 10 s `xgate bench` (64 connections, mixed
-#    record.send=8,medical.request=1,asset.register=1);
+#    record.send=8,medical.request=1,asset.register=1, or SOAK_MIX);
 # 3. runs `xgate bench --rate --drain` at half that, in back-to-back runs of
 #    at most 200 s (pre-signed envelopes live 300 s), for MINUTES; the
 #    receiving agencies read and acknowledge their inboxes as they would in
@@ -30,7 +30,7 @@ XGATE_LOG=warn "$xgate" serve --data-dir "$dir/data" --listen 127.0.0.1:0 > "$di
 pid=$!
 for _ in $(seq 50); do grep -q listening "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done
 url=$(awk '/listening on/ {print $4; exit}' "$dir/serve.out")
-mix=record.send=8,medical.request=1,asset.register=1
+mix=${SOAK_MIX:-record.send=8,medical.request=1,asset.register=1}
 drain=--drain
 [ "${SOAK_DRAIN:-1}" = 0 ] && drain=
 bench() { "$xgate" bench --pki "$dir/data/pki" --gateway "$url" --connections 64 --mix "$mix" --json "$@" 2>/dev/null; }
