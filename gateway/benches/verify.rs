@@ -10,12 +10,15 @@
 //!   gateway used it first (OpenSSL 3 EVP, one context per call).
 //! - `es256/openssl_low_level`: `ECDSA_do_verify` on a cached `EC_KEY`
 //!   over a SHA-256 digest, through the `openssl` crate.
+//! - `es256/ring`: *ring*'s `ECDSA_P256_SHA256_FIXED` on the raw point
+//!   (*ring* is linked for TLS already).
 //! - `envelope/open`: `xgate::envelope::open` on a real envelope: parsing,
-//!   the josekit verify, the claim checks.
+//!   the signature check, the claim checks.
 //!
 //! The gateway keeps josekit (a mandated crate, one verifier per registry
-//! key): the low-level path saved about a fifth of the signature check,
-//! some 6% of an exchange's CPU, measured here.
+//! key). Run each alone, alternating (`-- es256/josekit`, `-- es256/ring`):
+//! run in one process, whichever goes first is measured slower on this
+//! machine. docs/performance.md has the figures and the profile that decided.
 
 use criterion::Criterion;
 use josekit::jwk::Jwk;
@@ -79,6 +82,23 @@ fn bench(c: &mut Criterion) {
             let sig = EcdsaSig::from_private_components(r, s).expect("sig");
             let digest = Sha256::digest(signed.as_bytes());
             assert!(sig.verify(&digest, &key).expect("verify"));
+        })
+    });
+    // ring (already linked for rustls): the uncompressed point 0x04 || x || y
+    // and the fixed-length r || s signature JWS uses.
+    let point: Vec<u8> = [
+        &[4u8][..],
+        &coord("x").to_vec_padded(32).expect("x"),
+        &coord("y").to_vec_padded(32).expect("y"),
+    ]
+    .concat();
+    let ring_key =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point);
+    group.bench_function("ring", |b| {
+        b.iter(|| {
+            ring_key
+                .verify(signed.as_bytes(), &signature)
+                .expect("valid")
         })
     });
     group.finish();

@@ -545,6 +545,76 @@ mod tests {
     }
 
     #[test]
+    fn only_the_exact_signature_over_the_exact_input_verifies() {
+        let (registry, es, ed) = federation();
+        let check = |sender: &str, jws: &str| {
+            let err = open_as(&registry, sender, jws).expect_err("refused");
+            assert!(matches!(err, Rejection::BadSignature(_)), "{err:?}");
+        };
+        for (sender, jwk, alg, iss_aud) in [
+            ("state", &es, "ES256", ("state", "hhs")),
+            ("hhs", &ed, "EdDSA", ("hhs", "state")),
+        ] {
+            let jws = sign(jwk, alg, claims(iss_aud.0, iss_aud.1));
+            let (signed, sig64) = jws.rsplit_once('.').expect("three parts");
+            let sig = URL_SAFE_NO_PAD.decode(sig64).expect("b64");
+            // One bit flipped in the signature, then in the signed input.
+            let mut flipped = sig.clone();
+            flipped[5] ^= 1;
+            check(
+                sender,
+                &format!("{signed}.{}", URL_SAFE_NO_PAD.encode(&flipped)),
+            );
+            let (h64, p64) = signed.split_once('.').expect("header.payload");
+            let other = URL_SAFE_NO_PAD.encode(
+                serde_json::to_vec(&claims(iss_aud.0, iss_aud.1))
+                    .expect("json")
+                    .iter()
+                    .map(|b| if *b == b'1' { b'2' } else { *b })
+                    .collect::<Vec<u8>>(),
+            );
+            assert_ne!(other, p64);
+            check(sender, &format!("{h64}.{other}.{sig64}"));
+            // Truncated, padded, and empty signatures.
+            for bad in [&sig[..sig.len() - 1], &[sig.as_slice(), &[0]].concat(), &[]] {
+                check(sender, &format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bad)));
+            }
+        }
+        // ES256 in JWS is r || s (RFC 7518 section 3.4), never ASN.1 DER.
+        let jws = sign(&es, "ES256", claims("state", "hhs"));
+        let (signed, sig64) = jws.rsplit_once('.').expect("three parts");
+        let sig = URL_SAFE_NO_PAD.decode(sig64).expect("b64");
+        let der = openssl::ecdsa::EcdsaSig::from_private_components(
+            openssl::bn::BigNum::from_slice(&sig[..32]).expect("r"),
+            openssl::bn::BigNum::from_slice(&sig[32..]).expect("s"),
+        )
+        .and_then(|s| s.to_der())
+        .expect("der");
+        check(
+            "state",
+            &format!("{signed}.{}", URL_SAFE_NO_PAD.encode(der)),
+        );
+    }
+
+    #[test]
+    fn registry_keys_must_carry_full_length_coordinates() {
+        let (registry, es, _) = federation();
+        let mut agencies: Vec<Agency> = registry.agencies().cloned().collect();
+        let state = agencies
+            .iter_mut()
+            .find(|a| a.id.as_str() == "state")
+            .expect("state");
+        let x = es.parameter("x").and_then(Value::as_str).expect("x");
+        let short = URL_SAFE_NO_PAD.encode(&URL_SAFE_NO_PAD.decode(x).expect("b64")[1..]);
+        state.signing_key.insert("x".into(), json!(short));
+        let err = Registry::from_agencies(agencies)
+            .map_err(|e| e.to_string())
+            .and_then(|r| Verifiers::from_registry(&r))
+            .expect_err("a 31-byte coordinate is refused");
+        assert!(err.contains("state"), "{err}");
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let (registry, _, _) = federation();
         for input in [
