@@ -611,7 +611,12 @@ mod tests {
             .map_err(|e| e.to_string())
             .and_then(|r| Verifiers::from_registry(&r))
             .expect_err("a 31-byte coordinate is refused");
-        assert!(err.contains("state"), "{err}");
+        // josekit refuses the point when the verifiers are built; the rest
+        // of the message is OpenSSL's.
+        assert!(
+            err.starts_with("agency state: signing_key is not a P-256 key: "),
+            "{err}"
+        );
     }
 
     #[test]
