@@ -65,11 +65,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-XGATE_LOG=warn "$xgate" serve --data-dir "$dir/data" --listen 127.0.0.1:0 > "$dir/serve.out" 2> "$dir/serve.err" &
-pids+=($!)
-for _ in $(seq 100); do grep -q listening "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done
-xgate_url=$(awk '/listening on/ {print $4; exit}' "$dir/serve.out")
-[ -n "$xgate_url" ] || { cat "$dir/serve.err" >&2; exit 1; }
+. tests/perf/serve.sh
+start_gateway "$xgate" "$dir"
+pids+=("$gateway_pid")
+xgate_url=$gateway_url
 pki=$dir/data/pki
 
 mkdir -p "$dir/nginx"

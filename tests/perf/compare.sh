@@ -17,24 +17,23 @@ after=${2:?usage: compare.sh BEFORE AFTER [ROUNDS] [SECS]}
 rounds=${3:-3}
 secs=${4:-10}
 mix=${COMPARE_MIX:-record.send=8,medical.request=1,asset.register=1}
+before=$(realpath "$before") after=$(realpath "$after")
+cd "$(dirname "$0")/../.."
+. tests/perf/serve.sh
 work=$(mktemp -d)
-pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
 
-# One run of binary $1: prints "per_second p99_ms errors".
+# One run of binary $1: prints "per_second p99_ms errors". It runs in a
+# command substitution, a subshell, so it stops its own gateway and removes
+# its data however it ends.
 run() {
-  local dir url
   dir=$(mktemp -d -p "$work")
-  XGATE_LOG=warn "$1" serve --data-dir "$dir/data" --listen 127.0.0.1:0 > "$dir/out" 2> "$dir/err" &
-  pid=$!
-  for _ in $(seq 100); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.1; done
-  url=$(awk '/listening on/ {print $4; exit}' "$dir/out")
-  [ -n "$url" ] || { echo "$1 did not start:" >&2; cat "$dir/err" >&2; exit 1; }
-  "$after" bench --pki "$dir/data/pki" --gateway "$url" --connections 64 \
+  gateway_pid=
+  trap '[ -z "$gateway_pid" ] || { kill "$gateway_pid" 2>/dev/null; wait "$gateway_pid" 2>/dev/null; }; rm -rf "$dir"' EXIT
+  start_gateway "$1" "$dir"
+  "$after" bench --pki "$dir/data/pki" --gateway "$gateway_url" --connections 64 \
     --duration "$secs" --mix "$mix" --json 2>/dev/null |
     python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["per_second"], r["latency_ms"]["p99"], sum(r["errors"].values()))'
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
-  rm -rf "$dir"
 }
 
 results=()

@@ -31,11 +31,11 @@ cd "$(dirname "$0")/../.."
 cargo build --release -q -p xgate --bin xgate
 xgate=./target/release/xgate
 dir=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
-XGATE_LOG=warn "$xgate" serve --data-dir "$dir/data" --listen 127.0.0.1:0 > "$dir/serve.out" 2> "$dir/serve.err" &
-pid=$!
-for _ in $(seq 50); do grep -q listening "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done
-url=$(awk '/listening on/ {print $4; exit}' "$dir/serve.out")
+pid=
+trap '[ -z "$pid" ] || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; rm -rf "$dir"' EXIT
+. tests/perf/serve.sh
+start_gateway "$xgate" "$dir"
+pid=$gateway_pid url=$gateway_url
 mix=${SOAK_MIX:-record.send=8,medical.request=1,asset.register=1}
 drain=--drain
 [ "${SOAK_DRAIN:-1}" = 0 ] && drain=
