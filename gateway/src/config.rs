@@ -11,7 +11,13 @@
 //! max_body_bytes = 1048576         # XGATE_MAX_BODY_BYTES: larger bodies get 413
 //! max_connections = 4096           # XGATE_MAX_CONNECTIONS: more wait in the kernel's backlog
 //! request_timeout_secs = 30        # XGATE_REQUEST_TIMEOUT_SECS: whole request, 503 after
-//! header_timeout_secs = 10         # XGATE_HEADER_TIMEOUT_SECS: TLS handshake and headers
+//! header_timeout_secs = 10         # XGATE_HEADER_TIMEOUT_SECS: TLS handshake, and each request head (the first one included)
+//! idle_timeout_secs = 60           # XGATE_IDLE_TIMEOUT_SECS: a keep-alive connection with no request in flight is closed after
+//! max_connection_age_secs = 3600   # XGATE_MAX_CONNECTION_AGE_SECS: any connection is closed (gracefully) after
+//! max_connections_per_agency = 1024  # XGATE_MAX_CONNECTIONS_PER_AGENCY: more from one agency are closed at once
+//! max_handshakes = 256             # XGATE_MAX_HANDSHAKES: connections still in the TLS handshake at once
+//! crl_strict = false               # XGATE_CRL_STRICT: past the CRL's nextUpdate, refuse every client
+//! max_streams_per_agency = 8       # XGATE_MAX_STREAMS_PER_AGENCY: open event streams per agency
 //! crl_poll_secs = 5                # XGATE_CRL_POLL_SECS: how often the CRL file is checked
 //! max_lifetime_secs = 300          # XGATE_MAX_LIFETIME_SECS: longest exp - iat
 //! clock_skew_secs = 60             # XGATE_CLOCK_SKEW_SECS
@@ -50,8 +56,24 @@ pub struct Config {
     pub max_connections: usize,
     /// Longest a request may take, in seconds.
     pub request_timeout_secs: u64,
-    /// Longest a TLS handshake or request head may take, in seconds.
+    /// Longest a TLS handshake or request head may take, in seconds; it
+    /// also bounds the wait for the first request after the handshake.
     pub header_timeout_secs: u64,
+    /// A keep-alive connection (HTTP/1.1 or HTTP/2) with no request in
+    /// flight is closed after this many seconds.
+    pub idle_timeout_secs: u64,
+    /// Every connection is closed gracefully after this many seconds, so
+    /// no client holds a slot for good.
+    pub max_connection_age_secs: u64,
+    /// Most connections one agency may hold open at once.
+    pub max_connections_per_agency: usize,
+    /// Most connections still in the TLS handshake at once.
+    pub max_handshakes: usize,
+    /// Past the CRL's `nextUpdate`, refuse every client until a fresh CRL
+    /// arrives (the alarm is raised either way).
+    pub crl_strict: bool,
+    /// Most open event streams per agency.
+    pub max_streams_per_agency: usize,
     /// How often the CRL file is checked for changes, in seconds.
     pub crl_poll_secs: u64,
     /// Longest `exp - iat` accepted, in seconds.
@@ -92,6 +114,12 @@ impl Default for Config {
             max_connections: 4096,
             request_timeout_secs: 30,
             header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connection_age_secs: 3600,
+            max_connections_per_agency: 1024,
+            max_handshakes: 256,
+            crl_strict: false,
+            max_streams_per_agency: 8,
             crl_poll_secs: 5,
             max_lifetime_secs: 300,
             clock_skew_secs: 60,
@@ -181,6 +209,14 @@ impl Config {
             "XGATE_MAX_CONNECTIONS" => self.max_connections = parse(name, value)?,
             "XGATE_REQUEST_TIMEOUT_SECS" => self.request_timeout_secs = parse(name, value)?,
             "XGATE_HEADER_TIMEOUT_SECS" => self.header_timeout_secs = parse(name, value)?,
+            "XGATE_IDLE_TIMEOUT_SECS" => self.idle_timeout_secs = parse(name, value)?,
+            "XGATE_MAX_CONNECTION_AGE_SECS" => self.max_connection_age_secs = parse(name, value)?,
+            "XGATE_MAX_CONNECTIONS_PER_AGENCY" => {
+                self.max_connections_per_agency = parse(name, value)?;
+            }
+            "XGATE_MAX_HANDSHAKES" => self.max_handshakes = parse(name, value)?,
+            "XGATE_CRL_STRICT" => self.crl_strict = parse(name, value)?,
+            "XGATE_MAX_STREAMS_PER_AGENCY" => self.max_streams_per_agency = parse(name, value)?,
             "XGATE_CRL_POLL_SECS" => self.crl_poll_secs = parse(name, value)?,
             "XGATE_MAX_LIFETIME_SECS" => self.max_lifetime_secs = parse(name, value)?,
             "XGATE_CLOCK_SKEW_SECS" => self.clock_skew_secs = parse(name, value)?,
@@ -202,6 +238,14 @@ impl Config {
             ("max_connections", self.max_connections as u64),
             ("request_timeout_secs", self.request_timeout_secs),
             ("header_timeout_secs", self.header_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("max_connection_age_secs", self.max_connection_age_secs),
+            (
+                "max_connections_per_agency",
+                self.max_connections_per_agency as u64,
+            ),
+            ("max_handshakes", self.max_handshakes as u64),
+            ("max_streams_per_agency", self.max_streams_per_agency as u64),
             ("crl_poll_secs", self.crl_poll_secs),
             ("inbox_page", self.inbox_page as u64),
             ("offer_ttl_secs", self.offer_ttl_secs),
