@@ -6,6 +6,9 @@
 //! covers more responses than its uses, and a case is in the review queue
 //! exactly while it broke the glass and is not yet reviewed.
 //!
+//! A request that reuses its requester's `jti` for another holder, as
+//! gateways before issue 17 accepted, is refused by the replay too.
+//!
 //! `PROPTEST_CASES` sets how many random sequences run (default 1 here).
 
 use std::collections::BTreeMap;
@@ -287,4 +290,134 @@ proptest! {
             prop_assert_eq!(queued, case.break_glass && case.review.is_none(), "{:?}", case);
         }
     }
+}
+
+/// Issue 17, item 5, the fold's half: a log in which a requester reused a
+/// request's `jti` for a second holder (what gateways before the fix
+/// accepted once the first request's replay window was over, overwriting
+/// its case and leaving the first holder's review queue pointing at it) no
+/// longer replays clean: `xgate audit replay` names the entry its rules
+/// refuse, as the gateway now refuses it (`request_exists`).
+#[test]
+fn replay_refuses_a_request_reusing_its_requesters_jti() {
+    use xgate::assets::state::{Stored, existing_salt, person_hash};
+    use xgate::medical::state::{Basis, Grant};
+    use xgate_ledger::WriteBatch;
+
+    let World {
+        _dir: dir,
+        registry,
+        signers,
+        ids,
+        log,
+        gateway,
+        ..
+    } = World::new();
+    let (state_, gsa, hhs) = (0, 2, 3);
+    let jti = "q-reused";
+    let kid = registry
+        .get(&ids[state_])
+        .and_then(|a| a.encryption_key.get("kid").cloned())
+        .expect("kid");
+    let Value::Object(body) = json!({"subject": "mrn-1", "purpose": "ETREAT", "incident": "INC-1",
+        "responder": {"name": "Dr. Example", "role": "medical-officer"},
+        "sections": ["allergies"], "reply_key": kid})
+    else {
+        unreachable!("an object")
+    };
+    let sign = |to: usize| {
+        signers[state_]
+            .sign(
+                &ids[to],
+                "medical.request",
+                body.clone(),
+                300,
+                Some(jti.into()),
+            )
+            .expect("sign")
+    };
+    // The first request, through the gateway's pipeline.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime
+        .block_on(gateway.submit(&ids[state_], sign(hhs).as_bytes()))
+        .expect("the first request is accepted");
+    drop(gateway);
+
+    // The second, to gsa, committed as the gateway did before the fix.
+    let now = xgate::pipeline::unix_now();
+    let verifiers = xgate::envelope::Verifiers::from_registry(&registry).expect("verifiers");
+    let second = sign(gsa);
+    let envelope = xgate::envelope::open(
+        second.as_bytes(),
+        &ids[state_],
+        &verifiers,
+        &registry,
+        Limits::default(),
+        now,
+    )
+    .expect("the second request opens");
+    let store = log.store();
+    let salt = existing_salt(store).expect("read").expect("a salt");
+    let policy = Policy::parse(&policy_text(), "test", &registry)
+        .expect("policy")
+        .hash_hex();
+    let expires = now + 2;
+    let entry = xgate::entry::Entry::of(&envelope, &policy, "break-glass", now)
+        .about(None, Some(person_hash(&salt, "mrn-1")), Some(expires))
+        .medical(Some("ETREAT"), None, Some(1), None)
+        .encode();
+    let index = log.size();
+    let mut case = state::case(&Stored(store), &ids[state_], jti)
+        .expect("read")
+        .expect("the first case");
+    assert_eq!(case.holder, ids[hhs]);
+    case.holder = ids[gsa].clone();
+    case.log_index = index;
+    case.time = now;
+    case.envelope = envelope.id();
+    case.grant = Some(Grant {
+        basis: Basis::BreakGlass,
+        log_index: index,
+        time: now,
+        expires,
+        uses: 1,
+        used: 0,
+    });
+    let mut batch = WriteBatch::new();
+    xgate::inbox::keep(&envelope, index, &mut batch);
+    xgate::inbox::put(&envelope, index, true, &mut batch);
+    batch.put(state::holder_key(&ids[gsa], jti), b"state".to_vec());
+    batch.put(
+        state::queue_key(&ids[gsa], index),
+        state::queue_value(&ids[state_], jti),
+    );
+    state::put_case(&mut batch, &case);
+    log.append_batch_with(&[entry], move |_| batch)
+        .expect("append");
+    drop(log);
+
+    let data = dir.path().join("data").display().to_string();
+    let registry = dir.path().join("pki/registry.toml").display().to_string();
+    let run = xgate_tests::Xgate::new(env!("CARGO_BIN_EXE_xgate")).run(
+        &[
+            "audit",
+            "replay",
+            "--data-dir",
+            &data,
+            "--registry",
+            &registry,
+        ],
+        b"",
+    );
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.code, Some(1), "{out}{}", run.stderr);
+    assert!(
+        out.contains(&format!(
+            "difference: entry {index}: the rules refuse it on replay: state already made a medical request with this jti"
+        )),
+        "{out}"
+    );
 }

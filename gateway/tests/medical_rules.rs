@@ -312,12 +312,110 @@ fn responses_need_a_live_grant_from_the_agency_asked() {
 
 /// Signs with a chosen `jti`.
 fn sign_with_jti(desk: &Desk, aud: &str, kind: &str, body: Value, jti: &str) -> String {
+    sign_for(desk, aud, kind, body, jti, 60)
+}
+
+/// Signs with a chosen `jti`, valid for `lifetime` seconds from now.
+fn sign_for(desk: &Desk, aud: &str, kind: &str, body: Value, jti: &str, lifetime: i64) -> String {
     let Value::Object(map) = body else {
         panic!("a body is an object")
     };
     desk.signer
-        .sign(&id(aud), kind, map, 60, Some(jti.to_owned()))
+        .sign(&id(aud), kind, map, lifetime, Some(jti.to_owned()))
         .expect("sign")
+}
+
+/// Issue 17, item 5: once a request's replay window is over, its requester
+/// sends the same `jti` to another holder. Before, that overwrote the case
+/// (requester, jti): hhs's review queue then pointed at gsa's case, and the
+/// replay agreed. Now it is `409 request_exists` and changes nothing.
+#[test]
+fn a_request_jti_names_one_case_for_good_even_past_its_replay_window() {
+    // No clock skew, a short lifetime and request timeout: the first
+    // request's id leaves the replay store a few seconds after it is sent
+    // (at `exp` + skew, plus the request timeout if the purge keeps that
+    // too), at the purge each start of the gateway runs.
+    const LIFETIME: i64 = 5;
+    let env = [
+        ("XGATE_CLOCK_SKEW_SECS", "0"),
+        ("XGATE_REQUEST_TIMEOUT_SECS", "5"),
+    ];
+    let (fed, _dir) = start(&env, None);
+    let jti = "reused-request-1";
+    let body = request_for(&fed, "state", "ETREAT", "medical-officer");
+    let sent = federation::assets::now();
+    let (first, queue) = runtime().block_on(async {
+        let [mut state, _, _, mut hhs, mut gao] = desks(&fed);
+        let jws = sign_for(&state, "hhs", REQUEST, body.clone(), jti, LIFETIME);
+        let reply = state.post(&jws).await;
+        let text = String::from_utf8_lossy(&reply.body);
+        assert_eq!(reply.status, StatusCode::CREATED, "{text}");
+        let queue = get_json(&mut hhs.client, "/v1/reviews", StatusCode::OK).await;
+        assert_eq!(queue["reviews"][0]["request"], jti);
+        assert_eq!(queue["reviews"][0]["holder"], "hhs");
+        (snapshot(&mut gao, "state", jti).await, queue)
+    });
+    assert_eq!(first.1["holder"], "hhs");
+
+    // Past the replay window, with its id purged (a start purges at once).
+    let clear = sent + LIFETIME + 5 + 2;
+    while federation::assets::now() <= clear {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let federation::Federation { root, gateway } = fed;
+    gateway.stop();
+    let mut fed = federation::Federation {
+        gateway: federation::start_gateway(root.path(), &[], &env),
+        root,
+    };
+    // The purge runs beside the first requests: a `replayed` means it has
+    // not yet, and the next start purges again.
+    let mut attempt = 0;
+    let reply = loop {
+        attempt += 1;
+        let reply = runtime().block_on(async {
+            let [mut state, ..] = desks(&fed);
+            let jws = sign_for(&state, "gsa", REQUEST, body.clone(), jti, 60);
+            state.post(&jws).await
+        });
+        if reply.error_code().as_deref() != Some("replayed") || attempt == 5 {
+            break reply;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let federation::Federation { root, gateway } = fed;
+        gateway.stop();
+        fed = federation::Federation {
+            gateway: federation::start_gateway(root.path(), &[], &env),
+            root,
+        };
+    };
+    assert_eq!(
+        (reply.status, reply.error_code().as_deref()),
+        (StatusCode::CONFLICT, Some("request_exists")),
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    error_code(&reply); // and the body has the contract's shape
+    runtime().block_on(async {
+        let [mut state, _, mut gsa, mut hhs, mut gao] = desks(&fed);
+        // Nothing changed: the log, the case, hhs's queue; gsa was asked nothing.
+        assert_eq!(snapshot(&mut gao, "state", jti).await, first);
+        let now = get_json(&mut hhs.client, "/v1/reviews", StatusCode::OK).await;
+        assert_eq!(now["reviews"], queue["reviews"]);
+        let path = format!("/v1/medical/requests/{jti}");
+        get_json(&mut gsa.client, &path, StatusCode::NOT_FOUND).await;
+        let mine = get_json(&mut state.client, &path, StatusCode::OK).await;
+        assert_eq!(mine["holder"], "hhs");
+        // A new jti to gsa is a new case.
+        state
+            .accepted(
+                "gsa",
+                REQUEST,
+                request_for(&fed, "state", "ETREAT", "medical-officer"),
+            )
+            .await;
+    });
+    federation::replays_clean(fed);
 }
 
 #[test]

@@ -50,8 +50,10 @@ pub struct Terms {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
-    /// 409 `request_exists`: the holder was already asked with this `jti`.
-    #[error("{0} was already sent a medical request with this jti")]
+    /// 409 `request_exists`: a case is already named by this `jti`, the
+    /// holder's (another request to it) or the requester's (its request to
+    /// any holder). The message says which, naming only the two parties.
+    #[error("{0}")]
     RequestExists(String),
     /// 404 `not_found`: no such request for this holder.
     #[error("{0} was sent no medical request with this jti")]
@@ -158,9 +160,27 @@ pub fn apply(
             if ctx.recipient == ctx.sender {
                 return Err(wrong_audience("a medical request goes to the holding agency").into());
             }
+            // A request's jti names its case twice, by requester (the case
+            // itself) and by holder (the index); both names must be new, or
+            // the case would be overwritten and the other holder's index
+            // and review queue would point at a case that is not theirs. The
+            // replay window does not cover this: it ends with `exp`, a case
+            // does not.
+            if state.get(&state::case_key(ctx.sender, ctx.jti))?.is_some() {
+                return Err(Refusal::RequestExists(format!(
+                    "{} already made a medical request with this jti (a request's jti names \
+                     its case for good; use a new one)",
+                    ctx.sender
+                ))
+                .into());
+            }
             let holder_key = state::holder_key(ctx.recipient, ctx.jti);
             if state.get(&holder_key)?.is_some() {
-                return Err(Refusal::RequestExists(ctx.recipient.to_string()).into());
+                return Err(Refusal::RequestExists(format!(
+                    "{} was already sent a medical request with this jti",
+                    ctx.recipient
+                ))
+                .into());
             }
             let case = Case {
                 request: ctx.jti.to_owned(),
@@ -413,6 +433,27 @@ mod tests {
         // The same jti to the same holder is taken, even from another agency.
         let again = refused(w.send("gsa", "hhs", "q2", &etreat, GRANT, 201));
         assert!(matches!(again, Refusal::RequestExists(_)));
+    }
+
+    #[test]
+    fn a_requester_cannot_reuse_a_request_jti_for_another_holder() {
+        let mut w = World {
+            state: Memory::default(),
+            index: 0,
+        };
+        let etreat = request(Purpose::Etreat);
+        w.send("state", "hhs", "q1", &etreat, GRANT, 100)
+            .expect("request");
+        let before = w.state.clone();
+        // Long after its replay window: the case is still there, and names it.
+        let again = refused(w.send("state", "gsa", "q1", &etreat, GRANT, 10_000));
+        assert!(
+            matches!(&again, Refusal::RequestExists(m) if m.starts_with("state already made")),
+            "{again:?}"
+        );
+        assert_eq!(w.state, before, "nothing overwritten or re-keyed");
+        assert_eq!(w.case("state", "q1").holder, id("hhs"));
+        assert_eq!(w.queue_len(), 1);
     }
 
     #[test]

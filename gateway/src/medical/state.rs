@@ -4,8 +4,12 @@
 //! | key | value | what |
 //! |---|---|---|
 //! | `Gm` requester `0` jti | [`Case`] JSON | the request, its grant, responses and review |
-//! | `Gw` holder `0` jti | requester | the holder's name for it (a `jti` is unique per holder) |
+//! | `Gw` holder `0` jti | requester | the holder's name for it |
 //! | `Gu` holder `0` index (u64 BE) | requester `0` jti | break-the-glass grants awaiting review |
+//!
+//! A request's `jti` is unique per requester and per holder, for good (not
+//! only within its replay window): a case is written under both names when
+//! it opens and is never overwritten by another request or re-keyed.
 //!
 //! A case holds no personal data: not the subject, not the responder's
 //! name, not the incident; those stay in the signed request, under `Ge` and
