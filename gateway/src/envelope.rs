@@ -7,7 +7,14 @@
 //! each rejection names the first thing wrong:
 //!
 //! 1. structure: three base64url parts, a JSON object header (`malformed`);
-//! 2. header: no key appears twice, in the header or anywhere in the
+//! 2. identity: when the claims, as sent and not yet verified, hold a
+//!    string `iss`, it must be the TLS identity (`identity_mismatch`). It is
+//!    read only to refuse: nothing is verified with any key but the one the
+//!    registry holds for the TLS identity, so another agency's envelope,
+//!    however validly signed, is refused for what it is, before its `kid`
+//!    (which names that agency's key, not the caller's) is looked at, and
+//!    the answer tells the caller nothing it did not send;
+//! 3. header: no key appears twice, in the header or anywhere in the
 //!    claims (`malformed`: parsers that keep the first and parsers that
 //!    keep the last would read two different envelopes); `alg` must be the
 //!    sender's registered algorithm (ES256, or EdDSA for an Ed25519 key),
@@ -17,9 +24,10 @@
 //!    implemented) or `b64` (RFC 7797 unencoded payloads)
 //!    (`unsupported_header`); `typ` must be `xgate-envelope+jwt`
 //!    (`malformed`); `kid` must be the sender's signing key (`bad_signature`);
-//! 3. the signature, over the sender's key (`bad_signature`);
-//! 4. claims: exactly `iss`, `aud`, `jti`, `iat`, `exp`, `kind`, `body`
-//!    (`malformed`); `iss` is the TLS identity (`identity_mismatch`); `aud`
+//! 4. the signature, over the sender's key (`bad_signature`);
+//! 5. claims: exactly `iss`, `aud`, `jti`, `iat`, `exp`, `kind`, `body`
+//!    (`malformed`); `iss` is the TLS identity (`identity_mismatch`, now
+//!    from the verified claims); `aud`
 //!    is a registered agency (`wrong_audience`; whether it may be the
 //!    sender itself depends on the kind, a later stage); `exp - iat` is at
 //!    most [`Limits::max_lifetime`] (`lifetime_too_long`); `iat` is not in
@@ -245,6 +253,13 @@ pub fn open(
         .map_err(|m| Rejection::Malformed(format!("the JWS header: {m}")))?;
     let header: Map<String, Value> = serde_json::from_slice(&header_bytes)
         .map_err(|_| malformed("the JWS header is not base64url-encoded JSON object"))?;
+    // Decoded once; a payload that is not base64url is refused only after
+    // the signature, as before, so the first thing wrong is still named.
+    let payload = URL_SAFE_NO_PAD.decode(p64);
+    let claimed = payload.as_deref().ok().and_then(claimed_iss);
+    if let Some(other) = claimed.filter(|iss| iss != sender.as_str()) {
+        return Err(identity_mismatch(&other, sender, registry));
+    }
     let key = verifiers.keys.get(sender).ok_or_else(|| {
         Rejection::BadSignature(format!("no signing key is registered for {sender}"))
     })?;
@@ -288,9 +303,7 @@ pub fn open(
         .verify(signed.as_bytes(), &signature)
         .map_err(|_| Rejection::BadSignature("the signature does not verify".into()))?;
 
-    let payload = URL_SAFE_NO_PAD
-        .decode(p64)
-        .map_err(|_| malformed("the JWS payload is not base64url"))?;
+    let payload = payload.map_err(|_| malformed("the JWS payload is not base64url"))?;
     crate::strict_json::check(&payload)
         .map_err(|m| Rejection::Malformed(format!("the claims: {m}")))?;
     let claims: Claims = serde_json::from_slice(&payload).map_err(|e| {
@@ -302,9 +315,7 @@ pub fn open(
         .parse()
         .map_err(|_| Rejection::IdentityMismatch(format!("iss is not {sender}")))?;
     if &iss != sender {
-        return Err(Rejection::IdentityMismatch(format!(
-            "iss is {iss}, but the TLS certificate is {sender}'s"
-        )));
+        return Err(identity_mismatch(iss.as_str(), sender, registry));
     }
     let aud: AgencyId = claims
         .aud
@@ -339,6 +350,31 @@ pub fn open(
         compact: text.to_owned(),
         digest: Sha256::digest(text.as_bytes()).into(),
     })
+}
+
+/// The `iss` the claims hold as sent, if they are a JSON object with one
+/// string `iss`: anything else (not JSON, `iss` missing, twice or not a
+/// string) is `None`, and left for the checks after the signature to name.
+fn claimed_iss(payload: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Claimed {
+        iss: String,
+    }
+    serde_json::from_slice::<Claimed>(payload)
+        .ok()
+        .map(|c| c.iss)
+}
+
+/// The refusal of an envelope whose `iss` is not `sender`. Only a
+/// registered agency's id is quoted back; anything else the caller wrote
+/// is not.
+fn identity_mismatch(iss: &str, sender: &AgencyId, registry: &Registry) -> Rejection {
+    match iss.parse::<AgencyId>() {
+        Ok(iss) if registry.get(&iss).is_some() => Rejection::IdentityMismatch(format!(
+            "iss is {iss}, but the TLS certificate is {sender}'s"
+        )),
+        _ => Rejection::IdentityMismatch(format!("iss is not {sender}")),
+    }
 }
 
 fn check_times(iat: i64, exp: i64, limits: Limits, now: i64) -> Result<(), Rejection> {
@@ -542,6 +578,35 @@ mod tests {
         c["iat"] = json!(NOW - 200);
         c["exp"] = json!(NOW - 59);
         open_as(&registry, "state", &sign(&es, "ES256", c)).expect("within the skew");
+    }
+
+    #[test]
+    fn another_agencys_envelope_is_an_identity_mismatch_whoever_signed_it() {
+        let (registry, es, ed) = federation();
+        // hhs's own envelope, validly signed (EdDSA, hhs's kid), sent over
+        // state's connection: refused for what it is, not as a signature
+        // (nor an algorithm) state's key cannot account for.
+        let theirs = sign(&ed, "EdDSA", claims("hhs", "state"));
+        open_as(&registry, "hhs", &theirs).expect("hhs's own envelope opens for hhs");
+        let err = open_as(&registry, "state", &theirs).expect_err("not state's");
+        assert!(matches!(err, Rejection::IdentityMismatch(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "iss is hhs, but the TLS certificate is state's"
+        );
+        // Read before anything is verified, so a forged signature changes
+        // nothing; an iss naming no registered agency is not quoted back.
+        let (signed, _) = theirs.rsplit_once('.').expect("three parts");
+        let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode([7u8; 64]));
+        let err = open_as(&registry, "state", &forged).expect_err("forged");
+        assert!(matches!(err, Rejection::IdentityMismatch(_)), "{err:?}");
+        let err = open_as(
+            &registry,
+            "state",
+            &sign(&es, "ES256", claims("nasa", "hhs")),
+        )
+        .expect_err("nobody");
+        assert_eq!(err.to_string(), "iss is not state");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! and every agency's inbox are unchanged). The rules pinned here: keys
 //! come from the registry only (`jku`, `jwk`, `x5u`, `x5c` are refused as
 //! `unsupported_header`, so are `crit` and `b64`), `none` and HMAC never
-//! verify, `jti` is a non-empty string of at most 128 characters, and
-//! duplicate keys or deep nesting are `malformed`.
+//! verify, `jti` is a non-empty string of at most 128 characters, another
+//! agency's envelope (even validly signed by it) is `identity_mismatch`,
+//! and duplicate keys or deep nesting are `malformed`.
 //!
 //! The HTTP and connection half is `hostile_http.rs`.
 
@@ -26,7 +27,7 @@ enum Jws {
     /// Header and claims JSON as text (so duplicate keys survive), signed
     /// with state's key.
     Signed(String, String),
-    /// Signed with another key: state's header and claims, treasury's key.
+    /// Header and claims as text, signed with another agency's key.
     SignedBy(&'static str, String, String),
     /// Exactly these bytes.
     Raw(Vec<u8>),
@@ -82,6 +83,10 @@ fn private_key(fed: &Federation, agency: &str) -> Jwk {
 
 fn cases(fed: &Federation) -> Vec<Case> {
     let state = private_key(fed, "state");
+    let treasury_kid = private_key(fed, "treasury")
+        .key_id()
+        .expect("kid")
+        .to_owned();
     let public = state.to_public_key().expect("public");
     KID.with(|k| *k.borrow_mut() = state.key_id().expect("kid").to_owned());
     let ok = || claims(|_| {});
@@ -171,6 +176,21 @@ fn cases(fed: &Federation) -> Vec<Case> {
             jws: Jws::SignedBy("treasury", h(), ok()),
             status: unauthorized,
             code: "bad_signature",
+        },
+        Case {
+            // Treasury's own envelope, validly signed with its registered
+            // key, sent over state's connection: issue 17, item 9.
+            name: "another agency's validly signed envelope",
+            jws: Jws::SignedBy(
+                "treasury",
+                header(json!({"kid": treasury_kid})),
+                claims(|c| {
+                    c["iss"] = json!("treasury");
+                    c["aud"] = json!("gsa");
+                }),
+            ),
+            status: StatusCode::FORBIDDEN,
+            code: "identity_mismatch",
         },
         Case {
             name: "a signature over other claims",

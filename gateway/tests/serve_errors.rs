@@ -211,7 +211,9 @@ fn every_refusal_has_its_code_and_changes_nothing() {
     let by_gsa = gsa
         .sign(&id("treasury"), "record.send", body("x"), 60, None)
         .expect("sign");
-    s.refused_jws(&by_gsa, StatusCode::UNAUTHORIZED, "bad_signature");
+    // gsa's own envelope, validly signed, over state's connection: not a
+    // bad signature but someone else's envelope (issue 17, item 9).
+    s.refused_jws(&by_gsa, StatusCode::FORBIDDEN, "identity_mismatch");
 
     // Claims.
     let with = |f: &dyn Fn(&mut Value)| {
