@@ -80,16 +80,23 @@ fn an_inventory_report_lists_each_discrepancy_and_the_feed_carries_them_live() {
         for (seq, e) in live.iter().enumerate() {
             assert_eq!(e.id, format!("{first}.{seq}"));
             assert_notice(e, &first, index, "inventory.report");
-            let agencies = match e.data["tag"].as_str() {
-                Some("E-GSA") => json!(["gsa", "treasury"]),
-                _ => json!(["treasury"]),
-            };
-            assert_eq!(e.data["agencies"], agencies);
+            // Each agency is named alone in what it is sent.
+            assert_eq!(e.data["agencies"], json!(["treasury"]));
         }
-        assert_eq!(gao_feed.take(5).await, live, "an auditor sees every notice");
+        let audited = gao_feed.take(5).await;
+        assert_eq!(
+            seen_by_all(&audited, "treasury"),
+            live,
+            "an auditor sees every notice"
+        );
+        assert_eq!(
+            audited[2].data["agencies"],
+            json!(["gsa", "treasury"]),
+            "whole"
+        );
         assert_eq!(
             g_feed.take(1).await,
-            [live[2].clone()],
+            [seen_by(&audited[2], "gsa")],
             "gsa sees its asset's only"
         );
 
@@ -143,8 +150,8 @@ fn an_inventory_report_lists_each_discrepancy_and_the_feed_carries_them_live() {
             index_of(&cleared[0]),
             "asset.transfer.accept",
         );
-        assert_eq!(cleared[0].data["agencies"], json!(["gsa", "treasury"]));
-        assert_eq!(g_feed.take(1).await, cleared);
+        assert_eq!(cleared[0].data["agencies"], json!(["treasury"]));
+        assert_eq!(g_feed.take(1).await, [seen_by(&cleared[0], "gsa")]);
         live.extend(cleared);
 
         treasury.register("F-NEW", "p-8", "HQ").await;
@@ -152,7 +159,9 @@ fn an_inventory_report_lists_each_discrepancy_and_the_feed_carries_them_live() {
         assert_eq!(summary(&known[0]), ("resolved", "unknown_tag", "F-NEW"));
         assert_notice(&known[0], &first, index_of(&known[0]), "asset.register");
         live.extend(known);
-        assert_eq!(gao_feed.take(4).await, live[5..]);
+        let audited = gao_feed.take(4).await;
+        assert_eq!(seen_by_all(&audited, "treasury"), live[5..]);
+        assert_eq!(audited[2].data["agencies"], json!(["gsa", "treasury"]));
 
         // Another agency's count reaches it and the auditor, not treasury:
         // state's feed was open all along and this is its first event.
@@ -186,7 +195,7 @@ fn an_inventory_report_lists_each_discrepancy_and_the_feed_carries_them_live() {
         let path = format!("{STREAM}?after={}", live[4].id);
         let mut resumed = fed.open_events("gao", &path, &[]).await.expect("feed");
         let next = resumed.take(3).await;
-        assert_eq!(next, live[5..8]);
+        assert_eq!(seen_by_all(&next, "treasury"), live[5..8]);
         // From the start of the log: the whole feed, first event included.
         let path = format!("{STREAM}?from=0");
         let mut whole = fed.open_events("treasury", &path, &[]).await.expect("feed");
@@ -223,7 +232,84 @@ fn an_inventory_report_is_addressed_to_the_reporting_agency() {
     });
 }
 
+/// Issue 17, item 6: an agency that counts a tag another agency holds is
+/// told it is `unexpected`, never who holds it: not in its report, not in
+/// its notices, live, resumed or replayed from the start of the feed. The
+/// holder is told (and sees in its asset who counted it); an auditor sees
+/// the notice whole.
+#[test]
+fn a_count_never_tells_the_counter_who_holds_a_tag_it_does_not() {
+    let fed = federation(&[]);
+    runtime().block_on(async {
+        let [_, mut treasury, mut gsa, _, _] = desks(&fed);
+        gsa.register("LAP-HELD", "p-1", "Annex").await;
+        let mut t_feed = fed
+            .open_events("treasury", STREAM, &[])
+            .await
+            .expect("feed");
+        let mut g_feed = fed.open_events("gsa", STREAM, &[]).await.expect("feed");
+        let mut gao_feed = fed.open_events("gao", STREAM, &[]).await.expect("feed");
+        // A first count, so that there is an event to resume after.
+        treasury.report("Vault", json!([{"tag": "UNK-0"}])).await;
+        let before = t_feed.take(1).await;
+        let id = treasury.report("Vault", json!([{"tag": "LAP-HELD"}])).await;
+
+        let report = treasury.reconciliation(&id).await;
+        assert_eq!(report["unexpected"], json!(["LAP-HELD"]));
+        assert!(!report.to_string().contains("gsa"), "{report}");
+        let path = "/v1/assets/LAP-HELD";
+        get_json(&mut treasury.client, path, StatusCode::NOT_FOUND).await;
+
+        let mine = t_feed.take(1).await;
+        assert_eq!(summary(&mine[0]), ("discrepancy", "unexpected", "LAP-HELD"));
+        assert_eq!(mine[0].data["agencies"], json!(["treasury"]));
+        assert!(!mine[0].data.to_string().contains("gsa"), "{:?}", mine[0]);
+        let theirs = g_feed.take(1).await;
+        assert_eq!(theirs, [seen_by(&mine[0], "gsa")]);
+        let audited = gao_feed.take(2).await;
+        assert_eq!(audited[1].data["agencies"], json!(["gsa", "treasury"]));
+        assert_eq!(seen_by(&audited[1], "treasury"), mine[0]);
+
+        // Read again from the store: from the start, from the count's
+        // entry, and resumed after the event before it.
+        for (path, header) in [
+            (format!("{STREAM}?from=0"), None),
+            (format!("{STREAM}?from={id}"), None),
+            (
+                STREAM.to_owned(),
+                Some(("last-event-id", before[0].id.as_str())),
+            ),
+        ] {
+            let headers: Vec<_> = header.into_iter().collect();
+            let mut again = fed
+                .open_events("treasury", &path, &headers)
+                .await
+                .expect("feed");
+            let mut events = again.take(if path.ends_with("=0") { 2 } else { 1 }).await;
+            assert_eq!(events.pop().as_ref(), Some(&mine[0]), "{path} {headers:?}");
+        }
+
+        // The holder sees in its asset who counted it where.
+        let asset = gsa.show("LAP-HELD").await;
+        assert_eq!(
+            asset["discrepancies"][0]["agencies"],
+            json!(["gsa", "treasury"])
+        );
+    });
+}
+
 const STREAM: &str = "/v1/reconciliations/stream";
+
+/// `e` as `agency` is sent it: named alone among the agencies concerned.
+fn seen_by(e: &Event, agency: &str) -> Event {
+    let mut e = e.clone();
+    e.data["agencies"] = json!([agency]);
+    e
+}
+
+fn seen_by_all(events: &[Event], agency: &str) -> Vec<Event> {
+    events.iter().map(|e| seen_by(e, agency)).collect()
+}
 
 /// A notice's data: exactly the documented fields, matching its SSE id
 /// and event, for a discrepancy found by report `found_by` and opened or

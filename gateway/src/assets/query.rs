@@ -5,14 +5,16 @@
 //! finds what awaits its answer); an auditor (a registry role) sees every
 //! asset. Anything else answers as if it did not exist, so tags held
 //! elsewhere are not revealed. A reconciliation report is seen by the
-//! agency that made the count and by auditors.
+//! agency that made the count and by auditors; it names no agency but the
+//! reporter. A notice of the feed is seen by the agencies it concerns, each
+//! named alone in it ([`notice`]), and by auditors whole.
 
 use serde::Serialize;
 use xgate_ledger::{Log, Store, StoreError};
 
 use super::custody::{Asset, Event, OpenOffer};
 use super::model::Holder;
-use super::reconcile::{Discrepancy, Kind, Report};
+use super::reconcile::{Discrepancy, Kind, Notice, Report};
 use super::state::{self, Stored};
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
@@ -238,6 +240,30 @@ pub fn report<S: Store>(
 ) -> Result<Option<Report>, StoreError> {
     Ok(state::report(store, index)?
         .filter(|r| r.agency == caller.as_str() || registry.is_auditor(caller)))
+}
+
+/// `notice` as `caller` may see it, for the feed (live, resumed or from
+/// the start): whole for an auditor; for an agency it concerns, with
+/// `agencies` narrowed to that agency alone; for anyone else, `None`.
+///
+/// The notice is stored with every agency concerned (the feed is routed by
+/// them, and `xgate audit replay` recomputes them), so it is redacted here,
+/// as it is read: an `unexpected` count of a tag another agency holds
+/// concerns both, and naming the holder to the counter would tell it who
+/// holds what (issue 17, item 6). The holder learns who counted its asset
+/// from the asset's `discrepancies`, which only the agencies that may see
+/// the asset do.
+pub fn notice(registry: &Registry, caller: &AgencyId, notice: &Notice) -> Option<Notice> {
+    if registry.is_auditor(caller) {
+        return Some(notice.clone());
+    }
+    if !notice.agencies.contains(caller) {
+        return None;
+    }
+    Some(Notice {
+        agencies: vec![caller.clone()],
+        ..notice.clone()
+    })
 }
 
 /// The tags under `prefix` (keys ending in a tag) after `after`.

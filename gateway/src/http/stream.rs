@@ -21,6 +21,7 @@ use http_body_util::channel::{Channel, Sender};
 
 use super::assets::params;
 use super::{Body, Context, full};
+use crate::assets::query;
 use crate::assets::reconcile::{Notice, NoticeEvent, parse_position};
 use crate::assets::state;
 use crate::errors::{ApiError, Code};
@@ -78,7 +79,6 @@ async fn feed(
     mut tx: Sender<Bytes>,
 ) {
     let gateway = Arc::clone(&ctx.gateway);
-    let auditor = gateway.registry.is_auditor(&caller);
     let mut commits = gateway.commits();
     let mut closing = ctx.closing.subscribe();
     if tx
@@ -111,8 +111,10 @@ async fn feed(
         let full = notices.len() == CHUNK;
         for notice in notices {
             after = notice.position().or(after);
-            let visible = auditor || notice.agencies.contains(&caller);
-            if visible && tx.send_data(frame(&notice)).await.is_err() {
+            // Only what the caller may see of it (assets::query::notice).
+            if let Some(seen) = query::notice(&gateway.registry, &caller, &notice)
+                && tx.send_data(frame(&seen)).await.is_err()
+            {
                 return;
             }
         }
