@@ -512,3 +512,81 @@ fn past_the_handshake_cap_new_connections_displace_the_oldest_handshakes() {
         assert!(closed_for(&fed, "handshake_limit").await >= 4);
     });
 }
+
+/// One HPACK header field, literal without indexing, new name, no Huffman
+/// coding (RFC 7541, section 6.2.2); names and values under 127 bytes.
+fn hpack_literal(name: &str, value: &str) -> Vec<u8> {
+    let mut field = vec![0, name.len() as u8];
+    field.extend_from_slice(name.as_bytes());
+    field.push(value.len() as u8);
+    field.extend_from_slice(value.as_bytes());
+    field
+}
+
+/// Reads one HTTP/2 frame header and payload: (type, flags, stream id);
+/// `None` once the gateway closes the connection.
+async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<(u8, u8, u32)> {
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).await.ok()?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await.ok()?;
+    let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    Some((head[3], head[4], id))
+}
+
+/// An HTTP/2 connection busy with an event stream is not idle, so no idle
+/// timeout closes it; the gateway pings it instead, and closes it when the
+/// ping goes unanswered (a dead peer) within the header timeout.
+#[test]
+fn a_busy_http2_connection_is_pinged_and_closed_when_the_peer_stops_answering() {
+    let fed = Federation::start_with(
+        &[],
+        &[
+            ("XGATE_IDLE_TIMEOUT_SECS", "1"),
+            ("XGATE_HEADER_TIMEOUT_SECS", "2"),
+        ],
+    );
+    runtime().block_on(async {
+        let mut s = tls(&fed, "state", b"h2").await;
+        let mut block = Vec::new();
+        for (name, value) in [
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/v1/reconciliations/stream"),
+            (":authority", "127.0.0.1"),
+        ] {
+            block.extend(hpack_literal(name, value));
+        }
+        let len = (block.len() as u32).to_be_bytes();
+        // HEADERS, END_STREAM | END_HEADERS, stream 1.
+        let mut headers = vec![len[1], len[2], len[3], 1, 0x5, 0, 0, 0, 1];
+        headers.extend(block);
+        s.write_all(PREFACE).await.expect("write");
+        s.write_all(&SETTINGS).await.expect("write");
+        s.write_all(&headers).await.expect("write");
+        let opened = Instant::now();
+        let (mut answered, mut pinged) = (false, None);
+        // Read, never answering a ping, until the gateway closes.
+        while let Ok(Some((kind, flags, id))) =
+            tokio::time::timeout(Duration::from_secs(10), read_frame(&mut s)).await
+        {
+            match (kind, id) {
+                (1, 1) => answered = true,
+                (6, 0) if flags & 1 == 0 => pinged = pinged.or(Some(opened.elapsed())),
+                _ => {}
+            }
+        }
+        let closed = opened.elapsed();
+        assert!(answered, "the event stream was not answered");
+        let pinged = pinged.expect("no keep-alive ping on a busy HTTP/2 connection");
+        assert!(
+            pinged < Duration::from_secs(4),
+            "the first ping came {pinged:?} after the request; the interval is 1 s"
+        );
+        assert!(
+            closed >= pinged + Duration::from_millis(1500) && closed < Duration::from_secs(9),
+            "closed {closed:?} after the request, the unanswered ping went out at {pinged:?} (timeout 2 s)"
+        );
+    });
+}
