@@ -1,7 +1,8 @@
 //! Prometheus metrics for `GET /metrics`: requests by kind and outcome,
 //! rejections by code, append latency, log size, open connections, TLS
-//! handshakes by outcome, connections closed by reason and replay attempts. Labels are kinds, codes and outcomes only: never an
-//! agency's data, never personal data.
+//! handshakes by outcome, connections closed by reason and replay attempts.
+//! Labels are kinds, codes, outcomes and reasons only: never an agency's
+//! data, never personal data.
 
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
