@@ -76,6 +76,9 @@ pub enum Code {
     AlreadyReviewed,
     /// 405: the path exists, the method does not.
     MethodNotAllowed,
+    /// 429: the agency already holds `max_connections_per_agency`
+    /// connections; this one is answered with this and closed.
+    TooManyConnections,
     /// 503: the log cannot make anything durable right now.
     StorageUnavailable,
     /// 503: the gateway is shutting down or over its limits.
@@ -116,6 +119,7 @@ impl Code {
             Code::NotReviewable => "not_reviewable",
             Code::AlreadyReviewed => "already_reviewed",
             Code::MethodNotAllowed => "method_not_allowed",
+            Code::TooManyConnections => "too_many_connections",
             Code::StorageUnavailable => "storage_unavailable",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
@@ -150,6 +154,7 @@ impl Code {
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
             Code::StorageUnavailable | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

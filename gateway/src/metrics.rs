@@ -1,7 +1,8 @@
 //! Prometheus metrics for `GET /metrics`: requests by kind and outcome,
 //! rejections by code, append latency, log size, open connections, TLS
-//! handshakes by outcome and replay attempts. Labels are kinds, codes and outcomes only: never an
-//! agency's data, never personal data.
+//! handshakes by outcome, connections closed by reason and replay attempts.
+//! Labels are kinds, codes, outcomes and reasons only: never an agency's
+//! data, never personal data.
 
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
@@ -32,6 +33,14 @@ struct HandshakeLabels {
     outcome: &'static str,
 }
 
+/// Labels of a connection the gateway closed: `header_timeout`,
+/// `idle_timeout`, `max_age`, `evicted`, `handshake_limit` or
+/// `agency_limit`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CloseLabels {
+    reason: &'static str,
+}
+
 /// The gateway's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -42,6 +51,7 @@ pub struct Metrics {
     log_size: Gauge<i64, AtomicI64>,
     connections: Gauge<i64, AtomicI64>,
     handshakes: Family<HandshakeLabels, Counter>,
+    connections_closed: Family<CloseLabels, Counter>,
     replays: Counter,
     break_glass: Counter,
     reviews_pending: Gauge<i64, AtomicI64>,
@@ -59,6 +69,7 @@ impl Metrics {
         let log_size_gauge = Gauge::<i64, AtomicI64>::default();
         let connections = Gauge::<i64, AtomicI64>::default();
         let handshakes = Family::<HandshakeLabels, Counter>::default();
+        let connections_closed = Family::<CloseLabels, Counter>::default();
         let replays = Counter::default();
         let break_glass = Counter::default();
         let reviews_pending = Gauge::<i64, AtomicI64>::default();
@@ -90,6 +101,14 @@ impl Metrics {
             handshakes.clone(),
         );
         registry.register(
+            "connections_closed",
+            "Connections the gateway closed, by reason: header_timeout (no request within the \
+             header timeout), idle_timeout, max_age, evicted (its slot went to a new connection), \
+             handshake_limit (too many handshakes at once) or agency_limit (refused: its agency \
+             holds too many)",
+            connections_closed.clone(),
+        );
+        registry.register(
             "replay_attempts",
             "Envelopes refused because their jti was used before",
             replays.clone(),
@@ -118,6 +137,7 @@ impl Metrics {
             log_size: log_size_gauge,
             connections,
             handshakes,
+            connections_closed,
             replays,
             break_glass,
             reviews_pending,
@@ -180,6 +200,13 @@ impl Metrics {
     pub fn handshake(&self, outcome: &'static str) {
         self.handshakes
             .get_or_create(&HandshakeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts one connection the gateway closed, by `reason`.
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&CloseLabels { reason })
             .inc();
     }
 

@@ -1,6 +1,9 @@
-//! The listener: accepts TCP connections up to a limit, completes the mutual
-//! TLS handshake, reads the caller's identity once per connection, serves
-//! HTTP/1.1 or HTTP/2 on it, and shuts down gracefully.
+//! The listener: accepts TCP connections, gives each a slot in the
+//! connection table ([`table`]: the global, per-agency and handshake caps,
+//! and which connection gives its slot up when the table is full), and
+//! serves each ([`connection`]: the mutual TLS handshake, the caller's
+//! identity read once per connection, HTTP/1.1 or HTTP/2 under header,
+//! idle and age clocks), and shuts down gracefully.
 //!
 //! Background work lives here too: the CRL is re-read when its file changes
 //! (polled) and on SIGHUP, which also reloads the policy; replay ids past
@@ -13,18 +16,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 
-use crate::errors::{ApiError, Code};
-use crate::http::{Context, error_response, handle};
+use crate::http::Context;
 use crate::policy::Policy;
-use crate::tls::{Identity, identify};
+
+mod connection;
+mod table;
+
+use connection::Clocks;
+use table::{Caps, Table};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -36,12 +39,22 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Limits and timings of the listener.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Most connections served at once.
+    /// Most connections served at once; past it, a new connection takes
+    /// the slot of the one that has had nothing in flight the longest.
     pub max_connections: usize,
-    /// Longest a TLS handshake or a request head may take.
+    /// Longest the TLS handshake and the first request head may take
+    /// together, and each later request head.
     pub header_timeout: Duration,
     /// Longest a request may take.
     pub request_timeout: Duration,
+    /// A connection with no request in flight is closed after this long.
+    pub idle_timeout: Duration,
+    /// Every connection is closed gracefully after this long.
+    pub max_connection_age: Duration,
+    /// Most connections one agency may hold open at once.
+    pub max_connections_per_agency: usize,
+    /// Most connections in their TLS handshake at once.
+    pub max_handshakes: usize,
     /// How often the CRL file is checked.
     pub crl_poll: Duration,
 }
@@ -61,32 +74,23 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let background = spawn_background(Arc::clone(&ctx), limits.crl_poll, policy_file);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(MAX_HEAD_BYTES)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32)
-        .max_concurrent_streams(256);
-    let builder = Arc::new(builder);
+    let table = Table::new(Caps {
+        max_connections: limits.max_connections,
+        max_handshakes: limits.max_handshakes,
+        max_per_agency: limits.max_connections_per_agency,
+    });
+    let clocks = Clocks {
+        header_timeout: limits.header_timeout,
+        request_timeout: limits.request_timeout,
+        idle_timeout: limits.idle_timeout,
+        max_age: limits.max_connection_age,
+    };
+    let builder = Arc::new(builder(&limits));
     tokio::pin!(shutdown);
     loop {
-        // Wait for a free slot first: past the limit, connections wait in
-        // the kernel's backlog instead of costing us memory.
-        let permit = tokio::select! {
-            permit = Arc::clone(&slots).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
+        // Accept at once, whatever the table holds: connections left in
+        // the kernel's backlog would be served in arrival order, behind
+        // every slow client queued before them (see `table`).
         let (tcp, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -99,86 +103,57 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // A free slot, or the slot of the connection idle the longest;
+        // waits only while every connection is serving a request.
+        let permit = tokio::select! {
+            permit = table.slot() => permit,
+            () = &mut shutdown => break,
+        };
         let _ = tcp.set_nodelay(true);
-        let ctx = Arc::clone(&ctx);
-        let builder = Arc::clone(&builder);
-        let watcher = graceful.watcher();
-        let (header_timeout, request_timeout) = (limits.header_timeout, limits.request_timeout);
-        tokio::spawn(async move {
-            let _permit = permit;
-            let acceptor = TlsAcceptor::from(ctx.tls.config());
-            let tls = match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                // Refused certificates end here: rustls has already sent
-                // the alert; there is no HTTP to answer.
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "TLS handshake failed");
-                    ctx.gateway.metrics.handshake("failed");
-                    return;
-                }
-                Err(_) => {
-                    ctx.gateway.metrics.handshake("timeout");
-                    return;
-                }
-            };
-            let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-            ctx.gateway
-                .metrics
-                .handshake(if resumed { "resumed" } else { "full" });
-            let identity = {
-                let (_, conn) = tls.get_ref();
-                match conn.peer_certificates().and_then(|c| c.first()) {
-                    Some(cert) => identify(cert, &ctx.gateway.registry),
-                    None => Identity::Unknown("no client certificate".into()),
-                }
-            };
-            let identity = Arc::new(identity);
-            ctx.gateway.metrics.connection(1);
-            let _open = OpenConnection(Arc::clone(&ctx));
-            let service = service_fn(move |req| {
-                let ctx = Arc::clone(&ctx);
-                let identity = Arc::clone(&identity);
-                async move {
-                    let response = tokio::time::timeout(
-                        request_timeout,
-                        handle(Arc::clone(&ctx), identity, req),
-                    )
-                    .await
-                    .unwrap_or_else(|_| {
-                        error_response(&ApiError::new(
-                            Code::Unavailable,
-                            "the request took too long; it may or may not have been applied",
-                        ))
-                    });
-                    Ok::<_, std::convert::Infallible>(response)
-                }
-            });
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        let conn = table.open(permit);
+        tokio::spawn(connection::serve(
+            tcp,
+            conn,
+            Arc::clone(&ctx),
+            Arc::clone(&builder),
+            clocks,
+        ));
     }
     drop(listener);
     background.abort();
     // Open event streams end now, or the drain would wait for them.
     ctx.closing.send_replace(true);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    table.shutdown();
+    if tokio::time::timeout(DRAIN, table.closed()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {DRAIN:?}; stopping anyway");
     }
     Ok(())
 }
 
-/// Counts a connection as closed when its task ends, however it ends.
-struct OpenConnection(Arc<Context>);
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.gateway.metrics.connection(-1);
-    }
+/// hyper's HTTP/1.1 and HTTP/2 settings.
+fn builder(limits: &Limits) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    // hyper times each request head from the moment it starts waiting for
+    // it, which on a keep-alive connection is the end of the previous
+    // response: an idle HTTP/1.1 connection is closed after
+    // `header_timeout` even when `idle_timeout` is longer.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .keep_alive(true);
+    // Pings find dead peers under long responses (event streams): a ping
+    // goes out after `idle_timeout` without a frame from the client, and
+    // the connection closes if it is not answered within `header_timeout`.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .max_concurrent_streams(256)
+        .keep_alive_interval(limits.idle_timeout)
+        .keep_alive_timeout(limits.header_timeout);
+    builder
 }
 
 fn spawn_background(

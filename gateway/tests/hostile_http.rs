@@ -421,8 +421,10 @@ fn slow_and_half_open_clients_never_delay_a_good_one() {
 }
 
 /// Thousands of idle connections (TCP only, never a handshake) do not keep
-/// a well-behaved client out: the connection limit is well above them, and
-/// each is dropped at the header timeout.
+/// a well-behaved client out: past `max_handshakes` (256) each new one
+/// displaces the oldest handshake, and the rest are dropped at the header
+/// timeout. (`serve_slow_clients` fills every slot with each kind of slow
+/// client.)
 #[test]
 fn a_flood_of_idle_connections_does_not_shut_out_a_good_client() {
     let count: usize = std::env::var("XGATE_HOSTILE_CONNECTIONS")

@@ -183,6 +183,10 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         max_connections: connection_limit(config.max_connections),
         header_timeout: Duration::from_secs(config.header_timeout_secs),
         request_timeout: Duration::from_secs(config.request_timeout_secs),
+        idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        max_connection_age: Duration::from_secs(config.max_connection_age_secs),
+        max_connections_per_agency: config.max_connections_per_agency,
+        max_handshakes: config.max_handshakes,
         crl_poll: Duration::from_secs(config.crl_poll_secs),
     };
     Ok(Prepared {
