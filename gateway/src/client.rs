@@ -433,11 +433,21 @@ impl EnvelopeSigner {
             "kind": kind,
             "body": body,
         });
-        let mut header = JwsHeader::new();
-        header.set_token_type(ENVELOPE_TYP);
-        header.set_key_id(&self.kid);
         let payload = serde_json::to_vec(&claims).map_err(|e| e.to_string())?;
-        josekit::jws::serialize_compact(&payload, &header, self.signer.as_ref())
+        self.sign_typed(ENVELOPE_TYP, &payload)
+    }
+
+    /// Signs `payload` as a compact JWS with header `typ` and this agency's
+    /// `kid` and algorithm: an envelope ([`EnvelopeSigner::sign`]), or the
+    /// inner JWS of a sealed part ([`crate::sealed`]).
+    ///
+    /// # Errors
+    /// A message if signing fails.
+    pub fn sign_typed(&self, typ: &str, payload: &[u8]) -> Result<String, String> {
+        let mut header = JwsHeader::new();
+        header.set_token_type(typ);
+        header.set_key_id(&self.kid);
+        josekit::jws::serialize_compact(payload, &header, self.signer.as_ref())
             .map_err(|e| e.to_string())
     }
 }

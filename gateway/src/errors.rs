@@ -42,6 +42,9 @@ pub enum Code {
     Replayed,
     /// 403: the policy does not allow it.
     PolicyDenied,
+    /// 403: a record body or medical request in clear, to a recipient the
+    /// policy says takes them sealed only (`[encryption] required_for`).
+    EncryptionRequired,
     /// 422: a kind the gateway does not handle.
     UnsupportedKind,
     /// 413: the body is over the limit.
@@ -103,6 +106,7 @@ impl Code {
             Code::LifetimeTooLong => "lifetime_too_long",
             Code::Replayed => "replayed",
             Code::PolicyDenied => "policy_denied",
+            Code::EncryptionRequired => "encryption_required",
             Code::UnsupportedKind => "unsupported_kind",
             Code::PayloadTooLarge => "payload_too_large",
             Code::UnsupportedMediaType => "unsupported_media_type",
@@ -137,6 +141,7 @@ impl Code {
             Code::UnknownAgency
             | Code::IdentityMismatch
             | Code::PolicyDenied
+            | Code::EncryptionRequired
             | Code::NotHolder
             | Code::NoGrant
             | Code::GrantExpired => StatusCode::FORBIDDEN,

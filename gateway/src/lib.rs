@@ -16,6 +16,9 @@
 //! - [`medical`]: emergency medical requests, break-the-glass grants,
 //!   encrypted responses and reviews, as one step of the same fold;
 //!   [`recompute`] replays the fold over the log for auditors.
+//! - [`sealed`]: sealed parts, signed by the sender and encrypted to the
+//!   recipient, which the gateway carries but cannot read (records and the
+//!   personal fields of medical requests).
 //! - [`pki`]: the development PKI (`xgate certs`): CA, certificates, JOSE
 //!   keys, CRL and registry.
 //!
@@ -48,6 +51,7 @@ pub mod receipt;
 pub mod recompute;
 pub mod registry;
 pub mod replay;
+pub mod sealed;
 pub mod server;
 pub mod space;
 pub mod strict_json;

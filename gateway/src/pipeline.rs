@@ -37,6 +37,7 @@ use crate::policy::{Decision, Policy, Request};
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
 use crate::replay::Replay;
+use crate::sealed;
 use crate::space::DiskGuard;
 
 /// Default lifetime of a grant a holder approves without saying (hours).
@@ -62,8 +63,12 @@ impl Default for Medical {
 
 /// What the kind stage made of an envelope's body.
 enum Body {
-    /// `record.send`: carried as is.
-    Record,
+    /// `record.send`: carried as is, sealed (a compact JWE the gateway
+    /// cannot open) or in clear.
+    Record {
+        /// Whether the body is a sealed part ([`crate::sealed`]).
+        sealed: bool,
+    },
     /// An asset kind.
     Asset(Op),
     /// A medical kind.
@@ -249,6 +254,16 @@ impl Gateway {
         *kind = Some(envelope.kind);
         let body = self.body(&envelope)?;
         let policy = self.policy();
+        if body.in_clear() && policy.requires_sealed(&envelope.aud) {
+            return Err(ApiError::new(
+                Code::EncryptionRequired,
+                format!(
+                    "{} takes {} only sealed end to end (policy: [encryption] required_for): \
+                     seal the body to its registered encryption key",
+                    envelope.aud, envelope.kind
+                ),
+            ));
+        }
         let no_attributes = Default::default();
         let (purpose, attributes) = match &body {
             Body::Medical(medical::Op::Request(r)) => (Some(r.purpose), r.attributes()),
@@ -315,8 +330,9 @@ impl Gateway {
     }
 
     /// The kind's own checks of the envelope: its body, parsed (an asset
-    /// or medical kind) or carried as is (`record.send`), and who a record
-    /// may be addressed to.
+    /// or medical kind) or carried as is (`record.send`), who a record may
+    /// be addressed to, and that a sealed part is a JWE for the recipient's
+    /// registered encryption key (the gateway can check no more of it).
     fn body(&self, envelope: &Envelope) -> Result<Body, ApiError> {
         let malformed = |m| {
             ApiError::new(
@@ -331,18 +347,38 @@ impl Gateway {
                     "aud is the sender itself; a record is sent to another agency",
                 ));
             }
-            return Ok(Body::Record);
+            let part = sealed::record_part(&envelope.body).map_err(malformed)?;
+            if let Some(part) = part {
+                self.check_sealed(part, &envelope.aud).map_err(malformed)?;
+            }
+            return Ok(Body::Record {
+                sealed: part.is_some(),
+            });
         }
         if let Some(op) = Op::parse(envelope.kind, &envelope.body).map_err(malformed)? {
             return Ok(Body::Asset(op));
         }
         if let Some(op) = medical::Op::parse(envelope.kind, &envelope.body).map_err(malformed)? {
+            if let medical::Op::Request(r) = &op
+                && let Some(part) = &r.sealed
+            {
+                self.check_sealed(part, &envelope.aud).map_err(malformed)?;
+            }
             return Ok(Body::Medical(op));
         }
         Err(ApiError::new(
             Code::UnsupportedKind,
             format!("kind {} is not handled by this gateway", envelope.kind),
         ))
+    }
+
+    /// [`sealed::check`] against `recipient`'s registered encryption key.
+    fn check_sealed(&self, part: &str, recipient: &AgencyId) -> Result<(), String> {
+        let agency = self
+            .registry
+            .get(recipient)
+            .ok_or_else(|| format!("{recipient} is not a registered agency"))?;
+        sealed::check(part, agency)
     }
 
     /// Appends the envelope's entry with its inbox, replay and state
@@ -382,12 +418,12 @@ impl Gateway {
                 log_index: index,
             };
             match &body {
-                Body::Record => {}
+                Body::Record { .. } => {}
                 Body::Asset(op) => apply::apply(op, &ctx, expires, view, &mut batch).map(drop)?,
                 Body::Medical(op) => medical::apply(op, &ctx, terms, view, &mut batch)?,
             }
             // Kept for `xgate audit replay`, which recomputes the state.
-            let kept = !matches!(body, Body::Record);
+            let kept = !matches!(body, Body::Record { .. });
             if kept {
                 inbox::keep(&stored, index, &mut batch);
             }
@@ -429,7 +465,7 @@ impl Gateway {
         let hash = |p: &str| asset_state::person_hash(&self.salt, p);
         let entry = Entry::of(envelope, policy, decision, now);
         match body {
-            Body::Record => entry.encode(),
+            Body::Record { .. } => entry.encode(),
             Body::Asset(op) => {
                 let expires = self.offer_expiry(body, now);
                 entry
@@ -462,6 +498,19 @@ impl Gateway {
     pub fn purge_replay(&self) -> Result<usize, xgate_ledger::StoreError> {
         let now = u64::try_from(unix_now()).unwrap_or(0);
         self.replay.purge(self.log.store(), now)
+    }
+}
+
+impl Body {
+    /// Whether it carries in clear what a sealed body would hide: a record
+    /// in clear, or a medical request with its subject, incident and
+    /// responder's name in clear.
+    fn in_clear(&self) -> bool {
+        match self {
+            Body::Record { sealed } => !sealed,
+            Body::Medical(medical::Op::Request(r)) => r.sealed.is_none(),
+            Body::Asset(_) | Body::Medical(_) => false,
+        }
     }
 }
 

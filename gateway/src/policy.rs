@@ -22,6 +22,9 @@
 //! attributes = { role = ["medical-officer"] }   # optional: each present, one of these
 //! ttl_hours = 24                                # break-glass only: 1..=720, default 24
 //! uses = 1                                      # break-glass only: >= 1, default 1
+//!
+//! [encryption]                                  # optional
+//! required_for = ["treasury", "@federal"]       # recipients taking sealed bodies only
 //! ```
 //!
 //! A request matches a rule when kind, sender, recipient, purpose and
@@ -31,6 +34,12 @@
 //! matches any agency of the registry the policy was loaded against: reload
 //! the policy when the registry changes. Loading checks everything and names
 //! the file and line of a problem, so evaluation never fails.
+//!
+//! `[encryption] required_for` names the recipients that accept a
+//! `record.send` body and a `medical.request`'s personal fields only
+//! sealed end to end ([`crate::sealed`]); the pipeline refuses one in clear
+//! to them (`encryption_required`, [`Policy::requires_sealed`]). Without
+//! it, both forms are accepted, so existing clients keep working.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -53,6 +62,8 @@ pub struct Policy {
     hash: [u8; 32],
     agencies: BTreeSet<AgencyId>,
     rules: Vec<Rule>,
+    /// Recipients that take record bodies and medical requests sealed only.
+    sealed_only: BTreeSet<AgencyId>,
 }
 
 /// What the pipeline asks the policy about one envelope.
@@ -186,13 +197,26 @@ impl Policy {
             }
             rules.push(at.rule(entry)?);
         }
+        let sealed_only = match &file.encryption {
+            // "*" is every agency of the registry, as in a rule.
+            Some(e) => (at.parties(&e.required_for, "required_for")?)
+                .unwrap_or_else(|| at.agencies.clone()),
+            None => BTreeSet::new(),
+        };
         let hash = Sha256::digest(text.as_bytes()).into();
         let agencies = at.agencies;
         Ok(Policy {
             hash,
             agencies,
             rules,
+            sealed_only,
         })
+    }
+
+    /// Whether `recipient` accepts record bodies and medical requests only
+    /// sealed end to end (`[encryption] required_for`).
+    pub fn requires_sealed(&self, recipient: &AgencyId) -> bool {
+        self.sealed_only.contains(recipient)
     }
 
     /// Decides one request. Pure; allocates only the decision's text.
@@ -283,6 +307,14 @@ struct PolicyFile {
     groups: BTreeMap<String, Names>,
     #[serde(default)]
     rule: Vec<RuleEntry>,
+    encryption: Option<EncryptionEntry>,
+}
+
+/// `[encryption]`: who takes sealed bodies only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EncryptionEntry {
+    required_for: Names,
 }
 
 #[derive(Deserialize)]
@@ -622,6 +654,51 @@ fed = ["state", "gsa"]
             let shown = parse(&text).expect_err(&text).to_string();
             let ok = shown.starts_with(&format!("pol.toml:{line}: ")) && shown.contains(message);
             assert!(ok && !shown.contains('\n'), "{text}\n=> {shown}");
+        }
+    }
+
+    #[test]
+    fn encryption_is_required_only_for_the_recipients_named() {
+        let none = parse(TEST).expect("policy");
+        assert!(
+            FEDERATION
+                .iter()
+                .all(|a| !none.requires_sealed(&a.parse().expect("id")))
+        );
+        let some = parse(&format!(
+            "{TEST}[encryption]\nrequired_for = [\"treasury\", \"@fed\"]\n"
+        ))
+        .expect("policy");
+        let sealed: Vec<&str> = FEDERATION
+            .into_iter()
+            .filter(|a| some.requires_sealed(&a.parse().expect("id")))
+            .collect();
+        assert_eq!(sealed, ["state", "treasury", "gsa"]);
+        let all = parse("version = 1\n[encryption]\nrequired_for = [\"*\"]").expect("policy");
+        assert!(
+            FEDERATION
+                .iter()
+                .all(|a| all.requires_sealed(&a.parse().expect("id")))
+        );
+        for (text, message) in [
+            (
+                "version = 1\n[encryption]\nrequired_for = []",
+                "required_for must not be empty",
+            ),
+            (
+                "version = 1\n[encryption]\nrequired_for = ['mars']",
+                "unknown agency \"mars\"",
+            ),
+            (
+                "version = 1\n[encryption]\nrequired = ['state']",
+                "unknown field `required`",
+            ),
+        ] {
+            let shown = parse(text).expect_err(text).to_string();
+            assert!(
+                shown.starts_with("pol.toml:3: ") && shown.contains(message),
+                "{shown}"
+            );
         }
     }
 

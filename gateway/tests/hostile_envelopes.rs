@@ -6,7 +6,8 @@
 //! `unsupported_header`, so are `crit` and `b64`), `none` and HMAC never
 //! verify, `jti` is a non-empty string of at most 128 characters, another
 //! agency's envelope (even validly signed by it) is `identity_mismatch`,
-//! and duplicate keys or deep nesting are `malformed`.
+//! duplicate keys or deep nesting are `malformed`, and so is a sealed part
+//! that is not a JWE for the recipient's registered encryption key.
 //!
 //! The HTTP and connection half is `hostile_http.rs`.
 
@@ -18,6 +19,8 @@ use http::StatusCode;
 use josekit::jwk::Jwk;
 use josekit::jws::{ES256, HS256, JwsSigner};
 use serde_json::{Value, json};
+use xgate::medical::jwe;
+use xgate::registry::Registry;
 
 use federation::assets::{AGENCIES, federation};
 use federation::{Federation, error_code, runtime, snapshot};
@@ -63,6 +66,7 @@ fn claims(edit: impl Fn(&mut Value)) -> String {
 
 thread_local! {
     static KID: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    static REGISTRY: std::cell::RefCell<Option<Registry>> = const { std::cell::RefCell::new(None) };
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -89,6 +93,8 @@ fn cases(fed: &Federation) -> Vec<Case> {
         .to_owned();
     let public = state.to_public_key().expect("public");
     KID.with(|k| *k.borrow_mut() = state.key_id().expect("kid").to_owned());
+    let registry = Registry::load(&fed.pki().join(xgate::pki::REGISTRY)).expect("registry");
+    REGISTRY.with(|r| *r.borrow_mut() = Some(registry));
     let ok = || claims(|_| {});
     let hs256 = {
         // HMAC keyed with the bytes of state's public key: the classic
@@ -566,14 +572,79 @@ fn cases(fed: &Federation) -> Vec<Case> {
             bad,
             "malformed",
         ),
+        signed(
+            "sealed record that is not a JWE",
+            h(),
+            claims(|c| c["body"] = json!({"sealed": "a.b.c.d.e"})),
+            bad,
+            "malformed",
+        ),
+        signed(
+            "sealed record that is not a string",
+            h(),
+            claims(|c| c["body"] = json!({"sealed": {"a": 1}})),
+            bad,
+            "malformed",
+        ),
+        signed(
+            "sealed record with a member in clear beside it",
+            h(),
+            claims(|c| c["body"] = json!({"sealed": sealed_to("treasury", SEALED), "note": "x"})),
+            bad,
+            "malformed",
+        ),
+        signed(
+            "sealed record encrypted to another agency's key",
+            h(),
+            claims(|c| c["body"] = json!({"sealed": sealed_to("gsa", SEALED)})),
+            bad,
+            "malformed",
+        ),
+        signed(
+            "sealed record whose JWE is a medical bundle",
+            h(),
+            claims(|c| c["body"] = json!({"sealed": sealed_to("treasury", jwe::BUNDLE_CTY)})),
+            bad,
+            "malformed",
+        ),
+        signed(
+            "sealed medical request with its subject in clear too",
+            h(),
+            claims(|c| {
+                c["kind"] = json!("medical.request");
+                c["aud"] = json!("hhs");
+                c["body"] = json!({"subject": "s", "purpose": "ETREAT",
+                "responder": {"role": "medical-officer"}, "sections": ["allergies"],
+                "reply_key": "k1", "sealed": sealed_to("hhs", SEALED)});
+            }),
+            bad,
+            "malformed",
+        ),
     ]
+}
+
+/// The `cty` of a sealed part.
+const SEALED: &str = xgate::sealed::TYP;
+
+/// A well-formed compact JWE with content type `cty` to `agency`'s
+/// registered encryption key (what it holds is never looked at: the
+/// gateway cannot decrypt it).
+fn sealed_to(agency: &str, cty: &str) -> String {
+    let registry = REGISTRY
+        .with(|r| r.borrow().clone())
+        .expect("the registry is loaded");
+    let key = &registry
+        .get(&agency.parse().expect("id"))
+        .expect("registered")
+        .encryption_key;
+    jwe::encrypt_as(b"opaque", key, cty).expect("encrypt")
 }
 
 #[test]
 fn every_hostile_envelope_gets_its_code_and_changes_nothing() {
     let fed = federation(&[]);
     let cases = cases(&fed);
-    assert!(cases.len() >= 55, "the corpus has {} cases", cases.len());
+    assert!(cases.len() >= 66, "the corpus has {} cases", cases.len());
     let mut client = fed.client("state");
     runtime().block_on(async {
         let before = snapshot(&fed, &AGENCIES).await;

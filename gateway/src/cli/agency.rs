@@ -3,15 +3,29 @@
 //! with `--ack` acknowledges) the agency's undelivered envelopes.
 //!
 //! ```text
-//! xgate send --pki DIR --as ID --to ID --gateway URL [--kind KIND] FILE
+//! xgate send --pki DIR --as ID --to ID --gateway URL [--kind KIND] [--plain] FILE
 //! xgate inbox --pki DIR --as ID --gateway URL [--ack]
 //! ```
 //!
-//! `send` prints the receipt as one line of JSON, exactly as the gateway
-//! returned it. `inbox` prints one line of JSON per envelope, oldest first:
-//! `{"id","from","kind","body","jws","receipt"}`, where `body` is the
+//! A record is end to end by default: `send` seals it ([`crate::sealed`]),
+//! signed with the sender's key and encrypted to the recipient's
+//! encryption key from the sender's own copy of the registry, so the
+//! gateway carries `{"sealed":"<JWE>"}` and cannot read it. `--plain`
+//! sends it in clear (signed only), for a recipient whose client cannot
+//! open sealed records. `send` prints the receipt as one line of JSON,
+//! exactly as the gateway returned it.
+//!
+//! `inbox` prints one line of JSON per envelope, oldest first:
+//! `{"id","from","kind","body","sealed","jws","receipt"}`. `body` is the
 //! envelope's body after its signature was checked against the sender's key
-//! in the registry. A refusal by the gateway is an error naming its code.
+//! in the agency's own copy of the registry; for a sealed record or medical
+//! request, it is what the sealed part holds, opened with the agency's
+//! private encryption key (`DIR/<agency>/encryption.jwk`), its inner
+//! signature checked the same way, and its sender, recipient, `jti` and
+//! kind checked against the envelope's (`sealed` is then `true`). An
+//! envelope that does not check out stops the listing with an error naming
+//! it; it and the envelopes after it are not acknowledged. A refusal by the
+//! gateway is an error naming its code.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,11 +34,16 @@ use clap::Args;
 use http::{Method, StatusCode};
 use serde_json::{Map, Value};
 
+use josekit::jwk::Jwk;
+
 use super::error::Error;
-use super::session::{LIFETIME_SECS, delivered_body, emit, expect, runtime};
-use crate::client::{Client, EnvelopeSigner, Protocol};
-use crate::pki::REGISTRY;
+use super::session::{LIFETIME_SECS, delivered, emit, encryption_key, expect, runtime};
+use crate::client::{Client, EnvelopeSigner, Protocol, random_jti};
+use crate::envelope::Verifiers;
+use crate::kind::Kind;
+use crate::pki::{ENCRYPTION_JWK, REGISTRY};
 use crate::registry::{AgencyId, Registry};
+use crate::sealed::{self, Binding};
 
 /// Arguments of `xgate send`.
 #[derive(Debug, Args)]
@@ -44,6 +63,11 @@ pub struct SendArgs {
     /// The envelope kind.
     #[arg(long, value_name = "KIND", default_value = "record.send")]
     pub kind: String,
+    /// Send a record in clear (signed, not encrypted): the gateway's
+    /// operator can read it. By default a record is sealed to the
+    /// recipient's registered encryption key.
+    #[arg(long)]
+    pub plain: bool,
     /// A file holding the body: one JSON object.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
@@ -81,14 +105,55 @@ impl SendArgs {
             ))
         })?;
         let signer = EnvelopeSigner::for_agency(&self.pki, &self.sender)?;
+        let jti = random_jti().map_err(Error::Request)?;
+        let body = if self.kind == Kind::RecordSend.as_str() && !self.plain {
+            self.sealed(&signer, &jti, body)?
+        } else {
+            body
+        };
         let jws = signer
-            .sign(&self.to, &self.kind, body, LIFETIME_SECS, None)
+            .sign(&self.to, &self.kind, body, LIFETIME_SECS, Some(jti))
             .map_err(Error::Request)?;
         let mut client =
             Client::for_agency(&self.pki, &self.sender, &self.gateway, Protocol::Auto)?;
         let reply = runtime()?.block_on(client.submit(jws))?;
         expect(&reply, StatusCode::CREATED)?;
         emit(stdout, &reply.body)
+    }
+}
+
+impl SendArgs {
+    /// `body` sealed for the envelope `jti` to the recipient: the body
+    /// `{"sealed":"<JWE>"}`.
+    fn sealed(
+        &self,
+        signer: &EnvelopeSigner,
+        jti: &str,
+        body: Map<String, Value>,
+    ) -> Result<Map<String, Value>, Error> {
+        // The sender's own copy of the registry: never a key the gateway
+        // names.
+        let registry = Registry::load(&self.pki.join(REGISTRY))?;
+        let key = &registry
+            .get(&self.to)
+            .ok_or_else(|| Error::Request(format!("{} is not in your registry", self.to)))?
+            .encryption_key;
+        let binding = Binding {
+            iss: self.sender.clone(),
+            aud: self.to.clone(),
+            jti: jti.to_owned(),
+            kind: Kind::RecordSend,
+        };
+        let part = sealed::seal(signer, key, &binding, body).map_err(|e| {
+            Error::Request(format!(
+                "cannot seal the record to {}'s encryption key: {e} (--plain sends it in clear)",
+                self.to
+            ))
+        })?;
+        Ok(Map::from_iter([(
+            sealed::MEMBER.to_owned(),
+            Value::String(part),
+        )]))
     }
 }
 
@@ -100,6 +165,8 @@ impl InboxArgs {
     /// signature does not check out against the registry.
     pub fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
         let registry = Registry::load(&self.pki.join(REGISTRY))?;
+        let verifiers = Verifiers::from_registry(&registry).map_err(Error::Request)?;
+        let mut key = None;
         let mut client =
             Client::for_agency(&self.pki, &self.agency, &self.gateway, Protocol::Auto)?;
         let runtime = runtime()?;
@@ -116,8 +183,9 @@ impl InboxArgs {
             let items = page["envelopes"].as_array().cloned().unwrap_or_default();
             let mut ids = Vec::with_capacity(items.len());
             for mut item in items {
-                let body = self.checked_body(&item, &registry)?;
+                let (body, sealed) = self.checked_body(&item, &registry, &verifiers, &mut key)?;
                 item["body"] = Value::Object(body);
+                item["sealed"] = Value::Bool(sealed);
                 let line = serde_json::to_vec(&item)
                     .map_err(|e| Error::Stdout(std::io::Error::other(e)))?;
                 emit(stdout, &line)?;
@@ -143,13 +211,40 @@ impl InboxArgs {
     }
 
     /// The envelope's body, after checking its signature with the sender's
-    /// registered key.
-    fn checked_body(&self, item: &Value, registry: &Registry) -> Result<Map<String, Value>, Error> {
+    /// registered key, and whether it was sealed: a sealed part is opened
+    /// with the agency's encryption key (`key`, read on first use) and
+    /// checked as [`sealed::unseal`] says.
+    fn checked_body(
+        &self,
+        item: &Value,
+        registry: &Registry,
+        verifiers: &Verifiers,
+        key: &mut Option<Jwk>,
+    ) -> Result<(Map<String, Value>, bool), Error> {
         let from: AgencyId = item["from"]
             .as_str()
             .and_then(|f| f.parse().ok())
             .ok_or_else(|| Error::Request("an inbox item names no valid sender".into()))?;
         let jws = item["jws"].as_str().unwrap_or_default();
-        delivered_body(jws, &from, &self.agency, registry)
+        let envelope = delivered(jws, &from, &self.agency, registry, verifiers)?;
+        if !sealed::is_sealed(&envelope) {
+            return Ok((envelope.body, false));
+        }
+        let key = match key {
+            Some(key) => key,
+            None => key.insert(encryption_key(
+                &self.pki.join(self.agency.as_str()).join(ENCRYPTION_JWK),
+            )?),
+        };
+        match sealed::unseal(&envelope, key, verifiers) {
+            Ok(Some(body)) => Ok((body, true)),
+            Ok(None) => Ok((envelope.body, false)),
+            Err(e) => Err(Error::Request(format!(
+                "envelope {} ({} from {from}) is refused: {e}; it and the envelopes after it \
+                 were not acknowledged",
+                envelope.id(),
+                envelope.kind
+            ))),
+        }
     }
 }

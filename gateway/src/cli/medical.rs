@@ -7,6 +7,7 @@
 //! ```text
 //! xgate medical request  CONN --to HOLDER --subject S --purpose ETREAT|TREAT --incident I
 //!                        --responder NAME --role ROLE --section S... [--reply-key FILE] [--jti J]
+//!                        [--plain]
 //! xgate medical approve  CONN --request JTI [--ttl-hours H] [--uses N] [--jti J]
 //! xgate medical respond  CONN --request JTI --bundle FILE [--jti J]
 //! xgate medical open     CONN --response ID [--key FILE] [--out FILE]
@@ -23,6 +24,19 @@
 //! validates the bundle's structure against the sections asked for, prints
 //! `{"request","response","from","summary"}` and then the bundle itself on
 //! a second line, or writes it to `--out`.
+//!
+//! `request` seals the subject, the incident and the responder's name to
+//! the holder's registered encryption key ([`crate::sealed`]), so the
+//! gateway sees only the purpose, the role, the sections and the reply key;
+//! `--plain` sends them in clear. The holder reads them in its inbox.
+//!
+//! `approve`, `respond` and `open` take the requester, the holder, the
+//! sections and the reply key from the signed request envelope (which the
+//! gateway keeps and shows to the two agencies), checked against the
+//! agency's own copy of the registry; never from the gateway's JSON view of
+//! the case, which they only compare with it: a view that differs (a reply
+//! key swapped in the gateway's store, say) is refused and nothing is
+//! sent.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,6 +48,8 @@ use serde_json::{Map, Value};
 
 use super::error::Error;
 use super::session::{Connection, Session, delivered_body, emit_json, parse};
+use crate::client::{EnvelopeSigner, random_jti};
+use crate::envelope::{Limits, Verifiers};
 use crate::kind::Kind;
 use crate::medical::bundle::{self, Section, Summary};
 use crate::medical::jwe;
@@ -41,6 +57,7 @@ use crate::medical::model::{Approve, Outcome, Purpose, ReplyKey, Request, Respon
 use crate::pki::{ENCRYPTION_JWK, REGISTRY};
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
+use crate::sealed::{self, Binding};
 
 /// The `xgate medical` subcommands.
 #[derive(Debug, Subcommand)]
@@ -97,6 +114,11 @@ pub struct RequestArgs {
     /// The envelope's id (default: 128 random bits).
     #[arg(long, value_name = "J")]
     pub jti: Option<String>,
+    /// Send the subject, incident and responder's name in clear (signed,
+    /// not encrypted): the gateway's operator can read them. By default
+    /// they are sealed to the holder's registered encryption key.
+    #[arg(long)]
+    pub plain: bool,
 }
 
 /// Arguments of `xgate medical approve`.
@@ -243,15 +265,29 @@ impl RequestArgs {
             None => ReplyKey::Kid(own_kid(&self.conn)?),
         };
         let body = Request {
-            subject: self.subject,
+            subject: Some(self.subject),
             purpose: self.purpose,
-            incident: self.incident,
+            incident: Some(self.incident),
             responder: Responder {
-                name: self.name,
+                name: Some(self.name),
                 role: self.role,
             },
             sections: self.sections,
             reply_key,
+            sealed: None,
+        };
+        // Checked in clear first, so a bad field is refused here by name.
+        checked(Kind::MedicalRequest, &body, |m| Request::parse(m).map(drop))?;
+        let jti = match self.jti {
+            Some(j) => j,
+            None => random_jti().map_err(Error::Request)?,
+        };
+        let body = if self.plain {
+            body
+        } else {
+            let registry = Registry::load(&self.conn.pki.join(REGISTRY))?;
+            let signer = EnvelopeSigner::for_agency(&self.conn.pki, &self.conn.agency)?;
+            seal_request(body, &signer, &registry, &self.to, &jti)?
         };
         let map = checked(Kind::MedicalRequest, &body, |m| Request::parse(m).map(drop))?;
         let mut session = Session::open(&self.conn)?;
@@ -260,11 +296,50 @@ impl RequestArgs {
             &self.to,
             Kind::MedicalRequest,
             map,
-            self.jti,
+            Some(jti),
             None,
         )?;
         emit_json(stdout, &out)
     }
+}
+
+/// `request`, in clear, with its subject, incident and responder's name
+/// sealed by `signer` to `holder`'s encryption key in `registry` (the
+/// requester's own copy) for the envelope `jti`.
+///
+/// # Errors
+/// A holder missing from the registry, or a key that cannot be sealed to.
+pub(crate) fn seal_request(
+    mut request: Request,
+    signer: &EnvelopeSigner,
+    registry: &Registry,
+    holder: &AgencyId,
+    jti: &str,
+) -> Result<Request, Error> {
+    let Some(private) = request.take_private() else {
+        return Ok(request);
+    };
+    let key = &registry
+        .get(holder)
+        .ok_or_else(|| Error::Request(format!("{holder} is not in your registry")))?
+        .encryption_key;
+    let body = match serde_json::to_value(private) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(Error::Request("the sealed fields are not an object".into())),
+    };
+    let binding = Binding {
+        iss: signer.iss().clone(),
+        aud: holder.clone(),
+        jti: jti.to_owned(),
+        kind: Kind::MedicalRequest,
+    };
+    let part = sealed::seal(signer, key, &binding, body).map_err(|e| {
+        Error::Request(format!(
+            "cannot seal the request to {holder}'s encryption key: {e} (--plain sends it in clear)"
+        ))
+    })?;
+    request.sealed = Some(part);
+    Ok(request)
 }
 
 impl ApproveArgs {
@@ -275,12 +350,13 @@ impl ApproveArgs {
             uses: self.uses,
         };
         let map = checked(Kind::MedicalApprove, &body, |m| Approve::parse(m).map(drop))?;
+        let registry = Registry::load(&self.conn.pki.join(REGISTRY))?;
         let mut session = Session::open(&self.conn)?;
-        let case = case(&mut session, &self.request, None)?;
-        let requester = agency_field(&case, "requester")?;
+        let view = case(&mut session, &self.request, None)?;
+        let signed = Signed::from_view(&view, &self.request, &self.conn.agency, &registry)?;
         let out = submit(
             &mut session,
-            &requester,
+            &signed.requester,
             Kind::MedicalApprove,
             map,
             self.jti,
@@ -294,26 +370,29 @@ impl RespondArgs {
     fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
         let bundle = std::fs::read(&self.bundle)
             .map_err(|e| Error::Request(format!("cannot read {}: {e}", self.bundle.display())))?;
+        let registry = Registry::load(&self.conn.pki.join(REGISTRY))?;
         let mut session = Session::open(&self.conn)?;
-        let case = case(&mut session, &self.request, None)?;
-        let requester = agency_field(&case, "requester")?;
-        let sections: Vec<Section> = serde_json::from_value(case["sections"].clone())
-            .map_err(|_| Error::Request("the gateway's request lists no valid sections".into()))?;
+        let view = case(&mut session, &self.request, None)?;
+        // The requester, sections and reply key as the requester signed
+        // them: a key the gateway substituted never gets the bundle.
+        let signed = Signed::from_view(&view, &self.request, &self.conn.agency, &registry)?;
+        if signed.holder != self.conn.agency {
+            return Err(Error::Request(format!(
+                "request {} was sent to {}, not to you; nothing was sent",
+                self.request, signed.holder
+            )));
+        }
         // What the responder asked for must be in the bundle before it is
         // sent: once encrypted, nobody on the way can check it.
-        bundle::validate(&bundle, &sections).map_err(|e| {
+        bundle::validate(&bundle, &signed.request.sections).map_err(|e| {
             Error::Request(format!(
                 "{} is not the bundle asked for: {e}",
                 self.bundle.display()
             ))
         })?;
-        let key = case["reply_key"].as_object().ok_or_else(|| {
-            Error::Request(
-                "the request's reply key is no longer registered; nothing was sent".into(),
-            )
-        })?;
-        let payload = jwe::encrypt(&bundle, key)
+        let payload = jwe::encrypt(&bundle, &signed.reply_key)
             .map_err(|e| Error::Request(format!("cannot encrypt to the reply key: {e}")))?;
+        let requester = signed.requester;
         let mut map = Map::new();
         map.insert("request".into(), Value::String(self.request.clone()));
         map.insert("payload".into(), Value::String(payload));
@@ -366,10 +445,9 @@ impl OpenArgs {
                 key_file.display()
             ))
         })?;
-        let case = case(&mut session, &request, None)?;
-        let sections: Vec<Section> = serde_json::from_value(case["sections"].clone())
-            .map_err(|_| Error::Request("the gateway's request lists no valid sections".into()))?;
-        let summary = bundle::validate(&plain, &sections)
+        let view = case(&mut session, &request, None)?;
+        let signed = Signed::from_view(&view, &request, &self.conn.agency, &registry)?;
+        let summary = bundle::validate(&plain, &signed.request.sections)
             .map_err(|e| Error::Request(format!("the decrypted bundle is not valid: {e}")))?;
         emit_json(
             stdout,
@@ -442,6 +520,113 @@ impl ReviewsArgs {
             }
         }
         emit_json(stdout, &serde_json::json!({ "reviews": all }))
+    }
+}
+
+/// A medical request as its signed envelope says, checked against the
+/// agency's own copy of the registry.
+pub(crate) struct Signed {
+    /// Who asked: the envelope's `iss`.
+    pub requester: AgencyId,
+    /// Who was asked: its `aud`.
+    pub holder: AgencyId,
+    /// Its body (a sealed request's private fields are not opened here).
+    pub request: Request,
+    /// The public JWK answers are encrypted to: the body's JWK, or the
+    /// requester's encryption key in the agency's own registry, by `kid`.
+    pub reply_key: Map<String, Value>,
+}
+
+impl Signed {
+    /// Request `jti` from the signed envelope in `view`, the gateway's
+    /// answer to `GET /v1/medical/requests/{jti}`, for `me` (its requester
+    /// or its holder): the envelope's signature is checked with the key
+    /// `registry` (the caller's own copy) holds for the requester, it must
+    /// be a `medical.request` named `jti` between the requester and `me`,
+    /// and the view's own fields must say the same as the envelope, or
+    /// the gateway's state was altered and nothing is taken from it.
+    ///
+    /// # Errors
+    /// A view without the envelope, an envelope that does not check out, a
+    /// reply key the registry does not hold, or a view that differs.
+    pub fn from_view(
+        view: &Value,
+        jti: &str,
+        me: &AgencyId,
+        registry: &Registry,
+    ) -> Result<Signed, Error> {
+        let refused =
+            |why: String| Error::Request(format!("request {jti}: {why}; nothing was sent"));
+        let jws = view["jws"]
+            .as_str()
+            .ok_or_else(|| refused("the gateway's answer holds no signed request".into()))?;
+        // The view names the requester; the signature then has to be that
+        // agency's, by the registry's key, so a wrong name only fails.
+        let requester = agency_field(view, "requester")?;
+        let verifiers = Verifiers::from_registry(registry).map_err(Error::Request)?;
+        let unlimited = Limits {
+            max_lifetime: i64::MAX,
+            skew: i64::MAX,
+        };
+        let envelope = crate::envelope::open(
+            jws.as_bytes(),
+            &requester,
+            &verifiers,
+            registry,
+            unlimited,
+            0,
+        )
+        .map_err(|e| refused(format!("the signed request does not check out: {e}")))?;
+        if envelope.kind != Kind::MedicalRequest || envelope.jti != jti {
+            return Err(refused(format!(
+                "the gateway's envelope is not the medical.request {jti}"
+            )));
+        }
+        if &envelope.iss != me && &envelope.aud != me {
+            return Err(refused("the signed request is not yours".into()));
+        }
+        let request = Request::parse(&envelope.body)
+            .map_err(|e| refused(format!("the signed request is not valid: {e}")))?;
+        let reply_key = match &request.reply_key {
+            ReplyKey::Jwk(jwk) => jwk.clone(),
+            ReplyKey::Kid(kid) => registry
+                .get(&envelope.iss)
+                .map(|a| &a.encryption_key)
+                .filter(|k| k.get("kid").and_then(Value::as_str) == Some(kid.as_str()))
+                .cloned()
+                .ok_or_else(|| {
+                    refused(format!(
+                        "its reply key is not {}'s encryption key in your registry",
+                        envelope.iss
+                    ))
+                })?,
+        };
+        let signed = Signed {
+            requester: envelope.iss,
+            holder: envelope.aud,
+            request,
+            reply_key,
+        };
+        let differs = [
+            ("requester", view["requester"] == signed.requester.as_str()),
+            ("holder", view["holder"] == signed.holder.as_str()),
+            (
+                "sections",
+                serde_json::to_value(&signed.request.sections).ok().as_ref()
+                    == Some(&view["sections"]),
+            ),
+            (
+                "reply_key",
+                view["reply_key"] == Value::Object(signed.reply_key.clone()),
+            ),
+        ];
+        if let Some((field, _)) = differs.iter().find(|(_, same)| !same) {
+            return Err(refused(format!(
+                "the gateway's view differs from the signed request in {field}: its stored \
+                 state was altered, or its registry is not yours"
+            )));
+        }
+        Ok(signed)
     }
 }
 

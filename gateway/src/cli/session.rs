@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::error::Error;
 use crate::client::{Client, EnvelopeSigner, Protocol, Reply, random_jti};
-use crate::envelope::{self, Limits, Verifiers};
+use crate::envelope::{self, Envelope, Limits, Verifiers};
 use crate::kind::Kind;
 use crate::registry::{AgencyId, Registry};
 
@@ -156,6 +156,17 @@ pub fn emit(stdout: &mut dyn Write, bytes: &[u8]) -> Result<(), Error> {
         .map_err(Error::Stdout)
 }
 
+/// An agency's private encryption JWK, read from `file`.
+///
+/// # Errors
+/// A file that cannot be read or is not a JWK.
+pub fn encryption_key(file: &std::path::Path) -> Result<josekit::jwk::Jwk, Error> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| Error::Request(format!("cannot read {}: {e}", file.display())))?;
+    josekit::jwk::Jwk::from_bytes(bytes)
+        .map_err(|_| Error::Request(format!("{} is not a JWK", file.display())))
+}
+
 /// The body of an envelope `from` sent to `to`, after checking its
 /// signature with the sender's registered key (time limits do not apply
 /// to delivered envelopes).
@@ -169,11 +180,27 @@ pub fn delivered_body(
     registry: &Registry,
 ) -> Result<Map<String, Value>, Error> {
     let verifiers = Verifiers::from_registry(registry).map_err(Error::Request)?;
+    Ok(delivered(jws, from, to, registry, &verifiers)?.body)
+}
+
+/// The envelope `from` sent to `to`, after checking its signature with the
+/// sender's key in `registry` (the caller's own copy, which `verifiers` is
+/// built from); time limits do not apply to delivered envelopes.
+///
+/// # Errors
+/// A signature that does not check out, or an envelope for another agency.
+pub fn delivered(
+    jws: &str,
+    from: &AgencyId,
+    to: &AgencyId,
+    registry: &Registry,
+    verifiers: &Verifiers,
+) -> Result<Envelope, Error> {
     let unlimited = Limits {
         max_lifetime: i64::MAX,
         skew: i64::MAX,
     };
-    let opened = envelope::open(jws.as_bytes(), from, &verifiers, registry, unlimited, 0)
+    let opened = envelope::open(jws.as_bytes(), from, verifiers, registry, unlimited, 0)
         .map_err(|e| Error::Request(format!("an envelope from {from} does not check out: {e}")))?;
     if &opened.aud != to {
         return Err(Error::Request(format!(
@@ -182,5 +209,5 @@ pub fn delivered_body(
             opened.aud
         )));
     }
-    Ok(opened.body)
+    Ok(opened)
 }

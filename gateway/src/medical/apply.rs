@@ -122,10 +122,12 @@ impl Op {
         }
     }
 
-    /// The person it is about, whose salted hash goes into the log entry.
+    /// The person it is about, whose salted hash goes into the log entry:
+    /// a request's subject, unless the request is sealed (then the gateway
+    /// does not know it).
     pub fn subject(&self) -> Option<&str> {
         match self {
-            Op::Request(r) => Some(&r.subject),
+            Op::Request(r) => r.subject.as_deref(),
             _ => None,
         }
     }
@@ -321,15 +323,16 @@ mod tests {
 
     fn request(purpose: Purpose) -> Op {
         Op::Request(Request {
-            subject: "s".into(),
+            subject: Some("s".into()),
             purpose,
-            incident: "i".into(),
+            incident: Some("i".into()),
             responder: Responder {
-                name: "n".into(),
+                name: Some("n".into()),
                 role: "medical-officer".into(),
             },
             sections: vec![super::super::section::Section::Allergies],
             reply_key: ReplyKey::Kid("k1".into()),
+            sealed: None,
         })
     }
 

@@ -1,9 +1,10 @@
 //! JWE for emergency medical data (RFC 7516): one fixed profile,
 //! `ECDH-ES+A256KW` key agreement (RFC 7518 §4.6) and `A256GCM` content
 //! encryption (RFC 7518 §5.3), to an EC P-256 key, in the compact
-//! serialization (RFC 7516 §7.1).
+//! serialization (RFC 7516 §7.1). Medical responses use it, and so do the
+//! sealed parts of records and medical requests ([`crate::sealed`]).
 //!
-//! The gateway never holds a requester's private key, so the one thing it
+//! The gateway never holds a recipient's private key, so the one thing it
 //! does with these JWEs is [`inspect`]: check the shape of a compact JWE,
 //! without any key, before it is stored or forwarded. [`encrypt`] and
 //! [`decrypt`] are for the parties at either end (clients, tests, the demo).
@@ -85,13 +86,26 @@ pub struct Header {
 /// [`JweError::Malformed`] for an empty plaintext (which [`inspect`] would
 /// refuse); [`JweError::Crypto`] if josekit fails to encrypt.
 pub fn encrypt(plaintext: &[u8], recipient: &Map<String, Value>) -> Result<String, JweError> {
+    encrypt_as(plaintext, recipient, BUNDLE_CTY)
+}
+
+/// [`encrypt`] with another content type: `cty` says what the plaintext
+/// is (a sealed part, [`crate::sealed::TYP`], is a nested JWS).
+///
+/// # Errors
+/// As for [`encrypt`].
+pub fn encrypt_as(
+    plaintext: &[u8],
+    recipient: &Map<String, Value>,
+    cty: &str,
+) -> Result<String, JweError> {
     if plaintext.is_empty() {
         return Err(JweError::Malformed("the plaintext is empty".into()));
     }
     let encrypter = load_public_key(recipient).map_err(JweError::Key)?;
     let mut header = JweHeader::new();
     header.set_content_encryption(CONTENT_ENC);
-    header.set_content_type(BUNDLE_CTY);
+    header.set_content_type(cty);
     if let Some(kid) = recipient.get("kid").and_then(Value::as_str) {
         header.set_key_id(kid);
     }

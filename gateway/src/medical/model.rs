@@ -4,6 +4,7 @@
 //! ```text
 //! medical.request   {"subject","purpose":"ETREAT"|"TREAT","incident","responder":{"name","role"},
 //!                    "sections":["allergies",...],"reply_key":<public JWK> | "<kid>"}
+//!   or, sealed:     {"purpose","responder":{"role"},"sections","reply_key","sealed":"<compact JWE>"}
 //! medical.approve   {"request":"<jti>","ttl_hours"?,"uses"?}
 //! medical.response  {"request":"<jti>","payload":"<compact JWE>"}
 //! review.decision   {"request":"<jti>","outcome":"appropriate"|"inappropriate","note"}
@@ -11,7 +12,11 @@
 //!
 //! `subject`, `incident`, the responder's name and a review's note are
 //! personal or sensitive: they stay in the signed envelope, which only the
-//! two agencies and auditors can read. The subject reaches the log only as a
+//! two agencies and auditors can read. A sealed request goes further: its
+//! subject, incident and responder's name travel only in its `sealed`
+//! part ([`Private`], [`crate::sealed`]), encrypted to the holder, so the
+//! gateway sees only what its policy needs (purpose, role, sections) and the
+//! reply key. The subject of a request in clear reaches the log only as a
 //! salted hash; the others reach neither the log nor the state store.
 //! Purpose codes are HL7 v3 ActReason: `ETREAT` is emergency treatment,
 //! `TREAT` routine treatment.
@@ -62,8 +67,10 @@ impl Purpose {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Responder {
-    /// Their name: personal data, never logged.
-    pub name: String,
+    /// Their name: personal data, never logged; in a sealed request, only
+    /// in the sealed part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Their role (e.g. `medical-officer`): what the policy decides on.
     pub role: String,
 }
@@ -79,23 +86,44 @@ pub enum ReplyKey {
     Jwk(Map<String, Value>),
 }
 
-/// `medical.request`.
+/// `medical.request`, in clear or sealed: a request in clear carries
+/// `subject`, `incident` and `responder.name`; a sealed one carries none of
+/// them, and `sealed` instead.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     /// Whom the data is about, as the holding agency knows them: opaque,
     /// personal data.
-    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// Why it is asked for.
     pub purpose: Purpose,
     /// The incident it is asked for.
-    pub incident: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
     /// Who asks.
     pub responder: Responder,
     /// The IPS sections wanted.
     pub sections: Vec<Section>,
     /// The key the answer is encrypted to.
     pub reply_key: ReplyKey,
+    /// The subject, incident and responder's name ([`Private`]), sealed to
+    /// the holder: a compact JWE ([`crate::sealed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
+}
+
+/// What a sealed request hides from the gateway: the body of its sealed
+/// part, which only the holder can open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Private {
+    /// Whom the data is about.
+    pub subject: String,
+    /// The incident it is asked for.
+    pub incident: String,
+    /// The responder's name.
+    pub responder_name: String,
 }
 
 /// `medical.approve`: the holder grants a request it was not obliged to.
@@ -164,9 +192,29 @@ impl Request {
     /// A message naming the first field at fault.
     pub fn parse(body: &Map<String, Value>) -> Result<Request, String> {
         let r: Request = from_map(body)?;
-        fields::bounded(&r.subject, "subject", MAX_SUBJECT)?;
-        fields::bounded(&r.incident, "incident", MAX_NAME)?;
-        fields::bounded(&r.responder.name, "responder.name", MAX_NAME)?;
+        let personal = [
+            ("subject", &r.subject, MAX_SUBJECT),
+            ("incident", &r.incident, MAX_NAME),
+            ("responder.name", &r.responder.name, MAX_NAME),
+        ];
+        match &r.sealed {
+            Some(sealed) => {
+                if let Some((field, ..)) = personal.iter().find(|(_, v, _)| v.is_some()) {
+                    return Err(format!(
+                        "{field} must not travel in clear beside sealed, which holds it"
+                    ));
+                }
+                jwe::inspect(sealed).map_err(|e| format!("sealed: {e}"))?;
+            }
+            None => {
+                for (field, value, max) in personal {
+                    let value = value.as_deref().ok_or_else(|| {
+                        format!("missing field `{field}` (or seal it in `sealed`)")
+                    })?;
+                    fields::bounded(value, field, max)?;
+                }
+            }
+        }
         fields::token(&r.responder.role, "responder.role", MAX_NAME)?;
         if r.sections.is_empty() {
             return Err("sections must name at least one section".into());
@@ -187,6 +235,35 @@ impl Request {
     /// What the policy decides on besides the parties: the responder's role.
     pub fn attributes(&self) -> BTreeMap<String, String> {
         BTreeMap::from([("role".to_owned(), self.responder.role.clone())])
+    }
+
+    /// The fields a sealed request hides, taken out of this request in
+    /// clear (`None` if it is sealed already), leaving what the gateway
+    /// sees.
+    pub fn take_private(&mut self) -> Option<Private> {
+        let private = Private {
+            subject: self.subject.clone()?,
+            incident: self.incident.clone()?,
+            responder_name: self.responder.name.clone()?,
+        };
+        (self.subject, self.incident, self.responder.name) = (None, None, None);
+        Some(private)
+    }
+
+    /// This sealed request with `private`, opened from its sealed part, in
+    /// its place: the request as the holder reads it.
+    ///
+    /// # Errors
+    /// A message naming the field of `private` out of bounds.
+    pub fn unsealed(mut self, private: Private) -> Result<Request, String> {
+        fields::bounded(&private.subject, "subject", MAX_SUBJECT)?;
+        fields::bounded(&private.incident, "incident", MAX_NAME)?;
+        fields::bounded(&private.responder_name, "responder.name", MAX_NAME)?;
+        self.subject = Some(private.subject);
+        self.incident = Some(private.incident);
+        self.responder.name = Some(private.responder_name);
+        self.sealed = None;
+        Ok(self)
     }
 }
 
@@ -290,6 +367,60 @@ mod tests {
             assert!(err.contains(field), "{err} should name {field}");
             assert!(!err.contains("SECRET"), "{err} echoes a value");
         }
+    }
+
+    /// A well-formed compact JWE, to a fresh key.
+    fn some_jwe() -> String {
+        let key = josekit::jwk::Jwk::generate_ec_key(josekit::jwk::alg::ec::EcCurve::P256)
+            .expect("keygen");
+        let public = key.to_public_key().expect("public");
+        jwe::encrypt_as(b"x", public.as_ref(), "xgate-sealed+jwt").expect("encrypts")
+    }
+
+    #[test]
+    fn a_sealed_request_carries_no_personal_field_in_clear() {
+        let mut plain = Request::parse(&map(request())).expect("valid");
+        let private = plain.take_private().expect("in clear");
+        assert_eq!(private.subject, "MRN-SECRET-1");
+        plain.sealed = Some(some_jwe());
+        let body = serde_json::to_value(&plain).expect("json");
+        let text = body.to_string();
+        assert!(
+            !text.contains("SECRET") && !text.contains("INC-7"),
+            "{text}"
+        );
+        let sealed = Request::parse(&map(body.clone())).expect("a sealed request parses");
+        assert_eq!(sealed.attributes()["role"], "medical-officer");
+        let opened = sealed.unsealed(private).expect("unsealed");
+        assert_eq!(opened.subject.as_deref(), Some("MRN-SECRET-1"));
+        assert_eq!(opened.sealed, None);
+
+        // Beside sealed, a personal field in clear is refused, by name.
+        for (field, value) in [
+            ("subject", json!("MRN-SECRET-1")),
+            ("incident", json!("INC-SECRET")),
+        ] {
+            let mut both = body.clone();
+            both[field] = value;
+            let err = Request::parse(&map(both)).expect_err(field);
+            assert!(err.starts_with(field) && !err.contains("SECRET"), "{err}");
+        }
+        let mut named = body.clone();
+        named["responder"]["name"] = json!("Dr Secret");
+        let err = Request::parse(&map(named)).expect_err("name");
+        assert!(err.starts_with("responder.name"), "{err}");
+        let mut garbage = body;
+        garbage["sealed"] = json!("SECRET.not.a.jwe");
+        let err = Request::parse(&map(garbage)).expect_err("jwe");
+        assert!(
+            err.starts_with("sealed") && !err.contains("SECRET"),
+            "{err}"
+        );
+        // In clear, each personal field is required.
+        let mut missing = request();
+        missing.as_object_mut().expect("object").remove("incident");
+        let err = Request::parse(&map(missing)).expect_err("incident");
+        assert!(err.contains("`incident`"), "{err}");
     }
 
     #[test]

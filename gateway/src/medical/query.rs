@@ -1,5 +1,5 @@
 //! What the API shows of the medical state, and to whom: a case to its two
-//! agencies and to auditors; a response (still encrypted) to the same; the
+//! agencies (with the signed request) and to auditors (without it); a response (still encrypted) to the same; the
 //! review queue to the holding agency, and all of it to auditors. Anyone
 //! else is told there is no such thing, so a request's existence does not
 //! leak.
@@ -50,6 +50,11 @@ pub struct CaseView {
     pub responses: Vec<Answered>,
     /// The review, once made.
     pub review: Option<Reviewed>,
+    /// The request envelope as its requester signed it (the one delivered
+    /// to the holder), for the two agencies; `null` for an auditor. Clients
+    /// take the requester, sections and reply key from it, checked against
+    /// their own registry, and only compare the fields above with it.
+    pub jws: Option<String>,
 }
 
 /// One grant awaiting review, as `GET /v1/reviews` lists it.
@@ -116,9 +121,18 @@ pub fn case<S: Store>(
             None => state::case_of_holder(&state, caller, jti)?,
         },
     };
-    let visible =
-        |c: &Case| &c.requester == caller || &c.holder == caller || registry.is_auditor(caller);
-    Ok(found.filter(visible).map(|c| view(c, registry, now)))
+    let party = |c: &Case| &c.requester == caller || &c.holder == caller;
+    let Some(case) = found.filter(|c| party(c) || registry.is_auditor(caller)) else {
+        return Ok(None);
+    };
+    let jws = if party(&case) {
+        let key = crate::inbox::kept_key(case.log_index);
+        let kept = store.get(&key)?.ok_or_else(|| keys::corrupt(&key))?;
+        Some(String::from_utf8(kept.as_ref().to_vec()).map_err(|_| keys::corrupt(&key))?)
+    } else {
+        None
+    };
+    Ok(Some(view(case, registry, now, jws)))
 }
 
 /// The public key `case`'s answers go to, resolved against the registry.
@@ -133,7 +147,7 @@ pub fn reply_key(case: &Case, registry: &Registry) -> Option<Map<String, Value>>
     }
 }
 
-fn view(c: Case, registry: &Registry, now: i64) -> CaseView {
+fn view(c: Case, registry: &Registry, now: i64, jws: Option<String>) -> CaseView {
     let status = match &c.grant {
         None => "awaiting-approval",
         Some(g) if g.used >= g.uses => "used",
@@ -156,6 +170,7 @@ fn view(c: Case, registry: &Registry, now: i64) -> CaseView {
         break_glass: c.break_glass,
         responses: c.responses,
         review: c.review,
+        jws,
     }
 }
 

@@ -186,6 +186,11 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
         Ok(reply)
     }
 
+    /// The envelope signer of agency `name`, one of [`NAMES`].
+    fn signer(&self, name: &str) -> &EnvelopeSigner {
+        &self.agencies[self.index_of(name)].signer
+    }
+
     /// Where agency `name`, one of [`NAMES`], is in `agencies`.
     fn index_of(&self, name: &str) -> usize {
         NAMES.iter().position(|n| *n == name).unwrap_or_default()

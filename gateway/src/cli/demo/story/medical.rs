@@ -1,14 +1,16 @@
 //! The medical steps (docs/medical.md): a State Department responder asks
-//! HHS for a person's emergency summary, the policy breaks the glass, HHS
-//! answers encrypted to State's reply key, State opens and validates the
-//! answer, and HHS's reviewer closes the grant. The gateway only ever
-//! carries the JWE; the keys stay in each agency's PKI directory.
+//! HHS for a person's emergency summary, the subject, incident and
+//! responder's name sealed to HHS, the policy breaks the glass, HHS answers
+//! encrypted to the reply key of the signed request, State opens and
+//! validates the answer, and HHS's reviewer closes the grant. The gateway
+//! only ever carries JWEs; the keys stay in each agency's PKI directory.
 
 use josekit::jwk::Jwk;
 use serde_json::{Map, Value};
 
 use super::{Story, agency};
 use crate::cli::error::Error;
+use crate::cli::medical::{Signed, seal_request};
 use crate::cli::session::delivered_body;
 use crate::kind::Kind;
 use crate::medical::bundle::{self, Section};
@@ -46,7 +48,7 @@ fn request(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
         "request",
         &format!(
             "state's medical officer asks hhs for the emergency summary of subject hhs-mrn-000123 \
-             (ETREAT, incident INC-DEMO-0001; {})",
+             (ETREAT, incident INC-DEMO-0001; {}); subject, incident and name sealed to hhs",
             sections.join(", ")
         ),
     )?;
@@ -58,16 +60,24 @@ fn request(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
         .ok_or_else(|| Error::Request("state has no registered encryption key".into()))?
         .to_owned();
     let body = Request {
-        subject: "hhs-mrn-000123".into(),
+        subject: Some("hhs-mrn-000123".into()),
         purpose: Purpose::Etreat,
-        incident: "INC-DEMO-0001".into(),
+        incident: Some("INC-DEMO-0001".into()),
         responder: Responder {
-            name: "Dr. Casey Example".into(),
+            name: Some("Dr. Casey Example".into()),
             role: "medical-officer".into(),
         },
         sections: SECTIONS.to_vec(),
         reply_key: ReplyKey::Kid(kid),
+        sealed: None,
     };
+    let body = seal_request(
+        body,
+        story.signer("state"),
+        &story.registry,
+        &agency("hhs"),
+        REQUEST,
+    )?;
     let (receipt, _) = story.submit(
         "state",
         "hhs",
@@ -94,17 +104,13 @@ fn request(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
 fn respond(story: &mut Story<'_, '_, '_>) -> Result<u64, Error> {
     story.out.step(
         "respond",
-        "hhs reads the request, checks its IPS bundle holds every section asked for, \
+        "hhs reads the signed request, checks its IPS bundle holds every section asked for, \
          and encrypts it to state's reply key",
     )?;
-    let case = story.get("hhs", &format!("/v1/medical/requests/{REQUEST}"))?;
-    let sections = sections_of(&case)?;
-    bundle::validate(BUNDLE, &sections)
+    let signed = signed(story, "hhs")?;
+    bundle::validate(BUNDLE, &signed.request.sections)
         .map_err(|e| Error::Request(format!("the demo's bundle is not valid: {e}")))?;
-    let key = case["reply_key"]
-        .as_object()
-        .ok_or_else(|| Error::Request("the request has no reply key".into()))?;
-    let payload = jwe::encrypt(BUNDLE, key)
+    let payload = jwe::encrypt(BUNDLE, &signed.reply_key)
         .map_err(|e| Error::Request(format!("cannot encrypt to the reply key: {e}")))?;
     let mut body = Map::new();
     body.insert("request".into(), Value::String(REQUEST.into()));
@@ -151,8 +157,7 @@ fn open(story: &mut Story<'_, '_, '_>, response: u64) -> Result<(), Error> {
         .ok_or_else(|| Error::Request(format!("cannot read {}", key_file.display())))?;
     let plain = jwe::decrypt(payload, &key)
         .map_err(|e| Error::Request(format!("the answer does not decrypt: {e}")))?;
-    let case = story.get("state", &format!("/v1/medical/requests/{REQUEST}"))?;
-    let summary = bundle::validate(&plain, &sections_of(&case)?)
+    let summary = bundle::validate(&plain, &signed(story, "state")?.request.sections)
         .map_err(|e| Error::Request(format!("the decrypted bundle is not valid: {e}")))?;
     let sections: Vec<String> = summary
         .sections
@@ -204,8 +209,9 @@ fn review(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
     ))
 }
 
-/// The sections a request asked for, as the gateway shows its case.
-fn sections_of(case: &Value) -> Result<Vec<Section>, Error> {
-    serde_json::from_value(case["sections"].clone())
-        .map_err(|_| Error::Request("the request lists no valid sections".into()))
+/// The request as `who` (its requester or holder) reads it: from the
+/// signed envelope the gateway keeps, checked against the registry.
+fn signed(story: &mut Story<'_, '_, '_>, who: &str) -> Result<Signed, Error> {
+    let view = story.get(who, &format!("/v1/medical/requests/{REQUEST}"))?;
+    Signed::from_view(&view, REQUEST, &agency(who), &story.registry)
 }
