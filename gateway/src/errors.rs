@@ -80,6 +80,9 @@ pub enum Code {
     StorageUnavailable,
     /// 503: the gateway is shutting down or over its limits.
     Unavailable,
+    /// 503: `crl_strict` is on and the CRL is past its `nextUpdate`, so no
+    /// certificate's revocation status is known.
+    CrlStale,
     /// 500: a bug or a corrupt store; details are in the gateway's log.
     Internal,
 }
@@ -118,6 +121,7 @@ impl Code {
             Code::MethodNotAllowed => "method_not_allowed",
             Code::StorageUnavailable => "storage_unavailable",
             Code::Unavailable => "unavailable",
+            Code::CrlStale => "crl_stale",
             Code::Internal => "internal",
         }
     }
@@ -150,7 +154,9 @@ impl Code {
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Code::StorageUnavailable | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::StorageUnavailable | Code::Unavailable | Code::CrlStale => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

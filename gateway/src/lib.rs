@@ -17,7 +17,9 @@
 //!   encrypted responses and reviews, as one step of the same fold;
 //!   [`recompute`] replays the fold over the log for auditors.
 //! - [`pki`]: the development PKI (`xgate certs`): CA, certificates, JOSE
-//!   keys, CRL and registry.
+//!   keys, CRL and registry; [`crl`] decides which CRL the gateway trusts
+//!   (signed by the CA, never older than the one in force) and [`tls`]
+//!   applies it to handshakes, requests and open event streams.
 //!
 //! The log itself (hashing, proofs, checkpoints, storage) is the
 //! `xgate_ledger` crate; nothing here re-implements any of it.
@@ -31,6 +33,7 @@ pub mod cli;
 pub mod client;
 pub mod committer;
 pub mod config;
+pub mod crl;
 pub mod entry;
 pub mod envelope;
 pub mod errors;

@@ -1,6 +1,6 @@
 //! Prometheus metrics for `GET /metrics`: requests by kind and outcome,
 //! rejections by code, append latency, log size, open connections, TLS
-//! handshakes by outcome and replay attempts. Labels are kinds, codes and outcomes only: never an
+//! handshakes by outcome, replay attempts and the CRL's health. Labels are kinds, codes and outcomes only: never an
 //! agency's data, never personal data.
 
 use std::sync::atomic::AtomicI64;
@@ -46,6 +46,17 @@ pub struct Metrics {
     break_glass: Counter,
     reviews_pending: Gauge<i64, AtomicI64>,
     reviews_overdue: Gauge<i64, AtomicI64>,
+    crl: CrlMetrics,
+}
+
+/// The CRL's health: what is in force, and refusals of what was offered.
+#[derive(Debug, Default)]
+struct CrlMetrics {
+    reload_failures: Counter,
+    file_refused: Gauge<i64, AtomicI64>,
+    stale: Gauge<i64, AtomicI64>,
+    next_update: Gauge<i64, AtomicI64>,
+    number: Gauge<i64, AtomicI64>,
 }
 
 impl Metrics {
@@ -109,6 +120,32 @@ impl Metrics {
             "Break-the-glass grants whose review is past due",
             reviews_overdue.clone(),
         );
+        let crl = CrlMetrics::default();
+        registry.register(
+            "crl_reload_failures",
+            "CRL files refused (unreadable, not signed by the federation CA, an older or reissued number); the CRL in force stayed",
+            crl.reload_failures.clone(),
+        );
+        registry.register(
+            "crl_file_refused",
+            "1 while crl.pem holds content that was refused, so the CRL in force is not the file's",
+            crl.file_refused.clone(),
+        );
+        registry.register(
+            "crl_stale",
+            "1 while the CRL in force is past its nextUpdate",
+            crl.stale.clone(),
+        );
+        registry.register(
+            "crl_next_update_seconds",
+            "nextUpdate of the CRL in force, in seconds since the Unix epoch",
+            crl.next_update.clone(),
+        );
+        registry.register(
+            "crl_number",
+            "CRL number of the CRL in force",
+            crl.number.clone(),
+        );
         log_size_gauge.set(i64::try_from(log_size).unwrap_or(i64::MAX));
         Metrics {
             registry,
@@ -122,7 +159,34 @@ impl Metrics {
             break_glass,
             reviews_pending,
             reviews_overdue,
+            crl,
         }
+    }
+
+    /// Counts a CRL file that was refused, and flags that the file is not
+    /// the CRL in force.
+    pub fn crl_reload_failed(&self) {
+        self.crl.reload_failures.inc();
+        self.crl.file_refused.set(1);
+    }
+
+    /// Whether the CRL file holds refused content (`true`) or the CRL in
+    /// force (`false`).
+    pub fn crl_file_refused(&self, refused: bool) {
+        self.crl.file_refused.set(i64::from(refused));
+    }
+
+    /// The number and `nextUpdate` of the CRL in force.
+    pub fn crl_in_force(&self, number: &x509_parser::num_bigint::BigUint, next_update: i64) {
+        self.crl
+            .number
+            .set(i64::try_from(number).unwrap_or(i64::MAX));
+        self.crl.next_update.set(next_update);
+    }
+
+    /// Whether the CRL in force is past its `nextUpdate`.
+    pub fn crl_stale(&self, stale: bool) {
+        self.crl.stale.set(i64::from(stale));
     }
 
     /// Counts one submitted envelope of `kind` ("unknown" before it parses)

@@ -18,6 +18,7 @@ use xgate_ledger::{Log, OpenOptions};
 
 use super::error::Error;
 use crate::config::Config;
+use crate::crl;
 use crate::envelope::Limits;
 use crate::http::Context;
 use crate::pipeline::{Gateway, Medical};
@@ -144,7 +145,9 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     let policy_file = config.policy_file();
     ensure_policy(config, &policy_file)?;
     let policy = Policy::load(&policy_file, &registry)?;
-    let tls = Arc::new(Tls::load(&pki_dir)?);
+    // A missing CRL, or one the CA did not sign, stops the start: the
+    // gateway never serves without knowing what is revoked.
+    let tls = Arc::new(Tls::load(&pki_dir, config.crl_strict)?);
     let options = OpenOptions {
         origin: config.origin.clone(),
         cache_bytes: config.cache_bytes,
@@ -172,6 +175,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Serve(format!("cannot read the listening address: {e}")))?;
+    crl::publish(&tls, &gateway.metrics);
     let ctx = Arc::new(Context {
         gateway,
         tls,

@@ -22,7 +22,8 @@
 //! ```
 //!
 //! Every route but `/healthz` and `/metrics` needs a registered, unrevoked
-//! agency as the TLS identity.
+//! agency as the TLS identity. With `crl_strict` and a CRL past its
+//! `nextUpdate`, every route but `/metrics` is refused (`crl_stale`).
 
 mod assets;
 mod inbox;
@@ -43,7 +44,7 @@ use crate::errors::{ApiError, Code};
 use crate::logview::{self, ViewError};
 use crate::pipeline::Gateway;
 use crate::registry::AgencyId;
-use crate::tls::{Identity, Tls};
+use crate::tls::{Identity, Refusal, Tls};
 
 /// The media type of a submitted envelope.
 pub const JOSE: &str = "application/jose";
@@ -78,6 +79,8 @@ pub async fn handle(
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let outcome = match (req.method(), segments.as_slice()) {
+        // A gateway that refuses every request is not healthy.
+        (&Method::GET, ["healthz"]) if ctx.tls.refuses_all() => Err(crl_stale()),
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
         (&Method::GET, ["metrics"]) => metrics(&ctx).await,
         (_, ["healthz" | "metrics"]) => Err(not_allowed()),
@@ -236,16 +239,32 @@ async fn read_body(
     Ok(body)
 }
 
-/// The caller's agency, if it is registered and its certificate not revoked.
+/// The caller's agency, if it is registered and its certificate not revoked
+/// (and, with `crl_strict`, the CRL not stale). Checked on every request
+/// and again by open event streams whenever the CRL changes.
 fn agency(ctx: &Context, identity: &Identity) -> Result<AgencyId, ApiError> {
+    if ctx.tls.refuses_all() {
+        return Err(crl_stale());
+    }
     match identity {
-        Identity::Agency { id, serial } if !ctx.tls.is_revoked(serial) => Ok(id.clone()),
-        Identity::Agency { id, .. } => Err(ApiError::new(
-            Code::UnknownAgency,
-            format!("the TLS certificate of {id} has been revoked"),
-        )),
+        Identity::Agency { id, serial } => match ctx.tls.refuses(serial) {
+            None => Ok(id.clone()),
+            Some(Refusal::Revoked) => Err(ApiError::new(
+                Code::UnknownAgency,
+                format!("the TLS certificate of {id} has been revoked"),
+            )),
+            Some(Refusal::CrlStale) => Err(crl_stale()),
+        },
         Identity::Unknown(reason) => Err(ApiError::new(Code::UnknownAgency, reason.clone())),
     }
+}
+
+fn crl_stale() -> ApiError {
+    ApiError::new(
+        Code::CrlStale,
+        "the gateway's CRL is past its nextUpdate, so revocations cannot be checked; \
+         every request is refused until the operator installs a fresh CRL",
+    )
 }
 
 /// Runs blocking work (storage, group commit) off the async workers.

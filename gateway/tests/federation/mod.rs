@@ -149,6 +149,20 @@ pub async fn get_json(client: &mut Client, path: &str, status: StatusCode) -> Va
     serde_json::from_slice(&reply.body).expect("JSON body")
 }
 
+/// The value of the series `series` (a metric name with its labels, as
+/// `/metrics` prints it) as `client` reads it, or `None` if absent.
+pub async fn metric(client: &mut Client, series: &str) -> Option<f64> {
+    let reply = client
+        .request(Method::GET, "/metrics", None, Vec::new())
+        .await
+        .expect("a response");
+    assert_eq!(reply.status, StatusCode::OK);
+    let text = String::from_utf8(reply.body.to_vec()).expect("utf-8");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The `{"error":{"code"}}` of a refusal, asserting the body's shape.
 pub fn error_code(reply: &Reply) -> String {
     let v: Value = serde_json::from_slice(&reply.body).unwrap_or_else(|_| {
