@@ -80,6 +80,9 @@ pub enum Code {
     StorageUnavailable,
     /// 503: the gateway is shutting down or over its limits.
     Unavailable,
+    /// 429: the agency already has `max_streams_per_agency` event streams
+    /// open.
+    TooManyStreams,
     /// 503: `crl_strict` is on and the CRL is past its `nextUpdate`, so no
     /// certificate's revocation status is known.
     CrlStale,
@@ -121,6 +124,7 @@ impl Code {
             Code::MethodNotAllowed => "method_not_allowed",
             Code::StorageUnavailable => "storage_unavailable",
             Code::Unavailable => "unavailable",
+            Code::TooManyStreams => "too_many_streams",
             Code::CrlStale => "crl_stale",
             Code::Internal => "internal",
         }
@@ -157,6 +161,7 @@ impl Code {
             Code::StorageUnavailable | Code::Unavailable | Code::CrlStale => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Code::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

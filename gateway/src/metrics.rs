@@ -1,6 +1,7 @@
 //! Prometheus metrics for `GET /metrics`: requests by kind and outcome,
 //! rejections by code, append latency, log size, open connections, TLS
-//! handshakes by outcome, replay attempts and the CRL's health. Labels are kinds, codes and outcomes only: never an
+//! handshakes by outcome, replay attempts, the CRL's health and the event
+//! streams. Labels are kinds, codes and outcomes only: never an
 //! agency's data, never personal data.
 
 use std::sync::atomic::AtomicI64;
@@ -47,6 +48,7 @@ pub struct Metrics {
     reviews_pending: Gauge<i64, AtomicI64>,
     reviews_overdue: Gauge<i64, AtomicI64>,
     crl: CrlMetrics,
+    streams: StreamMetrics,
 }
 
 /// The CRL's health: what is in force, and refusals of what was offered.
@@ -57,6 +59,21 @@ struct CrlMetrics {
     stale: Gauge<i64, AtomicI64>,
     next_update: Gauge<i64, AtomicI64>,
     number: Gauge<i64, AtomicI64>,
+}
+
+/// Labels of a read of the reconciliation feed from the store: `reader`
+/// (the one task that fans new notices out) or `catch_up` (a subscriber
+/// reading its backlog, or after it fell behind).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeedReadLabels {
+    by: &'static str,
+}
+
+/// Event streams open, and the feed's reads from the store.
+#[derive(Debug, Default)]
+struct StreamMetrics {
+    open: Gauge<i64, AtomicI64>,
+    reads: Family<FeedReadLabels, Counter>,
 }
 
 impl Metrics {
@@ -146,6 +163,17 @@ impl Metrics {
             "CRL number of the CRL in force",
             crl.number.clone(),
         );
+        let streams = StreamMetrics::default();
+        registry.register(
+            "event_streams_open",
+            "Reconciliation event streams open",
+            streams.open.clone(),
+        );
+        registry.register(
+            "event_feed_reads",
+            "Reads of the reconciliation feed from the store, by reader (the one fan-out task) or catch_up (a subscriber's backlog)",
+            streams.reads.clone(),
+        );
         log_size_gauge.set(i64::try_from(log_size).unwrap_or(i64::MAX));
         Metrics {
             registry,
@@ -160,6 +188,7 @@ impl Metrics {
             reviews_pending,
             reviews_overdue,
             crl,
+            streams,
         }
     }
 
@@ -187,6 +216,20 @@ impl Metrics {
     /// Whether the CRL in force is past its `nextUpdate`.
     pub fn crl_stale(&self, stale: bool) {
         self.crl.stale.set(i64::from(stale));
+    }
+
+    /// An event stream opened (`+1`) or closed (`-1`).
+    pub fn event_stream(&self, delta: i64) {
+        self.streams.open.inc_by(delta);
+    }
+
+    /// Counts one read of the reconciliation feed from the store, by
+    /// `reader` or `catch_up`.
+    pub fn feed_read(&self, by: &'static str) {
+        self.streams
+            .reads
+            .get_or_create(&FeedReadLabels { by })
+            .inc();
     }
 
     /// Counts one submitted envelope of `kind` ("unknown" before it parses)

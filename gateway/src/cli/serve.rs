@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::crl;
 use crate::envelope::Limits;
 use crate::http::Context;
+use crate::http::fanout::Hub;
 use crate::pipeline::{Gateway, Medical};
 use crate::pki::{self, REGISTRY, SAMPLE_AGENCIES, SAMPLE_AUDITORS};
 use crate::policy::{DEFAULT_POLICY, Policy};
@@ -176,12 +177,19 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         .local_addr()
         .map_err(|e| Error::Serve(format!("cannot read the listening address: {e}")))?;
     crl::publish(&tls, &gateway.metrics);
+    let closing = tokio::sync::watch::Sender::new(false);
+    let streams = Hub::start(
+        Arc::clone(&gateway),
+        config.max_streams_per_agency,
+        closing.subscribe(),
+    );
     let ctx = Arc::new(Context {
         gateway,
         tls,
         max_body_bytes: config.max_body_bytes,
         inbox_page: config.inbox_page,
-        closing: tokio::sync::watch::Sender::new(false),
+        closing,
+        streams,
     });
     let limits = server::Limits {
         max_connections: connection_limit(config.max_connections),

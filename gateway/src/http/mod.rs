@@ -26,6 +26,7 @@
 //! `nextUpdate`, every route but `/metrics` is refused (`crl_stale`).
 
 mod assets;
+pub mod fanout;
 mod inbox;
 mod medical;
 mod stream;
@@ -35,7 +36,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::channel::Channel;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
@@ -50,7 +50,7 @@ use crate::tls::{Identity, Refusal, Tls};
 pub const JOSE: &str = "application/jose";
 
 /// A response body: whole, or streamed (the reconciliation feed).
-pub type Body = Either<Full<Bytes>, Channel<Bytes>>;
+pub type Body = Either<Full<Bytes>, stream::EventBody>;
 
 fn full(bytes: impl Into<Bytes>) -> Body {
     Either::Left(Full::new(bytes.into()))
@@ -68,6 +68,8 @@ pub struct Context {
     pub inbox_page: usize,
     /// Set when the server stops, to end open streams.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// The reconciliation feed's one reader and its subscribers.
+    pub streams: Arc<fanout::Hub>,
 }
 
 /// Answers one request from the connection whose identity is `identity`.
@@ -85,7 +87,7 @@ pub async fn handle(
         (&Method::GET, ["metrics"]) => metrics(&ctx).await,
         (_, ["healthz" | "metrics"]) => Err(not_allowed()),
         _ => match agency(&ctx, &identity) {
-            Ok(sender) => route(&ctx, sender, req, &segments).await,
+            Ok(sender) => route(&ctx, sender, &identity, req, &segments).await,
             Err(e) => Err(e),
         },
     };
@@ -98,6 +100,7 @@ pub async fn handle(
 async fn route(
     ctx: &Arc<Context>,
     sender: AgencyId,
+    identity: &Arc<Identity>,
     req: Request<Incoming>,
     segments: &[&str],
 ) -> Result<Response<Body>, ApiError> {
@@ -134,7 +137,7 @@ async fn route(
         (Method::GET, ["v1", "assets"]) => assets::list(ctx, sender, &query).await,
         (Method::GET, ["v1", "assets", tag]) => assets::show(ctx, sender, tag).await,
         (Method::GET, ["v1", "reconciliations", "stream"]) => {
-            stream::open(ctx, sender, req.headers(), &query).await
+            stream::open(ctx, sender, Arc::clone(identity), req.headers(), &query).await
         }
         (Method::GET, ["v1", "reconciliations", id]) => assets::report(ctx, sender, id).await,
         (

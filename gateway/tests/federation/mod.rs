@@ -393,6 +393,14 @@ impl EventStream {
         tokio::time::timeout(wait, self.next()).await.ok().flatten()
     }
 
+    /// Whether the stream ends (the body finishes or the connection
+    /// closes) within `wait`; events arriving meanwhile are skipped.
+    pub async fn ends_within(&mut self, wait: std::time::Duration) -> bool {
+        tokio::time::timeout(wait, async { while self.next().await.is_some() {} })
+            .await
+            .is_ok()
+    }
+
     /// The next `n` events, each arriving within ten seconds.
     pub async fn take(&mut self, n: usize) -> Vec<Event> {
         let mut events = Vec::with_capacity(n);
