@@ -86,6 +86,12 @@ pub enum Code {
     StorageUnavailable,
     /// 503: the gateway is shutting down or over its limits.
     Unavailable,
+    /// 429: the agency already has `max_streams_per_agency` event streams
+    /// open.
+    TooManyStreams,
+    /// 503: `crl_strict` is on and the CRL is past its `nextUpdate`, so no
+    /// certificate's revocation status is known.
+    CrlStale,
     /// 500: a bug or a corrupt store; details are in the gateway's log.
     Internal,
 }
@@ -126,6 +132,8 @@ impl Code {
             Code::TooManyConnections => "too_many_connections",
             Code::StorageUnavailable => "storage_unavailable",
             Code::Unavailable => "unavailable",
+            Code::TooManyStreams => "too_many_streams",
+            Code::CrlStale => "crl_stale",
             Code::Internal => "internal",
         }
     }
@@ -159,8 +167,10 @@ impl Code {
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Code::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
-            Code::StorageUnavailable | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::StorageUnavailable | Code::Unavailable | Code::CrlStale => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Code::TooManyConnections | Code::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

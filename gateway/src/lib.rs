@@ -20,7 +20,9 @@
 //!   recipient, which the gateway carries but cannot read (records and the
 //!   personal fields of medical requests).
 //! - [`pki`]: the development PKI (`xgate certs`): CA, certificates, JOSE
-//!   keys, CRL and registry.
+//!   keys, CRL and registry; [`crl`] decides which CRL the gateway trusts
+//!   (signed by the CA, never older than the one in force) and [`tls`]
+//!   applies it to handshakes, requests and open event streams.
 //!
 //! The log itself (hashing, proofs, checkpoints, storage) is the
 //! `xgate_ledger` crate; nothing here re-implements any of it.
@@ -34,6 +36,7 @@ pub mod cli;
 pub mod client;
 pub mod committer;
 pub mod config;
+pub mod crl;
 pub mod entry;
 pub mod envelope;
 pub mod errors;

@@ -1,8 +1,8 @@
 //! Prometheus metrics for `GET /metrics`: requests by kind and outcome,
 //! rejections by code, append latency, log size, open connections, TLS
-//! handshakes by outcome, connections closed by reason and replay attempts.
-//! Labels are kinds, codes, outcomes and reasons only: never an agency's
-//! data, never personal data.
+//! handshakes by outcome, connections closed by reason, replay attempts,
+//! the CRL's health and the event streams. Labels are kinds, codes,
+//! outcomes and reasons only: never an agency's data, never personal data.
 
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
@@ -56,6 +56,33 @@ pub struct Metrics {
     break_glass: Counter,
     reviews_pending: Gauge<i64, AtomicI64>,
     reviews_overdue: Gauge<i64, AtomicI64>,
+    crl: CrlMetrics,
+    streams: StreamMetrics,
+}
+
+/// The CRL's health: what is in force, and refusals of what was offered.
+#[derive(Debug, Default)]
+struct CrlMetrics {
+    reload_failures: Counter,
+    file_refused: Gauge<i64, AtomicI64>,
+    stale: Gauge<i64, AtomicI64>,
+    next_update: Gauge<i64, AtomicI64>,
+    number: Gauge<i64, AtomicI64>,
+}
+
+/// Labels of a read of the reconciliation feed from the store: `reader`
+/// (the one task that fans new notices out) or `catch_up` (a subscriber
+/// reading its backlog, or after it fell behind).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeedReadLabels {
+    by: &'static str,
+}
+
+/// Event streams open, and the feed's reads from the store.
+#[derive(Debug, Default)]
+struct StreamMetrics {
+    open: Gauge<i64, AtomicI64>,
+    reads: Family<FeedReadLabels, Counter>,
 }
 
 impl Metrics {
@@ -128,6 +155,43 @@ impl Metrics {
             "Break-the-glass grants whose review is past due",
             reviews_overdue.clone(),
         );
+        let crl = CrlMetrics::default();
+        registry.register(
+            "crl_reload_failures",
+            "CRL files refused (unreadable, not signed by the federation CA, an older or reissued number); the CRL in force stayed",
+            crl.reload_failures.clone(),
+        );
+        registry.register(
+            "crl_file_refused",
+            "1 while crl.pem holds content that was refused, so the CRL in force is not the file's",
+            crl.file_refused.clone(),
+        );
+        registry.register(
+            "crl_stale",
+            "1 while the CRL in force is past its nextUpdate",
+            crl.stale.clone(),
+        );
+        registry.register(
+            "crl_next_update_seconds",
+            "nextUpdate of the CRL in force, in seconds since the Unix epoch",
+            crl.next_update.clone(),
+        );
+        registry.register(
+            "crl_number",
+            "CRL number of the CRL in force",
+            crl.number.clone(),
+        );
+        let streams = StreamMetrics::default();
+        registry.register(
+            "event_streams_open",
+            "Reconciliation event streams open",
+            streams.open.clone(),
+        );
+        registry.register(
+            "event_feed_reads",
+            "Reads of the reconciliation feed from the store, by reader (the one fan-out task) or catch_up (a subscriber's backlog)",
+            streams.reads.clone(),
+        );
         log_size_gauge.set(i64::try_from(log_size).unwrap_or(i64::MAX));
         Metrics {
             registry,
@@ -142,7 +206,49 @@ impl Metrics {
             break_glass,
             reviews_pending,
             reviews_overdue,
+            crl,
+            streams,
         }
+    }
+
+    /// Counts a CRL file that was refused, and flags that the file is not
+    /// the CRL in force.
+    pub fn crl_reload_failed(&self) {
+        self.crl.reload_failures.inc();
+        self.crl.file_refused.set(1);
+    }
+
+    /// Whether the CRL file holds refused content (`true`) or the CRL in
+    /// force (`false`).
+    pub fn crl_file_refused(&self, refused: bool) {
+        self.crl.file_refused.set(i64::from(refused));
+    }
+
+    /// The number and `nextUpdate` of the CRL in force.
+    pub fn crl_in_force(&self, number: &x509_parser::num_bigint::BigUint, next_update: i64) {
+        self.crl
+            .number
+            .set(i64::try_from(number).unwrap_or(i64::MAX));
+        self.crl.next_update.set(next_update);
+    }
+
+    /// Whether the CRL in force is past its `nextUpdate`.
+    pub fn crl_stale(&self, stale: bool) {
+        self.crl.stale.set(i64::from(stale));
+    }
+
+    /// An event stream opened (`+1`) or closed (`-1`).
+    pub fn event_stream(&self, delta: i64) {
+        self.streams.open.inc_by(delta);
+    }
+
+    /// Counts one read of the reconciliation feed from the store, by
+    /// `reader` or `catch_up`.
+    pub fn feed_read(&self, by: &'static str) {
+        self.streams
+            .reads
+            .get_or_create(&FeedReadLabels { by })
+            .inc();
     }
 
     /// Counts one submitted envelope of `kind` ("unknown" before it parses)

@@ -183,9 +183,7 @@ pub fn revoke(dir: &Path, agency: &AgencyId) -> Result<Revoked, PkiError> {
         });
     }
     let serial = cert_serial(&read(&cert_path)?, &cert_path)?;
-    let crl_path = dir.join(CRL);
-    let crl_pem = read(&crl_path)?;
-    let (number, mut revoked) = crl_contents(&crl_pem, &crl_path)?;
+    let (number, mut revoked) = current_crl(dir)?;
     let hex_serial = hex::encode(&serial);
     if revoked.iter().any(|r| r.serial_number.to_bytes() == serial) {
         return Ok(Revoked::AlreadyRevoked { serial: hex_serial });
@@ -196,22 +194,61 @@ pub fn revoke(dir: &Path, agency: &AgencyId) -> Result<Revoked, PkiError> {
         reason_code: None,
         invalidity_date: None,
     });
+    let crl_number = number + 1;
+    replace_crl(dir, crl_number, revoked)?;
+    Ok(Revoked::Added {
+        serial: hex_serial,
+        crl_number,
+    })
+}
+
+/// Re-issues the CRL in `dir`: the same revocations under the next CRL
+/// number, with a fresh `nextUpdate` (30 days on). Run it before the CRL
+/// in force goes stale; returns the new number.
+///
+/// # Errors
+/// As [`revoke`]: a CRL not signed by this CA is never re-issued.
+pub fn reissue_crl(dir: &Path) -> Result<u64, PkiError> {
+    let (number, revoked) = current_crl(dir)?;
+    let crl_number = number + 1;
+    replace_crl(dir, crl_number, revoked)?;
+    Ok(crl_number)
+}
+
+/// The number and entries of the CRL in `dir`, which must pass the
+/// gateway's own checks first: signing whatever `crl.pem` holds would
+/// launder a forged or truncated list under the CA's signature.
+fn current_crl(dir: &Path) -> Result<(u64, Vec<RevokedCertParams>), PkiError> {
+    crate::crl::Crl::read(dir).map_err(|e| PkiError::Invalid {
+        path: e.path.clone(),
+        message: format!(
+            "{}; refusing to build on it (restore the last CRL this CA issued)",
+            e.fault
+        ),
+    })?;
+    let crl_path = dir.join(CRL);
+    crl_contents(&read(&crl_path)?, &crl_path)
+}
+
+/// Signs a CRL of `revoked` numbered `crl_number` and puts it in place
+/// atomically, so a gateway polling the file never reads half of it.
+fn replace_crl(
+    dir: &Path,
+    crl_number: u64,
+    revoked: Vec<RevokedCertParams>,
+) -> Result<(), PkiError> {
+    let crl_path = dir.join(CRL);
     let ca_path = dir.join(CA_KEY);
     let ca_key = KeyPair::from_pem(&read(&ca_path)?).map_err(invalid(&ca_path))?;
     let ca_cert_path = dir.join(CA_CERT);
     let issuer =
         Issuer::from_ca_cert_pem(&read(&ca_cert_path)?, ca_key).map_err(invalid(&ca_cert_path))?;
-    let crl_number = number + 1;
     let pem = sign_crl(&issuer, crl_number, revoked)?;
     let tmp = dir.join(format!(".{CRL}.tmp"));
     // Left over from an interrupted revoke, if it exists: never read.
     let _ = fs::remove_file(&tmp);
     write_file(&tmp, pem.as_bytes(), 0o644)?;
-    fs::rename(&tmp, &crl_path).map_err(io(&crl_path))?;
-    Ok(Revoked::Added {
-        serial: hex_serial,
-        crl_number,
-    })
+    fs::rename(&tmp, &crl_path).map_err(io(&crl_path))
 }
 
 /// A display name for an agency: the sample agencies' full names, else the id.
@@ -419,10 +456,12 @@ fn crl_contents(pem: &str, path: &Path) -> Result<(u64, Vec<RevokedCertParams>),
     let der = pem_block(pem, "X509 CRL", path)?;
     let (_, crl) =
         x509_parser::parse_x509_crl(&der).map_err(|e| invalid(path)(format!("not a CRL: {e}")))?;
+    // Checked before (`current_crl`): the number exists; ours fit 64 bits.
     let number = crl
         .crl_number()
         .and_then(|n| u64::try_from(n).ok())
-        .unwrap_or(0);
+        .and_then(|n| n.checked_add(1).map(|_| n))
+        .ok_or_else(|| invalid(path)("the CRL number is not one this tool can follow"))?;
     let revoked = crl
         .iter_revoked_certificates()
         .map(|r| {

@@ -6,7 +6,8 @@
 //! idle and age clocks), and shuts down gracefully.
 //!
 //! Background work lives here too: the CRL is re-read when its file changes
-//! (polled) and on SIGHUP, which also reloads the policy; replay ids past
+//! (polled) and on SIGHUP, which also reloads the policy (a CRL that fails
+//! its checks is refused and the one in force kept, see [`crate::crl`]); replay ids past
 //! their keep-until time are purged. On SIGTERM or SIGINT the server stops
 //! accepting, lets in-flight requests (and their appends) finish, and
 //! returns; dropping the log then leaves everything flushed.
@@ -167,9 +168,9 @@ fn spawn_background(
         let mut purge = tokio::time::interval(PURGE_EVERY);
         loop {
             tokio::select! {
-                _ = poll.tick() => reload_crl(&ctx),
+                _ = poll.tick() => reload_crl(&ctx, false),
                 Some(()) = next_hangup(&mut hangup) => {
-                    reload_crl(&ctx);
+                    reload_crl(&ctx, true);
                     reload_policy(&ctx, &policy_file);
                 }
                 _ = purge.tick() => {
@@ -184,12 +185,11 @@ fn spawn_background(
     })
 }
 
-fn reload_crl(ctx: &Context) {
-    match ctx.tls.reload_if_changed() {
-        Ok(true) => tracing::info!("CRL reloaded"),
-        Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, "CRL not reloaded; keeping the previous one"),
-    }
+/// Reloads the CRL if it changed (`forced`: re-read it anyway), keeping the
+/// one in force when the new one is refused, and raises the staleness
+/// alarm; see [`crate::crl::check`].
+fn reload_crl(ctx: &Context, forced: bool) {
+    crate::crl::check(&ctx.tls, &ctx.gateway.metrics, forced);
 }
 
 fn reload_policy(ctx: &Context, path: &std::path::Path) {

@@ -8,23 +8,27 @@
 //! look the agency up in the registry. The one crypto provider is *ring*,
 //! passed explicitly to every builder.
 //!
-//! A new CRL applies to new handshakes through a rebuilt configuration, and
-//! to connections already open through [`Tls::is_revoked`], which each
-//! request checks, so a revoked agency cannot keep a connection alive to go
-//! on sending.
+//! A new CRL (checked by [`crate::crl`] first: signed by the CA, numbered
+//! higher than the one in force) applies to new handshakes through a
+//! rebuilt configuration, and to connections already open through
+//! [`Tls::refuses`], which each request and each open event stream checks
+//! (streams are woken by [`Tls::changes`]), so a revoked agency cannot keep
+//! a connection alive to go on sending or listening.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 use x509_parser::extensions::GeneralName;
 
+use crate::crl::{Crl, CrlError, Fault};
 use crate::pki::{CA_CERT, CRL, GATEWAY_DIR, TLS_CERT, TLS_KEY};
 use crate::registry::{AgencyId, Registry};
 
@@ -46,6 +50,9 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),
+    /// The CRL file holds no CRL the gateway may trust.
+    #[error(transparent)]
+    Crl(#[from] CrlError),
 }
 
 /// The crypto provider every TLS configuration uses.
@@ -68,29 +75,82 @@ pub enum Identity {
     Unknown(String),
 }
 
-/// The server's TLS state: the current configuration, rebuilt when the CRL
-/// changes, and the serials the CRL revokes.
+/// The server's TLS state: the configuration for new handshakes, rebuilt
+/// when a new CRL is taken, and the CRL in force, which requests on open
+/// connections are checked against.
 #[derive(Debug)]
 pub struct Tls {
     pki: PathBuf,
+    strict: bool,
     config: RwLock<Arc<ServerConfig>>,
-    revoked: RwLock<HashSet<Vec<u8>>>,
-    /// SHA-256 of the CRL file the configuration was built from.
-    crl_digest: Mutex<[u8; 32]>,
+    crl: RwLock<Arc<Crl>>,
+    /// What `crl.pem` held at the last look.
+    seen: Mutex<Seen>,
+    /// Whether the CRL in force was past its `nextUpdate` at the last check.
+    stale: AtomicBool,
+    /// Bumped whenever the answer to [`Tls::refuses`] may have changed (a
+    /// new CRL, the CRL going stale), so open event streams check again.
+    changes: watch::Sender<u64>,
+}
+
+/// What the CRL file held when it was last read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    /// The CRL in force (SHA-256 of the file).
+    InForce([u8; 32]),
+    /// Content that was refused (SHA-256 of the file).
+    Refused([u8; 32]),
+    /// Nothing readable.
+    Unreadable,
+}
+
+/// What a look at the CRL file did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// The file holds what it held at the last look.
+    Unchanged,
+    /// A newer CRL is now in force.
+    Loaded,
+    /// The file holds the CRL in force again, after refused content.
+    Restored,
+}
+
+/// Why a connection's agency is refused though its certificate verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The CRL in force revokes its certificate.
+    Revoked,
+    /// `crl_strict` is on and the CRL in force is past its `nextUpdate`.
+    CrlStale,
 }
 
 impl Tls {
-    /// Loads the gateway certificate, CA and CRL from the PKI directory.
+    /// Loads the gateway certificate, CA and CRL from the PKI directory;
+    /// with `strict`, a stale CRL refuses every request (`crl_strict`).
     ///
     /// # Errors
-    /// [`TlsError`] naming the file or setting at fault.
-    pub fn load(pki: &Path) -> Result<Tls, TlsError> {
-        let (config, revoked, digest) = build(pki)?;
+    /// [`TlsError`] naming the file or setting at fault; a CRL that is
+    /// missing, not signed by the CA, or without a number or `nextUpdate`
+    /// among them.
+    pub fn load(pki: &Path, strict: bool) -> Result<Tls, TlsError> {
+        let crl_path = pki.join(CRL);
+        let bytes = std::fs::read(&crl_path).map_err(|e| CrlError {
+            path: crl_path.clone(),
+            fault: Fault::Unreadable(e.to_string()),
+        })?;
+        let crl = Crl::parse(&bytes, &ca_certs(pki)?).map_err(|fault| CrlError {
+            path: crl_path.clone(),
+            fault,
+        })?;
+        let config = build(pki, &crl)?;
         Ok(Tls {
             pki: pki.to_path_buf(),
+            strict,
             config: RwLock::new(config),
-            revoked: RwLock::new(revoked),
-            crl_digest: Mutex::new(digest),
+            crl: RwLock::new(Arc::new(crl)),
+            seen: Mutex::new(Seen::InForce(Sha256::digest(&bytes).into())),
+            stale: AtomicBool::new(false),
+            changes: watch::Sender::new(0),
         })
     }
 
@@ -102,30 +162,112 @@ impl Tls {
         }
     }
 
-    /// Rebuilds the configuration if the CRL file changed; returns whether
-    /// it did. A CRL that does not load keeps the old configuration.
-    ///
-    /// # Errors
-    /// Why the new CRL (or other PKI file) was refused.
-    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
-        let crl_path = self.pki.join(CRL);
-        let bytes = std::fs::read(&crl_path).map_err(file_error(&crl_path))?;
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        if *lock(&self.crl_digest) == digest {
-            return Ok(false);
+    /// The CRL in force.
+    pub fn crl(&self) -> Arc<Crl> {
+        match self.crl.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
-        let (config, revoked, digest) = build(&self.pki)?;
-        *write(&self.config) = config;
-        *write(&self.revoked) = revoked;
-        *lock(&self.crl_digest) = digest;
-        Ok(true)
     }
 
-    /// Whether the CRL now revokes the certificate with this serial.
+    /// Whether a stale CRL refuses every request.
+    pub fn strict(&self) -> bool {
+        self.strict
+    }
+
+    /// Reads the CRL file and, if it holds a newer CRL that passes every
+    /// check ([`Crl::parse`], [`Crl::replaces`]), puts it in force. Content
+    /// already looked at is not checked again unless `forced`.
+    ///
+    /// # Errors
+    /// Why the file's content was refused; the CRL in force stays.
+    pub fn reload(&self, forced: bool) -> Result<Reload, TlsError> {
+        let crl_path = self.pki.join(CRL);
+        let bytes = match std::fs::read(&crl_path) {
+            Ok(b) => b,
+            Err(e) => {
+                let first = *lock(&self.seen) != Seen::Unreadable;
+                *lock(&self.seen) = Seen::Unreadable;
+                return if first || forced {
+                    Err(file_error(&crl_path)(e))
+                } else {
+                    Ok(Reload::Unchanged)
+                };
+            }
+        };
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let seen = *lock(&self.seen);
+        if !forced && (seen == Seen::InForce(digest) || seen == Seen::Refused(digest)) {
+            return Ok(Reload::Unchanged);
+        }
+        let outcome = self.take(&bytes);
+        *lock(&self.seen) = match outcome {
+            Ok(_) => Seen::InForce(digest),
+            Err(_) => Seen::Refused(digest),
+        };
+        match outcome {
+            Ok(Reload::Unchanged) if matches!(seen, Seen::InForce(_)) => Ok(Reload::Unchanged),
+            Ok(Reload::Unchanged) => Ok(Reload::Restored),
+            other => other,
+        }
+    }
+
+    /// Checks `bytes` as the new CRL and puts it in force if it is newer.
+    fn take(&self, bytes: &[u8]) -> Result<Reload, TlsError> {
+        let crl_path = self.pki.join(CRL);
+        let cas = ca_certs(&self.pki)?;
+        let refused = |fault| CrlError {
+            path: crl_path.clone(),
+            fault,
+        };
+        let crl = Crl::parse(bytes, &cas).map_err(refused)?;
+        if !crl.replaces(&self.crl()).map_err(refused)? {
+            return Ok(Reload::Unchanged);
+        }
+        let config = build(&self.pki, &crl)?;
+        *write(&self.config) = config;
+        *write(&self.crl) = Arc::new(crl);
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(Reload::Loaded)
+    }
+
+    /// Records whether the CRL in force is stale; returns whether that
+    /// changed (and then wakes whoever watches [`Tls::changes`]).
+    pub fn set_stale(&self, stale: bool) -> bool {
+        let changed = self.stale.swap(stale, Ordering::SeqCst) != stale;
+        if changed {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        changed
+    }
+
+    /// Changes whenever a request's refusal may have changed: a new CRL,
+    /// or the CRL going stale or fresh.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Whether the CRL in force revokes the certificate with this serial.
     pub fn is_revoked(&self, serial: &[u8]) -> bool {
-        match self.revoked.read() {
-            Ok(r) => r.contains(serial),
-            Err(poisoned) => poisoned.into_inner().contains(serial),
+        self.crl().revokes(serial)
+    }
+
+    /// Whether every request is refused now: `crl_strict` and the CRL in
+    /// force past its `nextUpdate` (read from the clock, so this holds from
+    /// the second `nextUpdate` passes, not only from the next poll).
+    pub fn refuses_all(&self) -> bool {
+        self.strict && self.crl().is_stale_at(crate::crl::now())
+    }
+
+    /// Why a request from a certificate with this serial is refused, if it
+    /// is: checked on every request and by open event streams.
+    pub fn refuses(&self, serial: &[u8]) -> Option<Refusal> {
+        if self.refuses_all() {
+            Some(Refusal::CrlStale)
+        } else if self.is_revoked(serial) {
+            Some(Refusal::Revoked)
+        } else {
+            None
         }
     }
 }
@@ -170,38 +312,28 @@ pub fn identify(cert: &CertificateDer<'_>, registry: &Registry) -> Identity {
     }
 }
 
-type Built = (Arc<ServerConfig>, HashSet<Vec<u8>>, [u8; 32]);
+/// The federation CA's certificates.
+fn ca_certs(pki: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let ca_path = pki.join(CA_CERT);
+    CertificateDer::pem_file_iter(&ca_path)
+        .map_err(file_error(&ca_path))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(file_error(&ca_path))
+}
 
-fn build(pki: &Path) -> Result<Built, TlsError> {
+/// The server configuration: the gateway's certificate, client
+/// certificates required and verified against the CA and `crl`.
+fn build(pki: &Path, crl: &Crl) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
     let ca_path = pki.join(CA_CERT);
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&ca_path).map_err(file_error(&ca_path))? {
+    for cert in ca_certs(pki)? {
         roots
-            .add(cert.map_err(file_error(&ca_path))?)
+            .add(cert)
             .map_err(|e| TlsError::Config(format!("{}: {e}", ca_path.display())))?;
     }
-    let crl_path = pki.join(CRL);
-    let crl_bytes = std::fs::read(&crl_path).map_err(file_error(&crl_path))?;
-    let digest: [u8; 32] = Sha256::digest(&crl_bytes).into();
-    let crls = CertificateRevocationListDer::pem_slice_iter(&crl_bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(file_error(&crl_path))?;
-    let mut revoked = HashSet::new();
-    for crl in &crls {
-        let (_, parsed) =
-            x509_parser::parse_x509_crl(crl.as_ref()).map_err(|e| TlsError::File {
-                path: crl_path.clone(),
-                message: format!("not a CRL: {e}"),
-            })?;
-        revoked.extend(
-            parsed
-                .iter_revoked_certificates()
-                .map(|r| r.raw_serial().to_vec()),
-        );
-    }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .with_crls(crls)
+        .with_crls([crl.der().clone()])
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let cert_path = pki.join(GATEWAY_DIR).join(TLS_CERT);
@@ -218,7 +350,7 @@ fn build(pki: &Path) -> Result<Built, TlsError> {
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
-    Ok((Arc::new(config), revoked, digest))
+    Ok(Arc::new(config))
 }
 
 fn file_error<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> TlsError + '_ {

@@ -239,6 +239,70 @@ fn revoke_puts_the_certificate_on_the_crl_once() {
     assert_eq!(crl.matches("Serial Number:").count(), 1, "{crl}");
 }
 
+fn certs(args: &[&str], dir: &Path) -> xgate_tests::Run {
+    let dir = dir.display().to_string();
+    let mut all = vec!["certs", args[0], "--dir", &dir];
+    all.extend_from_slice(&args[1..]);
+    xgate().run(&all, b"")
+}
+
+#[test]
+fn crl_reissues_the_list_under_the_next_number() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("pki");
+    init(&dir, &["state", "gsa"]);
+    certs(&["revoke", "--agency", "gsa"], &dir).expect_ok();
+    let out = certs(&["crl"], &dir).expect_ok();
+    assert!(out.contains("issued CRL number 3"), "{out}");
+    let crl = openssl_text(&dir.join("crl.pem"), "crl");
+    assert!(crl.contains("X509v3 CRL Number"), "{crl}");
+    assert!(crl.contains("Next Update"), "{crl}");
+    assert_eq!(crl.matches("Serial Number:").count(), 1, "{crl}");
+    let (ok, text) = openssl_verify(&dir, "gsa");
+    assert!(!ok && text.contains("revoked"), "still revoked: {text}");
+    let (ok, text) = openssl_verify(&dir, "state");
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn revoke_and_crl_never_sign_over_a_crl_the_ca_did_not_issue() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("pki");
+    init(&dir, &["state", "gsa"]);
+    certs(&["revoke", "--agency", "gsa"], &dir).expect_ok();
+    // A forger's list naming the CA as issuer, with gsa taken off and a
+    // higher number: re-signing it would launder it with the CA's key.
+    let ca = std::fs::read_to_string(dir.join("ca.crt")).expect("CA");
+    let forger = rcgen::KeyPair::generate().expect("key");
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca, forger).expect("issuer");
+    let now = time::OffsetDateTime::now_utc();
+    let forged = rcgen::CertificateRevocationListParams {
+        this_update: now,
+        next_update: now + time::Duration::days(30),
+        crl_number: rcgen::SerialNumber::from_slice(&[9]),
+        issuing_distribution_point: None,
+        revoked_certs: Vec::new(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .expect("sign")
+    .pem()
+    .expect("PEM");
+    for content in [forged.as_str(), "", "garbage\n"] {
+        std::fs::write(dir.join("crl.pem"), content).expect("write");
+        for args in [&["revoke", "--agency", "state"][..], &["crl"][..]] {
+            let message = certs(args, &dir).expect_error(1);
+            assert!(message.contains("crl.pem"), "{args:?}: {message}");
+            assert!(
+                message.contains("refusing to build on it"),
+                "{args:?}: {message}"
+            );
+            let after = std::fs::read_to_string(dir.join("crl.pem")).expect("read");
+            assert_eq!(after, content, "{args:?} left crl.pem alone");
+        }
+    }
+}
+
 #[test]
 fn init_refuses_an_existing_directory_unless_forced() {
     let tmp = tempfile::tempdir().expect("tempdir");

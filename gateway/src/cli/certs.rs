@@ -5,6 +5,7 @@
 //! ```text
 //! xgate certs init --dir DIR --agency ID [--agency ID ...] [--auditor ID ...] [--force]
 //! xgate certs revoke --dir DIR --agency ID
+//! xgate certs crl --dir DIR
 //! ```
 
 use std::io::Write;
@@ -25,6 +26,17 @@ pub enum CertsCommand {
     /// Put an agency's TLS certificate on the CRL; a running gateway picks
     /// the new CRL up by itself.
     Revoke(RevokeArgs),
+    /// Re-issue the CRL with a fresh nextUpdate (same revocations, next
+    /// CRL number), before the one in force goes stale.
+    Crl(CrlArgs),
+}
+
+/// Arguments of `xgate certs crl`.
+#[derive(Debug, Args)]
+pub struct CrlArgs {
+    /// The PKI directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// Arguments of `xgate certs init`.
@@ -86,6 +98,15 @@ impl CertsCommand {
                     ),
                 };
                 writeln!(stdout, "{line}").map_err(Error::Stdout)
+            }
+            CertsCommand::Crl(args) => {
+                let number = pki::reissue_crl(&args.dir)?;
+                writeln!(
+                    stdout,
+                    "issued CRL number {number} in {}; a running gateway picks it up by itself",
+                    args.dir.display()
+                )
+                .map_err(Error::Stdout)
             }
         }
     }

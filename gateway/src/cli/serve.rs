@@ -18,8 +18,10 @@ use xgate_ledger::{Log, OpenOptions};
 
 use super::error::Error;
 use crate::config::Config;
+use crate::crl;
 use crate::envelope::Limits;
 use crate::http::Context;
+use crate::http::fanout::Hub;
 use crate::pipeline::{Gateway, Medical};
 use crate::pki::{self, REGISTRY, SAMPLE_AGENCIES, SAMPLE_AUDITORS};
 use crate::policy::{DEFAULT_POLICY, Policy};
@@ -144,7 +146,9 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     let policy_file = config.policy_file();
     ensure_policy(config, &policy_file)?;
     let policy = Policy::load(&policy_file, &registry)?;
-    let tls = Arc::new(Tls::load(&pki_dir)?);
+    // A missing CRL, or one the CA did not sign, stops the start: the
+    // gateway never serves without knowing what is revoked.
+    let tls = Arc::new(Tls::load(&pki_dir, config.crl_strict)?);
     let options = OpenOptions {
         origin: config.origin.clone(),
         cache_bytes: config.cache_bytes,
@@ -172,12 +176,20 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Serve(format!("cannot read the listening address: {e}")))?;
+    crl::publish(&tls, &gateway.metrics);
+    let closing = tokio::sync::watch::Sender::new(false);
+    let streams = Hub::start(
+        Arc::clone(&gateway),
+        config.max_streams_per_agency,
+        closing.subscribe(),
+    );
     let ctx = Arc::new(Context {
         gateway,
         tls,
         max_body_bytes: config.max_body_bytes,
         inbox_page: config.inbox_page,
-        closing: tokio::sync::watch::Sender::new(false),
+        closing,
+        streams,
     });
     let limits = server::Limits {
         max_connections: connection_limit(config.max_connections),

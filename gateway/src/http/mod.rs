@@ -22,9 +22,11 @@
 //! ```
 //!
 //! Every route but `/healthz` and `/metrics` needs a registered, unrevoked
-//! agency as the TLS identity.
+//! agency as the TLS identity. With `crl_strict` and a CRL past its
+//! `nextUpdate`, every route but `/metrics` is refused (`crl_stale`).
 
 mod assets;
+pub mod fanout;
 mod inbox;
 mod medical;
 mod stream;
@@ -34,7 +36,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::channel::Channel;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
@@ -43,13 +44,13 @@ use crate::errors::{ApiError, Code};
 use crate::logview::{self, ViewError};
 use crate::pipeline::Gateway;
 use crate::registry::AgencyId;
-use crate::tls::{Identity, Tls};
+use crate::tls::{Identity, Refusal, Tls};
 
 /// The media type of a submitted envelope.
 pub const JOSE: &str = "application/jose";
 
 /// A response body: whole, or streamed (the reconciliation feed).
-pub type Body = Either<Full<Bytes>, Channel<Bytes>>;
+pub type Body = Either<Full<Bytes>, stream::EventBody>;
 
 fn full(bytes: impl Into<Bytes>) -> Body {
     Either::Left(Full::new(bytes.into()))
@@ -67,6 +68,8 @@ pub struct Context {
     pub inbox_page: usize,
     /// Set when the server stops, to end open streams.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// The reconciliation feed's one reader and its subscribers.
+    pub streams: Arc<fanout::Hub>,
 }
 
 /// Answers one request from the connection whose identity is `identity`.
@@ -78,11 +81,13 @@ pub async fn handle(
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let outcome = match (req.method(), segments.as_slice()) {
+        // A gateway that refuses every request is not healthy.
+        (&Method::GET, ["healthz"]) if ctx.tls.refuses_all() => Err(crl_stale()),
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
         (&Method::GET, ["metrics"]) => metrics(&ctx).await,
         (_, ["healthz" | "metrics"]) => Err(not_allowed()),
         _ => match agency(&ctx, &identity) {
-            Ok(sender) => route(&ctx, sender, req, &segments).await,
+            Ok(sender) => route(&ctx, sender, &identity, req, &segments).await,
             Err(e) => Err(e),
         },
     };
@@ -95,6 +100,7 @@ pub async fn handle(
 async fn route(
     ctx: &Arc<Context>,
     sender: AgencyId,
+    identity: &Arc<Identity>,
     req: Request<Incoming>,
     segments: &[&str],
 ) -> Result<Response<Body>, ApiError> {
@@ -131,7 +137,7 @@ async fn route(
         (Method::GET, ["v1", "assets"]) => assets::list(ctx, sender, &query).await,
         (Method::GET, ["v1", "assets", tag]) => assets::show(ctx, sender, tag).await,
         (Method::GET, ["v1", "reconciliations", "stream"]) => {
-            stream::open(ctx, sender, req.headers(), &query).await
+            stream::open(ctx, sender, Arc::clone(identity), req.headers(), &query).await
         }
         (Method::GET, ["v1", "reconciliations", id]) => assets::report(ctx, sender, id).await,
         (
@@ -236,16 +242,32 @@ async fn read_body(
     Ok(body)
 }
 
-/// The caller's agency, if it is registered and its certificate not revoked.
+/// The caller's agency, if it is registered and its certificate not revoked
+/// (and, with `crl_strict`, the CRL not stale). Checked on every request
+/// and again by open event streams whenever the CRL changes.
 fn agency(ctx: &Context, identity: &Identity) -> Result<AgencyId, ApiError> {
+    if ctx.tls.refuses_all() {
+        return Err(crl_stale());
+    }
     match identity {
-        Identity::Agency { id, serial } if !ctx.tls.is_revoked(serial) => Ok(id.clone()),
-        Identity::Agency { id, .. } => Err(ApiError::new(
-            Code::UnknownAgency,
-            format!("the TLS certificate of {id} has been revoked"),
-        )),
+        Identity::Agency { id, serial } => match ctx.tls.refuses(serial) {
+            None => Ok(id.clone()),
+            Some(Refusal::Revoked) => Err(ApiError::new(
+                Code::UnknownAgency,
+                format!("the TLS certificate of {id} has been revoked"),
+            )),
+            Some(Refusal::CrlStale) => Err(crl_stale()),
+        },
         Identity::Unknown(reason) => Err(ApiError::new(Code::UnknownAgency, reason.clone())),
     }
+}
+
+fn crl_stale() -> ApiError {
+    ApiError::new(
+        Code::CrlStale,
+        "the gateway's CRL is past its nextUpdate, so revocations cannot be checked; \
+         every request is refused until the operator installs a fresh CRL",
+    )
 }
 
 /// Runs blocking work (storage, group commit) off the async workers.

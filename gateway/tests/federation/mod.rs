@@ -149,6 +149,20 @@ pub async fn get_json(client: &mut Client, path: &str, status: StatusCode) -> Va
     serde_json::from_slice(&reply.body).expect("JSON body")
 }
 
+/// The value of the series `series` (a metric name with its labels, as
+/// `/metrics` prints it) as `client` reads it, or `None` if absent.
+pub async fn metric(client: &mut Client, series: &str) -> Option<f64> {
+    let reply = client
+        .request(Method::GET, "/metrics", None, Vec::new())
+        .await
+        .expect("a response");
+    assert_eq!(reply.status, StatusCode::OK);
+    let text = String::from_utf8(reply.body.to_vec()).expect("utf-8");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The `{"error":{"code"}}` of a refusal, asserting the body's shape.
 pub fn error_code(reply: &Reply) -> String {
     let v: Value = serde_json::from_slice(&reply.body).unwrap_or_else(|_| {
@@ -377,6 +391,14 @@ impl EventStream {
     /// `wait` or the stream ends.
     pub async fn next_within(&mut self, wait: std::time::Duration) -> Option<Event> {
         tokio::time::timeout(wait, self.next()).await.ok().flatten()
+    }
+
+    /// Whether the stream ends (the body finishes or the connection
+    /// closes) within `wait`; events arriving meanwhile are skipped.
+    pub async fn ends_within(&mut self, wait: std::time::Duration) -> bool {
+        tokio::time::timeout(wait, async { while self.next().await.is_some() {} })
+            .await
+            .is_ok()
     }
 
     /// The next `n` events, each arriving within ten seconds.

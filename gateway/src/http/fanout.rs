@@ -1,0 +1,262 @@
+//! The reconciliation feed's fan-out: one task reads the notices each
+//! commit wrote and broadcasts them to every open stream, and each agency
+//! may hold at most `max_streams_per_agency` streams.
+//!
+//! Without it, each open stream read the store itself after every commit,
+//! so the cost of a commit grew with the number of listeners. Now a
+//! commit costs one read whatever the number of streams; a stream reads
+//! the store itself only for its backlog (`from=`, `Last-Event-ID`) or
+//! after it fell more than [`BACKLOG`] notices behind the broadcast, and
+//! then a page of [`CHUNK`] at a time from its own [`Cursor`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, watch};
+
+use crate::assets::query;
+use crate::assets::reconcile::{Notice, NoticeEvent};
+use crate::assets::state;
+use crate::pipeline::Gateway;
+use crate::registry::{AgencyId, Registry};
+
+/// Notices read from the store at a time.
+pub const CHUNK: usize = 256;
+/// Notices the broadcast keeps for a stream that has not taken them yet;
+/// one further behind goes back to reading the store by its own cursor.
+pub const BACKLOG: usize = 1024;
+/// Pause before the reader tries again after a failed read.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// One notice, ready to send: where it is in the feed, the notice itself
+/// and its whole SSE frame (rendered once, for every auditor's stream).
+#[derive(Debug)]
+pub struct Item {
+    /// `(log index, sequence)`, the order of the feed.
+    pub position: (u64, u32),
+    notice: Notice,
+    /// `id:`, `event:` and `data:` lines of the whole notice.
+    whole: Bytes,
+}
+
+impl Item {
+    fn of(notice: &Notice) -> Option<Item> {
+        Some(Item {
+            position: notice.position()?,
+            notice: notice.clone(),
+            whole: frame(notice),
+        })
+    }
+
+    /// The frame `agency` may see, if any: the whole notice for an
+    /// auditor; for an agency it concerns, a copy that names no other
+    /// agency ([`query::notice`]); nothing for anyone else.
+    pub fn frame_for(&self, registry: &Registry, agency: &AgencyId) -> Option<Bytes> {
+        if registry.is_auditor(agency) {
+            return Some(self.whole.clone());
+        }
+        query::notice(registry, agency, &self.notice).map(|seen| frame(&seen))
+    }
+}
+
+/// One SSE event.
+fn frame(notice: &Notice) -> Bytes {
+    let event = match notice.event {
+        NoticeEvent::Discrepancy => "discrepancy",
+        NoticeEvent::Resolved => "resolved",
+    };
+    // Strings, integers and lists: cannot fail, and JSON has no newline.
+    let data = serde_json::to_string(notice).unwrap_or_default();
+    Bytes::from(format!(
+        "id: {}\nevent: {event}\ndata: {data}\n\n",
+        notice.id
+    ))
+}
+
+/// A position in the feed: after a given notice, or from the first notice
+/// of a log index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    after: Option<(u64, u32)>,
+    from_index: u64,
+}
+
+impl Cursor {
+    /// After the notice at `after` if given, else from log index
+    /// `from_index`.
+    pub fn new(after: Option<(u64, u32)>, from_index: u64) -> Cursor {
+        Cursor { after, from_index }
+    }
+
+    /// Whether the notice at `position` is still ahead of the cursor.
+    pub fn admits(&self, position: (u64, u32)) -> bool {
+        match self.after {
+            Some(after) => position > after,
+            None => position.0 >= self.from_index,
+        }
+    }
+
+    /// Moves the cursor past the notice at `position`.
+    pub fn advance(&mut self, position: (u64, u32)) {
+        self.after = Some(position);
+    }
+
+    /// The next page of at most [`CHUNK`] notices after the cursor, read
+    /// from the store off the async workers; `by` labels the read in
+    /// `/metrics`. The cursor does not move.
+    ///
+    /// # Errors
+    /// A storage failure, or a task that did not finish, as a message for
+    /// the log.
+    pub async fn page(
+        &self,
+        gateway: &Arc<Gateway>,
+        by: &'static str,
+    ) -> Result<Vec<Item>, String> {
+        gateway.metrics.feed_read(by);
+        let g = Arc::clone(gateway);
+        let (after, from_index) = (self.after, self.from_index);
+        let read = tokio::task::spawn_blocking(move || {
+            state::notices_after(g.log.store(), after, from_index, CHUNK)
+        })
+        .await;
+        match read {
+            Ok(Ok(notices)) => Ok(notices.iter().filter_map(Item::of).collect()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// The feed's one reader, its broadcast, and the count of streams open
+/// per agency.
+pub struct Hub {
+    gateway: Arc<Gateway>,
+    sender: broadcast::Sender<Arc<Item>>,
+    max_per_agency: usize,
+    open: Mutex<HashMap<AgencyId, usize>>,
+}
+
+impl Hub {
+    /// Starts the reader, from the notices of the next commit on, until
+    /// `closing` is set or the gateway is gone; streams are capped at
+    /// `max_per_agency` per agency.
+    pub fn start(
+        gateway: Arc<Gateway>,
+        max_per_agency: usize,
+        closing: watch::Receiver<bool>,
+    ) -> Arc<Hub> {
+        let (sender, _) = broadcast::channel(BACKLOG);
+        tokio::spawn(read(
+            Arc::downgrade(&gateway),
+            gateway.commits(),
+            closing,
+            Cursor::new(None, gateway.log.size()),
+            sender.clone(),
+        ));
+        Arc::new(Hub {
+            gateway,
+            sender,
+            max_per_agency,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The notices broadcast from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Item>> {
+        self.sender.subscribe()
+    }
+
+    /// A stream slot for `agency`, unless it already holds the most
+    /// allowed; the slot is given back when dropped.
+    pub fn admit(self: &Arc<Hub>, agency: &AgencyId) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(agency.clone()).or_insert(0);
+        if *count >= self.max_per_agency {
+            return None;
+        }
+        *count += 1;
+        self.gateway.metrics.event_stream(1);
+        Some(Slot {
+            hub: Arc::clone(self),
+            agency: agency.clone(),
+        })
+    }
+
+    /// The most streams an agency may hold.
+    pub fn max_per_agency(&self) -> usize {
+        self.max_per_agency
+    }
+
+    /// The gateway the feed is read from.
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+}
+
+/// One agency's claim on one of its stream slots.
+pub struct Slot {
+    hub: Arc<Hub>,
+    agency: AgencyId,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.hub.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.agency) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.agency);
+            }
+        }
+        self.hub.gateway.metrics.event_stream(-1);
+    }
+}
+
+/// The reader: after each commit, reads the new notices a page at a time
+/// and broadcasts them in feed order. A failed read is retried from the
+/// same cursor, so nothing is skipped.
+async fn read(
+    gateway: Weak<Gateway>,
+    mut commits: watch::Receiver<u64>,
+    mut closing: watch::Receiver<bool>,
+    mut cursor: Cursor,
+    sender: broadcast::Sender<Arc<Item>>,
+) {
+    loop {
+        // Mark the current commit seen before reading, so a commit that
+        // lands during the read wakes the wait below.
+        commits.borrow_and_update();
+        loop {
+            let Some(g) = gateway.upgrade() else { return };
+            let page = cursor.page(&g, "reader").await;
+            drop(g);
+            match page {
+                Ok(items) => {
+                    let full = items.len() == CHUNK;
+                    for item in items {
+                        cursor.advance(item.position);
+                        // No subscriber is not an error: nobody listens.
+                        let _ = sender.send(Arc::new(item));
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconciliation feed: reading notices failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(RETRY) => {}
+                        _ = closing.changed() => return,
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            changed = commits.changed() => if changed.is_err() { return },
+            _ = closing.changed() => return,
+        }
+    }
+}
