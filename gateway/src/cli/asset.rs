@@ -128,7 +128,7 @@ pub struct AnswerArgs {
     #[arg(long, value_name = "TAG")]
     pub tag: String,
     /// The `jti` of the offer answered.
-    #[arg(long, value_name = "JTI")]
+    #[arg(long, value_name = "JTI", allow_hyphen_values = true)]
     pub offer: String,
     /// The offering agency (default: the asset's holder, asked of the
     /// gateway).

@@ -128,7 +128,7 @@ pub struct ApproveArgs {
     #[command(flatten)]
     pub conn: Connection,
     /// The request's `jti`.
-    #[arg(long, value_name = "JTI")]
+    #[arg(long, value_name = "JTI", allow_hyphen_values = true)]
     pub request: String,
     /// How long the grant lasts (default 24).
     #[arg(long, value_name = "H")]
@@ -148,7 +148,7 @@ pub struct RespondArgs {
     #[command(flatten)]
     pub conn: Connection,
     /// The request's `jti`.
-    #[arg(long, value_name = "JTI")]
+    #[arg(long, value_name = "JTI", allow_hyphen_values = true)]
     pub request: String,
     /// The FHIR R4 IPS bundle (JSON) to send.
     #[arg(long, value_name = "FILE")]
@@ -197,7 +197,7 @@ pub struct ReviewArgs {
     #[command(flatten)]
     pub conn: Connection,
     /// The request's `jti`.
-    #[arg(long, value_name = "JTI")]
+    #[arg(long, value_name = "JTI", allow_hyphen_values = true)]
     pub request: String,
     /// appropriate or inappropriate.
     #[arg(long, value_name = "O", value_parser = outcome)]

@@ -231,6 +231,30 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// A random `jti` starts with `-` one time in 64 (base64url): it is a
+    /// value, not a flag, wherever a flag takes one.
+    #[test]
+    fn a_jti_starting_with_a_hyphen_is_a_value() {
+        let common = ["--pki", "p", "--as", "gsa", "--gateway", "https://g"];
+        let cases: [&[&str]; 2] = [
+            &["xgate", "asset", "reject", "--tag", "T", "--offer", "-cK8"],
+            &[
+                "xgate",
+                "medical",
+                "respond",
+                "--request",
+                "-cK8",
+                "--bundle",
+                "b",
+            ],
+        ];
+        for case in cases {
+            let argv: Vec<&str> = case.iter().chain(common.iter()).copied().collect();
+            let cli = Cli::try_parse_from(&argv);
+            assert!(cli.is_ok(), "{argv:?}: {:?}", cli.err());
+        }
+    }
+
     #[test]
     fn negative_index_is_reported_as_not_a_non_negative_integer() {
         let e = parse_error(&["xgate", "log", "entry", "--data-dir", "d", "--index", "-1"]);
