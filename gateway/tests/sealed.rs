@@ -279,8 +279,10 @@ fn a_sealed_part_lifted_into_another_envelope_is_refused_by_the_recipient() {
     run(&fed, &["inbox"], "treasury", &["--ack"]).expect_ok();
 
     // Each envelope below is accepted by the gateway, which cannot look
-    // inside; the recipient's client refuses it, naming what is wrong, and
-    // acknowledges nothing.
+    // inside; the recipient's client refuses it, naming what is wrong,
+    // prints its JWS as evidence and never its content, and goes on: a
+    // record sent after it is read in the same run, and `--ack` clears
+    // both, so one bad envelope cannot block an inbox.
     let accepted = |from: &str, to: &str, body: Map<String, Value>, jti: &str| {
         let jws = fed
             .signer(from)
@@ -291,14 +293,20 @@ fn a_sealed_part_lifted_into_another_envelope_is_refused_by_the_recipient() {
         assert_eq!(reply.status, StatusCode::CREATED, "{from} -> {to}");
     };
     let refused = |agency: &str, why: &str| {
-        let message = run(&fed, &["inbox"], agency, &["--ack"]).expect_error(1);
-        assert!(
-            message.contains("is refused") && message.contains(why),
-            "{agency}: {message}"
-        );
+        let after = record_file(dir.path(), "after.json", &json!({"subject": "after"}));
+        run(&fed, &["send"], "state", &["--to", agency, &after]).expect_ok();
+        let out = run(&fed, &["inbox"], agency, &["--ack"]);
+        assert_eq!(out.code, Some(1), "{agency}: {}", out.stderr);
+        assert!(out.stderr.contains("1 envelope(s) refused"), "{}", out.stderr);
+        let lines = json_lines(&String::from_utf8(out.stdout.clone()).expect("utf-8"));
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let message = lines[0]["refused"].as_str().expect("refused").to_owned();
+        assert!(message.contains(why), "{agency}: {message}");
+        assert!(lines[0]["body"].is_null() && lines[0]["jws"].is_string());
         assert!(!message.contains("lifted"), "{message}");
+        assert_eq!(lines[1]["body"]["subject"], "after", "{agency}");
         let mut client = fed.client(agency);
-        assert_eq!(runtime().block_on(inbox_len(&mut client)), 1, "not acked");
+        assert_eq!(runtime().block_on(inbox_len(&mut client)), 0, "acked");
     };
 
     // The same ciphertext, resent by state under another jti.

@@ -23,9 +23,12 @@
 //! private encryption key (`DIR/<agency>/encryption.jwk`), its inner
 //! signature checked the same way, and its sender, recipient, `jti` and
 //! kind checked against the envelope's (`sealed` is then `true`). An
-//! envelope that does not check out stops the listing with an error naming
-//! it; it and the envelopes after it are not acknowledged. A refusal by the
-//! gateway is an error naming its code.
+//! envelope that does not check out is printed with `"body": null` and
+//! `"refused": "<why>"` beside its JWS (the evidence), is acknowledged
+//! with the others under `--ack`, and does not stop the listing: one bad
+//! envelope from a sender must not block an inbox. The run then ends with
+//! an error counting the refusals (exit code 1). A refusal by the gateway
+//! is an error naming its code.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -161,8 +164,9 @@ impl InboxArgs {
     /// Prints (and optionally acknowledges) every envelope in the inbox.
     ///
     /// # Errors
-    /// A transport failure, the gateway's refusal, or an envelope whose
-    /// signature does not check out against the registry.
+    /// A transport failure, the gateway's refusal, or (after every page is
+    /// printed) the count of envelopes that did not check out against the
+    /// registry.
     pub fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
         let registry = Registry::load(&self.pki.join(REGISTRY))?;
         let verifiers = Verifiers::from_registry(&registry).map_err(Error::Request)?;
@@ -171,6 +175,7 @@ impl InboxArgs {
             Client::for_agency(&self.pki, &self.agency, &self.gateway, Protocol::Auto)?;
         let runtime = runtime()?;
         let mut after: Option<u64> = None;
+        let mut refused = 0usize;
         loop {
             let path = match after {
                 Some(a) => format!("/v1/inbox?after={a}"),
@@ -183,9 +188,20 @@ impl InboxArgs {
             let items = page["envelopes"].as_array().cloned().unwrap_or_default();
             let mut ids = Vec::with_capacity(items.len());
             for mut item in items {
-                let (body, sealed) = self.checked_body(&item, &registry, &verifiers, &mut key)?;
-                item["body"] = Value::Object(body);
-                item["sealed"] = Value::Bool(sealed);
+                match self.checked_body(&item, &registry, &verifiers, &mut key)? {
+                    Ok((body, sealed)) => {
+                        item["body"] = Value::Object(body);
+                        item["sealed"] = Value::Bool(sealed);
+                    }
+                    // Printed with the reason and its JWS (the evidence),
+                    // never its body; the envelopes after it go on, so
+                    // one bad envelope cannot block an inbox.
+                    Err(reason) => {
+                        refused += 1;
+                        item["body"] = Value::Null;
+                        item["refused"] = Value::String(reason);
+                    }
+                }
                 let line = serde_json::to_vec(&item)
                     .map_err(|e| Error::Stdout(std::io::Error::other(e)))?;
                 emit(stdout, &line)?;
@@ -205,7 +221,13 @@ impl InboxArgs {
             }
             match page["next"].as_u64() {
                 Some(n) => after = Some(n),
-                None => return Ok(()),
+                None if refused == 0 => return Ok(()),
+                None => {
+                    return Err(Error::Request(format!(
+                        "{refused} envelope(s) refused: printed with \"refused\" and the reason{}",
+                        if self.ack { ", and acknowledged" } else { "" }
+                    )));
+                }
             }
         }
     }
@@ -214,21 +236,26 @@ impl InboxArgs {
     /// registered key, and whether it was sealed: a sealed part is opened
     /// with the agency's encryption key (`key`, read on first use) and
     /// checked as [`sealed::unseal`] says.
+    ///
+    /// The outer error is this client's own failure (its key cannot be
+    /// read) and stops the run; the inner one is the envelope's refusal.
     fn checked_body(
         &self,
         item: &Value,
         registry: &Registry,
         verifiers: &Verifiers,
         key: &mut Option<Jwk>,
-    ) -> Result<(Map<String, Value>, bool), Error> {
-        let from: AgencyId = item["from"]
-            .as_str()
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| Error::Request("an inbox item names no valid sender".into()))?;
+    ) -> Result<Result<(Map<String, Value>, bool), String>, Error> {
+        let Some(from) = item["from"].as_str().and_then(|f| f.parse::<AgencyId>().ok()) else {
+            return Ok(Err("the inbox item names no valid sender".into()));
+        };
         let jws = item["jws"].as_str().unwrap_or_default();
-        let envelope = delivered(jws, &from, &self.agency, registry, verifiers)?;
+        let envelope = match delivered(jws, &from, &self.agency, registry, verifiers) {
+            Ok(envelope) => envelope,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
         if !sealed::is_sealed(&envelope) {
-            return Ok((envelope.body, false));
+            return Ok(Ok((envelope.body, false)));
         }
         let key = match key {
             Some(key) => key,
@@ -236,15 +263,10 @@ impl InboxArgs {
                 &self.pki.join(self.agency.as_str()).join(ENCRYPTION_JWK),
             )?),
         };
-        match sealed::unseal(&envelope, key, verifiers) {
+        Ok(match sealed::unseal(&envelope, key, verifiers) {
             Ok(Some(body)) => Ok((body, true)),
             Ok(None) => Ok((envelope.body, false)),
-            Err(e) => Err(Error::Request(format!(
-                "envelope {} ({} from {from}) is refused: {e}; it and the envelopes after it \
-                 were not acknowledged",
-                envelope.id(),
-                envelope.kind
-            ))),
-        }
+            Err(e) => Err(format!("the sealed part is refused: {e}")),
+        })
     }
 }

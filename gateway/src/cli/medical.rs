@@ -447,6 +447,14 @@ impl OpenArgs {
         })?;
         let view = case(&mut session, &request, None)?;
         let signed = Signed::from_view(&view, &request, &self.conn.agency, &registry)?;
+        // The answer must come from the agency the signed request asked,
+        // not from any agency that found the request's id.
+        if from != signed.holder {
+            return Err(Error::Request(format!(
+                "response {} is from {from}, but request {request} asked {}",
+                self.response, signed.holder
+            )));
+        }
         let summary = bundle::validate(&plain, &signed.request.sections)
             .map_err(|e| Error::Request(format!("the decrypted bundle is not valid: {e}")))?;
         emit_json(
