@@ -16,6 +16,7 @@
 //! - [`medical`]: emergency medical requests, break-the-glass grants,
 //!   encrypted responses and reviews, as one step of the same fold;
 //!   [`recompute`] replays the fold over the log for auditors.
+//! - [`data_dir`]: why nobody but the gateway reads its data directory.
 //! - [`pki`]: the development PKI (`xgate certs`): CA, certificates, JOSE
 //!   keys, CRL and registry.
 //!
@@ -31,6 +32,7 @@ pub mod cli;
 pub mod client;
 pub mod committer;
 pub mod config;
+pub mod data_dir;
 pub mod entry;
 pub mod envelope;
 pub mod errors;

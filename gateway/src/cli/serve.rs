@@ -18,6 +18,7 @@ use xgate_ledger::{Log, OpenOptions};
 
 use super::error::Error;
 use crate::config::Config;
+use crate::data_dir;
 use crate::envelope::Limits;
 use crate::http::Context;
 use crate::pipeline::{Gateway, Medical};
@@ -136,8 +137,20 @@ impl Prepared {
 /// Anything that stops the gateway from starting, naming the file or
 /// setting at fault.
 pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| Error::Serve(format!("cannot create {}: {e}", config.data_dir.display())))?;
+    // Before anything is created: every file of this process is private.
+    data_dir::restrict_umask();
+    let narrowed = data_dir::make_private(&config.data_dir).map_err(|e| {
+        Error::Serve(format!(
+            "cannot make {} private: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    if narrowed > 0 {
+        tracing::warn!(
+            entries = narrowed,
+            "other users could read parts of the data directory; they no longer can"
+        );
+    }
     let pki_dir = config.pki_dir();
     let created_pki = ensure_pki(config, &pki_dir)?;
     let registry = Arc::new(Registry::load(&pki_dir.join(REGISTRY))?);
@@ -227,7 +240,7 @@ fn ensure_policy(config: &Config, path: &Path) -> Result<(), Error> {
             path.display()
         )));
     }
-    std::fs::write(path, DEFAULT_POLICY)
+    xgate_ledger::fsutil::write_atomic(path, DEFAULT_POLICY.as_bytes(), 0o600)
         .map_err(|e| Error::Serve(format!("cannot write {}: {e}", path.display())))
 }
 
