@@ -113,20 +113,32 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    /// Serves until `shutdown` completes, then drains.
+    /// Serves until `shutdown` completes, then drains; or until the commit
+    /// thread dies, then drains (every waiting request has had its 503)
+    /// and fails, so the process exits non-zero and its supervisor
+    /// restarts it.
     ///
     /// # Errors
-    /// [`Error::Serve`] if the listener fails.
+    /// [`Error::Serve`] if the listener fails or the commit thread died.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
-        server::serve(
-            self.listener,
-            self.ctx,
-            self.limits,
-            self.policy_file,
-            shutdown,
-        )
-        .await
-        .map_err(|e| Error::Serve(format!("the listener failed: {e}")))
+        let gateway = Arc::clone(&self.ctx.gateway);
+        let stop = async {
+            tokio::select! {
+                () = shutdown => {}
+                () = gateway.commit_failed() => {}
+            }
+        };
+        server::serve(self.listener, self.ctx, self.limits, self.policy_file, stop)
+            .await
+            .map_err(|e| Error::Serve(format!("the listener failed: {e}")))?;
+        if gateway.has_commit_failed() {
+            return Err(Error::Serve(
+                "the commit thread failed, so nothing could be committed any more; stopped \
+                 (see the log above; restarting the gateway recovers)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -177,7 +189,8 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
                 max_grant: seconds(config.max_grant_secs),
                 review_due: seconds(config.review_due_secs),
             })
-            .with_disk_reserve(config.data_dir.clone(), config.min_free_bytes),
+            .with_disk_reserve(config.data_dir.clone(), config.min_free_bytes)
+            .with_request_timeout(seconds(config.request_timeout_secs)),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

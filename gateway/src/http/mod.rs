@@ -163,11 +163,8 @@ async fn route(
 }
 
 async fn metrics(ctx: &Arc<Context>) -> Result<Response<Body>, ApiError> {
-    let gateway = Arc::clone(&ctx.gateway);
-    // The review gauges are read from the store at each scrape.
-    blocking(move || gateway.refresh_review_metrics())
-        .await?
-        .map_err(xgate_ledger::Error::from)?;
+    // From counts kept as the state changes: a scrape reads no store.
+    ctx.gateway.refresh_review_metrics();
     Ok(Response::builder()
         .header(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
         .body(full(ctx.gateway.metrics.render()))
