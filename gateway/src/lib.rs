@@ -46,6 +46,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;
+pub mod rate;
 pub mod receipt;
 pub mod recompute;
 pub mod registry;

@@ -35,6 +35,7 @@ use crate::inbox;
 use crate::kind::Kind;
 use crate::metrics::Metrics;
 use crate::policy::{Decision, Policy, Request};
+use crate::rate::{Limiter, RateLimited, retry_after_secs};
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
 use crate::replay::Replay;
@@ -111,6 +112,8 @@ pub struct Gateway {
     medical: Medical,
     /// Refuses commits while the disk is nearly full.
     disk: Arc<DiskGuard>,
+    /// Each agency's request rate bucket.
+    limiter: Limiter,
 }
 
 impl Gateway {
@@ -162,6 +165,7 @@ impl Gateway {
             salt,
             medical: Medical::default(),
             disk,
+            limiter: Limiter::default(),
         })
     }
 
@@ -230,6 +234,21 @@ impl Gateway {
             Ok(p) => Arc::clone(&p),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+
+    /// Counts one request of `agency` against its rate limit (the policy
+    /// in force sets it).
+    ///
+    /// # Errors
+    /// [`RateLimited`] if the agency has used up its requests for now.
+    pub fn admit(&self, agency: &AgencyId) -> Result<(), RateLimited> {
+        let rate = self.policy().rate(agency);
+        self.limiter
+            .take(agency, rate, std::time::Instant::now())
+            .map_err(|wait| RateLimited {
+                rate,
+                retry_after: retry_after_secs(wait),
+            })
     }
 
     /// Puts `policy` in force for every later envelope.

@@ -22,7 +22,8 @@
 //! ```
 //!
 //! Every route but `/healthz` and `/metrics` needs a registered, unrevoked
-//! agency as the TLS identity.
+//! agency as the TLS identity, and takes one request from that agency's
+//! rate limit (429 `rate_limited` with `Retry-After` past it).
 
 mod assets;
 mod inbox;
@@ -32,7 +33,7 @@ mod stream;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::channel::Channel;
 use http_body_util::{BodyExt, Either, Full, Limited};
@@ -82,7 +83,18 @@ pub async fn handle(
         (&Method::GET, ["metrics"]) => metrics(&ctx).await,
         (_, ["healthz" | "metrics"]) => Err(not_allowed()),
         _ => match agency(&ctx, &identity) {
-            Ok(sender) => route(&ctx, sender, req, &segments).await,
+            Ok(sender) => match ctx.gateway.admit(&sender) {
+                Ok(()) => route(&ctx, sender, req, &segments).await,
+                Err(limited) => {
+                    let e = limited.error(&sender);
+                    ctx.gateway.metrics.rejection(e.code.as_str());
+                    let mut response = error_response(&e);
+                    response
+                        .headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(limited.retry_after));
+                    return response;
+                }
+            },
             Err(e) => Err(e),
         },
     };
