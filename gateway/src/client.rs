@@ -62,11 +62,13 @@ pub enum Protocol {
     Http1,
 }
 
-/// A response: status and body.
+/// A response: status, headers and body.
 #[derive(Clone, Debug)]
 pub struct Reply {
     /// The HTTP status.
     pub status: StatusCode,
+    /// The response headers (`Retry-After` on a 429, for one).
+    pub headers: http::HeaderMap,
     /// The body bytes.
     pub body: Bytes,
     /// The negotiated protocol was HTTP/2.
@@ -241,6 +243,7 @@ impl Client {
             }
         };
         let status = response.status();
+        let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
@@ -249,6 +252,7 @@ impl Client {
             .to_bytes();
         Ok(Reply {
             status,
+            headers,
             body,
             http2,
         })

@@ -17,6 +17,12 @@
 //!
 //! The channel is bounded, so a gateway that cannot keep up slows its
 //! clients down instead of queueing without limit.
+//!
+//! If the thread dies of a panic (a bug), nothing can be committed any
+//! more: every request waiting for it, and every later one, gets 503
+//! `unavailable`, and [`Committer::failed`] tells the server to stop, so
+//! the process exits non-zero and its supervisor restarts it, rather than
+//! leaving a gateway that accepts connections but can never commit.
 
 use std::sync::Arc;
 
@@ -24,6 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use xgate_ledger::{DiskStore, Log, SignedCheckpoint, Store, StoreError, WriteBatch};
 
 use crate::errors::{ApiError, Code};
+use crate::medical::pending::PendingReviews;
 use crate::replay::Replay;
 use crate::space::DiskGuard;
 
@@ -100,6 +107,8 @@ pub struct Committer {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
     commits: watch::Receiver<u64>,
+    /// Becomes `true` if the thread dies of a panic.
+    failed: watch::Receiver<bool>,
 }
 
 impl Drop for Committer {
@@ -114,7 +123,9 @@ impl Drop for Committer {
 impl Committer {
     /// Starts the committer for `log`, which must sign a checkpoint with
     /// every commit and must have no other writer: the committer assigns
-    /// indices itself, from the log's size.
+    /// indices itself, from the log's size. `replay` and `reviews` are what
+    /// jobs record in memory as they are prepared; they are read back from
+    /// the store after a commit that failed.
     ///
     /// # Errors
     /// If the thread cannot be started.
@@ -122,17 +133,42 @@ impl Committer {
         log: Arc<Log<DiskStore>>,
         guard: Arc<DiskGuard>,
         replay: Arc<Replay>,
+        reviews: Arc<PendingReviews>,
     ) -> std::io::Result<Committer> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (committed, commits) = watch::channel(log.size());
+        let (alarm, failed) = watch::channel(false);
         let thread = std::thread::Builder::new()
             .name("xgate-commit".into())
-            .spawn(move || run(&log, &guard, &replay, rx, &committed))?;
+            .spawn(move || {
+                let _alarm = PanicAlarm(alarm);
+                let memory = Memory {
+                    replay: &replay,
+                    reviews: &reviews,
+                };
+                run(&log, &guard, &memory, rx, &committed);
+            })?;
         Ok(Committer {
             jobs: Some(tx),
             thread: Some(thread),
             commits,
+            failed,
         })
+    }
+
+    /// Completes if the commit thread dies of a panic: the gateway can
+    /// commit nothing more and must stop. Never completes otherwise.
+    pub async fn failed(&self) {
+        let mut failed = self.failed.clone();
+        if failed.wait_for(|f| *f).await.is_err() {
+            // The thread ended without a panic (the committer was dropped).
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Whether the commit thread died of a panic.
+    pub fn has_failed(&self) -> bool {
+        *self.failed.borrow()
     }
 
     /// The log's size after each durable commit: readers of what commits
@@ -150,7 +186,16 @@ impl Committer {
     /// `unavailable` if the committer has stopped.
     pub async fn append(&self, entry: Vec<u8>, prepare: Prepare) -> Result<Appended, ApiError> {
         let (done, outcome) = oneshot::channel();
-        let stopped = || ApiError::new(Code::Unavailable, "the gateway is shutting down");
+        // Shutting down, or the thread died with this job queued or in its
+        // batch (which may or may not have reached the store).
+        let stopped = || {
+            ApiError::new(
+                Code::Unavailable,
+                "the gateway stopped committing (it is shutting down or restarting); this envelope \
+                 was not acknowledged (resubmit it later: if it was logged after all, the \
+                 resubmission is refused as replayed)",
+            )
+        };
         let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
         jobs.send(Job {
             entry,
@@ -163,10 +208,46 @@ impl Committer {
     }
 }
 
+/// Raises [`Committer::failed`] if the commit thread unwinds from a panic.
+/// It is dropped last, after the jobs the thread held (whose requests are
+/// answered 503 by their dropped channels) and its queue.
+struct PanicAlarm(watch::Sender<bool>);
+
+impl Drop for PanicAlarm {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(
+                "the commit thread panicked: nothing can be committed; stopping so that a \
+                 supervisor restarts the gateway"
+            );
+            self.0.send_replace(true);
+        }
+    }
+}
+
+/// What jobs record in memory as they are prepared, beside the store.
+struct Memory<'a> {
+    replay: &'a Replay,
+    reviews: &'a PendingReviews,
+}
+
+impl Memory<'_> {
+    /// Reads everything back from `store` after a commit that failed: the
+    /// batch's records may or may not have reached it.
+    fn reload(&self, store: &DiskStore) {
+        if let Err(e) = self.replay.reload(store) {
+            tracing::error!(error = %e, "cannot read the replay ids back after a failed commit");
+        }
+        if let Err(e) = self.reviews.reload(store) {
+            tracing::error!(error = %e, "cannot read the review queue back after a failed commit");
+        }
+    }
+}
+
 fn run(
     log: &Log<DiskStore>,
     guard: &DiskGuard,
-    replay: &Replay,
+    memory: &Memory<'_>,
     mut rx: mpsc::Receiver<Job>,
     committed: &watch::Sender<u64>,
 ) {
@@ -190,13 +271,9 @@ fn run(
                 committed.send_replace(size);
             }
             Outcome::NothingAccepted => {}
-            // The ids the batch's jobs recorded may or may not have reached
+            // What the batch's jobs recorded may or may not have reached
             // the store: read back what did.
-            Outcome::Failed => {
-                if let Err(e) = replay.reload(log.store()) {
-                    tracing::error!(error = %e, "cannot read the replay ids back after a failed commit");
-                }
-            }
+            Outcome::Failed => memory.reload(log.store()),
         }
     }
 }

@@ -51,6 +51,9 @@ pub enum Code {
     PayloadTooLarge,
     /// 415: not `application/jose`.
     UnsupportedMediaType,
+    /// 429: the agency is over its request rate limit (`Retry-After` says
+    /// when to try again).
+    RateLimited,
     /// 404: no such resource (or not the caller's).
     NotFound,
     /// 409: an asset with this tag is already registered.
@@ -116,6 +119,7 @@ impl Code {
             Code::UnsupportedKind => "unsupported_kind",
             Code::PayloadTooLarge => "payload_too_large",
             Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::RateLimited => "rate_limited",
             Code::NotFound => "not_found",
             Code::AssetExists => "asset_exists",
             Code::NotHolder => "not_holder",
@@ -165,6 +169,7 @@ impl Code {
             | Code::AlreadyReviewed => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::StorageUnavailable | Code::Unavailable | Code::CrlStale => {

@@ -84,6 +84,9 @@ pub fn put(envelope: &Envelope, index: u64, kept: bool, batch: &mut WriteBatch) 
 /// Up to `limit` of `recipient`'s envelopes logged after index `after`
 /// (from the start if `None`), oldest first, and whether more follow.
 ///
+/// The scan starts at the first key after `after`, so a page costs the
+/// same wherever it is in the inbox: earlier pages are not read again.
+///
 /// # Errors
 /// A storage failure, or a stored record that does not parse.
 pub fn list<S: Store>(
@@ -93,13 +96,18 @@ pub fn list<S: Store>(
     limit: usize,
 ) -> Result<(Vec<Stored>, bool), StoreError> {
     let prefix = recipient_prefix(recipient);
+    let from = match after {
+        None => prefix.clone(),
+        Some(a) => match a.checked_add(1) {
+            Some(next) => item_key(recipient, next),
+            // Nothing is logged after the last possible index.
+            None => return Ok((Vec::new(), false)),
+        },
+    };
     let mut items = Vec::new();
-    for kv in store.scan_prefix(&prefix) {
+    for kv in store.scan_prefix_from(&prefix, &from) {
         let (key, value) = kv?;
         let index = key_index(&key).ok_or_else(|| corrupt("inbox key"))?;
-        if after.is_some_and(|a| index <= a) {
-            continue;
-        }
         if items.len() == limit {
             return Ok((items, true));
         }
@@ -243,6 +251,115 @@ mod tests {
         batch.put(id_key(&digest), locator(recipient, index));
         store.apply(batch).expect("apply");
         hex::encode(digest)
+    }
+
+    /// A store that counts the keys its scans yield.
+    struct Counting {
+        inner: xgate_ledger::SledStore,
+        visited: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Store for Counting {
+        type Value = <xgate_ledger::SledStore as Store>::Value;
+
+        fn get(&self, key: &[u8]) -> Result<Option<Self::Value>, StoreError> {
+            self.inner.get(key)
+        }
+
+        fn scan_prefix(
+            &self,
+            prefix: &[u8],
+        ) -> Box<dyn Iterator<Item = Result<xgate_ledger::KeyValue<Self::Value>, StoreError>> + '_>
+        {
+            let count = |_: &_| {
+                self.visited
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            };
+            Box::new(self.inner.scan_prefix(prefix).inspect(count))
+        }
+
+        fn scan_prefix_from(
+            &self,
+            prefix: &[u8],
+            from: &[u8],
+        ) -> Box<dyn Iterator<Item = Result<xgate_ledger::KeyValue<Self::Value>, StoreError>> + '_>
+        {
+            let count = |_: &_| {
+                self.visited
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            };
+            Box::new(self.inner.scan_prefix_from(prefix, from).inspect(count))
+        }
+
+        fn last_with_prefix(
+            &self,
+            prefix: &[u8],
+        ) -> Result<Option<xgate_ledger::KeyValue<Self::Value>>, StoreError> {
+            self.inner.last_with_prefix(prefix)
+        }
+
+        fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+            self.inner.apply(batch)
+        }
+
+        fn sync(&self) -> Result<(), StoreError> {
+            self.inner.sync()
+        }
+    }
+
+    #[test]
+    fn a_page_reads_from_its_cursor_not_from_the_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Counting {
+            inner: xgate_ledger::SledStore::open(dir.path(), 1 << 20).expect("sled"),
+            visited: Default::default(),
+        };
+        let treasury: AgencyId = "treasury".parse().expect("id");
+        let gsa: AgencyId = "gsa".parse().expect("id");
+        let mut batch = WriteBatch::new();
+        for index in 0..1000 {
+            let stored = Stored {
+                id: hex::encode([0; 32]),
+                log_index: index,
+                from: "state".into(),
+                kind: "record.send".into(),
+                jws: format!("jws-{index}"),
+                kept: false,
+            };
+            let value = serde_json::to_vec(&stored).expect("json");
+            // Every tenth is acknowledged already; gsa's inbox sorts before.
+            if index % 10 != 5 {
+                batch.put(item_key(&treasury, index), value.clone());
+            }
+            batch.put(item_key(&gsa, index), value);
+        }
+        store.apply(batch).expect("apply");
+        let visited = || store.visited.swap(0, std::sync::atomic::Ordering::Relaxed);
+        let indices = |items: &[Stored]| items.iter().map(|i| i.log_index).collect::<Vec<_>>();
+
+        let (first, more) = list(&store, &treasury, None, 3).expect("list");
+        assert_eq!((indices(&first), more), (vec![0, 1, 2], true));
+        assert_eq!(visited(), 4, "a page and the key that says more follow");
+        // From an index near the end, and from one acknowledged already.
+        let (page, more) = list(&store, &treasury, Some(990), 3).expect("list");
+        assert_eq!((indices(&page), more), (vec![991, 992, 993], true));
+        assert_eq!(visited(), 4, "the 990 keys before the cursor are not read");
+        let (page, more) = list(&store, &treasury, Some(985), 100).expect("list");
+        assert_eq!(
+            indices(&page),
+            [
+                986, 987, 988, 989, 990, 991, 992, 993, 994, 996, 997, 998, 999
+            ]
+        );
+        assert!(!more);
+        assert_eq!(visited(), 13);
+        for end in [999, 5000, u64::MAX] {
+            assert_eq!(
+                list(&store, &treasury, Some(end), 3).expect("list"),
+                (vec![], false)
+            );
+        }
+        assert_eq!(visited(), 0);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! - [`sealed`]: sealed parts, signed by the sender and encrypted to the
 //!   recipient, which the gateway carries but cannot read (records and the
 //!   personal fields of medical requests).
+//! - [`data_dir`]: why nobody but the gateway reads its data directory.
 //! - [`pki`]: the development PKI (`xgate certs`): CA, certificates, JOSE
 //!   keys, CRL and registry; [`crl`] decides which CRL the gateway trusts
 //!   (signed by the CA, never older than the one in force) and [`tls`]
@@ -37,6 +38,7 @@ pub mod client;
 pub mod committer;
 pub mod config;
 pub mod crl;
+pub mod data_dir;
 pub mod entry;
 pub mod envelope;
 pub mod errors;
@@ -50,6 +52,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;
+pub mod rate;
 pub mod receipt;
 pub mod recompute;
 pub mod registry;

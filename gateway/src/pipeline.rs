@@ -26,6 +26,7 @@ use crate::assets::state as asset_state;
 use crate::committer::{Committer, Prepare};
 use crate::medical::apply::{self as medical, Terms};
 use crate::medical::model::Purpose;
+use crate::medical::pending::PendingReviews;
 
 use crate::entry::Entry;
 use crate::envelope::{self, Envelope, Limits, Verifiers};
@@ -34,6 +35,7 @@ use crate::inbox;
 use crate::kind::Kind;
 use crate::metrics::Metrics;
 use crate::policy::{Decision, Policy, Request};
+use crate::rate::{Limiter, RateLimited, retry_after_secs};
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
 use crate::replay::Replay;
@@ -97,6 +99,11 @@ pub struct Gateway {
     committer: Committer,
     /// The senders' ids still in their replay window.
     replay: Arc<Replay>,
+    /// The review queue's counts, for `/metrics`.
+    reviews: Arc<PendingReviews>,
+    /// How long a request may wait for its commit, in seconds: replay ids
+    /// are kept this much longer than the envelope could be accepted.
+    request_timeout: i64,
     policy: RwLock<Arc<Policy>>,
     /// Envelope time limits.
     pub limits: Limits,
@@ -110,6 +117,8 @@ pub struct Gateway {
     medical: Medical,
     /// Refuses commits while the disk is nearly full.
     disk: Arc<DiskGuard>,
+    /// Each agency's request rate bucket.
+    limiter: Limiter,
 }
 
 impl Gateway {
@@ -135,14 +144,25 @@ impl Gateway {
         let replay = Arc::new(
             Replay::load(log.store()).map_err(|e| format!("cannot read the replay ids: {e}"))?,
         );
-        let committer = Committer::start(Arc::clone(&log), Arc::clone(&disk), Arc::clone(&replay))
-            .map_err(|e| format!("cannot start the commit thread: {e}"))?;
+        let reviews = Arc::new(
+            PendingReviews::load(log.store())
+                .map_err(|e| format!("cannot read the review queue: {e}"))?,
+        );
+        let committer = Committer::start(
+            Arc::clone(&log),
+            Arc::clone(&disk),
+            Arc::clone(&replay),
+            Arc::clone(&reviews),
+        )
+        .map_err(|e| format!("cannot start the commit thread: {e}"))?;
         Ok(Gateway {
             log,
             registry,
             verifiers,
             committer,
             replay,
+            reviews,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             policy: RwLock::new(Arc::new(policy)),
             limits,
             metrics,
@@ -150,6 +170,7 @@ impl Gateway {
             salt,
             medical: Medical::default(),
             disk,
+            limiter: Limiter::default(),
         })
     }
 
@@ -167,6 +188,14 @@ impl Gateway {
         self
     }
 
+    /// The same gateway for requests that may wait `seconds` for their
+    /// commit (the server's request timeout).
+    #[must_use]
+    pub fn with_request_timeout(mut self, seconds: i64) -> Gateway {
+        self.request_timeout = seconds.max(0);
+        self
+    }
+
     /// The same gateway refusing every commit (`storage_unavailable`)
     /// while `dir`'s file system has less than `bytes` free.
     #[must_use]
@@ -180,20 +209,28 @@ impl Gateway {
         self.medical.review_due
     }
 
-    /// Sets the review-queue gauges from the store, for a `/metrics` scrape.
-    ///
-    /// # Errors
-    /// A storage failure.
-    pub fn refresh_review_metrics(&self) -> Result<(), xgate_ledger::StoreError> {
-        let (pending, overdue) =
-            crate::medical::query::review_counts(self.log.store(), unix_now(), self.review_due())?;
+    /// Sets the review-queue gauges for a `/metrics` scrape, from the
+    /// counts kept in memory as grants and reviews commit (no store read).
+    pub fn refresh_review_metrics(&self) {
+        let (pending, overdue) = self.reviews.counts(unix_now(), self.review_due());
         self.metrics.reviews(pending, overdue);
-        Ok(())
     }
 
     /// The log's size after each durable commit.
     pub fn commits(&self) -> watch::Receiver<u64> {
         self.committer.commits()
+    }
+
+    /// Completes if the commit thread dies (a panic): the gateway can
+    /// commit nothing more, and the server stops so that the process exits
+    /// and is restarted. Never completes otherwise.
+    pub async fn commit_failed(&self) {
+        self.committer.failed().await;
+    }
+
+    /// Whether the commit thread has died.
+    pub fn has_commit_failed(&self) -> bool {
+        self.committer.has_failed()
     }
 
     /// The policy in force.
@@ -202,6 +239,21 @@ impl Gateway {
             Ok(p) => Arc::clone(&p),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+
+    /// Counts one request of `agency` against its rate limit (the policy
+    /// in force sets it).
+    ///
+    /// # Errors
+    /// [`RateLimited`] if the agency has used up its requests for now.
+    pub fn admit(&self, agency: &AgencyId) -> Result<(), RateLimited> {
+        let rate = self.policy().rate(agency);
+        self.limiter
+            .take(agency, rate, std::time::Instant::now())
+            .map_err(|wait| RateLimited {
+                rate,
+                retry_after: retry_after_secs(wait),
+            })
     }
 
     /// Puts `policy` in force for every later envelope.
@@ -396,11 +448,27 @@ impl Gateway {
     ) -> Result<Receipt, ApiError> {
         let expires = self.offer_expiry(&body, now);
         let entry = self.entry(envelope, &body, terms, policy, decision, now);
-        let keep_until = u64::try_from(envelope.exp.saturating_add(self.limits.skew)).unwrap_or(0);
+        let keep_until = replay_keep_until(envelope.exp, self.limits.skew, self.request_timeout);
         let stored = envelope.clone();
         let replay = Arc::clone(&self.replay);
+        let reviews = Arc::clone(&self.reviews);
+        let skew = self.limits.skew;
         let started = std::time::Instant::now();
         let prepare: Prepare = Box::new(move |view, index| {
+            // It may have waited in the queue past its expiry: then it is
+            // refused as it would have been on arrival, and its id, which
+            // the purge may already have dropped, is never needed.
+            let late = unix_now().saturating_sub(skew);
+            if stored.exp < late {
+                return Err(ApiError::new(
+                    Code::Expired,
+                    format!(
+                        "the envelope expired while it waited to be committed, {} s ago \
+                         (clock skew allowed: {skew} s)",
+                        late.saturating_sub(stored.exp)
+                    ),
+                ));
+            }
             if replay.seen(&stored.iss, &stored.jti) {
                 return Err(ApiError::new(
                     Code::Replayed,
@@ -432,7 +500,9 @@ impl Gateway {
             if stored.aud != stored.iss {
                 inbox::put(&stored, index, kept, &mut batch);
             }
-            // Last: only an accepted envelope's id is recorded.
+            // Last: only an accepted envelope's id and queue changes are
+            // recorded.
+            reviews.record(&batch, now);
             replay.put(&stored.iss, &stored.jti, keep_until, &mut batch);
             Ok(batch)
         });
@@ -514,10 +584,44 @@ impl Body {
     }
 }
 
+/// The default of `request_timeout_secs`.
+const DEFAULT_REQUEST_TIMEOUT: i64 = 30;
+
+/// Until when (seconds since the epoch) a sender's `jti` is kept: past its
+/// envelope's `exp` plus the clock skew it would be refused as expired on
+/// arrival, and past that plus the request timeout it can no longer be
+/// waiting for its commit either (where it is checked again), so the purge
+/// can never drop an id while a copy of its envelope might still commit.
+pub fn replay_keep_until(exp: i64, skew: i64, request_timeout: i64) -> u64 {
+    let until = exp
+        .saturating_add(skew.max(0))
+        .saturating_add(request_timeout.max(0));
+    u64::try_from(until).unwrap_or(0)
+}
+
 /// Seconds since the epoch.
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_ids_outlive_every_envelope_that_could_still_commit() {
+        // exp + skew: still accepted on arrival; + request timeout: still
+        // waiting for its commit at the latest.
+        assert_eq!(replay_keep_until(1_000, 60, 30), 1_090);
+        assert_eq!(
+            replay_keep_until(1_000, -5, -5),
+            1_000,
+            "never shorter than exp"
+        );
+        assert_eq!(replay_keep_until(i64::MAX, 60, 30), i64::MAX as u64);
+        assert_eq!(replay_keep_until(-10, 0, 0), 0);
+    }
 }

@@ -10,9 +10,11 @@
 //! DIR/<agency>/tls.crt  DIR/<agency>/tls.key  DIR/<agency>/signing.jwk  DIR/<agency>/encryption.jwk
 //! ```
 //!
-//! Every key is ECDSA P-256. Private key files are created with mode 0600.
-//! A new PKI is written into a temporary sibling directory and renamed into
-//! place, so an interrupted `init` leaves no half-made PKI behind.
+//! Every key is ECDSA P-256. Private key files are created with mode 0600,
+//! exclusively (never through an existing file or symlink), and fsynced;
+//! the directories are 0700. A new PKI is written into a temporary sibling
+//! directory with a unique name, fsynced, and renamed into place, so an
+//! interrupted `init` leaves no half-made PKI behind.
 
 use std::fs;
 use std::io::Write;
@@ -150,19 +152,17 @@ pub fn init(
     if dir.exists() && !force {
         return Err(PkiError::Exists(dir.to_path_buf()));
     }
+    // Removed on any error until it is renamed into place.
     let staging = staging_dir(dir)?;
-    let built = write_pki(&staging, &members);
-    let registry = match built {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
+    let registry = write_pki(staging.path(), &members)?;
+    sync_dirs(staging.path())?;
     if dir.exists() {
         fs::remove_dir_all(dir).map_err(io(dir))?;
     }
-    fs::rename(&staging, dir).map_err(io(dir))?;
+    fs::rename(staging.path(), dir).map_err(io(dir))?;
+    // Renamed: nothing left to remove.
+    let _ = staging.keep();
+    sync_dir(&parent_of(dir))?;
     Ok(registry)
 }
 
@@ -244,11 +244,13 @@ fn replace_crl(
     let issuer =
         Issuer::from_ca_cert_pem(&read(&ca_cert_path)?, ca_key).map_err(invalid(&ca_cert_path))?;
     let pem = sign_crl(&issuer, crl_number, revoked)?;
-    let tmp = dir.join(format!(".{CRL}.tmp"));
-    // Left over from an interrupted revoke, if it exists: never read.
-    let _ = fs::remove_file(&tmp);
-    write_file(&tmp, pem.as_bytes(), 0o644)?;
-    fs::rename(&tmp, &crl_path).map_err(io(&crl_path))
+    // The new CRL may be read by whoever could read the old one (the
+    // gateway may run as another user), and by nobody else; written to a
+    // unique temporary file, fsynced, renamed, and the directory fsynced.
+    let mode = fs::metadata(&crl_path)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .map_err(io(&crl_path))?;
+    xgate_ledger::fsutil::write_atomic(&crl_path, pem.as_bytes(), mode).map_err(io(&crl_path))
 }
 
 /// A display name for an agency: the sample agencies' full names, else the id.
@@ -490,33 +492,56 @@ fn pem_block(text: &str, label: &str, path: &Path) -> Result<Vec<u8>, PkiError> 
     .map_err(|e| invalid(path)(format!("no PEM {label}: {e}")))
 }
 
-fn staging_dir(dir: &Path) -> Result<PathBuf, PkiError> {
+/// A new, empty directory beside `dir` (mode 0700, a unique name, created
+/// exclusively), removed when dropped.
+fn staging_dir(dir: &Path) -> Result<tempfile::TempDir, PkiError> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "pki".into());
-    let parent = match dir.parent() {
+    let parent = parent_of(dir);
+    fs::create_dir_all(&parent).map_err(io(&parent))?;
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}.new-"))
+        .tempdir_in(&parent)
+        .map_err(io(&parent))
+}
+
+fn parent_of(dir: &Path) -> PathBuf {
+    match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
-    if staging.exists() {
-        fs::remove_dir_all(&staging).map_err(io(&staging))?;
     }
-    fs::create_dir(&staging).map_err(io(&staging))?;
-    Ok(staging)
+}
+
+/// Fsyncs `dir` and every directory under it, so the names of the files
+/// written there are durable before the PKI is renamed into place.
+fn sync_dirs(dir: &Path) -> Result<(), PkiError> {
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        if fs::symlink_metadata(&path).map_err(io(&path))?.is_dir() {
+            sync_dirs(&path)?;
+        }
+    }
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), PkiError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(io(path))
 }
 
-/// Creates `path` (and its directory) with `mode`; never follows or reuses
-/// an existing file, so a key is never written into a file others can read.
+/// Creates `path` (and its directory, mode 0700) with `mode`; never
+/// follows or reuses an existing file or symlink (`O_EXCL`), so a key is
+/// never written into a file others can read.
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(io(parent))?;
+        xgate_ledger::fsutil::create_private_dir(parent).map_err(io(parent))?;
     }
     let mut file = fs::OpenOptions::new()
         .write(true)

@@ -25,6 +25,11 @@
 //!
 //! [encryption]                                  # optional
 //! required_for = ["treasury", "@federal"]       # recipients taking sealed bodies only
+//! [rate]                                        # optional: per-agency request limits
+//! requests_per_second = 20000                   # each agency's sustained rate (> 0)
+//! burst = 40000                                 # requests at once (>= 1)
+//! [rate.agencies]                               # optional overrides, by agency id
+//! hhs = { requests_per_second = 50, burst = 100 }
 //! ```
 //!
 //! A request matches a rule when kind, sender, recipient, purpose and
@@ -40,6 +45,10 @@
 //! sealed end to end ([`crate::sealed`]); the pipeline refuses one in clear
 //! to them (`encryption_required`, [`Policy::requires_sealed`]). Without
 //! it, both forms are accepted, so existing clients keep working.
+//!
+//! The `[rate]` table sets how many requests each agency may make
+//! ([`crate::rate`]); without it, [`Rate::DEFAULT`] applies to every
+//! agency. An override that leaves a field out takes the table's value.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -51,6 +60,7 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::kind::Kind;
+use crate::rate::Rate;
 use crate::registry::{AgencyId, Registry};
 
 /// The default federation policy shipped in the binary.
@@ -64,6 +74,14 @@ pub struct Policy {
     rules: Vec<Rule>,
     /// Recipients that take record bodies and medical requests sealed only.
     sealed_only: BTreeSet<AgencyId>,
+    rates: Rates,
+}
+
+/// The request rate limits: every agency's, and the exceptions.
+#[derive(Clone, Debug, Default)]
+struct Rates {
+    every: Rate,
+    agencies: BTreeMap<AgencyId, Rate>,
 }
 
 /// What the pipeline asks the policy about one envelope.
@@ -203,6 +221,10 @@ impl Policy {
                 .unwrap_or_else(|| at.agencies.clone()),
             None => BTreeSet::new(),
         };
+        let rates = match &file.rate {
+            Some(rate) => at.rates(rate)?,
+            None => Rates::default(),
+        };
         let hash = Sha256::digest(text.as_bytes()).into();
         let agencies = at.agencies;
         Ok(Policy {
@@ -210,6 +232,7 @@ impl Policy {
             agencies,
             rules,
             sealed_only,
+            rates,
         })
     }
 
@@ -217,6 +240,15 @@ impl Policy {
     /// sealed end to end (`[encryption] required_for`).
     pub fn requires_sealed(&self, recipient: &AgencyId) -> bool {
         self.sealed_only.contains(recipient)
+    }
+
+    /// The request rate limit of `agency`.
+    pub fn rate(&self, agency: &AgencyId) -> Rate {
+        self.rates
+            .agencies
+            .get(agency)
+            .copied()
+            .unwrap_or(self.rates.every)
     }
 
     /// Decides one request. Pure; allocates only the decision's text.
@@ -259,6 +291,8 @@ impl Policy {
 }
 
 const MAX_TTL_HOURS: u64 = 720;
+/// The highest `requests_per_second` a policy may set.
+const MAX_RATE: f64 = 1e9;
 
 // Kinds are a bit set indexed by declaration order, so matching is one AND.
 const _: () = assert!(Kind::ALL.len() <= 64);
@@ -308,6 +342,7 @@ struct PolicyFile {
     #[serde(default)]
     rule: Vec<RuleEntry>,
     encryption: Option<EncryptionEntry>,
+    rate: Option<RateEntry>,
 }
 
 /// `[encryption]`: who takes sealed bodies only.
@@ -315,6 +350,24 @@ struct PolicyFile {
 #[serde(deny_unknown_fields)]
 struct EncryptionEntry {
     required_for: Names,
+}
+
+/// The `[rate]` table: every agency's rate, and overrides by agency id.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateEntry {
+    requests_per_second: Option<Spanned<f64>>,
+    burst: Option<Spanned<i64>>,
+    #[serde(default)]
+    agencies: BTreeMap<String, Spanned<RateValues>>,
+}
+
+/// One agency's rate, as written: each field optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateValues {
+    requests_per_second: Option<Spanned<f64>>,
+    burst: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -460,6 +513,46 @@ impl<'a> Resolver<'a> {
             return Err(self.err(item.span(), message));
         }
         Ok(id)
+    }
+
+    fn rates(&self, r: &RateEntry) -> Result<Rates, PolicyError> {
+        let every = self.rate(
+            r.requests_per_second.as_ref(),
+            r.burst.as_ref(),
+            Rate::DEFAULT,
+        )?;
+        let mut agencies = BTreeMap::new();
+        for (name, values) in &r.agencies {
+            let item = Spanned::new(values.span(), name.clone());
+            let v = values.get_ref();
+            let rate = self.rate(v.requests_per_second.as_ref(), v.burst.as_ref(), every)?;
+            agencies.insert(self.agency(&item)?, rate);
+        }
+        Ok(Rates { every, agencies })
+    }
+
+    /// A rate with these fields set over `base`, checked.
+    fn rate(
+        &self,
+        per_second: Option<&Spanned<f64>>,
+        burst: Option<&Spanned<i64>>,
+        base: Rate,
+    ) -> Result<Rate, PolicyError> {
+        let mut rate = base;
+        if let Some(r) = per_second {
+            let per_second = *r.get_ref();
+            if !(per_second > 0.0 && per_second <= MAX_RATE) {
+                let message = format!("requests_per_second must be over 0 and at most {MAX_RATE}");
+                return Err(self.err(r.span(), message));
+            }
+            rate.per_second = per_second;
+        }
+        if let Some(b) = burst {
+            let burst = u32::try_from(*b.get_ref()).ok().filter(|&n| n >= 1);
+            let message = format!("burst must be 1..={}, not {}", u32::MAX, b.get_ref());
+            rate.burst = burst.ok_or_else(|| self.err(b.span(), message))?;
+        }
+        Ok(rate)
     }
 
     fn listed<'l>(&self, l: &'l Names, what: &str) -> Result<&'l [Spanned<String>], PolicyError> {
@@ -646,6 +739,13 @@ fed = ["state", "gsa"]
             with("effect = 'break-glass'\nuses = 0 # uses must be 1..=4294967295, not 0"),
             "version = 1\n[groups]\na = ['state']\nb = ['@a'] # groups may not nest".into(),
             "version = 1\n[groups]\na = ['state', 'mars'] # unknown agency \"mars\"".into(),
+            "version = 1\n[rate]\nrequests_per_second = 0 # requests_per_second must be over 0"
+                .into(),
+            "version = 1\n[rate]\nrequests_per_second = -2.5 # must be over 0".into(),
+            "version = 1\n[rate]\nburst = 0 # burst must be 1..=4294967295, not 0".into(),
+            "version = 1\n[rate]\nper_minute = 5 # unknown field `per_minute`".into(),
+            "version = 1\n[rate.agencies]\nnasa = { burst = 5 } # unknown agency \"nasa\"".into(),
+            "version = 1\n[rate.agencies]\nhhs = { rps = 5 } # unknown field `rps`".into(),
         ];
         for text in cases {
             let mut lines = text.lines().enumerate();
@@ -700,6 +800,29 @@ fed = ["state", "gsa"]
                 "{shown}"
             );
         }
+    }
+
+    #[test]
+    fn rates_default_and_override_per_agency() {
+        let id = |a: &str| a.parse::<AgencyId>().expect("id");
+        let none = parse("version = 1").expect("no rate table");
+        assert_eq!(none.rate(&id("state")), Rate::DEFAULT);
+        let text = "version = 1\n[rate]\nrequests_per_second = 100\nburst = 200\n\
+                    [rate.agencies]\nhhs = { requests_per_second = 0.5 }\n\
+                    gsa = { burst = 7, requests_per_second = 3 }\n";
+        let p = parse(text).expect("rates");
+        let rate = |a: &str| {
+            let r = p.rate(&id(a));
+            (r.per_second, r.burst)
+        };
+        assert_eq!(rate("state"), (100.0, 200));
+        assert_eq!(rate("hhs"), (0.5, 200), "the burst is the table's");
+        assert_eq!(rate("gsa"), (3.0, 7));
+        let partial = parse("version = 1\n[rate]\nburst = 5\n").expect("burst only");
+        assert_eq!(
+            partial.rate(&id("state")).per_second,
+            Rate::DEFAULT.per_second
+        );
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The replay store: each sender's `jti`s, kept until the envelope's `exp`
-//! plus the clock skew, after which the envelope would be refused as
-//! expired anyway.
+//! plus the clock skew plus the request timeout
+//! ([`crate::pipeline::replay_keep_until`]): after the first two the
+//! envelope is refused as expired on arrival, and after the third it can
+//! no longer be waiting in the commit queue either (where its expiry is
+//! checked again).
 //!
 //! The store holds one key per id, written in the same atomic batch as the
 //! envelope's log entry, so a refused envelope leaves no trace and an

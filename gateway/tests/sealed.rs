@@ -297,7 +297,11 @@ fn a_sealed_part_lifted_into_another_envelope_is_refused_by_the_recipient() {
         run(&fed, &["send"], "state", &["--to", agency, &after]).expect_ok();
         let out = run(&fed, &["inbox"], agency, &["--ack"]);
         assert_eq!(out.code, Some(1), "{agency}: {}", out.stderr);
-        assert!(out.stderr.contains("1 envelope(s) refused"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("1 envelope(s) refused"),
+            "{}",
+            out.stderr
+        );
         let lines = json_lines(&String::from_utf8(out.stdout.clone()).expect("utf-8"));
         assert_eq!(lines.len(), 2, "{lines:?}");
         let message = lines[0]["refused"].as_str().expect("refused").to_owned();

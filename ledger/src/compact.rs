@@ -23,7 +23,7 @@ use std::path::Path;
 
 use crate::disk::LOCK_FILE;
 use crate::error::{Error, io_at};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{create_private_dir, write_atomic};
 use crate::store::{Store, WriteBatch};
 use crate::store_sled::SledStore;
 use crate::{CHECKPOINT_FILE, DB_DIR, KEY_FILE, Log, OpenOptions, TILES_DIR};
@@ -59,10 +59,10 @@ pub fn compact(src: &Path, dst: &Path, options: &OpenOptions) -> Result<Compacte
             dst.display()
         )));
     }
-    fs::create_dir_all(dst).map_err(io_at(dst))?;
+    create_private_dir(dst).map_err(io_at(dst))?;
     let keys = copy_keys(log.store(), &dst.join(DB_DIR), options.cache_bytes)?;
     copy_other_files(src, dst)?;
-    for (file, mode) in [(CHECKPOINT_FILE, 0o644), (KEY_FILE, 0o600)] {
+    for (file, mode) in [(CHECKPOINT_FILE, 0o600), (KEY_FILE, 0o600)] {
         let from = src.join(file);
         // A log that never signed a checkpoint has no copy of one.
         if file == CHECKPOINT_FILE && !from.exists() {
@@ -92,6 +92,7 @@ pub fn compact(src: &Path, dst: &Path, options: &OpenOptions) -> Result<Compacte
 /// Writes every key of `from` into a new sled database at `path` and makes
 /// it durable; returns how many.
 fn copy_keys<S: Store>(from: &S, path: &Path, cache_bytes: u64) -> Result<u64, Error> {
+    create_private_dir(path).map_err(io_at(path))?;
     let to = SledStore::open(path, cache_bytes)
         .map_err(|e| Error::Corrupt(format!("cannot create {}: {}", path.display(), e.0)))?;
     let (mut keys, mut batch, mut bytes) = (0, WriteBatch::new(), 0);
@@ -130,7 +131,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
     if !from.is_dir() {
         return fs::copy(from, to).map(drop).map_err(io_at(from));
     }
-    fs::create_dir_all(to).map_err(io_at(to))?;
+    create_private_dir(to).map_err(io_at(to))?;
     for entry in fs::read_dir(from).map_err(io_at(from))? {
         let entry = entry.map_err(io_at(from))?;
         copy_tree(&entry.path(), &to.join(entry.file_name()))?;

@@ -2,13 +2,18 @@
 //! and a lock that keeps a second process out.
 //!
 //! ```text
-//! DIR/checkpoint.key   signed-note private key (mode 0600); its name is the origin
+//! DIR/checkpoint.key   signed-note private key; its name is the origin
 //! DIR/checkpoint       the latest signed checkpoint, kept outside the database
 //! DIR/db/              the sled database
 //! DIR/tiles/level-N    copies of the full tiles of tile level N, for fast
 //!                      proofs; rebuilt from the database when needed
 //! DIR/lock             advisory lock held while the log is open
 //! ```
+//!
+//! The directories the log creates are private (mode 0700), and so are the
+//! files it writes itself (0600): the key, the checkpoint copy, the tiles and
+//! the lock. sled creates its own files with the process's umask, which the
+//! gateway sets to 077; the 0700 directory keeps them private either way.
 //!
 //! Creation order makes a half-created log recognisable: the database is
 //! initialised first and the key written last, so a directory with a key
@@ -22,6 +27,7 @@
 //! log's contents are not changed by opening.
 
 use std::fs::{self, File, OpenOptions as FsOpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -30,7 +36,7 @@ use fs2::FileExt;
 use crate::DiskStore;
 use crate::checkpoint::{NoteSigner, NoteVerifier, check_name, verify_checkpoint};
 use crate::error::{Error, io_at};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{create_private_dir, write_atomic};
 use crate::log::{Attached, Log, SignedCheckpoint};
 use crate::store_sled::SledStore;
 
@@ -82,7 +88,7 @@ impl Log<DiskStore> {
         if dir.exists() && !dir.is_dir() {
             return Err(not_a_log(dir, "not a directory"));
         }
-        fs::create_dir_all(dir).map_err(io_at(dir))?;
+        create_private_dir(dir).map_err(io_at(dir))?;
         let lock = lock_dir(dir)?;
         let key_path = dir.join(KEY_FILE);
         if key_path.exists() {
@@ -175,7 +181,10 @@ fn open_db(
     create: bool,
     lock: File,
 ) -> Result<Log<DiskStore>, Error> {
-    let store = open_store(&dir.join(DB_DIR), options.cache_bytes)?;
+    // sled would create it with the umask's mode.
+    let db = dir.join(DB_DIR);
+    create_private_dir(&db).map_err(io_at(&db))?;
+    let store = open_store(&db, options.cache_bytes)?;
     let attached = Attached {
         dir_lock: Some(lock),
         mirror: Some(dir.join(CHECKPOINT_FILE)),
@@ -225,6 +234,7 @@ fn lock_dir(dir: &Path) -> Result<File, Error> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .map_err(io_at(&path))?;
     // A lock released a moment ago can still be held by a child process

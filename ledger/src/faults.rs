@@ -4,8 +4,9 @@
 //!
 //! [`Faulty`] passes everything to the store it wraps until a [`Fault`] is
 //! switched on: then flushes fail, writes fail (nothing written, or half the
-//! batch written, which breaks the trait's atomic contract on purpose), or
-//! the disk reports itself full. Tests in this process flip the switch
+//! batch written, which breaks the trait's atomic contract on purpose), the
+//! disk reports itself full, writes hang until the fault is switched off,
+//! a write panics (a bug in the thread that writes), or reads fail. Tests in this process flip the switch
 //! directly ([`Faulty::switch`]); a test driving a gateway in another
 //! process names a file in `XGATE_FAULT_FILE` and writes the fault's name
 //! into it, which the store reads at every write and flush.
@@ -34,17 +35,28 @@ pub enum Fault {
     Full = 3,
     /// `apply` writes the first half of the batch's keys, then fails.
     Torn = 4,
+    /// `apply` waits until the fault is switched to another, then does
+    /// what that one says: a slow disk, or a commit that takes long.
+    Stall = 5,
+    /// `apply` panics, as a bug in the writing thread would.
+    Panic = 6,
+    /// `get` and every scan fail; writes and flushes work.
+    Read = 7,
 }
 
 impl Fault {
-    /// The fault a fault file names: `none`, `flush`, `write`, `full` or
-    /// `torn`; anything else (an empty or missing file) is `None`.
+    /// The fault a fault file names: `none`, `flush`, `write`, `full`,
+    /// `torn`, `stall`, `panic` or `read`; anything else (an empty or
+    /// missing file) is `None`.
     pub fn parse(name: &str) -> Fault {
         match name.trim() {
             "flush" => Fault::Flush,
             "write" => Fault::Write,
             "full" => Fault::Full,
             "torn" => Fault::Torn,
+            "stall" => Fault::Stall,
+            "panic" => Fault::Panic,
+            "read" => Fault::Read,
             _ => Fault::None,
         }
     }
@@ -55,6 +67,9 @@ impl Fault {
             2 => Fault::Write,
             3 => Fault::Full,
             4 => Fault::Torn,
+            5 => Fault::Stall,
+            6 => Fault::Panic,
+            7 => Fault::Read,
             _ => Fault::None,
         }
     }
@@ -118,10 +133,20 @@ impl<S: Store> Faulty<S> {
     }
 }
 
+impl<S> Faulty<S> {
+    fn readable(&self) -> Result<(), StoreError> {
+        match self.switch.current() {
+            Fault::Read => Err(StoreError("read failed (injected)".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl<S: Store> Store for Faulty<S> {
     type Value = S::Value;
 
     fn get(&self, key: &[u8]) -> Result<Option<Self::Value>, StoreError> {
+        self.readable()?;
         self.inner.get(key)
     }
 
@@ -129,7 +154,10 @@ impl<S: Store> Store for Faulty<S> {
         &self,
         prefix: &[u8],
     ) -> Box<dyn Iterator<Item = Result<KeyValue<Self::Value>, StoreError>> + '_> {
-        self.inner.scan_prefix(prefix)
+        match self.readable() {
+            Ok(()) => self.inner.scan_prefix(prefix),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
     }
 
     fn scan_prefix_from(
@@ -137,15 +165,25 @@ impl<S: Store> Store for Faulty<S> {
         prefix: &[u8],
         from: &[u8],
     ) -> Box<dyn Iterator<Item = Result<KeyValue<Self::Value>, StoreError>> + '_> {
-        self.inner.scan_prefix_from(prefix, from)
+        match self.readable() {
+            Ok(()) => self.inner.scan_prefix_from(prefix, from),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
     }
 
     fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<KeyValue<Self::Value>>, StoreError> {
+        self.readable()?;
         self.inner.last_with_prefix(prefix)
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        match self.switch.current() {
+        let mut fault = self.switch.current();
+        while fault == Fault::Stall {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            fault = self.switch.current();
+        }
+        match fault {
+            Fault::Panic => panic!("a write panicked (injected)"),
             Fault::Write => Err(StoreError("I/O error (injected)".into())),
             Fault::Full => Err(StoreError(
                 "No space left on device (os error 28, injected)".into(),
@@ -163,7 +201,7 @@ impl<S: Store> Store for Faulty<S> {
                 self.inner.apply(half)?;
                 Err(StoreError("write failed part-way (injected)".into()))
             }
-            Fault::Flush | Fault::None => self.inner.apply(batch),
+            Fault::Flush | Fault::None | Fault::Read | Fault::Stall => self.inner.apply(batch),
         }
     }
 
@@ -185,6 +223,9 @@ mod tests {
         assert_eq!(Fault::parse("write"), Fault::Write);
         assert_eq!(Fault::parse(" full "), Fault::Full);
         assert_eq!(Fault::parse("torn"), Fault::Torn);
+        assert_eq!(Fault::parse("stall"), Fault::Stall);
+        assert_eq!(Fault::parse("panic"), Fault::Panic);
+        assert_eq!(Fault::parse("read"), Fault::Read);
         assert_eq!(Fault::parse(""), Fault::None);
         assert_eq!(Fault::parse("FLUSH"), Fault::None);
     }

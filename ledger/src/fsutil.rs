@@ -1,27 +1,92 @@
-//! Crash-safe small-file writes for the data directory.
+//! Crash-safe, private small-file writes for a data directory: the log's
+//! key and checkpoint copy, and the gateway's files beside them.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, Permissions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// Replaces `path` with `contents` atomically and durably: write a temporary
-/// file with `mode`, fsync it, rename it over `path`, fsync the directory. A
-/// crash leaves the old file or the new one, never a torn one.
-pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(mode)
-        .open(&tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)?;
+/// Replaces `path` with `contents` atomically and durably, with `mode`: write
+/// a temporary file beside it, fsync it, rename it over `path`, fsync the
+/// directory. A crash leaves the old file or the new one, never a torn one.
+///
+/// The temporary file has a random name and is created exclusively
+/// (`O_CREAT | O_EXCL`, with mode 0600 until it is complete), so a file or
+/// symlink someone planted at a predictable name is never written through,
+/// and two writers never share one. A symlink at `path` itself is replaced,
+/// not followed.
+///
+/// # Errors
+/// Any I/O failure; then `path` is unchanged.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(parent)?;
+    tmp.write_all(contents)?;
+    if mode != 0o600 {
+        tmp.as_file()
+            .set_permissions(Permissions::from_mode(mode))?;
+    }
+    tmp.as_file().sync_all()?;
+    // On failure the temporary file is removed when `e.file` drops.
+    tmp.persist(path).map_err(|e| e.error)?;
     File::open(parent)?.sync_all()
+}
+
+/// Creates `dir` and any missing parents with mode 0700 (parents that
+/// exist are left as they are).
+///
+/// # Errors
+/// Any I/O failure.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[test]
+    fn a_symlink_at_the_old_temporary_name_is_never_written_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"untouched").expect("write");
+        let path = dir.path().join("checkpoint");
+        // Where earlier versions put their temporary file.
+        std::os::unix::fs::symlink(&victim, path.with_extension("tmp")).expect("symlink");
+        write_atomic(&path, b"new", 0o600).expect("write");
+        assert_eq!(fs::read(&victim).expect("read"), b"untouched");
+        assert_eq!(fs::read(&path).expect("read"), b"new");
+        assert_eq!(mode(&path), 0o600);
+        // A symlink at the path itself is replaced by the file.
+        fs::remove_file(&path).expect("remove");
+        std::os::unix::fs::symlink(&victim, &path).expect("symlink");
+        write_atomic(&path, b"newer", 0o644).expect("write");
+        assert_eq!(fs::read(&victim).expect("read"), b"untouched");
+        assert!(fs::symlink_metadata(&path).expect("meta").is_file());
+        assert_eq!(mode(&path), 0o644);
+        // Nothing is left behind but the file, the victim and the old link.
+        assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 3);
+    }
 }

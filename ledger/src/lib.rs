@@ -58,7 +58,7 @@ mod disk;
 mod error;
 #[cfg(feature = "faults")]
 pub mod faults;
-mod fsutil;
+pub mod fsutil;
 mod layout;
 mod log;
 mod store;

@@ -394,7 +394,7 @@ impl<S: Store> Log<S> {
         let Some(path) = &self.mirror else {
             return Ok(());
         };
-        write_atomic(path, signed.note.as_bytes(), 0o644).map_err(|source| Error::Io {
+        write_atomic(path, signed.note.as_bytes(), 0o600).map_err(|source| Error::Io {
             path: path.clone(),
             source,
         })?;

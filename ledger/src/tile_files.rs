@@ -20,8 +20,8 @@
 //! anything past it) and refilled from the store, which costs at most
 //! [`SYNC_EVERY`] tile reads per level.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,7 +61,7 @@ impl TileFiles {
     /// `size` entries, trusting only what `store` records as synced, and
     /// refills each file from the store up to the log's full tiles.
     pub fn open<S: Store>(dir: &Path, store: &S, size: u64) -> Result<TileFiles, Error> {
-        fs::create_dir_all(dir).map_err(io_at(dir))?;
+        crate::fsutil::create_private_dir(dir).map_err(io_at(dir))?;
         let recorded = match store.get(layout::TILE_FILES_KEY)? {
             Some(v) => layout::decode_counts(v.as_ref())
                 .ok_or_else(|| Error::Corrupt("tile file lengths are malformed".into()))?,
@@ -187,6 +187,7 @@ impl TileFiles {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .map_err(io_at(&path))?;
         let slot = self

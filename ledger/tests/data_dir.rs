@@ -123,6 +123,37 @@ fn key_file_is_private_and_origin_is_kept() {
 }
 
 #[test]
+fn the_directories_and_files_the_log_writes_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("new").join("data");
+    let log = open(&dir).expect("create");
+    // Enough entries for a full tile, so a tile file exists.
+    let entries: Vec<String> = (0..300).map(|i| format!("entry {i}")).collect();
+    log.append_batch(&entries).expect("append");
+    log.checkpoint().expect("checkpoint");
+    drop(log);
+    let mode = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for d in [
+        root.path().join("new"),
+        dir.clone(),
+        dir.join(DB_DIR),
+        dir.join("tiles"),
+    ] {
+        assert_eq!(mode(&d), 0o700, "{}", d.display());
+    }
+    for f in [KEY_FILE, CHECKPOINT_FILE, "lock", "tiles/level-0"] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+}
+
+#[test]
 fn a_second_opener_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _log = open(dir.path()).expect("create");

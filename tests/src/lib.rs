@@ -263,6 +263,21 @@ impl Gateway {
         let _ = self.child.wait();
     }
 
+    /// Waits up to `within` for the gateway to exit by itself; its exit
+    /// status, or `None` if it is still running.
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// Asks the gateway to stop (SIGTERM) and returns its exit code.
     pub fn stop(mut self) -> Option<i32> {
         self.signal("TERM");

@@ -160,6 +160,9 @@ impl SendArgs {
     }
 }
 
+/// An envelope's body as checked, and whether it came sealed.
+type Checked = (Map<String, Value>, bool);
+
 impl InboxArgs {
     /// Prints (and optionally acknowledges) every envelope in the inbox.
     ///
@@ -245,8 +248,11 @@ impl InboxArgs {
         registry: &Registry,
         verifiers: &Verifiers,
         key: &mut Option<Jwk>,
-    ) -> Result<Result<(Map<String, Value>, bool), String>, Error> {
-        let Some(from) = item["from"].as_str().and_then(|f| f.parse::<AgencyId>().ok()) else {
+    ) -> Result<Result<Checked, String>, Error> {
+        let Some(from) = item["from"]
+            .as_str()
+            .and_then(|f| f.parse::<AgencyId>().ok())
+        else {
             return Ok(Err("the inbox item names no valid sender".into()));
         };
         let jws = item["jws"].as_str().unwrap_or_default();

@@ -171,7 +171,8 @@ pub struct OpenArgs {
     /// `DIR/<agency>/encryption.jwk`).
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
-    /// Write the bundle here instead of printing it.
+    /// Write the bundle here instead of printing it, readable by this user
+    /// only (mode 0600); an existing FILE, or a symlink there, is replaced.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
@@ -467,7 +468,9 @@ impl OpenArgs {
             },
         )?;
         match &self.out {
-            Some(path) => std::fs::write(path, &plain)
+            // A health record: readable by this user only, and written
+            // whole or not at all, never through a symlink.
+            Some(path) => xgate_ledger::fsutil::write_atomic(path, &plain, 0o600)
                 .map_err(|e| Error::Request(format!("cannot write {}: {e}", path.display()))),
             // One line, as every command prints: the bundle re-encoded
             // compactly (it parsed as JSON when validated).

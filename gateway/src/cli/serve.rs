@@ -19,6 +19,7 @@ use xgate_ledger::{Log, OpenOptions};
 use super::error::Error;
 use crate::config::Config;
 use crate::crl;
+use crate::data_dir;
 use crate::envelope::Limits;
 use crate::http::Context;
 use crate::http::fanout::Hub;
@@ -114,20 +115,32 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    /// Serves until `shutdown` completes, then drains.
+    /// Serves until `shutdown` completes, then drains; or until the commit
+    /// thread dies, then drains (every waiting request has had its 503)
+    /// and fails, so the process exits non-zero and its supervisor
+    /// restarts it.
     ///
     /// # Errors
-    /// [`Error::Serve`] if the listener fails.
+    /// [`Error::Serve`] if the listener fails or the commit thread died.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
-        server::serve(
-            self.listener,
-            self.ctx,
-            self.limits,
-            self.policy_file,
-            shutdown,
-        )
-        .await
-        .map_err(|e| Error::Serve(format!("the listener failed: {e}")))
+        let gateway = Arc::clone(&self.ctx.gateway);
+        let stop = async {
+            tokio::select! {
+                () = shutdown => {}
+                () = gateway.commit_failed() => {}
+            }
+        };
+        server::serve(self.listener, self.ctx, self.limits, self.policy_file, stop)
+            .await
+            .map_err(|e| Error::Serve(format!("the listener failed: {e}")))?;
+        if gateway.has_commit_failed() {
+            return Err(Error::Serve(
+                "the commit thread failed, so nothing could be committed any more; stopped \
+                 (see the log above; restarting the gateway recovers)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -138,8 +151,20 @@ impl Prepared {
 /// Anything that stops the gateway from starting, naming the file or
 /// setting at fault.
 pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| Error::Serve(format!("cannot create {}: {e}", config.data_dir.display())))?;
+    // Before anything is created: every file of this process is private.
+    data_dir::restrict_umask();
+    let narrowed = data_dir::make_private(&config.data_dir).map_err(|e| {
+        Error::Serve(format!(
+            "cannot make {} private: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    if narrowed > 0 {
+        tracing::warn!(
+            entries = narrowed,
+            "other users could read parts of the data directory; they no longer can"
+        );
+    }
     let pki_dir = config.pki_dir();
     let created_pki = ensure_pki(config, &pki_dir)?;
     let registry = Arc::new(Registry::load(&pki_dir.join(REGISTRY))?);
@@ -168,7 +193,8 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
                 max_grant: seconds(config.max_grant_secs),
                 review_due: seconds(config.review_due_secs),
             })
-            .with_disk_reserve(config.data_dir.clone(), config.min_free_bytes),
+            .with_disk_reserve(config.data_dir.clone(), config.min_free_bytes)
+            .with_request_timeout(seconds(config.request_timeout_secs)),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -243,7 +269,7 @@ fn ensure_policy(config: &Config, path: &Path) -> Result<(), Error> {
             path.display()
         )));
     }
-    std::fs::write(path, DEFAULT_POLICY)
+    xgate_ledger::fsutil::write_atomic(path, DEFAULT_POLICY.as_bytes(), 0o600)
         .map_err(|e| Error::Serve(format!("cannot write {}: {e}", path.display())))
 }
 

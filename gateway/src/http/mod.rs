@@ -22,8 +22,10 @@
 //! ```
 //!
 //! Every route but `/healthz` and `/metrics` needs a registered, unrevoked
-//! agency as the TLS identity. With `crl_strict` and a CRL past its
-//! `nextUpdate`, every route but `/metrics` is refused (`crl_stale`).
+//! agency as the TLS identity, and takes one request from that agency's
+//! rate limit (429 `rate_limited` with `Retry-After` past it). With
+//! `crl_strict` and a CRL past its `nextUpdate`, every route but
+//! `/metrics` is refused (`crl_stale`).
 
 mod assets;
 pub mod fanout;
@@ -34,7 +36,7 @@ mod stream;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
@@ -87,7 +89,18 @@ pub async fn handle(
         (&Method::GET, ["metrics"]) => metrics(&ctx).await,
         (_, ["healthz" | "metrics"]) => Err(not_allowed()),
         _ => match agency(&ctx, &identity) {
-            Ok(sender) => route(&ctx, sender, &identity, req, &segments).await,
+            Ok(sender) => match ctx.gateway.admit(&sender) {
+                Ok(()) => route(&ctx, sender, &identity, req, &segments).await,
+                Err(limited) => {
+                    let e = limited.error(&sender);
+                    ctx.gateway.metrics.rejection(e.code.as_str());
+                    let mut response = error_response(&e);
+                    response
+                        .headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(limited.retry_after));
+                    return response;
+                }
+            },
             Err(e) => Err(e),
         },
     };
@@ -169,11 +182,8 @@ async fn route(
 }
 
 async fn metrics(ctx: &Arc<Context>) -> Result<Response<Body>, ApiError> {
-    let gateway = Arc::clone(&ctx.gateway);
-    // The review gauges are read from the store at each scrape.
-    blocking(move || gateway.refresh_review_metrics())
-        .await?
-        .map_err(xgate_ledger::Error::from)?;
+    // From counts kept as the state changes: a scrape reads no store.
+    ctx.gateway.refresh_review_metrics();
     Ok(Response::builder()
         .header(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
         .body(full(ctx.gateway.metrics.render()))

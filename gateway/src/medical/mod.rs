@@ -12,6 +12,7 @@
 //!   replay both run.
 //! - [`state`]: where cases, the holder index and the review queue live.
 //! - [`query`]: what the HTTP API shows of them, and to whom.
+//! - [`pending`]: the review queue's counts for `/metrics`, kept in memory.
 //! - [`jwe`]: encryption of responses to the requester's key, and
 //!   inspection of a JWE without decrypting it, which is all the gateway
 //!   ever does.
@@ -22,6 +23,7 @@ pub mod apply;
 pub mod bundle;
 pub mod jwe;
 pub mod model;
+pub mod pending;
 pub mod query;
 pub mod section;
 pub mod state;

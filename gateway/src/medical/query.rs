@@ -225,27 +225,6 @@ pub fn reviews<S: Store>(
     Ok((items, more))
 }
 
-/// How many grants await review, and how many of those are overdue:
-/// for `/metrics`. Reads the whole queue, which reviews keep short.
-///
-/// # Errors
-/// A storage failure or a corrupt record.
-pub fn review_counts<S: Store>(
-    store: &S,
-    now: i64,
-    due_after: i64,
-) -> Result<(u64, u64), StoreError> {
-    let (mut pending, mut overdue) = (0, 0);
-    for (_, c) in state::queue(store, None, &state::queue_prefix(None), usize::MAX)? {
-        pending += 1;
-        let granted = c.grant.as_ref().map_or(c.time, |g| g.time);
-        if now >= granted.saturating_add(due_after) {
-            overdue += 1;
-        }
-    }
-    Ok((pending, overdue))
-}
-
 /// The response logged at `index`, if it is one and `caller` may see it.
 ///
 /// # Errors
