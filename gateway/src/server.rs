@@ -105,7 +105,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        // A free slot, or the slot of the connection idle the longest;
+        // A free slot, or the slot of an idle connection (see `table`);
         // waits only while every connection is serving a request.
         let permit = tokio::select! {
             permit = table.slot() => permit,
