@@ -9,12 +9,12 @@
 //! policy = "xgate-data/policy.toml"  # XGATE_POLICY: written from the default on first start
 //! origin = "localhost/xgate"       # XGATE_ORIGIN: the log's origin, for a new log
 //! max_body_bytes = 1048576         # XGATE_MAX_BODY_BYTES: larger bodies get 413
-//! max_connections = 4096           # XGATE_MAX_CONNECTIONS: when full, the connection idle the longest gives its slot up
+//! max_connections = 4096           # XGATE_MAX_CONNECTIONS: when full, an idle connection gives its slot up (unproven ones first)
 //! request_timeout_secs = 30        # XGATE_REQUEST_TIMEOUT_SECS: whole request, 503 after
-//! header_timeout_secs = 10         # XGATE_HEADER_TIMEOUT_SECS: TLS handshake, and each request head (the first one included)
+//! header_timeout_secs = 10         # XGATE_HEADER_TIMEOUT_SECS: TLS handshake, each request head (the first one included), each request body (408)
 //! idle_timeout_secs = 60           # XGATE_IDLE_TIMEOUT_SECS: a keep-alive connection with no request in flight is closed after
 //! max_connection_age_secs = 3600   # XGATE_MAX_CONNECTION_AGE_SECS: any connection is closed (gracefully) after
-//! max_connections_per_agency = 1024  # XGATE_MAX_CONNECTIONS_PER_AGENCY: more from one agency get 429 and are closed
+//! max_connections_per_agency = 1024  # XGATE_MAX_CONNECTIONS_PER_AGENCY: more from one agency get 429 and are closed; at most max_connections / 2
 //! max_handshakes = 256             # XGATE_MAX_HANDSHAKES: connections still in the TLS handshake at once
 //! crl_strict = false               # XGATE_CRL_STRICT: past the CRL's nextUpdate, refuse every client
 //! max_streams_per_agency = 8       # XGATE_MAX_STREAMS_PER_AGENCY: open event streams per agency

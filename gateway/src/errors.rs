@@ -49,6 +49,9 @@ pub enum Code {
     UnsupportedKind,
     /// 413: the body is over the limit.
     PayloadTooLarge,
+    /// 408: the request body did not arrive in full within
+    /// `header_timeout_secs` of the request head; the connection is closed.
+    BodyTimeout,
     /// 415: not `application/jose`.
     UnsupportedMediaType,
     /// 429: the agency is over its request rate limit (`Retry-After` says
@@ -118,6 +121,7 @@ impl Code {
             Code::EncryptionRequired => "encryption_required",
             Code::UnsupportedKind => "unsupported_kind",
             Code::PayloadTooLarge => "payload_too_large",
+            Code::BodyTimeout => "body_timeout",
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::RateLimited => "rate_limited",
             Code::NotFound => "not_found",
@@ -168,6 +172,7 @@ impl Code {
             | Code::NotReviewable
             | Code::AlreadyReviewed => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::NotFound => StatusCode::NOT_FOUND,

@@ -52,7 +52,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Every connection is closed gracefully after this long.
     pub max_connection_age: Duration,
-    /// Most connections one agency may hold open at once.
+    /// Most connections one agency may hold open at once; never more than
+    /// half of `max_connections` (see [`agency_cap`]).
     pub max_connections_per_agency: usize,
     /// Most connections in their TLS handshake at once.
     pub max_handshakes: usize,
@@ -78,7 +79,7 @@ pub async fn serve(
     let table = Table::new(Caps {
         max_connections: limits.max_connections,
         max_handshakes: limits.max_handshakes,
-        max_per_agency: limits.max_connections_per_agency,
+        max_per_agency: agency_cap(limits.max_connections_per_agency, limits.max_connections),
     });
     let clocks = Clocks {
         header_timeout: limits.header_timeout,
@@ -104,7 +105,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        // A free slot, or the slot of the connection idle the longest;
+        // A free slot, or the slot of an idle connection (see `table`);
         // waits only while every connection is serving a request.
         let permit = tokio::select! {
             permit = table.slot() => permit,
@@ -129,6 +130,24 @@ pub async fn serve(
         tracing::warn!("in-flight requests did not finish within {DRAIN:?}; stopping anyway");
     }
     Ok(())
+}
+
+/// The per-agency connection cap in force: `configured`, but at most half
+/// of `max_connections` (and at least 1), logged when lower. Connections
+/// serving a request are never evicted, so an agency allowed every slot
+/// could keep them all busy (with slow bodies, each bounded by the header
+/// timeout but started again at once) and keep every other agency out.
+fn agency_cap(configured: usize, max_connections: usize) -> usize {
+    let cap = configured.min((max_connections / 2).max(1));
+    if cap < configured {
+        tracing::info!(
+            configured,
+            max_connections,
+            max_connections_per_agency = cap,
+            "max_connections_per_agency lowered to half of max_connections"
+        );
+    }
+    cap
 }
 
 /// hyper's HTTP/1.1 and HTTP/2 settings.

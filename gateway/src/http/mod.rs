@@ -58,6 +58,14 @@ fn full(bytes: impl Into<Bytes>) -> Body {
     Either::Left(Full::new(bytes.into()))
 }
 
+/// When a request's body must have arrived in full: the server sets it,
+/// `header_timeout` after the request head, on every request it hands to
+/// [`handle`]. A body still incomplete then is answered `408 body_timeout`
+/// (a request in flight keeps its connection's slot, so a trickled body
+/// must not keep one for long).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyDeadline(pub tokio::time::Instant);
+
 /// What every request handler can reach.
 pub struct Context {
     /// The gateway.
@@ -201,7 +209,8 @@ async fn submit(
 }
 
 /// The body of `req`, which must be of `media_type` and at most `limit`
-/// bytes long (refused from its `Content-Length` before any of it is read).
+/// bytes long (refused from its `Content-Length` before any of it is read),
+/// and arrive by the request's [`BodyDeadline`], if it has one.
 async fn read_body(
     req: Request<Incoming>,
     media_type: &str,
@@ -238,9 +247,19 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let body = Limited::new(req.into_body(), limit)
-        .collect()
-        .await
+    let deadline = req.extensions().get::<BodyDeadline>().copied();
+    let collect = Limited::new(req.into_body(), limit).collect();
+    let collected = match deadline {
+        Some(BodyDeadline(at)) => tokio::time::timeout_at(at, collect).await.map_err(|_| {
+            ApiError::new(
+                Code::BodyTimeout,
+                "the request body did not arrive in full within header_timeout_secs \
+                 of the request head; the connection is closed",
+            )
+        })?,
+        None => collect.await,
+    };
+    let body = collected
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 too_large()

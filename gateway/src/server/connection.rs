@@ -6,6 +6,12 @@
 //!   connects and sends nothing, stops half-way through the handshake or
 //!   the HTTP/2 preface, or opens HTTP/2 and never asks anything, holds a
 //!   slot no longer than that;
+//! - each request's body must arrive in full within `header_timeout` of its
+//!   head, or the request is answered `408 body_timeout` and the connection
+//!   closed (the rest of the body may still be coming): a request in flight
+//!   keeps its slot from eviction, so without this a client trickling a
+//!   body would hold a slot for the whole `request_timeout`, and then
+//!   start another;
 //! - a connection with no request in flight is closed `idle_timeout` after
 //!   its last response ended (HTTP/1.1 may be closed sooner: hyper times
 //!   the wait for the next request head with `header_timeout`, from the end
@@ -35,7 +41,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, HeaderValue};
-use http::{Request, Response, Version};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -47,7 +53,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::table::{Activity, Conn, Eviction, InFlight};
 use crate::errors::{ApiError, Code};
-use crate::http::{Body, Context, error_response, handle};
+use crate::http::{Body, BodyDeadline, Context, error_response, handle};
 use crate::metrics::Metrics;
 use crate::registry::AgencyId;
 use crate::tls::{Identity, identify};
@@ -132,17 +138,27 @@ pub(crate) async fn serve(
         let ctx = Arc::clone(&ctx);
         let identity = Arc::new(identity);
         let requests = conn.requests();
-        service_fn(move |req: Request<Incoming>| {
+        service_fn(move |mut req: Request<Incoming>| {
             let in_flight = requests.start();
+            let requests = requests.clone();
             let ctx = Arc::clone(&ctx);
             let identity = Arc::clone(&identity);
             let refusal = refusal.clone();
             let request_timeout = clocks.request_timeout;
+            req.extensions_mut()
+                .insert(BodyDeadline(Instant::now() + clocks.header_timeout));
             async move {
-                let response = match refusal {
-                    Some(e) => refuse(&ctx, &e, req.version()),
-                    None => answer(ctx, identity, req, request_timeout).await,
+                let version = req.version();
+                let mut response = match refusal {
+                    Some(e) => refuse(&ctx, &e, version),
+                    None => answer(Arc::clone(&ctx), identity, req, request_timeout).await,
                 };
+                // Only a body that missed its deadline is answered 408.
+                if response.status() == StatusCode::REQUEST_TIMEOUT {
+                    ctx.gateway.metrics.connection_closed("body_timeout");
+                    requests.close_when_free();
+                    close_after(&mut response, version);
+                }
                 Ok::<_, Infallible>(response.map(|body| Tracked { body, in_flight }))
             }
         })
@@ -257,8 +273,9 @@ fn next(
             Step::Wait(first_by.min(aged_at))
         };
     }
-    if free && closes_after_first {
-        // Counted as `agency_limit` when it was refused.
+    if free && (closes_after_first || a.close_when_free) {
+        // Counted as `agency_limit` when it was refused, as `body_timeout`
+        // when its body missed the deadline.
         return Step::Close(None);
     }
     if now >= aged_at {
@@ -314,12 +331,18 @@ fn too_many_connections(agency: Option<&AgencyId>, open: usize) -> ApiError {
 fn refuse(ctx: &Context, e: &ApiError, version: Version) -> Response<Body> {
     ctx.gateway.metrics.rejection(e.code.as_str());
     let mut response = error_response(e);
+    close_after(&mut response, version);
+    response
+}
+
+/// On HTTP/1.1, says in `response` that the connection closes after it
+/// (HTTP/2 closes with the connection's `GOAWAY`).
+fn close_after(response: &mut Response<Body>, version: Version) {
     if version < Version::HTTP_2 {
         response
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    response
 }
 
 /// A response body that keeps its request in flight until it is done or
@@ -377,6 +400,7 @@ mod tests {
             requests,
             free_since,
             eviction: None,
+            close_when_free: false,
         }
     }
 
@@ -456,6 +480,19 @@ mod tests {
             Step::Close(Some("evicted"))
         );
         a.eviction = Some(Eviction::Shutdown);
+        assert_eq!(next(&a, &CLOCKS, t0, None, false, t0), Step::Close(None));
+    }
+
+    #[test]
+    fn a_connection_whose_body_timed_out_closes_once_nothing_is_in_flight() {
+        let t0 = Instant::now();
+        let mut a = activity(1, 1, t0);
+        a.close_when_free = true;
+        assert_eq!(
+            next(&a, &CLOCKS, t0, None, false, t0),
+            Step::Wait(t0 + secs(3600))
+        );
+        a.in_flight = 0;
         assert_eq!(next(&a, &CLOCKS, t0, None, false, t0), Step::Close(None));
     }
 

@@ -16,26 +16,39 @@
 //!   good one delays it by one header timeout per table-full of them.
 //!
 //! So the listener always accepts, and when every slot is taken the new
-//! connection gets the slot of the connection that has been *free* the
-//! longest: one with no request in flight (still in its TLS handshake,
-//! waiting for its first request, or idle between requests), oldest first,
-//! as nginx does with its "reusable" connections. Such a connection loses
-//! nothing but a socket it was not using. A connection serving a request
-//! is never evicted; while every slot is busy serving, a new connection
-//! waits, and that is load, not a slow client. A good client's own new
-//! connection is evictable only for the milliseconds between its accept and
-//! its first request, and only after every connection free for longer has
-//! gone.
+//! connection gets the slot of a connection that is *free*: one with no
+//! request in flight (still in its TLS handshake, waiting for its first
+//! request, or idle between requests), as nginx does with its "reusable"
+//! connections. Such a connection loses nothing but a socket it was not
+//! using. A connection serving a request is never evicted; while every slot
+//! is busy serving, a new connection waits, and that is load, not a slow
+//! client (a request's body must arrive within `header_timeout`, see
+//! [`super::connection`], so a slow body keeps a slot no longer than that).
+//!
+//! Free connections go in classes, so that a flood of new connections
+//! displaces itself rather than the connections of known agencies:
+//!
+//! 1. identified, but not as a registered agency (or refused past its
+//!    agency's cap): the one free the longest first;
+//! 2. still in the TLS handshake: one at random, so that however many
+//!    connections a flood opens before or after a good client's, it cannot
+//!    pick that client's handshake; each new connection displaces it only
+//!    with probability one in the number of handshakes;
+//! 3. identified as a registered agency: the one free the longest first.
+//!
+//! Each class is kept in its own index (a vector for the random pick,
+//! ordered sets by free-since time), updated when a connection changes
+//! state, so choosing a victim costs O(log n), not a scan of the table.
 //!
 //! Two caps keep one kind of client from crowding out the rest:
 //!
 //! - connections still in their TLS handshake (`max_handshakes`): past it,
-//!   a new connection evicts the oldest handshake, so a flood of slow or
+//!   a new connection evicts a handshake at random, so a flood of slow or
 //!   silent handshakes displaces itself, not the established connections;
 //! - connections per agency (`max_connections_per_agency`), checked once
 //!   the certificate names the agency (see [`Conn::identified`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -99,6 +112,28 @@ struct Inner {
     /// Open connections counted against each agency's cap; `None` holds
     /// certificates that name no registered agency.
     per_agency: HashMap<Option<AgencyId>, usize>,
+    /// The connections that may be told to close, by class.
+    evictable: Evictable,
+}
+
+/// The free connections not yet told to close, in the classes they are
+/// evicted in (see the module documentation).
+#[derive(Default)]
+struct Evictable {
+    /// Identified, but not as a registered agency, by free-since time.
+    unproven: BTreeSet<(Instant, u64)>,
+    /// In their TLS handshake, in no order (picked at random).
+    handshakes: Vec<u64>,
+    /// Identified as a registered agency, by free-since time.
+    agencies: BTreeSet<(Instant, u64)>,
+}
+
+/// Where an entry is filed in [`Evictable`], with the key it is filed under.
+#[derive(Clone, Copy, Debug)]
+enum Filed {
+    Unproven(Instant),
+    Handshake(usize),
+    Agency(Instant),
 }
 
 struct Entry {
@@ -109,6 +144,10 @@ struct Entry {
     requests: u64,
     free_since: Instant,
     eviction: Option<Eviction>,
+    /// Set when a request's body timed out: the connection closes once
+    /// nothing is in flight.
+    close_when_free: bool,
+    filed: Option<Filed>,
     wake: Arc<Notify>,
 }
 
@@ -130,6 +169,9 @@ pub(crate) struct Activity {
     pub free_since: Instant,
     /// Whether, and why, the table told it to close.
     pub eviction: Option<Eviction>,
+    /// Whether it is to close once nothing is in flight (see
+    /// [`Requests::close_when_free`]).
+    pub close_when_free: bool,
 }
 
 impl Table {
@@ -156,7 +198,7 @@ impl Table {
             if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
                 return permit;
             }
-            Self::evict(&mut self.lock(), Eviction::Full, |_| true);
+            Self::evict(&mut self.lock(), Eviction::Full);
             let wait = Arc::clone(&self.slots).acquire_owned();
             // The semaphore is never closed, so only the timeout fails.
             if let Ok(Ok(permit)) = tokio::time::timeout(EVICTION_WAIT, wait).await {
@@ -166,13 +208,13 @@ impl Table {
     }
 
     /// Registers a connection that holds `permit` and starts its TLS
-    /// handshake. Past `max_handshakes`, the oldest handshake is told to
-    /// close.
+    /// handshake. Past `max_handshakes`, a handshake picked at random is
+    /// told to close.
     pub(crate) fn open(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Conn {
         let wake = Arc::new(Notify::new());
         let mut inner = self.lock();
         if inner.handshaking >= self.caps.max_handshakes {
-            Self::evict(&mut inner, Eviction::Handshakes, |e| e.handshaking);
+            Self::evict(&mut inner, Eviction::Handshakes);
         }
         let id = inner.next_id;
         inner.next_id += 1;
@@ -186,9 +228,12 @@ impl Table {
                 requests: 0,
                 free_since: Instant::now(),
                 eviction: None,
+                close_when_free: false,
+                filed: None,
                 wake: Arc::clone(&wake),
             },
         );
+        inner.refile(id);
         drop(inner);
         Conn {
             id,
@@ -208,8 +253,10 @@ impl Table {
                 inner.handshaking -= 1;
             }
             entry.eviction = Some(Eviction::Shutdown);
+            entry.filed = None;
             entry.wake.notify_one();
         }
+        inner.evictable = Evictable::default();
     }
 
     /// Waits until every connection has closed.
@@ -219,17 +266,25 @@ impl Table {
         let _ = self.slots.acquire_many(all).await;
     }
 
-    /// Tells the entry free the longest among those `eligible` to close;
-    /// false if none is free. A scan of the table: it runs only when the
-    /// table or the handshakes are full, and the table is bounded by
-    /// `max_connections`.
-    fn evict(inner: &mut Inner, why: Eviction, eligible: impl Fn(&Entry) -> bool) -> bool {
-        let victim = inner
-            .entries
-            .values_mut()
-            .filter(|e| e.eviction.is_none() && e.in_flight == 0 && eligible(e))
-            .min_by_key(|e| e.free_since);
-        let Some(entry) = victim else {
+    /// Tells the next free connection of the first non-empty class to
+    /// close (for [`Eviction::Handshakes`], of the handshakes only); false
+    /// if none is free.
+    fn evict(inner: &mut Inner, why: Eviction) -> bool {
+        let ev = &inner.evictable;
+        let victim = match why {
+            Eviction::Handshakes => ev.random_handshake(),
+            Eviction::Full | Eviction::Shutdown => ev
+                .unproven
+                .first()
+                .map(|&(_, id)| id)
+                .or_else(|| ev.random_handshake())
+                .or_else(|| ev.agencies.first().map(|&(_, id)| id)),
+        };
+        let Some(id) = victim else {
+            return false;
+        };
+        inner.unfile(id);
+        let Some(entry) = inner.entries.get_mut(&id) else {
             return false;
         };
         if entry.counts_as_handshake() {
@@ -242,6 +297,73 @@ impl Table {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    /// Files entry `id` in the class its state puts it in, or nowhere if it
+    /// is busy or already told to close.
+    fn refile(&mut self, id: u64) {
+        self.unfile(id);
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if e.eviction.is_some() || e.in_flight > 0 {
+            return;
+        }
+        let ev = &mut self.evictable;
+        e.filed = Some(if e.handshaking {
+            ev.handshakes.push(id);
+            Filed::Handshake(ev.handshakes.len() - 1)
+        } else if matches!(e.agency, Some(Some(_))) {
+            ev.agencies.insert((e.free_since, id));
+            Filed::Agency(e.free_since)
+        } else {
+            ev.unproven.insert((e.free_since, id));
+            Filed::Unproven(e.free_since)
+        });
+    }
+
+    /// Takes entry `id` out of whichever class it is filed in.
+    fn unfile(&mut self, id: u64) {
+        let Some(filed) = self.entries.get_mut(&id).and_then(|e| e.filed.take()) else {
+            return;
+        };
+        let ev = &mut self.evictable;
+        match filed {
+            Filed::Unproven(t) => {
+                ev.unproven.remove(&(t, id));
+            }
+            Filed::Agency(t) => {
+                ev.agencies.remove(&(t, id));
+            }
+            Filed::Handshake(i) => {
+                if i < ev.handshakes.len() {
+                    ev.handshakes.swap_remove(i);
+                }
+                // The last handshake moved into the hole.
+                if let Some(&moved) = ev.handshakes.get(i)
+                    && let Some(m) = self.entries.get_mut(&moved)
+                {
+                    m.filed = Some(Filed::Handshake(i));
+                }
+            }
+        }
+    }
+}
+
+impl Evictable {
+    /// A connection in its handshake, picked at random.
+    fn random_handshake(&self) -> Option<u64> {
+        let n = self.handshakes.len() as u64;
+        if n == 0 {
+            return None;
+        }
+        // Without the OS's randomness (it does not fail on the platforms
+        // served), fall back to the first: still a handshake, not an
+        // established connection.
+        let r = getrandom::u64().unwrap_or(0);
+        self.handshakes.get((r % n) as usize).copied()
     }
 }
 
@@ -263,6 +385,7 @@ impl Conn {
                 requests: e.requests,
                 free_since: e.free_since,
                 eviction: e.eviction,
+                close_when_free: e.close_when_free,
             },
             // Removed only by our own drop; answer something safe anyway.
             None => Activity {
@@ -270,6 +393,7 @@ impl Conn {
                 requests: 0,
                 free_since: Instant::now(),
                 eviction: Some(Eviction::Shutdown),
+                close_when_free: false,
             },
         }
     }
@@ -305,12 +429,17 @@ impl Conn {
         }
         entry.handshaking = false;
         let open = inner.per_agency.entry(agency.clone()).or_insert(0);
-        if *open >= self.table.caps.max_per_agency {
-            return Err(*open);
-        }
-        *open += 1;
-        entry.agency = Some(agency);
-        Ok(())
+        let counted = if *open >= self.table.caps.max_per_agency {
+            Err(*open)
+        } else {
+            *open += 1;
+            entry.agency = Some(agency);
+            Ok(())
+        };
+        // Out of the handshakes, into its class: a refused connection
+        // (not counted against any agency) is among the first to go.
+        inner.refile(self.id);
+        counted
     }
 
     /// A handle the connection's HTTP service counts requests with.
@@ -326,6 +455,7 @@ impl Drop for Conn {
     fn drop(&mut self) {
         let mut guard = self.table.lock();
         let inner = &mut *guard;
+        inner.unfile(self.id);
         let Some(entry) = inner.entries.remove(&self.id) else {
             return;
         };
@@ -360,11 +490,18 @@ impl Requests {
         InFlight(self.clone())
     }
 
+    /// The connection is to close once nothing is in flight: a request's
+    /// body did not arrive in time, and the rest of it may still be coming.
+    pub(crate) fn close_when_free(&self) {
+        self.update(|e| e.close_when_free = true);
+    }
+
     fn update(&self, change: impl FnOnce(&mut Entry)) {
         let mut inner = self.table.lock();
         if let Some(entry) = inner.entries.get_mut(&self.id) {
             change(entry);
             entry.wake.notify_one();
+            inner.refile(self.id);
         }
     }
 }
@@ -416,8 +553,10 @@ mod tests {
             let _request = busy.requests().start();
             tokio::time::sleep(Duration::from_millis(5)).await;
             let older = t.open(t.slot().await);
+            older.identified(agency("treasury")).expect("identified");
             tokio::time::sleep(Duration::from_millis(5)).await;
             let newer = t.open(t.slot().await);
+            newer.identified(agency("treasury")).expect("identified");
             // The table is full: the next slot evicts `older`, the free one
             // that has waited longest, not the busy one opened before it.
             let next = tokio::spawn({
@@ -433,19 +572,90 @@ mod tests {
     }
 
     #[test]
-    fn past_the_handshake_cap_the_oldest_handshake_is_told_to_close() {
+    fn past_the_handshake_cap_a_handshake_is_told_to_close_and_never_an_established_connection() {
         runtime().block_on(async {
             let t = table(10, 2, 10);
             let first = t.open(t.slot().await);
             let second = t.open(t.slot().await);
             second.identified(agency("state")).expect("identified");
             let third = t.open(t.slot().await);
-            // `second` finished its handshake, so only one is in progress.
+            // `second` finished its handshake, so only two are in progress.
             assert_eq!(first.activity().eviction, None);
-            let _fourth = t.open(t.slot().await);
-            assert_eq!(first.activity().eviction, Some(Eviction::Handshakes));
+            let fourth = t.open(t.slot().await);
+            let told: Vec<_> = [&first, &third, &fourth]
+                .iter()
+                .map(|c| c.activity().eviction)
+                .collect();
+            assert_eq!(
+                told.iter()
+                    .filter(|e| **e == Some(Eviction::Handshakes))
+                    .count(),
+                1,
+                "{told:?}"
+            );
+            assert_eq!(
+                fourth.activity().eviction,
+                None,
+                "the new one is not yet filed"
+            );
             assert_eq!(second.activity().eviction, None);
-            assert_eq!(third.activity().eviction, None);
+        });
+    }
+
+    #[test]
+    fn a_full_table_evicts_unproven_then_handshakes_then_agencies() {
+        runtime().block_on(async {
+            let t = table(4, 10, 1);
+            let good = t.open(t.slot().await);
+            good.identified(agency("state")).expect("identified");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let shaking = t.open(t.slot().await);
+            let unknown = t.open(t.slot().await);
+            unknown.identified(None).expect("identified");
+            let refused = t.open(t.slot().await);
+            assert_eq!(refused.identified(agency("state")), Err(1));
+            // Newest, but refused past its agency's cap: first to go, then
+            // the other one that names no registered agency.
+            for expected in [&refused, &unknown, &shaking] {
+                let next = tokio::spawn({
+                    let t = Arc::clone(&t);
+                    async move { t.slot().await }
+                });
+                assert_eq!(expected.evicted().await, Eviction::Full);
+                assert_eq!(good.activity().eviction, None);
+                next.abort();
+            }
+            let next = tokio::spawn({
+                let t = Arc::clone(&t);
+                async move { t.slot().await }
+            });
+            assert_eq!(good.evicted().await, Eviction::Full);
+            next.abort();
+        });
+    }
+
+    #[test]
+    fn the_handshake_a_flood_evicts_is_random_so_an_early_one_usually_survives() {
+        runtime().block_on(async {
+            // One handshake among 64 before a flood of 16 more: evicting the
+            // oldest would always take it; a random pick takes it with
+            // probability about 1 - (63/64)^16, a quarter.
+            let mut survived = 0;
+            for _ in 0..40 {
+                let t = table(1000, 64, 10);
+                let good = t.open(t.slot().await);
+                let mut flood: Vec<_> = Vec::new();
+                for _ in 0..63 + 16 {
+                    flood.push(t.open(t.slot().await));
+                }
+                if good.activity().eviction.is_none() {
+                    survived += 1;
+                }
+            }
+            assert!(
+                survived >= 15,
+                "the first handshake survived {survived} floods of 40"
+            );
         });
     }
 
