@@ -11,16 +11,14 @@
 
 mod federation;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use federation::assets::{AGENCIES, federation};
-use federation::{Federation, error_code, runtime, snapshot};
+use federation::{address, error_code, raw_tls, runtime, snapshot};
 
 struct Case {
     method: Method,
@@ -294,36 +292,6 @@ fn every_hostile_request_gets_its_code_and_changes_nothing() {
     });
 }
 
-/// A TLS stream to the gateway as `agency`, with its client certificate.
-async fn raw_tls(fed: &Federation, agency: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let pki = fed.pki();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(pki.join("ca.crt")).expect("ca") {
-        roots.add(c.expect("cert")).expect("root");
-    }
-    let chain = CertificateDer::pem_file_iter(pki.join(agency).join("tls.crt"))
-        .expect("cert")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("chain");
-    let key = PrivateKeyDer::from_pem_file(pki.join(agency).join("tls.key")).expect("key");
-    let mut config = rustls::ClientConfig::builder_with_provider(xgate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .expect("client auth");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = TcpStream::connect(address(fed)).await.expect("tcp");
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("127.0.0.1").expect("name"), tcp)
-        .await
-        .expect("handshake")
-}
-
-fn address(fed: &Federation) -> String {
-    fed.gateway.url().trim_start_matches("https://").to_owned()
-}
-
 /// Reads what the server sends until it closes the connection or stays
 /// silent for `quiet`.
 async fn read_all(stream: &mut (impl AsyncReadExt + Unpin), quiet: Duration) -> (Vec<u8>, bool) {
@@ -357,7 +325,7 @@ fn conflicting_content_length_and_transfer_encoding_never_desynchronise() {
             // Two different Content-Lengths.
             "POST /v1/envelopes HTTP/1.1\r\nHost: x\r\nContent-Type: application/jose\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\nGET /v1/inbox HTTP/1.1\r\nHost: x\r\n\r\n",
         ] {
-            let mut tls = raw_tls(&fed, "state").await;
+            let mut tls = raw_tls(&fed, "state", b"http/1.1").await;
             tls.write_all(smuggle.as_bytes()).await.expect("write");
             let (bytes, closed) = read_all(&mut tls, Duration::from_secs(3)).await;
             let text = String::from_utf8_lossy(&bytes);
@@ -378,7 +346,7 @@ fn slow_and_half_open_clients_never_delay_a_good_one() {
     let fed = federation(&[("XGATE_HEADER_TIMEOUT_SECS", "2")]);
     runtime().block_on(async {
         // A slow-loris client: a valid handshake, then headers dribbled.
-        let mut slow = raw_tls(&fed, "treasury").await;
+        let mut slow = raw_tls(&fed, "treasury", b"http/1.1").await;
         slow.write_all(b"GET /v1/inbox HTTP/1.1\r\nHost: x\r\n")
             .await
             .expect("write");

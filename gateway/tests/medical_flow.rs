@@ -16,7 +16,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use federation::assets::{Desk, desks, federation};
-use federation::{Federation, get_json, runtime, xgate};
+use federation::{Federation, files_under, get_json, runtime, xgate};
 
 /// The synthetic IPS bundles of `tests/fixtures/ips`.
 fn fixture(name: &str) -> PathBuf {
@@ -472,7 +472,7 @@ fn no_personal_data_reaches_the_ledger_the_logs_the_metrics_or_the_data_dir() {
     // in clear or encoded (sealed.rs searches the encodings too); the
     // review's note is in its signed envelope, base64url-encoded.
     let mut files = 0;
-    for file in walk(&fed.data()) {
+    for file in files_under(&fed.data()) {
         let bytes = std::fs::read(&file).expect("read");
         files += 1;
         for marker in MARKERS {
@@ -521,17 +521,4 @@ async fn all_entries(desk: &mut Desk) -> String {
     }
     assert!(size >= 3, "the flow logged its entries ({size})");
     all
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

@@ -33,8 +33,8 @@ use xgate_ledger::{Log, OpenOptions, Store, WriteBatch};
 use xgate_tests::{Gateway, Run};
 
 use federation::{
-    Federation, error_code, get_json, id, inbox_len, log_size, make_audited_pki, runtime,
-    start_gateway, submit, xgate,
+    Federation, error_code, files_under, get_json, id, inbox_len, log_size, make_audited_pki,
+    runtime, start_gateway, submit, xgate,
 };
 
 /// The agencies of these tests, and their auditor.
@@ -71,23 +71,10 @@ fn blind_federation() -> Federation {
 
 /// Everything of the gateway's on disk: its data and its PKI directory.
 fn gateway_files(fed: &Federation) -> Vec<PathBuf> {
-    let mut files = walk(&fed.data());
-    files.extend(walk(&fed.root.path().join("gateway-pki")));
+    let mut files = files_under(&fed.data());
+    files.extend(files_under(&fed.root.path().join("gateway-pki")));
     assert!(files.len() > 5, "the search is not vacuous: {files:?}");
     files
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// Whether `marker` can be read in `haystack`: in clear, or base64 or

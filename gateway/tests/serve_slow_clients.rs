@@ -9,7 +9,6 @@
 mod federation;
 
 use std::any::Any;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,14 +16,12 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tokio_rustls::client::TlsStream;
 use xgate::client::Protocol;
 
-use federation::{Federation, error_code, runtime};
+use federation::{Federation, address, error_code, raw_tls, runtime};
 
 /// The client connection preface of HTTP/2 (RFC 9113, section 3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -35,43 +32,13 @@ const HALF_HELLO: [u8; 11] = [
     0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
 ];
 
-fn address(fed: &Federation) -> String {
-    fed.gateway.url().trim_start_matches("https://").to_owned()
-}
-
-/// A TLS stream to the gateway as `agency`, offering `alpn`.
-async fn tls(fed: &Federation, agency: &str, alpn: &[u8]) -> TlsStream<TcpStream> {
-    let pki = fed.pki();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(pki.join("ca.crt")).expect("ca") {
-        roots.add(c.expect("cert")).expect("root");
-    }
-    let chain = CertificateDer::pem_file_iter(pki.join(agency).join("tls.crt"))
-        .expect("cert")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("chain");
-    let key = PrivateKeyDer::from_pem_file(pki.join(agency).join("tls.key")).expect("key");
-    let mut config = rustls::ClientConfig::builder_with_provider(xgate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .expect("client auth");
-    config.alpn_protocols = vec![alpn.to_vec()];
-    let tcp = TcpStream::connect(address(fed)).await.expect("tcp");
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("127.0.0.1").expect("name"), tcp)
-        .await
-        .expect("handshake")
-}
-
 /// The task driving a client connection; it ends, with the time it ended,
 /// when the gateway closes the connection.
 type Driver = JoinHandle<Instant>;
 
 /// An HTTP/2 client connection as `agency`, and its driver.
 async fn h2(fed: &Federation, agency: &str) -> (http2::SendRequest<Empty<Bytes>>, Driver) {
-    let io = TokioIo::new(tls(fed, agency, b"h2").await);
+    let io = TokioIo::new(raw_tls(fed, agency, b"h2").await);
     let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
         .await
         .expect("HTTP/2 handshake");
@@ -84,7 +51,7 @@ async fn h2(fed: &Federation, agency: &str) -> (http2::SendRequest<Empty<Bytes>>
 
 /// An HTTP/1.1 client connection as `agency`, and its driver.
 async fn h1(fed: &Federation, agency: &str) -> (http1::SendRequest<Empty<Bytes>>, Driver) {
-    let io = TokioIo::new(tls(fed, agency, b"http/1.1").await);
+    let io = TokioIo::new(raw_tls(fed, agency, b"http/1.1").await);
     let (sender, conn) = http1::handshake(io).await.expect("HTTP/1.1 handshake");
     let driver = tokio::spawn(async move {
         let _ = conn.await;
@@ -194,14 +161,14 @@ async fn open(fed: &Federation, kind: Slow, agency: &str) -> Box<dyn Any> {
             tcp.write_all(&HALF_HELLO).await.expect("write");
             Box::new(tcp)
         }
-        Slow::TlsSilent => Box::new(tls(fed, agency, b"h2").await),
+        Slow::TlsSilent => Box::new(raw_tls(fed, agency, b"h2").await),
         Slow::HalfPreface => {
-            let mut s = tls(fed, agency, b"h2").await;
+            let mut s = raw_tls(fed, agency, b"h2").await;
             s.write_all(&PREFACE[..12]).await.expect("write");
             Box::new(s)
         }
         Slow::PrefaceOnly => {
-            let mut s = tls(fed, agency, b"h2").await;
+            let mut s = raw_tls(fed, agency, b"h2").await;
             s.write_all(PREFACE).await.expect("write");
             s.write_all(&SETTINGS).await.expect("write");
             Box::new(s)
@@ -302,11 +269,11 @@ fn connections_without_a_first_request_are_closed_at_the_header_timeout() {
     let fed = Federation::start_with(&[], &[("XGATE_HEADER_TIMEOUT_SECS", "2")]);
     runtime().block_on(async {
         let opened = Instant::now();
-        let mut silent_h1 = tls(&fed, "treasury", b"http/1.1").await;
-        let mut silent_h2 = tls(&fed, "treasury", b"h2").await;
-        let mut half = tls(&fed, "treasury", b"h2").await;
+        let mut silent_h1 = raw_tls(&fed, "treasury", b"http/1.1").await;
+        let mut silent_h2 = raw_tls(&fed, "treasury", b"h2").await;
+        let mut half = raw_tls(&fed, "treasury", b"h2").await;
         half.write_all(&PREFACE[..12]).await.expect("write");
-        let mut preface = tls(&fed, "treasury", b"h2").await;
+        let mut preface = raw_tls(&fed, "treasury", b"h2").await;
         preface.write_all(PREFACE).await.expect("write");
         preface.write_all(&SETTINGS).await.expect("write");
         let by = Duration::from_secs(2 + 3);
@@ -560,7 +527,7 @@ fn a_flood_after_a_good_connection_displaces_itself_not_the_good_connection() {
 /// a time, until the gateway answers or closes; what it read (empty if
 /// nothing), and when the answer came after the head was sent.
 async fn trickle(fed: &Federation, agency: &str) -> JoinHandle<(String, Duration)> {
-    let mut s = tls(fed, agency, b"http/1.1").await;
+    let mut s = raw_tls(fed, agency, b"http/1.1").await;
     tokio::spawn(async move {
         let head = "POST /v1/envelopes HTTP/1.1\r\nHost: 127.0.0.1\r\n\
                         Content-Type: application/jose\r\nContent-Length: 100000\r\n\r\n";
@@ -681,7 +648,7 @@ fn a_busy_http2_connection_is_pinged_and_closed_when_the_peer_stops_answering() 
         ],
     );
     runtime().block_on(async {
-        let mut s = tls(&fed, "state", b"h2").await;
+        let mut s = raw_tls(&fed, "state", b"h2").await;
         let mut block = Vec::new();
         for (name, value) in [
             (":method", "GET"),

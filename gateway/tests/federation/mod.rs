@@ -497,3 +497,57 @@ pub fn replays_clean(fed: Federation) {
         .expect_ok();
     assert!(out.contains("the stored state equals"), "{out}");
 }
+
+/// The gateway's `host:port`, for raw connections.
+pub fn address(fed: &Federation) -> String {
+    fed.gateway.url().trim_start_matches("https://").to_owned()
+}
+
+/// A raw TLS stream to the gateway as `agency` (its client certificate),
+/// offering `alpn`: for tests that write HTTP, or nothing, by hand.
+pub async fn raw_tls(
+    fed: &Federation,
+    agency: &str,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let pki = fed.pki();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(pki.join("ca.crt")).expect("ca") {
+        roots.add(c.expect("cert")).expect("root");
+    }
+    let chain = CertificateDer::pem_file_iter(pki.join(agency).join("tls.crt"))
+        .expect("cert")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("chain");
+    let key = PrivateKeyDer::from_pem_file(pki.join(agency).join("tls.key")).expect("key");
+    let mut config = rustls::ClientConfig::builder_with_provider(xgate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("client auth");
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(address(fed))
+        .await
+        .expect("tcp");
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("127.0.0.1").expect("name"), tcp)
+        .await
+        .expect("handshake")
+}
+
+/// Every file under `dir`, at any depth (directories themselves left out).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
