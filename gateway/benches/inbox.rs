@@ -20,11 +20,11 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion};
-use xgate::envelope::Envelope;
-use xgate::inbox;
-use xgate::kind::Kind;
-use xgate::registry::AgencyId;
 use xgate_ledger::{SledStore, Store, WriteBatch};
+use xgate_server::envelope::Envelope;
+use xgate_server::inbox;
+use xgate_server::kind::Kind;
+use xgate_server::registry::AgencyId;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -6,13 +6,13 @@
 //! cargo bench -p xgate --bench jwe
 //! ```
 //!
-//! - `jwe/encrypt`: `xgate::medical::jwe::encrypt` of
+//! - `jwe/encrypt`: `xgate_server::medical::jwe::encrypt` of
 //!   `tests/fixtures/ips/ips-large.json` to a public JWK: loading the key,
 //!   an ephemeral keygen, one ECDH, Concat KDF, AES key wrap, AES-GCM.
-//! - `jwe/decrypt`: `xgate::medical::jwe::decrypt` of that JWE with the
+//! - `jwe/decrypt`: `xgate_server::medical::jwe::decrypt` of that JWE with the
 //!   private JWK: the shape check, loading the key and the `epk`, one ECDH,
 //!   unwrap, AES-GCM.
-//! - `jwe/inspect`: `xgate::medical::jwe::inspect`, the only thing the
+//! - `jwe/inspect`: `xgate_server::medical::jwe::inspect`, the only thing the
 //!   gateway does with such a JWE: no key, base64 and header checks.
 //! - `ecdh_p256/keygen+derive`: what ECDH-ES costs at the least, a fresh
 //!   ephemeral P-256 key and one `openssl::derive::Deriver` against a fixed
@@ -40,7 +40,7 @@ use openssl::derive::Deriver;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
-use xgate::medical::jwe;
+use xgate_server::medical::jwe;
 
 const BUNDLE: &[u8] = include_bytes!("../../tests/fixtures/ips/ips-large.json");
 

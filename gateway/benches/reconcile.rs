@@ -48,13 +48,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode};
-use xgate::assets::apply::{Op, apply};
-use xgate::assets::custody::Context;
-use xgate::assets::model::{Holder, Observed, Register, Report};
-use xgate::assets::reconcile::{self, reconcile};
-use xgate::assets::state::{StateRead, Stored, asset_key};
-use xgate::registry::AgencyId;
 use xgate_ledger::{OpenOptions, SledStore, Store, WriteBatch};
+use xgate_server::assets::apply::{Op, apply};
+use xgate_server::assets::custody::Context;
+use xgate_server::assets::model::{Holder, Observed, Register, Report};
+use xgate_server::assets::reconcile::{self, reconcile};
+use xgate_server::assets::state::{StateRead, Stored, asset_key};
+use xgate_server::registry::AgencyId;
 
 // The gateway's allocator, so sled's node decoding costs here what it costs
 // there.
@@ -482,7 +482,7 @@ fn summary(
 
 /// Times the parts of a reconciliation one by one (median of 5).
 fn diagnose(store: &SledStore, body: &Report, ctx: &Context<'_>, random: &[Vec<u8>]) {
-    use xgate::assets::state;
+    use xgate_server::assets::state;
     let time = |name: &str, f: &mut dyn FnMut() -> usize| {
         let mut t: Vec<f64> = (0..5)
             .map(|_| {

@@ -12,7 +12,7 @@
 //!   over a SHA-256 digest, through the `openssl` crate.
 //! - `es256/ring`: *ring*'s `ECDSA_P256_SHA256_FIXED` on the raw point
 //!   (*ring* is linked for TLS already).
-//! - `envelope/open`: `xgate::envelope::open` on a real envelope: parsing,
+//! - `envelope/open`: `xgate_server::envelope::open` on a real envelope: parsing,
 //!   the signature check, the claim checks.
 //!
 //! The gateway keeps josekit (a mandated crate, one verifier per registry
@@ -105,7 +105,7 @@ fn bench(c: &mut Criterion) {
 
     // The whole envelope check the gateway runs per request.
     let registry = registry(&public);
-    let verifiers = xgate::envelope::Verifiers::from_registry(&registry).expect("verifiers");
+    let verifiers = xgate_server::envelope::Verifiers::from_registry(&registry).expect("verifiers");
     let sender = "state".parse().expect("id");
     let mut header = JwsHeader::new();
     header.set_token_type("xgate-envelope+jwt");
@@ -116,12 +116,12 @@ fn bench(c: &mut Criterion) {
     let envelope = josekit::jws::serialize_compact(&claims, &header, &signer).expect("sign");
     c.bench_function("envelope/open", |b| {
         b.iter(|| {
-            xgate::envelope::open(
+            xgate_server::envelope::open(
                 envelope.as_bytes(),
                 &sender,
                 &verifiers,
                 &registry,
-                xgate::envelope::Limits::default(),
+                xgate_server::envelope::Limits::default(),
                 now,
             )
             .expect("opens")
@@ -130,17 +130,17 @@ fn bench(c: &mut Criterion) {
 }
 
 /// A registry of `state` (signing with `public`) and `gsa`.
-fn registry(public: &Jwk) -> xgate::registry::Registry {
+fn registry(public: &Jwk) -> xgate_server::registry::Registry {
     let agency = |id: &str| {
         let mut signing = public.as_ref().clone();
         signing.insert("kid".into(), json!("k"));
         signing.insert("use".into(), json!("sig"));
         let mut encryption = signing.clone();
         encryption.insert("use".into(), json!("enc"));
-        xgate::registry::Agency {
+        xgate_server::registry::Agency {
             id: id.parse().expect("id"),
             name: id.into(),
-            certificate: xgate::registry::CertificateBinding {
+            certificate: xgate_server::registry::CertificateBinding {
                 uri: format!("urn:xgate:agency:{id}"),
                 sha256: None,
             },
@@ -149,7 +149,7 @@ fn registry(public: &Jwk) -> xgate::registry::Registry {
             roles: Vec::new(),
         }
     };
-    xgate::registry::Registry::from_agencies(vec![agency("state"), agency("gsa")])
+    xgate_server::registry::Registry::from_agencies(vec![agency("state"), agency("gsa")])
         .expect("registry")
 }
 

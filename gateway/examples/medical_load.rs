@@ -53,8 +53,8 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use xgate::client::{Client, EnvelopeSigner, Protocol, random_jti};
-use xgate::pki::SAMPLE_AGENCIES;
-use xgate::registry::{AgencyId, Registry};
+use xgate_server::pki::SAMPLE_AGENCIES;
+use xgate_server::registry::{AgencyId, Registry};
 
 /// Envelope lifetime: the gateway accepts at most 300 s.
 const LIFETIME: i64 = 290;

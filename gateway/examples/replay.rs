@@ -19,12 +19,12 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 use xgate::client::EnvelopeSigner;
-use xgate::envelope::Limits;
-use xgate::pipeline::Gateway;
-use xgate::policy::{DEFAULT_POLICY, Policy};
-use xgate::recompute::replay;
-use xgate::registry::{AgencyId, Registry};
 use xgate_ledger::{DiskStore, Log, OpenOptions, Store};
+use xgate_server::envelope::Limits;
+use xgate_server::pipeline::Gateway;
+use xgate_server::policy::{DEFAULT_POLICY, Policy};
+use xgate_server::recompute::replay;
+use xgate_server::registry::{AgencyId, Registry};
 
 const AGENCIES: [&str; 4] = ["state", "treasury", "gsa", "hhs"];
 /// Assets per wave: each wave registers, offers and accepts this many.
@@ -52,7 +52,11 @@ fn main() {
     let mut bytes = 0usize;
     for i in 0..size {
         bytes += log.entry(i).expect("entry").len();
-        if let Some(e) = log.store().get(&xgate::inbox::kept_key(i)).expect("read") {
+        if let Some(e) = log
+            .store()
+            .get(&xgate_server::inbox::kept_key(i))
+            .expect("read")
+        {
             bytes += e.len();
         }
     }
@@ -93,7 +97,7 @@ fn round(x: f64) -> f64 {
 fn build(data: &Path, pki: &Path, n: u64) -> Registry {
     let _ = std::fs::remove_dir_all(data);
     let ids: Vec<AgencyId> = AGENCIES.iter().map(|a| a.parse().expect("id")).collect();
-    let registry = xgate::pki::init(pki, &ids, &[], false).expect("pki");
+    let registry = xgate_server::pki::init(pki, &ids, &[], false).expect("pki");
     let signers: Arc<Vec<EnvelopeSigner>> = Arc::new(
         ids.iter()
             .map(|id| EnvelopeSigner::for_agency(pki, id).expect("signer"))

@@ -54,7 +54,7 @@ use http::StatusCode;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use xgate::client::{Client, EnvelopeSigner, Protocol, random_jti};
-use xgate::registry::AgencyId;
+use xgate_server::registry::AgencyId;
 
 const AGENCIES: [&str; 4] = ["state", "treasury", "gsa", "hhs"];
 /// Envelope lifetime: the gateway accepts at most 300 s.

@@ -27,10 +27,10 @@ use serde_json::{Map, Value};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::envelope::ENVELOPE_TYP;
-use crate::pki::{CA_CERT, SIGNING_JWK, TLS_CERT, TLS_KEY};
-use crate::registry::AgencyId;
-use crate::tls::{ALPN, provider};
+use xgate_server::envelope::ENVELOPE_TYP;
+use xgate_server::pki::{CA_CERT, SIGNING_JWK, TLS_CERT, TLS_KEY};
+use xgate_server::registry::AgencyId;
+use xgate_server::tls::{ALPN, provider};
 
 /// Why a client call failed (as opposed to the gateway refusing it, which
 /// is a response like any other).
@@ -192,7 +192,7 @@ impl Client {
         self.request(
             Method::POST,
             "/v1/envelopes",
-            Some(crate::http::JOSE),
+            Some(xgate_server::http::JOSE),
             jws.into_bytes(),
         )
         .await
@@ -443,7 +443,7 @@ impl EnvelopeSigner {
 
     /// Signs `payload` as a compact JWS with header `typ` and this agency's
     /// `kid` and algorithm: an envelope ([`EnvelopeSigner::sign`]), or the
-    /// inner JWS of a sealed part ([`crate::sealed`]).
+    /// inner JWS of a sealed part ([`xgate_server::sealed`]).
     ///
     /// # Errors
     /// A message if signing fails.

@@ -1,64 +1,25 @@
-//! xgate: a gateway that anchors inter-agency exchanges in a transparency
-//! log (see `DESIGN.md` in the shared notes for the whole picture).
+//! The `xgate` command line and the agencies' side of the exchange: what
+//! an agency runs to talk to a gateway, holding its own keys.
 //!
-//! # A tour
+//! The gateway itself (the pipeline an envelope goes through, from TLS to
+//! the receipt) is the `xgate_server` crate and the log the `xgate_ledger`
+//! crate; this crate builds on both and neither depends on it, so nothing
+//! an agency holds (its signing and decryption keys, the bundles it
+//! builds) is part of the server's library.
 //!
-//! - [`cli`]: the `xgate` command line. `main.rs` is a thin wrapper over
-//!   [`cli::main`]; each command group is one submodule of `cli`.
-//!   [`cli::log`] inspects and proves against a log data directory offline.
-//! - [`registry`]: the agencies of the federation, their certificate
-//!   bindings and public JOSE keys.
-//! - [`policy`]: who may send which envelope kinds to whom, and when an
-//!   emergency request breaks the glass; deny by default, rules in `policies/`.
-//! - [`pipeline`]: the stages an envelope goes through, in order; the
-//!   [`committer`] applies accepted envelopes in log order.
-//! - [`assets`]: asset custody and reconciliation, as one step of a fold.
-//! - [`medical`]: emergency medical requests, break-the-glass grants,
-//!   encrypted responses and reviews, as one step of the same fold;
-//!   [`recompute`] replays the fold over the log for auditors.
-//! - [`sealed`]: sealed parts, signed by the sender and encrypted to the
-//!   recipient, which the gateway carries but cannot read (records and the
-//!   personal fields of medical requests).
-//! - [`data_dir`]: why nobody but the gateway reads its data directory.
-//! - [`pki`]: the development PKI (`xgate certs`): CA, certificates, JOSE
-//!   keys, CRL and registry; [`crl`] decides which CRL the gateway trusts
-//!   (signed by the CA, never older than the one in force) and [`tls`]
-//!   applies it to handshakes, requests and open event streams.
-//!
-//! The log itself (hashing, proofs, checkpoints, storage) is the
-//! `xgate_ledger` crate; nothing here re-implements any of it.
+//! - [`client`]: an agency's connection to a gateway (mutual TLS, HTTP/1.1
+//!   or HTTP/2) and its envelope signer.
+//! - [`seal`]: sealing a part to its recipient and opening one.
+//! - [`bundle`]: structural validation of the IPS bundles a holder sends.
+//! - [`bench`]: the load generator behind `xgate bench`.
+//! - [`cli`]: the `xgate` command line; `main.rs` is a thin wrapper over
+//!   [`cli::main`], each command group one submodule of `cli`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod assets;
 pub mod bench;
+pub mod bundle;
 pub mod cli;
 pub mod client;
-pub mod committer;
-pub mod config;
-pub mod crl;
-pub mod data_dir;
-pub mod entry;
-pub mod envelope;
-pub mod errors;
-pub mod fields;
-pub mod http;
-pub mod inbox;
-pub mod kind;
-pub mod logview;
-pub mod medical;
-pub mod metrics;
-pub mod pipeline;
-pub mod pki;
-pub mod policy;
-pub mod rate;
-pub mod receipt;
-pub mod recompute;
-pub mod registry;
-pub mod replay;
-pub mod sealed;
-pub mod server;
-pub mod space;
-pub mod strict_json;
-pub mod tls;
+pub mod seal;

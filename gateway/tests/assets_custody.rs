@@ -17,7 +17,7 @@ use federation::{Federation, get_json, inbox_len, runtime};
 use http::StatusCode;
 use serde_json::{Value, json};
 use xgate::client::Client;
-use xgate::receipt::Receipt;
+use xgate_server::receipt::Receipt;
 
 #[test]
 fn custody_moves_on_accept_stays_on_reject_and_every_event_has_a_receipt() {

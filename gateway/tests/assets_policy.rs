@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use xgate::client::EnvelopeSigner;
-use xgate::envelope::Limits;
-use xgate::errors::Code;
-use xgate::pipeline::Gateway;
-use xgate::policy::Policy;
-use xgate::registry::AgencyId;
 use xgate_ledger::{Log, OpenOptions};
+use xgate_server::envelope::Limits;
+use xgate_server::errors::Code;
+use xgate_server::pipeline::Gateway;
+use xgate_server::policy::Policy;
+use xgate_server::registry::AgencyId;
 
 /// Treasury takes transfers from gsa only; everything else about assets is
 /// open to everyone.
@@ -47,7 +47,7 @@ fn a_policy_decides_who_may_offer_assets_to_whom() {
     let names = ["state", "treasury", "gsa", "hhs"];
     let ids: Vec<AgencyId> = names.iter().map(|a| a.parse().expect("id")).collect();
     let pki = dir.path().join("pki");
-    let registry = Arc::new(xgate::pki::init(&pki, &ids, &[], false).expect("pki"));
+    let registry = Arc::new(xgate_server::pki::init(&pki, &ids, &[], false).expect("pki"));
     let policy = Policy::parse(POLICY, "test policy", &registry).expect("policy");
     let log = Arc::new(
         Log::create_or_open(&dir.path().join("data"), &OpenOptions::default()).expect("log"),

@@ -15,14 +15,14 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use xgate::assets::state;
 use xgate::client::EnvelopeSigner;
-use xgate::envelope::Limits;
-use xgate::pipeline::Gateway;
-use xgate::policy::{DEFAULT_POLICY, Policy};
-use xgate::recompute::replay;
-use xgate::registry::{AgencyId, Registry};
 use xgate_ledger::{DiskStore, Log, OpenOptions, Store, WriteBatch};
+use xgate_server::assets::state;
+use xgate_server::envelope::Limits;
+use xgate_server::pipeline::Gateway;
+use xgate_server::policy::{DEFAULT_POLICY, Policy};
+use xgate_server::recompute::replay;
+use xgate_server::registry::{AgencyId, Registry};
 
 const AGENCIES: [&str; 3] = ["state", "treasury", "gsa"];
 const LOCATIONS: [&str; 3] = ["HQ", "Annex", "Depot"];
@@ -87,7 +87,7 @@ impl Bench {
         let dir = tempfile::tempdir().expect("tempdir");
         let pki = dir.path().join("pki");
         let ids: Vec<AgencyId> = AGENCIES.iter().map(|a| a.parse().expect("id")).collect();
-        let registry = xgate::pki::init(&pki, &ids, &[], false).expect("pki");
+        let registry = xgate_server::pki::init(&pki, &ids, &[], false).expect("pki");
         let signers = ids
             .iter()
             .map(|id| EnvelopeSigner::for_agency(&pki, id).expect("signer"))
@@ -448,7 +448,10 @@ fn a_stored_envelope_that_is_not_the_logged_one_is_caught() {
     // Swap the two stored envelopes: each is a valid, signed envelope, but
     // not the one its entry logged.
     let store = log.store();
-    let (k0, k1) = (xgate::inbox::kept_key(0), xgate::inbox::kept_key(1));
+    let (k0, k1) = (
+        xgate_server::inbox::kept_key(0),
+        xgate_server::inbox::kept_key(1),
+    );
     let e0 = store.get(&k0).expect("read").expect("stored").to_vec();
     let e1 = store.get(&k1).expect("read").expect("stored").to_vec();
     let mut batch = WriteBatch::new();

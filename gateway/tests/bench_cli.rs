@@ -59,7 +59,8 @@ fn a_short_mixed_run_reports_rates_percentiles_and_no_errors() {
         let text = std::fs::read_to_string(&receipts).expect("receipts");
         assert_eq!(Some(text.lines().count() as u64), report["ok"].as_u64());
         for line in text.lines() {
-            let receipt: xgate::receipt::Receipt = serde_json::from_str(line).expect("receipt");
+            let receipt: xgate_server::receipt::Receipt =
+                serde_json::from_str(line).expect("receipt");
             receipt.verify(&key).expect("the receipt verifies");
         }
     }
@@ -130,7 +131,7 @@ fn a_draining_run_reads_and_acknowledges_the_inboxes() {
     // pass: every record sent is either acknowledged or still there.
     let rt = federation::runtime();
     let mut waiting = 0;
-    for agency in xgate::pki::SAMPLE_AGENCIES {
+    for agency in xgate_server::pki::SAMPLE_AGENCIES {
         let mut client = fed.client(agency);
         waiting += rt.block_on(federation::inbox_len(&mut client)) as u64;
     }

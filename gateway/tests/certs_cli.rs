@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use josekit::jwk::Jwk;
-use xgate::registry::Registry;
+use xgate_server::registry::Registry;
 use xgate_tests::Xgate;
 
 fn xgate() -> Xgate {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use xgate::client::{Client, EnvelopeSigner, Protocol};
-use xgate::registry::Registry;
+use xgate_server::registry::Registry;
 use xgate_tests::Gateway;
 
 use federation::assets::federation;

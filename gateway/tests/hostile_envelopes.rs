@@ -19,8 +19,8 @@ use http::StatusCode;
 use josekit::jwk::Jwk;
 use josekit::jws::{ES256, HS256, JwsSigner};
 use serde_json::{Value, json};
-use xgate::medical::jwe;
-use xgate::registry::Registry;
+use xgate_server::medical::jwe;
+use xgate_server::registry::Registry;
 
 use federation::assets::{AGENCIES, federation};
 use federation::{Federation, error_code, runtime, snapshot};
@@ -81,7 +81,7 @@ fn sign_with(jwk: &Jwk, header: &str, claims: &str) -> String {
 }
 
 fn private_key(fed: &Federation, agency: &str) -> Jwk {
-    let path = fed.pki().join(agency).join(xgate::pki::SIGNING_JWK);
+    let path = fed.pki().join(agency).join(xgate_server::pki::SIGNING_JWK);
     Jwk::from_bytes(std::fs::read(path).expect("key")).expect("jwk")
 }
 
@@ -93,7 +93,7 @@ fn cases(fed: &Federation) -> Vec<Case> {
         .to_owned();
     let public = state.to_public_key().expect("public");
     KID.with(|k| *k.borrow_mut() = state.key_id().expect("kid").to_owned());
-    let registry = Registry::load(&fed.pki().join(xgate::pki::REGISTRY)).expect("registry");
+    let registry = Registry::load(&fed.pki().join(xgate_server::pki::REGISTRY)).expect("registry");
     REGISTRY.with(|r| *r.borrow_mut() = Some(registry));
     let ok = || claims(|_| {});
     let hs256 = {
@@ -624,7 +624,7 @@ fn cases(fed: &Federation) -> Vec<Case> {
 }
 
 /// The `cty` of a sealed part.
-const SEALED: &str = xgate::sealed::TYP;
+const SEALED: &str = xgate_server::sealed::TYP;
 
 /// A well-formed compact JWE with content type `cty` to `agency`'s
 /// registered encryption key (what it holds is never looked at: the

@@ -17,14 +17,14 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use xgate::client::EnvelopeSigner;
-use xgate::envelope::Limits;
-use xgate::medical::jwe;
-use xgate::medical::state::{self, Case};
-use xgate::pipeline::{Gateway, Medical};
-use xgate::policy::{DEFAULT_POLICY, Policy};
-use xgate::recompute::replay;
-use xgate::registry::{AgencyId, Registry};
 use xgate_ledger::{Log, OpenOptions, Store};
+use xgate_server::envelope::Limits;
+use xgate_server::medical::jwe;
+use xgate_server::medical::state::{self, Case};
+use xgate_server::pipeline::{Gateway, Medical};
+use xgate_server::policy::{DEFAULT_POLICY, Policy};
+use xgate_server::recompute::replay;
+use xgate_server::registry::{AgencyId, Registry};
 
 const AGENCIES: [&str; 4] = ["state", "treasury", "gsa", "hhs"];
 /// Request names: few, so that some collide.
@@ -93,7 +93,7 @@ impl World {
         let dir = tempfile::tempdir().expect("tempdir");
         let pki = dir.path().join("pki");
         let ids: Vec<AgencyId> = AGENCIES.iter().map(|a| a.parse().expect("id")).collect();
-        let registry = Arc::new(xgate::pki::init(&pki, &ids, &[], false).expect("pki"));
+        let registry = Arc::new(xgate_server::pki::init(&pki, &ids, &[], false).expect("pki"));
         let signers = ids
             .iter()
             .map(|id| EnvelopeSigner::for_agency(&pki, id).expect("signer"))
@@ -300,9 +300,9 @@ proptest! {
 /// refuse, as the gateway now refuses it (`request_exists`).
 #[test]
 fn replay_refuses_a_request_reusing_its_requesters_jti() {
-    use xgate::assets::state::{Stored, existing_salt, person_hash};
-    use xgate::medical::state::{Basis, Grant};
     use xgate_ledger::WriteBatch;
+    use xgate_server::assets::state::{Stored, existing_salt, person_hash};
+    use xgate_server::medical::state::{Basis, Grant};
 
     let World {
         _dir: dir,
@@ -347,10 +347,10 @@ fn replay_refuses_a_request_reusing_its_requesters_jti() {
     drop(gateway);
 
     // The second, to gsa, committed as the gateway did before the fix.
-    let now = xgate::pipeline::unix_now();
-    let verifiers = xgate::envelope::Verifiers::from_registry(&registry).expect("verifiers");
+    let now = xgate_server::pipeline::unix_now();
+    let verifiers = xgate_server::envelope::Verifiers::from_registry(&registry).expect("verifiers");
     let second = sign(gsa);
-    let envelope = xgate::envelope::open(
+    let envelope = xgate_server::envelope::open(
         second.as_bytes(),
         &ids[state_],
         &verifiers,
@@ -365,7 +365,7 @@ fn replay_refuses_a_request_reusing_its_requesters_jti() {
         .expect("policy")
         .hash_hex();
     let expires = now + 2;
-    let entry = xgate::entry::Entry::of(&envelope, &policy, "break-glass", now)
+    let entry = xgate_server::entry::Entry::of(&envelope, &policy, "break-glass", now)
         .about(None, Some(person_hash(&salt, "mrn-1")), Some(expires))
         .medical(Some("ETREAT"), None, Some(1), None)
         .encode();
@@ -387,8 +387,8 @@ fn replay_refuses_a_request_reusing_its_requesters_jti() {
         used: 0,
     });
     let mut batch = WriteBatch::new();
-    xgate::inbox::keep(&envelope, index, &mut batch);
-    xgate::inbox::put(&envelope, index, true, &mut batch);
+    xgate_server::inbox::keep(&envelope, index, &mut batch);
+    xgate_server::inbox::put(&envelope, index, true, &mut batch);
     batch.put(state::holder_key(&ids[gsa], jti), b"state".to_vec());
     batch.put(
         state::queue_key(&ids[gsa], index),

@@ -6,9 +6,9 @@ mod federation;
 
 use http::StatusCode;
 use serde_json::{Value, json};
-use xgate::medical::jwe;
-use xgate::policy::DEFAULT_POLICY;
-use xgate::registry::Registry;
+use xgate_server::medical::jwe;
+use xgate_server::policy::DEFAULT_POLICY;
+use xgate_server::registry::Registry;
 
 use federation::assets::{AGENCIES, Desk, desks};
 use federation::{Federation, error_code, get_json, id, log_size, runtime};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use xgate::client::{Client, Reply};
-use xgate::policy::DEFAULT_POLICY;
+use xgate_server::policy::DEFAULT_POLICY;
 
 use federation::{Federation, error_code, runtime};
 

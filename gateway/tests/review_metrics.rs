@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use xgate::registry::Registry;
+use xgate_server::registry::Registry;
 
 use federation::assets::{Desk, desks, federation};
 use federation::{Federation, id, runtime, start_gateway};

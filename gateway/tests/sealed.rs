@@ -23,13 +23,13 @@ use http::StatusCode;
 use josekit::jwk::Jwk;
 use serde_json::{Map, Value, json};
 use xgate::client::random_jti;
-use xgate::medical::jwe;
-use xgate::medical::model::ReplyKey;
-use xgate::medical::state::{self, Case};
-use xgate::policy::DEFAULT_POLICY;
-use xgate::registry::Registry;
-use xgate::sealed::{self, Binding};
+use xgate::seal::{self as sealed, Binding};
 use xgate_ledger::{Log, OpenOptions, Store, WriteBatch};
+use xgate_server::medical::jwe;
+use xgate_server::medical::model::ReplyKey;
+use xgate_server::medical::state::{self, Case};
+use xgate_server::policy::DEFAULT_POLICY;
+use xgate_server::registry::Registry;
 use xgate_tests::{Gateway, Run};
 
 use federation::{
@@ -155,12 +155,15 @@ fn raw_inbox(fed: &Federation, agency: &str) -> (Vec<u8>, Vec<String>) {
 
 /// An agency's private encryption key, from its PKI directory.
 fn encryption_key(fed: &Federation, agency: &str) -> Jwk {
-    let path = fed.pki().join(agency).join(xgate::pki::ENCRYPTION_JWK);
+    let path = fed
+        .pki()
+        .join(agency)
+        .join(xgate_server::pki::ENCRYPTION_JWK);
     Jwk::from_bytes(std::fs::read(path).expect("read key")).expect("JWK")
 }
 
 fn registry(fed: &Federation) -> Registry {
-    Registry::load(&fed.pki().join(xgate::pki::REGISTRY)).expect("registry")
+    Registry::load(&fed.pki().join(xgate_server::pki::REGISTRY)).expect("registry")
 }
 
 fn object(v: Value) -> Map<String, Value> {
@@ -331,7 +334,7 @@ fn a_sealed_part_lifted_into_another_envelope_is_refused_by_the_recipient() {
         iss: id("state"),
         aud: id("treasury"),
         jti: jti.clone(),
-        kind: xgate::kind::Kind::RecordSend,
+        kind: xgate_server::kind::Kind::RecordSend,
     };
     let hhs_key = &registry.get(&id("hhs")).expect("hhs").encryption_key;
     let misaddressed =

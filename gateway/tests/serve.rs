@@ -8,8 +8,8 @@ use federation::{Federation, body, get_json, id, inbox_len, log_size, runtime, s
 use http::{Method, StatusCode};
 use serde_json::Value;
 use xgate::client::Protocol;
-use xgate::receipt::Receipt;
 use xgate_ledger::{leaf_hash, verify_checkpoint};
+use xgate_server::receipt::Receipt;
 
 #[test]
 fn send_inbox_ack_and_a_receipt_that_verifies_offline() {

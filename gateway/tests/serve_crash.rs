@@ -29,10 +29,10 @@ use federation::{consistency_proof, get_json, id, make_pki, xgate};
 use http::StatusCode;
 use serde_json::Value;
 use xgate::client::{Client, Protocol};
-use xgate::entry::Logged;
-use xgate::pki::SAMPLE_AGENCIES;
-use xgate::receipt::Receipt;
 use xgate_ledger::{verify_checkpoint, verify_consistency};
+use xgate_server::entry::Logged;
+use xgate_server::pki::SAMPLE_AGENCIES;
+use xgate_server::receipt::Receipt;
 use xgate_tests::Gateway;
 
 /// The generator's mix: every kind it can send without set-up.

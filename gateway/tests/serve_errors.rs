@@ -10,7 +10,7 @@ use josekit::jwk::Jwk;
 use josekit::jws::{HS256, JwsHeader};
 use serde_json::{Value, json};
 use xgate::client::{Client, EnvelopeSigner};
-use xgate::registry::Registry;
+use xgate_server::registry::Registry;
 
 /// A policy that lets everyone send records, except gsa to state.
 const POLICY: &str = r#"

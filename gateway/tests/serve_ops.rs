@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use federation::{Federation, body, error_code, id, runtime, submit};
 use http::StatusCode;
 use xgate::client::{Client, EnvelopeSigner, Protocol};
-use xgate::registry::Registry;
+use xgate_server::registry::Registry;
 use xgate_tests::Gateway;
 
 #[test]
@@ -23,13 +23,13 @@ fn first_start_creates_a_pki_with_the_sample_agencies_and_the_default_policy() {
     assert_eq!(ids, ["gao", "gsa", "hhs", "state", "treasury"]);
     let auditors: Vec<&str> = registry
         .agencies()
-        .filter(|a| a.has_role(xgate::registry::Role::Auditor))
+        .filter(|a| a.has_role(xgate_server::registry::Role::Auditor))
         .map(|a| a.id.as_str())
         .collect();
     assert_eq!(auditors, ["gao"]);
     assert_eq!(
         std::fs::read_to_string(data.join("policy.toml")).expect("policy"),
-        xgate::policy::DEFAULT_POLICY
+        xgate_server::policy::DEFAULT_POLICY
     );
     let rt = runtime();
     let mut state =

@@ -34,7 +34,7 @@ fn a_connection_without_a_client_certificate_is_refused() {
     for c in rustls_pki_types::CertificateDer::pem_file_iter(&ca).expect("ca") {
         roots.add(c.expect("cert")).expect("root");
     }
-    let config = rustls::ClientConfig::builder_with_provider(xgate::tls::provider())
+    let config = rustls::ClientConfig::builder_with_provider(xgate_server::tls::provider())
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_root_certificates(roots)

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use xgate::client::{Client, EnvelopeSigner};
-use xgate::receipt::Receipt;
 use xgate_ledger::{NoteVerifier, verify_checkpoint, verify_consistency};
+use xgate_server::receipt::Receipt;
 
 use federation::assets::register_body;
 use federation::{

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use serde_json::json;
-use xgate::receipt::Receipt;
+use xgate_server::receipt::Receipt;
 
 use federation::{error_code, get_json, id, make_pki, runtime, xgate};
 use xgate_tests::Gateway;

@@ -13,9 +13,9 @@ use serde_json::{Map, Value, json};
 
 use super::Plan;
 use crate::client::{EnvelopeSigner, random_jti};
-use crate::kind::Kind;
-use crate::pki::REGISTRY;
-use crate::registry::Registry;
+use xgate_server::kind::Kind;
+use xgate_server::pki::REGISTRY;
+use xgate_server::registry::Registry;
 
 /// How long a pre-signed envelope is valid: the gateway's longest.
 const LIFETIME_SECS: i64 = 300;

@@ -22,10 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientError, Protocol};
-use crate::kind::Kind;
-use crate::registry::AgencyId;
 pub use mix::Mix;
 pub use report::Report;
+use xgate_server::kind::Kind;
+use xgate_server::registry::AgencyId;
 
 /// A connection whose exchanges fail this many times in a row without an
 /// answer (the gateway is down) stops.

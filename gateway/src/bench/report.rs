@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 use super::Plan;
-use crate::kind::Kind;
+use xgate_server::kind::Kind;
 
 /// Latencies kept: 1 µs to 60 s.
 const MAX_MICROS: u64 = 60_000_000;

@@ -7,7 +7,7 @@
 //! xgate inbox --pki DIR --as ID --gateway URL [--ack]
 //! ```
 //!
-//! A record is end to end by default: `send` seals it ([`crate::sealed`]),
+//! A record is end to end by default: `send` seals it ([`xgate_server::sealed`]),
 //! signed with the sender's key and encrypted to the recipient's
 //! encryption key from the sender's own copy of the registry, so the
 //! gateway carries `{"sealed":"<JWE>"}` and cannot read it. `--plain`
@@ -42,11 +42,11 @@ use josekit::jwk::Jwk;
 use super::error::Error;
 use super::session::{LIFETIME_SECS, delivered, emit, encryption_key, expect, runtime};
 use crate::client::{Client, EnvelopeSigner, Protocol, random_jti};
-use crate::envelope::Verifiers;
-use crate::kind::Kind;
-use crate::pki::{ENCRYPTION_JWK, REGISTRY};
-use crate::registry::{AgencyId, Registry};
-use crate::sealed::{self, Binding};
+use crate::seal::{self, Binding};
+use xgate_server::envelope::Verifiers;
+use xgate_server::kind::Kind;
+use xgate_server::pki::{ENCRYPTION_JWK, REGISTRY};
+use xgate_server::registry::{AgencyId, Registry};
 
 /// Arguments of `xgate send`.
 #[derive(Debug, Args)]
@@ -147,14 +147,14 @@ impl SendArgs {
             jti: jti.to_owned(),
             kind: Kind::RecordSend,
         };
-        let part = sealed::seal(signer, key, &binding, body).map_err(|e| {
+        let part = seal::seal(signer, key, &binding, body).map_err(|e| {
             Error::Request(format!(
                 "cannot seal the record to {}'s encryption key: {e} (--plain sends it in clear)",
                 self.to
             ))
         })?;
         Ok(Map::from_iter([(
-            sealed::MEMBER.to_owned(),
+            seal::MEMBER.to_owned(),
             Value::String(part),
         )]))
     }
@@ -238,7 +238,7 @@ impl InboxArgs {
     /// The envelope's body, after checking its signature with the sender's
     /// registered key, and whether it was sealed: a sealed part is opened
     /// with the agency's encryption key (`key`, read on first use) and
-    /// checked as [`sealed::unseal`] says.
+    /// checked as [`seal::unseal`] says.
     ///
     /// The outer error is this client's own failure (its key cannot be
     /// read) and stops the run; the inner one is the envelope's refusal.
@@ -260,7 +260,7 @@ impl InboxArgs {
             Ok(envelope) => envelope,
             Err(e) => return Ok(Err(e.to_string())),
         };
-        if !sealed::is_sealed(&envelope) {
+        if !seal::is_sealed(&envelope) {
             return Ok(Ok((envelope.body, false)));
         }
         let key = match key {
@@ -269,7 +269,7 @@ impl InboxArgs {
                 &self.pki.join(self.agency.as_str()).join(ENCRYPTION_JWK),
             )?),
         };
-        Ok(match sealed::unseal(&envelope, key, verifiers) {
+        Ok(match seal::unseal(&envelope, key, verifiers) {
             Ok(Some(body)) => Ok((body, true)),
             Ok(None) => Ok((envelope.body, false)),
             Err(e) => Err(format!("the sealed part is refused: {e}")),

@@ -1,6 +1,6 @@
 //! The asset custody commands (docs/assets.md): thin clients of the HTTP
 //! API that sign one asset envelope and submit it, or read the asset state.
-//! The rules themselves live in the gateway ([`crate::assets`]); these
+//! The rules themselves live in the gateway ([`xgate_server::assets`]); these
 //! commands only build bodies, check them with the same field checks the
 //! gateway runs (so a bad value is refused before anything is sent), and
 //! print what the gateway answers.
@@ -37,10 +37,10 @@ use serde_json::{Map, Value};
 use super::error::Error;
 use super::session::{Connection, Session, emit, emit_json, parse};
 use super::values::non_negative;
-use crate::assets::model::{Answer, Body, Holder, Offer, Register, Report};
-use crate::kind::Kind;
-use crate::receipt::Receipt;
-use crate::registry::AgencyId;
+use xgate_server::assets::model::{Answer, Body, Holder, Offer, Register, Report};
+use xgate_server::kind::Kind;
+use xgate_server::receipt::Receipt;
+use xgate_server::registry::AgencyId;
 
 /// The `xgate asset` subcommands.
 #[derive(Debug, Subcommand)]
@@ -530,7 +530,7 @@ fn checked<T: Serialize + Body>(kind: Kind, body: &T) -> Result<Map<String, Valu
 
 /// Refuses a tag no asset can have; it also goes into a URL path.
 fn check_tag(tag: &str) -> Result<(), Error> {
-    crate::assets::model::check_tag(tag, "a tag").map_err(Error::Request)
+    xgate_server::assets::model::check_tag(tag, "a tag").map_err(Error::Request)
 }
 
 #[cfg(test)]
@@ -585,7 +585,7 @@ mod tests {
             "a/b",
             "a b",
             "../x",
-            &"x".repeat(crate::assets::model::MAX_TAG + 1),
+            &"x".repeat(xgate_server::assets::model::MAX_TAG + 1),
         ] {
             assert!(check_tag(bad).is_err(), "{bad:?} accepted");
         }

@@ -13,7 +13,7 @@
 //! the first thing that does not check out.
 //!
 //! `replay` recomputes the asset and medical state from the logged envelopes
-//! ([`crate::recompute`]) and compares it with the stored state: exit
+//! ([`xgate_server::recompute`]) and compares it with the stored state: exit
 //! 0 and one `ok:` line, or one line per difference (at most 50, by key,
 //! never by value) and exit 1. The gateway must be stopped (the data
 //! directory is locked while it runs). Signatures are checked against
@@ -26,9 +26,9 @@ use clap::{Args, Subcommand};
 use xgate_ledger::NoteVerifier;
 
 use super::error::Error;
-use crate::receipt::Receipt;
-use crate::recompute;
-use crate::registry::Registry;
+use xgate_server::receipt::Receipt;
+use xgate_server::recompute;
+use xgate_server::registry::Registry;
 
 /// The `xgate audit` subcommands.
 #[derive(Debug, Subcommand)]
@@ -113,7 +113,7 @@ fn parse_receipt(text: &[u8]) -> Result<Receipt, serde_json::Error> {
 }
 
 fn run_replay(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
-    let default = args.data_dir.join("pki").join(crate::pki::REGISTRY);
+    let default = args.data_dir.join("pki").join(xgate_server::pki::REGISTRY);
     let registry_path = args
         .registry
         .clone()

@@ -21,7 +21,7 @@ use clap::Args;
 
 use super::error::Error;
 use crate::bench::{self, Mix, Plan};
-use crate::pki::SAMPLE_AGENCIES;
+use xgate_server::pki::SAMPLE_AGENCIES;
 
 /// Arguments of `xgate bench`.
 #[derive(Debug, Args)]

@@ -1,5 +1,5 @@
 //! `xgate certs ...`: create a development federation PKI and revoke agency
-//! certificates. The work is in [`crate::pki`]; this parses flags and
+//! certificates. The work is in [`xgate_server::pki`]; this parses flags and
 //! reports.
 //!
 //! ```text
@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::error::Error;
-use crate::pki::{self, Revoked};
-use crate::registry::AgencyId;
+use xgate_server::pki::{self, Revoked};
+use xgate_server::registry::AgencyId;
 
 /// The `xgate certs` subcommands.
 #[derive(Debug, Subcommand)]

@@ -36,9 +36,9 @@ pub enum Error {
     /// The log refused: missing, locked, corrupt, or a storage failure.
     #[error(transparent)]
     Ledger(#[from] xgate_ledger::Error),
-    /// A log view was refused; see [`crate::logview::ViewError`].
+    /// A log view was refused; see [`xgate_server::logview::ViewError`].
     #[error(transparent)]
-    View(#[from] crate::logview::ViewError),
+    View(#[from] xgate_server::logview::ViewError),
     /// The gateway could not start or stopped with an error.
     #[error("{0}")]
     Serve(String),
@@ -54,22 +54,22 @@ pub enum Error {
     },
     /// The configuration is invalid.
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] xgate_server::config::ConfigError),
     /// The agency registry is invalid.
     #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
+    Registry(#[from] xgate_server::registry::RegistryError),
     /// The policy is invalid.
     #[error(transparent)]
-    Policy(#[from] crate::policy::PolicyError),
+    Policy(#[from] xgate_server::policy::PolicyError),
     /// TLS could not be set up.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] xgate_server::tls::TlsError),
     /// A client call failed.
     #[error(transparent)]
     Client(#[from] crate::client::ClientError),
     /// A PKI operation failed.
     #[error(transparent)]
-    Pki(#[from] crate::pki::PkiError),
+    Pki(#[from] xgate_server::pki::PkiError),
     /// Standard input could not be read.
     #[error("cannot read standard input: {0}")]
     Stdin(#[source] io::Error),

@@ -32,7 +32,7 @@ use xgate_ledger::{DiskStore, Log, MAX_ENTRY_LEN, OpenOptions};
 
 use super::error::Error;
 use super::values;
-use crate::logview::{self, b64};
+use xgate_server::logview::{self, b64};
 
 /// Entries per `append_batch` call: large enough to amortise the flush,
 /// small enough that one batch stays a modest amount of memory in sled.

@@ -26,7 +26,7 @@
 //! a second line, or writes it to `--out`.
 //!
 //! `request` seals the subject, the incident and the responder's name to
-//! the holder's registered encryption key ([`crate::sealed`]), so the
+//! the holder's registered encryption key ([`xgate_server::sealed`]), so the
 //! gateway sees only the purpose, the role, the sections and the reply key;
 //! `--plain` sends them in clear. The holder reads them in its inbox.
 //!
@@ -48,16 +48,18 @@ use serde_json::{Map, Value};
 
 use super::error::Error;
 use super::session::{Connection, Session, delivered_body, emit_json, parse};
+use crate::bundle::{self, Section, Summary};
 use crate::client::{EnvelopeSigner, random_jti};
-use crate::envelope::{Limits, Verifiers};
-use crate::kind::Kind;
-use crate::medical::bundle::{self, Section, Summary};
-use crate::medical::jwe;
-use crate::medical::model::{Approve, Outcome, Purpose, ReplyKey, Request, Responder, Review};
-use crate::pki::{ENCRYPTION_JWK, REGISTRY};
-use crate::receipt::Receipt;
-use crate::registry::{AgencyId, Registry};
-use crate::sealed::{self, Binding};
+use crate::seal::{self, Binding};
+use xgate_server::envelope::{Limits, Verifiers};
+use xgate_server::kind::Kind;
+use xgate_server::medical::jwe;
+use xgate_server::medical::model::{
+    Approve, Outcome, Purpose, ReplyKey, Request, Responder, Review,
+};
+use xgate_server::pki::{ENCRYPTION_JWK, REGISTRY};
+use xgate_server::receipt::Receipt;
+use xgate_server::registry::{AgencyId, Registry};
 
 /// The `xgate medical` subcommands.
 #[derive(Debug, Subcommand)]
@@ -334,7 +336,7 @@ pub(crate) fn seal_request(
         jti: jti.to_owned(),
         kind: Kind::MedicalRequest,
     };
-    let part = sealed::seal(signer, key, &binding, body).map_err(|e| {
+    let part = seal::seal(signer, key, &binding, body).map_err(|e| {
         Error::Request(format!(
             "cannot seal the request to {holder}'s encryption key: {e} (--plain sends it in clear)"
         ))
@@ -579,7 +581,7 @@ impl Signed {
             max_lifetime: i64::MAX,
             skew: i64::MAX,
         };
-        let envelope = crate::envelope::open(
+        let envelope = xgate_server::envelope::open(
             jws.as_bytes(),
             &requester,
             &verifiers,
@@ -668,7 +670,7 @@ fn case(
     jti: &str,
     requester: Option<&AgencyId>,
 ) -> Result<Value, Error> {
-    crate::fields::token(jti, "the request id", crate::envelope::MAX_JTI_LEN)
+    xgate_server::fields::token(jti, "the request id", xgate_server::envelope::MAX_JTI_LEN)
         .map_err(Error::Request)?;
     let path = match requester {
         Some(r) => format!("/v1/medical/requests/{jti}?requester={r}"),
@@ -733,7 +735,7 @@ fn purpose(text: &str) -> Result<Purpose, String> {
 
 fn section(text: &str) -> Result<Section, String> {
     text.parse()
-        .map_err(|e: crate::medical::bundle::UnknownSection| e.to_string())
+        .map_err(|e: crate::bundle::UnknownSection| e.to_string())
 }
 
 fn outcome(text: &str) -> Result<Outcome, String> {

@@ -17,18 +17,18 @@ use clap::Args;
 use xgate_ledger::{Log, OpenOptions};
 
 use super::error::Error;
-use crate::config::Config;
-use crate::crl;
-use crate::data_dir;
-use crate::envelope::Limits;
-use crate::http::Context;
-use crate::http::fanout::Hub;
-use crate::pipeline::{Gateway, Medical};
-use crate::pki::{self, REGISTRY, SAMPLE_AGENCIES, SAMPLE_AUDITORS};
-use crate::policy::{DEFAULT_POLICY, Policy};
-use crate::registry::{AgencyId, Registry};
-use crate::server;
-use crate::tls::Tls;
+use xgate_server::config::Config;
+use xgate_server::crl;
+use xgate_server::data_dir;
+use xgate_server::envelope::Limits;
+use xgate_server::http::Context;
+use xgate_server::http::fanout::Hub;
+use xgate_server::pipeline::{Gateway, Medical};
+use xgate_server::pki::{self, REGISTRY, SAMPLE_AGENCIES, SAMPLE_AUDITORS};
+use xgate_server::policy::{DEFAULT_POLICY, Policy};
+use xgate_server::registry::{AgencyId, Registry};
+use xgate_server::server;
+use xgate_server::tls::Tls;
 
 /// Arguments of `xgate serve`; each overrides the config file and `XGATE_*`.
 #[derive(Debug, Args)]

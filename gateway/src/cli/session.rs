@@ -14,9 +14,9 @@ use serde_json::{Map, Value};
 
 use super::error::Error;
 use crate::client::{Client, EnvelopeSigner, Protocol, Reply, random_jti};
-use crate::envelope::{self, Envelope, Limits, Verifiers};
-use crate::kind::Kind;
-use crate::registry::{AgencyId, Registry};
+use xgate_server::envelope::{self, Envelope, Limits, Verifiers};
+use xgate_server::kind::Kind;
+use xgate_server::registry::{AgencyId, Registry};
 
 /// How long a sent envelope is valid.
 pub const LIFETIME_SECS: i64 = 120;

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use xgate::client::{Client, EnvelopeSigner, Protocol, Reply};
-use xgate::registry::AgencyId;
 use xgate_ledger::{ConsistencyProof, Hash};
+use xgate_server::registry::AgencyId;
 use xgate_tests::{Gateway, Xgate};
 
 /// The binary cargo built for this package.
@@ -318,15 +318,16 @@ impl EventStream {
 
         let home = pki.join(agency.as_str());
         let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(pki.join(xgate::pki::CA_CERT)).expect("CA") {
+        for cert in CertificateDer::pem_file_iter(pki.join(xgate_server::pki::CA_CERT)).expect("CA")
+        {
             roots.add(cert.expect("CA cert")).expect("CA root");
         }
-        let chain = CertificateDer::pem_file_iter(home.join(xgate::pki::TLS_CERT))
+        let chain = CertificateDer::pem_file_iter(home.join(xgate_server::pki::TLS_CERT))
             .expect("cert")
             .collect::<Result<Vec<_>, _>>()
             .expect("cert chain");
-        let key = PrivateKeyDer::from_pem_file(home.join(xgate::pki::TLS_KEY)).expect("key");
-        let mut config = rustls::ClientConfig::builder_with_provider(xgate::tls::provider())
+        let key = PrivateKeyDer::from_pem_file(home.join(xgate_server::pki::TLS_KEY)).expect("key");
+        let mut config = rustls::ClientConfig::builder_with_provider(xgate_server::tls::provider())
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
             .with_root_certificates(roots)
@@ -522,7 +523,7 @@ pub async fn raw_tls(
         .collect::<Result<Vec<_>, _>>()
         .expect("chain");
     let key = PrivateKeyDer::from_pem_file(pki.join(agency).join("tls.key")).expect("key");
-    let mut config = rustls::ClientConfig::builder_with_provider(xgate::tls::provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(xgate_server::tls::provider())
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_root_certificates(roots)

@@ -10,8 +10,8 @@ use josekit::jwk::alg::ec::EcCurve;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};
-use xgate::kind::Kind;
-use xgate::{assets, medical};
+use xgate_server::kind::Kind;
+use xgate_server::{assets, medical};
 
 use crate::check;
 use crate::mutate::{MARKER, apply_json, json_corpus, json_edits, json_value};

@@ -11,8 +11,10 @@ use josekit::jws::JwsSigner;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Value, json};
-use xgate::envelope::{self, ENVELOPE_TYP, Envelope, Limits, MAX_JTI_LEN, Rejection, Verifiers};
-use xgate::registry::{AgencyId, Registry};
+use xgate_server::envelope::{
+    self, ENVELOPE_TYP, Envelope, Limits, MAX_JTI_LEN, Rejection, Verifiers,
+};
+use xgate_server::registry::{AgencyId, Registry};
 
 use crate::check;
 
@@ -26,7 +28,7 @@ use crate::mutate::{
 /// The gateway's clock in every case; seeds are written for it.
 pub const NOW: i64 = 1_800_000_000;
 
-/// A federation made by `xgate::pki::init`, its sender's key, and the
+/// A federation made by `xgate_server::pki::init`, its sender's key, and the
 /// corpus seeds signed with it.
 struct Federation {
     _dir: tempfile::TempDir,
@@ -49,9 +51,9 @@ static FED: LazyLock<Federation> = LazyLock::new(|| {
         .iter()
         .map(|a| a.parse().expect("id"))
         .collect();
-    let registry = xgate::pki::init(&pki, &ids, &[], false).expect("pki");
+    let registry = xgate_server::pki::init(&pki, &ids, &[], false).expect("pki");
     let verifiers = Verifiers::from_registry(&registry).expect("verifiers");
-    let bytes = std::fs::read(pki.join("state").join(xgate::pki::SIGNING_JWK)).expect("jwk");
+    let bytes = std::fs::read(pki.join("state").join(xgate_server::pki::SIGNING_JWK)).expect("jwk");
     let jwk = Jwk::from_bytes(bytes).expect("jwk");
     let kid = jwk.key_id().expect("kid").to_owned();
     let signer: Box<dyn JwsSigner> =

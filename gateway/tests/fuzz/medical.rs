@@ -10,8 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::Value;
-use xgate::medical::bundle::{self, Section};
-use xgate::medical::jwe;
+use xgate::bundle::{self, Section};
+use xgate_server::medical::jwe;
 
 use crate::bodies::KEYS;
 use crate::check;

@@ -11,8 +11,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Value, json};
 use xgate::cli::Cli;
-use xgate::receipt::Receipt;
 use xgate_ledger::{Log, OpenOptions};
+use xgate_server::receipt::Receipt;
 
 use crate::check;
 use crate::mutate::{

@@ -1,6 +1,6 @@
 //! Reading `GET /v1/reconciliations/stream` as it arrives: Server-Sent
 //! Events (WHATWG HTML, "Server-sent events"), as the gateway writes them
-//! (`crate::http` `stream`): blocks separated by a blank line, each
+//! (`xgate_server::http` `stream`): blocks separated by a blank line, each
 //! `id: <log index>.<seq>`, `event: discrepancy|resolved` and one `data:`
 //! line of JSON; comment lines (`:`) keep the connection open.
 
@@ -11,8 +11,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::super::error::Error;
-use crate::assets::reconcile::Notice;
 use crate::client::Client;
+use xgate_server::assets::reconcile::Notice;
 
 /// An open feed of reconciliation notices. Dropping it closes the
 /// connection.

@@ -12,7 +12,7 @@ use xgate_ledger::NoteVerifier;
 
 use super::super::error::Error;
 use super::super::serve::prepare;
-use crate::config::Config;
+use xgate_server::config::Config;
 
 /// A running gateway over a development PKI in one directory.
 pub(super) struct Federation {

@@ -21,10 +21,10 @@ use super::super::session::{self, expect};
 use super::federation::Federation;
 use super::{Out, summary::Tally};
 use crate::client::{Client, EnvelopeSigner, Protocol, Reply};
-use crate::kind::Kind;
-use crate::pki::REGISTRY;
-use crate::receipt::Receipt;
-use crate::registry::{AgencyId, Registry};
+use xgate_server::kind::Kind;
+use xgate_server::pki::REGISTRY;
+use xgate_server::receipt::Receipt;
+use xgate_server::registry::{AgencyId, Registry};
 
 pub(super) use audit::after_stop;
 

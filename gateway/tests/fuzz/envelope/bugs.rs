@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use serde_json::json;
-use xgate::envelope::{Envelope, Rejection};
+use xgate_server::envelope::{Envelope, Rejection};
 
 use super::{ClaimsEdit, FED, json_bytes, mutate_seed, time};
 use crate::check;

@@ -9,12 +9,12 @@ use http::Method;
 use serde_json::Value;
 
 use super::{Story, agency, name};
-use crate::assets::model::{Answer, Holder, Observed, Offer, Register, Report};
-use crate::assets::reconcile::{NoticeEvent, Report as Reconciliation};
 use crate::cli::demo::events::Feed;
 use crate::cli::error::Error;
 use crate::cli::session::delivered_body;
-use crate::kind::Kind;
+use xgate_server::assets::model::{Answer, Holder, Observed, Offer, Register, Report};
+use xgate_server::assets::reconcile::{NoticeEvent, Report as Reconciliation};
+use xgate_server::kind::Kind;
 
 /// How long the live discrepancy may take to arrive.
 const LIVE_WAIT: Duration = Duration::from_secs(10);

@@ -18,9 +18,9 @@ use super::super::Out;
 use super::super::summary::{Consistency, Tally};
 use super::Story;
 use crate::cli::error::Error;
-use crate::logview::ConsistencyView;
-use crate::recompute;
-use crate::registry::Registry;
+use xgate_server::logview::ConsistencyView;
+use xgate_server::recompute;
+use xgate_server::registry::Registry;
 
 /// Verifies every receipt of the story and the log's consistency.
 ///
@@ -119,7 +119,7 @@ pub(in crate::cli::demo) fn after_stop(
         "replay",
         "the gateway stops; gao replays its log offline and recomputes the asset and medical state",
     )?;
-    let registry = Registry::load(&dir.join("pki").join(crate::pki::REGISTRY))?;
+    let registry = Registry::load(&dir.join("pki").join(xgate_server::pki::REGISTRY))?;
     let log = xgate_ledger::Log::open_existing(dir, &OpenOptions::default())?;
     let outcome = recompute::replay(&log, Some(&registry))?;
     drop(log);

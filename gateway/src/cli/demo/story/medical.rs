@@ -9,14 +9,14 @@ use josekit::jwk::Jwk;
 use serde_json::{Map, Value};
 
 use super::{Story, agency};
+use crate::bundle::{self, Section};
 use crate::cli::error::Error;
 use crate::cli::medical::{Signed, seal_request};
 use crate::cli::session::delivered_body;
-use crate::kind::Kind;
-use crate::medical::bundle::{self, Section};
-use crate::medical::jwe;
-use crate::medical::model::{Outcome, Purpose, ReplyKey, Request, Responder, Review};
-use crate::pki::ENCRYPTION_JWK;
+use xgate_server::kind::Kind;
+use xgate_server::medical::jwe;
+use xgate_server::medical::model::{Outcome, Purpose, ReplyKey, Request, Responder, Review};
+use xgate_server::pki::ENCRYPTION_JWK;
 
 /// The synthetic IPS document HHS holds (every person in it is made up;
 /// see tests/fixtures/ips/README.md), built in so the demo runs anywhere.

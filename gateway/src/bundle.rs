@@ -4,7 +4,7 @@
 //!
 //! Clients run [`validate`] on a bundle before they encrypt it, and after
 //! they decrypt one; the gateway only ever sees the JWE (see
-//! [`super::jwe`]). This is not a FHIR profile validator: it checks the
+//! `xgate_server::medical::jwe`). This is not a FHIR profile validator: it checks the
 //! document structure a receiving clinician's software relies on, in this
 //! order, and reports the first thing wrong:
 //!
@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use super::section::{Section, UnknownSection};
+pub use xgate_server::medical::section::{Section, UnknownSection};
 
 /// The LOINC code system URI.
 const LOINC: &str = "http://loinc.org";
@@ -544,9 +544,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const AVERY: &str = include_str!("../../../tests/fixtures/ips/ips-avery.json");
-    const JORDAN: &str = include_str!("../../../tests/fixtures/ips/ips-jordan.json");
-    const LARGE: &str = include_str!("../../../tests/fixtures/ips/ips-large.json");
+    const AVERY: &str = include_str!("../../tests/fixtures/ips/ips-avery.json");
+    const JORDAN: &str = include_str!("../../tests/fixtures/ips/ips-jordan.json");
+    const LARGE: &str = include_str!("../../tests/fixtures/ips/ips-large.json");
     /// The sections the IPS itself requires.
     const CORE: [Section; 3] = [Section::Allergies, Section::Medications, Section::Problems];
 

@@ -211,10 +211,7 @@ impl Verifiers {
     /// `agency`'s registered signing key: its `kid`, its JWS `alg` and a
     /// verifier for it, for JWSs other than envelopes (the inner JWS of a
     /// sealed part, [`crate::sealed`]).
-    pub(crate) fn signing_key(
-        &self,
-        agency: &AgencyId,
-    ) -> Option<(&str, &'static str, &dyn JwsVerifier)> {
+    pub fn signing_key(&self, agency: &AgencyId) -> Option<(&str, &'static str, &dyn JwsVerifier)> {
         let key = self.keys.get(agency)?;
         Some((key.kid.as_str(), key.alg, key.verifier.as_ref()))
     }

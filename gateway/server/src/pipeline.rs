@@ -386,7 +386,7 @@ impl Gateway {
     /// be addressed to, and that a sealed part is a JWE for the recipient's
     /// registered encryption key (the gateway can check no more of it).
     fn body(&self, envelope: &Envelope) -> Result<Body, ApiError> {
-        let malformed = |m| {
+        let malformed = |m: String| {
             ApiError::new(
                 Code::Malformed,
                 format!("the body of {} is not valid: {m}", envelope.kind),
@@ -399,7 +399,7 @@ impl Gateway {
                     "aud is the sender itself; a record is sent to another agency",
                 ));
             }
-            let part = sealed::record_part(&envelope.body).map_err(malformed)?;
+            let part = sealed::record_part(&envelope.body).map_err(|e| malformed(e.to_string()))?;
             if let Some(part) = part {
                 self.check_sealed(part, &envelope.aud).map_err(malformed)?;
             }
@@ -430,7 +430,7 @@ impl Gateway {
             .registry
             .get(recipient)
             .ok_or_else(|| format!("{recipient} is not a registered agency"))?;
-        sealed::check(part, agency)
+        sealed::check(part, agency).map_err(|e| e.to_string())
     }
 
     /// Appends the envelope's entry with its inbox, replay and state

@@ -87,7 +87,7 @@ impl Section {
     }
 
     /// The section with this LOINC code, if it is one of ours.
-    pub(crate) fn from_loinc(code: &str) -> Option<Section> {
+    pub fn from_loinc(code: &str) -> Option<Section> {
         Section::ALL.into_iter().find(|s| s.loinc() == code)
     }
 }

@@ -30,7 +30,8 @@
 //! sender sealed this content: the outer signature alone would not (its
 //! signer may have copied a ciphertext it could not read).
 //!
-//! The gateway only checks the shape of a sealed part ([`check`]): a
+//! The gateway only checks the shape of a sealed part
+//! (`xgate_server::sealed::check`): a
 //! compact JWE of the profile, `cty` [`TYP`], and a `kid` naming the
 //! recipient's registered encryption key. It holds no key that opens one.
 //!
@@ -42,20 +43,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jwk::Jwk;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use xgate_server::envelope::{Envelope, UNSUPPORTED_HEADERS, Verifiers};
+use xgate_server::fields;
+use xgate_server::kind::Kind;
+use xgate_server::medical::jwe::{self, JweError};
+use xgate_server::medical::model::{Private, Request};
+use xgate_server::registry::AgencyId;
+pub use xgate_server::sealed::{MEMBER, TYP, is_sealed, record_part};
 
 use crate::client::EnvelopeSigner;
-use crate::envelope::{Envelope, UNSUPPORTED_HEADERS, Verifiers};
-use crate::fields;
-use crate::kind::Kind;
-use crate::medical::jwe::{self, JweError};
-use crate::medical::model::{Private, Request};
-use crate::registry::{Agency, AgencyId};
-
-/// The member of an envelope's body that holds its sealed part.
-pub const MEMBER: &str = "sealed";
-/// The inner JWS's `typ`, and the JWE's `cty`. Distinct from an envelope's
-/// `typ`, so an inner JWS is never taken for an envelope (RFC 8725 §3.11).
-pub const TYP: &str = "xgate-sealed+jwt";
 
 /// What a sealed part is bound to: its outer envelope's parties, `jti` and
 /// kind.
@@ -173,7 +169,7 @@ pub fn open(
     let jws = std::str::from_utf8(&plain)
         .map_err(|_| SealError::Malformed("the inner JWS is not UTF-8".into()))?;
     let payload = verify_inner(jws, &binding.iss, verifiers)?;
-    crate::strict_json::check(&payload)
+    xgate_server::strict_json::check(&payload)
         .map_err(|m| SealError::Malformed(format!("the inner claims: {m}")))?;
     let inner: Inner = serde_json::from_slice(&payload).map_err(|_| {
         SealError::Malformed("the inner claims are not exactly iss, aud, jti, kind and body".into())
@@ -212,7 +208,7 @@ fn verify_inner(
     let header = URL_SAFE_NO_PAD
         .decode(h64)
         .map_err(|_| malformed("the inner JWS header is not base64url"))?;
-    crate::strict_json::check(&header)
+    xgate_server::strict_json::check(&header)
         .map_err(|m| SealError::Malformed(format!("the inner JWS header: {m}")))?;
     let header: Map<String, Value> = serde_json::from_slice(&header)
         .map_err(|_| malformed("the inner JWS header is not a JSON object"))?;
@@ -251,52 +247,6 @@ fn verify_inner(
         .map_err(|_| malformed("the inner JWS payload is not base64url"))
 }
 
-/// The gateway's check of a sealed part addressed to `recipient`, without
-/// any key: a compact JWE that [`jwe::inspect`] accepts, `cty` [`TYP`],
-/// and a `kid` naming the recipient's registered encryption key.
-///
-/// # Errors
-/// A message naming what is wrong, never a value.
-pub fn check(sealed: &str, recipient: &Agency) -> Result<(), String> {
-    let header = jwe::inspect(sealed).map_err(|e| format!("{MEMBER}: {e}"))?;
-    if header.cty.as_deref() != Some(TYP) {
-        return Err(format!("{MEMBER}: the JWE's cty must be {TYP}"));
-    }
-    let registered = recipient.encryption_key.get("kid").and_then(Value::as_str);
-    if registered.is_none() || header.kid.as_deref() != registered {
-        return Err(format!(
-            "{MEMBER}: the JWE is not encrypted to {}'s registered encryption key (its kid)",
-            recipient.id
-        ));
-    }
-    Ok(())
-}
-
-/// The sealed part of a `record.send` body: `None` for a record in clear,
-/// the compact JWE for a sealed one, whose body is exactly
-/// `{"sealed":"<JWE>"}`.
-///
-/// # Errors
-/// A message if `sealed` is present beside other members, or not a string.
-pub fn record_part(body: &Map<String, Value>) -> Result<Option<&str>, String> {
-    match body.get(MEMBER) {
-        None => Ok(None),
-        Some(Value::String(jwe)) if body.len() == 1 => Ok(Some(jwe)),
-        Some(Value::String(_)) => Err(format!(
-            "a sealed record's body is exactly {{\"{MEMBER}\": \"<compact JWE>\"}}; \
-             nothing may travel in clear beside it"
-        )),
-        Some(_) => Err(format!("{MEMBER} must be a compact JWE (a string)")),
-    }
-}
-
-/// Whether `envelope`'s body holds a sealed part (well formed or not):
-/// a record or a medical request with a [`MEMBER`] member.
-pub fn is_sealed(envelope: &Envelope) -> bool {
-    matches!(envelope.kind, Kind::RecordSend | Kind::MedicalRequest)
-        && envelope.body.contains_key(MEMBER)
-}
-
 /// The body of a delivered envelope as its recipient reads it, when it
 /// holds a sealed part: for a `record.send`, the record; for a
 /// `medical.request`, the request with its subject, incident and
@@ -315,10 +265,12 @@ pub fn unseal(
 ) -> Result<Option<Map<String, Value>>, SealError> {
     let binding = Binding::of(envelope);
     match envelope.kind {
-        Kind::RecordSend => match record_part(&envelope.body).map_err(SealError::Malformed)? {
-            Some(sealed) => open(sealed, key, verifiers, &binding).map(Some),
-            None => Ok(None),
-        },
+        Kind::RecordSend => {
+            match record_part(&envelope.body).map_err(|e| SealError::Malformed(e.to_string()))? {
+                Some(sealed) => open(sealed, key, verifiers, &binding).map(Some),
+                None => Ok(None),
+            }
+        }
         Kind::MedicalRequest => {
             let request = Request::parse(&envelope.body).map_err(SealError::Malformed)?;
             let Some(sealed) = request.sealed.clone() else {
@@ -340,9 +292,10 @@ pub fn unseal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{CertificateBinding, Registry};
     use josekit::jwk::alg::ec::EcCurve;
     use serde_json::json;
+    use xgate_server::registry::{Agency, CertificateBinding, Registry};
+    use xgate_server::sealed::check;
 
     /// One agency's private keys.
     struct Keys {
@@ -425,7 +378,7 @@ mod tests {
         assert!(!part.contains("SECRET"), "{part}");
         check(&part, registry.get(&id("treasury")).expect("treasury")).expect("for treasury");
         let for_gsa = check(&part, registry.get(&id("gsa")).expect("gsa"));
-        assert!(for_gsa.expect_err("not gsa's").contains("gsa"));
+        assert!(for_gsa.expect_err("not gsa's").to_string().contains("gsa"));
 
         let treasury_key = &keys[1].encryption;
         let opened = open(&part, treasury_key, &verifiers, &bound).expect("opens");
@@ -481,23 +434,5 @@ mod tests {
         let part = jwe::encrypt_as(envelope.as_bytes(), to_treasury, TYP).expect("encrypt");
         let err = open(&part, &keys[1].encryption, &verifiers, &bound).expect_err("typ");
         assert!(err.to_string().contains("typ"), "{err}");
-    }
-
-    #[test]
-    fn a_sealed_record_body_is_the_sealed_member_alone() {
-        let body = |v: Value| match v {
-            Value::Object(m) => m,
-            _ => unreachable!(),
-        };
-        assert_eq!(record_part(&record()), Ok(None));
-        assert_eq!(
-            record_part(&body(json!({"sealed": "a.b.c.d.e"}))),
-            Ok(Some("a.b.c.d.e"))
-        );
-        let beside = body(json!({"sealed": "a.b.c.d.e", "note": "SECRET"}));
-        let err = record_part(&beside).expect_err("beside");
-        assert!(err.contains("exactly") && !err.contains("SECRET"), "{err}");
-        let number = body(json!({"sealed": 7}));
-        assert!(record_part(&number).expect_err("number").contains("string"));
     }
 }

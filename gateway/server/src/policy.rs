@@ -64,7 +64,7 @@ use crate::rate::Rate;
 use crate::registry::{AgencyId, Registry};
 
 /// The default federation policy shipped in the binary.
-pub const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
+pub const DEFAULT_POLICY: &str = include_str!("../../../policies/default.toml");
 
 /// A parsed, validated policy, bound to the registry it was loaded against.
 #[derive(Clone, Debug)]

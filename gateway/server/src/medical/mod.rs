@@ -17,10 +17,8 @@
 //!   inspection of a JWE without decrypting it, which is all the gateway
 //!   ever does.
 //! - [`section`]: the IPS sections a request names.
-//! - [`bundle`]: structural validation of IPS bundles, used by clients.
 
 pub mod apply;
-pub mod bundle;
 pub mod jwe;
 pub mod model;
 pub mod pending;

@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn round_trips() {
         let (private, public) = keypair();
-        let plaintext = include_bytes!("../../../tests/fixtures/ips/ips-avery.json");
+        let plaintext = include_bytes!("../../../../tests/fixtures/ips/ips-avery.json");
         let jwe = encrypt(plaintext, &public).expect("encrypts");
         assert_eq!(decrypt(&jwe, &private).expect("decrypts"), plaintext);
     }

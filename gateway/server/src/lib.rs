@@ -1,0 +1,58 @@
+//! xgate: a gateway that anchors inter-agency exchanges in a transparency
+//! log (see `DESIGN.md` in the shared notes for the whole picture).
+//!
+//! # A tour
+//!
+//! - [`registry`]: the agencies of the federation, their certificate
+//!   bindings and public JOSE keys.
+//! - [`policy`]: who may send which envelope kinds to whom, and when an
+//!   emergency request breaks the glass; deny by default, rules in `policies/`.
+//! - [`pipeline`]: the stages an envelope goes through, in order; the
+//!   [`committer`] applies accepted envelopes in log order.
+//! - [`assets`]: asset custody and reconciliation, as one step of a fold.
+//! - [`medical`]: emergency medical requests, break-the-glass grants,
+//!   encrypted responses and reviews, as one step of the same fold;
+//!   [`recompute`] replays the fold over the log for auditors.
+//! - [`sealed`]: sealed parts, signed by the sender and encrypted to the
+//!   recipient, which the gateway carries but cannot read (records and the
+//!   personal fields of medical requests).
+//! - [`data_dir`]: why nobody but the gateway reads its data directory.
+//! - [`pki`]: the development PKI (`xgate certs`): CA, certificates, JOSE
+//!   keys, CRL and registry; [`crl`] decides which CRL the gateway trusts
+//!   (signed by the CA, never older than the one in force) and [`tls`]
+//!   applies it to handshakes, requests and open event streams.
+//!
+//! The log itself (hashing, proofs, checkpoints, storage) is the
+//! `xgate_ledger` crate; nothing here re-implements any of it.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod assets;
+pub mod committer;
+pub mod config;
+pub mod crl;
+pub mod data_dir;
+pub mod entry;
+pub mod envelope;
+pub mod errors;
+pub mod fields;
+pub mod http;
+pub mod inbox;
+pub mod kind;
+pub mod logview;
+pub mod medical;
+pub mod metrics;
+pub mod pipeline;
+pub mod pki;
+pub mod policy;
+pub mod rate;
+pub mod receipt;
+pub mod recompute;
+pub mod registry;
+pub mod replay;
+pub mod sealed;
+pub mod server;
+pub mod space;
+pub mod strict_json;
+pub mod tls;
