@@ -13,57 +13,24 @@
 
 pub mod drain;
 pub mod mix;
+pub mod plan;
+pub mod presign;
 pub mod report;
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientError, Protocol};
 pub use mix::Mix;
+pub use plan::Plan;
 pub use report::Report;
 use xgate_server::kind::Kind;
-use xgate_server::registry::AgencyId;
 
 /// A connection whose exchanges fail this many times in a row without an
 /// answer (the gateway is down) stops.
 const GIVE_UP_AFTER: u32 = 3;
-
-/// What to run.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    /// The gateway, as https://host:port.
-    pub url: String,
-    /// The PKI directory with the agencies' keys and `registry.toml`.
-    pub pki: PathBuf,
-    /// The agencies sending (each sends to the next).
-    pub agencies: Vec<AgencyId>,
-    /// Connections, each one task.
-    pub connections: usize,
-    /// How long to run.
-    pub duration: Duration,
-    /// The kinds and their shares.
-    pub mix: Mix,
-    /// Most envelopes to sign in advance.
-    pub envelopes: usize,
-    /// Offer HTTP/2 (ALPN); otherwise HTTP/1.1 only.
-    pub http2: bool,
-    /// Exchanges per second over all connections; `None`: as fast as the
-    /// gateway answers. Paced per connection, never above the rate.
-    pub rate: Option<f64>,
-    /// Measure handshakes instead: every exchange opens a new connection
-    /// (a full mutual-TLS handshake, no session resumption) and sends
-    /// `GET /healthz` on it.
-    pub handshakes: bool,
-    /// Where to write every receipt, one JSON object per line, so a test
-    /// (or an auditor) can check afterwards what the gateway acknowledged.
-    pub receipts: Option<PathBuf>,
-    /// Read and acknowledge every agency's inbox while the load runs
-    /// ([`drain`]), as receiving agencies do.
-    pub drain: bool,
-}
 
 /// Receipts written as they arrive, one per line.
 type ReceiptFile = Mutex<std::io::BufWriter<std::fs::File>>;
@@ -71,7 +38,7 @@ type ReceiptFile = Mutex<std::io::BufWriter<std::fs::File>>;
 /// What every connection of a run shares.
 struct Shared {
     /// The pre-signed envelopes, by kind and sender.
-    queues: Arc<mix::Queues>,
+    queues: Arc<presign::Queues>,
     report: Mutex<Report>,
     /// Exchanges finished, for the progress bar.
     done: AtomicU64,
@@ -86,9 +53,9 @@ struct Shared {
 /// Keys or certificates that cannot be loaded, or no envelope to send.
 pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, String> {
     let queues = if plan.handshakes {
-        Arc::new(mix::Queues::default())
+        Arc::new(presign::Queues::default())
     } else {
-        mix::presign(plan)?
+        presign::presign(plan)?
     };
     let receipts = match &plan.receipts {
         Some(path) => Some(Mutex::new(std::io::BufWriter::new(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-use super::Plan;
+use super::plan::Plan;
 use xgate_server::kind::Kind;
 
 /// Latencies kept: 1 µs to 60 s.

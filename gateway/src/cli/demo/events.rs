@@ -10,7 +10,7 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::super::error::Error;
+use crate::cli::error::Error;
 use crate::client::Client;
 use xgate_server::assets::reconcile::Notice;
 

@@ -1,5 +1,5 @@
 //! The demo's gateway: set up exactly as `xgate serve` sets one up
-//! ([`super::super::serve::prepare`]), on a free loopback port, served on a
+//! ([`crate::cli::serve::prepare`]), on a free loopback port, served on a
 //! thread and runtime of its own so the story's clients never share its
 //! workers, and stopped by a signal the demo sends instead of SIGTERM.
 
@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 use xgate_ledger::NoteVerifier;
 
-use super::super::error::Error;
-use super::super::serve::prepare;
+use crate::cli::error::Error;
+use crate::cli::serve::prepare;
 use xgate_server::config::Config;
 
 /// A running gateway over a development PKI in one directory.

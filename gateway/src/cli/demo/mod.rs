@@ -19,6 +19,7 @@
 
 mod events;
 mod federation;
+mod out;
 mod story;
 mod summary;
 
@@ -30,6 +31,7 @@ use clap::Args;
 
 use super::error::Error;
 use federation::Federation;
+use out::Out;
 
 /// Arguments of `xgate demo`.
 #[derive(Debug, Args)]
@@ -107,58 +109,5 @@ fn check_fresh(dir: &Path) -> Result<(), Error> {
             "cannot read {}: {e}",
             dir.display()
         ))),
-    }
-}
-
-/// Where the story is told: numbered steps, each a first line and
-/// continuation lines under it; nothing but the summary when quiet.
-pub(super) struct Out<'a> {
-    stdout: &'a mut dyn Write,
-    quiet: bool,
-    step: usize,
-}
-
-impl<'a> Out<'a> {
-    fn new(stdout: &'a mut dyn Write, quiet: bool) -> Out<'a> {
-        Out {
-            stdout,
-            quiet,
-            step: 0,
-        }
-    }
-
-    /// The number of the step being told.
-    pub(super) fn step_number(&self) -> usize {
-        self.step
-    }
-
-    fn title(&mut self, text: &str) -> Result<(), Error> {
-        self.line(format_args!("{text}"))?;
-        self.blank()
-    }
-
-    fn blank(&mut self) -> Result<(), Error> {
-        self.line(format_args!(""))
-    }
-
-    /// Starts the next step: `NN. title  text`.
-    pub(super) fn step(&mut self, title: &str, text: &str) -> Result<(), Error> {
-        self.step += 1;
-        let n = self.step;
-        self.line(format_args!("{n:>2}. {title:<11} {text}"))
-    }
-
-    /// A further line of the current step.
-    pub(super) fn more(&mut self, text: &str) -> Result<(), Error> {
-        self.line(format_args!("{:16}{text}", ""))
-    }
-
-    fn line(&mut self, args: std::fmt::Arguments<'_>) -> Result<(), Error> {
-        if self.quiet {
-            return Ok(());
-        }
-        writeln!(self.stdout, "{args}")
-            .and_then(|()| self.stdout.flush())
-            .map_err(Error::Stdout)
     }
 }

@@ -4,8 +4,29 @@
 use std::io::Write;
 use std::time::Duration;
 
-use super::story::Row;
+use xgate_server::kind::Kind;
+use xgate_server::receipt::Receipt;
+use xgate_server::registry::AgencyId;
+
 use crate::cli::error::Error;
+
+/// One envelope of the story, for the summary and the auditor.
+pub(super) struct Row {
+    /// The step that sent it.
+    pub step: usize,
+    /// Its kind.
+    pub kind: Kind,
+    /// Sender.
+    pub from: AgencyId,
+    /// Recipient.
+    pub to: AgencyId,
+    /// The tag or request it is about.
+    pub subject: String,
+    /// Its receipt, as the gateway returned it.
+    pub receipt: Receipt,
+    /// Whether the auditor verified the receipt.
+    pub verified: bool,
+}
 
 /// What happened, step by step and in all.
 #[derive(Default)]

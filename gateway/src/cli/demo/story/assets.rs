@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::Method;
 use serde_json::Value;
 
-use super::{Story, agency, name};
+use super::cast::{Story, agency, name};
 use crate::cli::demo::events::Feed;
 use crate::cli::error::Error;
 use crate::cli::session::delivered_body;

@@ -14,9 +14,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use xgate_ledger::{ConsistencyProof, Hash, OpenOptions, verify_checkpoint, verify_consistency};
 
-use super::super::Out;
-use super::super::summary::{Consistency, Tally};
-use super::Story;
+use super::cast::Story;
+use crate::cli::demo::out::Out;
+use crate::cli::demo::summary::{Consistency, Tally};
 use crate::cli::error::Error;
 use xgate_server::logview::ConsistencyView;
 use xgate_server::recompute;

@@ -8,7 +8,7 @@
 use josekit::jwk::Jwk;
 use serde_json::{Map, Value};
 
-use super::{Story, agency};
+use super::cast::{Story, agency};
 use crate::bundle::{self, Section};
 use crate::cli::error::Error;
 use crate::cli::medical::{Signed, seal_request};

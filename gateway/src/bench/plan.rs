@@ -1,0 +1,41 @@
+//! What a bench run does: where, as whom, how hard and for how long.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::mix::Mix;
+use xgate_server::registry::AgencyId;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The gateway, as https://host:port.
+    pub url: String,
+    /// The PKI directory with the agencies' keys and `registry.toml`.
+    pub pki: PathBuf,
+    /// The agencies sending (each sends to the next).
+    pub agencies: Vec<AgencyId>,
+    /// Connections, each one task.
+    pub connections: usize,
+    /// How long to run.
+    pub duration: Duration,
+    /// The kinds and their shares.
+    pub mix: Mix,
+    /// Most envelopes to sign in advance.
+    pub envelopes: usize,
+    /// Offer HTTP/2 (ALPN); otherwise HTTP/1.1 only.
+    pub http2: bool,
+    /// Exchanges per second over all connections; `None`: as fast as the
+    /// gateway answers. Paced per connection, never above the rate.
+    pub rate: Option<f64>,
+    /// Measure handshakes instead: every exchange opens a new connection
+    /// (a full mutual-TLS handshake, no session resumption) and sends
+    /// `GET /healthz` on it.
+    pub handshakes: bool,
+    /// Where to write every receipt, one JSON object per line, so a test
+    /// (or an auditor) can check afterwards what the gateway acknowledged.
+    pub receipts: Option<PathBuf>,
+    /// Read and acknowledge every agency's inbox while the load runs
+    /// ([`drain`]), as receiving agencies do.
+    pub drain: bool,
+}
