@@ -32,6 +32,7 @@ pub mod assets;
 pub mod committer;
 pub mod config;
 pub mod crl;
+pub mod crl_watch;
 pub mod data_dir;
 pub mod entry;
 pub mod envelope;

@@ -208,7 +208,7 @@ fn spawn_background(
 /// one in force when the new one is refused, and raises the staleness
 /// alarm; see [`crate::crl::check`].
 fn reload_crl(ctx: &Context, forced: bool) {
-    crate::crl::check(&ctx.tls, &ctx.gateway.metrics, forced);
+    crate::crl_watch::check(&ctx.tls, &ctx.gateway.metrics, forced);
 }
 
 fn reload_policy(ctx: &Context, path: &std::path::Path) {

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use x509_parser::extensions::GeneralName;
 
 use crate::crl::{Crl, CrlError, Fault};
-use crate::pki::{CA_CERT, CRL, GATEWAY_DIR, TLS_CERT, TLS_KEY};
+use crate::pki::files::{CA_CERT, CRL, GATEWAY_DIR, TLS_CERT, TLS_KEY};
 use crate::registry::{AgencyId, Registry};
 
 /// ALPN protocols offered, preferred first.

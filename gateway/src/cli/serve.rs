@@ -18,7 +18,7 @@ use xgate_ledger::{Log, OpenOptions};
 
 use super::error::Error;
 use xgate_server::config::Config;
-use xgate_server::crl;
+use xgate_server::crl_watch;
 use xgate_server::data_dir;
 use xgate_server::envelope::Limits;
 use xgate_server::http::Context;
@@ -202,7 +202,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Serve(format!("cannot read the listening address: {e}")))?;
-    crl::publish(&tls, &gateway.metrics);
+    crl_watch::publish(&tls, &gateway.metrics);
     let closing = tokio::sync::watch::Sender::new(false);
     let streams = Hub::start(
         Arc::clone(&gateway),

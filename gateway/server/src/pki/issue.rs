@@ -1,14 +1,7 @@
-//! The federation's development PKI: a CA, TLS certificates for the gateway
-//! and for each agency, each agency's JOSE keys, the CRL, and the registry
-//! that ties them together. `xgate certs` is a thin wrapper over this.
-//!
-//! Layout of a PKI directory (an exact contract; outside tools rely on it):
-//!
-//! ```text
-//! DIR/ca.crt  DIR/ca.key  DIR/crl.pem  DIR/registry.toml
-//! DIR/gateway/tls.crt  DIR/gateway/tls.key
-//! DIR/<agency>/tls.crt  DIR/<agency>/tls.key  DIR/<agency>/signing.jwk  DIR/<agency>/encryption.jwk
-//! ```
+//! Issuing the federation's development PKI: the CA, TLS certificates for
+//! the gateway and for each agency, each agency's JOSE keys, the CRL, and
+//! the registry that ties them together. `xgate certs` is a thin wrapper
+//! over this.
 //!
 //! Every key is ECDSA P-256. Private key files are created with mode 0600,
 //! exclusively (never through an existing file or symlink), and fsynced;
@@ -33,31 +26,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
+use super::files::{
+    CA_CERT, CA_KEY, CRL, ENCRYPTION_JWK, GATEWAY_DIR, REGISTRY, SIGNING_JWK, TLS_CERT, TLS_KEY,
+};
+use crate::crl::Crl;
 use crate::registry::{Agency, AgencyId, CertificateBinding, Registry, Role};
-
-/// The CA certificate.
-pub const CA_CERT: &str = "ca.crt";
-/// The CA private key.
-pub const CA_KEY: &str = "ca.key";
-/// The certificate revocation list.
-pub const CRL: &str = "crl.pem";
-/// The agency registry.
-pub const REGISTRY: &str = "registry.toml";
-/// Directory of the gateway's TLS certificate and key.
-pub const GATEWAY_DIR: &str = "gateway";
-/// A TLS certificate, in the gateway's or an agency's directory.
-pub const TLS_CERT: &str = "tls.crt";
-/// A TLS private key, beside its certificate.
-pub const TLS_KEY: &str = "tls.key";
-/// An agency's private signing JWK.
-pub const SIGNING_JWK: &str = "signing.jwk";
-/// An agency's private encryption JWK.
-pub const ENCRYPTION_JWK: &str = "encryption.jwk";
-
-/// The agencies a zero-configuration gateway starts with.
-pub const SAMPLE_AGENCIES: [&str; 4] = ["state", "treasury", "gsa", "hhs"];
-/// The auditor of the development federation `xgate serve` creates.
-pub const SAMPLE_AUDITORS: [&str; 1] = ["gao"];
 
 const CA_YEARS: i64 = 10;
 const LEAF_DAYS: i64 = 397;
@@ -219,7 +192,7 @@ pub fn reissue_crl(dir: &Path) -> Result<u64, PkiError> {
 /// gateway's own checks first: signing whatever `crl.pem` holds would
 /// launder a forged or truncated list under the CA's signature.
 fn current_crl(dir: &Path) -> Result<(u64, Vec<RevokedCertParams>), PkiError> {
-    crate::crl::Crl::read(dir).map_err(|e| PkiError::Invalid {
+    Crl::read(dir).map_err(|e| PkiError::Invalid {
         path: e.path.clone(),
         message: format!(
             "{}; refusing to build on it (restore the last CRL this CA issued)",
