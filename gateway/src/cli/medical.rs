@@ -574,7 +574,8 @@ impl Signed {
         // The view names the requester; the signature then has to be that
         // agency's, by the registry's key, so a wrong name only fails.
         let requester = agency_field(view, "requester")?;
-        let verifiers = Verifiers::from_registry(registry).map_err(Error::Request)?;
+        let verifiers =
+            Verifiers::from_registry(registry).map_err(|e| Error::Request(e.to_string()))?;
         let unlimited = Limits {
             max_lifetime: i64::MAX,
             skew: i64::MAX,
