@@ -272,14 +272,17 @@ pub fn unseal(
             }
         }
         Kind::MedicalRequest => {
-            let request = Request::parse(&envelope.body).map_err(SealError::Malformed)?;
+            let request =
+                Request::parse(&envelope.body).map_err(|e| SealError::Malformed(e.to_string()))?;
             let Some(sealed) = request.sealed.clone() else {
                 return Ok(None);
             };
             let inner = open(&sealed, key, verifiers, &binding)?;
             let private: Private = fields::from_map(&inner)
                 .map_err(|m| SealError::Malformed(format!("the sealed request: {m}")))?;
-            let request = request.unsealed(private).map_err(SealError::Malformed)?;
+            let request = request
+                .unsealed(private)
+                .map_err(|e| SealError::Malformed(e.to_string()))?;
             match serde_json::to_value(request) {
                 Ok(Value::Object(map)) => Ok(Some(map)),
                 _ => Err(SealError::Malformed("the request is not an object".into())),

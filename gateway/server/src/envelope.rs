@@ -144,6 +144,68 @@ impl Envelope {
     }
 }
 
+/// Why a registered signing key cannot verify envelopes. The registry
+/// checks a key's members; this is the cryptographic half, done when the
+/// verifiers are built at start. Messages name the agency, and quote
+/// josekit's (OpenSSL's) reason, which names no secret: the key is public.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SigningKeyError {
+    /// josekit does not accept the map as a JWK.
+    #[error("agency {agency}: signing_key: {reason}")]
+    NotJwk {
+        /// The agency.
+        agency: AgencyId,
+        /// josekit's reason. In the message, so not also a `source`.
+        reason: josekit::JoseError,
+    },
+    /// The key has no `kid`, so no envelope header could name it.
+    #[error("agency {agency}: signing_key has no kid")]
+    NoKid {
+        /// The agency.
+        agency: AgencyId,
+    },
+    /// An EC key that is not a usable P-256 public key.
+    #[error("agency {agency}: signing_key is not a P-256 key: {reason}")]
+    NotP256 {
+        /// The agency.
+        agency: AgencyId,
+        /// josekit's reason. In the message, so not also a `source`.
+        reason: josekit::JoseError,
+    },
+    /// An OKP key that is not a usable Ed25519 public key.
+    #[error("agency {agency}: signing_key is not an Ed25519 key: {reason}")]
+    NotEd25519 {
+        /// The agency.
+        agency: AgencyId,
+        /// josekit's reason. In the message, so not also a `source`.
+        reason: josekit::JoseError,
+    },
+    /// A key type or curve with no envelope algorithm.
+    #[error(
+        "agency {agency}: signing_key must be EC P-256 or OKP Ed25519, not {kty} {}",
+        .crv.as_deref().unwrap_or("(no curve)")
+    )]
+    KeyType {
+        /// The agency.
+        agency: AgencyId,
+        /// The key's `kty`.
+        kty: String,
+        /// The key's `crv`, if any.
+        crv: Option<String>,
+    },
+    /// The key's `alg` member is not the algorithm its type calls for.
+    #[error("agency {agency}: signing_key declares alg {declared}, but its key is for {alg}")]
+    AlgMismatch {
+        /// The agency.
+        agency: AgencyId,
+        /// The `alg` the key declares.
+        declared: String,
+        /// The algorithm its type and curve call for.
+        alg: &'static str,
+    },
+}
+
 /// Signature verifiers for every registered agency, built once.
 #[derive(Debug)]
 pub struct Verifiers {
@@ -161,45 +223,56 @@ impl Verifiers {
     /// Builds a verifier for each agency's signing key.
     ///
     /// # Errors
-    /// A message naming the agency whose key is not a usable ES256 (P-256)
-    /// or EdDSA (Ed25519) public key.
-    pub fn from_registry(registry: &Registry) -> Result<Verifiers, String> {
+    /// [`SigningKeyError`] naming the first agency whose key is not a
+    /// usable ES256 (P-256) or EdDSA (Ed25519) public key.
+    pub fn from_registry(registry: &Registry) -> Result<Verifiers, SigningKeyError> {
         let mut keys = HashMap::new();
         for agency in registry.agencies() {
             let id = &agency.id;
-            let jwk = Jwk::from_map(agency.signing_key.clone())
-                .map_err(|e| format!("agency {id}: signing_key: {e}"))?;
+            let jwk = Jwk::from_map(agency.signing_key.clone()).map_err(|reason| {
+                SigningKeyError::NotJwk {
+                    agency: id.clone(),
+                    reason,
+                }
+            })?;
             let kid = jwk
                 .key_id()
-                .ok_or_else(|| format!("agency {id}: signing_key has no kid"))?
+                .ok_or_else(|| SigningKeyError::NoKid { agency: id.clone() })?
                 .to_owned();
-            let (alg, verifier): (&'static str, Box<dyn JwsVerifier>) = match (
-                jwk.key_type(),
-                jwk.curve(),
-            ) {
-                ("EC", Some("P-256")) => (
-                    "ES256",
-                    Box::new(josekit::jws::ES256.verifier_from_jwk(&jwk).map_err(|e| {
-                        format!("agency {id}: signing_key is not a P-256 key: {e}")
-                    })?),
-                ),
-                ("OKP", Some("Ed25519")) => (
-                    "EdDSA",
-                    Box::new(josekit::jws::EdDSA.verifier_from_jwk(&jwk).map_err(|e| {
-                        format!("agency {id}: signing_key is not an Ed25519 key: {e}")
-                    })?),
-                ),
-                (kty, crv) => {
-                    return Err(format!(
-                        "agency {id}: signing_key must be EC P-256 or OKP Ed25519, not {kty} {}",
-                        crv.unwrap_or("(no curve)")
-                    ));
-                }
-            };
+            let (alg, verifier): (&'static str, Box<dyn JwsVerifier>) =
+                match (jwk.key_type(), jwk.curve()) {
+                    ("EC", Some("P-256")) => (
+                        "ES256",
+                        Box::new(josekit::jws::ES256.verifier_from_jwk(&jwk).map_err(
+                            |reason| SigningKeyError::NotP256 {
+                                agency: id.clone(),
+                                reason,
+                            },
+                        )?),
+                    ),
+                    ("OKP", Some("Ed25519")) => (
+                        "EdDSA",
+                        Box::new(josekit::jws::EdDSA.verifier_from_jwk(&jwk).map_err(
+                            |reason| SigningKeyError::NotEd25519 {
+                                agency: id.clone(),
+                                reason,
+                            },
+                        )?),
+                    ),
+                    (kty, crv) => {
+                        return Err(SigningKeyError::KeyType {
+                            agency: id.clone(),
+                            kty: kty.to_owned(),
+                            crv: crv.map(str::to_owned),
+                        });
+                    }
+                };
             if let Some(declared) = jwk.algorithm().filter(|a| *a != alg) {
-                return Err(format!(
-                    "agency {id}: signing_key declares alg {declared}, but its key is for {alg}"
-                ));
+                return Err(SigningKeyError::AlgMismatch {
+                    agency: id.clone(),
+                    declared: declared.to_owned(),
+                    alg,
+                });
             }
             keys.insert(id.clone(), SenderKey { kid, alg, verifier });
         }
@@ -420,7 +493,10 @@ fn check_times(iat: i64, exp: i64, limits: Limits, now: i64) -> Result<(), Rejec
 /// only the parts that name our own fields or types are kept.
 fn claim_error(e: &serde_json::Error) -> String {
     let message = e.to_string();
-    let message = message.split(" at line ").next().unwrap_or_default();
+    // The position serde_json appends says nothing the caller can use.
+    let message = message
+        .split_once(" at line ")
+        .map_or(message.as_str(), |(m, _)| m);
     let ours = |m: &str| {
         // `missing field `exp`` and `duplicate field `exp`` name our claims.
         ["missing field `", "duplicate field `"]
@@ -684,7 +760,7 @@ mod tests {
         state.signing_key.insert("x".into(), json!(short));
         let err = Registry::from_agencies(agencies)
             .map_err(|e| e.to_string())
-            .and_then(|r| Verifiers::from_registry(&r))
+            .and_then(|r| Verifiers::from_registry(&r).map_err(|e| e.to_string()))
             .expect_err("a 31-byte coordinate is refused");
         // josekit refuses the point when the verifiers are built; the rest
         // of the message is OpenSSL's.

@@ -136,7 +136,7 @@ impl Gateway {
         limits: Limits,
     ) -> Result<Gateway, String> {
         log.set_checkpoint_every_commit(true);
-        let verifiers = Verifiers::from_registry(&registry)?;
+        let verifiers = Verifiers::from_registry(&registry).map_err(|e| e.to_string())?;
         let metrics = Metrics::new(log.size());
         let salt = asset_state::salt(log.store())
             .map_err(|e| format!("cannot keep the person-hash salt: {e}"))?;

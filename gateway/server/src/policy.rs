@@ -429,7 +429,10 @@ impl<'a> Resolver<'a> {
     fn rule(&self, r: &RuleEntry) -> Result<Rule, PolicyError> {
         let mut kinds = 0;
         for kind in self.listed(&r.kinds, "kinds")? {
-            let parsed = kind.get_ref().parse().map_err(|m| self.err(kind.span(), m));
+            let parsed = kind
+                .get_ref()
+                .parse::<Kind>()
+                .map_err(|m| self.err(kind.span(), m.to_string()));
             kinds |= kind_bit(parsed?);
         }
         let strings = |list: &Names, what| -> Result<BTreeSet<String>, PolicyError> {

@@ -126,7 +126,7 @@ pub fn replay<S: Store>(
 ) -> Result<Outcome, xgate_ledger::Error> {
     let store = log.store();
     let verifiers = match registry {
-        Some(r) => Some(Verifiers::from_registry(r).map_err(StoreError)?),
+        Some(r) => Some(Verifiers::from_registry(r).map_err(|e| StoreError(e.to_string()))?),
         None => None,
     };
     let checker = Checker {

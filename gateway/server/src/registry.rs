@@ -61,9 +61,9 @@ impl AgencyId {
 }
 
 impl TryFrom<String> for AgencyId {
-    type Error = String;
+    type Error = InvalidAgencyId;
 
-    fn try_from(id: String) -> Result<AgencyId, String> {
+    fn try_from(id: String) -> Result<AgencyId, InvalidAgencyId> {
         let bytes = id.as_bytes();
         let ok_char = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-';
         let valid = !bytes.is_empty()
@@ -74,19 +74,24 @@ impl TryFrom<String> for AgencyId {
         if valid {
             Ok(AgencyId(id))
         } else {
-            // The value is not repeated: messages can reach other parties.
-            Err("invalid agency id: use 1-63 lowercase letters, digits and inner hyphens".into())
+            Err(InvalidAgencyId)
         }
     }
 }
 
 impl std::str::FromStr for AgencyId {
-    type Err = String;
+    type Err = InvalidAgencyId;
 
-    fn from_str(s: &str) -> Result<AgencyId, String> {
+    fn from_str(s: &str) -> Result<AgencyId, InvalidAgencyId> {
         AgencyId::try_from(s.to_owned())
     }
 }
+
+/// A text that is not an agency id. The text is not repeated: the message
+/// can reach other parties (an envelope's `aud`, a body's `agency`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid agency id: use 1-63 lowercase letters, digits and inner hyphens")]
+pub struct InvalidAgencyId;
 
 impl From<AgencyId> for String {
     fn from(id: AgencyId) -> String {
@@ -171,14 +176,88 @@ pub enum RegistryError {
         /// The I/O failure.
         source: std::io::Error,
     },
-    /// The file is not a valid registry; the message names the problem and,
-    /// where TOML knows it, the line.
-    #[error("{path}: {message}")]
+    /// The file is not a valid registry.
+    #[error("{path}: {problem}")]
     Invalid {
         /// The registry file.
         path: String,
-        /// What is wrong.
-        message: String,
+        /// What is wrong with it. Shown in this error's message, so not
+        /// also its `source`: a printer walking the chain would say it
+        /// twice.
+        problem: InvalidRegistry,
+    },
+}
+
+/// Why a list of agencies, or the TOML holding it, is not a registry. Each
+/// message names the agency and the field at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidRegistry {
+    /// The text is not TOML of a registry's shape.
+    #[error("{}", one_line(&.0.to_string()))]
+    Syntax(toml::de::Error),
+    /// Two agencies have the same id.
+    #[error("agency {0} is listed twice")]
+    Duplicate(AgencyId),
+    /// The certificate binding names another agency's URI.
+    #[error("agency {id}: certificate uri must be {:?}, not {found:?}", .id.uri())]
+    CertificateUri {
+        /// The agency.
+        id: AgencyId,
+        /// The URI the file gives.
+        found: String,
+    },
+    /// The pinned fingerprint is not a SHA-256 in lowercase hex.
+    #[error("agency {id}: certificate sha256 must be 64 lowercase hex digits")]
+    CertificateSha256 {
+        /// The agency.
+        id: AgencyId,
+    },
+    /// A key holds its private part.
+    #[error(
+        "agency {id}: {field} holds a private key (\"d\"); the registry takes public keys only"
+    )]
+    PrivateKey {
+        /// The agency.
+        id: AgencyId,
+        /// `signing_key` or `encryption_key`.
+        field: &'static str,
+    },
+    /// A key has no `kid`, so envelopes and JWEs could not name it.
+    #[error("agency {id}: {field} needs a \"kid\"")]
+    MissingKid {
+        /// The agency.
+        id: AgencyId,
+        /// `signing_key` or `encryption_key`.
+        field: &'static str,
+    },
+    /// A key's `use` is not the one its field is for.
+    #[error("agency {id}: {field} must have \"use\" = \"{expected}\"")]
+    KeyUse {
+        /// The agency.
+        id: AgencyId,
+        /// `signing_key` or `encryption_key`.
+        field: &'static str,
+        /// `sig` or `enc`.
+        expected: &'static str,
+    },
+    /// A key is neither an EC nor an OKP key.
+    #[error("agency {id}: {field} must be an EC or OKP key (\"kty\")")]
+    KeyType {
+        /// The agency.
+        id: AgencyId,
+        /// `signing_key` or `encryption_key`.
+        field: &'static str,
+    },
+    /// An agency holds a value TOML cannot write (a JSON `null`, an
+    /// integer beyond 64-bit signed): refused here, so that every
+    /// [`Registry`] can be written back with [`Registry::to_toml`].
+    #[error("agency {id}: cannot be written as TOML: {reason}")]
+    Unwritable {
+        /// The agency.
+        id: AgencyId,
+        /// What the TOML writer refused.
+        reason: toml::ser::Error,
     },
 }
 
@@ -186,15 +265,15 @@ impl Registry {
     /// Builds a registry from a list of agencies.
     ///
     /// # Errors
-    /// A message naming the problem: a duplicate id, a certificate binding
-    /// that names another agency, or keys that are not public JWKs of the
-    /// right use.
-    pub fn from_agencies(agencies: Vec<Agency>) -> Result<Registry, String> {
+    /// [`InvalidRegistry`] naming the problem: a duplicate id, a
+    /// certificate binding that names another agency, keys that are not
+    /// public JWKs of the right use, or values TOML cannot hold.
+    pub fn from_agencies(agencies: Vec<Agency>) -> Result<Registry, InvalidRegistry> {
         let mut map = BTreeMap::new();
         for agency in agencies {
             check_agency(&agency)?;
             if map.contains_key(&agency.id) {
-                return Err(format!("agency {} is listed twice", agency.id));
+                return Err(InvalidRegistry::Duplicate(agency.id));
             }
             map.insert(agency.id.clone(), agency);
         }
@@ -210,18 +289,19 @@ impl Registry {
             path: path.display().to_string(),
             source,
         })?;
-        Registry::parse(&text).map_err(|message| RegistryError::Invalid {
+        Registry::parse(&text).map_err(|problem| RegistryError::Invalid {
             path: path.display().to_string(),
-            message,
+            problem,
         })
     }
 
     /// Parses and checks registry TOML.
     ///
     /// # Errors
-    /// A message naming the problem (and its line, for TOML syntax errors).
-    pub fn parse(text: &str) -> Result<Registry, String> {
-        let file: RegistryFile = toml::from_str(text).map_err(|e| one_line(&e.to_string()))?;
+    /// [`InvalidRegistry`] naming the problem (and its line, for TOML
+    /// syntax errors).
+    pub fn parse(text: &str) -> Result<Registry, InvalidRegistry> {
+        let file: RegistryFile = toml::from_str(text).map_err(InvalidRegistry::Syntax)?;
         Registry::from_agencies(file.agency)
     }
 
@@ -230,8 +310,11 @@ impl Registry {
         let file = RegistryFile {
             agency: self.agencies.values().cloned().collect(),
         };
-        // Strings, tables and arrays of tables only: serialization cannot fail.
-        let body = toml::to_string(&file).unwrap_or_default();
+        // Every agency was written once already, alone, when the registry
+        // was built (`check_agency`), and an array of such tables is TOML
+        // too: this cannot fail, and if it ever did, writing an empty
+        // registry would silently drop the federation.
+        let body = toml::to_string(&file).expect("every agency of a Registry is writable as TOML");
         format!(
             "# The xgate agency registry: each member's id, name, TLS certificate\n\
              # binding and public JOSE keys. Written by `xgate certs init`.\n\n{body}"
@@ -264,14 +347,14 @@ impl Registry {
     }
 }
 
-fn check_agency(agency: &Agency) -> Result<(), String> {
+/// Checks one agency's fields, beyond what its type already guarantees.
+fn check_agency(agency: &Agency) -> Result<(), InvalidRegistry> {
     let id = &agency.id;
     if agency.certificate.uri != id.uri() {
-        return Err(format!(
-            "agency {id}: certificate uri must be {:?}, not {:?}",
-            id.uri(),
-            agency.certificate.uri
-        ));
+        return Err(InvalidRegistry::CertificateUri {
+            id: id.clone(),
+            found: agency.certificate.uri.clone(),
+        });
     }
     if let Some(fp) = &agency.certificate.sha256
         && (fp.len() != 64
@@ -279,38 +362,46 @@ fn check_agency(agency: &Agency) -> Result<(), String> {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
     {
-        return Err(format!(
-            "agency {id}: certificate sha256 must be 64 lowercase hex digits"
-        ));
+        return Err(InvalidRegistry::CertificateSha256 { id: id.clone() });
     }
     check_public_jwk(id, "signing_key", &agency.signing_key, "sig")?;
-    check_public_jwk(id, "encryption_key", &agency.encryption_key, "enc")
+    check_public_jwk(id, "encryption_key", &agency.encryption_key, "enc")?;
+    // The keys are JSON maps, which may hold what TOML cannot: found now,
+    // with the agency named, rather than when the registry is written.
+    toml::to_string(agency).map_err(|reason| InvalidRegistry::Unwritable {
+        id: id.clone(),
+        reason,
+    })?;
+    Ok(())
 }
 
+/// Checks that `jwk`, the agency's `field`, is a public key for
+/// `expected_use`. Whether it is a usable key of its curve is checked where
+/// it is loaded, by the envelope verifiers and the medical JWE profile,
+/// which know the algorithms.
 fn check_public_jwk(
     id: &AgencyId,
-    field: &str,
+    field: &'static str,
     jwk: &Map<String, Value>,
-    expected_use: &str,
-) -> Result<(), String> {
+    expected_use: &'static str,
+) -> Result<(), InvalidRegistry> {
     let text = |k: &str| jwk.get(k).and_then(Value::as_str);
+    let id = id.clone();
     if jwk.contains_key("d") {
-        return Err(format!(
-            "agency {id}: {field} holds a private key (\"d\"); the registry takes public keys only"
-        ));
+        return Err(InvalidRegistry::PrivateKey { id, field });
     }
     if text("kid").is_none_or(str::is_empty) {
-        return Err(format!("agency {id}: {field} needs a \"kid\""));
+        return Err(InvalidRegistry::MissingKid { id, field });
     }
     if text("use") != Some(expected_use) {
-        return Err(format!(
-            "agency {id}: {field} must have \"use\" = \"{expected_use}\""
-        ));
+        return Err(InvalidRegistry::KeyUse {
+            id,
+            field,
+            expected: expected_use,
+        });
     }
     if !matches!(text("kty"), Some("EC" | "OKP")) {
-        return Err(format!(
-            "agency {id}: {field} must be an EC or OKP key (\"kty\")"
-        ));
+        return Err(InvalidRegistry::KeyType { id, field });
     }
     Ok(())
 }
@@ -363,8 +454,42 @@ mod tests {
     }
 
     #[test]
+    fn a_registry_holds_only_what_it_can_write_back() {
+        let key = |use_: &str| {
+            let mut jwk = Map::new();
+            for (k, v) in [("kty", "EC"), ("kid", "k"), ("use", use_)] {
+                jwk.insert(k.into(), Value::from(v));
+            }
+            jwk
+        };
+        let mut agency = Agency {
+            id: "state".parse().expect("id"),
+            name: "State".into(),
+            certificate: CertificateBinding {
+                uri: "urn:xgate:agency:state".into(),
+                sha256: None,
+            },
+            signing_key: key("sig"),
+            encryption_key: key("enc"),
+            roles: Vec::new(),
+        };
+        let registry = Registry::from_agencies(vec![agency.clone()]).expect("valid");
+        assert_eq!(
+            Registry::parse(&registry.to_toml()).expect("reads"),
+            registry
+        );
+        // JSON null has no TOML form: refused when built, not written empty.
+        agency.signing_key.insert("x5t".into(), Value::Null);
+        let err = Registry::from_agencies(vec![agency]).expect_err("null");
+        assert!(matches!(err, InvalidRegistry::Unwritable { .. }), "{err}");
+        assert!(err.to_string().starts_with("agency state: "), "{err}");
+    }
+
+    #[test]
     fn syntax_errors_name_the_line() {
-        let err = Registry::parse("[[agency]]\nid = \n").expect_err("invalid");
+        let err = Registry::parse("[[agency]]\nid = \n")
+            .expect_err("invalid")
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(!err.contains('\n'));
     }

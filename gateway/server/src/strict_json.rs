@@ -16,41 +16,58 @@ use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 /// Deepest nesting of arrays and objects accepted.
 pub const MAX_DEPTH: usize = 32;
 
+// The messages the walker below raises through serde, recognised again
+// in `check` to tell its own refusals from serde_json's syntax errors.
 const DUPLICATE: &str = "a key appears twice in one object";
 const TOO_DEEP: &str = "arrays and objects nest too deeply";
+
+/// Why bytes are not strict JSON. No message quotes the input: it is an
+/// envelope's header or claims, attacker-controlled and possibly personal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StrictJsonError {
+    /// Some object names the same key twice.
+    #[error("a key appears twice in one object")]
+    DuplicateKey,
+    /// Arrays and objects nest deeper than [`MAX_DEPTH`].
+    #[error("arrays and objects nest too deeply (at most {MAX_DEPTH} levels)")]
+    TooDeep,
+    /// Not one JSON value; where serde_json stopped reading it.
+    #[error("not valid JSON (line {line} column {column})")]
+    Syntax {
+        /// The line, from 1.
+        line: usize,
+        /// The column, from 1.
+        column: usize,
+    },
+}
 
 /// Checks that `bytes` is one JSON value with no duplicate key in any
 /// object and at most [`MAX_DEPTH`] levels of nesting.
 ///
 /// # Errors
-/// What is wrong, without quoting the input.
-pub fn check(bytes: &[u8]) -> Result<(), String> {
+/// The [`StrictJsonError`] that applies, without quoting the input.
+pub fn check(bytes: &[u8]) -> Result<(), StrictJsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     Strict { depth: 0 }
         .deserialize(&mut de)
         .and_then(|()| de.end())
         .map_err(|e| {
+            // The walker can only report through serde's error type, as
+            // text; its two messages are told apart by their start.
             let message = e.to_string();
             if message.starts_with(DUPLICATE) {
-                DUPLICATE.to_owned()
+                StrictJsonError::DuplicateKey
             } else if message.starts_with(TOO_DEEP) {
-                format!("{TOO_DEEP} (at most {MAX_DEPTH} levels)")
+                StrictJsonError::TooDeep
             } else {
                 // Syntax errors: the position helps, the text is not quoted.
-                format!("not valid JSON ({})", e.classify_position())
+                StrictJsonError::Syntax {
+                    line: e.line(),
+                    column: e.column(),
+                }
             }
         })
-}
-
-/// The position part of a serde_json error, without its message.
-trait Position {
-    fn classify_position(&self) -> String;
-}
-
-impl Position for serde_json::Error {
-    fn classify_position(&self) -> String {
-        format!("line {} column {}", self.line(), self.column())
-    }
 }
 
 /// Walks one value, refusing duplicate keys and deep nesting.
@@ -145,17 +162,24 @@ mod tests {
             br#"{"kid":"a","\u006bid":"b"}"#,
         ] {
             let err = check(bad).expect_err("duplicate");
-            assert_eq!(err, DUPLICATE);
+            assert_eq!(err.to_string(), DUPLICATE);
         }
     }
 
     #[test]
     fn refuses_deep_nesting_and_garbage_without_quoting() {
         let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
-        assert!(check(deep.as_bytes()).expect_err("deep").contains("nest"));
+        assert!(
+            check(deep.as_bytes())
+                .expect_err("deep")
+                .to_string()
+                .contains("nest")
+        );
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(check(ok.as_bytes()).is_ok());
-        let err = check(br#"{"secret": tru}"#).expect_err("syntax");
+        let err = check(br#"{"secret": tru}"#)
+            .expect_err("syntax")
+            .to_string();
         assert!(
             err.starts_with("not valid JSON") && !err.contains("secret"),
             "{err}"

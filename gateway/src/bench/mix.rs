@@ -20,7 +20,7 @@ impl Mix {
         let mut out = Vec::new();
         for part in text.split(',').filter(|p| !p.is_empty()) {
             let (name, share) = part.split_once('=').unwrap_or((part, "1"));
-            let kind: Kind = name.trim().parse()?;
+            let kind: Kind = name.trim().parse::<Kind>().map_err(|e| e.to_string())?;
             if !matches!(
                 kind,
                 Kind::RecordSend | Kind::MedicalRequest | Kind::AssetRegister

@@ -172,7 +172,8 @@ impl InboxArgs {
     /// registry.
     pub fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
         let registry = Registry::load(&self.pki.join(REGISTRY))?;
-        let verifiers = Verifiers::from_registry(&registry).map_err(Error::Request)?;
+        let verifiers =
+            Verifiers::from_registry(&registry).map_err(|e| Error::Request(e.to_string()))?;
         let mut key = None;
         let mut client =
             Client::for_agency(&self.pki, &self.agency, &self.gateway, Protocol::Auto)?;

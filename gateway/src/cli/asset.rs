@@ -524,13 +524,13 @@ fn checked<T: Serialize + Body>(kind: Kind, body: &T) -> Result<Map<String, Valu
         Ok(Value::Object(map)) => map,
         _ => return Err(refused("it is not a JSON object".into())),
     };
-    T::parse(&map).map_err(refused)?;
+    T::parse(&map).map_err(|e| refused(e.to_string()))?;
     Ok(map)
 }
 
 /// Refuses a tag no asset can have; it also goes into a URL path.
 fn check_tag(tag: &str) -> Result<(), Error> {
-    xgate_server::assets::model::check_tag(tag, "a tag").map_err(Error::Request)
+    xgate_server::assets::model::check_tag(tag, "a tag").map_err(|e| Error::Request(e.to_string()))
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ impl BenchArgs {
             .iter()
             .map(|a| a.parse())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(Error::Request)?;
+            .map_err(|e| Error::Request(format!("{e}")))?;
         let plan = Plan {
             url: self.gateway,
             pki: self.pki,

@@ -576,7 +576,8 @@ impl Signed {
         // The view names the requester; the signature then has to be that
         // agency's, by the registry's key, so a wrong name only fails.
         let requester = agency_field(view, "requester")?;
-        let verifiers = Verifiers::from_registry(registry).map_err(Error::Request)?;
+        let verifiers =
+            Verifiers::from_registry(registry).map_err(|e| Error::Request(e.to_string()))?;
         let unlimited = Limits {
             max_lifetime: i64::MAX,
             skew: i64::MAX,
@@ -671,7 +672,7 @@ fn case(
     requester: Option<&AgencyId>,
 ) -> Result<Value, Error> {
     xgate_server::fields::token(jti, "the request id", xgate_server::envelope::MAX_JTI_LEN)
-        .map_err(Error::Request)?;
+        .map_err(|e| Error::Request(e.to_string()))?;
     let path = match requester {
         Some(r) => format!("/v1/medical/requests/{jti}?requester={r}"),
         None => format!("/v1/medical/requests/{jti}"),
@@ -687,10 +688,10 @@ fn agency_field(view: &Value, field: &str) -> Result<AgencyId, Error> {
 }
 
 /// `body` as a JSON object, after the field checks the gateway runs.
-fn checked<T: Serialize>(
+fn checked<T: Serialize, E: std::fmt::Display>(
     kind: Kind,
     body: &T,
-    parse: impl Fn(&Map<String, Value>) -> Result<(), String>,
+    parse: impl Fn(&Map<String, Value>) -> Result<(), E>,
 ) -> Result<Map<String, Value>, Error> {
     let refused = |m: String| {
         Error::Request(format!(
@@ -701,7 +702,7 @@ fn checked<T: Serialize>(
         Ok(Value::Object(map)) => map,
         _ => return Err(refused("it is not a JSON object".into())),
     };
-    parse(&map).map_err(refused)?;
+    parse(&map).map_err(|e| refused(e.to_string()))?;
     Ok(map)
 }
 

@@ -179,7 +179,8 @@ pub fn delivered_body(
     to: &AgencyId,
     registry: &Registry,
 ) -> Result<Map<String, Value>, Error> {
-    let verifiers = Verifiers::from_registry(registry).map_err(Error::Request)?;
+    let verifiers =
+        Verifiers::from_registry(registry).map_err(|e| Error::Request(e.to_string()))?;
     Ok(delivered(jws, from, to, registry, &verifiers)?.body)
 }
 

@@ -39,11 +39,15 @@ impl Op {
     /// A message naming the field at fault.
     pub fn parse(kind: Kind, body: &Map<String, Value>) -> Result<Option<Op>, String> {
         Ok(Some(match kind {
-            Kind::AssetRegister => Op::Register(Register::parse(body)?),
-            Kind::AssetTransferOffer => Op::Offer(Offer::parse(body)?),
-            Kind::AssetTransferAccept => Op::Accept(Answer::parse(body)?),
-            Kind::AssetTransferReject => Op::Reject(Answer::parse_reject(body)?),
-            Kind::InventoryReport => Op::Report(Report::parse(body)?),
+            Kind::AssetRegister => Op::Register(Register::parse(body).map_err(|e| e.to_string())?),
+            Kind::AssetTransferOffer => Op::Offer(Offer::parse(body).map_err(|e| e.to_string())?),
+            Kind::AssetTransferAccept => {
+                Op::Accept(Answer::parse(body).map_err(|e| e.to_string())?)
+            }
+            Kind::AssetTransferReject => {
+                Op::Reject(Answer::parse_reject(body).map_err(|e| e.to_string())?)
+            }
+            Kind::InventoryReport => Op::Report(Report::parse(body).map_err(|e| e.to_string())?),
             _ => return Ok(None),
         }))
     }

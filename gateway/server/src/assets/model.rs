@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::fields::{self, from_map};
+use crate::fields::{self, FieldError, from_map};
 use crate::registry::AgencyId;
 
 /// Longest tag.
@@ -107,17 +107,37 @@ pub struct Report {
     pub observed: Vec<Observed>,
 }
 
+/// Why an asset body was refused. Every message names the field at fault
+/// and none quotes a value: refusals reach the sender, logs and metrics.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AssetBodyError {
+    /// A field is missing, unknown, of the wrong type, or outside its
+    /// alphabet or length.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// An answer's `offer` cannot be a `jti`.
+    #[error("offer must be the jti of an offer")]
+    Offer,
+    /// A rejection names a `location`, which only an acceptance uses.
+    #[error("location is for asset.transfer.accept only")]
+    LocationOnReject,
+    /// An inventory report lists more than [`MAX_OBSERVED`] tags.
+    #[error("observed lists more than {MAX_OBSERVED} tags")]
+    TooManyObserved,
+}
+
 /// Parses and checks a body; the error names the field.
 pub trait Body: Sized {
     /// Parses `body` and checks every field.
     ///
     /// # Errors
-    /// A message naming the first field at fault.
-    fn parse(body: &Map<String, Value>) -> Result<Self, String>;
+    /// [`AssetBodyError`] naming the first field at fault.
+    fn parse(body: &Map<String, Value>) -> Result<Self, AssetBodyError>;
 }
 
 impl Body for Register {
-    fn parse(body: &Map<String, Value>) -> Result<Register, String> {
+    fn parse(body: &Map<String, Value>) -> Result<Register, AssetBodyError> {
         let r: Register = from_map(body)?;
         check_tag(&r.tag, "tag")?;
         text(&r.serial, "serial")?;
@@ -130,7 +150,7 @@ impl Body for Register {
 }
 
 impl Body for Offer {
-    fn parse(body: &Map<String, Value>) -> Result<Offer, String> {
+    fn parse(body: &Map<String, Value>) -> Result<Offer, AssetBodyError> {
         let o: Offer = from_map(body)?;
         check_tag(&o.tag, "tag")?;
         person(&o.to.person, "to.person")?;
@@ -140,11 +160,14 @@ impl Body for Offer {
 }
 
 impl Body for Answer {
-    fn parse(body: &Map<String, Value>) -> Result<Answer, String> {
+    fn parse(body: &Map<String, Value>) -> Result<Answer, AssetBodyError> {
         let a: Answer = from_map(body)?;
         check_tag(&a.tag, "tag")?;
+        // Only the length: the offer is compared with the jti of the
+        // asset's open offer, so a value that is no jti matches none and
+        // is refused when the answer is applied.
         if a.offer.is_empty() || a.offer.len() > crate::envelope::MAX_JTI_LEN {
-            return Err("offer must be the jti of an offer".into());
+            return Err(AssetBodyError::Offer);
         }
         if let Some(location) = &a.location {
             text(location, "location")?;
@@ -157,23 +180,23 @@ impl Answer {
     /// Parses a rejection: an answer without the accept-only `location`.
     ///
     /// # Errors
-    /// A message naming the field at fault.
-    pub fn parse_reject(body: &Map<String, Value>) -> Result<Answer, String> {
+    /// [`AssetBodyError`] naming the field at fault.
+    pub fn parse_reject(body: &Map<String, Value>) -> Result<Answer, AssetBodyError> {
         let a = Answer::parse(body)?;
         if a.location.is_some() {
-            return Err("location is for asset.transfer.accept only".into());
+            return Err(AssetBodyError::LocationOnReject);
         }
         Ok(a)
     }
 }
 
 impl Body for Report {
-    fn parse(body: &Map<String, Value>) -> Result<Report, String> {
+    fn parse(body: &Map<String, Value>) -> Result<Report, AssetBodyError> {
         let r: Report = from_map(body)?;
         text(&r.location, "location")?;
         person(&r.reported_by, "reported_by")?;
         if r.observed.len() > MAX_OBSERVED {
-            return Err(format!("observed lists more than {MAX_OBSERVED} tags"));
+            return Err(AssetBodyError::TooManyObserved);
         }
         for (i, o) in r.observed.iter().enumerate() {
             check_tag(&o.tag, &format!("observed[{i}].tag"))?;
@@ -188,16 +211,19 @@ impl Body for Report {
 /// Checks a tag's alphabet and length; the error names `field`.
 ///
 /// # Errors
-/// A message naming `field`.
-pub fn check_tag(value: &str, field: &str) -> Result<(), String> {
+/// [`FieldError::Token`], naming `field`.
+pub fn check_tag(value: &str, field: &str) -> Result<(), FieldError> {
     fields::token(value, field, MAX_TAG)
 }
 
-fn text(value: &str, field: &str) -> Result<(), String> {
+/// Checks a free-text field (serial, category, description, location,
+/// reason).
+fn text(value: &str, field: &str) -> Result<(), FieldError> {
     fields::bounded(value, field, MAX_TEXT)
 }
 
-fn person(value: &str, field: &str) -> Result<(), String> {
+/// Checks a person identifier: opaque, so only its length and alphabet.
+fn person(value: &str, field: &str) -> Result<(), FieldError> {
     fields::bounded(value, field, MAX_PERSON)
 }
 
@@ -249,13 +275,14 @@ mod tests {
             ),
         ];
         for (body, field) in cases {
-            let err = Offer::parse(&map(body)).expect_err(field);
+            let err = Offer::parse(&map(body)).expect_err(field).to_string();
             assert!(err.contains(field), "{err} should name {field}");
             assert!(!err.contains("GSA!"), "{err} echoes a value");
         }
         let err = Report::parse(&map(json!({"location": "HQ", "reported_by": "p",
             "observed": [{"tag": "ok"}, {"tag": ""}]})))
-        .expect_err("empty tag");
+        .expect_err("empty tag")
+        .to_string();
         assert!(err.contains("observed[1].tag"), "{err}");
     }
 }

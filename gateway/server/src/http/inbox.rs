@@ -120,7 +120,7 @@ pub(super) async fn ack_list(
 ) -> Result<Response<Body>, ApiError> {
     let body = read_body(req, JSON, ctx.max_body_bytes).await?;
     let malformed = |why: String| ApiError::new(Code::Malformed, why);
-    strict_json::check(&body).map_err(&malformed)?;
+    strict_json::check(&body).map_err(|e| malformed(e.to_string()))?;
     let list: AckList = serde_json::from_slice(&body)
         .map_err(|_| malformed(r#"expected {"ids":["<envelope id>", ...]}"#.to_owned()))?;
     let most = ctx.inbox_page;

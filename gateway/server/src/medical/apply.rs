@@ -103,10 +103,12 @@ impl Op {
     /// A message naming the field at fault.
     pub fn parse(kind: Kind, body: &Map<String, Value>) -> Result<Option<Op>, String> {
         Ok(Some(match kind {
-            Kind::MedicalRequest => Op::Request(Request::parse(body)?),
-            Kind::MedicalApprove => Op::Approve(Approve::parse(body)?),
-            Kind::MedicalResponse => Op::Response(Response::parse(body)?),
-            Kind::ReviewDecision => Op::Review(Review::parse(body)?),
+            Kind::MedicalRequest => Op::Request(Request::parse(body).map_err(|e| e.to_string())?),
+            Kind::MedicalApprove => Op::Approve(Approve::parse(body).map_err(|e| e.to_string())?),
+            Kind::MedicalResponse => {
+                Op::Response(Response::parse(body).map_err(|e| e.to_string())?)
+            }
+            Kind::ReviewDecision => Op::Review(Review::parse(body).map_err(|e| e.to_string())?),
             _ => return Ok(None),
         }))
     }

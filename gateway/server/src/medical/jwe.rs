@@ -63,6 +63,44 @@ pub enum JweError {
     Crypto(String),
 }
 
+/// Why a JWK is not a public EC P-256 key fit for this profile: a
+/// recipient's key, or the ephemeral `epk` of a JWE. Each message names the
+/// member at fault, never its value (the key may be attacker input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublicKeyError {
+    /// The key holds its private part.
+    #[error("d: a private key where a public one belongs")]
+    Private,
+    /// The key type is not `EC`.
+    #[error("kty must be EC")]
+    KeyType,
+    /// The curve is not P-256.
+    #[error("crv must be {CURVE}")]
+    Curve,
+    /// A coordinate is missing, not base64url, or not the curve's size.
+    #[error("{0} must be base64url of {COORDINATE_LEN} bytes")]
+    Coordinate(&'static str),
+    /// `use` is present and not `enc`.
+    #[error("use must be enc")]
+    Use,
+    /// `alg` is present and not [`KEY_ALG`].
+    #[error("alg must be {KEY_ALG}")]
+    Alg,
+    /// `kid` is present and not a string.
+    #[error("kid must be a string")]
+    Kid,
+    /// `key_ops` is present and does not allow key agreement.
+    #[error("key_ops must include deriveKey")]
+    KeyOps,
+    /// josekit does not accept the map as a JWK.
+    #[error("not a JWK josekit accepts")]
+    NotJwk,
+    /// The coordinates are not a point on the curve.
+    #[error("x, y: not a point on P-256")]
+    OffCurve,
+}
+
 /// The protected header members worth knowing about a JWE that cannot be
 /// decrypted here.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,7 +140,7 @@ pub fn encrypt_as(
     if plaintext.is_empty() {
         return Err(JweError::Malformed("the plaintext is empty".into()));
     }
-    let encrypter = load_public_key(recipient).map_err(JweError::Key)?;
+    let encrypter = load_public_key(recipient).map_err(|e| JweError::Key(e.to_string()))?;
     let mut header = JweHeader::new();
     header.set_content_encryption(CONTENT_ENC);
     header.set_content_type(cty);
@@ -224,23 +262,23 @@ pub fn inspect(compact: &str) -> Result<Header, JweError> {
 ///
 /// # Errors
 ///
-/// A message naming the member at fault, never its value.
-pub fn check_public_key(jwk: &Map<String, Value>) -> Result<(), String> {
+/// [`PublicKeyError`], naming the member at fault, never its value.
+pub fn check_public_key(jwk: &Map<String, Value>) -> Result<(), PublicKeyError> {
     load_public_key(jwk).map(drop)
 }
 
 /// [`check_public_key`], returning the josekit encrypter it had to build
 /// to know the point is valid, so [`encrypt`] loads the key once.
-fn load_public_key(jwk: &Map<String, Value>) -> Result<EcdhEsJweEncrypter, String> {
+fn load_public_key(jwk: &Map<String, Value>) -> Result<EcdhEsJweEncrypter, PublicKeyError> {
     check_ec_public(jwk)?;
     if jwk.get("use").is_some_and(|u| u.as_str() != Some("enc")) {
-        return Err("use must be enc".into());
+        return Err(PublicKeyError::Use);
     }
     if jwk.get("alg").is_some_and(|a| a.as_str() != Some(KEY_ALG)) {
-        return Err(format!("alg must be {KEY_ALG}"));
+        return Err(PublicKeyError::Alg);
     }
     if jwk.get("kid").is_some_and(|k| !k.is_string()) {
-        return Err("kid must be a string".into());
+        return Err(PublicKeyError::Kid);
     }
     // josekit refuses such a key too; saying so here keeps the point
     // error below about the point.
@@ -249,28 +287,29 @@ fn load_public_key(jwk: &Map<String, Value>) -> Result<EcdhEsJweEncrypter, Strin
             .as_array()
             .is_some_and(|ops| ops.iter().any(|op| op == "deriveKey"))
     {
-        return Err("key_ops must include deriveKey".into());
+        return Err(PublicKeyError::KeyOps);
     }
-    let key = Jwk::from_map(jwk.clone()).map_err(|_| "not a JWK josekit accepts".to_owned())?;
+    // josekit's own reasons are dropped: they may quote the member's value.
+    let key = Jwk::from_map(jwk.clone()).map_err(|_| PublicKeyError::NotJwk)?;
     // OpenSSL refuses a point off the curve, or a coordinate not below
     // the field prime, when it decodes the key (SEC 1 §2.3.4).
     ECDH_ES_A256KW
         .encrypter_from_jwk(&key)
-        .map_err(|_| "x, y: not a point on P-256".to_owned())
+        .map_err(|_| PublicKeyError::OffCurve)
 }
 
 /// The shape of a public EC P-256 JWK, shared by recipient keys and the
 /// ephemeral `epk` of a JWE: no cryptography, only member checks.
-fn check_ec_public(jwk: &Map<String, Value>) -> Result<(), String> {
+fn check_ec_public(jwk: &Map<String, Value>) -> Result<(), PublicKeyError> {
     // First, so a private key is called what it is whatever else is wrong.
     if jwk.contains_key("d") {
-        return Err("d: a private key where a public one belongs".into());
+        return Err(PublicKeyError::Private);
     }
     if jwk.get("kty").and_then(Value::as_str) != Some("EC") {
-        return Err("kty must be EC".into());
+        return Err(PublicKeyError::KeyType);
     }
     if jwk.get("crv").and_then(Value::as_str) != Some(CURVE) {
-        return Err(format!("crv must be {CURVE}"));
+        return Err(PublicKeyError::Curve);
     }
     for member in ["x", "y"] {
         let ok = jwk
@@ -279,9 +318,7 @@ fn check_ec_public(jwk: &Map<String, Value>) -> Result<(), String> {
             .and_then(|c| URL_SAFE_NO_PAD.decode(c).ok())
             .is_some_and(|c| c.len() == COORDINATE_LEN);
         if !ok {
-            return Err(format!(
-                "{member} must be base64url of {COORDINATE_LEN} bytes"
-            ));
+            return Err(PublicKeyError::Coordinate(member));
         }
     }
     Ok(())
@@ -562,7 +599,9 @@ mod tests {
         let (private, public) = keypair();
         assert_eq!(check_public_key(&public), Ok(()));
 
-        let err = check_public_key(private.as_ref()).expect_err("private");
+        let err = check_public_key(private.as_ref())
+            .expect_err("private")
+            .to_string();
         assert!(err.starts_with("d:"), "{err}");
 
         let p384 = Jwk::generate_ec_key(EcCurve::P384).expect("keygen");
@@ -570,6 +609,7 @@ mod tests {
         assert!(
             check_public_key(p384.as_ref())
                 .expect_err("curve")
+                .to_string()
                 .contains("crv")
         );
 
@@ -578,6 +618,7 @@ mod tests {
         assert!(
             check_public_key(&short)
                 .expect_err("short")
+                .to_string()
                 .starts_with("x ")
         );
 
@@ -588,19 +629,27 @@ mod tests {
             .expect("b64");
         y[31] ^= 1;
         off_curve.insert("y".into(), json!(URL_SAFE_NO_PAD.encode(&y)));
-        let err = check_public_key(&off_curve).expect_err("off curve");
+        let err = check_public_key(&off_curve)
+            .expect_err("off curve")
+            .to_string();
         assert!(err.contains("point"), "{err}");
         assert!(!err.contains(public["x"].as_str().expect("x")), "{err}");
 
         let mut signing = public.clone();
         signing.insert("use".into(), json!("sig"));
-        assert!(check_public_key(&signing).expect_err("use").contains("use"));
+        assert!(
+            check_public_key(&signing)
+                .expect_err("use")
+                .to_string()
+                .contains("use")
+        );
 
         let mut other_alg = public.clone();
         other_alg.insert("alg".into(), json!("ECDH-ES"));
         assert!(
             check_public_key(&other_alg)
                 .expect_err("alg")
+                .to_string()
                 .contains("alg")
         );
 
@@ -609,6 +658,7 @@ mod tests {
         assert!(
             check_public_key(&verify_only)
                 .expect_err("ops")
+                .to_string()
                 .contains("key_ops")
         );
     }

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use super::jwe;
 use super::section::Section;
 use crate::envelope::MAX_JTI_LEN;
-use crate::fields::{self, from_map};
+use crate::fields::{self, FieldError, from_map};
 
 /// Longest subject reference.
 pub const MAX_SUBJECT: usize = 256;
@@ -185,12 +185,53 @@ pub struct Review {
     pub note: String,
 }
 
+/// Why a medical body was refused. Every message names the field at fault
+/// and none quotes a value: these bodies carry personal data, and refusals
+/// reach the sender, logs and metrics.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MedicalBodyError {
+    /// A field is missing, unknown, of the wrong type, or outside its
+    /// alphabet or length.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// A sealed request also carries, in clear, a field its sealed part
+    /// holds: the point of sealing is that it does not.
+    #[error("{0} must not travel in clear beside sealed, which holds it")]
+    ClearBesideSealed(&'static str),
+    /// A request in clear lacks one of its personal fields.
+    #[error("missing field `{0}` (or seal it in `sealed`)")]
+    MissingPersonal(&'static str),
+    /// The sealed part is not a compact JWE of the profile.
+    #[error("sealed: {0}")]
+    Sealed(jwe::JweError),
+    /// The request names no section.
+    #[error("sections must name at least one section")]
+    NoSections,
+    /// The request names a section twice.
+    #[error("sections names a section twice")]
+    DuplicateSection,
+    /// The reply key, given as a JWK, is not a public P-256 key of the
+    /// profile.
+    #[error("reply_key: {0}")]
+    ReplyKey(jwe::PublicKeyError),
+    /// An approval's `ttl_hours` is 0 or beyond [`MAX_TTL_HOURS`].
+    #[error("ttl_hours must be 1-{MAX_TTL_HOURS}")]
+    TtlHours,
+    /// An approval's `uses` is 0 or beyond [`MAX_USES`].
+    #[error("uses must be 1-{MAX_USES}")]
+    Uses,
+    /// A response's payload is not a compact JWE of the profile.
+    #[error("payload: {0}")]
+    Payload(jwe::JweError),
+}
+
 impl Request {
     /// Parses and checks a request body.
     ///
     /// # Errors
-    /// A message naming the first field at fault.
-    pub fn parse(body: &Map<String, Value>) -> Result<Request, String> {
+    /// [`MedicalBodyError`] naming the first field at fault.
+    pub fn parse(body: &Map<String, Value>) -> Result<Request, MedicalBodyError> {
         let r: Request = from_map(body)?;
         let personal = [
             ("subject", &r.subject, MAX_SUBJECT),
@@ -200,33 +241,31 @@ impl Request {
         match &r.sealed {
             Some(sealed) => {
                 if let Some((field, ..)) = personal.iter().find(|(_, v, _)| v.is_some()) {
-                    return Err(format!(
-                        "{field} must not travel in clear beside sealed, which holds it"
-                    ));
+                    return Err(MedicalBodyError::ClearBesideSealed(field));
                 }
-                jwe::inspect(sealed).map_err(|e| format!("sealed: {e}"))?;
+                jwe::inspect(sealed).map_err(MedicalBodyError::Sealed)?;
             }
             None => {
                 for (field, value, max) in personal {
-                    let value = value.as_deref().ok_or_else(|| {
-                        format!("missing field `{field}` (or seal it in `sealed`)")
-                    })?;
+                    let value = value
+                        .as_deref()
+                        .ok_or(MedicalBodyError::MissingPersonal(field))?;
                     fields::bounded(value, field, max)?;
                 }
             }
         }
         fields::token(&r.responder.role, "responder.role", MAX_NAME)?;
         if r.sections.is_empty() {
-            return Err("sections must name at least one section".into());
+            return Err(MedicalBodyError::NoSections);
         }
         let mut seen = std::collections::BTreeSet::new();
         if !r.sections.iter().all(|s| seen.insert(*s)) {
-            return Err("sections names a section twice".into());
+            return Err(MedicalBodyError::DuplicateSection);
         }
         match &r.reply_key {
             ReplyKey::Kid(kid) => fields::token(kid, "reply_key", MAX_JTI_LEN)?,
             ReplyKey::Jwk(jwk) => {
-                jwe::check_public_key(jwk).map_err(|m| format!("reply_key: {m}"))?;
+                jwe::check_public_key(jwk).map_err(MedicalBodyError::ReplyKey)?;
             }
         }
         Ok(r)
@@ -254,8 +293,8 @@ impl Request {
     /// its place: the request as the holder reads it.
     ///
     /// # Errors
-    /// A message naming the field of `private` out of bounds.
-    pub fn unsealed(mut self, private: Private) -> Result<Request, String> {
+    /// [`FieldError::Text`] naming the field of `private` out of bounds.
+    pub fn unsealed(mut self, private: Private) -> Result<Request, FieldError> {
         fields::bounded(&private.subject, "subject", MAX_SUBJECT)?;
         fields::bounded(&private.incident, "incident", MAX_NAME)?;
         fields::bounded(&private.responder_name, "responder.name", MAX_NAME)?;
@@ -271,15 +310,15 @@ impl Approve {
     /// Parses and checks an approval body.
     ///
     /// # Errors
-    /// A message naming the first field at fault.
-    pub fn parse(body: &Map<String, Value>) -> Result<Approve, String> {
+    /// [`MedicalBodyError`] naming the first field at fault.
+    pub fn parse(body: &Map<String, Value>) -> Result<Approve, MedicalBodyError> {
         let a: Approve = from_map(body)?;
         check_request(&a.request)?;
         if a.ttl_hours.is_some_and(|h| h == 0 || h > MAX_TTL_HOURS) {
-            return Err(format!("ttl_hours must be 1-{MAX_TTL_HOURS}"));
+            return Err(MedicalBodyError::TtlHours);
         }
         if a.uses.is_some_and(|u| u == 0 || u > MAX_USES) {
-            return Err(format!("uses must be 1-{MAX_USES}"));
+            return Err(MedicalBodyError::Uses);
         }
         Ok(a)
     }
@@ -290,11 +329,11 @@ impl Response {
     /// without any key ([`jwe::inspect`]): the gateway cannot decrypt it.
     ///
     /// # Errors
-    /// A message naming the first field at fault.
-    pub fn parse(body: &Map<String, Value>) -> Result<Response, String> {
+    /// [`MedicalBodyError`] naming the first field at fault.
+    pub fn parse(body: &Map<String, Value>) -> Result<Response, MedicalBodyError> {
         let mut r: Response = from_map(body)?;
         check_request(&r.request)?;
-        let header = jwe::inspect(&r.payload).map_err(|e| format!("payload: {e}"))?;
+        let header = jwe::inspect(&r.payload).map_err(MedicalBodyError::Payload)?;
         r.kid = header.kid;
         Ok(r)
     }
@@ -304,8 +343,8 @@ impl Review {
     /// Parses and checks a review body.
     ///
     /// # Errors
-    /// A message naming the first field at fault.
-    pub fn parse(body: &Map<String, Value>) -> Result<Review, String> {
+    /// [`MedicalBodyError`] naming the first field at fault.
+    pub fn parse(body: &Map<String, Value>) -> Result<Review, MedicalBodyError> {
         let r: Review = from_map(body)?;
         check_request(&r.request)?;
         fields::bounded(&r.note, "note", MAX_NOTE)?;
@@ -313,7 +352,9 @@ impl Review {
     }
 }
 
-fn check_request(jti: &str) -> Result<(), String> {
+/// Checks the `request` field of an approval, response or review: the
+/// `jti` of the request it answers, which reaches the log entry.
+fn check_request(jti: &str) -> Result<(), FieldError> {
     fields::token(jti, "request", MAX_JTI_LEN)
 }
 
@@ -363,7 +404,7 @@ mod tests {
         for (field, value) in mutations {
             let mut body = request();
             body[field] = value;
-            let err = Request::parse(&map(body)).expect_err(field);
+            let err = Request::parse(&map(body)).expect_err(field).to_string();
             assert!(err.contains(field), "{err} should name {field}");
             assert!(!err.contains("SECRET"), "{err} echoes a value");
         }
@@ -402,16 +443,16 @@ mod tests {
         ] {
             let mut both = body.clone();
             both[field] = value;
-            let err = Request::parse(&map(both)).expect_err(field);
+            let err = Request::parse(&map(both)).expect_err(field).to_string();
             assert!(err.starts_with(field) && !err.contains("SECRET"), "{err}");
         }
         let mut named = body.clone();
         named["responder"]["name"] = json!("Dr Secret");
-        let err = Request::parse(&map(named)).expect_err("name");
+        let err = Request::parse(&map(named)).expect_err("name").to_string();
         assert!(err.starts_with("responder.name"), "{err}");
         let mut garbage = body;
         garbage["sealed"] = json!("SECRET.not.a.jwe");
-        let err = Request::parse(&map(garbage)).expect_err("jwe");
+        let err = Request::parse(&map(garbage)).expect_err("jwe").to_string();
         assert!(
             err.starts_with("sealed") && !err.contains("SECRET"),
             "{err}"
@@ -419,7 +460,9 @@ mod tests {
         // In clear, each personal field is required.
         let mut missing = request();
         missing.as_object_mut().expect("object").remove("incident");
-        let err = Request::parse(&map(missing)).expect_err("incident");
+        let err = Request::parse(&map(missing))
+            .expect_err("incident")
+            .to_string();
         assert!(err.contains("`incident`"), "{err}");
     }
 
@@ -436,6 +479,7 @@ mod tests {
         assert!(
             Response::parse(&map(bad))
                 .expect_err("jti")
+                .to_string()
                 .contains("request")
         );
     }

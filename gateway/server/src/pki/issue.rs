@@ -315,7 +315,8 @@ fn write_pki(dir: &Path, members: &[(AgencyId, Vec<Role>)]) -> Result<Registry, 
             roles: roles.clone(),
         });
     }
-    let registry = Registry::from_agencies(entries).map_err(PkiError::Agencies)?;
+    let registry =
+        Registry::from_agencies(entries).map_err(|e| PkiError::Agencies(e.to_string()))?;
     write_file(&dir.join(REGISTRY), registry.to_toml().as_bytes(), 0o644)?;
     Ok(registry)
 }
