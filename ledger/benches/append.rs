@@ -1,6 +1,6 @@
 //! Durable append: throughput in batches of 1,000 as the log grows, the
-//! latency of one single-entry append, and group commit under concurrent
-//! appenders, each beside a baseline measured in the same run.
+//! latency of one single-entry append, and what group commit buys (small
+//! batches, one sync each), each beside a baseline measured in the same run.
 //!
 //! ```text
 //! cargo bench -p xgate-ledger --bench append
@@ -18,8 +18,11 @@
 //!   is what an append is) and one 4 KiB `pwrite` + `fdatasync` on a plain
 //!   file. A percentile pass (median, p99)
 //!   follows the criterion runs.
-//! - `group_commit/T`: T threads each appending single entries; throughput
-//!   should grow with T as waiters share flushes.
+//! - `commit_batch/B`: one writer appending B entries per `append_batch`,
+//!   one sync each, as the gateway's committer does with the envelopes
+//!   waiting for it (the log itself does not combine concurrent appends:
+//!   they take turns). Throughput should grow with B as entries share a
+//!   sync.
 //!
 //! After the runs a table of same-run ratios is printed.
 
@@ -39,8 +42,8 @@ use xgate_ledger::{Hash, leaf_hash};
 
 use common::{BATCH, Results, entry, thousands, verdict};
 
-/// Single-entry appenders in the group commit benchmark.
-const THREADS: &[usize] = &[1, 8, 32];
+/// Entries per append in the group commit benchmark.
+const COMMIT_BATCHES: &[usize] = &[1, 8, 32, 128];
 /// Operations timed one by one in the percentile pass.
 const LATENCY_OPS: usize = 2_000;
 /// Target from the brief: durable entries per second in batches of 1,000.
@@ -52,7 +55,7 @@ fn main() {
     let sizes = common::sizes();
     batch_throughput(&mut c, &sizes);
     single_append(&mut c);
-    group_commit(&mut c);
+    commit_batch(&mut c);
     c.final_summary();
     let latency = common::selected("append_single/percentiles").then(latency_pass);
     summary(&results, &sizes, latency.as_ref());
@@ -195,36 +198,32 @@ fn single_append(c: &mut Criterion) {
     group.finish();
 }
 
-/// `group_commit/T`: T threads, each appending single entries as fast as
-/// their flushes return. One iteration is one entry per thread.
-fn group_commit(c: &mut Criterion) {
-    let mut group = c.benchmark_group("group_commit");
+/// `commit_batch/B`: one writer appending B entries per commit, as the
+/// gateway's committer batches the envelopes waiting for it. One iteration
+/// is one commit of B entries.
+fn commit_batch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("commit_batch");
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(5));
-    for &threads in THREADS {
-        if !common::selected(&format!("group_commit/{threads}")) {
+    for &size in COMMIT_BATCHES {
+        if !common::selected(&format!("commit_batch/{size}")) {
             continue;
         }
-        let dir = scratch_dir(&format!("group-{threads}"));
+        let dir = scratch_dir(&format!("batch-{size}"));
         let log = common::open(&dir);
-        let next = AtomicU64::new(0);
-        group.throughput(Throughput::Elements(threads as u64));
-        group.bench_function(BenchmarkId::from_parameter(threads), |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                std::thread::scope(|s| {
-                    for _ in 0..threads {
-                        s.spawn(|| {
-                            for _ in 0..iters {
-                                let e = entry(next.fetch_add(1, Ordering::Relaxed));
-                                log.append(&e).expect("append");
-                            }
-                        });
-                    }
-                });
-                start.elapsed()
-            });
+        let mut next = 0u64;
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_function(BenchmarkId::from_parameter(size), |b| {
+            b.iter_batched(
+                || {
+                    let batch: Vec<Vec<u8>> = (next..next + size as u64).map(entry).collect();
+                    next += size as u64;
+                    batch
+                },
+                |batch| log.append_batch(&batch).expect("append"),
+                BatchSize::PerIteration,
+            );
         });
         drop(log);
         remove_when_released(&dir);
@@ -466,25 +465,25 @@ fn summary(results: &Results, sizes: &[u64], latency: Option<&LatencyPass>) {
         }
     }
 
-    let one = rate("group_commit/1", 1.0);
+    let one = rate("commit_batch/1", 1.0);
     let floor = single("sled_insert_flush")
         .or(latency.map(|l| l.sled.p50))
         .map(|s| 1.0 / s);
     header = false;
-    for &threads in THREADS {
-        let Some(t) = rate(&format!("group_commit/{threads}"), threads as f64) else {
+    for &size in COMMIT_BATCHES {
+        let Some(t) = rate(&format!("commit_batch/{size}"), size as f64) else {
             continue;
         };
         if !header {
             println!(
-                "\n| appender threads | entries/s | vs 1 thread | vs sled insert+flush floor |"
+                "\n| entries per commit | entries/s | vs 1 per commit | vs sled insert+flush floor |"
             );
             println!("|---:|---:|---:|---:|");
             header = true;
         }
         let vs = |b: Option<f64>| b.map_or("-".into(), |b| format!("{:.2}x", t / b));
         println!(
-            "| {threads} | {} | {} | {} |",
+            "| {size} | {} | {} | {} |",
             thousands(t),
             vs(one),
             vs(floor)

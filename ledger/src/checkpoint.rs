@@ -327,6 +327,29 @@ impl std::fmt::Display for NoteVerifier {
     }
 }
 
+/// A checkpoint and the signed note that carries it, exactly as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// The parsed body.
+    pub checkpoint: Checkpoint,
+    /// The signed note text.
+    pub note: String,
+}
+
+impl SignedCheckpoint {
+    /// Verifies `note` with [`verify_checkpoint`] and keeps it with its body.
+    ///
+    /// # Errors
+    /// As [`verify_checkpoint`].
+    pub fn open(
+        note: String,
+        verifier: &NoteVerifier,
+    ) -> Result<SignedCheckpoint, CheckpointError> {
+        let checkpoint = verify_checkpoint(&note, verifier)?;
+        Ok(SignedCheckpoint { checkpoint, note })
+    }
+}
+
 /// Verifies a signed checkpoint note against the log's verifier key and
 /// returns its body. The origin must be the key's name.
 ///

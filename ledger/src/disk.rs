@@ -1,5 +1,7 @@
-//! A log in a data directory: the sled database, the checkpoint signing key
-//! and a lock that keeps a second process out.
+//! A log's data directory: the sled database, the checkpoint signing key
+//! and a lock that keeps a second process out. [`DataDir`] names and
+//! handles these files; `log::open` opens the log from them
+//! ([`Log::create_or_open`](crate::Log::create_or_open)).
 //!
 //! ```text
 //! DIR/checkpoint.key   signed-note private key; its name is the origin
@@ -28,16 +30,15 @@
 
 use std::fs::{self, File, OpenOptions as FsOpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
 use crate::DiskStore;
-use crate::checkpoint::{NoteSigner, NoteVerifier, check_name, verify_checkpoint};
+use crate::checkpoint::{NoteSigner, NoteVerifier, SignedCheckpoint, check_name};
 use crate::error::{Error, io_at};
 use crate::fsutil::{create_private_dir, write_atomic};
-use crate::log::{Attached, Log, SignedCheckpoint};
 use crate::store_sled::SledStore;
 
 /// Origin (and key name) of a new log when none is configured.
@@ -52,6 +53,9 @@ pub const DB_DIR: &str = "db";
 pub const TILES_DIR: &str = "tiles";
 /// File locked while the log is open.
 pub(crate) const LOCK_FILE: &str = "lock";
+
+/// How long an open waits for a lock that is held before refusing.
+const LOCK_PATIENCE: Duration = Duration::from_millis(250);
 
 /// How to open a log directory.
 #[derive(Clone, Debug)]
@@ -73,57 +77,6 @@ impl Default for OpenOptions {
     }
 }
 
-impl Log<DiskStore> {
-    /// Opens the log in `dir`, creating the directory, key and database if
-    /// they do not exist yet.
-    ///
-    /// # Errors
-    /// [`Error::Locked`] if another process has it open, [`Error::OriginMismatch`]
-    /// if `options.origin` differs from the existing log's, [`Error::NotALog`]
-    /// or [`Error::Corrupt`] for a directory that holds something else.
-    pub fn create_or_open(dir: &Path, options: &OpenOptions) -> Result<Log<DiskStore>, Error> {
-        if let Some(origin) = &options.origin {
-            check_name(origin)?;
-        }
-        if dir.exists() && !dir.is_dir() {
-            return Err(not_a_log(dir, "not a directory"));
-        }
-        create_private_dir(dir).map_err(io_at(dir))?;
-        let lock = lock_dir(dir)?;
-        let key_path = dir.join(KEY_FILE);
-        if key_path.exists() {
-            let signer = read_key(dir, options)?;
-            return open_db(dir, signer, options, false, lock);
-        }
-        // A new log, or one whose creation was interrupted before the key
-        // was written (then its database is initialised but empty).
-        let signer = NoteSigner::generate(options.origin.as_deref().unwrap_or(DEFAULT_ORIGIN))?;
-        let private_key = signer.to_private_key();
-        let log = open_db(dir, signer, options, true, lock)?;
-        if log.size() > 0 || log.latest_checkpoint().is_some() {
-            return Err(Error::Corrupt(format!(
-                "{} holds a log but its {KEY_FILE} is missing",
-                dir.display()
-            )));
-        }
-        write_atomic(&key_path, format!("{private_key}\n").as_bytes(), 0o600)
-            .map_err(io_at(&key_path))?;
-        Ok(log)
-    }
-
-    /// Opens an existing log in `dir`; never creates anything but the lock file.
-    ///
-    /// # Errors
-    /// As [`Log::create_or_open`], and [`Error::NotALog`] if `dir` is missing
-    /// or has no log in it.
-    pub fn open_existing(dir: &Path, options: &OpenOptions) -> Result<Log<DiskStore>, Error> {
-        check_log_dir(dir)?;
-        let lock = lock_dir(dir)?;
-        let signer = read_key(dir, options)?;
-        open_db(dir, signer, options, false, lock)
-    }
-}
-
 /// The verifier key of the log in `dir`, read from its key file alone, so
 /// it works while another process (a running gateway) has the log open.
 ///
@@ -131,8 +84,8 @@ impl Log<DiskStore> {
 /// [`Error::NotALog`] if `dir` holds no log, [`Error::Corrupt`] for an
 /// unreadable key.
 pub fn verifier_of(dir: &Path) -> Result<NoteVerifier, Error> {
-    check_log_dir(dir)?;
-    Ok(read_key(dir, &OpenOptions::default())?.verifier())
+    let dir = DataDir::existing(dir)?;
+    Ok(dir.read_key(&OpenOptions::default())?.verifier())
 }
 
 /// The latest checkpoint the log in `dir` published outside its database
@@ -152,65 +105,146 @@ pub fn published_checkpoint(dir: &Path) -> Result<Option<SignedCheckpoint>, Erro
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_at(&path)(e)),
     };
-    let checkpoint = verify_checkpoint(&note, &verifier)
-        .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
-    Ok(Some(SignedCheckpoint { checkpoint, note }))
+    SignedCheckpoint::open(note, &verifier)
+        .map(Some)
+        .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))
 }
 
-/// The checks `open_existing` makes before taking the lock.
-fn check_log_dir(dir: &Path) -> Result<(), Error> {
-    if !dir.exists() {
-        return Err(not_a_log(dir, "no such directory"));
-    }
-    if !dir.is_dir() {
-        return Err(not_a_log(dir, "not a directory"));
-    }
-    if !dir.join(KEY_FILE).is_file() {
-        return Err(not_a_log(dir, "no checkpoint.key"));
-    }
-    if !dir.join(DB_DIR).join("conf").is_file() {
-        return Err(not_a_log(dir, "no database"));
-    }
-    Ok(())
+/// A data directory as the log's opening sees it: where each of its files
+/// is, and the steps that read, create and lock them. The log itself is
+/// opened from these in `log::open`.
+pub(crate) struct DataDir<'a> {
+    path: &'a Path,
 }
 
-fn open_db(
-    dir: &Path,
-    signer: NoteSigner,
-    options: &OpenOptions,
-    create: bool,
-    lock: File,
-) -> Result<Log<DiskStore>, Error> {
-    // sled would create it with the umask's mode.
-    let db = dir.join(DB_DIR);
-    create_private_dir(&db).map_err(io_at(&db))?;
-    let store = open_store(&db, options.cache_bytes)?;
-    let attached = Attached {
-        dir_lock: Some(lock),
-        mirror: Some(dir.join(CHECKPOINT_FILE)),
-        tiles: Some(dir.join(TILES_DIR)),
-    };
-    Log::open_inner(store, signer, create, attached).map_err(|e| match e {
-        Error::NotALog { reason, .. } => not_a_log(dir, &reason),
-        other => other,
-    })
-}
-
-/// Opens the sled database, waiting out a previous handle from this process.
-///
-/// We hold the directory lock, so no other process has the database; but
-/// sled releases its own file lock only when its epoch-based collector gets
-/// round to freeing a dropped database, which can be a moment after `drop`.
-fn open_store(path: &Path, cache_bytes: u64) -> Result<DiskStore, Error> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match SledStore::open(path, cache_bytes) {
-            Ok(store) => return Ok(disk_store(store)),
-            Err(e) if e.0.contains("could not acquire lock") && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(Error::Corrupt(format!("cannot open database: {}", e.0))),
+impl<'a> DataDir<'a> {
+    /// `path`, created (mode 0700) if missing, for a log that may be new.
+    pub fn create(path: &'a Path, options: &OpenOptions) -> Result<DataDir<'a>, Error> {
+        if let Some(origin) = &options.origin {
+            check_name(origin)?;
         }
+        let dir = DataDir { path };
+        if path.exists() && !path.is_dir() {
+            return Err(dir.not_a_log("not a directory"));
+        }
+        create_private_dir(path).map_err(io_at(path))?;
+        Ok(dir)
+    }
+
+    /// `path`, which must already hold a log (a key and a database).
+    pub fn existing(path: &'a Path) -> Result<DataDir<'a>, Error> {
+        let dir = DataDir { path };
+        if !path.exists() {
+            return Err(dir.not_a_log("no such directory"));
+        }
+        if !path.is_dir() {
+            return Err(dir.not_a_log("not a directory"));
+        }
+        if !path.join(KEY_FILE).is_file() {
+            return Err(dir.not_a_log("no checkpoint.key"));
+        }
+        if !path.join(DB_DIR).join("conf").is_file() {
+            return Err(dir.not_a_log("no database"));
+        }
+        Ok(dir)
+    }
+
+    /// Takes the directory's advisory lock, held until the file is dropped.
+    pub fn lock(&self) -> Result<File, Error> {
+        let path = self.path.join(LOCK_FILE);
+        let file = FsOpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        // A lock released a moment ago can still be held by a child process
+        // that another thread of this process is starting: the child shares
+        // the lock until it execs. Wait that out briefly before refusing.
+        let deadline = Instant::now() + LOCK_PATIENCE;
+        loop {
+            match file.try_lock_exclusive() {
+                Ok(()) => return Ok(file),
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Err(_) => return Err(Error::Locked(self.path.to_path_buf())),
+            }
+        }
+    }
+
+    /// Whether the signing key has been written (creation finished).
+    pub fn has_key(&self) -> bool {
+        self.path.join(KEY_FILE).exists()
+    }
+
+    /// The signing key, whose name must be `options.origin` if that is set.
+    pub fn read_key(&self, options: &OpenOptions) -> Result<NoteSigner, Error> {
+        let path = self.path.join(KEY_FILE);
+        let text = fs::read_to_string(&path).map_err(io_at(&path))?;
+        let signer = NoteSigner::from_private_key(&text)
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+        if let Some(origin) = options.origin.as_deref().filter(|o| *o != signer.name()) {
+            return Err(Error::OriginMismatch {
+                existing: signer.name().to_owned(),
+                requested: origin.to_owned(),
+            });
+        }
+        Ok(signer)
+    }
+
+    /// Writes the signing key (in `PRIVATE+KEY+...` form): the last step of
+    /// creating a log.
+    pub fn write_key(&self, private_key: &str) -> Result<(), Error> {
+        let path = self.path.join(KEY_FILE);
+        let text = format!("{private_key}\n");
+        write_atomic(&path, text.as_bytes(), 0o600).map_err(io_at(&path))
+    }
+
+    /// Opens the database (creating it, mode 0700, if needed), waiting out
+    /// a previous handle from this process.
+    ///
+    /// We hold the directory lock, so no other process has the database;
+    /// but sled releases its own file lock only when its epoch-based
+    /// collector gets round to freeing a dropped database, which can be a
+    /// moment after `drop`.
+    pub fn open_store(&self, cache_bytes: u64) -> Result<DiskStore, Error> {
+        // sled would create it with the umask's mode.
+        let path = self.path.join(DB_DIR);
+        create_private_dir(&path).map_err(io_at(&path))?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match SledStore::open(&path, cache_bytes) {
+                Ok(store) => return Ok(disk_store(store)),
+                // sled reports its lock only in the message of an I/O error.
+                Err(e) if e.0.contains("could not acquire lock") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(Error::Corrupt(format!("cannot open database: {}", e.0))),
+            }
+        }
+    }
+
+    /// The file holding the copy of the latest checkpoint.
+    pub fn mirror(&self) -> PathBuf {
+        self.path.join(CHECKPOINT_FILE)
+    }
+
+    /// The directory of the tile files.
+    pub fn tiles(&self) -> PathBuf {
+        self.path.join(TILES_DIR)
+    }
+
+    /// [`Error::NotALog`] for this directory.
+    pub fn not_a_log(&self, reason: &str) -> Error {
+        Error::NotALog {
+            path: self.path.to_path_buf(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// The directory's path, for messages.
+    pub fn path(&self) -> &Path {
+        self.path
     }
 }
 
@@ -226,50 +260,4 @@ fn disk_store(store: SledStore) -> DiskStore {
         store,
         std::sync::Arc::new(crate::faults::Switch::from_env()),
     )
-}
-
-fn lock_dir(dir: &Path) -> Result<File, Error> {
-    let path = dir.join(LOCK_FILE);
-    let file = FsOpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_at(&path))?;
-    // A lock released a moment ago can still be held by a child process
-    // that another thread of this process is starting: the child shares
-    // the lock until it execs. Wait that out briefly before refusing.
-    let deadline = Instant::now() + LOCK_PATIENCE;
-    loop {
-        match file.try_lock_exclusive() {
-            Ok(()) => return Ok(file),
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Err(_) => return Err(Error::Locked(dir.to_path_buf())),
-        }
-    }
-}
-
-/// How long an open waits for a lock that is held before refusing.
-const LOCK_PATIENCE: Duration = Duration::from_millis(250);
-
-fn read_key(dir: &Path, options: &OpenOptions) -> Result<NoteSigner, Error> {
-    let path = dir.join(KEY_FILE);
-    let text = fs::read_to_string(&path).map_err(io_at(&path))?;
-    let signer = NoteSigner::from_private_key(&text)
-        .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
-    if let Some(origin) = options.origin.as_deref().filter(|o| *o != signer.name()) {
-        return Err(Error::OriginMismatch {
-            existing: signer.name().to_owned(),
-            requested: origin.to_owned(),
-        });
-    }
-    Ok(signer)
-}
-
-fn not_a_log(dir: &Path, reason: &str) -> Error {
-    Error::NotALog {
-        path: dir.to_path_buf(),
-        reason: reason.to_owned(),
-    }
 }

@@ -1,5 +1,5 @@
 //! RFC 9162 section 2.1 hashing: the leaf and interior node hash functions,
-//! the [`Hash`] newtype, and the `rs_merkle` hasher that gives the RFC tree
+//! the [`Hash`](struct@Hash) newtype, and the `rs_merkle` hasher that gives the RFC tree
 //! shape.
 //!
 //! Tree arithmetic (which subtrees make up a range) lives in `tree`; proofs in

@@ -3,6 +3,10 @@
 //!
 //! # A tour
 //!
+//! In dependency order: each file imports only files listed before it.
+//!
+//! The verification half, with no storage:
+//!
 //! - [`hash`]: leaf and node hashes (RFC 9162 section 2.1) and the
 //!   `rs_merkle` hasher that gives the RFC tree shape.
 //! - `tree` and `tile`: which complete subtrees exist and how they are
@@ -10,10 +14,37 @@
 //! - [`proof`] builds inclusion and consistency proofs from stored hashes;
 //!   [`verify`] checks them with no storage at all.
 //! - [`checkpoint`]: the C2SP tlog-checkpoint body in a C2SP signed note.
-//! - [`Store`]: the storage contract (atomic batches, explicit durability);
-//!   [`SledStore`] implements it on sled.
-//! - [`Log`]: opening a log, appending with group commit, reading entries,
-//!   proofs at any past size, signing checkpoints, verifying everything.
+//!
+//! Storage:
+//!
+//! - `store` ([`Store`]): the storage contract (atomic batches, explicit
+//!   durability); `store_sled` ([`SledStore`]) implements it on sled, and
+//!   `faults` (tests only) wraps it to fail on demand.
+//! - `error` ([`Error`]): the one error type at the crate's boundary.
+//! - `layout`: the log's keys in the store and the entry bundle format.
+//! - [`fsutil`]: atomic, private small-file writes.
+//! - `tile_files`: copies of the full tiles in plain files, for fast proofs.
+//! - `disk`: the files of a data directory ([`OpenOptions`],
+//!   [`published_checkpoint`]), which `log/open` opens a log from.
+//!
+//! The log, in `log/`: its internals (`lock`; `edge`: the unfinished
+//! right edge of the tree; `head`: the edge and durable size readers see;
+//! `reader`: hashes for proofs; `latest`: the signer, the latest checkpoint
+//! and its copy outside the store), then [`Log`] itself (`log/mod.rs`),
+//! then one file per concern, each one `impl Log` block, none importing
+//! another:
+//!
+//! - `open`: open a store or a data directory and recover the tree;
+//! - `append`: the one write path. An append takes the writer's turn,
+//!   writes one atomic batch, syncs, publishes, and returns; concurrent
+//!   appends take turns, and group commit is the caller's (the gateway's
+//!   committer batches envelopes into one append);
+//! - `read`: entries, roots and proofs at any past size;
+//! - `publish`: signing checkpoints, on demand or with every commit;
+//! - `audit`: recomputing the whole log ([`Log::verify`]).
+//!
+//! On top: `compact` ([`compact()`]) copies a stopped log's data directory
+//! into a new, smaller one.
 //!
 //! Build with `default-features = false` to leave out sled and the data
 //! directory: what remains verifies ([`verify_inclusion`],
@@ -49,8 +80,6 @@ pub mod verify;
 mod tile;
 mod tree;
 
-mod append;
-mod audit;
 #[cfg(feature = "sled")]
 mod compact;
 #[cfg(feature = "sled")]
@@ -66,14 +95,14 @@ mod store;
 mod store_sled;
 mod tile_files;
 
-pub use checkpoint::{Checkpoint, CheckpointError, NoteSigner, NoteVerifier, verify_checkpoint};
+pub use checkpoint::{
+    Checkpoint, CheckpointError, NoteSigner, NoteVerifier, SignedCheckpoint, verify_checkpoint,
+};
 pub use hash::{Hash, leaf_hash, node_hash};
 pub use proof::{ConsistencyProof, InclusionProof};
 pub use tree::NodeId;
 pub use verify::{VerifyError, verify_consistency, verify_inclusion};
 
-pub use append::{Committed, WithEntries};
-pub use audit::VerifyReport;
 #[cfg(feature = "sled")]
 pub use compact::{Compacted, compact};
 #[cfg(feature = "sled")]
@@ -82,7 +111,9 @@ pub use disk::{
     published_checkpoint, verifier_of,
 };
 pub use error::Error;
-pub use log::{Log, MAX_ENTRY_LEN, SignedCheckpoint};
+pub use log::Log;
+pub use log::append::{Committed, MAX_ENTRY_LEN, WithEntries};
+pub use log::audit::VerifyReport;
 pub use store::{KeyValue, Store, StoreError, WriteBatch};
 #[cfg(feature = "sled")]
 pub use store_sled::SledStore;

@@ -6,14 +6,16 @@
 //! `hash::layers_of`), an implementation independent of the incremental code
 //! that wrote them.
 
+use super::Log;
+use super::latest;
+use super::lock::lock;
 use crate::checkpoint::verify_checkpoint;
 use crate::error::Error;
 use crate::hash::{Hash, layers_of, leaf_hash};
 use crate::layout;
-use crate::log::{Log, lock};
 use crate::proof;
 use crate::store::Store;
-use crate::tile::{TILE_WIDTH, build_full, read_hash};
+use crate::tile::{PartialTile, TILE_HEIGHT, TILE_WIDTH, build_full, read_hash};
 
 const WIDTH: u64 = TILE_WIDTH as u64;
 
@@ -38,9 +40,9 @@ impl<S: Store> Log<S> {
     /// [`Error::Corrupt`] describing the first discrepancy found, or
     /// [`Error::Store`] if the store cannot be read.
     pub fn verify(&self) -> Result<VerifyReport, Error> {
-        let _turn = lock(&self.sequencer);
+        let _turn = lock(&self.writer);
         let reader = self.reader();
-        let size = reader.edge.size;
+        let size = reader.edge().size();
         let mut tiles = 0;
 
         // Level 0: entries -> leaf hashes -> tiles; collect each tile's root.
@@ -77,7 +79,11 @@ impl<S: Store> Log<S> {
                 .ok_or_else(|| corrupt(format!("tail entry {i} is missing")))?;
             bottom.push(leaf_hash(e.as_ref()));
         }
-        check_partial(&reader.edge.tiles[0], &bottom, 0)?;
+        let tail = reader
+            .edge()
+            .tile(0)
+            .ok_or_else(|| corrupt("edge has no level 0"))?;
+        check_partial(tail, &bottom, 0)?;
 
         // Upper levels: each tile's bottom row is the roots of the tiles below.
         let mut level = 1u8;
@@ -100,9 +106,8 @@ impl<S: Store> Log<S> {
                 }
             }
             let partial = reader
-                .edge
-                .tiles
-                .get(level as usize)
+                .edge()
+                .tile(level)
                 .ok_or_else(|| corrupt("edge is too short"))?;
             check_partial(partial, rest, level)?;
             tops = next;
@@ -110,9 +115,9 @@ impl<S: Store> Log<S> {
         }
 
         let root = proof::root_at(&reader, size)?;
-        let verifier = self.verifier();
+        let verifier = self.latest.verifier();
         let mut checkpoints = 0;
-        for stored in self.checkpoints() {
+        for stored in latest::stored(&self.store) {
             let (at, note) = stored?;
             let checkpoint = verify_checkpoint(&note, &verifier)
                 .map_err(|e| corrupt(format!("checkpoint at size {at}: {e}")))?;
@@ -136,9 +141,7 @@ impl<S: Store> Log<S> {
             checkpoints,
         })
     }
-}
 
-impl<S: Store> Log<S> {
     /// Rebuilds the full tile `level`/`index` from its bottom row and
     /// compares every hash with the stored tile and with its file copy, if
     /// there is one. Returns the tile's root.
@@ -160,7 +163,7 @@ impl<S: Store> Log<S> {
                 "the file copy of tile {level}/{index} does not match its entries"
             )));
         }
-        read_hash(&rebuilt, crate::tile::TILE_HEIGHT, 0).ok_or_else(|| corrupt("tile has no root"))
+        read_hash(&rebuilt, TILE_HEIGHT, 0).ok_or_else(|| corrupt("tile has no root"))
     }
 }
 
@@ -170,7 +173,7 @@ fn corrupt(msg: impl Into<String>) -> Error {
 
 /// Compares the in-memory unfinished tile with `rs_merkle`'s layers over the
 /// stored bottom row (complete nodes only).
-fn check_partial(tile: &crate::tile::PartialTile, bottom: &[Hash], level: u8) -> Result<(), Error> {
+fn check_partial(tile: &PartialTile, bottom: &[Hash], level: u8) -> Result<(), Error> {
     if tile.width() != bottom.len() {
         return Err(corrupt(format!(
             "edge of tile level {level} has the wrong width"

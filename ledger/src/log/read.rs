@@ -1,0 +1,162 @@
+//! Reading the log: its size, entries and leaf hashes, roots at any past
+//! size, and inclusion and consistency proofs (RFC 9162 section 2.1).
+//!
+//! Nothing here takes the writer's turn: every read sees the durable size
+//! and a snapshot of the right edge, which an append in flight never
+//! changes under it.
+
+use super::Log;
+use crate::checkpoint::NoteVerifier;
+use crate::error::Error;
+use crate::hash::Hash;
+use crate::layout;
+use crate::proof::{self, ConsistencyProof, InclusionProof, NodeSource};
+use crate::store::Store;
+use crate::tile::TILE_WIDTH;
+use crate::tree::NodeId;
+
+impl<S: Store> Log<S> {
+    /// The number of durable entries: everything below it is acknowledged
+    /// and provable.
+    pub fn size(&self) -> u64 {
+        self.head.durable()
+    }
+
+    /// The index the next append will get. It can be past [`Log::size`]
+    /// after a failed sync, whose entries may still become durable. For a
+    /// log's single writer, which prepares records for the indices its
+    /// entries will get; with several writers it is only a hint.
+    pub fn next_index(&self) -> u64 {
+        self.head.edge().size()
+    }
+
+    /// The store under the log, for owners of other keys that commit with
+    /// appends ([`Log::append_batch_with`]). Keys starting with `L` are the
+    /// log's: read them only through the log, never write them.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The log's origin (the name of its checkpoint key).
+    pub fn origin(&self) -> &str {
+        self.latest.origin()
+    }
+
+    /// The verifier key for this log's checkpoints.
+    pub fn verifier(&self) -> NoteVerifier {
+        self.latest.verifier()
+    }
+
+    /// The root hash of the log at `size`, for any `size <= self.size()`.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] past the current size.
+    pub fn root_at(&self, size: u64) -> Result<Hash, Error> {
+        let current = self.size();
+        if size > current {
+            return Err(Error::OutOfRange {
+                what: "size",
+                value: size,
+                size: current,
+            });
+        }
+        proof::root_at(&self.reader(), size)
+    }
+
+    /// The entry at `index`, exactly as appended.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] past the current size.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, Error> {
+        let size = self.size();
+        if index >= size {
+            return Err(Error::OutOfRange {
+                what: "index",
+                value: index,
+                size,
+            });
+        }
+        // A tail entry may have moved into its bundle since we looked at the
+        // size, but the move is one atomic batch: try the tail, then the bundle.
+        if let Some(e) = self.store.get(&layout::tail_entry_key(index))? {
+            return Ok(e.as_ref().to_vec());
+        }
+        let bundle = self
+            .store
+            .get(&layout::bundle_key(index / TILE_WIDTH as u64))?
+            .ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))?;
+        layout::bundle_entry(bundle.as_ref(), (index % TILE_WIDTH as u64) as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Error::Corrupt(format!("bundle holding entry {index} is malformed")))
+    }
+
+    /// The leaf hash of entry `index`, as stored in the tree.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] past the current size.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash, Error> {
+        let size = self.size();
+        if index >= size {
+            return Err(Error::OutOfRange {
+                what: "index",
+                value: index,
+                size,
+            });
+        }
+        self.reader().node(NodeId::new(0, index))
+    }
+
+    /// An inclusion proof for entry `index` in the tree of size `size`
+    /// (RFC 9162 section 2.1.3.1).
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] unless `index < size <= self.size()`.
+    pub fn inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, Error> {
+        self.check_size(size)?;
+        if index >= size {
+            return Err(Error::OutOfRange {
+                what: "index",
+                value: index,
+                size,
+            });
+        }
+        proof::prove_inclusion(&self.reader(), index, size)
+    }
+
+    /// A consistency proof from size `old` to size `new` (RFC 9162 section
+    /// 2.1.4.1).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for `old == 0` or `old > new`,
+    /// [`Error::OutOfRange`] past the current size.
+    pub fn consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, Error> {
+        if old == 0 {
+            return Err(Error::Invalid(
+                "consistency needs a non-empty old tree (from >= 1)".into(),
+            ));
+        }
+        if old > new {
+            return Err(Error::Invalid(format!(
+                "from ({old}) is larger than to ({new})"
+            )));
+        }
+        self.check_size(new)?;
+        proof::prove_consistency(&self.reader(), old, new)
+    }
+
+    /// Checks a tree size a proof is asked for: non-empty and not past the end.
+    fn check_size(&self, size: u64) -> Result<(), Error> {
+        let current = self.size();
+        if size == 0 {
+            return Err(Error::Invalid("tree size must be at least 1".into()));
+        }
+        if size > current {
+            return Err(Error::OutOfRange {
+                what: "size",
+                value: size,
+                size: current,
+            });
+        }
+        Ok(())
+    }
+}
