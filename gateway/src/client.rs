@@ -53,6 +53,30 @@ pub enum ClientError {
     Transport(String),
 }
 
+/// Why an envelope (or an inner JWS) could not be signed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The JWK has no `kid`, so a verifier could not tell which key signed.
+    #[error("the JWK has no kid")]
+    NoKid,
+    /// The JWK is neither an EC (ES256) nor an OKP (EdDSA) key.
+    #[error("a {0} key cannot sign envelopes")]
+    KeyType(String),
+    /// josekit refused the key or the signature.
+    #[error("{0}")]
+    Jose(#[from] josekit::JoseError),
+    /// The system clock reads before 1970, so `iat` cannot be set.
+    #[error("the system clock is before 1970")]
+    Clock,
+    /// The system's random source failed, so no `jti` could be drawn.
+    #[error("the system's random source failed: {0}")]
+    Random(getrandom::Error),
+    /// The claims could not be encoded.
+    #[error("the claims cannot be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
 /// Which HTTP version to speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -383,21 +407,13 @@ impl EnvelopeSigner {
     /// The signer for `iss` with the private JWK `jwk` (ES256 or EdDSA).
     ///
     /// # Errors
-    /// A message if the JWK is not a private signing key with a `kid`.
-    pub fn from_jwk(iss: AgencyId, jwk: &Jwk) -> Result<EnvelopeSigner, String> {
-        let kid = jwk.key_id().ok_or("the JWK has no kid")?.to_owned();
+    /// [`SignError`] if the JWK is not a private signing key with a `kid`.
+    pub fn from_jwk(iss: AgencyId, jwk: &Jwk) -> Result<EnvelopeSigner, SignError> {
+        let kid = jwk.key_id().ok_or(SignError::NoKid)?.to_owned();
         let signer: Box<dyn JwsSigner> = match jwk.key_type() {
-            "EC" => Box::new(
-                josekit::jws::ES256
-                    .signer_from_jwk(jwk)
-                    .map_err(|e| e.to_string())?,
-            ),
-            "OKP" => Box::new(
-                josekit::jws::EdDSA
-                    .signer_from_jwk(jwk)
-                    .map_err(|e| e.to_string())?,
-            ),
-            other => return Err(format!("a {other} key cannot sign envelopes")),
+            "EC" => Box::new(josekit::jws::ES256.signer_from_jwk(jwk)?),
+            "OKP" => Box::new(josekit::jws::EdDSA.signer_from_jwk(jwk)?),
+            other => return Err(SignError::KeyType(other.to_owned())),
         };
         Ok(EnvelopeSigner { iss, kid, signer })
     }
@@ -411,7 +427,7 @@ impl EnvelopeSigner {
     /// `lifetime` seconds, with `jti` (a fresh random one if `None`).
     ///
     /// # Errors
-    /// A message if signing fails.
+    /// [`SignError`] if signing fails.
     pub fn sign(
         &self,
         aud: &AgencyId,
@@ -419,10 +435,10 @@ impl EnvelopeSigner {
         body: Map<String, Value>,
         lifetime: i64,
         jti: Option<String>,
-    ) -> Result<String, String> {
+    ) -> Result<String, SignError> {
         let iat = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_err(|e| e.to_string())?
+            .map_err(|_| SignError::Clock)?
             .as_secs() as i64;
         let jti = match jti {
             Some(j) => j,
@@ -437,7 +453,7 @@ impl EnvelopeSigner {
             "kind": kind,
             "body": body,
         });
-        let payload = serde_json::to_vec(&claims).map_err(|e| e.to_string())?;
+        let payload = serde_json::to_vec(&claims)?;
         self.sign_typed(ENVELOPE_TYP, &payload)
     }
 
@@ -446,21 +462,27 @@ impl EnvelopeSigner {
     /// inner JWS of a sealed part ([`xgate_server::sealed`]).
     ///
     /// # Errors
-    /// A message if signing fails.
-    pub fn sign_typed(&self, typ: &str, payload: &[u8]) -> Result<String, String> {
+    /// [`SignError::Jose`] if signing fails.
+    pub fn sign_typed(&self, typ: &str, payload: &[u8]) -> Result<String, SignError> {
         let mut header = JwsHeader::new();
         header.set_token_type(typ);
         header.set_key_id(&self.kid);
-        josekit::jws::serialize_compact(payload, &header, self.signer.as_ref())
-            .map_err(|e| e.to_string())
+        Ok(josekit::jws::serialize_compact(
+            payload,
+            &header,
+            self.signer.as_ref(),
+        )?)
     }
 }
 
 /// 128 random bits, base64url: a `jti` nobody else will pick.
-pub fn random_jti() -> Result<String, String> {
+///
+/// # Errors
+/// [`SignError::Random`] if the system's random source fails.
+pub fn random_jti() -> Result<String, SignError> {
     use base64::Engine as _;
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| e.to_string())?;
+    getrandom::fill(&mut bytes).map_err(SignError::Random)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 

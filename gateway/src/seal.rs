@@ -139,7 +139,7 @@ pub fn seal(
     let payload = serde_json::to_vec(&inner).map_err(|e| SealError::Malformed(e.to_string()))?;
     let jws = signer
         .sign_typed(TYP, &payload)
-        .map_err(SealError::Signature)?;
+        .map_err(|e| SealError::Signature(e.to_string()))?;
     Ok(jwe::encrypt_as(jws.as_bytes(), recipient_key, TYP)?)
 }
 

@@ -5,7 +5,27 @@
 //! `medical-officer`, which the default policy grants at once as
 //! break-the-glass) and `asset.register` (a fresh tag each, to oneself).
 
-use xgate_server::kind::Kind;
+use xgate_server::kind::{Kind, UnknownKind};
+
+/// Why a mix does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MixError {
+    /// Not a kind.
+    #[error("{0}")]
+    Kind(#[from] UnknownKind),
+    /// A kind that needs state set up first.
+    #[error(
+        "{0} cannot be benchmarked on its own (it needs state set up first); \
+         use record.send, medical.request or asset.register"
+    )]
+    NeedsState(Kind),
+    /// A share that is not a positive integer.
+    #[error("the share of {0} must be a positive integer")]
+    Share(Kind),
+    /// No kind at all.
+    #[error("the mix names no kind")]
+    Empty,
+}
 
 /// Kinds and their integer shares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,30 +36,27 @@ impl Mix {
     ///
     /// # Errors
     /// An unknown kind, one that cannot be benchmarked, or a zero share.
-    pub fn parse(text: &str) -> Result<Mix, String> {
+    pub fn parse(text: &str) -> Result<Mix, MixError> {
         let mut out = Vec::new();
         for part in text.split(',').filter(|p| !p.is_empty()) {
             let (name, share) = part.split_once('=').unwrap_or((part, "1"));
-            let kind: Kind = name.trim().parse::<Kind>().map_err(|e| e.to_string())?;
+            let kind: Kind = name.trim().parse()?;
             if !matches!(
                 kind,
                 Kind::RecordSend | Kind::MedicalRequest | Kind::AssetRegister
             ) {
-                return Err(format!(
-                    "{kind} cannot be benchmarked on its own (it needs state set up first); \
-                     use record.send, medical.request or asset.register"
-                ));
+                return Err(MixError::NeedsState(kind));
             }
             let share: u32 = share
                 .trim()
                 .parse()
                 .ok()
                 .filter(|s| *s > 0)
-                .ok_or_else(|| format!("the share of {kind} must be a positive integer"))?;
+                .ok_or(MixError::Share(kind))?;
             out.push((kind, share));
         }
         if out.is_empty() {
-            return Err("the mix names no kind".into());
+            return Err(MixError::Empty);
         }
         Ok(Mix(out))
     }

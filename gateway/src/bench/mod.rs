@@ -12,6 +12,7 @@
 //! ends early instead of spinning on refused connects.
 
 pub mod drain;
+pub mod error;
 pub mod mix;
 pub mod plan;
 pub mod presign;
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientError, Protocol};
+pub use error::{BenchError, Failure};
 pub use mix::Mix;
 pub use plan::Plan;
 pub use report::Report;
@@ -51,7 +53,7 @@ struct Shared {
 ///
 /// # Errors
 /// Keys or certificates that cannot be loaded, or no envelope to send.
-pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, String> {
+pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, BenchError> {
     let queues = if plan.handshakes {
         Arc::new(presign::Queues::default())
     } else {
@@ -59,8 +61,10 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
     };
     let receipts = match &plan.receipts {
         Some(path) => Some(Mutex::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+            std::fs::File::create(path).map_err(|source| BenchError::Receipts {
+                path: path.display().to_string(),
+                source,
+            })?,
         ))),
         None => None,
     };
@@ -68,7 +72,7 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(BenchError::Runtime)?;
     let shared = Arc::new(Shared {
         queues,
         report: Mutex::new(Report::new(plan)),
@@ -87,8 +91,7 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
         let mut readers = Vec::new();
         if plan.drain {
             for agency in &plan.agencies {
-                let client = Client::for_agency(&plan.pki, agency, &plan.url, protocol)
-                    .map_err(|e| e.to_string())?;
+                let client = Client::for_agency(&plan.pki, agency, &plan.url, protocol)?;
                 readers.push(tokio::spawn(drain::drain(
                     client,
                     Arc::clone(&shared.stop),
@@ -109,21 +112,23 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Strin
         for t in tasks.into_iter().chain(readers) {
             let _ = t.await;
         }
-        Ok::<(), String>(())
+        Ok::<(), BenchError>(())
     })?;
     let elapsed = started.elapsed();
-    let shared = Arc::try_unwrap(shared).map_err(|_| "the run did not finish".to_owned())?;
-    if let Some(file) = shared.receipts {
+    let shared = Arc::try_unwrap(shared).map_err(|_| BenchError::Panicked("connection task"))?;
+    if let (Some(file), Some(path)) = (shared.receipts, &plan.receipts) {
         let mut file = file
             .into_inner()
-            .map_err(|_| "a connection task failed".to_owned())?;
-        file.flush()
-            .map_err(|e| format!("cannot write the receipts: {e}"))?;
+            .map_err(|_| BenchError::Panicked("connection task"))?;
+        file.flush().map_err(|source| BenchError::Receipts {
+            path: path.display().to_string(),
+            source,
+        })?;
     }
     let mut report = shared
         .report
         .into_inner()
-        .map_err(|_| "a connection task failed".to_owned())?;
+        .map_err(|_| BenchError::Panicked("connection task"))?;
     report.finish(elapsed, plan.drain.then(|| drained.load(Ordering::Relaxed)));
     Ok(report)
 }
@@ -149,10 +154,10 @@ impl Connection {
         index: usize,
         protocol: Protocol,
         shared: Arc<Shared>,
-    ) -> Result<Connection, String> {
+    ) -> Result<Connection, BenchError> {
         let sender = index % plan.agencies.len();
-        let mut client = Client::for_agency(&plan.pki, &plan.agencies[sender], &plan.url, protocol)
-            .map_err(|e| e.to_string())?;
+        let mut client =
+            Client::for_agency(&plan.pki, &plan.agencies[sender], &plan.url, protocol)?;
         if plan.handshakes {
             client = client.without_resumption();
         }
@@ -190,7 +195,7 @@ impl Connection {
             };
             let took = sent.elapsed();
             failing = match &outcome {
-                Err(e) if e == "transport" => failing + 1,
+                Err(Failure::Transport) => failing + 1,
                 _ => 0,
             };
             if let Ok(mut r) = self.shared.report.lock() {
@@ -202,7 +207,7 @@ impl Connection {
 
     /// One exchange: `Ok`, or the error as the report counts it (status and
     /// code, or `transport`); `None` when no envelope of `kind` is left.
-    async fn exchange(&mut self, kind: Kind) -> Option<Result<(), String>> {
+    async fn exchange(&mut self, kind: Kind) -> Option<Result<(), Failure>> {
         let outcome = if self.handshakes {
             handshake(&mut self.client).await
         } else {
@@ -213,12 +218,11 @@ impl Connection {
             Ok(reply) if reply.status.is_success() => {
                 keep_receipt(self.shared.receipts.as_ref(), &reply.body)
             }
-            Ok(reply) => Err(format!(
-                "{} {}",
-                reply.status.as_u16(),
-                reply.error_code().unwrap_or_default()
-            )),
-            Err(_) => Err("transport".to_owned()),
+            Ok(reply) => Err(Failure::Refused {
+                status: reply.status.as_u16(),
+                code: reply.error_code().unwrap_or_default(),
+            }),
+            Err(_) => Err(Failure::Transport),
         })
     }
 }
@@ -233,13 +237,13 @@ async fn handshake(client: &mut Client) -> Result<crate::client::Reply, ClientEr
 
 /// Writes a receipt as one line, if receipts are kept. A body that is not
 /// JSON counts as an error of its own.
-fn keep_receipt(file: Option<&ReceiptFile>, body: &[u8]) -> Result<(), String> {
+fn keep_receipt(file: Option<&ReceiptFile>, body: &[u8]) -> Result<(), Failure> {
     let Some(file) = file else {
         return Ok(());
     };
     // Re-encoded so that each receipt is exactly one line.
     let receipt: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| "receipt not JSON".to_owned())?;
-    let mut file = file.lock().map_err(|_| "receipt file".to_owned())?;
-    writeln!(file, "{receipt}").map_err(|_| "receipt file".to_owned())
+        serde_json::from_slice(body).map_err(|_| Failure::ReceiptNotJson)?;
+    let mut file = file.lock().map_err(|_| Failure::ReceiptFile)?;
+    writeln!(file, "{receipt}").map_err(|_| Failure::ReceiptFile)
 }

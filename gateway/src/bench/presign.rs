@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 
+use super::error::BenchError;
 use super::plan::Plan;
 use crate::client::{EnvelopeSigner, random_jti};
 use xgate_server::kind::Kind;
@@ -31,12 +32,12 @@ impl Queues {
 ///
 /// # Errors
 /// Keys or the registry that cannot be loaded.
-pub fn presign(plan: &Plan) -> Result<Arc<Queues>, String> {
-    let registry = Registry::load(&plan.pki.join(REGISTRY)).map_err(|e| e.to_string())?;
+pub fn presign(plan: &Plan) -> Result<Arc<Queues>, BenchError> {
+    let registry = Registry::load(&plan.pki.join(REGISTRY))?;
     let signers = plan
         .agencies
         .iter()
-        .map(|a| EnvelopeSigner::for_agency(&plan.pki, a).map_err(|e| e.to_string()))
+        .map(|a| EnvelopeSigner::for_agency(&plan.pki, a))
         .collect::<Result<Vec<_>, _>>()?;
     let total_share: u32 = plan.mix.0.iter().map(|(_, s)| s).sum();
     let run = random_jti()?.chars().take(6).collect::<String>();
@@ -60,18 +61,21 @@ pub fn presign(plan: &Plan) -> Result<Arc<Queues>, String> {
                         .map(|(_, &(kind, sender, n))| {
                             let list = (0..n)
                                 .map(|i| sign(plan, signers, registry, run, kind, sender, i))
-                                .collect::<Result<Vec<_>, String>>()?;
+                                .collect::<Result<Vec<_>, BenchError>>()?;
                             Ok(((kind, sender), Mutex::new(list)))
                         })
-                        .collect::<Result<Vec<_>, String>>()
+                        .collect::<Result<Vec<_>, BenchError>>()
                 })
             })
             .into_iter()
             .collect();
         halves
             .into_iter()
-            .map(|h| h.join().map_err(|_| "a signing thread failed".to_owned())?)
-            .collect::<Result<Vec<_>, String>>()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| BenchError::Panicked("signing thread"))?
+            })
+            .collect::<Result<Vec<_>, BenchError>>()
     })?;
     Ok(Arc::new(Queues(signed.into_iter().flatten().collect())))
 }
@@ -85,7 +89,7 @@ fn sign(
     kind: Kind,
     sender: usize,
     i: usize,
-) -> Result<String, String> {
+) -> Result<String, BenchError> {
     let me = &plan.agencies[sender];
     let next = &plan.agencies[(sender + 1) % plan.agencies.len()];
     let (aud, body) = match kind {
@@ -94,7 +98,7 @@ fn sign(
                 .get(me)
                 .and_then(|a| a.encryption_key.get("kid"))
                 .cloned()
-                .ok_or_else(|| format!("{me} has no registered encryption key"))?;
+                .ok_or_else(|| BenchError::NoEncryptionKey(me.clone()))?;
             let body = json!({"subject": format!("bench-{run}-{i}"), "purpose": "ETREAT",
                 "incident": format!("BENCH-{run}"),
                 "responder": {"name": "Bench Responder", "role": "medical-officer"},
@@ -110,8 +114,8 @@ fn sign(
         _ => (next, json!({"record": "bench", "pages": 1})),
     };
     let Value::Object(body) = body else {
-        return Err("a body is not an object".into());
+        unreachable!("every body above is a JSON object literal")
     };
     let body: Map<String, Value> = body;
-    signers[sender].sign(aud, kind.as_str(), body, LIFETIME_SECS, None)
+    Ok(signers[sender].sign(aud, kind.as_str(), body, LIFETIME_SECS, None)?)
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
+use super::error::Failure;
 use super::plan::Plan;
 use xgate_server::kind::Kind;
 
@@ -60,7 +61,7 @@ impl Report {
 
     /// Counts one exchange (of `kind`, unless it was a handshake) that took
     /// `took`: a receipt, or an error named by status and code.
-    pub fn record(&mut self, kind: Option<Kind>, took: Duration, outcome: Result<(), String>) {
+    pub fn record(&mut self, kind: Option<Kind>, took: Duration, outcome: Result<(), Failure>) {
         match outcome {
             Ok(()) => {
                 let micros = u64::try_from(took.as_micros())
@@ -71,7 +72,7 @@ impl Report {
                     h.saturating_record(micros);
                 }
             }
-            Err(e) => *self.errors.entry(e).or_default() += 1,
+            Err(e) => *self.errors.entry(e.to_string()).or_default() += 1,
         }
     }
 

@@ -108,15 +108,13 @@ impl SendArgs {
             ))
         })?;
         let signer = EnvelopeSigner::for_agency(&self.pki, &self.sender)?;
-        let jti = random_jti().map_err(Error::Request)?;
+        let jti = random_jti()?;
         let body = if self.kind == Kind::RecordSend.as_str() && !self.plain {
             self.sealed(&signer, &jti, body)?
         } else {
             body
         };
-        let jws = signer
-            .sign(&self.to, &self.kind, body, LIFETIME_SECS, Some(jti))
-            .map_err(Error::Request)?;
+        let jws = signer.sign(&self.to, &self.kind, body, LIFETIME_SECS, Some(jti))?;
         let mut client =
             Client::for_agency(&self.pki, &self.sender, &self.gateway, Protocol::Auto)?;
         let reply = runtime()?.block_on(client.submit(jws))?;

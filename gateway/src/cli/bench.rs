@@ -110,7 +110,7 @@ impl BenchArgs {
             bar.set_position(started.elapsed().as_secs());
             bar.set_message(format!("{done} exchanges"));
         })
-        .map_err(Error::Request)?;
+        .map_err(|e| Error::Request(e.to_string()))?;
         bar.finish_and_clear();
         let text = if self.json {
             format!("{}\n", report.to_json())

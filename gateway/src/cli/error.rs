@@ -17,6 +17,10 @@ pub enum Error {
     /// as an index past its end.
     #[error("{0}")]
     Request(String),
+    /// An envelope could not be signed (a key that cannot sign, no
+    /// randomness for a `jti`).
+    #[error("{0}")]
+    Sign(#[from] crate::client::SignError),
     /// A line of input is longer than a log entry may be; nothing was
     /// appended.
     #[error(

@@ -283,7 +283,7 @@ impl RequestArgs {
         checked(Kind::MedicalRequest, &body, |m| Request::parse(m).map(drop))?;
         let jti = match self.jti {
             Some(j) => j,
-            None => random_jti().map_err(Error::Request)?,
+            None => random_jti()?,
         };
         let body = if self.plain {
             body

@@ -86,11 +86,9 @@ impl<'a> Session<'a> {
         // Chosen here rather than by the signer, so it can be printed.
         let jti = match jti {
             Some(j) => j,
-            None => random_jti().map_err(Error::Request)?,
+            None => random_jti()?,
         };
-        let jws = signer
-            .sign(aud, kind.as_str(), body, LIFETIME_SECS, Some(jti.clone()))
-            .map_err(Error::Request)?;
+        let jws = signer.sign(aud, kind.as_str(), body, LIFETIME_SECS, Some(jti.clone()))?;
         let reply = self.runtime.block_on(self.client.submit(jws))?;
         expect(&reply, StatusCode::CREATED)?;
         Ok((jti, parse(&reply, "receipt")?))

@@ -92,16 +92,13 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
         };
         let (from_id, to_id) = (agency(from), agency(to));
         let sender = self.index_of(from);
-        let jws = self.agencies[sender]
-            .signer
-            .sign(
-                &to_id,
-                kind.as_str(),
-                body,
-                LIFETIME_SECS,
-                Some(jti.to_owned()),
-            )
-            .map_err(Error::Request)?;
+        let jws = self.agencies[sender].signer.sign(
+            &to_id,
+            kind.as_str(),
+            body,
+            LIFETIME_SECS,
+            Some(jti.to_owned()),
+        )?;
         let reply = self
             .runtime
             .block_on(self.agencies[sender].client.submit(jws))?;
