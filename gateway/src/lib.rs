@@ -41,7 +41,6 @@ pub mod crl;
 pub mod data_dir;
 pub mod entry;
 pub mod envelope;
-pub mod errors;
 pub mod fields;
 pub mod http;
 pub mod inbox;

@@ -23,14 +23,13 @@ use xgate_ledger::{DiskStore, Log, WriteBatch};
 use crate::assets::apply::{self, Op};
 use crate::assets::custody::{self, DEFAULT_OFFER_TTL};
 use crate::assets::state as asset_state;
-use crate::committer::{Committer, Prepare};
+use crate::committer::{CommitError, Committer, Prepare};
 use crate::medical::apply::{self as medical, Terms};
 use crate::medical::model::Purpose;
 use crate::medical::pending::PendingReviews;
 
 use crate::entry::Entry;
-use crate::envelope::{self, Envelope, Limits, Verifiers};
-use crate::errors::{ApiError, Code};
+use crate::envelope::{self, Envelope, Limits, Rejection, Verifiers};
 use crate::inbox;
 use crate::kind::Kind;
 use crate::metrics::Metrics;
@@ -41,6 +40,7 @@ use crate::registry::{AgencyId, Registry};
 use crate::replay::Replay;
 use crate::sealed;
 use crate::space::DiskGuard;
+use xgate_ledger::StoreError;
 
 /// Default lifetime of a grant a holder approves without saying (hours).
 pub const DEFAULT_APPROVAL_HOURS: u32 = 24;
@@ -81,12 +81,129 @@ enum Body {
 /// and for an inventory report the id of its reconciliation report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Accepted {
+    /// The envelope's kind (for metrics and the gateway's log; not part
+    /// of the answer).
+    #[serde(skip)]
+    pub kind: Kind,
     /// The receipt.
     #[serde(flatten)]
     pub receipt: Receipt,
     /// `GET /v1/reconciliations/{id}` returns the report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconciliation_id: Option<String>,
+}
+
+/// A refused envelope: why, and its kind if it got as far as naming one
+/// (metrics count refusals by kind). `http` maps the reason to a status
+/// and an error code.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct Refused {
+    /// The envelope's kind, once the envelope stage has read it.
+    pub kind: Option<Kind>,
+    /// The stage that refused it, and why.
+    #[source]
+    pub reason: Reason,
+}
+
+/// Why an envelope was refused, stage by stage.
+#[derive(Debug, thiserror::Error)]
+pub enum Reason {
+    /// The envelope stage: its JWS, header or claims.
+    #[error(transparent)]
+    Envelope(#[from] Rejection),
+    /// The kind stage: the body is not valid for its kind.
+    #[error("the body of {kind} is not valid: {why}")]
+    Malformed {
+        /// The kind.
+        kind: Kind,
+        /// What is wrong, naming the field at fault.
+        why: String,
+    },
+    /// A record addressed to its own sender.
+    #[error("aud is the sender itself; a record is sent to another agency")]
+    RecordToSelf,
+    /// A kind the gateway does not apply.
+    #[error("kind {0} is not handled by this gateway")]
+    UnsupportedKind(Kind),
+    /// In clear, to a recipient the policy says takes it sealed only.
+    #[error(
+        "{recipient} takes {kind} only sealed end to end (policy: [encryption] required_for): \
+         seal the body to its registered encryption key"
+    )]
+    EncryptionRequired {
+        /// The recipient.
+        recipient: AgencyId,
+        /// The kind.
+        kind: Kind,
+    },
+    /// The policy does not allow it; the policy's reason.
+    #[error("{0}")]
+    PolicyDenied(String),
+    /// The policy would break the glass for a kind that cannot.
+    #[error("break-the-glass access is not available for this kind")]
+    BreakGlassUnavailable,
+    /// The commit stage: declined in log order, or not made durable.
+    #[error(transparent)]
+    Commit(#[from] CommitError<Declined>),
+    /// The receipt could not be built (its proof could not be read).
+    #[error("cannot build the receipt: {0}")]
+    Receipt(#[source] xgate_ledger::Error),
+}
+
+/// Why the commit step declined an envelope when its turn came, in log
+/// order.
+#[derive(Debug, thiserror::Error)]
+pub enum Declined {
+    /// It expired while it waited in the commit queue.
+    #[error(
+        "the envelope expired while it waited to be committed, {ago} s ago \
+         (clock skew allowed: {skew} s)"
+    )]
+    Expired {
+        /// Seconds past its expiry, clock skew included.
+        ago: i64,
+        /// The clock skew allowed.
+        skew: i64,
+    },
+    /// Its sender used its `jti` before.
+    #[error("{0} already sent an envelope with this jti")]
+    Replayed(AgencyId),
+    /// The asset rules refuse it.
+    #[error(transparent)]
+    Asset(#[from] apply::ApplyError),
+    /// The medical rules refuse it.
+    #[error(transparent)]
+    Medical(#[from] medical::ApplyError),
+}
+
+/// Why the gateway could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An agency's signing key in the registry is unusable.
+    #[error("{0}")]
+    SigningKey(String),
+    /// The person-hash salt could not be read or created.
+    #[error("cannot keep the person-hash salt: {0}")]
+    Salt(#[source] StoreError),
+    /// The replay ids could not be read.
+    #[error("cannot read the replay ids: {0}")]
+    ReplayIds(#[source] StoreError),
+    /// The review queue could not be read.
+    #[error("cannot read the review queue: {0}")]
+    ReviewQueue(#[source] StoreError),
+    /// The commit thread could not be started.
+    #[error("cannot start the commit thread: {0}")]
+    CommitThread(#[source] std::io::Error),
+}
+
+impl Refused {
+    fn new(kind: Option<Kind>, reason: impl Into<Reason>) -> Refused {
+        Refused {
+            kind,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// The gateway's state shared by every connection.
@@ -96,7 +213,7 @@ pub struct Gateway {
     /// The federation's agencies.
     pub registry: Arc<Registry>,
     verifiers: Verifiers,
-    committer: Committer,
+    committer: Committer<Declined>,
     /// The senders' ids still in their replay window.
     replay: Arc<Replay>,
     /// The review queue's counts, for `/metrics`.
@@ -127,34 +244,29 @@ impl Gateway {
     /// starts the thread that writes to it.
     ///
     /// # Errors
-    /// A message naming an agency whose signing key is unusable, or a store
-    /// that cannot keep the person-hash salt.
+    /// An agency whose signing key is unusable, a store that cannot keep
+    /// the person-hash salt or be read, or no commit thread.
     pub fn new(
         log: Arc<Log<DiskStore>>,
         registry: Arc<Registry>,
         policy: Policy,
         limits: Limits,
-    ) -> Result<Gateway, String> {
+    ) -> Result<Gateway, StartError> {
         log.set_checkpoint_every_commit(true);
-        let verifiers = Verifiers::from_registry(&registry)?;
+        let verifiers = Verifiers::from_registry(&registry)
+            .map_err(|e| StartError::SigningKey(e.to_string()))?;
         let metrics = Metrics::new(log.size());
-        let salt = asset_state::salt(log.store())
-            .map_err(|e| format!("cannot keep the person-hash salt: {e}"))?;
+        let salt = asset_state::salt(log.store()).map_err(StartError::Salt)?;
         let disk = Arc::new(DiskGuard::default());
-        let replay = Arc::new(
-            Replay::load(log.store()).map_err(|e| format!("cannot read the replay ids: {e}"))?,
-        );
-        let reviews = Arc::new(
-            PendingReviews::load(log.store())
-                .map_err(|e| format!("cannot read the review queue: {e}"))?,
-        );
+        let replay = Arc::new(Replay::load(log.store()).map_err(StartError::ReplayIds)?);
+        let reviews = Arc::new(PendingReviews::load(log.store()).map_err(StartError::ReviewQueue)?);
         let committer = Committer::start(
             Arc::clone(&log),
             Arc::clone(&disk),
             Arc::clone(&replay),
             Arc::clone(&reviews),
         )
-        .map_err(|e| format!("cannot start the commit thread: {e}"))?;
+        .map_err(StartError::CommitThread)?;
         Ok(Gateway {
             log,
             registry,
@@ -270,30 +382,8 @@ impl Gateway {
     /// CPU work (one signature verification) and a cached store read.
     ///
     /// # Errors
-    /// The first stage's refusal, as an [`ApiError`].
-    pub async fn submit(&self, sender: &AgencyId, jws: &[u8]) -> Result<Accepted, ApiError> {
-        let mut kind = None;
-        let result = self.run(sender, jws, &mut kind).await;
-        let kind = kind.map_or("unknown", Kind::as_str);
-        match &result {
-            Ok(accepted) => {
-                self.metrics.envelope(kind, "accepted");
-                tracing::info!(agency = %sender, kind, log_index = accepted.receipt.log_index, "envelope accepted");
-            }
-            Err(e) => {
-                self.metrics.envelope(kind, e.code.as_str());
-                tracing::info!(agency = %sender, kind, code = e.code.as_str(), "envelope refused");
-            }
-        }
-        result
-    }
-
-    async fn run(
-        &self,
-        sender: &AgencyId,
-        jws: &[u8],
-        kind: &mut Option<Kind>,
-    ) -> Result<Accepted, ApiError> {
+    /// The first stage's refusal.
+    pub async fn submit(&self, sender: &AgencyId, jws: &[u8]) -> Result<Accepted, Refused> {
         let now = unix_now();
         let envelope = envelope::open(
             jws,
@@ -302,19 +392,23 @@ impl Gateway {
             &self.registry,
             self.limits,
             now,
-        )?;
-        *kind = Some(envelope.kind);
-        let body = self.body(&envelope)?;
+        )
+        .map_err(|r| Refused::new(None, r))?;
+        let kind = envelope.kind;
+        self.accept(&envelope, now)
+            .await
+            .map_err(|reason| Refused::new(Some(kind), reason))
+    }
+
+    /// The stages after the envelope's: kind, policy, commit, receipt.
+    async fn accept(&self, envelope: &Envelope, now: i64) -> Result<Accepted, Reason> {
+        let body = self.body(envelope)?;
         let policy = self.policy();
         if body.in_clear() && policy.requires_sealed(&envelope.aud) {
-            return Err(ApiError::new(
-                Code::EncryptionRequired,
-                format!(
-                    "{} takes {} only sealed end to end (policy: [encryption] required_for): \
-                     seal the body to its registered encryption key",
-                    envelope.aud, envelope.kind
-                ),
-            ));
+            return Err(Reason::EncryptionRequired {
+                recipient: envelope.aud.clone(),
+                kind: envelope.kind,
+            });
         }
         let no_attributes = Default::default();
         let (purpose, attributes) = match &body {
@@ -331,13 +425,14 @@ impl Gateway {
         let (decision, terms) = self.terms(decision, &body, now)?;
         let report = matches!(body, Body::Asset(Op::Report(_)));
         let receipt = self
-            .append(&envelope, body, terms, &policy.hash_hex(), decision, now)
+            .append(envelope, body, terms, &policy.hash_hex(), decision, now)
             .await?;
         if decision == "break-glass" {
             self.metrics.break_glass();
             tracing::warn!(agency = %envelope.iss, holder = %envelope.aud, log_index = receipt.log_index, "break-the-glass grant");
         }
         Ok(Accepted {
+            kind: envelope.kind,
             reconciliation_id: report.then(|| receipt.log_index.to_string()),
             receipt,
         })
@@ -351,10 +446,10 @@ impl Gateway {
         decision: Decision,
         body: &Body,
         now: i64,
-    ) -> Result<(&'static str, Option<Terms>), ApiError> {
+    ) -> Result<(&'static str, Option<Terms>), Reason> {
         let capped = |ttl: i64| now.saturating_add(ttl.min(self.medical.max_grant));
         match (decision, body) {
-            (Decision::Deny { reason }, _) => Err(ApiError::new(Code::PolicyDenied, reason)),
+            (Decision::Deny { reason }, _) => Err(Reason::PolicyDenied(reason)),
             (Decision::BreakGlass { grant, .. }, Body::Medical(medical::Op::Request(_))) => {
                 let ttl = i64::try_from(grant.ttl.as_secs()).unwrap_or(i64::MAX);
                 let terms = Terms {
@@ -365,10 +460,7 @@ impl Gateway {
             }
             // Only a medical request can break the glass; never let
             // another kind through as a plain allow.
-            (Decision::BreakGlass { .. }, _) => Err(ApiError::new(
-                Code::PolicyDenied,
-                "break-the-glass access is not available for this kind",
-            )),
+            (Decision::BreakGlass { .. }, _) => Err(Reason::BreakGlassUnavailable),
             (Decision::Allow { .. }, Body::Medical(medical::Op::Approve(a))) => {
                 let hours = a.ttl_hours.unwrap_or(DEFAULT_APPROVAL_HOURS);
                 let terms = Terms {
@@ -385,19 +477,14 @@ impl Gateway {
     /// or medical kind) or carried as is (`record.send`), who a record may
     /// be addressed to, and that a sealed part is a JWE for the recipient's
     /// registered encryption key (the gateway can check no more of it).
-    fn body(&self, envelope: &Envelope) -> Result<Body, ApiError> {
-        let malformed = |m| {
-            ApiError::new(
-                Code::Malformed,
-                format!("the body of {} is not valid: {m}", envelope.kind),
-            )
+    fn body(&self, envelope: &Envelope) -> Result<Body, Reason> {
+        let malformed = |why: String| Reason::Malformed {
+            kind: envelope.kind,
+            why,
         };
         if envelope.kind == Kind::RecordSend {
             if envelope.aud == envelope.iss {
-                return Err(ApiError::new(
-                    Code::WrongAudience,
-                    "aud is the sender itself; a record is sent to another agency",
-                ));
+                return Err(Reason::RecordToSelf);
             }
             let part = sealed::record_part(&envelope.body).map_err(malformed)?;
             if let Some(part) = part {
@@ -418,10 +505,7 @@ impl Gateway {
             }
             return Ok(Body::Medical(op));
         }
-        Err(ApiError::new(
-            Code::UnsupportedKind,
-            format!("kind {} is not handled by this gateway", envelope.kind),
-        ))
+        Err(Reason::UnsupportedKind(envelope.kind))
     }
 
     /// [`sealed::check`] against `recipient`'s registered encryption key.
@@ -445,7 +529,7 @@ impl Gateway {
         policy: &str,
         decision: &str,
         now: i64,
-    ) -> Result<Receipt, ApiError> {
+    ) -> Result<Receipt, Reason> {
         let expires = self.offer_expiry(&body, now);
         let entry = self.entry(envelope, &body, terms, policy, decision, now);
         let keep_until = replay_keep_until(envelope.exp, self.limits.skew, self.request_timeout);
@@ -454,26 +538,19 @@ impl Gateway {
         let reviews = Arc::clone(&self.reviews);
         let skew = self.limits.skew;
         let started = std::time::Instant::now();
-        let prepare: Prepare = Box::new(move |view, index| {
+        let prepare: Prepare<Declined> = Box::new(move |view, index| {
             // It may have waited in the queue past its expiry: then it is
             // refused as it would have been on arrival, and its id, which
             // the purge may already have dropped, is never needed.
             let late = unix_now().saturating_sub(skew);
             if stored.exp < late {
-                return Err(ApiError::new(
-                    Code::Expired,
-                    format!(
-                        "the envelope expired while it waited to be committed, {} s ago \
-                         (clock skew allowed: {skew} s)",
-                        late.saturating_sub(stored.exp)
-                    ),
-                ));
+                return Err(Declined::Expired {
+                    ago: late.saturating_sub(stored.exp),
+                    skew,
+                });
             }
             if replay.seen(&stored.iss, &stored.jti) {
-                return Err(ApiError::new(
-                    Code::Replayed,
-                    format!("{} already sent an envelope with this jti", stored.iss),
-                ));
+                return Err(Declined::Replayed(stored.iss.clone()));
             }
             let mut batch = WriteBatch::new();
             let id = stored.id();
@@ -507,18 +584,13 @@ impl Gateway {
             Ok(batch)
         });
         let appended = self.committer.append(entry.clone(), prepare).await;
-        if matches!(&appended, Err(e) if e.code == Code::Replayed) {
+        if matches!(&appended, Err(CommitError::Declined(Declined::Replayed(_)))) {
             self.metrics.replay_attempt();
         }
         let (index, checkpoint) = appended?;
         self.metrics.appended(started.elapsed(), self.log.size());
-        Ok(Receipt::build_for(
-            &self.log,
-            envelope.id(),
-            index,
-            &entry,
-            &checkpoint,
-        )?)
+        Receipt::build_for(&self.log, envelope.id(), index, &entry, &checkpoint)
+            .map_err(Reason::Receipt)
     }
 
     /// The log entry of an envelope: its metadata, and the fields of its

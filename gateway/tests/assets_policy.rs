@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use xgate::client::EnvelopeSigner;
 use xgate::envelope::Limits;
-use xgate::errors::Code;
+use xgate::http::error::{ApiError, Code};
 use xgate::pipeline::Gateway;
 use xgate::policy::Policy;
 use xgate::registry::AgencyId;
@@ -65,7 +65,9 @@ fn a_policy_decides_who_may_offer_assets_to_whom() {
         let jws = signer(by)
             .sign(&ids[to], kind, object(body), 60, None)
             .expect("sign");
-        runtime.block_on(gateway.submit(&ids[by], jws.as_bytes()))
+        runtime
+            .block_on(gateway.submit(&ids[by], jws.as_bytes()))
+            .map_err(ApiError::from)
     };
     let register = |by: usize, tag: &str| {
         submit(

@@ -18,6 +18,7 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use xgate::client::EnvelopeSigner;
 use xgate::envelope::Limits;
+use xgate::http::error::ApiError;
 use xgate::medical::jwe;
 use xgate::medical::state::{self, Case};
 use xgate::pipeline::{Gateway, Medical};
@@ -221,7 +222,12 @@ impl World {
                             self.ids[*by].clone(),
                             jws.clone(),
                         );
-                        tokio::spawn(async move { gateway.submit(&sender, jws.as_bytes()).await })
+                        tokio::spawn(async move {
+                            gateway
+                                .submit(&sender, jws.as_bytes())
+                                .await
+                                .map_err(ApiError::from)
+                        })
                     })
                     .collect();
                 let mut out = Vec::new();

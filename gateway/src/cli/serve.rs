@@ -187,7 +187,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     let offer_ttl = seconds(config.offer_ttl_secs);
     let gateway = Arc::new(
         Gateway::new(Arc::clone(&log), registry, policy, limits)
-            .map_err(Error::Serve)?
+            .map_err(|e| Error::Serve(e.to_string()))?
             .with_offer_ttl(offer_ttl)
             .with_medical_times(Medical {
                 max_grant: seconds(config.max_grant_secs),

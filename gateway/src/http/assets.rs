@@ -8,9 +8,9 @@ use std::sync::Arc;
 use http::{Response, StatusCode};
 use serde::Serialize;
 
+use super::error::{ApiError, Code};
 use super::{Body, Context, blocking, json, number};
 use crate::assets::query::{self, Filter, Status, Summary};
-use crate::errors::{ApiError, Code};
 use crate::pipeline::unix_now;
 use crate::registry::AgencyId;
 

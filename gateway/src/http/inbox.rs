@@ -8,8 +8,8 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
+use super::error::{ApiError, Code};
 use super::{Body, Context, blocking, json, optional, read_body};
-use crate::errors::{ApiError, Code};
 use crate::inbox;
 use crate::receipt::Receipt;
 use crate::registry::AgencyId;

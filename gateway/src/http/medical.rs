@@ -8,8 +8,8 @@ use http::{Response, StatusCode};
 use serde::Serialize;
 
 use super::assets::{page_limit, params};
+use super::error::{ApiError, Code};
 use super::{Body, Context, blocking, json, number};
-use crate::errors::{ApiError, Code};
 use crate::medical::query::{self, ReviewItem};
 use crate::pipeline::unix_now;
 use crate::registry::AgencyId;

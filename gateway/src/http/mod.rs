@@ -1,6 +1,6 @@
 //! Routes: turns each HTTP request into a call on the [`Gateway`] and each
-//! outcome into a response, mapping every refusal to its status and JSON
-//! error body in one place ([`ApiError`]).
+//! outcome into a response. Every refusal, whichever stage made it, is
+//! mapped to its status, code and JSON error body in one place, [`error`].
 //!
 //! ```text
 //! POST /v1/envelopes                       submit (application/jose) -> 201 receipt
@@ -28,6 +28,7 @@
 //! `/metrics` is refused (`crl_stale`).
 
 mod assets;
+pub mod error;
 pub mod fanout;
 mod inbox;
 mod medical;
@@ -42,11 +43,12 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 
-use crate::errors::{ApiError, Code};
-use crate::logview::{self, ViewError};
+use crate::kind::Kind;
+use crate::logview;
 use crate::pipeline::Gateway;
 use crate::registry::AgencyId;
 use crate::tls::{Identity, Refusal, Tls};
+use error::{ApiError, Code};
 
 /// The media type of a submitted envelope.
 pub const JOSE: &str = "application/jose";
@@ -100,7 +102,7 @@ pub async fn handle(
             Ok(sender) => match ctx.gateway.admit(&sender) {
                 Ok(()) => route(&ctx, sender, &identity, req, &segments).await,
                 Err(limited) => {
-                    let e = limited.error(&sender);
+                    let e = error::rate_limited(&limited, &sender);
                     ctx.gateway.metrics.rejection(e.code.as_str());
                     let mut response = error_response(&e);
                     response
@@ -204,8 +206,22 @@ async fn submit(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let body = read_body(req, JOSE, ctx.max_body_bytes).await?;
-    let receipt = ctx.gateway.submit(&sender, &body).await?;
-    Ok(json(StatusCode::CREATED, &receipt))
+    let gateway = &ctx.gateway;
+    match gateway.submit(&sender, &body).await {
+        Ok(accepted) => {
+            let kind = accepted.kind.as_str();
+            gateway.metrics.envelope(kind, "accepted");
+            tracing::info!(agency = %sender, kind, log_index = accepted.receipt.log_index, "envelope accepted");
+            Ok(json(StatusCode::CREATED, &accepted))
+        }
+        Err(refused) => {
+            let kind = refused.kind.map_or("unknown", Kind::as_str);
+            let e = ApiError::from(refused);
+            gateway.metrics.envelope(kind, e.code.as_str());
+            tracing::info!(agency = %sender, kind, code = e.code.as_str(), "envelope refused");
+            Err(e)
+        }
+    }
 }
 
 /// The body of `req`, which must be of `media_type` and at most `limit`
@@ -336,15 +352,6 @@ fn number(name: &str, value: &str) -> Result<u64, ApiError> {
     value
         .parse()
         .map_err(|_| ApiError::new(Code::Malformed, format!("{name} is too large")))
-}
-
-impl From<ViewError> for ApiError {
-    fn from(e: ViewError) -> ApiError {
-        match e {
-            ViewError::Request(m) => ApiError::new(Code::NotFound, m),
-            ViewError::Ledger(e) => e.into(),
-        }
-    }
 }
 
 fn not_allowed() -> ApiError {

@@ -38,10 +38,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::assets::params;
+use super::error::{ApiError, Code};
 use super::fanout::{CHUNK, Cursor, Item, Slot};
 use super::{Body, Context, full};
 use crate::assets::reconcile::parse_position;
-use crate::errors::{ApiError, Code};
 use crate::registry::AgencyId;
 use crate::tls::Identity;
 

@@ -52,7 +52,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::table::{Activity, Conn, Eviction, InFlight};
-use crate::errors::{ApiError, Code};
+use crate::http::error::{ApiError, Code};
 use crate::http::{Body, BodyDeadline, Context, error_response, handle};
 use crate::metrics::Metrics;
 use crate::registry::AgencyId;
