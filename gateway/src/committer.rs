@@ -34,6 +34,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use xgate_ledger::{DiskStore, Log, SignedCheckpoint, Store, StoreError, WriteBatch};
 
+use crate::apply::state::StateRead;
 use crate::medical::pending::PendingReviews;
 use crate::replay::Replay;
 use crate::space::{DiskFull, DiskGuard};
@@ -116,6 +117,16 @@ impl View<'_> {
 
 /// What a job's request is told.
 type Answer<E> = Result<Appended, CommitError<E>>;
+
+impl StateRead for View<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        View::get(self, key)
+    }
+
+    fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        View::keys(self, prefix)
+    }
+}
 
 struct Job<E> {
     entry: Vec<u8>,

@@ -11,16 +11,15 @@
 //! 3. recomputes the entry's kind fields from the body (tag, salted person
 //!    hash, offer expiry presence; a medical request's purpose, the request
 //!    named, a review's outcome, and whether a grant's terms are logged);
-//! 4. applies the body with the function the gateway's committer ran
-//!    ([`crate::assets::apply::apply`], [`crate::medical::apply::apply`]),
-//!    with a grant's terms as the entry logged them, to a state built in
-//!    memory from nothing.
+//! 4. applies the body with the step the gateway's committer ran,
+//!    [`apply::apply`], with the [`Facts`] the entry records (its index,
+//!    time, an offer's expiry, a grant's terms), to a state built in memory
+//!    from nothing.
 //!
-//! Then every key of the recomputable state is compared with the stored
+//! Then every key of the recomputable state (the prefixes
+//! [`crate::store_keys`] marks recomputed) is compared with the stored
 //! one. Differences are described by key (an asset's tag, a report's id, a
 //! request's `jti`), never by value: values hold person identifiers.
-
-use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,14 +28,13 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use xgate_ledger::{Log, Store, StoreError, WriteBatch};
 
-use crate::assets::apply::{Op, apply};
-use crate::assets::custody::Context;
-use crate::assets::state::{self, StateRead};
-use crate::entry::Logged;
+use crate::apply::state::Memory;
+use crate::apply::{self, Facts, Op, asset, medical};
+use crate::entry::{Logged, existing_salt, person_hash};
 use crate::envelope::{self, Limits, Verifiers};
 use crate::kind::Kind;
-use crate::medical::apply::{self as medical, Terms};
 use crate::registry::{AgencyId, Registry};
+use crate::store_keys::{Prefix, describe};
 
 /// Most differences described; the rest are counted.
 const DESCRIBED: usize = 50;
@@ -70,37 +68,6 @@ impl Outcome {
     }
 }
 
-/// State built in memory by the replay (and by the fold's unit tests).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Memory(pub(crate) BTreeMap<Vec<u8>, Vec<u8>>);
-
-impl StateRead for Memory {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.0.get(key).cloned())
-    }
-
-    fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        Ok(self
-            .0
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, _)| k.clone())
-            .collect())
-    }
-}
-
-impl Memory {
-    /// Applies `batch` as the store would.
-    pub(crate) fn apply(&mut self, batch: WriteBatch) {
-        for (k, v) in batch.into_ops() {
-            match v {
-                Some(v) => self.0.insert(k, v),
-                None => self.0.remove(&k),
-            };
-        }
-    }
-}
-
 /// The claims an envelope carries, read without checking the signature.
 #[derive(Deserialize)]
 struct Claims {
@@ -130,7 +97,7 @@ pub fn replay<S: Store>(
         None => None,
     };
     let checker = Checker {
-        salt: state::existing_salt(store)?,
+        salt: existing_salt(store)?,
         registry: registry.zip(verifiers.as_ref()),
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -173,41 +140,26 @@ pub fn replay<S: Store>(
 /// What the checks of one entry leave for the fold.
 struct Checked {
     entry: Logged,
-    step: Step,
+    step: Op,
     iss: AgencyId,
     aud: AgencyId,
-}
-
-/// A body to fold.
-enum Step {
-    Asset(Op),
-    Medical(medical::Op),
 }
 
 impl Checked {
     /// Applies the envelope to the state recomputed so far.
     fn apply(&self, index: u64, memory: &Memory) -> Result<WriteBatch, String> {
-        let ctx = Context {
-            sender: &self.iss,
-            recipient: &self.aud,
-            jti: &self.entry.jti,
-            envelope: &self.entry.envelope,
-            time: self.entry.time,
-            log_index: index,
-        };
+        let entry = &self.entry;
+        let facts = Facts::new(
+            &self.iss,
+            &self.aud,
+            &entry.jti,
+            &entry.envelope,
+            entry.stamp(),
+            index,
+        );
         let mut batch = WriteBatch::new();
-        let refused = |e: String| format!("the rules refuse it on replay: {e}");
-        match &self.step {
-            Step::Asset(op) => apply(op, &ctx, self.entry.expires, memory, &mut batch)
-                .map(drop)
-                .map_err(|e| refused(e.to_string()))?,
-            Step::Medical(op) => {
-                let terms = self.entry.expires.zip(self.entry.uses);
-                let terms = terms.map(|(expires, uses)| Terms { expires, uses });
-                medical::apply(op, &ctx, terms, memory, &mut batch)
-                    .map_err(|e| refused(e.to_string()))?;
-            }
-        }
+        apply::apply(&self.step, &facts, memory, &mut batch)
+            .map_err(|e| format!("the rules refuse it on replay: {e}"))?;
         Ok(batch)
     }
 }
@@ -261,7 +213,7 @@ impl Checker<'_> {
     /// Checks the stored envelope against its entry: `None` for an entry
     /// of another kind.
     fn check(&self, entry: &[u8], jws: Option<&[u8]>) -> Result<Option<Checked>, String> {
-        let entry = Logged::parse(entry)?;
+        let entry = Logged::parse(entry).map_err(|e| e.to_string())?;
         let kind: Kind = entry.kind.parse().map_err(|_| "unknown kind")?;
         if kind == Kind::RecordSend {
             return Ok(None);
@@ -292,12 +244,11 @@ impl Checker<'_> {
             .map_err(|e| format!("the envelope does not open as it did: {e}"))?;
         }
         let step = match Op::parse(kind, &claims.body) {
-            Ok(Some(op)) => self.asset_fields(op, &entry)?,
-            Ok(None) => match medical::Op::parse(kind, &claims.body) {
-                Ok(Some(op)) => self.medical_fields(op, &entry)?,
-                Ok(None) => return Err("not a kind the gateway applies".into()),
-                Err(e) => return Err(format!("the body does not parse: {e}")),
-            },
+            Ok(op @ Op::Asset(_)) => self.asset_fields(op, &entry)?,
+            Ok(op @ Op::Medical(_)) => self.medical_fields(op, &entry)?,
+            Ok(Op::Record(_)) | Err(apply::BodyError::Unsupported(_)) => {
+                return Err("not a kind the gateway applies".into());
+            }
             Err(e) => return Err(format!("the body does not parse: {e}")),
         };
         Ok(Some(Checked {
@@ -311,46 +262,43 @@ impl Checker<'_> {
     /// The salted hash of `person`, as entries log it.
     fn person(&self, person: Option<&str>) -> Result<Option<String>, String> {
         match (person, &self.salt) {
-            (Some(p), Some(salt)) => Ok(Some(state::person_hash(salt, p))),
+            (Some(p), Some(salt)) => Ok(Some(person_hash(salt, p))),
             (Some(_), None) => Err("no person-hash salt is stored".into()),
             (None, _) => Ok(None),
         }
     }
 
     /// Checks an asset entry's fields against the body.
-    fn asset_fields(&self, op: Op, entry: &Logged) -> Result<Step, String> {
-        let person = self.person(op.person())?;
-        if op.tag() != entry.tag.as_deref() || person != entry.person {
+    fn asset_fields(&self, op: Op, entry: &Logged) -> Result<Op, String> {
+        let named = op.named();
+        let person = self.person(named.person)?;
+        if named.tag != entry.tag.as_deref() || person != entry.person {
             return Err("the entry's tag or person hash does not match the body".into());
         }
-        if matches!(op, Op::Offer(_)) != entry.expires.is_some() {
+        let offer = matches!(op, Op::Asset(asset::Op::Offer(_)));
+        if offer != entry.expires.is_some() {
             return Err("the entry's offer expiry is missing or out of place".into());
         }
-        Ok(Step::Asset(op))
+        Ok(op)
     }
 
     /// Checks a medical entry's fields against the body: the subject's
     /// hash, the purpose, the request named, the outcome, and that a grant's
     /// terms are logged exactly where one is made (a request the policy let
     /// break the glass, an approval).
-    fn medical_fields(&self, op: medical::Op, entry: &Logged) -> Result<Step, String> {
-        use medical::Op as M;
-        let person = self.person(op.subject())?;
-        let (purpose, outcome) = match &op {
-            M::Request(r) => (Some(r.purpose.as_str()), None),
-            M::Review(r) => (None, Some(r.outcome.as_str())),
-            _ => (None, None),
-        };
+    fn medical_fields(&self, op: Op, entry: &Logged) -> Result<Op, String> {
+        let named = op.named();
+        let person = self.person(named.person)?;
         let same = person == entry.person
-            && purpose == entry.purpose.as_deref()
-            && outcome == entry.outcome.as_deref()
-            && op.request() == entry.request.as_deref();
+            && named.purpose == entry.purpose.as_deref()
+            && named.outcome == entry.outcome.as_deref()
+            && named.request == entry.request.as_deref();
         if !same {
             return Err("the entry's medical fields do not match the body".into());
         }
         let grants = match &op {
-            M::Request(_) => entry.decision == "break-glass",
-            M::Approve(_) => true,
+            Op::Medical(medical::Op::Request(_)) => entry.decision == "break-glass",
+            Op::Medical(medical::Op::Approve(_)) => true,
             _ => false,
         };
         let terms = entry.expires.is_some() && entry.uses.is_some();
@@ -358,7 +306,7 @@ impl Checker<'_> {
         if !(grants && terms || !grants && none) || entry.tag.is_some() {
             return Err("the entry's grant terms are missing or out of place".into());
         }
-        Ok(Step::Medical(op))
+        Ok(op)
     }
 }
 
@@ -376,16 +324,9 @@ fn claims(jws: &[u8]) -> Result<Claims, String> {
 
 /// Compares the recomputed state with the stored one, key by key.
 fn compare<S: Store>(store: &S, memory: &Memory, out: &mut Outcome) -> Result<(), StoreError> {
-    let prefixes = state::STATE_PREFIXES
-        .iter()
-        .chain(crate::medical::state::STATE_PREFIXES.iter());
-    for prefix in prefixes {
-        let mut stored = store.scan_prefix(prefix).peekable();
-        let mut recomputed = memory
-            .0
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .peekable();
+    for prefix in Prefix::recomputed_all() {
+        let mut stored = store.scan_prefix(prefix.bytes()).peekable();
+        let mut recomputed = memory.under(prefix.bytes()).peekable();
         loop {
             let next_stored = match stored.peek() {
                 Some(Ok((k, _))) => Some(k.clone()),
@@ -420,43 +361,4 @@ fn compare<S: Store>(store: &S, memory: &Memory, out: &mut Outcome) -> Result<()
         }
     }
     Ok(())
-}
-
-/// A key in words, without its value.
-fn describe(key: &[u8]) -> String {
-    let what = match key.get(..2) {
-        Some(b"Ga") => "asset record",
-        Some(b"Gv") => "custody event",
-        Some(b"Gh") => "holder index",
-        Some(b"Gl") => "location index",
-        Some(b"Gq") => "open discrepancies",
-        Some(b"Gc") => "reconciliation report",
-        Some(b"Gn") => "feed notice",
-        Some(b"Gm") => "medical request",
-        Some(b"Gw") => "medical holder index",
-        Some(b"Gu") => "review queue item",
-        _ => "state key",
-    };
-    let tail = key.get(2..).unwrap_or_default();
-    let readable = match key.get(..2) {
-        Some(b"Gu") => tail
-            .len()
-            .checked_sub(8)
-            .and_then(|at| tail.get(at..))
-            .and_then(|b| b.try_into().ok())
-            .map(|b| format!("at entry {}", u64::from_be_bytes(b)))
-            .unwrap_or_default(),
-        Some(b"Gc") | Some(b"Gn") => tail
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .map(|b| format!("at entry {}", u64::from_be_bytes(b)))
-            .unwrap_or_default(),
-        // Tags are the last part of these keys; event keys end in an index.
-        Some(b"Gv") => {
-            let tag_end = tail.iter().position(|b| *b == 0).unwrap_or(tail.len());
-            format!("of {}", String::from_utf8_lossy(&tail[..tag_end]))
-        }
-        _ => format!("of {}", state::last_part(key).unwrap_or_default()),
-    };
-    format!("{what} {readable}")
 }

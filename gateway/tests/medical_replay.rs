@@ -306,7 +306,8 @@ proptest! {
 /// refuse, as the gateway now refuses it (`request_exists`).
 #[test]
 fn replay_refuses_a_request_reusing_its_requesters_jti() {
-    use xgate::assets::state::{Stored, existing_salt, person_hash};
+    use xgate::apply::state::Stored;
+    use xgate::entry::{existing_salt, person_hash};
     use xgate::medical::state::{Basis, Grant};
     use xgate_ledger::WriteBatch;
 
@@ -400,7 +401,7 @@ fn replay_refuses_a_request_reusing_its_requesters_jti() {
         state::queue_key(&ids[gsa], index),
         state::queue_value(&ids[state_], jti),
     );
-    state::put_case(&mut batch, &case);
+    state::put_case(&mut batch, &case).expect("a case encodes");
     log.append_batch_with(&[entry], move |_| batch)
         .expect("append");
     drop(log);

@@ -14,10 +14,12 @@ use xgate_ledger::{Log, Store, StoreError};
 
 use super::custody::{Asset, Event, OpenOffer};
 use super::model::Holder;
-use super::reconcile::{Discrepancy, Kind, Notice, Report};
-use super::state::{self, Stored};
+use super::reconcile::{self, Discrepancy, Kind, Notice, Report};
+use super::state;
+use crate::apply::state::Stored;
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
+use crate::store_keys::last_part;
 
 /// Where an asset stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -145,7 +147,7 @@ pub fn show<S: Store>(
     if !visible(store, registry, caller, &asset, now)? {
         return Ok(None);
     }
-    let discrepancies = state::open_discrepancies(&Stored(store), tag)?;
+    let discrepancies = reconcile::open_discrepancies(&Stored(store), tag)?;
     // Every commit signs a checkpoint, so the latest covers every event.
     let checkpoint = log
         .latest_checkpoint()
@@ -208,7 +210,7 @@ pub fn list<S: Store>(
         }
         let s = status(
             &asset,
-            &state::open_discrepancies(&Stored(store), &tag)?,
+            &reconcile::open_discrepancies(&Stored(store), &tag)?,
             now,
         );
         if filter.status.is_some_and(|want| want != s) {
@@ -238,7 +240,7 @@ pub fn report<S: Store>(
     caller: &AgencyId,
     index: u64,
 ) -> Result<Option<Report>, StoreError> {
-    Ok(state::report(store, index)?
+    Ok(reconcile::report(store, index)?
         .filter(|r| r.agency == caller.as_str() || registry.is_auditor(caller)))
 }
 
@@ -281,7 +283,7 @@ fn tags_after<'a, S: Store>(
     Box::new(
         store
             .scan_prefix_from(&prefix, &from)
-            .map(|kv| kv.map(|(key, _)| state::last_part(&key).unwrap_or_default())),
+            .map(|kv| kv.map(|(key, _)| last_part(&key).unwrap_or_default())),
     )
 }
 

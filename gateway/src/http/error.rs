@@ -10,12 +10,13 @@
 use http::StatusCode;
 use serde_json::{Map, Value};
 
-use crate::assets::apply::ApplyError as AssetApplyError;
+use crate::apply::ApplyError;
+use crate::apply::asset::AssetError;
+use crate::apply::medical::{MedicalError, Refusal as MedicalRefusal};
 use crate::assets::custody::Refusal as CustodyRefusal;
 use crate::committer::CommitError;
 use crate::envelope::Rejection;
 use crate::logview::ViewError;
-use crate::medical::apply::{ApplyError as MedicalApplyError, Refusal as MedicalRefusal};
 use crate::pipeline::{Declined, Reason, Refused};
 use crate::rate::RateLimited;
 use crate::registry::AgencyId;
@@ -265,11 +266,13 @@ impl From<CustodyRefusal> for ApiError {
     }
 }
 
-impl From<AssetApplyError> for ApiError {
-    fn from(e: AssetApplyError) -> ApiError {
+impl From<AssetError> for ApiError {
+    fn from(e: AssetError) -> ApiError {
         match e {
-            AssetApplyError::Refused(r) => r.into(),
-            AssetApplyError::Store(e) => xgate_ledger::Error::from(e).into(),
+            AssetError::Refused(r) => r.into(),
+            AssetError::Store(e) => xgate_ledger::Error::from(e).into(),
+            AssetError::Encode(e) => internal(&e),
+            AssetError::OfferWithoutExpiry => internal(&e),
         }
     }
 }
@@ -293,13 +296,29 @@ impl From<MedicalRefusal> for ApiError {
     }
 }
 
-impl From<MedicalApplyError> for ApiError {
-    fn from(e: MedicalApplyError) -> ApiError {
+impl From<MedicalError> for ApiError {
+    fn from(e: MedicalError) -> ApiError {
         match e {
-            MedicalApplyError::Refused(r) => r.into(),
-            MedicalApplyError::Store(e) => xgate_ledger::Error::from(e).into(),
+            MedicalError::Refused(r) => r.into(),
+            MedicalError::Store(e) => xgate_ledger::Error::from(e).into(),
+            MedicalError::Encode(e) => internal(&e),
         }
     }
+}
+
+impl From<ApplyError> for ApiError {
+    fn from(e: ApplyError) -> ApiError {
+        match e {
+            ApplyError::Asset(e) => e.into(),
+            ApplyError::Medical(e) => e.into(),
+        }
+    }
+}
+
+/// A bug inside the gateway: logged with its details, answered without.
+fn internal(e: &dyn std::error::Error) -> ApiError {
+    tracing::error!(error = %e, "internal error");
+    ApiError::internal()
 }
 
 impl From<xgate_ledger::Error> for ApiError {
@@ -369,8 +388,7 @@ impl From<Declined> for ApiError {
         match d {
             Declined::Expired { .. } => ApiError::new(Code::Expired, d.to_string()),
             Declined::Replayed(_) => ApiError::new(Code::Replayed, d.to_string()),
-            Declined::Asset(e) => e.into(),
-            Declined::Medical(e) => e.into(),
+            Declined::Apply(e) => e.into(),
         }
     }
 }
