@@ -29,9 +29,9 @@ use sha2::{Digest, Sha256};
 use xgate_ledger::{Log, Store, StoreError, WriteBatch};
 
 use crate::apply::state::Memory;
-use crate::apply::{self, Facts, Op, asset, medical};
-use crate::entry::{Logged, existing_salt, person_hash};
-use crate::envelope::{self, Limits, Verifiers};
+use crate::apply::{self, ApplyError, BodyError, Facts, Op, asset, medical};
+use crate::entry::{EntryError, Logged, existing_salt, person_hash};
+use crate::envelope::{self, Limits, Rejection, Verifiers};
 use crate::kind::Kind;
 use crate::registry::{AgencyId, Registry};
 use crate::store_keys::{Prefix, describe};
@@ -68,6 +68,90 @@ impl Outcome {
     }
 }
 
+/// Why a replay could not run. What does not match is an [`Outcome`]
+/// difference, not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The log could not be read.
+    #[error(transparent)]
+    Ledger(#[from] xgate_ledger::Error),
+    /// The state or the stored envelopes could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An agency's signing key in the registry given is unusable, so
+    /// signatures cannot be checked against it.
+    #[error("cannot check signatures against the registry: {0}")]
+    RegistryKey(String),
+}
+
+/// Why one entry does not replay as it was logged: a difference.
+#[derive(Debug, thiserror::Error)]
+enum Mismatch {
+    /// The entry is not a gateway entry.
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+    /// The entry names a kind the gateway does not know.
+    #[error("unknown kind")]
+    UnknownKind,
+    /// The envelope the state is recomputed from is missing.
+    #[error("its envelope is not stored")]
+    NotStored,
+    /// The stored envelope does not hash to the digest logged.
+    #[error("the stored envelope is not the one logged")]
+    NotLogged,
+    /// The stored envelope is not text.
+    #[error("the envelope is not UTF-8")]
+    NotUtf8,
+    /// The stored envelope is not a compact JWS.
+    #[error("the envelope is not a compact JWS")]
+    NotCompact,
+    /// Its payload is not base64url.
+    #[error("the envelope's payload is not base64url")]
+    PayloadNotBase64,
+    /// Its claims do not parse.
+    #[error("the envelope's claims do not parse")]
+    ClaimsDoNotParse,
+    /// Its claims name other parties, `jti` or kind than the entry.
+    #[error("the envelope's claims differ from the entry")]
+    ClaimsDiffer,
+    /// `iss` is not an agency id.
+    #[error("iss is not an agency id")]
+    BadIss,
+    /// `aud` is not an agency id.
+    #[error("aud is not an agency id")]
+    BadAud,
+    /// Its signature or claims do not check out at the logged time.
+    #[error("the envelope does not open as it did: {0}")]
+    DoesNotOpen(#[source] Rejection),
+    /// Its body does not parse for its kind.
+    #[error("the body does not parse: {0}")]
+    Body(#[source] BodyError),
+    /// An entry of a kind the gateway does not apply to the state.
+    #[error("not a kind the gateway applies")]
+    NotApplied,
+    /// A person to hash, and no salt to hash it with.
+    #[error("no person-hash salt is stored")]
+    NoSalt,
+    /// The entry's asset fields are not the body's.
+    #[error("the entry's tag or person hash does not match the body")]
+    AssetFields,
+    /// An offer's expiry missing, or an expiry on another asset kind.
+    #[error("the entry's offer expiry is missing or out of place")]
+    OfferExpiry,
+    /// The entry's medical fields are not the body's.
+    #[error("the entry's medical fields do not match the body")]
+    MedicalFields,
+    /// Grant terms missing where a grant is made, or present elsewhere.
+    #[error("the entry's grant terms are missing or out of place")]
+    GrantTerms,
+    /// The rules refuse the envelope at its place in the log.
+    #[error("the rules refuse it on replay: {0}")]
+    Refused(#[source] ApplyError),
+    /// The check of its block panicked (a bug): counted, not dropped.
+    #[error("its check failed")]
+    CheckFailed,
+}
+
 /// The claims an envelope carries, read without checking the signature.
 #[derive(Deserialize)]
 struct Claims {
@@ -85,15 +169,15 @@ const BLOCK: u64 = 8192;
 /// Replays `log`; with `registry`, also checks every envelope's signature.
 ///
 /// # Errors
-/// A storage failure or an unreadable log; what does not match is an
-/// [`Outcome`] difference, not an error.
-pub fn replay<S: Store>(
-    log: &Log<S>,
-    registry: Option<&Registry>,
-) -> Result<Outcome, xgate_ledger::Error> {
+/// A storage failure, an unreadable log, or a registry whose keys cannot
+/// check signatures; what does not match is an [`Outcome`] difference, not
+/// an error.
+pub fn replay<S: Store>(log: &Log<S>, registry: Option<&Registry>) -> Result<Outcome, ReplayError> {
     let store = log.store();
     let verifiers = match registry {
-        Some(r) => Some(Verifiers::from_registry(r).map_err(StoreError)?),
+        Some(r) => {
+            Some(Verifiers::from_registry(r).map_err(|e| ReplayError::RegistryKey(e.to_string()))?)
+        }
         None => None,
     };
     let checker = Checker {
@@ -147,7 +231,7 @@ struct Checked {
 
 impl Checked {
     /// Applies the envelope to the state recomputed so far.
-    fn apply(&self, index: u64, memory: &Memory) -> Result<WriteBatch, String> {
+    fn apply(&self, index: u64, memory: &Memory) -> Result<WriteBatch, Mismatch> {
         let entry = &self.entry;
         let facts = Facts::new(
             &self.iss,
@@ -158,8 +242,7 @@ impl Checked {
             index,
         );
         let mut batch = WriteBatch::new();
-        apply::apply(&self.step, &facts, memory, &mut batch)
-            .map_err(|e| format!("the rules refuse it on replay: {e}"))?;
+        apply::apply(&self.step, &facts, memory, &mut batch).map_err(Mismatch::Refused)?;
         Ok(batch)
     }
 }
@@ -179,7 +262,7 @@ impl Checker<'_> {
         &self,
         block: &[Read],
         threads: usize,
-    ) -> Vec<(u64, Result<Option<Checked>, String>)> {
+    ) -> Vec<(u64, Result<Option<Checked>, Mismatch>)> {
         let per_thread = block.len().div_ceil(threads.max(1)).max(1);
         std::thread::scope(|scope| {
             let handles: Vec<_> = block
@@ -202,7 +285,7 @@ impl Checker<'_> {
                     handle.join().unwrap_or_else(|_| {
                         chunk
                             .iter()
-                            .map(|(index, _, _)| (*index, Err("its check failed".to_owned())))
+                            .map(|(index, _, _)| (*index, Err(Mismatch::CheckFailed)))
                             .collect()
                     })
                 })
@@ -212,15 +295,15 @@ impl Checker<'_> {
 
     /// Checks the stored envelope against its entry: `None` for an entry
     /// of another kind.
-    fn check(&self, entry: &[u8], jws: Option<&[u8]>) -> Result<Option<Checked>, String> {
-        let entry = Logged::parse(entry).map_err(|e| e.to_string())?;
-        let kind: Kind = entry.kind.parse().map_err(|_| "unknown kind")?;
+    fn check(&self, entry: &[u8], jws: Option<&[u8]>) -> Result<Option<Checked>, Mismatch> {
+        let entry = Logged::parse(entry)?;
+        let kind: Kind = entry.kind.parse().map_err(|_| Mismatch::UnknownKind)?;
         if kind == Kind::RecordSend {
             return Ok(None);
         }
-        let jws = jws.ok_or("its envelope is not stored")?;
+        let jws = jws.ok_or(Mismatch::NotStored)?;
         if hex::encode(Sha256::digest(jws)) != entry.envelope {
-            return Err("the stored envelope is not the one logged".into());
+            return Err(Mismatch::NotLogged);
         }
         let claims = claims(jws)?;
         if claims.iss != entry.iss
@@ -228,10 +311,10 @@ impl Checker<'_> {
             || claims.jti != entry.jti
             || claims.kind != entry.kind
         {
-            return Err("the envelope's claims differ from the entry".into());
+            return Err(Mismatch::ClaimsDiffer);
         }
-        let iss: AgencyId = claims.iss.parse().map_err(|_| "iss is not an agency id")?;
-        let aud: AgencyId = claims.aud.parse().map_err(|_| "aud is not an agency id")?;
+        let iss: AgencyId = claims.iss.parse().map_err(|_| Mismatch::BadIss)?;
+        let aud: AgencyId = claims.aud.parse().map_err(|_| Mismatch::BadAud)?;
         if let Some((registry, verifiers)) = self.registry {
             envelope::open(
                 jws,
@@ -241,15 +324,15 @@ impl Checker<'_> {
                 Limits::default(),
                 entry.time,
             )
-            .map_err(|e| format!("the envelope does not open as it did: {e}"))?;
+            .map_err(Mismatch::DoesNotOpen)?;
         }
         let step = match Op::parse(kind, &claims.body) {
             Ok(op @ Op::Asset(_)) => self.asset_fields(op, &entry)?,
             Ok(op @ Op::Medical(_)) => self.medical_fields(op, &entry)?,
-            Ok(Op::Record(_)) | Err(apply::BodyError::Unsupported(_)) => {
-                return Err("not a kind the gateway applies".into());
+            Ok(Op::Record(_)) | Err(BodyError::Unsupported(_)) => {
+                return Err(Mismatch::NotApplied);
             }
-            Err(e) => return Err(format!("the body does not parse: {e}")),
+            Err(e) => return Err(Mismatch::Body(e)),
         };
         Ok(Some(Checked {
             entry,
@@ -260,24 +343,24 @@ impl Checker<'_> {
     }
 
     /// The salted hash of `person`, as entries log it.
-    fn person(&self, person: Option<&str>) -> Result<Option<String>, String> {
+    fn person(&self, person: Option<&str>) -> Result<Option<String>, Mismatch> {
         match (person, &self.salt) {
             (Some(p), Some(salt)) => Ok(Some(person_hash(salt, p))),
-            (Some(_), None) => Err("no person-hash salt is stored".into()),
+            (Some(_), None) => Err(Mismatch::NoSalt),
             (None, _) => Ok(None),
         }
     }
 
     /// Checks an asset entry's fields against the body.
-    fn asset_fields(&self, op: Op, entry: &Logged) -> Result<Op, String> {
+    fn asset_fields(&self, op: Op, entry: &Logged) -> Result<Op, Mismatch> {
         let named = op.named();
         let person = self.person(named.person)?;
         if named.tag != entry.tag.as_deref() || person != entry.person {
-            return Err("the entry's tag or person hash does not match the body".into());
+            return Err(Mismatch::AssetFields);
         }
         let offer = matches!(op, Op::Asset(asset::Op::Offer(_)));
         if offer != entry.expires.is_some() {
-            return Err("the entry's offer expiry is missing or out of place".into());
+            return Err(Mismatch::OfferExpiry);
         }
         Ok(op)
     }
@@ -286,7 +369,7 @@ impl Checker<'_> {
     /// hash, the purpose, the request named, the outcome, and that a grant's
     /// terms are logged exactly where one is made (a request the policy let
     /// break the glass, an approval).
-    fn medical_fields(&self, op: Op, entry: &Logged) -> Result<Op, String> {
+    fn medical_fields(&self, op: Op, entry: &Logged) -> Result<Op, Mismatch> {
         let named = op.named();
         let person = self.person(named.person)?;
         let same = person == entry.person
@@ -294,7 +377,7 @@ impl Checker<'_> {
             && named.outcome == entry.outcome.as_deref()
             && named.request == entry.request.as_deref();
         if !same {
-            return Err("the entry's medical fields do not match the body".into());
+            return Err(Mismatch::MedicalFields);
         }
         let grants = match &op {
             Op::Medical(medical::Op::Request(_)) => entry.decision == "break-glass",
@@ -304,22 +387,19 @@ impl Checker<'_> {
         let terms = entry.expires.is_some() && entry.uses.is_some();
         let none = entry.expires.is_none() && entry.uses.is_none();
         if !(grants && terms || !grants && none) || entry.tag.is_some() {
-            return Err("the entry's grant terms are missing or out of place".into());
+            return Err(Mismatch::GrantTerms);
         }
         Ok(op)
     }
 }
 
-fn claims(jws: &[u8]) -> Result<Claims, String> {
-    let text = std::str::from_utf8(jws).map_err(|_| "the envelope is not UTF-8")?;
-    let payload = text
-        .split('.')
-        .nth(1)
-        .ok_or("the envelope is not a compact JWS")?;
+fn claims(jws: &[u8]) -> Result<Claims, Mismatch> {
+    let text = std::str::from_utf8(jws).map_err(|_| Mismatch::NotUtf8)?;
+    let payload = text.split('.').nth(1).ok_or(Mismatch::NotCompact)?;
     let bytes = URL_SAFE_NO_PAD
         .decode(payload)
-        .map_err(|_| "the envelope's payload is not base64url")?;
-    serde_json::from_slice(&bytes).map_err(|_| "the envelope's claims do not parse".into())
+        .map_err(|_| Mismatch::PayloadNotBase64)?;
+    serde_json::from_slice(&bytes).map_err(|_| Mismatch::ClaimsDoNotParse)
 }
 
 /// Compares the recomputed state with the stored one, key by key.
@@ -361,4 +441,41 @@ fn compare<S: Store>(store: &S, memory: &Memory, out: &mut Outcome) -> Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use xgate_ledger::OpenOptions;
+
+    use super::*;
+    use crate::registry::{Agency, CertificateBinding};
+
+    #[test]
+    fn an_unusable_registry_key_is_not_a_storage_failure() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log");
+        let jwk = |kid: &str, usage: &str| match json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": usage})
+        {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        // The registry takes it (kid, use, kty), but it is no P-256 key.
+        let agency = Agency {
+            id: "state".parse().expect("id"),
+            name: "state".into(),
+            certificate: CertificateBinding {
+                uri: "urn:xgate:agency:state".into(),
+                sha256: None,
+            },
+            signing_key: jwk("s", "sig"),
+            encryption_key: jwk("e", "enc"),
+            roles: Vec::new(),
+        };
+        let registry = Registry::from_agencies(vec![agency]).expect("registry");
+        let e = replay(&log, Some(&registry)).expect_err("no verifier for state");
+        assert!(matches!(e, ReplayError::RegistryKey(_)), "{e:?}");
+        assert!(!e.to_string().contains("storage failure"), "{e}");
+        assert!(replay(&log, None).expect("no registry").is_clean());
+    }
 }

@@ -36,6 +36,9 @@ pub enum Error {
     /// The log refused: missing, locked, corrupt, or a storage failure.
     #[error(transparent)]
     Ledger(#[from] xgate_ledger::Error),
+    /// `xgate audit replay` could not run.
+    #[error(transparent)]
+    Replay(#[from] crate::recompute::ReplayError),
     /// A log view was refused; see [`crate::logview::ViewError`].
     #[error(transparent)]
     View(#[from] crate::logview::ViewError),
