@@ -3,7 +3,7 @@
 //!
 //! Requests hand the committer their entry and a `prepare` step, and await
 //! the outcome. The thread takes everything queued and, in order, runs each
-//! job's `prepare` against a [`View`] of the store as it will be once the
+//! job's `prepare` against a [`BatchView`] of the store as it will be once the
 //! jobs before it are written: `prepare` either refuses the job (which then
 //! gets no index and leaves no trace) or returns the records to commit with
 //! its entry. Everything accepted is written as one atomic batch with one
@@ -46,7 +46,7 @@ const MAX_BATCH: usize = 1024;
 
 /// Decides, in log order, whether a job's entry is appended at `index`,
 /// and returns the records that commit with it, or why it is declined.
-pub type Prepare<E> = Box<dyn FnOnce(&View<'_>, u64) -> Result<WriteBatch, E> + Send>;
+pub type Prepare<E> = Box<dyn FnOnce(&BatchView<'_>, u64) -> Result<WriteBatch, E> + Send>;
 
 /// Why an append was not acknowledged.
 #[derive(Debug, thiserror::Error)]
@@ -79,12 +79,12 @@ pub type Appended = (u64, SignedCheckpoint);
 
 /// The store as the job being prepared will find it: every write of the
 /// jobs accepted before it in this batch, over what is durable.
-pub struct View<'a> {
+pub struct BatchView<'a> {
     store: &'a DiskStore,
     pending: &'a WriteBatch,
 }
 
-impl View<'_> {
+impl BatchView<'_> {
     /// Reads one key.
     ///
     /// # Errors
@@ -118,13 +118,13 @@ impl View<'_> {
 /// What a job's request is told.
 type Answer<E> = Result<Appended, CommitError<E>>;
 
-impl StateRead for View<'_> {
+impl StateRead for BatchView<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        View::get(self, key)
+        BatchView::get(self, key)
     }
 
     fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        View::keys(self, prefix)
+        BatchView::keys(self, prefix)
     }
 }
 
@@ -334,7 +334,7 @@ fn commit<E>(log: &Log<DiskStore>, jobs: Vec<Job<E>>) -> Outcome {
     let mut waiting = Vec::with_capacity(jobs.len());
     for job in jobs {
         let index = first + entries.len() as u64;
-        let view = View {
+        let view = BatchView {
             store: log.store(),
             pending: &batch,
         };

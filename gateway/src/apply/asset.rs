@@ -11,7 +11,7 @@ use super::facts::Facts;
 use super::state::{EncodeError, StateError, StateRead, write};
 use crate::assets::custody::{self, Asset, Refusal};
 use crate::assets::model::{Answer, Body as _, Offer, Register, Report};
-use crate::assets::reconcile::{self, Notices};
+use crate::assets::reconcile::{self, DiscrepancyKind, Notices};
 use crate::assets::state;
 use crate::kind::Kind;
 
@@ -172,7 +172,7 @@ pub fn apply(
             reconcile::resolve(
                 state,
                 tag,
-                |k| k == reconcile::Kind::UnknownTag,
+                |k| k == DiscrepancyKind::UnknownTag,
                 &mut notices,
                 batch,
             )?;
@@ -300,7 +300,7 @@ mod tests {
             .expect("a reconciliation")
         }
 
-        fn drain(&mut self) -> Vec<(NoticeEvent, String, reconcile::Kind)> {
+        fn drain(&mut self) -> Vec<(NoticeEvent, String, DiscrepancyKind)> {
             self.notices
                 .drain(..)
                 .map(|n| (n.event, n.tag, n.kind))
@@ -371,7 +371,7 @@ mod tests {
             [(
                 NoticeEvent::Resolved,
                 "A".to_owned(),
-                reconcile::Kind::Missing
+                DiscrepancyKind::Missing
             )]
         );
 
@@ -382,7 +382,7 @@ mod tests {
             [(
                 NoticeEvent::Resolved,
                 "Z".to_owned(),
-                reconcile::Kind::UnknownTag
+                DiscrepancyKind::UnknownTag
             )]
         );
 
@@ -407,7 +407,7 @@ mod tests {
             [(
                 NoticeEvent::Resolved,
                 "B".to_owned(),
-                reconcile::Kind::Missing
+                DiscrepancyKind::Missing
             )]
         );
         // The location index moved with it: HQ no longer expects B.

@@ -14,7 +14,7 @@ use xgate_ledger::{Log, Store, StoreError};
 
 use super::custody::{Asset, Event, OpenOffer};
 use super::model::Holder;
-use super::reconcile::{self, Discrepancy, Kind, Notice, Report};
+use super::reconcile::{self, Discrepancy, DiscrepancyKind, Notice, Report};
 use super::state;
 use crate::apply::state::Stored;
 use crate::receipt::Receipt;
@@ -46,9 +46,10 @@ impl Status {
     }
 }
 
-/// One asset as `GET /v1/assets/{tag}` shows it, before receipts are added.
+/// One asset as `GET /v1/assets/{tag}` shows it, with a receipt for each
+/// custody event.
 #[derive(Clone, Debug, Serialize)]
-pub struct View {
+pub struct AssetView {
     /// The tag.
     pub tag: String,
     /// Serial number.
@@ -139,7 +140,7 @@ pub fn show<S: Store>(
     caller: &AgencyId,
     tag: &str,
     now: i64,
-) -> Result<Option<View>, xgate_ledger::Error> {
+) -> Result<Option<AssetView>, xgate_ledger::Error> {
     let store = log.store();
     let Some(asset) = state::asset(&Stored(store), tag)? else {
         return Ok(None);
@@ -160,7 +161,7 @@ pub fn show<S: Store>(
             Ok(Link { event, receipt })
         })
         .collect::<Result<Vec<_>, xgate_ledger::Error>>()?;
-    Ok(Some(View {
+    Ok(Some(AssetView {
         status: status(&asset, &discrepancies, now),
         offer: asset.open_offer(now).cloned(),
         tag: asset.tag,
@@ -331,7 +332,7 @@ fn matches(asset: &Asset, filter: &Filter) -> bool {
 }
 
 fn status(asset: &Asset, open: &[Discrepancy], now: i64) -> Status {
-    if open.iter().any(|d| d.kind == Kind::Missing) {
+    if open.iter().any(|d| d.kind == DiscrepancyKind::Missing) {
         Status::Missing
     } else if asset.open_offer(now).is_some() {
         Status::Offered

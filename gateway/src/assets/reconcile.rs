@@ -33,10 +33,10 @@ use crate::apply::state::{StateError, StateRead, Stored, corrupt, read, write};
 use crate::registry::AgencyId;
 use crate::store_keys::last_part;
 
-/// Kinds of discrepancy, as named in reports and notices.
+/// Kinds of discrepancy, as named (`type`) in reports and notices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub enum DiscrepancyKind {
     /// Expected at the location, not observed.
     Missing,
     /// Observed, registered elsewhere.
@@ -52,7 +52,7 @@ pub enum Kind {
 pub struct Discrepancy {
     /// What is wrong.
     #[serde(rename = "type")]
-    pub kind: Kind,
+    pub kind: DiscrepancyKind,
     /// The report that found it.
     pub reconciliation_id: String,
     /// Where the count was made.
@@ -122,7 +122,7 @@ pub struct Notice {
     pub event: NoticeEvent,
     /// The discrepancy.
     #[serde(rename = "type")]
-    pub kind: Kind,
+    pub kind: DiscrepancyKind,
     /// The asset's tag.
     pub tag: String,
     /// The report that found the discrepancy.
@@ -256,7 +256,7 @@ pub fn notices_after<S: Store>(
 pub fn resolve(
     state: &impl StateRead,
     tag: &str,
-    clears: impl Fn(Kind) -> bool,
+    clears: impl Fn(DiscrepancyKind) -> bool,
     notices: &mut Notices<'_>,
     batch: &mut WriteBatch,
 ) -> Result<bool, StateError> {
@@ -297,7 +297,7 @@ pub fn reconcile(
     for o in &body.observed {
         observed.entry(&o.tag).or_insert(o.person.as_deref());
     }
-    let mut found: Vec<(String, Kind, Vec<AgencyId>)> = Vec::new();
+    let mut found: Vec<(String, DiscrepancyKind, Vec<AgencyId>)> = Vec::new();
     let mut report = Report {
         reconciliation_id: id.clone(),
         log_index: facts.log_index,
@@ -309,12 +309,13 @@ pub fn reconcile(
     };
     for (&tag, &person) in &observed {
         let verdict = match state::asset(state, tag)? {
-            None => Some((Kind::UnknownTag, vec![reporter.clone()])),
-            Some(a) if a.holder.agency != *reporter || a.location != body.location => {
-                Some((Kind::Unexpected, concerned(reporter, &a.holder.agency)))
-            }
+            None => Some((DiscrepancyKind::UnknownTag, vec![reporter.clone()])),
+            Some(a) if a.holder.agency != *reporter || a.location != body.location => Some((
+                DiscrepancyKind::Unexpected,
+                concerned(reporter, &a.holder.agency),
+            )),
             Some(a) if person.is_some_and(|p| p != a.holder.person) => {
-                Some((Kind::HolderMismatch, vec![reporter.clone()]))
+                Some((DiscrepancyKind::HolderMismatch, vec![reporter.clone()]))
             }
             Some(_) => None,
         };
@@ -330,15 +331,15 @@ pub fn reconcile(
     for key in state.keys(&state::located_prefix(reporter, &body.location))? {
         let tag = last_part(&key).unwrap_or_default();
         if !observed.contains_key(tag.as_str()) {
-            found.push((tag, Kind::Missing, vec![reporter.clone()]));
+            found.push((tag, DiscrepancyKind::Missing, vec![reporter.clone()]));
         }
     }
     for (tag, kind, agencies) in found {
         match kind {
-            Kind::Missing => report.missing.push(tag.clone()),
-            Kind::Unexpected => report.unexpected.push(tag.clone()),
-            Kind::HolderMismatch => report.holder_mismatch.push(tag.clone()),
-            Kind::UnknownTag => report.unknown_tag.push(tag.clone()),
+            DiscrepancyKind::Missing => report.missing.push(tag.clone()),
+            DiscrepancyKind::Unexpected => report.unexpected.push(tag.clone()),
+            DiscrepancyKind::HolderMismatch => report.holder_mismatch.push(tag.clone()),
+            DiscrepancyKind::UnknownTag => report.unknown_tag.push(tag.clone()),
         }
         open(
             state,

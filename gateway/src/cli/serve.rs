@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::crl;
 use crate::data_dir;
 use crate::envelope::Limits;
-use crate::http::Context;
+use crate::http::ApiState;
 use crate::http::fanout::Hub;
 use crate::pipeline::{Gateway, Medical};
 use crate::pki::{self, REGISTRY, SAMPLE_AGENCIES, SAMPLE_AUDITORS};
@@ -108,9 +108,9 @@ pub(crate) struct Prepared {
     /// Whether the development PKI was created just now.
     pub created_pki: bool,
     /// What the request handlers share: the gateway (and its log) among it.
-    pub ctx: Arc<Context>,
+    pub ctx: Arc<ApiState>,
     listener: tokio::net::TcpListener,
-    limits: server::Limits,
+    limits: server::ListenerLimits,
     policy_file: PathBuf,
 }
 
@@ -209,7 +209,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         config.max_streams_per_agency,
         closing.subscribe(),
     );
-    let ctx = Arc::new(Context {
+    let ctx = Arc::new(ApiState {
         gateway,
         tls,
         max_body_bytes: config.max_body_bytes,
@@ -217,7 +217,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         closing,
         streams,
     });
-    let limits = server::Limits {
+    let limits = server::ListenerLimits {
         max_connections: connection_limit(config.max_connections),
         header_timeout: Duration::from_secs(config.header_timeout_secs),
         request_timeout: Duration::from_secs(config.request_timeout_secs),

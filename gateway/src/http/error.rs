@@ -228,7 +228,7 @@ impl ApiError {
 
     /// The answer when something went wrong inside the gateway: the
     /// details go to its log, never to the caller.
-    fn internal() -> ApiError {
+    pub fn internal() -> ApiError {
         ApiError::new(Code::Internal, "internal error; see the gateway's log")
     }
 }
