@@ -48,13 +48,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode};
-use xgate_ledger::{OpenOptions, SledStore, Store, WriteBatch};
-use xgate_server::assets::apply::{Op, apply};
-use xgate_server::assets::custody::Context;
+use xgate_server::apply::Facts;
+use xgate_server::apply::asset::{Op, apply};
+use xgate_server::apply::state::{StateRead, Stored};
 use xgate_server::assets::model::{Holder, Observed, Register, Report};
 use xgate_server::assets::reconcile::{self, reconcile};
-use xgate_server::assets::state::{StateRead, Stored, asset_key};
+use xgate_server::assets::state::asset_key;
+use xgate_server::entry::Stamp;
 use xgate_server::registry::AgencyId;
+use xgate_ledger::{OpenOptions, SledStore, Store, WriteBatch};
 
 // The gateway's allocator, so sled's node decoding costs here what it costs
 // there.
@@ -85,14 +87,11 @@ fn main() {
     let groups = n / PER_LOCATION;
     let body = report(groups);
     let reporter = &ids[0];
-    let ctx = Context {
-        sender: reporter,
-        recipient: reporter,
-        jti: "inventory-bench",
-        envelope: "00",
+    let stamp = Stamp {
         time: 1_800_000_000,
-        log_index: n,
+        ..Stamp::default()
     };
+    let ctx = Facts::new(reporter, reporter, "inventory-bench", "00", stamp, n);
 
     // Cold: the first reconciliation on the store as just opened.
     let t = Instant::now();
@@ -233,15 +232,12 @@ fn build(dir: &Path, n: u64) {
                 location,
             });
             let (jti, envelope) = (format!("reg-{i}"), format!("{:064x}", i));
-            let ctx = Context {
-                sender: &ids[a],
-                recipient: &ids[a],
-                jti: &jti,
-                envelope: &envelope,
+            let stamp = Stamp {
                 time: 1_700_000_000 + (i / 1_000) as i64,
-                log_index: i,
+                ..Stamp::default()
             };
-            apply(&op, &ctx, None, &Stored(&store), &mut batch).expect("register");
+            let ctx = Facts::new(&ids[a], &ids[a], &jti, &envelope, stamp, i);
+            apply(&op, &ctx, &Stored(&store), &mut batch).expect("register");
         }
         store.apply(batch).expect("apply batch");
         store.sync().expect("sync");
@@ -337,7 +333,7 @@ struct Committed {
 /// these keys into and deleted them from; sled then completes merges of
 /// the emptied leaves on the next inserts, which is slower than the first
 /// time. `undone` counts those earlier cycles, and the summary shows it.
-fn commit_once(dir: &Path, store: &SledStore, body: &Report, ctx: &Context<'_>) -> Committed {
+fn commit_once(dir: &Path, store: &SledStore, body: &Report, ctx: &Facts<'_>) -> Committed {
     let marker = dir.join("complete");
     let cycles = dir.join("undone");
     let undone = std::fs::read_to_string(&cycles)
@@ -481,7 +477,7 @@ fn summary(
 }
 
 /// Times the parts of a reconciliation one by one (median of 5).
-fn diagnose(store: &SledStore, body: &Report, ctx: &Context<'_>, random: &[Vec<u8>]) {
+fn diagnose(store: &SledStore, body: &Report, ctx: &Facts<'_>, random: &[Vec<u8>]) {
     use xgate_server::assets::state;
     let time = |name: &str, f: &mut dyn FnMut() -> usize| {
         let mut t: Vec<f64> = (0..5)
@@ -559,7 +555,7 @@ fn diagnose(store: &SledStore, body: &Report, ctx: &Context<'_>, random: &[Vec<u
                 .keys(&state::located_prefix(ctx.sender, &body.location))
                 .expect("scan")
                 .iter()
-                .filter_map(|k| state::last_part(k))
+                .filter_map(|k| xgate_server::store_keys::last_part(k))
                 .collect();
             let mut n = 0;
             for t in &sorted {

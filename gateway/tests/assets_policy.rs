@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use xgate::client::EnvelopeSigner;
-use xgate_ledger::{Log, OpenOptions};
 use xgate_server::envelope::Limits;
-use xgate_server::errors::Code;
+use xgate_server::http::error::{ApiError, Code};
 use xgate_server::pipeline::Gateway;
 use xgate_server::policy::Policy;
 use xgate_server::registry::AgencyId;
+use xgate_ledger::{Log, OpenOptions};
 
 /// Treasury takes transfers from gsa only; everything else about assets is
 /// open to everyone.
@@ -65,7 +65,9 @@ fn a_policy_decides_who_may_offer_assets_to_whom() {
         let jws = signer(by)
             .sign(&ids[to], kind, object(body), 60, None)
             .expect("sign");
-        runtime.block_on(gateway.submit(&ids[by], jws.as_bytes()))
+        runtime
+            .block_on(gateway.submit(&ids[by], jws.as_bytes()))
+            .map_err(ApiError::from)
     };
     let register = |by: usize, tag: &str| {
         submit(

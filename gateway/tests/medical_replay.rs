@@ -17,14 +17,15 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use xgate::client::EnvelopeSigner;
-use xgate_ledger::{Log, OpenOptions, Store};
 use xgate_server::envelope::Limits;
+use xgate_server::http::error::ApiError;
 use xgate_server::medical::jwe;
 use xgate_server::medical::state::{self, Case};
 use xgate_server::pipeline::{Gateway, Medical};
 use xgate_server::policy::{DEFAULT_POLICY, Policy};
 use xgate_server::recompute::replay;
 use xgate_server::registry::{AgencyId, Registry};
+use xgate_ledger::{Log, OpenOptions, Store};
 
 const AGENCIES: [&str; 4] = ["state", "treasury", "gsa", "hhs"];
 /// Request names: few, so that some collide.
@@ -221,7 +222,12 @@ impl World {
                             self.ids[*by].clone(),
                             jws.clone(),
                         );
-                        tokio::spawn(async move { gateway.submit(&sender, jws.as_bytes()).await })
+                        tokio::spawn(async move {
+                            gateway
+                                .submit(&sender, jws.as_bytes())
+                                .await
+                                .map_err(ApiError::from)
+                        })
                     })
                     .collect();
                 let mut out = Vec::new();
@@ -300,9 +306,10 @@ proptest! {
 /// refuse, as the gateway now refuses it (`request_exists`).
 #[test]
 fn replay_refuses_a_request_reusing_its_requesters_jti() {
-    use xgate_ledger::WriteBatch;
-    use xgate_server::assets::state::{Stored, existing_salt, person_hash};
+    use xgate_server::apply::state::Stored;
+    use xgate_server::entry::{existing_salt, person_hash};
     use xgate_server::medical::state::{Basis, Grant};
+    use xgate_ledger::WriteBatch;
 
     let World {
         _dir: dir,
@@ -394,7 +401,7 @@ fn replay_refuses_a_request_reusing_its_requesters_jti() {
         state::queue_key(&ids[gsa], index),
         state::queue_value(&ids[state_], jti),
     );
-    state::put_case(&mut batch, &case);
+    state::put_case(&mut batch, &case).expect("a case encodes");
     log.append_batch_with(&[entry], move |_| batch)
         .expect("append");
     drop(log);

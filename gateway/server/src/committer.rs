@@ -3,7 +3,7 @@
 //!
 //! Requests hand the committer their entry and a `prepare` step, and await
 //! the outcome. The thread takes everything queued and, in order, runs each
-//! job's `prepare` against a [`View`] of the store as it will be once the
+//! job's `prepare` against a [`BatchView`] of the store as it will be once the
 //! jobs before it are written: `prepare` either refuses the job (which then
 //! gets no index and leaves no trace) or returns the records to commit with
 //! its entry. Everything accepted is written as one atomic batch with one
@@ -19,20 +19,25 @@
 //! clients down instead of queueing without limit.
 //!
 //! If the thread dies of a panic (a bug), nothing can be committed any
-//! more: every request waiting for it, and every later one, gets 503
-//! `unavailable`, and [`Committer::failed`] tells the server to stop, so
-//! the process exits non-zero and its supervisor restarts it, rather than
-//! leaving a gateway that accepts connections but can never commit.
+//! more: every request waiting for it, and every later one, gets
+//! [`CommitError::Stopped`] (503 `unavailable`), and [`Committer::failed`]
+//! tells the server to stop, so the process exits non-zero and its
+//! supervisor restarts it, rather than leaving a gateway that accepts
+//! connections but can never commit.
+//!
+//! The committer knows nothing of envelopes: what a job's `prepare` step
+//! refuses with is its own type (`E`), handed back as
+//! [`CommitError::Declined`].
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use xgate_ledger::{DiskStore, Log, SignedCheckpoint, Store, StoreError, WriteBatch};
 
-use crate::errors::{ApiError, Code};
+use crate::apply::state::StateRead;
 use crate::medical::pending::PendingReviews;
 use crate::replay::Replay;
-use crate::space::DiskGuard;
+use crate::space::{DiskFull, DiskGuard};
 
 /// Most appends waiting for the committer; more wait for room.
 const QUEUE: usize = 4096;
@@ -40,20 +45,46 @@ const QUEUE: usize = 4096;
 const MAX_BATCH: usize = 1024;
 
 /// Decides, in log order, whether a job's entry is appended at `index`,
-/// and returns the records that commit with it.
-pub type Prepare = Box<dyn FnOnce(&View<'_>, u64) -> Result<WriteBatch, ApiError> + Send>;
+/// and returns the records that commit with it, or why it is declined.
+pub type Prepare<E> = Box<dyn FnOnce(&BatchView<'_>, u64) -> Result<WriteBatch, E> + Send>;
+
+/// Why an append was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError<E> {
+    /// The job's `prepare` step declined it: no index, no trace.
+    #[error(transparent)]
+    Declined(E),
+    /// The disk is nearly full: the batch was refused before any write.
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
+    /// The log could not make the batch durable; the store may hold all
+    /// of it or none.
+    #[error("the append failed: {0}")]
+    Append(Arc<xgate_ledger::Error>),
+    /// The log committed without signing the checkpoint a receipt needs.
+    #[error("the commit signed no checkpoint")]
+    NoCheckpoint,
+    /// Another writer appended to the log: the records were prepared for
+    /// other indices, so the committer does not vouch for them.
+    #[error("the log has another writer")]
+    OtherWriter,
+    /// The committer has stopped (shutting down, or its thread died), with
+    /// the job queued or in a batch that may or may not have been written.
+    #[error("the gateway stopped committing")]
+    Stopped,
+}
 
 /// Where an entry went: its index and a checkpoint that covers it, durable.
 pub type Appended = (u64, SignedCheckpoint);
 
 /// The store as the job being prepared will find it: every write of the
 /// jobs accepted before it in this batch, over what is durable.
-pub struct View<'a> {
+pub struct BatchView<'a> {
     store: &'a DiskStore,
     pending: &'a WriteBatch,
 }
 
-impl View<'_> {
+impl BatchView<'_> {
     /// Reads one key.
     ///
     /// # Errors
@@ -84,13 +115,26 @@ impl View<'_> {
     }
 }
 
-struct Job {
-    entry: Vec<u8>,
-    prepare: Prepare,
-    done: oneshot::Sender<Result<Appended, ApiError>>,
+/// What a job's request is told.
+type Answer<E> = Result<Appended, CommitError<E>>;
+
+impl StateRead for BatchView<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        BatchView::get(self, key)
+    }
+
+    fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        BatchView::keys(self, prefix)
+    }
 }
 
-impl std::fmt::Debug for Job {
+struct Job<E> {
+    entry: Vec<u8>,
+    prepare: Prepare<E>,
+    done: oneshot::Sender<Answer<E>>,
+}
+
+impl<E> std::fmt::Debug for Job<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Job")
             .field("len", &self.entry.len())
@@ -103,15 +147,15 @@ impl std::fmt::Debug for Job {
 /// orderly way (its `Drop` refreshes the checkpoint copy outside the
 /// database) before the process exits.
 #[derive(Debug)]
-pub struct Committer {
-    jobs: Option<mpsc::Sender<Job>>,
+pub struct Committer<E> {
+    jobs: Option<mpsc::Sender<Job<E>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     commits: watch::Receiver<u64>,
     /// Becomes `true` if the thread dies of a panic.
     failed: watch::Receiver<bool>,
 }
 
-impl Drop for Committer {
+impl<E> Drop for Committer<E> {
     fn drop(&mut self) {
         self.jobs.take();
         if let Some(thread) = self.thread.take() {
@@ -120,7 +164,7 @@ impl Drop for Committer {
     }
 }
 
-impl Committer {
+impl<E: Send + 'static> Committer<E> {
     /// Starts the committer for `log`, which must sign a checkpoint with
     /// every commit and must have no other writer: the committer assigns
     /// indices itself, from the log's size. `replay` and `reviews` are what
@@ -134,7 +178,7 @@ impl Committer {
         guard: Arc<DiskGuard>,
         replay: Arc<Replay>,
         reviews: Arc<PendingReviews>,
-    ) -> std::io::Result<Committer> {
+    ) -> std::io::Result<Committer<E>> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (committed, commits) = watch::channel(log.size());
         let (alarm, failed) = watch::channel(false);
@@ -142,7 +186,7 @@ impl Committer {
             .name("xgate-commit".into())
             .spawn(move || {
                 let _alarm = PanicAlarm(alarm);
-                let memory = Memory {
+                let memory = Recorded {
                     replay: &replay,
                     reviews: &reviews,
                 };
@@ -181,30 +225,20 @@ impl Committer {
     /// returns in the same batch; returns once both are durable.
     ///
     /// # Errors
-    /// What `prepare` refused with; `storage_unavailable` if the log could
-    /// not make the batch durable (then nothing is acknowledged);
-    /// `unavailable` if the committer has stopped.
-    pub async fn append(&self, entry: Vec<u8>, prepare: Prepare) -> Result<Appended, ApiError> {
+    /// What `prepare` declined it with; a [`CommitError`] if the batch was
+    /// not made durable (then nothing in it is acknowledged) or the
+    /// committer has stopped.
+    pub async fn append(&self, entry: Vec<u8>, prepare: Prepare<E>) -> Answer<E> {
         let (done, outcome) = oneshot::channel();
-        // Shutting down, or the thread died with this job queued or in its
-        // batch (which may or may not have reached the store).
-        let stopped = || {
-            ApiError::new(
-                Code::Unavailable,
-                "the gateway stopped committing (it is shutting down or restarting); this envelope \
-                 was not acknowledged (resubmit it later: if it was logged after all, the \
-                 resubmission is refused as replayed)",
-            )
-        };
-        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        let jobs = self.jobs.as_ref().ok_or(CommitError::Stopped)?;
         jobs.send(Job {
             entry,
             prepare,
             done,
         })
         .await
-        .map_err(|_| stopped())?;
-        outcome.await.map_err(|_| stopped())?
+        .map_err(|_| CommitError::Stopped)?;
+        outcome.await.map_err(|_| CommitError::Stopped)?
     }
 }
 
@@ -226,12 +260,12 @@ impl Drop for PanicAlarm {
 }
 
 /// What jobs record in memory as they are prepared, beside the store.
-struct Memory<'a> {
+struct Recorded<'a> {
     replay: &'a Replay,
     reviews: &'a PendingReviews,
 }
 
-impl Memory<'_> {
+impl Recorded<'_> {
     /// Reads everything back from `store` after a commit that failed: the
     /// batch's records may or may not have reached it.
     fn reload(&self, store: &DiskStore) {
@@ -244,11 +278,11 @@ impl Memory<'_> {
     }
 }
 
-fn run(
+fn run<E>(
     log: &Log<DiskStore>,
     guard: &DiskGuard,
-    memory: &Memory<'_>,
-    mut rx: mpsc::Receiver<Job>,
+    memory: &Recorded<'_>,
+    mut rx: mpsc::Receiver<Job<E>>,
     committed: &watch::Sender<u64>,
 ) {
     while let Some(first) = rx.blocking_recv() {
@@ -262,7 +296,7 @@ fn run(
         // Short of space, refuse the whole batch before touching the store.
         if let Err(e) = guard.check() {
             for job in jobs {
-                let _ = job.done.send(Err(e.clone()));
+                let _ = job.done.send(Err(CommitError::DiskFull(e)));
             }
             continue;
         }
@@ -291,7 +325,7 @@ enum Outcome {
 
 /// Prepares `jobs` in order, appends the accepted ones as one batch and
 /// answers every job.
-fn commit(log: &Log<DiskStore>, jobs: Vec<Job>) -> Outcome {
+fn commit<E>(log: &Log<DiskStore>, jobs: Vec<Job<E>>) -> Outcome {
     // The committer is the log's only writer, so this is where the batch
     // will start.
     let first = log.next_index();
@@ -300,7 +334,7 @@ fn commit(log: &Log<DiskStore>, jobs: Vec<Job>) -> Outcome {
     let mut waiting = Vec::with_capacity(jobs.len());
     for job in jobs {
         let index = first + entries.len() as u64;
-        let view = View {
+        let view = BatchView {
             store: log.store(),
             pending: &batch,
         };
@@ -312,7 +346,7 @@ fn commit(log: &Log<DiskStore>, jobs: Vec<Job>) -> Outcome {
             }
             // Refused: no index, no trace.
             Err(e) => {
-                let _ = job.done.send(Err(e));
+                let _ = job.done.send(Err(CommitError::Declined(e)));
             }
         }
     }
@@ -326,9 +360,9 @@ fn commit(log: &Log<DiskStore>, jobs: Vec<Job>) -> Outcome {
     match outcome {
         Ok(committed) if committed.range.start == first => {
             let Some(checkpoint) = committed.checkpoint else {
-                let e = ApiError::new(Code::Internal, "the commit signed no checkpoint");
+                tracing::error!("the commit signed no checkpoint; refusing to acknowledge");
                 for done in waiting {
-                    let _ = done.send(Err(e.clone()));
+                    let _ = done.send(Err(CommitError::NoCheckpoint));
                 }
                 return Outcome::Durable(committed.range.end);
             };
@@ -347,17 +381,16 @@ fn commit(log: &Log<DiskStore>, jobs: Vec<Job>) -> Outcome {
                 got = committed.range.start,
                 "the log has another writer; refusing to acknowledge"
             );
-            let e = ApiError::new(Code::Internal, "internal error; see the gateway's log");
             for done in waiting {
-                let _ = done.send(Err(e.clone()));
+                let _ = done.send(Err(CommitError::OtherWriter));
             }
             Outcome::Durable(committed.range.end)
         }
         Err(e) => {
             tracing::error!(error = %e, "append failed; nothing in this batch is acknowledged");
-            let e = ApiError::from(e);
+            let e = Arc::new(e);
             for done in waiting {
-                let _ = done.send(Err(e.clone()));
+                let _ = done.send(Err(CommitError::Append(Arc::clone(&e))));
             }
             Outcome::Failed
         }

@@ -22,14 +22,34 @@
 //! Absent fields are omitted, so `record.send` entries are unchanged.
 //!
 //! Never a body, never personal data: the envelope is represented by the
-//! SHA-256 of its compact JWS, which only its holders can match.
+//! SHA-256 of its compact JWS, which only its holders can match, and a
+//! person by a salted hash ([`person_hash`]) whose salt never leaves the
+//! data directory.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use xgate_ledger::{Store, StoreError, WriteBatch};
 
 use crate::envelope::Envelope;
+use crate::store_keys::Prefix;
 
 /// Version of the entry encoding.
 pub const ENTRY_VERSION: u32 = 1;
+
+/// What the gateway decided for an envelope when it accepted it, which its
+/// entry records and the state rules read (through `apply::Facts`): the
+/// acceptance time, an offer's or a grant's expiry, and how many responses
+/// a grant covers. The live commit takes it from its own decisions, a
+/// replay from the logged entry ([`Logged::stamp`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// When the gateway accepted it, seconds since the epoch.
+    pub time: i64,
+    /// An offer's or a grant's expiry, seconds since the epoch.
+    pub expires: Option<i64>,
+    /// How many responses a grant covers.
+    pub uses: Option<u32>,
+}
 
 /// One log entry. Field order is the canonical key order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -183,24 +203,95 @@ pub struct Logged {
     pub v: u32,
 }
 
+/// Why bytes read from the log are not a gateway entry.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// Not an entry's JSON, or with fields an entry does not have.
+    #[error("not a gateway entry: {0}")]
+    NotAnEntry(#[source] serde_json::Error),
+    /// An entry of another encoding version.
+    #[error("entry version {0} is not {ENTRY_VERSION}")]
+    Version(u32),
+}
+
 impl Logged {
     /// Parses an entry's bytes.
     ///
     /// # Errors
     /// If they are not a version-1 gateway entry.
-    pub fn parse(bytes: &[u8]) -> Result<Logged, String> {
-        let logged: Logged =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a gateway entry: {e}"))?;
+    pub fn parse(bytes: &[u8]) -> Result<Logged, EntryError> {
+        let logged: Logged = serde_json::from_slice(bytes).map_err(EntryError::NotAnEntry)?;
         if logged.v != ENTRY_VERSION {
-            return Err(format!("entry version {} is not {ENTRY_VERSION}", logged.v));
+            return Err(EntryError::Version(logged.v));
         }
         Ok(logged)
     }
+
+    /// What the gateway decided when it accepted the envelope, as logged.
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            time: self.time,
+            expires: self.expires,
+            uses: self.uses,
+        }
+    }
+}
+
+/// The salt of person hashes, created on first use. Written and synced
+/// before any entry uses it.
+///
+/// # Errors
+/// A storage failure, or no randomness.
+pub fn salt<S: Store>(store: &S) -> Result<[u8; 32], StoreError> {
+    if let Some(salt) = existing_salt(store)? {
+        return Ok(salt);
+    }
+    let mut salt = [0u8; 32];
+    getrandom::fill(&mut salt).map_err(|e| StoreError(format!("no randomness: {e}")))?;
+    let mut batch = WriteBatch::new();
+    batch.put(Prefix::PersonSalt.bytes().to_vec(), salt.to_vec());
+    store.apply(batch)?;
+    store.sync()?;
+    Ok(salt)
+}
+
+/// The salt, if the gateway ever made one (for replay, which never writes).
+///
+/// # Errors
+/// A storage failure or a corrupt salt.
+pub fn existing_salt<S: Store>(store: &S) -> Result<Option<[u8; 32]>, StoreError> {
+    store
+        .get(Prefix::PersonSalt.bytes())?
+        .map(|v| {
+            v.as_ref()
+                .try_into()
+                .map_err(|_| StoreError("the person-hash salt is corrupt".into()))
+        })
+        .transpose()
+}
+
+/// What the log holds for a person: lowercase hex SHA-256 of the gateway's
+/// salt followed by the identifier. Without the salt, which never leaves
+/// the data directory, the hash cannot be matched to a guess.
+pub fn person_hash(salt: &[u8; 32], person: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(person.as_bytes());
+    hex::encode(h.finalize())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn person_hashes_depend_on_the_salt() {
+        let h1 = person_hash(&[1; 32], "p-1");
+        assert_eq!(h1.len(), 64);
+        assert_ne!(h1, person_hash(&[2; 32], "p-1"));
+        assert_ne!(h1, person_hash(&[1; 32], "p-2"));
+        assert!(!h1.contains("p-1"));
+    }
 
     #[test]
     fn encoding_is_sorted_compact_json() {

@@ -24,10 +24,10 @@ use xgate_ledger::{Store, StoreError, WriteBatch};
 
 use crate::envelope::Envelope;
 use crate::registry::AgencyId;
+use crate::store_keys::Prefix;
 
-const ITEM_PREFIX: &[u8] = b"Gi";
-const ID_PREFIX: &[u8] = b"Gd";
-const KEPT_PREFIX: &[u8] = b"Ge";
+const ITEM_PREFIX: &[u8] = Prefix::InboxItem.bytes();
+const ID_PREFIX: &[u8] = Prefix::InboxId.bytes();
 
 /// An envelope waiting for its recipient.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,9 +50,7 @@ pub struct Stored {
 
 /// The key of the envelope kept for good that was logged at `index`.
 pub fn kept_key(index: u64) -> Vec<u8> {
-    let mut k = KEPT_PREFIX.to_vec();
-    k.extend_from_slice(&index.to_be_bytes());
-    k
+    Prefix::KeptEnvelope.at(index)
 }
 
 /// Adds the write that keeps `envelope`, logged at `index`, for good.

@@ -4,7 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Every envelope kind of the federation (DESIGN.md, "Envelope kinds").
+/// Every envelope kind of the federation (docs/architecture.md, "Envelope
+/// kinds").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// A record delivered to the recipient verbatim.
@@ -30,8 +31,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Every kind, in the order DESIGN.md lists them (`medical.approve`
-    /// added by issue 5).
+    /// Every kind, in the order docs/architecture.md lists them ("Envelope
+    /// kinds"; `medical.approve` added by issue 5).
     pub const ALL: [Kind; 10] = [
         Kind::RecordSend,
         Kind::AssetRegister,

@@ -8,11 +8,16 @@
 //! - [`policy`]: who may send which envelope kinds to whom, and when an
 //!   emergency request breaks the glass; deny by default, rules in `policies/`.
 //! - [`pipeline`]: the stages an envelope goes through, in order; the
-//!   [`committer`] applies accepted envelopes in log order.
-//! - [`assets`]: asset custody and reconciliation, as one step of a fold.
+//!   [`committer`] commits accepted envelopes in log order.
+//! - [`apply`]: the apply stage, one step of a fold over the log: the
+//!   committer runs it for each envelope it accepts, and [`recompute`]
+//!   (`xgate audit replay`) runs it over the log for auditors.
+//! - [`assets`]: asset custody and reconciliation: the bodies, the rules,
+//!   where the state lives and what agencies may read of it.
 //! - [`medical`]: emergency medical requests, break-the-glass grants,
-//!   encrypted responses and reviews, as one step of the same fold;
-//!   [`recompute`] replays the fold over the log for auditors.
+//!   encrypted responses and reviews, likewise.
+//! - [`store_keys`]: every key the gateway keeps beside the log, in one
+//!   table.
 //! - [`sealed`]: sealed parts, signed by the sender and encrypted to the
 //!   recipient, which the gateway carries but cannot read (records and the
 //!   personal fields of medical requests).
@@ -28,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod assets;
 pub mod committer;
 pub mod config;
@@ -36,7 +42,6 @@ pub mod crl_watch;
 pub mod data_dir;
 pub mod entry;
 pub mod envelope;
-pub mod errors;
 pub mod fields;
 pub mod http;
 pub mod inbox;
@@ -55,5 +60,6 @@ pub mod replay;
 pub mod sealed;
 pub mod server;
 pub mod space;
+pub mod store_keys;
 pub mod strict_json;
 pub mod tls;

@@ -1,17 +1,20 @@
 //! The one place that knows the order of the stages an envelope goes
-//! through: identity (from TLS) -> envelope -> kind and body -> policy ->
-//! replay -> apply -> ledger append with its inbox, replay and state
-//! records -> receipt.
+//! through: identity (from TLS) -> envelope ([`crate::envelope`]) -> kind
+//! (the body parsed for its kind, [`Op::parse`]) -> policy
+//! ([`crate::policy`]) -> commit (in log order: the `jti`, then
+//! [`apply::apply`], then the ledger append with the inbox, replay and
+//! state records, [`crate::committer`]) -> receipt ([`crate::receipt`]).
 //!
-//! Everything before the append only reads; the committer then, in log
-//! order, checks the `jti`, applies an asset envelope to the asset state
-//! (the custody rules and reconciliation, [`crate::assets`]) or a medical
-//! one to the medical state (grants, responses and reviews,
-//! [`crate::medical`]) and writes the log entry, the recipient's inbox
-//! record, the sender's `jti` and the state changes in one atomic batch; the append returns once that batch is
-//! durable and covered by a signed checkpoint. So a refused envelope leaves
-//! no trace anywhere, and an acknowledged one is logged, deliverable,
-//! unreplayable and applied, whatever crashes when.
+//! Everything before the commit only reads; the committer then, in log
+//! order, checks the `jti`, applies the envelope to the state (the custody
+//! rules and reconciliation of an asset kind, the grants, responses and
+//! reviews of a medical one) and writes the log entry, the recipient's
+//! inbox record, the sender's `jti` and the state changes in one atomic
+//! batch; the append returns once that batch is durable and covered by a
+//! signed checkpoint. So a refused envelope leaves no trace anywhere, and
+//! an acknowledged one is logged, deliverable, unreplayable and applied,
+//! whatever crashes when. Each stage refuses with its own error; the
+//! pipeline's is [`Refused`], which `http` maps to a status and a code.
 
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,17 +23,15 @@ use serde::Serialize;
 use tokio::sync::watch;
 use xgate_ledger::{DiskStore, Log, WriteBatch};
 
-use crate::assets::apply::{self, Op};
-use crate::assets::custody::{self, DEFAULT_OFFER_TTL};
-use crate::assets::state as asset_state;
-use crate::committer::{Committer, Prepare};
-use crate::medical::apply::{self as medical, Terms};
+use crate::apply::facts::Terms;
+use crate::apply::{self, ApplyError, BodyError, Facts, Op, asset, medical};
+use crate::assets::custody::DEFAULT_OFFER_TTL;
+use crate::committer::{CommitError, Committer, Prepare};
 use crate::medical::model::Purpose;
 use crate::medical::pending::PendingReviews;
 
-use crate::entry::Entry;
-use crate::envelope::{self, Envelope, Limits, Verifiers};
-use crate::errors::{ApiError, Code};
+use crate::entry::{Entry, Stamp, person_hash};
+use crate::envelope::{self, Envelope, Limits, Rejection, Verifiers};
 use crate::inbox;
 use crate::kind::Kind;
 use crate::metrics::Metrics;
@@ -41,6 +42,7 @@ use crate::registry::{AgencyId, Registry};
 use crate::replay::Replay;
 use crate::sealed;
 use crate::space::DiskGuard;
+use xgate_ledger::StoreError;
 
 /// Default lifetime of a grant a holder approves without saying (hours).
 pub const DEFAULT_APPROVAL_HOURS: u32 = 24;
@@ -63,30 +65,130 @@ impl Default for Medical {
     }
 }
 
-/// What the kind stage made of an envelope's body.
-enum Body {
-    /// `record.send`: carried as is, sealed (a compact JWE the gateway
-    /// cannot open) or in clear.
-    Record {
-        /// Whether the body is a sealed part ([`crate::sealed`]).
-        sealed: bool,
-    },
-    /// An asset kind.
-    Asset(Op),
-    /// A medical kind.
-    Medical(medical::Op),
-}
-
 /// What `POST /v1/envelopes` answers for an accepted envelope: the receipt,
 /// and for an inventory report the id of its reconciliation report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Accepted {
+    /// The envelope's kind (for metrics and the gateway's log; not part
+    /// of the answer).
+    #[serde(skip)]
+    pub kind: Kind,
     /// The receipt.
     #[serde(flatten)]
     pub receipt: Receipt,
     /// `GET /v1/reconciliations/{id}` returns the report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconciliation_id: Option<String>,
+}
+
+/// A refused envelope: why, and its kind if it got as far as naming one
+/// (metrics count refusals by kind). `http` maps the reason to a status
+/// and an error code.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct Refused {
+    /// The envelope's kind, once the envelope stage has read it.
+    pub kind: Option<Kind>,
+    /// The stage that refused it, and why.
+    #[source]
+    pub reason: Reason,
+}
+
+/// Why an envelope was refused, stage by stage.
+#[derive(Debug, thiserror::Error)]
+pub enum Reason {
+    /// The envelope stage: its JWS, header or claims.
+    #[error(transparent)]
+    Envelope(#[from] Rejection),
+    /// The kind stage: the body is not valid for its kind.
+    #[error("the body of {kind} is not valid: {why}")]
+    Malformed {
+        /// The kind.
+        kind: Kind,
+        /// What is wrong, naming the field at fault.
+        why: String,
+    },
+    /// A record addressed to its own sender.
+    #[error("aud is the sender itself; a record is sent to another agency")]
+    RecordToSelf,
+    /// A kind the gateway does not apply.
+    #[error("kind {0} is not handled by this gateway")]
+    UnsupportedKind(Kind),
+    /// In clear, to a recipient the policy says takes it sealed only.
+    #[error(
+        "{recipient} takes {kind} only sealed end to end (policy: [encryption] required_for): \
+         seal the body to its registered encryption key"
+    )]
+    EncryptionRequired {
+        /// The recipient.
+        recipient: AgencyId,
+        /// The kind.
+        kind: Kind,
+    },
+    /// The policy does not allow it; the policy's reason.
+    #[error("{0}")]
+    PolicyDenied(String),
+    /// The policy would break the glass for a kind that cannot.
+    #[error("break-the-glass access is not available for this kind")]
+    BreakGlassUnavailable,
+    /// The commit stage: declined in log order, or not made durable.
+    #[error(transparent)]
+    Commit(#[from] CommitError<Declined>),
+    /// The receipt could not be built (its proof could not be read).
+    #[error("cannot build the receipt: {0}")]
+    Receipt(#[source] xgate_ledger::Error),
+}
+
+/// Why the commit step declined an envelope when its turn came, in log
+/// order.
+#[derive(Debug, thiserror::Error)]
+pub enum Declined {
+    /// It expired while it waited in the commit queue.
+    #[error(
+        "the envelope expired while it waited to be committed, {ago} s ago \
+         (clock skew allowed: {skew} s)"
+    )]
+    Expired {
+        /// Seconds past its expiry, clock skew included.
+        ago: i64,
+        /// The clock skew allowed.
+        skew: i64,
+    },
+    /// Its sender used its `jti` before.
+    #[error("{0} already sent an envelope with this jti")]
+    Replayed(AgencyId),
+    /// The rules refuse it, or the state cannot be read or written.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+/// Why the gateway could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An agency's signing key in the registry is unusable.
+    #[error("{0}")]
+    SigningKey(String),
+    /// The person-hash salt could not be read or created.
+    #[error("cannot keep the person-hash salt: {0}")]
+    Salt(#[source] StoreError),
+    /// The replay ids could not be read.
+    #[error("cannot read the replay ids: {0}")]
+    ReplayIds(#[source] StoreError),
+    /// The review queue could not be read.
+    #[error("cannot read the review queue: {0}")]
+    ReviewQueue(#[source] StoreError),
+    /// The commit thread could not be started.
+    #[error("cannot start the commit thread: {0}")]
+    CommitThread(#[source] std::io::Error),
+}
+
+impl Refused {
+    fn new(kind: Option<Kind>, reason: impl Into<Reason>) -> Refused {
+        Refused {
+            kind,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// The gateway's state shared by every connection.
@@ -96,7 +198,7 @@ pub struct Gateway {
     /// The federation's agencies.
     pub registry: Arc<Registry>,
     verifiers: Verifiers,
-    committer: Committer,
+    committer: Committer<Declined>,
     /// The senders' ids still in their replay window.
     replay: Arc<Replay>,
     /// The review queue's counts, for `/metrics`.
@@ -127,34 +229,29 @@ impl Gateway {
     /// starts the thread that writes to it.
     ///
     /// # Errors
-    /// A message naming an agency whose signing key is unusable, or a store
-    /// that cannot keep the person-hash salt.
+    /// An agency whose signing key is unusable, a store that cannot keep
+    /// the person-hash salt or be read, or no commit thread.
     pub fn new(
         log: Arc<Log<DiskStore>>,
         registry: Arc<Registry>,
         policy: Policy,
         limits: Limits,
-    ) -> Result<Gateway, String> {
+    ) -> Result<Gateway, StartError> {
         log.set_checkpoint_every_commit(true);
-        let verifiers = Verifiers::from_registry(&registry).map_err(|e| e.to_string())?;
+        let verifiers = Verifiers::from_registry(&registry)
+            .map_err(|e| StartError::SigningKey(e.to_string()))?;
         let metrics = Metrics::new(log.size());
-        let salt = asset_state::salt(log.store())
-            .map_err(|e| format!("cannot keep the person-hash salt: {e}"))?;
+        let salt = crate::entry::salt(log.store()).map_err(StartError::Salt)?;
         let disk = Arc::new(DiskGuard::default());
-        let replay = Arc::new(
-            Replay::load(log.store()).map_err(|e| format!("cannot read the replay ids: {e}"))?,
-        );
-        let reviews = Arc::new(
-            PendingReviews::load(log.store())
-                .map_err(|e| format!("cannot read the review queue: {e}"))?,
-        );
+        let replay = Arc::new(Replay::load(log.store()).map_err(StartError::ReplayIds)?);
+        let reviews = Arc::new(PendingReviews::load(log.store()).map_err(StartError::ReviewQueue)?);
         let committer = Committer::start(
             Arc::clone(&log),
             Arc::clone(&disk),
             Arc::clone(&replay),
             Arc::clone(&reviews),
         )
-        .map_err(|e| format!("cannot start the commit thread: {e}"))?;
+        .map_err(StartError::CommitThread)?;
         Ok(Gateway {
             log,
             registry,
@@ -270,30 +367,8 @@ impl Gateway {
     /// CPU work (one signature verification) and a cached store read.
     ///
     /// # Errors
-    /// The first stage's refusal, as an [`ApiError`].
-    pub async fn submit(&self, sender: &AgencyId, jws: &[u8]) -> Result<Accepted, ApiError> {
-        let mut kind = None;
-        let result = self.run(sender, jws, &mut kind).await;
-        let kind = kind.map_or("unknown", Kind::as_str);
-        match &result {
-            Ok(accepted) => {
-                self.metrics.envelope(kind, "accepted");
-                tracing::info!(agency = %sender, kind, log_index = accepted.receipt.log_index, "envelope accepted");
-            }
-            Err(e) => {
-                self.metrics.envelope(kind, e.code.as_str());
-                tracing::info!(agency = %sender, kind, code = e.code.as_str(), "envelope refused");
-            }
-        }
-        result
-    }
-
-    async fn run(
-        &self,
-        sender: &AgencyId,
-        jws: &[u8],
-        kind: &mut Option<Kind>,
-    ) -> Result<Accepted, ApiError> {
+    /// The first stage's refusal.
+    pub async fn submit(&self, sender: &AgencyId, jws: &[u8]) -> Result<Accepted, Refused> {
         let now = unix_now();
         let envelope = envelope::open(
             jws,
@@ -302,23 +377,27 @@ impl Gateway {
             &self.registry,
             self.limits,
             now,
-        )?;
-        *kind = Some(envelope.kind);
-        let body = self.body(&envelope)?;
+        )
+        .map_err(|r| Refused::new(None, r))?;
+        let kind = envelope.kind;
+        self.accept(&envelope, now)
+            .await
+            .map_err(|reason| Refused::new(Some(kind), reason))
+    }
+
+    /// The stages after the envelope's: kind, policy, commit, receipt.
+    async fn accept(&self, envelope: &Envelope, now: i64) -> Result<Accepted, Reason> {
+        let op = self.op(envelope)?;
         let policy = self.policy();
-        if body.in_clear() && policy.requires_sealed(&envelope.aud) {
-            return Err(ApiError::new(
-                Code::EncryptionRequired,
-                format!(
-                    "{} takes {} only sealed end to end (policy: [encryption] required_for): \
-                     seal the body to its registered encryption key",
-                    envelope.aud, envelope.kind
-                ),
-            ));
+        if op.in_clear() && policy.requires_sealed(&envelope.aud) {
+            return Err(Reason::EncryptionRequired {
+                recipient: envelope.aud.clone(),
+                kind: envelope.kind,
+            });
         }
         let no_attributes = Default::default();
-        let (purpose, attributes) = match &body {
-            Body::Medical(medical::Op::Request(r)) => (Some(r.purpose), r.attributes()),
+        let (purpose, attributes) = match &op {
+            Op::Medical(medical::Op::Request(r)) => (Some(r.purpose), r.attributes()),
             _ => (None, no_attributes),
         };
         let decision = policy.evaluate(&Request {
@@ -328,16 +407,22 @@ impl Gateway {
             purpose: purpose.map(Purpose::as_str),
             attributes: &attributes,
         });
-        let (decision, terms) = self.terms(decision, &body, now)?;
-        let report = matches!(body, Body::Asset(Op::Report(_)));
+        let (decision, grant) = self.grant(decision, &op, now)?;
+        let stamp = Stamp {
+            time: now,
+            expires: self.offer_expiry(&op, now).or(grant.map(|g| g.expires)),
+            uses: grant.map(|g| g.uses),
+        };
+        let report = matches!(op, Op::Asset(asset::Op::Report(_)));
         let receipt = self
-            .append(&envelope, body, terms, &policy.hash_hex(), decision, now)
+            .commit(envelope, op, stamp, &policy.hash_hex(), decision)
             .await?;
         if decision == "break-glass" {
             self.metrics.break_glass();
             tracing::warn!(agency = %envelope.iss, holder = %envelope.aud, log_index = receipt.log_index, "break-the-glass grant");
         }
         Ok(Accepted {
+            kind: envelope.kind,
             reconciliation_id: report.then(|| receipt.log_index.to_string()),
             receipt,
         })
@@ -346,16 +431,16 @@ impl Gateway {
     /// What the policy's decision means for this body: the decision as the
     /// entry records it, and the grant it makes, if any (a request that
     /// breaks the glass, or a holder's approval), capped by `max_grant`.
-    fn terms(
+    fn grant(
         &self,
         decision: Decision,
-        body: &Body,
+        op: &Op,
         now: i64,
-    ) -> Result<(&'static str, Option<Terms>), ApiError> {
+    ) -> Result<(&'static str, Option<Terms>), Reason> {
         let capped = |ttl: i64| now.saturating_add(ttl.min(self.medical.max_grant));
-        match (decision, body) {
-            (Decision::Deny { reason }, _) => Err(ApiError::new(Code::PolicyDenied, reason)),
-            (Decision::BreakGlass { grant, .. }, Body::Medical(medical::Op::Request(_))) => {
+        match (decision, op) {
+            (Decision::Deny { reason }, _) => Err(Reason::PolicyDenied(reason)),
+            (Decision::BreakGlass { grant, .. }, Op::Medical(medical::Op::Request(_))) => {
                 let ttl = i64::try_from(grant.ttl.as_secs()).unwrap_or(i64::MAX);
                 let terms = Terms {
                     expires: capped(ttl),
@@ -365,11 +450,8 @@ impl Gateway {
             }
             // Only a medical request can break the glass; never let
             // another kind through as a plain allow.
-            (Decision::BreakGlass { .. }, _) => Err(ApiError::new(
-                Code::PolicyDenied,
-                "break-the-glass access is not available for this kind",
-            )),
-            (Decision::Allow { .. }, Body::Medical(medical::Op::Approve(a))) => {
+            (Decision::BreakGlass { .. }, _) => Err(Reason::BreakGlassUnavailable),
+            (Decision::Allow { .. }, Op::Medical(medical::Op::Approve(a))) => {
                 let hours = a.ttl_hours.unwrap_or(DEFAULT_APPROVAL_HOURS);
                 let terms = Terms {
                     expires: capped(i64::from(hours) * 3600),
@@ -381,117 +463,72 @@ impl Gateway {
         }
     }
 
-    /// The kind's own checks of the envelope: its body, parsed (an asset
-    /// or medical kind) or carried as is (`record.send`), who a record may
-    /// be addressed to, and that a sealed part is a JWE for the recipient's
-    /// registered encryption key (the gateway can check no more of it).
-    fn body(&self, envelope: &Envelope) -> Result<Body, ApiError> {
-        let malformed = |m: String| {
-            ApiError::new(
-                Code::Malformed,
-                format!("the body of {} is not valid: {m}", envelope.kind),
-            )
+    /// The kind stage: the envelope's body, parsed for its kind, who a
+    /// record may be addressed to, and that a sealed part is a JWE for the
+    /// recipient's registered encryption key (the gateway can check no
+    /// more of it).
+    fn op(&self, envelope: &Envelope) -> Result<Op, Reason> {
+        if envelope.kind == Kind::RecordSend && envelope.aud == envelope.iss {
+            return Err(Reason::RecordToSelf);
+        }
+        let malformed = |why: String| Reason::Malformed {
+            kind: envelope.kind,
+            why,
         };
-        if envelope.kind == Kind::RecordSend {
-            if envelope.aud == envelope.iss {
-                return Err(ApiError::new(
-                    Code::WrongAudience,
-                    "aud is the sender itself; a record is sent to another agency",
-                ));
-            }
-            let part = sealed::record_part(&envelope.body).map_err(|e| malformed(e.to_string()))?;
-            if let Some(part) = part {
-                self.check_sealed(part, &envelope.aud).map_err(malformed)?;
-            }
-            return Ok(Body::Record {
-                sealed: part.is_some(),
-            });
+        let op = Op::parse(envelope.kind, &envelope.body).map_err(|e| match e {
+            BodyError::Invalid(why) => malformed(why),
+            BodyError::Unsupported(kind) => Reason::UnsupportedKind(kind),
+        })?;
+        if let Some(part) = op.sealed_part(&envelope.body) {
+            let recipient = self
+                .registry
+                .get(&envelope.aud)
+                .ok_or_else(|| malformed(format!("{} is not a registered agency", envelope.aud)))?;
+            sealed::check(part, recipient).map_err(|e| malformed(e.to_string()))?;
         }
-        if let Some(op) = Op::parse(envelope.kind, &envelope.body).map_err(malformed)? {
-            return Ok(Body::Asset(op));
-        }
-        if let Some(op) = medical::Op::parse(envelope.kind, &envelope.body).map_err(malformed)? {
-            if let medical::Op::Request(r) = &op
-                && let Some(part) = &r.sealed
-            {
-                self.check_sealed(part, &envelope.aud).map_err(malformed)?;
-            }
-            return Ok(Body::Medical(op));
-        }
-        Err(ApiError::new(
-            Code::UnsupportedKind,
-            format!("kind {} is not handled by this gateway", envelope.kind),
-        ))
+        Ok(op)
     }
 
-    /// [`sealed::check`] against `recipient`'s registered encryption key.
-    fn check_sealed(&self, part: &str, recipient: &AgencyId) -> Result<(), String> {
-        let agency = self
-            .registry
-            .get(recipient)
-            .ok_or_else(|| format!("{recipient} is not a registered agency"))?;
-        sealed::check(part, agency).map_err(|e| e.to_string())
-    }
-
-    /// Appends the envelope's entry with its inbox, replay and state
-    /// records, and builds the receipt against the commit's checkpoint.
-    /// Whether the `jti` was used before and whether the custody rules
-    /// allow an asset envelope are decided by the committer, in log order.
-    async fn append(
+    /// The commit stage: appends the envelope's entry with its inbox,
+    /// replay and state records, and builds the receipt against the
+    /// commit's checkpoint. Whether the `jti` was used before and whether
+    /// the rules allow the envelope are decided by the committer, in log
+    /// order, by the step built here.
+    async fn commit(
         &self,
         envelope: &Envelope,
-        body: Body,
-        terms: Option<Terms>,
+        op: Op,
+        stamp: Stamp,
         policy: &str,
         decision: &str,
-        now: i64,
-    ) -> Result<Receipt, ApiError> {
-        let expires = self.offer_expiry(&body, now);
-        let entry = self.entry(envelope, &body, terms, policy, decision, now);
+    ) -> Result<Receipt, Reason> {
+        let entry = self.entry(envelope, &op, stamp, policy, decision);
         let keep_until = replay_keep_until(envelope.exp, self.limits.skew, self.request_timeout);
         let stored = envelope.clone();
         let replay = Arc::clone(&self.replay);
         let reviews = Arc::clone(&self.reviews);
         let skew = self.limits.skew;
         let started = std::time::Instant::now();
-        let prepare: Prepare = Box::new(move |view, index| {
+        let prepare: Prepare<Declined> = Box::new(move |view, index| {
             // It may have waited in the queue past its expiry: then it is
             // refused as it would have been on arrival, and its id, which
             // the purge may already have dropped, is never needed.
             let late = unix_now().saturating_sub(skew);
             if stored.exp < late {
-                return Err(ApiError::new(
-                    Code::Expired,
-                    format!(
-                        "the envelope expired while it waited to be committed, {} s ago \
-                         (clock skew allowed: {skew} s)",
-                        late.saturating_sub(stored.exp)
-                    ),
-                ));
+                return Err(Declined::Expired {
+                    ago: late.saturating_sub(stored.exp),
+                    skew,
+                });
             }
             if replay.seen(&stored.iss, &stored.jti) {
-                return Err(ApiError::new(
-                    Code::Replayed,
-                    format!("{} already sent an envelope with this jti", stored.iss),
-                ));
+                return Err(Declined::Replayed(stored.iss.clone()));
             }
             let mut batch = WriteBatch::new();
             let id = stored.id();
-            let ctx = custody::Context {
-                sender: &stored.iss,
-                recipient: &stored.aud,
-                jti: &stored.jti,
-                envelope: &id,
-                time: now,
-                log_index: index,
-            };
-            match &body {
-                Body::Record { .. } => {}
-                Body::Asset(op) => apply::apply(op, &ctx, expires, view, &mut batch).map(drop)?,
-                Body::Medical(op) => medical::apply(op, &ctx, terms, view, &mut batch)?,
-            }
+            let facts = Facts::new(&stored.iss, &stored.aud, &stored.jti, &id, stamp, index);
+            apply::apply(&op, &facts, view, &mut batch)?;
             // Kept for `xgate audit replay`, which recomputes the state.
-            let kept = !matches!(body, Body::Record { .. });
+            let kept = !matches!(op, Op::Record(_));
             if kept {
                 inbox::keep(&stored, index, &mut batch);
             }
@@ -502,63 +539,42 @@ impl Gateway {
             }
             // Last: only an accepted envelope's id and queue changes are
             // recorded.
-            reviews.record(&batch, now);
+            reviews.record(&batch, stamp.time);
             replay.put(&stored.iss, &stored.jti, keep_until, &mut batch);
             Ok(batch)
         });
         let appended = self.committer.append(entry.clone(), prepare).await;
-        if matches!(&appended, Err(e) if e.code == Code::Replayed) {
+        if matches!(&appended, Err(CommitError::Declined(Declined::Replayed(_)))) {
             self.metrics.replay_attempt();
         }
         let (index, checkpoint) = appended?;
         self.metrics.appended(started.elapsed(), self.log.size());
-        Ok(Receipt::build_for(
-            &self.log,
-            envelope.id(),
-            index,
-            &entry,
-            &checkpoint,
-        )?)
+        Receipt::build_for(&self.log, envelope.id(), index, &entry, &checkpoint)
+            .map_err(Reason::Receipt)
     }
 
-    /// The log entry of an envelope: its metadata, and the fields of its
-    /// kind (never a body, never personal data: a person is a salted hash).
+    /// The log entry of an envelope: its metadata, what it names of its
+    /// body ([`Op::named`]) and the gateway's [`Stamp`] (never a body,
+    /// never personal data: a person is a salted hash).
     fn entry(
         &self,
         envelope: &Envelope,
-        body: &Body,
-        terms: Option<Terms>,
+        op: &Op,
+        stamp: Stamp,
         policy: &str,
         decision: &str,
-        now: i64,
     ) -> Vec<u8> {
-        let hash = |p: &str| asset_state::person_hash(&self.salt, p);
-        let entry = Entry::of(envelope, policy, decision, now);
-        match body {
-            Body::Record { .. } => entry.encode(),
-            Body::Asset(op) => {
-                let expires = self.offer_expiry(body, now);
-                entry
-                    .about(op.tag(), op.person().map(hash), expires)
-                    .encode()
-            }
-            Body::Medical(op) => {
-                let (purpose, outcome) = match op {
-                    medical::Op::Request(r) => (Some(r.purpose.as_str()), None),
-                    medical::Op::Review(r) => (None, Some(r.outcome.as_str())),
-                    _ => (None, None),
-                };
-                entry
-                    .about(None, op.subject().map(hash), terms.map(|t| t.expires))
-                    .medical(purpose, op.request(), terms.map(|t| t.uses), outcome)
-                    .encode()
-            }
-        }
+        let named = op.named();
+        let person = named.person.map(|p| person_hash(&self.salt, p));
+        Entry::of(envelope, policy, decision, stamp.time)
+            .about(named.tag, person, stamp.expires)
+            .medical(named.purpose, named.request, stamp.uses, named.outcome)
+            .encode()
     }
 
     /// When an offer made now lapses; `None` for any other body.
-    fn offer_expiry(&self, body: &Body, now: i64) -> Option<i64> {
-        matches!(body, Body::Asset(Op::Offer(_))).then(|| now.saturating_add(self.offer_ttl))
+    fn offer_expiry(&self, op: &Op, now: i64) -> Option<i64> {
+        matches!(op, Op::Asset(asset::Op::Offer(_))).then(|| now.saturating_add(self.offer_ttl))
     }
 
     /// Drops replay ids past their keep-until time.
@@ -568,19 +584,6 @@ impl Gateway {
     pub fn purge_replay(&self) -> Result<usize, xgate_ledger::StoreError> {
         let now = u64::try_from(unix_now()).unwrap_or(0);
         self.replay.purge(self.log.store(), now)
-    }
-}
-
-impl Body {
-    /// Whether it carries in clear what a sealed body would hide: a record
-    /// in clear, or a medical request with its subject, incident and
-    /// responder's name in clear.
-    fn in_clear(&self) -> bool {
-        match self {
-            Body::Record { sealed } => !sealed,
-            Body::Medical(medical::Op::Request(r)) => r.sealed.is_none(),
-            Body::Asset(_) | Body::Medical(_) => false,
-        }
     }
 }
 

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::errors::{ApiError, Code};
 use crate::registry::AgencyId;
 
 /// A rate limit: a sustained rate and a burst.
@@ -80,27 +79,13 @@ impl Limiter {
     }
 }
 
-/// A request refused by its agency's rate limit.
+/// A request refused by its agency's rate limit (429 `rate_limited`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RateLimited {
     /// The limit in force.
     pub rate: Rate,
     /// Seconds until the next request would be admitted (`Retry-After`).
     pub retry_after: u64,
-}
-
-impl RateLimited {
-    /// The refusal, naming the limit (the federation's own policy).
-    pub fn error(&self, agency: &AgencyId) -> ApiError {
-        ApiError::new(
-            Code::RateLimited,
-            format!(
-                "{agency} is over its rate limit of {} requests per second (burst {}); retry \
-                 after {} s",
-                self.rate.per_second, self.rate.burst, self.retry_after
-            ),
-        )
-    }
 }
 
 /// `Retry-After` for a wait: whole seconds, rounded up, at least 1.

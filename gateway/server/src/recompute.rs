@@ -11,16 +11,15 @@
 //! 3. recomputes the entry's kind fields from the body (tag, salted person
 //!    hash, offer expiry presence; a medical request's purpose, the request
 //!    named, a review's outcome, and whether a grant's terms are logged);
-//! 4. applies the body with the function the gateway's committer ran
-//!    ([`crate::assets::apply::apply`], [`crate::medical::apply::apply`]),
-//!    with a grant's terms as the entry logged them, to a state built in
-//!    memory from nothing.
+//! 4. applies the body with the step the gateway's committer ran,
+//!    [`apply::apply`], with the [`Facts`] the entry records (its index,
+//!    time, an offer's expiry, a grant's terms), to a state built in memory
+//!    from nothing.
 //!
-//! Then every key of the recomputable state is compared with the stored
+//! Then every key of the recomputable state (the prefixes
+//! [`crate::store_keys`] marks recomputed) is compared with the stored
 //! one. Differences are described by key (an asset's tag, a report's id, a
 //! request's `jti`), never by value: values hold person identifiers.
-
-use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,14 +28,13 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use xgate_ledger::{Log, Store, StoreError, WriteBatch};
 
-use crate::assets::apply::{Op, apply};
-use crate::assets::custody::Context;
-use crate::assets::state::{self, StateRead};
-use crate::entry::Logged;
-use crate::envelope::{self, Limits, Verifiers};
+use crate::apply::state::Memory;
+use crate::apply::{self, ApplyError, BodyError, Facts, Op, asset, medical};
+use crate::entry::{EntryError, Logged, existing_salt, person_hash};
+use crate::envelope::{self, Limits, Rejection, Verifiers};
 use crate::kind::Kind;
-use crate::medical::apply::{self as medical, Terms};
 use crate::registry::{AgencyId, Registry};
+use crate::store_keys::{Prefix, describe};
 
 /// Most differences described; the rest are counted.
 const DESCRIBED: usize = 50;
@@ -70,35 +68,88 @@ impl Outcome {
     }
 }
 
-/// State built in memory by the replay (and by the fold's unit tests).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Memory(pub(crate) BTreeMap<Vec<u8>, Vec<u8>>);
-
-impl StateRead for Memory {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.0.get(key).cloned())
-    }
-
-    fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        Ok(self
-            .0
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, _)| k.clone())
-            .collect())
-    }
+/// Why a replay could not run. What does not match is an [`Outcome`]
+/// difference, not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The log could not be read.
+    #[error(transparent)]
+    Ledger(#[from] xgate_ledger::Error),
+    /// The state or the stored envelopes could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An agency's signing key in the registry given is unusable, so
+    /// signatures cannot be checked against it.
+    #[error("cannot check signatures against the registry: {0}")]
+    RegistryKey(String),
 }
 
-impl Memory {
-    /// Applies `batch` as the store would.
-    pub(crate) fn apply(&mut self, batch: WriteBatch) {
-        for (k, v) in batch.into_ops() {
-            match v {
-                Some(v) => self.0.insert(k, v),
-                None => self.0.remove(&k),
-            };
-        }
-    }
+/// Why one entry does not replay as it was logged: a difference.
+#[derive(Debug, thiserror::Error)]
+enum Mismatch {
+    /// The entry is not a gateway entry.
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+    /// The entry names a kind the gateway does not know.
+    #[error("unknown kind")]
+    UnknownKind,
+    /// The envelope the state is recomputed from is missing.
+    #[error("its envelope is not stored")]
+    NotStored,
+    /// The stored envelope does not hash to the digest logged.
+    #[error("the stored envelope is not the one logged")]
+    NotLogged,
+    /// The stored envelope is not text.
+    #[error("the envelope is not UTF-8")]
+    NotUtf8,
+    /// The stored envelope is not a compact JWS.
+    #[error("the envelope is not a compact JWS")]
+    NotCompact,
+    /// Its payload is not base64url.
+    #[error("the envelope's payload is not base64url")]
+    PayloadNotBase64,
+    /// Its claims do not parse.
+    #[error("the envelope's claims do not parse")]
+    ClaimsDoNotParse,
+    /// Its claims name other parties, `jti` or kind than the entry.
+    #[error("the envelope's claims differ from the entry")]
+    ClaimsDiffer,
+    /// `iss` is not an agency id.
+    #[error("iss is not an agency id")]
+    BadIss,
+    /// `aud` is not an agency id.
+    #[error("aud is not an agency id")]
+    BadAud,
+    /// Its signature or claims do not check out at the logged time.
+    #[error("the envelope does not open as it did: {0}")]
+    DoesNotOpen(#[source] Rejection),
+    /// Its body does not parse for its kind.
+    #[error("the body does not parse: {0}")]
+    Body(#[source] BodyError),
+    /// An entry of a kind the gateway does not apply to the state.
+    #[error("not a kind the gateway applies")]
+    NotApplied,
+    /// A person to hash, and no salt to hash it with.
+    #[error("no person-hash salt is stored")]
+    NoSalt,
+    /// The entry's asset fields are not the body's.
+    #[error("the entry's tag or person hash does not match the body")]
+    AssetFields,
+    /// An offer's expiry missing, or an expiry on another asset kind.
+    #[error("the entry's offer expiry is missing or out of place")]
+    OfferExpiry,
+    /// The entry's medical fields are not the body's.
+    #[error("the entry's medical fields do not match the body")]
+    MedicalFields,
+    /// Grant terms missing where a grant is made, or present elsewhere.
+    #[error("the entry's grant terms are missing or out of place")]
+    GrantTerms,
+    /// The rules refuse the envelope at its place in the log.
+    #[error("the rules refuse it on replay: {0}")]
+    Refused(#[source] ApplyError),
+    /// The check of its block panicked (a bug): counted, not dropped.
+    #[error("its check failed")]
+    CheckFailed,
 }
 
 /// The claims an envelope carries, read without checking the signature.
@@ -118,19 +169,19 @@ const BLOCK: u64 = 8192;
 /// Replays `log`; with `registry`, also checks every envelope's signature.
 ///
 /// # Errors
-/// A storage failure or an unreadable log; what does not match is an
-/// [`Outcome`] difference, not an error.
-pub fn replay<S: Store>(
-    log: &Log<S>,
-    registry: Option<&Registry>,
-) -> Result<Outcome, xgate_ledger::Error> {
+/// A storage failure, an unreadable log, or a registry whose keys cannot
+/// check signatures; what does not match is an [`Outcome`] difference, not
+/// an error.
+pub fn replay<S: Store>(log: &Log<S>, registry: Option<&Registry>) -> Result<Outcome, ReplayError> {
     let store = log.store();
     let verifiers = match registry {
-        Some(r) => Some(Verifiers::from_registry(r).map_err(|e| StoreError(e.to_string()))?),
+        Some(r) => {
+            Some(Verifiers::from_registry(r).map_err(|e| ReplayError::RegistryKey(e.to_string()))?)
+        }
         None => None,
     };
     let checker = Checker {
-        salt: state::existing_salt(store)?,
+        salt: existing_salt(store)?,
         registry: registry.zip(verifiers.as_ref()),
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -173,41 +224,25 @@ pub fn replay<S: Store>(
 /// What the checks of one entry leave for the fold.
 struct Checked {
     entry: Logged,
-    step: Step,
+    step: Op,
     iss: AgencyId,
     aud: AgencyId,
 }
 
-/// A body to fold.
-enum Step {
-    Asset(Op),
-    Medical(medical::Op),
-}
-
 impl Checked {
     /// Applies the envelope to the state recomputed so far.
-    fn apply(&self, index: u64, memory: &Memory) -> Result<WriteBatch, String> {
-        let ctx = Context {
-            sender: &self.iss,
-            recipient: &self.aud,
-            jti: &self.entry.jti,
-            envelope: &self.entry.envelope,
-            time: self.entry.time,
-            log_index: index,
-        };
+    fn apply(&self, index: u64, memory: &Memory) -> Result<WriteBatch, Mismatch> {
+        let entry = &self.entry;
+        let facts = Facts::new(
+            &self.iss,
+            &self.aud,
+            &entry.jti,
+            &entry.envelope,
+            entry.stamp(),
+            index,
+        );
         let mut batch = WriteBatch::new();
-        let refused = |e: String| format!("the rules refuse it on replay: {e}");
-        match &self.step {
-            Step::Asset(op) => apply(op, &ctx, self.entry.expires, memory, &mut batch)
-                .map(drop)
-                .map_err(|e| refused(e.to_string()))?,
-            Step::Medical(op) => {
-                let terms = self.entry.expires.zip(self.entry.uses);
-                let terms = terms.map(|(expires, uses)| Terms { expires, uses });
-                medical::apply(op, &ctx, terms, memory, &mut batch)
-                    .map_err(|e| refused(e.to_string()))?;
-            }
-        }
+        apply::apply(&self.step, &facts, memory, &mut batch).map_err(Mismatch::Refused)?;
         Ok(batch)
     }
 }
@@ -227,7 +262,7 @@ impl Checker<'_> {
         &self,
         block: &[Read],
         threads: usize,
-    ) -> Vec<(u64, Result<Option<Checked>, String>)> {
+    ) -> Vec<(u64, Result<Option<Checked>, Mismatch>)> {
         let per_thread = block.len().div_ceil(threads.max(1)).max(1);
         std::thread::scope(|scope| {
             let handles: Vec<_> = block
@@ -250,7 +285,7 @@ impl Checker<'_> {
                     handle.join().unwrap_or_else(|_| {
                         chunk
                             .iter()
-                            .map(|(index, _, _)| (*index, Err("its check failed".to_owned())))
+                            .map(|(index, _, _)| (*index, Err(Mismatch::CheckFailed)))
                             .collect()
                     })
                 })
@@ -260,15 +295,15 @@ impl Checker<'_> {
 
     /// Checks the stored envelope against its entry: `None` for an entry
     /// of another kind.
-    fn check(&self, entry: &[u8], jws: Option<&[u8]>) -> Result<Option<Checked>, String> {
+    fn check(&self, entry: &[u8], jws: Option<&[u8]>) -> Result<Option<Checked>, Mismatch> {
         let entry = Logged::parse(entry)?;
-        let kind: Kind = entry.kind.parse().map_err(|_| "unknown kind")?;
+        let kind: Kind = entry.kind.parse().map_err(|_| Mismatch::UnknownKind)?;
         if kind == Kind::RecordSend {
             return Ok(None);
         }
-        let jws = jws.ok_or("its envelope is not stored")?;
+        let jws = jws.ok_or(Mismatch::NotStored)?;
         if hex::encode(Sha256::digest(jws)) != entry.envelope {
-            return Err("the stored envelope is not the one logged".into());
+            return Err(Mismatch::NotLogged);
         }
         let claims = claims(jws)?;
         if claims.iss != entry.iss
@@ -276,10 +311,10 @@ impl Checker<'_> {
             || claims.jti != entry.jti
             || claims.kind != entry.kind
         {
-            return Err("the envelope's claims differ from the entry".into());
+            return Err(Mismatch::ClaimsDiffer);
         }
-        let iss: AgencyId = claims.iss.parse().map_err(|_| "iss is not an agency id")?;
-        let aud: AgencyId = claims.aud.parse().map_err(|_| "aud is not an agency id")?;
+        let iss: AgencyId = claims.iss.parse().map_err(|_| Mismatch::BadIss)?;
+        let aud: AgencyId = claims.aud.parse().map_err(|_| Mismatch::BadAud)?;
         if let Some((registry, verifiers)) = self.registry {
             envelope::open(
                 jws,
@@ -289,16 +324,15 @@ impl Checker<'_> {
                 Limits::default(),
                 entry.time,
             )
-            .map_err(|e| format!("the envelope does not open as it did: {e}"))?;
+            .map_err(Mismatch::DoesNotOpen)?;
         }
         let step = match Op::parse(kind, &claims.body) {
-            Ok(Some(op)) => self.asset_fields(op, &entry)?,
-            Ok(None) => match medical::Op::parse(kind, &claims.body) {
-                Ok(Some(op)) => self.medical_fields(op, &entry)?,
-                Ok(None) => return Err("not a kind the gateway applies".into()),
-                Err(e) => return Err(format!("the body does not parse: {e}")),
-            },
-            Err(e) => return Err(format!("the body does not parse: {e}")),
+            Ok(op @ Op::Asset(_)) => self.asset_fields(op, &entry)?,
+            Ok(op @ Op::Medical(_)) => self.medical_fields(op, &entry)?,
+            Ok(Op::Record(_)) | Err(BodyError::Unsupported(_)) => {
+                return Err(Mismatch::NotApplied);
+            }
+            Err(e) => return Err(Mismatch::Body(e)),
         };
         Ok(Some(Checked {
             entry,
@@ -309,83 +343,70 @@ impl Checker<'_> {
     }
 
     /// The salted hash of `person`, as entries log it.
-    fn person(&self, person: Option<&str>) -> Result<Option<String>, String> {
+    fn person(&self, person: Option<&str>) -> Result<Option<String>, Mismatch> {
         match (person, &self.salt) {
-            (Some(p), Some(salt)) => Ok(Some(state::person_hash(salt, p))),
-            (Some(_), None) => Err("no person-hash salt is stored".into()),
+            (Some(p), Some(salt)) => Ok(Some(person_hash(salt, p))),
+            (Some(_), None) => Err(Mismatch::NoSalt),
             (None, _) => Ok(None),
         }
     }
 
     /// Checks an asset entry's fields against the body.
-    fn asset_fields(&self, op: Op, entry: &Logged) -> Result<Step, String> {
-        let person = self.person(op.person())?;
-        if op.tag() != entry.tag.as_deref() || person != entry.person {
-            return Err("the entry's tag or person hash does not match the body".into());
+    fn asset_fields(&self, op: Op, entry: &Logged) -> Result<Op, Mismatch> {
+        let named = op.named();
+        let person = self.person(named.person)?;
+        if named.tag != entry.tag.as_deref() || person != entry.person {
+            return Err(Mismatch::AssetFields);
         }
-        if matches!(op, Op::Offer(_)) != entry.expires.is_some() {
-            return Err("the entry's offer expiry is missing or out of place".into());
+        let offer = matches!(op, Op::Asset(asset::Op::Offer(_)));
+        if offer != entry.expires.is_some() {
+            return Err(Mismatch::OfferExpiry);
         }
-        Ok(Step::Asset(op))
+        Ok(op)
     }
 
     /// Checks a medical entry's fields against the body: the subject's
     /// hash, the purpose, the request named, the outcome, and that a grant's
     /// terms are logged exactly where one is made (a request the policy let
     /// break the glass, an approval).
-    fn medical_fields(&self, op: medical::Op, entry: &Logged) -> Result<Step, String> {
-        use medical::Op as M;
-        let person = self.person(op.subject())?;
-        let (purpose, outcome) = match &op {
-            M::Request(r) => (Some(r.purpose.as_str()), None),
-            M::Review(r) => (None, Some(r.outcome.as_str())),
-            _ => (None, None),
-        };
+    fn medical_fields(&self, op: Op, entry: &Logged) -> Result<Op, Mismatch> {
+        let named = op.named();
+        let person = self.person(named.person)?;
         let same = person == entry.person
-            && purpose == entry.purpose.as_deref()
-            && outcome == entry.outcome.as_deref()
-            && op.request() == entry.request.as_deref();
+            && named.purpose == entry.purpose.as_deref()
+            && named.outcome == entry.outcome.as_deref()
+            && named.request == entry.request.as_deref();
         if !same {
-            return Err("the entry's medical fields do not match the body".into());
+            return Err(Mismatch::MedicalFields);
         }
         let grants = match &op {
-            M::Request(_) => entry.decision == "break-glass",
-            M::Approve(_) => true,
+            Op::Medical(medical::Op::Request(_)) => entry.decision == "break-glass",
+            Op::Medical(medical::Op::Approve(_)) => true,
             _ => false,
         };
         let terms = entry.expires.is_some() && entry.uses.is_some();
         let none = entry.expires.is_none() && entry.uses.is_none();
         if !(grants && terms || !grants && none) || entry.tag.is_some() {
-            return Err("the entry's grant terms are missing or out of place".into());
+            return Err(Mismatch::GrantTerms);
         }
-        Ok(Step::Medical(op))
+        Ok(op)
     }
 }
 
-fn claims(jws: &[u8]) -> Result<Claims, String> {
-    let text = std::str::from_utf8(jws).map_err(|_| "the envelope is not UTF-8")?;
-    let payload = text
-        .split('.')
-        .nth(1)
-        .ok_or("the envelope is not a compact JWS")?;
+fn claims(jws: &[u8]) -> Result<Claims, Mismatch> {
+    let text = std::str::from_utf8(jws).map_err(|_| Mismatch::NotUtf8)?;
+    let payload = text.split('.').nth(1).ok_or(Mismatch::NotCompact)?;
     let bytes = URL_SAFE_NO_PAD
         .decode(payload)
-        .map_err(|_| "the envelope's payload is not base64url")?;
-    serde_json::from_slice(&bytes).map_err(|_| "the envelope's claims do not parse".into())
+        .map_err(|_| Mismatch::PayloadNotBase64)?;
+    serde_json::from_slice(&bytes).map_err(|_| Mismatch::ClaimsDoNotParse)
 }
 
 /// Compares the recomputed state with the stored one, key by key.
 fn compare<S: Store>(store: &S, memory: &Memory, out: &mut Outcome) -> Result<(), StoreError> {
-    let prefixes = state::STATE_PREFIXES
-        .iter()
-        .chain(crate::medical::state::STATE_PREFIXES.iter());
-    for prefix in prefixes {
-        let mut stored = store.scan_prefix(prefix).peekable();
-        let mut recomputed = memory
-            .0
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .peekable();
+    for prefix in Prefix::recomputed_all() {
+        let mut stored = store.scan_prefix(prefix.bytes()).peekable();
+        let mut recomputed = memory.under(prefix.bytes()).peekable();
         loop {
             let next_stored = match stored.peek() {
                 Some(Ok((k, _))) => Some(k.clone()),
@@ -422,41 +443,39 @@ fn compare<S: Store>(store: &S, memory: &Memory, out: &mut Outcome) -> Result<()
     Ok(())
 }
 
-/// A key in words, without its value.
-fn describe(key: &[u8]) -> String {
-    let what = match key.get(..2) {
-        Some(b"Ga") => "asset record",
-        Some(b"Gv") => "custody event",
-        Some(b"Gh") => "holder index",
-        Some(b"Gl") => "location index",
-        Some(b"Gq") => "open discrepancies",
-        Some(b"Gc") => "reconciliation report",
-        Some(b"Gn") => "feed notice",
-        Some(b"Gm") => "medical request",
-        Some(b"Gw") => "medical holder index",
-        Some(b"Gu") => "review queue item",
-        _ => "state key",
-    };
-    let tail = key.get(2..).unwrap_or_default();
-    let readable = match key.get(..2) {
-        Some(b"Gu") => tail
-            .len()
-            .checked_sub(8)
-            .and_then(|at| tail.get(at..))
-            .and_then(|b| b.try_into().ok())
-            .map(|b| format!("at entry {}", u64::from_be_bytes(b)))
-            .unwrap_or_default(),
-        Some(b"Gc") | Some(b"Gn") => tail
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .map(|b| format!("at entry {}", u64::from_be_bytes(b)))
-            .unwrap_or_default(),
-        // Tags are the last part of these keys; event keys end in an index.
-        Some(b"Gv") => {
-            let tag_end = tail.iter().position(|b| *b == 0).unwrap_or(tail.len());
-            format!("of {}", String::from_utf8_lossy(&tail[..tag_end]))
-        }
-        _ => format!("of {}", state::last_part(key).unwrap_or_default()),
-    };
-    format!("{what} {readable}")
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use xgate_ledger::OpenOptions;
+
+    use super::*;
+    use crate::registry::{Agency, CertificateBinding};
+
+    #[test]
+    fn an_unusable_registry_key_is_not_a_storage_failure() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log");
+        let jwk = |kid: &str, usage: &str| match json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": usage})
+        {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        // The registry takes it (kid, use, kty), but it is no P-256 key.
+        let agency = Agency {
+            id: "state".parse().expect("id"),
+            name: "state".into(),
+            certificate: CertificateBinding {
+                uri: "urn:xgate:agency:state".into(),
+                sha256: None,
+            },
+            signing_key: jwk("s", "sig"),
+            encryption_key: jwk("e", "enc"),
+            roles: Vec::new(),
+        };
+        let registry = Registry::from_agencies(vec![agency]).expect("registry");
+        let e = replay(&log, Some(&registry)).expect_err("no verifier for state");
+        assert!(matches!(e, ReplayError::RegistryKey(_)), "{e:?}");
+        assert!(!e.to_string().contains("storage failure"), "{e}");
+        assert!(replay(&log, None).expect("no registry").is_clean());
+    }
 }

@@ -33,10 +33,11 @@ use sha2::{Digest, Sha256};
 use xgate_ledger::{Store, StoreError, WriteBatch};
 
 use crate::registry::AgencyId;
+use crate::store_keys::Prefix;
 
-const EXPIRY_PREFIX: &[u8] = b"Gx";
+const EXPIRY_PREFIX: &[u8] = Prefix::ReplayId.bytes();
 /// Where earlier versions kept a second copy of each id; dropped at open.
-const LEGACY_PREFIX: &[u8] = b"Gr";
+const LEGACY_PREFIX: &[u8] = Prefix::LegacyReplayId.bytes();
 
 /// Most keys removed in one batch. A purge after a burst can find hundreds
 /// of thousands expired at once; one batch of them all took gigabytes of

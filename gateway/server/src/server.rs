@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
 
-use crate::http::Context;
+use crate::http::ApiState;
 use crate::policy::Policy;
 
 mod connection;
@@ -37,9 +37,10 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// How often expired replay ids are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
-/// Limits and timings of the listener.
+/// Limits and timings of the listener (the envelope's time limits are
+/// [`crate::envelope::Limits`]).
 #[derive(Clone, Debug)]
-pub struct Limits {
+pub struct ListenerLimits {
     /// Most connections served at once; past it, a new connection takes
     /// the slot of the one that has had nothing in flight the longest.
     pub max_connections: usize,
@@ -70,8 +71,8 @@ pub struct Limits {
 /// Only if the listener itself fails.
 pub async fn serve(
     listener: TcpListener,
-    ctx: Arc<Context>,
-    limits: Limits,
+    ctx: Arc<ApiState>,
+    limits: ListenerLimits,
     policy_file: PathBuf,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -151,7 +152,7 @@ fn agency_cap(configured: usize, max_connections: usize) -> usize {
 }
 
 /// hyper's HTTP/1.1 and HTTP/2 settings.
-fn builder(limits: &Limits) -> Builder<TokioExecutor> {
+fn builder(limits: &ListenerLimits) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     // hyper times each request head from the moment it starts waiting for
     // it, which on a keep-alive connection is the end of the previous
@@ -177,7 +178,7 @@ fn builder(limits: &Limits) -> Builder<TokioExecutor> {
 }
 
 fn spawn_background(
-    ctx: Arc<Context>,
+    ctx: Arc<ApiState>,
     crl_poll: Duration,
     policy_file: PathBuf,
 ) -> tokio::task::JoinHandle<()> {
@@ -206,12 +207,12 @@ fn spawn_background(
 
 /// Reloads the CRL if it changed (`forced`: re-read it anyway), keeping the
 /// one in force when the new one is refused, and raises the staleness
-/// alarm; see [`crate::crl::check`].
-fn reload_crl(ctx: &Context, forced: bool) {
+/// alarm; see [`crate::crl_watch::check`].
+fn reload_crl(ctx: &ApiState, forced: bool) {
     crate::crl_watch::check(&ctx.tls, &ctx.gateway.metrics, forced);
 }
 
-fn reload_policy(ctx: &Context, path: &std::path::Path) {
+fn reload_policy(ctx: &ApiState, path: &std::path::Path) {
     match Policy::load(path, &ctx.gateway.registry) {
         Ok(policy) => {
             tracing::info!(policy = %policy.hash_hex(), "policy reloaded");

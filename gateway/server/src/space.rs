@@ -12,7 +12,11 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use crate::errors::{ApiError, Code};
+/// The data directory's file system has less than the reserve free
+/// (`storage_unavailable`): nothing is written until it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the gateway's disk is nearly full")]
+pub struct DiskFull;
 
 /// Where to check, and how much must stay free; unset means no check.
 #[derive(Debug, Default)]
@@ -30,8 +34,8 @@ impl DiskGuard {
     /// asked is not held against the batch: the store reports real errors.
     ///
     /// # Errors
-    /// `storage_unavailable`, saying so.
-    pub fn check(&self) -> Result<(), ApiError> {
+    /// [`DiskFull`].
+    pub fn check(&self) -> Result<(), DiskFull> {
         let Some((dir, reserve)) = self.reserve.get() else {
             return Ok(());
         };
@@ -40,10 +44,7 @@ impl DiskGuard {
         };
         let free = stat.f_bavail.saturating_mul(stat.f_frsize);
         if free < *reserve {
-            return Err(ApiError::new(
-                Code::StorageUnavailable,
-                "the gateway's disk is nearly full; nothing was accepted, retry later",
-            ));
+            return Err(DiskFull);
         }
         Ok(())
     }
@@ -52,6 +53,7 @@ impl DiskGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::error::{ApiError, Code};
 
     #[test]
     fn an_unarmed_guard_passes_and_an_impossible_reserve_refuses() {
@@ -59,7 +61,7 @@ mod tests {
         assert!(guard.check().is_ok());
         guard.arm(std::env::temp_dir(), u64::MAX);
         let e = guard.check().expect_err("no disk has u64::MAX bytes free");
-        assert_eq!(e.code, Code::StorageUnavailable);
+        assert_eq!(ApiError::from(e).code, Code::StorageUnavailable);
         let roomy = DiskGuard::default();
         roomy.arm(std::env::temp_dir(), 1);
         assert!(roomy.check().is_ok());

@@ -40,6 +40,9 @@ pub enum Error {
     /// The log refused: missing, locked, corrupt, or a storage failure.
     #[error(transparent)]
     Ledger(#[from] xgate_ledger::Error),
+    /// `xgate audit replay` could not run.
+    #[error(transparent)]
+    Replay(#[from] xgate_server::recompute::ReplayError),
     /// A log view was refused; see [`xgate_server::logview::ViewError`].
     #[error(transparent)]
     View(#[from] xgate_server::logview::ViewError),

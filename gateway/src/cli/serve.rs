@@ -21,7 +21,7 @@ use xgate_server::config::Config;
 use xgate_server::crl_watch;
 use xgate_server::data_dir;
 use xgate_server::envelope::Limits;
-use xgate_server::http::Context;
+use xgate_server::http::ApiState;
 use xgate_server::http::fanout::Hub;
 use xgate_server::pipeline::{Gateway, Medical};
 use xgate_server::pki::{self, REGISTRY, SAMPLE_AGENCIES, SAMPLE_AUDITORS};
@@ -108,9 +108,9 @@ pub(crate) struct Prepared {
     /// Whether the development PKI was created just now.
     pub created_pki: bool,
     /// What the request handlers share: the gateway (and its log) among it.
-    pub ctx: Arc<Context>,
+    pub ctx: Arc<ApiState>,
     listener: tokio::net::TcpListener,
-    limits: server::Limits,
+    limits: server::ListenerLimits,
     policy_file: PathBuf,
 }
 
@@ -187,7 +187,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     let offer_ttl = seconds(config.offer_ttl_secs);
     let gateway = Arc::new(
         Gateway::new(Arc::clone(&log), registry, policy, limits)
-            .map_err(Error::Serve)?
+            .map_err(|e| Error::Serve(e.to_string()))?
             .with_offer_ttl(offer_ttl)
             .with_medical_times(Medical {
                 max_grant: seconds(config.max_grant_secs),
@@ -209,7 +209,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         config.max_streams_per_agency,
         closing.subscribe(),
     );
-    let ctx = Arc::new(Context {
+    let ctx = Arc::new(ApiState {
         gateway,
         tls,
         max_body_bytes: config.max_body_bytes,
@@ -217,7 +217,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         closing,
         streams,
     });
-    let limits = server::Limits {
+    let limits = server::ListenerLimits {
         max_connections: connection_limit(config.max_connections),
         header_timeout: Duration::from_secs(config.header_timeout_secs),
         request_timeout: Duration::from_secs(config.request_timeout_secs),

@@ -10,8 +10,9 @@ use josekit::jwk::alg::ec::EcCurve;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};
+use xgate_server::apply::{asset, medical as medical_ops};
 use xgate_server::kind::Kind;
-use xgate_server::{assets, medical};
+use xgate_server::medical;
 
 use crate::check;
 use crate::mutate::{MARKER, apply_json, json_corpus, json_edits, json_value};
@@ -55,8 +56,8 @@ static SEEDS: LazyLock<Vec<(Kind, Value)>> = LazyLock::new(|| {
 fn parse(kind: Kind, body: &Value) -> Result<(), String> {
     let empty = Map::new();
     let map = body.as_object().unwrap_or(&empty);
-    assets::apply::Op::parse(kind, map)?;
-    medical::apply::Op::parse(kind, map)?;
+    asset::Op::parse(kind, map).map_err(|e| e.to_string())?;
+    medical_ops::Op::parse(kind, map).map_err(|e| e.to_string())?;
     Ok(())
 }
 

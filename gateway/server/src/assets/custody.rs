@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::model::{Answer, Holder, Offer, Register};
+use crate::apply::facts::Facts;
 use crate::registry::AgencyId;
 
 /// Default time an offer stays open: 72 hours.
@@ -121,35 +122,16 @@ pub enum Refusal {
     WrongAudience(String),
 }
 
-/// The envelope being applied: who sent it, to whom, when, and where its
-/// entry is in the log.
-#[derive(Clone, Copy, Debug)]
-pub struct Context<'a> {
-    /// `iss`.
-    pub sender: &'a AgencyId,
-    /// `aud`.
-    pub recipient: &'a AgencyId,
-    /// `jti`.
-    pub jti: &'a str,
-    /// The envelope id (hex SHA-256 of the JWS).
-    pub envelope: &'a str,
-    /// Acceptance time, from the log entry.
-    pub time: i64,
-    /// The entry's index.
-    pub log_index: u64,
-}
-
-impl Context<'_> {
-    fn event(&self, kind: EventKind, holder: Option<Holder>) -> Event {
-        Event {
-            kind,
-            log_index: self.log_index,
-            envelope: self.envelope.to_owned(),
-            time: self.time,
-            by: self.sender.clone(),
-            jti: self.jti.to_owned(),
-            holder,
-        }
+/// The custody event of the envelope `facts` describes.
+fn event(facts: &Facts<'_>, kind: EventKind, holder: Option<Holder>) -> Event {
+    Event {
+        kind,
+        log_index: facts.log_index,
+        envelope: facts.envelope.to_owned(),
+        time: facts.time,
+        by: facts.sender.clone(),
+        jti: facts.jti.to_owned(),
+        holder,
     }
 }
 
@@ -171,14 +153,14 @@ pub type Change = (Asset, Event);
 pub fn register(
     existing: Option<&Asset>,
     body: &Register,
-    ctx: &Context<'_>,
+    facts: &Facts<'_>,
 ) -> Result<Change, Refusal> {
-    if ctx.recipient != ctx.sender {
+    if facts.recipient != facts.sender {
         return Err(Refusal::WrongAudience(
             "asset.register is addressed to the sender's own agency".into(),
         ));
     }
-    if body.holder.agency != *ctx.sender {
+    if body.holder.agency != *facts.sender {
         return Err(Refusal::NotHolder(
             "only the holder's agency may register an asset".into(),
         ));
@@ -194,12 +176,12 @@ pub fn register(
         holder: body.holder.clone(),
         location: body.location.clone(),
         offer: None,
-        registered: ctx.log_index,
-        updated: ctx.log_index,
+        registered: facts.log_index,
+        updated: facts.log_index,
     };
     Ok((
         asset,
-        ctx.event(EventKind::Registered, Some(body.holder.clone())),
+        event(facts, EventKind::Registered, Some(body.holder.clone())),
     ))
 }
 
@@ -211,31 +193,34 @@ pub fn offer(
     existing: Option<&Asset>,
     body: &Offer,
     expires: i64,
-    ctx: &Context<'_>,
+    facts: &Facts<'_>,
 ) -> Result<Change, Refusal> {
     let asset = existing.ok_or_else(|| Refusal::UnknownAsset(body.tag.clone()))?;
-    if asset.holder.agency != *ctx.sender {
+    if asset.holder.agency != *facts.sender {
         return Err(Refusal::NotHolder(format!(
             "only the holder's agency may offer asset {}",
             body.tag
         )));
     }
-    if body.to.agency != *ctx.recipient {
+    if body.to.agency != *facts.recipient {
         return Err(Refusal::WrongAudience(
             "an offer is addressed to the receiving agency (to.agency)".into(),
         ));
     }
-    if asset.open_offer(ctx.time).is_some() {
+    if asset.open_offer(facts.time).is_some() {
         return Err(Refusal::OfferPending(body.tag.clone()));
     }
     let mut next = asset.clone();
     next.offer = Some(OpenOffer {
-        jti: ctx.jti.to_owned(),
+        jti: facts.jti.to_owned(),
         to: body.to.clone(),
         expires,
     });
-    next.updated = ctx.log_index;
-    Ok((next, ctx.event(EventKind::Offered, Some(body.to.clone()))))
+    next.updated = facts.log_index;
+    Ok((
+        next,
+        event(facts, EventKind::Offered, Some(body.to.clone())),
+    ))
 }
 
 /// `asset.transfer.accept` (`accept` true) or `reject`.
@@ -246,20 +231,20 @@ pub fn answer(
     existing: Option<&Asset>,
     body: &Answer,
     accept: bool,
-    ctx: &Context<'_>,
+    facts: &Facts<'_>,
 ) -> Result<Change, Refusal> {
     let asset = existing.ok_or_else(|| Refusal::UnknownAsset(body.tag.clone()))?;
     let open = asset
-        .open_offer(ctx.time)
+        .open_offer(facts.time)
         .filter(|o| o.jti == body.offer)
         .ok_or_else(|| Refusal::NoOpenOffer(body.tag.clone()))?;
-    if open.to.agency != *ctx.sender {
+    if open.to.agency != *facts.sender {
         return Err(Refusal::NotHolder(format!(
             "only the agency offered asset {} may answer the offer",
             body.tag
         )));
     }
-    if asset.holder.agency != *ctx.recipient {
+    if asset.holder.agency != *facts.recipient {
         return Err(Refusal::WrongAudience(
             "an answer is addressed to the offering agency".into(),
         ));
@@ -270,18 +255,19 @@ pub fn answer(
         if let Some(location) = &body.location {
             next.location = location.clone();
         }
-        ctx.event(EventKind::Accepted, Some(open.to.clone()))
+        event(facts, EventKind::Accepted, Some(open.to.clone()))
     } else {
-        ctx.event(EventKind::Rejected, None)
+        event(facts, EventKind::Rejected, None)
     };
     next.offer = None;
-    next.updated = ctx.log_index;
+    next.updated = facts.log_index;
     Ok((next, event))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entry::Stamp;
 
     fn id(s: &str) -> AgencyId {
         s.parse().expect("id")
@@ -315,15 +301,19 @@ mod tests {
             }
         }
 
-        fn ctx(&self) -> Context<'_> {
-            Context {
-                sender: &self.sender,
-                recipient: &self.recipient,
-                jti: &self.jti,
-                envelope: &self.envelope,
+        fn ctx(&self) -> Facts<'_> {
+            let stamp = Stamp {
                 time: self.time,
-                log_index: self.index,
-            }
+                ..Stamp::default()
+            };
+            Facts::new(
+                &self.sender,
+                &self.recipient,
+                &self.jti,
+                &self.envelope,
+                stamp,
+                self.index,
+            )
         }
     }
 
@@ -541,6 +531,7 @@ mod properties {
     //! refused exactly when the model says, and the record agrees with it.
 
     use super::*;
+    use crate::entry::Stamp;
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -613,7 +604,7 @@ mod properties {
                             holder: Holder { agency: ids[by].clone(), person: "p".into() },
                             location: "l".into(),
                         };
-                        let ctx = Context { sender: &ids[by], recipient: &ids[by], jti: &jti, envelope: &jti, time, log_index: index };
+                        let ctx = Facts::new(&ids[by], &ids[by], &jti, &jti, Stamp { time, ..Stamp::default() }, index);
                         let got = register(records.get(&tag), &body, &ctx);
                         let expect = !model.assets.contains_key(&tag);
                         prop_assert_eq!(got.is_ok(), expect);
@@ -630,7 +621,7 @@ mod properties {
                             to: Holder { agency: ids[to].clone(), person: "q".into() },
                             reason: "r".into(),
                         };
-                        let ctx = Context { sender: &ids[by], recipient: &ids[to], jti: &jti, envelope: &jti, time, log_index: index };
+                        let ctx = Facts::new(&ids[by], &ids[to], &jti, &jti, Stamp { time, ..Stamp::default() }, index);
                         let got = offer(records.get(&tag), &body, time + TTL, &ctx);
                         let expect = model.assets.get(&tag).is_some_and(|(holder, open)| {
                             *holder == by && open.as_ref().is_none_or(|(_, _, exp)| time >= *exp)
@@ -652,7 +643,7 @@ mod properties {
                         };
                         let holder = model.assets.get(&tag).map_or(0, |(h, _)| *h);
                         let body = Answer { tag: format!("T{tag}"), offer: named.clone(), location: None };
-                        let ctx = Context { sender: &ids[by], recipient: &ids[holder], jti: &jti, envelope: &jti, time, log_index: index };
+                        let ctx = Facts::new(&ids[by], &ids[holder], &jti, &jti, Stamp { time, ..Stamp::default() }, index);
                         let got = answer(records.get(&tag), &body, accept, &ctx);
                         let expect = model.assets.get(&tag).is_some_and(|(_, open)| {
                             open.as_ref().is_some_and(|(j, to, exp)| *j == named && *to == by && time < *exp)

@@ -1,10 +1,10 @@
 //! Asset custody and real-time reconciliation (docs/assets.md).
 //!
 //! The asset state is a deterministic fold over the logged envelopes: each
-//! accepted asset envelope is applied ([`apply::apply`]) by the gateway's
-//! committer in log order, in the same atomic batch as its log entry, and
-//! `xgate audit replay` ([`replay`]) applies the same function to the
-//! logged envelopes to recompute the state and compare.
+//! accepted asset envelope is applied ([`crate::apply::asset`]) by the
+//! gateway's committer in log order, in the same atomic batch as its log
+//! entry, and `xgate audit replay` ([`crate::recompute`]) applies the same
+//! step to the logged envelopes to recompute the state and compare.
 //!
 //! - [`model`]: the bodies of the asset kinds, checked field by field;
 //! - [`custody`]: the custody rules, a pure function of a record and one
@@ -14,7 +14,6 @@
 //! - [`state`]: where it all lives in the store;
 //! - [`query`]: what an agency may read of it.
 
-pub mod apply;
 pub mod custody;
 pub mod model;
 pub mod query;

@@ -14,10 +14,12 @@ use xgate_ledger::{Log, Store, StoreError};
 
 use super::custody::{Asset, Event, OpenOffer};
 use super::model::Holder;
-use super::reconcile::{Discrepancy, Kind, Notice, Report};
-use super::state::{self, Stored};
+use super::reconcile::{self, Discrepancy, DiscrepancyKind, Notice, Report};
+use super::state;
+use crate::apply::state::Stored;
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
+use crate::store_keys::last_part;
 
 /// Where an asset stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -44,9 +46,10 @@ impl Status {
     }
 }
 
-/// One asset as `GET /v1/assets/{tag}` shows it, before receipts are added.
+/// One asset as `GET /v1/assets/{tag}` shows it, with a receipt for each
+/// custody event.
 #[derive(Clone, Debug, Serialize)]
-pub struct View {
+pub struct AssetView {
     /// The tag.
     pub tag: String,
     /// Serial number.
@@ -137,7 +140,7 @@ pub fn show<S: Store>(
     caller: &AgencyId,
     tag: &str,
     now: i64,
-) -> Result<Option<View>, xgate_ledger::Error> {
+) -> Result<Option<AssetView>, xgate_ledger::Error> {
     let store = log.store();
     let Some(asset) = state::asset(&Stored(store), tag)? else {
         return Ok(None);
@@ -145,7 +148,7 @@ pub fn show<S: Store>(
     if !visible(store, registry, caller, &asset, now)? {
         return Ok(None);
     }
-    let discrepancies = state::open_discrepancies(&Stored(store), tag)?;
+    let discrepancies = reconcile::open_discrepancies(&Stored(store), tag)?;
     // Every commit signs a checkpoint, so the latest covers every event.
     let checkpoint = log
         .latest_checkpoint()
@@ -158,7 +161,7 @@ pub fn show<S: Store>(
             Ok(Link { event, receipt })
         })
         .collect::<Result<Vec<_>, xgate_ledger::Error>>()?;
-    Ok(Some(View {
+    Ok(Some(AssetView {
         status: status(&asset, &discrepancies, now),
         offer: asset.open_offer(now).cloned(),
         tag: asset.tag,
@@ -208,7 +211,7 @@ pub fn list<S: Store>(
         }
         let s = status(
             &asset,
-            &state::open_discrepancies(&Stored(store), &tag)?,
+            &reconcile::open_discrepancies(&Stored(store), &tag)?,
             now,
         );
         if filter.status.is_some_and(|want| want != s) {
@@ -238,7 +241,7 @@ pub fn report<S: Store>(
     caller: &AgencyId,
     index: u64,
 ) -> Result<Option<Report>, StoreError> {
-    Ok(state::report(store, index)?
+    Ok(reconcile::report(store, index)?
         .filter(|r| r.agency == caller.as_str() || registry.is_auditor(caller)))
 }
 
@@ -281,7 +284,7 @@ fn tags_after<'a, S: Store>(
     Box::new(
         store
             .scan_prefix_from(&prefix, &from)
-            .map(|kv| kv.map(|(key, _)| state::last_part(&key).unwrap_or_default())),
+            .map(|kv| kv.map(|(key, _)| last_part(&key).unwrap_or_default())),
     )
 }
 
@@ -329,7 +332,7 @@ fn matches(asset: &Asset, filter: &Filter) -> bool {
 }
 
 fn status(asset: &Asset, open: &[Discrepancy], now: i64) -> Status {
-    if open.iter().any(|d| d.kind == Kind::Missing) {
+    if open.iter().any(|d| d.kind == DiscrepancyKind::Missing) {
         Status::Missing
     } else if asset.open_offer(now).is_some() {
         Status::Offered

@@ -24,17 +24,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use xgate_ledger::{StoreError, WriteBatch};
+use xgate_ledger::{Store, StoreError, WriteBatch};
 
-use super::custody::Context;
-use super::model::Report as Body;
-use super::state::{self, StateRead};
+use super::model::Report as InventoryReport;
+use super::state;
+use crate::apply::facts::Facts;
+use crate::apply::state::{StateError, StateRead, Stored, corrupt, read, write};
 use crate::registry::AgencyId;
+use crate::store_keys::last_part;
 
-/// Kinds of discrepancy, as named in reports and notices.
+/// Kinds of discrepancy, as named (`type`) in reports and notices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub enum DiscrepancyKind {
     /// Expected at the location, not observed.
     Missing,
     /// Observed, registered elsewhere.
@@ -50,7 +52,7 @@ pub enum Kind {
 pub struct Discrepancy {
     /// What is wrong.
     #[serde(rename = "type")]
-    pub kind: Kind,
+    pub kind: DiscrepancyKind,
     /// The report that found it.
     pub reconciliation_id: String,
     /// Where the count was made.
@@ -120,7 +122,7 @@ pub struct Notice {
     pub event: NoticeEvent,
     /// The discrepancy.
     #[serde(rename = "type")]
-    pub kind: Kind,
+    pub kind: DiscrepancyKind,
     /// The asset's tag.
     pub tag: String,
     /// The report that found the discrepancy.
@@ -157,105 +159,163 @@ pub fn parse_position(id: &str) -> Option<(u64, u32)> {
 
 /// Writes the notices of one envelope, numbered in order.
 pub struct Notices<'a> {
-    ctx: &'a Context<'a>,
+    facts: &'a Facts<'a>,
     kind: &'a str,
     seq: u32,
 }
 
 impl<'a> Notices<'a> {
-    /// The notices of the envelope `ctx` describes, of kind `kind`.
-    pub fn new(ctx: &'a Context<'a>, kind: &'a str) -> Notices<'a> {
-        Notices { ctx, kind, seq: 0 }
+    /// The notices of the envelope `facts` describes, of kind `kind`.
+    pub fn new(facts: &'a Facts<'a>, kind: &'a str) -> Notices<'a> {
+        Notices {
+            facts,
+            kind,
+            seq: 0,
+        }
     }
 
-    fn push(&mut self, batch: &mut WriteBatch, event: NoticeEvent, tag: &str, d: &Discrepancy) {
+    fn push(
+        &mut self,
+        batch: &mut WriteBatch,
+        event: NoticeEvent,
+        tag: &str,
+        d: &Discrepancy,
+    ) -> Result<(), StateError> {
         let notice = Notice {
-            id: format!("{}.{}", self.ctx.log_index, self.seq),
+            id: format!("{}.{}", self.facts.log_index, self.seq),
             event,
             kind: d.kind,
             tag: tag.to_owned(),
             reconciliation_id: d.reconciliation_id.clone(),
             location: d.location.clone(),
-            log_index: self.ctx.log_index,
+            log_index: self.facts.log_index,
             by_kind: self.kind.to_owned(),
-            time: self.ctx.time,
+            time: self.facts.time,
             agencies: d.agencies.clone(),
         };
-        state::write(
-            batch,
-            state::notice_key(self.ctx.log_index, self.seq),
-            &notice,
-        );
+        let key = state::notice_key(self.facts.log_index, self.seq);
+        write(batch, key, &notice)?;
         self.seq += 1;
+        Ok(())
     }
+}
+
+/// The open discrepancies of `tag`.
+///
+/// # Errors
+/// A storage failure or a corrupt record.
+pub fn open_discrepancies(
+    state: &impl StateRead,
+    tag: &str,
+) -> Result<Vec<Discrepancy>, StoreError> {
+    Ok(read(state, &state::open_key(tag))?.unwrap_or_default())
+}
+
+/// A reconciliation report.
+///
+/// # Errors
+/// A storage failure or a corrupt record.
+pub fn report<S: Store>(store: &S, index: u64) -> Result<Option<Report>, StoreError> {
+    read(&Stored(store), &state::report_key(index))
+}
+
+/// Up to `limit` notices after the one at `after` (from the start of the
+/// entry at `from_index` if `after` is `None`).
+///
+/// # Errors
+/// A storage failure or a corrupt record.
+pub fn notices_after<S: Store>(
+    store: &S,
+    after: Option<(u64, u32)>,
+    from_index: u64,
+    limit: usize,
+) -> Result<Vec<Notice>, StoreError> {
+    let from = match after {
+        Some((index, seq)) => match seq.checked_add(1) {
+            Some(next) => state::notice_key(index, next),
+            None => state::notice_key(index.saturating_add(1), 0),
+        },
+        None => state::notice_key(from_index, 0),
+    };
+    store
+        .scan_prefix_from(state::NOTICE_PREFIX, &from)
+        .take(limit)
+        .map(|kv| {
+            let (k, v) = kv?;
+            serde_json::from_slice(v.as_ref()).map_err(|_| corrupt(&k))
+        })
+        .collect()
 }
 
 /// Clears the open discrepancies of `tag` that `clears` selects, with a
 /// notice for each. Returns whether any was open.
 ///
 /// # Errors
-/// A storage failure or a corrupt record.
+/// A storage failure, a corrupt record, or a record that cannot be
+/// encoded.
 pub fn resolve(
     state: &impl StateRead,
     tag: &str,
-    clears: impl Fn(Kind) -> bool,
+    clears: impl Fn(DiscrepancyKind) -> bool,
     notices: &mut Notices<'_>,
     batch: &mut WriteBatch,
-) -> Result<bool, StoreError> {
+) -> Result<bool, StateError> {
     let key = state::open_key(tag);
-    let Some(open) = state::read::<Vec<Discrepancy>>(state, &key)? else {
+    let Some(open) = read::<Vec<Discrepancy>>(state, &key)? else {
         return Ok(false);
     };
     let (cleared, kept): (Vec<_>, Vec<_>) = open.into_iter().partition(|d| clears(d.kind));
     for d in &cleared {
-        notices.push(batch, NoticeEvent::Resolved, tag, d);
+        notices.push(batch, NoticeEvent::Resolved, tag, d)?;
     }
     if kept.is_empty() {
         batch.delete(key);
     } else if !cleared.is_empty() {
-        state::write(batch, key, &kept);
+        write(batch, key, &kept)?;
     }
     Ok(!cleared.is_empty())
 }
 
-/// Reconciles an inventory report logged as `ctx` against the state, and
-/// adds the report, the discrepancies it opens and closes, and their
-/// notices to `batch`.
+/// Reconciles an inventory report logged as `facts` describe against the
+/// state, and adds the report, the discrepancies it opens and closes, and
+/// their notices to `batch`.
 ///
 /// # Errors
-/// A storage failure or a corrupt record.
+/// A storage failure, a corrupt record, or a record that cannot be
+/// encoded.
 pub fn reconcile(
-    body: &Body,
-    ctx: &Context<'_>,
+    body: &InventoryReport,
+    facts: &Facts<'_>,
     state: &impl StateRead,
     batch: &mut WriteBatch,
-) -> Result<Report, StoreError> {
-    let reporter = ctx.sender;
-    let id = ctx.log_index.to_string();
-    let mut notices = Notices::new(ctx, "inventory.report");
+) -> Result<Report, StateError> {
+    let reporter = facts.sender;
+    let id = facts.log_index.to_string();
+    let mut notices = Notices::new(facts, "inventory.report");
     // One verdict per tag: the first time it is listed counts.
     let mut observed: BTreeMap<&str, Option<&str>> = BTreeMap::new();
     for o in &body.observed {
         observed.entry(&o.tag).or_insert(o.person.as_deref());
     }
-    let mut found: Vec<(String, Kind, Vec<AgencyId>)> = Vec::new();
+    let mut found: Vec<(String, DiscrepancyKind, Vec<AgencyId>)> = Vec::new();
     let mut report = Report {
         reconciliation_id: id.clone(),
-        log_index: ctx.log_index,
+        log_index: facts.log_index,
         agency: reporter.to_string(),
         location: body.location.clone(),
-        time: ctx.time,
+        time: facts.time,
         observed: observed.len(),
         ..Report::default()
     };
     for (&tag, &person) in &observed {
         let verdict = match state::asset(state, tag)? {
-            None => Some((Kind::UnknownTag, vec![reporter.clone()])),
-            Some(a) if a.holder.agency != *reporter || a.location != body.location => {
-                Some((Kind::Unexpected, concerned(reporter, &a.holder.agency)))
-            }
+            None => Some((DiscrepancyKind::UnknownTag, vec![reporter.clone()])),
+            Some(a) if a.holder.agency != *reporter || a.location != body.location => Some((
+                DiscrepancyKind::Unexpected,
+                concerned(reporter, &a.holder.agency),
+            )),
             Some(a) if person.is_some_and(|p| p != a.holder.person) => {
-                Some((Kind::HolderMismatch, vec![reporter.clone()]))
+                Some((DiscrepancyKind::HolderMismatch, vec![reporter.clone()]))
             }
             Some(_) => None,
         };
@@ -269,17 +329,17 @@ pub fn reconcile(
         }
     }
     for key in state.keys(&state::located_prefix(reporter, &body.location))? {
-        let tag = state::last_part(&key).unwrap_or_default();
+        let tag = last_part(&key).unwrap_or_default();
         if !observed.contains_key(tag.as_str()) {
-            found.push((tag, Kind::Missing, vec![reporter.clone()]));
+            found.push((tag, DiscrepancyKind::Missing, vec![reporter.clone()]));
         }
     }
     for (tag, kind, agencies) in found {
         match kind {
-            Kind::Missing => report.missing.push(tag.clone()),
-            Kind::Unexpected => report.unexpected.push(tag.clone()),
-            Kind::HolderMismatch => report.holder_mismatch.push(tag.clone()),
-            Kind::UnknownTag => report.unknown_tag.push(tag.clone()),
+            DiscrepancyKind::Missing => report.missing.push(tag.clone()),
+            DiscrepancyKind::Unexpected => report.unexpected.push(tag.clone()),
+            DiscrepancyKind::HolderMismatch => report.holder_mismatch.push(tag.clone()),
+            DiscrepancyKind::UnknownTag => report.unknown_tag.push(tag.clone()),
         }
         open(
             state,
@@ -300,7 +360,7 @@ pub fn reconcile(
         holder_mismatch: report.holder_mismatch.len(),
         unknown_tag: report.unknown_tag.len(),
     };
-    state::write(batch, state::report_key(ctx.log_index), &report);
+    write(batch, state::report_key(facts.log_index), &report)?;
     Ok(report)
 }
 
@@ -311,15 +371,15 @@ fn open(
     d: Discrepancy,
     notices: &mut Notices<'_>,
     batch: &mut WriteBatch,
-) -> Result<(), StoreError> {
+) -> Result<(), StateError> {
     let key = state::open_key(tag);
-    let mut open: Vec<Discrepancy> = state::read(state, &key)?.unwrap_or_default();
+    let mut open: Vec<Discrepancy> = read(state, &key)?.unwrap_or_default();
     if open.iter().any(|o| o.kind == d.kind) {
         return Ok(());
     }
-    notices.push(batch, NoticeEvent::Discrepancy, tag, &d);
+    notices.push(batch, NoticeEvent::Discrepancy, tag, &d)?;
     open.push(d);
-    state::write(batch, key, &open);
+    write(batch, key, &open)?;
     Ok(())
 }
 

@@ -2,15 +2,16 @@
 //! `GET /v1/assets?...` and `GET /v1/reconciliations/{id}`. What each agency
 //! may see is decided in [`crate::assets::query`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::{Response, StatusCode};
 use serde::Serialize;
 
-use super::{Body, Context, blocking, json, number};
+use super::api_state::ApiState;
+use super::error::{ApiError, Code};
+use super::request::{blocking, number, page_limit, params};
+use super::response::{ResponseBody, json};
 use crate::assets::query::{self, Filter, Status, Summary};
-use crate::errors::{ApiError, Code};
 use crate::pipeline::unix_now;
 use crate::registry::AgencyId;
 
@@ -25,10 +26,10 @@ struct Page {
 }
 
 pub(super) async fn show(
-    ctx: &Arc<Context>,
+    ctx: &Arc<ApiState>,
     caller: AgencyId,
     tag: &str,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
     let tag = tag.to_owned();
     let gateway = Arc::clone(&ctx.gateway);
     let view =
@@ -41,10 +42,10 @@ pub(super) async fn show(
 }
 
 pub(super) async fn list(
-    ctx: &Arc<Context>,
+    ctx: &Arc<ApiState>,
     caller: AgencyId,
     query: &str,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
     let mut params = params(
         query,
         &[
@@ -101,10 +102,10 @@ pub(super) async fn list(
 }
 
 pub(super) async fn report(
-    ctx: &Arc<Context>,
+    ctx: &Arc<ApiState>,
     caller: AgencyId,
     id: &str,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
     let index = number("reconciliation id", id)?;
     let gateway = Arc::clone(&ctx.gateway);
     let report =
@@ -118,40 +119,4 @@ pub(super) async fn report(
 
 fn unknown_asset() -> ApiError {
     ApiError::new(Code::NotFound, "no such asset among those you may see")
-}
-
-/// The `limit` parameter, 1 to `page` (default `page`).
-pub(super) fn page_limit(
-    params: &mut BTreeMap<String, String>,
-    page: usize,
-) -> Result<usize, ApiError> {
-    Ok(params
-        .remove("limit")
-        .map(|l| number("limit", &l))
-        .transpose()?
-        .map_or(page, |l| usize::try_from(l).unwrap_or(page).clamp(1, page)))
-}
-
-/// The query's parameters, percent-decoded; a name not in `allowed`, or
-/// given twice, is refused rather than ignored.
-pub(super) fn params(query: &str, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
-    let mut out = BTreeMap::new();
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        if !allowed.contains(&name.as_ref()) {
-            return Err(ApiError::new(
-                Code::Malformed,
-                format!(
-                    "unknown query parameter; expected one of {}",
-                    allowed.join(", ")
-                ),
-            ));
-        }
-        if out.insert(name.to_string(), value.into_owned()).is_some() {
-            return Err(ApiError::new(
-                Code::Malformed,
-                format!("query parameter {name} is given twice"),
-            ));
-        }
-    }
-    Ok(out)
 }

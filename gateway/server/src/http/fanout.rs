@@ -17,8 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
 use crate::assets::query;
-use crate::assets::reconcile::{Notice, NoticeEvent};
-use crate::assets::state;
+use crate::assets::reconcile::{self, Notice, NoticeEvent};
 use crate::pipeline::Gateway;
 use crate::registry::{AgencyId, Registry};
 
@@ -119,7 +118,7 @@ impl Cursor {
         let g = Arc::clone(gateway);
         let (after, from_index) = (self.after, self.from_index);
         let read = tokio::task::spawn_blocking(move || {
-            state::notices_after(g.log.store(), after, from_index, CHUNK)
+            reconcile::notices_after(g.log.store(), after, from_index, CHUNK)
         })
         .await;
         match read {

@@ -8,8 +8,10 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
-use super::{Body, Context, blocking, json, optional, read_body};
-use crate::errors::{ApiError, Code};
+use super::api_state::ApiState;
+use super::error::{ApiError, Code};
+use super::request::{blocking, optional, read_body};
+use super::response::{ResponseBody, json};
 use crate::inbox;
 use crate::receipt::Receipt;
 use crate::registry::AgencyId;
@@ -46,10 +48,10 @@ struct AckList {
 /// `GET /v1/inbox?after=I&limit=N`: the caller's undelivered envelopes,
 /// oldest first.
 pub(super) async fn page(
-    ctx: &Arc<Context>,
+    ctx: &Arc<ApiState>,
     recipient: AgencyId,
     query: &str,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
     let after = optional(query, "after")?;
     let limit =
         optional(query, "limit")?.map_or(ctx.inbox_page, |l| (l as usize).clamp(1, ctx.inbox_page));
@@ -95,10 +97,10 @@ pub(super) async fn page(
 /// `POST /v1/inbox/{id}/ack`: removes one envelope; 404 if the caller has
 /// no envelope `id`.
 pub(super) async fn ack_one(
-    ctx: &Arc<Context>,
+    ctx: &Arc<ApiState>,
     recipient: AgencyId,
     id: &str,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
     let done = ack(ctx, recipient, vec![id.to_owned()]).await?;
     if done.acked.is_empty() {
         return Err(ApiError::new(
@@ -114,10 +116,10 @@ pub(super) async fn ack_one(
 /// which the caller has no envelope under (`200` either way, so a retried
 /// list is answered rather than refused).
 pub(super) async fn ack_list(
-    ctx: &Arc<Context>,
+    ctx: &Arc<ApiState>,
     recipient: AgencyId,
     req: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
     let body = read_body(req, JSON, ctx.max_body_bytes).await?;
     let malformed = |why: String| ApiError::new(Code::Malformed, why);
     strict_json::check(&body).map_err(|e| malformed(e.to_string()))?;
@@ -135,7 +137,7 @@ pub(super) async fn ack_list(
 }
 
 async fn ack(
-    ctx: &Arc<Context>,
+    ctx: &Arc<ApiState>,
     recipient: AgencyId,
     ids: Vec<String>,
 ) -> Result<inbox::Acked, ApiError> {

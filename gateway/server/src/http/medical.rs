@@ -7,9 +7,10 @@ use std::sync::Arc;
 use http::{Response, StatusCode};
 use serde::Serialize;
 
-use super::assets::{page_limit, params};
-use super::{Body, Context, blocking, json, number};
-use crate::errors::{ApiError, Code};
+use super::api_state::ApiState;
+use super::error::{ApiError, Code};
+use super::request::{blocking, number, page_limit, params};
+use super::response::{ResponseBody, json};
 use crate::medical::query::{self, ReviewItem};
 use crate::pipeline::unix_now;
 use crate::registry::AgencyId;
@@ -25,11 +26,11 @@ struct ReviewPage {
 }
 
 pub(super) async fn request(
-    ctx: &Arc<Context>,
+    ctx: &Arc<ApiState>,
     caller: AgencyId,
     jti: &str,
     query: &str,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
     let mut params = params(query, &["requester"])?;
     let requester = params
         .remove("requester")
@@ -58,10 +59,10 @@ pub(super) async fn request(
 }
 
 pub(super) async fn response(
-    ctx: &Arc<Context>,
+    ctx: &Arc<ApiState>,
     caller: AgencyId,
     index: &str,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
     let index = number("response id", index)?;
     let gateway = Arc::clone(&ctx.gateway);
     let view = blocking(move || query::response(&gateway.log, &gateway.registry, &caller, index))
@@ -75,10 +76,10 @@ pub(super) async fn response(
 }
 
 pub(super) async fn reviews(
-    ctx: &Arc<Context>,
+    ctx: &Arc<ApiState>,
     caller: AgencyId,
     query: &str,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
     let mut params = params(query, &["after", "limit"])?;
     let after = params.remove("after").map(|a| cursor(&a)).transpose()?;
     let limit = page_limit(&mut params, PAGE)?;

@@ -22,26 +22,25 @@
 //! certificate is revoked (or, with `crl_strict`, the CRL goes stale):
 //! the CRL check wakes every stream.
 
-use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Either;
 use http_body_util::channel::{Channel, Sender};
-use hyper::body::{Frame, SizeHint};
+use hyper::body::Frame;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, oneshot, watch};
 
-use super::assets::params;
+use super::api_state::ApiState;
+use super::caller::agency;
+use super::error::{ApiError, Code};
 use super::fanout::{CHUNK, Cursor, Item, Slot};
-use super::{Body, Context, full};
+use super::request::{number, params};
+use super::response::{EventBody, ResponseBody, with_body};
 use crate::assets::reconcile::parse_position;
-use crate::errors::{ApiError, Code};
 use crate::registry::AgencyId;
 use crate::tls::Identity;
 
@@ -50,44 +49,17 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Frames buffered between a stream's task and its connection.
 const BUFFERED: usize = 16;
 
-/// The body of an event stream. Dropping it (the connection closed) tells
-/// the stream's task to stop at once, giving back its slot.
-pub struct EventBody {
-    inner: Channel<Bytes>,
-    _gone: oneshot::Sender<()>,
-}
-
-impl hyper::body::Body for EventBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 pub(super) async fn open(
-    ctx: &Arc<Context>,
+    ctx: &Arc<ApiState>,
     caller: AgencyId,
     identity: Arc<Identity>,
     headers: &HeaderMap,
     query: &str,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
     let mut params = params(query, &["after", "from"])?;
     let from = params
         .remove("from")
-        .map(|f| super::number("from", &f))
+        .map(|f| number("from", &f))
         .transpose()?;
     let resume = headers
         .get("last-event-id")
@@ -134,16 +106,12 @@ pub(super) async fn open(
         _slot: slot,
     };
     tokio::spawn(stream.run());
-    let body = EventBody {
-        inner,
-        _gone: gone_tx,
-    };
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(CONTENT_TYPE, "text/event-stream")
-        .header(CACHE_CONTROL, "no-cache")
-        .body(Either::Right(body))
-        .unwrap_or_else(|_| Response::new(full(Bytes::new()))))
+    let body = EventBody::new(inner, gone_tx);
+    let mut response = with_body(StatusCode::OK, "text/event-stream", Either::Right(body));
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
 }
 
 /// Why a stream ends.
@@ -162,7 +130,7 @@ enum End {
 /// What ends a stream from outside: the CRL, the server stopping, the
 /// client leaving.
 struct Guard {
-    ctx: Arc<Context>,
+    ctx: Arc<ApiState>,
     identity: Arc<Identity>,
     crl: watch::Receiver<u64>,
     closing: watch::Receiver<bool>,
@@ -181,7 +149,7 @@ impl Guard {
         ) {
             return Err(End::Gone);
         }
-        super::agency(&self.ctx, &self.identity)
+        agency(&self.ctx, &self.identity)
             .map(|_| ())
             .map_err(End::Refused)
     }
@@ -195,7 +163,7 @@ impl Guard {
                     if changed.is_err() {
                         return End::Closing;
                     }
-                    if let Err(e) = super::agency(&self.ctx, &self.identity) {
+                    if let Err(e) = agency(&self.ctx, &self.identity) {
                         return End::Refused(e);
                     }
                 }

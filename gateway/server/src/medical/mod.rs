@@ -7,9 +7,9 @@
 //! access afterwards. `docs/medical.md` tells the whole flow.
 //!
 //! - [`model`]: the bodies of `medical.request`, `medical.approve`,
-//!   `medical.response` and `review.decision`.
-//! - [`apply`]: the rules, as one step of the fold the committer and a
-//!   replay both run.
+//!   `medical.response` and `review.decision`; their rules are one step of
+//!   the apply stage ([`crate::apply::medical`]), which the committer and
+//!   a replay both run.
 //! - [`state`]: where cases, the holder index and the review queue live.
 //! - [`query`]: what the HTTP API shows of them, and to whom.
 //! - [`pending`]: the review queue's counts for `/metrics`, kept in memory.
@@ -18,7 +18,6 @@
 //!   ever does.
 //! - [`section`]: the IPS sections a request names.
 
-pub mod apply;
 pub mod jwe;
 pub mod model;
 pub mod pending;

@@ -11,7 +11,7 @@ use xgate_ledger::{Log, Store, StoreError};
 use super::model::{Purpose, ReplyKey};
 use super::section::Section;
 use super::state::{self, Answered, Case, Grant, Reviewed};
-use crate::assets::state::{self as keys, Stored};
+use crate::apply::state::{Stored, corrupt};
 use crate::entry::Logged;
 use crate::kind::Kind;
 use crate::registry::{AgencyId, Registry};
@@ -127,8 +127,8 @@ pub fn case<S: Store>(
     };
     let jws = if party(&case) {
         let key = crate::inbox::kept_key(case.log_index);
-        let kept = store.get(&key)?.ok_or_else(|| keys::corrupt(&key))?;
-        Some(String::from_utf8(kept.as_ref().to_vec()).map_err(|_| keys::corrupt(&key))?)
+        let kept = store.get(&key)?.ok_or_else(|| corrupt(&key))?;
+        Some(String::from_utf8(kept.as_ref().to_vec()).map_err(|_| corrupt(&key))?)
     } else {
         None
     };
@@ -239,7 +239,7 @@ pub fn response<S: Store>(
         return Ok(None);
     }
     let entry = Logged::parse(&log.entry(index)?)
-        .map_err(|_| xgate_ledger::Error::from(keys::corrupt(b"L entry")))?;
+        .map_err(|e| StoreError(format!("log entry {index}: {e}")))?;
     let party = entry.iss == caller.as_str() || entry.aud == caller.as_str();
     if entry.kind != Kind::MedicalResponse.as_str() || !(party || registry.is_auditor(caller)) {
         return Ok(None);
@@ -248,7 +248,7 @@ pub fn response<S: Store>(
         return Ok(None);
     };
     let jws = String::from_utf8(jws.as_ref().to_vec())
-        .map_err(|_| xgate_ledger::Error::from(keys::corrupt(&crate::inbox::kept_key(index))))?;
+        .map_err(|_| xgate_ledger::Error::from(corrupt(&crate::inbox::kept_key(index))))?;
     Ok(Some(ResponseView {
         request: entry.request.unwrap_or_default(),
         from: entry.iss,

@@ -14,22 +14,17 @@
 //! A case holds no personal data: not the subject, not the responder's
 //! name, not the incident; those stay in the signed request, under `Ge` and
 //! in the holder's inbox. Everything here is recomputed by `xgate audit
-//! replay` from the logged envelopes ([`STATE_PREFIXES`]).
+//! replay` from the logged envelopes (the prefixes are in
+//! [`crate::store_keys`]).
 
 use serde::{Deserialize, Serialize};
 use xgate_ledger::{Store, StoreError, WriteBatch};
 
 use super::model::{Outcome, Purpose, ReplyKey};
 use super::section::Section;
-use crate::assets::state::{self as keys, StateRead, Stored};
+use crate::apply::state::{EncodeError, StateRead, Stored, corrupt, read, write};
 use crate::registry::AgencyId;
-
-/// Key prefixes of the recomputable medical state.
-pub const STATE_PREFIXES: [&[u8]; 3] = [CASE, HOLDER, QUEUE];
-
-const CASE: &[u8] = b"Gm";
-const HOLDER: &[u8] = b"Gw";
-const QUEUE: &[u8] = b"Gu";
+use crate::store_keys::{Prefix, joined};
 
 /// A medical request as the gateway tracks it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,30 +117,30 @@ pub struct Reviewed {
 
 /// The key of the case `requester` opened with `jti`.
 pub fn case_key(requester: &AgencyId, jti: &str) -> Vec<u8> {
-    keys::key(CASE, &[requester.as_str().as_bytes(), jti.as_bytes()])
+    Prefix::MedicalCase.key(&[requester.as_str().as_bytes(), jti.as_bytes()])
 }
 
 /// The key naming, for `holder`, the requester of its request `jti`.
 pub fn holder_key(holder: &AgencyId, jti: &str) -> Vec<u8> {
-    keys::key(HOLDER, &[holder.as_str().as_bytes(), jti.as_bytes()])
+    Prefix::MedicalHolderIndex.key(&[holder.as_str().as_bytes(), jti.as_bytes()])
 }
 
 /// The key of a grant awaiting `holder`'s review, made at `index`.
 pub fn queue_key(holder: &AgencyId, index: u64) -> Vec<u8> {
-    keys::key(QUEUE, &[holder.as_str().as_bytes(), &index.to_be_bytes()])
+    Prefix::ReviewQueue.key(&[holder.as_str().as_bytes(), &index.to_be_bytes()])
 }
 
 /// Every grant awaiting `holder`'s review starts with this; `None`: all.
 pub fn queue_prefix(holder: Option<&AgencyId>) -> Vec<u8> {
     match holder {
-        Some(h) => keys::key(QUEUE, &[h.as_str().as_bytes(), b""]),
-        None => QUEUE.to_vec(),
+        Some(h) => Prefix::ReviewQueue.key(&[h.as_str().as_bytes(), b""]),
+        None => Prefix::ReviewQueue.bytes().to_vec(),
     }
 }
 
 /// The value of a queue key: where its case is.
 pub fn queue_value(requester: &AgencyId, jti: &str) -> Vec<u8> {
-    keys::key(b"", &[requester.as_str().as_bytes(), jti.as_bytes()])
+    joined(&[requester.as_str().as_bytes(), jti.as_bytes()])
 }
 
 /// The case `requester` opened with `jti`.
@@ -157,7 +152,7 @@ pub fn case(
     requester: &AgencyId,
     jti: &str,
 ) -> Result<Option<Case>, StoreError> {
-    keys::read(state, &case_key(requester, jti))
+    read(state, &case_key(requester, jti))
 }
 
 /// The case `holder` was asked with `jti`.
@@ -176,13 +171,16 @@ pub fn case_of_holder(
     let requester = String::from_utf8(requester)
         .ok()
         .and_then(|r| r.parse::<AgencyId>().ok())
-        .ok_or_else(|| keys::corrupt(&key))?;
+        .ok_or_else(|| corrupt(&key))?;
     case(state, &requester, jti)
 }
 
 /// Writes `case` (new or changed).
-pub fn put_case(batch: &mut WriteBatch, case: &Case) {
-    keys::write(batch, case_key(&case.requester, &case.request), case);
+///
+/// # Errors
+/// If the case cannot be encoded; nothing is written then.
+pub fn put_case(batch: &mut WriteBatch, case: &Case) -> Result<(), EncodeError> {
+    write(batch, case_key(&case.requester, &case.request), case)
 }
 
 /// Up to `limit` cases awaiting review, for `holder` (or every holder),
@@ -207,9 +205,9 @@ pub fn queue<S: Store>(
         };
         let requester = requester.and_then(|r| r.parse::<AgencyId>().ok());
         let (Some(requester), Some(jti)) = (requester, jti) else {
-            return Err(keys::corrupt(&key));
+            return Err(corrupt(&key));
         };
-        let case = case(&Stored(store), &requester, jti)?.ok_or_else(|| keys::corrupt(&key))?;
+        let case = case(&Stored(store), &requester, jti)?.ok_or_else(|| corrupt(&key))?;
         out.push((key, case));
     }
     Ok(out)

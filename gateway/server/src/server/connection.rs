@@ -52,8 +52,8 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::table::{Activity, Conn, Eviction, InFlight};
-use crate::errors::{ApiError, Code};
-use crate::http::{Body, BodyDeadline, Context, error_response, handle};
+use crate::http::error::{ApiError, Code};
+use crate::http::{ApiState, BodyDeadline, ResponseBody, error_response, handle};
 use crate::metrics::Metrics;
 use crate::registry::AgencyId;
 use crate::tls::{Identity, identify};
@@ -79,7 +79,7 @@ pub(crate) struct Clocks {
 pub(crate) async fn serve(
     tcp: TcpStream,
     conn: Conn,
-    ctx: Arc<Context>,
+    ctx: Arc<ApiState>,
     builder: Arc<Builder<TokioExecutor>>,
     clocks: Clocks,
 ) {
@@ -300,11 +300,11 @@ fn closed_by(metrics: &Metrics, why: Eviction) {
 
 /// Answers one request, within `request_timeout`.
 async fn answer(
-    ctx: Arc<Context>,
+    ctx: Arc<ApiState>,
     identity: Arc<Identity>,
     req: Request<Incoming>,
     request_timeout: Duration,
-) -> Response<Body> {
+) -> Response<ResponseBody> {
     tokio::time::timeout(request_timeout, handle(ctx, identity, req))
         .await
         .unwrap_or_else(|_| {
@@ -328,7 +328,7 @@ fn too_many_connections(agency: Option<&AgencyId>, open: usize) -> ApiError {
 
 /// The refusal of a connection past its agency's cap; on HTTP/1.1 it says
 /// the connection closes.
-fn refuse(ctx: &Context, e: &ApiError, version: Version) -> Response<Body> {
+fn refuse(ctx: &ApiState, e: &ApiError, version: Version) -> Response<ResponseBody> {
     ctx.gateway.metrics.rejection(e.code.as_str());
     let mut response = error_response(e);
     close_after(&mut response, version);
@@ -337,7 +337,7 @@ fn refuse(ctx: &Context, e: &ApiError, version: Version) -> Response<Body> {
 
 /// On HTTP/1.1, says in `response` that the connection closes after it
 /// (HTTP/2 closes with the connection's `GOAWAY`).
-fn close_after(response: &mut Response<Body>, version: Version) {
+fn close_after(response: &mut Response<ResponseBody>, version: Version) {
     if version < Version::HTTP_2 {
         response
             .headers_mut()
@@ -348,14 +348,14 @@ fn close_after(response: &mut Response<Body>, version: Version) {
 /// A response body that keeps its request in flight until it is done or
 /// dropped.
 struct Tracked {
-    body: Body,
+    body: ResponseBody,
     #[allow(dead_code)] // held for its Drop
     in_flight: InFlight,
 }
 
 impl hyper::body::Body for Tracked {
     type Data = Bytes;
-    type Error = <Body as hyper::body::Body>::Error;
+    type Error = <ResponseBody as hyper::body::Body>::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
@@ -375,7 +375,7 @@ impl hyper::body::Body for Tracked {
 
 /// Counts a connection as open from its handshake until its task ends,
 /// however it ends.
-struct OpenConnection(Arc<Context>);
+struct OpenConnection(Arc<ApiState>);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {

@@ -1,5 +1,7 @@
-//! One step of the medical fold: an accepted medical envelope applied to
-//! the state, with the rules of break-the-glass access.
+//! The medical and review operations: an accepted medical envelope applied
+//! to the state, with the rules of break-the-glass access, one step of the
+//! fold [`crate::apply::apply`] runs for the live commit and for `xgate
+//! audit replay` alike.
 //!
 //! - `medical.request`: opens a case. When the policy broke the glass the
 //!   request carries its grant (expiry and uses, as logged) and joins the
@@ -10,18 +12,19 @@
 //! - `review.decision`: the holder's reviewer closes a break-the-glass
 //!   case, once.
 //!
-//! The committer runs [`apply`] in log order with the entry's time, and a
-//! replay runs the same function, so a grant's expiry is decided the same
-//! way both times.
+//! The committer runs [`apply`] in log order with the entry's time and
+//! grant terms, and a replay runs the same function with the same facts,
+//! so a grant's expiry is decided the same way both times.
 
 use serde_json::{Map, Value};
 use xgate_ledger::{StoreError, WriteBatch};
 
-use super::model::{Approve, Request, Response, Review};
-use super::state::{self, Answered, Basis, Case, Grant, Reviewed};
-use crate::assets::custody::Context;
-use crate::assets::state::StateRead;
+use super::body::BodyError;
+use super::facts::Facts;
+use super::state::{EncodeError, StateError, StateRead};
 use crate::kind::Kind;
+use crate::medical::model::{Approve, ReplyKey, Request, Response, Review};
+use crate::medical::state::{self, Answered, Basis, Case, Grant, Reviewed};
 
 /// A medical envelope's body, parsed for its kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,15 +37,6 @@ pub enum Op {
     Response(Response),
     /// `review.decision`.
     Review(Review),
-}
-
-/// The terms of a grant, as its log entry records them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Terms {
-    /// When it lapses, seconds since the epoch.
-    pub expires: i64,
-    /// How many responses it covers.
-    pub uses: u32,
 }
 
 /// Why a medical envelope is refused. Messages name agencies and `jti`s,
@@ -84,15 +78,27 @@ pub enum Refusal {
     WrongKey,
 }
 
-/// Why an envelope could not be applied.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ApplyError {
+/// Why a medical envelope could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum MedicalError {
     /// A rule refuses it.
     #[error(transparent)]
     Refused(#[from] Refusal),
     /// The state could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A record could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+impl From<StateError> for MedicalError {
+    fn from(e: StateError) -> MedicalError {
+        match e {
+            StateError::Store(e) => MedicalError::Store(e),
+            StateError::Encode(e) => MedicalError::Encode(e),
+        }
+    }
 }
 
 impl Op {
@@ -100,17 +106,16 @@ impl Op {
     /// medical kind.
     ///
     /// # Errors
-    /// A message naming the field at fault.
-    pub fn parse(kind: Kind, body: &Map<String, Value>) -> Result<Option<Op>, String> {
-        Ok(Some(match kind {
-            Kind::MedicalRequest => Op::Request(Request::parse(body).map_err(|e| e.to_string())?),
-            Kind::MedicalApprove => Op::Approve(Approve::parse(body).map_err(|e| e.to_string())?),
-            Kind::MedicalResponse => {
-                Op::Response(Response::parse(body).map_err(|e| e.to_string())?)
-            }
-            Kind::ReviewDecision => Op::Review(Review::parse(body).map_err(|e| e.to_string())?),
+    /// The field at fault.
+    pub fn parse(kind: Kind, body: &Map<String, Value>) -> Result<Option<Op>, BodyError> {
+        let op = match kind {
+            Kind::MedicalRequest => Request::parse(body).map(Op::Request),
+            Kind::MedicalApprove => Approve::parse(body).map(Op::Approve),
+            Kind::MedicalResponse => Response::parse(body).map(Op::Response),
+            Kind::ReviewDecision => Review::parse(body).map(Op::Review),
             _ => return Ok(None),
-        }))
+        };
+        op.map(Some).map_err(BodyError::invalid)
     }
 
     /// The request this envelope is about, for the log entry (a request is
@@ -135,25 +140,25 @@ impl Op {
     }
 }
 
-/// Applies `op`, the body of the envelope `ctx` describes, to `state`,
-/// adding its writes to `batch`. `terms` is the grant the entry records: a
-/// break-the-glass request's or an approval's.
+/// Applies `op`, the body of the envelope `facts` describes, to `state`,
+/// adding its writes to `batch`. The grant the entry records, if any
+/// ([`Facts::grant`]), is a break-the-glass request's or an approval's.
 ///
 /// # Errors
 /// The rule broken (then `batch` may hold partial writes and must be
 /// dropped), or a storage failure.
 pub fn apply(
     op: &Op,
-    ctx: &Context<'_>,
-    terms: Option<Terms>,
+    facts: &Facts<'_>,
     state: &impl StateRead,
     batch: &mut WriteBatch,
-) -> Result<(), ApplyError> {
+) -> Result<(), MedicalError> {
+    let terms = facts.grant();
     let grant = |basis| {
         terms.map(|t| Grant {
             basis,
-            log_index: ctx.log_index,
-            time: ctx.time,
+            log_index: facts.log_index,
+            time: facts.time,
             expires: t.expires,
             uses: t.uses,
             used: 0,
@@ -161,7 +166,7 @@ pub fn apply(
     };
     match op {
         Op::Request(r) => {
-            if ctx.recipient == ctx.sender {
+            if facts.recipient == facts.sender {
                 return Err(wrong_audience("a medical request goes to the holding agency").into());
             }
             // A request's jti names its case twice, by requester (the case
@@ -170,29 +175,32 @@ pub fn apply(
             // and review queue would point at a case that is not theirs. The
             // replay window does not cover this: it ends with `exp`, a case
             // does not.
-            if state.get(&state::case_key(ctx.sender, ctx.jti))?.is_some() {
+            if state
+                .get(&state::case_key(facts.sender, facts.jti))?
+                .is_some()
+            {
                 return Err(Refusal::RequestExists(format!(
                     "{} already made a medical request with this jti (a request's jti names \
                      its case for good; use a new one)",
-                    ctx.sender
+                    facts.sender
                 ))
                 .into());
             }
-            let holder_key = state::holder_key(ctx.recipient, ctx.jti);
+            let holder_key = state::holder_key(facts.recipient, facts.jti);
             if state.get(&holder_key)?.is_some() {
                 return Err(Refusal::RequestExists(format!(
                     "{} was already sent a medical request with this jti",
-                    ctx.recipient
+                    facts.recipient
                 ))
                 .into());
             }
             let case = Case {
-                request: ctx.jti.to_owned(),
-                requester: ctx.sender.clone(),
-                holder: ctx.recipient.clone(),
-                log_index: ctx.log_index,
-                time: ctx.time,
-                envelope: ctx.envelope.to_owned(),
+                request: facts.jti.to_owned(),
+                requester: facts.sender.clone(),
+                holder: facts.recipient.clone(),
+                log_index: facts.log_index,
+                time: facts.time,
+                envelope: facts.envelope.to_owned(),
                 purpose: r.purpose,
                 role: r.responder.role.clone(),
                 sections: r.sections.clone(),
@@ -202,42 +210,42 @@ pub fn apply(
                 responses: Vec::new(),
                 review: None,
             };
-            batch.put(holder_key, ctx.sender.as_str().as_bytes().to_vec());
+            batch.put(holder_key, facts.sender.as_str().as_bytes().to_vec());
             if case.break_glass {
                 batch.put(
-                    state::queue_key(ctx.recipient, ctx.log_index),
-                    state::queue_value(ctx.sender, ctx.jti),
+                    state::queue_key(facts.recipient, facts.log_index),
+                    state::queue_value(facts.sender, facts.jti),
                 );
             }
-            state::put_case(batch, &case);
+            state::put_case(batch, &case)?;
         }
         Op::Approve(a) => {
-            let mut case = holders_case(state, ctx, &a.request)?;
-            if &case.requester != ctx.recipient {
+            let mut case = holders_case(state, facts, &a.request)?;
+            if &case.requester != facts.recipient {
                 return Err(
                     wrong_audience("a medical.approve goes to the requesting agency").into(),
                 );
             }
-            if case.grant.as_ref().is_some_and(|g| g.is_live(ctx.time)) {
+            if case.grant.as_ref().is_some_and(|g| g.is_live(facts.time)) {
                 return Err(Refusal::GrantExists.into());
             }
             case.grant = grant(Basis::Approved);
-            state::put_case(batch, &case);
+            state::put_case(batch, &case)?;
         }
         Op::Response(r) => {
             let no_grant = || {
                 Refusal::NoGrant(format!(
                     "{} holds no grant to answer this request of {}",
-                    ctx.sender, ctx.recipient
+                    facts.sender, facts.recipient
                 ))
             };
-            let mut case = state::case(state, ctx.recipient, &r.request)?
-                .filter(|c| &c.holder == ctx.sender)
+            let mut case = state::case(state, facts.recipient, &r.request)?
+                .filter(|c| &c.holder == facts.sender)
                 .ok_or_else(no_grant)?;
             let grant = case.grant.as_mut().ok_or_else(|| {
                 Refusal::NoGrant("this request has no grant: the holder has not approved it".into())
             })?;
-            if ctx.time >= grant.expires {
+            if facts.time >= grant.expires {
                 return Err(Refusal::GrantExpired.into());
             }
             if grant.used >= grant.uses {
@@ -250,20 +258,20 @@ pub fn apply(
                 g.used += 1;
             }
             case.responses.push(Answered {
-                log_index: ctx.log_index,
-                envelope: ctx.envelope.to_owned(),
-                time: ctx.time,
+                log_index: facts.log_index,
+                envelope: facts.envelope.to_owned(),
+                time: facts.time,
             });
-            state::put_case(batch, &case);
+            state::put_case(batch, &case)?;
         }
         Op::Review(r) => {
-            if ctx.recipient != ctx.sender {
+            if facts.recipient != facts.sender {
                 return Err(wrong_audience(
                     "a review.decision is addressed to the reviewer's own agency",
                 )
                 .into());
             }
-            let mut case = holders_case(state, ctx, &r.request)?;
+            let mut case = holders_case(state, facts, &r.request)?;
             if !case.break_glass {
                 return Err(Refusal::NotReviewable.into());
             }
@@ -272,20 +280,24 @@ pub fn apply(
             }
             case.review = Some(Reviewed {
                 outcome: r.outcome,
-                log_index: ctx.log_index,
-                time: ctx.time,
+                log_index: facts.log_index,
+                time: facts.time,
             });
             batch.delete(state::queue_key(&case.holder, case.log_index));
-            state::put_case(batch, &case);
+            state::put_case(batch, &case)?;
         }
     }
     Ok(())
 }
 
 /// The case the sender, as holder, was asked with `jti`.
-fn holders_case(state: &impl StateRead, ctx: &Context<'_>, jti: &str) -> Result<Case, ApplyError> {
-    state::case_of_holder(state, ctx.sender, jti)?
-        .ok_or_else(|| Refusal::UnknownRequest(ctx.sender.to_string()).into())
+fn holders_case(
+    state: &impl StateRead,
+    facts: &Facts<'_>,
+    jti: &str,
+) -> Result<Case, MedicalError> {
+    state::case_of_holder(state, facts.sender, jti)?
+        .ok_or_else(|| Refusal::UnknownRequest(facts.sender.to_string()).into())
 }
 
 fn wrong_audience(message: &str) -> Refusal {
@@ -297,8 +309,8 @@ impl Case {
     /// reply key: a key with a `kid` must be named by it.
     fn reply_key_matches(&self, kid: Option<&str>) -> bool {
         let wanted = match &self.reply_key {
-            super::model::ReplyKey::Kid(k) => Some(k.as_str()),
-            super::model::ReplyKey::Jwk(jwk) => jwk.get("kid").and_then(Value::as_str),
+            ReplyKey::Kid(k) => Some(k.as_str()),
+            ReplyKey::Jwk(jwk) => jwk.get("kid").and_then(Value::as_str),
         };
         wanted.is_none_or(|w| kid == Some(w))
     }
@@ -310,8 +322,10 @@ mod tests {
     //! may answer, approvals and reviews, and the review queue.
 
     use super::*;
-    use crate::medical::model::{Outcome, Purpose, ReplyKey, Responder};
-    use crate::recompute::Memory;
+    use crate::apply::facts::Terms;
+    use crate::apply::state::Memory;
+    use crate::entry::Stamp;
+    use crate::medical::model::{Outcome, Purpose, Responder};
     use crate::registry::AgencyId;
 
     struct World {
@@ -332,7 +346,7 @@ mod tests {
                 name: Some("n".into()),
                 role: "medical-officer".into(),
             },
-            sections: vec![super::super::section::Section::Allergies],
+            sections: vec![crate::medical::section::Section::Allergies],
             reply_key: ReplyKey::Kid("k1".into()),
             sealed: None,
         })
@@ -364,18 +378,16 @@ mod tests {
             op: &Op,
             terms: Option<Terms>,
             time: i64,
-        ) -> Result<(), ApplyError> {
+        ) -> Result<(), MedicalError> {
             let (sender, recipient) = (id(by), id(to));
-            let ctx = Context {
-                sender: &sender,
-                recipient: &recipient,
-                jti,
-                envelope: "e",
+            let stamp = Stamp {
                 time,
-                log_index: self.index,
+                expires: terms.map(|t| t.expires),
+                uses: terms.map(|t| t.uses),
             };
+            let facts = Facts::new(&sender, &recipient, jti, "e", stamp, self.index);
             let mut batch = WriteBatch::new();
-            apply(op, &ctx, terms, &self.state, &mut batch)?;
+            apply(op, &facts, &self.state, &mut batch)?;
             self.state.apply(batch);
             self.index += 1;
             Ok(())
@@ -395,9 +407,9 @@ mod tests {
         }
     }
 
-    fn refused(result: Result<(), ApplyError>) -> Refusal {
+    fn refused(result: Result<(), MedicalError>) -> Refusal {
         match result {
-            Err(ApplyError::Refused(r)) => r,
+            Err(MedicalError::Refused(r)) => r,
             other => panic!("expected a refusal, got {other:?}"),
         }
     }

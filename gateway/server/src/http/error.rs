@@ -1,17 +1,26 @@
-//! The gateway's API errors: one stable code per reason, its HTTP status,
-//! and the JSON body every rejection carries,
-//! `{"error":{"code":"...","message":"..."}}`.
+//! The API's errors: one stable code per reason, its HTTP status, the JSON
+//! body every rejection carries, `{"error":{"code":"...","message":"..."}}`,
+//! and the mapping of every domain error to them. The stages below `http`
+//! refuse with their own error types and know nothing of codes or
+//! statuses; this is the one place that does.
 //!
 //! Codes are a contract (docs/api.md); messages are for people and never
 //! hold an envelope body or personal data.
 
 use http::StatusCode;
-use serde::Serialize;
+use serde_json::{Map, Value};
 
-use crate::assets::apply::ApplyError;
-use crate::assets::custody::Refusal;
+use crate::apply::ApplyError;
+use crate::apply::asset::AssetError;
+use crate::apply::medical::{MedicalError, Refusal as MedicalRefusal};
+use crate::assets::custody::Refusal as CustodyRefusal;
+use crate::committer::CommitError;
 use crate::envelope::Rejection;
-use crate::medical::apply as medical;
+use crate::logview::ViewError;
+use crate::pipeline::{Declined, Reason, Refused};
+use crate::rate::RateLimited;
+use crate::registry::AgencyId;
+use crate::space::DiskFull;
 
 /// Every error code the API returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -207,23 +216,20 @@ impl ApiError {
 
     /// The JSON body: `{"error":{"code":"...","message":"..."}}`.
     pub fn body(&self) -> String {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            error: Inner<'a>,
-        }
-        #[derive(Serialize)]
-        struct Inner<'a> {
-            code: &'a str,
-            message: &'a str,
-        }
-        let body = Body {
-            error: Inner {
-                code: self.code.as_str(),
-                message: &self.message,
-            },
-        };
-        // Two strings: serialization cannot fail.
-        serde_json::to_string(&body).unwrap_or_default()
+        // Built as a JSON value, whose text form cannot fail (unlike
+        // serializing a type), so a refusal always has its body.
+        let mut inner = Map::new();
+        inner.insert("code".into(), Value::from(self.code.as_str()));
+        inner.insert("message".into(), Value::from(self.message.as_str()));
+        let mut outer = Map::new();
+        outer.insert("error".into(), Value::Object(inner));
+        Value::Object(outer).to_string()
+    }
+
+    /// The answer when something went wrong inside the gateway: the
+    /// details go to its log, never to the caller.
+    pub fn internal() -> ApiError {
+        ApiError::new(Code::Internal, "internal error; see the gateway's log")
     }
 }
 
@@ -245,32 +251,35 @@ impl From<Rejection> for ApiError {
     }
 }
 
-impl From<Refusal> for ApiError {
-    fn from(r: Refusal) -> ApiError {
+impl From<CustodyRefusal> for ApiError {
+    fn from(r: CustodyRefusal) -> ApiError {
+        use CustodyRefusal as R;
         let code = match &r {
-            Refusal::AssetExists(_) => Code::AssetExists,
-            Refusal::UnknownAsset(_) => Code::NotFound,
-            Refusal::NotHolder(_) => Code::NotHolder,
-            Refusal::OfferPending(_) => Code::OfferPending,
-            Refusal::NoOpenOffer(_) => Code::NoOpenOffer,
-            Refusal::WrongAudience(_) => Code::WrongAudience,
+            R::AssetExists(_) => Code::AssetExists,
+            R::UnknownAsset(_) => Code::NotFound,
+            R::NotHolder(_) => Code::NotHolder,
+            R::OfferPending(_) => Code::OfferPending,
+            R::NoOpenOffer(_) => Code::NoOpenOffer,
+            R::WrongAudience(_) => Code::WrongAudience,
         };
         ApiError::new(code, r.to_string())
     }
 }
 
-impl From<ApplyError> for ApiError {
-    fn from(e: ApplyError) -> ApiError {
+impl From<AssetError> for ApiError {
+    fn from(e: AssetError) -> ApiError {
         match e {
-            ApplyError::Refused(r) => r.into(),
-            ApplyError::Store(e) => xgate_ledger::Error::from(e).into(),
+            AssetError::Refused(r) => r.into(),
+            AssetError::Store(e) => xgate_ledger::Error::from(e).into(),
+            AssetError::Encode(e) => internal(&e),
+            AssetError::OfferWithoutExpiry => internal(&e),
         }
     }
 }
 
-impl From<medical::Refusal> for ApiError {
-    fn from(r: medical::Refusal) -> ApiError {
-        use medical::Refusal as R;
+impl From<MedicalRefusal> for ApiError {
+    fn from(r: MedicalRefusal) -> ApiError {
+        use MedicalRefusal as R;
         let code = match &r {
             R::RequestExists(_) => Code::RequestExists,
             R::UnknownRequest(_) => Code::NotFound,
@@ -287,26 +296,132 @@ impl From<medical::Refusal> for ApiError {
     }
 }
 
-impl From<medical::ApplyError> for ApiError {
-    fn from(e: medical::ApplyError) -> ApiError {
+impl From<MedicalError> for ApiError {
+    fn from(e: MedicalError) -> ApiError {
         match e {
-            medical::ApplyError::Refused(r) => r.into(),
-            medical::ApplyError::Store(e) => xgate_ledger::Error::from(e).into(),
+            MedicalError::Refused(r) => r.into(),
+            MedicalError::Store(e) => xgate_ledger::Error::from(e).into(),
+            MedicalError::Encode(e) => internal(&e),
         }
     }
 }
 
-impl From<xgate_ledger::Error> for ApiError {
-    fn from(e: xgate_ledger::Error) -> ApiError {
+impl From<ApplyError> for ApiError {
+    fn from(e: ApplyError) -> ApiError {
         match e {
-            xgate_ledger::Error::Store(_) | xgate_ledger::Error::Io { .. } => ApiError::new(
-                Code::StorageUnavailable,
-                "the log cannot make writes durable right now; this envelope was not acknowledged \
-                 (resubmit it later: if it was logged after all, the resubmission is refused as replayed)",
-            ),
-            _ => ApiError::new(Code::Internal, "internal error; see the gateway's log"),
+            ApplyError::Asset(e) => e.into(),
+            ApplyError::Medical(e) => e.into(),
         }
     }
+}
+
+/// A bug inside the gateway: logged with its details, answered without.
+fn internal(e: &dyn std::error::Error) -> ApiError {
+    tracing::error!(error = %e, "internal error");
+    ApiError::internal()
+}
+
+impl From<xgate_ledger::Error> for ApiError {
+    fn from(e: xgate_ledger::Error) -> ApiError {
+        ledger(&e)
+    }
+}
+
+/// A failure of the log: the storage is unavailable, or (anything else)
+/// a bug or a corrupt store.
+fn ledger(e: &xgate_ledger::Error) -> ApiError {
+    match e {
+        xgate_ledger::Error::Store(_) | xgate_ledger::Error::Io { .. } => ApiError::new(
+            Code::StorageUnavailable,
+            "the log cannot make writes durable right now; this envelope was not acknowledged \
+             (resubmit it later: if it was logged after all, the resubmission is refused as replayed)",
+        ),
+        _ => ApiError::internal(),
+    }
+}
+
+impl From<ViewError> for ApiError {
+    fn from(e: ViewError) -> ApiError {
+        match e {
+            ViewError::Request(m) => ApiError::new(Code::NotFound, m),
+            ViewError::Ledger(e) => e.into(),
+        }
+    }
+}
+
+impl From<DiskFull> for ApiError {
+    fn from(_: DiskFull) -> ApiError {
+        ApiError::new(
+            Code::StorageUnavailable,
+            "the gateway's disk is nearly full; nothing was accepted, retry later",
+        )
+    }
+}
+
+impl<E> From<CommitError<E>> for ApiError
+where
+    ApiError: From<E>,
+{
+    fn from(e: CommitError<E>) -> ApiError {
+        match e {
+            CommitError::Declined(d) => d.into(),
+            CommitError::DiskFull(d) => d.into(),
+            CommitError::Append(e) => ledger(&e),
+            CommitError::NoCheckpoint => {
+                ApiError::new(Code::Internal, "the commit signed no checkpoint")
+            }
+            CommitError::OtherWriter => ApiError::internal(),
+            // Shutting down, or the thread died with this job queued or in
+            // its batch (which may or may not have reached the store).
+            CommitError::Stopped => ApiError::new(
+                Code::Unavailable,
+                "the gateway stopped committing (it is shutting down or restarting); this envelope \
+                 was not acknowledged (resubmit it later: if it was logged after all, the \
+                 resubmission is refused as replayed)",
+            ),
+        }
+    }
+}
+
+impl From<Declined> for ApiError {
+    fn from(d: Declined) -> ApiError {
+        match d {
+            Declined::Expired { .. } => ApiError::new(Code::Expired, d.to_string()),
+            Declined::Replayed(_) => ApiError::new(Code::Replayed, d.to_string()),
+            Declined::Apply(e) => e.into(),
+        }
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> ApiError {
+        let message = refused.to_string();
+        match refused.reason {
+            Reason::Envelope(r) => r.into(),
+            Reason::Malformed { .. } => ApiError::new(Code::Malformed, message),
+            Reason::RecordToSelf => ApiError::new(Code::WrongAudience, message),
+            Reason::UnsupportedKind(_) => ApiError::new(Code::UnsupportedKind, message),
+            Reason::EncryptionRequired { .. } => ApiError::new(Code::EncryptionRequired, message),
+            Reason::PolicyDenied(_) | Reason::BreakGlassUnavailable => {
+                ApiError::new(Code::PolicyDenied, message)
+            }
+            Reason::Commit(e) => e.into(),
+            Reason::Receipt(e) => e.into(),
+        }
+    }
+}
+
+/// The refusal of a request over its agency's rate limit, naming the limit
+/// (the federation's own policy).
+pub fn rate_limited(limited: &RateLimited, agency: &AgencyId) -> ApiError {
+    ApiError::new(
+        Code::RateLimited,
+        format!(
+            "{agency} is over its rate limit of {} requests per second (burst {}); retry \
+             after {} s",
+            limited.rate.per_second, limited.rate.burst, limited.retry_after
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -1,19 +1,18 @@
-//! One step of the fold: an accepted asset envelope applied to the state.
-//!
-//! The gateway's committer runs [`apply`] for each asset envelope in log
-//! order, against the state as the envelopes before it left it, and commits
-//! the writes with the log entry; `xgate audit replay` runs the very same
-//! function over the logged envelopes. Both therefore reach the same state,
-//! and any difference means the stored state was changed behind the log's
-//! back.
+//! The asset operations: an accepted asset envelope applied to the state
+//! (custody rules, the holder, location and offer indexes, and
+//! reconciliation), one step of the fold [`crate::apply::apply`] runs for
+//! the live commit and for `xgate audit replay` alike.
 
 use serde_json::{Map, Value};
 use xgate_ledger::{StoreError, WriteBatch};
 
-use super::custody::{self, Asset, Context, Refusal};
-use super::model::{Answer, Body, Offer, Register, Report};
-use super::reconcile::{self, Notices};
-use super::state::{self, StateRead};
+use super::body::BodyError;
+use super::facts::Facts;
+use super::state::{EncodeError, StateError, StateRead, write};
+use crate::assets::custody::{self, Asset, Refusal};
+use crate::assets::model::{Answer, Body as _, Offer, Register, Report};
+use crate::assets::reconcile::{self, DiscrepancyKind, Notices};
+use crate::assets::state;
 use crate::kind::Kind;
 
 /// An asset envelope's body, parsed for its kind.
@@ -36,20 +35,17 @@ impl Op {
     /// asset kind.
     ///
     /// # Errors
-    /// A message naming the field at fault.
-    pub fn parse(kind: Kind, body: &Map<String, Value>) -> Result<Option<Op>, String> {
-        Ok(Some(match kind {
-            Kind::AssetRegister => Op::Register(Register::parse(body).map_err(|e| e.to_string())?),
-            Kind::AssetTransferOffer => Op::Offer(Offer::parse(body).map_err(|e| e.to_string())?),
-            Kind::AssetTransferAccept => {
-                Op::Accept(Answer::parse(body).map_err(|e| e.to_string())?)
-            }
-            Kind::AssetTransferReject => {
-                Op::Reject(Answer::parse_reject(body).map_err(|e| e.to_string())?)
-            }
-            Kind::InventoryReport => Op::Report(Report::parse(body).map_err(|e| e.to_string())?),
+    /// The field at fault.
+    pub fn parse(kind: Kind, body: &Map<String, Value>) -> Result<Option<Op>, BodyError> {
+        let op = match kind {
+            Kind::AssetRegister => Register::parse(body).map(Op::Register),
+            Kind::AssetTransferOffer => Offer::parse(body).map(Op::Offer),
+            Kind::AssetTransferAccept => Answer::parse(body).map(Op::Accept),
+            Kind::AssetTransferReject => Answer::parse_reject(body).map(Op::Reject),
+            Kind::InventoryReport => Report::parse(body).map(Op::Report),
             _ => return Ok(None),
-        }))
+        };
+        op.map(Some).map_err(BodyError::invalid)
     }
 
     /// Whether `kind` is an asset kind.
@@ -97,53 +93,68 @@ impl Op {
     }
 }
 
-/// Why an envelope could not be applied.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ApplyError {
+/// Why an asset envelope could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum AssetError {
     /// A custody rule refuses it.
     #[error(transparent)]
     Refused(#[from] Refusal),
     /// The state could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A record could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// An offer whose entry records no expiry (a bug: the gateway sets one
+    /// on every offer it accepts).
+    #[error("an offer's entry records no expiry")]
+    OfferWithoutExpiry,
 }
 
-/// Applies `op`, the body of the envelope `ctx` describes, to `state`,
-/// adding its writes to `batch`. `expires` is an offer's expiry, as logged.
-/// Returns the reconciliation report of an inventory report.
+impl From<StateError> for AssetError {
+    fn from(e: StateError) -> AssetError {
+        match e {
+            StateError::Store(e) => AssetError::Store(e),
+            StateError::Encode(e) => AssetError::Encode(e),
+        }
+    }
+}
+
+/// Applies `op`, the body of the envelope `facts` describes, to `state`,
+/// adding its writes to `batch`. Returns the reconciliation report of an
+/// inventory report.
 ///
 /// # Errors
 /// The custody rule broken (then `batch` may hold partial writes and must
 /// be dropped), or a storage failure.
 pub fn apply(
     op: &Op,
-    ctx: &Context<'_>,
-    expires: Option<i64>,
+    facts: &Facts<'_>,
     state: &impl StateRead,
     batch: &mut WriteBatch,
-) -> Result<Option<reconcile::Report>, ApplyError> {
+) -> Result<Option<reconcile::Report>, AssetError> {
     let kind = op.kind().as_str();
-    let mut notices = Notices::new(ctx, kind);
+    let mut notices = Notices::new(facts, kind);
     if let Op::Report(report) = op {
         // A count is the agency's own business: it goes to nobody's inbox.
-        if ctx.recipient != ctx.sender {
+        if facts.recipient != facts.sender {
             return Err(Refusal::WrongAudience(
                 "inventory.report is addressed to the sender's own agency".into(),
             )
             .into());
         }
-        return Ok(Some(reconcile::reconcile(report, ctx, state, batch)?));
+        return Ok(Some(reconcile::reconcile(report, facts, state, batch)?));
     }
     let tag = op.tag().unwrap_or_default();
     let existing = state::asset(state, tag)?;
     let (next, event) = match op {
-        Op::Register(r) => custody::register(existing.as_ref(), r, ctx)?,
+        Op::Register(r) => custody::register(existing.as_ref(), r, facts)?,
         Op::Offer(o) => {
-            let expires = expires.ok_or_else(|| StoreError("an offer without an expiry".into()))?;
-            custody::offer(existing.as_ref(), o, expires, ctx)?
+            let expires = facts.expires.ok_or(AssetError::OfferWithoutExpiry)?;
+            custody::offer(existing.as_ref(), o, expires, facts)?
         }
-        Op::Accept(a) => custody::answer(existing.as_ref(), a, true, ctx)?,
-        Op::Reject(a) => custody::answer(existing.as_ref(), a, false, ctx)?,
+        Op::Accept(a) => custody::answer(existing.as_ref(), a, true, facts)?,
+        Op::Reject(a) => custody::answer(existing.as_ref(), a, false, facts)?,
         // Handled above.
         Op::Report(_) => return Ok(None),
     };
@@ -161,7 +172,7 @@ pub fn apply(
             reconcile::resolve(
                 state,
                 tag,
-                |k| k == reconcile::Kind::UnknownTag,
+                |k| k == DiscrepancyKind::UnknownTag,
                 &mut notices,
                 batch,
             )?;
@@ -172,8 +183,8 @@ pub fn apply(
         }
         _ => {}
     }
-    state::write(batch, state::event_key(tag, ctx.log_index), &event);
-    state::write(batch, state::asset_key(tag), &next);
+    write(batch, state::event_key(tag, facts.log_index), &event)?;
+    write(batch, state::asset_key(tag), &next)?;
     Ok(None)
 }
 
@@ -205,8 +216,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::apply::state::Memory;
     use crate::assets::reconcile::{Notice, NoticeEvent, Report as Reconciliation};
-    use crate::recompute::Memory;
+    use crate::entry::Stamp;
     use crate::registry::AgencyId;
 
     struct World {
@@ -231,7 +243,7 @@ mod tests {
             to: &str,
             kind: Kind,
             body: serde_json::Value,
-        ) -> Result<Option<Reconciliation>, ApplyError> {
+        ) -> Result<Option<Reconciliation>, AssetError> {
             let map = match body {
                 Value::Object(m) => m,
                 _ => Map::new(),
@@ -242,16 +254,14 @@ mod tests {
             let (sender, recipient): (AgencyId, AgencyId) =
                 (by.parse().expect("id"), to.parse().expect("id"));
             let jti = format!("j{}", self.index);
-            let ctx = Context {
-                sender: &sender,
-                recipient: &recipient,
-                jti: &jti,
-                envelope: "e",
+            let stamp = Stamp {
                 time: 1000 + self.index as i64,
-                log_index: self.index,
+                expires: Some(10_000),
+                uses: None,
             };
+            let facts = Facts::new(&sender, &recipient, &jti, "e", stamp, self.index);
             let mut batch = WriteBatch::new();
-            let report = apply(&op, &ctx, Some(10_000), &self.state, &mut batch)?;
+            let report = apply(&op, &facts, &self.state, &mut batch)?;
             for (_, v) in batch.pending_with_prefix(state::NOTICE_PREFIX) {
                 if let Some(v) = v {
                     self.notices
@@ -290,7 +300,7 @@ mod tests {
             .expect("a reconciliation")
         }
 
-        fn drain(&mut self) -> Vec<(NoticeEvent, String, reconcile::Kind)> {
+        fn drain(&mut self) -> Vec<(NoticeEvent, String, DiscrepancyKind)> {
             self.notices
                 .drain(..)
                 .map(|n| (n.event, n.tag, n.kind))
@@ -326,7 +336,7 @@ mod tests {
                 .all(|(e, _, _)| *e == NoticeEvent::Discrepancy)
         );
         // D is gsa's: gsa is told too.
-        let d = state::open_discrepancies(&w.state, "D").expect("read");
+        let d = reconcile::open_discrepancies(&w.state, "D").expect("read");
         assert_eq!(
             d[0].agencies
                 .iter()
@@ -361,7 +371,7 @@ mod tests {
             [(
                 NoticeEvent::Resolved,
                 "A".to_owned(),
-                reconcile::Kind::Missing
+                DiscrepancyKind::Missing
             )]
         );
 
@@ -372,7 +382,7 @@ mod tests {
             [(
                 NoticeEvent::Resolved,
                 "Z".to_owned(),
-                reconcile::Kind::UnknownTag
+                DiscrepancyKind::UnknownTag
             )]
         );
 
@@ -397,7 +407,7 @@ mod tests {
             [(
                 NoticeEvent::Resolved,
                 "B".to_owned(),
-                reconcile::Kind::Missing
+                DiscrepancyKind::Missing
             )]
         );
         // The location index moved with it: HQ no longer expects B.
@@ -424,7 +434,7 @@ mod tests {
                 json!({"tag": "A", "to": {"agency": "treasury", "person": "q"}, "reason": "r"}),
             )
             .expect_err("not the holder");
-        assert!(matches!(err, ApplyError::Refused(Refusal::NotHolder(_))));
+        assert!(matches!(err, AssetError::Refused(Refusal::NotHolder(_))));
         assert_eq!(w.state.0, before);
     }
 }

@@ -1,0 +1,170 @@
+//! The apply stage: an accepted envelope applied to the gateway's state
+//! (asset custody and reconciliation, medical grants, responses and
+//! reviews; a record changes no state).
+//!
+//! The state is a fold over the log: [`apply`] is its one step, and the
+//! one entry point of this stage. The live commit runs it in the commit
+//! thread, in log order, against the store as the jobs before it in the
+//! batch leave it, and commits its writes with the envelope's log entry;
+//! `xgate audit replay` ([`crate::recompute`]) runs it over the logged
+//! envelopes against the state it rebuilds in memory. Both give it the
+//! [`Facts`] of the envelope, built by [`Facts::new`] from what the log
+//! entry records, so they reach the same state, and any difference means
+//! the stored state was changed behind the log's back.
+//!
+//! - [`body`]: why a body is not one this stage can take;
+//! - [`facts`]: what the rules read besides the body;
+//! - [`state`]: the state as the rules read it, and its JSON records;
+//! - [`record`], [`asset`], [`medical`]: the operations of each kind (the
+//!   medical ones include `review.decision`).
+//!
+//! Where each record lives is in [`crate::assets::state`] and
+//! [`crate::medical::state`], under the prefixes of [`crate::store_keys`].
+
+pub mod asset;
+pub mod body;
+pub mod facts;
+pub mod medical;
+pub mod record;
+pub mod state;
+
+use serde_json::{Map, Value};
+use xgate_ledger::WriteBatch;
+
+pub use body::BodyError;
+pub use facts::Facts;
+
+use crate::kind::Kind;
+use asset::AssetError;
+use medical::MedicalError;
+use record::Record;
+use state::StateRead;
+
+/// An envelope's body, parsed for its kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `record.send`: carried as is.
+    Record(Record),
+    /// An asset kind.
+    Asset(asset::Op),
+    /// A medical kind, or `review.decision`.
+    Medical(medical::Op),
+}
+
+/// What a log entry names of an envelope's body (docs/ledger.md, "Gateway
+/// entries"), so that an auditor can follow an asset or a request through
+/// the log without the state store. The gateway logs them; a replay
+/// recomputes them from the stored envelope and compares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Named<'a> {
+    /// The asset's tag.
+    pub tag: Option<&'a str>,
+    /// The person it names (logged as a salted hash, never as is).
+    pub person: Option<&'a str>,
+    /// A medical request's purpose of use.
+    pub purpose: Option<&'a str>,
+    /// The medical request an approval, response or review is about.
+    pub request: Option<&'a str>,
+    /// A review's outcome.
+    pub outcome: Option<&'a str>,
+}
+
+/// Why an envelope could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// An asset rule refuses it, or the state failed.
+    #[error(transparent)]
+    Asset(#[from] AssetError),
+    /// A medical rule refuses it, or the state failed.
+    #[error(transparent)]
+    Medical(#[from] MedicalError),
+}
+
+impl Op {
+    /// Parses `body` as the body of `kind`.
+    ///
+    /// # Errors
+    /// The field at fault, or a kind the gateway does not apply.
+    pub fn parse(kind: Kind, body: &Map<String, Value>) -> Result<Op, BodyError> {
+        if kind == Kind::RecordSend {
+            return Record::parse(body).map(Op::Record);
+        }
+        if let Some(op) = asset::Op::parse(kind, body)? {
+            return Ok(Op::Asset(op));
+        }
+        if let Some(op) = medical::Op::parse(kind, body)? {
+            return Ok(Op::Medical(op));
+        }
+        Err(BodyError::Unsupported(kind))
+    }
+
+    /// The sealed part of `body`, the body it was parsed from: a sealed
+    /// record's, or a sealed medical request's.
+    pub fn sealed_part<'b>(&'b self, body: &'b Map<String, Value>) -> Option<&'b str> {
+        match self {
+            Op::Record(r) => r.sealed_part(body),
+            Op::Medical(medical::Op::Request(r)) => r.sealed.as_deref(),
+            Op::Asset(_) | Op::Medical(_) => None,
+        }
+    }
+
+    /// Whether it carries in clear what a sealed body would hide: a record
+    /// in clear, or a medical request with its subject, incident and
+    /// responder's name in clear.
+    pub fn in_clear(&self) -> bool {
+        match self {
+            Op::Record(r) => !r.sealed,
+            Op::Medical(medical::Op::Request(r)) => r.sealed.is_none(),
+            Op::Asset(_) | Op::Medical(_) => false,
+        }
+    }
+
+    /// What its log entry names of it.
+    pub fn named(&self) -> Named<'_> {
+        match self {
+            Op::Record(_) => Named::default(),
+            Op::Asset(op) => Named {
+                tag: op.tag(),
+                person: op.person(),
+                ..Named::default()
+            },
+            Op::Medical(op) => {
+                let (purpose, outcome) = match op {
+                    medical::Op::Request(r) => (Some(r.purpose.as_str()), None),
+                    medical::Op::Review(r) => (None, Some(r.outcome.as_str())),
+                    medical::Op::Approve(_) | medical::Op::Response(_) => (None, None),
+                };
+                Named {
+                    tag: None,
+                    person: op.subject(),
+                    purpose,
+                    request: op.request(),
+                    outcome,
+                }
+            }
+        }
+    }
+}
+
+/// Applies `op`, the body of the envelope `facts` describes, to `state`,
+/// adding its writes to `batch`: the one step of the fold, for the live
+/// commit and for a replay.
+///
+/// # Errors
+/// The rule broken (then `batch` may hold partial writes and must be
+/// dropped), or a state that cannot be read or written.
+pub fn apply(
+    op: &Op,
+    facts: &Facts<'_>,
+    state: &impl StateRead,
+    batch: &mut WriteBatch,
+) -> Result<(), ApplyError> {
+    match op {
+        Op::Record(_) => {}
+        Op::Asset(op) => {
+            asset::apply(op, facts, state, batch)?;
+        }
+        Op::Medical(op) => medical::apply(op, facts, state, batch)?,
+    }
+    Ok(())
+}
