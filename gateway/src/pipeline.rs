@@ -30,9 +30,9 @@ use crate::committer::{CommitError, Committer, Prepare};
 use crate::medical::model::Purpose;
 use crate::medical::pending::PendingReviews;
 
-use crate::entry::{Entry, Stamp, person_hash};
+use crate::entry::{EncodeEntryError, Entry, Stamp, person_hash};
 use crate::envelope::{self, Envelope, Limits, Rejection, Verifiers};
-use crate::inbox;
+use crate::inbox::{self, EncodeRecordError};
 use crate::kind::Kind;
 use crate::metrics::Metrics;
 use crate::policy::{Decision, Policy, Request};
@@ -134,6 +134,9 @@ pub enum Reason {
     /// The commit stage: declined in log order, or not made durable.
     #[error(transparent)]
     Commit(#[from] CommitError<Declined>),
+    /// The log entry could not be encoded (a bug).
+    #[error(transparent)]
+    Entry(#[from] EncodeEntryError),
     /// The receipt could not be built (its proof could not be read).
     #[error("cannot build the receipt: {0}")]
     Receipt(#[source] xgate_ledger::Error),
@@ -160,6 +163,9 @@ pub enum Declined {
     /// The rules refuse it, or the state cannot be read or written.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// Its inbox record could not be encoded (a bug).
+    #[error(transparent)]
+    Inbox(#[from] EncodeRecordError),
 }
 
 /// Why the gateway could not be assembled.
@@ -502,7 +508,7 @@ impl Gateway {
         policy: &str,
         decision: &str,
     ) -> Result<Receipt, Reason> {
-        let entry = self.entry(envelope, &op, stamp, policy, decision);
+        let entry = self.entry(envelope, &op, stamp, policy, decision)?;
         let keep_until = replay_keep_until(envelope.exp, self.limits.skew, self.request_timeout);
         let stored = envelope.clone();
         let replay = Arc::clone(&self.replay);
@@ -535,7 +541,7 @@ impl Gateway {
             // Addressed to the sender itself (a registration, a count):
             // nothing to deliver.
             if stored.aud != stored.iss {
-                inbox::put(&stored, index, kept, &mut batch);
+                inbox::put(&stored, index, kept, &mut batch)?;
             }
             // Last: only an accepted envelope's id and queue changes are
             // recorded.
@@ -563,7 +569,7 @@ impl Gateway {
         stamp: Stamp,
         policy: &str,
         decision: &str,
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, EncodeEntryError> {
         let named = op.named();
         let person = named.person.map(|p| person_hash(&self.salt, p));
         Entry::of(envelope, policy, decision, stamp.time)
