@@ -62,7 +62,7 @@ fn fill(store: &SledStore, size: u64) {
         let mut batch = WriteBatch::new();
         for i in index..(index + 10_000).min(size) {
             for to in [&gsa, &treasury] {
-                inbox::put(&envelope(to, 2 * i), 2 * i, false, &mut batch);
+                inbox::put(&envelope(to, 2 * i), 2 * i, false, &mut batch).expect("inbox record");
             }
         }
         store.apply(batch).expect("apply");

@@ -375,7 +375,8 @@ fn replay_refuses_a_request_reusing_its_requesters_jti() {
     let entry = xgate_server::entry::Entry::of(&envelope, &policy, "break-glass", now)
         .about(None, Some(person_hash(&salt, "mrn-1")), Some(expires))
         .medical(Some("ETREAT"), None, Some(1), None)
-        .encode();
+        .encode()
+        .expect("an entry encodes");
     let index = log.size();
     let mut case = state::case(&Stored(store), &ids[state_], jti)
         .expect("read")
@@ -395,7 +396,7 @@ fn replay_refuses_a_request_reusing_its_requesters_jti() {
     });
     let mut batch = WriteBatch::new();
     xgate_server::inbox::keep(&envelope, index, &mut batch);
-    xgate_server::inbox::put(&envelope, index, true, &mut batch);
+    xgate_server::inbox::put(&envelope, index, true, &mut batch).expect("an inbox record encodes");
     batch.put(state::holder_key(&ids[gsa], jti), b"state".to_vec());
     batch.put(
         state::queue_key(&ids[gsa], index),

@@ -158,10 +158,26 @@ pub struct Committer<E> {
 impl<E> Drop for Committer<E> {
     fn drop(&mut self) {
         self.jobs.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if let Some(thread) = self.thread.take()
+            && let Err(panic) = thread.join()
+        {
+            // Its alarm said so when it died; say it again with what it
+            // said, as the gateway stops (a drop cannot return it).
+            tracing::error!(
+                panic = panic_message(panic.as_ref()),
+                "the commit thread had panicked; what it held was not acknowledged"
+            );
         }
     }
+}
+
+/// What a panic said, if it said it as text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 impl<E: Send + 'static> Committer<E> {

@@ -152,9 +152,12 @@ impl<'a> Entry<'a> {
     }
 
     /// The canonical encoding: the bytes that are hashed into the log.
-    pub fn encode(&self) -> Vec<u8> {
-        // Strings and integers only: serialization cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+    ///
+    /// # Errors
+    /// If it cannot be encoded (it holds strings and integers only, so a
+    /// bug): an entry is never logged empty.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeEntryError> {
+        serde_json::to_vec(self).map_err(EncodeEntryError)
     }
 }
 
@@ -202,6 +205,11 @@ pub struct Logged {
     /// Encoding version.
     pub v: u32,
 }
+
+/// An entry that could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode a log entry: {0}")]
+pub struct EncodeEntryError(#[source] serde_json::Error);
 
 /// Why bytes read from the log are not a gateway entry.
 #[derive(Debug, thiserror::Error)]
@@ -313,7 +321,7 @@ mod tests {
             uses: None,
             v: 1,
         };
-        let text = String::from_utf8(e.encode()).expect("utf-8");
+        let text = String::from_utf8(e.encode().expect("encodes")).expect("utf-8");
         assert_eq!(
             text,
             format!(
@@ -353,7 +361,7 @@ mod tests {
             v: 1,
         }
         .about(Some("LAP-1"), Some("ef".repeat(32)), Some(20));
-        let bytes = e.encode();
+        let bytes = e.encode().expect("encodes");
         assert_eq!(
             String::from_utf8(bytes.clone()).expect("utf-8"),
             format!(
@@ -390,7 +398,7 @@ mod tests {
         }
         .about(None, Some("ef".repeat(32)), Some(20))
         .medical(Some("ETREAT"), Some("q-1"), Some(1), Some("appropriate"));
-        let text = String::from_utf8(e.encode()).expect("utf-8");
+        let text = String::from_utf8(e.encode().expect("encodes")).expect("utf-8");
         let keys: Vec<String> =
             serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
                 .expect("json")

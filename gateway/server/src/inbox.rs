@@ -58,9 +58,23 @@ pub fn keep(envelope: &Envelope, index: u64, batch: &mut WriteBatch) {
     batch.put(kept_key(index), envelope.compact.as_bytes().to_vec());
 }
 
+/// An inbox record that could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode an inbox record: {0}")]
+pub struct EncodeRecordError(#[source] serde_json::Error);
+
 /// Adds the writes that put `envelope`, logged at `index`, in its
 /// recipient's inbox; `kept` says [`keep`] holds its JWS already.
-pub fn put(envelope: &Envelope, index: u64, kept: bool, batch: &mut WriteBatch) {
+///
+/// # Errors
+/// If the record cannot be encoded (it holds strings and integers only,
+/// so a bug); nothing is added then.
+pub fn put(
+    envelope: &Envelope,
+    index: u64,
+    kept: bool,
+    batch: &mut WriteBatch,
+) -> Result<(), EncodeRecordError> {
     let stored = Stored {
         id: envelope.id(),
         log_index: index,
@@ -73,10 +87,10 @@ pub fn put(envelope: &Envelope, index: u64, kept: bool, batch: &mut WriteBatch) 
         },
         kept,
     };
-    // Strings and integers only: serialization cannot fail.
-    let value = serde_json::to_vec(&stored).unwrap_or_default();
+    let value = serde_json::to_vec(&stored).map_err(EncodeRecordError)?;
     batch.put(item_key(&envelope.aud, index), value);
     batch.put(id_key(&envelope.digest), locator(&envelope.aud, index));
+    Ok(())
 }
 
 /// Up to `limit` of `recipient`'s envelopes logged after index `after`

@@ -21,19 +21,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::watch;
-use xgate_ledger::{DiskStore, Log, WriteBatch};
+use xgate_ledger::{DiskStore, Log, StoreError, WriteBatch};
 
 use crate::apply::facts::Terms;
 use crate::apply::{self, ApplyError, BodyError, Facts, Op, asset, medical};
 use crate::assets::custody::DEFAULT_OFFER_TTL;
 use crate::committer::{CommitError, Committer, Prepare};
+use crate::entry::{EncodeEntryError, Entry, Stamp, person_hash};
+use crate::envelope::{self, Envelope, Limits, Rejection, Verifiers};
+use crate::inbox::{self, EncodeRecordError};
+use crate::kind::Kind;
 use crate::medical::model::Purpose;
 use crate::medical::pending::PendingReviews;
-
-use crate::entry::{Entry, Stamp, person_hash};
-use crate::envelope::{self, Envelope, Limits, Rejection, Verifiers};
-use crate::inbox;
-use crate::kind::Kind;
 use crate::metrics::Metrics;
 use crate::policy::{Decision, Policy, Request};
 use crate::rate::{Limiter, RateLimited, retry_after_secs};
@@ -42,7 +41,6 @@ use crate::registry::{AgencyId, Registry};
 use crate::replay::Replay;
 use crate::sealed;
 use crate::space::DiskGuard;
-use xgate_ledger::StoreError;
 
 /// Default lifetime of a grant a holder approves without saying (hours).
 pub const DEFAULT_APPROVAL_HOURS: u32 = 24;
@@ -84,14 +82,25 @@ pub struct Accepted {
 /// A refused envelope: why, and its kind if it got as far as naming one
 /// (metrics count refusals by kind). `http` maps the reason to a status
 /// and an error code.
-#[derive(Debug, thiserror::Error)]
-#[error("{reason}")]
+#[derive(Debug)]
 pub struct Refused {
     /// The envelope's kind, once the envelope stage has read it.
     pub kind: Option<Kind>,
     /// The stage that refused it, and why.
-    #[source]
     pub reason: Reason,
+}
+
+// As its reason: the kind is for metrics, not for the message.
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.reason.fmt(f)
+    }
+}
+
+impl std::error::Error for Refused {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.reason)
+    }
 }
 
 /// Why an envelope was refused, stage by stage.
@@ -134,6 +143,9 @@ pub enum Reason {
     /// The commit stage: declined in log order, or not made durable.
     #[error(transparent)]
     Commit(#[from] CommitError<Declined>),
+    /// The log entry could not be encoded (a bug).
+    #[error(transparent)]
+    Entry(#[from] EncodeEntryError),
     /// The receipt could not be built (its proof could not be read).
     #[error("cannot build the receipt: {0}")]
     Receipt(#[source] xgate_ledger::Error),
@@ -160,6 +172,9 @@ pub enum Declined {
     /// The rules refuse it, or the state cannot be read or written.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// Its inbox record could not be encoded (a bug).
+    #[error(transparent)]
+    Inbox(#[from] EncodeRecordError),
 }
 
 /// Why the gateway could not be assembled.
@@ -502,7 +517,7 @@ impl Gateway {
         policy: &str,
         decision: &str,
     ) -> Result<Receipt, Reason> {
-        let entry = self.entry(envelope, &op, stamp, policy, decision);
+        let entry = self.entry(envelope, &op, stamp, policy, decision)?;
         let keep_until = replay_keep_until(envelope.exp, self.limits.skew, self.request_timeout);
         let stored = envelope.clone();
         let replay = Arc::clone(&self.replay);
@@ -535,7 +550,7 @@ impl Gateway {
             // Addressed to the sender itself (a registration, a count):
             // nothing to deliver.
             if stored.aud != stored.iss {
-                inbox::put(&stored, index, kept, &mut batch);
+                inbox::put(&stored, index, kept, &mut batch)?;
             }
             // Last: only an accepted envelope's id and queue changes are
             // recorded.
@@ -563,7 +578,7 @@ impl Gateway {
         stamp: Stamp,
         policy: &str,
         decision: &str,
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, EncodeEntryError> {
         let named = op.named();
         let person = named.person.map(|p| person_hash(&self.salt, p));
         Entry::of(envelope, policy, decision, stamp.time)

@@ -85,7 +85,8 @@ impl Receipt {
     }
 
     /// As [`Receipt::build`], for a caller that holds the entry's bytes
-    /// already (the pipeline, which just appended them): no read back.
+    /// already (the pipeline, which just appended them): the leaf hash is
+    /// computed from them, nothing is read back but the proof.
     ///
     /// # Errors
     /// Whatever the log reports reading the proof.
@@ -102,7 +103,7 @@ impl Receipt {
             id,
             log_index: index,
             tree_size: size,
-            leaf_hash: b64(&log.leaf_hash(index)?),
+            leaf_hash: b64(&xgate_ledger::leaf_hash(entry)),
             inclusion_proof: proof.hashes.iter().map(b64).collect(),
             checkpoint: checkpoint.note.clone(),
             entry: B64.encode(entry),

@@ -389,6 +389,7 @@ impl From<Declined> for ApiError {
             Declined::Expired { .. } => ApiError::new(Code::Expired, d.to_string()),
             Declined::Replayed(_) => ApiError::new(Code::Replayed, d.to_string()),
             Declined::Apply(e) => e.into(),
+            Declined::Inbox(e) => internal(&e),
         }
     }
 }
@@ -406,6 +407,7 @@ impl From<Refused> for ApiError {
                 ApiError::new(Code::PolicyDenied, message)
             }
             Reason::Commit(e) => e.into(),
+            Reason::Entry(e) => internal(&e),
             Reason::Receipt(e) => e.into(),
         }
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
+use xgate_ledger::StoreError;
 
 use crate::assets::query;
 use crate::assets::reconcile::{self, Notice, NoticeEvent};
@@ -29,6 +30,26 @@ pub const BACKLOG: usize = 1024;
 /// Pause before the reader tries again after a failed read.
 const RETRY: Duration = Duration::from_secs(1);
 
+/// A notice that could not be encoded as an event (it holds strings,
+/// integers and lists, so a bug): reported, never sent empty.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode a feed notice: {0}")]
+pub struct EncodeNoticeError(#[source] serde_json::Error);
+
+/// Why a page of the feed could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The read, off the async workers, did not finish.
+    #[error("the read did not finish: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// A notice could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeNoticeError),
+}
+
 /// One notice, ready to send: where it is in the feed, the notice itself
 /// and its whole SSE frame (rendered once, for every auditor's stream).
 #[derive(Debug)]
@@ -41,37 +62,49 @@ pub struct Item {
 }
 
 impl Item {
-    fn of(notice: &Notice) -> Option<Item> {
-        Some(Item {
-            position: notice.position()?,
+    /// The item of `notice`; `None` if its id is not a feed position.
+    fn of(notice: &Notice) -> Result<Option<Item>, EncodeNoticeError> {
+        let Some(position) = notice.position() else {
+            return Ok(None);
+        };
+        Ok(Some(Item {
+            position,
             notice: notice.clone(),
-            whole: frame(notice),
-        })
+            whole: frame(notice)?,
+        }))
     }
 
     /// The frame `agency` may see, if any: the whole notice for an
     /// auditor; for an agency it concerns, a copy that names no other
     /// agency ([`query::notice`]); nothing for anyone else.
-    pub fn frame_for(&self, registry: &Registry, agency: &AgencyId) -> Option<Bytes> {
+    ///
+    /// # Errors
+    /// If the copy cannot be encoded.
+    pub fn frame_for(
+        &self,
+        registry: &Registry,
+        agency: &AgencyId,
+    ) -> Result<Option<Bytes>, EncodeNoticeError> {
         if registry.is_auditor(agency) {
-            return Some(self.whole.clone());
+            return Ok(Some(self.whole.clone()));
         }
-        query::notice(registry, agency, &self.notice).map(|seen| frame(&seen))
+        query::notice(registry, agency, &self.notice)
+            .map(|seen| frame(&seen))
+            .transpose()
     }
 }
 
-/// One SSE event.
-fn frame(notice: &Notice) -> Bytes {
+/// One SSE event (JSON has no newline, so `data:` is one line).
+fn frame(notice: &Notice) -> Result<Bytes, EncodeNoticeError> {
     let event = match notice.event {
         NoticeEvent::Discrepancy => "discrepancy",
         NoticeEvent::Resolved => "resolved",
     };
-    // Strings, integers and lists: cannot fail, and JSON has no newline.
-    let data = serde_json::to_string(notice).unwrap_or_default();
-    Bytes::from(format!(
+    let data = serde_json::to_string(notice).map_err(EncodeNoticeError)?;
+    Ok(Bytes::from(format!(
         "id: {}\nevent: {event}\ndata: {data}\n\n",
         notice.id
-    ))
+    )))
 }
 
 /// A position in the feed: after a given notice, or from the first notice
@@ -107,25 +140,25 @@ impl Cursor {
     /// `/metrics`. The cursor does not move.
     ///
     /// # Errors
-    /// A storage failure, or a task that did not finish, as a message for
-    /// the log.
+    /// A storage failure, a task that did not finish, or a notice that
+    /// cannot be encoded.
     pub async fn page(
         &self,
         gateway: &Arc<Gateway>,
         by: &'static str,
-    ) -> Result<Vec<Item>, String> {
+    ) -> Result<Vec<Item>, FeedError> {
         gateway.metrics.feed_read(by);
         let g = Arc::clone(gateway);
         let (after, from_index) = (self.after, self.from_index);
-        let read = tokio::task::spawn_blocking(move || {
+        let notices = tokio::task::spawn_blocking(move || {
             reconcile::notices_after(g.log.store(), after, from_index, CHUNK)
         })
-        .await;
-        match read {
-            Ok(Ok(notices)) => Ok(notices.iter().filter_map(Item::of).collect()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
+        .await??;
+        let mut items = Vec::with_capacity(notices.len());
+        for notice in &notices {
+            items.extend(Item::of(notice)?);
         }
+        Ok(items)
     }
 }
 

@@ -286,7 +286,13 @@ impl Stream {
             return Ok(false);
         }
         self.cursor.advance(item.position);
-        let Some(frame) = item.frame_for(&self.guard.ctx.gateway.registry, &self.caller) else {
+        let frame = item
+            .frame_for(&self.guard.ctx.gateway.registry, &self.caller)
+            .map_err(|e| {
+                tracing::error!(error = %e, "reconciliation feed: a notice could not be sent");
+                End::Failed
+            })?;
+        let Some(frame) = frame else {
             return Ok(false);
         };
         self.out
