@@ -48,6 +48,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode};
+use xgate_ledger::{OpenOptions, SledStore, Store, WriteBatch};
 use xgate_server::apply::Facts;
 use xgate_server::apply::asset::{Op, apply};
 use xgate_server::apply::state::{StateRead, Stored};
@@ -56,7 +57,6 @@ use xgate_server::assets::reconcile::{self, reconcile};
 use xgate_server::assets::state::asset_key;
 use xgate_server::entry::Stamp;
 use xgate_server::registry::AgencyId;
-use xgate_ledger::{OpenOptions, SledStore, Store, WriteBatch};
 
 // The gateway's allocator, so sled's node decoding costs here what it costs
 // there.

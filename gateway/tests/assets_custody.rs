@@ -3,7 +3,7 @@
 //! offers that lapse.
 //!
 //! The rules themselves are unit- and property-tested in
-//! `gateway/src/assets`; these tests pin what a client sees. Reports and the
+//! `gateway/server/src/assets`; these tests pin what a client sees. Reports and the
 //! discrepancy feed are in `assets_reconcile`, refusals and listings in
 //! `assets_rules`.
 

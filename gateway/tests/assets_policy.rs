@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use xgate::client::EnvelopeSigner;
+use xgate_ledger::{Log, OpenOptions};
 use xgate_server::envelope::Limits;
 use xgate_server::http::error::{ApiError, Code};
 use xgate_server::pipeline::Gateway;
 use xgate_server::policy::Policy;
 use xgate_server::registry::AgencyId;
-use xgate_ledger::{Log, OpenOptions};
 
 /// Treasury takes transfers from gsa only; everything else about assets is
 /// open to everyone.

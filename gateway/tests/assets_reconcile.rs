@@ -3,7 +3,7 @@
 //! carries what they find and what clears it.
 //!
 //! The rules themselves are unit- and property-tested in
-//! `gateway/src/assets`; these tests pin what a client sees. Custody is in
+//! `gateway/server/src/assets`; these tests pin what a client sees. Custody is in
 //! `assets_custody`, refusals and listings in `assets_rules`.
 
 mod federation;

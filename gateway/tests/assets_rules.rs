@@ -3,7 +3,7 @@
 //! list and read.
 //!
 //! The rules themselves are unit- and property-tested in
-//! `gateway/src/assets`; these tests pin what a client sees. Custody is in
+//! `gateway/server/src/assets`; these tests pin what a client sees. Custody is in
 //! `assets_custody`, reports and the discrepancy feed in `assets_reconcile`.
 
 mod federation;

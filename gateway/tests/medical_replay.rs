@@ -17,6 +17,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use xgate::client::EnvelopeSigner;
+use xgate_ledger::{Log, OpenOptions, Store};
 use xgate_server::envelope::Limits;
 use xgate_server::http::error::ApiError;
 use xgate_server::medical::jwe;
@@ -25,7 +26,6 @@ use xgate_server::pipeline::{Gateway, Medical};
 use xgate_server::policy::{DEFAULT_POLICY, Policy};
 use xgate_server::recompute::replay;
 use xgate_server::registry::{AgencyId, Registry};
-use xgate_ledger::{Log, OpenOptions, Store};
 
 const AGENCIES: [&str; 4] = ["state", "treasury", "gsa", "hhs"];
 /// Request names: few, so that some collide.
@@ -306,10 +306,10 @@ proptest! {
 /// refuse, as the gateway now refuses it (`request_exists`).
 #[test]
 fn replay_refuses_a_request_reusing_its_requesters_jti() {
+    use xgate_ledger::WriteBatch;
     use xgate_server::apply::state::Stored;
     use xgate_server::entry::{existing_salt, person_hash};
     use xgate_server::medical::state::{Basis, Grant};
-    use xgate_ledger::WriteBatch;
 
     let World {
         _dir: dir,

@@ -2,7 +2,7 @@
 //! gateway (mutual TLS on loopback, sled, the committer): a record, and the
 //! subject, incident and responder's name of a medical request, are signed
 //! by the sender and encrypted to the recipient's registered encryption key
-//! (`gateway/src/sealed.rs`), so the gateway's operator, who runs it from a
+//! (`gateway/server/src/sealed.rs`), so the gateway's operator, who runs it from a
 //! PKI directory without any agency's private key, finds them in none of
 //! its files, answers or log lines, not even base64url-encoded; the
 //! recipient's `xgate inbox` opens them and checks the inner signature and

@@ -1,5 +1,5 @@
-//! xgate: a gateway that anchors inter-agency exchanges in a transparency
-//! log (see `DESIGN.md` in the shared notes for the whole picture).
+//! xgate-server: the gateway that anchors inter-agency exchanges in a
+//! transparency log, as a library (docs/architecture.md draws the whole).
 //!
 //! # A tour
 //!

@@ -1,4 +1,4 @@
-//! `medical::jwe::inspect` and `medical::bundle::validate` on arbitrary
+//! `medical::jwe::inspect` and `bundle::validate` on arbitrary
 //! bytes and on mutations of valid inputs: a fresh JWE, the IPS fixtures in
 //! `tests/fixtures/ips/`, and the seeds in `fuzz/corpus/{jwe,bundle}/`.
 
