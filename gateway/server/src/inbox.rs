@@ -31,7 +31,7 @@ const ID_PREFIX: &[u8] = Prefix::InboxId.bytes();
 
 /// An envelope waiting for its recipient.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stored {
+pub struct InboxRecord {
     /// The envelope id (hex SHA-256 of the JWS).
     pub id: String,
     /// Its entry's index in the log.
@@ -75,7 +75,7 @@ pub fn put(
     kept: bool,
     batch: &mut WriteBatch,
 ) -> Result<(), EncodeRecordError> {
-    let stored = Stored {
+    let stored = InboxRecord {
         id: envelope.id(),
         log_index: index,
         from: envelope.iss.to_string(),
@@ -106,7 +106,7 @@ pub fn list<S: Store>(
     recipient: &AgencyId,
     after: Option<u64>,
     limit: usize,
-) -> Result<(Vec<Stored>, bool), StoreError> {
+) -> Result<(Vec<InboxRecord>, bool), StoreError> {
     let prefix = recipient_prefix(recipient);
     let from = match after {
         None => prefix.clone(),
@@ -123,7 +123,7 @@ pub fn list<S: Store>(
         if items.len() == limit {
             return Ok((items, true));
         }
-        let mut stored: Stored =
+        let mut stored: InboxRecord =
             serde_json::from_slice(value.as_ref()).map_err(|_| corrupt("inbox record"))?;
         if stored.kept {
             let jws = store
@@ -330,7 +330,7 @@ mod tests {
         let gsa: AgencyId = "gsa".parse().expect("id");
         let mut batch = WriteBatch::new();
         for index in 0..1000 {
-            let stored = Stored {
+            let stored = InboxRecord {
                 id: hex::encode([0; 32]),
                 log_index: index,
                 from: "state".into(),
@@ -347,7 +347,7 @@ mod tests {
         }
         store.apply(batch).expect("apply");
         let visited = || store.visited.swap(0, std::sync::atomic::Ordering::Relaxed);
-        let indices = |items: &[Stored]| items.iter().map(|i| i.log_index).collect::<Vec<_>>();
+        let indices = |items: &[InboxRecord]| items.iter().map(|i| i.log_index).collect::<Vec<_>>();
 
         let (first, more) = list(&store, &treasury, None, 3).expect("list");
         assert_eq!((indices(&first), more), (vec![0, 1, 2], true));

@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 use super::error::Error;
 use super::session::{Connection, Session, emit, emit_json, parse};
 use super::values::non_negative;
-use xgate_server::assets::model::{Answer, Body, Holder, Offer, Register, Report};
+use xgate_server::assets::model::{Answer, AssetBody, Holder, Offer, Register, Report};
 use xgate_server::kind::Kind;
 use xgate_server::receipt::Receipt;
 use xgate_server::registry::AgencyId;
@@ -513,7 +513,7 @@ fn holder(session: &mut Session<'_>, tag: &str) -> Result<AgencyId, Error> {
 }
 
 /// `body` as a JSON object, after the field checks the gateway runs on it.
-fn checked<T: Serialize + Body>(kind: Kind, body: &T) -> Result<Map<String, Value>, Error> {
+fn checked<T: Serialize + AssetBody>(kind: Kind, body: &T) -> Result<Map<String, Value>, Error> {
     let refused = |m: String| {
         Error::Request(format!(
             "the body of {} is not valid: {m}; nothing was sent",

@@ -10,7 +10,7 @@ use super::body::BodyError;
 use super::facts::Facts;
 use super::state::{EncodeError, StateError, StateRead, write};
 use crate::assets::custody::{self, Asset, Refusal};
-use crate::assets::model::{Answer, Body as _, Offer, Register, Report};
+use crate::assets::model::{Answer, AssetBody as _, Offer, Register, Report};
 use crate::assets::reconcile::{self, DiscrepancyKind, Notices};
 use crate::assets::state;
 use crate::kind::Kind;

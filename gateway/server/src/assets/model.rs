@@ -128,7 +128,7 @@ pub enum AssetBodyError {
 }
 
 /// Parses and checks a body; the error names the field.
-pub trait Body: Sized {
+pub trait AssetBody: Sized {
     /// Parses `body` and checks every field.
     ///
     /// # Errors
@@ -136,7 +136,7 @@ pub trait Body: Sized {
     fn parse(body: &Map<String, Value>) -> Result<Self, AssetBodyError>;
 }
 
-impl Body for Register {
+impl AssetBody for Register {
     fn parse(body: &Map<String, Value>) -> Result<Register, AssetBodyError> {
         let r: Register = from_map(body)?;
         check_tag(&r.tag, "tag")?;
@@ -149,7 +149,7 @@ impl Body for Register {
     }
 }
 
-impl Body for Offer {
+impl AssetBody for Offer {
     fn parse(body: &Map<String, Value>) -> Result<Offer, AssetBodyError> {
         let o: Offer = from_map(body)?;
         check_tag(&o.tag, "tag")?;
@@ -159,7 +159,7 @@ impl Body for Offer {
     }
 }
 
-impl Body for Answer {
+impl AssetBody for Answer {
     fn parse(body: &Map<String, Value>) -> Result<Answer, AssetBodyError> {
         let a: Answer = from_map(body)?;
         check_tag(&a.tag, "tag")?;
@@ -190,7 +190,7 @@ impl Answer {
     }
 }
 
-impl Body for Report {
+impl AssetBody for Report {
     fn parse(body: &Map<String, Value>) -> Result<Report, AssetBodyError> {
         let r: Report = from_map(body)?;
         text(&r.location, "location")?;
