@@ -11,7 +11,7 @@
 //!   or HTTP/2) and its envelope signer.
 //! - [`seal`]: sealing a part to its recipient and opening one.
 //! - [`bundle`]: structural validation of the IPS bundles a holder sends.
-//! - [`bench`]: the load generator behind `xgate bench`.
+//! - [`bench`](mod@bench): the load generator behind `xgate bench`.
 //! - [`cli`]: the `xgate` command line; `main.rs` is a thin wrapper over
 //!   [`cli::main`], each command group one submodule of `cli`.
 

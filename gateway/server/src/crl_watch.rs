@@ -1,6 +1,6 @@
 //! The background look at the CRL file: reload it when it changes (or on
 //! SIGHUP), count and log a refusal, and raise or clear the staleness
-//! alarm. What a CRL must be is [`crate::crl`]'s; applying it to
+//! alarm. What a CRL must be is `crl`'s; applying it to
 //! handshakes is [`crate::tls`]'s.
 
 use crate::crl::now;

@@ -8,7 +8,7 @@
 //! - [`policy`]: who may send which envelope kinds to whom, and when an
 //!   emergency request breaks the glass; deny by default, rules in `policies/`.
 //! - [`pipeline`]: the stages an envelope goes through, in order; the
-//!   [`committer`] commits accepted envelopes in log order.
+//!   `committer` commits accepted envelopes in log order.
 //! - [`apply`]: the apply stage, one step of a fold over the log: the
 //!   committer runs it for each envelope it accepts, and [`recompute`]
 //!   (`xgate audit replay`) runs it over the log for auditors.
@@ -23,21 +23,28 @@
 //!   personal fields of medical requests).
 //! - [`data_dir`]: why nobody but the gateway reads its data directory.
 //! - [`pki`]: the development PKI (`xgate certs`): CA, certificates, JOSE
-//!   keys, CRL and registry; [`crl`] decides which CRL the gateway trusts
+//!   keys, CRL and registry; `crl` decides which CRL the gateway trusts
 //!   (signed by the CA, never older than the one in force) and [`tls`]
 //!   applies it to handshakes, requests and open event streams.
 //!
 //! The log itself (hashing, proofs, checkpoints, storage) is the
 //! `xgate_ledger` crate; nothing here re-implements any of it.
+//!
+//! The machinery behind the pipeline (the commit thread, the rate limiter,
+//! replay ids, the free-space guard, metrics, the CRL's checks) is private:
+//! what an embedder meets of it is re-exported where it surfaces
+//! ([`pipeline::CommitError`], [`pipeline::RateLimited`],
+//! [`pipeline::DiskFull`], [`pipeline::Metrics`], [`tls::Crl`],
+//! [`policy::Rate`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod apply;
 pub mod assets;
-pub mod committer;
+mod committer;
 pub mod config;
-pub mod crl;
+mod crl;
 pub mod crl_watch;
 pub mod data_dir;
 pub mod entry;
@@ -48,18 +55,18 @@ pub mod inbox;
 pub mod kind;
 pub mod logview;
 pub mod medical;
-pub mod metrics;
+mod metrics;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;
-pub mod rate;
+mod rate;
 pub mod receipt;
 pub mod recompute;
 pub mod registry;
-pub mod replay;
+mod replay;
 pub mod sealed;
 pub mod server;
-pub mod space;
+mod space;
 pub mod store_keys;
 pub mod strict_json;
 pub mod tls;

@@ -3,7 +3,7 @@
 //! (the body parsed for its kind, [`Op::parse`]) -> policy
 //! ([`crate::policy`]) -> commit (in log order: the `jti`, then
 //! [`apply::apply`], then the ledger append with the inbox, replay and
-//! state records, [`crate::committer`]) -> receipt ([`crate::receipt`]).
+//! state records, `committer`) -> receipt ([`crate::receipt`]).
 //!
 //! Everything before the commit only reads; the committer then, in log
 //! order, checks the `jti`, applies the envelope to the state (the custody
@@ -26,21 +26,29 @@ use xgate_ledger::{DiskStore, Log, StoreError, WriteBatch};
 use crate::apply::facts::Terms;
 use crate::apply::{self, ApplyError, BodyError, Facts, Op, asset, medical};
 use crate::assets::custody::DEFAULT_OFFER_TTL;
-use crate::committer::{CommitError, Committer, Prepare};
+use crate::committer::{Committer, Prepare};
 use crate::entry::{EncodeEntryError, Entry, Stamp, person_hash};
 use crate::envelope::{self, Envelope, Limits, Rejection, Verifiers};
 use crate::inbox::{self, EncodeRecordError};
 use crate::kind::Kind;
 use crate::medical::model::Purpose;
 use crate::medical::pending::PendingReviews;
-use crate::metrics::Metrics;
+
 use crate::policy::{Decision, Policy, Request};
-use crate::rate::{Limiter, RateLimited, retry_after_secs};
+use crate::rate::{Limiter, retry_after_secs};
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
 use crate::replay::Replay;
 use crate::sealed;
 use crate::space::DiskGuard;
+
+/// What the pipeline's public items carry from the stages it keeps to
+/// itself (the committer, the rate limiter, the free-space guard, the
+/// metrics), so that embedders can name them.
+pub use crate::committer::CommitError;
+pub use crate::metrics::Metrics;
+pub use crate::rate::RateLimited;
+pub use crate::space::DiskFull;
 
 /// Default lifetime of a grant a holder approves without saying (hours).
 pub const DEFAULT_APPROVAL_HOURS: u32 = 24;

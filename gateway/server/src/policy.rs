@@ -47,7 +47,7 @@
 //! it, both forms are accepted, so existing clients keep working.
 //!
 //! The `[rate]` table sets how many requests each agency may make
-//! ([`crate::rate`]); without it, [`Rate::DEFAULT`] applies to every
+//! (a token bucket per agency); without it, [`Rate::DEFAULT`] applies to every
 //! agency. An override that leaves a field out takes the table's value.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,7 +60,7 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::kind::Kind;
-use crate::rate::Rate;
+pub use crate::rate::Rate;
 use crate::registry::{AgencyId, Registry};
 
 /// The default federation policy shipped in the binary.

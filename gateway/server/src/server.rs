@@ -1,13 +1,13 @@
 //! The listener: accepts TCP connections, gives each a slot in the
-//! connection table ([`table`]: the global, per-agency and handshake caps,
+//! connection table (`table`: the global, per-agency and handshake caps,
 //! and which connection gives its slot up when the table is full), and
-//! serves each ([`connection`]: the mutual TLS handshake, the caller's
+//! serves each (`connection`: the mutual TLS handshake, the caller's
 //! identity read once per connection, HTTP/1.1 or HTTP/2 under header,
 //! idle and age clocks), and shuts down gracefully.
 //!
 //! Background work lives here too: the CRL is re-read when its file changes
 //! (polled) and on SIGHUP, which also reloads the policy (a CRL that fails
-//! its checks is refused and the one in force kept, see [`crate::crl`]); replay ids past
+//! its checks is refused and the one in force kept, see `crl`); replay ids past
 //! their keep-until time are purged. On SIGTERM or SIGINT the server stops
 //! accepting, lets in-flight requests (and their appends) finish, and
 //! returns; dropping the log then leaves everything flushed.
@@ -54,7 +54,7 @@ pub struct ListenerLimits {
     /// Every connection is closed gracefully after this long.
     pub max_connection_age: Duration,
     /// Most connections one agency may hold open at once; never more than
-    /// half of `max_connections` (see [`agency_cap`]).
+    /// half of `max_connections` (see `agency_cap`).
     pub max_connections_per_agency: usize,
     /// Most connections in their TLS handshake at once.
     pub max_handshakes: usize,

@@ -8,7 +8,7 @@
 //! look the agency up in the registry. The one crypto provider is *ring*,
 //! passed explicitly to every builder.
 //!
-//! A new CRL (checked by [`crate::crl`] first: signed by the CA, numbered
+//! A new CRL (checked by `crl` first: signed by the CA, numbered
 //! higher than the one in force) applies to new handshakes through a
 //! rebuilt configuration, and to connections already open through
 //! [`Tls::refuses`], which each request and each open event stream checks
@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use x509_parser::extensions::GeneralName;
 
-use crate::crl::{Crl, CrlError, Fault};
+pub use crate::crl::{Crl, CrlError, Fault};
 use crate::pki::files::{CA_CERT, CRL, GATEWAY_DIR, TLS_CERT, TLS_KEY};
 use crate::registry::{AgencyId, Registry};
 

@@ -36,6 +36,6 @@ pub struct Plan {
     /// (or an auditor) can check afterwards what the gateway acknowledged.
     pub receipts: Option<PathBuf>,
     /// Read and acknowledge every agency's inbox while the load runs
-    /// ([`drain`]), as receiving agencies do.
+    /// ([`drain`](super::drain)), as receiving agencies do.
     pub drain: bool,
 }
