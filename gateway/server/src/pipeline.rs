@@ -33,7 +33,6 @@ use crate::inbox::{self, EncodeRecordError};
 use crate::kind::Kind;
 use crate::medical::model::Purpose;
 use crate::medical::pending::PendingReviews;
-
 use crate::policy::{Decision, Policy, Request};
 use crate::rate::{Limiter, retry_after_secs};
 use crate::receipt::Receipt;
@@ -42,9 +41,9 @@ use crate::replay::Replay;
 use crate::sealed;
 use crate::space::DiskGuard;
 
-/// What the pipeline's public items carry from the stages it keeps to
-/// itself (the committer, the rate limiter, the free-space guard, the
-/// metrics), so that embedders can name them.
+// What the pipeline's public items carry from the machinery it keeps to
+// itself (the committer, the rate limiter, the free-space guard, the
+// metrics), so that embedders can name it.
 pub use crate::committer::CommitError;
 pub use crate::metrics::Metrics;
 pub use crate::rate::RateLimited;
