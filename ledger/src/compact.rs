@@ -1,22 +1,22 @@
 //! Offline compaction: copies a stopped log's data directory into a new
 //! one whose database holds only the live keys.
 //!
-//! sled 0.34 does not reclaim the space of deleted records that share its
-//! segments with records kept for good, so under the gateway's mix of
-//! short-lived (inbox, replay) and permanent (log, kept envelopes) records
-//! the database keeps about 4.5 KB per exchange whatever is deleted
-//! (docs/reliability.md, "Soak"). A fresh database written from the live
-//! keys holds each once.
+//! The log itself needs no compaction any more (tiles are written once,
+//! the journal and the body files are released while the gateway runs),
+//! but the small state stays in sled 0.34, which does not reclaim the
+//! space of deleted records that share its segments with records kept for
+//! good. A fresh database written from the live keys holds each once.
 //!
-//! The source is opened as a log (so it is locked, checked against its
-//! checkpoint copy, and left unchanged) and the copy is written beside it,
-//! never over it: the database first, then the checkpoint copy, the
-//! signing key last (the creation order `disk` relies on), and the copy is
-//! opened as a log and must have the same size and root before this
-//! returns. The tile files are not copied; opening the copy rebuilds them.
-//! Whatever else the directory holds (a gateway's development PKI and
-//! default policy) is copied as it is. Swapping the directories is the
-//! operator's step, with the gateway stopped (docs/operations.md).
+//! The source is opened as a log (so it is locked, recovered from its
+//! journal, checked against its checkpoint copy, and its files brought up
+//! to date) and the copy is written beside it, never over it: the journal,
+//! tiles and body files as they are, the database from its live keys, the
+//! checkpoint copy, the signing key last (the creation order `disk` relies
+//! on), and the copy is opened as a log and must have the same size and
+//! root before this returns. Whatever else the directory holds (a
+//! gateway's development PKI and default policy) is copied as it is.
+//! Swapping the directories is the operator's step, with the gateway
+//! stopped (docs/operations.md).
 
 use std::fs;
 use std::path::Path;
@@ -26,7 +26,7 @@ use crate::error::{Error, io_at};
 use crate::fsutil::{create_private_dir, write_atomic};
 use crate::store::{Store, WriteBatch};
 use crate::store_sled::SledStore;
-use crate::{CHECKPOINT_FILE, DB_DIR, KEY_FILE, Log, OpenOptions, TILES_DIR};
+use crate::{CHECKPOINT_FILE, DB_DIR, KEY_FILE, Log, OpenOptions};
 
 /// Bytes of keys and values written per batch while copying; each batch is
 /// flushed, so sled can write out and evict what it holds.
@@ -53,6 +53,9 @@ pub struct Compacted {
 /// the copy does not open as the same log (never expected).
 pub fn compact(src: &Path, dst: &Path, options: &OpenOptions) -> Result<Compacted, Error> {
     let log = Log::open_existing(src, options)?;
+    // Everything the journal holds into the files, so the copy's own
+    // journal replay has little to do.
+    log.checkpoint()?;
     if fs::read_dir(dst).is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(Error::Invalid(format!(
             "{} is not empty; compaction writes a new directory",
@@ -115,29 +118,17 @@ fn copy_keys<S: Store>(from: &S, path: &Path, cache_bytes: u64) -> Result<u64, E
 /// Copies everything in `src` that is not the log's own (written by
 /// [`compact`] or rebuilt) into `dst`.
 fn copy_other_files(src: &Path, dst: &Path) -> Result<(), Error> {
-    const OWN: [&str; 5] = [DB_DIR, TILES_DIR, CHECKPOINT_FILE, KEY_FILE, LOCK_FILE];
+    const OWN: [&str; 4] = [DB_DIR, CHECKPOINT_FILE, KEY_FILE, LOCK_FILE];
     for entry in fs::read_dir(src).map_err(io_at(src))? {
         let entry = entry.map_err(io_at(src))?;
         if !OWN.iter().any(|own| entry.file_name() == *own) {
-            copy_tree(&entry.path(), &dst.join(entry.file_name()))?;
+            crate::fsutil::copy_tree(&entry.path(), &dst.join(entry.file_name()))
+                .map_err(|(path, source)| Error::Io { path, source })?;
         }
     }
     Ok(())
 }
 
-/// Copies a file (with its permissions: private keys stay private) or a
-/// directory and everything in it.
-fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
-    if !from.is_dir() {
-        return fs::copy(from, to).map(drop).map_err(io_at(from));
-    }
-    create_private_dir(to).map_err(io_at(to))?;
-    for entry in fs::read_dir(from).map_err(io_at(from))? {
-        let entry = entry.map_err(io_at(from))?;
-        copy_tree(&entry.path(), &to.join(entry.file_name()))?;
-    }
-    Ok(())
-}
 
 fn dir_bytes(dir: &Path) -> Result<u64, Error> {
     let mut total = 0;

@@ -1,20 +1,29 @@
-//! A log's data directory: the sled database, the checkpoint signing key
-//! and a lock that keeps a second process out. [`DataDir`] names and
-//! handles these files; `log::open` opens the log from them
+//! A log's data directory: the journal, the tlog-tiles files, the body
+//! files, the sled database of small state, the checkpoint signing key and
+//! a lock that keeps a second process out. [`DataDir`] names and handles
+//! these files; `log::open` opens the log from them
 //! ([`Log::create_or_open`](crate::Log::create_or_open)).
 //!
 //! ```text
-//! DIR/checkpoint.key   signed-note private key; its name is the origin
-//! DIR/checkpoint       the latest signed checkpoint, kept outside the database
-//! DIR/db/              the sled database
-//! DIR/tiles/level-N    copies of the full tiles of tile level N, for fast
-//!                      proofs; rebuilt from the database when needed
-//! DIR/lock             advisory lock held while the log is open
+//! DIR/checkpoint.key              signed-note private key; its name is the origin
+//! DIR/checkpoint                  the latest published checkpoint (the rollback anchor)
+//! DIR/lock                        advisory lock held while the log is open
+//! DIR/log/                        the C2SP tlog-tiles tree: serve or copy this directory
+//! DIR/log/checkpoint              the latest published checkpoint
+//! DIR/log/tile/<L>/<N>[.p/<W>]    tiles (full ones immutable, mode 0444)
+//! DIR/log/tile/entries/<N>[.p/<W>] entry bundles
+//! DIR/ledger/journal/<n>.jnl      the write-ahead journal: one record per commit
+//! DIR/ledger/bodies/<n>.blb       bodies waiting to be dropped (inbox envelopes)
+//! DIR/ledger/kept/<n>.blb         bodies kept for good
+//! DIR/ledger/nodes/level-<L>      private interior tiles for fast proofs
+//! DIR/ledger/checkpoints          every published checkpoint
+//! DIR/ledger/integrated           how many entries the tile files hold
+//! DIR/db/                         the sled database: small, mutable state only
 //! ```
 //!
-//! The directories the log creates are private (mode 0700), and so are the
-//! files it writes itself (0600): the key, the checkpoint copy, the tiles and
-//! the lock. sled creates its own files with the process's umask, which the
+//! The directories the log creates are private (mode 0700) except `log/`,
+//! which is meant to be served (0755 inside the private data directory), and
+//! so are the files it writes itself (0600), except the tlog-tiles files. sled creates its own files with the process's umask, which the
 //! gateway sets to 077; the 0700 directory keeps them private either way.
 //!
 //! Creation order makes a half-created log recognisable: the database is
@@ -22,11 +31,10 @@
 //! always has an initialised database, and a database without a key holds
 //! nothing (creation is simply finished on the next open).
 //!
-//! The copy of the latest checkpoint outside sled is what stops a damaged
-//! database from quietly becoming a shorter log under the same key: a
-//! database that is behind the checkpoint the log last handed out is refused.
-//! Opening runs sled's recovery, which may rewrite sled's own files; the
-//! log's contents are not changed by opening.
+//! The copy of the latest published checkpoint is what stops a damaged
+//! journal from quietly becoming a shorter log under the same key: a log
+//! whose journal and tiles are behind the checkpoint it handed out is
+//! refused. Opening replays the journal into the files and the store.
 
 use std::fs::{self, File, OpenOptions as FsOpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
@@ -49,7 +57,11 @@ pub const KEY_FILE: &str = "checkpoint.key";
 pub const CHECKPOINT_FILE: &str = "checkpoint";
 /// Directory holding the sled database.
 pub const DB_DIR: &str = "db";
-/// Directory holding the tile files.
+/// Directory holding the C2SP tlog-tiles tree (checkpoint, tiles, bundles).
+pub const LOG_DIR: &str = "log";
+/// Directory holding the journal, body files and the private proof tiles.
+pub const LEDGER_DIR: &str = "ledger";
+/// The directory of the tile files of the layout before the journal.
 pub const TILES_DIR: &str = "tiles";
 /// File locked while the log is open.
 pub(crate) const LOCK_FILE: &str = "lock";
@@ -229,9 +241,25 @@ impl<'a> DataDir<'a> {
         self.path.join(CHECKPOINT_FILE)
     }
 
-    /// The directory of the tile files.
-    pub fn tiles(&self) -> PathBuf {
-        self.path.join(TILES_DIR)
+    /// The served tlog-tiles directory.
+    pub fn log(&self) -> PathBuf {
+        self.path.join(LOG_DIR)
+    }
+
+    /// The directory of the journal, body files and private tiles.
+    pub fn ledger(&self) -> PathBuf {
+        self.path.join(LEDGER_DIR)
+    }
+
+    /// The one file sled 0.34 writes its whole log to: synced by the
+    /// integrator before the journal records it holds are released.
+    pub fn store_file(&self) -> PathBuf {
+        self.path.join(DB_DIR).join("db")
+    }
+
+    /// The journal's options: in test builds, obeying the fault file.
+    pub fn journal_options(&self) -> crate::journal::JournalOptions {
+        journal_options()
     }
 
     /// [`Error::NotALog`] for this directory.
@@ -260,4 +288,20 @@ fn disk_store(store: SledStore) -> DiskStore {
         store,
         std::sync::Arc::new(crate::faults::Switch::from_env()),
     )
+}
+
+#[cfg(not(feature = "faults"))]
+fn journal_options() -> crate::journal::JournalOptions {
+    crate::journal::JournalOptions::default()
+}
+
+/// In test builds the journal obeys the fault file `XGATE_FAULT_FILE` names.
+#[cfg(feature = "faults")]
+fn journal_options() -> crate::journal::JournalOptions {
+    crate::journal::JournalOptions {
+        fault: Some(crate::faults::journal_hook(std::sync::Arc::new(
+            crate::faults::Switch::from_env(),
+        ))),
+        ..crate::journal::JournalOptions::default()
+    }
 }

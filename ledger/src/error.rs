@@ -60,6 +60,22 @@ pub enum Error {
         /// The origin asked for.
         requested: String,
     },
+    /// A migration's converter refused a stored record.
+    #[cfg(feature = "sled")]
+    #[error(transparent)]
+    Convert(#[from] crate::migrate::ConvertError),
+    /// The journal failed.
+    #[cfg(feature = "sled")]
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    /// A tlog-tiles file could not be written or read.
+    #[cfg(feature = "sled")]
+    #[error(transparent)]
+    Tiles(#[from] crate::tlog::TlogError),
+    /// A body file failed.
+    #[cfg(feature = "sled")]
+    #[error(transparent)]
+    Bodies(#[from] crate::blobs::BlobError),
     /// A file-system operation on the data directory failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -55,6 +55,29 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
+/// Copies `from` (a file, or a directory and everything in it) to `to`,
+/// keeping file modes, new directories private (0700), and makes the copy
+/// durable: every file and directory is fsynced.
+///
+/// # Errors
+/// Any I/O failure, with the path it happened on.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<(), (std::path::PathBuf, std::io::Error)> {
+    let at = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| (p, e)
+    };
+    if !from.is_dir() {
+        fs::copy(from, to).map_err(at(from))?;
+        return File::open(to).and_then(|f| f.sync_all()).map_err(at(to));
+    }
+    create_private_dir(to).map_err(at(to))?;
+    for entry in fs::read_dir(from).map_err(at(from))? {
+        let entry = entry.map_err(at(from))?;
+        copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+    }
+    File::open(to).and_then(|d| d.sync_all()).map_err(at(to))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

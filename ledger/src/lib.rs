@@ -81,19 +81,24 @@ mod tile;
 mod tree;
 
 #[cfg(feature = "sled")]
-mod compact;
-#[cfg(feature = "sled")]
 mod disk;
 mod error;
 #[cfg(feature = "faults")]
 pub mod faults;
 pub mod fsutil;
+#[cfg(feature = "sled")]
 mod layout;
+#[cfg(feature = "sled")]
 mod log;
+#[cfg(feature = "sled")]
+mod compact;
+#[cfg(feature = "sled")]
+mod migrate;
+#[cfg(feature = "sled")]
+mod nodes;
 mod store;
 #[cfg(feature = "sled")]
 mod store_sled;
-mod tile_files;
 
 pub use checkpoint::{
     Checkpoint, CheckpointError, NoteSigner, NoteVerifier, SignedCheckpoint, verify_checkpoint,
@@ -107,14 +112,19 @@ pub use verify::{VerifyError, verify_consistency, verify_inclusion};
 pub use compact::{Compacted, compact};
 #[cfg(feature = "sled")]
 pub use disk::{
-    CHECKPOINT_FILE, DB_DIR, DEFAULT_ORIGIN, KEY_FILE, OpenOptions, TILES_DIR,
-    published_checkpoint, verifier_of,
+    CHECKPOINT_FILE, DB_DIR, DEFAULT_ORIGIN, KEY_FILE, LEDGER_DIR, LOG_DIR, OpenOptions,
+    TILES_DIR, published_checkpoint, verifier_of,
 };
 pub use error::Error;
+#[cfg(feature = "sled")]
 pub use log::Log;
+#[cfg(feature = "sled")]
+pub use migrate::{Convert, ConvertError, Migrated, migrate};
+#[cfg(feature = "sled")]
 pub use log::append::{Committed, MAX_ENTRY_LEN, WithEntries};
+#[cfg(feature = "sled")]
 pub use log::audit::VerifyReport;
-pub use store::{KeyValue, Store, StoreError, WriteBatch};
+pub use store::{BodyWrite, KeyValue, Store, StoreError, WriteBatch};
 #[cfg(feature = "sled")]
 pub use store_sled::SledStore;
 

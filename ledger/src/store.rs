@@ -14,9 +14,28 @@ pub struct StoreError(pub String);
 
 /// A set of writes applied all together or not at all. When a key is written
 /// twice in one batch, the last write wins.
+///
+/// Besides small values, a batch committed with an append can carry
+/// *bodies*: larger values the log keeps in its body files rather than in
+/// the store, under a key of the caller's choosing ([`WriteBatch::put_body`],
+/// [`WriteBatch::put_kept`]), read back with `Log::body`. A body put with
+/// `put_body` is dropped with [`WriteBatch::drop_body`], which returns its
+/// space once every body around it in its file is dropped too.
 #[derive(Clone, Debug, Default)]
 pub struct WriteBatch {
     ops: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    bodies: BTreeMap<Vec<u8>, BodyWrite>,
+}
+
+/// A write of a body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BodyWrite {
+    /// Keep `body` until it is dropped.
+    Put(Vec<u8>),
+    /// Keep `body` for good.
+    Keep(Vec<u8>),
+    /// Drop the body put under this key.
+    Drop,
 }
 
 impl WriteBatch {
@@ -56,20 +75,58 @@ impl WriteBatch {
             .map(|(k, v)| (k.as_slice(), v.as_deref()))
     }
 
+    /// Keeps `body` under `key` in the log's body files until a later batch
+    /// drops it ([`WriteBatch::drop_body`]): for values that live a while
+    /// and then go, such as envelopes waiting in an inbox.
+    pub fn put_body(&mut self, key: Vec<u8>, body: Vec<u8>) {
+        self.bodies.insert(key, BodyWrite::Put(body));
+    }
+
+    /// Keeps `body` under `key` in the log's body files for good.
+    pub fn put_kept(&mut self, key: Vec<u8>, body: Vec<u8>) {
+        self.bodies.insert(key, BodyWrite::Keep(body));
+    }
+
+    /// Drops the body [`WriteBatch::put_body`] put under `key` (a no-op if
+    /// there is none).
+    pub fn drop_body(&mut self, key: Vec<u8>) {
+        self.bodies.insert(key, BodyWrite::Drop);
+    }
+
+    /// The body writes, in key order.
+    pub fn bodies(&self) -> impl Iterator<Item = (&[u8], &BodyWrite)> {
+        self.bodies.iter().map(|(k, w)| (k.as_slice(), w))
+    }
+
+    /// Takes the body writes out of the batch, leaving its small writes.
+    pub fn take_bodies(&mut self) -> BTreeMap<Vec<u8>, BodyWrite> {
+        std::mem::take(&mut self.bodies)
+    }
+
     /// Adds every write of `other`, which win over this batch's own writes
     /// to the same keys.
     pub fn extend(&mut self, other: WriteBatch) {
         self.ops.extend(other.ops);
+        self.bodies.extend(other.bodies);
     }
 
-    /// Whether any write in the batch is to a key starting with `prefix`.
+    /// Whether any write in the batch (a body included) is to a key
+    /// starting with `prefix`.
     pub fn touches_prefix(&self, prefix: &[u8]) -> bool {
-        self.ops.keys().any(|k| k.starts_with(prefix))
+        self.ops
+            .keys()
+            .chain(self.bodies.keys())
+            .any(|k| k.starts_with(prefix))
     }
 
     /// Whether the batch holds no writes.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.is_empty() && self.bodies.is_empty()
+    }
+
+    /// The number of small writes (bodies not counted).
+    pub fn len(&self) -> usize {
+        self.ops.len()
     }
 
     /// The writes, in key order.

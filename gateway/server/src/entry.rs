@@ -28,7 +28,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use xgate_ledger::{Store, StoreError, WriteBatch};
+use xgate_ledger::{Log, Store, StoreError, WriteBatch};
 
 use crate::envelope::Envelope;
 use crate::store_keys::Prefix;
@@ -250,16 +250,15 @@ impl Logged {
 ///
 /// # Errors
 /// A storage failure, or no randomness.
-pub fn salt<S: Store>(store: &S) -> Result<[u8; 32], StoreError> {
-    if let Some(salt) = existing_salt(store)? {
+pub fn salt<S: Store>(log: &Log<S>) -> Result<[u8; 32], xgate_ledger::Error> {
+    if let Some(salt) = existing_salt(log.store())? {
         return Ok(salt);
     }
     let mut salt = [0u8; 32];
     getrandom::fill(&mut salt).map_err(|e| StoreError(format!("no randomness: {e}")))?;
     let mut batch = WriteBatch::new();
     batch.put(Prefix::PersonSalt.bytes().to_vec(), salt.to_vec());
-    store.apply(batch)?;
-    store.sync()?;
+    log.commit_writes(batch)?;
     Ok(salt)
 }
 

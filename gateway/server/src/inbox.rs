@@ -1,26 +1,30 @@
 //! Store-and-forward delivery: each accepted envelope waits in its
 //! recipient's inbox until the recipient acknowledges it.
 //!
-//! Inbox records are written in the same atomic batch as the envelope's log
-//! entry (`Log::append_batch_with`), so after any crash an acknowledged
+//! Inbox records are written in the same journal record as the envelope's
+//! log entry (`Log::append_batch_with`), so after any crash an acknowledged
 //! envelope is both logged and deliverable. Keys (all under `G`, beside the
 //! log's `L` keys in the same store):
 //!
 //! | key | value |
 //! |---|---|
-//! | `Gi` recipient `0x00` log index (u64 BE) | the stored envelope, JSON |
+//! | `Gi` recipient `0x00` log index (u64 BE) | the stored envelope without its JWS, JSON; its JWS is the body under the same key |
 //! | `Gd` envelope digest (32 bytes) | recipient `0x00` log index |
-//! | `Ge` log index (u64 BE) | a kept envelope's compact JWS |
+//! | `Ge` log index (u64 BE) | (a body kept for good) a kept envelope's compact JWS |
 //!
-//! Ordering by log index makes "oldest first" a key scan. The gateway keeps
-//! the envelopes its state is recomputed from (asset and medical kinds,
-//! for `xgate audit replay`) under `Ge` for good; their inbox records point
-//! there instead of holding a second copy of the JWS, which for a medical
-//! response is a whole encrypted bundle. A `record.send` is held in its
-//! inbox record only, and leaves the gateway when it is acknowledged.
+//! The JWS themselves are *bodies* (`WriteBatch::put_body`): the log keeps
+//! them in body files, not in the store, and an acknowledgement drops them,
+//! which returns their space once every envelope around them in their file
+//! is acknowledged too. Ordering by log index makes "oldest first" a key
+//! scan. The gateway keeps the envelopes its state is recomputed from
+//! (asset and medical kinds, for `xgate audit replay`) under `Ge` for good;
+//! their inbox records point there instead of holding a second copy of the
+//! JWS, which for a medical response is a whole encrypted bundle. A
+//! `record.send` is held as its inbox record's body only, and leaves the
+//! gateway when it is acknowledged.
 
 use serde::{Deserialize, Serialize};
-use xgate_ledger::{Store, StoreError, WriteBatch};
+use xgate_ledger::{Log, Store, StoreError, WriteBatch};
 
 use crate::envelope::Envelope;
 use crate::registry::AgencyId;
@@ -40,8 +44,9 @@ pub struct InboxRecord {
     pub from: String,
     /// The envelope kind.
     pub kind: String,
-    /// The compact JWS exactly as the sender signed it (empty in the store
-    /// when `kept`).
+    /// The compact JWS exactly as the sender signed it (never in the
+    /// store: it is the body under the record's key, or kept under `Ge`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub jws: String,
     /// Whether the JWS is kept under `Ge` rather than in this record.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -55,7 +60,7 @@ pub fn kept_key(index: u64) -> Vec<u8> {
 
 /// Adds the write that keeps `envelope`, logged at `index`, for good.
 pub fn keep(envelope: &Envelope, index: u64, batch: &mut WriteBatch) {
-    batch.put(kept_key(index), envelope.compact.as_bytes().to_vec());
+    batch.put_kept(kept_key(index), envelope.compact.as_bytes().to_vec());
 }
 
 /// An inbox record that could not be encoded.
@@ -80,28 +85,84 @@ pub fn put(
         log_index: index,
         from: envelope.iss.to_string(),
         kind: envelope.kind.to_string(),
-        jws: if kept {
-            String::new()
-        } else {
-            envelope.compact.clone()
-        },
+        jws: String::new(),
         kept,
     };
     let value = serde_json::to_vec(&stored).map_err(EncodeRecordError)?;
-    batch.put(item_key(&envelope.aud, index), value);
+    let key = item_key(&envelope.aud, index);
+    if !kept {
+        batch.put_body(key.clone(), envelope.compact.as_bytes().to_vec());
+    }
+    batch.put(key, value);
     batch.put(id_key(&envelope.digest), locator(&envelope.aud, index));
     Ok(())
 }
 
+/// A record of the layout before the journal that cannot be converted.
+#[derive(Debug, thiserror::Error)]
+#[error("a stored inbox record is malformed")]
+pub struct ConvertError;
+
+/// Converts one key of a data directory of the layout before the journal
+/// (`xgate log migrate`): an inbox record's JWS, which it held itself,
+/// becomes its body; a kept envelope becomes a body kept for good; every
+/// other key is copied as it is.
+///
+/// # Errors
+/// An inbox record that does not parse.
+pub fn convert_v2(key: &[u8], value: &[u8], batch: &mut WriteBatch) -> Result<(), ConvertError> {
+    if key.starts_with(ITEM_PREFIX) {
+        let mut stored: InboxRecord = serde_json::from_slice(value).map_err(|_| ConvertError)?;
+        let jws = std::mem::take(&mut stored.jws);
+        if !stored.kept {
+            batch.put_body(key.to_vec(), jws.into_bytes());
+        }
+        let value = serde_json::to_vec(&stored).map_err(|_| ConvertError)?;
+        batch.put(key.to_vec(), value);
+    } else if key.starts_with(Prefix::KeptEnvelope.bytes()) {
+        batch.put_kept(key.to_vec(), value.to_vec());
+    } else {
+        batch.put(key.to_vec(), value.to_vec());
+    }
+    Ok(())
+}
+
 /// Up to `limit` of `recipient`'s envelopes logged after index `after`
-/// (from the start if `None`), oldest first, and whether more follow.
+/// (from the start if `None`), oldest first, with their JWS, and whether
+/// more follow.
+///
+/// # Errors
+/// A storage failure, or a stored record that does not parse or whose JWS
+/// is missing.
+pub fn list<S: Store>(
+    log: &Log<S>,
+    recipient: &AgencyId,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<(Vec<InboxRecord>, bool), xgate_ledger::Error> {
+    let (mut items, more) = list_index(log.store(), recipient, after, limit)?;
+    for item in &mut items {
+        let key = if item.kept {
+            kept_key(item.log_index)
+        } else {
+            item_key(recipient, item.log_index)
+        };
+        let jws = log
+            .body(&key)?
+            .ok_or_else(|| corrupt("inbox record (its envelope is missing)"))?;
+        item.jws = String::from_utf8(jws).map_err(|_| corrupt("stored envelope"))?;
+    }
+    Ok((items, more))
+}
+
+/// [`list`] without the JWS: the inbox index alone.
 ///
 /// The scan starts at the first key after `after`, so a page costs the
 /// same wherever it is in the inbox: earlier pages are not read again.
 ///
 /// # Errors
 /// A storage failure, or a stored record that does not parse.
-pub fn list<S: Store>(
+pub fn list_index<S: Store>(
     store: &S,
     recipient: &AgencyId,
     after: Option<u64>,
@@ -119,19 +180,12 @@ pub fn list<S: Store>(
     let mut items = Vec::new();
     for kv in store.scan_prefix_from(&prefix, &from) {
         let (key, value) = kv?;
-        let index = key_index(&key).ok_or_else(|| corrupt("inbox key"))?;
+        key_index(&key).ok_or_else(|| corrupt("inbox key"))?;
         if items.len() == limit {
             return Ok((items, true));
         }
-        let mut stored: InboxRecord =
+        let stored: InboxRecord =
             serde_json::from_slice(value.as_ref()).map_err(|_| corrupt("inbox record"))?;
-        if stored.kept {
-            let jws = store
-                .get(&kept_key(index))?
-                .ok_or_else(|| corrupt("inbox record (its kept envelope is missing)"))?;
-            stored.jws =
-                String::from_utf8(jws.as_ref().to_vec()).map_err(|_| corrupt("kept envelope"))?;
-        }
         items.push(stored);
     }
     Ok((items, false))
@@ -148,45 +202,48 @@ pub struct Acked {
     pub unknown: Vec<String>,
 }
 
-/// Removes the envelopes `ids` from `recipient`'s inbox, all in one write,
-/// made durable before this returns.
+/// Removes the envelopes `ids` from `recipient`'s inbox, all in one
+/// journal record, made durable before this returns.
 ///
 /// # Errors
 /// A storage failure; then each envelope may or may not still be there.
-pub fn ack<S: Store>(store: &S, recipient: &AgencyId, ids: &[String]) -> Result<Acked, StoreError> {
+pub fn ack<S: Store>(
+    log: &Log<S>,
+    recipient: &AgencyId,
+    ids: &[String],
+) -> Result<Acked, xgate_ledger::Error> {
+    let store = log.store();
     let prefix = recipient_prefix(recipient);
     let mut done = Acked::default();
     let mut batch = WriteBatch::new();
     let mut seen = std::collections::HashSet::new();
-    {
-        // Look-up and delete must not interleave with another ack of the
-        // same envelope, or both would be told it was theirs to remove. The
-        // sync is outside: concurrent acks then share sled's flushes rather
-        // than wait for each other's.
-        static ACKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one_at_a_time = ACKS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for id in ids {
-            let found = match parse_id(id) {
-                Some(digest) if seen.insert(digest) => locate(store, &prefix, &digest)?,
-                _ => None,
-            };
-            match found {
-                Some((id_key, index)) => {
-                    batch.delete(item_key(recipient, index));
-                    batch.delete(id_key);
-                    done.acked.push(id.clone());
-                }
-                None => done.unknown.push(id.clone()),
+    // Look-up and delete must not interleave with another ack of the same
+    // envelope, or both would be told it was theirs to remove: the lock is
+    // held until the store holds the deletions.
+    static ACKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = ACKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for id in ids {
+        let found = match parse_id(id) {
+            Some(digest) if seen.insert(digest) => locate(store, &prefix, &digest)?,
+            _ => None,
+        };
+        match found {
+            Some((id_key, index)) => {
+                let item = item_key(recipient, index);
+                batch.drop_body(item.clone());
+                batch.delete(item);
+                batch.delete(id_key);
+                done.acked.push(id.clone());
             }
+            None => done.unknown.push(id.clone()),
         }
-        if done.acked.is_empty() {
-            return Ok(done);
-        }
-        store.apply(batch)?;
     }
-    store.sync()?;
+    if done.acked.is_empty() {
+        return Ok(done);
+    }
+    log.commit_writes(batch)?;
     Ok(done)
 }
 
@@ -349,14 +406,14 @@ mod tests {
         let visited = || store.visited.swap(0, std::sync::atomic::Ordering::Relaxed);
         let indices = |items: &[InboxRecord]| items.iter().map(|i| i.log_index).collect::<Vec<_>>();
 
-        let (first, more) = list(&store, &treasury, None, 3).expect("list");
+        let (first, more) = list_index(&store, &treasury, None, 3).expect("list");
         assert_eq!((indices(&first), more), (vec![0, 1, 2], true));
         assert_eq!(visited(), 4, "a page and the key that says more follow");
         // From an index near the end, and from one acknowledged already.
-        let (page, more) = list(&store, &treasury, Some(990), 3).expect("list");
+        let (page, more) = list_index(&store, &treasury, Some(990), 3).expect("list");
         assert_eq!((indices(&page), more), (vec![991, 992, 993], true));
         assert_eq!(visited(), 4, "the 990 keys before the cursor are not read");
-        let (page, more) = list(&store, &treasury, Some(985), 100).expect("list");
+        let (page, more) = list_index(&store, &treasury, Some(985), 100).expect("list");
         assert_eq!(
             indices(&page),
             [
@@ -367,7 +424,7 @@ mod tests {
         assert_eq!(visited(), 13);
         for end in [999, 5000, u64::MAX] {
             assert_eq!(
-                list(&store, &treasury, Some(end), 3).expect("list"),
+                list_index(&store, &treasury, Some(end), 3).expect("list"),
                 (vec![], false)
             );
         }
@@ -381,13 +438,14 @@ mod tests {
         let store = log.store();
         let treasury: AgencyId = "treasury".parse().expect("id");
         let ids: Vec<String> = (0..50).map(|i| deliver(store, &treasury, i)).collect();
+        let log = &log;
         let results: Vec<Acked> = std::thread::scope(|s| {
             let acks: Vec<_> = (0..4)
                 .map(|t| {
                     let mut mine = ids.clone();
                     mine.rotate_left(t * 12);
                     let treasury = &treasury;
-                    s.spawn(move || ack(store, treasury, &mine).expect("ack"))
+                    s.spawn(move || ack(log, treasury, &mine).expect("ack"))
                 })
                 .collect();
             acks.into_iter()
@@ -416,10 +474,10 @@ mod tests {
         let theirs = deliver(store, &treasury, 7);
         let upper = theirs.to_ascii_uppercase();
         let asked = [theirs.clone(), upper, "7".to_owned(), String::new()];
-        let by_gsa = ack(store, &gsa, &asked).expect("ack");
+        let by_gsa = ack(&log, &gsa, &asked).expect("ack");
         assert!(by_gsa.acked.is_empty());
         assert_eq!(by_gsa.unknown, asked);
-        let by_treasury = ack(store, &treasury, &asked).expect("ack");
+        let by_treasury = ack(&log, &treasury, &asked).expect("ack");
         assert_eq!(by_treasury.acked, [theirs]);
         assert_eq!(by_treasury.unknown, asked[1..]);
     }

@@ -192,7 +192,7 @@ pub enum StartError {
     SigningKey(String),
     /// The person-hash salt could not be read or created.
     #[error("cannot keep the person-hash salt: {0}")]
-    Salt(#[source] StoreError),
+    Salt(#[source] xgate_ledger::Error),
     /// The replay ids could not be read.
     #[error("cannot read the replay ids: {0}")]
     ReplayIds(#[source] StoreError),
@@ -263,7 +263,7 @@ impl Gateway {
         let verifiers = Verifiers::from_registry(&registry)
             .map_err(|e| StartError::SigningKey(e.to_string()))?;
         let metrics = Metrics::new(log.size());
-        let salt = crate::entry::salt(log.store()).map_err(StartError::Salt)?;
+        let salt = crate::entry::salt(&log).map_err(StartError::Salt)?;
         let disk = Arc::new(DiskGuard::default());
         let replay = Arc::new(Replay::load(log.store()).map_err(StartError::ReplayIds)?);
         let reviews = Arc::new(PendingReviews::load(log.store()).map_err(StartError::ReviewQueue)?);

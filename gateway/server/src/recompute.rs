@@ -194,9 +194,7 @@ pub fn replay<S: Store>(log: &Log<S>, registry: Option<&Registry>) -> Result<Out
         let mut block = Vec::new();
         for index in start..end {
             let entry = log.entry(index)?;
-            let jws = store
-                .get(&crate::inbox::kept_key(index))?
-                .map(|v| v.as_ref().to_vec());
+            let jws = log.body(&crate::inbox::kept_key(index))?;
             block.push((index, entry, jws));
         }
         out.entries += end - start;

@@ -12,13 +12,14 @@
 //! entry        {"index":I,"entry":"<base64>","leaf_hash":"..."}
 //! verify       ok: <N> entries, <T> tiles, <C> checkpoints, root <base64>
 //! compact      {"entries":N,"keys":K,"bytes_before":B,"bytes_after":A}
+//! migrate      {"entries":N,"checkpoints":C,"keys":K}
 //! ```
 //!
 //! JSON is compact, one line, fields in exactly that order; hashes and
 //! entries are standard base64 with padding. `--size` and `--to` default to
 //! the log's current size. Only `append` may create a log; every other
-//! command opens an existing one and changes nothing (`compact` writes only
-//! its new directory). `key` and `checkpoint`
+//! command opens an existing one and changes nothing (`compact` and
+//! `migrate` write only their new directory). `key` and `checkpoint`
 //! also answer while a gateway holds the log: `key` reads only the key
 //! file, and `checkpoint` then prints the copy outside the database, which
 //! a running gateway refreshes at least once a second.
@@ -61,6 +62,10 @@ pub enum LogCommand {
     /// database holds only the live records (sled keeps deleted ones on
     /// disk); the source is left as it was.
     Compact(CompactArgs),
+    /// Convert a stopped gateway's data directory of the layout before the
+    /// journal (everything in one sled database) into a new directory of
+    /// the current layout; the source is left as it was.
+    Migrate(CompactArgs),
 }
 
 /// The data directory every log command works on.
@@ -110,10 +115,10 @@ pub struct ConsistencyArgs {
     pub to: Option<u64>,
 }
 
-/// Arguments of `xgate log compact`.
+/// Arguments of `xgate log compact` and `xgate log migrate`.
 #[derive(Debug, Args)]
 pub struct CompactArgs {
-    /// The data directory to compact.
+    /// The data directory to copy.
     #[command(flatten)]
     pub dir: DataDir,
     /// The new data directory; must not exist or be empty.
@@ -161,6 +166,7 @@ impl LogCommand {
             LogCommand::Consistency(args) => consistency(&args, stdout),
             LogCommand::Entry(args) => entry(&args, stdout),
             LogCommand::Compact(args) => compact(&args, stdout),
+            LogCommand::Migrate(args) => migrate(&args, stdout),
             LogCommand::Verify(dir) => {
                 let report = open(&dir)?.verify()?;
                 let line = format!(
@@ -276,6 +282,36 @@ fn compact(args: &CompactArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             keys: done.keys,
             bytes_before: done.bytes_before,
             bytes_after: done.bytes_after,
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct Migrated {
+    entries: u64,
+    checkpoints: u64,
+    keys: u64,
+}
+
+/// Converts an old-layout data directory into a new one and reports what
+/// it did.
+fn migrate(args: &CompactArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    let mut convert = |key: &[u8], value: &[u8], batch: &mut xgate_ledger::WriteBatch| {
+        xgate_server::inbox::convert_v2(key, value, batch)
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    };
+    let done = xgate_ledger::migrate(
+        &args.dir.data_dir,
+        &args.into,
+        &OpenOptions::default(),
+        &mut convert,
+    )?;
+    json(
+        stdout,
+        &Migrated {
+            entries: done.entries,
+            checkpoints: done.checkpoints,
+            keys: done.keys,
         },
     )
 }

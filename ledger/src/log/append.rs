@@ -1,39 +1,43 @@
 //! Appending: the log's one write path.
 //!
 //! An append takes the writer's turn and, holding it, does everything: it
-//! sequences its entries after the right edge, writes them (with the
-//! caller's own writes, the tiles they complete and, if asked, a signed
-//! checkpoint) as one atomic store batch, makes it durable with the store's
-//! sync, publishes the new edge, size and checkpoint, and returns. Nothing
-//! is acknowledged before the sync has returned.
+//! sequences its entries after the right edge, encodes them with the
+//! caller's own writes, the bodies it keeps and (if asked) a signed
+//! checkpoint as one journal record, writes that record and makes it
+//! durable with one `fdatasync`, applies the writes to the store, publishes
+//! the new edge, size and checkpoint, and returns. Nothing is acknowledged
+//! before the barrier has returned; nothing the record holds is written
+//! anywhere durable but the journal on this path: tiles and bundles follow
+//! off it (`integrate`), and a crash is repaired by replaying the journal.
 //!
 //! Concurrent appends take turns; combining many small appends into one
-//! batch and one sync (group commit) is the caller's choice: the gateway's
-//! committer, the log's only writer there, batches the envelopes waiting
-//! for it into one [`Log::append_batch_with`].
+//! batch and one barrier (group commit) is the caller's choice: the
+//! gateway's committer, the log's only writer there, batches the envelopes
+//! waiting for it into one [`Log::append_batch_with`].
 //!
-//! One append is O(entries + log n) work and touches a bounded number of
-//! keys: each entry once, each hash it completes once, a full tile and a full
-//! entry bundle once per tile width of leaves. Nothing in it grows with the log.
+//! One append is O(entries + writes + log n) work. Nothing in it grows with
+//! the log.
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use super::Log;
 use super::edge::Edge;
 use super::lock::lock;
+use super::record::{self, Body, BodyClass, Write};
+use super::{Log, Shared};
+use crate::blobs::Locator;
 use crate::checkpoint::SignedCheckpoint;
 use crate::error::Error;
 use crate::hash::leaf_hash;
-use crate::layout::{self, SIZE_KEY};
+use crate::layout;
 use crate::proof;
-use crate::store::{Store, WriteBatch};
-use crate::tile::TILE_WIDTH;
+use crate::store::{BodyWrite, Store, WriteBatch};
+use crate::tlog;
 
-const WIDTH: u64 = TILE_WIDTH as u64;
-
-/// Largest entry the log accepts: 64 KiB.
-pub const MAX_ENTRY_LEN: usize = 64 * 1024;
+/// Largest entry the log accepts: 65,535 bytes, the most a tlog-tiles
+/// entry bundle can frame (a big-endian u16 length).
+pub const MAX_ENTRY_LEN: usize = tlog::bundle::MAX_ENTRY_LEN;
 
 /// Writes that commit in the same atomic batch as an append, built from the
 /// indices the append's entries were given: the boxed form of the argument
@@ -51,14 +55,20 @@ pub struct Committed {
     pub checkpoint: Option<SignedCheckpoint>,
 }
 
-/// One append, ready to write: the store batch and what to publish once
-/// the store holds it.
+/// One commit, ready to write: the journal record and what to publish
+/// once it is durable.
 struct Staged {
-    batch: WriteBatch,
+    record: Vec<u8>,
+    /// Store writes (the caller's and the bodies' locators).
+    writes: Vec<Write>,
+    /// Bodies to write to the body files.
+    bodies: Vec<Body>,
+    /// Bodies the commit drops, to unpin once it is durable.
+    dropped: Vec<Locator>,
     /// The right edge after the append.
     edge: Arc<Edge>,
     range: Range<u64>,
-    /// Copies of the full tiles the append completes, for the tile files.
+    /// The full tiles the append completes.
     tiles: Vec<(u8, u64, Vec<u8>)>,
     checkpoint: Option<SignedCheckpoint>,
 }
@@ -73,22 +83,23 @@ impl<S: Store> Log<S> {
     }
 
     /// Appends entries, in order and contiguously, and returns their indices
-    /// once they are durable: one atomic store batch and one sync, however
+    /// once they are durable: one journal record and one barrier, however
     /// many entries. Appends from other threads wait for their turn.
     ///
     /// # Errors
-    /// [`Error::EntryTooLarge`] (nothing is appended), [`Error::Store`] if the
-    /// batch could not be written or made durable: then nothing is
-    /// acknowledged, though entries that reached the store before a failed
-    /// sync may still be found in the log later, as with any timeout.
+    /// [`Error::EntryTooLarge`] (nothing is appended); a storage error if
+    /// the record could not be written or made durable: then nothing is
+    /// acknowledged, though a record that reached the disk before a failed
+    /// barrier may still be found in the log after a restart, as with any
+    /// timeout.
     pub fn append_batch<E: AsRef<[u8]>>(&self, entries: &[E]) -> Result<Range<u64>, Error> {
         self.commit(entries, |_| WriteBatch::new()).map(|c| c.range)
     }
 
     /// As [`Log::append_batch`], committing the writes `with` returns in the
-    /// same atomic store batch as the entries: after a crash both are there
-    /// or neither is. `with` is called once, on the caller's thread during
-    /// its turn, with the indices the entries were given; its keys must not
+    /// same journal record as the entries: after a crash both are there or
+    /// neither is. `with` is called once, on the caller's thread during its
+    /// turn, with the indices the entries were given; its keys must not
     /// start with `L`, which is the log's own key space.
     ///
     /// # Errors
@@ -102,7 +113,18 @@ impl<S: Store> Log<S> {
         self.commit(entries, with)
     }
 
-    /// The write path: stage, write, sync, publish, all on the writer's turn.
+    /// Commits `batch` alone, with no entry: durable (one journal record,
+    /// one barrier) when this returns `Ok`. For state that changes without
+    /// a log entry, such as an envelope leaving an inbox.
+    ///
+    /// # Errors
+    /// As [`Log::append_batch_with`].
+    pub fn commit_writes(&self, batch: WriteBatch) -> Result<(), Error> {
+        self.commit::<&[u8], _>(&[], |_| batch).map(|_| ())
+    }
+
+    /// The write path: stage, write, barrier, apply, publish, all on the
+    /// writer's turn.
     fn commit<E, F>(&self, entries: &[E], with: F) -> Result<Committed, Error>
     where
         E: AsRef<[u8]>,
@@ -115,38 +137,64 @@ impl<S: Store> Log<S> {
             });
         }
         let _turn = lock(&self.writer);
+        self.usable()?;
+        let staged = self.stage(entries, with)?;
         let Staged {
-            batch,
+            record,
+            writes,
+            bodies,
+            dropped,
             edge,
             range,
             tiles,
             checkpoint,
-        } = self.stage(entries, with)?;
+        } = staged;
 
-        // The store first, then the edge: a reader holding the old edge
-        // finds newly full tiles in the store (or their file copies). The
-        // edge follows the store even if the sync below fails, so the next
-        // append builds on what the store holds, and its sync covers these
-        // entries too.
-        self.store.apply(batch)?;
-        if let Some(files) = &self.tile_files {
-            for (level, index, tile) in &tiles {
-                files.write(*level, *index, tile);
+        // Bodies first, with no barrier: the record holds a copy, and a
+        // crash is repaired by replaying it. Their places stay pinned only
+        // if the commit goes through.
+        if let Err(e) = self.write_bodies(&bodies) {
+            self.unpin(&bodies);
+            return Err(e);
+        }
+        let seq = match self.journal.append(&[&record]) {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.unpin(&bodies);
+                return Err(e.into());
             }
+        };
+        // Durable. From here a failure leaves memory behind the journal:
+        // the log stops taking commits until it is reopened and replays.
+        if let Err(e) = self.apply(seq, writes) {
+            self.broken.store(true, Ordering::Release);
+            return Err(e);
+        }
+        {
+            let mut pending = self
+                .pending
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pending.push(seq, range.start, entries, tiles);
         }
         self.head.applied(edge);
-        self.store.sync()?;
         self.head.synced(range.end);
         if let Some(signed) = &checkpoint {
             self.latest.advance(signed);
         }
+        for at in &dropped {
+            self.bodies.unpin(at);
+        }
+        if let Some(integrator) = &self.integrator {
+            integrator.nudge(range.end);
+        }
         Ok(Committed { range, checkpoint })
     }
 
-    /// Builds the store batch for `entries` after the published edge, with
-    /// the writes `with` makes for their indices: entries, completed tiles,
-    /// edge hashes, the new size and, if every commit signs one, the
-    /// checkpoint for it. Writes nothing.
+    /// Builds the journal record for `entries` after the published edge,
+    /// with the writes and bodies `with` makes for their indices, the
+    /// completed tiles and, if every commit signs one, the checkpoint for
+    /// the new size. Writes nothing but places the bodies.
     fn stage<E, F>(&self, entries: &[E], with: F) -> Result<Staged, Error>
     where
         E: AsRef<[u8]>,
@@ -161,69 +209,148 @@ impl<S: Store> Log<S> {
                 "writes committed with an append must not use keys starting with 'L'".into(),
             ));
         }
+        let (bodies, dropped, body_writes) = self.place_bodies(&mut batch)?;
+        let mut writes: Vec<Write> = batch.into_ops().collect();
+        writes.extend(body_writes);
 
-        // Entries: straight into any bundle this batch completes, the rest
-        // into the tail until their bundle fills.
-        let entry = |i: u64| entries[(i - first) as usize].as_ref();
-        for bundle in first / WIDTH..end / WIDTH {
-            let mut bytes = Vec::new();
-            for i in bundle * WIDTH..(bundle + 1) * WIDTH {
-                if i < first {
-                    let key = layout::tail_entry_key(i);
-                    let stored = self
-                        .store
-                        .get(&key)?
-                        .ok_or_else(|| Error::Corrupt(format!("tail entry {i} is missing")))?;
-                    layout::bundle_push(&mut bytes, stored.as_ref());
-                    batch.delete(key);
-                } else {
-                    layout::bundle_push(&mut bytes, entry(i));
-                }
-            }
-            batch.put(layout::bundle_key(bundle), bytes);
-        }
-        for i in first.max(end / WIDTH * WIDTH)..end {
-            batch.put(layout::tail_entry_key(i), entry(i).to_vec());
-        }
-
-        let mut completed = Vec::new();
+        let mut tiles = Vec::new();
         for e in entries {
-            edge.push_leaf(leaf_hash(e.as_ref()), &mut batch, &mut completed);
+            edge.push_leaf(leaf_hash(e.as_ref()), &mut tiles);
         }
-        batch.put(SIZE_KEY.to_vec(), layout::encode_u64(end));
         let edge = Arc::new(edge);
         let checkpoint = if self.latest.every_commit() && end > first {
-            // Every node of the new root's cover lies on the new right edge,
-            // so this reads nothing that is not yet in the store.
+            // Every node of the new root's cover lies on the new right edge
+            // (a node at a tile boundary is the bottom of the tile above),
+            // so this reads none of the tiles just completed.
             let root = proof::root_at(&self.reader_over(Arc::clone(&edge)), end)?;
-            let signed = self.latest.sign(end, root);
-            batch.put(
-                layout::checkpoint_key(end),
-                signed.note.clone().into_bytes(),
-            );
-            Some(signed)
+            Some(self.latest.sign(end, root))
         } else {
             None
         };
-        let tiles = match &self.tile_files {
-            Some(files) => {
-                files.sync_into(&mut batch);
-                completed
-                    .into_iter()
-                    .filter_map(|(level, index)| {
-                        let tile = batch.pending(&layout::tile_key(level, index)).flatten()?;
-                        Some((level, index, tile.to_vec()))
-                    })
-                    .collect()
-            }
-            None => Vec::new(),
-        };
+        let record = record::encode(
+            (!entries.is_empty()).then_some((first, entries)),
+            &writes,
+            &bodies,
+            checkpoint.as_ref().map(|c| c.note.as_str()),
+        );
         Ok(Staged {
-            batch,
+            record,
+            writes,
+            bodies,
+            dropped,
             edge,
             range,
             tiles,
             checkpoint,
         })
+    }
+}
+
+impl<S: Store> Shared<S> {
+    /// Refuses to commit after a failure past the barrier.
+    pub(super) fn usable(&self) -> Result<(), Error> {
+        if self.broken.load(Ordering::Acquire) {
+            return Err(Error::Corrupt(
+                "a commit failed after its journal record was durable; reopen the log to \
+                 replay the journal"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Places the bodies `batch` puts, finds the ones it drops, and returns
+    /// them with the store writes that record their places.
+    #[allow(clippy::type_complexity)]
+    fn place_bodies(
+        &self,
+        batch: &mut WriteBatch,
+    ) -> Result<(Vec<Body>, Vec<Locator>, Vec<Write>), Error> {
+        let mut bodies = Vec::new();
+        let mut dropped = Vec::new();
+        let mut writes = Vec::new();
+        for (key, write) in batch.take_bodies() {
+            let dropped_key = layout::body_key(&key);
+            match write {
+                BodyWrite::Put(bytes) | BodyWrite::Keep(bytes) if bytes.len() > u32::MAX as usize => {
+                    self.unpin(&bodies);
+                    return Err(Error::Invalid("a body must be under 4 GiB".into()));
+                }
+                BodyWrite::Put(bytes) => {
+                    if let Some(old) = self.body_at(&dropped_key)? {
+                        dropped.push(old);
+                    }
+                    let at = self.bodies.place(bytes.len());
+                    writes.push((dropped_key, Some(at.to_bytes().to_vec())));
+                    bodies.push(Body {
+                        class: BodyClass::Dropped,
+                        at,
+                        bytes,
+                    });
+                }
+                BodyWrite::Keep(bytes) => {
+                    let at = self.kept.place(bytes.len());
+                    writes.push((layout::kept_key(&key), Some(at.to_bytes().to_vec())));
+                    bodies.push(Body {
+                        class: BodyClass::Kept,
+                        at,
+                        bytes,
+                    });
+                }
+                BodyWrite::Drop => {
+                    if let Some(old) = self.body_at(&dropped_key)? {
+                        dropped.push(old);
+                        writes.push((dropped_key, None));
+                    }
+                }
+            }
+        }
+        Ok((bodies, dropped, writes))
+    }
+
+    /// Where the store says the body under `key` (a `layout` body key) is.
+    pub(super) fn body_at(&self, key: &[u8]) -> Result<Option<Locator>, Error> {
+        match self.store.get(key)? {
+            None => Ok(None),
+            Some(v) => Locator::from_bytes(v.as_ref())
+                .map(Some)
+                .ok_or_else(|| Error::Corrupt("a body locator is malformed".into())),
+        }
+    }
+
+    /// Writes bodies to their places in the body files (no barrier).
+    pub(super) fn write_bodies(&self, bodies: &[Body]) -> Result<(), Error> {
+        for body in bodies {
+            match body.class {
+                BodyClass::Dropped => self.bodies.write(&body.at, &body.bytes)?,
+                BodyClass::Kept => self.kept.write(&body.at, &body.bytes)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases the places of bodies a failed commit will not keep.
+    fn unpin(&self, bodies: &[Body]) {
+        for body in bodies {
+            match body.class {
+                BodyClass::Dropped => self.bodies.unpin(&body.at),
+                BodyClass::Kept => self.kept.unpin(&body.at),
+            }
+        }
+    }
+
+    /// Applies a durable record's writes to the store, with the record's
+    /// sequence number, so a reopen knows which records the store holds.
+    pub(super) fn apply(&self, seq: u64, writes: Vec<Write>) -> Result<(), Error> {
+        let mut batch = WriteBatch::new();
+        for (key, value) in writes {
+            match value {
+                Some(v) => batch.put(key, v),
+                None => batch.delete(key),
+            }
+        }
+        batch.put(layout::APPLIED_KEY.to_vec(), seq.to_be_bytes().to_vec());
+        self.store.apply(batch)?;
+        Ok(())
     }
 }

@@ -1,23 +1,19 @@
-//! Whole-log verification: recompute every leaf hash, every tile and every
-//! stored checkpoint from the entries alone, and report the first
-//! discrepancy.
+//! Whole-log verification: recompute every leaf hash, every tile (public
+//! and private) and every published checkpoint from the entries alone, and
+//! report the first discrepancy.
 //!
 //! Tiles are rebuilt with `rs_merkle` (via `tile::build_full` and
 //! `hash::layers_of`), an implementation independent of the incremental code
 //! that wrote them.
 
 use super::Log;
-use super::latest;
-use super::lock::lock;
 use crate::checkpoint::verify_checkpoint;
 use crate::error::Error;
 use crate::hash::{Hash, layers_of, leaf_hash};
-use crate::layout;
 use crate::proof;
 use crate::store::Store;
 use crate::tile::{PartialTile, TILE_HEIGHT, TILE_WIDTH, build_full, read_hash};
-
-const WIDTH: u64 = TILE_WIDTH as u64;
+use crate::tlog::{self, bundle};
 
 /// What a successful [`Log::verify`] checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,92 +29,47 @@ pub struct VerifyReport {
 }
 
 impl<S: Store> Log<S> {
-    /// Recomputes the whole log from its entries and checks every stored hash
-    /// and checkpoint. Appends wait while it runs.
+    /// Recomputes the whole log from its entries and checks every hash the
+    /// files and memory hold (public tiles, the proof sidecar, the right
+    /// edge) and every published checkpoint. Appends go on meanwhile; the
+    /// check covers the size at its start.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] describing the first discrepancy found, or
-    /// [`Error::Store`] if the store cannot be read.
+    /// [`Error::Corrupt`] describing the first discrepancy found, or a
+    /// storage error if something cannot be read.
     pub fn verify(&self) -> Result<VerifyReport, Error> {
-        let _turn = lock(&self.writer);
         let reader = self.reader();
         let size = reader.edge().size();
-        let mut tiles = 0;
-
-        // Level 0: entries -> leaf hashes -> tiles; collect each tile's root.
-        let mut tops = Vec::with_capacity((size / WIDTH) as usize);
-        expect_keys(
-            &self.store,
-            layout::BUNDLE_PREFIX,
-            0..size / WIDTH,
-            "entry bundle",
-        )?;
-        for bundle in 0..size / WIDTH {
+        let mut check = Recompute::new(self);
+        let base = self.pending_read().base().min(size / tlog::WIDTH * tlog::WIDTH);
+        for b in 0..base / tlog::WIDTH {
             let bytes = self
-                .store
-                .get(&layout::bundle_key(bundle))?
-                .ok_or_else(|| corrupt(format!("entry bundle {bundle} is missing")))?;
-            let entries = layout::bundle_entries(bytes.as_ref())
-                .ok_or_else(|| corrupt(format!("entry bundle {bundle} is malformed")))?;
-            let leaves: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
-            tops.push(self.check_tile(0, bundle, &leaves)?);
-            tiles += 1;
-        }
-        let tail_start = size / WIDTH * WIDTH;
-        expect_keys(
-            &self.store,
-            layout::TAIL_ENTRY_PREFIX,
-            tail_start..size,
-            "tail entry",
-        )?;
-        let mut bottom = Vec::new();
-        for i in tail_start..size {
-            let e = self
-                .store
-                .get(&layout::tail_entry_key(i))?
-                .ok_or_else(|| corrupt(format!("tail entry {i} is missing")))?;
-            bottom.push(leaf_hash(e.as_ref()));
-        }
-        let tail = reader
-            .edge()
-            .tile(0)
-            .ok_or_else(|| corrupt("edge has no level 0"))?;
-        check_partial(tail, &bottom, 0)?;
-
-        // Upper levels: each tile's bottom row is the roots of the tiles below.
-        let mut level = 1u8;
-        while !tops.is_empty() {
-            let full = tops.len() as u64 / WIDTH;
-            let mut next = Vec::with_capacity(full as usize);
-            for n in 0..full {
-                let row = &tops[(n * WIDTH) as usize..((n + 1) * WIDTH) as usize];
-                next.push(self.check_tile(level, n, row)?);
-                tiles += 1;
+                .tiles
+                .read_bundle(b)?
+                .ok_or_else(|| corrupt(format!("entry bundle {b} is missing")))?;
+            let entries = bundle::split(&bytes)
+                .filter(|e| e.len() == tlog::WIDTH as usize)
+                .ok_or_else(|| corrupt(format!("entry bundle {b} is malformed")))?;
+            for e in entries {
+                check.leaf(leaf_hash(e))?;
             }
-            let first = full * WIDTH;
-            let prefix = layout::tail_hash_prefix(level);
-            expect_keys(&self.store, &prefix, first..tops.len() as u64, "edge hash")?;
-            let rest = &tops[first as usize..];
-            for (k, expected) in (first..).zip(rest) {
-                let stored = self.store.get(&layout::tail_hash_key(level, k))?;
-                if stored.as_ref().and_then(|h| Hash::from_slice(h.as_ref())) != Some(*expected) {
-                    return Err(corrupt(format!("edge hash {level}/{k} is wrong")));
-                }
-            }
+        }
+        for i in base..size {
+            check.leaf(leaf_hash(&self.entry(i)?))?;
+        }
+        // The unfinished tiles: the in-memory edge must match what is left.
+        for (level, row) in check.private.iter().enumerate() {
             let partial = reader
                 .edge()
-                .tile(level)
+                .tile(level as u8)
                 .ok_or_else(|| corrupt("edge is too short"))?;
-            check_partial(partial, rest, level)?;
-            tops = next;
-            level += 1;
+            check_partial(partial, row, level as u8)?;
         }
 
         let root = proof::root_at(&reader, size)?;
         let verifier = self.latest.verifier();
         let mut checkpoints = 0;
-        for stored in latest::stored(&self.store) {
-            let (at, note) = stored?;
+        for (at, note) in self.notes.read_all()? {
             let checkpoint = verify_checkpoint(&note, &verifier)
                 .map_err(|e| corrupt(format!("checkpoint at size {at}: {e}")))?;
             if checkpoint.size != at || at > size {
@@ -137,33 +88,116 @@ impl<S: Store> Log<S> {
         Ok(VerifyReport {
             size,
             root,
-            tiles,
+            tiles: check.tiles,
             checkpoints,
         })
     }
+}
 
-    /// Rebuilds the full tile `level`/`index` from its bottom row and
-    /// compares every hash with the stored tile and with its file copy, if
-    /// there is one. Returns the tile's root.
-    fn check_tile(&self, level: u8, index: u64, bottom: &[Hash]) -> Result<Hash, Error> {
-        let stored = self
-            .store
-            .get(&layout::tile_key(level, index))?
-            .ok_or_else(|| corrupt(format!("tile {level}/{index} is missing")))?;
+/// The recomputation: bottom rows of the unfinished private tiles and of
+/// the unfinished public tiles, filled leaf by leaf, each full one compared
+/// with what the files (or `pending`) hold.
+struct Recompute<'a, S: Store> {
+    log: &'a Log<S>,
+    /// `private[L]`: the bottom row of the private tile at level L so far.
+    private: Vec<Vec<Hash>>,
+    /// Full private tiles recomputed, per level.
+    private_done: Vec<u64>,
+    /// `public[L]`: the row of the public tile at tlog level L so far.
+    public: Vec<Vec<Hash>>,
+    /// Full public tiles recomputed, per level.
+    public_done: Vec<u64>,
+    tiles: u64,
+}
+
+impl<S: Store> Recompute<'_, S> {
+    fn new(log: &Log<S>) -> Recompute<'_, S> {
+        Recompute {
+            log,
+            private: Vec::new(),
+            private_done: Vec::new(),
+            public: Vec::new(),
+            public_done: Vec::new(),
+            tiles: 0,
+        }
+    }
+
+    /// Adds the next leaf hash.
+    fn leaf(&mut self, leaf: Hash) -> Result<(), Error> {
+        self.public_node(0, leaf)?;
+        let mut carry = leaf;
+        for level in 0u8.. {
+            if self.private.len() == level as usize {
+                self.private.push(Vec::new());
+                self.private_done.push(0);
+            }
+            let row = &mut self.private[level as usize];
+            row.push(carry);
+            if row.len() < TILE_WIDTH {
+                break;
+            }
+            let bottom = std::mem::take(row);
+            let index = self.private_done[level as usize];
+            self.private_done[level as usize] += 1;
+            carry = self.check_private(level, index, &bottom)?;
+            // Tree level 4(L+1) is a public row when it is a multiple of 8.
+            if (level + 1).is_multiple_of(2) {
+                self.public_node((level + 1) / 2, carry)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds private tile `level`/`index` from its bottom row with
+    /// `rs_merkle`, compares it with the stored one (the sidecar or
+    /// `pending`; level 0 is stored only as public tiles), returns its root.
+    fn check_private(&mut self, level: u8, index: u64, bottom: &[Hash]) -> Result<Hash, Error> {
         let rebuilt =
             build_full(bottom).ok_or_else(|| corrupt("tile bottom row has the wrong width"))?;
-        if stored.as_ref() != rebuilt.as_slice() {
-            return Err(corrupt(format!(
-                "tile {level}/{index} does not match its entries"
-            )));
-        }
-        let copy = self.tile_files.as_ref().and_then(|f| f.read(level, index));
-        if copy.is_some_and(|c| c.as_slice() != rebuilt.as_slice()) {
-            return Err(corrupt(format!(
-                "the file copy of tile {level}/{index} does not match its entries"
-            )));
+        if level > 0 {
+            let pending = self.log.pending_read().tile(level, index);
+            let stored = match pending {
+                Some(t) => Some(t.to_vec()),
+                None => self.log.nodes.read(level, index)?.map(|t| t.to_vec()),
+            };
+            if stored.as_deref() != Some(rebuilt.as_slice()) {
+                return Err(corrupt(format!(
+                    "private tile {level}/{index} is missing or does not match its entries"
+                )));
+            }
+            self.tiles += 1;
         }
         read_hash(&rebuilt, TILE_HEIGHT, 0).ok_or_else(|| corrupt("tile has no root"))
+    }
+
+    /// Adds a node of tree level `8 * level` to its public tile, and checks
+    /// the tile's file once it is full (if the integrator has written it).
+    fn public_node(&mut self, level: u8, hash: Hash) -> Result<(), Error> {
+        if self.public.len() <= level as usize {
+            self.public.resize_with(level as usize + 1, Vec::new);
+            self.public_done.resize(level as usize + 1, 0);
+        }
+        let row = &mut self.public[level as usize];
+        row.push(hash);
+        if row.len() < tlog::WIDTH as usize {
+            return Ok(());
+        }
+        let expected: Vec<u8> = std::mem::take(row)
+            .iter()
+            .flat_map(|h| *h.as_bytes())
+            .collect();
+        let n = self.public_done[level as usize];
+        self.public_done[level as usize] += 1;
+        let mut stored = vec![0u8; tlog::TILE_BYTES];
+        if self.log.tiles.read_tile(level, n, 0, &mut stored)? {
+            if stored != expected {
+                return Err(corrupt(format!(
+                    "public tile {level}/{n} does not match its entries"
+                )));
+            }
+            self.tiles += 1;
+        }
+        Ok(())
     }
 }
 
@@ -190,27 +224,4 @@ fn check_partial(tile: &PartialTile, bottom: &[Hash], level: u8) -> Result<(), E
         }
     }
     Ok(())
-}
-
-/// Checks that the keys under `prefix` are exactly `range`, in order.
-fn expect_keys<S: Store>(
-    store: &S,
-    prefix: &[u8],
-    range: std::ops::Range<u64>,
-    what: &str,
-) -> Result<(), Error> {
-    let mut expected = range.clone();
-    for kv in store.scan_prefix(prefix) {
-        let (key, _) = kv?;
-        let n = layout::key_number(&key).filter(|_| key.len() == prefix.len() + 8);
-        if n != expected.next() {
-            return Err(corrupt(format!(
-                "unexpected {what} key (expected {what}s {range:?} only)"
-            )));
-        }
-    }
-    match expected.next() {
-        Some(n) => Err(corrupt(format!("{what} {n} is missing"))),
-        None => Ok(()),
-    }
 }

@@ -1,11 +1,9 @@
 //! The right edge of the tree: the unfinished tile of each tile level, the
 //! only part of the tree held in memory. Everything left of it is in full
-//! tiles in the store.
+//! tiles, pending or in files.
 
 use crate::error::Error;
-use crate::hash::{Hash, leaf_hash};
-use crate::layout;
-use crate::store::{Store, WriteBatch};
+use crate::hash::Hash;
 use crate::tile::{PartialTile, TILE_HEIGHT, TILE_WIDTH, read_hash};
 
 const WIDTH: u64 = TILE_WIDTH as u64;
@@ -20,11 +18,17 @@ pub(super) struct Edge {
 }
 
 impl Edge {
-    /// Rebuilds the edge of a tree of `size` leaves from the store: tail
-    /// entries for level 0, stored bottom hashes above.
-    pub(super) fn load<S: Store>(store: &S, size: u64) -> Result<Edge, Error> {
+    /// The edge of a tree of `size` leaves, a multiple of 256 (so its two
+    /// lowest tile levels are empty), whose full tiles are all on disk:
+    /// `top(level, index)` reads the root of full tile `level`/`index`.
+    pub(super) fn rebuild(
+        size: u64,
+        mut top: impl FnMut(u8, u64) -> Result<Hash, Error>,
+    ) -> Result<Edge, Error> {
+        debug_assert!(size.is_multiple_of(WIDTH * WIDTH));
         let mut tiles = Vec::new();
-        // Nodes at tree level 4L: leaves for L = 0, full tiles below above.
+        // Nodes at tree level 4L: leaves for L = 0, roots of full tiles of
+        // level L - 1 above.
         let mut count = size;
         for level in 0u8.. {
             if level > 0 && count == 0 {
@@ -34,21 +38,11 @@ impl Edge {
             let first = index * WIDTH;
             let mut bottom = Vec::with_capacity(width as usize);
             for k in first..first + width {
-                bottom.push(if level == 0 {
-                    let entry = store
-                        .get(&layout::tail_entry_key(k))?
-                        .ok_or_else(|| Error::Corrupt(format!("tail entry {k} is missing")))?;
-                    leaf_hash(entry.as_ref())
-                } else {
-                    let h = store
-                        .get(&layout::tail_hash_key(level, k))?
-                        .ok_or_else(|| {
-                            Error::Corrupt(format!("edge hash {level}/{k} is missing"))
-                        })?;
-                    Hash::from_slice(h.as_ref()).ok_or_else(|| {
-                        Error::Corrupt(format!("edge hash {level}/{k} is malformed"))
-                    })?
-                });
+                // Levels 0 and 1 are empty at a multiple of 256 leaves.
+                let below = level.checked_sub(1).ok_or_else(|| {
+                    Error::Corrupt("an edge is rebuilt only at a multiple of 256 leaves".into())
+                })?;
+                bottom.push(top(below, k)?);
             }
             tiles.push(PartialTile::from_bottom(index, &bottom));
             count /= WIDTH;
@@ -66,15 +60,9 @@ impl Edge {
         self.tiles.get(level as usize)
     }
 
-    /// Adds one leaf hash, recording in `batch` every tile it completes and
-    /// every bottom hash of an unfinished upper tile it creates, and in
-    /// `completed` which tiles it completed.
-    pub(super) fn push_leaf(
-        &mut self,
-        leaf: Hash,
-        batch: &mut WriteBatch,
-        completed: &mut Vec<(u8, u64)>,
-    ) {
+    /// Adds one leaf hash, adding to `completed` every full tile it
+    /// completes: (tile level, index, the tile's 31 hashes).
+    pub(super) fn push_leaf(&mut self, leaf: Hash, completed: &mut Vec<(u8, u64, Vec<u8>)>) {
         let mut carry = Some(leaf);
         let mut level = 0u8;
         while let Some(hash) = carry.take() {
@@ -82,22 +70,9 @@ impl Edge {
                 self.tiles.push(PartialTile::new(0));
             }
             let tile = &mut self.tiles[level as usize];
-            if level > 0 {
-                // Above level 0 the bottom row is not recomputable from
-                // entries, so it is stored until its tile is full.
-                let k = tile.index * WIDTH + tile.width() as u64;
-                batch.put(layout::tail_hash_key(level, k), hash.as_bytes().to_vec());
-            }
             if let Some(full) = tile.push(hash) {
-                let done = tile.index - 1;
-                if level > 0 {
-                    for k in done * WIDTH..(done + 1) * WIDTH {
-                        batch.delete(layout::tail_hash_key(level, k));
-                    }
-                }
                 carry = read_hash(&full, TILE_HEIGHT, 0);
-                batch.put(layout::tile_key(level, done), full);
-                completed.push((level, done));
+                completed.push((level, tile.index - 1, full));
                 level += 1;
             }
         }

@@ -1,6 +1,7 @@
 //! The log's checkpoint signer, the latest checkpoint it signed, and the
-//! copy of that checkpoint kept outside the store (the mirror file of a
-//! data directory).
+//! copy of the latest published one in the data directory (the mirror
+//! file, `DIR/checkpoint`): the anchor that stops a damaged journal from
+//! quietly becoming a shorter log under the same key.
 //!
 //! New checkpoints are only ever made on the writer's turn (by a commit or
 //! by `Log::checkpoint`), so they arrive here in order; the lock inside is
@@ -9,18 +10,12 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use super::lock::lock;
 use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier, SignedCheckpoint};
 use crate::error::{Error, io_at};
 use crate::fsutil::write_atomic;
 use crate::hash::Hash;
-use crate::layout;
-use crate::store::Store;
-
-/// How often checkpoints signed by commits refresh the mirror file.
-const MIRROR_EVERY: Duration = Duration::from_secs(1);
 
 /// The signer, the latest checkpoint and its mirror.
 pub(super) struct Latest {
@@ -30,23 +25,21 @@ pub(super) struct Latest {
     latest: Mutex<Option<SignedCheckpoint>>,
     /// Where a copy of the latest checkpoint is kept outside the store.
     mirror: Option<PathBuf>,
-    /// When the mirror was last written, and the size it then held.
-    mirrored: Mutex<Option<(Instant, u64)>>,
+    /// The size of the checkpoint the mirror holds.
+    mirrored: Mutex<Option<u64>>,
 }
 
 impl Latest {
     /// The state of a log just opened: `stored` is the latest checkpoint in
-    /// the store, `mirrored` the one in the mirror file, both already
-    /// checked against the tree.
+    /// the journal or the published ones, `mirrored` the one in the mirror
+    /// file, both already checked against the tree.
     pub(super) fn new(
         signer: NoteSigner,
         mirror: Option<PathBuf>,
         stored: Option<SignedCheckpoint>,
         mirrored: Option<SignedCheckpoint>,
     ) -> Latest {
-        let mirrored_at = mirrored
-            .as_ref()
-            .map(|m| (Instant::now(), m.checkpoint.size));
+        let mirrored_at = mirrored.as_ref().map(|m| m.checkpoint.size);
         let latest = [stored, mirrored]
             .into_iter()
             .flatten()
@@ -96,40 +89,35 @@ impl Latest {
         SignedCheckpoint { checkpoint, note }
     }
 
-    /// Records `signed`, which `Log::checkpoint` has made durable, once the
-    /// mirror holds it.
+    /// Records `signed`, which a commit made durable with its entries.
+    /// The mirror follows when the checkpoint is published (`published`).
+    pub(super) fn advance(&self, signed: &SignedCheckpoint) {
+        *lock(&self.latest) = Some(signed.clone());
+    }
+
+    /// Records `signed` as published: the mirror holds it once this
+    /// returns `Ok`.
     ///
     /// # Errors
-    /// [`Error::Io`] if the mirror cannot be written: then `signed` is not
-    /// the latest either, and is not handed out.
-    pub(super) fn record(&self, signed: &SignedCheckpoint) -> Result<(), Error> {
+    /// [`Error::Io`] if the mirror cannot be written; it keeps the last
+    /// checkpoint published before, still a valid anchor.
+    pub(super) fn published(&self, signed: &SignedCheckpoint) -> Result<(), Error> {
         self.write_mirror(signed)?;
-        *lock(&self.latest) = Some(signed.clone());
+        let mut latest = lock(&self.latest);
+        if latest
+            .as_ref()
+            .is_none_or(|l| l.checkpoint.size < signed.checkpoint.size)
+        {
+            *latest = Some(signed.clone());
+        }
         Ok(())
     }
 
-    /// Records `signed`, which a commit made durable with its entries, and
-    /// refreshes the mirror if [`MIRROR_EVERY`] has passed.
-    ///
-    /// The mirror is an anchor against rollback, which an older checkpoint
-    /// still is, so a failed refresh fails nothing: the checkpoint and the
-    /// commit stand in the store, and the refresh stays due, so the next
-    /// commit (or closing the log) writes the mirror again.
-    pub(super) fn advance(&self, signed: &SignedCheckpoint) {
-        *lock(&self.latest) = Some(signed.clone());
-        let due = lock(&self.mirrored).is_none_or(|(at, _)| at.elapsed() >= MIRROR_EVERY);
-        if due && let Err(stale) = self.write_mirror(signed) {
-            // Not the commit's failure (see above): `mirrored` keeps its
-            // old time, so the refresh stays due.
-            drop(stale);
-        }
-    }
-
     /// Leaves the mirror holding the latest checkpoint, which commits may
-    /// have signed since its last refresh: for when the log closes.
+    /// have signed since it was last published: for when the log closes.
     pub(super) fn close(&self) -> Result<(), Error> {
         let latest = lock(&self.latest).clone();
-        let mirrored = lock(&self.mirrored).map(|(_, size)| size);
+        let mirrored = *lock(&self.mirrored);
         match latest.filter(|l| Some(l.checkpoint.size) != mirrored) {
             Some(signed) => self.write_mirror(&signed),
             None => Ok(()),
@@ -141,22 +129,7 @@ impl Latest {
             return Ok(());
         };
         write_atomic(path, signed.note.as_bytes(), 0o600).map_err(io_at(path))?;
-        *lock(&self.mirrored) = Some((Instant::now(), signed.checkpoint.size));
+        *lock(&self.mirrored) = Some(signed.checkpoint.size);
         Ok(())
     }
-}
-
-/// Every checkpoint note in `store`, oldest first, with the size its key
-/// gives.
-pub(super) fn stored<S: Store>(
-    store: &S,
-) -> impl Iterator<Item = Result<(u64, String), Error>> + '_ {
-    store.scan_prefix(layout::CHECKPOINT_PREFIX).map(|kv| {
-        let (key, note) = kv?;
-        let size = layout::key_number(&key)
-            .ok_or_else(|| Error::Corrupt("malformed checkpoint key".into()))?;
-        let note = String::from_utf8(note.as_ref().to_vec())
-            .map_err(|_| Error::Corrupt(format!("checkpoint at size {size} is not UTF-8")))?;
-        Ok((size, note))
-    })
 }

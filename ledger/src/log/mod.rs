@@ -1,38 +1,49 @@
 //! The [`Log`]: what it holds, and one file per thing it does.
 //!
-//! Each concern is one `impl Log` block in a file of its own, which uses
-//! this file and the internals below it, never another concern:
+//! Each concern is one `impl` block in a file of its own, which uses this
+//! file and the internals below it, never another concern:
 //!
-//! - `open`: open a store or a data directory and recover the tree (the
-//!   right edge, the tile files, the latest checkpoint, checked against
-//!   the tree);
-//! - `append`: the one write path, and the [`Committed`](crate::Committed)
-//!   it returns;
-//! - `read`: sizes, entries, roots, inclusion and consistency proofs;
-//! - `publish`: signing and publishing checkpoints;
+//! - `open`: open a data directory and recover (replay the journal past
+//!   what the tiles and the store already hold, check the checkpoints);
+//! - `append`: the one write path (one journal record, one barrier), and
+//!   the [`Committed`](crate::Committed) it returns;
+//! - `integrate`: off the write path, turning what the journal holds into
+//!   tlog-tiles files, publishing checkpoints and releasing the journal;
+//! - `read`: sizes, entries, bodies, roots, inclusion and consistency proofs;
+//! - `publish`: signing checkpoints on demand or with every commit;
 //! - `audit`: recomputing the whole log ([`Log::verify`]).
 //!
-//! The internals: `edge` (the unfinished right edge of the tree), `head`
-//! (the edge and durable size readers see), `reader` (hashes for proofs,
-//! from an edge snapshot and the full tiles), `latest` (the signer, the
-//! latest checkpoint and its copy outside the store) and `lock`.
+//! The internals: `record` (a journal record), `edge` (the unfinished right
+//! edge of the tree), `head` (the edge and durable size readers see),
+//! `pending` (what is durable in the journal but not yet in tile files),
+//! `reader` (hashes for proofs), `latest` (the signer, the latest checkpoint
+//! and its copy outside the store), `notes` (the published checkpoints) and
+//! `lock`.
 //!
-//! One writer at a time: an append, an explicit checkpoint and `verify`
-//! take the writer's turn; concurrent appends simply wait for theirs.
-//! Group commit is the caller's business (the gateway's committer batches
-//! envelopes into one append). Readers never wait for the writer: they work
-//! from an immutable snapshot of the right edge plus full tiles, which are
-//! written before the snapshot that stops holding them is published, so
-//! every node a reader needs is in one place or the other.
+//! One writer at a time: an append and an explicit checkpoint take the
+//! writer's turn; concurrent appends simply wait for theirs. Group commit
+//! is the caller's business (the gateway's committer batches envelopes into
+//! one append). Readers never wait for the writer: they work from an
+//! immutable snapshot of the right edge plus full tiles, which stay in
+//! `pending` until their files are durable, so every node a reader needs is
+//! in one place or the other.
 
 use std::fs::File;
-use std::sync::{Arc, Mutex};
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
 
+use crate::DiskStore;
+use crate::blobs::Blobs;
+use crate::journal::Journal;
+use crate::nodes::Nodes;
 use crate::store::Store;
-use crate::tile_files::TileFiles;
+use crate::tlog::TileDir;
 
 pub(crate) mod append;
 pub(crate) mod audit;
+mod integrate;
 mod open;
 mod publish;
 mod read;
@@ -41,33 +52,79 @@ mod edge;
 mod head;
 mod latest;
 mod lock;
+mod notes;
+mod pending;
 mod reader;
+pub(crate) mod record;
 
 use edge::Edge;
 use head::Head;
+use integrate::{Integrator, Progress};
 use latest::Latest;
+use notes::Notes;
+use pending::Pending;
 use reader::Reader;
 
-/// An append-only RFC 9162 log over a [`Store`].
+/// An append-only RFC 9162 log in a data directory: a journal that makes
+/// each commit durable with one barrier, the tree as C2SP tlog-tiles files,
+/// and a store (`S`) for its owner's small state.
 ///
 /// `Log` is `Sync`: appends from many threads take turns, each durable
 /// before it returns; reads and proofs run alongside them.
-pub struct Log<S: Store> {
+pub struct Log<S: Store = DiskStore> {
+    shared: Arc<Shared<S>>,
+    /// The thread that writes tiles and publishes checkpoints.
+    integrator: Option<Integrator>,
+}
+
+/// Everything the writer, the readers and the integrator share.
+pub(crate) struct Shared<S: Store> {
+    /// Small state: the owner's keys and the log's own `L` keys.
     store: S,
-    /// File copies of the full tiles, for fast proofs.
-    tile_files: Option<TileFiles>,
-    /// The writer's turn: held by an append for its whole commit, by
-    /// `checkpoint` and by `verify`. Guards no data of its own.
+    /// The durability point: one record per commit.
+    journal: Journal,
+    /// The public tiles, bundles and checkpoint.
+    tiles: TileDir,
+    /// Private interior tiles for fast proofs.
+    nodes: Nodes,
+    /// Bodies kept until dropped.
+    bodies: Blobs,
+    /// Bodies kept for good.
+    kept: Blobs,
+    /// Every published checkpoint.
+    notes: Notes,
+    /// What the tile files are trusted for.
+    integrated_file: PathBuf,
+    /// The store's data file, synced before the journal is released.
+    store_file: PathBuf,
+    /// The writer's turn: held by an append for its whole commit and by
+    /// `checkpoint`. Guards no data of its own.
     writer: Mutex<()>,
     /// The right edge and the durable size, as readers see them.
     head: Head,
+    /// Durable in the journal, not yet in files.
+    pending: RwLock<Pending>,
     /// The signer, the latest checkpoint and its copy outside the store.
     latest: Latest,
-    /// Held for the lifetime of the log when opened from a directory.
-    _dir_lock: Option<File>,
+    /// What the integrator has done; held for each of its rounds.
+    progress: Mutex<Progress>,
+    /// Set when a write past the journal's barrier failed: the log's
+    /// memory no longer matches its files, so it refuses appends until it
+    /// is reopened (which replays the journal).
+    broken: AtomicBool,
+    /// Held for the lifetime of the log.
+    _dir_lock: File,
 }
 
-impl<S: Store> Log<S> {
+impl<S: Store> Deref for Log<S> {
+    type Target = Shared<S>;
+
+    fn deref(&self) -> &Shared<S> {
+        &self.shared
+    }
+}
+
+impl<S: Store> Shared<S> {
     /// A reader over a snapshot of the published edge.
     fn reader(&self) -> Reader<'_, S> {
         self.reader_over(self.head.edge())
@@ -75,17 +132,21 @@ impl<S: Store> Log<S> {
 
     /// A reader over `edge`, which may be newer than the published one.
     fn reader_over(&self, edge: Arc<Edge>) -> Reader<'_, S> {
-        Reader::new(&self.store, self.tile_files.as_ref(), edge)
+        Reader::new(self, edge)
     }
 }
 
 impl<S: Store> Drop for Log<S> {
-    /// Leaves the mirror holding the latest checkpoint, which commits may
-    /// have signed since its last refresh.
+    /// Stops the integrator after a last round, so a log closed cleanly
+    /// leaves its tile files and published checkpoint up to date, and the
+    /// mirror holding the latest checkpoint.
     fn drop(&mut self) {
-        if let Err(stale) = self.latest.close() {
+        if let Some(integrator) = self.integrator.take() {
+            integrator.stop();
+        }
+        if let Err(stale) = self.shared.latest.close() {
             // Nobody is left to tell: the mirror keeps an older checkpoint,
-            // still a valid anchor, and the store holds the latest.
+            // still a valid anchor, and the journal holds the latest.
             drop(stale);
         }
     }

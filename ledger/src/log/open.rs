@@ -1,116 +1,50 @@
-//! Opening a log and recovering its state: from any [`Store`]
-//! ([`Log::open_store`]), or from a data directory ([`Log::create_or_open`],
-//! [`Log::open_existing`]) with the `sled` feature.
+//! Opening a data directory and recovering the log: [`Log::create_or_open`],
+//! [`Log::open_existing`].
 //!
-//! Recovery reads no more than it must, whatever the log's size: the right
-//! edge from fewer stored hashes per tile level than a tile is wide, the
-//! tile files cut back to what the store records as synced, and the latest
-//! checkpoint (in the store and in the mirror file) checked against the
-//! tree. A store behind a checkpoint the log handed out is refused.
+//! Recovery reads no more than it must, whatever the log's size:
+//!
+//! 1. `ledger/integrated` says how many entries (a multiple of 256) the
+//!    tile files hold; the sidecar is cut back to what that implies, and
+//!    temporaries a crash left among the tiles are removed;
+//! 2. the right edge at that size is rebuilt from fewer than 16 tile roots
+//!    per level;
+//! 3. the journal is replayed from its oldest record: entries past the
+//!    files go back into the edge and into `pending`, bodies back to their
+//!    places, and the writes of every record the store does not hold yet
+//!    (its `La` key says which) back into the store;
+//! 4. the latest checkpoints (from the journal, the published ones and the
+//!    mirror file) are checked against the tree: a journal behind a
+//!    checkpoint the log handed out is refused, never reopened as a
+//!    shorter log;
+//! 5. the bodies still referenced are pinned, so the integrator reclaims
+//!    only files nobody needs.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
 
-use super::Log;
 use super::edge::Edge;
 use super::head::Head;
+use super::integrate::{Integrator, Progress};
 use super::latest::Latest;
-use super::reader::Reader;
-#[cfg(feature = "sled")]
+use super::notes::Notes;
+use super::pending::Pending;
+use super::record;
+use super::{Log, Shared};
 use crate::DiskStore;
+use crate::blobs::{BlobOptions, Blobs, Locator};
 use crate::checkpoint::{NoteSigner, NoteVerifier, SignedCheckpoint};
-#[cfg(feature = "sled")]
 use crate::disk::{DEFAULT_ORIGIN, DataDir, KEY_FILE, OpenOptions};
 use crate::error::{Error, io_at};
-use crate::layout::{self, FORMAT, FORMAT_KEY, SIZE_KEY};
+use crate::hash::leaf_hash;
+use crate::journal::Journal;
+use crate::layout::{self, FORMAT, FORMAT_KEY, FORMAT_V2};
+use crate::nodes::Nodes;
 use crate::store::{Store, WriteBatch};
-use crate::tile_files::TileFiles;
+use crate::tlog::{self, TileDir};
 
-/// What a data directory attaches to a log besides its store.
-#[derive(Debug, Default)]
-struct Attached {
-    /// Held for the lifetime of the log.
-    dir_lock: Option<std::fs::File>,
-    /// File keeping a copy of the latest checkpoint outside the store.
-    mirror: Option<PathBuf>,
-    /// Directory of the tile files.
-    tiles: Option<PathBuf>,
-}
-
-impl<S: Store> Log<S> {
-    /// Opens the log kept in `store`, signing checkpoints with `signer`.
-    /// With `create`, an empty store becomes a new, empty log.
-    ///
-    /// On open the right edge is rebuilt from fewer stored hashes per tile
-    /// level than a tile is wide, and the latest checkpoint is checked
-    /// against the tree: no full rehash, whatever the size.
-    ///
-    /// # Errors
-    /// [`Error::NotALog`] for a store holding something else,
-    /// [`Error::Corrupt`] for an empty store without `create` or when stored
-    /// data contradicts itself, [`Error::Store`] on storage failure.
-    pub fn open_store(store: S, signer: NoteSigner, create: bool) -> Result<Log<S>, Error> {
-        Self::open_attached(store, signer, create, Attached::default())
-    }
-
-    /// As [`Log::open_store`], with the files a data directory adds (see
-    /// [`Attached`]). A store that is behind the checkpoint in the mirror
-    /// file (lost or rolled-back writes) is refused rather than reopened as
-    /// a shorter log.
-    fn open_attached(
-        store: S,
-        signer: NoteSigner,
-        create: bool,
-        attached: Attached,
-    ) -> Result<Log<S>, Error> {
-        let Attached {
-            dir_lock,
-            mirror,
-            tiles,
-        } = attached;
-        check_format(&store, create)?;
-        let size = match store.get(SIZE_KEY)? {
-            Some(v) => layout::decode_u64(v.as_ref())
-                .ok_or_else(|| Error::Corrupt("size key is not a u64".into()))?,
-            None => return Err(Error::Corrupt("size key missing".into())),
-        };
-        let edge = Arc::new(Edge::load(&store, size)?);
-        let tile_files = match tiles {
-            Some(dir) => Some(TileFiles::open(&dir, &store, size)?),
-            None => None,
-        };
-        let verifier = signer.verifier();
-        let stored = match store.last_with_prefix(layout::CHECKPOINT_PREFIX)? {
-            Some((_, note)) => Some(parse_signed(
-                note.as_ref(),
-                &verifier,
-                "latest stored checkpoint",
-            )?),
-            None => None,
-        };
-        let mirrored = match &mirror {
-            Some(path) => read_mirror(path, &verifier)?,
-            None => None,
-        };
-        let reader = Reader::new(&store, tile_files.as_ref(), Arc::clone(&edge));
-        for signed in stored.iter().chain(&mirrored) {
-            reader.agrees_with(&signed.checkpoint)?;
-        }
-        drop(reader);
-        Ok(Log {
-            store,
-            tile_files,
-            writer: Mutex::new(()),
-            head: Head::new(edge),
-            latest: Latest::new(signer, mirror, stored, mirrored),
-            _dir_lock: dir_lock,
-        })
-    }
-}
-
-#[cfg(feature = "sled")]
 impl Log<DiskStore> {
-    /// Opens the log in `dir`, creating the directory, key and database if
+    /// Opens the log in `dir`, creating the directory, key and files if
     /// they do not exist yet.
     ///
     /// # Errors
@@ -125,7 +59,7 @@ impl Log<DiskStore> {
             return Self::open_dir(&dir, signer, options, false, lock);
         }
         // A new log, or one whose creation was interrupted before the key
-        // was written (then its database is initialised but empty).
+        // was written (then its store is initialised but the log empty).
         let signer = NoteSigner::generate(options.origin.as_deref().unwrap_or(DEFAULT_ORIGIN))?;
         let private_key = signer.to_private_key();
         let log = Self::open_dir(&dir, signer, options, true, lock)?;
@@ -139,7 +73,20 @@ impl Log<DiskStore> {
         Ok(log)
     }
 
-    /// Opens an existing log in `dir`; never creates anything but the lock file.
+    /// Creates a log in `dir` signed by `signer`, without writing its key
+    /// file: for a migration, which writes the key last.
+    pub(crate) fn create_with(
+        dir: &Path,
+        signer: NoteSigner,
+        options: &OpenOptions,
+    ) -> Result<Log<DiskStore>, Error> {
+        let dir = DataDir::create(dir, options)?;
+        let lock = dir.lock()?;
+        Self::open_dir(&dir, signer, options, true, lock)
+    }
+
+    /// Opens an existing log in `dir`; never creates anything but the lock
+    /// file (and the log's own files, if a crash interrupted their creation).
     ///
     /// # Errors
     /// As [`Log::create_or_open`], and [`Error::NotALog`] if `dir` is missing
@@ -151,8 +98,7 @@ impl Log<DiskStore> {
         Self::open_dir(&dir, signer, options, false, lock)
     }
 
-    /// Opens the database of `dir` and the log in it, with the directory's
-    /// lock, mirror file and tile files attached.
+    /// Opens the files of `dir` and recovers the log in them.
     fn open_dir(
         dir: &DataDir<'_>,
         signer: NoteSigner,
@@ -161,23 +107,180 @@ impl Log<DiskStore> {
         lock: std::fs::File,
     ) -> Result<Log<DiskStore>, Error> {
         let store = dir.open_store(options.cache_bytes)?;
-        let attached = Attached {
-            dir_lock: Some(lock),
-            mirror: Some(dir.mirror()),
-            tiles: Some(dir.tiles()),
-        };
-        Self::open_attached(store, signer, create, attached).map_err(|e| match e {
+        check_format(&store, create, &dir.store_file()).map_err(|e| match e {
             Error::NotALog { reason, .. } => dir.not_a_log(&reason),
             other => other,
+        })?;
+        let verifier = signer.verifier();
+        let mirrored = read_mirror(&dir.mirror(), &verifier)?;
+
+        let tiles = TileDir::open(&dir.log())?;
+        tiles.remove_temporaries()?;
+        let ledger = dir.ledger();
+        crate::fsutil::create_private_dir(&ledger).map_err(io_at(&ledger))?;
+        let integrated_file = ledger.join("integrated");
+        let base = read_integrated(&integrated_file)?;
+        let (notes, published) = Notes::open(&ledger.join("checkpoints"))?;
+        let last_published = match published.last() {
+            Some((size, note)) => Some(parse_signed(
+                note.as_bytes(),
+                &verifier,
+                &format!("published checkpoint {size}"),
+            )?),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            journal: Journal::open(&ledger.join("journal"), dir.journal_options())?,
+            nodes: Nodes::open(&ledger.join("nodes"), base)?,
+            bodies: Blobs::open(&ledger.join("bodies"), BlobOptions::default())?,
+            kept: Blobs::open(
+                &ledger.join("kept"),
+                BlobOptions {
+                    reclaim: false,
+                    ..BlobOptions::default()
+                },
+            )?,
+            store_file: dir.store_file(),
+            store,
+            tiles,
+            notes,
+            integrated_file,
+            writer: Mutex::new(()),
+            head: Head::new(Arc::new(Edge::rebuild(0, |_, _| unreachable_top())?)),
+            pending: RwLock::new(Pending::new(base)),
+            latest: Latest::new(signer, Some(dir.mirror()), None, mirrored.clone()),
+            progress: Mutex::new(Progress::new(
+                base,
+                last_published.as_ref().map_or(0, |p| p.checkpoint.size),
+            )),
+            broken: AtomicBool::new(false),
+            _dir_lock: lock,
+        });
+
+        // The edge where the files end, then the journal past it.
+        let reader = shared.reader();
+        let mut edge = Edge::rebuild(base, |level, index| reader.tile_root(level, index))?;
+        drop(reader);
+        let journaled = shared.replay(&mut edge)?;
+        let size = edge.size();
+        shared.head.applied(Arc::new(edge));
+        shared.head.synced(size);
+
+        let reader = shared.reader();
+        let latest = [journaled, last_published, mirrored]
+            .into_iter()
+            .flatten()
+            .max_by_key(|c| c.checkpoint.size);
+        for signed in latest.iter() {
+            reader.agrees_with(&signed.checkpoint)?;
+        }
+        drop(reader);
+        if let Some(signed) = latest {
+            shared.latest.advance(&signed);
+        }
+        shared.pin_bodies()?;
+        let integrator = Integrator::start(Arc::clone(&shared), size)?;
+        Ok(Log {
+            shared,
+            integrator: Some(integrator),
         })
     }
 }
 
+impl<S: Store> Shared<S> {
+    /// Replays the journal onto `edge` (the tree as far as the files hold
+    /// it), `pending` and the store; returns the latest checkpoint a record
+    /// holds.
+    fn replay(&self, edge: &mut Edge) -> Result<Option<SignedCheckpoint>, Error> {
+        let verifier = self.latest.verifier();
+        let applied = self.applied()?;
+        let first = self.journal.first_seq();
+        let next = self.journal.next_seq();
+        if applied.is_some_and(|a| a >= next) {
+            return Err(Error::Corrupt(format!(
+                "the store applied journal record {}, past the journal's end ({next})",
+                applied.unwrap_or_default()
+            )));
+        }
+        if first > applied.map_or(0, |a| a + 1) {
+            return Err(Error::Corrupt(format!(
+                "the store holds journal records up to {} only, and the journal starts at \
+                 {first}: the store lost writes the journal no longer has",
+                applied.map_or_else(|| "none".to_owned(), |a| a.to_string())
+            )));
+        }
+        let mut note = None;
+        let mut pending = self.pending_write();
+        for item in self.journal.read_from(first)? {
+            let (seq, payload) = item?;
+            let record = record::decode(seq, &payload)?;
+            if let Some((first, entries)) = &record.entries {
+                let end = first + entries.len() as u64;
+                if *first > edge.size() {
+                    return Err(Error::Corrupt(format!(
+                        "journal record {seq} starts at entry {first}, but the log \
+                         continues at {}",
+                        edge.size()
+                    )));
+                }
+                // Entries below the edge are in the tile files already.
+                if end > edge.size() {
+                    let fresh = &entries[(edge.size() - first) as usize..];
+                    let from = edge.size();
+                    let mut tiles = Vec::new();
+                    for e in fresh {
+                        edge.push_leaf(leaf_hash(e), &mut tiles);
+                    }
+                    pending.push(seq, from, fresh, tiles);
+                }
+            }
+            self.write_bodies(&record.bodies)?;
+            if applied.is_none_or(|a| seq > a) {
+                self.apply(seq, record.writes)?;
+            }
+            if let Some(n) = record.checkpoint {
+                note = Some(n);
+            }
+        }
+        drop(pending);
+        match note {
+            Some(n) => Ok(Some(parse_signed(
+                n.as_bytes(),
+                &verifier,
+                "checkpoint in the journal",
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Pins every body the store still refers to, then lets the body files
+    /// be reclaimed.
+    fn pin_bodies(&self) -> Result<(), Error> {
+        for kv in self.store.scan_prefix(layout::BODY_PREFIX) {
+            let (_, value) = kv?;
+            let at = Locator::from_bytes(value.as_ref())
+                .ok_or_else(|| Error::Corrupt("a body locator is malformed".into()))?;
+            self.bodies.pin(&at);
+        }
+        self.bodies.ready();
+        Ok(())
+    }
+}
+
+/// Never called: an edge of size 0 has no full tile below it.
+fn unreachable_top() -> Result<crate::hash::Hash, Error> {
+    Err(Error::Corrupt("an empty tree has no tiles".into()))
+}
+
 /// Checks the store's format marker; with `create`, makes an empty store
 /// a new, empty log.
-fn check_format<S: Store>(store: &S, create: bool) -> Result<(), Error> {
+fn check_format<S: Store>(store: &S, create: bool, store_file: &Path) -> Result<(), Error> {
     match store.get(FORMAT_KEY)? {
         Some(f) if f.as_ref() == FORMAT => Ok(()),
+        Some(f) if f.as_ref() == FORMAT_V2 => Err(not_a_log(
+            "it is in the layout before xgate 0.19 (everything in one sled database); \
+             convert it with `xgate log migrate --data-dir OLD --into NEW`",
+        )),
         Some(_) => Err(not_a_log("unknown format marker")),
         None if create => {
             // Only an empty store becomes a log: never adopt someone
@@ -189,14 +292,32 @@ fn check_format<S: Store>(store: &S, create: bool) -> Result<(), Error> {
             }
             let mut batch = WriteBatch::new();
             batch.put(FORMAT_KEY.to_vec(), FORMAT.to_vec());
-            batch.put(SIZE_KEY.to_vec(), layout::encode_u64(0));
             store.apply(batch)?;
             store.sync()?;
+            match std::fs::File::open(store_file) {
+                Ok(f) => f.sync_data().map_err(io_at(store_file))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_at(store_file)(e)),
+            }
             Ok(())
         }
         None => Err(Error::Corrupt(
             "database has no xgate format marker: it is empty or damaged".into(),
         )),
+    }
+}
+
+/// The number of entries the tile files hold, from `ledger/integrated`.
+fn read_integrated(path: &Path) -> Result<u64, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| n.is_multiple_of(tlog::WIDTH))
+            .ok_or_else(|| Error::Corrupt(format!("{} is malformed", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(io_at(path)(e)),
     }
 }
 
@@ -220,7 +341,7 @@ fn parse_signed(
     SignedCheckpoint::open(note, verifier).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
 }
 
-/// [`Error::NotALog`] without a path: a data directory's opening adds it.
+/// [`Error::NotALog`] without a path: the data directory's opening adds it.
 fn not_a_log(reason: &str) -> Error {
     Error::NotALog {
         path: PathBuf::new(),

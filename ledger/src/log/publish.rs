@@ -1,19 +1,15 @@
-//! Publishing checkpoints: signing one on demand ([`Log::checkpoint`]) or
-//! with every commit ([`Log::set_checkpoint_every_commit`]), and handing
-//! out the latest and every stored one.
+//! Publishing checkpoints: on demand ([`Log::checkpoint`]) or with every
+//! commit ([`Log::set_checkpoint_every_commit`]), and handing out the
+//! latest and every published one.
 //!
-//! The log signs a checkpoint only for durable entries, stores every one it
-//! signs, and before signing on demand checks the tree still agrees with
-//! the latest, so it never signs two checkpoints that disagree.
+//! The log signs a checkpoint only for durable entries, and only ever for
+//! the one tree its journal and files hold, so it never signs two
+//! checkpoints that disagree.
 
 use super::Log;
-use super::latest;
-use super::lock::lock;
 use crate::checkpoint::SignedCheckpoint;
 use crate::error::Error;
-use crate::layout;
-use crate::proof;
-use crate::store::{Store, WriteBatch};
+use crate::store::Store;
 
 impl<S: Store> Log<S> {
     /// The latest signed checkpoint, if one was ever signed.
@@ -21,55 +17,58 @@ impl<S: Store> Log<S> {
         self.latest.get()
     }
 
-    /// Signs (and durably stores) a checkpoint for the current size, or
-    /// returns the latest one if the log has not grown since.
-    ///
-    /// Before signing, the tree is checked to still agree with the latest
-    /// checkpoint, so the log never signs two inconsistent checkpoints.
-    /// Appends wait while it runs (one sync).
+    /// Publishes a checkpoint for the current size (tile files, partial
+    /// tiles, the checkpoint appended to the published ones and written to
+    /// the tlog-tiles `checkpoint` file) and returns it; if the log has not
+    /// grown since the last one, returns that.
     ///
     /// # Errors
-    /// [`Error::Store`] if the checkpoint cannot be made durable (it is then
-    /// not returned), [`Error::Corrupt`] if the tree disagrees with the latest
-    /// checkpoint.
+    /// A storage error if the files cannot be written; then nothing new is
+    /// published.
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, Error> {
-        // The writer's turn: no commit signs a checkpoint meanwhile.
-        let _turn = lock(&self.writer);
+        self.integrate(true)?;
         let size = self.head.durable();
-        let latest = self.latest.get();
-        if let Some(l) = latest.as_ref().filter(|l| l.checkpoint.size == size) {
-            return Ok(l.clone());
+        match self.latest.get() {
+            Some(l) if l.checkpoint.size == size => Ok(l),
+            _ => Err(Error::Corrupt(
+                "the log published no checkpoint for its current size".into(),
+            )),
         }
-        let reader = self.reader();
-        if let Some(l) = &latest {
-            reader.agrees_with(&l.checkpoint)?;
-        }
-        let signed = self.latest.sign(size, proof::root_at(&reader, size)?);
-        let mut batch = WriteBatch::new();
-        batch.put(
-            layout::checkpoint_key(size),
-            signed.note.clone().into_bytes(),
-        );
-        self.store.apply(batch)?;
-        self.store.sync()?;
-        self.latest.record(&signed)?;
-        Ok(signed)
     }
 
     /// Makes every later commit sign a checkpoint for its new size in the
-    /// same store batch as its entries, so the checkpoint costs no extra
-    /// sync and each append can be acknowledged with a checkpoint that
+    /// same journal record as its entries, so the checkpoint costs no extra
+    /// barrier and each append can be acknowledged with a checkpoint that
     /// covers it ([`Committed::checkpoint`](crate::Committed)).
     ///
-    /// Every such checkpoint is stored. The copy outside the store is
-    /// refreshed at most once a second (and when the log is dropped): it is
-    /// an anchor against rollback, which an older checkpoint still is.
+    /// Such checkpoints are durable in the journal and handed out with the
+    /// commit; the integrator publishes one at most once a second (tiles,
+    /// `ledger/checkpoints`, the tlog-tiles `checkpoint` file and the mirror).
     pub fn set_checkpoint_every_commit(&self, on: bool) {
         self.latest.set_every_commit(on);
     }
 
-    /// Every stored checkpoint note, oldest first.
-    pub fn checkpoints(&self) -> impl Iterator<Item = Result<(u64, String), Error>> + '_ {
-        latest::stored(&self.store)
+    /// Every published checkpoint note, oldest first, with its size.
+    ///
+    /// # Errors
+    /// A storage error if the file cannot be read.
+    pub fn checkpoints(&self) -> Result<Vec<(u64, String)>, Error> {
+        self.notes.read_all()
+    }
+
+    /// Adds a checkpoint this log's key signed for `size` (already checked
+    /// against the tree) to the published ones: for a migration, which
+    /// keeps the old log's checkpoints.
+    pub(crate) fn import_published(&self, size: u64, note: &str) -> Result<(), Error> {
+        let mut progress = super::lock::lock(&self.progress);
+        self.notes.append(size, note)?;
+        progress.noted = progress.noted.max(size);
+        Ok(())
+    }
+
+    /// Why the last integration round failed, if it did: the journal keeps
+    /// everything meanwhile, but tiles and the published checkpoint lag.
+    pub fn integration_failure(&self) -> Option<String> {
+        super::lock::lock(&self.progress).failure.clone()
     }
 }

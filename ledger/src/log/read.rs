@@ -12,7 +12,7 @@ use crate::hash::Hash;
 use crate::layout;
 use crate::proof::{self, ConsistencyProof, InclusionProof, NodeSource};
 use crate::store::Store;
-use crate::tile::TILE_WIDTH;
+use crate::tlog;
 use crate::tree::NodeId;
 
 impl<S: Store> Log<S> {
@@ -31,8 +31,10 @@ impl<S: Store> Log<S> {
     }
 
     /// The store under the log, for owners of other keys that commit with
-    /// appends ([`Log::append_batch_with`]). Keys starting with `L` are the
-    /// log's: read them only through the log, never write them.
+    /// appends ([`Log::append_batch_with`], [`Log::commit_writes`]). Keys
+    /// starting with `L` are the log's: read them only through the log,
+    /// never write them. Write only through the log, too: a write straight
+    /// to the store is in no journal record, so nothing makes it durable.
     pub fn store(&self) -> &S {
         &self.store
     }
@@ -76,18 +78,37 @@ impl<S: Store> Log<S> {
                 size,
             });
         }
-        // A tail entry may have moved into its bundle since we looked at the
-        // size, but the move is one atomic batch: try the tail, then the bundle.
-        if let Some(e) = self.store.get(&layout::tail_entry_key(index))? {
-            return Ok(e.as_ref().to_vec());
+        // An entry leaves `pending` only once its bundle file is durable:
+        // look there first, then in the file.
+        if let Some(e) = self.pending_read().entry(index) {
+            return Ok(e.to_vec());
         }
-        let bundle = self
-            .store
-            .get(&layout::bundle_key(index / TILE_WIDTH as u64))?
+        let bundle = index / tlog::WIDTH;
+        let bytes = self
+            .tiles
+            .read_bundle(bundle)?
             .ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))?;
-        layout::bundle_entry(bundle.as_ref(), (index % TILE_WIDTH as u64) as usize)
+        tlog::bundle::nth(&bytes, (index % tlog::WIDTH) as usize)
             .map(<[u8]>::to_vec)
             .ok_or_else(|| Error::Corrupt(format!("bundle holding entry {index} is malformed")))
+    }
+
+    /// The body a commit put under `key` with
+    /// [`WriteBatch::put_body`](crate::WriteBatch::put_body) or
+    /// [`WriteBatch::put_kept`](crate::WriteBatch::put_kept), if it is
+    /// still there.
+    ///
+    /// # Errors
+    /// A storage error, or [`Error::Corrupt`] if the store names a body the
+    /// files do not hold.
+    pub fn body(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        if let Some(at) = self.body_at(&layout::body_key(key))? {
+            return Ok(Some(self.bodies.read(&at)?));
+        }
+        if let Some(at) = self.body_at(&layout::kept_key(key))? {
+            return Ok(Some(self.kept.read(&at)?));
+        }
+        Ok(None)
     }
 
     /// The leaf hash of entry `index`, as stored in the tree.

@@ -1,19 +1,21 @@
 //! Reads complete-subtree hashes for proofs and roots: the unfinished tiles
-//! from an edge snapshot, everything else from full tiles, in their files
-//! or in the store.
+//! from an edge snapshot, full tiles from `pending` while their files are
+//! not yet durable, then from the files: the bottom private level from the
+//! public level-0 tlog tiles (16 leaf hashes, interior recomputed), the
+//! levels above from the private sidecar.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
+use super::Shared;
 use super::edge::Edge;
 use crate::checkpoint::Checkpoint;
 use crate::error::Error;
-use crate::hash::Hash;
-use crate::layout;
+use crate::hash::{HASH_LEN, Hash};
 use crate::proof::{self, NodeSource};
 use crate::store::Store;
-use crate::tile::{TILE_BYTES, TileSlot, read_hash};
-use crate::tile_files::TileFiles;
+use crate::tile::{TILE_BYTES, TILE_WIDTH, TileSlot, build_full, read_hash};
+use crate::tlog;
 use crate::tree::NodeId;
 
 /// A [`NodeSource`] over one edge snapshot.
@@ -21,37 +23,34 @@ use crate::tree::NodeId;
 /// A proof takes up to four hashes from each tile it touches, so the reader
 /// keeps the last tile it fetched at each level and reads it once.
 pub(super) struct Reader<'a, S: Store> {
-    store: &'a S,
-    files: Option<&'a TileFiles>,
+    log: &'a Shared<S>,
     edge: Arc<Edge>,
-    recent: RefCell<Vec<Option<HeldTile<S::Value>>>>,
+    recent: RefCell<Vec<Option<(u64, Fetched)>>>,
 }
 
-/// A tile index and the tile read for it.
-type HeldTile<V> = (u64, Fetched<V>);
-
-/// A full tile as read: borrowed from the store or copied out of its file.
-enum Fetched<V> {
-    Store(V),
+/// A full tile as read: shared from `pending` or copied out of a file.
+enum Fetched {
+    Pending(Arc<[u8]>),
     File(Box<[u8; TILE_BYTES]>),
+    Built(Vec<u8>),
 }
 
-impl<V: AsRef<[u8]>> AsRef<[u8]> for Fetched<V> {
+impl AsRef<[u8]> for Fetched {
     fn as_ref(&self) -> &[u8] {
         match self {
-            Fetched::Store(v) => v.as_ref(),
+            Fetched::Pending(t) => t,
             Fetched::File(b) => b.as_slice(),
+            Fetched::Built(v) => v,
         }
     }
 }
 
 impl<'a, S: Store> Reader<'a, S> {
     /// A reader of the tree whose right edge is `edge`: every full tile left
-    /// of it must be in `store` (and may be in `files`).
-    pub(super) fn new(store: &'a S, files: Option<&'a TileFiles>, edge: Arc<Edge>) -> Self {
+    /// of it must be pending or in the files.
+    pub(super) fn new(log: &'a Shared<S>, edge: Arc<Edge>) -> Self {
         Reader {
-            store,
-            files,
+            log,
             edge,
             recent: RefCell::new(Vec::new()),
         }
@@ -69,8 +68,8 @@ impl<'a, S: Store> Reader<'a, S> {
         let size = self.edge.size();
         if checkpoint.size > size {
             return Err(Error::Corrupt(format!(
-                "the log signed a checkpoint for size {}, but the database holds only {size} \
-                 entries: it lost acknowledged writes; restore it from a backup",
+                "the log signed a checkpoint for size {}, but its journal and tiles hold only \
+                 {size} entries: it lost acknowledged writes; restore it from a backup",
                 checkpoint.size
             )));
         }
@@ -83,15 +82,41 @@ impl<'a, S: Store> Reader<'a, S> {
         Ok(())
     }
 
-    /// The full tile `level`/`index`, from its file if it is there.
-    fn full_tile(&self, level: u8, index: u64) -> Result<Option<Fetched<S::Value>>, Error> {
-        if let Some(tile) = self.files.and_then(|f| f.read(level, index)) {
-            return Ok(Some(Fetched::File(tile)));
+    /// The full tile `level`/`index`: pending, or from its files.
+    fn full_tile(&self, level: u8, index: u64) -> Result<Option<Fetched>, Error> {
+        let pending = self
+            .log
+            .pending
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tile(level, index);
+        if let Some(tile) = pending {
+            return Ok(Some(Fetched::Pending(tile)));
         }
-        Ok(self
-            .store
-            .get(&layout::tile_key(level, index))?
-            .map(Fetched::Store))
+        if level > 0 {
+            return Ok(self.log.nodes.read(level, index)?.map(Fetched::File));
+        }
+        // Bottom level: its 16 leaf hashes are a slice of a public tile.
+        let per = tlog::WIDTH / TILE_WIDTH as u64;
+        let mut row = [0u8; TILE_WIDTH * HASH_LEN];
+        let slice = (index % per) as usize * TILE_WIDTH;
+        if !self.log.tiles.read_tile(0, index / per, slice, &mut row)? {
+            return Ok(None);
+        }
+        let leaves: Vec<Hash> = row
+            .chunks_exact(HASH_LEN)
+            .filter_map(Hash::from_slice)
+            .collect();
+        Ok(build_full(&leaves).map(Fetched::Built))
+    }
+
+    /// The root of full tile `level`/`index`, for rebuilding an edge.
+    pub(super) fn tile_root(&self, level: u8, index: u64) -> Result<Hash, Error> {
+        let tile = self.full_tile(level, index)?.ok_or_else(|| {
+            Error::Corrupt(format!("full tile {level}/{index} is missing"))
+        })?;
+        read_hash(tile.as_ref(), crate::tile::TILE_HEIGHT, 0)
+            .ok_or_else(|| Error::Corrupt(format!("full tile {level}/{index} is malformed")))
     }
 }
 

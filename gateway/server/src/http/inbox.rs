@@ -58,8 +58,7 @@ pub(super) async fn page(
     let gateway = Arc::clone(&ctx.gateway);
     let page = blocking(move || -> Result<InboxPage, ApiError> {
         let log = &gateway.log;
-        let (items, more) = inbox::list(log.store(), &recipient, after, limit)
-            .map_err(xgate_ledger::Error::from)?;
+        let (items, more) = inbox::list(log, &recipient, after, limit)?;
         let next = if more {
             items.last().map(|i| i.log_index)
         } else {
@@ -142,6 +141,6 @@ async fn ack(
     ids: Vec<String>,
 ) -> Result<inbox::Acked, ApiError> {
     let gateway = Arc::clone(&ctx.gateway);
-    let done = blocking(move || inbox::ack(gateway.log.store(), &recipient, &ids)).await?;
-    Ok(done.map_err(xgate_ledger::Error::from)?)
+    let done = blocking(move || inbox::ack(&gateway.log, &recipient, &ids)).await?;
+    Ok(done?)
 }

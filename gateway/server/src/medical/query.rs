@@ -244,10 +244,10 @@ pub fn response<S: Store>(
     if entry.kind != Kind::MedicalResponse.as_str() || !(party || registry.is_auditor(caller)) {
         return Ok(None);
     }
-    let Some(jws) = log.store().get(&crate::inbox::kept_key(index))? else {
+    let Some(jws) = log.body(&crate::inbox::kept_key(index))? else {
         return Ok(None);
     };
-    let jws = String::from_utf8(jws.as_ref().to_vec())
+    let jws = String::from_utf8(jws)
         .map_err(|_| xgate_ledger::Error::from(corrupt(&crate::inbox::kept_key(index))))?;
     Ok(Some(ResponseView {
         request: entry.request.unwrap_or_default(),

@@ -1,0 +1,392 @@
+//! Integration, off the write path: what the journal holds durably becomes
+//! C2SP tlog-tiles files, a checkpoint is published for them, and the
+//! journal is released.
+//!
+//! One round, on the integrator thread (every second, or sooner when many
+//! entries wait), for the tree as one edge snapshot shows it (size `n`):
+//!
+//! 1. every full entry bundle below `n` that is not yet a file, from the
+//!    entries pending in memory;
+//! 2. the full private tiles (levels >= 1) to the proof sidecar;
+//! 3. every full public tile below `n`, its 256 hashes read through the
+//!    same reader proofs use;
+//! 4. barriers: each new file was written to a temporary, `fdatasync`ed and
+//!    renamed; now each directory that got a name is `fsync`ed, the sidecar,
+//!    the body files and the store are made durable;
+//! 5. `ledger/integrated` records the entries the files now hold (a
+//!    multiple of 256), the point recovery starts from;
+//! 6. memory forgets what the files hold, and the journal releases every
+//!    record that neither the files nor the store still need;
+//! 7. publication, at most once a second when the tree grew: the partial
+//!    bundle and tiles for `n`, then the checkpoint for `n` appended to
+//!    `ledger/checkpoints` and written to the tlog-tiles `checkpoint` file
+//!    (tiles before the checkpoint that needs them); partials made obsolete
+//!    by full files are removed.
+//!
+//! Every step is idempotent: a round cut short by a crash is done again
+//! from the journal at the next open, and a file that already exists must
+//! hold the same bytes (an immutable create).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use super::edge::Edge;
+use super::lock::lock;
+use crate::error::{Error, io_at};
+use crate::fsutil::write_atomic;
+use crate::layout;
+use crate::nodes;
+use crate::proof::{self, NodeSource};
+use crate::store::Store;
+use crate::tlog::{self, Width, bundle};
+use crate::tree::NodeId;
+
+/// How often a round runs when nothing hurries it.
+const ROUND_EVERY: Duration = Duration::from_secs(1);
+/// Entries waiting in memory that start a round at once.
+const HURRY_AT: u64 = 16 * tlog::WIDTH;
+/// Entries waiting in memory past which commits are refused: the files
+/// are failing, and memory must not grow without bound meanwhile.
+pub(super) const PENDING_LIMIT: usize = 1 << 20;
+
+/// What integration has done so far; held for a whole round.
+#[derive(Debug, Default)]
+pub(super) struct Progress {
+    /// Full public tiles written, per tlog level.
+    public: Vec<u64>,
+    /// The size of the last published checkpoint.
+    published: u64,
+    /// The size of the last note in `ledger/checkpoints`.
+    pub noted: u64,
+    /// When it was published.
+    published_at: Option<Instant>,
+    /// The last round's failure, if it failed.
+    pub failure: Option<String>,
+}
+
+impl Progress {
+    /// Progress for files that hold the first `base` entries (a multiple
+    /// of 256), published up to `published`.
+    pub fn new(base: u64, published: u64) -> Progress {
+        let mut public = Vec::new();
+        let mut level = 0u32;
+        while let Some(full) = base.checked_shr(8 * (level + 1)).filter(|f| *f > 0) {
+            public.push(full);
+            level += 1;
+        }
+        Progress {
+            public,
+            published,
+            noted: published,
+            published_at: None,
+            failure: None,
+        }
+    }
+}
+
+impl<S: Store> Shared<S> {
+    /// Runs one integration round; `publish` asks for a checkpoint even if
+    /// one was published less than a second ago.
+    pub(super) fn integrate(&self, publish: bool) -> Result<(), Error> {
+        let mut progress = lock(&self.progress);
+        let result = self.round(&mut progress, publish);
+        progress.failure = result.as_ref().err().map(ToString::to_string);
+        result
+    }
+
+    fn round(&self, progress: &mut Progress, publish: bool) -> Result<(), Error> {
+        let edge = self.head.edge();
+        let size = edge.size();
+        let reader = self.reader_over(Arc::clone(&edge));
+        let base = self.pending_read().base();
+        let new_base = size / tlog::WIDTH * tlog::WIDTH;
+        let mut written = Vec::new();
+        let mut full_bundles = Vec::new();
+
+        // 1. Full bundles.
+        for b in base / tlog::WIDTH..new_base / tlog::WIDTH {
+            let bytes = {
+                let pending = self.pending_read();
+                let entries = pending.bundle(b).ok_or_else(|| {
+                    Error::Corrupt(format!("entries of bundle {b} are not pending"))
+                })?;
+                let mut bytes = Vec::new();
+                for e in entries {
+                    bundle::push(&mut bytes, e).map_err(|_| {
+                        Error::Corrupt(format!("an entry of bundle {b} is too large"))
+                    })?;
+                }
+                bytes
+            };
+            self.tiles.put_bundle(b, Width::Full, &bytes)?;
+            full_bundles.push(b);
+        }
+
+        // 2. Private tiles: the sidecar for levels >= 1; level 0 lives in
+        //    the public tiles of step 3.
+        let held: Vec<_> = self
+            .pending_read()
+            .tiles()
+            .map(|(k, t)| (*k, Arc::clone(t)))
+            .collect();
+        for ((level, index), tile) in held {
+            if index >= nodes::full_tiles(size, level as usize) {
+                continue;
+            }
+            let per = tlog::WIDTH / crate::tile::TILE_WIDTH as u64;
+            if level == 0 {
+                if index / per < new_base / tlog::WIDTH {
+                    written.push((level, index));
+                }
+                continue;
+            }
+            self.nodes.write(level, index, &tile)?;
+            written.push((level, index));
+        }
+
+        // 3. Full public tiles.
+        let mut full_tiles = Vec::new();
+        for level in 0u8.. {
+            let full = size
+                .checked_shr(8 * (level as u32 + 1))
+                .unwrap_or(0);
+            if full == 0 {
+                break;
+            }
+            if progress.public.len() <= level as usize {
+                progress.public.push(0);
+            }
+            for n in progress.public[level as usize]..full {
+                let bytes = row(&reader, level, n, tlog::WIDTH as usize)?;
+                self.tiles.put_tile(level, n, Width::Full, &bytes)?;
+                full_tiles.push((level, n));
+            }
+        }
+
+        // 4. Barriers.
+        self.tiles.sync()?;
+        self.nodes.sync()?;
+        self.bodies.sync()?;
+        self.kept.sync()?;
+        let applied = self.applied()?;
+        self.store.sync()?;
+        sync_file(&self.store_file)?;
+
+        // 5. What the files hold now.
+        if new_base > base {
+            write_atomic(
+                &self.integrated_file,
+                format!("{new_base}\n").as_bytes(),
+                0o600,
+            )
+            .map_err(io_at(&self.integrated_file))?;
+        }
+        for (level, n) in &full_tiles {
+            progress.public[*level as usize] = n + 1;
+        }
+
+        // 6. Forget and release.
+        let keep_from = {
+            let mut pending = self.pending_write();
+            pending.integrated(new_base, &written);
+            pending.first_record()
+        };
+        let keep_from = keep_from
+            .unwrap_or(u64::MAX)
+            .min(applied.map_or(0, |a| a + 1))
+            .min(self.journal.next_seq());
+        self.journal.release_before(keep_from)?;
+        self.bodies.reclaim()?;
+
+        // 7. Publication.
+        let due = publish
+            || progress
+                .published_at
+                .is_none_or(|at| at.elapsed() >= ROUND_EVERY);
+        // An empty log publishes only when asked to.
+        let grew = size > progress.published || (publish && self.latest.get().is_none());
+        if due && grew {
+            self.publish_at(&edge, &reader, size, progress)?;
+            progress.published = size;
+            progress.published_at = Some(Instant::now());
+            for b in full_bundles {
+                self.tiles.prune_partials(None, b)?;
+            }
+            for (level, n) in full_tiles {
+                self.tiles.prune_partials(Some(level), n)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the partial bundle and tiles for `size`, then the checkpoint.
+    fn publish_at(
+        &self,
+        edge: &Edge,
+        reader: &super::reader::Reader<'_, S>,
+        size: u64,
+        progress: &mut Progress,
+    ) -> Result<(), Error> {
+        let width = (size % tlog::WIDTH) as u8;
+        if width > 0 {
+            let mut bytes = Vec::new();
+            let from = size - u64::from(width);
+            for e in self.pending_read().entries_from(from).take(width as usize) {
+                bundle::push(&mut bytes, e)
+                    .map_err(|_| Error::Corrupt("a pending entry is too large".into()))?;
+            }
+            self.tiles
+                .put_bundle(size / tlog::WIDTH, Width::Partial(width), &bytes)?;
+        }
+        for level in 0u8.. {
+            if size.checked_shr(8 * level as u32).unwrap_or(0) == 0 {
+                break;
+            }
+            let width = tlog::path::partial_width(size, level);
+            if width == 0 {
+                continue;
+            }
+            let n = size >> (8 * (level as u32 + 1));
+            let bytes = row(reader, level, n, width as usize)?;
+            self.tiles.put_tile(level, n, Width::Partial(width), &bytes)?;
+        }
+        self.tiles.sync()?;
+        let signed = match self.latest.get() {
+            Some(l) if l.checkpoint.size == size => l,
+            _ => self.latest.sign(size, proof::root_at(reader, size)?),
+        };
+        debug_assert_eq!(edge.size(), size);
+        if size > progress.noted || progress.published_at.is_none() && size == 0 {
+            self.notes.append(size, &signed.note)?;
+            progress.noted = size;
+        }
+        self.tiles.write_checkpoint(signed.note.as_bytes())?;
+        self.latest.published(&signed)
+    }
+
+    /// The last journal record the store holds, if any.
+    pub(super) fn applied(&self) -> Result<Option<u64>, Error> {
+        match self.store.get(layout::APPLIED_KEY)? {
+            None => Ok(None),
+            Some(v) => layout::decode_u64(v.as_ref())
+                .map(Some)
+                .ok_or_else(|| Error::Corrupt("the applied record key is not a u64".into())),
+        }
+    }
+
+    pub(super) fn pending_read(&self) -> std::sync::RwLockReadGuard<'_, super::pending::Pending> {
+        self.pending.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn pending_write(&self) -> std::sync::RwLockWriteGuard<'_, super::pending::Pending> {
+        self.pending.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The first `width` hashes of public tile `level`/`n`: tree level `8 *
+/// level`, nodes `n * 256 ..`.
+fn row<N: NodeSource<Error = Error>>(
+    reader: &N,
+    level: u8,
+    n: u64,
+    width: usize,
+) -> Result<Vec<u8>, Error> {
+    let mut bytes = Vec::with_capacity(width * 32);
+    for i in 0..width as u64 {
+        let node = reader.node(NodeId::new(8 * level, n * tlog::WIDTH + i))?;
+        bytes.extend_from_slice(node.as_bytes());
+    }
+    Ok(bytes)
+}
+
+/// `fdatasync` of a file we do not otherwise write: the store's data file,
+/// which the store itself makes durable only with `sync_file_range`.
+fn sync_file(path: &Path) -> Result<(), Error> {
+    match std::fs::File::open(path) {
+        Ok(f) => f.sync_data().map_err(io_at(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_at(path)(e)),
+    }
+}
+
+/// The integrator thread, and how the write path wakes it.
+pub(super) struct Integrator {
+    signal: Arc<(Mutex<Signal>, Condvar)>,
+    /// The size at which the write path last woke the thread.
+    nudged: AtomicU64,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Signal {
+    stop: bool,
+    hurry: bool,
+}
+
+impl Integrator {
+    /// Starts the thread for `log`.
+    pub fn start<S: Store>(log: Arc<Shared<S>>, size: u64) -> Result<Integrator, Error> {
+        let signal = Arc::new((Mutex::new(Signal::default()), Condvar::new()));
+        let theirs = Arc::clone(&signal);
+        let thread = std::thread::Builder::new()
+            .name("xgate-integrate".into())
+            .spawn(move || run(&log, &theirs))
+            .map_err(|e| Error::Io {
+                path: "integrator thread".into(),
+                source: e,
+            })?;
+        Ok(Integrator {
+            signal,
+            nudged: AtomicU64::new(size),
+            thread: Some(thread),
+        })
+    }
+
+    /// Tells the thread the tree reached `size`: it starts a round at once
+    /// when many entries have accumulated since the last nudge.
+    pub fn nudge(&self, size: u64) {
+        let last = self.nudged.load(Ordering::Relaxed);
+        if size >= last + HURRY_AT {
+            self.nudged.store(size, Ordering::Relaxed);
+            let (state, wake) = &*self.signal;
+            lock(state).hurry = true;
+            wake.notify_one();
+        }
+    }
+
+    /// Stops the thread after a last round.
+    pub fn stop(mut self) {
+        let (state, wake) = &*self.signal;
+        lock(state).stop = true;
+        wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            // A panic in the thread has already been reported by the
+            // runtime; the journal holds everything it was doing.
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run<S: Store>(log: &Shared<S>, signal: &(Mutex<Signal>, Condvar)) {
+    let (state, wake) = signal;
+    loop {
+        let stop = {
+            let guard = lock(state);
+            let (mut guard, _) = wake
+                .wait_timeout_while(guard, ROUND_EVERY, |s| !s.stop && !s.hurry)
+                .unwrap_or_else(PoisonError::into_inner);
+            guard.hurry = false;
+            guard.stop
+        };
+        // A failed round is recorded (`Log::integration_failure`) and tried
+        // again; the journal keeps everything meanwhile.
+        let _ = log.integrate(stop);
+        if stop {
+            return;
+        }
+    }
+}
