@@ -24,6 +24,8 @@
 //! - `layout`: the log's keys in the store and the entry bundle format.
 //! - [`fsutil`]: atomic, private small-file writes.
 //! - `tile_files`: copies of the full tiles in plain files, for fast proofs.
+//! - [`tlog`]: the log's public C2SP tlog-tiles files (tiles, entry bundles,
+//!   checkpoint) in a directory to serve as it is.
 //! - `disk`: the files of a data directory ([`OpenOptions`],
 //!   [`published_checkpoint`]), which `log/open` opens a log from.
 //!
@@ -99,6 +101,8 @@ mod nodes;
 mod store;
 #[cfg(feature = "sled")]
 mod store_sled;
+#[cfg(feature = "sled")]
+pub mod tlog;
 
 pub use checkpoint::{
     Checkpoint, CheckpointError, NoteSigner, NoteVerifier, SignedCheckpoint, verify_checkpoint,
