@@ -19,6 +19,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod barriers;
+
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -169,7 +171,10 @@ impl Run {
 /// tests that inspect it. Dropping it kills the process.
 #[derive(Debug)]
 pub struct Gateway {
+    /// The gateway, or strace running it ([`Gateway::start_traced`]).
     child: std::process::Child,
+    /// The gateway's own process id (the child's, unless traced).
+    pid: u32,
     url: String,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -186,8 +191,36 @@ impl Gateway {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Gateway {
+        Gateway::spawn(Command::new(bin.as_ref()), data, args, env, false)
+    }
+
+    /// As [`Gateway::start`], under `strace` writing its trace to `trace`
+    /// with [`barriers::strace_args`]. Signals go to the gateway itself;
+    /// strace exits with it, passing on its exit status.
+    ///
+    /// # Panics
+    /// If it does not start listening within 60 seconds.
+    pub fn start_traced(
+        bin: impl AsRef<Path>,
+        data: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        trace: &Path,
+    ) -> Gateway {
+        let mut strace = Command::new("strace");
+        strace.args(barriers::strace_args(trace)).arg(bin.as_ref());
+        Gateway::spawn(strace, data, args, env, true)
+    }
+
+    fn spawn(
+        mut command: Command,
+        data: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        traced: bool,
+    ) -> Gateway {
         use std::io::BufRead;
-        let mut child = Command::new(bin.as_ref())
+        let mut child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(data)
@@ -234,7 +267,21 @@ impl Gateway {
             .strip_prefix("xgate: listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from xgate serve: {first:?}"))
             .to_owned();
-        Gateway { child, url, stderr }
+        // Listening, the gateway is strace's one child.
+        let pid = if traced {
+            children(child.id()).into_iter().next().unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("strace runs no gateway")
+            })
+        } else {
+            child.id()
+        };
+        Gateway {
+            child,
+            pid,
+            url,
+            stderr,
+        }
     }
 
     /// The gateway's URL, `https://127.0.0.1:PORT`.
@@ -251,7 +298,7 @@ impl Gateway {
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
+            .arg(self.pid.to_string())
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{signal} failed");
@@ -259,6 +306,18 @@ impl Gateway {
 
     /// Kills the gateway with SIGKILL, as a crash would, and waits for it.
     pub fn kill(mut self) {
+        self.kill_now();
+    }
+
+    /// SIGKILL to the gateway (and to strace, if traced), then waits.
+    fn kill_now(&mut self) {
+        // Once the child is reaped the pid may be another process's.
+        if self.pid != self.child.id() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -288,7 +347,24 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill_now();
     }
+}
+
+/// The processes whose parent is `parent` (from `/proc/PID/stat`).
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // `PID (COMM) STATE PPID ...`; COMM may hold spaces and `)`.
+            let after = stat.rsplit_once(") ")?.1;
+            let ppid: u32 = after.split(' ').nth(1)?.parse().ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
 }

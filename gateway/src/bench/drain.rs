@@ -6,14 +6,17 @@
 //!
 //! Each page is acknowledged with one `POST /v1/inbox/ack`: one durable
 //! write per page rather than one per envelope, which is what lets a reader
-//! keep up with a loaded gateway.
+//! keep up with a loaded gateway. With a timings file, each acknowledgement
+//! that removed something is recorded there with when it was sent and
+//! answered ([`Timings`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::Method;
 
+use super::timings::Timings;
 use crate::client::Client;
 
 /// Envelopes read per inbox page (the gateway's default page).
@@ -22,8 +25,14 @@ const PAGE: usize = 100;
 const IDLE: Duration = Duration::from_millis(50);
 
 /// Reads and acknowledges an agency's inbox over `client` until `stop`,
-/// counting each acknowledged envelope in `drained`.
-pub async fn drain(mut client: Client, stop: Arc<AtomicBool>, drained: Arc<AtomicU64>) {
+/// counting each acknowledged envelope in `drained` and recording each
+/// acknowledgement in `timings`, if given.
+pub async fn drain(
+    mut client: Client,
+    stop: Arc<AtomicBool>,
+    drained: Arc<AtomicU64>,
+    timings: Option<Arc<Timings>>,
+) {
     let page = format!("/v1/inbox?limit={PAGE}");
     while !stop.load(Ordering::Relaxed) {
         let ids = match client.request(Method::GET, &page, None, Vec::new()).await {
@@ -35,6 +44,7 @@ pub async fn drain(mut client: Client, stop: Arc<AtomicBool>, drained: Arc<Atomi
             continue;
         }
         let body = serde_json::json!({ "ids": ids }).to_string().into_bytes();
+        let sent = SystemTime::now();
         let reply = client
             .request(
                 Method::POST,
@@ -43,10 +53,17 @@ pub async fn drain(mut client: Client, stop: Arc<AtomicBool>, drained: Arc<Atomi
                 body,
             )
             .await;
+        let received = SystemTime::now();
         if let Ok(reply) = reply
             && reply.status.is_success()
         {
-            drained.fetch_add(acked(&reply.body), Ordering::Relaxed);
+            let removed = acked(&reply.body);
+            drained.fetch_add(removed, Ordering::Relaxed);
+            if let Some(timings) = timings.as_deref()
+                && removed > 0
+            {
+                timings.ack(removed, sent, received);
+            }
         }
     }
 }

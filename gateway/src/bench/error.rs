@@ -30,6 +30,14 @@ pub enum BenchError {
         /// Why.
         source: std::io::Error,
     },
+    /// The timings file could not be created or written.
+    #[error("cannot write the timings to {path}: {source}")]
+    Timings {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The async runtime could not be started.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),

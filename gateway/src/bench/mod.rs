@@ -9,7 +9,9 @@
 //! from an HDR histogram (each latency is one durable, receipted exchange)
 //! and errors by status and code ([`report`]). A connection that gets no
 //! answer three times in a row (the gateway is down) stops, so the run
-//! ends early instead of spinning on refused connects.
+//! ends early instead of spinning on refused connects. With `--timings` it
+//! also writes when each acknowledged request was sent and answered
+//! ([`timings`]).
 
 pub mod drain;
 pub mod error;
@@ -17,17 +19,19 @@ pub mod mix;
 pub mod plan;
 pub mod presign;
 pub mod report;
+pub mod timings;
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::client::{Client, ClientError, Protocol};
 pub use error::{BenchError, Failure};
 pub use mix::Mix;
 pub use plan::Plan;
 pub use report::Report;
+pub use timings::Timings;
 use xgate_server::kind::Kind;
 
 /// A connection whose exchanges fail this many times in a row without an
@@ -47,6 +51,7 @@ struct Shared {
     /// Set when the run's time is up.
     stop: Arc<AtomicBool>,
     receipts: Option<ReceiptFile>,
+    timings: Option<Arc<Timings>>,
 }
 
 /// Runs `plan`; `progress` is told the count of exchanges as they finish.
@@ -68,6 +73,10 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Bench
         ))),
         None => None,
     };
+    let timings = match &plan.timings {
+        Some(path) => Some(Arc::new(Timings::create(path)?)),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -79,6 +88,7 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Bench
         done: AtomicU64::new(0),
         stop: Arc::new(AtomicBool::new(false)),
         receipts,
+        timings,
     });
     let protocol = if plan.http2 {
         Protocol::Auto
@@ -96,6 +106,7 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Bench
                     client,
                     Arc::clone(&shared.stop),
                     Arc::clone(&drained),
+                    shared.timings.clone(),
                 )));
             }
         }
@@ -124,6 +135,9 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Bench
             path: path.display().to_string(),
             source,
         })?;
+    }
+    if let Some(timings) = &shared.timings {
+        timings.finish()?;
     }
     let mut report = shared
         .report
@@ -208,23 +222,57 @@ impl Connection {
     /// One exchange: `Ok`, or the error as the report counts it (status and
     /// code, or `transport`); `None` when no envelope of `kind` is left.
     async fn exchange(&mut self, kind: Kind) -> Option<Result<(), Failure>> {
-        let outcome = if self.handshakes {
-            handshake(&mut self.client).await
-        } else {
-            let jws = self.shared.queues.take(kind, self.sender)?;
-            self.client.submit(jws).await
-        };
-        Some(match outcome {
-            Ok(reply) if reply.status.is_success() => {
-                keep_receipt(self.shared.receipts.as_ref(), &reply.body)
-            }
-            Ok(reply) => Err(Failure::Refused {
-                status: reply.status.as_u16(),
-                code: reply.error_code().unwrap_or_default(),
-            }),
-            Err(_) => Err(Failure::Transport),
-        })
+        if self.handshakes {
+            return Some(answered(handshake(&mut self.client).await, |_| Ok(())));
+        }
+        let jws = self.shared.queues.take(kind, self.sender)?;
+        // The window the gateway's work for this envelope lies in, as wide
+        // as the client can see it: taken around the whole exchange.
+        let sent = SystemTime::now();
+        let outcome = self.client.submit(jws).await;
+        let received = SystemTime::now();
+        let shared = &self.shared;
+        Some(answered(outcome, |body| {
+            acknowledged(shared, kind, body, sent, received)
+        }))
     }
+}
+
+/// The outcome of an exchange as the report counts it; `ok` handles the
+/// body of a success.
+fn answered(
+    outcome: Result<crate::client::Reply, ClientError>,
+    ok: impl FnOnce(&[u8]) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    match outcome {
+        Ok(reply) if reply.status.is_success() => ok(&reply.body),
+        Ok(reply) => Err(Failure::Refused {
+            status: reply.status.as_u16(),
+            code: reply.error_code().unwrap_or_default(),
+        }),
+        Err(_) => Err(Failure::Transport),
+    }
+}
+
+/// Keeps what the run keeps of an acknowledged exchange: its receipt and
+/// its timings. A body that is not JSON counts as an error of its own.
+fn acknowledged(
+    shared: &Shared,
+    kind: Kind,
+    body: &[u8],
+    sent: SystemTime,
+    received: SystemTime,
+) -> Result<(), Failure> {
+    if shared.receipts.is_none() && shared.timings.is_none() {
+        return Ok(());
+    }
+    let receipt: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| Failure::ReceiptNotJson)?;
+    if let Some(timings) = &shared.timings {
+        let id = receipt["id"].as_str().unwrap_or_default();
+        timings.exchange(kind, id, sent, received);
+    }
+    keep_receipt(shared.receipts.as_ref(), &receipt)
 }
 
 /// Opens a new connection (a full handshake) and asks `GET /healthz` on it.
@@ -235,15 +283,12 @@ async fn handshake(client: &mut Client) -> Result<crate::client::Reply, ClientEr
         .await
 }
 
-/// Writes a receipt as one line, if receipts are kept. A body that is not
-/// JSON counts as an error of its own.
-fn keep_receipt(file: Option<&ReceiptFile>, body: &[u8]) -> Result<(), Failure> {
+/// Writes a receipt as one line, if receipts are kept.
+fn keep_receipt(file: Option<&ReceiptFile>, receipt: &serde_json::Value) -> Result<(), Failure> {
     let Some(file) = file else {
         return Ok(());
     };
     // Re-encoded so that each receipt is exactly one line.
-    let receipt: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| Failure::ReceiptNotJson)?;
     let mut file = file.lock().map_err(|_| Failure::ReceiptFile)?;
     writeln!(file, "{receipt}").map_err(|_| Failure::ReceiptFile)
 }

@@ -35,6 +35,10 @@ pub struct Plan {
     /// Where to write every receipt, one JSON object per line, so a test
     /// (or an auditor) can check afterwards what the gateway acknowledged.
     pub receipts: Option<PathBuf>,
+    /// Where to write when each acknowledged request (exchanges, and inbox
+    /// acknowledgements with `drain`) was sent and answered
+    /// ([`timings`](super::timings)).
+    pub timings: Option<PathBuf>,
     /// Read and acknowledge every agency's inbox while the load runs
     /// ([`drain`](super::drain)), as receiving agencies do.
     pub drain: bool,

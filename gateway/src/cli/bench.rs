@@ -5,7 +5,7 @@
 //! xgate bench --pki DIR --gateway URL [--connections 64] [--duration 10]
 //!             [--mix record.send=8,medical.request=1,asset.register=1]
 //!             [--envelopes N] [--http2] [--rate PER_SECOND] [--json]
-//!             [--receipts FILE] [--handshakes] [--drain]
+//!             [--receipts FILE] [--timings FILE] [--handshakes] [--drain]
 //! ```
 //!
 //! A progress bar runs on stderr; the result is a table on stdout, or with
@@ -58,7 +58,7 @@ pub struct BenchArgs {
     pub json: bool,
     /// Measure new mutual-TLS connections instead of exchanges: each opens
     /// a new connection (no session resumption) and sends `GET /healthz`.
-    #[arg(long, conflicts_with_all = ["mix", "receipts", "envelopes"])]
+    #[arg(long, conflicts_with_all = ["mix", "receipts", "timings", "envelopes"])]
     pub handshakes: bool,
     /// Read and acknowledge every agency's inbox while the load runs, as
     /// receiving agencies do (for long runs: inboxes then stay drained).
@@ -68,6 +68,12 @@ pub struct BenchArgs {
     /// checked with `xgate audit verify-receipt`).
     #[arg(long, value_name = "FILE")]
     pub receipts: Option<PathBuf>,
+    /// Write when each acknowledged request (exchanges, and inbox
+    /// acknowledgements with --drain) was sent and answered to FILE, one
+    /// JSON object per line with `sent_us` and `received_us`
+    /// (microseconds since the Unix epoch).
+    #[arg(long, value_name = "FILE")]
+    pub timings: Option<PathBuf>,
 }
 
 impl BenchArgs {
@@ -92,6 +98,7 @@ impl BenchArgs {
             http2: self.http2,
             rate: self.rate,
             receipts: self.receipts,
+            timings: self.timings,
             handshakes: self.handshakes,
             drain: self.drain,
         };
