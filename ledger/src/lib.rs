@@ -23,6 +23,9 @@
 //! - `error` ([`Error`]): the one error type at the crate's boundary.
 //! - `layout`: the log's keys in the store and the entry bundle format.
 //! - [`fsutil`]: atomic, private small-file writes.
+//! - [`journal`]: the write-ahead journal, the durability point: one record
+//!   per commit batch, one `pwritev` and one `fdatasync`, segments prepared
+//!   ahead, crash recovery to the last durable record.
 //! - `tile_files`: copies of the full tiles in plain files, for fast proofs.
 //! - `disk`: the files of a data directory ([`OpenOptions`],
 //!   [`published_checkpoint`]), which `log/open` opens a log from.
@@ -88,6 +91,8 @@ mod error;
 #[cfg(feature = "faults")]
 pub mod faults;
 pub mod fsutil;
+#[cfg(feature = "sled")]
+pub mod journal;
 mod layout;
 mod log;
 mod store;
