@@ -23,6 +23,9 @@
 //! - `error` ([`Error`]): the one error type at the crate's boundary.
 //! - `layout`: the log's keys in the store and the entry bundle format.
 //! - [`fsutil`]: atomic, private small-file writes.
+//! - [`journal`]: the write-ahead journal, the durability point: one record
+//!   per commit batch, one `pwritev` and one `fdatasync`, segments prepared
+//!   ahead, crash recovery to the last durable record.
 //! - `tile_files`: copies of the full tiles in plain files, for fast proofs.
 //! - [`tlog`]: the log's public C2SP tlog-tiles files (tiles, entry bundles,
 //!   checkpoint) in a directory to serve as it is.
@@ -89,6 +92,8 @@ mod error;
 pub mod faults;
 pub mod fsutil;
 #[cfg(feature = "sled")]
+#[cfg(feature = "sled")]
+pub mod journal;
 mod layout;
 #[cfg(feature = "sled")]
 mod log;
