@@ -299,7 +299,7 @@ fn journal_options() -> crate::journal::JournalOptions {
 #[cfg(feature = "faults")]
 fn journal_options() -> crate::journal::JournalOptions {
     crate::journal::JournalOptions {
-        fault: Some(crate::faults::journal_hook(std::sync::Arc::new(
+        fault: Some(crate::journal::hook_from_switch(std::sync::Arc::new(
             crate::faults::Switch::from_env(),
         ))),
         ..crate::journal::JournalOptions::default()

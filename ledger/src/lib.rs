@@ -92,8 +92,8 @@ mod error;
 pub mod faults;
 pub mod fsutil;
 #[cfg(feature = "sled")]
-#[cfg(feature = "sled")]
 pub mod journal;
+#[cfg(feature = "sled")]
 mod layout;
 #[cfg(feature = "sled")]
 mod log;

@@ -19,7 +19,6 @@ use std::path::Path;
 use crate::checkpoint::verify_checkpoint;
 use crate::disk::{CHECKPOINT_FILE, DB_DIR, DataDir, KEY_FILE, LOCK_FILE, OpenOptions, TILES_DIR};
 use crate::error::{Error, io_at};
-use crate::fsutil::create_private_dir;
 use crate::layout::{FORMAT_KEY, FORMAT_V2, decode_u64};
 use crate::store::{Store, WriteBatch};
 use crate::store_sled::SledStore;
