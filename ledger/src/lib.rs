@@ -26,6 +26,9 @@
 //! - [`journal`]: the write-ahead journal, the durability point: one record
 //!   per commit batch, one `pwritev` and one `fdatasync`, segments prepared
 //!   ahead, crash recovery to the last durable record.
+//! - [`blobs`]: envelope bodies in plain files, written without a barrier
+//!   (the journal holds a copy), synced before the journal lets go of it,
+//!   reclaimed online once no live body pins a file.
 //! - `tile_files`: copies of the full tiles in plain files, for fast proofs.
 //! - `disk`: the files of a data directory ([`OpenOptions`],
 //!   [`published_checkpoint`]), which `log/open` opens a log from.
@@ -83,6 +86,8 @@ pub mod verify;
 mod tile;
 mod tree;
 
+#[cfg(feature = "sled")]
+pub mod blobs;
 #[cfg(feature = "sled")]
 mod compact;
 #[cfg(feature = "sled")]
