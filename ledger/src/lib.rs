@@ -26,6 +26,9 @@
 //! - [`journal`]: the write-ahead journal, the durability point: one record
 //!   per commit batch, one `pwritev` and one `fdatasync`, segments prepared
 //!   ahead, crash recovery to the last durable record.
+//! - [`blobs`]: envelope bodies in plain files, written without a barrier
+//!   (the journal holds a copy), synced before the journal lets go of it,
+//!   reclaimed online once no live body pins a file.
 //! - `tile_files`: copies of the full tiles in plain files, for fast proofs.
 //! - [`tlog`]: the log's public C2SP tlog-tiles files (tiles, entry bundles,
 //!   checkpoint) in a directory to serve as it is.
@@ -85,6 +88,8 @@ pub mod verify;
 mod tile;
 mod tree;
 
+#[cfg(feature = "sled")]
+pub mod blobs;
 #[cfg(feature = "sled")]
 mod disk;
 mod error;

@@ -255,7 +255,8 @@ fn scan(found: &[Found], start: u64) -> Result<(Vec<u64>, End, u64), JournalErro
             match window.record(offset)? {
                 Read::Record { header, .. } if expected.is_none_or(|e| header.seq == e) => {
                     first.get_or_insert(header.seq);
-                    expected = Some(header.seq + 1);
+                    // Saturating: a damaged header must not overflow.
+                    expected = Some(header.seq.saturating_add(1));
                     offset += header.record_len();
                 }
                 other => break other,
