@@ -78,6 +78,10 @@ pub struct OpenOptions {
     /// nodes it caches, so resident memory is a small multiple of this,
     /// whatever the log's size (see docs/performance.md).
     pub cache_bytes: u64,
+    /// Test builds only: the fault switch the journal and the store obey
+    /// (by default, one reading `XGATE_FAULT_FILE`).
+    #[cfg(feature = "faults")]
+    pub faults: Option<std::sync::Arc<crate::faults::Switch>>,
 }
 
 impl Default for OpenOptions {
@@ -85,6 +89,8 @@ impl Default for OpenOptions {
         OpenOptions {
             origin: None,
             cache_bytes: 16 << 20,
+            #[cfg(feature = "faults")]
+            faults: None,
         }
     }
 }
@@ -219,14 +225,15 @@ impl<'a> DataDir<'a> {
     /// but sled releases its own file lock only when its epoch-based
     /// collector gets round to freeing a dropped database, which can be a
     /// moment after `drop`.
-    pub fn open_store(&self, cache_bytes: u64) -> Result<DiskStore, Error> {
+    pub fn open_store(&self, options: &OpenOptions) -> Result<DiskStore, Error> {
+        let cache_bytes = options.cache_bytes;
         // sled would create it with the umask's mode.
         let path = self.path.join(DB_DIR);
         create_private_dir(&path).map_err(io_at(&path))?;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match SledStore::open(&path, cache_bytes) {
-                Ok(store) => return Ok(disk_store(store)),
+                Ok(store) => return Ok(disk_store(store, options)),
                 // sled reports its lock only in the message of an I/O error.
                 Err(e) if e.0.contains("could not acquire lock") && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
@@ -257,9 +264,9 @@ impl<'a> DataDir<'a> {
         self.path.join(DB_DIR).join("db")
     }
 
-    /// The journal's options: in test builds, obeying the fault file.
-    pub fn journal_options(&self) -> crate::journal::JournalOptions {
-        journal_options()
+    /// The journal's options: in test builds, obeying the fault switch.
+    pub fn journal_options(&self, options: &OpenOptions) -> crate::journal::JournalOptions {
+        journal_options(options)
     }
 
     /// [`Error::NotALog`] for this directory.
@@ -277,31 +284,35 @@ impl<'a> DataDir<'a> {
 }
 
 #[cfg(not(feature = "faults"))]
-fn disk_store(store: SledStore) -> DiskStore {
+fn disk_store(store: SledStore, _: &OpenOptions) -> DiskStore {
     store
 }
 
-/// In test builds the store obeys the fault file `XGATE_FAULT_FILE` names.
+/// In test builds the store obeys the fault switch: the one in `options`,
+/// or one reading the fault file `XGATE_FAULT_FILE` names.
 #[cfg(feature = "faults")]
-fn disk_store(store: SledStore) -> DiskStore {
-    crate::faults::Faulty::new(
-        store,
-        std::sync::Arc::new(crate::faults::Switch::from_env()),
-    )
+fn disk_store(store: SledStore, options: &OpenOptions) -> DiskStore {
+    crate::faults::Faulty::new(store, switch(options))
+}
+
+#[cfg(feature = "faults")]
+fn switch(options: &OpenOptions) -> std::sync::Arc<crate::faults::Switch> {
+    options
+        .faults
+        .clone()
+        .unwrap_or_else(|| std::sync::Arc::new(crate::faults::Switch::from_env()))
 }
 
 #[cfg(not(feature = "faults"))]
-fn journal_options() -> crate::journal::JournalOptions {
+fn journal_options(_: &OpenOptions) -> crate::journal::JournalOptions {
     crate::journal::JournalOptions::default()
 }
 
-/// In test builds the journal obeys the fault file `XGATE_FAULT_FILE` names.
+/// In test builds the journal obeys the same fault switch as the store.
 #[cfg(feature = "faults")]
-fn journal_options() -> crate::journal::JournalOptions {
+fn journal_options(options: &OpenOptions) -> crate::journal::JournalOptions {
     crate::journal::JournalOptions {
-        fault: Some(crate::journal::hook_from_switch(std::sync::Arc::new(
-            crate::faults::Switch::from_env(),
-        ))),
+        fault: Some(crate::journal::hook_from_switch(switch(options))),
         ..crate::journal::JournalOptions::default()
     }
 }

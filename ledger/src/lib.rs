@@ -138,6 +138,8 @@ pub use migrate::{Convert, ConvertError, Migrated, migrate};
 pub use log::append::{Committed, MAX_ENTRY_LEN, WithEntries};
 #[cfg(feature = "sled")]
 pub use log::audit::VerifyReport;
+#[cfg(feature = "sled")]
+pub use log::read::DiskUsage;
 pub use store::{BodyWrite, KeyValue, Store, StoreError, WriteBatch};
 #[cfg(feature = "sled")]
 pub use store_sled::SledStore;

@@ -1,12 +1,17 @@
-//! The data directory's promises: a damaged or rolled-back database is
-//! refused instead of reopened as a shorter log under the same key, an
-//! interrupted creation is finished, and a second opener is kept out.
+//! The data directory's promises: a damaged or rolled-back journal or
+//! database is refused instead of reopened as a shorter log under the same
+//! key, an interrupted creation is finished, and a second opener is kept
+//! out.
 
 use std::path::Path;
 
 use xgate_ledger::{
-    CHECKPOINT_FILE, DB_DIR, DiskStore, Error, KEY_FILE, Log, NoteSigner, OpenOptions, SledStore,
+    CHECKPOINT_FILE, DB_DIR, DiskStore, Error, KEY_FILE, LEDGER_DIR, LOG_DIR, Log, OpenOptions,
+    SledStore, Store, WriteBatch,
 };
+
+/// The parts of a data directory a backup restore would roll back.
+const DATA: [&str; 3] = [DB_DIR, LEDGER_DIR, LOG_DIR];
 
 fn open(dir: &Path) -> Result<Log<DiskStore>, Error> {
     Log::create_or_open(dir, &OpenOptions::default())
@@ -42,8 +47,9 @@ fn refuses_a_database_rolled_back_behind_its_last_checkpoint() {
     log.append(b"first").expect("append");
     log.checkpoint().expect("checkpoint");
     drop(log);
-    let saved = backup.path().join(DB_DIR);
-    copy_dir(&dir.path().join(DB_DIR), &saved);
+    for part in DATA {
+        copy_dir(&dir.path().join(part), &backup.path().join(part));
+    }
 
     let log = open(dir.path()).expect("reopen");
     log.append_batch(&["second", "third"]).expect("append");
@@ -54,8 +60,10 @@ fn refuses_a_database_rolled_back_behind_its_last_checkpoint() {
         signed.note
     );
 
-    std::fs::remove_dir_all(dir.path().join(DB_DIR)).expect("rm db");
-    copy_dir(&saved, &dir.path().join(DB_DIR));
+    for part in DATA {
+        std::fs::remove_dir_all(dir.path().join(part)).expect("rm");
+        copy_dir(&backup.path().join(part), &dir.path().join(part));
+    }
     let err = open(dir.path())
         .err()
         .expect("must refuse the rolled-back database");
@@ -72,8 +80,11 @@ fn finishes_an_interrupted_creation() {
     // The database was initialised, then the process died before the key
     // was written.
     let store = SledStore::open(&dir.path().join(DB_DIR), 1 << 20).expect("store");
-    let signer = NoteSigner::generate("localhost/xgate").expect("signer");
-    drop(Log::open_store(store, signer, true).expect("init"));
+    let mut batch = WriteBatch::new();
+    batch.put(b"LF".to_vec(), b"xgate-ledger/3".to_vec());
+    store.apply(batch).expect("init");
+    store.sync().expect("sync");
+    drop(store);
     assert!(!dir.path().join(KEY_FILE).exists());
 
     let log = open(dir.path()).expect("creation finishes");
@@ -144,13 +155,31 @@ fn the_directories_and_files_the_log_writes_are_private() {
         root.path().join("new"),
         dir.clone(),
         dir.join(DB_DIR),
-        dir.join("tiles"),
+        dir.join(LEDGER_DIR),
+        dir.join("ledger/journal"),
+        dir.join("ledger/bodies"),
+        dir.join("ledger/kept"),
+        dir.join("ledger/nodes"),
     ] {
         assert_eq!(mode(&d), 0o700, "{}", d.display());
     }
-    for f in [KEY_FILE, CHECKPOINT_FILE, "lock", "tiles/level-0"] {
+    for f in [
+        KEY_FILE,
+        CHECKPOINT_FILE,
+        "lock",
+        "ledger/checkpoints",
+        "ledger/integrated",
+    ] {
         assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
     }
+    // The tlog-tiles tree is for serving: readable, its full files immutable.
+    for d in [LOG_DIR, "log/tile", "log/tile/0", "log/tile/entries"] {
+        assert_eq!(mode(&dir.join(d)), 0o755, "{d}");
+    }
+    for f in ["log/tile/0/000", "log/tile/entries/000"] {
+        assert_eq!(mode(&dir.join(f)), 0o444, "{f}");
+    }
+    assert_eq!(mode(&dir.join("log/checkpoint")), 0o644);
 }
 
 #[test]

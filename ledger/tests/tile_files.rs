@@ -1,18 +1,20 @@
-//! The tile files are a cache of the database: whatever happens to them past
-//! what the database records as synced (or to the whole directory), the log
-//! reopens with the same proofs; a wrong copy inside the synced part is
-//! caught by `verify`.
+//! The tile files on disk: the public tlog-tiles and the private proof
+//! sidecar give the same proofs as an independent in-memory tree, before
+//! and after reopening; whatever a crash leaves in the sidecar past the
+//! integrated size is cut back; a sidecar missing tiles the integrated size
+//! needs is refused; a wrong tile anywhere is caught by `verify`.
 
 use std::fs::OpenOptions as FsOpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use xgate_ledger::proof::{MemoryLeaves, prove_consistency, prove_inclusion};
-use xgate_ledger::{DiskStore, Error, Log, OpenOptions, TILES_DIR, leaf_hash};
+use xgate_ledger::{DiskStore, Error, Log, OpenOptions, leaf_hash};
 
-/// Enough entries for the appender to sync the files at least once (every
-/// 1,024 level-0 tiles of 16 entries) and to fill level-1 and level-2 tiles.
+/// Enough entries to fill public tiles at level 0 and private sidecar tiles
+/// at levels 1 and 2 (16 x 16 x 16 x 16 = 65,536 would fill level 3).
 const SIZE: u64 = 20_000;
+/// A private tile: 31 hashes.
 const TILE_BYTES: u64 = 31 * 32;
 
 fn entry(i: u64) -> Vec<u8> {
@@ -31,6 +33,8 @@ fn filled(dir: &Path) -> MemoryLeaves {
     for batch in entries.chunks(1000) {
         log.append_batch(batch).expect("append");
     }
+    // Everything into the files, and a published checkpoint.
+    log.checkpoint().expect("checkpoint");
     MemoryLeaves(entries.iter().map(|e| leaf_hash(e)).collect())
 }
 
@@ -53,81 +57,82 @@ fn assert_proofs_match(log: &Log<DiskStore>, reference: &MemoryLeaves) {
     assert_eq!(report.size, SIZE);
 }
 
-fn level_file(dir: &Path, level: u8) -> std::path::PathBuf {
-    dir.join(TILES_DIR).join(format!("level-{level}"))
+fn sidecar(dir: &Path, level: u8) -> std::path::PathBuf {
+    dir.join("ledger/nodes").join(format!("level-{level}"))
+}
+
+fn writable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 #[test]
-fn a_deleted_tiles_directory_is_rebuilt() {
+fn proofs_match_an_independent_tree_before_and_after_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reference = filled(dir.path());
-    std::fs::remove_dir_all(dir.path().join(TILES_DIR)).expect("rm tiles");
-    let log = open(dir.path());
-    assert_proofs_match(&log, &reference);
-    let len = std::fs::metadata(level_file(dir.path(), 0))
-        .expect("level-0")
-        .len();
-    assert_eq!(
-        len,
-        SIZE / 16 * TILE_BYTES,
-        "every full level-0 tile is back"
-    );
+    assert_proofs_match(&open(dir.path()), &reference);
+    // The served tree holds what the spec says: 78 full level-0 tiles and
+    // bundles, the partial ones of the published size.
+    let log_dir = dir.path().join("log");
+    assert!(log_dir.join("tile/0/077").is_file());
+    assert!(log_dir.join("tile/entries/077").is_file());
+    assert!(log_dir.join("tile/0/078.p/32").is_file());
+    assert!(log_dir.join("tile/1/000.p/78").is_file());
+    assert!(log_dir.join("tile/entries/078.p/32").is_file());
+    assert!(log_dir.join("checkpoint").is_file());
 }
 
 #[test]
-fn a_torn_or_garbled_tail_is_cut_back_and_refilled() {
+fn a_sidecar_tail_a_crash_left_past_the_integrated_size_is_cut_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reference = filled(dir.path());
-    // What a power loss can leave: the tiles written since the last sync
-    // garbled, and a torn write past them.
-    let file = FsOpenOptions::new()
-        .write(true)
-        .open(level_file(dir.path(), 0))
-        .expect("open level-0");
-    let last = SIZE / 16 - 1;
-    file.write_all_at(&[0xEE; TILE_BYTES as usize], last * TILE_BYTES)
-        .expect("garble");
-    file.write_all_at(&[0xEE; 100], (last + 1) * TILE_BYTES)
-        .expect("torn tail");
+    let path = sidecar(dir.path(), 1);
+    let len = std::fs::metadata(&path).expect("metadata").len();
+    let file = FsOpenOptions::new().write(true).open(&path).expect("open");
+    file.write_all_at(&[0xAB; 1500], len).expect("garble");
     drop(file);
     let log = open(dir.path());
+    assert_eq!(std::fs::metadata(&path).expect("metadata").len(), len);
     assert_proofs_match(&log, &reference);
 }
 
 #[test]
-fn a_truncated_file_is_refilled() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let reference = filled(dir.path());
-    for level in [0, 1] {
-        let file = FsOpenOptions::new()
-            .write(true)
-            .open(level_file(dir.path(), level))
-            .expect("open");
-        file.set_len(TILE_BYTES / 2).expect("truncate");
-    }
-    let log = open(dir.path());
-    assert_proofs_match(&log, &reference);
-}
-
-#[test]
-fn verify_catches_a_wrong_copy_in_the_synced_part() {
+fn a_sidecar_missing_tiles_the_integrated_size_needs_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     filled(dir.path());
-    let file = FsOpenOptions::new()
-        .write(true)
-        .open(level_file(dir.path(), 0))
-        .expect("open level-0");
-    file.write_all_at(&[0xEE; 32], 0).expect("damage tile 0");
+    let path = sidecar(dir.path(), 1);
+    let len = std::fs::metadata(&path).expect("metadata").len();
+    let file = FsOpenOptions::new().write(true).open(&path).expect("open");
+    file.set_len(len - TILE_BYTES).expect("truncate");
     drop(file);
-    let log = open(dir.path());
-    let err = log.verify().expect_err("verify must fail");
-    assert!(
-        matches!(&err, Error::Corrupt(m) if m.contains("file copy of tile 0/0")),
-        "{err}"
-    );
-    // The repair: the files are a cache, so delete them and reopen.
-    drop(log);
-    std::fs::remove_dir_all(dir.path().join(TILES_DIR)).expect("rm tiles");
-    let log = open(dir.path());
-    log.verify().expect("verify after rebuild");
+    let err = Log::open_existing(dir.path(), &OpenOptions::default())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, Error::Corrupt(_)), "{err}");
+}
+
+#[test]
+fn verify_catches_a_wrong_public_or_private_tile() {
+    for (what, path, at) in [
+        ("public tile 0/3", "log/tile/0/003", 100),
+        ("private tile 1/2", "ledger/nodes/level-1", 2 * TILE_BYTES + 40),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        filled(dir.path());
+        let path = dir.path().join(path);
+        writable(&path);
+        let file = FsOpenOptions::new().write(true).open(&path).expect("open");
+        let mut byte = [0u8];
+        FsOpenOptions::new()
+            .read(true)
+            .open(&path)
+            .expect("open")
+            .read_exact_at(&mut byte, at)
+            .expect("read");
+        file.write_all_at(&[byte[0] ^ 1], at).expect("flip");
+        drop(file);
+        let log = open(dir.path());
+        let err = log.verify().expect_err("a wrong tile");
+        assert!(err.to_string().contains(what), "{what}: {err}");
+    }
 }

@@ -25,8 +25,7 @@ fn worked_example_in_docs_holds() {
         "example.org/xgate+4e32c76a+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
     );
 
-    let store = xgate_ledger::SledStore::open(&dir.path().join("db"), 1 << 20).expect("store");
-    let log = Log::open_store(store, signer, true).expect("log");
+    let log = Log::create_with_signer(dir.path(), signer, &Default::default()).expect("log");
     log.append_batch(&["hello", "world", "xgate"])
         .expect("append");
 

@@ -177,6 +177,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     let options = OpenOptions {
         origin: config.origin.clone(),
         cache_bytes: config.cache_bytes,
+        ..OpenOptions::default()
     };
     let log = Arc::new(Log::create_or_open(&config.data_dir, &options)?);
     let limits = Limits {

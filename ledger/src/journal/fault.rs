@@ -11,16 +11,18 @@ use crate::faults::{Fault, Switch};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// The `pwritev` of a record. An error from the hook fails the write
-    /// with nothing written; an error made by [`torn`] writes the first
-    /// half of the record first (a torn write), then fails.
+    /// with nothing written (the journal stays usable); an error made by
+    /// [`torn`] writes the first half of the record first (a torn write),
+    /// then fails and poisons the journal.
     Write,
     /// The `fdatasync` after it. An error from the hook fails the barrier
     /// without calling `fdatasync`.
     Barrier,
 }
 
-/// Called before each step of an append; an error fails that step (and so
-/// poisons the journal, as a real failure would).
+/// Called before each step of an append; an error fails that step. A
+/// failed barrier or a torn write poisons the journal, as a real failure
+/// would; a write failed before it wrote anything leaves it usable.
 pub type FaultHook = Arc<dyn Fn(Step) -> io::Result<()> + Send + Sync>;
 
 /// The marker inside an error made by [`torn`].

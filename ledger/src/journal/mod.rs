@@ -280,6 +280,23 @@ impl Journal {
         if w.offset > 0 && w.offset + size > w.len {
             self.switch(&mut w)?;
         }
+        #[cfg(feature = "faults")]
+        if let Some(injected) = self.fault.as_ref().and_then(|hook| hook(fault::Step::Write).err()) {
+            if !fault::is_torn(&injected) {
+                // Nothing was written: the journal is as it was, as after
+                // a write refused before it started (a full disk).
+                return Err(JournalError::Io(injected));
+            }
+            let mut bytes = header.encode().to_vec();
+            parts.iter().for_each(|p| bytes.extend_from_slice(p));
+            bytes.truncate(bytes.len() / 2);
+            // Half the record reaches the file; the write then fails.
+            let _ = write_all_vectored(&w.file, w.offset, &mut [IoSlice::new(&bytes)]);
+            w.poisoned = true;
+            return Err(JournalError::Poisoned {
+                cause: Some(injected),
+            });
+        }
         let written = self
             .write(&w, &header, parts)
             .and_then(|()| self.barrier(&w));
@@ -320,18 +337,6 @@ impl Journal {
     /// than one call takes).
     fn write(&self, w: &Writer, header: &Header, parts: &[&[u8]]) -> io::Result<()> {
         let head = header.encode();
-        #[cfg(feature = "faults")]
-        if let Some(hook) = &self.fault
-            && let Err(e) = hook(fault::Step::Write)
-        {
-            if fault::is_torn(&e) {
-                let mut bytes = head.to_vec();
-                parts.iter().for_each(|p| bytes.extend_from_slice(p));
-                bytes.truncate(bytes.len() / 2);
-                write_all_vectored(&w.file, w.offset, &mut [IoSlice::new(&bytes)])?;
-            }
-            return Err(e);
-        }
         let mut slices: Vec<IoSlice<'_>> = std::iter::once(&head[..])
             .chain(parts.iter().copied())
             .filter(|s| !s.is_empty())

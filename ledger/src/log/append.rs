@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::edge::Edge;
+use super::integrate::PENDING_LIMIT;
 use super::lock::lock;
 use super::record::{self, Body, BodyClass, Write};
 use super::{Log, Shared};
@@ -136,8 +137,15 @@ impl<S: Store> Log<S> {
                 max: MAX_ENTRY_LEN,
             });
         }
-        let _turn = lock(&self.writer);
-        self.usable()?;
+        let _turn = lock(&self.shared.writer);
+        self.shared.usable()?;
+        if self.shared.pending_read().len() > PENDING_LIMIT {
+            return Err(Error::Store(crate::store::StoreError(format!(
+                "more than {PENDING_LIMIT} entries wait for their tile files: the integrator is \
+                 failing ({})",
+                self.integration_failure().unwrap_or_else(|| "no failure recorded".into())
+            ))));
+        }
         let staged = self.stage(entries, with)?;
         let Staged {
             record,
@@ -153,37 +161,37 @@ impl<S: Store> Log<S> {
         // Bodies first, with no barrier: the record holds a copy, and a
         // crash is repaired by replaying it. Their places stay pinned only
         // if the commit goes through.
-        if let Err(e) = self.write_bodies(&bodies) {
-            self.unpin(&bodies);
+        if let Err(e) = self.shared.write_bodies(&bodies) {
+            self.shared.unpin(&bodies);
             return Err(e);
         }
-        let seq = match self.journal.append(&[&record]) {
+        let seq = match self.shared.journal.append(&[&record]) {
             Ok(seq) => seq,
             Err(e) => {
-                self.unpin(&bodies);
+                self.shared.unpin(&bodies);
                 return Err(e.into());
             }
         };
         // Durable. From here a failure leaves memory behind the journal:
         // the log stops taking commits until it is reopened and replays.
-        if let Err(e) = self.apply(seq, writes) {
-            self.broken.store(true, Ordering::Release);
+        if let Err(e) = self.shared.apply(seq, writes) {
+            self.shared.broken.store(true, Ordering::Release);
             return Err(e);
         }
         {
-            let mut pending = self
+            let mut pending = self.shared
                 .pending
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             pending.push(seq, range.start, entries, tiles);
         }
-        self.head.applied(edge);
-        self.head.synced(range.end);
+        self.shared.head.applied(edge);
+        self.shared.head.synced(range.end);
         if let Some(signed) = &checkpoint {
-            self.latest.advance(signed);
+            self.shared.latest.advance(signed);
         }
         for at in &dropped {
-            self.bodies.unpin(at);
+            self.shared.bodies.unpin(at);
         }
         if let Some(integrator) = &self.integrator {
             integrator.nudge(range.end);
@@ -200,7 +208,7 @@ impl<S: Store> Log<S> {
         E: AsRef<[u8]>,
         F: FnOnce(Range<u64>) -> WriteBatch,
     {
-        let mut edge = Edge::clone(&self.head.edge());
+        let mut edge = Edge::clone(&self.shared.head.edge());
         let (first, end) = (edge.size(), edge.size() + entries.len() as u64);
         let range = first..end;
         let mut batch = with(range.clone());
@@ -209,7 +217,7 @@ impl<S: Store> Log<S> {
                 "writes committed with an append must not use keys starting with 'L'".into(),
             ));
         }
-        let (bodies, dropped, body_writes) = self.place_bodies(&mut batch)?;
+        let (bodies, dropped, body_writes) = self.shared.place_bodies(&mut batch)?;
         let mut writes: Vec<Write> = batch.into_ops().collect();
         writes.extend(body_writes);
 
@@ -218,12 +226,12 @@ impl<S: Store> Log<S> {
             edge.push_leaf(leaf_hash(e.as_ref()), &mut tiles);
         }
         let edge = Arc::new(edge);
-        let checkpoint = if self.latest.every_commit() && end > first {
+        let checkpoint = if self.shared.latest.every_commit() && end > first {
             // Every node of the new root's cover lies on the new right edge
             // (a node at a tile boundary is the bottom of the tile above),
             // so this reads none of the tiles just completed.
-            let root = proof::root_at(&self.reader_over(Arc::clone(&edge)), end)?;
-            Some(self.latest.sign(end, root))
+            let root = proof::root_at(&self.shared.reader_over(Arc::clone(&edge)), end)?;
+            Some(self.shared.latest.sign(end, root))
         } else {
             None
         };

@@ -38,12 +38,12 @@ impl<S: Store> Log<S> {
     /// [`Error::Corrupt`] describing the first discrepancy found, or a
     /// storage error if something cannot be read.
     pub fn verify(&self) -> Result<VerifyReport, Error> {
-        let reader = self.reader();
+        let reader = self.shared.reader();
         let size = reader.edge().size();
-        let mut check = Recompute::new(self);
-        let base = self.pending_read().base().min(size / tlog::WIDTH * tlog::WIDTH);
+        let mut check = Recompute::new(&self.shared);
+        let base = self.shared.pending_read().base().min(size / tlog::WIDTH * tlog::WIDTH);
         for b in 0..base / tlog::WIDTH {
-            let bytes = self
+            let bytes = self.shared
                 .tiles
                 .read_bundle(b)?
                 .ok_or_else(|| corrupt(format!("entry bundle {b} is missing")))?;
@@ -67,9 +67,9 @@ impl<S: Store> Log<S> {
         }
 
         let root = proof::root_at(&reader, size)?;
-        let verifier = self.latest.verifier();
+        let verifier = self.shared.latest.verifier();
         let mut checkpoints = 0;
-        for (at, note) in self.notes.read_all()? {
+        for (at, note) in self.shared.notes.read_all()? {
             let checkpoint = verify_checkpoint(&note, &verifier)
                 .map_err(|e| corrupt(format!("checkpoint at size {at}: {e}")))?;
             if checkpoint.size != at || at > size {
@@ -98,7 +98,7 @@ impl<S: Store> Log<S> {
 /// the unfinished public tiles, filled leaf by leaf, each full one compared
 /// with what the files (or `pending`) hold.
 struct Recompute<'a, S: Store> {
-    log: &'a Log<S>,
+    log: &'a super::Shared<S>,
     /// `private[L]`: the bottom row of the private tile at level L so far.
     private: Vec<Vec<Hash>>,
     /// Full private tiles recomputed, per level.
@@ -111,7 +111,7 @@ struct Recompute<'a, S: Store> {
 }
 
 impl<S: Store> Recompute<'_, S> {
-    fn new(log: &Log<S>) -> Recompute<'_, S> {
+    fn new(log: &super::Shared<S>) -> Recompute<'_, S> {
         Recompute {
             log,
             private: Vec::new(),

@@ -29,7 +29,6 @@
 //! in one place or the other.
 
 use std::fs::File;
-use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
@@ -46,7 +45,7 @@ pub(crate) mod audit;
 mod integrate;
 mod open;
 mod publish;
-mod read;
+pub(crate) mod read;
 
 mod edge;
 mod head;
@@ -114,14 +113,6 @@ pub(crate) struct Shared<S: Store> {
     broken: AtomicBool,
     /// Held for the lifetime of the log.
     _dir_lock: File,
-}
-
-impl<S: Store> Deref for Log<S> {
-    type Target = Shared<S>;
-
-    fn deref(&self) -> &Shared<S> {
-        &self.shared
-    }
 }
 
 impl<S: Store> Shared<S> {

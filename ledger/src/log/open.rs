@@ -60,16 +60,41 @@ impl Log<DiskStore> {
         }
         // A new log, or one whose creation was interrupted before the key
         // was written (then its store is initialised but the log empty).
+        // A published checkpoint means a log that lost its key.
+        if dir.mirror().exists() || dir.log().join(crate::tlog::path::CHECKPOINT).exists() {
+            return Err(key_missing(&dir));
+        }
         let signer = NoteSigner::generate(options.origin.as_deref().unwrap_or(DEFAULT_ORIGIN))?;
         let private_key = signer.to_private_key();
         let log = Self::open_dir(&dir, signer, options, true, lock)?;
-        if log.head.durable() > 0 || log.latest.get().is_some() {
-            return Err(Error::Corrupt(format!(
-                "{} holds a log but its {KEY_FILE} is missing",
-                dir.path().display(),
-            )));
+        if log.shared.head.durable() > 0 || log.shared.latest.get().is_some() {
+            return Err(key_missing(&dir));
         }
         dir.write_key(&private_key)?;
+        Ok(log)
+    }
+
+    /// Creates a new log in `dir` (missing or empty) whose checkpoints
+    /// `signer` signs: for a key that comes from elsewhere (a test vector,
+    /// a migration).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] if `dir` already holds files; as
+    /// [`Log::create_or_open`] otherwise.
+    pub fn create_with_signer(
+        dir: &Path,
+        signer: NoteSigner,
+        options: &OpenOptions,
+    ) -> Result<Log<DiskStore>, Error> {
+        if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+            return Err(Error::Invalid(format!(
+                "{} is not empty; a log with a given key is created in a new directory",
+                dir.display()
+            )));
+        }
+        let private_key = signer.to_private_key();
+        let log = Self::create_with(dir, signer, options)?;
+        DataDir::create(dir, options)?.write_key(&private_key)?;
         Ok(log)
     }
 
@@ -106,7 +131,7 @@ impl Log<DiskStore> {
         create: bool,
         lock: std::fs::File,
     ) -> Result<Log<DiskStore>, Error> {
-        let store = dir.open_store(options.cache_bytes)?;
+        let store = dir.open_store(options)?;
         check_format(&store, create, &dir.store_file()).map_err(|e| match e {
             Error::NotALog { reason, .. } => dir.not_a_log(&reason),
             other => other,
@@ -130,7 +155,7 @@ impl Log<DiskStore> {
             None => None,
         };
         let shared = Arc::new(Shared {
-            journal: Journal::open(&ledger.join("journal"), dir.journal_options())?,
+            journal: Journal::open(&ledger.join("journal"), dir.journal_options(options))?,
             nodes: Nodes::open(&ledger.join("nodes"), base)?,
             bodies: Blobs::open(&ledger.join("bodies"), BlobOptions::default())?,
             kept: Blobs::open(
@@ -265,6 +290,14 @@ impl<S: Store> Shared<S> {
         self.bodies.ready();
         Ok(())
     }
+}
+
+/// The error for a directory holding a log without its key.
+fn key_missing(dir: &DataDir<'_>) -> Error {
+    Error::Corrupt(format!(
+        "{} holds a log but its {KEY_FILE} is missing",
+        dir.path().display(),
+    ))
 }
 
 /// Never called: an edge of size 0 has no full tile below it.

@@ -14,7 +14,7 @@ use crate::store::Store;
 impl<S: Store> Log<S> {
     /// The latest signed checkpoint, if one was ever signed.
     pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
-        self.latest.get()
+        self.shared.latest.get()
     }
 
     /// Publishes a checkpoint for the current size (tile files, partial
@@ -26,9 +26,9 @@ impl<S: Store> Log<S> {
     /// A storage error if the files cannot be written; then nothing new is
     /// published.
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, Error> {
-        self.integrate(true)?;
-        let size = self.head.durable();
-        match self.latest.get() {
+        self.shared.integrate(true)?;
+        let size = self.shared.head.durable();
+        match self.shared.latest.get() {
             Some(l) if l.checkpoint.size == size => Ok(l),
             _ => Err(Error::Corrupt(
                 "the log published no checkpoint for its current size".into(),
@@ -45,7 +45,7 @@ impl<S: Store> Log<S> {
     /// commit; the integrator publishes one at most once a second (tiles,
     /// `ledger/checkpoints`, the tlog-tiles `checkpoint` file and the mirror).
     pub fn set_checkpoint_every_commit(&self, on: bool) {
-        self.latest.set_every_commit(on);
+        self.shared.latest.set_every_commit(on);
     }
 
     /// Every published checkpoint note, oldest first, with its size.
@@ -53,15 +53,15 @@ impl<S: Store> Log<S> {
     /// # Errors
     /// A storage error if the file cannot be read.
     pub fn checkpoints(&self) -> Result<Vec<(u64, String)>, Error> {
-        self.notes.read_all()
+        self.shared.notes.read_all()
     }
 
     /// Adds a checkpoint this log's key signed for `size` (already checked
     /// against the tree) to the published ones: for a migration, which
     /// keeps the old log's checkpoints.
     pub(crate) fn import_published(&self, size: u64, note: &str) -> Result<(), Error> {
-        let mut progress = super::lock::lock(&self.progress);
-        self.notes.append(size, note)?;
+        let mut progress = super::lock::lock(&self.shared.progress);
+        self.shared.notes.append(size, note)?;
         progress.noted = progress.noted.max(size);
         Ok(())
     }
@@ -69,6 +69,6 @@ impl<S: Store> Log<S> {
     /// Why the last integration round failed, if it did: the journal keeps
     /// everything meanwhile, but tiles and the published checkpoint lag.
     pub fn integration_failure(&self) -> Option<String> {
-        super::lock::lock(&self.progress).failure.clone()
+        super::lock::lock(&self.shared.progress).failure.clone()
     }
 }

@@ -6,6 +6,20 @@
 //! changes under it.
 
 use super::Log;
+
+/// Bytes on disk by part of the log ([`Log::disk_usage`]). The tile files
+/// are not counted: they are the log itself, a function of its size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// The journal's segments.
+    pub journal: u64,
+    /// Body files of bodies that are dropped in time.
+    pub bodies: u64,
+    /// Body files of bodies kept for good.
+    pub kept: u64,
+    /// The private proof sidecar.
+    pub sidecar: u64,
+}
 use crate::checkpoint::NoteVerifier;
 use crate::error::Error;
 use crate::hash::Hash;
@@ -19,7 +33,7 @@ impl<S: Store> Log<S> {
     /// The number of durable entries: everything below it is acknowledged
     /// and provable.
     pub fn size(&self) -> u64 {
-        self.head.durable()
+        self.shared.head.durable()
     }
 
     /// The index the next append will get. It can be past [`Log::size`]
@@ -27,7 +41,7 @@ impl<S: Store> Log<S> {
     /// log's single writer, which prepares records for the indices its
     /// entries will get; with several writers it is only a hint.
     pub fn next_index(&self) -> u64 {
-        self.head.edge().size()
+        self.shared.head.edge().size()
     }
 
     /// The store under the log, for owners of other keys that commit with
@@ -36,17 +50,17 @@ impl<S: Store> Log<S> {
     /// never write them. Write only through the log, too: a write straight
     /// to the store is in no journal record, so nothing makes it durable.
     pub fn store(&self) -> &S {
-        &self.store
+        &self.shared.store
     }
 
     /// The log's origin (the name of its checkpoint key).
     pub fn origin(&self) -> &str {
-        self.latest.origin()
+        self.shared.latest.origin()
     }
 
     /// The verifier key for this log's checkpoints.
     pub fn verifier(&self) -> NoteVerifier {
-        self.latest.verifier()
+        self.shared.latest.verifier()
     }
 
     /// The root hash of the log at `size`, for any `size <= self.size()`.
@@ -62,7 +76,7 @@ impl<S: Store> Log<S> {
                 size: current,
             });
         }
-        proof::root_at(&self.reader(), size)
+        proof::root_at(&self.shared.reader(), size)
     }
 
     /// The entry at `index`, exactly as appended.
@@ -80,17 +94,29 @@ impl<S: Store> Log<S> {
         }
         // An entry leaves `pending` only once its bundle file is durable:
         // look there first, then in the file.
-        if let Some(e) = self.pending_read().entry(index) {
+        if let Some(e) = self.shared.pending_read().entry(index) {
             return Ok(e.to_vec());
         }
         let bundle = index / tlog::WIDTH;
-        let bytes = self
+        let bytes = self.shared
             .tiles
             .read_bundle(bundle)?
             .ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))?;
         tlog::bundle::nth(&bytes, (index % tlog::WIDTH) as usize)
             .map(<[u8]>::to_vec)
             .ok_or_else(|| Error::Corrupt(format!("bundle holding entry {index} is malformed")))
+    }
+
+    /// Bytes the log keeps on disk, by part: what an operator watches to
+    /// see the journal and the body files reclaimed.
+    pub fn disk_usage(&self) -> DiskUsage {
+        let s = &self.shared;
+        DiskUsage {
+            journal: s.journal.disk_bytes(),
+            bodies: s.bodies.disk_bytes(),
+            kept: s.kept.disk_bytes(),
+            sidecar: s.nodes.disk_bytes(),
+        }
     }
 
     /// The body a commit put under `key` with
@@ -102,11 +128,11 @@ impl<S: Store> Log<S> {
     /// A storage error, or [`Error::Corrupt`] if the store names a body the
     /// files do not hold.
     pub fn body(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        if let Some(at) = self.body_at(&layout::body_key(key))? {
-            return Ok(Some(self.bodies.read(&at)?));
+        if let Some(at) = self.shared.body_at(&layout::body_key(key))? {
+            return Ok(Some(self.shared.bodies.read(&at)?));
         }
-        if let Some(at) = self.body_at(&layout::kept_key(key))? {
-            return Ok(Some(self.kept.read(&at)?));
+        if let Some(at) = self.shared.body_at(&layout::kept_key(key))? {
+            return Ok(Some(self.shared.kept.read(&at)?));
         }
         Ok(None)
     }
@@ -124,7 +150,7 @@ impl<S: Store> Log<S> {
                 size,
             });
         }
-        self.reader().node(NodeId::new(0, index))
+        self.shared.reader().node(NodeId::new(0, index))
     }
 
     /// An inclusion proof for entry `index` in the tree of size `size`
@@ -141,7 +167,7 @@ impl<S: Store> Log<S> {
                 size,
             });
         }
-        proof::prove_inclusion(&self.reader(), index, size)
+        proof::prove_inclusion(&self.shared.reader(), index, size)
     }
 
     /// A consistency proof from size `old` to size `new` (RFC 9162 section
@@ -162,7 +188,7 @@ impl<S: Store> Log<S> {
             )));
         }
         self.check_size(new)?;
-        proof::prove_consistency(&self.reader(), old, new)
+        proof::prove_consistency(&self.shared.reader(), old, new)
     }
 
     /// Checks a tree size a proof is asked for: non-empty and not past the end.
