@@ -8,19 +8,20 @@
 //! XGATE_BENCH_INBOX=20000 cargo bench -p xgate --bench inbox    # a quick run
 //! ```
 //!
-//! The store is a fresh sled database (in a temporary directory) holding
-//! one recipient's inbox of N records (`XGATE_BENCH_INBOX`, default
-//! 100,000) written by `inbox::put` as the committer writes them, 10,000
-//! per batch, each a `record.send` of about 600 bytes; another agency's
-//! inbox of the same size sorts before it, as a busy federation's would.
+//! The log is a fresh one (in a temporary directory) holding one
+//! recipient's inbox of N records (`XGATE_BENCH_INBOX`, default 100,000)
+//! written by `inbox::put` as the committer writes them, 10,000 per commit,
+//! each a `record.send` of about 600 bytes (the index in sled, the JWS in
+//! the body files); another agency's inbox of the same size sorts before
+//! it, as a busy federation's would.
 //!
-//! - `inbox/page_100/from=P`: `inbox::list(store, treasury, Some(P), 100)`
-//!   for P = 0, N/2 and N - 200.
+//! - `inbox/page_100/from=P`: `inbox::list(log, treasury, Some(P), 100)`
+//!   for P = 0, N/2 and N - 200: the index page and its 100 bodies.
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion};
-use xgate_ledger::{SledStore, Store, WriteBatch};
+use xgate_ledger::{DiskStore, Log, OpenOptions, WriteBatch};
 use xgate_server::envelope::Envelope;
 use xgate_server::inbox;
 use xgate_server::kind::Kind;
@@ -54,7 +55,7 @@ fn envelope(to: &AgencyId, index: u64) -> Envelope {
     }
 }
 
-fn fill(store: &SledStore, size: u64) {
+fn fill(log: &Log<DiskStore>, size: u64) {
     let (gsa, treasury): (AgencyId, AgencyId) =
         ("gsa".parse().expect("id"), "treasury".parse().expect("id"));
     let mut index = 0;
@@ -65,17 +66,16 @@ fn fill(store: &SledStore, size: u64) {
                 inbox::put(&envelope(to, 2 * i), 2 * i, false, &mut batch).expect("inbox record");
             }
         }
-        store.apply(batch).expect("apply");
+        log.commit_writes(batch).expect("commit");
         index += 10_000;
     }
-    store.sync().expect("sync");
 }
 
 fn main() {
     let size = inbox_size();
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SledStore::open(dir.path(), 16 << 20).expect("sled");
-    fill(&store, size);
+    let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log");
+    fill(&log, size);
     let treasury: AgencyId = "treasury".parse().expect("id");
     let mut criterion = Criterion::default().configure_from_args();
     let mut group = criterion.benchmark_group("inbox");
@@ -89,7 +89,7 @@ fn main() {
             |b, &after| {
                 b.iter(|| {
                     let (page, more) =
-                        inbox::list(&store, &treasury, Some(after), 100).expect("list");
+                        inbox::list(&log, &treasury, Some(after), 100).expect("list");
                     assert!(more && page.len() == 100);
                     black_box(page)
                 });

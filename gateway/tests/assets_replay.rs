@@ -447,17 +447,16 @@ fn a_stored_envelope_that_is_not_the_logged_one_is_caught() {
     drop(gateway);
     // Swap the two stored envelopes: each is a valid, signed envelope, but
     // not the one its entry logged.
-    let store = log.store();
     let (k0, k1) = (
         xgate_server::inbox::kept_key(0),
         xgate_server::inbox::kept_key(1),
     );
-    let e0 = store.get(&k0).expect("read").expect("stored").to_vec();
-    let e1 = store.get(&k1).expect("read").expect("stored").to_vec();
+    let e0 = log.body(&k0).expect("read").expect("stored");
+    let e1 = log.body(&k1).expect("read").expect("stored");
     let mut batch = WriteBatch::new();
-    batch.put(k0, e1);
-    batch.put(k1, e0);
-    store.apply(batch).expect("apply");
+    batch.put_kept(k0, e1);
+    batch.put_kept(k1, e0);
+    log.commit_writes(batch).expect("commit");
     let caught = replay(&log, Some(&bench.registry)).expect("replay");
     let text = caught.differences.join("\n");
     assert!(

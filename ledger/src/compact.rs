@@ -129,7 +129,6 @@ fn copy_other_files(src: &Path, dst: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-
 fn dir_bytes(dir: &Path) -> Result<u64, Error> {
     let mut total = 0;
     for entry in fs::read_dir(dir).map_err(io_at(dir))? {

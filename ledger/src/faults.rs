@@ -42,12 +42,16 @@ pub enum Fault {
     Panic = 6,
     /// `get` and every scan fail; writes and flushes work.
     Read = 7,
+    /// The journal skips its barrier and reports success: acknowledgements
+    /// that rest on nothing. Only for the negative control of the test
+    /// that checks every acknowledgement has a barrier.
+    NoBarrier = 8,
 }
 
 impl Fault {
     /// The fault a fault file names: `none`, `flush`, `write`, `full`,
-    /// `torn`, `stall`, `panic` or `read`; anything else (an empty or
-    /// missing file) is `None`.
+    /// `torn`, `stall`, `panic`, `read` or `nobarrier`; anything else (an
+    /// empty or missing file) is `None`.
     pub fn parse(name: &str) -> Fault {
         match name.trim() {
             "flush" => Fault::Flush,
@@ -57,6 +61,7 @@ impl Fault {
             "stall" => Fault::Stall,
             "panic" => Fault::Panic,
             "read" => Fault::Read,
+            "nobarrier" => Fault::NoBarrier,
             _ => Fault::None,
         }
     }
@@ -70,6 +75,7 @@ impl Fault {
             5 => Fault::Stall,
             6 => Fault::Panic,
             7 => Fault::Read,
+            8 => Fault::NoBarrier,
             _ => Fault::None,
         }
     }
@@ -201,7 +207,9 @@ impl<S: Store> Store for Faulty<S> {
                 self.inner.apply(half)?;
                 Err(StoreError("write failed part-way (injected)".into()))
             }
-            Fault::Flush | Fault::None | Fault::Read | Fault::Stall => self.inner.apply(batch),
+            Fault::Flush | Fault::None | Fault::Read | Fault::Stall | Fault::NoBarrier => {
+                self.inner.apply(batch)
+            }
         }
     }
 

@@ -43,16 +43,30 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
 }
 
 /// Creates `dir` and any missing parents with mode 0700 (parents that
-/// exist are left as they are).
+/// exist are left as they are), durably: `dir` and its parent are fsynced
+/// whether or not this call created them, so a name that an earlier
+/// process created and never synced (it was killed first) is made durable
+/// before anything is written under it.
 ///
 /// # Errors
 /// Any I/O failure.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
+        .create(dir)?;
+    // Each directory made here, its parent, and `dir` with its parent.
+    let mut synced = std::collections::BTreeSet::new();
+    for d in missing.iter().copied().chain(std::iter::once(dir)) {
+        for p in std::iter::once(d).chain(d.parent().filter(|p| !p.as_os_str().is_empty())) {
+            if synced.insert(p.to_path_buf()) {
+                File::open(p)?.sync_all()?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Copies `from` (a file, or a directory and everything in it) to `to`,

@@ -91,6 +91,8 @@ mod tree;
 #[cfg(feature = "sled")]
 pub mod blobs;
 #[cfg(feature = "sled")]
+mod compact;
+#[cfg(feature = "sled")]
 mod disk;
 mod error;
 #[cfg(feature = "faults")]
@@ -102,8 +104,6 @@ pub mod journal;
 mod layout;
 #[cfg(feature = "sled")]
 mod log;
-#[cfg(feature = "sled")]
-mod compact;
 #[cfg(feature = "sled")]
 mod migrate;
 #[cfg(feature = "sled")]
@@ -126,20 +126,20 @@ pub use verify::{VerifyError, verify_consistency, verify_inclusion};
 pub use compact::{Compacted, compact};
 #[cfg(feature = "sled")]
 pub use disk::{
-    CHECKPOINT_FILE, DB_DIR, DEFAULT_ORIGIN, KEY_FILE, LEDGER_DIR, LOG_DIR, OpenOptions,
-    TILES_DIR, published_checkpoint, verifier_of,
+    CHECKPOINT_FILE, DB_DIR, DEFAULT_ORIGIN, KEY_FILE, LEDGER_DIR, LOG_DIR, OpenOptions, TILES_DIR,
+    published_checkpoint, verifier_of,
 };
 pub use error::Error;
 #[cfg(feature = "sled")]
 pub use log::Log;
-#[cfg(feature = "sled")]
-pub use migrate::{Convert, ConvertError, Migrated, migrate};
 #[cfg(feature = "sled")]
 pub use log::append::{Committed, MAX_ENTRY_LEN, WithEntries};
 #[cfg(feature = "sled")]
 pub use log::audit::VerifyReport;
 #[cfg(feature = "sled")]
 pub use log::read::DiskUsage;
+#[cfg(feature = "sled")]
+pub use migrate::{Convert, ConvertError, Migrated, migrate};
 pub use store::{BodyWrite, KeyValue, Store, StoreError, WriteBatch};
 #[cfg(feature = "sled")]
 pub use store_sled::SledStore;

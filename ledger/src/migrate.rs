@@ -53,11 +53,7 @@ pub struct ConvertError {
 
 /// The owner's conversion of one old key (never one of the log's `L`
 /// keys) and its value into writes of the new layout.
-pub type Convert<'a> = dyn FnMut(
-        &[u8],
-        &[u8],
-        &mut WriteBatch,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+pub type Convert<'a> = dyn FnMut(&[u8], &[u8], &mut WriteBatch) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     + 'a;
 
 /// Converts the log in `old` (layout `xgate-ledger/2`) into a new data
@@ -229,4 +225,3 @@ fn copy_other_files(src: &Path, dst: &Path) -> Result<(), Error> {
     }
     Ok(())
 }
-

@@ -115,7 +115,11 @@ fn a_sidecar_missing_tiles_the_integrated_size_needs_is_refused() {
 fn verify_catches_a_wrong_public_or_private_tile() {
     for (what, path, at) in [
         ("public tile 0/3", "log/tile/0/003", 100),
-        ("private tile 1/2", "ledger/nodes/level-1", 2 * TILE_BYTES + 40),
+        (
+            "private tile 1/2",
+            "ledger/nodes/level-1",
+            2 * TILE_BYTES + 40,
+        ),
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         filled(dir.path());

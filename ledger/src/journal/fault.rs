@@ -43,6 +43,23 @@ pub fn torn() -> io::Error {
     io::Error::other(Torn)
 }
 
+/// The marker inside the error a hook returns to skip a barrier.
+#[derive(Debug)]
+struct Skip;
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("barrier skipped (injected)")
+    }
+}
+
+impl std::error::Error for Skip {}
+
+/// Whether `error` asks to skip the barrier and report success.
+pub(super) fn is_skip(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<Skip>())
+}
+
 /// Whether `error` asks for a torn write.
 pub(super) fn is_torn(error: &io::Error) -> bool {
     error.get_ref().is_some_and(|inner| inner.is::<Torn>())
@@ -50,9 +67,10 @@ pub(super) fn is_torn(error: &io::Error) -> bool {
 
 /// A hook that obeys the crate's fault [`Switch`] (and so the gateway's
 /// `XGATE_FAULT_FILE`): `write` fails writes, `full` fails them with
-/// ENOSPC, `torn` tears them, `flush` fails barriers, `stall` holds the
-/// write until the fault changes, `panic` panics in the write; `read` and
-/// `none` change nothing.
+/// ENOSPC, `torn` tears them, `flush` fails barriers, `nobarrier` skips
+/// them and reports success (the negative control of the barrier test),
+/// `stall` holds the write until the fault changes, `panic` panics in the
+/// write; `read` and `none` change nothing.
 pub fn hook_from_switch(switch: Arc<Switch>) -> FaultHook {
     Arc::new(move |step| {
         let mut fault = switch.current();
@@ -67,6 +85,7 @@ pub fn hook_from_switch(switch: Arc<Switch>) -> FaultHook {
             (Step::Write, Fault::Torn) => Err(torn()),
             (Step::Write, Fault::Panic) => panic!("a journal write panicked (injected)"),
             (Step::Barrier, Fault::Flush) => Err(io::Error::other("fdatasync failed (injected)")),
+            (Step::Barrier, Fault::NoBarrier) => Err(io::Error::other(Skip)),
             _ => Ok(()),
         }
     })

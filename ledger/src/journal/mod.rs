@@ -281,7 +281,11 @@ impl Journal {
             self.switch(&mut w)?;
         }
         #[cfg(feature = "faults")]
-        if let Some(injected) = self.fault.as_ref().and_then(|hook| hook(fault::Step::Write).err()) {
+        if let Some(injected) = self
+            .fault
+            .as_ref()
+            .and_then(|hook| hook(fault::Step::Write).err())
+        {
             if !fault::is_torn(&injected) {
                 // Nothing was written: the journal is as it was, as after
                 // a write refused before it started (a full disk).
@@ -348,8 +352,10 @@ impl Journal {
     /// Makes the record just written durable.
     fn barrier(&self, w: &Writer) -> io::Result<()> {
         #[cfg(feature = "faults")]
-        if let Some(hook) = &self.fault {
-            hook(fault::Step::Barrier)?;
+        if let Some(hook) = &self.fault
+            && let Err(e) = hook(fault::Step::Barrier)
+        {
+            return if fault::is_skip(&e) { Ok(()) } else { Err(e) };
         }
         w.file.sync_data()
     }

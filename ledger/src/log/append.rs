@@ -143,7 +143,8 @@ impl<S: Store> Log<S> {
             return Err(Error::Store(crate::store::StoreError(format!(
                 "more than {PENDING_LIMIT} entries wait for their tile files: the integrator is \
                  failing ({})",
-                self.integration_failure().unwrap_or_else(|| "no failure recorded".into())
+                self.integration_failure()
+                    .unwrap_or_else(|| "no failure recorded".into())
             ))));
         }
         let staged = self.stage(entries, with)?;
@@ -179,7 +180,8 @@ impl<S: Store> Log<S> {
             return Err(e);
         }
         {
-            let mut pending = self.shared
+            let mut pending = self
+                .shared
                 .pending
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -280,7 +282,9 @@ impl<S: Store> Shared<S> {
         for (key, write) in batch.take_bodies() {
             let dropped_key = layout::body_key(&key);
             match write {
-                BodyWrite::Put(bytes) | BodyWrite::Keep(bytes) if bytes.len() > u32::MAX as usize => {
+                BodyWrite::Put(bytes) | BodyWrite::Keep(bytes)
+                    if bytes.len() > u32::MAX as usize =>
+                {
                     self.unpin(&bodies);
                     return Err(Error::Invalid("a body must be under 4 GiB".into()));
                 }

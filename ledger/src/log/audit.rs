@@ -41,9 +41,14 @@ impl<S: Store> Log<S> {
         let reader = self.shared.reader();
         let size = reader.edge().size();
         let mut check = Recompute::new(&self.shared);
-        let base = self.shared.pending_read().base().min(size / tlog::WIDTH * tlog::WIDTH);
+        let base = self
+            .shared
+            .pending_read()
+            .base()
+            .min(size / tlog::WIDTH * tlog::WIDTH);
         for b in 0..base / tlog::WIDTH {
-            let bytes = self.shared
+            let bytes = self
+                .shared
                 .tiles
                 .read_bundle(b)?
                 .ok_or_else(|| corrupt(format!("entry bundle {b} is missing")))?;

@@ -151,9 +151,7 @@ impl<S: Store> Shared<S> {
         // 3. Full public tiles.
         let mut full_tiles = Vec::new();
         for level in 0u8.. {
-            let full = size
-                .checked_shr(8 * (level as u32 + 1))
-                .unwrap_or(0);
+            let full = size.checked_shr(8 * (level as u32 + 1)).unwrap_or(0);
             if full == 0 {
                 break;
             }
@@ -252,7 +250,8 @@ impl<S: Store> Shared<S> {
             }
             let n = size >> (8 * (level as u32 + 1));
             let bytes = row(reader, level, n, width as usize)?;
-            self.tiles.put_tile(level, n, Width::Partial(width), &bytes)?;
+            self.tiles
+                .put_tile(level, n, Width::Partial(width), &bytes)?;
         }
         self.tiles.sync()?;
         let signed = match self.latest.get() {

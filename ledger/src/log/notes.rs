@@ -50,7 +50,9 @@ impl Notes {
             .map(|(size, note)| {
                 String::from_utf8(note.to_vec())
                     .map(|n| (size, n))
-                    .map_err(|_| Error::Corrupt(format!("published checkpoint {size} is not UTF-8")))
+                    .map_err(|_| {
+                        Error::Corrupt(format!("published checkpoint {size} is not UTF-8"))
+                    })
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok((
@@ -82,7 +84,9 @@ impl Notes {
             .map(|(size, note)| {
                 String::from_utf8(note.to_vec())
                     .map(|n| (size, n))
-                    .map_err(|_| Error::Corrupt(format!("published checkpoint {size} is not UTF-8")))
+                    .map_err(|_| {
+                        Error::Corrupt(format!("published checkpoint {size} is not UTF-8"))
+                    })
             })
             .collect()
     }

@@ -49,7 +49,8 @@ impl Pending {
 
     /// The entries of bundle `bundle`, if it is here and full.
     pub fn bundle(&self, bundle: u64) -> Option<impl Iterator<Item = &[u8]>> {
-        let from = usize::try_from(bundle.checked_mul(tlog::WIDTH)?.checked_sub(self.base)?).ok()?;
+        let from =
+            usize::try_from(bundle.checked_mul(tlog::WIDTH)?.checked_sub(self.base)?).ok()?;
         let to = from + tlog::WIDTH as usize;
         (to <= self.entries.len()).then(|| self.entries.range(from..to).map(Vec::as_slice))
     }

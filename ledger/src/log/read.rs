@@ -98,7 +98,8 @@ impl<S: Store> Log<S> {
             return Ok(e.to_vec());
         }
         let bundle = index / tlog::WIDTH;
-        let bytes = self.shared
+        let bytes = self
+            .shared
             .tiles
             .read_bundle(bundle)?
             .ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))?;

@@ -112,9 +112,9 @@ impl<'a, S: Store> Reader<'a, S> {
 
     /// The root of full tile `level`/`index`, for rebuilding an edge.
     pub(super) fn tile_root(&self, level: u8, index: u64) -> Result<Hash, Error> {
-        let tile = self.full_tile(level, index)?.ok_or_else(|| {
-            Error::Corrupt(format!("full tile {level}/{index} is missing"))
-        })?;
+        let tile = self
+            .full_tile(level, index)?
+            .ok_or_else(|| Error::Corrupt(format!("full tile {level}/{index} is missing")))?;
         read_hash(tile.as_ref(), crate::tile::TILE_HEIGHT, 0)
             .ok_or_else(|| Error::Corrupt(format!("full tile {level}/{index} is malformed")))
     }
