@@ -134,7 +134,12 @@ fn every_directory_and_file_of_a_new_data_dir_is_private() {
     let all = walk(&data);
     for expected in [
         "db",
-        "tiles/level-0",
+        "ledger/journal",
+        "ledger/checkpoints",
+        "ledger/kept",
+        "log/tile/0/000",
+        "log/tile/entries/000",
+        "log/checkpoint",
         "checkpoint",
         "checkpoint.key",
         "policy.toml",
@@ -142,9 +147,18 @@ fn every_directory_and_file_of_a_new_data_dir_is_private() {
         assert!(all.contains(&data.join(expected)), "{expected} exists");
     }
     assert!(all.contains(&pki.join("state/tls.key")));
+    let served = data.join("log");
     for path in all {
         let meta = std::fs::symlink_metadata(&path).expect("metadata");
-        let want = if meta.is_dir() { 0o700 } else { 0o600 };
+        // The tlog-tiles tree is made to be served or copied: readable
+        // (inside the private data directory), its files immutable.
+        let want = match (path.starts_with(&served), meta.is_dir()) {
+            (true, true) => 0o755,
+            (true, false) if path == served.join("checkpoint") => 0o644,
+            (true, false) => 0o444,
+            (false, true) => 0o700,
+            (false, false) => 0o600,
+        };
         assert!(!meta.file_type().is_symlink(), "{}", path.display());
         assert_eq!(mode(&path), want, "{} is {:o}", path.display(), mode(&path));
     }

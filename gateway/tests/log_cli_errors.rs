@@ -225,7 +225,7 @@ fn over_long_line_appends_nothing() {
 fn over_long_line_does_not_create_a_log() {
     let log = TestLog::new();
     let input = vec![b'x'; xgate_ledger::MAX_ENTRY_LEN + 1];
-    assert_refused(&log.run("append", &[], &input), 1, "65537 bytes");
+    assert_refused(&log.run("append", &[], &input), 1, "65536 bytes");
     assert!(!log.dir.exists(), "a refused append created the data dir");
 }
 

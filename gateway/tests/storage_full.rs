@@ -44,7 +44,7 @@ impl Drop for Tmpfs {
 #[test]
 fn a_full_disk_is_refused_cleanly_and_the_gateway_recovers_when_space_returns() {
     let root = tempfile::tempdir().expect("tempdir");
-    let Some(disk) = Tmpfs::mount(&root.path().join("disk"), "32m") else {
+    let Some(disk) = Tmpfs::mount(&root.path().join("disk"), "64m") else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
         return;
     };
@@ -59,9 +59,14 @@ fn a_full_disk_is_refused_cleanly_and_the_gateway_recovers_when_space_returns() 
         &["--pki", &pki_arg],
         &env,
     );
-    // Leave about 10 MiB free, then send 200 KB records into it.
+    // Leave about 10 MiB free once the gateway has made its files (the
+    // journal's first segment and the one prepared ahead, 8 MiB each),
+    // then send 200 KB records into it.
+    std::thread::sleep(Duration::from_millis(500));
+    let stat = rustix::fs::statvfs(&disk.0).expect("statvfs");
+    let free = stat.f_bavail * stat.f_frsize;
     let filler = disk.0.join("filler");
-    std::fs::write(&filler, vec![0u8; 22 << 20]).expect("filler");
+    std::fs::write(&filler, vec![0u8; (free - (10 << 20)) as usize]).expect("filler");
     let signer = xgate::client::EnvelopeSigner::for_agency(&pki, &id("state")).expect("signer");
     let mut client = xgate::client::Client::for_agency(
         &pki,

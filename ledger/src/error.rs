@@ -63,7 +63,7 @@ pub enum Error {
     /// A migration's converter refused a stored record.
     #[cfg(feature = "sled")]
     #[error(transparent)]
-    Convert(#[from] crate::migrate::ConvertError),
+    Convert(#[from] ConvertError),
     /// The journal failed.
     #[cfg(feature = "sled")]
     #[error(transparent)]
@@ -84,6 +84,17 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+/// A converter's failure, with the key prefix it failed on.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot convert a stored record under prefix {prefix}: {source}")]
+pub struct ConvertError {
+    /// The first two bytes of the key, as text (the owner's key prefix).
+    pub prefix: String,
+    /// Why.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// Wraps an I/O failure on `path` into [`Error::Io`], for `map_err`.

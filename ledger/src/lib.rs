@@ -129,7 +129,7 @@ pub use disk::{
     CHECKPOINT_FILE, DB_DIR, DEFAULT_ORIGIN, KEY_FILE, LEDGER_DIR, LOG_DIR, OpenOptions, TILES_DIR,
     published_checkpoint, verifier_of,
 };
-pub use error::Error;
+pub use error::{ConvertError, Error};
 #[cfg(feature = "sled")]
 pub use log::Log;
 #[cfg(feature = "sled")]
@@ -139,7 +139,7 @@ pub use log::audit::VerifyReport;
 #[cfg(feature = "sled")]
 pub use log::read::DiskUsage;
 #[cfg(feature = "sled")]
-pub use migrate::{Convert, ConvertError, Migrated, migrate};
+pub use migrate::{Convert, Migrated, migrate};
 pub use store::{BodyWrite, KeyValue, Store, StoreError, WriteBatch};
 #[cfg(feature = "sled")]
 pub use store_sled::SledStore;

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use crate::checkpoint::verify_checkpoint;
 use crate::disk::{CHECKPOINT_FILE, DB_DIR, DataDir, KEY_FILE, LOCK_FILE, OpenOptions, TILES_DIR};
-use crate::error::{Error, io_at};
+use crate::error::{ConvertError, Error, io_at};
 use crate::layout::{FORMAT_KEY, FORMAT_V2, decode_u64};
 use crate::store::{Store, WriteBatch};
 use crate::store_sled::SledStore;
@@ -38,17 +38,6 @@ pub struct Migrated {
     pub checkpoints: u64,
     /// Old state keys converted.
     pub keys: u64,
-}
-
-/// A converter's failure, with the key prefix it failed on.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot convert a stored record under prefix {prefix}: {source}")]
-pub struct ConvertError {
-    /// The first two bytes of the key, as text (the owner's key prefix).
-    pub prefix: String,
-    /// Why.
-    #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// The owner's conversion of one old key (never one of the log's `L`

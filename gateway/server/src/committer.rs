@@ -201,12 +201,19 @@ impl<E: Send + 'static> Committer<E> {
         let thread = std::thread::Builder::new()
             .name("xgate-commit".into())
             .spawn(move || {
-                let _alarm = PanicAlarm(alarm);
+                let alarm = PanicAlarm(alarm);
                 let memory = Recorded {
                     replay: &replay,
                     reviews: &reviews,
                 };
                 run(&log, &guard, &memory, rx, &committed);
+                if log.stopped() {
+                    alarm.raise(
+                        "the log stopped after a failed write or barrier: nothing more can be \
+                         committed safely; stopping so that a supervisor restarts the gateway, \
+                         whose recovery replays the journal",
+                    );
+                }
             })?;
         Ok(Committer {
             jobs: Some(tx),
@@ -216,8 +223,9 @@ impl<E: Send + 'static> Committer<E> {
         })
     }
 
-    /// Completes if the commit thread dies of a panic: the gateway can
-    /// commit nothing more and must stop. Never completes otherwise.
+    /// Completes if the commit thread dies of a panic, or stops because
+    /// the log did (a failed barrier): the gateway can commit nothing more
+    /// and must stop. Never completes otherwise.
     pub async fn failed(&self) {
         let mut failed = self.failed.clone();
         if failed.wait_for(|f| *f).await.is_err() {
@@ -226,7 +234,7 @@ impl<E: Send + 'static> Committer<E> {
         }
     }
 
-    /// Whether the commit thread died of a panic.
+    /// Whether the commit thread died of a panic or stopped with the log.
     pub fn has_failed(&self) -> bool {
         *self.failed.borrow()
     }
@@ -258,10 +266,19 @@ impl<E: Send + 'static> Committer<E> {
     }
 }
 
-/// Raises [`Committer::failed`] if the commit thread unwinds from a panic.
-/// It is dropped last, after the jobs the thread held (whose requests are
-/// answered 503 by their dropped channels) and its queue.
+/// Raises [`Committer::failed`] if the commit thread unwinds from a panic,
+/// or when it says so ([`PanicAlarm::raise`]). It is dropped last, after
+/// the jobs the thread held (whose requests are answered 503 by their
+/// dropped channels) and its queue.
 struct PanicAlarm(watch::Sender<bool>);
+
+impl PanicAlarm {
+    /// Raises the alarm, logging why.
+    fn raise(&self, why: &str) {
+        tracing::error!("{why}");
+        self.0.send_replace(true);
+    }
+}
 
 impl Drop for PanicAlarm {
     fn drop(&mut self) {
@@ -321,6 +338,9 @@ fn run<E>(
                 committed.send_replace(size);
             }
             Outcome::NothingAccepted => {}
+            // The log takes no more commits until it is reopened: the
+            // jobs queued behind are answered 503 as the queue drops.
+            Outcome::Failed if log.stopped() => return,
             // What the batch's jobs recorded may or may not have reached
             // the store: read back what did.
             Outcome::Failed => memory.reload(log.store()),

@@ -135,8 +135,9 @@ impl Prepared {
             .map_err(|e| Error::Serve(format!("the listener failed: {e}")))?;
         if gateway.has_commit_failed() {
             return Err(Error::Serve(
-                "the commit thread failed, so nothing could be committed any more; stopped \
-                 (see the log above; restarting the gateway recovers)"
+                "the commit thread failed (a panic, or the log stopped after a failed write \
+                 or barrier), so nothing could be committed any more; stopped (see the log \
+                 above; restarting the gateway recovers)"
                     .into(),
             ));
         }

@@ -424,6 +424,15 @@ impl Journal {
         }
     }
 
+    /// Whether a failed write or barrier poisoned the journal: every
+    /// append fails until it is reopened.
+    pub fn poisoned(&self) -> bool {
+        self.writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .poisoned
+    }
+
     /// Bytes of all the journal's segment files, the prepared one included.
     pub fn disk_bytes(&self) -> u64 {
         self.disk_bytes.load(Ordering::Relaxed)

@@ -260,11 +260,11 @@ impl<S: Store> Shared<S> {
     /// Refuses to commit after a failure past the barrier.
     pub(super) fn usable(&self) -> Result<(), Error> {
         if self.broken.load(Ordering::Acquire) {
-            return Err(Error::Corrupt(
+            return Err(Error::Store(crate::store::StoreError(
                 "a commit failed after its journal record was durable; reopen the log to \
                  replay the journal"
                     .into(),
-            ));
+            )));
         }
         Ok(())
     }

@@ -28,14 +28,13 @@
 //! hold the same bytes (an immutable create).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, PoisonError};
+use std::time::Instant;
 
 use super::Shared;
 use super::edge::Edge;
 use super::lock::lock;
+use super::progress::{Progress, Publish, ROUND_EVERY};
 use crate::error::{Error, io_at};
 use crate::fsutil::write_atomic;
 use crate::layout;
@@ -45,60 +44,20 @@ use crate::store::Store;
 use crate::tlog::{self, Width, bundle};
 use crate::tree::NodeId;
 
-/// How often a round runs when nothing hurries it.
-const ROUND_EVERY: Duration = Duration::from_secs(1);
-/// Entries waiting in memory that start a round at once.
-const HURRY_AT: u64 = 16 * tlog::WIDTH;
 /// Entries waiting in memory past which commits are refused: the files
 /// are failing, and memory must not grow without bound meanwhile.
 pub(super) const PENDING_LIMIT: usize = 1 << 20;
 
-/// What integration has done so far; held for a whole round.
-#[derive(Debug, Default)]
-pub(super) struct Progress {
-    /// Full public tiles written, per tlog level.
-    public: Vec<u64>,
-    /// The size of the last published checkpoint.
-    published: u64,
-    /// The size of the last note in `ledger/checkpoints`.
-    pub noted: u64,
-    /// When it was published.
-    published_at: Option<Instant>,
-    /// The last round's failure, if it failed.
-    pub failure: Option<String>,
-}
-
-impl Progress {
-    /// Progress for files that hold the first `base` entries (a multiple
-    /// of 256), published up to `published`.
-    pub fn new(base: u64, published: u64) -> Progress {
-        let mut public = Vec::new();
-        let mut level = 0u32;
-        while let Some(full) = base.checked_shr(8 * (level + 1)).filter(|f| *f > 0) {
-            public.push(full);
-            level += 1;
-        }
-        Progress {
-            public,
-            published,
-            noted: published,
-            published_at: None,
-            failure: None,
-        }
-    }
-}
-
 impl<S: Store> Shared<S> {
-    /// Runs one integration round; `publish` asks for a checkpoint even if
-    /// one was published less than a second ago.
-    pub(super) fn integrate(&self, publish: bool) -> Result<(), Error> {
+    /// Runs one integration round, publishing as `publish` says.
+    pub(super) fn integrate(&self, publish: Publish) -> Result<(), Error> {
         let mut progress = lock(&self.progress);
         let result = self.round(&mut progress, publish);
         progress.failure = result.as_ref().err().map(ToString::to_string);
         result
     }
 
-    fn round(&self, progress: &mut Progress, publish: bool) -> Result<(), Error> {
+    fn round(&self, progress: &mut Progress, publish: Publish) -> Result<(), Error> {
         let edge = self.head.edge();
         let size = edge.size();
         let reader = self.reader_over(Arc::clone(&edge));
@@ -201,12 +160,13 @@ impl<S: Store> Shared<S> {
         self.bodies.reclaim()?;
 
         // 7. Publication.
-        let due = publish
+        let due = publish != Publish::IfDue
             || progress
                 .published_at
                 .is_none_or(|at| at.elapsed() >= ROUND_EVERY);
         // An empty log publishes only when asked to.
-        let grew = size > progress.published || (publish && self.latest.get().is_none());
+        let grew = size > progress.published
+            || (publish == Publish::Always && self.latest.get().is_none());
         if due && grew {
             self.publish_at(&edge, &reader, size, progress)?;
             progress.published = size;
@@ -225,7 +185,7 @@ impl<S: Store> Shared<S> {
     fn publish_at(
         &self,
         edge: &Edge,
-        reader: &super::reader::Reader<'_, S>,
+        reader: &super::reader::Reader<'_>,
         size: u64,
         progress: &mut Progress,
     ) -> Result<(), Error> {
@@ -309,83 +269,5 @@ fn sync_file(path: &Path) -> Result<(), Error> {
         Ok(f) => f.sync_data().map_err(io_at(path)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_at(path)(e)),
-    }
-}
-
-/// The integrator thread, and how the write path wakes it.
-pub(super) struct Integrator {
-    signal: Arc<(Mutex<Signal>, Condvar)>,
-    /// The size at which the write path last woke the thread.
-    nudged: AtomicU64,
-    thread: Option<JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct Signal {
-    stop: bool,
-    hurry: bool,
-}
-
-impl Integrator {
-    /// Starts the thread for `log`.
-    pub fn start<S: Store>(log: Arc<Shared<S>>, size: u64) -> Result<Integrator, Error> {
-        let signal = Arc::new((Mutex::new(Signal::default()), Condvar::new()));
-        let theirs = Arc::clone(&signal);
-        let thread = std::thread::Builder::new()
-            .name("xgate-integrate".into())
-            .spawn(move || run(&log, &theirs))
-            .map_err(|e| Error::Io {
-                path: "integrator thread".into(),
-                source: e,
-            })?;
-        Ok(Integrator {
-            signal,
-            nudged: AtomicU64::new(size),
-            thread: Some(thread),
-        })
-    }
-
-    /// Tells the thread the tree reached `size`: it starts a round at once
-    /// when many entries have accumulated since the last nudge.
-    pub fn nudge(&self, size: u64) {
-        let last = self.nudged.load(Ordering::Relaxed);
-        if size >= last + HURRY_AT {
-            self.nudged.store(size, Ordering::Relaxed);
-            let (state, wake) = &*self.signal;
-            lock(state).hurry = true;
-            wake.notify_one();
-        }
-    }
-
-    /// Stops the thread after a last round.
-    pub fn stop(mut self) {
-        let (state, wake) = &*self.signal;
-        lock(state).stop = true;
-        wake.notify_one();
-        if let Some(thread) = self.thread.take() {
-            // A panic in the thread has already been reported by the
-            // runtime; the journal holds everything it was doing.
-            let _ = thread.join();
-        }
-    }
-}
-
-fn run<S: Store>(log: &Shared<S>, signal: &(Mutex<Signal>, Condvar)) {
-    let (state, wake) = signal;
-    loop {
-        let stop = {
-            let guard = lock(state);
-            let (mut guard, _) = wake
-                .wait_timeout_while(guard, ROUND_EVERY, |s| !s.stop && !s.hurry)
-                .unwrap_or_else(PoisonError::into_inner);
-            guard.hurry = false;
-            guard.stop
-        };
-        // A failed round is recorded (`Log::integration_failure`) and tried
-        // again; the journal keeps everything meanwhile.
-        let _ = log.integrate(stop);
-        if stop {
-            return;
-        }
     }
 }

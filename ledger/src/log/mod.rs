@@ -53,16 +53,19 @@ mod latest;
 mod lock;
 mod notes;
 mod pending;
+mod progress;
 mod reader;
 pub(crate) mod record;
+mod worker;
 
 use edge::Edge;
 use head::Head;
-use integrate::{Integrator, Progress};
 use latest::Latest;
 use notes::Notes;
 use pending::Pending;
-use reader::Reader;
+use progress::Progress;
+use reader::{Reader, Sources};
+use worker::Integrator;
 
 /// An append-only RFC 9162 log in a data directory: a journal that makes
 /// each commit durable with one barrier, the tree as C2SP tlog-tiles files,
@@ -117,13 +120,18 @@ pub(crate) struct Shared<S: Store> {
 
 impl<S: Store> Shared<S> {
     /// A reader over a snapshot of the published edge.
-    fn reader(&self) -> Reader<'_, S> {
+    fn reader(&self) -> Reader<'_> {
         self.reader_over(self.head.edge())
     }
 
     /// A reader over `edge`, which may be newer than the published one.
-    fn reader_over(&self, edge: Arc<Edge>) -> Reader<'_, S> {
-        Reader::new(self, edge)
+    fn reader_over(&self, edge: Arc<Edge>) -> Reader<'_> {
+        let sources = Sources {
+            pending: &self.pending,
+            nodes: &self.nodes,
+            tiles: &self.tiles,
+        };
+        Reader::new(sources, edge)
     }
 }
 

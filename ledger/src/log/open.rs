@@ -25,7 +25,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::edge::Edge;
 use super::head::Head;
-use super::integrate::{Integrator, Progress};
+use super::progress::{Progress, Publish};
+use super::worker::Integrator;
 use super::latest::Latest;
 use super::notes::Notes;
 use super::pending::Pending;
@@ -204,7 +205,15 @@ impl Log<DiskStore> {
             shared.latest.advance(&signed);
         }
         shared.pin_bodies()?;
-        let integrator = Integrator::start(Arc::clone(&shared), size)?;
+        let rounds = Arc::clone(&shared);
+        let integrator = Integrator::start(
+            move |publish: Publish| {
+                // A failed round is recorded (`Log::integration_failure`)
+                // and tried again; the journal keeps everything meanwhile.
+                let _ = rounds.integrate(publish);
+            },
+            size,
+        )?;
         Ok(Log {
             shared,
             integrator: Some(integrator),

@@ -26,7 +26,7 @@ impl<S: Store> Log<S> {
     /// A storage error if the files cannot be written; then nothing new is
     /// published.
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, Error> {
-        self.shared.integrate(true)?;
+        self.shared.integrate(super::progress::Publish::Always)?;
         let size = self.shared.head.durable();
         match self.shared.latest.get() {
             Some(l) if l.checkpoint.size == size => Ok(l),

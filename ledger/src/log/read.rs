@@ -108,6 +108,15 @@ impl<S: Store> Log<S> {
             .ok_or_else(|| Error::Corrupt(format!("bundle holding entry {index} is malformed")))
     }
 
+    /// Whether the log has stopped taking commits until it is reopened: a
+    /// journal write or barrier failed (the page cache can no longer be
+    /// trusted), or a durable record could not be applied. Reopening
+    /// recovers exactly what the disk holds.
+    pub fn stopped(&self) -> bool {
+        self.shared.broken.load(std::sync::atomic::Ordering::Acquire)
+            || self.shared.journal.poisoned()
+    }
+
     /// Bytes the log keeps on disk, by part: what an operator watches to
     /// see the journal and the body files reclaimed.
     pub fn disk_usage(&self) -> DiskUsage {

@@ -5,25 +5,33 @@
 //! levels above from the private sidecar.
 
 use std::cell::RefCell;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 
-use super::Shared;
 use super::edge::Edge;
+use super::pending::Pending;
 use crate::checkpoint::Checkpoint;
 use crate::error::Error;
 use crate::hash::{HASH_LEN, Hash};
+use crate::nodes::Nodes;
 use crate::proof::{self, NodeSource};
-use crate::store::Store;
 use crate::tile::{TILE_BYTES, TILE_WIDTH, TileSlot, build_full, read_hash};
-use crate::tlog;
+use crate::tlog::{self, TileDir};
 use crate::tree::NodeId;
+
+/// Where full tiles are: pending in memory, or in the files.
+#[derive(Clone, Copy)]
+pub(super) struct Sources<'a> {
+    pub pending: &'a RwLock<Pending>,
+    pub nodes: &'a Nodes,
+    pub tiles: &'a TileDir,
+}
 
 /// A [`NodeSource`] over one edge snapshot.
 ///
 /// A proof takes up to four hashes from each tile it touches, so the reader
 /// keeps the last tile it fetched at each level and reads it once.
-pub(super) struct Reader<'a, S: Store> {
-    log: &'a Shared<S>,
+pub(super) struct Reader<'a> {
+    log: Sources<'a>,
     edge: Arc<Edge>,
     recent: RefCell<Vec<Option<(u64, Fetched)>>>,
 }
@@ -45,10 +53,10 @@ impl AsRef<[u8]> for Fetched {
     }
 }
 
-impl<'a, S: Store> Reader<'a, S> {
+impl<'a> Reader<'a> {
     /// A reader of the tree whose right edge is `edge`: every full tile left
     /// of it must be pending or in the files.
-    pub(super) fn new(log: &'a Shared<S>, edge: Arc<Edge>) -> Self {
+    pub(super) fn new(log: Sources<'a>, edge: Arc<Edge>) -> Self {
         Reader {
             log,
             edge,
@@ -120,7 +128,7 @@ impl<'a, S: Store> Reader<'a, S> {
     }
 }
 
-impl<S: Store> NodeSource for Reader<'_, S> {
+impl NodeSource for Reader<'_> {
     type Error = Error;
 
     fn node(&self, node: NodeId) -> Result<Hash, Error> {

@@ -23,7 +23,8 @@ use lru::LruCache;
 
 use super::durable::{self, Outcome};
 use super::path::{CHECKPOINT, MAX_LEVEL, Resource, Width, bundle_path, tile_path};
-use super::{TILE_BYTES, WIDTH, bundle};
+use super::bundle;
+use super::shape::{TILE_BYTES, WIDTH};
 use crate::hash::HASH_LEN;
 
 /// Open full-tile descriptors kept for reads. The hot tiles of a proof (the

@@ -7,6 +7,7 @@
 //! never change once written; partial ones (`.p/<W>`) exist for the sizes a
 //! checkpoint was published for, until the full one replaces them.
 //!
+//! - `shape`: a tile's height and width;
 //! - [`path`]: the paths, built and parsed (no file system);
 //! - [`bundle`]: the entry bundle format (no file system);
 //! - `durable`: immutable, durable file creation with `*at` system calls;
@@ -19,16 +20,11 @@ pub mod bundle;
 mod dir;
 mod durable;
 pub mod path;
+mod shape;
 
 #[cfg(test)]
 mod known_answer;
 
 pub use dir::{TileDir, TlogError};
 pub use path::{Resource, Width};
-
-/// Height of a tile: a tile holds the hashes 8 levels of the tree apart.
-pub const HEIGHT: u8 = 8;
-/// Hashes in a full tile, and entries in a full bundle: `2^HEIGHT`.
-pub const WIDTH: u64 = 1 << HEIGHT;
-/// Bytes in a full tile: 256 SHA-256 hashes.
-pub const TILE_BYTES: usize = WIDTH as usize * crate::hash::HASH_LEN;
+pub use shape::{HEIGHT, TILE_BYTES, WIDTH};

@@ -13,7 +13,7 @@
 
 use std::fmt::Write;
 
-use super::{HEIGHT, WIDTH};
+use super::shape::{HEIGHT, WIDTH};
 
 /// The signed checkpoint's path, the one mutable resource.
 pub const CHECKPOINT: &str = "checkpoint";

@@ -331,7 +331,11 @@ impl From<xgate_ledger::Error> for ApiError {
 /// a bug or a corrupt store.
 fn ledger(e: &xgate_ledger::Error) -> ApiError {
     match e {
-        xgate_ledger::Error::Store(_) | xgate_ledger::Error::Io { .. } => ApiError::new(
+        xgate_ledger::Error::Store(_)
+        | xgate_ledger::Error::Io { .. }
+        | xgate_ledger::Error::Journal(_)
+        | xgate_ledger::Error::Tiles(_)
+        | xgate_ledger::Error::Bodies(_) => ApiError::new(
             Code::StorageUnavailable,
             "the log cannot make writes durable right now; this envelope was not acknowledged \
              (resubmit it later: if it was logged after all, the resubmission is refused as replayed)",

@@ -40,7 +40,7 @@ pub(super) async fn request(
     let gateway = Arc::clone(&ctx.gateway);
     let view = blocking(move || {
         query::case(
-            gateway.log.store(),
+            &gateway.log,
             &gateway.registry,
             &caller,
             &jti,
@@ -48,8 +48,7 @@ pub(super) async fn request(
             unix_now(),
         )
     })
-    .await?
-    .map_err(xgate_ledger::Error::from)?;
+    .await??;
     view.map(|v| json(StatusCode::OK, &v)).ok_or_else(|| {
         ApiError::new(
             Code::NotFound,

@@ -106,14 +106,14 @@ pub struct ResponseView {
 /// # Errors
 /// A storage failure.
 pub fn case<S: Store>(
-    store: &S,
+    log: &Log<S>,
     registry: &Registry,
     caller: &AgencyId,
     jti: &str,
     requester: Option<&AgencyId>,
     now: i64,
-) -> Result<Option<CaseView>, StoreError> {
-    let state = Stored(store);
+) -> Result<Option<CaseView>, xgate_ledger::Error> {
+    let state = Stored(log.store());
     let found = match requester {
         Some(r) => state::case(&state, r, jti)?,
         None => match state::case(&state, caller, jti)? {
@@ -127,8 +127,8 @@ pub fn case<S: Store>(
     };
     let jws = if party(&case) {
         let key = crate::inbox::kept_key(case.log_index);
-        let kept = store.get(&key)?.ok_or_else(|| corrupt(&key))?;
-        Some(String::from_utf8(kept.as_ref().to_vec()).map_err(|_| corrupt(&key))?)
+        let kept = log.body(&key)?.ok_or_else(|| corrupt(&key))?;
+        Some(String::from_utf8(kept).map_err(|_| corrupt(&key))?)
     } else {
         None
     };
