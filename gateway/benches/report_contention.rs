@@ -1,0 +1,648 @@
+//! How long a large inventory report holds up other agencies' commits: the
+//! latency of small exchanges between two agencies while a third submits
+//! 10,000-tag inventory reports back to back, against the same stream with
+//! no reports, alternating in the same run.
+//!
+//! ```text
+//! cargo bench -p xgate --bench report_contention
+//! XGATE_CONTENTION_ROUNDS=5 XGATE_CONTENTION_SECS=20 XGATE_CONTENTION_RATE=100 cargo bench -p xgate --bench report_contention
+//! ```
+//!
+//! The gateway runs in this process (`pipeline::Gateway` over a fresh data
+//! directory in a tempdir, the gateway's default 128 MiB sled cache, the
+//! default policy, real signatures, the real committer), without TLS or
+//! HTTP: what is measured is `Gateway::submit`, from the call to the
+//! durable receipt, so the figures are the commit path's alone (the
+//! envelope check, the committer's queue and batch, the sync) and not the
+//! network's.
+//!
+//! - Set-up, not timed: `treasury` (A) registers 10,000 assets at `HQ`;
+//!   `gsa` (B) and `hhs` (C) register 200 each at `Depot`.
+//! - The others' stream, open loop: `XGATE_CONTENTION_RATE` slots a second
+//!   (default 100), alternately a `record.send` (B to C or C to B) and a
+//!   custody transfer (an `asset.transfer.offer` of one of B's or C's
+//!   assets, then the `asset.transfer.accept` that answers it once the
+//!   offer is acknowledged); 150 envelopes a second by default. Each slot
+//!   starts on time whether or not earlier ones have finished, so time
+//!   spent queued behind a report counts. A record's or an offer's latency
+//!   runs from its slot, an accept's from its offer's acknowledgement.
+//!   Every one of these envelopes is signed before the first phase.
+//! - The reports: during a "reports" phase A submits inventory reports of
+//!   `HQ` one after the other (one in flight), alternately observing 9,000
+//!   of its 10,000 assets (the 1,000 others open `missing`) and all 10,000
+//!   (which resolves them), each with 100 unregistered tags: 10,100 tags,
+//!   some 2,000 state writes, per report. Each report is signed just
+//!   before it is submitted (the load generator's only work during a
+//!   phase; its time is printed).
+//! - `XGATE_CONTENTION_ROUNDS` rounds (default 3) of a "quiet" and a
+//!   "reports" phase of `XGATE_CONTENTION_SECS` seconds each (default 10),
+//!   the order swapped every round, so that the machine's drift falls on
+//!   both alike.
+//!
+//! Printed: per phase kind, the others' latency (count, p50, p90, p99,
+//! max), the ratios reports/quiet, the reports' own latency, the process's
+//! CPU and the commit thread's (from `/proc`), and errors. Then, with the
+//! gateway stopped, the parts of one report's cost on the same store:
+//! applying it (`apply::apply`: reading 10,100 tags' state, deciding,
+//! building the writes), and `Store::apply` plus `sync` of its writes
+//! (then undone), which is what committing its batch costs the store.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use xgate::client::{EnvelopeSigner, random_jti};
+use xgate_ledger::{DiskStore, Log, OpenOptions, Store, WriteBatch};
+use xgate_server::apply::state::Stored;
+use xgate_server::apply::{self, Facts, Op};
+use xgate_server::entry::Stamp;
+use xgate_server::envelope::Limits;
+use xgate_server::kind::Kind;
+use xgate_server::pipeline::Gateway;
+use xgate_server::policy::{DEFAULT_POLICY, Policy};
+use xgate_server::registry::AgencyId;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The reporter (A) and the two agencies exchanging (B, C).
+const AGENCIES: [&str; 3] = ["treasury", "gsa", "hhs"];
+/// Assets A keeps at `HQ`.
+const REPORTED: usize = 10_000;
+/// Unregistered tags in every report.
+const UNKNOWN: usize = 100;
+/// Assets B and C each hold at first, passed back and forth.
+const POOL: usize = 200;
+/// The gateway's default sled cache (`cache_bytes`).
+const CACHE_BYTES: u64 = 128 << 20;
+/// Envelope lifetime: the gateway accepts at most 300 s.
+const LIFETIME: i64 = 290;
+
+fn main() {
+    let rounds = setting("XGATE_CONTENTION_ROUNDS", 3);
+    let secs = setting("XGATE_CONTENTION_SECS", 10);
+    let rate = setting("XGATE_CONTENTION_RATE", 100);
+    assert!(
+        rounds * 2 * secs < 240,
+        "the others' envelopes are signed in advance and live {LIFETIME} s: \
+         XGATE_CONTENTION_ROUNDS * 2 * XGATE_CONTENTION_SECS must stay under 240"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fed = Federation::new();
+    let gateway = fed.gateway();
+    let t = Instant::now();
+    runtime.block_on(fed.register(&gateway));
+    eprintln!(
+        "registered {} assets in {:.1} s",
+        REPORTED + 2 * POOL,
+        t.elapsed().as_secs_f64()
+    );
+
+    let slots = (rounds * 2 * secs * rate) as usize;
+    let mut others = fed.presign_others(slots);
+    let mut quiet = Phase::default();
+    let mut loaded = Phase::default();
+    let mut reports = Reports::default();
+    for round in 0..rounds {
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for with_reports in order {
+            let n = (secs * rate) as usize;
+            let items: Vec<Slot> = others.drain(..n.min(others.len())).collect();
+            let phase = if with_reports {
+                &mut loaded
+            } else {
+                &mut quiet
+            };
+            let cpu = Cpu::now();
+            let started = Instant::now();
+            runtime.block_on(run_phase(
+                &fed,
+                &gateway,
+                items,
+                rate,
+                with_reports.then_some(&mut reports),
+                phase,
+            ));
+            phase.add_cpu(&cpu, started.elapsed());
+            eprintln!(
+                "round {round}: {} phase done in {:.1} s",
+                if with_reports { "reports" } else { "quiet" },
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    drop(gateway);
+    summary(rounds, secs, rate, &quiet, &loaded, &reports);
+    breakdown(&fed, !reports.next_full);
+}
+
+/// An integer setting from the environment, or `default`.
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} is a whole number"))
+        })
+        .unwrap_or(default)
+}
+
+/// The agencies, their keys, and the data directory.
+struct Federation {
+    _dir: tempfile::TempDir,
+    log: Arc<Log<DiskStore>>,
+    registry: Arc<xgate_server::registry::Registry>,
+    ids: Vec<AgencyId>,
+    signers: Vec<EnvelopeSigner>,
+}
+
+impl Federation {
+    fn new() -> Federation {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = dir.path().join("pki");
+        let ids: Vec<AgencyId> = AGENCIES.iter().map(|a| a.parse().expect("id")).collect();
+        let registry = xgate_server::pki::init(&pki, &ids, &[], false).expect("pki");
+        let signers = ids
+            .iter()
+            .map(|id| EnvelopeSigner::for_agency(&pki, id).expect("signer"))
+            .collect();
+        let options = OpenOptions {
+            origin: None,
+            cache_bytes: CACHE_BYTES,
+        };
+        let log = Arc::new(
+            Log::create_or_open(&dir.path().join("data"), &options).expect("open the log"),
+        );
+        Federation {
+            _dir: dir,
+            log,
+            registry: Arc::new(registry),
+            ids,
+            signers,
+        }
+    }
+
+    fn gateway(&self) -> Arc<Gateway> {
+        let policy = Policy::parse(DEFAULT_POLICY, "default", &self.registry).expect("policy");
+        Arc::new(
+            Gateway::new(
+                Arc::clone(&self.log),
+                Arc::clone(&self.registry),
+                policy,
+                Limits::default(),
+            )
+            .expect("gateway"),
+        )
+    }
+
+    /// A signed envelope of `kind` from agency `by` to agency `to`.
+    fn sign(&self, by: usize, to: usize, kind: &str, body: Value, jti: Option<String>) -> Signed {
+        let Value::Object(body) = body else {
+            unreachable!("bodies are objects")
+        };
+        let jws = self.signers[by]
+            .sign(&self.ids[to], kind, body, LIFETIME, jti)
+            .expect("sign");
+        Signed { by, jws }
+    }
+
+    /// Registers A's assets at `HQ` and B's and C's at `Depot`, 64 at a time.
+    async fn register(&self, gateway: &Arc<Gateway>) {
+        let mut all = Vec::new();
+        for i in 0..REPORTED {
+            all.push(self.sign(
+                0,
+                0,
+                "asset.register",
+                register_body(&reported(i), "treasury", "HQ"),
+                None,
+            ));
+        }
+        for side in [1, 2] {
+            for i in 0..POOL {
+                let tag = pooled(side, i);
+                all.push(self.sign(
+                    side,
+                    side,
+                    "asset.register",
+                    register_body(&tag, AGENCIES[side], "Depot"),
+                    None,
+                ));
+            }
+        }
+        for chunk in all.chunks(64) {
+            let tasks: Vec<_> = chunk
+                .iter()
+                .map(|s| submit(gateway, &self.ids[s.by], s.jws.clone()))
+                .collect();
+            for t in tasks {
+                t.await.expect("task").expect("registration accepted");
+            }
+        }
+    }
+
+    /// The others' stream: `n` slots, alternately a record and a transfer.
+    fn presign_others(&self, n: usize) -> Vec<Slot> {
+        let mut uses = vec![0usize; 2 * POOL];
+        (0..n)
+            .map(|k| {
+                let (b, c) = if k % 4 < 2 { (1, 2) } else { (2, 1) };
+                if k % 2 == 0 {
+                    let body = json!({"record": format!("note-{k}"), "pages": 1});
+                    return Slot::Record(self.sign(b, c, "record.send", body, None));
+                }
+                // Transfer number j moves pooled asset j mod 400, away from
+                // whoever holds it after its earlier moves.
+                let j = k / 2;
+                let asset = j % (2 * POOL);
+                let first = 1 + asset / POOL;
+                let tag = pooled(first, asset % POOL);
+                let holder = if uses[asset].is_multiple_of(2) { first } else { 3 - first };
+                let other = 3 - holder;
+                uses[asset] += 1;
+                let jti = random_jti().expect("jti");
+                let offer = self.sign(
+                    holder,
+                    other,
+                    "asset.transfer.offer",
+                    json!({"tag": tag, "to": {"agency": AGENCIES[other], "person": "courier"}, "reason": "rotation"}),
+                    Some(jti.clone()),
+                );
+                let accept = self.sign(
+                    other,
+                    holder,
+                    "asset.transfer.accept",
+                    json!({"tag": tag, "offer": jti}),
+                    None,
+                );
+                Slot::Transfer(offer, accept)
+            })
+            .collect()
+    }
+
+    /// A's report of `HQ`: all its assets, or all but every tenth.
+    fn report_body(partial: bool) -> Value {
+        let mut observed: Vec<Value> = (0..REPORTED)
+            .filter(|i| !partial || i % 10 != 0)
+            .map(|i| {
+                if i % 2 == 0 {
+                    json!({"tag": reported(i), "person": person(i)})
+                } else {
+                    json!({"tag": reported(i)})
+                }
+            })
+            .collect();
+        observed.extend((0..UNKNOWN).map(|i| json!({"tag": format!("UNKNOWN-{i:03}")})));
+        json!({"location": "HQ", "reported_by": "counter", "observed": observed})
+    }
+}
+
+fn register_body(tag: &str, agency: &str, location: &str) -> Value {
+    let i: usize = tag
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    json!({"tag": tag, "serial": format!("SN-{tag}"), "category": "laptop",
+        "description": "standard issue", "location": location,
+        "holder": {"agency": agency, "person": person(i)}})
+}
+
+/// A's `i`th asset.
+fn reported(i: usize) -> String {
+    format!("A-{i:05}")
+}
+
+/// The `i`th asset first held by B (`side` 1) or C (2).
+fn pooled(side: usize, i: usize) -> String {
+    format!("P{side}-{i:03}")
+}
+
+fn person(i: usize) -> String {
+    format!("emp-{:04}", i % 997)
+}
+
+/// A signed envelope and its sender.
+#[derive(Clone)]
+struct Signed {
+    by: usize,
+    jws: String,
+}
+
+/// One slot of the others' stream.
+enum Slot {
+    Record(Signed),
+    Transfer(Signed, Signed),
+}
+
+fn submit(
+    gateway: &Arc<Gateway>,
+    sender: &AgencyId,
+    jws: String,
+) -> tokio::task::JoinHandle<Result<(), String>> {
+    let (gateway, sender) = (Arc::clone(gateway), sender.clone());
+    tokio::spawn(async move {
+        gateway
+            .submit(&sender, jws.as_bytes())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// What one kind of phase measured, over every round.
+#[derive(Default)]
+struct Phase {
+    /// The others' latencies, seconds.
+    latencies: Vec<f64>,
+    errors: Vec<String>,
+    seconds: f64,
+    /// Process CPU seconds, and the commit thread's.
+    cpu: f64,
+    commit_cpu: f64,
+}
+
+impl Phase {
+    fn add_cpu(&mut self, before: &Cpu, wall: Duration) {
+        let after = Cpu::now();
+        self.seconds += wall.as_secs_f64();
+        self.cpu += after.process - before.process;
+        self.commit_cpu += after.commit - before.commit;
+    }
+}
+
+/// The reports' own figures.
+#[derive(Default)]
+struct Reports {
+    latencies: Vec<f64>,
+    /// Time spent signing them (the load generator's work during a phase).
+    signing: f64,
+    errors: Vec<String>,
+    /// Which report comes next: partial (every tenth asset missing) or not.
+    next_full: bool,
+}
+
+/// Runs the others' `items` at `rate` slots a second and, if `reports` is
+/// given, A's reports back to back until the slots are all started.
+async fn run_phase(
+    fed: &Federation,
+    gateway: &Arc<Gateway>,
+    items: Vec<Slot>,
+    rate: u64,
+    reports: Option<&mut Reports>,
+    phase: &mut Phase,
+) {
+    let done = Arc::new(Mutex::new((Vec::new(), Vec::new())));
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reporting = async {
+        let Some(reports) = reports else { return };
+        while !finished.load(std::sync::atomic::Ordering::Acquire) {
+            let t = Instant::now();
+            let signed = fed.sign(
+                0,
+                0,
+                "inventory.report",
+                Federation::report_body(!reports.next_full),
+                None,
+            );
+            reports.signing += t.elapsed().as_secs_f64();
+            reports.next_full = !reports.next_full;
+            let t = Instant::now();
+            match submit(gateway, &fed.ids[0], signed.jws)
+                .await
+                .expect("task")
+            {
+                Ok(()) => reports.latencies.push(t.elapsed().as_secs_f64()),
+                Err(e) => reports.errors.push(e),
+            }
+        }
+    };
+    let stream = async {
+        let start = tokio::time::Instant::now();
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let mut tasks = Vec::with_capacity(items.len());
+        for (k, slot) in items.into_iter().enumerate() {
+            let due = start + interval * k as u32;
+            tokio::time::sleep_until(due).await;
+            let due = due.into_std();
+            let (gateway, done) = (Arc::clone(gateway), Arc::clone(&done));
+            let ids = fed.ids.clone();
+            tasks.push(tokio::spawn(async move {
+                let record = |r: Result<(), String>, since: Instant| {
+                    let mut d = done.lock().expect("lock");
+                    match r {
+                        Ok(()) => d.0.push(since.elapsed().as_secs_f64()),
+                        Err(e) => d.1.push(e),
+                    }
+                };
+                match slot {
+                    Slot::Record(s) => {
+                        let r = submit(&gateway, &ids[s.by], s.jws).await.expect("task");
+                        record(r, due);
+                    }
+                    Slot::Transfer(offer, accept) => {
+                        let r = submit(&gateway, &ids[offer.by], offer.jws)
+                            .await
+                            .expect("task");
+                        let ok = r.is_ok();
+                        record(r, due);
+                        if ok {
+                            let since = Instant::now();
+                            let r = submit(&gateway, &ids[accept.by], accept.jws)
+                                .await
+                                .expect("task");
+                            record(r, since);
+                        }
+                    }
+                }
+            }));
+        }
+        finished.store(true, std::sync::atomic::Ordering::Release);
+        for t in tasks {
+            t.await.expect("task");
+        }
+    };
+    tokio::join!(reporting, stream);
+    let (latencies, errors) = std::mem::take(&mut *done.lock().expect("lock"));
+    phase.latencies.extend(latencies);
+    phase.errors.extend(errors);
+}
+
+/// CPU seconds used so far: by the process, and by its commit thread.
+struct Cpu {
+    process: f64,
+    commit: f64,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        // utime and stime, fields 14 and 15, in clock ticks (100 a second
+        // on Linux).
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let after_comm = stat.rsplit(')').next().unwrap_or_default();
+        let fields: Vec<&str> = after_comm.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // Fields 14 and 15 are the 12th and 13th after the command name.
+        let process = (ticks(11) + ticks(12)) / 100.0;
+        Cpu {
+            process,
+            commit: commit_thread_cpu(),
+        }
+    }
+}
+
+/// The CPU time of the thread named `xgate-commit`, from its schedstat
+/// (nanoseconds on the CPU).
+fn commit_thread_cpu() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim() == "xgate-commit" {
+            let stat = std::fs::read_to_string(path.join("schedstat")).unwrap_or_default();
+            return stat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<f64>().ok())
+                .map_or(0.0, |ns| ns / 1e9);
+        }
+    }
+    0.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn summary(rounds: u64, secs: u64, rate: u64, quiet: &Phase, loaded: &Phase, reports: &Reports) {
+    let ms = |s: f64| format!("{:.1}", s * 1e3);
+    let sorted = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (q, l) = (sorted(&quiet.latencies), sorted(&loaded.latencies));
+    println!(
+        "\n## Others' commit latency while A reports ({rounds} rounds of {secs} s per phase kind, {rate} slots/s: {} envelopes/s)\n",
+        rate * 3 / 2
+    );
+    println!(
+        "| phase | exchanges | p50 ms | p90 ms | p99 ms | max ms | process CPU | commit thread CPU | errors |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, p, s) in [("no reports", quiet, &q), ("reports", loaded, &l)] {
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {:.2} cores | {:.2} cores | {} |",
+            s.len(),
+            ms(percentile(s, 50.0)),
+            ms(percentile(s, 90.0)),
+            ms(percentile(s, 99.0)),
+            ms(percentile(s, 100.0)),
+            p.cpu / p.seconds,
+            p.commit_cpu / p.seconds,
+            p.errors.len()
+        );
+    }
+    let ratio = |pc: f64| percentile(&l, pc) / percentile(&q, pc);
+    println!(
+        "| reports / no reports | | {:.2}x | {:.2}x | {:.2}x | {:.2}x | | | |",
+        ratio(50.0),
+        ratio(90.0),
+        ratio(99.0),
+        ratio(100.0)
+    );
+    let r = sorted(&reports.latencies);
+    println!(
+        "\nreports: {} accepted, latency p50 {} ms, max {} ms; signing them took {:.2} s of {:.0} s ({:.1} % of one core); {} refused",
+        r.len(),
+        ms(percentile(&r, 50.0)),
+        ms(percentile(&r, 100.0)),
+        reports.signing,
+        loaded.seconds,
+        100.0 * reports.signing / loaded.seconds,
+        reports.errors.len()
+    );
+    for e in quiet
+        .errors
+        .iter()
+        .chain(&loaded.errors)
+        .chain(&reports.errors)
+        .take(3)
+    {
+        println!("error: {e}");
+    }
+}
+
+/// The parts of one report's cost, on the store the run left, with the
+/// gateway stopped: applying it, then writing its writes.
+fn breakdown(fed: &Federation, partial: bool) {
+    let store = fed.log.store();
+    let Value::Object(body) = Federation::report_body(partial) else {
+        unreachable!("an object")
+    };
+    let op = Op::parse(Kind::InventoryReport, &body).expect("a report");
+    let a = &fed.ids[0];
+    let stamp = Stamp {
+        time: 1_800_000_000,
+        ..Stamp::default()
+    };
+    let index = fed.log.size();
+    let facts = Facts::new(a, a, "breakdown", "00", stamp, index);
+    let mut times = Vec::new();
+    let mut batch = WriteBatch::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        batch = WriteBatch::new();
+        apply::apply(&op, &facts, &Stored(store), &mut batch).expect("apply");
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = batch.clone().into_ops().collect();
+    let bytes: usize = ops
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+        .sum();
+    let mut undo = WriteBatch::new();
+    for (k, _) in &ops {
+        match store.get(k).expect("read") {
+            Some(v) => undo.put(k.clone(), v.as_ref().to_vec()),
+            None => undo.delete(k.clone()),
+        }
+    }
+    let t = Instant::now();
+    store.apply(batch).expect("apply");
+    let apply_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    store.sync().expect("sync");
+    let sync_s = t.elapsed().as_secs_f64();
+    store.apply(undo).expect("undo");
+    store.sync().expect("sync");
+    println!(
+        "\nthe next report ({}) on the final store (gateway stopped): apply::apply median of 5 {:.1} ms; \
+         its {} writes ({} bytes): Store::apply {:.1} ms, sync {:.1} ms",
+        if partial { "9,100 tags" } else { "10,100 tags" },
+        times[2] * 1e3,
+        ops.len(),
+        bytes,
+        apply_s * 1e3,
+        sync_s * 1e3
+    );
+}
