@@ -1,7 +1,9 @@
 //! How long a large inventory report holds up other agencies' commits: the
 //! latency of small exchanges between two agencies while a third submits
 //! 10,000-tag inventory reports back to back, against the same stream with
-//! no reports, alternating in the same run.
+//! no reports, alternating in the same run; and while a fourth submits
+//! 10,000-tag reports that change nothing, which tells the cost of reading
+//! the tags' state from the cost of writing what a report finds.
 //!
 //! ```text
 //! cargo bench -p xgate --bench report_contention
@@ -16,8 +18,9 @@
 //! envelope check, the committer's queue and batch, the sync) and not the
 //! network's.
 //!
-//! - Set-up, not timed: `treasury` (A) registers 10,000 assets at `HQ`;
-//!   `gsa` (B) and `hhs` (C) register 200 each at `Depot`.
+//! - Set-up, not timed: `treasury` (A) registers 10,000 assets at `HQ`,
+//!   `state` (D) 10,000 at `Vault`; `gsa` (B) and `hhs` (C) register 200
+//!   each at `Depot`.
 //! - The others' stream, open loop: `XGATE_CONTENTION_RATE` slots a second
 //!   (default 100), alternately a `record.send` (B to C or C to B) and a
 //!   custody transfer (an `asset.transfer.offer` of one of B's or C's
@@ -27,28 +30,41 @@
 //!   spent queued behind a report counts. A record's or an offer's latency
 //!   runs from its slot, an accept's from its offer's acknowledgement.
 //!   Every one of these envelopes is signed before the first phase.
-//! - The reports: during a "reports" phase A submits inventory reports of
-//!   `HQ` one after the other (one in flight), alternately observing 9,000
-//!   of its 10,000 assets (the 1,000 others open `missing`) and all 10,000
-//!   (which resolves them), each with 100 unregistered tags: 10,100 tags,
-//!   some 2,000 state writes, per report. Each report is signed just
-//!   before it is submitted (the load generator's only work during a
-//!   phase; its time is printed).
-//! - `XGATE_CONTENTION_ROUNDS` rounds (default 3) of a "quiet" and a
-//!   "reports" phase of `XGATE_CONTENTION_SECS` seconds each (default 10),
-//!   the order swapped every round, so that the machine's drift falls on
-//!   both alike.
+//! - The reports, one in flight at a time, each signed just before it is
+//!   submitted (the load generator's only work during a phase; its time is
+//!   printed):
+//!   - "changing": A's reports of `HQ`, alternately observing 9,000 of its
+//!     10,000 assets (the 1,000 others open `missing`) and all 10,000
+//!     (which resolves them), each with 100 unregistered tags: 10,100 tags
+//!     read, some 2,000 state writes (the report, the discrepancies and
+//!     their notices), per report;
+//!   - "steady": D's reports of `Vault`, observing all its 10,000 assets
+//!     and 100 unregistered tags every time: as many reads, and after the
+//!     first (which opens the 100 `unknown_tag`) only the report itself
+//!     to write.
+//! - `XGATE_CONTENTION_ROUNDS` rounds (default 3) of three phases of
+//!   `XGATE_CONTENTION_SECS` seconds each (default 10): no reports,
+//!   changing reports, steady reports, the order rotated every round, so
+//!   that the machine's drift falls on all alike.
 //!
 //! Printed: per phase kind, the others' latency (count, p50, p90, p99,
-//! max), the ratios reports/quiet, the reports' own latency, the process's
-//! CPU and the commit thread's (from `/proc`), and errors. Then, with the
-//! gateway stopped, the parts of one report's cost on the same store:
-//! applying it (`apply::apply`: reading 10,100 tags' state, deciding,
-//! building the writes), and `Store::apply` plus `sync` of its writes
-//! (then undone), which is what committing its batch costs the store.
+//! max) and its ratios to the phases without reports, the reports' own
+//! latency, the process's CPU and the commit thread's (from `/proc`), and
+//! errors; and what the commit thread spent on each batch, from its
+//! `batch committed` debug events (`prepare_us`: the jobs' steps, where a
+//! report was reconciled before it was surveyed off the thread;
+//! `append_us`: the log's append, the store's apply and sync): p50, p99
+//! and max of each, and of their sum. Older builds emit no such event;
+//! their batch columns stay empty. Then, with the gateway stopped, the parts of each kind of
+//! report's cost on the same store: applying it (`apply::apply`: reading
+//! 10,100 tags' state, deciding, building the writes), and `Store::apply`
+//! plus `sync` of its writes (then undone), which is what writing its batch
+//! costs the store.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tracing_subscriber::layer::SubscriberExt as _;
 
 use serde_json::{Value, json};
 use xgate::client::{EnvelopeSigner, random_jti};
@@ -65,9 +81,14 @@ use xgate_server::registry::AgencyId;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The reporter (A) and the two agencies exchanging (B, C).
-const AGENCIES: [&str; 3] = ["treasury", "gsa", "hhs"];
-/// Assets A keeps at `HQ`.
+/// The reporter whose reports change the state (A), the two agencies
+/// exchanging (B, C), and the reporter whose reports change nothing (D).
+const AGENCIES: [&str; 4] = ["treasury", "gsa", "hhs", "state"];
+/// A.
+const CHANGING: usize = 0;
+/// D.
+const STEADY: usize = 3;
+/// Assets A keeps at `HQ`, and D at `Vault`.
 const REPORTED: usize = 10_000;
 /// Unregistered tags in every report.
 const UNKNOWN: usize = 100;
@@ -83,10 +104,11 @@ fn main() {
     let secs = setting("XGATE_CONTENTION_SECS", 10);
     let rate = setting("XGATE_CONTENTION_RATE", 100);
     assert!(
-        rounds * 2 * secs < 240,
+        rounds * 3 * secs < 240,
         "the others' envelopes are signed in advance and live {LIFETIME} s: \
-         XGATE_CONTENTION_ROUNDS * 2 * XGATE_CONTENTION_SECS must stay under 240"
+         XGATE_CONTENTION_ROUNDS * 3 * XGATE_CONTENTION_SECS must stay under 240"
     );
+    let batches = Batches::install();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -97,51 +119,48 @@ fn main() {
     runtime.block_on(fed.register(&gateway));
     eprintln!(
         "registered {} assets in {:.1} s",
-        REPORTED + 2 * POOL,
+        2 * REPORTED + 2 * POOL,
         t.elapsed().as_secs_f64()
     );
 
-    let slots = (rounds * 2 * secs * rate) as usize;
+    let slots = (rounds * 3 * secs * rate) as usize;
     let mut others = fed.presign_others(slots);
-    let mut quiet = Phase::default();
-    let mut loaded = Phase::default();
-    let mut reports = Reports::default();
+    let mut phases: [Phase; 3] = Default::default();
+    let mut changing = Reports::new(CHANGING);
+    let mut steady = Reports::new(STEADY);
     for round in 0..rounds {
-        let order = if round % 2 == 0 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for with_reports in order {
+        for k in 0..3 {
+            let kind = (k + round as usize) % 3;
             let n = (secs * rate) as usize;
             let items: Vec<Slot> = others.drain(..n.min(others.len())).collect();
-            let phase = if with_reports {
-                &mut loaded
-            } else {
-                &mut quiet
+            let reports = match kind {
+                1 => Some(&mut changing),
+                2 => Some(&mut steady),
+                _ => None,
             };
+            let phase = &mut phases[kind];
             let cpu = Cpu::now();
             let started = Instant::now();
-            runtime.block_on(run_phase(
-                &fed,
-                &gateway,
-                items,
-                rate,
-                with_reports.then_some(&mut reports),
-                phase,
-            ));
+            batches.take();
+            runtime.block_on(run_phase(&fed, &gateway, items, rate, reports, phase));
             phase.add_cpu(&cpu, started.elapsed());
+            phase.batches.extend(batches.take());
             eprintln!(
                 "round {round}: {} phase done in {:.1} s",
-                if with_reports { "reports" } else { "quiet" },
+                PHASES[kind],
                 started.elapsed().as_secs_f64()
             );
         }
     }
     drop(gateway);
-    summary(rounds, secs, rate, &quiet, &loaded, &reports);
-    breakdown(&fed, !reports.next_full);
+    summary(rounds, secs, rate, &phases, [&changing, &steady]);
+    println!();
+    breakdown(&fed, &changing);
+    breakdown(&fed, &steady);
 }
+
+/// The kinds of phase, in the order of `phases`.
+const PHASES: [&str; 3] = ["no reports", "changing reports", "steady reports"];
 
 /// An integer setting from the environment, or `default`.
 fn setting(name: &str, default: u64) -> u64 {
@@ -216,14 +235,12 @@ impl Federation {
     /// Registers A's assets at `HQ` and B's and C's at `Depot`, 64 at a time.
     async fn register(&self, gateway: &Arc<Gateway>) {
         let mut all = Vec::new();
-        for i in 0..REPORTED {
-            all.push(self.sign(
-                0,
-                0,
-                "asset.register",
-                register_body(&reported(i), "treasury", "HQ"),
-                None,
-            ));
+        for by in [CHANGING, STEADY] {
+            for i in 0..REPORTED {
+                let (tag, location) = (reported(by, i), Reports::location(by));
+                let body = register_body(&tag, AGENCIES[by], location);
+                all.push(self.sign(by, by, "asset.register", body, None));
+            }
         }
         for side in [1, 2] {
             for i in 0..POOL {
@@ -286,22 +303,6 @@ impl Federation {
             })
             .collect()
     }
-
-    /// A's report of `HQ`: all its assets, or all but every tenth.
-    fn report_body(partial: bool) -> Value {
-        let mut observed: Vec<Value> = (0..REPORTED)
-            .filter(|i| !partial || i % 10 != 0)
-            .map(|i| {
-                if i % 2 == 0 {
-                    json!({"tag": reported(i), "person": person(i)})
-                } else {
-                    json!({"tag": reported(i)})
-                }
-            })
-            .collect();
-        observed.extend((0..UNKNOWN).map(|i| json!({"tag": format!("UNKNOWN-{i:03}")})));
-        json!({"location": "HQ", "reported_by": "counter", "observed": observed})
-    }
 }
 
 fn register_body(tag: &str, agency: &str, location: &str) -> Value {
@@ -315,9 +316,9 @@ fn register_body(tag: &str, agency: &str, location: &str) -> Value {
         "holder": {"agency": agency, "person": person(i)}})
 }
 
-/// A's `i`th asset.
-fn reported(i: usize) -> String {
-    format!("A-{i:05}")
+/// Reporter `by`'s `i`th asset.
+fn reported(by: usize, i: usize) -> String {
+    format!("R{by}-{i:05}")
 }
 
 /// The `i`th asset first held by B (`side` 1) or C (2).
@@ -362,6 +363,8 @@ fn submit(
 struct Phase {
     /// The others' latencies, seconds.
     latencies: Vec<f64>,
+    /// The commit thread's batches.
+    batches: Vec<Batch>,
     errors: Vec<String>,
     seconds: f64,
     /// Process CPU seconds, and the commit thread's.
@@ -378,15 +381,59 @@ impl Phase {
     }
 }
 
-/// The reports' own figures.
-#[derive(Default)]
+/// One reporter's reports, and their own figures.
 struct Reports {
+    /// The reporter: [`CHANGING`] or [`STEADY`].
+    by: usize,
     latencies: Vec<f64>,
     /// Time spent signing them (the load generator's work during a phase).
     signing: f64,
     errors: Vec<String>,
-    /// Which report comes next: partial (every tenth asset missing) or not.
-    next_full: bool,
+    /// How many were made.
+    made: usize,
+}
+
+impl Reports {
+    fn new(by: usize) -> Reports {
+        Reports {
+            by,
+            latencies: Vec::new(),
+            signing: 0.0,
+            errors: Vec::new(),
+            made: 0,
+        }
+    }
+
+    fn location(by: usize) -> &'static str {
+        if by == CHANGING { "HQ" } else { "Vault" }
+    }
+
+    fn name(&self) -> &'static str {
+        if self.by == CHANGING {
+            "changing"
+        } else {
+            "steady"
+        }
+    }
+
+    /// The next report's body: D's observe all its assets; A's every other
+    /// one leaves out every tenth asset, starting with the first.
+    fn next_body(&self) -> Value {
+        let partial = self.by == CHANGING && self.made.is_multiple_of(2);
+        let mut observed: Vec<Value> = (0..REPORTED)
+            .filter(|i| !partial || i % 10 != 0)
+            .map(|i| {
+                let tag = reported(self.by, i);
+                if i % 2 == 0 {
+                    json!({"tag": tag, "person": person(i)})
+                } else {
+                    json!({"tag": tag})
+                }
+            })
+            .collect();
+        observed.extend((0..UNKNOWN).map(|i| json!({"tag": format!("UNKNOWN-{i:03}")})));
+        json!({"location": Reports::location(self.by), "reported_by": "counter", "observed": observed})
+    }
 }
 
 /// Runs the others' `items` at `rate` slots a second and, if `reports` is
@@ -405,17 +452,12 @@ async fn run_phase(
         let Some(reports) = reports else { return };
         while !finished.load(std::sync::atomic::Ordering::Acquire) {
             let t = Instant::now();
-            let signed = fed.sign(
-                0,
-                0,
-                "inventory.report",
-                Federation::report_body(!reports.next_full),
-                None,
-            );
+            let by = reports.by;
+            let signed = fed.sign(by, by, "inventory.report", reports.next_body(), None);
             reports.signing += t.elapsed().as_secs_f64();
-            reports.next_full = !reports.next_full;
+            reports.made += 1;
             let t = Instant::now();
-            match submit(gateway, &fed.ids[0], signed.jws)
+            match submit(gateway, &fed.ids[by], signed.jws)
                 .await
                 .expect("task")
             {
@@ -475,6 +517,61 @@ async fn run_phase(
     phase.errors.extend(errors);
 }
 
+/// What the commit thread spent on one batch, seconds.
+#[derive(Clone, Copy, Debug, Default)]
+struct Batch {
+    prepare: f64,
+    append: f64,
+}
+
+/// The commit thread's `batch committed` events, as they come.
+#[derive(Clone, Default)]
+struct Batches(Arc<Mutex<Vec<Batch>>>);
+
+impl Batches {
+    /// Collects the committer's debug events from now on (nothing else is
+    /// logged).
+    fn install() -> Batches {
+        let batches = Batches::default();
+        let only = tracing_subscriber::filter::Targets::new()
+            .with_target("xgate_server::committer", tracing::Level::DEBUG);
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::Layer::with_filter(batches.clone(), only),
+        );
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        batches
+    }
+
+    /// The batches since the last call.
+    fn take(&self) -> Vec<Batch> {
+        std::mem::take(&mut *self.0.lock().expect("lock"))
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Batches {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Fields(Option<u64>, Option<u64>);
+        impl tracing::field::Visit for Fields {
+            fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+                match field.name() {
+                    "prepare_us" => self.0 = Some(value),
+                    "append_us" => self.1 = Some(value),
+                    _ => {}
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut fields = Fields(None, None);
+        event.record(&mut fields);
+        if let Fields(Some(prepare), Some(append)) = fields {
+            self.0.lock().expect("lock").push(Batch {
+                prepare: prepare as f64 / 1e6,
+                append: append as f64 / 1e6,
+            });
+        }
+    }
+}
+
 /// CPU seconds used so far: by the process, and by its commit thread.
 struct Cpu {
     process: f64,
@@ -532,23 +629,23 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn summary(rounds: u64, secs: u64, rate: u64, quiet: &Phase, loaded: &Phase, reports: &Reports) {
+fn summary(rounds: u64, secs: u64, rate: u64, phases: &[Phase; 3], reports: [&Reports; 2]) {
     let ms = |s: f64| format!("{:.1}", s * 1e3);
     let sorted = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
         v
     };
-    let (q, l) = (sorted(&quiet.latencies), sorted(&loaded.latencies));
     println!(
-        "\n## Others' commit latency while A reports ({rounds} rounds of {secs} s per phase kind, {rate} slots/s: {} envelopes/s)\n",
+        "\n## Others' commit latency while reports are made ({rounds} rounds of {secs} s per phase kind, {rate} slots/s: {} envelopes/s)\n",
         rate * 3 / 2
     );
     println!(
         "| phase | exchanges | p50 ms | p90 ms | p99 ms | max ms | process CPU | commit thread CPU | errors |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (name, p, s) in [("no reports", quiet, &q), ("reports", loaded, &l)] {
+    let all: Vec<Vec<f64>> = phases.iter().map(|p| sorted(&p.latencies)).collect();
+    for ((name, p), s) in PHASES.iter().zip(phases).zip(&all) {
         println!(
             "| {name} | {} | {} | {} | {} | {} | {:.2} cores | {:.2} cores | {} |",
             s.len(),
@@ -561,51 +658,82 @@ fn summary(rounds: u64, secs: u64, rate: u64, quiet: &Phase, loaded: &Phase, rep
             p.errors.len()
         );
     }
-    let ratio = |pc: f64| percentile(&l, pc) / percentile(&q, pc);
+    for (name, s) in PHASES.iter().zip(&all).skip(1) {
+        let ratio = |pc: f64| percentile(s, pc) / percentile(&all[0], pc);
+        println!(
+            "| {name} / no reports | | {:.2}x | {:.2}x | {:.2}x | {:.2}x | | | |",
+            ratio(50.0),
+            ratio(90.0),
+            ratio(99.0),
+            ratio(100.0)
+        );
+    }
+    println!("\nThe commit thread's batches (ms: the jobs' steps, the log's append, and both):\n");
     println!(
-        "| reports / no reports | | {:.2}x | {:.2}x | {:.2}x | {:.2}x | | | |",
-        ratio(50.0),
-        ratio(90.0),
-        ratio(99.0),
-        ratio(100.0)
+        "| phase | batches | prepare p50 | p99 | max | append p50 | p99 | max | batch p50 | p99 | max |"
     );
-    let r = sorted(&reports.latencies);
-    println!(
-        "\nreports: {} accepted, latency p50 {} ms, max {} ms; signing them took {:.2} s of {:.0} s ({:.1} % of one core); {} refused",
-        r.len(),
-        ms(percentile(&r, 50.0)),
-        ms(percentile(&r, 100.0)),
-        reports.signing,
-        loaded.seconds,
-        100.0 * reports.signing / loaded.seconds,
-        reports.errors.len()
-    );
-    for e in quiet
-        .errors
-        .iter()
-        .chain(&loaded.errors)
-        .chain(&reports.errors)
-        .take(3)
-    {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, p) in PHASES.iter().zip(phases) {
+        let prepare = sorted(&p.batches.iter().map(|b| b.prepare).collect::<Vec<_>>());
+        let append = sorted(&p.batches.iter().map(|b| b.append).collect::<Vec<_>>());
+        let both = sorted(
+            &p.batches
+                .iter()
+                .map(|b| b.prepare + b.append)
+                .collect::<Vec<_>>(),
+        );
+        let three = |v: &[f64]| {
+            format!(
+                "{} | {} | {}",
+                ms(percentile(v, 50.0)),
+                ms(percentile(v, 99.0)),
+                ms(percentile(v, 100.0))
+            )
+        };
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            p.batches.len(),
+            three(&prepare),
+            three(&append),
+            three(&both)
+        );
+    }
+    println!();
+    for (r, phase) in reports.iter().zip(&phases[1..]) {
+        let l = sorted(&r.latencies);
+        println!(
+            "{} reports: {} accepted, latency p50 {} ms, max {} ms; signing them took {:.2} s of {:.0} s ({:.1} % of one core); {} refused",
+            r.name(),
+            l.len(),
+            ms(percentile(&l, 50.0)),
+            ms(percentile(&l, 100.0)),
+            r.signing,
+            phase.seconds,
+            100.0 * r.signing / phase.seconds,
+            r.errors.len()
+        );
+    }
+    let errors = phases.iter().flat_map(|p| &p.errors);
+    for e in errors.chain(reports.iter().flat_map(|r| &r.errors)).take(3) {
         println!("error: {e}");
     }
 }
 
-/// The parts of one report's cost, on the store the run left, with the
-/// gateway stopped: applying it, then writing its writes.
-fn breakdown(fed: &Federation, partial: bool) {
+/// The parts of the next report's cost, on the store the run left, with
+/// the gateway stopped: applying it, then writing its writes.
+fn breakdown(fed: &Federation, reports: &Reports) {
     let store = fed.log.store();
-    let Value::Object(body) = Federation::report_body(partial) else {
+    let Value::Object(body) = reports.next_body() else {
         unreachable!("an object")
     };
     let op = Op::parse(Kind::InventoryReport, &body).expect("a report");
-    let a = &fed.ids[0];
+    let by = &fed.ids[reports.by];
     let stamp = Stamp {
         time: 1_800_000_000,
         ..Stamp::default()
     };
     let index = fed.log.size();
-    let facts = Facts::new(a, a, "breakdown", "00", stamp, index);
+    let facts = Facts::new(by, by, "breakdown", "00", stamp, index);
     let mut times = Vec::new();
     let mut batch = WriteBatch::new();
     for _ in 0..5 {
@@ -636,9 +764,12 @@ fn breakdown(fed: &Federation, partial: bool) {
     store.apply(undo).expect("undo");
     store.sync().expect("sync");
     println!(
-        "\nthe next report ({}) on the final store (gateway stopped): apply::apply median of 5 {:.1} ms; \
+        "next {} report ({} tags) on the final store, gateway stopped: apply::apply median of 5 {:.1} ms; \
          its {} writes ({} bytes): Store::apply {:.1} ms, sync {:.1} ms",
-        if partial { "9,100 tags" } else { "10,100 tags" },
+        reports.name(),
+        body.get("observed")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len),
         times[2] * 1e3,
         ops.len(),
         bytes,
