@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! cargo bench -p xgate --bench report_contention
+//! XGATE_CONTENTION_DIR=/dev/shm cargo bench -p xgate --bench report_contention
 //! XGATE_CONTENTION_ROUNDS=5 XGATE_CONTENTION_SECS=20 XGATE_CONTENTION_RATE=100 cargo bench -p xgate --bench report_contention
 //! ```
 //!
@@ -42,6 +43,10 @@
 //!     and 100 unregistered tags every time: as many reads, and after the
 //!     first (which opens the 100 `unknown_tag`) only the report itself
 //!     to write.
+//! - The data directory is a tempdir under `XGATE_CONTENTION_DIR` (default:
+//!   the system's temporary directory). On a machine whose disk other work
+//!   is using, syncs stall for hundreds of milliseconds at random, in every
+//!   phase alike; a tmpfs (`/dev/shm`) leaves what the gateway itself does.
 //! - `XGATE_CONTENTION_ROUNDS` rounds (default 3) of three phases of
 //!   `XGATE_CONTENTION_SECS` seconds each (default 10): no reports,
 //!   changing reports, steady reports, the order rotated every round, so
@@ -184,7 +189,11 @@ struct Federation {
 
 impl Federation {
     fn new() -> Federation {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = match std::env::var_os("XGATE_CONTENTION_DIR") {
+            Some(parent) => tempfile::tempdir_in(parent),
+            None => tempfile::tempdir(),
+        }
+        .expect("tempdir");
         let pki = dir.path().join("pki");
         let ids: Vec<AgencyId> = AGENCIES.iter().map(|a| a.parse().expect("id")).collect();
         let registry = xgate_server::pki::init(&pki, &ids, &[], false).expect("pki");
