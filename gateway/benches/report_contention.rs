@@ -60,22 +60,25 @@
 //! report was reconciled before it was surveyed off the thread;
 //! `append_us`: the log's append, the store's apply and sync): p50, p99
 //! and max of each, and of their sum. Older builds emit no such event;
-//! their batch columns stay empty. Then, with the gateway stopped, the parts of each kind of
-//! report's cost on the same store: applying it (`apply::apply`: reading
-//! 10,100 tags' state, deciding, building the writes), and `Store::apply`
-//! plus `sync` of its writes (then undone), which is what writing its batch
-//! costs the store.
+//! their batch columns stay empty. Then, with the gateway stopped, the
+//! parts of each kind of report's cost on the same store, and of a count
+//! that finds none of D's 10,000 assets (10,000 `missing`): its survey
+//! (reading 10,100 tags' state and deciding: off the commit thread),
+//! settling the survey (building its writes: on it), and `Store::apply`
+//! plus `sync` of its writes (then undone), which is what writing its
+//! batch costs the store.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracing_subscriber::layer::SubscriberExt as _;
-
 use serde_json::{Value, json};
+use tracing_subscriber::layer::SubscriberExt as _;
 use xgate::client::{EnvelopeSigner, random_jti};
 use xgate_ledger::{DiskStore, Log, OpenOptions, Store, WriteBatch};
+use xgate_server::apply::asset::Op as AssetOp;
 use xgate_server::apply::state::Stored;
-use xgate_server::apply::{self, Facts, Op};
+use xgate_server::apply::{Facts, Op};
+use xgate_server::assets::reconcile;
 use xgate_server::entry::Stamp;
 use xgate_server::envelope::Limits;
 use xgate_server::kind::Kind;
@@ -162,6 +165,7 @@ fn main() {
     println!();
     breakdown(&fed, &changing);
     breakdown(&fed, &steady);
+    breakdown_empty(&fed);
 }
 
 /// The kinds of phase, in the order of `phases`.
@@ -729,29 +733,59 @@ fn summary(rounds: u64, secs: u64, rate: u64, phases: &[Phase; 3], reports: [&Re
 }
 
 /// The parts of the next report's cost, on the store the run left, with
-/// the gateway stopped: applying it, then writing its writes.
+/// the gateway stopped: surveying it (the reads, off the commit thread
+/// since issue 19), settling the survey (building its writes, on the commit
+/// thread), and writing its writes.
 fn breakdown(fed: &Federation, reports: &Reports) {
-    let store = fed.log.store();
     let Value::Object(body) = reports.next_body() else {
         unreachable!("an object")
     };
-    let op = Op::parse(Kind::InventoryReport, &body).expect("a report");
-    let by = &fed.ids[reports.by];
+    parts(fed, reports.by, reports.name(), &body);
+}
+
+/// [`breakdown`] of a count at D's `Vault` that finds none of its 10,000
+/// assets there: every one of them opens `missing`.
+fn breakdown_empty(fed: &Federation) {
+    let body = json!({"location": Reports::location(STEADY), "reported_by": "counter",
+        "observed": [{"tag": "UNKNOWN-000"}]});
+    let Value::Object(body) = body else {
+        unreachable!("an object")
+    };
+    parts(fed, STEADY, "empty", &body);
+}
+
+fn parts(fed: &Federation, by: usize, name: &str, body: &serde_json::Map<String, Value>) {
+    let store = fed.log.store();
+    let Ok(Op::Asset(AssetOp::Report(report))) = Op::parse(Kind::InventoryReport, body) else {
+        unreachable!("a report")
+    };
+    let by = &fed.ids[by];
     let stamp = Stamp {
         time: 1_800_000_000,
         ..Stamp::default()
     };
     let index = fed.log.size();
     let facts = Facts::new(by, by, "breakdown", "00", stamp, index);
-    let mut times = Vec::new();
+    let median = |f: &mut dyn FnMut()| {
+        let mut t: Vec<f64> = (0..5)
+            .map(|_| {
+                let s = Instant::now();
+                f();
+                s.elapsed().as_secs_f64()
+            })
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t[2]
+    };
+    let survey = reconcile::survey(&report, by, &Stored(store)).expect("survey");
+    let survey_s = median(&mut || {
+        reconcile::survey(&report, by, &Stored(store)).expect("survey");
+    });
     let mut batch = WriteBatch::new();
-    for _ in 0..5 {
-        let t = Instant::now();
+    let settle_s = median(&mut || {
         batch = WriteBatch::new();
-        apply::apply(&op, &facts, &Stored(store), &mut batch).expect("apply");
-        times.push(t.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
+        reconcile::settle(&survey, &report, &facts, &mut batch).expect("settle");
+    });
     let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = batch.clone().into_ops().collect();
     let bytes: usize = ops
         .iter()
@@ -773,13 +807,11 @@ fn breakdown(fed: &Federation, reports: &Reports) {
     store.apply(undo).expect("undo");
     store.sync().expect("sync");
     println!(
-        "next {} report ({} tags) on the final store, gateway stopped: apply::apply median of 5 {:.1} ms; \
-         its {} writes ({} bytes): Store::apply {:.1} ms, sync {:.1} ms",
-        reports.name(),
-        body.get("observed")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len),
-        times[2] * 1e3,
+        "next {name} report ({} tags) on the final store, gateway stopped, medians of 5: survey {:.1} ms, \
+         settle {:.1} ms; its {} writes ({} bytes): Store::apply {:.1} ms, sync {:.1} ms",
+        report.observed.len(),
+        survey_s * 1e3,
+        settle_s * 1e3,
         ops.len(),
         bytes,
         apply_s * 1e3,
