@@ -55,7 +55,8 @@
 //! Printed: per phase kind, the others' latency (count, p50, p90, p99,
 //! max) and its ratios to the phases without reports, the reports' own
 //! latency, the process's CPU and the commit thread's (from `/proc`), and
-//! errors; and what the commit thread spent on each batch, from its
+//! errors; how the reports surveyed off the commit thread fared
+//! (`Gateway::ahead_counts`); and what the commit thread spent on each batch, from its
 //! `batch committed` debug events (`prepare_us`: the jobs' steps, where a
 //! report was reconciled before it was surveyed off the thread;
 //! `append_us`: the log's append, the store's apply and sync): p50, p99
@@ -160,8 +161,13 @@ fn main() {
             );
         }
     }
+    let counts = gateway.ahead_counts();
     drop(gateway);
     summary(rounds, secs, rate, &phases, [&changing, &steady]);
+    println!(
+        "reports surveyed off the commit thread: {} current at their turn, {} stale (surveyed again), {} applied whole on it",
+        counts.current, counts.stale, counts.fallbacks
+    );
     println!();
     breakdown(&fed, &changing);
     breakdown(&fed, &steady);
