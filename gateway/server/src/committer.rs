@@ -198,8 +198,8 @@ pub struct AheadCounts {
     /// Found stale at their turn (something they read had been written
     /// since) and prepared again.
     pub stale: u64,
-    /// Stale [`ATTEMPTS`] times, then prepared at their turn on the commit
-    /// thread.
+    /// Stale at every attempt (three), then prepared at their turn on the
+    /// commit thread.
     pub fallbacks: u64,
 }
 

@@ -211,7 +211,8 @@ impl<R: StateRead> StateRead for Recording<'_, R> {
 }
 
 /// What the committer has written lately, batch by batch, as the hashes
-/// of [`Progress::written_hashes`]. Owned by the commit thread.
+/// each write is seen under (the key, its table prefix, and the key cut
+/// after each of its first two NUL separators). Owned by the commit thread.
 #[derive(Debug)]
 pub struct Written {
     progress: Arc<Progress>,
