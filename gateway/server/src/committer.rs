@@ -15,6 +15,19 @@
 //! load spent more time being woken than working, is not needed
 //! (docs/performance.md, "Gateway").
 //!
+//! A job whose preparation reads much of the store (an inventory report
+//! reads every tag it lists) would hold every other job up while it reads.
+//! [`Committer::append_ahead`] prepares such a job on a blocking worker
+//! thread instead, against the store as it stands, recording what it reads
+//! ([`crate::apply::reads`]); at the job's turn the commit thread only checks
+//! that nothing it read has been written since (by the batches written in
+//! the meantime, or the jobs before it in its batch) and runs the cheap rest
+//! of the job. A job whose reads have changed is prepared again, at most
+//! [`ATTEMPTS`] times; then it is prepared at its turn like any other, which
+//! is always correct. Either way the job is decided against the state at its
+//! place in the log, so log order and the state after each entry are what a
+//! replay computes.
+//!
 //! The channel is bounded, so a gateway that cannot keep up slows its
 //! clients down instead of queueing without limit.
 //!
@@ -30,10 +43,12 @@
 //! [`CommitError::Declined`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use xgate_ledger::{DiskStore, Log, SignedCheckpoint, Store, StoreError, WriteBatch};
 
+use crate::apply::reads::{Progress, ReadSet, Snapshot, Written};
 use crate::apply::state::StateRead;
 use crate::medical::pending::PendingReviews;
 use crate::replay::Replay;
@@ -43,10 +58,22 @@ use crate::space::{DiskFull, DiskGuard};
 const QUEUE: usize = 4096;
 /// Most entries written in one batch.
 const MAX_BATCH: usize = 1024;
+/// How many times a job is prepared ahead before it is prepared at its
+/// turn instead.
+pub const ATTEMPTS: u32 = 3;
 
 /// Decides, in log order, whether a job's entry is appended at `index`,
 /// and returns the records that commit with it, or why it is declined.
 pub type Prepare<E> = Box<dyn FnOnce(&BatchView<'_>, u64) -> Result<WriteBatch, E> + Send>;
+
+/// A job prepared ahead of its turn: what its preparation read, and the
+/// rest of the job, run at its turn if nothing read has changed since.
+pub struct Ahead<E> {
+    /// What the preparation read ([`crate::apply::reads::Recording`]).
+    pub reads: ReadSet,
+    /// The rest: cheap, since the reading is done.
+    pub prepare: Prepare<E>,
+}
 
 /// Why an append was not acknowledged.
 #[derive(Debug, thiserror::Error)]
@@ -130,8 +157,58 @@ impl StateRead for BatchView<'_> {
 
 struct Job<E> {
     entry: Vec<u8>,
-    prepare: Prepare<E>,
-    done: oneshot::Sender<Answer<E>>,
+    work: Work<E>,
+}
+
+/// A job's step, and where its outcome goes.
+enum Work<E> {
+    /// Prepared at its turn.
+    Now(Prepare<E>, oneshot::Sender<Answer<E>>),
+    /// Prepared ahead from what its read set read: answered `None`, to be
+    /// prepared again, if any of it has changed since.
+    Ahead(ReadSet, Prepare<E>, oneshot::Sender<Option<Answer<E>>>),
+}
+
+/// Where an accepted job's answer goes.
+enum Waiting<E> {
+    Now(oneshot::Sender<Answer<E>>),
+    Ahead(oneshot::Sender<Option<Answer<E>>>),
+}
+
+impl<E> Waiting<E> {
+    /// Tells the request; one that gave up waiting is simply not told.
+    fn answer(self, answer: Answer<E>) {
+        match self {
+            Waiting::Now(done) => {
+                let _ = done.send(answer);
+            }
+            Waiting::Ahead(done) => {
+                let _ = done.send(Some(answer));
+            }
+        }
+    }
+}
+
+/// How the jobs prepared ahead fared, since the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AheadCounts {
+    /// Prepared ahead and still current at their turn: committed, or
+    /// refused, as prepared.
+    pub current: u64,
+    /// Found stale at their turn (something they read had been written
+    /// since) and prepared again.
+    pub stale: u64,
+    /// Stale at every attempt (three), then prepared at their turn on the
+    /// commit thread.
+    pub fallbacks: u64,
+}
+
+/// [`AheadCounts`] as they are kept.
+#[derive(Debug, Default)]
+struct Counters {
+    current: AtomicU64,
+    stale: AtomicU64,
+    fallbacks: AtomicU64,
 }
 
 impl<E> std::fmt::Debug for Job<E> {
@@ -153,6 +230,9 @@ pub struct Committer<E> {
     commits: watch::Receiver<u64>,
     /// Becomes `true` if the thread dies of a panic.
     failed: watch::Receiver<bool>,
+    /// How many batches the thread has written, for snapshots.
+    progress: Arc<Progress>,
+    counters: Arc<Counters>,
 }
 
 impl<E> Drop for Committer<E> {
@@ -198,28 +278,44 @@ impl<E: Send + 'static> Committer<E> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (committed, commits) = watch::channel(log.size());
         let (alarm, failed) = watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("xgate-commit".into())
-            .spawn(move || {
-                let alarm = PanicAlarm(alarm);
-                let memory = Recorded {
-                    replay: &replay,
-                    reviews: &reviews,
-                };
-                run(&log, &guard, &memory, rx, &committed);
-                if log.stopped() {
-                    alarm.raise(
-                        "the log stopped after a failed write or barrier: nothing more can be \
-                         committed safely; stopping so that a supervisor restarts the gateway, \
-                         whose recovery replays the journal",
+        let progress = Progress::new();
+        let counters = Arc::new(Counters::default());
+        let thread = {
+            let (progress, counters) = (Arc::clone(&progress), Arc::clone(&counters));
+            std::thread::Builder::new()
+                .name(THREAD_NAME.into())
+                .spawn(move || {
+                    let alarm = PanicAlarm(alarm);
+                    let memory = Recorded {
+                        replay: &replay,
+                        reviews: &reviews,
+                    };
+                    let mut written = Written::new(progress);
+                    run(
+                        &log,
+                        &guard,
+                        &memory,
+                        rx,
+                        &committed,
+                        &mut written,
+                        &counters,
                     );
-                }
-            })?;
+                    if log.stopped() {
+                        alarm.raise(
+                            "the log stopped after a failed write or barrier: nothing more can \
+                             be committed safely; stopping so that a supervisor restarts the \
+                             gateway, whose recovery replays the journal",
+                        );
+                    }
+                })?
+        };
         Ok(Committer {
             jobs: Some(tx),
             thread: Some(thread),
             commits,
             failed,
+            progress,
+            counters,
         })
     }
 
@@ -254,17 +350,68 @@ impl<E: Send + 'static> Committer<E> {
     /// committer has stopped.
     pub async fn append(&self, entry: Vec<u8>, prepare: Prepare<E>) -> Answer<E> {
         let (done, outcome) = oneshot::channel();
-        let jobs = self.jobs.as_ref().ok_or(CommitError::Stopped)?;
-        jobs.send(Job {
-            entry,
-            prepare,
-            done,
-        })
-        .await
-        .map_err(|_| CommitError::Stopped)?;
+        self.queue(entry, Work::Now(prepare, done)).await?;
         outcome.await.map_err(|_| CommitError::Stopped)?
     }
+
+    /// Appends `entry` like [`Committer::append`], with the reading part of
+    /// its preparation done off the commit thread: `ahead` runs on a
+    /// blocking worker with a [`Snapshot`] of the store, reads the store
+    /// through a [`crate::apply::reads::Recording`] made from it, and returns
+    /// what it read with the rest of the job. At the job's turn the commit
+    /// thread checks that nothing it read has been written since and runs
+    /// the rest; if something has, `ahead` runs again, at most [`ATTEMPTS`]
+    /// times in all, and then `fallback`, the whole preparation, runs at
+    /// the job's turn as [`Committer::append`] runs it.
+    ///
+    /// # Errors
+    /// What `ahead` or the job declined it with, or what
+    /// [`Committer::append`] returns.
+    pub async fn append_ahead<A>(&self, entry: Vec<u8>, ahead: A, fallback: Prepare<E>) -> Answer<E>
+    where
+        A: Fn(Snapshot) -> Result<Ahead<E>, E> + Send + Sync + 'static,
+    {
+        let ahead = Arc::new(ahead);
+        for _ in 0..ATTEMPTS {
+            let (run, snapshot) = (Arc::clone(&ahead), self.progress.snapshot());
+            let prepared = match tokio::task::spawn_blocking(move || run(snapshot)).await {
+                Ok(prepared) => prepared,
+                // A panic in the preparation is a bug: the request's task
+                // carries it, as if it had been prepared there.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => return Err(CommitError::Stopped),
+            };
+            let Ahead { reads, prepare } = prepared.map_err(CommitError::Declined)?;
+            let (done, outcome) = oneshot::channel();
+            self.queue(entry.clone(), Work::Ahead(reads, prepare, done))
+                .await?;
+            if let Some(answer) = outcome.await.map_err(|_| CommitError::Stopped)? {
+                return answer;
+            }
+        }
+        self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+        self.append(entry, fallback).await
+    }
+
+    /// How the jobs prepared ahead have fared so far.
+    pub fn ahead_counts(&self) -> AheadCounts {
+        AheadCounts {
+            current: self.counters.current.load(Ordering::Relaxed),
+            stale: self.counters.stale.load(Ordering::Relaxed),
+            fallbacks: self.counters.fallbacks.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn queue(&self, entry: Vec<u8>, work: Work<E>) -> Result<(), CommitError<E>> {
+        let jobs = self.jobs.as_ref().ok_or(CommitError::Stopped)?;
+        jobs.send(Job { entry, work })
+            .await
+            .map_err(|_| CommitError::Stopped)
+    }
 }
+
+/// The commit thread's name, as `/proc` and `ps` show it.
+pub const THREAD_NAME: &str = "xgate-commit";
 
 /// Raises [`Committer::failed`] if the commit thread unwinds from a panic,
 /// or when it says so ([`PanicAlarm::raise`]). It is dropped last, after
@@ -317,6 +464,8 @@ fn run<E>(
     memory: &Recorded<'_>,
     mut rx: mpsc::Receiver<Job<E>>,
     committed: &watch::Sender<u64>,
+    written: &mut Written,
+    counters: &Counters,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
@@ -329,11 +478,15 @@ fn run<E>(
         // Short of space, refuse the whole batch before touching the store.
         if let Err(e) = guard.check() {
             for job in jobs {
-                let _ = job.done.send(Err(CommitError::DiskFull(e)));
+                let done = match job.work {
+                    Work::Now(_, done) => Waiting::Now(done),
+                    Work::Ahead(_, _, done) => Waiting::Ahead(done),
+                };
+                done.answer(Err(CommitError::DiskFull(e)));
             }
             continue;
         }
-        match commit(log, jobs) {
+        match commit(log, jobs, written, counters) {
             Outcome::Durable(size) => {
                 committed.send_replace(size);
             }
@@ -348,6 +501,11 @@ fn run<E>(
     }
 }
 
+/// `d` in whole microseconds.
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// What became of one batch.
 enum Outcome {
     /// Durable; the log's size after it.
@@ -360,8 +518,16 @@ enum Outcome {
 }
 
 /// Prepares `jobs` in order, appends the accepted ones as one batch and
-/// answers every job.
-fn commit<E>(log: &Log<DiskStore>, jobs: Vec<Job<E>>) -> Outcome {
+/// answers every job. A job prepared ahead is sent back instead if
+/// something it read has been written since (`written`, and the batch so
+/// far).
+fn commit<E>(
+    log: &Log<DiskStore>,
+    jobs: Vec<Job<E>>,
+    written: &mut Written,
+    counters: &Counters,
+) -> Outcome {
+    let started = std::time::Instant::now();
     // The committer is the log's only writer, so this is where the batch
     // will start.
     let first = log.next_index();
@@ -374,38 +540,63 @@ fn commit<E>(log: &Log<DiskStore>, jobs: Vec<Job<E>>) -> Outcome {
             store: log.store(),
             pending: &batch,
         };
-        match (job.prepare)(&view, index) {
+        let (prepared, done) = match job.work {
+            Work::Now(prepare, done) => (prepare(&view, index), Waiting::Now(done)),
+            Work::Ahead(reads, prepare, done) => {
+                if !written.holds(&reads, &batch) {
+                    // Something it read has changed: prepare it again.
+                    counters.stale.fetch_add(1, Ordering::Relaxed);
+                    let _ = done.send(None);
+                    continue;
+                }
+                counters.current.fetch_add(1, Ordering::Relaxed);
+                (prepare(&view, index), Waiting::Ahead(done))
+            }
+        };
+        match prepared {
             Ok(records) => {
                 batch.extend(records);
                 entries.push(job.entry);
-                waiting.push(job.done);
+                waiting.push(done);
             }
             // Refused: no index, no trace.
-            Err(e) => {
-                let _ = job.done.send(Err(CommitError::Declined(e)));
-            }
+            Err(e) => done.answer(Err(CommitError::Declined(e))),
         }
     }
     if entries.is_empty() {
         return Outcome::NothingAccepted;
     }
+    let hashes = written.hashes(&batch);
+    let (jobs, writes) = (entries.len(), hashes.len());
+    let prepared = started.elapsed();
     let outcome = log.append_batch_with(&entries, move |range| {
         debug_assert_eq!(range.start, first, "the committer is the only writer");
         batch
     });
+    // Whatever became of the sync, the store holds what it holds of the
+    // batch: snapshots from now on count it.
+    written.written(hashes);
+    // What each batch costs the commit thread, for measurements
+    // (docs/performance.md): its jobs' steps, then the log's append.
+    tracing::debug!(
+        jobs,
+        state_hashes = writes,
+        prepare_us = micros(prepared),
+        append_us = micros(started.elapsed().saturating_sub(prepared)),
+        "batch committed"
+    );
     match outcome {
         Ok(committed) if committed.range.start == first => {
             let Some(checkpoint) = committed.checkpoint else {
                 tracing::error!("the commit signed no checkpoint; refusing to acknowledge");
                 for done in waiting {
-                    let _ = done.send(Err(CommitError::NoCheckpoint));
+                    done.answer(Err(CommitError::NoCheckpoint));
                 }
                 return Outcome::Durable(committed.range.end);
             };
             let size = committed.range.end;
             for (index, done) in committed.range.zip(waiting) {
-                // A request that gave up waiting is simply not told.
-                let _ = done.send(Ok((index, checkpoint.clone())));
+                done.answer(Ok((index, checkpoint.clone())));
             }
             Outcome::Durable(size)
         }
@@ -418,7 +609,7 @@ fn commit<E>(log: &Log<DiskStore>, jobs: Vec<Job<E>>) -> Outcome {
                 "the log has another writer; refusing to acknowledge"
             );
             for done in waiting {
-                let _ = done.send(Err(CommitError::OtherWriter));
+                done.answer(Err(CommitError::OtherWriter));
             }
             Outcome::Durable(committed.range.end)
         }
@@ -426,9 +617,249 @@ fn commit<E>(log: &Log<DiskStore>, jobs: Vec<Job<E>>) -> Outcome {
             tracing::error!(error = %e, "append failed; nothing in this batch is acknowledged");
             let e = Arc::new(e);
             for done in waiting {
-                let _ = done.send(Err(CommitError::Append(Arc::clone(&e))));
+                done.answer(Err(CommitError::Append(Arc::clone(&e))));
             }
             Outcome::Failed
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Jobs prepared ahead against a real log: committed as prepared when
+    //! nothing they read changed, prepared again when something did, and
+    //! prepared at their turn when they keep losing; their reading never on
+    //! the commit thread.
+
+    use std::sync::Mutex;
+
+    use xgate_ledger::OpenOptions;
+
+    use super::*;
+    use crate::apply::reads::Recording;
+    use crate::apply::state::Stored;
+    use crate::assets::state::asset_key;
+
+    type Declined = String;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        log: Arc<Log<DiskStore>>,
+        committer: Arc<Committer<Declined>>,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Arc::new(Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log"));
+        log.set_checkpoint_every_commit(true);
+        let replay = Arc::new(Replay::load(log.store()).expect("replay ids"));
+        let reviews = Arc::new(PendingReviews::load(log.store()).expect("reviews"));
+        let committer = Committer::start(
+            Arc::clone(&log),
+            Arc::new(DiskGuard::default()),
+            replay,
+            reviews,
+        )
+        .expect("committer");
+        Fixture {
+            _dir: dir,
+            log,
+            committer: Arc::new(committer),
+        }
+    }
+
+    fn on_commit_thread() -> bool {
+        std::thread::current().name() == Some(THREAD_NAME)
+    }
+
+    /// A job that sets `key` to `value`.
+    fn put(key: Vec<u8>, value: &str) -> Prepare<Declined> {
+        let value = value.as_bytes().to_vec();
+        Box::new(move |_, _| {
+            let mut batch = WriteBatch::new();
+            batch.put(key, value);
+            Ok(batch)
+        })
+    }
+
+    /// A job that copies what it found under `from` to `to`: read ahead, or
+    /// read at its turn as the fallback.
+    fn copy(
+        log: &Arc<Log<DiskStore>>,
+        from: Vec<u8>,
+        to: Vec<u8>,
+        between: impl Fn() + Send + Sync + 'static,
+    ) -> (
+        impl Fn(Snapshot) -> Result<Ahead<Declined>, Declined> + Send + Sync + 'static,
+        Prepare<Declined>,
+    ) {
+        let log = Arc::clone(log);
+        let (source, target) = (from.clone(), to.clone());
+        let ahead = move |snapshot: Snapshot| {
+            assert!(!on_commit_thread(), "read ahead on the commit thread");
+            let store = Stored(log.store());
+            let reading = Recording::new(&store, snapshot);
+            let found = reading.get(&source).map_err(|e| e.to_string())?;
+            between();
+            let target = target.clone();
+            Ok(Ahead {
+                reads: reading.finish(),
+                prepare: Box::new(move |_: &BatchView<'_>, _| {
+                    assert!(on_commit_thread());
+                    let mut batch = WriteBatch::new();
+                    batch.put(target, found.unwrap_or_default());
+                    Ok(batch)
+                }),
+            })
+        };
+        let fallback: Prepare<Declined> = Box::new(move |view, _| {
+            assert!(on_commit_thread());
+            let found = view.get(&from).map_err(|e| e.to_string())?;
+            let mut batch = WriteBatch::new();
+            batch.put(to, found.unwrap_or_default());
+            Ok(batch)
+        });
+        (ahead, fallback)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    fn value(log: &Log<DiskStore>, key: &[u8]) -> Vec<u8> {
+        log.store()
+            .get(key)
+            .expect("read")
+            .map(|v| v.as_ref().to_vec())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_job_read_ahead_commits_as_prepared_if_nothing_it_read_changed() {
+        let f = fixture();
+        let (k, out) = (asset_key("K"), asset_key("OUT"));
+        runtime().block_on(async {
+            f.committer
+                .append(b"e0".to_vec(), put(k.clone(), "v0"))
+                .await
+                .expect("put");
+            // Writes elsewhere meanwhile do not matter.
+            let committer = Arc::clone(&f.committer);
+            let other = asset_key("OTHER");
+            let (ahead, fallback) = copy(&f.log, k.clone(), out.clone(), move || {
+                let handle = tokio::runtime::Handle::current();
+                handle
+                    .block_on(committer.append(b"other".to_vec(), put(other.clone(), "x")))
+                    .expect("other");
+            });
+            let (index, _) = f
+                .committer
+                .append_ahead(b"e1".to_vec(), ahead, fallback)
+                .await
+                .expect("copy");
+            assert_eq!(index, 2);
+        });
+        assert_eq!(value(&f.log, &out), b"v0");
+        let counts = f.committer.ahead_counts();
+        assert_eq!(
+            counts,
+            AheadCounts {
+                current: 1,
+                stale: 0,
+                fallbacks: 0
+            }
+        );
+    }
+
+    /// Between the preparation's read and its turn, a write of the key read
+    /// is committed, in each of the first `writes` attempts (at most
+    /// [`ATTEMPTS`]).
+    fn race(writes: usize) -> (Fixture, Vec<u8>) {
+        assert!(writes <= ATTEMPTS as usize);
+        let f = fixture();
+        let (k, out) = (asset_key("K"), asset_key("OUT"));
+        let left = Arc::new(Mutex::new(writes));
+        let committer = Arc::clone(&f.committer);
+        let key = k.clone();
+        let (ahead, fallback) = copy(&f.log, k.clone(), out.clone(), move || {
+            let mut left = left.lock().expect("lock");
+            if *left == 0 {
+                return;
+            }
+            let n = writes - *left + 1;
+            *left -= 1;
+            let handle = tokio::runtime::Handle::current();
+            let job = put(key.clone(), &format!("v{n}"));
+            handle
+                .block_on(committer.append(format!("w{n}").into_bytes(), job))
+                .expect("the racing write");
+        });
+        runtime().block_on(async {
+            f.committer
+                .append(b"e0".to_vec(), put(k.clone(), "v0"))
+                .await
+                .expect("put");
+            let (index, _) = f
+                .committer
+                .append_ahead(b"copy".to_vec(), ahead, fallback)
+                .await
+                .expect("copy");
+            // In log order: v0, the racing writes, then the copy.
+            assert_eq!(index, 1 + writes as u64);
+        });
+        (f, out)
+    }
+
+    #[test]
+    fn a_write_between_reading_and_its_turn_has_it_prepared_again() {
+        let (f, out) = race(1);
+        // The copy is decided at its place in the log: after v1.
+        assert_eq!(value(&f.log, &out), b"v1");
+        assert_eq!(
+            f.committer.ahead_counts(),
+            AheadCounts {
+                current: 1,
+                stale: 1,
+                fallbacks: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_job_that_keeps_losing_is_prepared_at_its_turn() {
+        let attempts = ATTEMPTS as usize;
+        let (f, out) = race(attempts);
+        // Every attempt lost to a racing write; then the whole job ran at
+        // its turn, after the last of them.
+        assert_eq!(value(&f.log, &out), format!("v{attempts}").as_bytes());
+        assert_eq!(
+            f.committer.ahead_counts(),
+            AheadCounts {
+                current: 0,
+                stale: ATTEMPTS.into(),
+                fallbacks: 1
+            }
+        );
+        assert_eq!(f.log.size(), 2 + ATTEMPTS as u64);
+    }
+
+    #[test]
+    fn a_refusal_read_ahead_is_the_jobs_answer() {
+        let f = fixture();
+        runtime().block_on(async {
+            let ahead = |_: Snapshot| -> Result<Ahead<Declined>, Declined> { Err("no".into()) };
+            let never: Prepare<Declined> = Box::new(|_, _| unreachable!("not a fallback"));
+            let e = f
+                .committer
+                .append_ahead(b"x".to_vec(), ahead, never)
+                .await
+                .expect_err("refused");
+            assert!(matches!(e, CommitError::Declined(d) if d == "no"));
+        });
+        assert_eq!(f.log.size(), 0);
     }
 }

@@ -24,9 +24,11 @@ use tokio::sync::watch;
 use xgate_ledger::{DiskStore, Log, StoreError, WriteBatch};
 
 use crate::apply::facts::Terms;
-use crate::apply::{self, ApplyError, BodyError, Facts, Op, asset, medical};
+use crate::apply::reads::{Recording, Snapshot};
+use crate::apply::state::Stored;
+use crate::apply::{self, ApplyError, BodyError, Facts, Op, Survey, asset, medical};
 use crate::assets::custody::DEFAULT_OFFER_TTL;
-use crate::committer::{Committer, Prepare};
+use crate::committer::{Ahead, BatchView, Committer, Prepare};
 use crate::entry::{EncodeEntryError, Entry, Stamp, person_hash};
 use crate::envelope::{self, Envelope, Limits, Rejection, Verifiers};
 use crate::inbox::{self, EncodeRecordError};
@@ -44,7 +46,7 @@ use crate::space::DiskGuard;
 // What the pipeline's public items carry from the machinery it keeps to
 // itself (the committer, the rate limiter, the free-space guard, the
 // metrics), so that embedders can name it.
-pub use crate::committer::CommitError;
+pub use crate::committer::{AheadCounts, CommitError};
 pub use crate::metrics::Metrics;
 pub use crate::rate::RateLimited;
 pub use crate::space::DiskFull;
@@ -352,6 +354,13 @@ impl Gateway {
         self.committer.has_failed()
     }
 
+    /// How the envelopes surveyed off the commit thread (inventory
+    /// reports) have fared at their turn: still current, stale and
+    /// surveyed again, or surveyed on the commit thread in the end.
+    pub fn ahead_counts(&self) -> AheadCounts {
+        self.committer.ahead_counts()
+    }
+
     /// The policy in force.
     pub fn policy(&self) -> Arc<Policy> {
         match self.policy.read() {
@@ -515,7 +524,9 @@ impl Gateway {
     /// replay and state records, and builds the receipt against the
     /// commit's checkpoint. Whether the `jti` was used before and whether
     /// the rules allow the envelope are decided by the committer, in log
-    /// order, by the step built here.
+    /// order, by the step built here ([`Step`]). An inventory report's
+    /// survey, which reads the state of every tag it lists, is made off the
+    /// commit thread ([`Committer::append_ahead`]).
     async fn commit(
         &self,
         envelope: &Envelope,
@@ -525,47 +536,28 @@ impl Gateway {
         decision: &str,
     ) -> Result<Receipt, Reason> {
         let entry = self.entry(envelope, &op, stamp, policy, decision)?;
-        let keep_until = replay_keep_until(envelope.exp, self.limits.skew, self.request_timeout);
-        let stored = envelope.clone();
-        let replay = Arc::clone(&self.replay);
-        let reviews = Arc::clone(&self.reviews);
-        let skew = self.limits.skew;
-        let started = std::time::Instant::now();
-        let prepare: Prepare<Declined> = Box::new(move |view, index| {
-            // It may have waited in the queue past its expiry: then it is
-            // refused as it would have been on arrival, and its id, which
-            // the purge may already have dropped, is never needed.
-            let late = unix_now().saturating_sub(skew);
-            if stored.exp < late {
-                return Err(Declined::Expired {
-                    ago: late.saturating_sub(stored.exp),
-                    skew,
-                });
-            }
-            if replay.seen(&stored.iss, &stored.jti) {
-                return Err(Declined::Replayed(stored.iss.clone()));
-            }
-            let mut batch = WriteBatch::new();
-            let id = stored.id();
-            let facts = Facts::new(&stored.iss, &stored.aud, &stored.jti, &id, stamp, index);
-            apply::apply(&op, &facts, view, &mut batch)?;
-            // Kept for `xgate audit replay`, which recomputes the state.
-            let kept = !matches!(op, Op::Record(_));
-            if kept {
-                inbox::keep(&stored, index, &mut batch);
-            }
-            // Addressed to the sender itself (a registration, a count):
-            // nothing to deliver.
-            if stored.aud != stored.iss {
-                inbox::put(&stored, index, kept, &mut batch)?;
-            }
-            // Last: only an accepted envelope's id and queue changes are
-            // recorded.
-            reviews.record(&batch, stamp.time);
-            replay.put(&stored.iss, &stored.jti, keep_until, &mut batch);
-            Ok(batch)
+        let step = Arc::new(Step {
+            stored: envelope.clone(),
+            op,
+            stamp,
+            keep_until: replay_keep_until(envelope.exp, self.limits.skew, self.request_timeout),
+            replay: Arc::clone(&self.replay),
+            reviews: Arc::clone(&self.reviews),
+            skew: self.limits.skew,
         });
-        let appended = self.committer.append(entry.clone(), prepare).await;
+        let started = std::time::Instant::now();
+        let whole = Arc::clone(&step);
+        let whole: Prepare<Declined> =
+            Box::new(move |view, index| whole.prepare(view, index, None));
+        let appended = if step.op.surveys() {
+            let log = Arc::clone(&self.log);
+            let ahead = move |snapshot| step.ahead(&log, snapshot);
+            self.committer
+                .append_ahead(entry.clone(), ahead, whole)
+                .await
+        } else {
+            self.committer.append(entry.clone(), whole).await
+        };
         if matches!(&appended, Err(CommitError::Declined(Declined::Replayed(_)))) {
             self.metrics.replay_attempt();
         }
@@ -606,6 +598,92 @@ impl Gateway {
     pub fn purge_replay(&self) -> Result<usize, xgate_ledger::StoreError> {
         let now = u64::try_from(unix_now()).unwrap_or(0);
         self.replay.purge(self.log.store(), now)
+    }
+}
+
+/// One envelope's commit step, as the committer runs it at the envelope's
+/// turn, in log order: expiry and `jti` checks, the apply stage, and the
+/// records that commit with the entry.
+struct Step {
+    stored: Envelope,
+    op: Op,
+    stamp: Stamp,
+    /// Until when its `jti` is kept.
+    keep_until: u64,
+    replay: Arc<Replay>,
+    reviews: Arc<PendingReviews>,
+    skew: i64,
+}
+
+impl Step {
+    /// The records to commit with the entry at `index`, against `view`;
+    /// with `survey`, the step's survey made ahead (still current: the
+    /// committer checked), else the state is read at this turn.
+    fn prepare(
+        &self,
+        view: &BatchView<'_>,
+        index: u64,
+        survey: Option<&Survey>,
+    ) -> Result<WriteBatch, Declined> {
+        let stored = &self.stored;
+        // It may have waited in the queue past its expiry: then it is
+        // refused as it would have been on arrival, and its id, which
+        // the purge may already have dropped, is never needed.
+        let late = unix_now().saturating_sub(self.skew);
+        if stored.exp < late {
+            return Err(Declined::Expired {
+                ago: late.saturating_sub(stored.exp),
+                skew: self.skew,
+            });
+        }
+        if self.replay.seen(&stored.iss, &stored.jti) {
+            return Err(Declined::Replayed(stored.iss.clone()));
+        }
+        let mut batch = WriteBatch::new();
+        let id = stored.id();
+        let facts = Facts::new(
+            &stored.iss,
+            &stored.aud,
+            &stored.jti,
+            &id,
+            self.stamp,
+            index,
+        );
+        apply::apply_surveyed(&self.op, &facts, view, survey, &mut batch)?;
+        // Kept for `xgate audit replay`, which recomputes the state.
+        let kept = !matches!(self.op, Op::Record(_));
+        if kept {
+            inbox::keep(stored, index, &mut batch);
+        }
+        // Addressed to the sender itself (a registration, a count):
+        // nothing to deliver.
+        if stored.aud != stored.iss {
+            inbox::put(stored, index, kept, &mut batch)?;
+        }
+        // Last: only an accepted envelope's id and queue changes are
+        // recorded.
+        self.reviews.record(&batch, self.stamp.time);
+        self.replay
+            .put(&stored.iss, &stored.jti, self.keep_until, &mut batch);
+        Ok(batch)
+    }
+
+    /// Off the commit thread: the step's survey, read from the store as it
+    /// stands at `snapshot` and recorded, and the rest of the step to run
+    /// at its turn.
+    fn ahead(
+        self: &Arc<Step>,
+        log: &Log<DiskStore>,
+        snapshot: Snapshot,
+    ) -> Result<Ahead<Declined>, Declined> {
+        let store = Stored(log.store());
+        let reading = Recording::new(&store, snapshot);
+        let survey = apply::survey(&self.op, &self.stored.iss, &reading)?;
+        let step = Arc::clone(self);
+        Ok(Ahead {
+            reads: reading.finish(),
+            prepare: Box::new(move |view, index| step.prepare(view, index, survey.as_ref())),
+        })
     }
 }
 

@@ -11,9 +11,10 @@ use super::facts::Facts;
 use super::state::{EncodeError, StateError, StateRead, write};
 use crate::assets::custody::{self, Asset, Refusal};
 use crate::assets::model::{Answer, AssetBody as _, Offer, Register, Report};
-use crate::assets::reconcile::{self, DiscrepancyKind, Notices};
+use crate::assets::reconcile::{self, DiscrepancyKind, Notices, Survey};
 use crate::assets::state;
 use crate::kind::Kind;
+use crate::registry::AgencyId;
 
 /// An asset envelope's body, parsed for its kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +121,22 @@ impl From<StateError> for AssetError {
     }
 }
 
+/// The survey of an inventory report by `sender` ([`reconcile::survey`]):
+/// all its step reads of the state. `None` for the other asset kinds.
+///
+/// # Errors
+/// A storage failure.
+pub fn survey(
+    op: &Op,
+    sender: &AgencyId,
+    state: &impl StateRead,
+) -> Result<Option<Survey>, AssetError> {
+    match op {
+        Op::Report(report) => Ok(Some(reconcile::survey(report, sender, state)?)),
+        _ => Ok(None),
+    }
+}
+
 /// Applies `op`, the body of the envelope `facts` describes, to `state`,
 /// adding its writes to `batch`. Returns the reconciliation report of an
 /// inventory report.
@@ -133,6 +150,22 @@ pub fn apply(
     state: &impl StateRead,
     batch: &mut WriteBatch,
 ) -> Result<Option<reconcile::Report>, AssetError> {
+    apply_surveyed(op, facts, state, None, batch)
+}
+
+/// [`apply`], with an inventory report's `survey` made already, by
+/// [`survey`] of the same `op` and sender against the state as `state` is
+/// now: the report is then settled without reading the state again.
+///
+/// # Errors
+/// As [`apply`].
+pub fn apply_surveyed(
+    op: &Op,
+    facts: &Facts<'_>,
+    state: &impl StateRead,
+    survey: Option<&Survey>,
+    batch: &mut WriteBatch,
+) -> Result<Option<reconcile::Report>, AssetError> {
     let kind = op.kind().as_str();
     let mut notices = Notices::new(facts, kind);
     if let Op::Report(report) = op {
@@ -143,7 +176,11 @@ pub fn apply(
             )
             .into());
         }
-        return Ok(Some(reconcile::reconcile(report, facts, state, batch)?));
+        let settled = match survey {
+            Some(survey) => reconcile::settle(survey, report, facts, batch)?,
+            None => reconcile::reconcile(report, facts, state, batch)?,
+        };
+        return Ok(Some(settled));
     }
     let tag = op.tag().unwrap_or_default();
     let existing = state::asset(state, tag)?;

@@ -12,9 +12,17 @@
 //! entry records, so they reach the same state, and any difference means
 //! the stored state was changed behind the log's back.
 //!
+//! An inventory report's step reads the state of every tag it lists, so the
+//! live commit does that part, [`survey`], off the commit thread, and the
+//! committer runs the rest, [`apply_surveyed`], at the report's turn if
+//! nothing the survey read has changed since ([`reads`]); [`apply`] is the
+//! two in one.
+//!
 //! - [`body`]: why a body is not one this stage can take;
 //! - [`facts`]: what the rules read besides the body;
 //! - [`state`]: the state as the rules read it, and its JSON records;
+//! - [`reads`]: the reads of a step made ahead of its turn, and how the
+//!   committer checks they still hold;
 //! - [`record`], [`asset`], [`medical`]: the operations of each kind (the
 //!   medical ones include `review.decision`).
 //!
@@ -25,16 +33,19 @@ pub mod asset;
 pub mod body;
 pub mod facts;
 pub mod medical;
+pub mod reads;
 pub mod record;
 pub mod state;
 
 use serde_json::{Map, Value};
 use xgate_ledger::WriteBatch;
 
+pub use crate::assets::reconcile::Survey;
 pub use body::BodyError;
 pub use facts::Facts;
 
 use crate::kind::Kind;
+use crate::registry::AgencyId;
 use asset::AssetError;
 use medical::MedicalError;
 use record::Record;
@@ -119,6 +130,13 @@ impl Op {
         }
     }
 
+    /// Whether its step reads much of the state, in a part that does not
+    /// depend on its place in the log: an inventory report, which
+    /// [`survey`]s every tag it lists.
+    pub fn surveys(&self) -> bool {
+        matches!(self, Op::Asset(asset::Op::Report(_)))
+    }
+
     /// What its log entry names of it.
     pub fn named(&self) -> Named<'_> {
         match self {
@@ -159,10 +177,43 @@ pub fn apply(
     state: &impl StateRead,
     batch: &mut WriteBatch,
 ) -> Result<(), ApplyError> {
+    apply_surveyed(op, facts, state, None, batch)
+}
+
+/// The part of `op`'s step that reads much of the state and does not
+/// depend on the envelope's place in the log, made ahead by `sender`'s
+/// envelope ([`Op::surveys`]): `None` for a kind that has none.
+///
+/// # Errors
+/// A state that cannot be read.
+pub fn survey(
+    op: &Op,
+    sender: &AgencyId,
+    state: &impl StateRead,
+) -> Result<Option<Survey>, ApplyError> {
+    match op {
+        Op::Asset(op) => Ok(asset::survey(op, sender, state)?),
+        Op::Record(_) | Op::Medical(_) => Ok(None),
+    }
+}
+
+/// [`apply`], with `survey` made already by [`survey`] of the same `op`
+/// and sender, against the state as `state` is now (the committer checks
+/// that nothing it read has changed): then the state is not read again.
+///
+/// # Errors
+/// As [`apply`].
+pub fn apply_surveyed(
+    op: &Op,
+    facts: &Facts<'_>,
+    state: &impl StateRead,
+    survey: Option<&Survey>,
+    batch: &mut WriteBatch,
+) -> Result<(), ApplyError> {
     match op {
         Op::Record(_) => {}
         Op::Asset(op) => {
-            asset::apply(op, facts, state, batch)?;
+            asset::apply_surveyed(op, facts, state, survey, batch)?;
         }
         Op::Medical(op) => medical::apply(op, facts, state, batch)?,
     }
