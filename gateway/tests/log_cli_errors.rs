@@ -352,11 +352,15 @@ fn append_does_not_reinitialise_a_damaged_database() {
 fn verify_detects_a_tampered_entry() {
     let log = TestLog::new();
     log.append(&lines(0..300));
-    tamper(&log.dir, b"LE", b"entry 5", b"entrY 5");
+    tamper_file(
+        &log.dir.join("log/tile/entries/000"),
+        b"entry 5",
+        b"entrY 5",
+    );
     // Opening checks the latest checkpoint against stored tiles, which the
     // tampering did not touch; only a full verify recomputes from entries.
     let run = log.run("verify", &[], b"");
-    assert_refused(&run, 1, "tile 0/0 does not match its entries");
+    assert_refused(&run, 1, "public tile 0/0 does not match its entries");
 }
 
 #[test]
@@ -365,16 +369,19 @@ fn verify_detects_a_forged_old_checkpoint() {
     log.append(&lines(0..10));
     log.append(&lines(10..20));
     let forger = NoteSigner::generate(xgate_ledger::DEFAULT_ORIGIN).expect("key");
-    with_store(&log.dir, |store| {
-        let mut key = b"LC".to_vec();
-        key.extend_from_slice(&10u64.to_be_bytes());
-        let note = store.get(&key).expect("read").expect("checkpoint at 10");
-        let text = String::from_utf8(note.as_ref().to_vec()).expect("UTF-8");
-        let (body, _) = text.split_once("\n\n").expect("signed note");
-        let mut batch = WriteBatch::new();
-        batch.put(key, forger.sign_note(&format!("{body}\n")).into_bytes());
-        store.apply(batch).expect("apply");
-    });
+    // The published checkpoints: size u64, length u32, note; the one at 10
+    // is first. A note signed by another key of the same name has the same
+    // length.
+    let path = log.dir.join("ledger/checkpoints");
+    let mut bytes = std::fs::read(&path).expect("read");
+    assert_eq!(bytes[..8], 10u64.to_be_bytes());
+    let len = u32::from_be_bytes(bytes[8..12].try_into().expect("len")) as usize;
+    let text = String::from_utf8(bytes[12..12 + len].to_vec()).expect("UTF-8");
+    let (body, _) = text.split_once("\n\n").expect("signed note");
+    let forged = forger.sign_note(&format!("{body}\n"));
+    assert_eq!(forged.len(), len);
+    bytes[12..12 + len].copy_from_slice(forged.as_bytes());
+    std::fs::write(&path, bytes).expect("write");
     // The latest checkpoint is intact, so the log opens and serves...
     log.ok("checkpoint", &[]);
     // ...but a full verify checks every stored checkpoint.
@@ -447,31 +454,17 @@ fn checkpoint_of_a_log_that_never_signed_one_is_refused() {
     );
 }
 
-/// Opens the log's database directly, bypassing the log, and runs `f`;
-/// syncs before closing.
-fn with_store(dir: &Path, f: impl FnOnce(&SledStore)) {
-    let store = SledStore::open(&dir.join("db"), 1 << 20).expect("open store");
-    f(&store);
-    store.sync().expect("sync");
-}
-
-/// Replaces `from` with `to` (same length) in the first value under
-/// `prefix` that contains it.
-fn tamper(dir: &Path, prefix: &[u8], from: &[u8], to: &[u8]) {
+/// Replaces `from` with `to` (same length) in the file at `path`, which
+/// may be one of the log's immutable (0444) files.
+fn tamper_file(path: &Path, from: &[u8], to: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
     assert_eq!(from.len(), to.len());
-    with_store(dir, |store| {
-        for kv in store.scan_prefix(prefix) {
-            let (key, value) = kv.expect("scan");
-            let value = value.as_ref();
-            if let Some(at) = value.windows(from.len()).position(|w| w == from) {
-                let mut changed = value.to_vec();
-                changed[at..at + to.len()].copy_from_slice(to);
-                let mut batch = WriteBatch::new();
-                batch.put(key, changed);
-                store.apply(batch).expect("apply");
-                return;
-            }
-        }
-        panic!("nothing to tamper with");
-    });
+    let mut bytes = std::fs::read(path).expect("read");
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("something to tamper with");
+    bytes[at..at + to.len()].copy_from_slice(to);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::write(path, bytes).expect("write");
 }
