@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::{TestLog, lines, num, xgate};
-use xgate_ledger::{Log, NoteSigner, OpenOptions, SledStore, Store, WriteBatch};
+use xgate_ledger::{Log, NoteSigner, OpenOptions};
 
 /// Every entry of the fixture log holds this, so a message that leaks
 /// entry contents is caught.

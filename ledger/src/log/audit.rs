@@ -145,9 +145,11 @@ impl<S: Store> Recompute<'_, S> {
             let index = self.private_done[level as usize];
             self.private_done[level as usize] += 1;
             carry = self.check_private(level, index, &bottom)?;
-            // Tree level 4(L+1) is a public row when it is a multiple of 8.
-            if (level + 1).is_multiple_of(2) {
-                self.public_node((level + 1) / 2, carry)?;
+            // Tree level 4(L+1) is a public row when it is a multiple of 8:
+            // the row of public tile level (L+1)/2.
+            let above = level + 1;
+            if above.is_multiple_of(2) {
+                self.public_node(above / 2, carry)?;
             }
         }
         Ok(())

@@ -25,12 +25,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::edge::Edge;
 use super::head::Head;
-use super::progress::{Progress, Publish};
-use super::worker::Integrator;
 use super::latest::Latest;
 use super::notes::Notes;
 use super::pending::Pending;
+use super::progress::{Progress, Publish};
 use super::record;
+use super::worker::Integrator;
 use super::{Log, Shared};
 use crate::DiskStore;
 use crate::blobs::{BlobOptions, Blobs, Locator};

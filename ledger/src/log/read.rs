@@ -113,7 +113,9 @@ impl<S: Store> Log<S> {
     /// trusted), or a durable record could not be applied. Reopening
     /// recovers exactly what the disk holds.
     pub fn stopped(&self) -> bool {
-        self.shared.broken.load(std::sync::atomic::Ordering::Acquire)
+        self.shared
+            .broken
+            .load(std::sync::atomic::Ordering::Acquire)
             || self.shared.journal.poisoned()
     }
 

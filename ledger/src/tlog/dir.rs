@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use lru::LruCache;
 
+use super::bundle;
 use super::durable::{self, Outcome};
 use super::path::{CHECKPOINT, MAX_LEVEL, Resource, Width, bundle_path, tile_path};
-use super::bundle;
 use super::shape::{TILE_BYTES, WIDTH};
 use crate::hash::HASH_LEN;
 
