@@ -98,6 +98,7 @@ pub struct ConvertError {
 }
 
 /// Wraps an I/O failure on `path` into [`Error::Io`], for `map_err`.
+#[cfg(feature = "sled")]
 pub(crate) fn io_at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_path_buf(),

@@ -85,6 +85,7 @@ pub mod hash;
 pub mod proof;
 pub mod verify;
 
+#[cfg(feature = "sled")]
 mod tile;
 mod tree;
 
