@@ -17,47 +17,58 @@
 //!
 //! Storage:
 //!
-//! - `store` ([`Store`]): the storage contract (atomic batches, explicit
-//!   durability); `store_sled` ([`SledStore`]) implements it on sled, and
-//!   `faults` (tests only) wraps it to fail on demand.
-//! - `error` ([`Error`]): the one error type at the crate's boundary.
-//! - `layout`: the log's keys in the store and the entry bundle format.
-//! - [`fsutil`]: atomic, private small-file writes.
+//! - `store` ([`Store`]): the small-state contract (an ordered map with
+//!   atomic batches; a batch may carry bodies the log keeps in files);
+//!   `store_sled` ([`SledStore`]) implements it on sled, and `faults`
+//!   (tests only) wraps it, and the journal, to fail on demand.
+//! - [`fsutil`]: atomic, private small-file writes; directories created
+//!   durably.
+//! - [`tlog`]: the log's public C2SP tlog-tiles files (tiles, entry bundles,
+//!   checkpoint) in a directory to serve as it is.
 //! - [`journal`]: the write-ahead journal, the durability point: one record
 //!   per commit batch, one `pwritev` and one `fdatasync`, segments prepared
 //!   ahead, crash recovery to the last durable record.
 //! - [`blobs`]: envelope bodies in plain files, written without a barrier
 //!   (the journal holds a copy), synced before the journal lets go of it,
 //!   reclaimed online once no live body pins a file.
-//! - `tile_files`: copies of the full tiles in plain files, for fast proofs.
-//! - [`tlog`]: the log's public C2SP tlog-tiles files (tiles, entry bundles,
-//!   checkpoint) in a directory to serve as it is.
+//! - `nodes`: the private proof sidecar (full height-4 tiles above the
+//!   bottom level), for proofs that hash nothing.
+//! - [`sequencer`]: the storage boundary ([`sequencer::Sequencer`] for the
+//!   durability point, [`Store`] for small state) and the contract suites
+//!   every backend runs.
+//! - `error` ([`Error`]): the one error type at the crate's boundary.
+//! - `layout`: the log's own keys in the store.
 //! - `disk`: the files of a data directory ([`OpenOptions`],
 //!   [`published_checkpoint`]), which `log/open` opens a log from.
 //!
-//! The log, in `log/`: its internals (`lock`; `edge`: the unfinished
-//! right edge of the tree; `head`: the edge and durable size readers see;
-//! `reader`: hashes for proofs; `latest`: the signer, the latest checkpoint
-//! and its copy outside the store), then [`Log`] itself (`log/mod.rs`),
-//! then one file per concern, each one `impl Log` block, none importing
+//! The log, in `log/`: its internals (`lock`; `record`: a journal record;
+//! `edge`: the unfinished right edge of the tree; `head`: the edge and
+//! durable size readers see; `pending`: what the journal holds that the
+//! files do not yet; `reader`: hashes for proofs; `latest`: the signer, the
+//! latest checkpoint and its mirror; `notes`: the published checkpoints;
+//! `progress` and `worker`: the integrator's state and thread), then
+//! [`Log`] itself (`log/mod.rs`), then one file per concern, none importing
 //! another:
 //!
-//! - `open`: open a store or a data directory and recover the tree;
+//! - `open`: open a data directory and recover (replay the journal);
 //! - `append`: the one write path. An append takes the writer's turn,
-//!   writes one atomic batch, syncs, publishes, and returns; concurrent
-//!   appends take turns, and group commit is the caller's (the gateway's
-//!   committer batches envelopes into one append);
-//! - `read`: entries, roots and proofs at any past size;
-//! - `publish`: signing checkpoints, on demand or with every commit;
+//!   writes one journal record with one barrier, applies its small writes,
+//!   publishes, and returns; concurrent appends take turns, and group
+//!   commit is the caller's (the gateway's committer batches envelopes
+//!   into one append);
+//! - `integrate`: off the write path, tlog-tiles files, published
+//!   checkpoints, release of the journal and body files;
+//! - `read`: entries, bodies, roots and proofs at any past size;
+//! - `publish`: checkpoints, on demand or with every commit;
 //! - `audit`: recomputing the whole log ([`Log::verify`]).
 //!
 //! On top: `compact` ([`compact()`]) copies a stopped log's data directory
-//! into a new, smaller one.
+//! with a fresh store of live keys, and `migrate` ([`migrate()`]) converts a
+//! directory of the layout before the journal.
 //!
-//! Build with `default-features = false` to leave out sled and the data
-//! directory: what remains verifies ([`verify_inclusion`],
-//! [`verify_consistency`], [`verify_checkpoint`]) with no storage or network,
-//! and runs a [`Log`] over any other [`Store`].
+//! Build with `default-features = false` to leave out storage: what remains
+//! verifies ([`verify_inclusion`], [`verify_consistency`],
+//! [`verify_checkpoint`]) with no storage or network.
 //!
 //! # Example
 //!
@@ -109,6 +120,8 @@ mod log;
 mod migrate;
 #[cfg(feature = "sled")]
 mod nodes;
+#[cfg(feature = "sled")]
+pub mod sequencer;
 mod store;
 #[cfg(feature = "sled")]
 mod store_sled;

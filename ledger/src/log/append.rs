@@ -170,7 +170,7 @@ impl<S: Store> Log<S> {
             Ok(seq) => seq,
             Err(e) => {
                 self.shared.unpin(&bodies);
-                return Err(e.into());
+                return Err(e);
             }
         };
         // Durable. From here a failure leaves memory behind the journal:

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::DiskStore;
 use crate::blobs::Blobs;
-use crate::journal::Journal;
+use crate::sequencer::Sequencer;
 use crate::nodes::Nodes;
 use crate::store::Store;
 use crate::tlog::TileDir;
@@ -83,8 +83,8 @@ pub struct Log<S: Store = DiskStore> {
 pub(crate) struct Shared<S: Store> {
     /// Small state: the owner's keys and the log's own `L` keys.
     store: S,
-    /// The durability point: one record per commit.
-    journal: Journal,
+    /// The durability point: one record per commit (the journal).
+    journal: Box<dyn Sequencer>,
     /// The public tiles, bundles and checkpoint.
     tiles: TileDir,
     /// Private interior tiles for fast proofs.

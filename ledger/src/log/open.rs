@@ -156,7 +156,10 @@ impl Log<DiskStore> {
             None => None,
         };
         let shared = Arc::new(Shared {
-            journal: Journal::open(&ledger.join("journal"), dir.journal_options(options))?,
+            journal: Box::new(Journal::open(
+                &ledger.join("journal"),
+                dir.journal_options(options),
+            )?),
             nodes: Nodes::open(&ledger.join("nodes"), base)?,
             bodies: Blobs::open(&ledger.join("bodies"), BlobOptions::default())?,
             kept: Blobs::open(

@@ -116,7 +116,7 @@ impl<S: Store> Log<S> {
         self.shared
             .broken
             .load(std::sync::atomic::Ordering::Acquire)
-            || self.shared.journal.poisoned()
+            || self.shared.journal.stopped()
     }
 
     /// Bytes the log keeps on disk, by part: what an operator watches to
