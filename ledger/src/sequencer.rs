@@ -169,7 +169,10 @@ pub mod contract {
 
         // Release: never a record at or above the mark.
         seq.release_before(120).expect("release");
-        assert!(seq.first_seq() <= 120, "nothing at or above the mark released");
+        assert!(
+            seq.first_seq() <= 120,
+            "nothing at or above the mark released"
+        );
         let kept = read(&seq, seq.first_seq());
         assert_eq!(kept.last().map(|(n, _)| *n), Some(200));
         assert_eq!(&kept[kept.len() - 81..kept.len() - 1], &all[120..]);
@@ -202,7 +205,10 @@ pub mod contract {
         store.apply(batch).expect("apply");
         assert_eq!(get(&store, b"Gz").as_deref(), Some(&b"last wins"[..]));
         assert_eq!(get(&store, b"Gk050"), None, "deleted in the same batch");
-        assert_eq!(get(&store, b"Gk049").as_deref(), Some(&49u32.to_be_bytes()[..]));
+        assert_eq!(
+            get(&store, b"Gk049").as_deref(),
+            Some(&49u32.to_be_bytes()[..])
+        );
         fn keys<V>(it: impl Iterator<Item = Result<(Vec<u8>, V), StoreError>>) -> Vec<Vec<u8>> {
             it.map(|kv| kv.expect("scan").0).collect()
         }
@@ -213,17 +219,18 @@ pub mod contract {
         assert_eq!(from.first().map(Vec::as_slice), Some(&b"Gk090"[..]));
         assert_eq!(from.len(), 10);
         assert_eq!(
-            store
-                .last_with_prefix(b"Gk")
-                .expect("last")
-                .map(|(k, _)| k),
+            store.last_with_prefix(b"Gk").expect("last").map(|(k, _)| k),
             Some(b"Gk099".to_vec())
         );
         assert!(store.last_with_prefix(b"Gq").expect("last").is_none());
         store.sync().expect("sync");
         drop(store);
         let store = open(dir.path());
-        assert_eq!(keys(store.scan_prefix(b"Gk")), scanned, "durable after sync");
+        assert_eq!(
+            keys(store.scan_prefix(b"Gk")),
+            scanned,
+            "durable after sync"
+        );
         assert_eq!(get(&store, b"Gz").as_deref(), Some(&b"last wins"[..]));
     }
 }

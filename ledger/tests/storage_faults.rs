@@ -8,7 +8,11 @@
 //!   page cache cannot be trusted), so every later append fails until the
 //!   log is reopened, which recovers exactly the durable records: what was
 //!   acknowledged, and perhaps the unacknowledged record whose barrier
-//!   failed, never a torn one.
+//!   failed, never a torn one;
+//! - a store that lost its latest writes gets them back from the journal;
+//! - tile files that cannot be written hold no commit up: proofs come from
+//!   memory, nothing is published over a bad file, and the files catch up
+//!   once the cause is gone.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -147,4 +151,43 @@ fn a_store_that_lost_its_latest_writes_gets_them_back_from_the_journal() {
         let key = format!("G{i}").into_bytes();
         assert!(log.store().get(&key).expect("read").is_some(), "G{i}");
     }
+}
+
+#[test]
+fn a_failing_integration_holds_no_commit_up_and_catches_up_once_fixed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let switch = Arc::new(Switch::new());
+    let log = open(dir.path(), &switch);
+    // Where the first entry bundle goes, a file with other bytes: the
+    // integrator never overwrites a tile file, so every round fails.
+    let bundle = dir.path().join("log/tile/entries/000");
+    std::fs::write(&bundle, b"not the bundle").expect("plant");
+    append(&log, 0, 300).expect("commits do not wait for the files");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while log.integration_failure().is_none() {
+        assert!(std::time::Instant::now() < deadline, "no round failed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Proofs come from memory meanwhile.
+    let signed = log.latest_checkpoint().expect("checkpoint");
+    let proof = log.inclusion(5, 300).expect("proof");
+    xgate_ledger::verify_inclusion(
+        &proof,
+        &xgate_ledger::leaf_hash(b"entry 5"),
+        &signed.checkpoint.root,
+    )
+    .expect("verifies");
+    assert!(
+        log.checkpoint().is_err(),
+        "nothing is published over a bad file"
+    );
+
+    std::fs::remove_file(&bundle).expect("fix");
+    log.checkpoint().expect("published once fixed");
+    assert!(log.integration_failure().is_none());
+    log.verify().expect("consistent");
+    drop(log);
+    let log = open(dir.path(), &switch);
+    assert_eq!(log.size(), 300);
+    log.verify().expect("consistent reopened");
 }

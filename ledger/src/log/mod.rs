@@ -35,8 +35,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::DiskStore;
 use crate::blobs::Blobs;
-use crate::sequencer::Sequencer;
 use crate::nodes::Nodes;
+use crate::sequencer::Sequencer;
 use crate::store::Store;
 use crate::tlog::TileDir;
 
