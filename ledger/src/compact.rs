@@ -64,7 +64,7 @@ pub fn compact(src: &Path, dst: &Path, options: &OpenOptions) -> Result<Compacte
     }
     create_private_dir(dst).map_err(io_at(dst))?;
     let keys = copy_keys(log.store(), &dst.join(DB_DIR), options.cache_bytes)?;
-    copy_other_files(src, dst)?;
+    crate::copy::copy_others(src, dst, &[DB_DIR, CHECKPOINT_FILE, KEY_FILE, LOCK_FILE])?;
     for (file, mode) in [(CHECKPOINT_FILE, 0o600), (KEY_FILE, 0o600)] {
         let from = src.join(file);
         // A log that never signed a checkpoint has no copy of one.
@@ -77,13 +77,7 @@ pub fn compact(src: &Path, dst: &Path, options: &OpenOptions) -> Result<Compacte
     }
     let (entries, root) = (log.size(), log.root_at(log.size())?);
     drop(log);
-    let copy = Log::open_existing(dst, options)?;
-    if copy.size() != entries || copy.root_at(entries)? != root {
-        return Err(Error::Corrupt(format!(
-            "the copy in {} is not the same log",
-            dst.display()
-        )));
-    }
+    crate::copy::check_same_log(dst, options, entries, root)?;
     Ok(Compacted {
         entries,
         keys,
@@ -113,20 +107,6 @@ fn copy_keys<S: Store>(from: &S, path: &Path, cache_bytes: u64) -> Result<u64, E
     to.apply(batch)?;
     to.sync()?;
     Ok(keys)
-}
-
-/// Copies everything in `src` that is not the log's own (written by
-/// [`compact`] or rebuilt) into `dst`.
-fn copy_other_files(src: &Path, dst: &Path) -> Result<(), Error> {
-    const OWN: [&str; 4] = [DB_DIR, CHECKPOINT_FILE, KEY_FILE, LOCK_FILE];
-    for entry in fs::read_dir(src).map_err(io_at(src))? {
-        let entry = entry.map_err(io_at(src))?;
-        if !OWN.iter().any(|own| entry.file_name() == *own) {
-            crate::fsutil::copy_tree(&entry.path(), &dst.join(entry.file_name()))
-                .map_err(|(path, source)| Error::Io { path, source })?;
-        }
-    }
-    Ok(())
 }
 
 fn dir_bytes(dir: &Path) -> Result<u64, Error> {

@@ -105,6 +105,8 @@ pub mod blobs;
 #[cfg(feature = "sled")]
 mod compact;
 #[cfg(feature = "sled")]
+mod copy;
+#[cfg(feature = "sled")]
 mod disk;
 mod error;
 #[cfg(feature = "faults")]

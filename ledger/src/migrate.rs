@@ -18,7 +18,7 @@ use std::path::Path;
 
 use crate::checkpoint::verify_checkpoint;
 use crate::disk::{CHECKPOINT_FILE, DB_DIR, DataDir, KEY_FILE, LOCK_FILE, OpenOptions, TILES_DIR};
-use crate::error::{ConvertError, Error, io_at};
+use crate::error::{ConvertError, Error};
 use crate::layout::{FORMAT_KEY, FORMAT_V2, decode_u64};
 use crate::store::{Store, WriteBatch};
 use crate::store_sled::SledStore;
@@ -109,15 +109,22 @@ pub fn migrate(
     drop(log);
     drop(store);
 
-    copy_other_files(old, new)?;
+    // What else the old directory holds (the gateway's PKI, policy, ...).
+    crate::copy::copy_others(
+        old,
+        new,
+        &[
+            DB_DIR,
+            TILES_DIR,
+            CHECKPOINT_FILE,
+            KEY_FILE,
+            LOCK_FILE,
+            crate::disk::LOG_DIR,
+            crate::disk::LEDGER_DIR,
+        ],
+    )?;
     DataDir::create(new, options)?.write_key(&private_key)?;
-    let copy = Log::open_existing(new, options)?;
-    if copy.size() != entries || copy.root_at(entries)? != root {
-        return Err(Error::Corrupt(format!(
-            "the copy in {} is not the same log",
-            new.display()
-        )));
-    }
+    crate::copy::check_same_log(new, options, entries, root)?;
     Ok(Migrated {
         entries,
         checkpoints,
@@ -191,26 +198,4 @@ fn convert_keys(
         log.commit_writes(batch)?;
     }
     Ok(keys)
-}
-
-/// Copies what else the old directory holds (the gateway's PKI, policy,
-/// ...) into the new one.
-fn copy_other_files(src: &Path, dst: &Path) -> Result<(), Error> {
-    const OWN: [&str; 7] = [
-        DB_DIR,
-        TILES_DIR,
-        CHECKPOINT_FILE,
-        KEY_FILE,
-        LOCK_FILE,
-        crate::disk::LOG_DIR,
-        crate::disk::LEDGER_DIR,
-    ];
-    for entry in fs::read_dir(src).map_err(io_at(src))? {
-        let entry = entry.map_err(io_at(src))?;
-        if !OWN.iter().any(|own| entry.file_name() == *own) {
-            crate::fsutil::copy_tree(&entry.path(), &dst.join(entry.file_name()))
-                .map_err(|(path, source)| Error::Io { path, source })?;
-        }
-    }
-    Ok(())
 }
