@@ -32,7 +32,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 /// The default size of a body file: 4 MiB.
@@ -192,24 +192,8 @@ impl Blobs {
     /// # Errors
     /// An I/O failure, including another store open on the directory.
     pub fn open(dir: &Path, options: BlobOptions) -> Result<Blobs, BlobError> {
-        crate::fsutil::create_private_dir(dir)?;
-        let dir_fd = rustix::fs::open(
-            dir,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io::Error::from)?;
         // Two stores on one directory would fill the same files.
-        rustix::fs::flock(&dir_fd, FlockOperation::NonBlockingLockExclusive).map_err(|e| {
-            if e == Errno::WOULDBLOCK {
-                io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "the body store is open elsewhere",
-                )
-            } else {
-                io::Error::from(e)
-            }
-        })?;
+        let dir_fd = crate::fsutil::open_locked_dir(dir, "body store")?;
         let mut files = BTreeMap::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;

@@ -69,6 +69,36 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Creates `dir` durably ([`create_private_dir`]) and opens it locked
+/// exclusively for as long as the returned descriptor lives: one owner of
+/// the files in it per process and machine. `what` names the owner in the
+/// error when another holds the lock.
+///
+/// # Errors
+/// [`std::io::ErrorKind::WouldBlock`] if another descriptor holds the
+/// lock; any other I/O failure.
+#[cfg(feature = "sled")]
+pub fn open_locked_dir(dir: &Path, what: &str) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{FlockOperation, Mode, OFlags};
+    create_private_dir(dir)?;
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).map_err(|e| {
+        if e == rustix::io::Errno::WOULDBLOCK {
+            std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!("the {what} is open elsewhere"),
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(fd)
+}
+
 /// Copies `from` (a file, or a directory and everything in it) to `to`,
 /// keeping file modes, new directories private (0700), and makes the copy
 /// durable: every file and directory is fsynced.

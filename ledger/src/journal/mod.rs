@@ -57,7 +57,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
+use rustix::fs::AtFlags;
 use rustix::io::Errno;
 
 pub use error::JournalError;
@@ -174,22 +174,9 @@ impl Journal {
             .segment_bytes
             .max(MIN_SEGMENT_BYTES)
             .next_multiple_of(4096);
-        crate::fsutil::create_private_dir(dir)?;
-        let dir_fd = rustix::fs::open(
-            dir,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io::Error::from)?;
         // Two journals on one directory would overwrite each other's
         // records. The lock goes with the descriptor, so with the journal.
-        rustix::fs::flock(&dir_fd, FlockOperation::NonBlockingLockExclusive).map_err(|e| {
-            if e == Errno::WOULDBLOCK {
-                io::Error::new(io::ErrorKind::WouldBlock, "the journal is open elsewhere")
-            } else {
-                e.into()
-            }
-        })?;
+        let dir_fd = crate::fsutil::open_locked_dir(dir, "journal")?;
         let dir_fd = Arc::new(dir_fd);
         let recovered = recover::recover(dir, dir_fd.as_fd(), segment_bytes)?;
 
