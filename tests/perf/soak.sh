@@ -20,7 +20,8 @@
 #    10 % of the smallest (single samples swing by about 5 % as sled
 #    consolidates nodes, so they are printed but not judged), the
 #    descriptors other than sockets (files: the database, tiles, logs) stay
-#    within 10 %, and sockets never exceed the load's connections plus a
+#    within 10 % or grow by no more than the log's descriptor caches
+#    (SOAK_FD_CACHES, 320: 256 tile files and 64 directories), and sockets never exceed the load's connections plus a
 #    few. Sockets alone dip between two bench runs, when the generator
 #    reconnects. Exit 1 otherwise. The default MINUTES leaves ten minutes to
 #    judge.
@@ -100,7 +101,18 @@ means = [round(sum(v) / len(v)) for v in minutes.values() if len(v) >= need] or 
 lo, hi = min(r[1] for r in warm), max(r[1] for r in warm)
 print(f"rss samples after {warmup} s: {lo}..{hi} ({(hi / lo - 1) * 100:.1f} %)")
 ok &= judge("rss", min(means), max(means), f"one-minute means of {len(means)} minutes after {warmup} s")
-ok &= judge("files", min(r[4] for r in warm), max(r[4] for r in warm), f"after {warmup} s")
+# The log keeps at most 256 tile files and 64 directories open
+# (ledger/src/tlog/dir.rs), filling those caches as it grows: descriptors
+# other than sockets pass if flat, or if they grew by no more than those.
+caches = int(os.environ.get("SOAK_FD_CACHES", "320"))
+lo, hi = min(r[4] for r in warm), max(r[4] for r in warm)
+if hi <= lo * 1.10:
+    ok &= judge("files", lo, hi, f"after {warmup} s")
+else:
+    within = hi <= lo + caches
+    print(f"files: {lo}..{hi} after {warmup} s, +{hi - lo} against the {caches} descriptors the store caches: "
+          + ("bounded" if within else "NOT bounded"))
+    ok &= within
 most = max(r[3] for r in rows)
 bounded = most <= 64 + 8
 ok &= bounded

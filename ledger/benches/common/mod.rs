@@ -108,48 +108,23 @@ pub fn fill(log: &Log<DiskStore>, size: u64) -> Vec<f64> {
     let t = Instant::now();
     let mut next = start;
     let mut batches = Vec::new();
-    let mut refused = 0;
     while next < size {
         let n = (size - next).min(BATCH as u64);
         let batch: Vec<Vec<u8>> = (next..next + n).map(entry).collect();
         let b = Instant::now();
-        refused += append_waiting(log, &batch);
+        log.append_batch(&batch).expect("append batch");
         batches.push(b.elapsed().as_secs_f64());
         next += n;
         if next.is_multiple_of(1_000_000) {
             let secs = t.elapsed().as_secs_f64();
             eprintln!(
-                "  {next} entries, {:.0} entries/s ({refused} appends refused so far while the \
-                 integrator was behind)",
+                "  {next} entries, {:.0} entries/s",
                 (next - start) as f64 / secs
             );
         }
     }
     log.checkpoint().expect("checkpoint");
     batches
-}
-
-/// Appends `batch`, waiting while the log refuses appends because its
-/// integrator is behind: a bulk appender outruns the tile files (one
-/// `fsync` per file), and the log refuses commits while more than 2^20
-/// entries wait for them. Returns how many times it was refused; any other
-/// failure (or one that lasts a minute) panics.
-fn append_waiting(log: &Log<DiskStore>, batch: &[Vec<u8>]) -> u64 {
-    let since = Instant::now();
-    let mut refused = 0;
-    loop {
-        match log.append_batch(batch) {
-            Ok(_) => return refused,
-            Err(e) => {
-                let behind = !log.stopped() && log.integration_failure().is_none();
-                if !behind || since.elapsed() > std::time::Duration::from_secs(60) {
-                    panic!("append batch: {e}");
-                }
-                refused += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        }
-    }
 }
 
 /// Copies the log in `from` to a fresh `to`, once no process (or leftover

@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use super::edge::Edge;
 use super::integrate::PENDING_LIMIT;
 use super::lock::lock;
+use super::progress::Publish;
 use super::record::{self, Body, BodyClass, Write};
 use super::{Log, Shared};
 use crate::blobs::Locator;
@@ -140,12 +141,18 @@ impl<S: Store> Log<S> {
         let _turn = lock(&self.shared.writer);
         self.shared.usable()?;
         if self.shared.pending_read().len() > PENDING_LIMIT {
-            return Err(Error::Store(crate::store::StoreError(format!(
-                "more than {PENDING_LIMIT} entries wait for their tile files: the integrator is \
-                 failing ({})",
-                self.integration_failure()
-                    .unwrap_or_else(|| "no failure recorded".into())
-            ))));
+            // Back-pressure: the integrator is behind (it is bounded by one
+            // `fsync` per tile file it creates). This writer runs a round
+            // itself, holding the turn so that no other commit adds to the
+            // backlog meanwhile; the round leaves fewer than 256 entries
+            // pending, or fails with the reason.
+            self.shared.integrate(Publish::IfDue)?;
+            if self.shared.pending_read().len() > PENDING_LIMIT {
+                return Err(Error::Store(crate::store::StoreError(format!(
+                    "more than {PENDING_LIMIT} entries still wait for their tile files after an \
+                     integration round"
+                ))));
+            }
         }
         let staged = self.stage(entries, with)?;
         let Staged {

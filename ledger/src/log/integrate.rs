@@ -21,7 +21,7 @@
 //!    bundle and tiles for `n`, then the checkpoint for `n` appended to
 //!    `ledger/checkpoints` and written to the tlog-tiles `checkpoint` file
 //!    (tiles before the checkpoint that needs them); partials made obsolete
-//!    by full files are removed.
+//!    by full files since the last publication are removed.
 //!
 //! Every step is idempotent: a round cut short by a crash is done again
 //! from the journal at the next open, and a file that already exists must
@@ -44,9 +44,11 @@ use crate::store::Store;
 use crate::tlog::{self, Width, bundle};
 use crate::tree::NodeId;
 
-/// Entries waiting in memory past which commits are refused: the files
-/// are failing, and memory must not grow without bound meanwhile.
-pub(super) const PENDING_LIMIT: usize = 1 << 20;
+/// Entries waiting in memory past which a commit first runs an integration
+/// round itself: memory must not grow without bound while the integrator
+/// is behind or failing.
+/// (4,096 in unit tests, to reach it quickly.)
+pub(super) const PENDING_LIMIT: usize = if cfg!(test) { 1 << 12 } else { 1 << 20 };
 
 impl<S: Store> Shared<S> {
     /// Runs one integration round, publishing as `publish` says.
@@ -145,6 +147,12 @@ impl<S: Store> Shared<S> {
         for (level, n) in &full_tiles {
             progress.public[*level as usize] = n + 1;
         }
+        progress
+            .obsolete
+            .extend(full_bundles.iter().map(|b| (None, *b)));
+        progress
+            .obsolete
+            .extend(full_tiles.iter().map(|(level, n)| (Some(*level), *n)));
 
         // 6. Forget and release.
         let keep_from = {
@@ -171,12 +179,14 @@ impl<S: Store> Shared<S> {
             self.publish_at(&edge, &reader, size, progress)?;
             progress.published = size;
             progress.published_at = Some(Instant::now());
-            for b in full_bundles {
-                self.tiles.prune_partials(None, b)?;
+            // Every partial made obsolete since the last publication (not
+            // only this round's): a tile that filled in a round that did
+            // not publish keeps its partial until a checkpoint past it is
+            // out, then loses it here.
+            for (level, n) in &progress.obsolete {
+                self.tiles.prune_partials(*level, *n)?;
             }
-            for (level, n) in full_tiles {
-                self.tiles.prune_partials(Some(level), n)?;
-            }
+            progress.obsolete.clear();
         }
         Ok(())
     }
@@ -269,5 +279,62 @@ fn sync_file(path: &Path) -> Result<(), Error> {
         Ok(f) => f.sync_data().map_err(io_at(path)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_at(path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Log, OpenOptions};
+
+    fn entries(from: u64, to: u64) -> Vec<Vec<u8>> {
+        (from..to)
+            .map(|i| format!("entry {i}").into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn a_partial_whose_tile_filled_in_a_quiet_round_goes_at_the_next_publication() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("open");
+        let partial = dir.path().join("log/tile/entries/001.p/44");
+        log.append_batch(&entries(0, 300)).expect("append");
+        log.shared.integrate(Publish::Always).expect("publish 300");
+        assert!(partial.is_file(), "the partial of the published size");
+        // Bundle 1 fills in a round that does not publish (one just did).
+        log.append_batch(&entries(300, 600)).expect("append");
+        log.shared.integrate(Publish::IfDue).expect("quiet round");
+        assert!(dir.path().join("log/tile/entries/001").is_file());
+        assert_eq!(
+            log.shared.progress.lock().map(|p| p.published).ok(),
+            Some(300)
+        );
+        // The next publication removes it, though its round filled nothing.
+        log.append_batch(&entries(600, 610)).expect("append");
+        if let Ok(mut p) = log.shared.progress.lock() {
+            p.published_at = Instant::now().checked_sub(Duration::from_secs(2));
+        }
+        log.shared
+            .integrate(Publish::IfDue)
+            .expect("publishing round");
+        assert!(!partial.exists(), "the obsolete partial is gone");
+        assert!(!dir.path().join("log/tile/0/001.p").exists());
+        assert!(dir.path().join("log/tile/entries/002.p/98").is_file());
+    }
+
+    #[test]
+    fn an_appender_that_outruns_the_integrator_is_slowed_not_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("open");
+        for b in 0..20 {
+            log.append_batch(&entries(b * 1000, (b + 1) * 1000))
+                .expect("an append past the limit waits for a round");
+            let pending = log.shared.pending_read().len();
+            assert!(pending <= PENDING_LIMIT + 1000, "{pending} pending");
+        }
+        assert_eq!(log.size(), 20_000);
+        assert!(log.integration_failure().is_none());
     }
 }
