@@ -78,6 +78,11 @@ pub struct OpenOptions {
     /// nodes it caches, so resident memory is a small multiple of this,
     /// whatever the log's size (see docs/performance.md).
     pub cache_bytes: u64,
+    /// Witnesses vouch for what is served: the tlog-tiles `checkpoint`
+    /// file is written only by [`Log::publish_cosigned`](crate::Log::publish_cosigned),
+    /// with a checkpoint that reached the witnesses' quorum, never by the
+    /// integrator. Default false: each published checkpoint goes there.
+    pub witnessed: bool,
     /// Test builds only: the fault switch the journal and the store obey
     /// (by default, one reading `XGATE_FAULT_FILE`).
     #[cfg(feature = "faults")]
@@ -89,6 +94,7 @@ impl Default for OpenOptions {
         OpenOptions {
             origin: None,
             cache_bytes: 16 << 20,
+            witnessed: false,
             #[cfg(feature = "faults")]
             faults: None,
         }

@@ -233,7 +233,9 @@ impl<S: Store> Shared<S> {
             self.notes.append(size, &signed.note)?;
             progress.noted = size;
         }
-        self.tiles.write_checkpoint(signed.note.as_bytes())?;
+        if !self.witnessed {
+            self.tiles.write_checkpoint(signed.note.as_bytes())?;
+        }
         self.latest.published(&signed)
     }
 

@@ -114,6 +114,9 @@ pub(crate) struct Shared<S: Store> {
     /// memory no longer matches its files, so it refuses appends until it
     /// is reopened (which replays the journal).
     broken: AtomicBool,
+    /// The tlog-tiles `checkpoint` file holds only cosigned checkpoints
+    /// (`OpenOptions::witnessed`), written by `Log::publish_cosigned`.
+    witnessed: bool,
     /// Held for the lifetime of the log.
     _dir_lock: File,
 }

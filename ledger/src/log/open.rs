@@ -183,6 +183,7 @@ impl Log<DiskStore> {
                 last_published.as_ref().map_or(0, |p| p.checkpoint.size),
             )),
             broken: AtomicBool::new(false),
+            witnessed: options.witnessed,
             _dir_lock: lock,
         });
 
@@ -208,6 +209,18 @@ impl Log<DiskStore> {
             shared.latest.advance(&signed);
         }
         shared.pin_bodies()?;
+        if options.witnessed {
+            // What is served only moves forward, across restarts too; a
+            // file that does not verify is replaced by the next quorum.
+            let verifier = shared.latest.verifier();
+            let served = shared
+                .tiles
+                .read_checkpoint()?
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .and_then(|note| crate::checkpoint::verify_checkpoint(&note, &verifier).ok())
+                .map_or(0, |c| c.size);
+            super::lock::lock(&shared.progress).served = served;
+        }
         let rounds = Arc::clone(&shared);
         let integrator = Integrator::start(
             move |publish: Publish| {

@@ -34,6 +34,9 @@ pub(super) struct Progress {
     /// the last publication: their partials, written for a checkpoint that
     /// was current then, go once the next checkpoint is published.
     pub obsolete: Vec<(Option<u8>, u64)>,
+    /// The size of the cosigned checkpoint last written to the tlog-tiles
+    /// `checkpoint` file by `Log::publish_cosigned` (witnessed logs).
+    pub served: u64,
 }
 
 impl Progress {
@@ -65,6 +68,7 @@ impl Progress {
             published_at: None,
             failure: None,
             obsolete,
+            served: 0,
         }
     }
 }

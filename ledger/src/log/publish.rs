@@ -66,6 +66,49 @@ impl<S: Store> Log<S> {
         Ok(())
     }
 
+    /// Serves `note` as the tlog-tiles `checkpoint` file of a witnessed log
+    /// ([`OpenOptions::witnessed`](crate::OpenOptions)): a checkpoint this
+    /// log signed and published, with the cosignatures that made it reach
+    /// the witnesses' quorum (checking those is the caller's business; the
+    /// log checks its own). Returns its size.
+    ///
+    /// The note must carry this log's valid signature on a checkpoint whose
+    /// root is this tree's root at its size, and be no smaller than the one
+    /// served now (served checkpoints only move forward); the partial tiles
+    /// of every published size are on disk already.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] for a note this log did not sign or a tree
+    /// that is not this one, [`Error::Corrupt`] for a size not yet
+    /// published or behind the one served, a storage error if the file
+    /// cannot be written (the old one is then still served).
+    pub fn publish_cosigned(&self, note: &str) -> Result<u64, Error> {
+        let checkpoint = crate::checkpoint::verify_checkpoint(note, &self.verifier())?;
+        let mut progress = super::lock::lock(&self.shared.progress);
+        if checkpoint.size > progress.published {
+            return Err(Error::Corrupt(format!(
+                "checkpoint size {} is not published yet (published: {})",
+                checkpoint.size, progress.published
+            )));
+        }
+        if checkpoint.size < progress.served {
+            return Err(Error::Corrupt(format!(
+                "checkpoint size {} is behind the one served ({})",
+                checkpoint.size, progress.served
+            )));
+        }
+        let root = crate::proof::root_at(&self.shared.reader(), checkpoint.size)?;
+        if root != checkpoint.root {
+            return Err(Error::Corrupt(format!(
+                "the checkpoint's root at size {} is not this log's",
+                checkpoint.size
+            )));
+        }
+        self.shared.tiles.write_checkpoint(note.as_bytes())?;
+        progress.served = checkpoint.size;
+        Ok(checkpoint.size)
+    }
+
     /// Why the last integration round failed, if it did: the journal keeps
     /// everything meanwhile, but tiles and the published checkpoint lag.
     pub fn integration_failure(&self) -> Option<String> {
