@@ -32,6 +32,7 @@ fn only_cosigned_checkpoints_of_this_tree_are_served_and_only_forward() {
     let log = open(dir.path());
     log.append_batch(&["a", "b", "c"]).expect("append");
     let first = log.checkpoint().expect("checkpoint");
+    assert_eq!(log.published_checkpoint().as_ref(), Some(&first));
     // The integrator published it, but nothing is served before a quorum.
     assert_eq!(served(dir.path()), None);
     assert_eq!(
@@ -42,6 +43,7 @@ fn only_cosigned_checkpoints_of_this_tree_are_served_and_only_forward() {
 
     log.append_batch(&["d", "e"]).expect("append");
     let second = log.checkpoint().expect("checkpoint");
+    assert_eq!(log.published_checkpoint().as_ref(), Some(&second));
     assert_eq!(
         served(dir.path()),
         Some(cosigned(&first.note)),
@@ -58,6 +60,11 @@ fn only_cosigned_checkpoints_of_this_tree_are_served_and_only_forward() {
     // Reopened, the served file stays; a new publication does not touch it.
     drop(log);
     let log = open(dir.path());
+    assert_eq!(
+        log.published_checkpoint().as_ref(),
+        Some(&second),
+        "reopened"
+    );
     log.append(b"f").expect("append");
     log.checkpoint().expect("checkpoint");
     assert_eq!(served(dir.path()), Some(second.note.clone()));

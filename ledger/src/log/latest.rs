@@ -27,6 +27,9 @@ pub(super) struct Latest {
     mirror: Option<PathBuf>,
     /// The size of the checkpoint the mirror holds.
     mirrored: Mutex<Option<u64>>,
+    /// The latest published checkpoint: its tiles, partial ones included,
+    /// are on disk.
+    last_published: Mutex<Option<SignedCheckpoint>>,
 }
 
 impl Latest {
@@ -50,6 +53,7 @@ impl Latest {
             latest: Mutex::new(latest),
             mirror,
             mirrored: Mutex::new(mirrored_at),
+            last_published: Mutex::new(None),
         }
     }
 
@@ -103,6 +107,7 @@ impl Latest {
     /// checkpoint published before, still a valid anchor.
     pub(super) fn published(&self, signed: &SignedCheckpoint) -> Result<(), Error> {
         self.write_mirror(signed)?;
+        self.was_published(signed);
         let mut latest = lock(&self.latest);
         if latest
             .as_ref()
@@ -111,6 +116,23 @@ impl Latest {
             *latest = Some(signed.clone());
         }
         Ok(())
+    }
+
+    /// Records `signed` as the latest published checkpoint (at open: the
+    /// last one in `ledger/checkpoints`).
+    pub(super) fn was_published(&self, signed: &SignedCheckpoint) {
+        let mut last = lock(&self.last_published);
+        if last
+            .as_ref()
+            .is_none_or(|l| l.checkpoint.size <= signed.checkpoint.size)
+        {
+            *last = Some(signed.clone());
+        }
+    }
+
+    /// The latest published checkpoint, if any.
+    pub(super) fn last_published(&self) -> Option<SignedCheckpoint> {
+        lock(&self.last_published).clone()
     }
 
     /// Leaves the mirror holding the latest checkpoint, which commits may

@@ -197,6 +197,9 @@ impl Log<DiskStore> {
         shared.head.synced(size);
 
         let reader = shared.reader();
+        if let Some(published) = &last_published {
+            shared.latest.was_published(published);
+        }
         let latest = [journaled, last_published, mirrored]
             .into_iter()
             .flatten()

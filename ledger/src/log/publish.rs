@@ -17,6 +17,12 @@ impl<S: Store> Log<S> {
         self.shared.latest.get()
     }
 
+    /// The latest published checkpoint: the newest whose tiles, partial
+    /// ones included, are all on disk (what witnesses are asked to cosign).
+    pub fn published_checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.shared.latest.last_published()
+    }
+
     /// Publishes a checkpoint for the current size (tile files, partial
     /// tiles, the checkpoint appended to the published ones and written to
     /// the tlog-tiles `checkpoint` file) and returns it; if the log has not
