@@ -27,6 +27,12 @@
 //! max_grant_secs = 2592000         # XGATE_MAX_GRANT_SECS: caps every medical grant's lifetime (30 days)
 //! review_due_secs = 259200         # XGATE_REVIEW_DUE_SECS: a break-the-glass review is overdue after (72 h)
 //! min_free_bytes = 67108864        # XGATE_MIN_FREE_BYTES: refuse commits (503) while less is free on the data dir's disk
+//! witness_quorum = 0               # XGATE_WITNESS_QUORUM: cosignatures a checkpoint needs before it is served (0: none)
+//! witness_interval_ms = 1000       # XGATE_WITNESS_INTERVAL_MS: how often the newest checkpoint goes to the witnesses
+//!
+//! [[witnesses]]                    # one table per witness (none by default)
+//! url = "https://witness.example/w1"   # its submission prefix, http:// or https://
+//! vkey = "witness.example/w1+...+..."  # its verifier key, which also names it
 //! ```
 //!
 //! `pki` and `policy` default to paths inside `data_dir` when not set.
@@ -100,6 +106,24 @@ pub struct Config {
     /// directory's file system has fewer bytes free than this; 0 turns
     /// the check off.
     pub min_free_bytes: u64,
+    /// The witnesses the log submits its checkpoints to.
+    pub witnesses: Vec<WitnessSpec>,
+    /// Cosignatures a checkpoint needs before it is served; 0 serves each
+    /// checkpoint at once.
+    pub witness_quorum: usize,
+    /// How often, at most, the newest checkpoint goes to the witnesses.
+    pub witness_interval_ms: u64,
+}
+
+/// A `[[witnesses]]` table.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessSpec {
+    /// The witness's submission prefix: `http://` or `https://`.
+    pub url: String,
+    /// The witness's verifier key (signed-note vkey, type 0x04 or 0x06),
+    /// which also names it.
+    pub vkey: String,
 }
 
 impl Default for Config {
@@ -129,6 +153,9 @@ impl Default for Config {
             max_grant_secs: 720 * 3600,
             review_due_secs: 72 * 3600,
             min_free_bytes: 64 << 20,
+            witnesses: Vec::new(),
+            witness_quorum: 0,
+            witness_interval_ms: 1000,
         }
     }
 }
@@ -226,6 +253,8 @@ impl Config {
             "XGATE_MAX_GRANT_SECS" => self.max_grant_secs = parse(name, value)?,
             "XGATE_REVIEW_DUE_SECS" => self.review_due_secs = parse(name, value)?,
             "XGATE_MIN_FREE_BYTES" => self.min_free_bytes = parse(name, value)?,
+            "XGATE_WITNESS_QUORUM" => self.witness_quorum = parse(name, value)?,
+            "XGATE_WITNESS_INTERVAL_MS" => self.witness_interval_ms = parse(name, value)?,
             // Other XGATE_* variables belong to tests and tools.
             _ => {}
         }
@@ -252,9 +281,17 @@ impl Config {
             ("cache_bytes", self.cache_bytes),
             ("max_grant_secs", self.max_grant_secs),
             ("review_due_secs", self.review_due_secs),
+            ("witness_interval_ms", self.witness_interval_ms),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+        }
+        if self.witness_quorum > self.witnesses.len() {
+            return Err(ConfigError::Invalid(format!(
+                "witness_quorum is {} but {} [[witnesses]] are listed",
+                self.witness_quorum,
+                self.witnesses.len()
+            )));
         }
         if self.max_lifetime_secs < 1 || self.clock_skew_secs < 0 {
             return Err(ConfigError::Invalid(

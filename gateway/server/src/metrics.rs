@@ -58,6 +58,7 @@ pub struct Metrics {
     reviews_overdue: Gauge<i64, AtomicI64>,
     crl: CrlMetrics,
     streams: StreamMetrics,
+    witnesses: WitnessMetrics,
 }
 
 /// The CRL's health: what is in force, and refusals of what was offered.
@@ -76,6 +77,22 @@ struct CrlMetrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FeedReadLabels {
     by: &'static str,
+}
+
+/// Labels of a submission to a witness: the witness's name (from its
+/// configured key) and the outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WitnessLabels {
+    witness: String,
+    outcome: &'static str,
+}
+
+/// Submissions to witnesses, and the checkpoint served with a quorum.
+#[derive(Debug, Default)]
+struct WitnessMetrics {
+    submissions: Family<WitnessLabels, Counter>,
+    cosigned_size: Gauge<i64, AtomicI64>,
+    cosignatures: Gauge<i64, AtomicI64>,
 }
 
 /// Event streams open, and the feed's reads from the store.
@@ -192,6 +209,22 @@ impl Metrics {
             "Reads of the reconciliation feed from the store, by reader (the one fan-out task) or catch_up (a subscriber's backlog)",
             streams.reads.clone(),
         );
+        let witnesses = WitnessMetrics::default();
+        registry.register(
+            "witness_submissions",
+            "Checkpoints submitted to witnesses, by witness and outcome (cosigned, unreachable, refused, conflict, ahead, invalid, proof_failed)",
+            witnesses.submissions.clone(),
+        );
+        registry.register(
+            "cosigned_checkpoint_size",
+            "Size of the newest checkpoint served with the witness quorum",
+            witnesses.cosigned_size.clone(),
+        );
+        registry.register(
+            "cosigned_checkpoint_cosignatures",
+            "Cosignatures on the newest checkpoint served with the witness quorum",
+            witnesses.cosignatures.clone(),
+        );
         log_size_gauge.set(i64::try_from(log_size).unwrap_or(i64::MAX));
         Metrics {
             registry,
@@ -208,6 +241,7 @@ impl Metrics {
             reviews_overdue,
             crl,
             streams,
+            witnesses,
         }
     }
 
@@ -240,6 +274,25 @@ impl Metrics {
     /// An event stream opened (`+1`) or closed (`-1`).
     pub fn event_stream(&self, delta: i64) {
         self.streams.open.inc_by(delta);
+    }
+
+    /// Counts one submission of a checkpoint to `witness` with `outcome`.
+    pub fn witness(&self, witness: &str, outcome: &'static str) {
+        self.witnesses
+            .submissions
+            .get_or_create(&WitnessLabels {
+                witness: witness.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Records the checkpoint now served: its size and its cosignatures.
+    pub fn cosigned(&self, size: u64, cosignatures: usize) {
+        let w = &self.witnesses;
+        w.cosigned_size.set(i64::try_from(size).unwrap_or(i64::MAX));
+        w.cosignatures
+            .set(i64::try_from(cosignatures).unwrap_or(i64::MAX));
     }
 
     /// Counts one read of the reconciliation feed from the store, by
