@@ -13,7 +13,12 @@
 //!   grouped into tiles for storage, after C2SP tlog-tiles.
 //! - [`proof`] builds inclusion and consistency proofs from stored hashes;
 //!   [`verify`] checks them with no storage at all.
-//! - [`checkpoint`]: the C2SP tlog-checkpoint body in a C2SP signed note.
+//! - [`note`]: C2SP signed-note framing (text, signature lines, key
+//!   encoding), the one parser of notes.
+//! - [`checkpoint`]: the C2SP tlog-checkpoint body in a C2SP signed note,
+//!   signed by the log (Ed25519).
+//! - [`cosign`]: C2SP tlog-cosignature: witnesses' timestamped cosignatures
+//!   (Ed25519 and ML-DSA-44), and checking a quorum of them.
 //!
 //! Storage:
 //!
@@ -92,7 +97,9 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod cosign;
 pub mod hash;
+pub mod note;
 pub mod proof;
 pub mod verify;
 
