@@ -67,6 +67,9 @@
 //! - `publish`: checkpoints, on demand or with every commit;
 //! - `audit`: recomputing the whole log ([`Log::verify`]).
 //!
+//! A witness, in [`witness`]: the latest checkpoint it cosigned per log, and
+//! `add-checkpoint` with C2SP tlog-witness's semantics (no HTTP).
+//!
 //! On top: `compact` ([`compact()`]) copies a stopped log's data directory
 //! with a fresh store of live keys, and `migrate` ([`migrate()`]) converts a
 //! directory of the layout before the journal.
@@ -136,6 +139,8 @@ mod store;
 mod store_sled;
 #[cfg(feature = "sled")]
 pub mod tlog;
+#[cfg(feature = "sled")]
+pub mod witness;
 
 pub use checkpoint::{
     Checkpoint, CheckpointError, NoteSigner, NoteVerifier, SignedCheckpoint, verify_checkpoint,
