@@ -382,3 +382,82 @@ fn children(parent: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// A running `xgate witness serve`; its URL is read from the first line it
+/// prints. Dropping it kills the process.
+#[derive(Debug)]
+pub struct WitnessServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl WitnessServer {
+    /// Starts `bin witness serve --dir DIR --listen LISTEN` (`127.0.0.1:0`
+    /// for any free port) with a `--log` for each of `logs`, plus `extra`,
+    /// and waits until it listens.
+    ///
+    /// # Panics
+    /// If it does not print its address within 60 seconds.
+    pub fn start(
+        bin: impl AsRef<Path>,
+        dir: &Path,
+        listen: &str,
+        logs: &[&str],
+        extra: &[&str],
+    ) -> WitnessServer {
+        use std::io::BufRead;
+        let mut command = Command::new(bin.as_ref());
+        command
+            .args(["witness", "serve", "--dir"])
+            .arg(dir)
+            .args(["--listen", listen]);
+        for vkey in logs {
+            command.args(["--log", vkey]);
+        }
+        let mut child = command
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start xgate witness serve");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            for _ in lines {}
+        });
+        let Ok(first) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!("xgate witness serve did not print its address");
+        };
+        let url = first
+            .strip_prefix("xgate: witness listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from xgate witness serve: {first:?}"))
+            .to_owned();
+        WitnessServer { child, url }
+    }
+
+    /// Its submission prefix, `http://127.0.0.1:PORT` (or `https://`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Asks it to stop (SIGTERM) and returns its exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for WitnessServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

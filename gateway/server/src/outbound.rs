@@ -99,7 +99,10 @@ impl Peer {
         let tls = if secure {
             let config = tls.ok_or_else(bad)?;
             // An IPv6 literal comes bracketed from the URI.
-            let name = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let name = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
             let name = ServerName::try_from(name).map_err(|_| bad())?;
             Some((TlsConnector::from(config), name))
         } else {
@@ -154,12 +157,12 @@ impl Peer {
             .ready()
             .await
             .map_err(|e| OutboundError::Transport(format!("connection lost: {e}")))?;
-        let host = if self.tls.is_some() && self.port == 443 || self.tls.is_none() && self.port == 80
-        {
-            self.host.clone()
-        } else {
-            format!("{}:{}", self.host, self.port)
-        };
+        let host =
+            if self.tls.is_some() && self.port == 443 || self.tls.is_none() && self.port == 80 {
+                self.host.clone()
+            } else {
+                format!("{}:{}", self.host, self.port)
+            };
         let request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.prefix))
@@ -197,9 +200,12 @@ impl Peer {
             let what = what.to_owned();
             move |e: std::io::Error| OutboundError::Transport(format!("{what}: {e}"))
         };
-        let tcp = TcpStream::connect((self.host.trim_start_matches('[').trim_end_matches(']'), self.port))
-            .await
-            .map_err(transport("cannot connect"))?;
+        let tcp = TcpStream::connect((
+            self.host.trim_start_matches('[').trim_end_matches(']'),
+            self.port,
+        ))
+        .await
+        .map_err(transport("cannot connect"))?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => handshake(TokioIo::new(tcp)).await,

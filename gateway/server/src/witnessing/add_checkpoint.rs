@@ -116,15 +116,30 @@ mod tests {
             Answer::Conflict(42)
         );
         assert_eq!(
-            answer(&response(409, Some("text/x.tlog.size; charset=utf-8"), "7\n")),
+            answer(&response(
+                409,
+                Some("text/x.tlog.size; charset=utf-8"),
+                "7\n"
+            )),
             Answer::Conflict(7)
         );
         // A 409 without the size type, or without a size, is a refusal.
-        for (ct, body) in [(None, "42\n"), (Some("text/plain"), "42\n"), (Some(SIZE_TYPE), "x\n"), (Some(SIZE_TYPE), "42")] {
-            assert!(matches!(answer(&response(409, ct, body)), Answer::Refused(..)), "{ct:?} {body:?}");
+        for (ct, body) in [
+            (None, "42\n"),
+            (Some("text/plain"), "42\n"),
+            (Some(SIZE_TYPE), "x\n"),
+            (Some(SIZE_TYPE), "42"),
+        ] {
+            assert!(
+                matches!(answer(&response(409, ct, body)), Answer::Refused(..)),
+                "{ct:?} {body:?}"
+            );
         }
         // 200 without a signature line is a refusal too.
-        assert!(matches!(answer(&response(200, None, "ok\n")), Answer::Refused(..)));
+        assert!(matches!(
+            answer(&response(200, None, "ok\n")),
+            Answer::Refused(..)
+        ));
         assert!(matches!(
             answer(&response(422, None, "bad proof")),
             Answer::Refused(StatusCode::UNPROCESSABLE_ENTITY, _)

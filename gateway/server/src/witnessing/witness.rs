@@ -107,7 +107,11 @@ impl Witness {
             let request = body(old, &proof, &newest.note);
             let response = self
                 .peer
-                .post("/add-checkpoint", "text/plain; charset=utf-8", Bytes::from(request))
+                .post(
+                    "/add-checkpoint",
+                    "text/plain; charset=utf-8",
+                    Bytes::from(request),
+                )
                 .await?;
             match answer(&response) {
                 Answer::Cosigned(lines) => {
@@ -128,7 +132,9 @@ impl Witness {
                         line: None,
                     };
                 }
-                Answer::Refused(status, body) => return Err(NoCosignature::Refused { status, body }),
+                Answer::Refused(status, body) => {
+                    return Err(NoCosignature::Refused { status, body });
+                }
             }
         }
         Err(NoCosignature::Conflicts)
