@@ -25,7 +25,9 @@ mod store;
 
 pub use error::WitnessError;
 pub use outcome::{Inconsistency, Outcome, SIZE_CONTENT_TYPE, TEXT_CONTENT_TYPE, Untrusted};
-pub use request::{AddCheckpoint, BodyError, MAX_BODY_BYTES, MAX_PROOF_LINES, format_body};
+pub use request::{
+    AddCheckpoint, BodyError, MAX_BODY_BYTES, MAX_PROOF_LINES, format_body, parse_size_body,
+};
 pub use service::Witness;
 pub use store::{EVIDENCE_DIR, KEY_FILE, Latest, STATE_DIR, init, load_key, origin_hash};
 

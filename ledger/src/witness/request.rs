@@ -136,11 +136,30 @@ pub fn format_body(old_size: u64, proof: &[Hash], note: &str) -> String {
     body
 }
 
+/// Parses the body of a 409 answer (`Content-Type: text/x.tlog.size`): the
+/// witness's latest cosigned size in decimal and a newline. For clients
+/// that submit checkpoints and retry from that size.
+pub fn parse_size_body(body: &[u8]) -> Option<u64> {
+    std::str::from_utf8(body)
+        .ok()?
+        .strip_suffix('\n')
+        .and_then(canonical_decimal)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const NOTE: &str = "o\n1\nAAAA\n\n\u{2014} o AQIDBAU=\n";
+
+    #[test]
+    fn reads_a_conflict_size() {
+        assert_eq!(parse_size_body(b"12\n"), Some(12));
+        assert_eq!(parse_size_body(b"0\n"), Some(0));
+        for bad in [&b"12"[..], b"012\n", b"\n", b"-1\n", b"1 \n", b"\xff\n"] {
+            assert_eq!(parse_size_body(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn parses_the_spec_example_framing() {

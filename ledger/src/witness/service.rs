@@ -113,7 +113,8 @@ impl Witness {
     }
 
     /// Handles an `add-checkpoint` request body, cosigning at `timestamp`
-    /// (POSIX seconds), with tlog-witness's checks in its order: the body
+    /// (POSIX seconds; tlog-witness forbids 0, which is raised to 1), with
+    /// tlog-witness's checks in its order: the body
     /// (400), the origin (404), the log's signature (403), the old size
     /// against the checkpoint's (400) and against the latest cosigned
     /// (409), then consistency (422). On success the new checkpoint and
@@ -215,7 +216,7 @@ impl Witness {
             };
             return Ok(Outcome::Inconsistent { reason, evidence });
         }
-        let lines = self.cosigner.cosign(text, timestamp)?;
+        let lines = self.cosigner.cosign(text, timestamp.max(1))?;
         let latest = Latest {
             size: checkpoint.size,
             root: checkpoint.root,
