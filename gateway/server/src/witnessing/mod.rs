@@ -35,8 +35,6 @@ use crate::outbound::Peer;
 use crate::pipeline::Gateway;
 use witness::Witness;
 
-pub use add_checkpoint::SIZE_TYPE;
-
 /// How long one witness gets to answer one request.
 const DEADLINE: Duration = Duration::from_secs(10);
 

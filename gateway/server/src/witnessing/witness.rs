@@ -8,7 +8,7 @@ use tokio::sync::Mutex;
 use xgate_ledger::cosign::CosignerVerifier;
 use xgate_ledger::{DiskStore, Log, SignedCheckpoint};
 
-use super::add_checkpoint::{Answer, answer, body};
+use super::add_checkpoint::{Answer, answer};
 use crate::outbound::{OutboundError, Peer};
 
 /// Why a witness gave no cosignature this time.
@@ -104,7 +104,7 @@ impl Witness {
                 return Err(NoCosignature::Ahead(old));
             }
             let proof = proof(log, old, size).await?;
-            let request = body(old, &proof, &newest.note);
+            let request = xgate_ledger::witness::format_body(old, &proof, &newest.note);
             let response = self
                 .peer
                 .post(
