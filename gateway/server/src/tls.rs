@@ -312,6 +312,104 @@ pub fn identify(cert: &CertificateDer<'_>, registry: &Registry) -> Identity {
     }
 }
 
+/// A client configuration for the gateway's own requests (to witnesses):
+/// a server is believed if its certificate chains to the federation's CA
+/// ([`FederationServer`]); no client certificate is presented (a witness
+/// judges checkpoints by their signatures, not by who sends them).
+///
+/// # Errors
+/// [`TlsError`] for an unreadable CA file or a configuration rustls refuses.
+pub fn outbound_config(pki: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let ca_path = pki.join(CA_CERT);
+    let mut roots = RootCertStore::empty();
+    for cert in ca_certs(pki)? {
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::Config(format!("{}: {e}", ca_path.display())))?;
+    }
+    let provider = provider();
+    let verifier = Arc::new(FederationServer {
+        roots,
+        provider: Arc::clone(&provider),
+    });
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Believes a server whose certificate chains to the federation's CA,
+/// whatever host name it was reached by.
+///
+/// Federation certificates name agencies (a URI), not hosts, so the usual
+/// host-name check would refuse every agency-run service; and what the
+/// gateway asks of such services is checked by signature anyway (a
+/// witness's cosignature by the key in the configuration). The chain, the
+/// validity period and the handshake signature are checked as usual.
+#[derive(Debug)]
+struct FederationServer {
+    roots: RootCertStore,
+    provider: Arc<CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for FederationServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 /// The federation CA's certificates.
 fn ca_certs(pki: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let ca_path = pki.join(CA_CERT);
@@ -336,13 +434,7 @@ fn build(pki: &Path, crl: &Crl) -> Result<Arc<ServerConfig>, TlsError> {
         .with_crls([crl.der().clone()])
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let cert_path = pki.join(GATEWAY_DIR).join(TLS_CERT);
-    let key_path = pki.join(GATEWAY_DIR).join(TLS_KEY);
-    let chain = CertificateDer::pem_file_iter(&cert_path)
-        .map_err(file_error(&cert_path))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(file_error(&cert_path))?;
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(file_error(&key_path))?;
+    let (chain, key) = gateway_identity(pki)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
@@ -351,6 +443,38 @@ fn build(pki: &Path, crl: &Crl) -> Result<Arc<ServerConfig>, TlsError> {
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
+}
+
+/// The server configuration of a listener anyone may connect to (the
+/// public tlog-tiles listener): the gateway's certificate, no client
+/// certificate asked for, the same protocols.
+///
+/// # Errors
+/// [`TlsError`] naming the certificate or key file at fault.
+pub fn without_client_auth(pki: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let (chain, key) = gateway_identity(pki)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// The gateway's certificate chain and private key.
+fn gateway_identity(
+    pki: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let cert_path = pki.join(GATEWAY_DIR).join(TLS_CERT);
+    let key_path = pki.join(GATEWAY_DIR).join(TLS_KEY);
+    let chain = CertificateDer::pem_file_iter(&cert_path)
+        .map_err(file_error(&cert_path))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(file_error(&cert_path))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(file_error(&key_path))?;
+    Ok((chain, key))
 }
 
 fn file_error<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> TlsError + '_ {

@@ -1,0 +1,160 @@
+//! One witness, as the log sees it: its key, the connection to it, and the
+//! size it last cosigned.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::Mutex;
+use xgate_ledger::cosign::CosignerVerifier;
+use xgate_ledger::{DiskStore, Log, SignedCheckpoint};
+
+use super::add_checkpoint::{Answer, answer};
+use crate::outbound::{OutboundError, Peer};
+
+/// Why a witness gave no cosignature this time.
+#[derive(Debug, thiserror::Error)]
+pub enum NoCosignature {
+    /// The witness could not be reached, or did not answer in time.
+    #[error("{0}")]
+    Unreachable(#[from] OutboundError),
+    /// It refused the checkpoint.
+    #[error("refused with {status}: {body}")]
+    Refused {
+        /// The status.
+        status: http::StatusCode,
+        /// The start of its body.
+        body: String,
+    },
+    /// It cosigned a larger tree than the log has published: a fork, a
+    /// rolled-back log, or another log under this key.
+    #[error("it cosigned size {0}, beyond this log's newest checkpoint")]
+    Ahead(u64),
+    /// It answered 409 twice in a row.
+    #[error("it keeps answering 409")]
+    Conflicts,
+    /// No line of its answer is a valid cosignature by its key.
+    #[error("no valid cosignature from its key in its answer")]
+    Invalid,
+    /// The log could not make the consistency proof.
+    #[error("consistency proof: {0}")]
+    Proof(String),
+}
+
+impl NoCosignature {
+    /// The outcome label for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            NoCosignature::Unreachable(_) => "unreachable",
+            NoCosignature::Refused { .. } => "refused",
+            NoCosignature::Ahead(_) => "ahead",
+            NoCosignature::Conflicts => "conflict",
+            NoCosignature::Invalid => "invalid",
+            NoCosignature::Proof(_) => "proof_failed",
+        }
+    }
+}
+
+/// What the log knows of one witness.
+#[derive(Debug, Default)]
+struct Known {
+    /// The size it last cosigned (0 until it says otherwise).
+    size: u64,
+    /// Its cosignature for that size, kept to serve again.
+    line: Option<String>,
+}
+
+/// One configured witness.
+#[derive(Debug)]
+pub struct Witness {
+    /// Its verifier key, from the configuration.
+    pub key: CosignerVerifier,
+    peer: Peer,
+    known: Mutex<Known>,
+}
+
+impl Witness {
+    /// A witness with `key` at `peer`.
+    pub fn new(key: CosignerVerifier, peer: Peer) -> Witness {
+        Witness {
+            key,
+            peer,
+            known: Mutex::new(Known::default()),
+        }
+    }
+
+    /// This witness's cosignature line for `newest`: the one it gave
+    /// before if it already cosigned that size, else a new one.
+    pub async fn cosign(
+        &self,
+        log: &Arc<Log<DiskStore>>,
+        newest: &SignedCheckpoint,
+    ) -> Result<String, NoCosignature> {
+        let size = newest.checkpoint.size;
+        let mut known = self.known.lock().await;
+        if known.size == size
+            && let Some(line) = &known.line
+        {
+            return Ok(line.clone());
+        }
+        // At most one 409 is followed: the second request starts from the
+        // size the witness named.
+        for _ in 0..2 {
+            let old = known.size;
+            if old > size {
+                return Err(NoCosignature::Ahead(old));
+            }
+            let proof = proof(log, old, size).await?;
+            let request = xgate_ledger::witness::format_body(old, &proof, &newest.note);
+            let response = self
+                .peer
+                .post(
+                    "/add-checkpoint",
+                    "text/plain; charset=utf-8",
+                    Bytes::from(request),
+                )
+                .await?;
+            match answer(&response) {
+                Answer::Cosigned(lines) => {
+                    let body = newest.checkpoint.body();
+                    let line = lines
+                        .into_iter()
+                        .find(|l| self.key.verify_line(&body, l).is_ok())
+                        .ok_or(NoCosignature::Invalid)?;
+                    *known = Known {
+                        size,
+                        line: Some(line.clone()),
+                    };
+                    return Ok(line);
+                }
+                Answer::Conflict(theirs) => {
+                    *known = Known {
+                        size: theirs,
+                        line: None,
+                    };
+                }
+                Answer::Refused(status, body) => {
+                    return Err(NoCosignature::Refused { status, body });
+                }
+            }
+        }
+        Err(NoCosignature::Conflicts)
+    }
+}
+
+/// The consistency proof from `old` to `new`: empty from 0 or to the same
+/// size, as the spec wants.
+async fn proof(
+    log: &Arc<Log<DiskStore>>,
+    old: u64,
+    new: u64,
+) -> Result<Vec<xgate_ledger::Hash>, NoCosignature> {
+    if old == 0 || old == new {
+        return Ok(Vec::new());
+    }
+    let log = Arc::clone(log);
+    tokio::task::spawn_blocking(move || log.consistency(old, new))
+        .await
+        .map_err(|e| NoCosignature::Proof(e.to_string()))?
+        .map(|p| p.hashes)
+        .map_err(|e| NoCosignature::Proof(e.to_string()))
+}
