@@ -12,6 +12,8 @@
 //! - [`seal`]: sealing a part to its recipient and opening one.
 //! - [`bundle`]: structural validation of the IPS bundles a holder sends.
 //! - [`bench`](mod@bench): the load generator behind `xgate bench`.
+//! - [`tiles`]: a C2SP tlog-tiles client that recomputes proofs from a
+//!   log's public tiles (`xgate audit`).
 //! - [`cli`]: the `xgate` command line; `main.rs` is a thin wrapper over
 //!   [`cli::main`], each command group one submodule of `cli`.
 
@@ -23,3 +25,4 @@ pub mod bundle;
 pub mod cli;
 pub mod client;
 pub mod seal;
+pub mod tiles;
