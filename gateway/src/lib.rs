@@ -14,6 +14,8 @@
 //! - [`bench`](mod@bench): the load generator behind `xgate bench`.
 //! - [`tiles`]: a C2SP tlog-tiles client that recomputes proofs from a
 //!   log's public tiles (`xgate audit`).
+//! - [`witness`](mod@witness): the HTTP server of `xgate witness serve`
+//!   (C2SP tlog-witness `add-checkpoint`).
 //! - [`cli`]: the `xgate` command line; `main.rs` is a thin wrapper over
 //!   [`cli::main`], each command group one submodule of `cli`.
 
@@ -26,3 +28,4 @@ pub mod cli;
 pub mod client;
 pub mod seal;
 pub mod tiles;
+pub mod witness;

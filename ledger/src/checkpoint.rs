@@ -14,16 +14,12 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
 
 use crate::hash::Hash;
+use crate::note::{NoteError, join_key, parse_note, signature_line, split_key};
 
 /// The signature type byte for Ed25519 in signed-note keys and key ids.
 const ALG_ED25519: u8 = 0x01;
-/// Prefix of a signature line: U+2014 EM DASH and a space.
-const SIG_PREFIX: &str = "\u{2014} ";
-/// Go's note package refuses notes with more signatures than this; so do we.
-const MAX_SIGNATURES: usize = 100;
 
 /// Why a checkpoint, note or key was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +52,16 @@ pub enum CheckpointError {
         /// The origin line of the checkpoint.
         found: String,
     },
+}
+
+impl From<NoteError> for CheckpointError {
+    fn from(e: NoteError) -> CheckpointError {
+        match e {
+            NoteError::MalformedKey(m) => CheckpointError::MalformedKey(m),
+            NoteError::InvalidName => CheckpointError::InvalidName,
+            NoteError::MalformedNote(m) => CheckpointError::MalformedNote(m),
+        }
+    }
 }
 
 /// The body of a checkpoint: which log, how large, and its root.
@@ -166,7 +172,7 @@ impl NoteSigner {
             .trim_end()
             .strip_prefix("PRIVATE+KEY+")
             .ok_or(CheckpointError::MalformedKey("missing PRIVATE+KEY+ prefix"))?;
-        let (name, id, key) = split_key(rest)?;
+        let (name, id, key) = split_ed25519_key(rest)?;
         let seed: [u8; 32] = key
             .try_into()
             .map_err(|_| CheckpointError::MalformedKey("Ed25519 seed must be 32 bytes"))?;
@@ -185,13 +191,9 @@ impl NoteSigner {
     /// The private key in Go's `PRIVATE+KEY+...` form. Secret: store with care.
     pub fn to_private_key(&self) -> String {
         let id = self.verifier().key_id;
-        let mut key = vec![ALG_ED25519];
-        key.extend_from_slice(self.key.as_bytes());
         format!(
-            "PRIVATE+KEY+{}+{}+{}",
-            self.name,
-            hex_id(id),
-            B64.encode(key)
+            "PRIVATE+KEY+{}",
+            join_key(&self.name, id, ALG_ED25519, self.key.as_bytes())
         )
     }
 
@@ -209,9 +211,8 @@ impl NoteSigner {
     pub fn sign_note(&self, text: &str) -> String {
         use ed25519_dalek::Signer;
         let signature = self.key.sign(text.as_bytes());
-        let mut blob = self.verifier().key_id.to_vec();
-        blob.extend_from_slice(&signature.to_bytes());
-        format!("{text}\n{SIG_PREFIX}{} {}\n", self.name, B64.encode(blob))
+        let line = signature_line(&self.name, self.verifier().key_id, &signature.to_bytes());
+        format!("{text}\n{line}")
     }
 }
 
@@ -227,7 +228,7 @@ impl NoteVerifier {
     fn new(name: &str, key: VerifyingKey) -> NoteVerifier {
         NoteVerifier {
             name: name.to_owned(),
-            key_id: key_id(name, &key),
+            key_id: crate::note::key_id(name, ALG_ED25519, key.as_bytes()),
             key,
         }
     }
@@ -237,7 +238,7 @@ impl NoteVerifier {
     /// # Errors
     /// [`CheckpointError::MalformedKey`] or [`CheckpointError::InvalidName`].
     pub fn parse(text: &str) -> Result<NoteVerifier, CheckpointError> {
-        let (name, id, key) = split_key(text.trim_end())?;
+        let (name, id, key) = split_ed25519_key(text.trim_end())?;
         let key: [u8; 32] = key
             .try_into()
             .map_err(|_| CheckpointError::MalformedKey("Ed25519 public key must be 32 bytes"))?;
@@ -269,44 +270,21 @@ impl NoteVerifier {
     /// [`CheckpointError::MalformedNote`], [`CheckpointError::NoSignature`]
     /// or [`CheckpointError::BadSignature`].
     pub fn open<'n>(&self, note: &'n str) -> Result<&'n str, CheckpointError> {
-        let bad = CheckpointError::MalformedNote;
-        let split = note
-            .rfind("\n\n")
-            .ok_or(bad("no blank line before the signatures"))?;
-        let (text, signatures) = (&note[..=split], &note[split + 2..]);
-        let signatures = signatures
-            .strip_suffix('\n')
-            .ok_or(bad("signatures must end with a newline"))?;
+        let parsed = parse_note(note)?;
         let mut found = false;
-        for (count, line) in signatures.split('\n').enumerate() {
-            if count >= MAX_SIGNATURES {
-                return Err(bad("too many signatures"));
-            }
-            let line = line
-                .strip_prefix(SIG_PREFIX)
-                .ok_or(bad("signature line must start with an em dash"))?;
-            let (name, blob) = line
-                .split_once(' ')
-                .ok_or(bad("signature line has no signature"))?;
-            check_name(name).map_err(|_| bad("invalid signer name"))?;
-            let blob = B64
-                .decode(blob)
-                .map_err(|_| bad("signature is not standard base64"))?;
-            if blob.len() < 5 {
-                return Err(bad("signature too short"));
-            }
-            if name != self.name || blob[..4] != self.key_id {
+        for line in &parsed.signatures {
+            if line.name != self.name || line.key_id != self.key_id {
                 continue;
             }
-            let signature = Signature::from_slice(&blob[4..])
+            let signature = Signature::from_slice(&line.signature)
                 .map_err(|_| CheckpointError::BadSignature(self.name.clone()))?;
             self.key
-                .verify_strict(text.as_bytes(), &signature)
+                .verify_strict(parsed.text.as_bytes(), &signature)
                 .map_err(|_| CheckpointError::BadSignature(self.name.clone()))?;
             found = true;
         }
         if found {
-            Ok(text)
+            Ok(parsed.text)
         } else {
             Err(CheckpointError::NoSignature(self.name.clone()))
         }
@@ -315,15 +293,12 @@ impl NoteVerifier {
 
 impl std::fmt::Display for NoteVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut key = vec![ALG_ED25519];
-        key.extend_from_slice(self.key.as_bytes());
-        write!(
-            f,
-            "{}+{}+{}",
-            self.name,
-            hex_id(self.key_id),
-            B64.encode(key)
-        )
+        f.write_str(&join_key(
+            &self.name,
+            self.key_id,
+            ALG_ED25519,
+            self.key.as_bytes(),
+        ))
     }
 }
 
@@ -375,51 +350,18 @@ pub fn verify_checkpoint(
 /// # Errors
 /// [`CheckpointError::InvalidName`].
 pub fn check_name(name: &str) -> Result<(), CheckpointError> {
-    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
-        return Err(CheckpointError::InvalidName);
-    }
-    Ok(())
+    Ok(crate::note::check_name(name)?)
 }
 
-/// `SHA-256(name || 0x0A || 0x01 || public key)[..4]` (signed-note).
-fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update([b'\n', ALG_ED25519]);
-    h.update(key.as_bytes());
-    let digest = h.finalize();
-    [digest[0], digest[1], digest[2], digest[3]]
-}
-
-fn hex_id(id: [u8; 4]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Splits `<name>+<hex id>+<base64(0x01 || key)>` into its parts, checking
-/// the name and the algorithm byte.
-fn split_key(text: &str) -> Result<(&str, [u8; 4], Vec<u8>), CheckpointError> {
-    let bad = CheckpointError::MalformedKey;
-    let mut parts = text.splitn(3, '+');
-    let (name, id, key) = match (parts.next(), parts.next(), parts.next()) {
-        (Some(n), Some(i), Some(k)) => (n, i, k),
-        _ => return Err(bad("expected <name>+<key id>+<key>")),
-    };
-    check_name(name)?;
-    if id.len() != 8 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(bad("key id must be 8 lowercase hex digits"));
+/// Splits an Ed25519 (type 0x01) key into name, id and key material.
+fn split_ed25519_key(text: &str) -> Result<(&str, [u8; 4], Vec<u8>), CheckpointError> {
+    let key = split_key(text)?;
+    if key.key_type != ALG_ED25519 {
+        return Err(CheckpointError::MalformedKey(
+            "only Ed25519 keys (type 0x01) are supported",
+        ));
     }
-    let mut id_bytes = [0u8; 4];
-    for (i, byte) in id_bytes.iter_mut().enumerate() {
-        *byte =
-            u8::from_str_radix(&id[2 * i..2 * i + 2], 16).map_err(|_| bad("key id is not hex"))?;
-    }
-    let key = B64
-        .decode(key)
-        .map_err(|_| bad("key is not standard base64"))?;
-    match key.split_first() {
-        Some((&ALG_ED25519, rest)) => Ok((name, id_bytes, rest.to_vec())),
-        _ => Err(bad("only Ed25519 keys (type 0x01) are supported")),
-    }
+    Ok((key.name, key.key_id, key.material))
 }
 
 #[cfg(test)]

@@ -13,7 +13,12 @@
 //!   grouped into tiles for storage, after C2SP tlog-tiles.
 //! - [`proof`] builds inclusion and consistency proofs from stored hashes;
 //!   [`verify`] checks them with no storage at all.
-//! - [`checkpoint`]: the C2SP tlog-checkpoint body in a C2SP signed note.
+//! - [`note`]: C2SP signed-note framing (text, signature lines, key
+//!   encoding), the one parser of notes.
+//! - [`checkpoint`]: the C2SP tlog-checkpoint body in a C2SP signed note,
+//!   signed by the log (Ed25519).
+//! - [`cosign`]: C2SP tlog-cosignature: witnesses' timestamped cosignatures
+//!   (Ed25519 and ML-DSA-44), and checking a quorum of them.
 //!
 //! Storage:
 //!
@@ -62,6 +67,9 @@
 //! - `publish`: checkpoints, on demand or with every commit;
 //! - `audit`: recomputing the whole log ([`Log::verify`]).
 //!
+//! A witness, in [`witness`]: the latest checkpoint it cosigned per log, and
+//! `add-checkpoint` with C2SP tlog-witness's semantics (no HTTP).
+//!
 //! On top: `compact` ([`compact()`]) copies a stopped log's data directory
 //! with a fresh store of live keys, and `migrate` ([`migrate()`]) converts a
 //! directory of the layout before the journal.
@@ -92,7 +100,9 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod cosign;
 pub mod hash;
+pub mod note;
 pub mod proof;
 pub mod verify;
 
@@ -129,6 +139,8 @@ mod store;
 mod store_sled;
 #[cfg(feature = "sled")]
 pub mod tlog;
+#[cfg(feature = "sled")]
+pub mod witness;
 
 pub use checkpoint::{
     Checkpoint, CheckpointError, NoteSigner, NoteVerifier, SignedCheckpoint, verify_checkpoint,

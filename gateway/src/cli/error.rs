@@ -77,6 +77,9 @@ pub enum Error {
     /// A PKI operation failed.
     #[error(transparent)]
     Pki(#[from] xgate_server::pki::PkiError),
+    /// A witness could not be created, opened or run.
+    #[error(transparent)]
+    Witness(#[from] xgate_ledger::witness::WitnessError),
     /// Standard input could not be read.
     #[error("cannot read standard input: {0}")]
     Stdin(#[source] io::Error),

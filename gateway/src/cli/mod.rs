@@ -10,7 +10,7 @@
 //! - messages name paths, indices and sizes, never entry contents.
 //!
 //! Each command group owns its arguments and output formats in its own
-//! module ([`log`], [`certs`], [`serve`], [`agency`], [`audit`], [`demo`]); errors are in [`error`].
+//! module ([`log`], [`certs`], [`serve`], [`agency`], [`audit`], [`demo`], [`witness`]); errors are in [`error`].
 
 pub mod agency;
 pub mod asset;
@@ -24,6 +24,7 @@ pub mod medical;
 pub mod serve;
 pub mod session;
 mod values;
+pub mod witness;
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -102,6 +103,14 @@ pub enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Run a transparency-log witness (C2SP tlog-witness) that cosigns
+    /// checkpoints consistent with what it cosigned before.
+    #[command(arg_required_else_help = false)]
+    Witness {
+        /// What to do.
+        #[command(subcommand)]
+        command: witness::WitnessCommand,
+    },
 }
 
 impl Cli {
@@ -123,6 +132,7 @@ impl Cli {
             Command::Medical { command } => command.run(stdout),
             Command::Bench(args) => args.run(stdout),
             Command::Demo(args) => args.run(stdout),
+            Command::Witness { command } => command.run(stdout),
         }
     }
 }

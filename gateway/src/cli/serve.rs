@@ -298,7 +298,8 @@ fn greeting(addr: SocketAddr, config: &Config, pki: &Path, created: bool, origin
     )
 }
 
-fn init_tracing() {
+/// Logs to stderr at the level `XGATE_LOG` says (default `info`).
+pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("XGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // A second call (tests running the command in-process) keeps the first.
@@ -309,7 +310,8 @@ fn init_tracing() {
         .try_init();
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
