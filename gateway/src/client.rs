@@ -154,21 +154,43 @@ impl Client {
         url: &str,
         protocol: Protocol,
     ) -> Result<Client, ClientError> {
-        let mut roots = RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(ca).map_err(file(ca))? {
-            roots.add(c.map_err(file(ca))?).map_err(file(ca))?;
-        }
+        let roots = roots(ca)?;
         let chain = CertificateDer::pem_file_iter(cert)
             .map_err(file(cert))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(file(cert))?;
         let key_der = PrivateKeyDer::from_pem_file(key).map_err(file(key))?;
-        let mut config = ClientConfig::builder_with_provider(provider())
+        let config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| ClientError::Transport(e.to_string()))?
             .with_root_certificates(roots)
             .with_client_auth_cert(chain, key_der)
             .map_err(file(cert))?;
+        Client::with_config(config, url, protocol)
+    }
+
+    /// A client trusting the CA in `ca` that presents no certificate: for
+    /// the public listener, which serves the log as C2SP tlog-tiles to
+    /// anyone.
+    ///
+    /// # Errors
+    /// [`ClientError::File`] or [`ClientError::Url`].
+    pub fn anonymous(ca: &Path, url: &str, protocol: Protocol) -> Result<Client, ClientError> {
+        let roots = roots(ca)?;
+        let config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Transport(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Client::with_config(config, url, protocol)
+    }
+
+    /// The client for `url` over `config`, speaking `protocol`.
+    fn with_config(
+        mut config: ClientConfig,
+        url: &str,
+        protocol: Protocol,
+    ) -> Result<Client, ClientError> {
         config.alpn_protocols = match protocol {
             Protocol::Auto => ALPN.iter().map(|p| p.to_vec()).collect(),
             Protocol::Http1 => vec![b"http/1.1".to_vec()],
@@ -484,6 +506,15 @@ pub fn random_jti() -> Result<String, SignError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(SignError::Random)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The CA certificates in `ca`, as the roots a client trusts.
+fn roots(ca: &Path) -> Result<RootCertStore, ClientError> {
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).map_err(file(ca))? {
+        roots.add(c.map_err(file(ca))?).map_err(file(ca))?;
+    }
+    Ok(roots)
 }
 
 fn file<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> ClientError + '_ {

@@ -299,6 +299,7 @@ fn serve_exits(root: &Path) -> (Option<i32>, String) {
         .arg("--pki")
         .arg(root.join("pki"))
         .args(["--listen", "127.0.0.1:0"])
+        .args(["--public-listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

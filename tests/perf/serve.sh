@@ -5,12 +5,14 @@
 #
 # runs `BIN serve` (warnings only in its log) on a fresh data dir DIR/data,
 # listening on a free loopback port, its output in DIR/serve.out and
-# DIR/serve.err; sets gateway_pid and gateway_url. If it is not listening
+# DIR/serve.err; sets gateway_pid, gateway_url and public_url (the
+# tlog-tiles listener, also on a free port). If it is not listening
 # within 10 s, prints its errors and exits 1.
 start_gateway() {
-  XGATE_LOG=warn "$1" serve --data-dir "$2/data" --listen 127.0.0.1:0 > "$2/serve.out" 2> "$2/serve.err" &
+  XGATE_LOG=warn "$1" serve --data-dir "$2/data" --listen 127.0.0.1:0 --public-listen 127.0.0.1:0 > "$2/serve.out" 2> "$2/serve.err" &
   gateway_pid=$!
   for _ in $(seq 100); do grep -q listening "$2/serve.out" 2>/dev/null && break; sleep 0.1; done
   gateway_url=$(awk '/listening on/ {print $4; exit}' "$2/serve.out")
+  public_url=$(awk '/tlog-tiles on/ {print $4; exit}' "$2/serve.out")
   [ -n "$gateway_url" ] || { echo "$1 serve did not start:" >&2; cat "$2/serve.err" >&2; exit 1; }
 }

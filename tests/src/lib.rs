@@ -166,8 +166,8 @@ impl Run {
 
 /// A gateway (`xgate serve`) running as a child process on a loopback port.
 ///
-/// Started with `--listen 127.0.0.1:0`; the address is read from the first
-/// line the gateway prints. Its stderr (the tracing log) is collected for
+/// Started with `--listen 127.0.0.1:0 --public-listen 127.0.0.1:0`; the
+/// addresses are read from the first two lines the gateway prints. Its stderr (the tracing log) is collected for
 /// tests that inspect it. Dropping it kills the process.
 #[derive(Debug)]
 pub struct Gateway {
@@ -176,11 +176,13 @@ pub struct Gateway {
     /// The gateway's own process id (the child's, unless traced).
     pid: u32,
     url: String,
+    public_url: String,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Gateway {
-    /// Starts `xgate serve --data-dir DATA --listen 127.0.0.1:0` plus `args`,
+    /// Starts `xgate serve --data-dir DATA --listen 127.0.0.1:0
+    /// --public-listen 127.0.0.1:0` plus `args`,
     /// with `env` added to its environment, and waits until it listens.
     ///
     /// # Panics
@@ -225,6 +227,7 @@ impl Gateway {
             .arg("--data-dir")
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
+            .args(["--public-listen", "127.0.0.1:0"])
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -249,14 +252,14 @@ impl Gateway {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = std::io::BufReader::new(stdout).lines();
-            if let Some(Ok(first)) = lines.next() {
-                let _ = tx.send(first);
+            if let (Some(Ok(first)), Some(Ok(second))) = (lines.next(), lines.next()) {
+                let _ = tx.send((first, second));
             }
             // Keep draining so the gateway never blocks on a full pipe.
             for _ in lines {}
         });
-        let first = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
-            Ok(line) => line,
+        let (first, second) = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(lines) => lines,
             Err(_) => {
                 let _ = child.kill();
                 let log = stderr.lock().map(|s| s.clone()).unwrap_or_default();
@@ -266,6 +269,10 @@ impl Gateway {
         let url = first
             .strip_prefix("xgate: listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from xgate serve: {first:?}"))
+            .to_owned();
+        let public_url = second
+            .strip_prefix("xgate: tlog-tiles on ")
+            .unwrap_or_else(|| panic!("unexpected second line from xgate serve: {second:?}"))
             .to_owned();
         // Listening, the gateway is strace's one child.
         let pid = if traced {
@@ -280,6 +287,7 @@ impl Gateway {
             child,
             pid,
             url,
+            public_url,
             stderr,
         }
     }
@@ -287,6 +295,12 @@ impl Gateway {
     /// The gateway's URL, `https://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The public listener's URL (the log as C2SP tlog-tiles),
+    /// `https://127.0.0.1:PORT`.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// Everything the gateway has logged so far.

@@ -4,6 +4,9 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8443"        # XGATE_LISTEN
+//! public_listen = "127.0.0.1:8444" # XGATE_PUBLIC_LISTEN: the log as C2SP tlog-tiles (checkpoint, tiles, entry bundles), HTTPS, no client certificate
+//! public_client_auth = false       # XGATE_PUBLIC_CLIENT_AUTH: true: public_listen requires a federation certificate (as listen does)
+//! public_max_connections = 1024    # XGATE_PUBLIC_MAX_CONNECTIONS: connections public_listen serves at once
 //! data_dir = "xgate-data"          # XGATE_DATA_DIR: the log, inboxes, replay ids
 //! pki = "xgate-data/pki"           # XGATE_PKI: CA, CRL, gateway cert, registry.toml
 //! policy = "xgate-data/policy.toml"  # XGATE_POLICY: written from the default on first start
@@ -42,6 +45,16 @@ use serde::Deserialize;
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Address of the public listener, which serves the log as C2SP
+    /// tlog-tiles (`/checkpoint`, `/tile/...`) over HTTPS to anyone.
+    pub public_listen: SocketAddr,
+    /// Whether the public listener requires a client certificate from the
+    /// federation, verified as the main listener verifies one (CA and CRL):
+    /// for a federation whose exchange metadata must stay inside it.
+    pub public_client_auth: bool,
+    /// Most connections the public listener serves at once; when full, the
+    /// connection idle the longest gives its slot up.
+    pub public_max_connections: usize,
     /// Directory of the log and the gateway's state.
     pub data_dir: PathBuf,
     /// PKI directory; `data_dir/pki` if unset.
@@ -106,6 +119,9 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            public_listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
+            public_client_auth: false,
+            public_max_connections: 1024,
             data_dir: PathBuf::from("xgate-data"),
             pki: None,
             policy: None,
@@ -201,6 +217,9 @@ impl Config {
         }
         match name {
             "XGATE_LISTEN" => self.listen = parse(name, value)?,
+            "XGATE_PUBLIC_LISTEN" => self.public_listen = parse(name, value)?,
+            "XGATE_PUBLIC_CLIENT_AUTH" => self.public_client_auth = parse(name, value)?,
+            "XGATE_PUBLIC_MAX_CONNECTIONS" => self.public_max_connections = parse(name, value)?,
             "XGATE_DATA_DIR" => self.data_dir = PathBuf::from(value),
             "XGATE_PKI" => self.pki = Some(PathBuf::from(value)),
             "XGATE_POLICY" => self.policy = Some(PathBuf::from(value)),
@@ -245,6 +264,7 @@ impl Config {
                 self.max_connections_per_agency as u64,
             ),
             ("max_handshakes", self.max_handshakes as u64),
+            ("public_max_connections", self.public_max_connections as u64),
             ("max_streams_per_agency", self.max_streams_per_agency as u64),
             ("crl_poll_secs", self.crl_poll_secs),
             ("inbox_page", self.inbox_page as u64),
@@ -255,6 +275,12 @@ impl Config {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+        }
+        if self.public_listen == self.listen && self.listen.port() != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "public_listen and listen are both {}; the public listener needs an address of its own",
+                self.listen
+            )));
         }
         if self.max_lifetime_secs < 1 || self.clock_skew_secs < 0 {
             return Err(ConfigError::Invalid(
@@ -287,6 +313,58 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.max_body_bytes, 2048);
         assert_eq!(c.pki_dir(), PathBuf::from("xgate-data/pki"));
+    }
+
+    #[test]
+    fn the_public_listener_has_its_defaults_file_keys_and_variables() {
+        let c = Config::load(None, std::iter::empty()).expect("config");
+        assert_eq!(c.public_listen, SocketAddr::from(([127, 0, 0, 1], 8444)));
+        assert!(!c.public_client_auth);
+        assert_eq!(c.public_max_connections, 1024);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("xgate.toml");
+        std::fs::write(
+            &file,
+            "public_listen = \"0.0.0.0:9444\"\npublic_client_auth = true\npublic_max_connections = 8\n",
+        )
+        .expect("write");
+        let c = Config::load(Some(&file), std::iter::empty()).expect("config");
+        assert_eq!(c.public_listen, SocketAddr::from(([0, 0, 0, 0], 9444)));
+        assert!(c.public_client_auth);
+        assert_eq!(c.public_max_connections, 8);
+
+        // The environment overrides the file.
+        let env = [
+            ("XGATE_PUBLIC_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            ("XGATE_PUBLIC_CLIENT_AUTH".to_owned(), "false".to_owned()),
+        ];
+        let c = Config::load(Some(&file), env.into_iter()).expect("config");
+        assert_eq!(c.public_listen, SocketAddr::from(([127, 0, 0, 1], 0)));
+        assert!(!c.public_client_auth);
+    }
+
+    #[test]
+    fn bad_public_listener_settings_are_refused_by_name() {
+        let cases = [
+            ("XGATE_PUBLIC_LISTEN", "anywhere", "XGATE_PUBLIC_LISTEN"),
+            (
+                "XGATE_PUBLIC_CLIENT_AUTH",
+                "yes",
+                "XGATE_PUBLIC_CLIENT_AUTH",
+            ),
+            (
+                "XGATE_PUBLIC_MAX_CONNECTIONS",
+                "0",
+                "public_max_connections",
+            ),
+            ("XGATE_PUBLIC_LISTEN", "127.0.0.1:8443", "public_listen"),
+        ];
+        for (name, value, named) in cases {
+            let env = [(name.to_owned(), value.to_owned())];
+            let err = Config::load(None, env.into_iter()).expect_err(value);
+            assert!(err.to_string().contains(named), "{name}={value}: {err}");
+        }
     }
 
     #[test]

@@ -26,6 +26,9 @@
 //!   keys, CRL and registry; `crl` decides which CRL the gateway trusts
 //!   (signed by the CA, never older than the one in force) and [`tls`]
 //!   applies it to handshakes, requests and open event streams.
+//! - [`public_log`]: the log as C2SP tlog-tiles to anyone (checkpoint,
+//!   tiles, entry bundles), which [`server::serve_public`] serves on the
+//!   public listener.
 //!
 //! The log itself (hashing, proofs, checkpoints, storage) is the
 //! `xgate_ledger` crate; nothing here re-implements any of it.
@@ -59,6 +62,7 @@ mod metrics;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;
+pub mod public_log;
 mod rate;
 pub mod receipt;
 pub mod recompute;

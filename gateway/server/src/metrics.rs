@@ -1,8 +1,10 @@
 //! Prometheus metrics for `GET /metrics`: requests by kind and outcome,
 //! rejections by code, append latency, log size, open connections, TLS
 //! handshakes by outcome, connections closed by reason, replay attempts,
-//! the CRL's health and the event streams. Labels are kinds, codes,
-//! outcomes and reasons only: never an agency's data, never personal data.
+//! the CRL's health, the event streams, and the public tlog-tiles
+//! listener's requests by resource class and status. Labels are kinds,
+//! codes, outcomes, reasons and resource classes only (never a path or an
+//! index): never an agency's data, never personal data.
 
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
@@ -41,6 +43,25 @@ struct CloseLabels {
     reason: &'static str,
 }
 
+/// Labels of a request to the public listener: the class of resource
+/// (`checkpoint`, `tile`, `tile_partial`, `entries`, `entries_partial`, or
+/// `other` for anything that names none) and the HTTP status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PublicRequestLabels {
+    resource: &'static str,
+    status: u16,
+}
+
+/// The public tlog-tiles listener: its requests, connections and
+/// handshakes, apart from the main listener's.
+#[derive(Debug, Default)]
+struct PublicMetrics {
+    requests: Family<PublicRequestLabels, Counter>,
+    open: Gauge<i64, AtomicI64>,
+    handshakes: Family<HandshakeLabels, Counter>,
+    closed: Family<CloseLabels, Counter>,
+}
+
 /// The gateway's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -58,6 +79,7 @@ pub struct Metrics {
     reviews_overdue: Gauge<i64, AtomicI64>,
     crl: CrlMetrics,
     streams: StreamMetrics,
+    public: PublicMetrics,
 }
 
 /// The CRL's health: what is in force, and refusals of what was offered.
@@ -192,6 +214,30 @@ impl Metrics {
             "Reads of the reconciliation feed from the store, by reader (the one fan-out task) or catch_up (a subscriber's backlog)",
             streams.reads.clone(),
         );
+        let public = PublicMetrics::default();
+        registry.register(
+            "public_requests",
+            "Requests to the public tlog-tiles listener, by resource class (checkpoint, tile, \
+             tile_partial, entries, entries_partial, other) and HTTP status",
+            public.requests.clone(),
+        );
+        registry.register(
+            "public_open_connections",
+            "TLS connections open on the public tlog-tiles listener",
+            public.open.clone(),
+        );
+        registry.register(
+            "public_tls_handshakes",
+            "TLS handshakes on the public tlog-tiles listener, by outcome: full, resumed, failed \
+             or timeout",
+            public.handshakes.clone(),
+        );
+        registry.register(
+            "public_connections_closed",
+            "Connections the public tlog-tiles listener closed, by reason (as \
+             xgate_connections_closed)",
+            public.closed.clone(),
+        );
         log_size_gauge.set(i64::try_from(log_size).unwrap_or(i64::MAX));
         Metrics {
             registry,
@@ -208,7 +254,38 @@ impl Metrics {
             reviews_overdue,
             crl,
             streams,
+            public,
         }
+    }
+
+    /// Counts one request to the public listener by resource class (see
+    /// `PublicRequestLabels`) and HTTP status.
+    pub fn public_request(&self, resource: &'static str, status: u16) {
+        self.public
+            .requests
+            .get_or_create(&PublicRequestLabels { resource, status })
+            .inc();
+    }
+
+    /// A connection to the public listener opened (`+1`) or closed (`-1`).
+    pub fn public_connection(&self, delta: i64) {
+        self.public.open.inc_by(delta);
+    }
+
+    /// Counts one TLS handshake on the public listener by its outcome.
+    pub fn public_handshake(&self, outcome: &'static str) {
+        self.public
+            .handshakes
+            .get_or_create(&HandshakeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts one connection the public listener closed, by `reason`.
+    pub fn public_connection_closed(&self, reason: &'static str) {
+        self.public
+            .closed
+            .get_or_create(&CloseLabels { reason })
+            .inc();
     }
 
     /// Counts a CRL file that was refused, and flags that the file is not

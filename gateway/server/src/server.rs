@@ -11,6 +11,11 @@
 //! their keep-until time are purged. On SIGTERM or SIGINT the server stops
 //! accepting, lets in-flight requests (and their appends) finish, and
 //! returns; dropping the log then leaves everything flushed.
+//!
+//! The public listener ([`serve_public`], `public`) serves the log as C2SP
+//! tlog-tiles ([`crate::public_log`]) on a second address, with a table,
+//! clocks and drain of its own, so that its clients can never take a slot
+//! of the agencies' listener.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -23,8 +28,10 @@ use tokio::net::TcpListener;
 
 use crate::http::ApiState;
 use crate::policy::Policy;
+use crate::public_log::PublicSite;
 
 mod connection;
+mod public;
 mod table;
 
 use connection::Clocks;
@@ -36,6 +43,10 @@ const DRAIN: Duration = Duration::from_secs(30);
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// How often expired replay ids are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Most HTTP/2 streams at once on one connection of the public listener:
+/// enough to fetch a proof's tiles in parallel, few enough that one
+/// connection holds at most this many responses in memory.
+const PUBLIC_STREAMS: u32 = 32;
 
 /// Limits and timings of the listener (the envelope's time limits are
 /// [`crate::envelope::Limits`]).
@@ -82,13 +93,70 @@ pub async fn serve(
         max_handshakes: limits.max_handshakes,
         max_per_agency: agency_cap(limits.max_connections_per_agency, limits.max_connections),
     });
-    let clocks = Clocks {
-        header_timeout: limits.header_timeout,
-        request_timeout: limits.request_timeout,
-        idle_timeout: limits.idle_timeout,
-        max_age: limits.max_connection_age,
-    };
+    let clocks = clocks(&limits);
     let builder = Arc::new(builder(&limits));
+    accept_until(listener, &table, shutdown, |tcp, conn| {
+        tokio::spawn(connection::serve(
+            tcp,
+            conn,
+            Arc::clone(&ctx),
+            Arc::clone(&builder),
+            clocks,
+        ));
+    })
+    .await;
+    background.abort();
+    // Open event streams end now, or the drain would wait for them.
+    ctx.closing.send_replace(true);
+    drain(&table).await;
+    Ok(())
+}
+
+/// Serves the public tlog-tiles listener until `shutdown` completes, then
+/// drains: `limits` as for the main listener, except that no connection is
+/// counted against an agency (its clients are anonymous) and each
+/// connection runs at most [`PUBLIC_STREAMS`] HTTP/2 streams at once.
+///
+/// # Errors
+/// Only if the listener itself fails.
+pub async fn serve_public(
+    listener: TcpListener,
+    site: Arc<PublicSite>,
+    limits: ListenerLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let table = Table::new(Caps {
+        max_connections: limits.max_connections,
+        max_handshakes: limits.max_handshakes.min(limits.max_connections),
+        max_per_agency: limits.max_connections,
+    });
+    let clocks = clocks(&limits);
+    let mut builder = builder(&limits);
+    builder.http2().max_concurrent_streams(PUBLIC_STREAMS);
+    let builder = Arc::new(builder);
+    accept_until(listener, &table, shutdown, |tcp, conn| {
+        tokio::spawn(public::serve(
+            tcp,
+            conn,
+            Arc::clone(&site),
+            Arc::clone(&builder),
+            clocks,
+        ));
+    })
+    .await;
+    drain(&table).await;
+    Ok(())
+}
+
+/// Accepts connections on `listener` until `shutdown` completes, giving
+/// each a slot in `table` and handing it to `spawn`; then closes the
+/// listener.
+async fn accept_until(
+    listener: TcpListener,
+    table: &Arc<Table>,
+    shutdown: impl Future<Output = ()>,
+    mut spawn: impl FnMut(tokio::net::TcpStream, table::Conn),
+) {
     tokio::pin!(shutdown);
     loop {
         // Accept at once, whatever the table holds: connections left in
@@ -113,24 +181,28 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = tcp.set_nodelay(true);
-        let conn = table.open(permit);
-        tokio::spawn(connection::serve(
-            tcp,
-            conn,
-            Arc::clone(&ctx),
-            Arc::clone(&builder),
-            clocks,
-        ));
+        spawn(tcp, table.open(permit));
     }
     drop(listener);
-    background.abort();
-    // Open event streams end now, or the drain would wait for them.
-    ctx.closing.send_replace(true);
+}
+
+/// Tells every connection of `table` to close and waits for in-flight
+/// requests, at most [`DRAIN`].
+async fn drain(table: &Arc<Table>) {
     table.shutdown();
     if tokio::time::timeout(DRAIN, table.closed()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {DRAIN:?}; stopping anyway");
     }
-    Ok(())
+}
+
+/// The clocks of every connection, from the listener's limits.
+fn clocks(limits: &ListenerLimits) -> Clocks {
+    Clocks {
+        header_timeout: limits.header_timeout,
+        request_timeout: limits.request_timeout,
+        idle_timeout: limits.idle_timeout,
+        max_age: limits.max_connection_age,
+    }
 }
 
 /// The per-agency connection cap in force: `configured`, but at most half

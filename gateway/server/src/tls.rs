@@ -336,13 +336,7 @@ fn build(pki: &Path, crl: &Crl) -> Result<Arc<ServerConfig>, TlsError> {
         .with_crls([crl.der().clone()])
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let cert_path = pki.join(GATEWAY_DIR).join(TLS_CERT);
-    let key_path = pki.join(GATEWAY_DIR).join(TLS_KEY);
-    let chain = CertificateDer::pem_file_iter(&cert_path)
-        .map_err(file_error(&cert_path))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(file_error(&cert_path))?;
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(file_error(&key_path))?;
+    let (chain, key) = gateway_identity(pki)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
@@ -351,6 +345,38 @@ fn build(pki: &Path, crl: &Crl) -> Result<Arc<ServerConfig>, TlsError> {
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
+}
+
+/// The server configuration of a listener anyone may connect to (the
+/// public tlog-tiles listener): the gateway's certificate, no client
+/// certificate asked for, the same protocols.
+///
+/// # Errors
+/// [`TlsError`] naming the certificate or key file at fault.
+pub fn without_client_auth(pki: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let (chain, key) = gateway_identity(pki)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// The gateway's certificate chain and private key.
+fn gateway_identity(
+    pki: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let cert_path = pki.join(GATEWAY_DIR).join(TLS_CERT);
+    let key_path = pki.join(GATEWAY_DIR).join(TLS_KEY);
+    let chain = CertificateDer::pem_file_iter(&cert_path)
+        .map_err(file_error(&cert_path))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(file_error(&cert_path))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(file_error(&key_path))?;
+    Ok((chain, key))
 }
 
 fn file_error<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> TlsError + '_ {

@@ -4,7 +4,9 @@
 //! `./xgate-data`, a development PKI created there on first start for the
 //! sample agencies, the default policy written beside it, listening on
 //! `127.0.0.1:8443`. The first line on stdout is always
-//! `xgate: listening on https://ADDR` (tools wait for it); what to run next
+//! `xgate: listening on https://ADDR` (tools wait for it); the second is
+//! `xgate: tlog-tiles on https://ADDR`, the public listener that serves the
+//! log as C2SP tlog-tiles (default `127.0.0.1:8444`); what to run next
 //! follows.
 
 use std::io::Write;
@@ -26,9 +28,10 @@ use xgate_server::http::fanout::Hub;
 use xgate_server::pipeline::{Gateway, Medical};
 use xgate_server::pki::{self, REGISTRY, SAMPLE_AGENCIES, SAMPLE_AUDITORS};
 use xgate_server::policy::{DEFAULT_POLICY, Policy};
+use xgate_server::public_log::{Access, PublicLog, PublicSite};
 use xgate_server::registry::{AgencyId, Registry};
 use xgate_server::server;
-use xgate_server::tls::Tls;
+use xgate_server::tls::{self, Tls};
 
 /// Arguments of `xgate serve`; each overrides the config file and `XGATE_*`.
 #[derive(Debug, Args)]
@@ -46,6 +49,10 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Address of the public listener, which serves the log as C2SP
+    /// tlog-tiles (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    pub public_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -65,6 +72,9 @@ impl ServeArgs {
         if let Some(l) = self.listen {
             config.listen = l;
         }
+        if let Some(l) = self.public_listen {
+            config.public_listen = l;
+        }
         init_tracing();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -82,6 +92,7 @@ async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
     let log = Arc::clone(&prepared.ctx.gateway.log);
     let greeting = greeting(
         prepared.addr,
+        prepared.public_addr,
         &config,
         &prepared.pki_dir,
         prepared.created_pki,
@@ -91,18 +102,27 @@ async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
         .write_all(greeting.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(Error::Stdout)?;
-    tracing::info!(addr = %prepared.addr, origin = log.origin(), size = log.size(), "gateway started");
+    tracing::info!(
+        addr = %prepared.addr,
+        public_addr = %prepared.public_addr,
+        public_client_auth = config.public_client_auth,
+        origin = log.origin(),
+        size = log.size(),
+        "gateway started"
+    );
     prepared.run(shutdown_signal()).await?;
     tracing::info!(size = log.size(), "gateway stopped");
     Ok(())
 }
 
 /// A gateway set up from a [`Config`]: PKI and policy in place, log open,
-/// listener bound; [`Prepared::run`] serves it. `xgate serve` and
+/// both listeners bound; [`Prepared::run`] serves it. `xgate serve` and
 /// `xgate demo` both start their gateway this way.
 pub(crate) struct Prepared {
     /// The address it listens on (the port is chosen if the config said 0).
     pub addr: SocketAddr,
+    /// The public listener's address (tlog-tiles), chosen likewise.
+    pub public_addr: SocketAddr,
     /// The PKI directory in use.
     pub pki_dir: PathBuf,
     /// Whether the development PKI was created just now.
@@ -112,27 +132,55 @@ pub(crate) struct Prepared {
     listener: tokio::net::TcpListener,
     limits: server::ListenerLimits,
     policy_file: PathBuf,
+    public: Public,
+}
+
+/// The public listener, bound, and what it serves.
+struct Public {
+    listener: tokio::net::TcpListener,
+    site: Arc<PublicSite>,
+    limits: server::ListenerLimits,
 }
 
 impl Prepared {
-    /// Serves until `shutdown` completes, then drains; or until the commit
-    /// thread dies, then drains (every waiting request has had its 503)
-    /// and fails, so the process exits non-zero and its supervisor
-    /// restarts it.
+    /// Serves both listeners until `shutdown` completes, then drains them
+    /// together; or until the commit thread dies, then drains (every
+    /// waiting request has had its 503) and fails, so the process exits
+    /// non-zero and its supervisor restarts it.
     ///
     /// # Errors
-    /// [`Error::Serve`] if the listener fails or the commit thread died.
+    /// [`Error::Serve`] if a listener fails or the commit thread died.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
         let gateway = Arc::clone(&self.ctx.gateway);
+        let stopping = tokio::sync::watch::Sender::new(false);
+        let public = {
+            let mut stopped = stopping.subscribe();
+            tokio::spawn(server::serve_public(
+                self.public.listener,
+                self.public.site,
+                self.public.limits,
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+            ))
+        };
         let stop = async {
             tokio::select! {
                 () = shutdown => {}
                 () = gateway.commit_failed() => {}
             }
+            stopping.send_replace(true);
         };
-        server::serve(self.listener, self.ctx, self.limits, self.policy_file, stop)
+        let served = server::serve(self.listener, self.ctx, self.limits, self.policy_file, stop)
             .await
-            .map_err(|e| Error::Serve(format!("the listener failed: {e}")))?;
+            .map_err(|e| Error::Serve(format!("the listener failed: {e}")));
+        stopping.send_replace(true);
+        match public.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Serve(format!("the public listener failed: {e}"))),
+            Err(e) => return Err(Error::Serve(format!("the public listener stopped: {e}"))),
+        }
+        served?;
         if gateway.has_commit_failed() {
             return Err(Error::Serve(
                 "the commit thread failed (a panic, or the log stopped after a failed write \
@@ -204,6 +252,22 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Serve(format!("cannot read the listening address: {e}")))?;
+    let public_listener = tokio::net::TcpListener::bind(config.public_listen)
+        .await
+        .map_err(|e| {
+            Error::Serve(format!(
+                "cannot listen on {} (public_listen): {e}",
+                config.public_listen
+            ))
+        })?;
+    let public_addr = public_listener
+        .local_addr()
+        .map_err(|e| Error::Serve(format!("cannot read the public listening address: {e}")))?;
+    let access = if config.public_client_auth {
+        Access::Federation(Arc::clone(&tls))
+    } else {
+        Access::Anyone(tls::without_client_auth(&pki_dir)?)
+    };
     crl_watch::publish(&tls, &gateway.metrics);
     let closing = tokio::sync::watch::Sender::new(false);
     let streams = Hub::start(
@@ -211,6 +275,11 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         config.max_streams_per_agency,
         closing.subscribe(),
     );
+    let public_site = Arc::new(PublicSite {
+        gateway: Arc::clone(&gateway),
+        log: PublicLog::new(Arc::clone(&log)),
+        access,
+    });
     let ctx = Arc::new(ApiState {
         gateway,
         tls,
@@ -219,8 +288,10 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         closing,
         streams,
     });
+    let (max_connections, public_max_connections) =
+        connection_limits(config.max_connections, config.public_max_connections);
     let limits = server::ListenerLimits {
-        max_connections: connection_limit(config.max_connections),
+        max_connections,
         header_timeout: Duration::from_secs(config.header_timeout_secs),
         request_timeout: Duration::from_secs(config.request_timeout_secs),
         idle_timeout: Duration::from_secs(config.idle_timeout_secs),
@@ -229,14 +300,24 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         max_handshakes: config.max_handshakes,
         crl_poll: Duration::from_secs(config.crl_poll_secs),
     };
+    let public = Public {
+        listener: public_listener,
+        site: public_site,
+        limits: server::ListenerLimits {
+            max_connections: public_max_connections,
+            ..limits.clone()
+        },
+    };
     Ok(Prepared {
         addr,
+        public_addr,
         pki_dir,
         created_pki,
         ctx,
         listener,
         limits,
         policy_file,
+        public,
     })
 }
 
@@ -275,7 +356,14 @@ fn ensure_policy(config: &Config, path: &Path) -> Result<(), Error> {
         .map_err(|e| Error::Serve(format!("cannot write {}: {e}", path.display())))
 }
 
-fn greeting(addr: SocketAddr, config: &Config, pki: &Path, created: bool, origin: &str) -> String {
+fn greeting(
+    addr: SocketAddr,
+    public_addr: SocketAddr,
+    config: &Config,
+    pki: &Path,
+    created: bool,
+    origin: &str,
+) -> String {
     let data = config.data_dir.display();
     let pki = pki.display();
     let created = if created {
@@ -287,6 +375,7 @@ fn greeting(addr: SocketAddr, config: &Config, pki: &Path, created: bool, origin
     };
     format!(
         "xgate: listening on https://{addr}\n\
+         xgate: tlog-tiles on https://{public_addr}\n\
          {created}\
          log {origin} in {data}; policy {}\n\
          next, in another terminal:\n  \
@@ -334,26 +423,57 @@ pub(crate) async fn shutdown_signal() {
 const RESERVED_FDS: u64 = 64;
 
 /// Raises the open-file limit to the hard limit (a connection is a file
-/// descriptor) and returns how many connections can be served: `wanted`,
-/// or fewer if the limit is lower, so the accept loop never runs out of
-/// descriptors under a flood of connections.
-fn connection_limit(wanted: usize) -> usize {
+/// descriptor) and returns how many connections each listener can serve:
+/// `main` and `public`, or fewer if the limit is lower (the public
+/// listener then gets at most a quarter of what fits), so the accept loops
+/// never run out of descriptors under a flood of connections and the log
+/// always has its own.
+fn connection_limits(main: usize, public: usize) -> (usize, usize) {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     let fits = usize::try_from(limit.saturating_sub(RESERVED_FDS))
         .unwrap_or(usize::MAX)
-        .max(1);
-    if fits < wanted {
+        .max(2);
+    let (main_served, public_served) = split_connections(fits, main, public);
+    if (main_served, public_served) != (main, public) {
         tracing::warn!(
-            wanted,
+            max_connections = main,
+            public_max_connections = public,
             open_file_limit = limit,
-            serving = fits,
-            "the open-file limit allows fewer connections than max_connections"
+            serving = main_served,
+            public_serving = public_served,
+            "the open-file limit allows fewer connections than max_connections and public_max_connections"
         );
     }
     tracing::info!(
         open_file_limit = limit,
-        max_connections = wanted.min(fits),
-        "connection limit"
+        max_connections = main_served,
+        public_max_connections = public_served,
+        "connection limits"
     );
-    wanted.min(fits)
+    (main_served, public_served)
+}
+
+/// Shares `fits` descriptors between the listeners: both get what they
+/// want if it fits; otherwise the public listener gets at most a quarter
+/// (at least 1) and the main listener the rest.
+fn split_connections(fits: usize, main: usize, public: usize) -> (usize, usize) {
+    if main.saturating_add(public) <= fits {
+        return (main, public);
+    }
+    let public = public.min(fits / 4).max(1);
+    (main.min(fits - public).max(1), public)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_connections;
+
+    #[test]
+    fn the_listeners_share_the_descriptors_that_fit() {
+        assert_eq!(split_connections(10_000, 4096, 1024), (4096, 1024));
+        assert_eq!(split_connections(960, 4096, 1024), (720, 240));
+        assert_eq!(split_connections(960, 100, 1024), (100, 240));
+        assert_eq!(split_connections(960, 4096, 10), (950, 10));
+        assert_eq!(split_connections(2, 4096, 1024), (1, 1));
+    }
 }

@@ -108,6 +108,18 @@ impl<S: Store> Log<S> {
             .ok_or_else(|| Error::Corrupt(format!("bundle holding entry {index} is malformed")))
     }
 
+    /// A resource of the log's public C2SP tlog-tiles tree (`DIR/log/`),
+    /// as a server must serve it ([`tlog::TileDir::read_served`]): the
+    /// checkpoint file, a tile or an entry bundle, or `None` if the file
+    /// does not exist (a partial tile may be gone once its full tile is
+    /// written). Read only: the files are written by the integrator alone.
+    ///
+    /// # Errors
+    /// A file whose length or format does not match its path; I/O failures.
+    pub fn read_public(&self, resource: &tlog::Resource) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.shared.tiles.read_served(resource)?)
+    }
+
     /// Whether the log has stopped taking commits until it is reopened: a
     /// journal write or barrier failed (the page cache can no longer be
     /// trusted), or a durable record could not be applied. Reopening

@@ -343,6 +343,34 @@ impl TileDir {
         self.read_rel(&resource.path())
     }
 
+    /// The bytes of `resource` as a tlog-tiles server must serve them, or
+    /// `None` if it does not exist: a tile or bundle is checked to hold
+    /// exactly what its path promises (8,192 bytes or 32 per hash of a
+    /// partial tile's width, 256 or the partial width's entries in the
+    /// bundle format), so a damaged file is never served as the log.
+    ///
+    /// # Errors
+    /// [`TlogError::Corrupt`] for a file whose length or format does not
+    /// match its path; I/O failures.
+    pub fn read_served(&self, resource: &Resource) -> Result<Option<Vec<u8>>, TlogError> {
+        let rel = resource.path();
+        let Some(bytes) = self.read_rel(&rel)? else {
+            return Ok(None);
+        };
+        let fits = match *resource {
+            Resource::Checkpoint => true,
+            Resource::Tile { width, .. } => bytes.len() == width.count() * HASH_LEN,
+            Resource::Bundle { width, .. } => bundle::count(&bytes) == Some(width.count()),
+        };
+        if !fits {
+            return Err(TlogError::Corrupt {
+                path: self.root.join(&rel),
+                reason: "the file does not hold what its path names",
+            });
+        }
+        Ok(Some(bytes))
+    }
+
     fn read_rel(&self, rel: &str) -> Result<Option<Vec<u8>>, TlogError> {
         let Some((mut file, len)) = self.open_file(rel)? else {
             return Ok(None);
@@ -926,6 +954,67 @@ mod tests {
             Err(TlogError::Corrupt { .. })
         ));
         assert!(matches!(dir.read_bundle(0), Err(TlogError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn read_served_returns_only_files_that_hold_what_their_path_names() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = open(&tmp);
+        let root = tmp.path().join("log");
+        let full_tile = Resource::Tile {
+            level: 1,
+            index: 2,
+            width: Width::Full,
+        };
+        let partial_tile = Resource::Tile {
+            level: 0,
+            index: 3,
+            width: Width::Partial(5),
+        };
+        let full_bundle = Resource::Bundle {
+            index: 4,
+            width: Width::Full,
+        };
+        let partial_bundle = Resource::Bundle {
+            index: 4,
+            width: Width::Partial(7),
+        };
+        for r in [full_tile, partial_tile, full_bundle, partial_bundle] {
+            assert_eq!(dir.read_served(&r).expect("read"), None, "{r:?}");
+        }
+        dir.put_tile(1, 2, Width::Full, &tile(9, 256)).expect("put");
+        dir.put_tile(0, 3, Width::Partial(5), &tile(8, 5))
+            .expect("put");
+        dir.put_bundle(4, Width::Full, &bundle_of(256, 1))
+            .expect("put");
+        dir.put_bundle(4, Width::Partial(7), &bundle_of(7, 1))
+            .expect("put");
+        dir.write_checkpoint(b"o\n1\nAA==\n").expect("checkpoint");
+        let read = |r: &Resource| dir.read_served(r).expect("read").expect("exists");
+        assert_eq!(read(&full_tile), tile(9, 256));
+        assert_eq!(read(&partial_tile), tile(8, 5));
+        assert_eq!(read(&full_bundle), bundle_of(256, 1));
+        assert_eq!(read(&partial_bundle), bundle_of(7, 1));
+        assert_eq!(read(&Resource::Checkpoint), b"o\n1\nAA==\n");
+        // Files damaged (or planted) under a valid name are refused, never
+        // served: a short full tile, a partial of the wrong width, a bundle
+        // with one entry too few, a bundle that is not in the format.
+        let planted = [
+            ("tile/0/000", vec![0u8; 100]),
+            ("tile/0/001.p/3", tile(1, 4)),
+            ("tile/entries/000", bundle_of(255, 0)),
+            ("tile/entries/001.p/2", vec![0, 9, 1]),
+        ];
+        for (rel, bytes) in &planted {
+            let path = root.join(rel);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs::write(&path, bytes).expect("write");
+            let r = crate::tlog::path::parse(rel).expect("a valid path");
+            assert!(
+                matches!(dir.read_served(&r), Err(TlogError::Corrupt { .. })),
+                "{rel}"
+            );
+        }
     }
 
     #[test]

@@ -164,14 +164,16 @@ pub(crate) async fn serve(
         })
     };
     let http = builder.serve_connection(TokioIo::new(tls), service);
-    drive(http, &conn, metrics, clocks, opened, closes_after_first).await;
+    let closed = |reason| metrics.connection_closed(reason);
+    drive(http, &conn, &closed, clocks, opened, closes_after_first).await;
 }
 
-/// Polls the HTTP connection until it ends or one of its clocks runs out.
-async fn drive<C>(
+/// Polls the HTTP connection until it ends or one of its clocks runs out;
+/// `closed` counts a close by its reason.
+pub(super) async fn drive<C>(
     http: C,
     conn: &Conn,
-    metrics: &Metrics,
+    closed: &(dyn Fn(&'static str) + Sync),
     clocks: Clocks,
     opened: Instant,
     closes_after_first: bool,
@@ -189,7 +191,7 @@ async fn drive<C>(
             Step::Wait(deadline) => deadline,
             Step::Close(reason) => {
                 if let Some(reason) = reason {
-                    metrics.connection_closed(reason);
+                    closed(reason);
                 }
                 http.as_mut().graceful_shutdown();
                 closing = Some(now);
@@ -197,7 +199,7 @@ async fn drive<C>(
             }
             Step::Cut(reason) => {
                 if let Some(reason) = reason {
-                    metrics.connection_closed(reason);
+                    closed(reason);
                 }
                 return;
             }
@@ -292,10 +294,15 @@ fn next(
 }
 
 fn closed_by(metrics: &Metrics, why: Eviction) {
-    // Closing for a shutdown is not something to alert on.
-    if why != Eviction::Shutdown {
-        metrics.connection_closed(why.label());
+    if let Some(reason) = eviction_reason(why) {
+        metrics.connection_closed(reason);
     }
+}
+
+/// The label a connection told to close is counted under, if any: closing
+/// for a shutdown is not something to alert on.
+pub(super) fn eviction_reason(why: Eviction) -> Option<&'static str> {
+    (why != Eviction::Shutdown).then(|| why.label())
 }
 
 /// Answers one request, within `request_timeout`.
@@ -347,15 +354,15 @@ fn close_after(response: &mut Response<ResponseBody>, version: Version) {
 
 /// A response body that keeps its request in flight until it is done or
 /// dropped.
-struct Tracked {
-    body: ResponseBody,
+pub(super) struct Tracked<B = ResponseBody> {
+    pub(super) body: B,
     #[allow(dead_code)] // held for its Drop
-    in_flight: InFlight,
+    pub(super) in_flight: InFlight,
 }
 
-impl hyper::body::Body for Tracked {
+impl<B: hyper::body::Body<Data = Bytes> + Unpin> hyper::body::Body for Tracked<B> {
     type Data = Bytes;
-    type Error = <ResponseBody as hyper::body::Body>::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,

@@ -44,6 +44,7 @@ impl Federation {
     pub fn start(dir: &Path) -> Result<Federation, Error> {
         let config = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.to_path_buf(),
             ..Config::default()
         };
