@@ -71,26 +71,27 @@ impl VerifyReceiptArgs {
         let own = receipt
             .verify(&trust.log)
             .map_err(|e| Error::Request(format!("the receipt does not verify: {e}")))?;
-        writeln!(
-            stdout,
+        let mut lines = vec![format!(
             "ok: envelope {} is entry {} of {} at tree size {}",
             receipt.id, receipt.log_index, own.origin, own.size
-        )
-        .map_err(Error::Stdout)?;
-        if plain {
-            return Ok(());
+        )];
+        if !plain {
+            // Nothing is printed unless every check passes.
+            lines.extend(runtime()?.block_on(self.against_cosigned(&trust, &receipt, &own))?);
         }
-        runtime()?.block_on(self.against_cosigned(&trust, &receipt, &own, stdout))
+        for line in lines {
+            writeln!(stdout, "{line}").map_err(Error::Stdout)?;
+        }
+        Ok(())
     }
 
-    /// The checks against the cosigned checkpoint.
+    /// The checks against the cosigned checkpoint; the lines to print.
     async fn against_cosigned(
         &self,
         trust: &Trust,
         receipt: &Receipt,
         own: &Checkpoint,
-        stdout: &mut dyn Write,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<String>, Error> {
         let mut client = match &self.log {
             Some(url) => Some(LogClient::new(
                 Fetcher::new(url, self.ca.as_deref()).map_err(|e| Error::Request(e.to_string()))?,
@@ -159,21 +160,17 @@ impl VerifyReceiptArgs {
                 receipt.log_index
             ))
         })?;
-        writeln!(
-            stdout,
+        let mut lines = vec![format!(
             "ok: entry {} is in the checkpoint of tree size {}, {}; {how}",
             receipt.log_index,
             covering.size,
             trust.describe(&cosigned)
-        )
-        .map_err(Error::Stdout)?;
+        )];
         if let Some(time) = trust.trusted_time(&cosigned) {
-            writeln!(
-                stdout,
+            lines.push(format!(
                 "trusted time: entry {} was logged by {time}",
                 receipt.log_index
-            )
-            .map_err(Error::Stdout)?;
+            ));
         }
         if let Some(out) = &self.upgrade {
             let upgraded = Receipt {
@@ -195,15 +192,13 @@ impl VerifyReceiptArgs {
             json.push(b'\n');
             xgate_ledger::fsutil::write_atomic(out, &json, 0o600)
                 .map_err(|e| Error::Request(format!("cannot write {}: {e}", out.display())))?;
-            writeln!(
-                stdout,
+            lines.push(format!(
                 "upgraded: {} (tree size {})",
                 out.display(),
                 covering.size
-            )
-            .map_err(Error::Stdout)?;
+            ));
         }
-        Ok(())
+        Ok(lines)
     }
 }
 
