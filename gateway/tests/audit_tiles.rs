@@ -277,6 +277,30 @@ fn a_receipt_verifies_against_a_cosigned_checkpoint_and_upgrades_offline() {
         up["checkpoint"].as_str(),
         Some(std::fs::read_to_string(&cosigned).expect("read").as_str())
     );
+    // The log grows past the next full tile: the partial tiles of size
+    // 303 are pruned once full ones replace them, and the client falls
+    // back on the full tiles (the spec's rule).
+    site.send(300, "much later");
+    let (url, ca_path) = (site.public(), site.ca());
+    let pruned = runtime().block_on(async {
+        let mut fetcher = Fetcher::new(&url, Some(Path::new(&ca_path))).expect("fetcher");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let partial = fetcher.get("tile/0/001.p/47").await.expect("get");
+            let full = fetcher.get("tile/0/001").await.expect("get");
+            if partial.is_none() && full.is_some() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(pruned, "the log keeps the partial tile of size 303");
+    let out = run(&args[..args.len() - 2]).expect_ok();
+    assert!(out.contains("tree size 303, cosigned by 2"), "{out}");
+
     let mut site = site;
     if let Some(g) = site.gateway.take() {
         g.stop();
@@ -579,4 +603,68 @@ fn a_forked_log_is_caught_by_the_monitor_and_refused_by_a_quorum_client() {
         .any(|m| message.contains(m)),
         "{message}"
     );
+}
+
+#[test]
+fn the_monitor_follows_until_sigterm_and_resumes_from_its_state() {
+    use std::io::BufRead as _;
+    let site = Site::start();
+    site.send(4, "first");
+    let vkey = site.vkey();
+    let state = site.path("follow.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xgate"))
+        .args([
+            "audit",
+            "monitor",
+            "--log",
+            &site.public(),
+            "--ca",
+            &site.ca(),
+            "--key",
+            &vkey,
+        ])
+        .arg("--state")
+        .arg(&state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(30)).expect("a line");
+    let first = next();
+    assert!(first.starts_with("size 4: 4 new entries"), "{first}");
+    site.send(3, "second");
+    let second = next();
+    assert!(second.starts_with("size 7: 3 new entries"), "{second}");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert_eq!(next(), "stopped");
+    let exit = child.wait().expect("wait");
+    assert_eq!(exit.code(), Some(0));
+    // Resumed: only what is new since size 7.
+    site.send(2, "third");
+    let out = run(&[
+        "audit",
+        "monitor",
+        "--log",
+        &site.public(),
+        "--ca",
+        &site.ca(),
+        "--key",
+        &vkey,
+        "--state",
+        &state.display().to_string(),
+        "--once",
+    ])
+    .expect_ok();
+    assert!(out.starts_with("size 9: 2 new entries"), "{out}");
 }
