@@ -12,6 +12,8 @@
 //! - [`seal`]: sealing a part to its recipient and opening one.
 //! - [`bundle`]: structural validation of the IPS bundles a holder sends.
 //! - [`bench`](mod@bench): the load generator behind `xgate bench`.
+//! - [`tiles`]: a C2SP tlog-tiles client that recomputes proofs from a
+//!   log's public tiles (`xgate audit`).
 //! - [`witness`](mod@witness): the HTTP server of `xgate witness serve`
 //!   (C2SP tlog-witness `add-checkpoint`).
 //! - [`cli`]: the `xgate` command line; `main.rs` is a thin wrapper over
@@ -25,4 +27,5 @@ pub mod bundle;
 pub mod cli;
 pub mod client;
 pub mod seal;
+pub mod tiles;
 pub mod witness;
