@@ -6,7 +6,8 @@
 //! partial ones included, are on disk) goes to every configured witness
 //! with a consistency proof from the size that witness last cosigned. A
 //! witness that answers 409 names the size it has; the request is made
-//! again from there at once. Each cosignature is checked with the
+//! again from there at once. A witness that cannot be reached, or refuses,
+//! is asked again after a pause that doubles up to a minute. Each cosignature is checked with the
 //! witness's own key from the configuration, never one a witness sends.
 //! Once `witness_quorum` witnesses cosigned one checkpoint, it is written,
 //! with every cosignature gathered, as the tlog-tiles `checkpoint` file
@@ -33,7 +34,7 @@ use xgate_ledger::{DiskStore, Log, SignedCheckpoint};
 use crate::config::WitnessSpec;
 use crate::outbound::Peer;
 use crate::pipeline::Gateway;
-use witness::Witness;
+use witness::{NoCosignature, Witness};
 
 /// How long one witness gets to answer one request.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -198,6 +199,7 @@ impl Witnessing {
                     metrics.witness(witness.key.name(), "cosigned");
                     lines.push(line);
                 }
+                Err(NoCosignature::Waiting) => {}
                 Err(e) => {
                     metrics.witness(witness.key.name(), e.outcome());
                     tracing::warn!(witness = witness.key.name(), error = %e, "no cosignature");

@@ -2,6 +2,7 @@
 //! size it last cosigned.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Mutex;
@@ -38,6 +39,9 @@ pub enum NoCosignature {
     /// The log could not make the consistency proof.
     #[error("consistency proof: {0}")]
     Proof(String),
+    /// It failed recently and is left alone until its back-off ends.
+    #[error("waiting after a failure")]
+    Waiting,
 }
 
 impl NoCosignature {
@@ -50,9 +54,15 @@ impl NoCosignature {
             NoCosignature::Conflicts => "conflict",
             NoCosignature::Invalid => "invalid",
             NoCosignature::Proof(_) => "proof_failed",
+            NoCosignature::Waiting => "waiting",
         }
     }
 }
+
+/// The first pause after a failure; it doubles with each failure in a row.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest pause: a witness that comes back is asked within a minute.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What the log knows of one witness.
 #[derive(Debug, Default)]
@@ -61,6 +71,11 @@ struct Known {
     size: u64,
     /// Its cosignature for that size, kept to serve again.
     line: Option<String>,
+    /// Failures in a row, and when it may be asked again: a witness that
+    /// is down, or refuses (a fork it will keep refusing), is not asked
+    /// at every interval.
+    failures: u32,
+    retry_at: Option<Instant>,
 }
 
 /// One configured witness.
@@ -96,6 +111,34 @@ impl Witness {
         {
             return Ok(line.clone());
         }
+        if known.retry_at.is_some_and(|at| Instant::now() < at) {
+            return Err(NoCosignature::Waiting);
+        }
+        let result = self.ask(&mut known, log, newest).await;
+        match &result {
+            Ok(_) => {
+                known.failures = 0;
+                known.retry_at = None;
+            }
+            Err(_) => {
+                let pause = FIRST_BACKOFF
+                    .saturating_mul(1 << known.failures.min(6))
+                    .min(MAX_BACKOFF);
+                known.failures = known.failures.saturating_add(1);
+                known.retry_at = Some(Instant::now() + pause);
+            }
+        }
+        result
+    }
+
+    /// Submits `newest`, following at most one 409.
+    async fn ask(
+        &self,
+        known: &mut Known,
+        log: &Arc<Log<DiskStore>>,
+        newest: &SignedCheckpoint,
+    ) -> Result<String, NoCosignature> {
+        let size = newest.checkpoint.size;
         // At most one 409 is followed: the second request starts from the
         // size the witness named.
         for _ in 0..2 {
@@ -120,17 +163,13 @@ impl Witness {
                         .into_iter()
                         .find(|l| self.key.verify_line(&body, l).is_ok())
                         .ok_or(NoCosignature::Invalid)?;
-                    *known = Known {
-                        size,
-                        line: Some(line.clone()),
-                    };
+                    known.size = size;
+                    known.line = Some(line.clone());
                     return Ok(line);
                 }
                 Answer::Conflict(theirs) => {
-                    *known = Known {
-                        size: theirs,
-                        line: None,
-                    };
+                    known.size = theirs;
+                    known.line = None;
                 }
                 Answer::Refused(status, body) => {
                     return Err(NoCosignature::Refused { status, body });
