@@ -52,7 +52,16 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
 /// Any I/O failure.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    // A relative name's last ancestor is "", the working directory, which
+    // cannot be opened by that name: it is ".".
+    let named = |p: &Path| match p.as_os_str().is_empty() {
+        true => std::path::PathBuf::from("."),
+        false => p.to_path_buf(),
+    };
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -60,9 +69,9 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     // Each directory made here, its parent, and `dir` with its parent.
     let mut synced = std::collections::BTreeSet::new();
     for d in missing.iter().copied().chain(std::iter::once(dir)) {
-        for p in std::iter::once(d).chain(d.parent().filter(|p| !p.as_os_str().is_empty())) {
-            if synced.insert(p.to_path_buf()) {
-                File::open(p)?.sync_all()?;
+        for p in std::iter::once(named(d)).chain(d.parent().map(named)) {
+            if synced.insert(p.clone()) {
+                File::open(&p)?.sync_all()?;
             }
         }
     }

@@ -31,7 +31,7 @@ mod entries;
 pub mod monitor;
 pub mod replay;
 mod state;
-mod trust;
+pub(crate) mod trust;
 pub mod verify;
 
 use std::io::Write;

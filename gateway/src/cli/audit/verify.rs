@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
+use xgate_ledger::cosign::Cosigned;
 use xgate_ledger::{Checkpoint, Hash, InclusionProof, verify_inclusion};
 use xgate_server::receipt::Receipt;
 
@@ -114,52 +115,12 @@ impl VerifyReceiptArgs {
             // (a receipt upgraded with --upgrade does).
             (None, None) => (receipt.checkpoint.clone(), "the receipt".to_owned()),
         };
-        let cosigned = trust.verify(&note).map_err(|e| {
-            Error::Request(format!("the checkpoint from {source} is not accepted: {e}"))
-        })?;
+        let Covered {
+            cosigned,
+            proof,
+            how,
+        } = prove_in_cosigned(trust, receipt, own, &note, &source, client.as_mut()).await?;
         let covering = &cosigned.checkpoint.checkpoint;
-        if receipt.log_index >= covering.size {
-            return Err(Error::Request(format!(
-                "the cosigned checkpoint (tree size {}) does not cover entry {} yet; try again later",
-                covering.size, receipt.log_index
-            )));
-        }
-        let leaf = leaf_of(receipt)?;
-        let (proof, how) = if covering.size == own.size {
-            if covering.root != own.root {
-                return Err(Error::Request(format!(
-                    "the receipt's checkpoint and the cosigned one are both of tree size {} with different roots: the log forked; keep both",
-                    own.size
-                )));
-            }
-            (receipt_proof(receipt)?, "the same tree as the receipt's")
-        } else {
-            let Some(client) = client.as_mut() else {
-                return Err(Error::Request(format!(
-                    "the cosigned checkpoint is of tree size {}, the receipt's of {}: give --log URL to prove them consistent from the log's tiles",
-                    covering.size, own.size
-                )));
-            };
-            client.check_consistent(own, covering).await.map_err(|e| {
-                Error::Request(format!(
-                    "the receipt's checkpoint and the cosigned one: {e}"
-                ))
-            })?;
-            let proof = client
-                .inclusion(covering, receipt.log_index)
-                .await
-                .map_err(|e| Error::Request(format!("the inclusion proof from tiles: {e}")))?;
-            (
-                proof,
-                "consistent with the receipt's (recomputed from the log's tiles)",
-            )
-        };
-        verify_inclusion(&proof, &leaf, &covering.root).map_err(|e| {
-            Error::Request(format!(
-                "entry {} is not in the cosigned checkpoint: {e}",
-                receipt.log_index
-            ))
-        })?;
         let mut lines = vec![format!(
             "ok: entry {} is in the checkpoint of tree size {}, {}; {how}",
             receipt.log_index,
@@ -200,6 +161,89 @@ impl VerifyReceiptArgs {
         }
         Ok(lines)
     }
+}
+
+/// A receipt's entry proven in a checkpoint cosigned by a quorum.
+#[derive(Debug)]
+pub struct Covered {
+    /// The cosigned checkpoint, its signature and quorum checked.
+    pub cosigned: Cosigned,
+    /// The entry's inclusion proof in it, checked against its root.
+    pub proof: InclusionProof,
+    /// How the receipt's own checkpoint relates to it, in words.
+    pub how: &'static str,
+}
+
+/// Proves the entry of `receipt` in the cosigned checkpoint `note` (from
+/// `source`, named in errors): `trust` accepts the note (the log's
+/// signature and the quorum), it covers the entry, the receipt's own
+/// checkpoint `own` (already verified with [`Receipt::verify`]) is
+/// consistent with it, and the entry is included in it. When the sizes
+/// differ, consistency and inclusion are recomputed from the log's tiles
+/// through `client`, never taken from the server; when they are equal the
+/// receipt's own proof serves.
+///
+/// # Errors
+/// [`Error::Request`] naming the first check that fails.
+pub async fn prove_in_cosigned(
+    trust: &Trust,
+    receipt: &Receipt,
+    own: &Checkpoint,
+    note: &str,
+    source: &str,
+    client: Option<&mut LogClient>,
+) -> Result<Covered, Error> {
+    let cosigned = trust.verify(note).map_err(|e| {
+        Error::Request(format!("the checkpoint from {source} is not accepted: {e}"))
+    })?;
+    let covering = &cosigned.checkpoint.checkpoint;
+    if receipt.log_index >= covering.size {
+        return Err(Error::Request(format!(
+            "the cosigned checkpoint (tree size {}) does not cover entry {} yet; try again later",
+            covering.size, receipt.log_index
+        )));
+    }
+    let leaf = leaf_of(receipt)?;
+    let (proof, how) = if covering.size == own.size {
+        if covering.root != own.root {
+            return Err(Error::Request(format!(
+                "the receipt's checkpoint and the cosigned one are both of tree size {} with different roots: the log forked; keep both",
+                own.size
+            )));
+        }
+        (receipt_proof(receipt)?, "the same tree as the receipt's")
+    } else {
+        let Some(client) = client else {
+            return Err(Error::Request(format!(
+                "the cosigned checkpoint is of tree size {}, the receipt's of {}: give --log URL to prove them consistent from the log's tiles",
+                covering.size, own.size
+            )));
+        };
+        client.check_consistent(own, covering).await.map_err(|e| {
+            Error::Request(format!(
+                "the receipt's checkpoint and the cosigned one: {e}"
+            ))
+        })?;
+        let proof = client
+            .inclusion(covering, receipt.log_index)
+            .await
+            .map_err(|e| Error::Request(format!("the inclusion proof from tiles: {e}")))?;
+        (
+            proof,
+            "consistent with the receipt's (recomputed from the log's tiles)",
+        )
+    };
+    verify_inclusion(&proof, &leaf, &covering.root).map_err(|e| {
+        Error::Request(format!(
+            "entry {} is not in the cosigned checkpoint: {e}",
+            receipt.log_index
+        ))
+    })?;
+    Ok(Covered {
+        cosigned,
+        proof,
+        how,
+    })
 }
 
 /// A checkpoint note from a file.

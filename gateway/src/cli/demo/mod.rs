@@ -2,26 +2,33 @@
 //!
 //! It starts a gateway in this process (the way `xgate serve` does, on a
 //! free loopback port, with a development PKI for state, treasury, gsa, hhs
-//! and the auditor gao), then tells a story through the real client stack,
-//! one numbered step at a time: asset custody and a two-party transfer, an
-//! inventory count whose discrepancy arrives live on the reconciliation
-//! feed, an emergency medical request answered encrypted and opened, and an
-//! auditor checking every receipt and the log's consistency offline. It
-//! ends with a summary table, stops the gateway and, unless `--dir` was
-//! given, removes everything it wrote.
+//! and the auditor gao) and a witness for each of state, treasury, gsa and
+//! hhs (the way `xgate witness serve` does), the gateway publishing a
+//! checkpoint once 3 of the 4 cosigned it. Then it tells a story through
+//! the real client stack, one numbered step at a time: asset custody and a
+//! two-party transfer, an inventory count whose discrepancy arrives live on
+//! the reconciliation feed, an emergency medical request answered
+//! encrypted and opened, the cosigned checkpoint anyone can read from the
+//! public tlog-tiles listener, and an auditor checking every receipt
+//! against it with the witnesses' quorum and the log's consistency. It
+//! ends with a summary table, stops the gateway and the witnesses and,
+//! unless `--dir` was given, removes everything it wrote.
 //!
 //! The pieces: `federation` runs the gateway on its own thread and
-//! runtime; `story` drives the agencies; `events` reads the Server-Sent
-//! Events feed; `summary` prints the table. Every name in the
-//! story (tags, people, `jti`s) is fixed and synthetic, so two runs print
-//! the same lines but for the elapsed time. The gateway's own tracing is
-//! not installed: nothing but the story reaches the terminal.
+//! runtime; `witnesses` runs the agencies' witnesses on that runtime;
+//! `story` drives the agencies; `events` reads the Server-Sent Events
+//! feed; `summary` prints the table. Every name in the story (tags,
+//! people, `jti`s) is fixed and synthetic, so two runs print the same
+//! lines but for the elapsed time and the line starting `trusted time:`
+//! (the witnesses' clocks). The gateway's own tracing is not installed:
+//! nothing but the story reaches the terminal.
 
 mod events;
 mod federation;
 mod out;
 mod story;
 mod summary;
+mod witnesses;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,8 @@
 //! (mutual TLS as each agency, envelopes signed with each agency's key),
 //! and what each step shows. The agencies' connections and what every
 //! step shares are in [`cast`]; the asset steps are in [`assets`], the
-//! medical steps in [`medical`], the auditor's checks in [`audit`].
+//! medical steps in [`medical`], the witnesses' cosigned checkpoint in
+//! [`cosigned`], the auditor's checks in [`audit`].
 //!
 //! Every tag, person and `jti` is fixed and synthetic, and the envelopes
 //! are sent one after another, so the log indices (and so every line
@@ -11,6 +12,7 @@
 mod assets;
 mod audit;
 mod cast;
+mod cosigned;
 mod medical;
 
 use super::federation::Federation;
@@ -30,6 +32,7 @@ pub(super) fn tell(federation: &Federation, out: &mut Out<'_>) -> Result<Tally, 
     story.setup()?;
     assets::tell(&mut story)?;
     medical::tell(&mut story)?;
+    cosigned::show(&mut story)?;
     audit::verify(&mut story)?;
     Ok(story.into_tally())
 }

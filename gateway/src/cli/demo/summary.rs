@@ -39,6 +39,9 @@ pub(super) struct Tally {
     pub log_size: u64,
     /// The consistency the auditor proved, if it got that far.
     pub consistency: Option<Consistency>,
+    /// The cosigned checkpoint the auditor proved every receipt in, if it
+    /// got that far.
+    pub quorum: Option<QuorumCheck>,
     /// Entries replayed after the gateway stopped, the state matching.
     pub replayed: Option<u64>,
     /// From start to finish.
@@ -51,6 +54,20 @@ pub(super) struct Consistency {
     pub from: u64,
     /// The newer size.
     pub to: u64,
+}
+
+/// Every receipt proven in one checkpoint a quorum of witnesses cosigned.
+pub(super) struct QuorumCheck {
+    /// The receipts proven.
+    pub receipts: usize,
+    /// The cosigned checkpoint's size.
+    pub size: u64,
+    /// The witnesses that cosigned it.
+    pub cosigners: usize,
+    /// The witnesses listed.
+    pub witnesses: usize,
+    /// The cosignatures required.
+    pub required: usize,
 }
 
 /// Prints the table and the totals.
@@ -83,6 +100,13 @@ pub(super) fn print(tally: &Tally, stdout: &mut dyn Write) -> Result<(), Error> 
         Some(c) => format!("ok, size {} -> {}", c.from, c.to),
         None => "not checked".to_owned(),
     };
+    let quorum = match &tally.quorum {
+        Some(q) => format!(
+            "ok, {} receipts in the checkpoint of size {} cosigned by {} of {} witnesses, {} required",
+            q.receipts, q.size, q.cosigners, q.witnesses, q.required
+        ),
+        None => "not checked".to_owned(),
+    };
     let replay = match tally.replayed {
         Some(n) => format!("ok, {n} entries, state equal"),
         None => "not run".to_owned(),
@@ -95,6 +119,7 @@ pub(super) fn print(tally: &Tally, stdout: &mut dyn Write) -> Result<(), Error> 
         ),
         ("log size", tally.log_size.to_string()),
         ("consistency", consistency),
+        ("witness quorum", quorum),
         ("live discrepancies", tally.live_events.to_string()),
         ("replay", replay),
         ("elapsed", format!("{:.1} s", tally.elapsed.as_secs_f64())),

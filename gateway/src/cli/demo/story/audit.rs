@@ -1,12 +1,17 @@
-//! The auditor's steps. gao trusts nothing but the log's public key: each
-//! receipt is checked offline exactly as `xgate audit verify-receipt`
-//! checks it ([`Receipt::verify`]: the checkpoint's signature, then the
-//! inclusion proof against its root, RFC 9162 section 2.1.3.2); then the
+//! The auditor's steps. gao trusts nothing but public keys: the log's and
+//! the agencies' witnesses'. Each receipt is checked exactly as `xgate
+//! audit verify-receipt --key LOG --witness W... --quorum K --log URL --ca
+//! CA` checks it: offline first ([`Receipt::verify`]: the checkpoint's
+//! signature, then the inclusion proof against its root, RFC 9162 section
+//! 2.1.3.2), then against the checkpoint the public listener serves, which
+//! must carry the quorum's cosignatures, with the receipt's checkpoint
+//! proven consistent with it and the entry included in it, both
+//! recomputed from the log's tiles ([`prove_in_cosigned`]). Then the
 //! first checkpoint any receipt carried is proven a prefix of the log's
-//! latest (RFC 9162 section 2.1.4.2), with a consistency proof fetched from
-//! the gateway and checked against the two signed roots, never against
-//! roots the gateway states. Once the gateway has stopped, gao replays the
-//! log as `xgate audit replay` does.
+//! latest (RFC 9162 section 2.1.4.2), with a consistency proof fetched
+//! from the gateway's API and checked against the two signed roots, never
+//! against roots the gateway states. Once the gateway has stopped, gao
+//! replays the log as `xgate audit replay` does.
 
 use std::path::Path;
 
@@ -15,45 +20,90 @@ use base64::engine::general_purpose::STANDARD as B64;
 use xgate_ledger::{ConsistencyProof, Hash, OpenOptions, verify_checkpoint, verify_consistency};
 
 use super::cast::Story;
+use super::cosigned::{public_log, trust};
+use crate::cli::audit::verify::prove_in_cosigned;
 use crate::cli::demo::out::Out;
-use crate::cli::demo::summary::{Consistency, Tally};
+use crate::cli::demo::summary::{Consistency, QuorumCheck, Tally};
 use crate::cli::error::Error;
 use xgate_server::logview::ConsistencyView;
 use xgate_server::recompute;
 use xgate_server::registry::Registry;
 
-/// Verifies every receipt of the story and the log's consistency.
+/// Verifies every receipt of the story, against the witnesses' quorum
+/// too, and the log's consistency.
 ///
 /// # Errors
 /// The first check that fails.
 pub(super) fn verify(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
-    let key = story.federation.verifier.clone();
+    let federation = story.federation;
+    let key = federation.verifier.clone();
+    let trust = trust(story)?;
     story.out.step(
         "audit",
         &format!(
-            "gao checks each receipt offline with nothing but the log's public key ({})",
-            key.name()
+            "gao checks each receipt with nothing but public keys: the log's ({}) and \
+             the {} witnesses', {} cosignatures required",
+            key.name(),
+            federation.witnesses.len(),
+            federation.quorum
         ),
     )?;
+    let mut client = public_log(story)?;
+    let note = story
+        .runtime
+        .block_on(client.checkpoint())
+        .map_err(|e| Error::Request(format!("cannot get the log's checkpoint: {e}")))?;
     let mut first = None;
+    let mut cosigned = None;
     for i in 0..story.tally.rows.len() {
-        let row = &story.tally.rows[i];
-        let checkpoint = row.receipt.verify(&key).map_err(|e| {
+        let receipt = story.tally.rows[i].receipt.clone();
+        let own = receipt.verify(&key).map_err(|e| {
             Error::Request(format!(
                 "the receipt of entry {} does not verify: {e}",
-                row.receipt.log_index
+                receipt.log_index
             ))
         })?;
+        let covered = story.runtime.block_on(prove_in_cosigned(
+            &trust,
+            &receipt,
+            &own,
+            &note,
+            "the public listener",
+            Some(&mut client),
+        ))?;
+        let row = &story.tally.rows[i];
         let line = format!(
-            "ok  entry {:>2}  {:<22} {:<18} in the signed checkpoint of size {}",
-            row.receipt.log_index,
+            "ok  entry {:>2}  {:<22} {:<18} in the signed checkpoint of size {:>2}, \
+             the cosigned one of size {}",
+            receipt.log_index,
             row.kind.as_str(),
             row.subject,
-            checkpoint.size
+            own.size,
+            covered.cosigned.checkpoint.checkpoint.size
         );
-        first.get_or_insert(checkpoint);
+        first.get_or_insert(own);
+        cosigned = Some(covered.cosigned);
         story.tally.rows[i].verified = true;
         story.out.more(&line)?;
+    }
+    if let Some(cosigned) = cosigned {
+        story.out.more(&format!(
+            "ok  all {} receipts in the checkpoint of size {} {}",
+            story.tally.rows.len(),
+            cosigned.checkpoint.checkpoint.size,
+            trust.describe(&cosigned),
+        ))?;
+        story.out.more(
+            "    consistency and inclusion recomputed from the log's public tiles, \
+             as xgate audit verify-receipt --witness ... --quorum K --log URL does",
+        )?;
+        story.tally.quorum = Some(QuorumCheck {
+            receipts: story.tally.rows.len(),
+            size: cosigned.checkpoint.checkpoint.size,
+            cosigners: cosigned.cosignatures.len(),
+            witnesses: federation.witnesses.len(),
+            required: federation.quorum,
+        });
     }
     let first =
         first.ok_or_else(|| Error::Request("the story produced no receipts to check".into()))?;
