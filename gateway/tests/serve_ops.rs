@@ -133,3 +133,41 @@ fn wait_until(mut done: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// The README's first command, `xgate serve` with nothing else: the
+/// embedded defaults, a relative data directory (`xgate-data`) created in
+/// the working directory, both listeners up. (It once failed there: a new
+/// relative directory's parent, "", could not be synced.)
+#[test]
+fn serve_with_no_arguments_starts_in_the_working_directory() {
+    use std::io::BufRead;
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xgate"))
+        .arg("serve")
+        // Free ports, so that tests may run side by side; nothing else set.
+        .env("XGATE_LISTEN", "127.0.0.1:0")
+        .env("XGATE_PUBLIC_LISTEN", "127.0.0.1:0")
+        .current_dir(cwd.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start xgate serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let second = lines.next().and_then(Result::ok).unwrap_or_default();
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        first.starts_with("xgate: listening on https://127.0.0.1:"),
+        "{first:?}; stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        second.starts_with("xgate: tlog-tiles on https://127.0.0.1:"),
+        "{second:?}"
+    );
+    assert!(cwd.path().join("xgate-data/pki/registry.toml").is_file());
+    assert!(cwd.path().join("xgate-data/log").is_dir());
+}
