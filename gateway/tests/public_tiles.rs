@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use xgate::client::{Client, Protocol, Reply};
 
 use federation::assets::{desks, federation as asset_federation, offer_body, register_body};
-use federation::{Federation, body, id, metric, runtime, xgate};
+use federation::{Federation, body, id, log_vkey, metric, runtime, xgate};
 
 /// A tlog-tiles client from the specs, independent of `xgate_ledger`.
 mod spec {
@@ -357,16 +357,6 @@ fn anonymous(fed: &Federation, protocol: Protocol) -> Client {
     .expect("client")
 }
 
-/// The log's verifier key, as `xgate log key` prints it.
-fn log_vkey(fed: &Federation) -> String {
-    let data = fed.data().display().to_string();
-    xgate()
-        .run(&["log", "key", "--data-dir", &data], b"")
-        .expect_ok()
-        .trim()
-        .to_owned()
-}
-
 /// Waits until the public checkpoint is for `size` entries at least, and
 /// returns it, verified.
 async fn checkpoint_at(
@@ -434,7 +424,7 @@ async fn exchange(fed: &Federation, count: usize, text: &str) -> Vec<Value> {
 #[test]
 fn a_client_from_the_spec_reads_the_log_and_recomputes_every_root() {
     let fed = Federation::start();
-    let vkey = spec::vkey(&log_vkey(&fed));
+    let vkey = spec::vkey(&log_vkey(&fed.data()));
     let local = tokio::task::LocalSet::new();
     let rt = runtime();
     local.block_on(&rt, async {
@@ -548,7 +538,7 @@ fn everything_else_is_404_and_never_cached() {
     local.block_on(&rt, async {
         exchange(&fed, 3, "a few").await;
         let mut public = anonymous(&fed, Protocol::Http1);
-        let vkey = spec::vkey(&log_vkey(&fed));
+        let vkey = spec::vkey(&log_vkey(&fed.data()));
         checkpoint_at(&mut public, &vkey, 3).await;
         for (path, status) in [
             ("/checkpoint", 200),
@@ -957,7 +947,7 @@ fn entries_carry_no_personal_data() {
 /// Every byte of every entry bundle the public listener serves for its
 /// checkpoint, once that checkpoint holds `size` entries at least.
 async fn served_bytes(fed: &Federation, size: u64) -> Vec<u8> {
-    let vkey = spec::vkey(&log_vkey(fed));
+    let vkey = spec::vkey(&log_vkey(&fed.data()));
     let mut public = anonymous(fed, Protocol::Auto);
     let (checkpoint, note) = checkpoint_at(&mut public, &vkey, size).await;
     let tree = spec::fetch(&mut public, checkpoint.size).await;

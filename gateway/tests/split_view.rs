@@ -15,13 +15,13 @@ mod federation;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use http::{Method, StatusCode};
-use xgate::client::{Client, EnvelopeSigner, Protocol};
+use xgate::client::{Client, Protocol};
 use xgate_ledger::NoteVerifier;
 use xgate_ledger::cosign::{CosignerVerifier, verify_quorum};
 use xgate_tests::{Gateway, WitnessServer};
 
-use federation::{body, id, make_pki, metric, runtime, start_gateway, submit, xgate};
+use federation::witnesses::{init_witness, send_records, served_checkpoint, witness_config};
+use federation::{id, log_vkey, make_pki, metric, runtime, start_gateway, xgate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_xgate");
 
@@ -29,25 +29,11 @@ fn text(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// The checkpoint a gateway's public listener serves, if any.
-fn served(gateway: &Gateway, ca: &Path) -> Option<String> {
-    runtime().block_on(async {
-        let mut client =
-            Client::anonymous(ca, gateway.public_url(), Protocol::Auto).expect("client");
-        let reply = client
-            .request(Method::GET, "/checkpoint", None, Vec::new())
-            .await
-            .expect("a response");
-        (reply.status == StatusCode::OK)
-            .then(|| String::from_utf8(reply.body.to_vec()).expect("utf-8"))
-    })
-}
-
 /// Waits until `ready` holds for the served checkpoint.
 fn wait_served(gateway: &Gateway, ca: &Path, ready: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(note) = served(gateway, ca).filter(|n| ready(n)) {
+        if let Some(note) = served_checkpoint(gateway, ca).filter(|n| ready(n)) {
             return note;
         }
         assert!(
@@ -56,41 +42,6 @@ fn wait_served(gateway: &Gateway, ca: &Path, ready: impl Fn(&str) -> bool) -> St
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Sends `n` records from state to treasury, tagged `tag`; returns the
-/// last receipt, written to `receipt`.
-fn send(gateway: &Gateway, pki: &Path, tag: &str, n: usize, receipt: &Path) {
-    runtime().block_on(async {
-        let mut client =
-            Client::for_agency(pki, &id("state"), gateway.url(), Protocol::Auto).expect("client");
-        let signer = EnvelopeSigner::for_agency(pki, &id("state")).expect("signer");
-        for i in 0..n {
-            let jws = signer
-                .sign(
-                    &id("treasury"),
-                    "record.send",
-                    body(&format!("{tag}-{i}")),
-                    60,
-                    None,
-                )
-                .expect("sign");
-            let reply = submit(&mut client, &jws).await;
-            assert_eq!(reply.status, StatusCode::CREATED);
-            std::fs::write(receipt, &reply.body).expect("write receipt");
-        }
-    });
-}
-
-fn config(path: &Path, witnesses: &[(String, String)], quorum: usize) -> String {
-    let mut toml = format!("witness_quorum = {quorum}\nwitness_interval_ms = 100\n");
-    for (url, vkey) in witnesses {
-        toml.push_str(&format!(
-            "\n[[witnesses]]\nurl = \"{url}\"\nvkey = \"{vkey}\"\n"
-        ));
-    }
-    std::fs::write(path, toml).expect("write config");
-    text(path)
 }
 
 /// The files under `dir`, recursively.
@@ -121,11 +72,7 @@ fn a_forked_log_is_refused_by_witnesses_quorum_clients_and_the_monitor() {
     let data_b = root.path().join("fork");
     // The log, then its copy: one key, two futures.
     let first = start_gateway(root.path(), &[], &[]);
-    let vkey = xgate()
-        .run(&["log", "key", "--data-dir", &text(&data_a)], b"")
-        .expect_ok()
-        .trim()
-        .to_owned();
+    let vkey = log_vkey(&data_a);
     assert_eq!(first.stop(), Some(0));
     let status = std::process::Command::new("cp")
         .arg("-a")
@@ -142,22 +89,7 @@ fn a_forked_log_is_refused_by_witnesses_quorum_clients_and_the_monitor() {
     let mut witness_args = Vec::new();
     for (i, alg) in ["ed25519", "ed25519", "ml-dsa-44"].iter().enumerate() {
         let dir = root.path().join(format!("w{i}"));
-        let out = xgate()
-            .run(
-                &[
-                    "witness",
-                    "init",
-                    "--dir",
-                    &text(&dir),
-                    "--name",
-                    &format!("w{i}.witness.example"),
-                    "--alg",
-                    alg,
-                ],
-                b"",
-            )
-            .expect_ok();
-        let wkey = out.lines().last().expect("vkey").trim().to_owned();
+        let wkey = init_witness(&dir, &format!("w{i}.witness.example"), alg);
         let server = WitnessServer::start(BIN, &dir, "127.0.0.1:0", &[&vkey], &[]);
         listed.push((server.url().to_owned(), wkey.clone()));
         keys.push(CosignerVerifier::parse(&wkey).expect("witness key"));
@@ -166,10 +98,10 @@ fn a_forked_log_is_refused_by_witnesses_quorum_clients_and_the_monitor() {
     }
 
     // History A, cosigned by all three.
-    let cfg_a = config(&root.path().join("a.toml"), &listed, 2);
+    let cfg_a = witness_config(&root.path().join("a.toml"), &listed, 2);
     let a = start_gateway(root.path(), &["--config", &cfg_a], &[]);
     let receipt_a = root.path().join("receipt-a.json");
-    send(&a, &pki, "a", 3, &receipt_a);
+    std::fs::write(&receipt_a, send_records(&a, &pki, "a", 3)).expect("receipt");
     let note_a = wait_served(&a, &ca, |n| {
         verify_quorum(n, &log, &keys, 3).is_ok_and(|c| c.checkpoint.checkpoint.size >= 3)
     });
@@ -201,7 +133,7 @@ fn a_forked_log_is_refused_by_witnesses_quorum_clients_and_the_monitor() {
 
     // History B, from the copy, with the operator's quorum set to 0 so
     // that it serves its fork without the witnesses.
-    let cfg_b = config(&root.path().join("b.toml"), &listed, 0);
+    let cfg_b = witness_config(&root.path().join("b.toml"), &listed, 0);
     let b = Gateway::start(
         BIN,
         &data_b,
@@ -209,7 +141,7 @@ fn a_forked_log_is_refused_by_witnesses_quorum_clients_and_the_monitor() {
         &[("XGATE_LOG", "info")],
     );
     let receipt_b = root.path().join("receipt-b.json");
-    send(&b, &pki, "b", 5, &receipt_b);
+    std::fs::write(&receipt_b, send_records(&b, &pki, "b", 5)).expect("receipt");
     let note_b = wait_served(&b, &ca, |n| {
         xgate_ledger::verify_checkpoint(n, &log).is_ok_and(|c| c.size >= 5)
     });
@@ -298,7 +230,7 @@ fn a_forked_log_is_refused_by_witnesses_quorum_clients_and_the_monitor() {
         written.contains(&body(&note_a)),
         "A's checkpoint in the evidence"
     );
-    let served_b = served(&b, &ca).expect("B's checkpoint");
+    let served_b = served_checkpoint(&b, &ca).expect("B's checkpoint");
     assert!(
         written.contains(&body(&served_b)) || written.contains(&body(&note_b)),
         "B's checkpoint in the evidence"

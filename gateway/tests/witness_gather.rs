@@ -11,66 +11,21 @@ mod federation;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use http::{Method, StatusCode};
 use xgate::client::{Client, Protocol};
 use xgate_ledger::NoteVerifier;
 use xgate_ledger::cosign::{CosignerVerifier, verify_quorum};
 use xgate_tests::{Gateway, WitnessServer};
 
-use federation::{body, id, make_pki, metric, runtime, start_gateway, submit, xgate};
+use federation::witnesses::{init_witness, send_records, served_checkpoint, witness_config};
+use federation::{id, log_vkey, make_pki, metric, runtime, start_gateway, xgate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_xgate");
-
-fn log_vkey(data: &Path) -> String {
-    xgate()
-        .run(
-            &["log", "key", "--data-dir", &data.display().to_string()],
-            b"",
-        )
-        .expect_ok()
-        .trim()
-        .to_owned()
-}
-
-/// `xgate witness init`: the vkey it prints last.
-fn init_witness(dir: &Path, name: &str, alg: &str) -> String {
-    let out = xgate()
-        .run(
-            &[
-                "witness",
-                "init",
-                "--dir",
-                &dir.display().to_string(),
-                "--name",
-                name,
-                "--alg",
-                alg,
-            ],
-            b"",
-        )
-        .expect_ok();
-    out.lines().last().expect("a vkey line").trim().to_owned()
-}
-
-/// The checkpoint the public listener serves, if any.
-fn served(gateway: &Gateway, ca: &Path) -> Option<String> {
-    runtime().block_on(async {
-        let mut client =
-            Client::anonymous(ca, gateway.public_url(), Protocol::Auto).expect("client");
-        let reply = client
-            .request(Method::GET, "/checkpoint", None, Vec::new())
-            .await
-            .expect("a response");
-        (reply.status == StatusCode::OK)
-            .then(|| String::from_utf8(reply.body.to_vec()).expect("utf-8"))
-    })
-}
 
 /// Waits until the served checkpoint is for `size` entries or more.
 fn served_at_least(gateway: &Gateway, ca: &Path, size: u64, log: &NoteVerifier) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(note) = served(gateway, ca)
+        if let Some(note) = served_checkpoint(gateway, ca)
             && xgate_ledger::verify_checkpoint(&note, log)
                 .expect("log-signed")
                 .size
@@ -84,39 +39,6 @@ fn served_at_least(gateway: &Gateway, ca: &Path, size: u64, log: &NoteVerifier) 
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Sends `n` records from state to treasury; each receipt comes back at once.
-fn send(gateway: &Gateway, pki: &Path, n: usize) {
-    runtime().block_on(async {
-        let mut client =
-            Client::for_agency(pki, &id("state"), gateway.url(), Protocol::Auto).expect("client");
-        let signer = xgate::client::EnvelopeSigner::for_agency(pki, &id("state")).expect("signer");
-        for i in 0..n {
-            let jws = signer
-                .sign(
-                    &id("treasury"),
-                    "record.send",
-                    body(&format!("r{i}")),
-                    60,
-                    None,
-                )
-                .expect("sign");
-            let reply = submit(&mut client, &jws).await;
-            assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-        }
-    });
-}
-
-fn config(path: &Path, witnesses: &[(String, String)], quorum: usize) -> String {
-    let mut text = format!("witness_quorum = {quorum}\nwitness_interval_ms = 100\n");
-    for (url, vkey) in witnesses {
-        text.push_str(&format!(
-            "\n[[witnesses]]\nurl = \"{url}\"\nvkey = \"{vkey}\"\n"
-        ));
-    }
-    std::fs::write(path, text).expect("write config");
-    path.display().to_string()
 }
 
 #[test]
@@ -143,12 +65,12 @@ fn checkpoints_are_served_once_a_quorum_of_real_witnesses_cosigned_them() {
         keys.push(CosignerVerifier::parse(&wkey).expect("witness key"));
         servers.push(Some(server));
     }
-    let cfg = config(&root.path().join("gateway.toml"), &listed, 2);
+    let cfg = witness_config(&root.path().join("gateway.toml"), &listed, 2);
     let gateway = start_gateway(root.path(), &["--config", &cfg], &[]);
 
     // All three cosign; what is served carries the log's signature and a
     // cosignature from each, the earliest time within a minute of now.
-    send(&gateway, &pki, 5);
+    send_records(&gateway, &pki, "r", 5);
     let note = served_at_least(&gateway, &ca, 5, &log);
     let cosigned = verify_quorum(&note, &log, &keys, 2).expect("quorum of 2");
     let now = std::time::SystemTime::now()
@@ -163,7 +85,7 @@ fn checkpoints_are_served_once_a_quorum_of_real_witnesses_cosigned_them() {
     // One witness down: the quorum of 2 still holds.
     let gone = servers[2].take().expect("w2").stop();
     assert_eq!(gone, Some(0));
-    send(&gateway, &pki, 3);
+    send_records(&gateway, &pki, "r", 3);
     let note = served_at_least(&gateway, &ca, 8, &log);
     verify_quorum(&note, &log, &keys, 2).expect("quorum of 2");
     assert!(
@@ -175,9 +97,9 @@ fn checkpoints_are_served_once_a_quorum_of_real_witnesses_cosigned_them() {
     // served.
     let w1_url = listed[1].0.clone();
     servers[1].take().expect("w1").stop();
-    send(&gateway, &pki, 3);
+    send_records(&gateway, &pki, "r", 3);
     std::thread::sleep(Duration::from_millis(1500));
-    let stuck = served(&gateway, &ca).expect("the last cosigned one");
+    let stuck = served_checkpoint(&gateway, &ca).expect("the last cosigned one");
     let size = |note: &str| {
         xgate_ledger::verify_checkpoint(note, &log)
             .expect("signed")
@@ -215,7 +137,7 @@ fn checkpoints_are_served_once_a_quorum_of_real_witnesses_cosigned_them() {
     // what they cosigned, and it goes on from there.
     assert_eq!(gateway.stop(), Some(0));
     let gateway = start_gateway(root.path(), &["--config", &cfg], &[]);
-    send(&gateway, &pki, 2);
+    send_records(&gateway, &pki, "r", 2);
     let note = served_at_least(&gateway, &ca, 13, &log);
     verify_quorum(&note, &log, &keys, 2).expect("quorum of 2 after a restart");
     drop(w1);

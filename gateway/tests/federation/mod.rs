@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod assets;
+pub mod witnesses;
 
 use std::path::{Path, PathBuf};
 
@@ -72,15 +73,21 @@ impl Federation {
     /// The log's verifier key, as `xgate log key` prints it while the
     /// gateway runs.
     pub fn log_key(&self) -> xgate_ledger::NoteVerifier {
-        let data = self.data();
-        let out = xgate()
-            .run(
-                &["log", "key", "--data-dir", &data.display().to_string()],
-                b"",
-            )
-            .expect_ok();
-        xgate_ledger::NoteVerifier::parse(out.trim()).expect("verifier key")
+        xgate_ledger::NoteVerifier::parse(&log_vkey(&self.data())).expect("verifier key")
     }
+}
+
+/// The verifier key of the log in `data`, as `xgate log key` prints it
+/// (while a gateway runs on it, too).
+pub fn log_vkey(data: &Path) -> String {
+    xgate()
+        .run(
+            &["log", "key", "--data-dir", &data.display().to_string()],
+            b"",
+        )
+        .expect_ok()
+        .trim()
+        .to_owned()
 }
 
 /// Runs `xgate certs init` for `agencies` into `dir`.
