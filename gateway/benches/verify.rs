@@ -140,6 +140,7 @@ fn registry(public: &Jwk) -> xgate_server::registry::Registry {
         xgate_server::registry::Agency {
             id: id.parse().expect("id"),
             name: id.into(),
+            gateway: None,
             certificate: xgate_server::registry::CertificateBinding {
                 uri: format!("urn:xgate:agency:{id}"),
                 sha256: None,

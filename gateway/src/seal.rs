@@ -334,6 +334,7 @@ mod tests {
             .map(|(id, k)| Agency {
                 id: id.parse().expect("id"),
                 name: (*id).into(),
+                gateway: None,
                 certificate: CertificateBinding {
                     uri: format!("urn:xgate:agency:{id}"),
                     sha256: None,

@@ -11,6 +11,7 @@
 //! pki = "xgate-data/pki"           # XGATE_PKI: CA, CRL, gateway cert, registry.toml
 //! policy = "xgate-data/policy.toml"  # XGATE_POLICY: written from the default on first start
 //! origin = "localhost/xgate"       # XGATE_ORIGIN: the log's origin, for a new log
+//! gateway_id = "hub"               # XGATE_GATEWAY_ID: this gateway's [[gateway]] in a federation's registry (unset: the only gateway)
 //! max_body_bytes = 1048576         # XGATE_MAX_BODY_BYTES: larger bodies get 413
 //! max_connections = 4096           # XGATE_MAX_CONNECTIONS: when full, an idle connection gives its slot up (unproven ones first)
 //! request_timeout_secs = 30        # XGATE_REQUEST_TIMEOUT_SECS: whole request, 503 after
@@ -45,6 +46,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::registry::GatewayId;
+
 /// The configuration of a gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -69,6 +72,11 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     /// Origin of a new log.
     pub origin: Option<String>,
+    /// This gateway's id in a federation's registry (its `[[gateway]]`
+    /// table): it serves the agencies that name it and forwards to the
+    /// others' gateways. Unset for a single gateway, which serves every
+    /// agency of a registry without gateways.
+    pub gateway_id: Option<GatewayId>,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// Most connections served at once.
@@ -150,6 +158,7 @@ impl Default for Config {
             pki: None,
             policy: None,
             origin: None,
+            gateway_id: None,
             max_body_bytes: 1 << 20,
             max_connections: 4096,
             request_timeout_secs: 30,
@@ -251,6 +260,7 @@ impl Config {
             "XGATE_PKI" => self.pki = Some(PathBuf::from(value)),
             "XGATE_POLICY" => self.policy = Some(PathBuf::from(value)),
             "XGATE_ORIGIN" => self.origin = Some(value.to_owned()),
+            "XGATE_GATEWAY_ID" => self.gateway_id = Some(parse(name, value)?),
             "XGATE_MAX_BODY_BYTES" => self.max_body_bytes = parse(name, value)?,
             "XGATE_MAX_CONNECTIONS" => self.max_connections = parse(name, value)?,
             "XGATE_REQUEST_TIMEOUT_SECS" => self.request_timeout_secs = parse(name, value)?,

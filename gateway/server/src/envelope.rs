@@ -556,6 +556,7 @@ mod tests {
             Agency {
                 id: id.parse().expect("id"),
                 name: id.into(),
+                gateway: None,
                 certificate: CertificateBinding {
                     uri: format!("urn:xgate:agency:{id}"),
                     sha256: None,

@@ -38,7 +38,7 @@ use crate::medical::pending::PendingReviews;
 use crate::policy::{Decision, Policy, Request};
 use crate::rate::{Limiter, retry_after_secs};
 use crate::receipt::Receipt;
-use crate::registry::{AgencyId, Registry};
+use crate::registry::{AgencyId, GatewayId, Registry};
 use crate::replay::Replay;
 use crate::sealed;
 use crate::space::DiskGuard;
@@ -245,6 +245,8 @@ pub struct Gateway {
     disk: Arc<DiskGuard>,
     /// Each agency's request rate bucket.
     limiter: Limiter,
+    /// This gateway's id in a federation (`None`: the only gateway).
+    local: Option<GatewayId>,
 }
 
 impl Gateway {
@@ -292,7 +294,27 @@ impl Gateway {
             medical: Medical::default(),
             disk,
             limiter: Limiter::default(),
+            local: None,
         })
+    }
+
+    /// The same gateway as gateway `id` of a federation: it serves the
+    /// agencies the registry says it serves, and forwards to the others.
+    #[must_use]
+    pub fn with_local(mut self, id: Option<GatewayId>) -> Gateway {
+        self.local = id;
+        self
+    }
+
+    /// This gateway's id in a federation; `None` for the only gateway.
+    pub fn local(&self) -> Option<&GatewayId> {
+        self.local.as_ref()
+    }
+
+    /// Whether this gateway serves `agency`: its agencies submit here,
+    /// read their inboxes here and hold their state here.
+    pub fn serves(&self, agency: &AgencyId) -> bool {
+        self.registry.serves(self.local.as_ref(), agency)
     }
 
     /// The same gateway with transfer offers open for `seconds`.

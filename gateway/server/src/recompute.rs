@@ -462,6 +462,7 @@ mod tests {
         let agency = Agency {
             id: "state".parse().expect("id"),
             name: "state".into(),
+            gateway: None,
             certificate: CertificateBinding {
                 uri: "urn:xgate:agency:state".into(),
                 sha256: None,

@@ -30,7 +30,7 @@ use x509_parser::extensions::GeneralName;
 
 pub use crate::crl::{Crl, CrlError, Fault};
 use crate::pki::files::{CA_CERT, CRL, GATEWAY_DIR, TLS_CERT, TLS_KEY};
-use crate::registry::{AgencyId, Registry};
+use crate::registry::{AgencyId, CertificateBinding, GatewayId, Registry};
 
 /// ALPN protocols offered, preferred first.
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -70,8 +70,15 @@ pub enum Identity {
         /// The certificate's serial, to notice a later revocation.
         serial: Vec<u8>,
     },
-    /// A certificate the CA signed that names no registered agency; the
-    /// reason is safe to tell the caller.
+    /// A registered gateway of the federation (forwarding to this one).
+    Gateway {
+        /// The gateway.
+        id: GatewayId,
+        /// The certificate's serial, to notice a later revocation.
+        serial: Vec<u8>,
+    },
+    /// A certificate the CA signed that names no registered agency or
+    /// gateway; the reason is safe to tell the caller.
     Unknown(String),
 }
 
@@ -272,9 +279,11 @@ impl Tls {
     }
 }
 
-/// Reads the calling agency from a verified client certificate: its SAN
-/// URI `urn:xgate:agency:<id>` must name a registered agency, and if the
-/// registry pins a certificate fingerprint, this must be that certificate.
+/// Reads the calling agency, or gateway, from a verified client
+/// certificate: its SAN URI `urn:xgate:agency:<id>` (or
+/// `urn:xgate:gateway:<id>`) must name a registered agency (or gateway),
+/// and if the registry pins a certificate fingerprint, this must be that
+/// certificate.
 pub fn identify(cert: &CertificateDer<'_>, registry: &Registry) -> Identity {
     let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
         return Identity::Unknown("the client certificate cannot be parsed".into());
@@ -291,25 +300,36 @@ pub fn identify(cert: &CertificateDer<'_>, registry: &Registry) -> Identity {
             .collect(),
         _ => Vec::new(),
     };
-    let Some(id) = uris.iter().find_map(|u| AgencyId::from_uri(u)) else {
-        return Identity::Unknown(
-            "the client certificate has no SAN URI urn:xgate:agency:<id>".into(),
-        );
+    let pinned_to = |binding: &CertificateBinding| {
+        binding
+            .sha256
+            .as_ref()
+            .is_none_or(|pinned| *pinned == hex::encode(Sha256::digest(cert.as_ref())))
     };
-    let Some(agency) = registry.get(&id) else {
-        return Identity::Unknown(format!("agency {id} is not in the registry"));
-    };
-    if let Some(pinned) = &agency.certificate.sha256
-        && *pinned != hex::encode(Sha256::digest(cert.as_ref()))
-    {
-        return Identity::Unknown(format!(
-            "the client certificate is not the one registered for {id}"
-        ));
+    let serial = parsed.raw_serial().to_vec();
+    if let Some(id) = uris.iter().find_map(|u| AgencyId::from_uri(u)) {
+        let Some(agency) = registry.get(&id) else {
+            return Identity::Unknown(format!("agency {id} is not in the registry"));
+        };
+        if !pinned_to(&agency.certificate) {
+            return Identity::Unknown(format!(
+                "the client certificate is not the one registered for {id}"
+            ));
+        }
+        return Identity::Agency { id, serial };
     }
-    Identity::Agency {
-        id,
-        serial: parsed.raw_serial().to_vec(),
+    if let Some(id) = uris.iter().find_map(|u| GatewayId::from_uri(u)) {
+        let Some(gateway) = registry.gateway(&id) else {
+            return Identity::Unknown(format!("gateway {id} is not in the registry"));
+        };
+        if !pinned_to(&gateway.certificate) {
+            return Identity::Unknown(format!(
+                "the client certificate is not the one registered for gateway {id}"
+            ));
+        }
+        return Identity::Gateway { id, serial };
     }
+    Identity::Unknown("the client certificate has no SAN URI urn:xgate:agency:<id>".into())
 }
 
 /// A client configuration for the gateway's own requests (to witnesses):

@@ -261,7 +261,8 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
                 review_due: seconds(config.review_due_secs),
             })
             .with_disk_reserve(config.data_dir.clone(), config.min_free_bytes)
-            .with_request_timeout(seconds(config.request_timeout_secs)),
+            .with_request_timeout(seconds(config.request_timeout_secs))
+            .with_local(config.gateway_id.clone()),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -16,15 +16,36 @@ pub fn agency(api: &ApiState, identity: &Identity) -> Result<AgencyId, ApiError>
     }
     match identity {
         Identity::Agency { id, serial } => match api.tls.refuses(serial) {
-            None => Ok(id.clone()),
+            None if api.gateway.serves(id) => Ok(id.clone()),
+            None => Err(wrong_gateway(api, id)),
             Some(Refusal::Revoked) => Err(ApiError::new(
                 Code::UnknownAgency,
                 format!("the TLS certificate of {id} has been revoked"),
             )),
             Some(Refusal::CrlStale) => Err(crl_stale()),
         },
+        Identity::Gateway { id, .. } => Err(ApiError::new(
+            Code::UnknownAgency,
+            format!(
+                "the TLS certificate of gateway {id} speaks for no agency: a gateway only \
+                 forwards (POST /v1/forward)"
+            ),
+        )),
         Identity::Unknown(reason) => Err(ApiError::new(Code::UnknownAgency, reason.clone())),
     }
+}
+
+/// The refusal of an agency that this gateway does not serve: where it is
+/// served instead.
+fn wrong_gateway(api: &ApiState, agency: &AgencyId) -> ApiError {
+    let message = match api.gateway.registry.gateway_of(agency) {
+        Some(gateway) => format!(
+            "{agency} is served by gateway {} at {}; connect there",
+            gateway.id, gateway.url
+        ),
+        None => format!("{agency} is not served by this gateway"),
+    };
+    ApiError::new(Code::WrongGateway, message)
 }
 
 /// The refusal of every request while the CRL is past its `nextUpdate`

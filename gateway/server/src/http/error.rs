@@ -107,6 +107,11 @@ pub enum Code {
     /// 503: `crl_strict` is on and the CRL is past its `nextUpdate`, so no
     /// certificate's revocation status is known.
     CrlStale,
+    /// 403: the wrong gateway of a federation: an agency submitting to a
+    /// gateway that does not serve it, or a forward from a gateway that
+    /// does not serve the sender, to one that does not serve the
+    /// recipient, or from a certificate that is not a gateway's.
+    WrongGateway,
     /// 500: a bug or a corrupt store; details are in the gateway's log.
     Internal,
 }
@@ -151,6 +156,7 @@ impl Code {
             Code::Unavailable => "unavailable",
             Code::TooManyStreams => "too_many_streams",
             Code::CrlStale => "crl_stale",
+            Code::WrongGateway => "wrong_gateway",
             Code::Internal => "internal",
         }
     }
@@ -169,7 +175,8 @@ impl Code {
             | Code::EncryptionRequired
             | Code::NotHolder
             | Code::NoGrant
-            | Code::GrantExpired => StatusCode::FORBIDDEN,
+            | Code::GrantExpired
+            | Code::WrongGateway => StatusCode::FORBIDDEN,
             Code::WrongAudience | Code::UnsupportedKind => StatusCode::UNPROCESSABLE_ENTITY,
             Code::Replayed
             | Code::AssetExists

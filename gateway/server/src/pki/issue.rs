@@ -306,6 +306,7 @@ fn write_pki(dir: &Path, members: &[(AgencyId, Vec<Role>)]) -> Result<Registry, 
         entries.push(Agency {
             id: id.clone(),
             name: display_name(id),
+            gateway: None,
             certificate: CertificateBinding {
                 uri: id.uri(),
                 sha256: Some(fingerprint(cert.der())),

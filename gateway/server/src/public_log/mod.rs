@@ -64,9 +64,10 @@ impl Access {
     pub fn refuses(&self, identity: Option<&Identity>) -> bool {
         match (self, identity) {
             (Access::Anyone(_), _) => false,
-            (Access::Federation(tls), Some(Identity::Agency { serial, .. })) => {
-                tls.refuses(serial).is_some()
-            }
+            (
+                Access::Federation(tls),
+                Some(Identity::Agency { serial, .. } | Identity::Gateway { serial, .. }),
+            ) => tls.refuses(serial).is_some(),
             (Access::Federation(_), _) => true,
         }
     }

@@ -119,7 +119,8 @@ pub(crate) async fn serve(
     };
     let agency = match &identity {
         Identity::Agency { id, .. } => Some(id.clone()),
-        Identity::Unknown(_) => None,
+        // A peer gateway's connections are not an agency's to cap.
+        Identity::Gateway { .. } | Identity::Unknown(_) => None,
     };
     // Past its agency's cap the connection is still served, but only to
     // answer its first request with 429 and close: a clear refusal the
