@@ -145,6 +145,19 @@ impl BatchView<'_> {
 /// What a job's request is told.
 type Answer<E> = Result<Appended, CommitError<E>>;
 
+/// A job in the committer's queue ([`Committer::enqueue`]).
+pub struct Queued<E>(oneshot::Receiver<Answer<E>>);
+
+impl<E> Queued<E> {
+    /// The job's outcome, as [`Committer::append`] returns it.
+    ///
+    /// # Errors
+    /// As [`Committer::append`].
+    pub async fn outcome(self) -> Answer<E> {
+        self.0.await.map_err(|_| CommitError::Stopped)?
+    }
+}
+
 impl StateRead for BatchView<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         BatchView::get(self, key)
@@ -349,9 +362,24 @@ impl<E: Send + 'static> Committer<E> {
     /// not made durable (then nothing in it is acknowledged) or the
     /// committer has stopped.
     pub async fn append(&self, entry: Vec<u8>, prepare: Prepare<E>) -> Answer<E> {
+        self.enqueue(entry, prepare).await?.outcome().await
+    }
+
+    /// Queues `entry` like [`Committer::append`], returning once it is in
+    /// the queue: jobs queued one after the other are prepared in that
+    /// order, whoever awaits their outcome first (forwarded envelopes keep
+    /// their order this way while sharing batches).
+    ///
+    /// # Errors
+    /// [`CommitError::Stopped`] if the committer has stopped.
+    pub async fn enqueue(
+        &self,
+        entry: Vec<u8>,
+        prepare: Prepare<E>,
+    ) -> Result<Queued<E>, CommitError<E>> {
         let (done, outcome) = oneshot::channel();
         self.queue(entry, Work::Now(prepare, done)).await?;
-        outcome.await.map_err(|_| CommitError::Stopped)?
+        Ok(Queued(outcome))
     }
 
     /// Appends `entry` like [`Committer::append`], with the reading part of

@@ -53,6 +53,7 @@ pub mod data_dir;
 pub mod entry;
 pub mod envelope;
 pub mod fields;
+pub mod forward;
 pub mod http;
 pub mod inbox;
 pub mod kind;

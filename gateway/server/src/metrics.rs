@@ -81,6 +81,7 @@ pub struct Metrics {
     streams: StreamMetrics,
     witnesses: WitnessMetrics,
     public: PublicMetrics,
+    forwards: ForwardMetrics,
 }
 
 /// The CRL's health: what is in force, and refusals of what was offered.
@@ -115,6 +116,27 @@ struct WitnessMetrics {
     submissions: Family<WitnessLabels, Counter>,
     cosigned_size: Gauge<i64, AtomicI64>,
     cosignatures: Gauge<i64, AtomicI64>,
+}
+
+/// Labels of forwarding to a peer gateway: its id, and the outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ForwardLabels {
+    gateway: String,
+    outcome: &'static str,
+}
+
+/// Labels naming a peer gateway.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    gateway: String,
+}
+
+/// Store-and-forward to the federation's other gateways.
+#[derive(Debug)]
+struct ForwardMetrics {
+    forwards: Family<ForwardLabels, Counter>,
+    waiting: Family<PeerLabels, Gauge<i64, AtomicI64>>,
+    delivery_seconds: Histogram,
 }
 
 /// Event streams open, and the feed's reads from the store.
@@ -271,6 +293,27 @@ impl Metrics {
              xgate_connections_closed)",
             public.closed.clone(),
         );
+        let forwards = ForwardMetrics {
+            forwards: Family::default(),
+            waiting: Family::default(),
+            delivery_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
+        };
+        registry.register(
+            "forwards",
+            "Envelopes forwarded to another gateway, by gateway and outcome (delivered, refused, \
+             retry: not taken now, or the gateway unreachable)",
+            forwards.forwards.clone(),
+        );
+        registry.register(
+            "forward_queue",
+            "Envelopes waiting to be forwarded, by gateway (counted up to 10,000)",
+            forwards.waiting.clone(),
+        );
+        registry.register(
+            "forward_delivery_seconds",
+            "From an envelope's acceptance here to its receipt from the recipient's gateway",
+            forwards.delivery_seconds.clone(),
+        );
         log_size_gauge.set(i64::try_from(log_size).unwrap_or(i64::MAX));
         Metrics {
             registry,
@@ -289,7 +332,35 @@ impl Metrics {
             streams,
             witnesses,
             public,
+            forwards,
         }
+    }
+
+    /// Counts `n` envelopes forwarded to `gateway` with `outcome`
+    /// (`delivered`, `refused` or `retry`).
+    pub fn forwarded(&self, gateway: &str, outcome: &'static str, n: u64) {
+        self.forwards
+            .forwards
+            .get_or_create(&ForwardLabels {
+                gateway: gateway.to_owned(),
+                outcome,
+            })
+            .inc_by(n);
+    }
+
+    /// How many envelopes wait for `gateway`.
+    pub fn forward_queue(&self, gateway: &str, waiting: usize) {
+        self.forwards
+            .waiting
+            .get_or_create(&PeerLabels {
+                gateway: gateway.to_owned(),
+            })
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+    }
+
+    /// Records one delivery, `seconds` after the envelope was accepted.
+    pub fn delivery(&self, seconds: f64) {
+        self.forwards.delivery_seconds.observe(seconds);
     }
 
     /// Counts one request to the public listener by resource class (see

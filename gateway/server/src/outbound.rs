@@ -46,7 +46,7 @@ pub struct Response {
     pub status: StatusCode,
     /// The `Content-Type`, if any and readable.
     pub content_type: Option<String>,
-    /// The body, at most [`MAX_RESPONSE_BYTES`].
+    /// The body, at most the peer's limit (64 KiB by default).
     pub body: Bytes,
 }
 
@@ -58,6 +58,8 @@ pub struct Peer {
     prefix: String,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     deadline: Duration,
+    /// Largest response body read.
+    max_response: usize,
     connection: Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
 
@@ -114,8 +116,17 @@ impl Peer {
             prefix: uri.path().trim_end_matches('/').to_owned(),
             tls,
             deadline,
+            max_response: MAX_RESPONSE_BYTES,
             connection: Mutex::new(None),
         })
+    }
+
+    /// The same peer, reading response bodies of up to `bytes` (default
+    /// 64 KiB).
+    #[must_use]
+    pub fn with_max_response(mut self, bytes: usize) -> Peer {
+        self.max_response = bytes;
+        self
     }
 
     /// POSTs `body` to `<prefix><path>`, reusing the open connection if
@@ -181,7 +192,7 @@ impl Peer {
             .get(CONTENT_TYPE)
             .and_then(|v: &HeaderValue| v.to_str().ok())
             .map(str::to_owned);
-        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+        let body = Limited::new(response.into_body(), self.max_response)
             .collect()
             .await
             .map_err(|e| OutboundError::Transport(format!("reading the response: {e}")))?

@@ -21,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::watch;
-use xgate_ledger::{DiskStore, Log, StoreError, WriteBatch};
+use xgate_ledger::{DiskStore, Log, NoteVerifier, StoreError, WriteBatch};
 
 use crate::apply::facts::Terms;
 use crate::apply::reads::{Recording, Snapshot};
@@ -29,8 +29,13 @@ use crate::apply::state::Stored;
 use crate::apply::{self, ApplyError, BodyError, Facts, Op, Survey, asset, medical};
 use crate::assets::custody::DEFAULT_OFFER_TTL;
 use crate::committer::{Ahead, BatchView, Committer, Prepare};
-use crate::entry::{EncodeEntryError, Entry, Stamp, person_hash};
+use crate::entry::{EncodeEntryError, Entry, Logged, Stamp, person_hash};
 use crate::envelope::{self, Envelope, Limits, Rejection, Verifiers};
+use crate::forward::order::Chain;
+use crate::forward::outbox::{self, OutboxError};
+use crate::forward::received;
+use crate::forward::status::Peers;
+use crate::forward::wire::ForwardItem;
 use crate::inbox::{self, EncodeRecordError};
 use crate::kind::Kind;
 use crate::medical::model::Purpose;
@@ -143,6 +148,14 @@ pub enum Reason {
         /// The kind.
         kind: Kind,
     },
+    /// A forward from a gateway that does not serve the sender, or for a
+    /// recipient this gateway does not serve.
+    #[error("{0}")]
+    WrongGateway(String),
+    /// A forward whose receipt from the forwarding gateway does not prove
+    /// that gateway logged this envelope.
+    #[error("the forwarding gateway's receipt: {0}")]
+    ForwardReceipt(String),
     /// The policy does not allow it; the policy's reason.
     #[error("{0}")]
     PolicyDenied(String),
@@ -184,6 +197,37 @@ pub enum Declined {
     /// Its inbox record could not be encoded (a bug).
     #[error(transparent)]
     Inbox(#[from] EncodeRecordError),
+    /// Its outbox record could not be encoded (a bug).
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// Forwarded here before, logged at this index: not a refusal, the
+    /// answer is the first copy's receipt.
+    #[error("this envelope was forwarded here before, as entry {0}")]
+    Delivered(u64),
+    /// Forwarded: an envelope before it in its forward request was not
+    /// logged, so neither is this one (its order would change); it is
+    /// sent again after that one.
+    #[error("an earlier envelope of this forward was not logged; send this one again after it")]
+    NotNow,
+    /// The state the check reads could not be read.
+    #[error("cannot read the gateway's state: {0}")]
+    State(#[from] StoreError),
+}
+
+impl Declined {
+    /// Whether the envelope may be taken later (a storage failure, or the
+    /// order of a forward), rather than refused for good.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Declined::NotNow
+                | Declined::State(_)
+                | Declined::Apply(
+                    ApplyError::Asset(asset::AssetError::Store(_))
+                        | ApplyError::Medical(medical::MedicalError::Store(_))
+                )
+        )
+    }
 }
 
 /// Why the gateway could not be assembled.
@@ -247,6 +291,8 @@ pub struct Gateway {
     limiter: Limiter,
     /// This gateway's id in a federation (`None`: the only gateway).
     local: Option<GatewayId>,
+    /// How forwarding to each peer gateway is going.
+    forward_peers: Peers,
 }
 
 impl Gateway {
@@ -295,6 +341,7 @@ impl Gateway {
             disk,
             limiter: Limiter::default(),
             local: None,
+            forward_peers: Peers::default(),
         })
     }
 
@@ -309,6 +356,12 @@ impl Gateway {
     /// This gateway's id in a federation; `None` for the only gateway.
     pub fn local(&self) -> Option<&GatewayId> {
         self.local.as_ref()
+    }
+
+    /// How forwarding to each peer gateway is going (the forwarder keeps
+    /// it; the outbox shows it).
+    pub fn forward_peers(&self) -> &Peers {
+        &self.forward_peers
     }
 
     /// Whether this gateway serves `agency`: its agencies submit here,
@@ -438,8 +491,155 @@ impl Gateway {
             .map_err(|reason| Refused::new(Some(kind), reason))
     }
 
+    /// Takes the envelopes gateway `from` forwards, in their order (that
+    /// gateway's log order): each is checked end to end, as if its sender
+    /// had submitted it here (its signature against the sender's key in
+    /// the registry, never the forwarding gateway's word), and also that
+    /// `from` is the gateway the registry names for its sender, that this
+    /// gateway serves its recipient, and that `from`'s receipt proves it
+    /// logged this very envelope, at a time its lifetime is judged at.
+    /// Then this gateway's policy and rules, and its log: once by sender
+    /// and `jti` (a copy gets the first one's receipt), and never after an
+    /// earlier envelope of the request that was not logged.
+    ///
+    /// Returns one outcome per envelope, in order.
+    pub async fn receive(
+        &self,
+        from: &GatewayId,
+        items: Vec<ForwardItem>,
+    ) -> Vec<Result<Accepted, Refused>> {
+        let now = unix_now();
+        let chain = Arc::new(Chain::new(items.len()));
+        // Polled in order, each is queued for the committer before the
+        // next (the queue is fair): they share batches and keep their
+        // order; `Chain` holds them to it if anything goes wrong.
+        let each = items.into_iter().enumerate().map(|(position, item)| {
+            let arrival = Arrival {
+                chain: Arc::clone(&chain),
+                position,
+            };
+            self.receive_one(from, item, now, arrival)
+        });
+        futures_util::future::join_all(each).await
+    }
+
+    /// One envelope of [`Gateway::receive`].
+    async fn receive_one(
+        &self,
+        from: &GatewayId,
+        item: ForwardItem,
+        now: i64,
+        arrival: Arrival,
+    ) -> Result<Accepted, Refused> {
+        let (chain, position) = (Arc::clone(&arrival.chain), arrival.position);
+        let envelope = match self.arrived(from, &item) {
+            Ok(envelope) => envelope,
+            Err(refused) => {
+                chain.refused(position);
+                return Err(refused);
+            }
+        };
+        let kind = envelope.kind;
+        self.accept_arrived(&envelope, now, Some(arrival))
+            .await
+            .map_err(|reason| {
+                // Refused before its turn: for good (its turn would have
+                // said otherwise).
+                if !matches!(reason, Reason::Commit(_)) {
+                    chain.refused(position);
+                }
+                Refused::new(Some(kind), reason)
+            })
+    }
+
+    /// The checks of a forwarded envelope before the policy's: who
+    /// forwarded it, the forwarding gateway's receipt, the envelope itself
+    /// (at the time that gateway logged it), and its recipient.
+    fn arrived(&self, from: &GatewayId, item: &ForwardItem) -> Result<Envelope, Refused> {
+        let jws = item.envelope.as_bytes();
+        let wrong = |m: String| Refused::new(None, Reason::WrongGateway(m));
+        let sender = envelope::claimed_sender(jws).ok_or_else(|| {
+            Refused::new(
+                None,
+                Rejection::Malformed("the envelope names no registered agency as iss".into()),
+            )
+        })?;
+        match self.registry.gateway_of(&sender) {
+            Some(g) if &g.id == from => {}
+            _ => {
+                return Err(wrong(format!(
+                    "gateway {from} does not serve {sender}, so it cannot forward its envelopes"
+                )));
+            }
+        }
+        let logged = self
+            .forwarder_logged(from, item)
+            .map_err(|m| Refused::new(None, Reason::ForwardReceipt(m)))?;
+        let envelope = envelope::open(
+            jws,
+            &sender,
+            &self.verifiers,
+            &self.registry,
+            self.limits,
+            logged.time,
+        )
+        .map_err(|r| Refused::new(None, r))?;
+        if logged.iss != envelope.iss.as_str()
+            || logged.aud != envelope.aud.as_str()
+            || logged.jti != envelope.jti
+            || logged.kind != envelope.kind.as_str()
+        {
+            return Err(Refused::new(
+                Some(envelope.kind),
+                Reason::ForwardReceipt("its entry does not describe this envelope".into()),
+            ));
+        }
+        if !self.serves(&envelope.aud) {
+            return Err(wrong(format!(
+                "{} is not served by this gateway; forward to the gateway that serves it",
+                envelope.aud
+            )));
+        }
+        Ok(envelope)
+    }
+
+    /// The entry `from`'s receipt proves: signed by `from`'s log key from
+    /// the registry (never a key it sends), logging this very envelope.
+    fn forwarder_logged(&self, from: &GatewayId, item: &ForwardItem) -> Result<Logged, String> {
+        let gateway = self
+            .registry
+            .gateway(from)
+            .ok_or_else(|| format!("gateway {from} is not in the registry"))?;
+        let key = NoteVerifier::parse(&gateway.log_key)
+            .map_err(|e| format!("the registry's log_key of {from}: {e}"))?;
+        item.receipt.verify(&key).map_err(|e| e.to_string())?;
+        let id = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            item.envelope.trim_end_matches(['\r', '\n']).as_bytes(),
+        ));
+        if item.receipt.id != id {
+            return Err("it is for another envelope".into());
+        }
+        let entry = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            &item.receipt.entry,
+        )
+        .map_err(|_| "its entry is not base64".to_owned())?;
+        Logged::parse(&entry).map_err(|_| "its entry is not a gateway log entry".to_owned())
+    }
+
     /// The stages after the envelope's: kind, policy, commit, receipt.
     async fn accept(&self, envelope: &Envelope, now: i64) -> Result<Accepted, Reason> {
+        self.accept_arrived(envelope, now, None).await
+    }
+
+    /// [`Gateway::accept`], for an envelope forwarded here with its place
+    /// in its forward request (`arrival`), or submitted here (`None`).
+    async fn accept_arrived(
+        &self,
+        envelope: &Envelope,
+        now: i64,
+        arrival: Option<Arrival>,
+    ) -> Result<Accepted, Reason> {
         let op = self.op(envelope)?;
         let policy = self.policy();
         if op.in_clear() && policy.requires_sealed(&envelope.aud) {
@@ -468,7 +668,7 @@ impl Gateway {
         };
         let report = matches!(op, Op::Asset(asset::Op::Report(_)));
         let receipt = self
-            .commit(envelope, op, stamp, &policy.hash_hex(), decision)
+            .commit(envelope, op, stamp, &policy.hash_hex(), decision, arrival)
             .await?;
         if decision == "break-glass" {
             self.metrics.break_glass();
@@ -556,12 +756,15 @@ impl Gateway {
         stamp: Stamp,
         policy: &str,
         decision: &str,
+        arrival: Option<Arrival>,
     ) -> Result<Receipt, Reason> {
         let entry = self.entry(envelope, &op, stamp, policy, decision)?;
         let step = Arc::new(Step {
             stored: envelope.clone(),
             op,
             stamp,
+            delivery: self.delivery(envelope),
+            arrival,
             keep_until: replay_keep_until(envelope.exp, self.limits.skew, self.request_timeout),
             replay: Arc::clone(&self.replay),
             reviews: Arc::clone(&self.reviews),
@@ -583,10 +786,48 @@ impl Gateway {
         if matches!(&appended, Err(CommitError::Declined(Declined::Replayed(_)))) {
             self.metrics.replay_attempt();
         }
+        if let Err(CommitError::Declined(Declined::Delivered(index))) = appended {
+            return self.first_receipt(envelope, index).await;
+        }
         let (index, checkpoint) = appended?;
         self.metrics.appended(started.elapsed(), self.log.size());
         Receipt::build_for(&self.log, envelope.id(), index, &entry, &checkpoint)
             .map_err(Reason::Receipt)
+    }
+
+    /// Where an accepted `envelope` goes besides the log: nowhere if it is
+    /// addressed to its sender, the recipient's inbox if this gateway
+    /// serves the recipient, else the queue of the gateway that does.
+    fn delivery(&self, envelope: &Envelope) -> Delivery {
+        if envelope.aud == envelope.iss {
+            return Delivery::Nowhere;
+        }
+        if self.serves(&envelope.aud) {
+            return Delivery::Inbox;
+        }
+        match self.registry.gateway_of(&envelope.aud) {
+            Some(gateway) => Delivery::Forward(gateway.id.clone()),
+            // Unreachable: a registry whose agencies name no gateway has
+            // this gateway serve them all.
+            None => Delivery::Inbox,
+        }
+    }
+
+    /// The receipt of a forwarded envelope's first copy, logged at `index`,
+    /// once that entry is durable (its batch may still be committing).
+    async fn first_receipt(&self, envelope: &Envelope, index: u64) -> Result<Receipt, Reason> {
+        let mut commits = self.committer.commits();
+        let timeout =
+            std::time::Duration::from_secs(u64::try_from(self.request_timeout).unwrap_or(0));
+        let durable = tokio::time::timeout(timeout, commits.wait_for(|size| *size > index)).await;
+        if !matches!(durable, Ok(Ok(_))) {
+            return Err(Reason::Commit(CommitError::Declined(Declined::NotNow)));
+        }
+        let checkpoint = self
+            .log
+            .latest_checkpoint()
+            .ok_or(Reason::Commit(CommitError::NoCheckpoint))?;
+        Receipt::build(&self.log, envelope.id(), index, &checkpoint).map_err(Reason::Receipt)
     }
 
     /// The log entry of an envelope: its metadata, what it names of its
@@ -623,6 +864,23 @@ impl Gateway {
     }
 }
 
+/// Where an accepted envelope goes besides the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Delivery {
+    /// Nowhere: addressed to its sender (a registration, a count).
+    Nowhere,
+    /// The recipient's inbox, here.
+    Inbox,
+    /// The forward queue of the gateway that serves the recipient.
+    Forward(GatewayId),
+}
+
+/// A forwarded envelope's place in its forward request.
+struct Arrival {
+    chain: Arc<Chain>,
+    position: usize,
+}
+
 /// One envelope's commit step, as the committer runs it at the envelope's
 /// turn, in log order: expiry and `jti` checks, the apply stage, and the
 /// records that commit with the entry.
@@ -630,6 +888,10 @@ struct Step {
     stored: Envelope,
     op: Op,
     stamp: Stamp,
+    /// Where it goes besides the log.
+    delivery: Delivery,
+    /// Forwarded here by another gateway: its place in its request.
+    arrival: Option<Arrival>,
     /// Until when its `jti` is kept.
     keep_until: u64,
     replay: Arc<Replay>,
@@ -642,6 +904,29 @@ impl Step {
     /// with `survey`, the step's survey made ahead (still current: the
     /// committer checked), else the state is read at this turn.
     fn prepare(
+        &self,
+        view: &BatchView<'_>,
+        index: u64,
+        survey: Option<&Survey>,
+    ) -> Result<WriteBatch, Declined> {
+        let Some(arrival) = &self.arrival else {
+            return self.prepare_submitted(view, index, survey);
+        };
+        let prepared = self.prepare_forwarded(arrival, view, index, survey);
+        let stored = &self.stored;
+        match &prepared {
+            Ok(_) | Err(Declined::Delivered(_)) => arrival
+                .chain
+                .accepted(arrival.position, received::key(&stored.iss, &stored.jti)),
+            Err(d) if d.is_transient() => arrival.chain.retry(arrival.position),
+            Err(_) => arrival.chain.refused(arrival.position),
+        }
+        prepared
+    }
+
+    /// [`Step::prepare`] for an envelope its sender submitted here: it may
+    /// have waited in the queue past its expiry, and its `jti` must be new.
+    fn prepare_submitted(
         &self,
         view: &BatchView<'_>,
         index: u64,
@@ -661,6 +946,54 @@ impl Step {
         if self.replay.seen(&stored.iss, &stored.jti) {
             return Err(Declined::Replayed(stored.iss.clone()));
         }
+        let mut batch = self.records(view, index, survey)?;
+        // Last: only an accepted envelope's id is recorded.
+        self.replay
+            .put(&stored.iss, &stored.jti, self.keep_until, &mut batch);
+        Ok(batch)
+    }
+
+    /// [`Step::prepare`] for an envelope another gateway forwarded: its
+    /// expiry was judged at the time the sender's gateway logged it; it is
+    /// logged here once by sender and `jti`, and after every envelope
+    /// before it in its request that is logged at all.
+    fn prepare_forwarded(
+        &self,
+        arrival: &Arrival,
+        view: &BatchView<'_>,
+        index: u64,
+        survey: Option<&Survey>,
+    ) -> Result<WriteBatch, Declined> {
+        let stored = &self.stored;
+        if !arrival.chain.may_follow(arrival.position, view)? {
+            return Err(Declined::NotNow);
+        }
+        if let Some(first) = received::get(view, &stored.iss, &stored.jti)? {
+            return Err(if first.digest == stored.digest {
+                Declined::Delivered(first.log_index)
+            } else {
+                Declined::Replayed(stored.iss.clone())
+            });
+        }
+        let mut batch = self.records(view, index, survey)?;
+        let arrived = received::Received {
+            log_index: index,
+            digest: stored.digest,
+        };
+        received::put(&stored.iss, &stored.jti, arrived, &mut batch);
+        Ok(batch)
+    }
+
+    /// The records every accepted envelope commits with its entry: the
+    /// state change, the envelope kept for replay, its delivery (inbox or
+    /// forward queue) and the review queue's change.
+    fn records(
+        &self,
+        view: &BatchView<'_>,
+        index: u64,
+        survey: Option<&Survey>,
+    ) -> Result<WriteBatch, Declined> {
+        let stored = &self.stored;
         let mut batch = WriteBatch::new();
         let id = stored.id();
         let facts = Facts::new(
@@ -677,16 +1010,13 @@ impl Step {
         if kept {
             inbox::keep(stored, index, &mut batch);
         }
-        // Addressed to the sender itself (a registration, a count):
-        // nothing to deliver.
-        if stored.aud != stored.iss {
-            inbox::put(stored, index, kept, &mut batch)?;
+        match &self.delivery {
+            // Addressed to the sender itself (a registration, a count).
+            Delivery::Nowhere => {}
+            Delivery::Inbox => inbox::put(stored, index, kept, &mut batch)?,
+            Delivery::Forward(peer) => outbox::queue(stored, index, peer, kept, &mut batch)?,
         }
-        // Last: only an accepted envelope's id and queue changes are
-        // recorded.
         self.reviews.record(&batch, self.stamp.time);
-        self.replay
-            .put(&stored.iss, &stored.jti, self.keep_until, &mut batch);
         Ok(batch)
     }
 

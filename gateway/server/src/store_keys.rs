@@ -120,6 +120,15 @@ prefixes! {
     LegacyReplayId = b"Gr", "replay id of an earlier version", Nothing, Kept;
     /// `Gk`: the salt of the person hashes in log entries.
     PersonSalt = b"Gk", "person-hash salt", Nothing, Kept;
+    /// `Gf` gateway `0` index (u64 BE): an envelope waiting to be
+    /// forwarded to the gateway that serves its recipient.
+    ForwardQueue = b"Gf", "forward queue item", IndexLast, Kept;
+    /// `Gs` sender `0` index (u64 BE): what became of an envelope the
+    /// sender sent to an agency of another gateway (its outbox).
+    Outbox = b"Gs", "outbox record", IndexLast, Kept;
+    /// `Gy` sender `0` jti: an envelope forwarded here, and where it is in
+    /// this log (exactly once by sender and `jti`).
+    Forwarded = b"Gy", "forwarded envelope", LastPart, Kept;
 }
 
 impl Prefix {

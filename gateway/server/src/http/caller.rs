@@ -5,7 +5,7 @@
 
 use super::api_state::ApiState;
 use super::error::{ApiError, Code};
-use crate::registry::AgencyId;
+use crate::registry::{AgencyId, GatewayId};
 use crate::tls::{Identity, Refusal};
 
 /// The caller's agency, if it is registered and its certificate not
@@ -32,6 +32,31 @@ pub fn agency(api: &ApiState, identity: &Identity) -> Result<AgencyId, ApiError>
             ),
         )),
         Identity::Unknown(reason) => Err(ApiError::new(Code::UnknownAgency, reason.clone())),
+    }
+}
+
+/// The calling gateway, for a forward: a registered gateway of the
+/// federation whose certificate is not revoked.
+pub fn gateway(api: &ApiState, identity: &Identity) -> Result<GatewayId, ApiError> {
+    if api.tls.refuses_all() {
+        return Err(crl_stale());
+    }
+    match identity {
+        Identity::Gateway { id, serial } => match api.tls.refuses(serial) {
+            None => Ok(id.clone()),
+            Some(Refusal::Revoked) => Err(ApiError::new(
+                Code::WrongGateway,
+                format!("the TLS certificate of gateway {id} has been revoked"),
+            )),
+            Some(Refusal::CrlStale) => Err(crl_stale()),
+        },
+        Identity::Agency { id, .. } => Err(ApiError::new(
+            Code::WrongGateway,
+            format!(
+                "only a gateway of the federation forwards; {id} submits with POST /v1/envelopes"
+            ),
+        )),
+        Identity::Unknown(reason) => Err(ApiError::new(Code::WrongGateway, reason.clone())),
     }
 }
 

@@ -401,6 +401,11 @@ impl From<Declined> for ApiError {
             Declined::Replayed(_) => ApiError::new(Code::Replayed, d.to_string()),
             Declined::Apply(e) => e.into(),
             Declined::Inbox(e) => internal(&e),
+            Declined::Outbox(e) => internal(&e),
+            // Answered with the first copy's receipt before it gets here.
+            Declined::Delivered(_) => internal(&d),
+            Declined::NotNow => ApiError::new(Code::Unavailable, d.to_string()),
+            Declined::State(e) => ledger(&xgate_ledger::Error::Store(e)),
         }
     }
 }
@@ -420,6 +425,8 @@ impl From<Refused> for ApiError {
             Reason::Commit(e) => e.into(),
             Reason::Entry(e) => internal(&e),
             Reason::Receipt(e) => e.into(),
+            Reason::WrongGateway(_) => ApiError::new(Code::WrongGateway, message),
+            Reason::ForwardReceipt(_) => ApiError::new(Code::Malformed, message),
         }
     }
 }

@@ -19,11 +19,14 @@
 //! GET  /v1/medical/requests/{jti}[?requester=A]  a medical request, its grant, responses, review
 //! GET  /v1/medical/responses/{index}       a medical response (still encrypted)
 //! GET  /v1/reviews?after=&limit=           break-the-glass grants awaiting review
+//! GET  /v1/outbox?after=&limit=            the caller's envelopes to agencies of other gateways
+//! POST /v1/forward                         a peer gateway's envelopes (its certificate only)
 //! GET  /healthz  GET /metrics
 //! ```
 //!
-//! Every route but `/healthz` and `/metrics` needs a registered, unrevoked
-//! agency as the TLS identity, and takes one request from that agency's
+//! Every route but `/healthz`, `/metrics` and `/v1/forward` needs a
+//! registered, unrevoked agency this gateway serves as the TLS identity
+//! (`/v1/forward` a registered, unrevoked peer gateway), and takes one request from that agency's
 //! rate limit (429 `rate_limited` with `Retry-After` past it). With
 //! `crl_strict` and a CRL past its `nextUpdate`, every route but
 //! `/metrics` is refused (`crl_stale`).
@@ -33,6 +36,7 @@ mod assets;
 mod caller;
 pub mod error;
 pub mod fanout;
+mod forward;
 mod inbox;
 mod medical;
 mod request;
@@ -75,6 +79,11 @@ pub async fn handle(
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok\n")),
         (&Method::GET, ["metrics"]) => metrics(&ctx).await,
         (_, ["healthz" | "metrics"]) => Err(not_allowed()),
+        (&Method::POST, ["v1", "forward"]) => match caller::gateway(&ctx, &identity) {
+            Ok(from) => forward::receive(&ctx, from, req).await,
+            Err(e) => Err(e),
+        },
+        (_, ["v1", "forward"]) => Err(not_allowed()),
         _ => match agency(&ctx, &identity) {
             Ok(sender) => match ctx.gateway.admit(&sender) {
                 Ok(()) => route(&ctx, sender, &identity, req, &segments).await,
@@ -108,6 +117,8 @@ async fn route(
     match (req.method().clone(), segments) {
         (Method::POST, ["v1", "envelopes"]) => submit(ctx, sender, req).await,
         (Method::GET, ["v1", "inbox"]) => inbox::page(ctx, sender, &query).await,
+        (Method::GET, ["v1", "outbox"]) => forward::outbox(ctx, sender, &query).await,
+        (_, ["v1", "outbox"]) => Err(not_allowed()),
         (Method::POST, ["v1", "inbox", "ack"]) => inbox::ack_list(ctx, sender, req).await,
         (Method::POST, ["v1", "inbox", id, "ack"]) => inbox::ack_one(ctx, sender, id).await,
         (Method::GET, ["v1", "log", "checkpoint"]) => match ctx.gateway.log.latest_checkpoint() {

@@ -1,0 +1,341 @@
+//! The forwarder: one task per peer gateway that sends it the envelopes
+//! queued for it ([`super::outbox`]), oldest first, and records each
+//! answer for the sender.
+//!
+//! A request carries as many queued envelopes as fit in `max_body_bytes`,
+//! each with this gateway's receipt for it. The peer answers each with its
+//! receipt (checked here against its `log_key` from the registry before it
+//! is kept) or a refusal; the forwarder settles the answered envelopes in
+//! one durable write and moves on. An envelope the peer did not take now
+//! (`storage_unavailable`, `unavailable`, ...), a peer that cannot be
+//! reached, or an answer that does not check out stops the round: the
+//! envelope and everything after it are sent again after 1 s, 2 s, ...
+//! at most 60 s, so nothing overtakes it. Nothing is lost across a crash:
+//! what was not settled is sent again, and the peer answers a copy with
+//! its first receipt.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rustls::ClientConfig;
+use sha2::{Digest, Sha256};
+use xgate_ledger::NoteVerifier;
+
+use super::outbox::{self, OutboxError, Queued, Settled};
+use super::status::PeerStatus;
+use super::wire::{ForwardAnswer, ForwardError, ForwardItem, ForwardRequest, ForwardResult};
+use crate::outbound::{OutboundError, Peer};
+use crate::pipeline::{Gateway, unix_now};
+use crate::receipt::Receipt;
+use crate::registry;
+
+/// Most envelopes in one forward request.
+pub const MAX_PER_REQUEST: usize = 64;
+/// The first pause after a failed round; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest pause between rounds to a peer that keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Largest answer read from a peer (64 receipts with long proofs fit).
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+/// How many queued envelopes the queue gauge counts at most.
+const COUNT_CAP: usize = 10_000;
+
+/// Why the forwarder could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwarderError {
+    /// A peer's URL is unusable.
+    #[error("gateway {gateway}: {source}")]
+    Url {
+        /// The peer.
+        gateway: registry::GatewayId,
+        /// What is wrong with its URL.
+        source: OutboundError,
+    },
+    /// A peer's log key is not a verifier key.
+    #[error("gateway {gateway}: log_key: {reason}")]
+    Key {
+        /// The peer.
+        gateway: registry::GatewayId,
+        /// Why it does not parse.
+        reason: String,
+    },
+}
+
+/// Why a round to a peer stopped short.
+#[derive(Debug, thiserror::Error)]
+enum RoundError {
+    #[error("{0}")]
+    Outbox(#[from] OutboxError),
+    #[error("{0}")]
+    Log(#[from] xgate_ledger::Error),
+    #[error("{0}")]
+    Unreachable(#[from] OutboundError),
+    /// The peer refused the request as a whole, or did not take an
+    /// envelope now.
+    #[error("{0}")]
+    NotTaken(String),
+    /// The peer's answer does not check out.
+    #[error("{0}")]
+    BadAnswer(String),
+}
+
+/// One peer gateway and the connection to it.
+struct Link {
+    gateway: registry::Gateway,
+    peer: Peer,
+    key: NoteVerifier,
+}
+
+/// The forwarder: built from the peers the registry lists and the TLS
+/// configuration for each, run beside the listeners.
+pub struct Forwarder {
+    links: Vec<Link>,
+    max_request_bytes: usize,
+}
+
+impl Forwarder {
+    /// A forwarder to `peers`, each with the client configuration that
+    /// presents this gateway's certificate and believes only that peer's;
+    /// every exchange must complete within `deadline`, and a request
+    /// carries at most `max_request_bytes` of envelopes (at least one).
+    ///
+    /// # Errors
+    /// A peer whose URL or log key is unusable.
+    pub fn new(
+        peers: Vec<(registry::Gateway, Arc<ClientConfig>)>,
+        deadline: Duration,
+        max_request_bytes: usize,
+    ) -> Result<Forwarder, ForwarderError> {
+        let links = peers
+            .into_iter()
+            .map(|(gateway, tls)| {
+                let peer = Peer::new(&gateway.url, Some(tls), deadline)
+                    .map_err(|source| ForwarderError::Url {
+                        gateway: gateway.id.clone(),
+                        source,
+                    })?
+                    .with_max_response(MAX_ANSWER_BYTES);
+                let key =
+                    NoteVerifier::parse(&gateway.log_key).map_err(|e| ForwarderError::Key {
+                        gateway: gateway.id.clone(),
+                        reason: e.to_string(),
+                    })?;
+                Ok(Link { gateway, peer, key })
+            })
+            .collect::<Result<Vec<_>, ForwarderError>>()?;
+        Ok(Forwarder {
+            links,
+            max_request_bytes,
+        })
+    }
+
+    /// Whether there is no peer to forward to.
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+
+    /// Forwards to every peer until the task is dropped.
+    pub async fn run(self, gateway: Arc<Gateway>) {
+        let max = self.max_request_bytes;
+        let each = self
+            .links
+            .into_iter()
+            .map(|link| serve_peer(link, Arc::clone(&gateway), max));
+        futures_util::future::join_all(each).await;
+    }
+}
+
+/// Forwards to one peer, round after round, for good.
+async fn serve_peer(link: Link, gateway: Arc<Gateway>, max_request_bytes: usize) {
+    let id = link.gateway.id.clone();
+    let mut commits = gateway.commits();
+    let mut failures: u32 = 0;
+    // When each queued envelope was first seen, for the delivery latency.
+    let mut seen: HashMap<u64, Instant> = HashMap::new();
+    loop {
+        match round(&link, &gateway, max_request_bytes, &mut seen).await {
+            Ok(0) => {
+                // Nothing waits: until the next commit (which may queue
+                // one), or a minute, whichever is first.
+                let _ = tokio::time::timeout(Duration::from_secs(60), commits.changed()).await;
+            }
+            Ok(_) => {
+                if failures > 0 {
+                    failures = 0;
+                    gateway.forward_peers().set(&id, PeerStatus::default());
+                }
+            }
+            Err(why) => {
+                let pause = FIRST_BACKOFF
+                    .saturating_mul(1 << failures.min(6))
+                    .min(MAX_BACKOFF);
+                failures = failures.saturating_add(1);
+                gateway.metrics.forwarded(id.as_str(), "retry", 1);
+                tracing::warn!(gateway = %id, attempts = failures, error = %why, "forwarding paused");
+                let next = unix_now().saturating_add(i64::try_from(pause.as_secs()).unwrap_or(60));
+                gateway.forward_peers().set(
+                    &id,
+                    PeerStatus {
+                        attempts: failures,
+                        last_error: Some(why.to_string()),
+                        next_attempt: Some(next),
+                    },
+                );
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// One request to the peer: returns how many envelopes it settled.
+async fn round(
+    link: &Link,
+    gateway: &Gateway,
+    max_request_bytes: usize,
+    seen: &mut HashMap<u64, Instant>,
+) -> Result<usize, RoundError> {
+    let peer = &link.gateway.id;
+    let log = &gateway.log;
+    let queued = outbox::waiting(log.store(), peer, MAX_PER_REQUEST)?;
+    let waiting = if queued.len() < MAX_PER_REQUEST {
+        queued.len()
+    } else {
+        outbox::count_waiting(log.store(), peer, COUNT_CAP).map_err(OutboxError::from)?
+    };
+    gateway.metrics.forward_queue(peer.as_str(), waiting);
+    if queued.is_empty() {
+        seen.clear();
+        return Ok(0);
+    }
+    let now = Instant::now();
+    let checkpoint = log
+        .latest_checkpoint()
+        .ok_or_else(|| RoundError::NotTaken("this log has signed no checkpoint yet".into()))?;
+    let mut sent: Vec<(Queued, String)> = Vec::new();
+    let mut forwards = Vec::new();
+    let mut bytes = 0;
+    for item in queued {
+        let jws = log
+            .body(&item.jws_key(peer))?
+            .ok_or(OutboxError::Corrupt("queued envelope (its JWS is missing)"))?;
+        let jws = String::from_utf8(jws).map_err(|_| OutboxError::Corrupt("queued envelope"))?;
+        if !forwards.is_empty() && bytes + jws.len() > max_request_bytes {
+            break;
+        }
+        bytes += jws.len();
+        let id = hex::encode(Sha256::digest(jws.as_bytes()));
+        let receipt = Receipt::build(log, id.clone(), item.log_index, &checkpoint)?;
+        seen.entry(item.log_index).or_insert(now);
+        forwards.push(ForwardItem {
+            envelope: jws,
+            receipt,
+        });
+        sent.push((item, id));
+    }
+    let body = serde_json::to_vec(&ForwardRequest { forwards })
+        .map_err(|e| RoundError::BadAnswer(format!("cannot encode the request: {e}")))?;
+    let response = link
+        .peer
+        .post("/v1/forward", "application/json", Bytes::from(body))
+        .await?;
+    if response.status == http::StatusCode::PAYLOAD_TOO_LARGE && sent.len() == 1 {
+        // One envelope the peer will never take: refused for good.
+        let refusal = error_of(&response.body).unwrap_or_else(|| ForwardError {
+            code: "payload_too_large".into(),
+            message: "the recipient's gateway takes no envelope this large".into(),
+        });
+        let settled = sent
+            .into_iter()
+            .map(|(item, _)| Settled {
+                item,
+                outcome: Err(refusal.clone()),
+            })
+            .collect::<Vec<_>>();
+        outbox::settle(log, peer, &settled, unix_now())?;
+        gateway.metrics.forwarded(peer.as_str(), "refused", 1);
+        return Ok(1);
+    }
+    if response.status != http::StatusCode::OK {
+        let why = error_of(&response.body)
+            .map_or_else(String::new, |e| format!(" {}: {}", e.code, e.message));
+        return Err(RoundError::NotTaken(format!(
+            "the gateway answered {}{why}",
+            response.status.as_u16()
+        )));
+    }
+    let answer: ForwardAnswer = serde_json::from_slice(&response.body)
+        .map_err(|e| RoundError::BadAnswer(format!("its answer is not a forward answer: {e}")))?;
+    if answer.results.len() != sent.len() {
+        return Err(RoundError::BadAnswer(format!(
+            "it answered {} results for {} envelopes",
+            answer.results.len(),
+            sent.len()
+        )));
+    }
+    let mut settled = Vec::with_capacity(sent.len());
+    let mut stopped = None;
+    for ((item, id), result) in sent.into_iter().zip(answer.results) {
+        match result {
+            ForwardResult::Receipt(receipt) => {
+                if let Err(why) = check_receipt(&receipt, &id, &link.key) {
+                    stopped = Some(RoundError::BadAnswer(why));
+                    break;
+                }
+                settled.push(Settled {
+                    item,
+                    outcome: Ok(receipt),
+                });
+            }
+            ForwardResult::Error(e) if e.is_transient() => {
+                stopped = Some(RoundError::NotTaken(format!("{}: {}", e.code, e.message)));
+                break;
+            }
+            ForwardResult::Error(e) => settled.push(Settled {
+                item,
+                outcome: Err(e),
+            }),
+        }
+    }
+    outbox::settle(log, peer, &settled, unix_now())?;
+    let delivered = settled.iter().filter(|s| s.outcome.is_ok()).count();
+    for done in &settled {
+        if let Some(first) = seen.remove(&done.item.log_index)
+            && done.outcome.is_ok()
+        {
+            gateway.metrics.delivery(first.elapsed().as_secs_f64());
+        }
+    }
+    gateway
+        .metrics
+        .forwarded(peer.as_str(), "delivered", delivered as u64);
+    gateway
+        .metrics
+        .forwarded(peer.as_str(), "refused", (settled.len() - delivered) as u64);
+    match stopped {
+        Some(why) => Err(why),
+        None => Ok(settled.len()),
+    }
+}
+
+/// Checks a peer's receipt for envelope `id` against its log key from the
+/// registry: a delivery is proven only by what verifies.
+fn check_receipt(receipt: &Receipt, id: &str, key: &NoteVerifier) -> Result<(), String> {
+    if receipt.id != id {
+        return Err("the gateway answered with a receipt for another envelope".into());
+    }
+    receipt
+        .verify(key)
+        .map(|_| ())
+        .map_err(|e| format!("the gateway's receipt does not verify with its log_key: {e}"))
+}
+
+/// The API error in a response body, if it holds one.
+fn error_of(body: &[u8]) -> Option<ForwardError> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: ForwardError,
+    }
+    serde_json::from_slice::<Body>(body).ok().map(|b| b.error)
+}
