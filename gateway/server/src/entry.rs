@@ -49,6 +49,18 @@ pub struct Stamp {
     pub expires: Option<i64>,
     /// How many responses a grant covers.
     pub uses: Option<u32>,
+    /// A forwarded envelope's time at the gateway that forwarded it (when
+    /// that gateway logged it), seconds since the epoch: the rules judge it
+    /// at that time, as its sender's gateway did.
+    pub sent: Option<i64>,
+}
+
+impl Stamp {
+    /// The time the rules judge the envelope at: when its sender's gateway
+    /// logged it (for a forwarded envelope), else when this one did.
+    pub fn rule_time(&self) -> i64 {
+        self.sent.unwrap_or(self.time)
+    }
 }
 
 /// One log entry. Field order is the canonical key order.
@@ -84,6 +96,9 @@ pub struct Entry<'a> {
     /// about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<&'a str>,
+    /// A forwarded envelope's time at the gateway that forwarded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<i64>,
     /// The asset's tag.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<&'a str>,
@@ -113,6 +128,7 @@ impl<'a> Entry<'a> {
             policy,
             purpose: None,
             request: None,
+            sent: None,
             tag: None,
             time,
             uses: None,
@@ -148,6 +164,13 @@ impl<'a> Entry<'a> {
         self.request = request;
         self.uses = uses;
         self.outcome = outcome;
+        self
+    }
+
+    /// The same entry for an envelope forwarded by the gateway that logged
+    /// it at `sent` (`None`: submitted here).
+    pub fn sent(mut self, sent: Option<i64>) -> Entry<'a> {
+        self.sent = sent;
         self
     }
 
@@ -194,6 +217,9 @@ pub struct Logged {
     /// The medical request an envelope is about.
     #[serde(default)]
     pub request: Option<String>,
+    /// A forwarded envelope's time at the gateway that forwarded it.
+    #[serde(default)]
+    pub sent: Option<i64>,
     /// The asset's tag.
     #[serde(default)]
     pub tag: Option<String>,
@@ -241,6 +267,7 @@ impl Logged {
             time: self.time,
             expires: self.expires,
             uses: self.uses,
+            sent: self.sent,
         }
     }
 }
@@ -315,6 +342,7 @@ mod tests {
             policy: "cd",
             purpose: None,
             request: None,
+            sent: None,
             tag: None,
             time: 1_764_259_200,
             uses: None,
@@ -354,6 +382,7 @@ mod tests {
             policy: "cd",
             purpose: None,
             request: None,
+            sent: None,
             tag: None,
             time: 10,
             uses: None,
@@ -390,6 +419,7 @@ mod tests {
             policy: "cd",
             purpose: None,
             request: None,
+            sent: None,
             tag: None,
             time: 10,
             uses: None,

@@ -514,11 +514,7 @@ impl Gateway {
         // next (the queue is fair): they share batches and keep their
         // order; `Chain` holds them to it if anything goes wrong.
         let each = items.into_iter().enumerate().map(|(position, item)| {
-            let arrival = Arrival {
-                chain: Arc::clone(&chain),
-                position,
-            };
-            self.receive_one(from, item, now, arrival)
+            self.receive_one(from, item, now, Arc::clone(&chain), position)
         });
         futures_util::future::join_all(each).await
     }
@@ -529,15 +525,21 @@ impl Gateway {
         from: &GatewayId,
         item: ForwardItem,
         now: i64,
-        arrival: Arrival,
+        chain: Arc<Chain>,
+        position: usize,
     ) -> Result<Accepted, Refused> {
-        let (chain, position) = (Arc::clone(&arrival.chain), arrival.position);
-        let envelope = match self.arrived(from, &item) {
-            Ok(envelope) => envelope,
+        let (envelope, logged) = match self.arrived(from, &item) {
+            Ok(arrived) => arrived,
             Err(refused) => {
                 chain.refused(position);
                 return Err(refused);
             }
+        };
+        let arrival = Arrival {
+            chain: Arc::clone(&chain),
+            position,
+            sent: logged.time,
+            expires: logged.expires,
         };
         let kind = envelope.kind;
         self.accept_arrived(&envelope, now, Some(arrival))
@@ -555,7 +557,7 @@ impl Gateway {
     /// The checks of a forwarded envelope before the policy's: who
     /// forwarded it, the forwarding gateway's receipt, the envelope itself
     /// (at the time that gateway logged it), and its recipient.
-    fn arrived(&self, from: &GatewayId, item: &ForwardItem) -> Result<Envelope, Refused> {
+    fn arrived(&self, from: &GatewayId, item: &ForwardItem) -> Result<(Envelope, Logged), Refused> {
         let jws = item.envelope.as_bytes();
         let wrong = |m: String| Refused::new(None, Reason::WrongGateway(m));
         let sender = envelope::claimed_sender(jws).ok_or_else(|| {
@@ -600,7 +602,7 @@ impl Gateway {
                 envelope.aud
             )));
         }
-        Ok(envelope)
+        Ok((envelope, logged))
     }
 
     /// The entry `from`'s receipt proves: signed by `from`'s log key from
@@ -660,11 +662,20 @@ impl Gateway {
             purpose: purpose.map(Purpose::as_str),
             attributes: &attributes,
         });
-        let (decision, grant) = self.grant(decision, &op, now)?;
+        // A forwarded envelope is judged at the time its sender's gateway
+        // logged it, and an offer lapses when that gateway said.
+        let sent = arrival.as_ref().map(|a| a.sent);
+        let at = sent.unwrap_or(now);
+        let (decision, grant) = self.grant(decision, &op, at)?;
+        let offer_expiry = match &arrival {
+            Some(a) => a.expires.filter(|_| is_offer(&op)),
+            None => self.offer_expiry(&op, now),
+        };
         let stamp = Stamp {
             time: now,
-            expires: self.offer_expiry(&op, now).or(grant.map(|g| g.expires)),
+            expires: offer_expiry.or(grant.map(|g| g.expires)),
             uses: grant.map(|g| g.uses),
+            sent,
         };
         let report = matches!(op, Op::Asset(asset::Op::Report(_)));
         let receipt = self
@@ -846,12 +857,13 @@ impl Gateway {
         Entry::of(envelope, policy, decision, stamp.time)
             .about(named.tag, person, stamp.expires)
             .medical(named.purpose, named.request, stamp.uses, named.outcome)
+            .sent(stamp.sent)
             .encode()
     }
 
     /// When an offer made now lapses; `None` for any other body.
     fn offer_expiry(&self, op: &Op, now: i64) -> Option<i64> {
-        matches!(op, Op::Asset(asset::Op::Offer(_))).then(|| now.saturating_add(self.offer_ttl))
+        is_offer(op).then(|| now.saturating_add(self.offer_ttl))
     }
 
     /// Drops replay ids past their keep-until time.
@@ -875,10 +887,15 @@ enum Delivery {
     Forward(GatewayId),
 }
 
-/// A forwarded envelope's place in its forward request.
+/// A forwarded envelope's place in its forward request, and what the
+/// forwarding gateway's entry for it says.
 struct Arrival {
     chain: Arc<Chain>,
     position: usize,
+    /// When the forwarding gateway logged it.
+    sent: i64,
+    /// The expiry that entry records (an offer's).
+    expires: Option<i64>,
 }
 
 /// One envelope's commit step, as the committer runs it at the envelope's
@@ -1037,6 +1054,11 @@ impl Step {
             prepare: Box::new(move |view, index| step.prepare(view, index, survey.as_ref())),
         })
     }
+}
+
+/// Whether `op` is a transfer offer (whose entry records when it lapses).
+fn is_offer(op: &Op) -> bool {
+    matches!(op, Op::Asset(asset::Op::Offer(_)))
 }
 
 /// The default of `request_timeout_secs`.

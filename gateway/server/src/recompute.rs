@@ -320,7 +320,9 @@ impl Checker<'_> {
                 verifiers,
                 registry,
                 Limits::default(),
-                entry.time,
+                // A forwarded envelope was judged when the forwarding
+                // gateway logged it.
+                entry.stamp().rule_time(),
             )
             .map_err(Mismatch::DoesNotOpen)?;
         }

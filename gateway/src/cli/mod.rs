@@ -21,6 +21,7 @@ pub mod demo;
 pub mod error;
 pub mod log;
 pub mod medical;
+pub mod outbox;
 pub mod serve;
 pub mod session;
 mod values;
@@ -70,6 +71,10 @@ pub enum Command {
     Send(agency::SendArgs),
     /// Print (and with --ack acknowledge) an agency's undelivered envelopes.
     Inbox(agency::InboxArgs),
+    /// Print what became of the agency's envelopes to agencies of other
+    /// gateways (delivered with the recipient gateway's receipt, refused
+    /// with its code, or queued).
+    Outbox(outbox::OutboxArgs),
     /// Register, transfer and look up assets in custody.
     #[command(arg_required_else_help = false)]
     Asset {
@@ -126,6 +131,7 @@ impl Cli {
             Command::Serve(args) => args.run(stdout),
             Command::Send(args) => args.run(stdout),
             Command::Inbox(args) => args.run(stdout),
+            Command::Outbox(args) => args.run(stdout),
             Command::Audit { command } => command.run(stdout),
             Command::Asset { command } => command.run(stdout),
             Command::Inventory { command } => command.run(stdin, stdout),

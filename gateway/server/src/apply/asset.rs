@@ -295,6 +295,7 @@ mod tests {
                 time: 1000 + self.index as i64,
                 expires: Some(10_000),
                 uses: None,
+                sent: None,
             };
             let facts = Facts::new(&sender, &recipient, &jti, "e", stamp, self.index);
             let mut batch = WriteBatch::new();

@@ -24,7 +24,9 @@ pub struct Facts<'a> {
     pub envelope: &'a str,
     /// The entry's index.
     pub log_index: u64,
-    /// Acceptance time, from the log entry.
+    /// The time the rules judge it at, from the log entry: when this
+    /// gateway accepted it, or for a forwarded envelope when the gateway
+    /// that forwarded it did ([`Stamp::rule_time`]).
     pub time: i64,
     /// An offer's or a grant's expiry, from the log entry.
     pub expires: Option<i64>,
@@ -58,7 +60,7 @@ impl<'a> Facts<'a> {
             jti,
             envelope,
             log_index,
-            time: stamp.time,
+            time: stamp.rule_time(),
             expires: stamp.expires,
             uses: stamp.uses,
         }

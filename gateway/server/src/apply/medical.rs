@@ -384,6 +384,7 @@ mod tests {
                 time,
                 expires: terms.map(|t| t.expires),
                 uses: terms.map(|t| t.uses),
+                sent: None,
             };
             let facts = Facts::new(&sender, &recipient, jti, "e", stamp, self.index);
             let mut batch = WriteBatch::new();
