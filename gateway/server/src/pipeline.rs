@@ -25,9 +25,12 @@ use xgate_ledger::{DiskStore, Log, NoteVerifier, StoreError, WriteBatch};
 
 use crate::apply::facts::Terms;
 use crate::apply::reads::{Recording, Snapshot};
+use crate::apply::state::EncodeError;
 use crate::apply::state::Stored;
 use crate::apply::{self, ApplyError, BodyError, Facts, Op, Survey, asset, medical};
 use crate::assets::custody::DEFAULT_OFFER_TTL;
+use crate::assets::dossier::Dossier;
+use crate::assets::state as asset_state;
 use crate::committer::{Ahead, BatchView, Committer, Prepare};
 use crate::entry::{EncodeEntryError, Entry, Logged, Stamp, person_hash};
 use crate::envelope::{self, Envelope, Limits, Rejection, Verifiers};
@@ -47,6 +50,7 @@ use crate::registry::{AgencyId, GatewayId, Registry};
 use crate::replay::Replay;
 use crate::sealed;
 use crate::space::DiskGuard;
+use crate::store_keys::Prefix;
 
 // What the pipeline's public items carry from the machinery it keeps to
 // itself (the committer, the rate limiter, the free-space guard, the
@@ -156,6 +160,9 @@ pub enum Reason {
     /// that gateway logged this envelope.
     #[error("the forwarding gateway's receipt: {0}")]
     ForwardReceipt(String),
+    /// A forwarded offer's asset dossier is missing or does not check out.
+    #[error("{0}")]
+    Dossier(String),
     /// The policy does not allow it; the policy's reason.
     #[error("{0}")]
     PolicyDenied(String),
@@ -540,6 +547,7 @@ impl Gateway {
             position,
             sent: logged.time,
             expires: logged.expires,
+            dossier: item.dossier,
         };
         let kind = envelope.kind;
         self.accept_arrived(&envelope, now, Some(arrival))
@@ -602,6 +610,26 @@ impl Gateway {
                 envelope.aud
             )));
         }
+        if envelope.kind == Kind::AssetTransferOffer {
+            let tag = logged.tag.as_deref().unwrap_or_default();
+            let dossier = item.dossier.as_ref().ok_or_else(|| {
+                Refused::new(
+                    Some(envelope.kind),
+                    Reason::Dossier(
+                        "an offer forwarded from another gateway carries the asset's dossier"
+                            .into(),
+                    ),
+                )
+            })?;
+            dossier
+                .check(tag, &envelope.iss, &self.registry)
+                .map_err(|e| Refused::new(Some(envelope.kind), Reason::Dossier(e.to_string())))?;
+        } else if item.dossier.is_some() {
+            return Err(Refused::new(
+                Some(envelope.kind),
+                Reason::Dossier("only an asset.transfer.offer carries a dossier".into()),
+            ));
+        }
         Ok((envelope, logged))
     }
 
@@ -642,7 +670,12 @@ impl Gateway {
         now: i64,
         arrival: Option<Arrival>,
     ) -> Result<Accepted, Reason> {
-        let op = self.op(envelope)?;
+        let mut op = self.op(envelope)?;
+        if let (Some(dossier), Op::Asset(asset_op)) =
+            (arrival.as_ref().and_then(|a| a.dossier.clone()), op.clone())
+        {
+            op = Op::Asset(asset_op.with_dossier(dossier));
+        }
         let policy = self.policy();
         if op.in_clear() && policy.requires_sealed(&envelope.aud) {
             return Err(Reason::EncryptionRequired {
@@ -896,6 +929,8 @@ struct Arrival {
     sent: i64,
     /// The expiry that entry records (an offer's).
     expires: Option<i64>,
+    /// An offer's asset dossier, checked.
+    dossier: Option<Dossier>,
 }
 
 /// One envelope's commit step, as the committer runs it at the envelope's
@@ -1027,6 +1062,18 @@ impl Step {
         if kept {
             inbox::keep(stored, index, &mut batch);
         }
+        if let Op::Asset(asset_op) = &self.op
+            && let Some(dossier) = asset_op.dossier()
+        {
+            let json = serde_json::to_vec(dossier).map_err(|source| {
+                let what = Prefix::KeptDossier.what();
+                Declined::Apply(ApplyError::Asset(asset::AssetError::Encode(EncodeError {
+                    what,
+                    source,
+                })))
+            })?;
+            batch.put_kept(asset_state::dossier_key(index), json);
+        }
         match &self.delivery {
             // Addressed to the sender itself (a registration, a count).
             Delivery::Nowhere => {}
@@ -1058,7 +1105,7 @@ impl Step {
 
 /// Whether `op` is a transfer offer (whose entry records when it lapses).
 fn is_offer(op: &Op) -> bool {
-    matches!(op, Op::Asset(asset::Op::Offer(_)))
+    matches!(op, Op::Asset(asset::Op::Offer(_) | asset::Op::OfferIn(_)))
 }
 
 /// The default of `request_timeout_secs`.

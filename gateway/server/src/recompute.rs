@@ -30,6 +30,8 @@ use xgate_ledger::{Log, Store, StoreError, WriteBatch};
 
 use crate::apply::state::Memory;
 use crate::apply::{self, ApplyError, BodyError, Facts, Op, asset, medical};
+use crate::assets::dossier::Dossier;
+use crate::assets::state as asset_state;
 use crate::entry::{EntryError, Logged, existing_salt, person_hash};
 use crate::envelope::{self, Limits, Rejection, Verifiers};
 use crate::kind::Kind;
@@ -126,6 +128,9 @@ enum Mismatch {
     /// Its body does not parse for its kind.
     #[error("the body does not parse: {0}")]
     Body(#[source] BodyError),
+    /// The dossier kept with a forwarded offer does not parse.
+    #[error("the dossier kept with the forwarded offer does not parse")]
+    BadDossier,
     /// An entry of a kind the gateway does not apply to the state.
     #[error("not a kind the gateway applies")]
     NotApplied,
@@ -195,7 +200,12 @@ pub fn replay<S: Store>(log: &Log<S>, registry: Option<&Registry>) -> Result<Out
         for index in start..end {
             let entry = log.entry(index)?;
             let jws = log.body(&crate::inbox::kept_key(index))?;
-            block.push((index, entry, jws));
+            let dossier = if forwarded_offer(&entry) {
+                log.body(&asset_state::dossier_key(index))?
+            } else {
+                None
+            };
+            block.push((index, entry, jws, dossier));
         }
         out.entries += end - start;
         let checked = checker.check_all(&block, threads);
@@ -251,8 +261,16 @@ struct Checker<'a> {
     registry: Option<(&'a Registry, &'a Verifiers)>,
 }
 
-/// An entry, with its stored envelope if there is one.
-type Read = (u64, Vec<u8>, Option<Vec<u8>>);
+/// An entry, with its stored envelope and, for an offer forwarded here,
+/// the dossier it came with, if there are.
+type Read = (u64, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Whether `entry` is an offer another gateway forwarded (which came with
+/// a dossier).
+fn forwarded_offer(entry: &[u8]) -> bool {
+    Logged::parse(entry)
+        .is_ok_and(|l| l.sent.is_some() && l.kind == Kind::AssetTransferOffer.as_str())
+}
 
 impl Checker<'_> {
     /// Checks a block of entries on `threads` threads, in order.
@@ -269,7 +287,12 @@ impl Checker<'_> {
                     let handle = scope.spawn(move || {
                         chunk
                             .iter()
-                            .map(|(index, entry, jws)| (*index, self.check(entry, jws.as_deref())))
+                            .map(|(index, entry, jws, dossier)| {
+                                (
+                                    *index,
+                                    self.check(entry, jws.as_deref(), dossier.as_deref()),
+                                )
+                            })
                             .collect::<Vec<_>>()
                     });
                     (chunk, handle)
@@ -283,7 +306,7 @@ impl Checker<'_> {
                     handle.join().unwrap_or_else(|_| {
                         chunk
                             .iter()
-                            .map(|(index, _, _)| (*index, Err(Mismatch::CheckFailed)))
+                            .map(|(index, ..)| (*index, Err(Mismatch::CheckFailed)))
                             .collect()
                     })
                 })
@@ -293,7 +316,12 @@ impl Checker<'_> {
 
     /// Checks the stored envelope against its entry: `None` for an entry
     /// of another kind.
-    fn check(&self, entry: &[u8], jws: Option<&[u8]>) -> Result<Option<Checked>, Mismatch> {
+    fn check(
+        &self,
+        entry: &[u8],
+        jws: Option<&[u8]>,
+        dossier: Option<&[u8]>,
+    ) -> Result<Option<Checked>, Mismatch> {
         let entry = Logged::parse(entry)?;
         let kind: Kind = entry.kind.parse().map_err(|_| Mismatch::UnknownKind)?;
         if kind == Kind::RecordSend {
@@ -327,7 +355,17 @@ impl Checker<'_> {
             .map_err(Mismatch::DoesNotOpen)?;
         }
         let step = match Op::parse(kind, &claims.body) {
-            Ok(op @ Op::Asset(_)) => self.asset_fields(op, &entry)?,
+            Ok(Op::Asset(op)) => {
+                let op = match dossier {
+                    Some(bytes) => {
+                        let dossier: Dossier =
+                            serde_json::from_slice(bytes).map_err(|_| Mismatch::BadDossier)?;
+                        op.with_dossier(dossier)
+                    }
+                    None => op,
+                };
+                self.asset_fields(Op::Asset(op), &entry)?
+            }
             Ok(op @ Op::Medical(_)) => self.medical_fields(op, &entry)?,
             Ok(Op::Record(_)) | Err(BodyError::Unsupported(_)) => {
                 return Err(Mismatch::NotApplied);
@@ -358,7 +396,7 @@ impl Checker<'_> {
         if named.tag != entry.tag.as_deref() || person != entry.person {
             return Err(Mismatch::AssetFields);
         }
-        let offer = matches!(op, Op::Asset(asset::Op::Offer(_)));
+        let offer = matches!(op, Op::Asset(asset::Op::Offer(_) | asset::Op::OfferIn(_)));
         if offer != entry.expires.is_some() {
             return Err(Mismatch::OfferExpiry);
         }

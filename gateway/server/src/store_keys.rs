@@ -87,6 +87,10 @@ prefixes! {
     Asset = b"Ga", "asset record", LastPart, Recomputed;
     /// `Gv` tag `0` index (u64 BE): one event of an asset's custody chain.
     CustodyEvent = b"Gv", "custody event", FirstPart, Recomputed;
+    /// `Gg` tag `0` seq (u32 BE): a custody event logged by another
+    /// gateway, with its receipt, from the dossier of an offer forwarded
+    /// here.
+    ImportedEvent = b"Gg", "imported custody event", FirstPart, Recomputed;
     /// `Gh` agency `0` tag: the agency holds or has held the asset.
     HeldIndex = b"Gh", "holder index", LastPart, Recomputed;
     /// `Gl` agency `0` location `0` tag: where the holder keeps the asset.
@@ -109,6 +113,9 @@ prefixes! {
     /// `Ge` index (u64 BE): the compact JWS of an envelope the state is
     /// recomputed from, kept for good.
     KeptEnvelope = b"Ge", "kept envelope", IndexFirst, Kept;
+    /// `Gt` index (u64 BE): the dossier a forwarded offer came with, kept
+    /// for good beside its envelope (`audit replay`'s input too).
+    KeptDossier = b"Gt", "kept dossier", IndexFirst, Kept;
     /// `Gi` recipient `0` index (u64 BE): an envelope waiting in an inbox.
     InboxItem = b"Gi", "inbox item", IndexLast, Kept;
     /// `Gd` digest (32 bytes): where an envelope waits, by id.
@@ -263,7 +270,7 @@ mod tests {
         assert_eq!(
             recomputed,
             [
-                b"Ga", b"Gv", b"Gh", b"Gl", b"Go", b"Gq", b"Gc", b"Gn", b"Gm", b"Gw", b"Gu"
+                b"Ga", b"Gv", b"Gg", b"Gh", b"Gl", b"Go", b"Gq", b"Gc", b"Gn", b"Gm", b"Gw", b"Gu"
             ]
             .map(|b| b.as_slice())
         );

@@ -8,8 +8,9 @@ use xgate_ledger::{StoreError, WriteBatch};
 
 use super::body::BodyError;
 use super::facts::Facts;
-use super::state::{EncodeError, StateError, StateRead, write};
-use crate::assets::custody::{self, Asset, Refusal};
+use super::state::{EncodeError, StateError, StateRead, read, write};
+use crate::assets::custody::{self, Asset, Event, Refusal};
+use crate::assets::dossier::{Dossier, Imported};
 use crate::assets::model::{Answer, AssetBody as _, Offer, Register, Report};
 use crate::assets::reconcile::{self, DiscrepancyKind, Notices, Survey};
 use crate::assets::state;
@@ -23,6 +24,9 @@ pub enum Op {
     Register(Register),
     /// `asset.transfer.offer`.
     Offer(Offer),
+    /// `asset.transfer.offer` forwarded by the holder's gateway, with the
+    /// asset's dossier (checked already: [`Dossier::check`]).
+    OfferIn(Box<Incoming>),
     /// `asset.transfer.accept`.
     Accept(Answer),
     /// `asset.transfer.reject`.
@@ -65,7 +69,7 @@ impl Op {
     pub fn kind(&self) -> Kind {
         match self {
             Op::Register(_) => Kind::AssetRegister,
-            Op::Offer(_) => Kind::AssetTransferOffer,
+            Op::Offer(_) | Op::OfferIn(_) => Kind::AssetTransferOffer,
             Op::Accept(_) => Kind::AssetTransferAccept,
             Op::Reject(_) => Kind::AssetTransferReject,
             Op::Report(_) => Kind::InventoryReport,
@@ -77,6 +81,7 @@ impl Op {
         match self {
             Op::Register(r) => Some(&r.tag),
             Op::Offer(o) => Some(&o.tag),
+            Op::OfferIn(i) => Some(&i.offer.tag),
             Op::Accept(a) | Op::Reject(a) => Some(&a.tag),
             Op::Report(_) => None,
         }
@@ -88,8 +93,37 @@ impl Op {
         match self {
             Op::Register(r) => Some(&r.holder.person),
             Op::Offer(o) => Some(&o.to.person),
+            Op::OfferIn(i) => Some(&i.offer.to.person),
             Op::Accept(_) | Op::Reject(_) => None,
             Op::Report(r) => Some(&r.reported_by),
+        }
+    }
+}
+
+/// A forwarded offer and the dossier it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Incoming {
+    /// The offer.
+    pub offer: Offer,
+    /// The asset as its holder's gateway records it, and its chain.
+    pub dossier: Dossier,
+}
+
+impl Op {
+    /// This offer, forwarded with `dossier`; any other body as it is.
+    #[must_use]
+    pub fn with_dossier(self, dossier: Dossier) -> Op {
+        match self {
+            Op::Offer(offer) => Op::OfferIn(Box::new(Incoming { offer, dossier })),
+            other => other,
+        }
+    }
+
+    /// The offer's dossier, for a forwarded offer.
+    pub fn dossier(&self) -> Option<&Dossier> {
+        match self {
+            Op::OfferIn(incoming) => Some(&incoming.dossier),
+            _ => None,
         }
     }
 }
@@ -183,12 +217,21 @@ pub fn apply_surveyed(
         return Ok(Some(settled));
     }
     let tag = op.tag().unwrap_or_default();
-    let existing = state::asset(state, tag)?;
+    let mut existing = state::asset(state, tag)?;
+    if let Op::OfferIn(incoming) = op {
+        let installed = import(existing.as_ref(), &incoming.dossier, facts, state, batch)?;
+        index(existing.as_ref(), &installed, batch);
+        existing = Some(installed);
+    }
     let (next, event) = match op {
         Op::Register(r) => custody::register(existing.as_ref(), r, facts)?,
         Op::Offer(o) => {
             let expires = facts.expires.ok_or(AssetError::OfferWithoutExpiry)?;
             custody::offer(existing.as_ref(), o, expires, facts)?
+        }
+        Op::OfferIn(incoming) => {
+            let expires = facts.expires.ok_or(AssetError::OfferWithoutExpiry)?;
+            custody::offer(existing.as_ref(), &incoming.offer, expires, facts)?
         }
         Op::Accept(a) => custody::answer(existing.as_ref(), a, true, facts)?,
         Op::Reject(a) => custody::answer(existing.as_ref(), a, false, facts)?,
@@ -223,6 +266,56 @@ pub fn apply_surveyed(
     write(batch, state::event_key(tag, facts.log_index), &event)?;
     write(batch, state::asset_key(tag), &next)?;
     Ok(None)
+}
+
+/// The record a forwarded offer's `dossier` makes of its asset here: the
+/// holder's gateway's card over what this gateway knew (if it knew the
+/// asset, it must agree on who holds it: else two gateways claim it), and
+/// the dossier's events this gateway had not recorded yet, imported with
+/// their receipts.
+fn import(
+    existing: Option<&Asset>,
+    dossier: &Dossier,
+    facts: &Facts<'_>,
+    state: &impl StateRead,
+    batch: &mut WriteBatch,
+) -> Result<Asset, AssetError> {
+    let card = &dossier.asset;
+    if let Some(known) = existing
+        && known.holder.agency != card.holder.agency
+    {
+        return Err(Refusal::AssetExists(card.tag.clone()).into());
+    }
+    let mut known_envelopes = std::collections::HashSet::new();
+    for key in state.keys(&state::events_prefix(&card.tag))? {
+        if let Some(event) = read::<Event>(state, &key)? {
+            known_envelopes.insert(event.envelope);
+        }
+    }
+    let imported_keys = state.keys(&state::imported_prefix(&card.tag))?;
+    for key in &imported_keys {
+        if let Some(imported) = read::<Imported>(state, key)? {
+            known_envelopes.insert(imported.event.envelope);
+        }
+    }
+    let mut seq = u32::try_from(imported_keys.len()).unwrap_or(u32::MAX);
+    for imported in &dossier.chain {
+        if known_envelopes.insert(imported.event.envelope.clone()) {
+            write(batch, state::imported_key(&card.tag, seq), imported)?;
+            seq = seq.saturating_add(1);
+        }
+    }
+    Ok(Asset {
+        tag: card.tag.clone(),
+        serial: card.serial.clone(),
+        category: card.category.clone(),
+        description: card.description.clone(),
+        holder: card.holder.clone(),
+        location: card.location.clone(),
+        offer: None,
+        registered: existing.map_or(facts.log_index, |k| k.registered),
+        updated: facts.log_index,
+    })
 }
 
 /// Keeps the holder and location indexes in step with a record's change.

@@ -15,6 +15,7 @@
 //! - [`query`]: what an agency may read of it.
 
 pub mod custody;
+pub mod dossier;
 pub mod model;
 pub mod query;
 pub mod reconcile;

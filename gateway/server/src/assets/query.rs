@@ -10,9 +10,10 @@
 //! named alone in it ([`notice`]), and by auditors whole.
 
 use serde::Serialize;
-use xgate_ledger::{Log, Store, StoreError};
+use xgate_ledger::{Log, SignedCheckpoint, Store, StoreError};
 
-use super::custody::{Asset, Event, OpenOffer};
+use super::custody::{Asset, OpenOffer};
+use super::dossier::Imported;
 use super::model::Holder;
 use super::reconcile::{self, Discrepancy, DiscrepancyKind, Notice, Report};
 use super::state;
@@ -72,16 +73,10 @@ pub struct AssetView {
     pub chain: Vec<Link>,
 }
 
-/// One custody event and the receipt of its envelope against the latest
-/// checkpoint.
-#[derive(Clone, Debug, Serialize)]
-pub struct Link {
-    /// The event.
-    #[serde(flatten)]
-    pub event: Event,
-    /// Its receipt.
-    pub receipt: Receipt,
-}
+/// One custody event and the receipt of its envelope: against the latest
+/// checkpoint of this log, or, for an event another gateway logged, the
+/// receipt that came with the asset's dossier.
+pub type Link = Imported;
 
 /// One asset in a listing.
 #[derive(Clone, Debug, Serialize)]
@@ -153,14 +148,7 @@ pub fn show<S: Store>(
     let checkpoint = log
         .latest_checkpoint()
         .ok_or_else(|| StoreError("an asset is stored but the log has no checkpoint".into()))?;
-    let chain = state::chain(store, tag)?
-        .into_iter()
-        .map(|event| {
-            let receipt =
-                Receipt::build(log, event.envelope.clone(), event.log_index, &checkpoint)?;
-            Ok(Link { event, receipt })
-        })
-        .collect::<Result<Vec<_>, xgate_ledger::Error>>()?;
+    let chain = chain(log, tag, &checkpoint, None)?;
     Ok(Some(AssetView {
         status: status(&asset, &discrepancies, now),
         offer: asset.open_offer(now).cloned(),
@@ -173,6 +161,33 @@ pub fn show<S: Store>(
         discrepancies,
         chain,
     }))
+}
+
+/// `tag`'s custody chain, each event with its receipt, oldest first: the
+/// events other gateways logged (imported with their receipts) and this
+/// log's (proven against `checkpoint`), in time order; with `before`,
+/// only this log's events logged before that index.
+///
+/// # Errors
+/// A storage failure, a corrupt record or a proof that cannot be read.
+pub fn chain<S: Store>(
+    log: &Log<S>,
+    tag: &str,
+    checkpoint: &SignedCheckpoint,
+    before: Option<u64>,
+) -> Result<Vec<Link>, xgate_ledger::Error> {
+    let store = log.store();
+    let mut links = state::imported(store, tag)?;
+    for event in state::chain(store, tag)? {
+        if before.is_some_and(|b| event.log_index >= b) {
+            continue;
+        }
+        let receipt = Receipt::build(log, event.envelope.clone(), event.log_index, checkpoint)?;
+        links.push(Link { event, receipt });
+    }
+    // Stable: events of one time keep imported-first, then log order.
+    links.sort_by_key(|l| l.event.time);
+    Ok(links)
 }
 
 /// Up to `limit` assets `caller` may see that match `filter`, in tag order

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `Ga` tag | [`Asset`] JSON | current state |
 //! | `Gv` tag `0` index (u64 BE) | [`Event`] JSON | the custody chain |
+//! | `Gg` tag `0` seq (u32 BE) | [`Imported`] JSON | events other gateways logged, with their receipts (from a forwarded offer's dossier) |
 //! | `Gh` agency `0` tag | empty | the agency holds or has held it |
 //! | `Gl` agency `0` location `0` tag | empty | where its holder keeps it |
 //! | `Go` agency `0` tag | empty | an offer to the agency was made (it may have lapsed since) |
@@ -27,6 +28,7 @@
 use xgate_ledger::{Store, StoreError};
 
 use super::custody::{Asset, Event};
+use super::dossier::Imported;
 use crate::apply::state::{StateRead, corrupt, read};
 use crate::registry::AgencyId;
 use crate::store_keys::Prefix;
@@ -44,6 +46,21 @@ pub fn events_prefix(tag: &str) -> Vec<u8> {
 /// The key of an event of `tag` at `index`.
 pub fn event_key(tag: &str, index: u64) -> Vec<u8> {
     Prefix::CustodyEvent.key(&[tag.as_bytes(), &index.to_be_bytes()])
+}
+
+/// The imported events of `tag`: every key starts with this.
+pub fn imported_prefix(tag: &str) -> Vec<u8> {
+    Prefix::ImportedEvent.key(&[tag.as_bytes(), b""])
+}
+
+/// The key of the `seq`th imported event of `tag`.
+pub fn imported_key(tag: &str, seq: u32) -> Vec<u8> {
+    Prefix::ImportedEvent.key(&[tag.as_bytes(), &seq.to_be_bytes()])
+}
+
+/// The dossier of the offer forwarded here and logged at `index`.
+pub fn dossier_key(index: u64) -> Vec<u8> {
+    Prefix::KeptDossier.at(index)
 }
 
 /// The assets `agency` holds or has held: every key starts with this.
@@ -115,6 +132,20 @@ pub fn asset(state: &impl StateRead, tag: &str) -> Result<Option<Asset>, StoreEr
 pub fn chain<S: Store>(store: &S, tag: &str) -> Result<Vec<Event>, StoreError> {
     store
         .scan_prefix(&events_prefix(tag))
+        .map(|kv| {
+            let (k, v) = kv?;
+            serde_json::from_slice(v.as_ref()).map_err(|_| corrupt(&k))
+        })
+        .collect()
+}
+
+/// The events of `tag` other gateways logged, oldest first.
+///
+/// # Errors
+/// A storage failure or a corrupt record.
+pub fn imported<S: Store>(store: &S, tag: &str) -> Result<Vec<Imported>, StoreError> {
+    store
+        .scan_prefix(&imported_prefix(tag))
         .map(|kv| {
             let (k, v) = kv?;
             serde_json::from_slice(v.as_ref()).map_err(|_| corrupt(&k))

@@ -21,11 +21,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rustls::ClientConfig;
 use sha2::{Digest, Sha256};
-use xgate_ledger::NoteVerifier;
+use xgate_ledger::{DiskStore, Log, NoteVerifier};
 
 use super::outbox::{self, OutboxError, Queued, Settled};
 use super::status::PeerStatus;
 use super::wire::{ForwardAnswer, ForwardError, ForwardItem, ForwardRequest, ForwardResult};
+use crate::apply::state::Stored;
+use crate::assets::dossier::{Card, Dossier};
+use crate::assets::query;
+use crate::assets::state as asset_state;
+use crate::entry::Logged;
+use crate::kind::Kind;
 use crate::outbound::{OutboundError, Peer};
 use crate::pipeline::{Gateway, unix_now};
 use crate::receipt::Receipt;
@@ -228,9 +234,14 @@ async fn round(
         let id = hex::encode(Sha256::digest(jws.as_bytes()));
         let receipt = Receipt::build(log, id.clone(), item.log_index, &checkpoint)?;
         seen.entry(item.log_index).or_insert(now);
+        let dossier = match item.kind {
+            Kind::AssetTransferOffer => Some(dossier(log, &item)?),
+            _ => None,
+        };
         forwards.push(ForwardItem {
             envelope: jws,
             receipt,
+            dossier,
         });
         sent.push((item, id));
     }
@@ -317,6 +328,37 @@ async fn round(
         Some(why) => Err(why),
         None => Ok(settled.len()),
     }
+}
+
+/// The dossier an offer queued as `item` carries: its asset as this
+/// gateway records it, and the custody chain before the offer, each event
+/// with its receipt.
+fn dossier(log: &Log<DiskStore>, item: &Queued) -> Result<Dossier, RoundError> {
+    let entry = log.entry(item.log_index)?;
+    let tag = Logged::parse(&entry)
+        .ok()
+        .and_then(|l| l.tag)
+        .ok_or(OutboxError::Corrupt(
+            "queued offer (its entry names no tag)",
+        ))?;
+    let asset = asset_state::asset(&Stored(log.store()), &tag)
+        .map_err(OutboxError::from)?
+        .ok_or(OutboxError::Corrupt("queued offer (its asset is unknown)"))?;
+    let checkpoint = log
+        .latest_checkpoint()
+        .ok_or_else(|| RoundError::NotTaken("this log has signed no checkpoint yet".into()))?;
+    let chain = query::chain(log, &tag, &checkpoint, Some(item.log_index))?;
+    Ok(Dossier {
+        asset: Card {
+            tag: asset.tag,
+            serial: asset.serial,
+            category: asset.category,
+            description: asset.description,
+            holder: asset.holder,
+            location: asset.location,
+        },
+        chain,
+    })
 }
 
 /// Checks a peer's receipt for envelope `id` against its log key from the

@@ -7,7 +7,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `Gf` gateway `0x00` log index (u64 BE) | the sender, `0x00`, `k` if the JWS is kept under `Ge` (else its JWS is the body under this key) |
+//! | `Gf` gateway `0x00` log index (u64 BE) | the sender, `0x00`, `k` if the JWS is kept under `Ge` (else its JWS is the body under this key), `0x00`, the kind |
 //! | `Gs` sender `0x00` log index (u64 BE) | the [`Forward`] record, JSON |
 //!
 //! Both are written in the envelope's own commit ([`queue`]), so an
@@ -23,6 +23,7 @@ use xgate_ledger::{Log, Store, StoreError, WriteBatch};
 use super::wire::ForwardError;
 use crate::envelope::Envelope;
 use crate::inbox::kept_key;
+use crate::kind::Kind;
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, GatewayId};
 use crate::store_keys::Prefix;
@@ -78,6 +79,8 @@ pub struct Queued {
     pub sender: AgencyId,
     /// Whether its JWS is kept under `Ge` rather than as the item's body.
     pub kept: bool,
+    /// Its kind.
+    pub kind: Kind,
 }
 
 impl Queued {
@@ -138,7 +141,7 @@ pub fn queue(
     if !kept {
         batch.put_body(key.clone(), envelope.compact.as_bytes().to_vec());
     }
-    batch.put(key, queue_value(&envelope.iss, kept));
+    batch.put(key, queue_value(&envelope.iss, kept, envelope.kind));
     batch.put(record_key(&envelope.iss, index), value);
     Ok(())
 }
@@ -160,12 +163,13 @@ pub fn waiting<S: Store>(
         }
         let (key, value) = kv?;
         let log_index = key_index(&key).ok_or(OutboxError::Corrupt("forward queue key"))?;
-        let (sender, kept) =
+        let (sender, kept, kind) =
             parse_queue_value(value.as_ref()).ok_or(OutboxError::Corrupt("forward queue item"))?;
         items.push(Queued {
             log_index,
             sender,
             kept,
+            kind,
         });
     }
     Ok(items)
@@ -329,24 +333,27 @@ fn record_key(sender: &AgencyId, index: u64) -> Vec<u8> {
     Prefix::Outbox.key(&[sender.as_str().as_bytes(), &index.to_be_bytes()])
 }
 
-fn queue_value(sender: &AgencyId, kept: bool) -> Vec<u8> {
+fn queue_value(sender: &AgencyId, kept: bool, kind: Kind) -> Vec<u8> {
     let mut v = sender.as_str().as_bytes().to_vec();
     v.push(0);
     if kept {
         v.push(b'k');
     }
+    v.push(0);
+    v.extend_from_slice(kind.as_str().as_bytes());
     v
 }
 
-fn parse_queue_value(value: &[u8]) -> Option<(AgencyId, bool)> {
-    let nul = value.iter().position(|b| *b == 0)?;
-    let sender = std::str::from_utf8(&value[..nul]).ok()?.parse().ok()?;
-    let kept = match &value[nul + 1..] {
+fn parse_queue_value(value: &[u8]) -> Option<(AgencyId, bool, Kind)> {
+    let mut parts = value.split(|b| *b == 0);
+    let sender = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let kept = match parts.next()? {
         b"" => false,
         b"k" => true,
         _ => return None,
     };
-    Some((sender, kept))
+    let kind = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    parts.next().is_none().then_some((sender, kept, kind))
 }
 
 fn key_index(key: &[u8]) -> Option<u64> {

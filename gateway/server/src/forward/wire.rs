@@ -4,7 +4,8 @@
 //!
 //! ```json
 //! {"forwards":[{"envelope":"<compact JWS, as the sender signed it>",
-//!               "receipt":{<the forwarding gateway's receipt for it>}}]}
+//!               "receipt":{<the forwarding gateway's receipt for it>},
+//!               "dossier":{<an offer's asset dossier: assets::dossier>}}]}
 //! ```
 //!
 //! answered `200` with one result per forward, in order:
@@ -19,6 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::assets::dossier::Dossier;
 use crate::receipt::Receipt;
 
 /// The request body of `POST /v1/forward`.
@@ -40,6 +42,10 @@ pub struct ForwardItem {
     /// gateway's log, is the proof of submission and the time it was
     /// accepted.
     pub receipt: Receipt,
+    /// For an `asset.transfer.offer`, the asset's dossier from the holder's
+    /// gateway (its card and its custody chain with receipts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dossier: Option<Dossier>,
 }
 
 /// The answer to `POST /v1/forward`.

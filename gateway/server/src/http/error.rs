@@ -426,7 +426,9 @@ impl From<Refused> for ApiError {
             Reason::Entry(e) => internal(&e),
             Reason::Receipt(e) => e.into(),
             Reason::WrongGateway(_) => ApiError::new(Code::WrongGateway, message),
-            Reason::ForwardReceipt(_) => ApiError::new(Code::Malformed, message),
+            Reason::ForwardReceipt(_) | Reason::Dossier(_) => {
+                ApiError::new(Code::Malformed, message)
+            }
         }
     }
 }
