@@ -103,6 +103,8 @@ impl ServeArgs {
 
 async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
     let prepared = prepare(&config).await?;
+    // Before the greeting: whoever reads it may signal at once.
+    let shutdown = shutdown_signal();
     let log = Arc::clone(&prepared.ctx.gateway.log);
     let greeting = greeting(
         prepared.addr,
@@ -124,7 +126,7 @@ async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
         size = log.size(),
         "gateway started"
     );
-    prepared.run(shutdown_signal()).await?;
+    prepared.run(shutdown).await?;
     tracing::info!(size = log.size(), "gateway stopped");
     Ok(())
 }
@@ -565,24 +567,29 @@ pub(crate) fn init_tracing() {
         .try_init();
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Completes on SIGTERM or SIGINT. The handlers are installed by this
+/// call, not when the future is first polled: a signal that arrives once
+/// the caller has announced itself (the listening lines) must stop it
+/// gracefully, never kill it with the default action.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = wait(term) => {}
+            () = wait(interrupt) => {}
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        tracing::info!("shutting down: finishing in-flight requests");
     }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
 
 /// Descriptors kept for the store, the log's files and the listener.
