@@ -142,7 +142,10 @@ impl CertsCommand {
                         gateway: a.gateway,
                     }
                 };
-                let members: Vec<Member> = (args.agencies.into_iter().map(member(false)))
+                let members: Vec<Member> = args
+                    .agencies
+                    .into_iter()
+                    .map(member(false))
                     .chain(args.auditors.into_iter().map(member(true)))
                     .collect();
                 let registry =
