@@ -70,10 +70,18 @@ pub(crate) const LOCK_FILE: &str = "lock";
 const LOCK_PATIENCE: Duration = Duration::from_millis(250);
 
 /// How to open a log directory.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct OpenOptions {
     /// Origin for a new log; for an existing log, must match if set.
     pub origin: Option<String>,
+    /// The signing key of a new log, as Go's `PRIVATE+KEY+...` text
+    /// ([`NoteSigner::to_private_key`]): a key made elsewhere, such as a
+    /// federation gateway's, whose verifier key the federation's registry
+    /// lists. The new log's origin is the key's name (`origin`, if also
+    /// set, must be that name). For an existing log, if set, it must be
+    /// the log's own key ([`Error::KeyMismatch`]). `None`: a new log gets
+    /// a fresh key. Secret: [`Debug`](std::fmt::Debug) never shows it.
+    pub key: Option<String>,
     /// sled page cache size in bytes. sled counts the on-disk size of the
     /// nodes it caches, so resident memory is a small multiple of this,
     /// whatever the log's size (see docs/performance.md).
@@ -93,11 +101,74 @@ impl Default for OpenOptions {
     fn default() -> OpenOptions {
         OpenOptions {
             origin: None,
+            key: None,
             cache_bytes: 16 << 20,
             witnessed: false,
             #[cfg(feature = "faults")]
             faults: None,
         }
+    }
+}
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("OpenOptions");
+        out.field("origin", &self.origin)
+            .field("key", &self.key.as_ref().map(|_| "<secret>"))
+            .field("cache_bytes", &self.cache_bytes)
+            .field("witnessed", &self.witnessed);
+        #[cfg(feature = "faults")]
+        out.field("faults", &self.faults.is_some());
+        out.finish()
+    }
+}
+
+impl OpenOptions {
+    /// The signer [`OpenOptions::key`] holds, checked against
+    /// [`OpenOptions::origin`]; `None` if no key is given.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for text that is not a note private key, or a
+    /// key whose name is not the requested origin. Messages never carry
+    /// key material.
+    pub(crate) fn given_signer(&self) -> Result<Option<NoteSigner>, Error> {
+        let Some(text) = &self.key else {
+            return Ok(None);
+        };
+        let signer = NoteSigner::from_private_key(text).map_err(|e| {
+            Error::Invalid(format!(
+                "the signing key given for the log is unusable: {e}"
+            ))
+        })?;
+        if let Some(origin) = self.origin.as_deref().filter(|o| *o != signer.name()) {
+            return Err(Error::Invalid(format!(
+                "the signing key given for the log is named {:?}, but origin {origin:?} was \
+                 requested: a log's origin is its key's name",
+                signer.name()
+            )));
+        }
+        Ok(Some(signer))
+    }
+}
+
+/// A verifier key's name and id, `<name>+<hex id>`: what messages name a
+/// key by (its material is never shown).
+pub(crate) fn key_label(verifier: &NoteVerifier) -> String {
+    format!(
+        "{}+{}",
+        verifier.name(),
+        crate::note::hex_id(verifier.key_id())
+    )
+}
+
+/// [`Error::KeyMismatch`] unless `given` (if any) is `existing`'s key.
+pub(crate) fn check_key(existing: &NoteSigner, given: Option<&NoteSigner>) -> Result<(), Error> {
+    match given {
+        Some(given) if given.verifier() != existing.verifier() => Err(Error::KeyMismatch {
+            existing: key_label(&existing.verifier()),
+            given: key_label(&given.verifier()),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -147,6 +218,8 @@ impl<'a> DataDir<'a> {
         if let Some(origin) = &options.origin {
             check_name(origin)?;
         }
+        // A key that cannot be the log's is refused before anything exists.
+        options.given_signer()?;
         let dir = DataDir { path };
         if path.exists() && !path.is_dir() {
             return Err(dir.not_a_log("not a directory"));
@@ -201,12 +274,14 @@ impl<'a> DataDir<'a> {
         self.path.join(KEY_FILE).exists()
     }
 
-    /// The signing key, whose name must be `options.origin` if that is set.
+    /// The signing key, which must be `options.key` if that is set, and
+    /// whose name must be `options.origin` if that is set.
     pub fn read_key(&self, options: &OpenOptions) -> Result<NoteSigner, Error> {
         let path = self.path.join(KEY_FILE);
         let text = fs::read_to_string(&path).map_err(io_at(&path))?;
         let signer = NoteSigner::from_private_key(&text)
             .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+        check_key(&signer, options.given_signer()?.as_ref())?;
         if let Some(origin) = options.origin.as_deref().filter(|o| *o != signer.name()) {
             return Err(Error::OriginMismatch {
                 existing: signer.name().to_owned(),
@@ -320,5 +395,128 @@ fn journal_options(options: &OpenOptions) -> crate::journal::JournalOptions {
     crate::journal::JournalOptions {
         fault: Some(crate::journal::hook_from_switch(switch(options))),
         ..crate::journal::JournalOptions::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Log;
+
+    fn with_key(signer: &NoteSigner) -> OpenOptions {
+        OpenOptions {
+            key: Some(signer.to_private_key()),
+            ..OpenOptions::default()
+        }
+    }
+
+    fn refused(result: Result<Log, Error>) -> Error {
+        match result {
+            Ok(_) => panic!("opened"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_new_log_is_signed_by_the_key_given_and_named_after_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let signer = NoteSigner::generate("xgate/hub").expect("key");
+        let log = Log::create_or_open(&dir, &with_key(&signer)).expect("create");
+        assert_eq!(log.verifier(), signer.verifier());
+        assert_eq!(log.origin(), "xgate/hub");
+        drop(log);
+        // The key file holds that key, private to its owner.
+        let text = fs::read_to_string(dir.join(KEY_FILE)).expect("key file");
+        assert_eq!(text, format!("{}\n", signer.to_private_key()));
+        let mode = fs::metadata(dir.join(KEY_FILE)).expect("meta");
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+            0o600
+        );
+        assert_eq!(verifier_of(&dir).expect("verifier"), signer.verifier());
+        // Opened again with the same key, or with none: the same log.
+        let log = Log::create_or_open(&dir, &with_key(&signer)).expect("reopen");
+        assert_eq!(log.verifier(), signer.verifier());
+        drop(log);
+        let log = Log::open_existing(&dir, &OpenOptions::default()).expect("reopen");
+        assert_eq!(log.verifier(), signer.verifier());
+    }
+
+    #[test]
+    fn an_existing_log_refuses_another_key_naming_both_ids_only() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let hub = NoteSigner::generate("xgate/hub").expect("key");
+        drop(Log::create_or_open(&dir, &with_key(&hub)).expect("create"));
+        let other = NoteSigner::generate("xgate/g-c").expect("key");
+        for result in [
+            Log::create_or_open(&dir, &with_key(&other)),
+            Log::open_existing(&dir, &with_key(&other)),
+        ] {
+            let Err(err) = result else {
+                panic!("another key opened the log")
+            };
+            let Error::KeyMismatch { existing, given } = &err else {
+                panic!("not a key mismatch: {err}")
+            };
+            assert_eq!(*existing, key_label(&hub.verifier()));
+            assert_eq!(*given, key_label(&other.verifier()));
+            let message = err.to_string();
+            assert!(message.contains("xgate/hub+") && message.contains("xgate/g-c+"));
+            // Neither key's material (private or public) is in it.
+            for signer in [&hub, &other] {
+                let private = signer.to_private_key();
+                let public = signer.verifier().to_string();
+                let secret = private.splitn(5, '+').nth(4).expect("material");
+                let material = public.splitn(3, '+').nth(2).expect("material");
+                assert!(!message.contains(secret) && !message.contains(material));
+            }
+        }
+        // The same name with another key is refused too.
+        let twin = NoteSigner::generate("xgate/hub").expect("key");
+        assert!(matches!(
+            Log::create_or_open(&dir, &with_key(&twin)),
+            Err(Error::KeyMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unusable_key_or_one_named_otherwise_creates_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let garbage = OpenOptions {
+            key: Some("PRIVATE+KEY+xgate/hub+00000000+AAAA".into()),
+            ..OpenOptions::default()
+        };
+        let err = refused(Log::create_or_open(&dir, &garbage));
+        assert!(matches!(err, Error::Invalid(_)), "{err}");
+        assert!(!err.to_string().contains("AAAA"), "{err}");
+        let signer = NoteSigner::generate("xgate/hub").expect("key");
+        let named_otherwise = OpenOptions {
+            origin: Some("xgate/other".into()),
+            ..with_key(&signer)
+        };
+        let err = refused(Log::create_or_open(&dir, &named_otherwise));
+        assert!(matches!(err, Error::Invalid(_)), "{err}");
+        assert!(!dir.exists(), "nothing was created");
+        let same_name = OpenOptions {
+            origin: Some("xgate/hub".into()),
+            ..with_key(&signer)
+        };
+        let log = Log::create_or_open(&dir, &same_name).expect("origin is the key's name");
+        assert_eq!(log.verifier(), signer.verifier());
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let signer = NoteSigner::generate("xgate/hub").expect("key");
+        let options = with_key(&signer);
+        let shown = format!("{options:?}");
+        let private = signer.to_private_key();
+        // PRIVATE+KEY+<name>+<id>+<material>; base64 material may hold `+`.
+        let secret = private.splitn(5, '+').nth(4).expect("material");
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("<secret>"), "{shown}");
     }
 }

@@ -60,6 +60,17 @@ pub enum Error {
         /// The origin asked for.
         requested: String,
     },
+    /// The log's signing key is not the key the caller gave
+    /// ([`OpenOptions::key`](crate::OpenOptions::key)): another log's
+    /// directory, or another key for this log. Keys are named by
+    /// `<name>+<hex id>`, never by their material.
+    #[error("the log is signed by key {existing}, but key {given} was given for it")]
+    KeyMismatch {
+        /// The existing log's key.
+        existing: String,
+        /// The key given.
+        given: String,
+    },
     /// A migration's converter refused a stored record.
     #[cfg(feature = "sled")]
     #[error(transparent)]

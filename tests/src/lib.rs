@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod barriers;
+pub mod federation;
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -166,8 +167,9 @@ impl Run {
 
 /// A gateway (`xgate serve`) running as a child process on a loopback port.
 ///
-/// Started with `--listen 127.0.0.1:0 --public-listen 127.0.0.1:0`; the
-/// addresses are read from the first two lines the gateway prints. Its stderr (the tracing log) is collected for
+/// Started with `--listen 127.0.0.1:0 --public-listen 127.0.0.1:0` unless
+/// its arguments give either; the addresses are read from the first two
+/// lines the gateway prints. Its stderr (the tracing log) is collected for
 /// tests that inspect it. Dropping it kills the process.
 #[derive(Debug)]
 pub struct Gateway {
@@ -182,8 +184,9 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts `xgate serve --data-dir DATA --listen 127.0.0.1:0
-    /// --public-listen 127.0.0.1:0` plus `args`,
-    /// with `env` added to its environment, and waits until it listens.
+    /// --public-listen 127.0.0.1:0` plus `args` (which may give either
+    /// address instead), with `env` added to its environment, and waits
+    /// until it listens.
     ///
     /// # Panics
     /// If it does not start listening within 60 seconds.
@@ -222,12 +225,17 @@ impl Gateway {
         traced: bool,
     ) -> Gateway {
         use std::io::BufRead;
+        command.arg("serve").arg("--data-dir").arg(data);
+        // clap refuses a flag given twice: a default only if not given.
+        for flag in ["--listen", "--public-listen"] {
+            let given = args
+                .iter()
+                .any(|a| *a == flag || a.strip_prefix(flag).is_some_and(|r| r.starts_with('=')));
+            if !given {
+                command.args([flag, "127.0.0.1:0"]);
+            }
+        }
         let mut child = command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--public-listen", "127.0.0.1:0"])
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())

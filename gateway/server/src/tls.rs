@@ -29,8 +29,8 @@ use tokio::sync::watch;
 use x509_parser::extensions::GeneralName;
 
 pub use crate::crl::{Crl, CrlError, Fault};
-use crate::pki::files::{CA_CERT, CRL, GATEWAY_DIR, TLS_CERT, TLS_KEY};
-use crate::registry::{AgencyId, CertificateBinding, GatewayId, Registry};
+use crate::pki::files::{CA_CERT, CRL, TLS_CERT, TLS_KEY, gateway_dir, tls_dir};
+use crate::registry::{self, AgencyId, CertificateBinding, GatewayId, Registry};
 
 /// ALPN protocols offered, preferred first.
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -88,6 +88,8 @@ pub enum Identity {
 #[derive(Debug)]
 pub struct Tls {
     pki: PathBuf,
+    /// The directory of the certificate and key the gateway presents.
+    identity: PathBuf,
     strict: bool,
     config: RwLock<Arc<ServerConfig>>,
     crl: RwLock<Arc<Crl>>,
@@ -134,12 +136,14 @@ pub enum Refusal {
 impl Tls {
     /// Loads the gateway certificate, CA and CRL from the PKI directory;
     /// with `strict`, a stale CRL refuses every request (`crl_strict`).
+    /// The certificate is gateway `local`'s (`gateways/<id>/tls.crt`) in a
+    /// federation, else the single gateway's (`gateway/tls.crt`).
     ///
     /// # Errors
     /// [`TlsError`] naming the file or setting at fault; a CRL that is
     /// missing, not signed by the CA, or without a number or `nextUpdate`
     /// among them.
-    pub fn load(pki: &Path, strict: bool) -> Result<Tls, TlsError> {
+    pub fn load(pki: &Path, local: Option<&GatewayId>, strict: bool) -> Result<Tls, TlsError> {
         let crl_path = pki.join(CRL);
         let bytes = std::fs::read(&crl_path).map_err(|e| CrlError {
             path: crl_path.clone(),
@@ -149,9 +153,11 @@ impl Tls {
             path: crl_path.clone(),
             fault,
         })?;
-        let config = build(pki, &crl)?;
+        let identity = tls_dir(pki, local);
+        let config = build(pki, &identity, &crl)?;
         Ok(Tls {
             pki: pki.to_path_buf(),
+            identity,
             strict,
             config: RwLock::new(config),
             crl: RwLock::new(Arc::new(crl)),
@@ -231,7 +237,7 @@ impl Tls {
         if !crl.replaces(&self.crl()).map_err(refused)? {
             return Ok(Reload::Unchanged);
         }
-        let config = build(&self.pki, &crl)?;
+        let config = build(&self.pki, &self.identity, &crl)?;
         *write(&self.config) = config;
         *write(&self.crl) = Arc::new(crl);
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
@@ -288,18 +294,7 @@ pub fn identify(cert: &CertificateDer<'_>, registry: &Registry) -> Identity {
     let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
         return Identity::Unknown("the client certificate cannot be parsed".into());
     };
-    let uris: Vec<&str> = match parsed.subject_alternative_name() {
-        Ok(Some(san)) => san
-            .value
-            .general_names
-            .iter()
-            .filter_map(|n| match n {
-                GeneralName::URI(uri) => Some(*uri),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let uris = san_uris(&parsed);
     let pinned_to = |binding: &CertificateBinding| {
         binding
             .sha256
@@ -332,6 +327,23 @@ pub fn identify(cert: &CertificateDer<'_>, registry: &Registry) -> Identity {
     Identity::Unknown("the client certificate has no SAN URI urn:xgate:agency:<id>".into())
 }
 
+/// The SAN URIs of a certificate (none if it has no SAN extension, or one
+/// that does not parse).
+fn san_uris<'c>(cert: &'c x509_parser::certificate::X509Certificate<'_>) -> Vec<&'c str> {
+    match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::URI(uri) => Some(*uri),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// A client configuration for the gateway's own requests (to witnesses):
 /// a server is believed if its certificate chains to the federation's CA
 /// ([`FederationServer`]); no client certificate is presented (a witness
@@ -340,16 +352,9 @@ pub fn identify(cert: &CertificateDer<'_>, registry: &Registry) -> Identity {
 /// # Errors
 /// [`TlsError`] for an unreadable CA file or a configuration rustls refuses.
 pub fn outbound_config(pki: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let ca_path = pki.join(CA_CERT);
-    let mut roots = RootCertStore::empty();
-    for cert in ca_certs(pki)? {
-        roots
-            .add(cert)
-            .map_err(|e| TlsError::Config(format!("{}: {e}", ca_path.display())))?;
-    }
     let provider = provider();
     let verifier = Arc::new(FederationServer {
-        roots,
+        roots: federation_roots(pki)?,
         provider: Arc::clone(&provider),
     });
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -430,6 +435,136 @@ impl rustls::client::danger::ServerCertVerifier for FederationServer {
     }
 }
 
+/// A client configuration for gateway `local`'s requests to its peer
+/// `peer` (forwarding): it presents `local`'s certificate
+/// (`gateways/<local>/tls.crt`) and believes the server only if its
+/// certificate chains to the federation's CA, is not revoked by the CRL
+/// file in `pki` as it is now, carries the SAN URI
+/// `urn:xgate:gateway:<peer>` and, if the registry pins one, is that very
+/// certificate ([`PeerGateway`]). The host name the peer was reached by
+/// is not checked: the URI is its identity.
+///
+/// The CRL is read once, here: a configuration built after a revocation
+/// applies it. No ALPN is offered; a caller speaking HTTP/2 sets
+/// `alpn_protocols` on a copy.
+///
+/// # Errors
+/// [`TlsError`] for an unreadable CA file, a CRL that is missing or not
+/// the CA's ([`TlsError::Crl`]), `local`'s certificate or key missing, or
+/// a configuration rustls refuses.
+pub fn peer_client_config(
+    pki: &Path,
+    local: &GatewayId,
+    peer: &registry::Gateway,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let crl = Crl::read(pki)?;
+    let provider = provider();
+    let verifier = Arc::new(PeerGateway {
+        chain: FederationServer {
+            roots: federation_roots(pki)?,
+            provider: Arc::clone(&provider),
+        },
+        crl,
+        uri: peer.id.uri(),
+        sha256: peer.certificate.sha256.clone(),
+    });
+    let (chain, key) = certificate_and_key(&gateway_dir(pki, local))?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// Believes one peer gateway: a certificate [`FederationServer`] believes
+/// (the federation's CA, in its validity period, for server use), not on
+/// the CRL, whose SAN URI names that gateway and which, if the registry
+/// pins one, is that certificate. An agency's certificate, or another
+/// gateway's, is refused: each names someone else.
+#[derive(Debug)]
+struct PeerGateway {
+    chain: FederationServer,
+    crl: Crl,
+    /// `urn:xgate:gateway:<id>`.
+    uri: String,
+    /// The pinned fingerprint, lowercase hex.
+    sha256: Option<String>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PeerGateway {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError;
+        let refused = |e: CertificateError| rustls::Error::InvalidCertificate(e);
+        let verified = self.chain.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+            .map_err(|_| refused(CertificateError::BadEncoding))?;
+        if self.crl.revokes(parsed.raw_serial()) {
+            return Err(refused(CertificateError::Revoked));
+        }
+        if !san_uris(&parsed).contains(&self.uri.as_str()) {
+            return Err(refused(CertificateError::NotValidForName));
+        }
+        let pinned = self
+            .sha256
+            .as_ref()
+            .is_none_or(|pin| *pin == hex::encode(Sha256::digest(end_entity.as_ref())));
+        if !pinned {
+            return Err(refused(CertificateError::ApplicationVerificationFailure));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.chain.supported_verify_schemes()
+    }
+}
+
+/// The federation CA's certificates as trust anchors.
+fn federation_roots(pki: &Path) -> Result<RootCertStore, TlsError> {
+    let ca_path = pki.join(CA_CERT);
+    let mut roots = RootCertStore::empty();
+    for cert in ca_certs(pki)? {
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::Config(format!("{}: {e}", ca_path.display())))?;
+    }
+    Ok(roots)
+}
+
 /// The federation CA's certificates.
 fn ca_certs(pki: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let ca_path = pki.join(CA_CERT);
@@ -439,22 +574,16 @@ fn ca_certs(pki: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         .map_err(file_error(&ca_path))
 }
 
-/// The server configuration: the gateway's certificate, client
-/// certificates required and verified against the CA and `crl`.
-fn build(pki: &Path, crl: &Crl) -> Result<Arc<ServerConfig>, TlsError> {
+/// The server configuration: the gateway's certificate (from `identity`),
+/// client certificates required and verified against the CA and `crl`.
+fn build(pki: &Path, identity: &Path, crl: &Crl) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
-    let ca_path = pki.join(CA_CERT);
-    let mut roots = RootCertStore::empty();
-    for cert in ca_certs(pki)? {
-        roots
-            .add(cert)
-            .map_err(|e| TlsError::Config(format!("{}: {e}", ca_path.display())))?;
-    }
+    let roots = federation_roots(pki)?;
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .with_crls([crl.der().clone()])
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let (chain, key) = gateway_identity(pki)?;
+    let (chain, key) = certificate_and_key(identity)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
@@ -466,13 +595,17 @@ fn build(pki: &Path, crl: &Crl) -> Result<Arc<ServerConfig>, TlsError> {
 }
 
 /// The server configuration of a listener anyone may connect to (the
-/// public tlog-tiles listener): the gateway's certificate, no client
-/// certificate asked for, the same protocols.
+/// public tlog-tiles listener): the gateway's certificate (gateway
+/// `local`'s in a federation, as [`Tls::load`]), no client certificate
+/// asked for, the same protocols.
 ///
 /// # Errors
 /// [`TlsError`] naming the certificate or key file at fault.
-pub fn without_client_auth(pki: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let (chain, key) = gateway_identity(pki)?;
+pub fn without_client_auth(
+    pki: &Path,
+    local: Option<&GatewayId>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let (chain, key) = certificate_and_key(&tls_dir(pki, local))?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
@@ -483,12 +616,12 @@ pub fn without_client_auth(pki: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
-/// The gateway's certificate chain and private key.
-fn gateway_identity(
-    pki: &Path,
+/// The certificate chain and private key in `dir` (`tls.crt`, `tls.key`).
+fn certificate_and_key(
+    dir: &Path,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let cert_path = pki.join(GATEWAY_DIR).join(TLS_CERT);
-    let key_path = pki.join(GATEWAY_DIR).join(TLS_KEY);
+    let cert_path = dir.join(TLS_CERT);
+    let key_path = dir.join(TLS_KEY);
     let chain = CertificateDer::pem_file_iter(&cert_path)
         .map_err(file_error(&cert_path))?
         .collect::<Result<Vec<_>, _>>()
@@ -510,4 +643,208 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{self, GatewayPlan, Member};
+    use rustls::CertificateError;
+
+    /// A federation of gateways `a`, `b` and `c`, serving `state`, `gsa`
+    /// and `hhs`.
+    struct Federation {
+        _tmp: tempfile::TempDir,
+        pki: PathBuf,
+        registry: Registry,
+    }
+
+    fn gateway(id: &str) -> GatewayId {
+        id.parse().expect("gateway id")
+    }
+
+    fn federation() -> Federation {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let pki = tmp.path().join("pki");
+        let members: Vec<Member> = [("state", "a"), ("gsa", "b"), ("hhs", "c")]
+            .iter()
+            .map(|(agency, at)| Member {
+                id: agency.parse().expect("agency id"),
+                auditor: false,
+                gateway: Some(gateway(at)),
+            })
+            .collect();
+        let plans: Vec<GatewayPlan> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                GatewayPlan::new(gateway(id), &format!("https://127.0.0.1:{}", 9000 + i))
+                    .expect("plan")
+            })
+            .collect();
+        let registry = pki::init_federation(&pki, &members, &plans, false).expect("pki");
+        Federation {
+            _tmp: tmp,
+            pki,
+            registry,
+        }
+    }
+
+    impl Federation {
+        fn peer(&self, id: &str) -> registry::Gateway {
+            self.registry.gateway(&gateway(id)).expect("listed").clone()
+        }
+
+        /// `a`'s configuration for calling `peer`.
+        fn calling(&self, peer: &registry::Gateway) -> Arc<rustls::ClientConfig> {
+            peer_client_config(&self.pki, &gateway("a"), peer).expect("client config")
+        }
+
+        /// The main listener's configuration of gateway `id`.
+        fn serving(&self, id: &str) -> Arc<ServerConfig> {
+            Tls::load(&self.pki, Some(&gateway(id)), false)
+                .expect("server tls")
+                .config()
+        }
+
+        /// A server presenting the certificate and key in `dir`.
+        fn presenting(&self, dir: &str) -> Arc<ServerConfig> {
+            let (chain, key) = certificate_and_key(&self.pki.join(dir)).expect("files");
+            let config = ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .expect("server config");
+            Arc::new(config)
+        }
+    }
+
+    /// A TLS handshake between the two configurations, in memory; the
+    /// first error either side reports.
+    fn handshake(
+        client: Arc<rustls::ClientConfig>,
+        server: Arc<ServerConfig>,
+    ) -> Result<(), rustls::Error> {
+        let name = rustls_pki_types::ServerName::try_from("peer.invalid").expect("name");
+        let mut client = rustls::ClientConnection::new(client, name)?;
+        let mut server = rustls::ServerConnection::new(server)?;
+        for _ in 0..16 {
+            let mut bytes = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut bytes).expect("in memory");
+            }
+            if !bytes.is_empty() {
+                server.read_tls(&mut bytes.as_slice()).expect("in memory");
+                server.process_new_packets()?;
+            }
+            bytes.clear();
+            while server.wants_write() {
+                server.write_tls(&mut bytes).expect("in memory");
+            }
+            if !bytes.is_empty() {
+                client.read_tls(&mut bytes.as_slice()).expect("in memory");
+                client.process_new_packets()?;
+            }
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return Ok(());
+            }
+        }
+        panic!("the handshake did not finish");
+    }
+
+    fn refused_for(result: Result<(), rustls::Error>) -> CertificateError {
+        match result {
+            Err(rustls::Error::InvalidCertificate(e)) => e,
+            other => panic!("not refused for its certificate: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_config_for_one_peer_believes_it_and_no_other_gateway() {
+        let fed = federation();
+        let b = fed.calling(&fed.peer("b"));
+        handshake(Arc::clone(&b), fed.serving("b")).expect("b is b");
+        // Signed by the same CA, valid for the same host: but c, not b.
+        assert_eq!(
+            refused_for(handshake(Arc::clone(&b), fed.serving("c"))),
+            CertificateError::NotValidForName
+        );
+        // The single gateway's certificate names no gateway.
+        assert_eq!(
+            refused_for(handshake(Arc::clone(&b), fed.presenting("gateway"))),
+            CertificateError::NotValidForName
+        );
+        // And the config for c believes c.
+        handshake(fed.calling(&fed.peer("c")), fed.serving("c")).expect("c is c");
+    }
+
+    #[test]
+    fn an_agency_certificate_is_refused_as_a_server() {
+        let fed = federation();
+        let b = fed.calling(&fed.peer("b"));
+        for agency in ["gsa", "state"] {
+            assert_eq!(
+                refused_for(handshake(Arc::clone(&b), fed.presenting(agency))),
+                CertificateError::NotValidForName,
+                "{agency}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_revoked_peer_is_refused_by_configs_built_after_the_revocation() {
+        let fed = federation();
+        let before = fed.calling(&fed.peer("b"));
+        let revoked = pki::revoke_gateway(&fed.pki, &gateway("b")).expect("revoke");
+        assert!(matches!(revoked, pki::Revoked::Added { .. }), "{revoked:?}");
+        let after = fed.calling(&fed.peer("b"));
+        assert_eq!(
+            refused_for(handshake(after, fed.serving("b"))),
+            CertificateError::Revoked
+        );
+        // The CRL is read when the configuration is built.
+        handshake(before, fed.serving("b")).expect("built before");
+        // Others are unaffected.
+        handshake(fed.calling(&fed.peer("c")), fed.serving("c")).expect("c");
+    }
+
+    #[test]
+    fn a_pinned_fingerprint_must_be_the_certificate_presented() {
+        let fed = federation();
+        let mut b = fed.peer("b");
+        b.certificate.sha256 = fed.peer("c").certificate.sha256;
+        assert_eq!(
+            refused_for(handshake(fed.calling(&b), fed.serving("b"))),
+            CertificateError::ApplicationVerificationFailure
+        );
+        b.certificate.sha256 = None;
+        handshake(fed.calling(&b), fed.serving("b")).expect("unpinned");
+    }
+
+    #[test]
+    fn a_revoked_gateway_is_refused_as_a_client_too() {
+        let fed = federation();
+        let a_calls_b = fed.calling(&fed.peer("b"));
+        pki::revoke_gateway(&fed.pki, &gateway("a")).expect("revoke");
+        // b's listener, loaded after the revocation, refuses a's certificate.
+        let err = handshake(a_calls_b, fed.serving("b")).expect_err("a is revoked");
+        assert!(
+            matches!(
+                err,
+                rustls::Error::InvalidCertificate(CertificateError::Revoked)
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_listener_of_a_gateway_of_a_federation_needs_its_files() {
+        let fed = federation();
+        let err = Tls::load(&fed.pki, Some(&gateway("nobody")), false).expect_err("no files");
+        assert!(err.to_string().contains("gateways/nobody/tls.crt"), "{err}");
+        let err =
+            peer_client_config(&fed.pki, &gateway("nobody"), &fed.peer("b")).expect_err("no files");
+        assert!(err.to_string().contains("gateways/nobody/tls.crt"), "{err}");
+    }
 }

@@ -8,6 +8,12 @@
 //! `xgate: tlog-tiles on https://ADDR`, the public listener that serves the
 //! log as C2SP tlog-tiles (default `127.0.0.1:8444`); what to run next
 //! follows.
+//!
+//! With `--gateway-id ID` (`gateway_id`, `XGATE_GATEWAY_ID`) it is gateway
+//! `ID` of a federation whose registry lists its gateways: it presents
+//! `PKI/gateways/ID/tls.crt`, creates a new log with the key in
+//! `PKI/gateways/ID/checkpoint.key`, and refuses to start on a log whose
+//! key is not the registry's `log_key` for `ID`.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -16,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use xgate_ledger::{Log, OpenOptions};
+use xgate_ledger::{Log, NoteSigner, NoteVerifier, OpenOptions};
 
 use super::error::Error;
 use xgate_server::config::Config;
@@ -26,10 +32,10 @@ use xgate_server::envelope::Limits;
 use xgate_server::http::ApiState;
 use xgate_server::http::fanout::Hub;
 use xgate_server::pipeline::{Gateway, Medical};
-use xgate_server::pki::{self, REGISTRY, SAMPLE_AGENCIES, SAMPLE_AUDITORS};
+use xgate_server::pki::{self, CHECKPOINT_KEY, REGISTRY, SAMPLE_AGENCIES, SAMPLE_AUDITORS};
 use xgate_server::policy::{DEFAULT_POLICY, Policy};
 use xgate_server::public_log::{Access, PublicLog, PublicSite};
-use xgate_server::registry::{AgencyId, Registry};
+use xgate_server::registry::{self, AgencyId, GatewayId, Registry};
 use xgate_server::server;
 use xgate_server::tls::{self, Tls};
 use xgate_server::witnessing::Witnessing;
@@ -54,6 +60,10 @@ pub struct ServeArgs {
     /// tlog-tiles (port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
     pub public_listen: Option<SocketAddr>,
+    /// Which gateway of a federation this is (the registry's [[gateway]]
+    /// id): required when the registry lists gateways, refused otherwise.
+    #[arg(long, value_name = "ID")]
+    pub gateway_id: Option<GatewayId>,
 }
 
 impl ServeArgs {
@@ -76,6 +86,9 @@ impl ServeArgs {
         if let Some(l) = self.public_listen {
             config.public_listen = l;
         }
+        if let Some(id) = self.gateway_id {
+            config.gateway_id = Some(id);
+        }
         init_tracing();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -90,6 +103,8 @@ impl ServeArgs {
 
 async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
     let prepared = prepare(&config).await?;
+    // Before the greeting: whoever reads it may signal at once.
+    let shutdown = shutdown_signal();
     let log = Arc::clone(&prepared.ctx.gateway.log);
     let greeting = greeting(
         prepared.addr,
@@ -111,7 +126,7 @@ async fn serve(config: Config, stdout: &mut dyn Write) -> Result<(), Error> {
         size = log.size(),
         "gateway started"
     );
-    prepared.run(shutdown_signal()).await?;
+    prepared.run(shutdown).await?;
     tracing::info!(size = log.size(), "gateway stopped");
     Ok(())
 }
@@ -226,12 +241,21 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     let pki_dir = config.pki_dir();
     let created_pki = ensure_pki(config, &pki_dir)?;
     let registry = Arc::new(Registry::load(&pki_dir.join(REGISTRY))?);
+    let local = this_gateway(config, &pki_dir, &registry)?;
+    let log_key = match local {
+        Some(gateway) => federation_log_key(config, &pki_dir, gateway)?,
+        None => None,
+    };
     let policy_file = config.policy_file();
     ensure_policy(config, &policy_file)?;
     let policy = Policy::load(&policy_file, &registry)?;
     // A missing CRL, or one the CA did not sign, stops the start: the
     // gateway never serves without knowing what is revoked.
-    let tls = Arc::new(Tls::load(&pki_dir, config.crl_strict)?);
+    let tls = Arc::new(Tls::load(
+        &pki_dir,
+        config.gateway_id.as_ref(),
+        config.crl_strict,
+    )?);
     let witnessing = Witnessing::new(
         &config.witnesses,
         config.witness_quorum,
@@ -241,11 +265,17 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     .map_err(|e| Error::Serve(format!("witnesses: {e}")))?;
     let options = OpenOptions {
         origin: config.origin.clone(),
+        key: log_key,
         cache_bytes: config.cache_bytes,
         witnessed: witnessing.gates(),
         ..OpenOptions::default()
     };
     let log = Arc::new(Log::create_or_open(&config.data_dir, &options)?);
+    if let Some(gateway) = local {
+        // Checked before opening too; this covers a log another process
+        // created in between.
+        registered_key(gateway, &log.verifier(), &config.data_dir)?;
+    }
     let limits = Limits {
         max_lifetime: config.max_lifetime_secs,
         skew: config.clock_skew_secs,
@@ -284,7 +314,10 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     let access = if config.public_client_auth {
         Access::Federation(Arc::clone(&tls))
     } else {
-        Access::Anyone(tls::without_client_auth(&pki_dir)?)
+        Access::Anyone(tls::without_client_auth(
+            &pki_dir,
+            config.gateway_id.as_ref(),
+        )?)
     };
     crl_watch::publish(&tls, &gateway.metrics);
     let closing = tokio::sync::watch::Sender::new(false);
@@ -342,9 +375,19 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
 
 /// Creates the development PKI on first start, unless the PKI directory was
 /// given explicitly: a named PKI that is missing is an operator's mistake.
+/// So is one missing for a gateway of a federation (the development PKI
+/// is a single gateway's).
 fn ensure_pki(config: &Config, dir: &Path) -> Result<bool, Error> {
     if dir.join(REGISTRY).is_file() {
         return Ok(false);
+    }
+    if let Some(id) = &config.gateway_id {
+        return Err(Error::Serve(format!(
+            "gateway_id is {id}, but {} has no {REGISTRY}; create a federation's PKI with \
+             `xgate certs init --dir DIR --gateway {id}=https://HOST:PORT --agency ID@{id} ...` \
+             and pass --pki DIR",
+            dir.display()
+        )));
     }
     if config.pki.is_some() {
         return Err(Error::Serve(format!(
@@ -357,6 +400,112 @@ fn ensure_pki(config: &Config, dir: &Path) -> Result<bool, Error> {
         |names: &[&str]| -> Vec<AgencyId> { names.iter().filter_map(|a| a.parse().ok()).collect() };
     pki::init(dir, &ids(&SAMPLE_AGENCIES), &ids(&SAMPLE_AUDITORS), false)?;
     Ok(true)
+}
+
+/// This gateway's entry in a federation's registry (`None` for a single
+/// gateway's registry), refusing a federation's registry without
+/// `gateway_id`, and `gateway_id` without a federation or not in it.
+fn this_gateway<'r>(
+    config: &Config,
+    pki: &Path,
+    registry: &'r Registry,
+) -> Result<Option<&'r registry::Gateway>, Error> {
+    let file = pki.join(REGISTRY);
+    let listed = || {
+        registry
+            .gateways()
+            .map(|g| g.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match &config.gateway_id {
+        None if registry.is_federated() => Err(Error::Serve(format!(
+            "{} lists gateways ({}): say which one this is with --gateway-id ID \
+             (gateway_id, XGATE_GATEWAY_ID)",
+            file.display(),
+            listed()
+        ))),
+        None => Ok(None),
+        Some(id) if !registry.is_federated() => Err(Error::Serve(format!(
+            "gateway_id is {id}, but {} lists no gateways (it is a single gateway's \
+             registry); unset gateway_id, or use a federation's PKI",
+            file.display()
+        ))),
+        Some(id) => registry.gateway(id).map(Some).ok_or_else(|| {
+            Error::Serve(format!(
+                "gateway {id} is not in {}, which lists gateways {}",
+                file.display(),
+                listed()
+            ))
+        }),
+    }
+}
+
+/// The private key a new log of federation gateway `gateway` is created
+/// with: `PKI/gateways/<id>/checkpoint.key`, which must be the key the
+/// registry lists. `None` if the file is absent (an operator may remove it
+/// once the log exists); then the data directory must hold a log already.
+/// A data directory whose log has another key is refused here, before
+/// anything is opened.
+fn federation_log_key(
+    config: &Config,
+    pki: &Path,
+    gateway: &registry::Gateway,
+) -> Result<Option<String>, Error> {
+    let path = pki::gateway_dir(pki, &gateway.id).join(CHECKPOINT_KEY);
+    let key = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            // The message names the file, never what it holds.
+            let signer = NoteSigner::from_private_key(&text)
+                .map_err(|e| Error::Serve(format!("{}: {e}", path.display())))?;
+            registered_key(gateway, &signer.verifier(), &path)?;
+            Some(text)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::Serve(format!("cannot read {}: {e}", path.display()))),
+    };
+    if config.data_dir.join(xgate_ledger::KEY_FILE).is_file() {
+        // Unreadable here: opening the log says why.
+        if let Ok(existing) = xgate_ledger::verifier_of(&config.data_dir) {
+            registered_key(gateway, &existing, &config.data_dir)?;
+        }
+    } else if key.is_none() {
+        return Err(Error::Serve(format!(
+            "{} is missing: gateway {}'s new log in {} is created with it",
+            path.display(),
+            gateway.id,
+            config.data_dir.display()
+        )));
+    }
+    Ok(key)
+}
+
+/// Refuses a log key (`found`, of the log or key file at `place`) that is
+/// not the one the registry lists for `gateway`, naming both by their ids.
+fn registered_key(
+    gateway: &registry::Gateway,
+    found: &NoteVerifier,
+    place: &Path,
+) -> Result<(), Error> {
+    let label =
+        |v: &NoteVerifier| format!("{}+{}", v.name(), xgate_ledger::note::hex_id(v.key_id()));
+    let expected = NoteVerifier::parse(&gateway.log_key).map_err(|e| {
+        Error::Serve(format!(
+            "the registry's log_key for gateway {} is not a verifier key: {e}",
+            gateway.id
+        ))
+    })?;
+    if *found == expected {
+        return Ok(());
+    }
+    Err(Error::Serve(format!(
+        "{} holds log key {}, but the registry lists {} for gateway {}: it belongs to \
+         another gateway or an earlier PKI",
+        place.display(),
+        label(found),
+        label(&expected),
+        gateway.id
+    )))
 }
 
 /// Writes the default policy where the configuration expects one, on first
@@ -418,24 +567,29 @@ pub(crate) fn init_tracing() {
         .try_init();
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Completes on SIGTERM or SIGINT. The handlers are installed by this
+/// call, not when the future is first polled: a signal that arrives once
+/// the caller has announced itself (the listening lines) must stop it
+/// gracefully, never kill it with the default action.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = wait(term) => {}
+            () = wait(interrupt) => {}
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        tracing::info!("shutting down: finishing in-flight requests");
     }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
 
 /// Descriptors kept for the store, the log's files and the listener.

@@ -35,7 +35,7 @@ use super::{Log, Shared};
 use crate::DiskStore;
 use crate::blobs::{BlobOptions, Blobs, Locator};
 use crate::checkpoint::{NoteSigner, NoteVerifier, SignedCheckpoint};
-use crate::disk::{DEFAULT_ORIGIN, DataDir, KEY_FILE, OpenOptions};
+use crate::disk::{DEFAULT_ORIGIN, DataDir, KEY_FILE, OpenOptions, check_key};
 use crate::error::{Error, io_at};
 use crate::hash::leaf_hash;
 use crate::journal::Journal;
@@ -46,11 +46,14 @@ use crate::tlog::{self, TileDir};
 
 impl Log<DiskStore> {
     /// Opens the log in `dir`, creating the directory, key and files if
-    /// they do not exist yet.
+    /// they do not exist yet; a new log is signed by `options.key` if that
+    /// is set, else by a fresh key.
     ///
     /// # Errors
     /// [`Error::Locked`] if another process has it open, [`Error::OriginMismatch`]
-    /// if `options.origin` differs from the existing log's, [`Error::NotALog`]
+    /// if `options.origin` differs from the existing log's,
+    /// [`Error::KeyMismatch`] if `options.key` is not its key,
+    /// [`Error::Invalid`] for an unusable `options.key`, [`Error::NotALog`]
     /// or [`Error::Corrupt`] for a directory that holds something else.
     pub fn create_or_open(dir: &Path, options: &OpenOptions) -> Result<Log<DiskStore>, Error> {
         let dir = DataDir::create(dir, options)?;
@@ -65,7 +68,10 @@ impl Log<DiskStore> {
         if dir.mirror().exists() || dir.log().join(crate::tlog::path::CHECKPOINT).exists() {
             return Err(key_missing(&dir));
         }
-        let signer = NoteSigner::generate(options.origin.as_deref().unwrap_or(DEFAULT_ORIGIN))?;
+        let signer = match options.given_signer()? {
+            Some(given) => given,
+            None => NoteSigner::generate(options.origin.as_deref().unwrap_or(DEFAULT_ORIGIN))?,
+        };
         let private_key = signer.to_private_key();
         let log = Self::open_dir(&dir, signer, options, true, lock)?;
         if log.shared.head.durable() > 0 || log.shared.latest.get().is_some() {
@@ -100,12 +106,14 @@ impl Log<DiskStore> {
     }
 
     /// Creates a log in `dir` signed by `signer`, without writing its key
-    /// file: for a migration, which writes the key last.
+    /// file: for a migration, which writes the key last. `options.key`, if
+    /// set, must be `signer`'s key.
     pub(crate) fn create_with(
         dir: &Path,
         signer: NoteSigner,
         options: &OpenOptions,
     ) -> Result<Log<DiskStore>, Error> {
+        check_key(&signer, options.given_signer()?.as_ref())?;
         let dir = DataDir::create(dir, options)?;
         let lock = dir.lock()?;
         Self::open_dir(&dir, signer, options, true, lock)
