@@ -29,6 +29,7 @@ use xgate_server::config::Config;
 use xgate_server::crl_watch;
 use xgate_server::data_dir;
 use xgate_server::envelope::Limits;
+use xgate_server::forward::forwarder::Forwarder;
 use xgate_server::http::ApiState;
 use xgate_server::http::fanout::Hub;
 use xgate_server::pipeline::{Gateway, Medical};
@@ -150,6 +151,8 @@ pub(crate) struct Prepared {
     policy_file: PathBuf,
     public: Public,
     witnessing: Witnessing,
+    /// Store-and-forward to the federation's other gateways, if any.
+    forwarder: Option<Forwarder>,
 }
 
 /// The public listener, bound, and what it serves.
@@ -173,6 +176,11 @@ impl Prepared {
         // nothing a drain waits for, so it is simply stopped at the end.
         let witnessing = (!self.witnessing.is_empty())
             .then(|| tokio::spawn(self.witnessing.run(Arc::clone(&gateway))));
+        // Forwarding likewise: what it has not settled stays queued,
+        // durably, and is sent again after a restart.
+        let forwarder = self
+            .forwarder
+            .map(|f| tokio::spawn(f.run(Arc::clone(&gateway))));
         let stopping = tokio::sync::watch::Sender::new(false);
         let public = {
             let mut stopped = stopping.subscribe();
@@ -197,6 +205,9 @@ impl Prepared {
             .map_err(|e| Error::Serve(format!("the listener failed: {e}")));
         stopping.send_replace(true);
         if let Some(task) = witnessing {
+            task.abort();
+        }
+        if let Some(task) = forwarder {
             task.abort();
         }
         match public.await {
@@ -263,6 +274,10 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         Some(tls::outbound_config(&pki_dir)?),
     )
     .map_err(|e| Error::Serve(format!("witnesses: {e}")))?;
+    let forwarder = match local {
+        Some(gateway) => Some(forwarder(config, &pki_dir, &registry, gateway)?),
+        None => None,
+    };
     let options = OpenOptions {
         origin: config.origin.clone(),
         key: log_key,
@@ -370,6 +385,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         policy_file,
         public,
         witnessing,
+        forwarder,
     })
 }
 
@@ -635,6 +651,31 @@ fn split_connections(fits: usize, main: usize, public: usize) -> (usize, usize) 
     }
     let public = public.min(fits / 4).max(1);
     (main.min(fits - public).max(1), public)
+}
+
+/// The forwarder of gateway `local` to every other gateway of the
+/// registry, each reached with a TLS configuration that presents
+/// `local`'s certificate and believes only that peer's.
+fn forwarder(
+    config: &Config,
+    pki_dir: &Path,
+    registry: &Registry,
+    local: &xgate_server::registry::Gateway,
+) -> Result<Forwarder, Error> {
+    let peers = registry
+        .gateways()
+        .filter(|g| g.id != local.id)
+        .map(|peer| {
+            let tls = tls::peer_client_config(pki_dir, &local.id, peer)?;
+            Ok((peer.clone(), tls))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Forwarder::new(
+        peers,
+        Duration::from_secs(config.request_timeout_secs),
+        config.max_body_bytes,
+    )
+    .map_err(|e| Error::Serve(format!("forwarding: {e}")))
 }
 
 #[cfg(test)]
