@@ -7,6 +7,8 @@
 //! xgate audit monitor --log URL --key LOG_VKEY [--witness VKEY... --quorum K] --state FILE
 //!                     [--once] [--replay] [--ca FILE]
 //! xgate audit replay --data-dir DIR [--registry FILE]
+//! xgate audit replay --log URL [--log URL]... --registry FILE [--ca FILE]
+//!                    [--witness VKEY... --quorum K]
 //! ```
 //!
 //! `verify-receipt` checks the receipt's checkpoint signature with the
@@ -21,13 +23,19 @@
 //! state: exit 0 and one `ok:` line, or one line per difference (at most
 //! 50, by key, never by value) and exit 1. The gateway must be stopped (the
 //! data directory is locked while it runs). Signatures are checked against
-//! `--registry`, by default `DIR/pki/registry.toml` when it exists.
+//! `--registry`, by default `DIR/pki/registry.toml` when it exists. With
+//! `--log` it replays a federation's public logs instead, their keys taken
+//! from the registry: every entry of each, every cross-gateway exchange on
+//! both sides, and the federation-wide state the entries allow ([`replay`]).
 //!
 //! In dependency order: `trust` (keys, quorum, times), `entries` (the
-//! state entries allow), `state` (the monitor's file and evidence), then
-//! one file per command.
+//! state entries allow), `state` (the monitor's file and evidence), `logs`
+//! (a federation's log fetched whole), `exchanges` (cross-gateway
+//! matching), then one file per command.
 
 mod entries;
+mod exchanges;
+mod logs;
 pub mod monitor;
 pub mod replay;
 mod state;
@@ -49,8 +57,9 @@ pub enum AuditCommand {
     /// Follow a log's public tiles: verify every checkpoint, its quorum,
     /// its consistency and its entries; stop with evidence at a fork.
     Monitor(monitor::MonitorArgs),
-    /// Recompute the asset state from the log and compare it with the
-    /// stored state; exit 1 on any difference.
+    /// Recompute the asset state from a stopped gateway's data directory
+    /// and compare it with the stored state, or replay a federation's
+    /// public logs together; exit 1 on any difference or finding.
     Replay(replay::ReplayArgs),
 }
 

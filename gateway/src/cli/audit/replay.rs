@@ -1,52 +1,94 @@
-//! `xgate audit replay`: the asset and medical state recomputed from a
-//! stopped gateway's data directory ([`xgate_server::recompute`]) and
-//! compared with the stored state.
+//! `xgate audit replay`, in one of two modes:
+//! - `--data-dir DIR`: the asset and medical state recomputed from a
+//!   stopped gateway's kept envelopes ([`xgate_server::recompute`]) and
+//!   compared with the stored state;
+//! - `--log URL...` with `--registry FILE`: a federation's public logs,
+//!   each fetched whole and checked against the registry's keys
+//!   ([`super::logs`]), their cross-gateway exchanges matched by sender and
+//!   `jti` ([`super::exchanges`]), and their entries folded into the
+//!   federation-wide state they allow ([`super::entries`]).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use xgate_server::entry::Logged;
 use xgate_server::recompute;
 use xgate_server::registry::Registry;
 
 use super::super::error::Error;
+use super::super::session::runtime;
+use super::entries::EntryState;
+use super::exchanges::{LogEntries, SKEW, at, match_logs};
+use super::logs::{Witnesses, fetch};
+use super::trust::Trust;
+
+/// Findings printed; the rest are counted.
+const SHOWN: usize = 50;
 
 /// Arguments of `xgate audit replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// The gateway's data directory (stopped).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: PathBuf,
-    /// The agency registry to check signatures with; default
-    /// DIR/pki/registry.toml if it exists, else signatures are not checked.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "logs",
+        required_unless_present = "logs"
+    )]
+    pub data_dir: Option<PathBuf>,
+    /// A federation gateway's public tlog-tiles prefix (`https://host:port`),
+    /// repeatable: the logs are replayed together.
+    #[arg(long = "log", value_name = "URL", requires = "registry")]
+    pub logs: Vec<String>,
+    /// The agency registry. With --data-dir, to check signatures with
+    /// (default DIR/pki/registry.toml if it exists, else signatures are not
+    /// checked); with --log, the federation's, where every log's key comes
+    /// from (required).
     #[arg(long, value_name = "FILE")]
     pub registry: Option<PathBuf>,
+    /// With --log: the CA to trust for the logs' HTTPS certificates.
+    #[arg(long, value_name = "FILE", requires = "logs")]
+    pub ca: Option<PathBuf>,
+    /// With --log: a witness's cosigner key (repeatable); every log's
+    /// checkpoint must carry the quorum.
+    #[arg(long = "witness", value_name = "VKEY", requires = "logs")]
+    pub witnesses: Vec<String>,
+    /// How many of the witnesses must have cosigned; default all listed.
+    #[arg(long, value_name = "K", requires = "witnesses")]
+    pub quorum: Option<usize>,
 }
 
 impl ReplayArgs {
-    /// Runs the replay; prints one `ok:` line or the differences.
+    /// Runs the replay; prints one `ok:` line, or the differences or
+    /// findings.
     ///
     /// # Errors
-    /// [`Error::Request`] when the states differ, or why the replay could
-    /// not run.
+    /// [`Error::Request`] when the states differ or the logs show
+    /// findings, or why the replay could not run.
     pub fn run(&self, stdout: &mut dyn Write) -> Result<(), Error> {
-        run_replay(self, stdout)
+        match &self.data_dir {
+            Some(dir) => run_replay(dir, self.registry.as_deref(), stdout),
+            None => run_logs(self, stdout),
+        }
     }
 }
 
-fn run_replay(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
-    let default = args.data_dir.join("pki").join(xgate_server::pki::REGISTRY);
-    let registry_path = args
-        .registry
-        .clone()
+fn run_replay(
+    data_dir: &Path,
+    registry: Option<&Path>,
+    stdout: &mut dyn Write,
+) -> Result<(), Error> {
+    let default = data_dir.join("pki").join(xgate_server::pki::REGISTRY);
+    let registry_path = registry
+        .map(Path::to_path_buf)
         .or_else(|| default.is_file().then_some(default));
     let registry = registry_path
         .as_deref()
         .map(Registry::load)
         .transpose()
         .map_err(|e| Error::Request(e.to_string()))?;
-    let log =
-        xgate_ledger::Log::open_existing(&args.data_dir, &xgate_ledger::OpenOptions::default())?;
+    let log = xgate_ledger::Log::open_existing(data_dir, &xgate_ledger::OpenOptions::default())?;
     let outcome = recompute::replay(&log, registry.as_ref())?;
     let signatures = match &registry_path {
         Some(p) => format!("signatures checked against {}", p.display()),
@@ -66,5 +108,97 @@ fn run_replay(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     Err(Error::Request(format!(
         "the stored state differs from the replay of {} entries in {} places",
         outcome.entries, outcome.difference_count
+    )))
+}
+
+/// `--log`: fetch and check every log, match their exchanges, fold their
+/// entries.
+fn run_logs(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
+    let path = args
+        .registry
+        .as_ref()
+        .ok_or_else(|| Error::Usage("--log needs --registry FILE".into()))?;
+    let registry = Registry::load(path).map_err(|e| Error::Request(e.to_string()))?;
+    if !registry.is_federated() {
+        return Err(Error::Request(format!(
+            "{} lists no [[gateway]]: the logs' keys come from a federation registry",
+            path.display()
+        )));
+    }
+    // Refuse witness keys that do not parse or a quorum no note could
+    // meet before fetching anything.
+    if let Some(gateway) = registry.gateways().next() {
+        Trust::from_args(&gateway.log_key, &args.witnesses, args.quorum)?;
+    }
+    let witnesses = Witnesses {
+        keys: &args.witnesses,
+        quorum: args.quorum,
+    };
+    let fetched = runtime()?.block_on(async {
+        let mut fetched = Vec::with_capacity(args.logs.len());
+        for url in &args.logs {
+            fetched.push((
+                url,
+                fetch(url, args.ca.as_deref(), &registry, witnesses).await?,
+            ));
+        }
+        Ok::<_, Error>(fetched)
+    })?;
+    let mut logs: Vec<LogEntries> = Vec::with_capacity(fetched.len());
+    let mut total = 0u64;
+    for (url, log) in fetched {
+        if let Some(n) = logs.iter().position(|l| l.gateway == log.gateway) {
+            return Err(Error::Request(format!(
+                "--log {url} and --log {} are both gateway {}'s log",
+                args.logs[n], log.gateway
+            )));
+        }
+        total += log.size;
+        logs.push(LogEntries {
+            gateway: log.gateway,
+            entries: log
+                .entries
+                .into_iter()
+                .map(|e| Logged::parse(&e).map_err(|e| e.to_string()))
+                .collect(),
+        });
+    }
+    let exchanges = match_logs(&logs, &registry);
+    let mut findings: Vec<String> = exchanges.findings.into_iter().map(|(_, f)| f).collect();
+    let mut state = EntryState::default();
+    for place in exchanges.order {
+        let (log, index) = place;
+        let entry = usize::try_from(index)
+            .ok()
+            .and_then(|i| logs.get(log)?.entries.get(i)?.as_ref().ok());
+        if let Some(entry) = entry
+            && let Some(f) = state.apply_logged(&at(&logs, place), index, entry, SKEW)
+        {
+            findings.push(format!("state: {f}"));
+        }
+    }
+    if findings.is_empty() {
+        return writeln!(
+            stdout,
+            "ok: replayed {} logs, {total} entries, {} cross-gateway exchanges matched, {} unchecked, {} assets, {} medical requests",
+            logs.len(),
+            exchanges.matched,
+            exchanges.unchecked,
+            state.assets.len(),
+            state.requests.len()
+        )
+        .map_err(Error::Stdout);
+    }
+    for finding in findings.iter().take(SHOWN) {
+        writeln!(stdout, "{finding}").map_err(Error::Stdout)?;
+    }
+    let shown = match findings.len() > SHOWN {
+        true => format!(", the first {SHOWN} printed"),
+        false => String::new(),
+    };
+    Err(Error::Request(format!(
+        "the replay of {} logs ({total} entries) shows {} findings{shown}",
+        logs.len(),
+        findings.len()
     )))
 }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use xgate_ledger::{Checkpoint, Hash, NoteVerifier, verify_checkpoint};
 
 use super::super::error::Error;
-use super::entries::EntryState;
+use super::entries::{EntryState, RULES};
 use super::trust::rfc3339;
 use crate::tiles::Edge;
 
@@ -83,6 +83,14 @@ impl State {
         let edge = Edge::from_parts(checkpoint.size, nodes).map_err(|e| bad(e.to_string()))?;
         if edge.root() != checkpoint.root {
             return Err(bad("its edge does not hash to its checkpoint's root".into()));
+        }
+        if let Some(replay) = &saved.replay
+            && replay.rules != RULES
+        {
+            return Err(bad(format!(
+                "its replay state was folded under earlier rules ({}, now {RULES}): use a new state file",
+                replay.rules
+            )));
         }
         Ok(State {
             last: Some((checkpoint, saved.checkpoint)),
@@ -195,6 +203,14 @@ mod tests {
         let first = B64.encode(state.edge.nodes()[0].as_bytes());
         std::fs::write(&path, text.replace(&first, &B64.encode([0u8; 32]))).expect("tamper");
         assert!(State::load(&path, &key).is_err());
+        // A replay state of earlier rules is not resumed.
+        std::fs::write(&path, text.replace("\"rules\":2,", "")).expect("older");
+        let older = State::load(&path, &key)
+            .map(|_| ())
+            .expect_err("older rules");
+        assert!(older.to_string().contains("earlier rules"), "{older}");
+        std::fs::write(&path, &text).expect("restore");
+        assert!(State::load(&path, &key).is_ok());
         let evidence =
             write_evidence(&path, "http://x", "why", Some("a\n"), "b\n", 1).expect("evidence");
         assert!(evidence.ends_with("state.json.evidence-1.txt"));
