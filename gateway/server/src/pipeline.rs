@@ -548,6 +548,7 @@ impl Gateway {
             sent: logged.time,
             expires: logged.expires,
             dossier: item.dossier,
+            receipt: item.receipt,
         };
         let kind = envelope.kind;
         self.accept_arrived(&envelope, now, Some(arrival))
@@ -931,6 +932,9 @@ struct Arrival {
     expires: Option<i64>,
     /// An offer's asset dossier, checked.
     dossier: Option<Dossier>,
+    /// The forwarding gateway's receipt, kept for the custody chain of an
+    /// asset envelope.
+    receipt: Receipt,
 }
 
 /// One envelope's commit step, as the committer runs it at the envelope's
@@ -1062,17 +1066,18 @@ impl Step {
         if kept {
             inbox::keep(stored, index, &mut batch);
         }
+        if let (Op::Asset(_), Some(arrival)) = (&self.op, &self.arrival) {
+            // Custody chains show the envelope in both logs.
+            keep_json(
+                &mut batch,
+                asset_state::sender_receipt_key(index),
+                &arrival.receipt,
+            )?;
+        }
         if let Op::Asset(asset_op) = &self.op
             && let Some(dossier) = asset_op.dossier()
         {
-            let json = serde_json::to_vec(dossier).map_err(|source| {
-                let what = Prefix::KeptDossier.what();
-                Declined::Apply(ApplyError::Asset(asset::AssetError::Encode(EncodeError {
-                    what,
-                    source,
-                })))
-            })?;
-            batch.put_kept(asset_state::dossier_key(index), json);
+            keep_json(&mut batch, asset_state::dossier_key(index), dossier)?;
         }
         match &self.delivery {
             // Addressed to the sender itself (a registration, a count).
@@ -1101,6 +1106,23 @@ impl Step {
             prepare: Box::new(move |view, index| step.prepare(view, index, survey.as_ref())),
         })
     }
+}
+
+/// Adds `value`, as JSON, to `batch` as a body kept for good under `key`.
+fn keep_json<T: Serialize>(
+    batch: &mut WriteBatch,
+    key: Vec<u8>,
+    value: &T,
+) -> Result<(), Declined> {
+    let json = serde_json::to_vec(value).map_err(|source| {
+        let what = Prefix::of(&key).map_or("kept record", Prefix::what);
+        Declined::Apply(ApplyError::Asset(asset::AssetError::Encode(EncodeError {
+            what,
+            source,
+        })))
+    })?;
+    batch.put_kept(key, json);
+    Ok(())
 }
 
 /// Whether `op` is a transfer offer (whose entry records when it lapses).

@@ -116,6 +116,9 @@ prefixes! {
     /// `Gt` index (u64 BE): the dossier a forwarded offer came with, kept
     /// for good beside its envelope (`audit replay`'s input too).
     KeptDossier = b"Gt", "kept dossier", IndexFirst, Kept;
+    /// `Gb` index (u64 BE): the forwarding gateway's receipt of an
+    /// envelope forwarded here, kept for good (custody chains show it).
+    SenderReceipt = b"Gb", "sender gateway's receipt", IndexFirst, Kept;
     /// `Gi` recipient `0` index (u64 BE): an envelope waiting in an inbox.
     InboxItem = b"Gi", "inbox item", IndexLast, Kept;
     /// `Gd` digest (32 bytes): where an envelope waits, by id.

@@ -53,6 +53,11 @@ pub struct Imported {
     pub event: Event,
     /// Its receipt.
     pub receipt: Receipt,
+    /// For an envelope another gateway forwarded to the log `receipt` is
+    /// from, that gateway's receipt: the same envelope in the sender's
+    /// gateway's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_receipt: Option<Receipt>,
 }
 
 /// What an offer to another gateway's agency carries.
@@ -102,10 +107,9 @@ impl Dossier {
     }
 }
 
-/// Checks one event's receipt and that its entry is the event's.
-fn check_event(imported: &Imported, tag: &str, registry: &Registry) -> Result<(), String> {
-    let receipt = &imported.receipt;
-    let event = &imported.event;
+/// Checks `receipt` against the `log_key` the registry lists for the log
+/// it names (the key whose name is its checkpoint's origin).
+fn verify(receipt: &Receipt, registry: &Registry) -> Result<(), String> {
     let origin = receipt
         .checkpoint
         .lines()
@@ -119,9 +123,22 @@ fn check_event(imported: &Imported, tag: &str, registry: &Registry) -> Result<()
                 .filter(|k| k.name() == origin)
         })
         .ok_or_else(|| "its receipt is from a log no registered gateway keeps".to_owned())?;
-    receipt.verify(&key).map_err(|e| e.to_string())?;
+    receipt.verify(&key).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Checks one event's receipt and that its entry is the event's.
+fn check_event(imported: &Imported, tag: &str, registry: &Registry) -> Result<(), String> {
+    let receipt = &imported.receipt;
+    let event = &imported.event;
+    verify(receipt, registry)?;
     if receipt.id != event.envelope || receipt.log_index != event.log_index {
         return Err("its receipt is for another envelope".into());
+    }
+    if let Some(sender) = &imported.sender_receipt {
+        verify(sender, registry).map_err(|m| format!("its sender's receipt: {m}"))?;
+        if sender.id != event.envelope {
+            return Err("its sender's receipt is for another envelope".into());
+        }
     }
     let entry = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &receipt.entry)
         .map_err(|_| "its receipt's entry is not base64".to_owned())?;

@@ -183,7 +183,18 @@ pub fn chain<S: Store>(
             continue;
         }
         let receipt = Receipt::build(log, event.envelope.clone(), event.log_index, checkpoint)?;
-        links.push(Link { event, receipt });
+        let sender_receipt = log
+            .body(&state::sender_receipt_key(event.log_index))?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes)
+                    .map_err(|_| StoreError("a stored sender gateway's receipt is corrupt".into()))
+            })
+            .transpose()?;
+        links.push(Link {
+            event,
+            receipt,
+            sender_receipt,
+        });
     }
     // Stable: events of one time keep imported-first, then log order.
     links.sort_by_key(|l| l.event.time);

@@ -63,6 +63,12 @@ pub fn dossier_key(index: u64) -> Vec<u8> {
     Prefix::KeptDossier.at(index)
 }
 
+/// The forwarding gateway's receipt of the envelope forwarded here and
+/// logged at `index`.
+pub fn sender_receipt_key(index: u64) -> Vec<u8> {
+    Prefix::SenderReceipt.at(index)
+}
+
 /// The assets `agency` holds or has held: every key starts with this.
 pub fn held_prefix(agency: &AgencyId) -> Vec<u8> {
     Prefix::HeldIndex.key(&[agency.as_str().as_bytes(), b""])
