@@ -51,6 +51,8 @@ struct E {
     uses: Option<u32>,
     request: Option<&'static str>,
     outcome: Option<&'static str>,
+    /// For a recipient's copy, when the sender's gateway logged it.
+    sent: Option<i64>,
     /// What the envelope hash is computed from (by default the sender and
     /// `jti`, so both sides of an exchange agree).
     envelope: String,
@@ -69,6 +71,7 @@ fn e(kind: &'static str, iss: &'static str, aud: &'static str, jti: &'static str
         uses: None,
         request: None,
         outcome: None,
+        sent: None,
         envelope: format!("{iss} {jti}"),
     }
 }
@@ -89,12 +92,14 @@ impl E {
         self
     }
 
-    /// The recipient's copy: the same envelope, logged at `at`; an
-    /// offer's or a grant's terms are the receiving gateway's own.
+    /// The recipient's copy: the same envelope, logged at `at`, judged at
+    /// the time the sender's gateway logged it (`sent`): an offer keeps
+    /// the expiry that gateway logged, and a grant (the same policy) the
+    /// same terms.
     fn copy(&self, at: i64) -> E {
         let mut copy = self.clone();
         copy.time = T + at;
-        copy.expires = self.expires.map(|x| x + (at - (self.time - T)));
+        copy.sent = Some(self.time);
         copy
     }
 
@@ -114,6 +119,7 @@ impl E {
             policy: POLICY,
             purpose: (self.kind == "medical.request").then_some("ETREAT"),
             request: self.request,
+            sent: self.sent,
             tag: self.tag,
             time: self.time,
             uses: self.uses,
