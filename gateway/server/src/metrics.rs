@@ -296,7 +296,8 @@ impl Metrics {
         let forwards = ForwardMetrics {
             forwards: Family::default(),
             waiting: Family::default(),
-            delivery_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
+            // Ratio 1.25: p50 and p99 read from the buckets within 12 %.
+            delivery_seconds: Histogram::new(exponential_buckets(0.0005, 1.25, 64)),
         };
         registry.register(
             "forwards",
@@ -311,7 +312,8 @@ impl Metrics {
         );
         registry.register(
             "forward_delivery_seconds",
-            "From an envelope's acceptance here to its receipt from the recipient's gateway",
+            "From an envelope's commit here to its receipt from the recipient's gateway, \
+             settled",
             forwards.delivery_seconds.clone(),
         );
         log_size_gauge.set(i64::try_from(log_size).unwrap_or(i64::MAX));

@@ -6,6 +6,16 @@ use std::time::Duration;
 use super::mix::Mix;
 use xgate_server::registry::AgencyId;
 
+impl Plan {
+    /// Whom sender `i` (an index into `agencies`) sends to.
+    pub fn recipient(&self, sender: usize) -> &AgencyId {
+        match &self.recipients {
+            Some(r) if !r.is_empty() => &r[sender % r.len()],
+            _ => &self.agencies[(sender + 1) % self.agencies.len()],
+        }
+    }
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -13,8 +23,12 @@ pub struct Plan {
     pub url: String,
     /// The PKI directory with the agencies' keys and `registry.toml`.
     pub pki: PathBuf,
-    /// The agencies sending (each sends to the next).
+    /// The agencies sending (each sends to the next, unless `recipients`).
     pub agencies: Vec<AgencyId>,
+    /// Whom the sending agencies send to: the `i`th sender to the
+    /// `i mod n`th (agencies another gateway serves, to measure
+    /// forwarding); `None`: each sender to the next sender.
+    pub recipients: Option<Vec<AgencyId>>,
     /// Connections, each one task.
     pub connections: usize,
     /// How long to run.

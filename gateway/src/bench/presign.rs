@@ -91,7 +91,7 @@ fn sign(
     i: usize,
 ) -> Result<String, BenchError> {
     let me = &plan.agencies[sender];
-    let next = &plan.agencies[(sender + 1) % plan.agencies.len()];
+    let next = plan.recipient(sender);
     let (aud, body) = match kind {
         Kind::MedicalRequest => {
             let kid = registry

@@ -22,6 +22,7 @@ use clap::Args;
 use super::error::Error;
 use crate::bench::{self, Mix, Plan};
 use xgate_server::pki::SAMPLE_AGENCIES;
+use xgate_server::registry::AgencyId;
 
 /// Arguments of `xgate bench`.
 #[derive(Debug, Args)]
@@ -74,6 +75,24 @@ pub struct BenchArgs {
     /// (microseconds since the Unix epoch).
     #[arg(long, value_name = "FILE")]
     pub timings: Option<PathBuf>,
+    /// The sending agencies (default: state, treasury, gsa, hhs, each
+    /// sending to the next); with a federation, agencies the gateway serves.
+    #[arg(
+        long,
+        value_name = "ID,...",
+        value_delimiter = ',',
+        conflicts_with = "handshakes"
+    )]
+    pub senders: Vec<AgencyId>,
+    /// Whom the senders send to, in turn (default: the next sender):
+    /// agencies another gateway serves measure forwarding.
+    #[arg(
+        long,
+        value_name = "ID,...",
+        value_delimiter = ',',
+        conflicts_with = "handshakes"
+    )]
+    pub recipients: Vec<AgencyId>,
 }
 
 impl BenchArgs {
@@ -82,15 +101,21 @@ impl BenchArgs {
     /// # Errors
     /// Keys that cannot be loaded, or a run that cannot start.
     pub fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
-        let agencies = SAMPLE_AGENCIES
-            .iter()
-            .map(|a| a.parse())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Request(format!("{e}")))?;
+        let agencies = if self.senders.is_empty() {
+            SAMPLE_AGENCIES
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Error::Request(format!("{e}")))?
+        } else {
+            self.senders
+        };
+        let recipients = (!self.recipients.is_empty()).then_some(self.recipients);
         let plan = Plan {
             url: self.gateway,
             pki: self.pki,
             agencies,
+            recipients,
             connections: self.connections.max(1),
             duration: Duration::from_secs(self.duration),
             mix: self.mix,

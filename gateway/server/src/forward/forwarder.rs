@@ -14,9 +14,8 @@
 //! what was not settled is sent again, and the peer answers a copy with
 //! its first receipt.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rustls::ClientConfig;
@@ -158,10 +157,8 @@ async fn serve_peer(link: Link, gateway: Arc<Gateway>, max_request_bytes: usize)
     let id = link.gateway.id.clone();
     let mut commits = gateway.commits();
     let mut failures: u32 = 0;
-    // When each queued envelope was first seen, for the delivery latency.
-    let mut seen: HashMap<u64, Instant> = HashMap::new();
     loop {
-        match round(&link, &gateway, max_request_bytes, &mut seen).await {
+        match round(&link, &gateway, max_request_bytes).await {
             Ok(0) => {
                 // Nothing waits: until the next commit (which may queue
                 // one), or a minute, whichever is first.
@@ -200,7 +197,6 @@ async fn round(
     link: &Link,
     gateway: &Gateway,
     max_request_bytes: usize,
-    seen: &mut HashMap<u64, Instant>,
 ) -> Result<usize, RoundError> {
     let peer = &link.gateway.id;
     let log = &gateway.log;
@@ -212,10 +208,8 @@ async fn round(
     };
     gateway.metrics.forward_queue(peer.as_str(), waiting);
     if queued.is_empty() {
-        seen.clear();
         return Ok(0);
     }
-    let now = Instant::now();
     let checkpoint = log
         .latest_checkpoint()
         .ok_or_else(|| RoundError::NotTaken("this log has signed no checkpoint yet".into()))?;
@@ -233,7 +227,6 @@ async fn round(
         bytes += jws.len();
         let id = hex::encode(Sha256::digest(jws.as_bytes()));
         let receipt = Receipt::build(log, id.clone(), item.log_index, &checkpoint)?;
-        seen.entry(item.log_index).or_insert(now);
         let dossier = match item.kind {
             Kind::AssetTransferOffer => Some(dossier(log, &item)?),
             _ => None,
@@ -309,15 +302,11 @@ async fn round(
             }),
         }
     }
-    outbox::settle(log, peer, &settled, unix_now())?;
-    let delivered = settled.iter().filter(|s| s.outcome.is_ok()).count();
-    for done in &settled {
-        if let Some(first) = seen.remove(&done.item.log_index)
-            && done.outcome.is_ok()
-        {
-            gateway.metrics.delivery(first.elapsed().as_secs_f64());
-        }
+    let latencies = outbox::settle(log, peer, &settled, unix_now())?;
+    for seconds in &latencies {
+        gateway.metrics.delivery(*seconds);
     }
+    let delivered = latencies.len();
     gateway
         .metrics
         .forwarded(peer.as_str(), "delivered", delivered as u64);

@@ -58,6 +58,10 @@ pub struct Forward {
     pub kind: String,
     /// Where it stands.
     pub state: State,
+    /// When this gateway logged it, milliseconds since the epoch (the
+    /// delivery latency is measured from it).
+    #[serde(default)]
+    pub queued_ms: u64,
     /// The recipient gateway's receipt, once delivered: it verifies with
     /// that gateway's `log_key` from the registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,6 +136,7 @@ pub fn queue(
         gateway: peer.clone(),
         kind: envelope.kind.to_string(),
         state: State::Queued,
+        queued_ms: now_ms(),
         receipt: None,
         error: None,
         settled: None,
@@ -224,7 +229,8 @@ pub struct Settled {
 
 /// Records what `peer` answered for `settled`, all in one durable write:
 /// each leaves the queue, and its sender's record says delivered (with
-/// the receipt) or refused (with the error), at time `now`.
+/// the receipt) or refused (with the error), at time `now`. Returns how
+/// long each delivered one took from its commit here, in seconds.
 ///
 /// # Errors
 /// A storage failure (then each may or may not be settled: it is sent
@@ -234,8 +240,10 @@ pub fn settle<S: Store>(
     peer: &GatewayId,
     settled: &[Settled],
     now: i64,
-) -> Result<(), OutboxError> {
+) -> Result<Vec<f64>, OutboxError> {
     let mut batch = WriteBatch::new();
+    let mut latencies = Vec::with_capacity(settled.len());
+    let settled_ms = now_ms();
     for done in settled {
         let item = &done.item;
         let Some(mut record) = record(log.store(), &item.sender, item.log_index)? else {
@@ -245,6 +253,8 @@ pub fn settle<S: Store>(
             Ok(receipt) => {
                 record.state = State::Delivered;
                 record.receipt = Some(receipt.clone());
+                let ms = settled_ms.saturating_sub(record.queued_ms);
+                latencies.push(ms as f64 / 1000.0);
             }
             Err(error) => {
                 record.state = State::Refused;
@@ -263,7 +273,14 @@ pub fn settle<S: Store>(
     if !settled.is_empty() {
         log.commit_writes(batch)?;
     }
-    Ok(())
+    Ok(latencies)
+}
+
+/// Milliseconds since the epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Up to `limit` of `sender`'s outbox records after log index `after`,
