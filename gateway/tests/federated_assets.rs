@@ -180,6 +180,34 @@ fn an_asset_moves_between_gateways_and_both_hold_its_history() {
     let listed = hhs.ok(&["asset", "list"], &["--all"]);
     assert_eq!(listed["assets"][0]["tag"], "LAP-1");
 
+    // Counts reconcile against each gateway's state: hhs finds it at the
+    // clinic, where its gateway expects it; state finds it at HQ, where
+    // hub knows it no longer is.
+    let count = |agency: &Agency<'_>, location: &str| -> Value {
+        let file = tmp.path().join(format!("count-{}.json", agency.id));
+        let body = format!(
+            r#"{{"location":"{location}","reported_by":"p-9","observed":[{{"tag":"LAP-1","person":"p-2"}}]}}"#
+        );
+        std::fs::write(&file, body).expect("write");
+        let out = agency
+            .run(&["inventory", "report"], &["--show", &arg(&file)])
+            .expect_ok();
+        serde_json::from_str(out.lines().nth(1).expect("the report")).expect("JSON")
+    };
+    let clinic = count(&hhs, "Clinic");
+    assert_eq!(
+        clinic["unexpected"].as_array().map(Vec::len),
+        Some(0),
+        "{clinic}"
+    );
+    assert_eq!(
+        clinic["missing"].as_array().map(Vec::len),
+        Some(0),
+        "{clinic}"
+    );
+    let hq = count(&state, "HQ");
+    assert_eq!(hq["unexpected"], serde_json::json!(["LAP-1"]), "{hq}");
+
     // And back: hhs offers it to gsa, on hub; gsa accepts there.
     let back = hhs.offer("LAP-1", "gsa");
     assert!(hhs.delivered().iter().all(|f| f["state"] == "delivered"));
