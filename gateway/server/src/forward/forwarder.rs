@@ -31,7 +31,7 @@ use crate::assets::query;
 use crate::assets::state as asset_state;
 use crate::entry::Logged;
 use crate::kind::Kind;
-use crate::outbound::{OutboundError, Peer};
+use crate::outbound::{OutboundError, Peer, Response};
 use crate::pipeline::{Gateway, unix_now};
 use crate::receipt::Receipt;
 use crate::registry;
@@ -147,13 +147,13 @@ impl Forwarder {
         let each = self
             .links
             .into_iter()
-            .map(|link| serve_peer(link, Arc::clone(&gateway), max));
+            .map(|link| serve_peer(Arc::new(link), Arc::clone(&gateway), max));
         futures_util::future::join_all(each).await;
     }
 }
 
 /// Forwards to one peer, round after round, for good.
-async fn serve_peer(link: Link, gateway: Arc<Gateway>, max_request_bytes: usize) {
+async fn serve_peer(link: Arc<Link>, gateway: Arc<Gateway>, max_request_bytes: usize) {
     let id = link.gateway.id.clone();
     let mut commits = gateway.commits();
     let mut failures: u32 = 0;
@@ -192,12 +192,49 @@ async fn serve_peer(link: Link, gateway: Arc<Gateway>, max_request_bytes: usize)
     }
 }
 
-/// One request to the peer: returns how many envelopes it settled.
+/// One request to the peer: returns how many envelopes it settled. The
+/// reading, signing-free checking and durable settling run on blocking
+/// threads; only the exchange itself is awaited here.
 async fn round(
+    link: &Arc<Link>,
+    gateway: &Arc<Gateway>,
+    max_request_bytes: usize,
+) -> Result<usize, RoundError> {
+    let prepared = {
+        let (link, gateway) = (Arc::clone(link), Arc::clone(gateway));
+        blocking(move || prepare(&link, &gateway, max_request_bytes)).await?
+    };
+    let Some((sent, body)) = prepared else {
+        return Ok(0);
+    };
+    let response = link
+        .peer
+        .post("/v1/forward", "application/json", Bytes::from(body))
+        .await?;
+    let (link, gateway) = (Arc::clone(link), Arc::clone(gateway));
+    blocking(move || conclude(&link, &gateway, sent, &response)).await
+}
+
+/// Runs `f` on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RoundError> + Send + 'static,
+) -> Result<T, RoundError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RoundError::NotTaken(format!("a forwarding step did not finish: {e}")))?
+}
+
+/// What was sent: each queued item and its envelope id.
+type Sent = Vec<(Queued, String)>;
+
+/// The next request to the peer: the envelopes waiting for it, oldest
+/// first, as many as fit in `max_request_bytes` (at least one), each with
+/// this log's receipt (and an offer's dossier); `None` if none waits.
+fn prepare(
     link: &Link,
     gateway: &Gateway,
     max_request_bytes: usize,
-) -> Result<usize, RoundError> {
+) -> Result<Option<(Sent, Vec<u8>)>, RoundError> {
     let peer = &link.gateway.id;
     let log = &gateway.log;
     let queued = outbox::waiting(log.store(), peer, MAX_PER_REQUEST)?;
@@ -208,12 +245,12 @@ async fn round(
     };
     gateway.metrics.forward_queue(peer.as_str(), waiting);
     if queued.is_empty() {
-        return Ok(0);
+        return Ok(None);
     }
     let checkpoint = log
         .latest_checkpoint()
         .ok_or_else(|| RoundError::NotTaken("this log has signed no checkpoint yet".into()))?;
-    let mut sent: Vec<(Queued, String)> = Vec::new();
+    let mut sent: Sent = Vec::new();
     let mut forwards = Vec::new();
     let mut bytes = 0;
     for item in queued {
@@ -240,10 +277,21 @@ async fn round(
     }
     let body = serde_json::to_vec(&ForwardRequest { forwards })
         .map_err(|e| RoundError::BadAnswer(format!("cannot encode the request: {e}")))?;
-    let response = link
-        .peer
-        .post("/v1/forward", "application/json", Bytes::from(body))
-        .await?;
+    Ok(Some((sent, body)))
+}
+
+/// Reads the peer's answer to `sent`: settles, in one durable write, what
+/// it took or refused for good, in order up to the first envelope it did
+/// not take now (or whose receipt does not check out), and returns how
+/// many were settled, or why the round stopped short.
+fn conclude(
+    link: &Link,
+    gateway: &Gateway,
+    sent: Sent,
+    response: &Response,
+) -> Result<usize, RoundError> {
+    let peer = &link.gateway.id;
+    let log = &gateway.log;
     if response.status == http::StatusCode::PAYLOAD_TOO_LARGE && sent.len() == 1 {
         // One envelope the peer will never take: refused for good.
         let refusal = error_of(&response.body).unwrap_or_else(|| ForwardError {
