@@ -51,14 +51,15 @@ metrics() {
   curl -s --cacert "$2/ca.crt" --cert "$2/$3/tls.crt" --key "$2/$3/tls.key" "$1/metrics"
 }
 
-# Runs the bench against $1 with PKI $2 and extra args; prints its JSON and
-# leaves the generator's CPU seconds in $gen_cpu.
+# Runs the bench against $1 with PKI $2 and extra args; prints its JSON
+# (its errors go to $work/bench.err) and leaves the generator's CPU seconds
+# in $work/gen (it runs in a command substitution: no variable survives).
 bench() {
   local url=$1 pki=$2
   shift 2
   /usr/bin/time -f '%U %S' -o "$work/time" "$xgate" bench --pki "$pki" --gateway "$url" \
-    --connections "$connections" --duration "$secs" --mix record.send=1 --json "$@"
-  gen_cpu=$(awk '{ print $1 + $2 }' "$work/time")
+    --connections "$connections" --duration "$secs" --mix record.send=1 --json "$@" 2> "$work/bench.err"
+  awk '{ print $1 + $2 }' "$work/time" > "$work/gen"
 }
 
 # p-quantile $2 (0-1) of histogram $1 from a /metrics text on stdin: the
@@ -80,6 +81,7 @@ run() {
     local g0 out g1
     g0=$(cpu "$gateway_pid")
     out=$(bench "$gateway_url" "$dir/g/data/pki")
+    gen_cpu=$(cat "$work/gen")
     g1=$(cpu "$gateway_pid")
     kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true
     echo "$out" | jq -r --arg g "$(awk -v a="$g0" -v b="$g1" 'BEGIN { print b - a }')" --arg c "$gen_cpu" \
@@ -102,6 +104,7 @@ run() {
   a0=$(cpu "$a_pid"); b0=$(cpu "$b_pid")
   start=$(date +%s.%N)
   out=$(bench "$a_url" "$dir/pki" --senders state,treasury --recipients "$recipients")
+  gen_cpu=$(cat "$work/gen")
   # Until a has forwarded everything (or a minute has passed).
   for _ in $(seq 600); do
     waiting=$(metrics "$a_url" "$dir/pki" state | awk '$1 == "xgate_forward_queue{gateway=\"b\"}" { print $2 }')

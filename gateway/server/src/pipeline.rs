@@ -16,12 +16,13 @@
 //! whatever crashes when. Each stage refuses with its own error; the
 //! pipeline's is [`Refused`], which `http` maps to a status and a code.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::watch;
-use xgate_ledger::{DiskStore, Log, NoteVerifier, StoreError, WriteBatch};
+use xgate_ledger::{Checkpoint, DiskStore, Log, NoteVerifier, StoreError, WriteBatch};
 
 use crate::apply::facts::Terms;
 use crate::apply::reads::{Recording, Snapshot};
@@ -511,31 +512,57 @@ impl Gateway {
     ///
     /// Returns one outcome per envelope, in order.
     pub async fn receive(
-        &self,
+        self: &Arc<Self>,
         from: &GatewayId,
         items: Vec<ForwardItem>,
     ) -> Vec<Result<Accepted, Refused>> {
         let now = unix_now();
-        let chain = Arc::new(Chain::new(items.len()));
+        let count = items.len();
+        let chain = Arc::new(Chain::new(count));
+        // Signatures, receipts and dossiers are CPU work: all of a
+        // request's on a blocking thread, their shared checkpoint verified
+        // once.
+        let checked = {
+            let (gateway, from) = (Arc::clone(self), from.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut verified = HashMap::new();
+                items
+                    .into_iter()
+                    .map(|item| {
+                        let arrived = gateway.arrived(&from, &item, &mut verified);
+                        (item, arrived)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+        };
+        let Ok(checked) = checked else {
+            return (0..count)
+                .map(|_| Err(Refused::new(None, Reason::Commit(CommitError::Stopped))))
+                .collect();
+        };
         // Polled in order, each is queued for the committer before the
         // next (the queue is fair): they share batches and keep their
         // order; `Chain` holds them to it if anything goes wrong.
-        let each = items.into_iter().enumerate().map(|(position, item)| {
-            self.receive_one(from, item, now, Arc::clone(&chain), position)
-        });
+        let each = checked
+            .into_iter()
+            .enumerate()
+            .map(|(position, (item, arrived))| {
+                self.receive_one(item, arrived, now, Arc::clone(&chain), position)
+            });
         futures_util::future::join_all(each).await
     }
 
-    /// One envelope of [`Gateway::receive`].
+    /// One envelope of [`Gateway::receive`], checked already (`arrived`).
     async fn receive_one(
         &self,
-        from: &GatewayId,
         item: ForwardItem,
+        arrived: Result<(Envelope, Logged), Refused>,
         now: i64,
         chain: Arc<Chain>,
         position: usize,
     ) -> Result<Accepted, Refused> {
-        let (envelope, logged) = match self.arrived(from, &item) {
+        let (envelope, logged) = match arrived {
             Ok(arrived) => arrived,
             Err(refused) => {
                 chain.refused(position);
@@ -566,7 +593,12 @@ impl Gateway {
     /// The checks of a forwarded envelope before the policy's: who
     /// forwarded it, the forwarding gateway's receipt, the envelope itself
     /// (at the time that gateway logged it), and its recipient.
-    fn arrived(&self, from: &GatewayId, item: &ForwardItem) -> Result<(Envelope, Logged), Refused> {
+    fn arrived(
+        &self,
+        from: &GatewayId,
+        item: &ForwardItem,
+        verified: &mut HashMap<String, Checkpoint>,
+    ) -> Result<(Envelope, Logged), Refused> {
         let jws = item.envelope.as_bytes();
         let wrong = |m: String| Refused::new(None, Reason::WrongGateway(m));
         let sender = envelope::claimed_sender(jws).ok_or_else(|| {
@@ -584,7 +616,7 @@ impl Gateway {
             }
         }
         let logged = self
-            .forwarder_logged(from, item)
+            .forwarder_logged(from, item, verified)
             .map_err(|m| Refused::new(None, Reason::ForwardReceipt(m)))?;
         let envelope = envelope::open(
             jws,
@@ -636,14 +668,31 @@ impl Gateway {
 
     /// The entry `from`'s receipt proves: signed by `from`'s log key from
     /// the registry (never a key it sends), logging this very envelope.
-    fn forwarder_logged(&self, from: &GatewayId, item: &ForwardItem) -> Result<Logged, String> {
-        let gateway = self
-            .registry
-            .gateway(from)
-            .ok_or_else(|| format!("gateway {from} is not in the registry"))?;
-        let key = NoteVerifier::parse(&gateway.log_key)
-            .map_err(|e| format!("the registry's log_key of {from}: {e}"))?;
-        item.receipt.verify(&key).map_err(|e| e.to_string())?;
+    fn forwarder_logged(
+        &self,
+        from: &GatewayId,
+        item: &ForwardItem,
+        verified: &mut HashMap<String, Checkpoint>,
+    ) -> Result<Logged, String> {
+        let note = &item.receipt.checkpoint;
+        let checkpoint = match verified.get(note) {
+            Some(checkpoint) => checkpoint.clone(),
+            None => {
+                let gateway = self
+                    .registry
+                    .gateway(from)
+                    .ok_or_else(|| format!("gateway {from} is not in the registry"))?;
+                let key = NoteVerifier::parse(&gateway.log_key)
+                    .map_err(|e| format!("the registry's log_key of {from}: {e}"))?;
+                let checkpoint = xgate_ledger::verify_checkpoint(note, &key)
+                    .map_err(|e| format!("the checkpoint does not verify: {e}"))?;
+                verified.insert(note.clone(), checkpoint.clone());
+                checkpoint
+            }
+        };
+        item.receipt
+            .verify_in(&checkpoint)
+            .map_err(|e| e.to_string())?;
         let id = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
             item.envelope.trim_end_matches(['\r', '\n']).as_bytes(),
         ));
