@@ -3,7 +3,10 @@
 //! story and the summary on stdout, done within 30 seconds, the same on
 //! every run but for the times, and nothing left behind: no process
 //! holding its output open, no temporary directory, no locked log or
-//! witness.
+//! witness. `xgate demo --federated`: the same story across four
+//! gateways within 60 seconds, each cross-gateway envelope with both
+//! receipts, and four logs the test replays itself from their public
+//! tiles.
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -14,27 +17,33 @@ use std::time::{Duration, Instant};
 use xgate_ledger::NoteVerifier;
 use xgate_ledger::cosign::{CosignatureAlg, CosignerVerifier, verify_quorum};
 use xgate_ledger::witness::{self, Witness};
-use xgate_tests::Xgate;
+use xgate_tests::{Gateway, Xgate};
 
 /// The promise in the issue: the whole demo in under 30 s.
 const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The promise of issue 21: the federated demo, four gateways, in under
+/// 60 s.
+const FEDERATED_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The federated demo's gateways, in order.
+const GATEWAYS: [&str; 4] = ["gw-state", "gw-treasury", "gw-gsa", "gw-hhs"];
 
 fn xgate() -> Xgate {
     Xgate::new(env!("CARGO_BIN_EXE_xgate"))
 }
 
-/// What one run printed, and how long it took.
-struct Demo {
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-/// Runs `xgate demo ARGS` in `tmp`, its temporary files there; asserts it
-/// exits 0 within the deadline, and that once it has exited nothing still
+/// Runs `xgate demo ARGS` in `tmp`, its temporary files there, and
+/// returns its stdout; asserts it exits 0 within [`DEADLINE`] with nothing
+/// on stderr, and that once it has exited nothing still
 /// holds its stdout or stderr open (a gateway, or any other process it
 /// might have left running, would).
-fn run_demo(args: &[&str], tmp: &Path) -> Demo {
+fn run_demo(args: &[&str], tmp: &Path) -> String {
+    run_demo_within(args, tmp, DEADLINE)
+}
+
+/// [`run_demo`], within `deadline`; returns what it printed on stdout.
+fn run_demo_within(args: &[&str], tmp: &Path, deadline: Duration) -> String {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
         .arg("demo")
@@ -61,10 +70,10 @@ fn run_demo(args: &[&str], tmp: &Path) -> Demo {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        if started.elapsed() > DEADLINE {
+        if started.elapsed() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("xgate demo did not finish within {DEADLINE:?}");
+            panic!("xgate demo did not finish within {deadline:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -73,70 +82,93 @@ fn run_demo(args: &[&str], tmp: &Path) -> Demo {
         .recv_timeout(Duration::from_secs(5))
         .expect("something still holds the demo's output open after it exited");
     assert!(status.success(), "xgate demo failed: {status}\n{stderr}");
-    Demo {
-        stdout,
-        stderr,
-        took,
+    assert!(took < deadline, "took {took:?}");
+    // Nothing of the gateways' tracing, nor anything else.
+    assert!(stderr.is_empty(), "the demo wrote to stderr: {stderr}");
+    stdout
+}
+
+/// What both demos print alike: the steps' first lines, and the lines
+/// that name no log.
+const EITHER_WAY: [&str; 12] = [
+    " 2. register    treasury registers 3 laptops and 2 phones at TRE-HQ-1",
+    " 3. offer       treasury offers LAP-002 to gsa employee gsa-emp-0042",
+    " 4. accept      gsa reads the offer of LAP-002 from its inbox",
+    " 5. watch ",
+    " 6. count ",
+    " 7. live ",
+    "event 7.0: discrepancy missing PHN-002 at TRE-HQ-1, opened by inventory.report entry 7",
+    " 8. request ",
+    " 9. respond ",
+    "10. open ",
+    "a valid IPS document of 13 resources, byte for byte what hhs sent: \
+         allergies 2, medications 3, problems 2, immunizations 3",
+    "11. review ",
+];
+
+/// Asserts that a demo's output `out` holds the lines of [`EITHER_WAY`]
+/// and its `own`.
+fn tells(out: &str, own: &[&str]) {
+    contains_all(out, &EITHER_WAY);
+    contains_all(out, own);
+}
+
+/// Asserts that `text` holds each of `parts`.
+fn contains_all(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "missing {part:?} in:\n{text}");
     }
+}
+
+/// Asserts that the demo left nothing in `tmp`, its temporary directory.
+fn nothing_left(tmp: &Path) {
+    let left: Vec<_> = std::fs::read_dir(tmp)
+        .expect("read tmp")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "the demo left {left:?} behind");
 }
 
 #[test]
 fn demo_tells_the_whole_story_and_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let demo = run_demo(&[], tmp.path());
-    assert!(demo.took < DEADLINE, "took {:?}", demo.took);
-    assert!(
-        demo.stderr.is_empty(),
-        "the demo wrote to stderr: {}",
-        demo.stderr
-    );
-    let out = &demo.stdout;
-    for step in [
-        " 1. start ",
-        " 2. register    treasury registers 3 laptops and 2 phones at TRE-HQ-1",
-        " 3. offer       treasury offers LAP-002 to gsa employee gsa-emp-0042",
-        " 4. accept      gsa reads the offer of LAP-002 from its inbox",
-        "LAP-002 is now held by gsa-emp-0042 of gsa at GSA-FO-7; custody chain: registered, offered, accepted",
-        " 5. watch ",
-        " 6. count ",
-        "missing: PHN-002",
-        " 7. live ",
-        "event 7.0: discrepancy missing PHN-002 at TRE-HQ-1, opened by inventory.report entry 7",
-        " 8. request ",
-        "the policy breaks the glass",
-        " 9. respond ",
-        "10. open ",
-        "a valid IPS document of 13 resources, byte for byte what hhs sent: \
-         allergies 2, medications 3, problems 2, immunizations 3",
-        "11. review ",
-        // The witnesses' step: the public listener serves the checkpoint
-        // covering the whole story, cosigned by every agency's witness.
-        "12. witnesses   each agency runs a witness; the gateway serves a checkpoint to anyone \
+    let out = &demo;
+    tells(
+        out,
+        &[
+            " 1. start ",
+            "LAP-002 is now held by gsa-emp-0042 of gsa at GSA-FO-7; custody chain: registered, offered, accepted",
+            "missing: PHN-002",
+            "the policy breaks the glass",
+            // The witnesses' step: the public listener serves the checkpoint
+            // covering the whole story, cosigned by every agency's witness.
+            "12. witnesses   each agency runs a witness; the gateway serves a checkpoint to anyone \
          once 3 of the 4 cosigned it",
-        "GET /checkpoint from the public tlog-tiles listener (no client certificate): \
+            "GET /checkpoint from the public tlog-tiles listener (no client certificate): \
          size 11, signed by the log and cosigned by 4 of the 4 witnesses:",
-        "\n                  witness.state.example     run by state     ed25519\n",
-        "\n                  witness.treasury.example  run by treasury  ed25519\n",
-        "\n                  witness.gsa.example       run by gsa       ed25519\n",
-        "\n                  witness.hhs.example       run by hhs       ml-dsa-44\n",
-        "\n                trusted time: ",
-        "the witnesses vouch that all 11 entries were logged by then",
-        // The auditor's receipts, against the quorum.
-        "13. audit       gao checks each receipt with nothing but public keys: the log's \
+            "\n                  witness.state.example     run by state     ed25519\n",
+            "\n                  witness.treasury.example  run by treasury  ed25519\n",
+            "\n                  witness.gsa.example       run by gsa       ed25519\n",
+            "\n                  witness.hhs.example       run by hhs       ml-dsa-44\n",
+            "\n                trusted time: ",
+            "the witnesses vouch that all 11 entries were logged by then",
+            // The auditor's receipts, against the quorum.
+            "13. audit       gao checks each receipt with nothing but public keys: the log's \
          (localhost/xgate) and the 4 witnesses', 3 cosignatures required",
-        "ok  entry  0  asset.register         LAP-001            \
+            "ok  entry  0  asset.register         LAP-001            \
          in the signed checkpoint of size  1, the cosigned one of size 11",
-        "ok  entry 10  review.decision",
-        "ok  all 11 receipts in the checkpoint of size 11 cosigned by 4 of the 4 witnesses \
+            "ok  entry 10  review.decision",
+            "ok  all 11 receipts in the checkpoint of size 11 cosigned by 4 of the 4 witnesses \
          listed (witness.state.example, witness.treasury.example, witness.gsa.example, \
          witness.hhs.example), 3 required",
-        "14. consistency ",
-        "ok  the tree of size 1 is a prefix of the tree of size 11",
-        "15. replay ",
-        "the stored state equals the recomputed state",
-    ] {
-        assert!(out.contains(step), "missing {step:?} in:\n{out}");
-    }
+            "14. consistency ",
+            "ok  the tree of size 1 is a prefix of the tree of size 11",
+            "15. replay ",
+            "the stored state equals the recomputed state",
+        ],
+    );
     // Every envelope's receipt was checked against the quorum, one line
     // each.
     assert_eq!(
@@ -155,37 +187,32 @@ fn demo_tells_the_whole_story_and_leaves_nothing_behind() {
         .unwrap_or_else(|| panic!("no summary table in:\n{out}"));
     assert!(summary.starts_with("step  kind "), "{summary}");
     assert_eq!(summary.matches("  verified\n").count(), 11, "{summary}");
-    for total in [
-        "envelopes           11\n",
-        "receipts verified   11 of 11\n",
-        "log size            11\n",
-        "consistency         ok, size 1 -> 11\n",
-        "witness quorum      ok, 11 receipts in the checkpoint of size 11 \
+    contains_all(
+        summary,
+        &[
+            "envelopes           11\n",
+            "receipts verified   11 of 11\n",
+            "log size            11\n",
+            "consistency         ok, size 1 -> 11\n",
+            "witness quorum      ok, 11 receipts in the checkpoint of size 11 \
          cosigned by 4 of 4 witnesses, 3 required\n",
-        "live discrepancies  1\n",
-        "replay              ok, 11 entries, state equal\n",
-        "elapsed ",
-    ] {
-        assert!(summary.contains(total), "missing {total:?} in:\n{summary}");
-    }
+            "live discrepancies  1\n",
+            "replay              ok, 11 entries, state equal\n",
+            "elapsed ",
+        ],
+    );
     // No JSON, and nothing of the gateway's tracing.
     assert!(!out.contains('{'), "{out}");
     // The temporary directory it worked in is gone.
-    let left: Vec<_> = std::fs::read_dir(tmp.path())
-        .expect("read tmp")
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert!(left.is_empty(), "the demo left {left:?} behind");
+    nothing_left(tmp.path());
 }
 
 #[test]
 fn demo_prints_the_same_story_every_run() {
     let tmp = tempfile::tempdir().expect("tempdir");
     // Only the times differ: the elapsed time, and the witnesses' clocks.
-    let strip = |demo: Demo| -> String {
-        demo.stdout
-            .lines()
+    let strip = |demo: String| -> String {
+        demo.lines()
             .filter(|l| !l.starts_with("elapsed ") && !l.trim_start().starts_with("trusted time: "))
             .collect::<Vec<_>>()
             .join("\n")
@@ -203,8 +230,8 @@ fn demo_keeps_its_data_in_dir_unlocked_and_verifiable() {
     // A relative name, as a user types it: the demo runs in `root`.
     let demo = run_demo(&["--dir", "demo", "--quiet"], root.path());
     // Quiet: the summary alone.
-    assert!(demo.stdout.starts_with("summary\n"), "{}", demo.stdout);
-    assert!(!demo.stdout.contains(" 1. start "), "{}", demo.stdout);
+    assert!(demo.starts_with("summary\n"), "{demo}");
+    assert!(!demo.contains(" 1. start "), "{demo}");
     // The gateway let go of the log: offline tools open it at once.
     let verified = xgate()
         .run(&["log", "verify", "--data-dir", &dir_text], b"")
@@ -261,4 +288,122 @@ fn demo_keeps_its_data_in_dir_unlocked_and_verifiable() {
     let again = xgate().run(&["demo", "--dir", &dir_text], b"");
     let message = again.expect_error(1);
     assert!(message.contains("is not empty"), "{message}");
+}
+
+#[test]
+fn federated_demo_tells_the_story_across_four_gateways_whose_logs_replay() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let tmp = root.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("tmp");
+    let dir = root.path().join("fed");
+    let dir_text = dir.display().to_string();
+    let demo = run_demo_within(
+        &["--federated", "--dir", &dir_text],
+        &tmp,
+        FEDERATED_DEADLINE,
+    );
+    let out = &demo;
+    tells(
+        out,
+        &[
+            " 1. start       4 gateways on free loopback ports",
+            "  gw-state    serves state             log xgate/gw-state\n",
+            "  gw-hhs      serves hhs, auditor gao  log xgate/gw-hhs\n",
+            // Local: registered at treasury's gateway.
+            "LAP-001, LAP-002, LAP-003, PHN-001, PHN-002: gw-treasury entries 0-4, a receipt for each",
+            // Across gateways: the sender's receipt and the delivery receipt.
+            "offer demo-offer-LAP-002: gw-treasury entry 5, delivered as gw-gsa entry 0; \
+         it waits in gsa's inbox",
+            "gw-treasury forwarded it with the asset's dossier",
+            "treasury's outbox at gw-treasury (GET /v1/outbox) holds gw-gsa's receipt, the proof of \
+         delivery: it verifies with gw-gsa's log_key from the registry",
+            "gw-gsa entry 1, delivered as gw-treasury entry 6: \
+         LAP-002 is now held by gsa-emp-0042 of gsa at GSA-FO-7; custody chain at gw-gsa: \
+         registered (gw-treasury entry 1), ",
+            "accepted (gw-gsa entry 1)",
+            "at gw-treasury, for treasury: LAP-002 is now held by gsa-emp-0042 of gsa at GSA-FO-7",
+            "gw-treasury entry 7, reconciliation report 7: 3 observed; missing: PHN-002",
+            "request demo-medreq-0001: gw-state entry 0, delivered as gw-hhs entry 0; \
+         the policy breaks the glass",
+            "response gw-hhs entry 1, delivered as gw-state entry 1: a JWE",
+            "gw-hhs entry 2: the outcome is logged",
+            "12. checkpoints each gateway serves its log's checkpoint to anyone",
+            "  gw-state    GET /checkpoint: size  2, signed by xgate/gw-state",
+            "  gw-treasury GET /checkpoint: size  8, signed by xgate/gw-treasury",
+            "  gw-gsa      GET /checkpoint: size  2, signed by xgate/gw-gsa",
+            "  gw-hhs      GET /checkpoint: size  3, signed by xgate/gw-hhs",
+            "13. audit       gao checks each receipt, the senders' and the delivery receipts",
+            "ok  gw-treasury entry  0  asset.register         LAP-001            \
+         in the signed checkpoint of size  1, the served one of size 8",
+            "ok  gw-hhs      entry  2  review.decision",
+            "ok  gw-treasury: all 8 receipts in the checkpoint of size 8 signed by the log",
+            "14. federation  gao replays the 4 gateways' public logs together",
+            "xgate audit replay --log URL --log URL --log URL --log URL \
+         --registry PKI/registry.toml --ca PKI/ca.crt",
+            "15. replay      the gateways stop; gao replays each one's log offline",
+            "ok  gw-state    2 entries",
+            "the stored state equals the recomputed state",
+        ],
+    );
+    // The replay's own ok line, as `xgate audit replay --log` prints it.
+    let ok = out
+        .lines()
+        .map(str::trim_start)
+        .find(|l| l.starts_with("ok: replayed 4 logs, "))
+        .unwrap_or_else(|| panic!("no replay ok line in:\n{out}"))
+        .to_owned();
+    assert!(
+        ok.contains("4 cross-gateway exchanges matched, 0 unchecked, 5 assets, 1 medical requests"),
+        "{ok}"
+    );
+    // Each envelope's receipts, one line each: 11 senders', 4 deliveries.
+    assert_eq!(
+        out.matches(" in the signed checkpoint of size ").count(),
+        11 + 4,
+        "{out}"
+    );
+    let summary = out
+        .split_once("\nsummary\n")
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| panic!("no summary table in:\n{out}"));
+    assert_eq!(summary.matches("  verified\n").count(), 11, "{summary}");
+    contains_all(
+        summary,
+        &[
+            "envelopes           11, 4 across gateways\n",
+            "receipts verified   11 of 11, and 4 delivery receipts of 4\n",
+            "log sizes           gw-state 2, gw-treasury 8, gw-gsa 2, gw-hhs 3\n",
+            "live discrepancies  1\n",
+            "replay              ok, 4 logs, 15 entries, each state equal\n",
+            "elapsed ",
+        ],
+    );
+    assert!(!out.contains('{'), "{out}");
+    // Nothing but the kept directory: no temporary one left behind.
+    nothing_left(&tmp);
+
+    // The four data directories hold four logs: serve each one's public
+    // tiles again (`xgate serve` on it) and replay them here, as an
+    // auditor would, with the registry and CA the demo made.
+    let pki = dir.join("pki");
+    let pki_text = pki.display().to_string();
+    let served: Vec<Gateway> = GATEWAYS
+        .iter()
+        .map(|id| {
+            Gateway::start(
+                env!("CARGO_BIN_EXE_xgate"),
+                &dir.join(id),
+                &["--pki", &pki_text, "--gateway-id", id],
+                &[],
+            )
+        })
+        .collect();
+    let registry = pki.join("registry.toml").display().to_string();
+    let ca = pki.join("ca.crt").display().to_string();
+    let mut args = vec!["audit", "replay", "--registry", &registry, "--ca", &ca];
+    for gateway in &served {
+        args.extend(["--log", gateway.public_url()]);
+    }
+    let replayed = xgate().run(&args, b"").expect_ok();
+    assert_eq!(replayed.trim(), ok, "{replayed}");
 }

@@ -108,7 +108,10 @@ impl OutboxArgs {
 }
 
 /// Every page of the outbox.
-async fn list(client: &mut Client) -> Result<Vec<Value>, Error> {
+///
+/// # Errors
+/// A transport failure, the gateway's refusal, or a page that is not JSON.
+pub(crate) async fn list(client: &mut Client) -> Result<Vec<Value>, Error> {
     let mut records = Vec::new();
     let mut after: Option<u64> = None;
     loop {
@@ -130,7 +133,10 @@ async fn list(client: &mut Client) -> Result<Vec<Value>, Error> {
 
 /// Checks a delivered record's receipt against the recipient gateway's
 /// `log_key` in the registry, and that it is for this envelope.
-fn check_delivery(record: &Value, registry: &Registry) -> Result<(), String> {
+///
+/// # Errors
+/// Why it does not check out, in words.
+pub(crate) fn check_delivery(record: &Value, registry: &Registry) -> Result<(), String> {
     let gateway: GatewayId = record["gateway"]
         .as_str()
         .and_then(|g| g.parse().ok())

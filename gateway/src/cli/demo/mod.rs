@@ -14,8 +14,16 @@
 //! ends with a summary table, stops the gateway and the witnesses and,
 //! unless `--dir` was given, removes everything it wrote.
 //!
-//! The pieces: `federation` runs the gateway on its own thread and
-//! runtime; `witnesses` runs the agencies' witnesses on that runtime;
+//! With `--federated` the same story is told across a federation of a
+//! gateway per agency (state, treasury, gsa and hhs, the auditor gao on
+//! hhs's): a federation PKI, four gateways each with its own data
+//! directory and log, every envelope to another gateway's agency
+//! followed to its delivery receipt, and the auditor replaying all four
+//! public logs together as `xgate audit replay --log URL...` does.
+//!
+//! The pieces: `federation` runs the gateways on their own thread and
+//! runtime; `gateways` sets up the federated demo's four; `witnesses`
+//! runs the single gateway's agencies' witnesses on that runtime;
 //! `story` drives the agencies; `events` reads the Server-Sent Events
 //! feed; `summary` prints the table. Every name in the story (tags,
 //! people, `jti`s) is fixed and synthetic, so two runs print the same
@@ -25,6 +33,7 @@
 
 mod events;
 mod federation;
+mod gateways;
 mod out;
 mod story;
 mod summary;
@@ -39,6 +48,7 @@ use clap::Args;
 use super::error::Error;
 use federation::Federation;
 use out::Out;
+use xgate_server::pki::REGISTRY;
 
 /// Arguments of `xgate demo`.
 #[derive(Debug, Args)]
@@ -50,10 +60,14 @@ pub struct DemoArgs {
     /// Print only the summary table.
     #[arg(long)]
     pub quiet: bool,
+    /// Tell the story across a federation: a gateway per agency, each with
+    /// its own log, store-and-forward between them.
+    #[arg(long)]
+    pub federated: bool,
 }
 
 impl DemoArgs {
-    /// Runs the demo; the gateway is stopped whatever happens.
+    /// Runs the demo; the gateways are stopped whatever happens.
     ///
     /// # Errors
     /// A directory that cannot be used, a gateway that does not start, or
@@ -77,20 +91,38 @@ impl DemoArgs {
             }
         };
         let mut out = Out::new(stdout, self.quiet);
-        out.title(
-            "xgate demo: a gateway and the agencies state, treasury, gsa and hhs, \
-             with the auditor gao, on loopback",
-        )?;
-        let federation = Federation::start(&dir)?;
+        out.title(match self.federated {
+            true => {
+                "xgate demo --federated: a gateway each for the agencies state, treasury, gsa \
+                 and hhs, with the auditor gao on hhs's, on loopback"
+            }
+            false => {
+                "xgate demo: a gateway and the agencies state, treasury, gsa and hhs, \
+                 with the auditor gao, on loopback"
+            }
+        })?;
+        let federation = Federation::start(&dir, self.federated)?;
+        let stores: Vec<(String, PathBuf)> = federation
+            .sites
+            .iter()
+            .map(|s| (s.name().to_owned(), s.data_dir.clone()))
+            .collect();
+        let registry = federation.pki.join(REGISTRY);
         let told = story::tell(&federation, &mut out);
         // Stop before looking at the outcome: nothing may stay running.
         let stopped = federation.stop();
         let mut tally = told?;
         stopped?;
-        story::after_stop(&dir, self.dir.is_some(), &mut tally, &mut out)?;
+        story::after_stop(
+            &stores,
+            &registry,
+            self.dir.as_ref().map(|_| dir.as_path()),
+            &mut tally,
+            &mut out,
+        )?;
         tally.elapsed = started.elapsed();
         out.blank()?;
-        summary::print(&tally, out.stdout)?;
+        summary::print(&tally, self.federated, out.stdout)?;
         if let Some(temp) = temp {
             temp.close().map_err(|e| {
                 Error::Request(format!("cannot remove the temporary directory: {e}"))

@@ -3,7 +3,14 @@
 //! and what each step shows. The agencies' connections and what every
 //! step shares are in [`cast`]; the asset steps are in [`assets`], the
 //! medical steps in [`medical`], the witnesses' cosigned checkpoint in
-//! [`cosigned`], the auditor's checks in [`audit`].
+//! [`cosigned`], the auditor's checks in [`audit`] and, in a federation,
+//! its replay of every gateway's log in [`logs`].
+//!
+//! The story is the same on one gateway and across a federation of a
+//! gateway per agency: each agency talks to the gateway that serves it,
+//! an envelope to an agency served elsewhere is followed to its delivery
+//! receipt ([`outbox`]), and every entry is named with the log that holds
+//! it.
 //!
 //! Every tag, person and `jti` is fixed and synthetic, and the envelopes
 //! are sent one after another, so the log indices (and so every line
@@ -13,7 +20,9 @@ mod assets;
 mod audit;
 mod cast;
 mod cosigned;
+mod logs;
 mod medical;
+mod outbox;
 
 use super::federation::Federation;
 use super::out::Out;
@@ -34,5 +43,8 @@ pub(super) fn tell(federation: &Federation, out: &mut Out<'_>) -> Result<Tally, 
     medical::tell(&mut story)?;
     cosigned::show(&mut story)?;
     audit::verify(&mut story)?;
+    if federation.is_federated() {
+        logs::replay(&mut story)?;
+    }
     Ok(story.into_tally())
 }

@@ -22,9 +22,12 @@ pub(super) struct Row {
     pub to: AgencyId,
     /// The tag or request it is about.
     pub subject: String,
-    /// Its receipt, as the gateway returned it.
+    /// Its receipt, as the sender's gateway returned it.
     pub receipt: Receipt,
-    /// Whether the auditor verified the receipt.
+    /// In a federation, the recipient gateway's receipt, if another
+    /// gateway serves the recipient.
+    pub delivery: Option<Receipt>,
+    /// Whether the auditor verified its receipts.
     pub verified: bool,
 }
 
@@ -37,13 +40,19 @@ pub(super) struct Tally {
     pub live_events: usize,
     /// The log's size at the auditor's last checkpoint.
     pub log_size: u64,
+    /// Each log's size in the checkpoint the auditor proved its receipts
+    /// in, by gateway.
+    pub log_sizes: Vec<(String, u64)>,
     /// The consistency the auditor proved, if it got that far.
     pub consistency: Option<Consistency>,
     /// The cosigned checkpoint the auditor proved every receipt in, if it
     /// got that far.
     pub quorum: Option<QuorumCheck>,
-    /// Entries replayed after the gateway stopped, the state matching.
-    pub replayed: Option<u64>,
+    /// In a federation, the ok line of the auditor's replay of every log.
+    pub federation: Option<String>,
+    /// Logs and entries replayed after the gateways stopped, each state
+    /// matching.
+    pub replayed: Option<(usize, u64)>,
     /// From start to finish.
     pub elapsed: Duration,
 }
@@ -70,24 +79,35 @@ pub(super) struct QuorumCheck {
     pub required: usize,
 }
 
-/// Prints the table and the totals.
+/// Prints the table and the totals; `federated` for a federation of
+/// gateways, where an entry delivered to another gateway shows both its
+/// indices (`sender's -> recipient's`).
 ///
 /// # Errors
 /// If stdout fails.
-pub(super) fn print(tally: &Tally, stdout: &mut dyn Write) -> Result<(), Error> {
+pub(super) fn print(tally: &Tally, federated: bool, stdout: &mut dyn Write) -> Result<(), Error> {
+    let entries: Vec<String> = tally
+        .rows
+        .iter()
+        .map(|r| match &r.delivery {
+            Some(d) => format!("{} -> {}", r.receipt.log_index, d.log_index),
+            None => r.receipt.log_index.to_string(),
+        })
+        .collect();
+    let width = entries.iter().map(String::len).max().unwrap_or(0).max(5);
     let mut text = String::from("summary\n");
     text.push_str(&format!(
-        "{:>4}  {:<22}  {:<20}  {:<18}  {:>5}  {}\n",
+        "{:>4}  {:<22}  {:<20}  {:<18}  {:>width$}  {}\n",
         "step", "kind", "from -> to", "about", "entry", "receipt"
     ));
-    for row in &tally.rows {
+    for (row, entry) in tally.rows.iter().zip(&entries) {
         text.push_str(&format!(
-            "{:>4}  {:<22}  {:<20}  {:<18}  {:>5}  {}\n",
+            "{:>4}  {:<22}  {:<20}  {:<18}  {:>width$}  {}\n",
             row.step,
             row.kind.as_str(),
             format!("{} -> {}", row.from, row.to),
             row.subject,
-            row.receipt.log_index,
+            entry,
             if row.verified {
                 "verified"
             } else {
@@ -95,6 +115,27 @@ pub(super) fn print(tally: &Tally, stdout: &mut dyn Write) -> Result<(), Error> 
             }
         ));
     }
+    let totals = match federated {
+        true => federated_totals(tally),
+        false => single_totals(tally),
+    };
+    text.push('\n');
+    for (name, value) in totals {
+        text.push_str(&format!("{name:<19} {value}\n"));
+    }
+    text.push_str(&format!(
+        "{:<19} {:.1} s\n",
+        "elapsed",
+        tally.elapsed.as_secs_f64()
+    ));
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Stdout)
+}
+
+/// The totals of one gateway with its witnesses.
+fn single_totals(tally: &Tally) -> Vec<(&'static str, String)> {
     let verified = tally.rows.iter().filter(|r| r.verified).count();
     let consistency = match &tally.consistency {
         Some(c) => format!("ok, size {} -> {}", c.from, c.to),
@@ -108,10 +149,10 @@ pub(super) fn print(tally: &Tally, stdout: &mut dyn Write) -> Result<(), Error> 
         None => "not checked".to_owned(),
     };
     let replay = match tally.replayed {
-        Some(n) => format!("ok, {n} entries, state equal"),
+        Some((_, n)) => format!("ok, {n} entries, state equal"),
         None => "not run".to_owned(),
     };
-    let totals = [
+    vec![
         ("envelopes", tally.rows.len().to_string()),
         (
             "receipts verified",
@@ -122,14 +163,49 @@ pub(super) fn print(tally: &Tally, stdout: &mut dyn Write) -> Result<(), Error> 
         ("witness quorum", quorum),
         ("live discrepancies", tally.live_events.to_string()),
         ("replay", replay),
-        ("elapsed", format!("{:.1} s", tally.elapsed.as_secs_f64())),
-    ];
-    text.push('\n');
-    for (name, value) in totals {
-        text.push_str(&format!("{name:<19} {value}\n"));
-    }
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(Error::Stdout)
+    ]
+}
+
+/// The totals of a federation of gateways.
+fn federated_totals(tally: &Tally) -> Vec<(&'static str, String)> {
+    let delivered = tally.rows.iter().filter(|r| r.delivery.is_some()).count();
+    let verified = tally.rows.iter().filter(|r| r.verified);
+    let receipts = verified.clone().count();
+    let deliveries = verified.filter(|r| r.delivery.is_some()).count();
+    let sizes: Vec<String> = tally
+        .log_sizes
+        .iter()
+        .map(|(gateway, size)| format!("{gateway} {size}"))
+        .collect();
+    let federation = match &tally.federation {
+        Some(line) => format!("ok, {}", line.trim_start_matches("ok: ")),
+        None => "not run".to_owned(),
+    };
+    let replay = match tally.replayed {
+        Some((logs, n)) => format!("ok, {logs} logs, {n} entries, each state equal"),
+        None => "not run".to_owned(),
+    };
+    vec![
+        (
+            "envelopes",
+            format!("{}, {delivered} across gateways", tally.rows.len()),
+        ),
+        (
+            "receipts verified",
+            format!(
+                "{receipts} of {}, and {deliveries} delivery receipts of {delivered}",
+                tally.rows.len()
+            ),
+        ),
+        ("log sizes", sizes.join(", ")),
+        // TODO(lead): the federation witnesses itself: the peers' quorum
+        // on each log's checkpoint, as the single gateway's row says.
+        (
+            "witness quorum",
+            "none yet: each checkpoint is signed by its log".to_owned(),
+        ),
+        ("federation replay", federation),
+        ("live discrepancies", tally.live_events.to_string()),
+        ("replay", replay),
+    ]
 }

@@ -15,6 +15,7 @@ use crate::cli::session::delivered_body;
 use xgate_server::assets::model::{Answer, Holder, Observed, Offer, Register, Report};
 use xgate_server::assets::reconcile::{NoticeEvent, Report as Reconciliation};
 use xgate_server::kind::Kind;
+use xgate_server::receipt::Receipt;
 
 /// How long the live discrepancy may take to arrive.
 const LIVE_WAIT: Duration = Duration::from_secs(10);
@@ -60,7 +61,7 @@ impl Story<'_, '_, '_> {
                 location: HQ.into(),
             };
             let jti = format!("demo-register-{tag}");
-            let (receipt, _) = self.submit(
+            let sent = self.submit(
                 "treasury",
                 "treasury",
                 Kind::AssetRegister,
@@ -68,13 +69,14 @@ impl Story<'_, '_, '_> {
                 &jti,
                 tag,
             )?;
-            first.get_or_insert(receipt.log_index);
-            last = receipt.log_index;
+            first.get_or_insert(sent.receipt.log_index);
+            last = sent.receipt.log_index;
         }
         let tags: Vec<&str> = ASSETS.iter().map(|a| a.0).collect();
         self.out.more(&format!(
-            "{}: entries {}-{last}, a receipt for each",
+            "{}: {}entries {}-{last}, a receipt for each",
             tags.join(", "),
+            self.prefix(self.site("treasury")),
             first.unwrap_or_default()
         ))?;
 
@@ -91,7 +93,7 @@ impl Story<'_, '_, '_> {
             reason: "loan to the field office".into(),
         };
         let offer_jti = "demo-offer-LAP-002";
-        let (receipt, _) = self.submit(
+        let sent = self.submit(
             "treasury",
             "gsa",
             Kind::AssetTransferOffer,
@@ -100,9 +102,20 @@ impl Story<'_, '_, '_> {
             "LAP-002",
         )?;
         self.out.more(&format!(
-            "offer {offer_jti}: entry {}; it waits in gsa's inbox",
-            receipt.log_index
+            "offer {offer_jti}: {}; it waits in gsa's inbox",
+            self.logged(&sent)
         ))?;
+        if sent.delivery.is_some() {
+            let (from, to) = (self.site("treasury").name(), self.site("gsa").name());
+            self.out.more(&format!(
+                "{from} forwarded it with the asset's dossier (its card, and its custody events \
+                 each with its receipt), so {to} holds LAP-002's state too"
+            ))?;
+            self.out.more(&format!(
+                "treasury's outbox at {from} (GET /v1/outbox) holds {to}'s receipt, the proof of \
+                 delivery: it verifies with {to}'s log_key from the registry"
+            ))?;
+        }
 
         self.accept()?;
         self.count()
@@ -137,7 +150,7 @@ impl Story<'_, '_, '_> {
             offer,
             location: Some("GSA-FO-7".into()),
         };
-        let (receipt, _) = self.submit(
+        let sent = self.submit(
             "gsa",
             "treasury",
             Kind::AssetTransferAccept,
@@ -146,18 +159,69 @@ impl Story<'_, '_, '_> {
             &tag,
         )?;
         let view = self.get("gsa", &format!("/v1/assets/{tag}"))?;
-        let chain: Vec<&str> = view["chain"]
-            .as_array()
-            .map(|c| c.iter().filter_map(|e| e["kind"].as_str()).collect())
-            .unwrap_or_default();
+        let held = |view: &Value| {
+            format!(
+                "{tag} is now held by {} of {} at {}",
+                view["holder"]["person"].as_str().unwrap_or("?"),
+                view["holder"]["agency"].as_str().unwrap_or("?"),
+                view["location"].as_str().unwrap_or("?"),
+            )
+        };
         self.out.more(&format!(
-            "entry {}: {tag} is now held by {} of {} at {}; custody chain: {}",
-            receipt.log_index,
-            view["holder"]["person"].as_str().unwrap_or("?"),
-            view["holder"]["agency"].as_str().unwrap_or("?"),
-            view["location"].as_str().unwrap_or("?"),
-            chain.join(", ")
-        ))
+            "{}: {}; custody chain{}: {}",
+            self.logged(&sent),
+            held(&view),
+            match self.federation.is_federated() {
+                true => format!(" at {}", self.site("gsa").name()),
+                false => String::new(),
+            },
+            self.chain(&view)?
+        ))?;
+        if sent.delivery.is_some() {
+            self.out.more(
+                "each event with its receipt from the log that logged it, \
+                 verified with that log's key from the registry",
+            )?;
+            let view = self.get("treasury", &format!("/v1/assets/{tag}"))?;
+            self.out.more(&format!(
+                "at {}, for treasury: {}",
+                self.site("treasury").name(),
+                held(&view)
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// The custody chain of `view`: its events' kinds; in a federation
+    /// each with where its receipts say it was logged (the sender's
+    /// gateway's, if the view carries it, then the log's that holds the
+    /// event), every receipt verified with the registry's key of its log.
+    fn chain(&self, view: &Value) -> Result<String, Error> {
+        let mut events = Vec::new();
+        for event in view["chain"].as_array().into_iter().flatten() {
+            let kind = event["kind"].as_str().unwrap_or("?");
+            if !self.federation.is_federated() {
+                events.push(kind.to_owned());
+                continue;
+            }
+            let mut logged = Vec::new();
+            for field in ["sender_receipt", "receipt"] {
+                if event[field].is_null() {
+                    continue;
+                }
+                let receipt: Receipt =
+                    serde_json::from_value(event[field].clone()).map_err(|_| {
+                        Error::Request(format!("the {kind} event's {field} is not a receipt"))
+                    })?;
+                self.verify_receipt(&receipt)?;
+                logged.push(self.entry(&receipt));
+            }
+            if logged.is_empty() {
+                return Err(Error::Request(format!("the {kind} event has no receipt")));
+            }
+            events.push(format!("{kind} ({})", logged.join(", ")));
+        }
+        Ok(events.join(", "))
     }
 
     fn count(&mut self) -> Result<(), Error> {
@@ -185,7 +249,7 @@ impl Story<'_, '_, '_> {
                 })
                 .collect(),
         };
-        let (receipt, extra) = self.submit(
+        let sent = self.submit(
             "treasury",
             "treasury",
             Kind::InventoryReport,
@@ -193,7 +257,8 @@ impl Story<'_, '_, '_> {
             "demo-count-TRE-HQ-1",
             HQ,
         )?;
-        let id = extra
+        let id = sent
+            .extra
             .get("reconciliation_id")
             .and_then(Value::as_str)
             .unwrap_or_default()
@@ -211,8 +276,8 @@ impl Story<'_, '_, '_> {
             }
         };
         self.out.more(&format!(
-            "entry {}, reconciliation report {id}: {} observed; missing: {}; unexpected: {}",
-            receipt.log_index,
+            "{}, reconciliation report {id}: {} observed; missing: {}; unexpected: {}",
+            self.logged(&sent),
             found.observed,
             list(&found.missing),
             list(&found.unexpected)

@@ -13,100 +13,197 @@
 //! against roots the gateway states. Once the gateway has stopped, gao
 //! replays the log as `xgate audit replay` does.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use xgate_ledger::{ConsistencyProof, Hash, OpenOptions, verify_checkpoint, verify_consistency};
+use xgate_ledger::cosign::Cosigned;
+use xgate_ledger::{
+    Checkpoint, ConsistencyProof, Hash, OpenOptions, verify_checkpoint, verify_consistency,
+};
 
-use super::cast::Story;
+use super::cast::{Story, origin};
 use super::cosigned::{public_log, trust};
+use crate::cli::audit::trust::Trust;
 use crate::cli::audit::verify::prove_in_cosigned;
+use crate::cli::demo::federation::Site;
 use crate::cli::demo::out::Out;
 use crate::cli::demo::summary::{Consistency, QuorumCheck, Tally};
 use crate::cli::error::Error;
+use crate::tiles::LogClient;
 use xgate_server::logview::ConsistencyView;
+use xgate_server::receipt::Receipt;
 use xgate_server::recompute;
 use xgate_server::registry::Registry;
 
-/// Verifies every receipt of the story, against the witnesses' quorum
-/// too, and the log's consistency.
+/// One log the auditor reads: its gateway, what it trusts of it, a
+/// tlog-tiles client of its public listener and the checkpoint served
+/// there; and what was proven in it.
+struct Audited<'f> {
+    site: &'f Site,
+    trust: Trust,
+    client: LogClient,
+    note: String,
+    receipts: usize,
+    first: Option<Checkpoint>,
+    cosigned: Option<Cosigned>,
+}
+
+/// Verifies every receipt of the story (in a federation, the senders'
+/// and the delivery receipts, each against the log that gave it),
+/// against the witnesses' quorum too, and the single log's consistency.
 ///
 /// # Errors
 /// The first check that fails.
 pub(super) fn verify(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
     let federation = story.federation;
-    let key = federation.verifier.clone();
-    let trust = trust(story)?;
-    story.out.step(
-        "audit",
-        &format!(
+    let intro = match federation.is_federated() {
+        true => "gao checks each receipt, the senders' and the delivery receipts, with nothing \
+                 but public keys: each log's key, from the registry"
+            .to_owned(),
+        false => format!(
             "gao checks each receipt with nothing but public keys: the log's ({}) and \
              the {} witnesses', {} cosignatures required",
-            key.name(),
+            federation.sites[0].verifier.name(),
             federation.witnesses.len(),
             federation.quorum
         ),
-    )?;
-    let mut client = public_log(story)?;
-    let note = story
-        .runtime
-        .block_on(client.checkpoint())
-        .map_err(|e| Error::Request(format!("cannot get the log's checkpoint: {e}")))?;
-    let mut first = None;
-    let mut cosigned = None;
-    for i in 0..story.tally.rows.len() {
-        let receipt = story.tally.rows[i].receipt.clone();
-        let own = receipt.verify(&key).map_err(|e| {
-            Error::Request(format!(
-                "the receipt of entry {} does not verify: {e}",
-                receipt.log_index
-            ))
-        })?;
-        let covered = story.runtime.block_on(prove_in_cosigned(
-            &trust,
-            &receipt,
-            &own,
-            &note,
-            "the public listener",
-            Some(&mut client),
-        ))?;
-        let row = &story.tally.rows[i];
-        let line = format!(
-            "ok  entry {:>2}  {:<22} {:<18} in the signed checkpoint of size {:>2}, \
-             the cosigned one of size {}",
-            receipt.log_index,
-            row.kind.as_str(),
-            row.subject,
-            own.size,
-            covered.cosigned.checkpoint.checkpoint.size
-        );
-        first.get_or_insert(own);
-        cosigned = Some(covered.cosigned);
-        story.tally.rows[i].verified = true;
-        story.out.more(&line)?;
+    };
+    story.out.step("audit", &intro)?;
+    let mut logs = Vec::with_capacity(federation.sites.len());
+    for site in &federation.sites {
+        let mut client = public_log(story, site)?;
+        let note = story
+            .runtime
+            .block_on(client.checkpoint())
+            .map_err(|e| Error::Request(format!("cannot get the log's checkpoint: {e}")))?;
+        logs.push(Audited {
+            site,
+            trust: trust(story, site)?,
+            client,
+            note,
+            receipts: 0,
+            first: None,
+            cosigned: None,
+        });
     }
-    if let Some(cosigned) = cosigned {
+    for i in 0..story.tally.rows.len() {
+        let row = &story.tally.rows[i];
+        let (kind, subject) = (row.kind, row.subject.clone());
+        let receipts: Vec<Receipt> = std::iter::once(row.receipt.clone())
+            .chain(row.delivery.clone())
+            .collect();
+        for receipt in receipts {
+            let log = logs
+                .iter_mut()
+                .find(|l| l.site.origin == origin(&receipt))
+                .ok_or_else(|| {
+                    Error::Request(format!("no gateway's log is {}", origin(&receipt)))
+                })?;
+            let line = prove(story, log, &receipt, kind.as_str(), &subject)?;
+            story.out.more(&line)?;
+        }
+        story.tally.rows[i].verified = true;
+    }
+    for log in &logs {
+        let Some(cosigned) = &log.cosigned else {
+            continue;
+        };
+        let size = cosigned.checkpoint.checkpoint.size;
         story.out.more(&format!(
-            "ok  all {} receipts in the checkpoint of size {} {}",
-            story.tally.rows.len(),
-            cosigned.checkpoint.checkpoint.size,
-            trust.describe(&cosigned),
+            "ok  {}all {} receipts in the checkpoint of size {size} {}",
+            match federation.is_federated() {
+                true => format!("{}: ", log.site.name()),
+                false => String::new(),
+            },
+            log.receipts,
+            log.trust.describe(cosigned),
         ))?;
-        story.out.more(
+        story
+            .tally
+            .log_sizes
+            .push((log.site.name().to_owned(), size));
+    }
+    story.out.more(match federation.is_federated() {
+        true => {
+            "    consistency and inclusion recomputed from each log's public tiles, \
+                 as xgate audit verify-receipt --key LOG_KEY --log URL does"
+        }
+        false => {
             "    consistency and inclusion recomputed from the log's public tiles, \
-             as xgate audit verify-receipt --witness ... --quorum K --log URL does",
-        )?;
+                  as xgate audit verify-receipt --witness ... --quorum K --log URL does"
+        }
+    })?;
+    let single = &logs[0];
+    if let (false, Some(cosigned)) = (federation.is_federated(), &single.cosigned) {
         story.tally.quorum = Some(QuorumCheck {
-            receipts: story.tally.rows.len(),
+            receipts: single.receipts,
             size: cosigned.checkpoint.checkpoint.size,
             cosigners: cosigned.cosignatures.len(),
             witnesses: federation.witnesses.len(),
             required: federation.quorum,
         });
     }
-    let first =
-        first.ok_or_else(|| Error::Request("the story produced no receipts to check".into()))?;
+    match (federation.is_federated(), single.first.clone()) {
+        (true, _) => Ok(()),
+        (false, Some(first)) => consistency(story, first),
+        (false, None) => Err(Error::Request(
+            "the story produced no receipts to check".into(),
+        )),
+    }
+}
+
+/// Proves `receipt` of an envelope of `kind` about `subject` in the
+/// checkpoint `log` serves; returns the line that says so.
+fn prove(
+    story: &Story<'_, '_, '_>,
+    log: &mut Audited<'_>,
+    receipt: &Receipt,
+    kind: &str,
+    subject: &str,
+) -> Result<String, Error> {
+    let own = receipt.verify(&log.trust.log).map_err(|e| {
+        Error::Request(format!(
+            "the receipt of {} does not verify: {e}",
+            story.entry(receipt)
+        ))
+    })?;
+    let covered = story.runtime.block_on(prove_in_cosigned(
+        &log.trust,
+        receipt,
+        &own,
+        &log.note,
+        "the public listener",
+        Some(&mut log.client),
+    ))?;
+    let pad = match story.federation.is_federated() {
+        true => 12,
+        false => 0,
+    };
+    let served = match story.federation.witnesses.is_empty() {
+        true => "served",
+        false => "cosigned",
+    };
+    let line = format!(
+        "ok  {:<pad$}entry {:>2}  {:<22} {:<18} in the signed checkpoint of size {:>2}, \
+         the {served} one of size {}",
+        story.prefix(log.site),
+        receipt.log_index,
+        kind,
+        subject,
+        own.size,
+        covered.cosigned.checkpoint.checkpoint.size
+    );
+    log.first.get_or_insert(own);
+    log.cosigned = Some(covered.cosigned);
+    log.receipts += 1;
+    Ok(line)
+}
+
+/// Proves the first checkpoint any receipt carried a prefix of the log's
+/// latest, fetched from the gateway's API as gao.
+fn consistency(story: &mut Story<'_, '_, '_>, first: Checkpoint) -> Result<(), Error> {
+    let key = story.federation.sites[0].verifier.clone();
     story.out.step(
         "consistency",
         "gao fetches the latest checkpoint and proves the first one a prefix of it",
@@ -154,41 +251,62 @@ pub(super) fn verify(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// The last step, once the gateway has stopped and let go of its data:
-/// gao recomputes the state from the log and compares.
+/// The last step, once the gateways have stopped and let go of their
+/// data: gao recomputes each one's state from its log and compares.
+/// `stores` names each gateway and its data directory; `registry` is the
+/// registry file; `kept` is where the data stays, if it does.
 ///
 /// # Errors
 /// A log that cannot be opened, or a state that differs from the replay.
 pub(in crate::cli::demo) fn after_stop(
-    dir: &Path,
-    kept: bool,
+    stores: &[(String, PathBuf)],
+    registry: &Path,
+    kept: Option<&Path>,
     tally: &mut Tally,
     out: &mut Out<'_>,
 ) -> Result<(), Error> {
+    let federated = stores.len() > 1;
     out.step(
         "replay",
-        "the gateway stops; gao replays its log offline and recomputes the asset and medical state",
+        match federated {
+            true => {
+                "the gateways stop; gao replays each one's log offline and recomputes its \
+                 asset and medical state"
+            }
+            false => {
+                "the gateway stops; gao replays its log offline and recomputes the asset and \
+                 medical state"
+            }
+        },
     )?;
-    let registry = Registry::load(&dir.join("pki").join(xgate_server::pki::REGISTRY))?;
-    let log = xgate_ledger::Log::open_existing(dir, &OpenOptions::default())?;
-    let outcome = recompute::replay(&log, Some(&registry))?;
-    drop(log);
-    if !outcome.is_clean() {
-        return Err(Error::Request(format!(
-            "the stored state differs from the replay in {} places",
-            outcome.difference_count
-        )));
+    let registry = Registry::load(registry)?;
+    let mut entries = 0;
+    for (name, dir) in stores {
+        let log = xgate_ledger::Log::open_existing(dir, &OpenOptions::default())?;
+        let outcome = recompute::replay(&log, Some(&registry))?;
+        drop(log);
+        if !outcome.is_clean() {
+            return Err(Error::Request(format!(
+                "{name}: the stored state differs from the replay in {} places",
+                outcome.difference_count
+            )));
+        }
+        entries += outcome.entries;
+        out.more(&format!(
+            "ok  {}{} entries, {} asset and medical envelopes, signatures checked: \
+             the stored state equals the recomputed state",
+            match federated {
+                true => format!("{name:<12}"),
+                false => String::new(),
+            },
+            outcome.entries,
+            outcome.applied
+        ))?;
     }
-    tally.replayed = Some(outcome.entries);
-    out.more(&format!(
-        "ok  {} entries, {} asset and medical envelopes, signatures checked: \
-         the stored state equals the recomputed state",
-        outcome.entries, outcome.applied
-    ))?;
-    if kept {
-        out.more(&format!("the data stays in {}", dir.display()))
-    } else {
-        out.more("nothing is left running; the temporary directory is removed")
+    tally.replayed = Some((stores.len(), entries));
+    match kept {
+        Some(dir) => out.more(&format!("the data stays in {}", dir.display())),
+        None => out.more("nothing is left running; the temporary directory is removed"),
     }
 }
 

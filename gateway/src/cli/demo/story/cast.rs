@@ -6,12 +6,14 @@ use http::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::cli::demo::federation::Federation;
+use super::outbox::delivery;
+use crate::cli::demo::federation::{Federation, Site};
 use crate::cli::demo::out::Out;
 use crate::cli::demo::summary::{Row, Tally};
 use crate::cli::error::Error;
 use crate::cli::session::{self, expect};
 use crate::client::{Client, EnvelopeSigner, Protocol, Reply};
+use xgate_ledger::NoteVerifier;
 use xgate_server::kind::Kind;
 use xgate_server::pki::REGISTRY;
 use xgate_server::receipt::Receipt;
@@ -30,6 +32,27 @@ pub(super) struct Story<'f, 'o, 'w> {
     pub(super) tally: Tally,
 }
 
+/// An envelope the story sent, as the gateways logged it.
+pub(super) struct Sent {
+    /// The sender's receipt, from its own gateway.
+    pub(super) receipt: Receipt,
+    /// For an envelope to an agency another gateway serves, that
+    /// gateway's receipt (proof of delivery), read from the sender's
+    /// outbox and verified with the registry's `log_key` of that gateway.
+    pub(super) delivery: Option<Receipt>,
+    /// The rest of the 201 answer (an inventory report's
+    /// `reconciliation_id`).
+    pub(super) extra: Map<String, Value>,
+}
+
+impl Sent {
+    /// Its receipt from the recipient's gateway: the delivery receipt, or
+    /// the sender's when one gateway serves both.
+    pub(super) fn at_recipient(&self) -> &Receipt {
+        self.delivery.as_ref().unwrap_or(&self.receipt)
+    }
+}
+
 /// One agency: its mutual-TLS client and its envelope signer.
 pub(super) struct Agency {
     pub(super) client: Client,
@@ -42,8 +65,9 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
         let mut agencies = Vec::new();
         for name in NAMES {
             let id = agency(name);
+            let url = &federation.site_of(&id).url;
             agencies.push(Agency {
-                client: Client::for_agency(&federation.pki, &id, &federation.url, Protocol::Auto)?,
+                client: Client::for_agency(&federation.pki, &id, url, Protocol::Auto)?,
                 signer: EnvelopeSigner::for_agency(&federation.pki, &id)?,
             });
         }
@@ -58,7 +82,10 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
     }
 
     pub(super) fn setup(&mut self) -> Result<(), Error> {
-        let origin = self.federation.origin.clone();
+        if self.federation.is_federated() {
+            return self.setup_federated();
+        }
+        let origin = self.federation.sites[0].origin.clone();
         self.out.step(
             "start",
             &format!(
@@ -71,8 +98,51 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
         )
     }
 
+    fn setup_federated(&mut self) -> Result<(), Error> {
+        let federation = self.federation;
+        self.out.step(
+            "start",
+            &format!(
+                "{} gateways on free loopback ports, mutual TLS only, each with its own data \
+                 directory, log and default policy:",
+                federation.sites.len()
+            ),
+        )?;
+        for site in &federation.sites {
+            // The agencies first, then the auditors.
+            let (auditors, agencies): (Vec<&AgencyId>, Vec<&AgencyId>) = site
+                .serves
+                .iter()
+                .partition(|a| self.registry.is_auditor(a));
+            let serves: Vec<String> = agencies
+                .iter()
+                .map(|a| a.to_string())
+                .chain(auditors.iter().map(|a| format!("auditor {a}")))
+                .collect();
+            self.out.more(&format!(
+                "  {:<12}serves {:<18}log {}",
+                site.name(),
+                serves.join(", "),
+                site.origin
+            ))?;
+        }
+        self.out.more(
+            "a federation PKI (xgate certs init --gateway ID=URL --agency ID@GATEWAY): a CA; for \
+             each gateway a TLS certificate, a log key and a witness key; for each agency a TLS \
+             certificate, a signing key and an encryption key; the registry lists each \
+             gateway's URL and keys, and the gateway that serves each agency",
+        )?;
+        self.out.more(
+            "an envelope to an agency another gateway serves is logged by the sender's gateway \
+             (the sender's receipt), forwarded over mutual TLS and logged by the recipient's \
+             (the delivery receipt, read from the sender's outbox and verified with that \
+             gateway's log key from the registry)",
+        )
+    }
+
     /// Signs `body` as `from`, sends it to `to` with `jti`, and records its
-    /// receipt; returns the receipt and the rest of the 201 answer.
+    /// receipt; for a recipient another gateway serves, waits for the
+    /// delivery receipt in the sender's outbox and checks it.
     pub(super) fn submit<T: Serialize>(
         &mut self,
         from: &str,
@@ -81,7 +151,7 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
         body: &T,
         jti: &str,
         subject: &str,
-    ) -> Result<(Receipt, Map<String, Value>), Error> {
+    ) -> Result<Sent, Error> {
         let body = match serde_json::to_value(body) {
             Ok(Value::Object(map)) => map,
             _ => {
@@ -110,6 +180,15 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
         }
         let receipt: Receipt = serde_json::from_value(Value::Object(answer))
             .map_err(|e| Error::Request(format!("the gateway's answer is not a receipt: {e}")))?;
+        let delivery =
+            match self.federation.site_of(&from_id).id == self.federation.site_of(&to_id).id {
+                true => None,
+                false => Some(self.runtime.block_on(delivery(
+                    &mut self.agencies[sender].client,
+                    &self.registry,
+                    &receipt.id,
+                ))?),
+            };
         self.tally.rows.push(Row {
             step: self.out.step_number(),
             kind,
@@ -117,9 +196,75 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
             to: to_id,
             subject: subject.to_owned(),
             receipt: receipt.clone(),
+            delivery: delivery.clone(),
             verified: false,
         });
-        Ok((receipt, extra))
+        Ok(Sent {
+            receipt,
+            delivery,
+            extra,
+        })
+    }
+
+    /// Where `sent` was logged: `entry N` on a single gateway; in a
+    /// federation `GATEWAY entry N`, and `, delivered as GATEWAY entry M`
+    /// when another gateway logged it too.
+    pub(super) fn logged(&self, sent: &Sent) -> String {
+        match &sent.delivery {
+            Some(d) => format!(
+                "{}, delivered as {}",
+                self.entry(&sent.receipt),
+                self.entry(d)
+            ),
+            None => self.entry(&sent.receipt),
+        }
+    }
+
+    /// `entry N`, or in a federation `GATEWAY entry N`: the entry
+    /// `receipt` is for, in the log that gave it.
+    pub(super) fn entry(&self, receipt: &Receipt) -> String {
+        format!(
+            "{}entry {}",
+            self.prefix(self.federation.site_by_origin(origin(receipt))),
+            receipt.log_index
+        )
+    }
+
+    /// `GATEWAY ` in a federation, nothing on a single gateway: what
+    /// names `site` before an entry.
+    pub(super) fn prefix(&self, site: &Site) -> String {
+        match self.federation.is_federated() {
+            true => format!("{} ", site.name()),
+            false => String::new(),
+        }
+    }
+
+    /// The gateway of agency `name`, one of [`NAMES`].
+    pub(super) fn site(&self, name: &str) -> &'f Site {
+        self.federation.site_of(&agency(name))
+    }
+
+    /// Verifies `receipt` with the key the registry lists for the log that
+    /// gave it (the single gateway's log key, without a federation).
+    pub(super) fn verify_receipt(&self, receipt: &Receipt) -> Result<(), Error> {
+        let origin = origin(receipt);
+        let key = match self.registry.is_federated() {
+            true => self
+                .registry
+                .gateways()
+                .filter_map(|g| NoteVerifier::parse(&g.log_key).ok())
+                .find(|k| k.name() == origin)
+                .ok_or_else(|| {
+                    Error::Request(format!("no gateway of the registry has the log {origin}"))
+                })?,
+            false => self.federation.sites[0].verifier.clone(),
+        };
+        receipt.verify(&key).map(|_| ()).map_err(|e| {
+            Error::Request(format!(
+                "the receipt of {origin} entry {} does not verify: {e}",
+                receipt.log_index
+            ))
+        })
     }
 
     /// GETs `path` as `who`; it must answer 200 with JSON.
@@ -146,12 +291,12 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
         &self.agencies[self.index_of(name)].signer
     }
 
-    /// Where agency `name`, one of [`NAMES`], is in `agencies`.
     /// What happened, once the story is told.
     pub(super) fn into_tally(self) -> Tally {
         self.tally
     }
 
+    /// Where agency `name`, one of [`NAMES`], is in `agencies`.
     pub(super) fn index_of(&self, name: &str) -> usize {
         NAMES.iter().position(|n| *n == name).unwrap_or_default()
     }
@@ -164,6 +309,11 @@ const NAMES: [&str; 5] = ["state", "treasury", "gsa", "hhs", "gao"];
 pub(super) fn agency(name: &str) -> AgencyId {
     name.parse()
         .unwrap_or_else(|_| unreachable!("{name} is a valid agency id"))
+}
+
+/// The origin of the log that gave `receipt`: its checkpoint's first line.
+pub(super) fn origin(receipt: &Receipt) -> &str {
+    receipt.checkpoint.lines().next().unwrap_or_default()
 }
 
 /// The serialized name of a unit enum (`missing`, `discrepancy`).

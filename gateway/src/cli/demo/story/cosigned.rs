@@ -5,13 +5,18 @@
 //! once a quorum cosigned it, a moment after the envelopes it covers were
 //! logged, so the step waits (briefly) for the one covering every
 //! envelope of the story.
+//!
+//! In a federation of gateways each gateway serves its own log's
+//! checkpoint; the step shows each one, covering what the story logged
+//! there.
 
 use std::time::{Duration, Instant};
 
 use xgate_ledger::cosign::Cosigned;
 
-use super::cast::Story;
+use super::cast::{Story, origin};
 use crate::cli::audit::trust::{Trust, rfc3339};
+use crate::cli::demo::federation::Site;
 use crate::cli::demo::witnesses::Listed;
 use crate::cli::error::Error;
 use crate::tiles::{Fetcher, LogClient, TilesError};
@@ -30,7 +35,11 @@ const POLL: Duration = Duration::from_millis(50);
 /// none covering the story within [`PATIENCE`].
 pub(super) fn show(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
     let federation = story.federation;
-    let trust = trust(story)?;
+    if federation.witnesses.is_empty() {
+        return checkpoints(story);
+    }
+    let site = &federation.sites[0];
+    let trust = trust(story, site)?;
     story.out.step(
         "witnesses",
         &format!(
@@ -40,17 +49,7 @@ pub(super) fn show(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
             federation.witnesses.len()
         ),
     )?;
-    let size = story
-        .tally
-        .rows
-        .iter()
-        .map(|r| r.receipt.log_index + 1)
-        .max()
-        .unwrap_or(0);
-    let mut client = public_log(story)?;
-    let cosigned = story
-        .runtime
-        .block_on(covering(&mut client, &trust, size))?;
+    let cosigned = served(story, site, &trust)?;
     story.out.more(&format!(
         "GET /checkpoint from the public tlog-tiles listener (no client certificate): \
          size {}, signed by the log and cosigned by {} of the {} witnesses:",
@@ -79,28 +78,67 @@ pub(super) fn show(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// What gao trusts: the log's key and the witnesses' keys, with the quorum
-/// the gateway was given (as `xgate audit verify-receipt --key LOG
-/// --witness W... --quorum K` would).
-pub(super) fn trust(story: &Story<'_, '_, '_>) -> Result<Trust, Error> {
+/// In a federation: each gateway's checkpoint, from its public listener,
+/// covering what the story logged there.
+fn checkpoints(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
+    let federation = story.federation;
+    story.out.step(
+        "checkpoints",
+        "each gateway serves its log's checkpoint to anyone on its public tlog-tiles \
+         listener (no client certificate)",
+    )?;
+    for site in &federation.sites {
+        let trust = trust(story, site)?;
+        let checkpoint = served(story, site, &trust)?.checkpoint.checkpoint;
+        story.out.more(&format!(
+            "  {:<12}GET /checkpoint: size {:>2}, signed by {} with the key the registry lists",
+            site.name(),
+            checkpoint.size,
+            checkpoint.origin
+        ))?;
+        // TODO(lead): the federation witnesses itself. Once each gateway
+        // witnesses its peers' logs, show here the cosignatures this
+        // checkpoint carries and the peers' quorum (as `show` does for
+        // the single gateway's witnesses), and give `trust` the peers'
+        // witness keys so the audit requires them too.
+    }
+    Ok(())
+}
+
+/// The checkpoint `site`'s public listener serves once it covers every
+/// entry the story logged there, accepted by `trust`.
+fn served(story: &Story<'_, '_, '_>, site: &Site, trust: &Trust) -> Result<Cosigned, Error> {
+    let size = story
+        .tally
+        .rows
+        .iter()
+        .flat_map(|r| std::iter::once(&r.receipt).chain(&r.delivery))
+        .filter(|r| origin(r) == site.origin)
+        .map(|r| r.log_index + 1)
+        .max()
+        .unwrap_or(0);
+    let mut client = public_log(story, site)?;
+    story.runtime.block_on(covering(&mut client, trust, size))
+}
+
+/// What gao trusts of `site`: its log's key and the witnesses' keys, with
+/// the quorum the gateway was given (as `xgate audit verify-receipt --key
+/// LOG --witness W... --quorum K` would).
+pub(super) fn trust(story: &Story<'_, '_, '_>, site: &Site) -> Result<Trust, Error> {
     let federation = story.federation;
     let keys: Vec<String> = federation
         .witnesses
         .iter()
         .map(|w| w.vkey.clone())
         .collect();
-    Trust::from_args(
-        &federation.verifier.to_string(),
-        &keys,
-        Some(federation.quorum),
-    )
+    let quorum = (!keys.is_empty()).then_some(federation.quorum);
+    Trust::from_args(&site.verifier.to_string(), &keys, quorum)
 }
 
-/// A tlog-tiles client of the public listener, trusting the federation's
-/// CA for its certificate (`--log URL --ca FILE`).
-pub(super) fn public_log(story: &Story<'_, '_, '_>) -> Result<LogClient, Error> {
-    let federation = story.federation;
-    let fetcher = Fetcher::new(&federation.public_url, Some(&federation.ca))
+/// A tlog-tiles client of `site`'s public listener, trusting the
+/// federation's CA for its certificate (`--log URL --ca FILE`).
+pub(super) fn public_log(story: &Story<'_, '_, '_>, site: &Site) -> Result<LogClient, Error> {
+    let fetcher = Fetcher::new(&site.public_url, Some(&story.federation.ca))
         .map_err(|e| Error::Request(format!("the public listener: {e}")))?;
     Ok(LogClient::new(fetcher))
 }

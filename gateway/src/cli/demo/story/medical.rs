@@ -78,7 +78,7 @@ fn request(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
         &agency("hhs"),
         REQUEST,
     )?;
-    let (receipt, _) = story.submit(
+    let sent = story.submit(
         "state",
         "hhs",
         Kind::MedicalRequest,
@@ -93,8 +93,8 @@ fn request(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
         "the policy does not break the glass"
     };
     story.out.more(&format!(
-        "request {REQUEST}: entry {}; {glass}: {}, {} response allowed, flagged for hhs's review",
-        receipt.log_index,
+        "request {REQUEST}: {}; {glass}: {}, {} response allowed, flagged for hhs's review",
+        story.logged(&sent),
         case["status"].as_str().unwrap_or("?"),
         case["grant"]["uses"].as_u64().unwrap_or_default()
     ))
@@ -115,7 +115,7 @@ fn respond(story: &mut Story<'_, '_, '_>) -> Result<u64, Error> {
     let mut body = Map::new();
     body.insert("request".into(), Value::String(REQUEST.into()));
     body.insert("payload".into(), Value::String(payload));
-    let (receipt, _) = story.submit(
+    let sent = story.submit(
         "hhs",
         "state",
         Kind::MedicalResponse,
@@ -124,13 +124,18 @@ fn respond(story: &mut Story<'_, '_, '_>) -> Result<u64, Error> {
         REQUEST,
     )?;
     story.out.more(&format!(
-        "response {}: a JWE ({} / {}); the gateway checks its header, logs and delivers it, \
+        "response {}: a JWE ({} / {}); {} checks its header, logs and delivers it, \
          and holds no key to open it",
-        receipt.log_index,
+        story.logged(&sent),
         jwe::KEY_ALG,
-        jwe::CONTENT_ENC
+        jwe::CONTENT_ENC,
+        match sent.delivery {
+            Some(_) => "each gateway",
+            None => "the gateway",
+        }
     ))?;
-    Ok(receipt.log_index)
+    // State reads it at its own gateway, under the index that one gave.
+    Ok(sent.at_recipient().log_index)
 }
 
 fn open(story: &mut Story<'_, '_, '_>, response: u64) -> Result<(), Error> {
@@ -192,7 +197,7 @@ fn review(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
         outcome: Outcome::Appropriate,
         note: "cardiac emergency abroad; access was needed".into(),
     };
-    let (receipt, _) = story.submit(
+    let sent = story.submit(
         "hhs",
         "hhs",
         Kind::ReviewDecision,
@@ -204,8 +209,8 @@ fn review(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
         .as_array()
         .map_or(0, Vec::len);
     story.out.more(&format!(
-        "entry {}: the outcome is logged, the note stays in the signed envelope; {left} left in the queue",
-        receipt.log_index
+        "{}: the outcome is logged, the note stays in the signed envelope; {left} left in the queue",
+        story.logged(&sent)
     ))
 }
 
