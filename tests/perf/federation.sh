@@ -98,7 +98,7 @@ run() {
   start_gateway "$xgate" "$dir/b" --pki "$dir/pki" --gateway-id b --listen "127.0.0.1:$pb"
   local b_pid=$gateway_pid
   pids+=("$b_pid")
-  local recipients=state,treasury
+  local recipients=treasury,state
   [ "$kind" = forward ] && recipients=gsa,hhs
   local a0 b0 out start drain waiting
   a0=$(cpu "$a_pid"); b0=$(cpu "$b_pid")

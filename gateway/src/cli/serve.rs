@@ -673,7 +673,9 @@ fn forwarder(
     Forwarder::new(
         peers,
         Duration::from_secs(config.request_timeout_secs),
-        config.max_body_bytes,
+        // What a peer with the same max_body_bytes takes (twice that,
+        // plus room for the JSON around it).
+        config.max_body_bytes.saturating_mul(2),
     )
     .map_err(|e| Error::Serve(format!("forwarding: {e}")))
 }

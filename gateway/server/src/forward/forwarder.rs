@@ -14,13 +14,14 @@
 //! what was not settled is sent again, and the peer answers a copy with
 //! its first receipt.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use rustls::ClientConfig;
 use sha2::{Digest, Sha256};
-use xgate_ledger::{DiskStore, Log, NoteVerifier};
+use xgate_ledger::{Checkpoint, DiskStore, Log, NoteVerifier, verify_checkpoint};
 
 use super::outbox::{self, OutboxError, Queued, Settled};
 use super::status::PeerStatus;
@@ -36,8 +37,10 @@ use crate::pipeline::{Gateway, unix_now};
 use crate::receipt::Receipt;
 use crate::registry;
 
-/// Most envelopes in one forward request.
-pub const MAX_PER_REQUEST: usize = 64;
+/// Most envelopes in one forward request: enough that a request's two
+/// barriers (the peer's commit, the settling here) and its round trip are
+/// shared widely under load.
+pub const MAX_PER_REQUEST: usize = 256;
 /// The first pause after a failed round; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest pause between rounds to a peer that keeps failing.
@@ -104,7 +107,7 @@ impl Forwarder {
     /// A forwarder to `peers`, each with the client configuration that
     /// presents this gateway's certificate and believes only that peer's;
     /// every exchange must complete within `deadline`, and a request
-    /// carries at most `max_request_bytes` of envelopes (at least one).
+    /// carries at most `max_request_bytes` of JSON (at least one envelope).
     ///
     /// # Errors
     /// A peer whose URL or log key is unusable.
@@ -258,21 +261,24 @@ fn prepare(
             .body(&item.jws_key(peer))?
             .ok_or(OutboxError::Corrupt("queued envelope (its JWS is missing)"))?;
         let jws = String::from_utf8(jws).map_err(|_| OutboxError::Corrupt("queued envelope"))?;
-        if !forwards.is_empty() && bytes + jws.len() > max_request_bytes {
-            break;
-        }
-        bytes += jws.len();
         let id = hex::encode(Sha256::digest(jws.as_bytes()));
         let receipt = Receipt::build(log, id.clone(), item.log_index, &checkpoint)?;
         let dossier = match item.kind {
             Kind::AssetTransferOffer => Some(dossier(log, &item)?),
             _ => None,
         };
-        forwards.push(ForwardItem {
+        let forward = ForwardItem {
             envelope: jws,
             receipt,
             dossier,
-        });
+        };
+        // What it adds to the request, receipt and dossier included.
+        let size = serde_json::to_vec(&forward).map_or(usize::MAX, |v| v.len());
+        if !forwards.is_empty() && bytes + size > max_request_bytes {
+            break;
+        }
+        bytes = bytes.saturating_add(size);
+        forwards.push(forward);
         sent.push((item, id));
     }
     let body = serde_json::to_vec(&ForwardRequest { forwards })
@@ -328,10 +334,11 @@ fn conclude(
     }
     let mut settled = Vec::with_capacity(sent.len());
     let mut stopped = None;
+    let mut verified = HashMap::new();
     for ((item, id), result) in sent.into_iter().zip(answer.results) {
         match result {
             ForwardResult::Receipt(receipt) => {
-                if let Err(why) = check_receipt(&receipt, &id, &link.key) {
+                if let Err(why) = check_receipt(&receipt, &id, &link.key, &mut verified) {
                     stopped = Some(RoundError::BadAnswer(why));
                     break;
                 }
@@ -400,14 +407,30 @@ fn dossier(log: &Log<DiskStore>, item: &Queued) -> Result<Dossier, RoundError> {
 
 /// Checks a peer's receipt for envelope `id` against its log key from the
 /// registry: a delivery is proven only by what verifies.
-fn check_receipt(receipt: &Receipt, id: &str, key: &NoteVerifier) -> Result<(), String> {
+/// The receipts of one answer mostly share a checkpoint (one commit at
+/// the peer): `verified` holds those whose signature was checked.
+fn check_receipt(
+    receipt: &Receipt,
+    id: &str,
+    key: &NoteVerifier,
+    verified: &mut HashMap<String, Checkpoint>,
+) -> Result<(), String> {
     if receipt.id != id {
         return Err("the gateway answered with a receipt for another envelope".into());
     }
+    let fail = |e: String| format!("the gateway's receipt does not verify with its log_key: {e}");
+    let checkpoint = match verified.get(&receipt.checkpoint) {
+        Some(checkpoint) => checkpoint.clone(),
+        None => {
+            let checkpoint =
+                verify_checkpoint(&receipt.checkpoint, key).map_err(|e| fail(e.to_string()))?;
+            verified.insert(receipt.checkpoint.clone(), checkpoint.clone());
+            checkpoint
+        }
+    };
     receipt
-        .verify(key)
-        .map(|_| ())
-        .map_err(|e| format!("the gateway's receipt does not verify with its log_key: {e}"))
+        .verify_in(&checkpoint)
+        .map_err(|e| fail(e.to_string()))
 }
 
 /// The API error in a response body, if it holds one.
