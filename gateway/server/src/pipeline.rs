@@ -35,7 +35,7 @@ use crate::assets::state as asset_state;
 use crate::committer::{Ahead, BatchView, Committer, Prepare};
 use crate::entry::{EncodeEntryError, Entry, Logged, Stamp, person_hash};
 use crate::envelope::{self, Envelope, Limits, Rejection, Verifiers};
-use crate::forward::order::Chain;
+use crate::forward::order::{Chain, Turn, Turns};
 use crate::forward::outbox::{self, OutboxError};
 use crate::forward::received;
 use crate::forward::status::Peers;
@@ -519,6 +519,7 @@ impl Gateway {
         let now = unix_now();
         let count = items.len();
         let chain = Arc::new(Chain::new(count));
+        let turns = Turns::new(count);
         // Signatures, receipts and dossiers are CPU work: all of a
         // request's on a blocking thread, their shared checkpoint verified
         // once.
@@ -541,14 +542,15 @@ impl Gateway {
                 .map(|_| Err(Refused::new(None, Reason::Commit(CommitError::Stopped))))
                 .collect();
         };
-        // Polled in order, each is queued for the committer before the
-        // next (the queue is fair): they share batches and keep their
-        // order; `Chain` holds them to it if anything goes wrong.
+        // Each is queued for the committer after the one before it
+        // (`Turns`): they share batches and keep their order; `Chain` holds
+        // them to it if a batch fails.
         let each = checked
             .into_iter()
             .enumerate()
             .map(|(position, (item, arrived))| {
-                self.receive_one(item, arrived, now, Arc::clone(&chain), position)
+                let turn = turns.turn(position);
+                self.receive_one(item, arrived, now, Arc::clone(&chain), position, turn)
             });
         futures_util::future::join_all(each).await
     }
@@ -561,6 +563,7 @@ impl Gateway {
         now: i64,
         chain: Arc<Chain>,
         position: usize,
+        turn: Turn,
     ) -> Result<Accepted, Refused> {
         let (envelope, logged) = match arrived {
             Ok(arrived) => arrived,
@@ -576,6 +579,7 @@ impl Gateway {
             expires: logged.expires,
             dossier: item.dossier,
             receipt: item.receipt,
+            turn: Some(turn),
         };
         let kind = envelope.kind;
         self.accept_arrived(&envelope, now, Some(arrival))
@@ -850,8 +854,9 @@ impl Gateway {
         stamp: Stamp,
         policy: &str,
         decision: &str,
-        arrival: Option<Arrival>,
+        mut arrival: Option<Arrival>,
     ) -> Result<Receipt, Reason> {
+        let mut turn = arrival.as_mut().and_then(|a| a.turn.take());
         let entry = self.entry(envelope, &op, stamp, policy, decision)?;
         let step = Arc::new(Step {
             stored: envelope.clone(),
@@ -874,6 +879,15 @@ impl Gateway {
             self.committer
                 .append_ahead(entry.clone(), ahead, whole)
                 .await
+        } else if let Some(turn) = turn.as_mut() {
+            // Queued in its request's order, then awaited with the others.
+            turn.wait().await;
+            let queued = self.committer.enqueue(entry.clone(), whole).await;
+            turn.take();
+            match queued {
+                Ok(queued) => queued.outcome().await,
+                Err(e) => Err(e),
+            }
         } else {
             self.committer.append(entry.clone(), whole).await
         };
@@ -984,6 +998,9 @@ struct Arrival {
     /// The forwarding gateway's receipt, kept for the custody chain of an
     /// asset envelope.
     receipt: Receipt,
+    /// Its turn to be queued for the committer, in its request's order
+    /// (taken out before the step is built).
+    turn: Option<Turn>,
 }
 
 /// One envelope's commit step, as the committer runs it at the envelope's

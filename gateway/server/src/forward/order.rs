@@ -11,8 +11,9 @@
 //! not, it is declined as not taken now, and sent again after its
 //! predecessor.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
 use xgate_ledger::StoreError;
 
 use crate::apply::state::StateRead;
@@ -92,6 +93,68 @@ impl Chain {
     }
 }
 
+/// Which envelopes of a forward request have been queued for the
+/// committer (or refused before): each is queued only after every one
+/// before it, so they reach the committer in the request's order, whatever
+/// order their tasks run in.
+#[derive(Debug)]
+pub struct Turns(watch::Sender<Vec<bool>>);
+
+impl Turns {
+    /// Turns for `len` envelopes.
+    pub fn new(len: usize) -> Arc<Turns> {
+        Arc::new(Turns(watch::Sender::new(vec![false; len])))
+    }
+
+    /// The turn of the envelope at `position`: taken when it is queued, or
+    /// when it is dropped (refused before the commit).
+    pub fn turn(self: &Arc<Turns>, position: usize) -> Turn {
+        Turn {
+            turns: Arc::clone(self),
+            position,
+            taken: false,
+        }
+    }
+}
+
+/// One envelope's turn to be queued ([`Turns`]).
+#[derive(Debug)]
+pub struct Turn {
+    turns: Arc<Turns>,
+    position: usize,
+    taken: bool,
+}
+
+impl Turn {
+    /// Waits until every envelope before this one is queued or refused.
+    pub async fn wait(&self) {
+        let mut done = self.turns.0.subscribe();
+        let position = self.position;
+        let _ = done
+            .wait_for(|d| d.iter().take(position).all(|queued| *queued))
+            .await;
+    }
+
+    /// This envelope is queued (or refused): the next may go.
+    pub fn take(&mut self) {
+        if !self.taken {
+            self.taken = true;
+            let position = self.position;
+            self.turns.0.send_modify(|d| {
+                if let Some(slot) = d.get_mut(position) {
+                    *slot = true;
+                }
+            });
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.take();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -113,6 +176,25 @@ mod tests {
                 .cloned()
                 .collect())
         }
+    }
+
+    #[tokio::test]
+    async fn turns_are_taken_in_order_whoever_runs_first() {
+        let turns = Turns::new(3);
+        let (mut first, second, third) = (turns.turn(0), turns.turn(1), turns.turn(2));
+        let waiting = tokio::spawn(async move {
+            third.wait().await;
+            third
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "0 and 1 have not had their turn");
+        first.take();
+        drop(second);
+        let third = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("2 may go once 0 is queued and 1 refused")
+            .expect("task");
+        drop(third);
     }
 
     #[test]
