@@ -4,11 +4,13 @@
 //!
 //! The submission prefix is the server's root: `POST /add-checkpoint`
 //! answers as the spec says (200 with cosignature lines, 400, 403, 404,
-//! 409 with `Content-Type: text/x.tlog.size` and the latest size, 422);
-//! the same path with another method is 405 with `Allow: POST`; every
-//! other path is 404. A body longer than the witness accepts is 400
-//! without being read further. The check, the durable write and the
-//! signature run on a blocking thread; a failure there (storage) is 500.
+//! 409 with `Content-Type: text/x.tlog.size` and the latest size, 422),
+//! with [`xgate_server::witness_http`], as the witness every gateway of a
+//! federation runs for its peers does; the same path with another method
+//! is 405 with `Allow: POST`; every other path is 404. A body longer than
+//! the witness accepts is 400 without being read further. The check, the
+//! durable write and the signature run on a blocking thread; a failure
+//! there (storage) is 500.
 //!
 //! Connections are bounded in number, each must send its request head
 //! (TLS handshake included) within [`HEADER_TIMEOUT`] and its body within
@@ -22,9 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::ALLOW;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -35,19 +37,18 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use xgate_ledger::witness::{
-    BodyError, MAX_BODY_BYTES, Outcome, TEXT_CONTENT_TYPE, Witness, WitnessError,
-};
+use xgate_ledger::witness::Witness;
+use xgate_server::witness_http::{self, text};
 
 /// The one path served.
-pub const ADD_CHECKPOINT: &str = "/add-checkpoint";
+pub use xgate_server::witness_http::ADD_CHECKPOINT;
+/// Longest a request body may take to arrive.
+pub use xgate_server::witness_http::BODY_TIMEOUT;
 /// Most connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Longest a connection may take to present a request head, TLS
 /// handshake included.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a request body may take to arrive.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long requests in flight get to finish after a shutdown signal.
 pub const DRAIN: Duration = Duration::from_secs(10);
 
@@ -187,7 +188,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// Routes one request.
+/// Routes one request: `POST /add-checkpoint` is answered by
+/// [`xgate_server::witness_http`], which the gateway's own witness of its
+/// peers shares.
 async fn handle(witness: &Arc<Witness>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.uri().path() != ADD_CHECKPOINT {
         return text(StatusCode::NOT_FOUND, "not found\n");
@@ -199,109 +202,5 @@ async fn handle(witness: &Arc<Witness>, req: Request<Incoming>) -> Response<Full
             .insert(ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        let too_large = declared.map_or(MAX_BODY_BYTES + 1, |n| {
-            usize::try_from(n).unwrap_or(usize::MAX)
-        });
-        return outcome_response(&Outcome::BadRequest(BodyError::TooLarge(too_large)));
-    }
-    let body = Limited::new(req.into_body(), MAX_BODY_BYTES);
-    let body = match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return outcome_response(&Outcome::BadRequest(BodyError::TooLarge(
-                    MAX_BODY_BYTES + 1,
-                )));
-            }
-            return text(
-                StatusCode::BAD_REQUEST,
-                "the request body could not be read\n",
-            );
-        }
-        Err(_) => {
-            return text(
-                StatusCode::REQUEST_TIMEOUT,
-                "the request body took too long\n",
-            );
-        }
-    };
-    let witness = Arc::clone(witness);
-    // Verification, an fsync and a signature: off the async threads.
-    let result = tokio::task::spawn_blocking(move || witness.add_checkpoint(&body)).await;
-    match result {
-        Ok(Ok(outcome)) => {
-            log_outcome(&outcome);
-            outcome_response(&outcome)
-        }
-        Ok(Err(e)) => {
-            report(&e);
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the witness could not record the checkpoint\n",
-            )
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "add-checkpoint task failed");
-            text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
-        }
-    }
-}
-
-fn log_outcome(outcome: &Outcome) {
-    match outcome {
-        Outcome::Cosigned { checkpoint, .. } => {
-            tracing::info!(origin = %checkpoint.origin, size = checkpoint.size, "cosigned");
-        }
-        Outcome::Conflict {
-            evidence: Some(path),
-            ..
-        }
-        | Outcome::Inconsistent {
-            evidence: Some(path),
-            ..
-        } => {
-            tracing::warn!(
-                evidence = %path.display(),
-                status = outcome.status(),
-                "refused a checkpoint that conflicts with the one cosigned; evidence kept"
-            );
-        }
-        other => {
-            tracing::info!(status = other.status(), reason = %other.body().trim_end(), "refused");
-        }
-    }
-}
-
-fn report(e: &WitnessError) {
-    tracing::error!(error = %e, "add-checkpoint failed");
-}
-
-/// The HTTP response for an outcome: its status, content type and body.
-pub fn outcome_response(outcome: &Outcome) -> Response<Full<Bytes>> {
-    let status =
-        StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = Response::new(Full::new(Bytes::from(outcome.body())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(outcome.content_type()),
-    );
-    response
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_CONTENT_TYPE));
-    response
+    witness_http::add_checkpoint(witness, req).await.response
 }

@@ -33,6 +33,8 @@
 //! min_free_bytes = 67108864        # XGATE_MIN_FREE_BYTES: refuse commits (503) while less is free on the data dir's disk
 //! witness_quorum = 0               # XGATE_WITNESS_QUORUM: cosignatures a checkpoint needs before it is served (0: none)
 //! witness_interval_ms = 1000       # XGATE_WITNESS_INTERVAL_MS: how often the newest checkpoint goes to the witnesses
+//! federation_quorum = 2            # XGATE_FEDERATION_QUORUM: peer gateways' cosignatures a checkpoint needs before it is served (default: a majority of the peers that list a witness_key; 0: none)
+//! witness_key = "pki/gateways/hub/witness.key"  # XGATE_WITNESS_KEY: this gateway's witness key (default: PKI/gateways/<gateway_id>/witness.key)
 //!
 //! [[witnesses]]                    # one table per witness (none by default)
 //! url = "https://witness.example/w1"   # its submission prefix, http:// or https://
@@ -134,6 +136,23 @@ pub struct Config {
     pub witness_quorum: usize,
     /// How often, at most, the newest checkpoint goes to the witnesses.
     pub witness_interval_ms: u64,
+    /// In a federation, how many peer gateways' witnesses must cosign a
+    /// checkpoint before it is served, besides `witness_quorum` of the
+    /// `[[witnesses]]`; unset: a majority of the peers whose registry
+    /// entry lists a `witness_key` ([`default_federation_quorum`]); 0:
+    /// checkpoints still go to the peers, but are served without waiting.
+    pub federation_quorum: Option<usize>,
+    /// The private key of this gateway's witness of its peers' logs;
+    /// unset: `PKI/gateways/<gateway_id>/witness.key`
+    /// (`peer_witness::open`).
+    pub witness_key: Option<PathBuf>,
+}
+
+/// The peer quorum of a federation when `federation_quorum` is unset: a
+/// majority of the `peers` that can cosign (`peers / 2 + 1`), 0 if none
+/// can.
+pub fn default_federation_quorum(peers: usize) -> usize {
+    if peers == 0 { 0 } else { peers / 2 + 1 }
 }
 
 /// A `[[witnesses]]` table.
@@ -181,6 +200,8 @@ impl Default for Config {
             witnesses: Vec::new(),
             witness_quorum: 0,
             witness_interval_ms: 1000,
+            federation_quorum: None,
+            witness_key: None,
         }
     }
 }
@@ -284,6 +305,8 @@ impl Config {
             "XGATE_MIN_FREE_BYTES" => self.min_free_bytes = parse(name, value)?,
             "XGATE_WITNESS_QUORUM" => self.witness_quorum = parse(name, value)?,
             "XGATE_WITNESS_INTERVAL_MS" => self.witness_interval_ms = parse(name, value)?,
+            "XGATE_FEDERATION_QUORUM" => self.federation_quorum = Some(parse(name, value)?),
+            "XGATE_WITNESS_KEY" => self.witness_key = Some(PathBuf::from(value)),
             // Other XGATE_* variables belong to tests and tools.
             _ => {}
         }
@@ -412,6 +435,40 @@ mod tests {
             let err = Config::load(None, env.into_iter()).expect_err(value);
             assert!(err.to_string().contains(named), "{name}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn a_federation_s_witness_settings_have_defaults_file_keys_and_variables() {
+        let c = Config::load(None, std::iter::empty()).expect("config");
+        assert_eq!(c.federation_quorum, None);
+        assert_eq!(c.witness_key, None);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("xgate.toml");
+        std::fs::write(
+            &file,
+            "gateway_id = \"g-a\"\nfederation_quorum = 0\nwitness_key = \"/keys/w.key\"\n",
+        )
+        .expect("write");
+        let c = Config::load(Some(&file), std::iter::empty()).expect("config");
+        assert_eq!(c.federation_quorum, Some(0));
+        assert_eq!(c.witness_key, Some(PathBuf::from("/keys/w.key")));
+        let env = [
+            ("XGATE_FEDERATION_QUORUM".to_owned(), "3".to_owned()),
+            ("XGATE_WITNESS_KEY".to_owned(), "/other.key".to_owned()),
+        ];
+        let c = Config::load(Some(&file), env.into_iter()).expect("config");
+        assert_eq!(c.federation_quorum, Some(3));
+        assert_eq!(c.witness_key, Some(PathBuf::from("/other.key")));
+        let env = [("XGATE_FEDERATION_QUORUM".to_owned(), "most".to_owned())];
+        let err = Config::load(None, env.into_iter()).expect_err("bad");
+        assert!(err.to_string().contains("XGATE_FEDERATION_QUORUM"), "{err}");
+    }
+
+    #[test]
+    fn the_default_federation_quorum_is_a_majority_of_the_peers() {
+        let quorums: Vec<usize> = (0..7).map(default_federation_quorum).collect();
+        assert_eq!(quorums, [0, 1, 2, 2, 3, 3, 4]);
     }
 
     #[test]

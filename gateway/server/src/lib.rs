@@ -29,6 +29,11 @@
 //! - [`public_log`]: the log as C2SP tlog-tiles to anyone (checkpoint,
 //!   tiles, entry bundles), which [`server::serve_public`] serves on the
 //!   public listener.
+//! - [`witnessing`]: gathering witnesses' cosignatures (the configured
+//!   ones and, in a federation, the peer gateways') before a checkpoint
+//!   is served; [`peer_witness`]: the witness each gateway of a
+//!   federation runs for its peers' logs, answering through
+//!   [`witness_http`], as `xgate witness serve` does.
 //!
 //! The log itself (hashing, proofs, checkpoints, storage) is the
 //! `xgate_ledger` crate; nothing here re-implements any of it.
@@ -61,6 +66,7 @@ pub mod logview;
 pub mod medical;
 mod metrics;
 pub mod outbound;
+pub mod peer_witness;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;
@@ -76,4 +82,5 @@ mod space;
 pub mod store_keys;
 pub mod strict_json;
 pub mod tls;
+pub mod witness_http;
 pub mod witnessing;

@@ -110,12 +110,22 @@ struct WitnessLabels {
     outcome: &'static str,
 }
 
-/// Submissions to witnesses, and the checkpoint served with a quorum.
+/// Labels of an answer of the gateway's witness of its peers: the
+/// outcome only (never the log, the size or the caller).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnswerLabels {
+    outcome: &'static str,
+}
+
+/// Submissions to witnesses, and the checkpoint served with a quorum;
+/// and, in a federation, what this gateway's own witness answered.
 #[derive(Debug, Default)]
 struct WitnessMetrics {
     submissions: Family<WitnessLabels, Counter>,
     cosigned_size: Gauge<i64, AtomicI64>,
     cosignatures: Gauge<i64, AtomicI64>,
+    answers: Family<AnswerLabels, Counter>,
+    evidence: Counter,
 }
 
 /// Labels of forwarding to a peer gateway: its id, and the outcome.
@@ -268,6 +278,19 @@ impl Metrics {
             "cosigned_checkpoint_cosignatures",
             "Cosignatures on the newest checkpoint served with the witness quorum",
             witnesses.cosignatures.clone(),
+        );
+        registry.register(
+            "peer_witness_answers",
+            "add-checkpoint requests this gateway's witness answered for its peers' logs, by \
+             outcome (cosigned, unknown_origin, untrusted, bad_request, conflict, inconsistent, \
+             timeout, error)",
+            witnesses.answers.clone(),
+        );
+        registry.register(
+            "peer_witness_evidence",
+            "Checkpoints this gateway's witness refused as conflicting with one it cosigned, \
+             kept as evidence of a fork",
+            witnesses.evidence.clone(),
         );
         let public = PublicMetrics::default();
         registry.register(
@@ -435,6 +458,16 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// Counts one answer of this gateway's witness of its peers, with
+    /// `outcome`; `evidence` if it kept the refused checkpoint as evidence.
+    pub fn peer_witness(&self, outcome: &'static str, evidence: bool) {
+        let w = &self.witnesses;
+        w.answers.get_or_create(&AnswerLabels { outcome }).inc();
+        if evidence {
+            w.evidence.inc();
+        }
     }
 
     /// Records the checkpoint now served: its size and its cosignatures.

@@ -25,13 +25,14 @@ use clap::Args;
 use xgate_ledger::{Log, NoteSigner, NoteVerifier, OpenOptions};
 
 use super::error::Error;
-use xgate_server::config::Config;
+use xgate_server::config::{Config, default_federation_quorum};
 use xgate_server::crl_watch;
 use xgate_server::data_dir;
 use xgate_server::envelope::Limits;
 use xgate_server::forward::forwarder::Forwarder;
 use xgate_server::http::ApiState;
 use xgate_server::http::fanout::Hub;
+use xgate_server::peer_witness;
 use xgate_server::pipeline::{Gateway, Medical};
 use xgate_server::pki::{self, CHECKPOINT_KEY, REGISTRY, SAMPLE_AGENCIES, SAMPLE_AUDITORS};
 use xgate_server::policy::{DEFAULT_POLICY, Policy};
@@ -40,6 +41,7 @@ use xgate_server::registry::{self, AgencyId, GatewayId, Registry};
 use xgate_server::server;
 use xgate_server::tls::{self, Tls};
 use xgate_server::witnessing::Witnessing;
+use xgate_server::witnessing::peers::peer_witnesses;
 
 /// Arguments of `xgate serve`; each overrides the config file and `XGATE_*`.
 #[derive(Debug, Args)]
@@ -267,13 +269,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         config.gateway_id.as_ref(),
         config.crl_strict,
     )?);
-    let witnessing = Witnessing::new(
-        &config.witnesses,
-        config.witness_quorum,
-        Duration::from_millis(config.witness_interval_ms),
-        Some(tls::outbound_config(&pki_dir)?),
-    )
-    .map_err(|e| Error::Serve(format!("witnesses: {e}")))?;
+    let witnessing = witnessing(config, &pki_dir, &registry, local)?;
     let forwarder = match local {
         Some(gateway) => Some(forwarder(config, &pki_dir, &registry, gateway)?),
         None => None,
@@ -291,6 +287,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         // created in between.
         registered_key(gateway, &log.verifier(), &config.data_dir)?;
     }
+    let witness = peer_witness(config, &registry, local)?;
     let limits = Limits {
         max_lifetime: config.max_lifetime_secs,
         skew: config.clock_skew_secs,
@@ -353,6 +350,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         inbox_page: config.inbox_page,
         closing,
         streams,
+        witness,
     });
     let (max_connections, public_max_connections) =
         connection_limits(config.max_connections, config.public_max_connections);
@@ -651,6 +649,89 @@ fn split_connections(fits: usize, main: usize, public: usize) -> (usize, usize) 
     }
     let public = public.min(fits / 4).max(1);
     (main.min(fits - public).max(1), public)
+}
+
+/// The witnesses the log's checkpoints go to: the configured
+/// `[[witnesses]]` and, for a gateway of a federation, every peer gateway
+/// that lists a `witness_key`, reached as it forwards to them. A
+/// checkpoint is served once `witness_quorum` of the first and
+/// `federation_quorum` of the peers (default: a majority of them) cosigned
+/// it.
+fn witnessing(
+    config: &Config,
+    pki_dir: &Path,
+    registry: &Registry,
+    local: Option<&xgate_server::registry::Gateway>,
+) -> Result<Witnessing, Error> {
+    let configured = Witnessing::new(
+        &config.witnesses,
+        config.witness_quorum,
+        Duration::from_millis(config.witness_interval_ms),
+        Some(tls::outbound_config(pki_dir)?),
+    )
+    .map_err(|e| Error::Serve(format!("witnesses: {e}")))?;
+    let Some(local) = local else {
+        return match config.federation_quorum {
+            Some(n) if n > 0 => Err(Error::Serve(format!(
+                "federation_quorum is {n}, but this gateway is not in a federation (no \
+                 gateway_id): it has no peers to cosign; unset federation_quorum"
+            ))),
+            _ => Ok(configured),
+        };
+    };
+    let peers = peer_witnesses(pki_dir, registry, &local.id)?;
+    let quorum = config
+        .federation_quorum
+        .unwrap_or_else(|| default_federation_quorum(peers.len()));
+    let witnessing = configured
+        .with_peers(peers, quorum)
+        .map_err(|e| Error::Serve(format!("witnesses: {e}")))?;
+    tracing::info!(
+        witness_quorum = config.witness_quorum,
+        federation_quorum = quorum,
+        "checkpoints are served once cosigned by the quorums"
+    );
+    Ok(witnessing)
+}
+
+/// The witness gateway `local` runs for its peers' logs, with its state
+/// in `DATA_DIR/witness` and the key `witness_key` names (default
+/// `PKI/gateways/<id>/witness.key`), which must be the registry's
+/// `witness_key` for `local`. `None` for a single gateway, and for a
+/// gateway whose registry entry lists no `witness_key`.
+fn peer_witness(
+    config: &Config,
+    registry: &Registry,
+    local: Option<&xgate_server::registry::Gateway>,
+) -> Result<Option<Arc<xgate_ledger::witness::Witness>>, Error> {
+    let Some(local) = local else {
+        if config.witness_key.is_some() {
+            return Err(Error::Serve(
+                "witness_key is set, but this gateway is not in a federation (no gateway_id): \
+                 only a federation's gateways witness their peers; unset witness_key"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let witness = peer_witness::open(
+        &config.data_dir,
+        &config.pki_dir(),
+        config.witness_key.as_deref(),
+        registry,
+        &local.id,
+    )
+    .map_err(|e| Error::Serve(format!("the witness of the peers' logs: {e}")))?;
+    if let Some(witness) = &witness {
+        let mut origins: Vec<&str> = witness.origins().collect();
+        origins.sort_unstable();
+        tracing::info!(
+            name = witness.cosigner().name(),
+            logs = origins.join(" "),
+            "witnessing the peers' logs at /witness/add-checkpoint"
+        );
+    }
+    Ok(witness.map(Arc::new))
 }
 
 /// The forwarder of gateway `local` to every other gateway of the

@@ -54,6 +54,34 @@ impl Witness {
     pub fn open(dir: &Path, logs: &[NoteVerifier]) -> Result<Witness, WitnessError> {
         let store = Store::open(dir)?;
         let cosigner = load_key(dir)?;
+        Witness::with_store(store, cosigner, logs)
+    }
+
+    /// Opens the witness state in `dir`, locked for this process, signing
+    /// with `cosigner`, a key kept elsewhere (a gateway's witness: its key
+    /// in the federation's PKI, its state in the gateway's data
+    /// directory). `dir` is created (0700, durably: it and its parent
+    /// fsynced) if missing; a key file in it is not read. As
+    /// [`Witness::open`] otherwise.
+    ///
+    /// # Errors
+    /// [`WitnessError::Locked`], [`WitnessError::Corrupt`],
+    /// [`WitnessError::Io`].
+    pub fn open_with_key(
+        dir: &Path,
+        cosigner: Cosigner,
+        logs: &[NoteVerifier],
+    ) -> Result<Witness, WitnessError> {
+        crate::fsutil::create_private_dir(dir).map_err(WitnessError::io(dir))?;
+        let store = Store::open(dir)?;
+        Witness::with_store(store, cosigner, logs)
+    }
+
+    fn with_store(
+        store: Store,
+        cosigner: Cosigner,
+        logs: &[NoteVerifier],
+    ) -> Result<Witness, WitnessError> {
         let mut witnessed: HashMap<String, Vec<NoteVerifier>> = HashMap::new();
         for key in logs {
             let keys = witnessed.entry(key.name().to_owned()).or_default();

@@ -431,6 +431,42 @@ fn state_survives_a_restart_and_the_directory_is_held_by_one_process() {
 }
 
 #[test]
+fn a_key_kept_elsewhere_signs_for_state_in_a_directory_created_private() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = TestLog::new(1, "", 16);
+    let key = crate::cosign::Cosigner::generate("gw.example/witness", CosignatureAlg::Ed25519)
+        .expect("key");
+    let vkey = key.verifier().clone();
+    let again = || crate::cosign::Cosigner::from_private_key(&key.to_private_key()).expect("key");
+    // Two levels missing: both are made, private.
+    let dir = tmp.path().join("data").join("witness");
+    let w = Witness::open_with_key(&dir, again(), &[log.signer.verifier()]).expect("opens");
+    for d in [tmp.path().join("data"), dir.clone()] {
+        let mode = std::fs::metadata(&d).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+    }
+    assert!(
+        !dir.join(KEY_FILE).exists(),
+        "the key stays where it is kept"
+    );
+    let (lines, checkpoint) = cosigned(w.add_checkpoint_at(&log.body(0, 5), 7).expect("ok"));
+    assert_eq!(
+        vkey.verify_line(&checkpoint.body(), &lines)
+            .expect("verifies"),
+        7
+    );
+    // Held by one process; its state survives a restart.
+    assert!(matches!(
+        Witness::open_with_key(&dir, again(), &[log.signer.verifier()]),
+        Err(WitnessError::Locked(_))
+    ));
+    drop(w);
+    let w = Witness::open_with_key(&dir, again(), &[log.signer.verifier()]).expect("reopens");
+    assert_eq!(w.latest(ORIGIN).expect("kept").size, 5);
+    assert_eq!(w.cosigner().verifier(), &vkey);
+}
+
+#[test]
 fn init_never_replaces_a_key() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("w");

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use xgate_ledger::witness::Witness;
+
 use super::fanout::Hub;
 use crate::pipeline::Gateway;
 use crate::tls::Tls;
@@ -20,4 +22,8 @@ pub struct ApiState {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// The reconciliation feed's one reader and its subscribers.
     pub streams: Arc<Hub>,
+    /// The witness this gateway runs for its peers' logs, in a federation
+    /// whose registry lists a `witness_key` for it
+    /// ([`crate::peer_witness`]).
+    pub witness: Option<Arc<Witness>>,
 }

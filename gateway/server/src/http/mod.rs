@@ -21,12 +21,14 @@
 //! GET  /v1/reviews?after=&limit=           break-the-glass grants awaiting review
 //! GET  /v1/outbox?after=&limit=            the caller's envelopes to agencies of other gateways
 //! POST /v1/forward                         a peer gateway's envelopes (its certificate only)
+//! POST /witness/add-checkpoint             C2SP tlog-witness, for a peer gateway's log (its certificate only)
 //! GET  /healthz  GET /metrics
 //! ```
 //!
-//! Every route but `/healthz`, `/metrics` and `/v1/forward` needs a
-//! registered, unrevoked agency this gateway serves as the TLS identity
-//! (`/v1/forward` a registered, unrevoked peer gateway), and takes one request from that agency's
+//! Every route but `/healthz`, `/metrics`, `/v1/forward` and
+//! `/witness/add-checkpoint` needs a registered, unrevoked agency this
+//! gateway serves as the TLS identity (those two a registered, unrevoked
+//! peer gateway), and takes one request from that agency's
 //! rate limit (429 `rate_limited` with `Retry-After` past it). With
 //! `crl_strict` and a CRL past its `nextUpdate`, every route but
 //! `/metrics` is refused (`crl_stale`).
@@ -42,6 +44,7 @@ mod medical;
 mod request;
 mod response;
 mod stream;
+mod witness;
 
 use std::sync::Arc;
 
@@ -84,6 +87,10 @@ pub async fn handle(
             Err(e) => Err(e),
         },
         (_, ["v1", "forward"]) => Err(not_allowed()),
+        (&Method::POST, ["witness", "add-checkpoint"]) => {
+            witness::add_checkpoint(&ctx, &identity, req).await
+        }
+        (_, ["witness", "add-checkpoint"]) => Err(not_allowed()),
         _ => match agency(&ctx, &identity) {
             Ok(sender) => match ctx.gateway.admit(&sender) {
                 Ok(()) => route(&ctx, sender, &identity, req, &segments).await,

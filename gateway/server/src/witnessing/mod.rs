@@ -20,8 +20,19 @@
 //! With `witness_quorum = 0` and witnesses listed, checkpoints are still
 //! submitted (each witness keeps the log to one history and keeps evidence
 //! of a fork) but the log serves its own checkpoints without waiting.
+//!
+//! In a federation the other gateways are witnesses too
+//! ([`Witnessing::with_peers`], [`peers::peer_witnesses`]): each one whose
+//! registry entry lists a `witness_key`, at its `url` + `/witness`, over
+//! mutual TLS that presents this gateway's certificate and believes only
+//! that peer's. Their quorum is counted apart: a checkpoint is served once
+//! `federation_quorum` peers **and** `witness_quorum` of the configured
+//! witnesses cosigned it. Neither can stand in for the other: external
+//! witnesses, however many, do not show that the federation saw this
+//! history, and peers do not replace a witness an operator requires.
 
 mod add_checkpoint;
+pub mod peers;
 mod witness;
 
 use std::sync::Arc;
@@ -34,6 +45,8 @@ use xgate_ledger::{DiskStore, Log, SignedCheckpoint};
 use crate::config::WitnessSpec;
 use crate::outbound::Peer;
 use crate::pipeline::Gateway;
+use crate::registry::GatewayId;
+use peers::PeerWitness;
 use witness::{NoCosignature, Witness};
 
 /// How long one witness gets to answer one request.
@@ -70,14 +83,58 @@ pub enum WitnessConfigError {
         /// How many are listed.
         listed: usize,
     },
+    /// A peer gateway's witness key does not parse.
+    #[error("gateway {gateway}: bad witness_key: {reason}")]
+    PeerKey {
+        /// The peer.
+        gateway: GatewayId,
+        /// Why.
+        reason: String,
+    },
+    /// A peer gateway's witness URL is not usable.
+    #[error("gateway {gateway}: witness at {url}: {reason}")]
+    PeerUrl {
+        /// The peer.
+        gateway: GatewayId,
+        /// Its submission prefix.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A peer gateway's witness key is another witness's too.
+    #[error("gateway {0}: its witness_key is also another witness's")]
+    PeerDuplicate(GatewayId),
+    /// The peer quorum asks for more peers than can cosign.
+    #[error(
+        "federation_quorum is {quorum} but {peers} peer gateways list a witness_key \
+         (a gateway never counts towards its own quorum)"
+    )]
+    FederationQuorum {
+        /// `federation_quorum`.
+        quorum: usize,
+        /// How many peers can cosign.
+        peers: usize,
+    },
+}
+
+/// One witness the log submits to, and whose quorum it counts in.
+#[derive(Debug)]
+struct Member {
+    witness: Arc<Witness>,
+    /// A peer gateway of the federation (`federation_quorum`), or a
+    /// configured witness (`witness_quorum`).
+    peer: bool,
 }
 
 /// The witnesses, the quorum and the pace: built from the configuration,
 /// then run with [`Witnessing::run`].
 #[derive(Debug)]
 pub struct Witnessing {
-    witnesses: Vec<Arc<Witness>>,
+    witnesses: Vec<Member>,
+    /// Cosignatures needed from configured witnesses.
     quorum: usize,
+    /// Cosignatures needed from peer gateways.
+    peer_quorum: usize,
     interval: Duration,
 }
 
@@ -101,14 +158,14 @@ impl Witnessing {
                 listed: specs.len(),
             });
         }
-        let mut witnesses: Vec<Arc<Witness>> = Vec::with_capacity(specs.len());
+        let mut witnesses: Vec<Member> = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
             let index = i + 1;
             let key = CosignerVerifier::parse(&spec.vkey).map_err(|e| WitnessConfigError::Key {
                 index,
                 reason: e.to_string(),
             })?;
-            if witnesses.iter().any(|w| w.key == key) {
+            if witnesses.iter().any(|m| m.witness.key == key) {
                 return Err(WitnessConfigError::Duplicate(index));
             }
             let peer = Peer::new(&spec.url, tls.clone(), DEADLINE).map_err(|e| {
@@ -117,18 +174,78 @@ impl Witnessing {
                     reason: e.to_string(),
                 }
             })?;
-            witnesses.push(Arc::new(Witness::new(key, peer)));
+            witnesses.push(Member {
+                witness: Arc::new(Witness::new(key, peer)),
+                peer: false,
+            });
         }
         Ok(Witnessing {
             witnesses,
             quorum,
+            peer_quorum: 0,
             interval: interval.max(Duration::from_millis(10)),
         })
     }
 
+    /// Adds the federation's other gateways as witnesses, each reached
+    /// with its own TLS configuration, and the quorum of them every served
+    /// checkpoint needs besides `witness_quorum` of the configured ones.
+    ///
+    /// # Errors
+    /// [`WitnessConfigError`] naming the peer at fault: a key that does not
+    /// parse or is another witness's, a URL that is not usable, or a
+    /// quorum above the number of peers.
+    pub fn with_peers(
+        mut self,
+        peers: Vec<PeerWitness>,
+        quorum: usize,
+    ) -> Result<Witnessing, WitnessConfigError> {
+        if quorum > peers.len() {
+            return Err(WitnessConfigError::FederationQuorum {
+                quorum,
+                peers: peers.len(),
+            });
+        }
+        for peer in peers {
+            let gateway = peer.gateway;
+            let key =
+                CosignerVerifier::parse(&peer.vkey).map_err(|e| WitnessConfigError::PeerKey {
+                    gateway: gateway.clone(),
+                    reason: e.to_string(),
+                })?;
+            if self.witnesses.iter().any(|m| m.witness.key == key) {
+                return Err(WitnessConfigError::PeerDuplicate(gateway));
+            }
+            let connection = Peer::new(&peer.url, Some(peer.tls), DEADLINE).map_err(|e| {
+                WitnessConfigError::PeerUrl {
+                    gateway: gateway.clone(),
+                    url: peer.url.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            self.witnesses.push(Member {
+                witness: Arc::new(Witness::new(key, connection)),
+                peer: true,
+            });
+        }
+        self.peer_quorum = quorum;
+        Ok(self)
+    }
+
     /// Whether the log serves only checkpoints that reached the quorum.
     pub fn gates(&self) -> bool {
-        self.quorum > 0
+        self.quorum > 0 || self.peer_quorum > 0
+    }
+
+    /// The quorums: of configured witnesses, and of peer gateways.
+    pub fn quorums(&self) -> (usize, usize) {
+        (self.quorum, self.peer_quorum)
+    }
+
+    /// Whether cosignatures from `configured` configured witnesses and
+    /// `peers` peer gateways reach both quorums.
+    fn reached(&self, configured: usize, peers: usize) -> bool {
+        configured >= self.quorum && peers >= self.peer_quorum
     }
 
     /// Whether there is anything to do.
@@ -151,11 +268,12 @@ impl Witnessing {
                 continue;
             }
             let lines = self.gather(log, &newest, metrics).await;
-            if !self.gates() || lines.len() < self.quorum {
+            let peers = lines.iter().filter(|(peer, _)| *peer).count();
+            if !self.gates() || !self.reached(lines.len() - peers, peers) {
                 continue;
             }
             let mut note = newest.note.clone();
-            for line in &lines {
+            for (_, line) in &lines {
                 note.push_str(line);
             }
             let log = Arc::clone(log);
@@ -171,16 +289,18 @@ impl Witnessing {
     }
 
     /// Asks every witness at once; returns the cosignature lines that
-    /// verified, one per witness that gave one.
+    /// verified, one per witness that gave one, each with whether a peer
+    /// gateway gave it.
     async fn gather(
         &self,
         log: &Arc<Log<DiskStore>>,
         newest: &SignedCheckpoint,
         metrics: &crate::metrics::Metrics,
-    ) -> Vec<String> {
+    ) -> Vec<(bool, String)> {
         let mut asks = tokio::task::JoinSet::new();
-        for (i, witness) in self.witnesses.iter().enumerate() {
-            let (witness, log, newest) = (Arc::clone(witness), Arc::clone(log), newest.clone());
+        for (i, member) in self.witnesses.iter().enumerate() {
+            let (witness, log, newest) =
+                (Arc::clone(&member.witness), Arc::clone(log), newest.clone());
             asks.spawn(async move { (i, witness.cosign(&log, &newest).await) });
         }
         let mut answers = Vec::with_capacity(self.witnesses.len());
@@ -193,11 +313,11 @@ impl Witnessing {
         answers.sort_by_key(|(i, _)| *i);
         let mut lines = Vec::new();
         for (i, answer) in answers {
-            let witness = &self.witnesses[i];
+            let Member { witness, peer } = &self.witnesses[i];
             match answer {
                 Ok(line) => {
                     metrics.witness(witness.key.name(), "cosigned");
-                    lines.push(line);
+                    lines.push((*peer, line));
                 }
                 Err(NoCosignature::Waiting) => {}
                 Err(e) => {
@@ -207,5 +327,118 @@ impl Witnessing {
             }
         }
         lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xgate_ledger::cosign::{CosignatureAlg, Cosigner};
+
+    fn vkey(name: &str, seed: u8) -> String {
+        Cosigner::from_seed(name, CosignatureAlg::Ed25519, [seed; 32])
+            .expect("key")
+            .verifier()
+            .to_string()
+    }
+
+    fn tls() -> Arc<ClientConfig> {
+        let config = ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        Arc::new(config)
+    }
+
+    fn peer(id: &str, seed: u8) -> PeerWitness {
+        PeerWitness {
+            gateway: id.parse().expect("id"),
+            url: format!("https://{id}.example:8443/witness"),
+            vkey: vkey(&format!("xgate/{id}/witness"), seed),
+            tls: tls(),
+        }
+    }
+
+    fn configured(n: u8, quorum: usize) -> Witnessing {
+        let specs: Vec<WitnessSpec> = (0..n)
+            .map(|i| WitnessSpec {
+                url: format!("http://w{i}.example"),
+                vkey: vkey(&format!("w{i}.example"), 100 + i),
+            })
+            .collect();
+        Witnessing::new(&specs, quorum, Duration::from_millis(100), None).expect("witnesses")
+    }
+
+    #[test]
+    fn both_quorums_must_be_reached_and_neither_stands_in_for_the_other() {
+        let w = configured(2, 1)
+            .with_peers(vec![peer("b", 1), peer("c", 2)], 2)
+            .expect("peers");
+        assert!(w.gates());
+        assert_eq!(w.quorums(), (1, 2));
+        assert_eq!(w.witnesses.iter().filter(|m| m.peer).count(), 2);
+        assert!(w.reached(1, 2));
+        assert!(w.reached(2, 2));
+        assert!(
+            !w.reached(2, 1),
+            "configured witnesses do not make up for a peer"
+        );
+        assert!(
+            !w.reached(0, 2),
+            "peers do not make up for a configured witness"
+        );
+
+        // Peers only, today's configuration untouched otherwise.
+        let w = configured(0, 0)
+            .with_peers(vec![peer("b", 1), peer("c", 2)], 1)
+            .expect("peers");
+        assert!(w.gates() && w.reached(0, 1) && !w.reached(0, 0));
+        // A quorum of 0 submits without gating.
+        let w = configured(0, 0)
+            .with_peers(vec![peer("b", 1)], 0)
+            .expect("peers");
+        assert!(!w.gates() && !w.is_empty());
+        // Without peers, as before.
+        let w = configured(2, 2);
+        assert!(w.gates() && w.reached(2, 0) && !w.reached(1, 0));
+    }
+
+    #[test]
+    fn peers_are_checked_as_configured_witnesses_are() {
+        let err = configured(0, 0)
+            .with_peers(vec![peer("b", 1), peer("c", 2)], 3)
+            .expect_err("quorum");
+        assert!(
+            matches!(
+                err,
+                WitnessConfigError::FederationQuorum {
+                    quorum: 3,
+                    peers: 2
+                }
+            ),
+            "{err}"
+        );
+        // A peer's key that is a configured witness's, or another peer's.
+        let mut twin = peer("c", 1);
+        twin.vkey = peer("b", 1).vkey;
+        let err = configured(0, 0)
+            .with_peers(vec![peer("b", 1), twin], 1)
+            .expect_err("duplicate");
+        assert!(matches!(err, WitnessConfigError::PeerDuplicate(ref g) if g.as_str() == "c"));
+        let mut same = peer("b", 1);
+        same.vkey = vkey("w0.example", 100);
+        let err = configured(1, 0)
+            .with_peers(vec![same], 1)
+            .expect_err("duplicate");
+        assert!(matches!(err, WitnessConfigError::PeerDuplicate(_)), "{err}");
+        let mut bad = peer("b", 1);
+        bad.vkey = "not a key".into();
+        let err = configured(0, 0).with_peers(vec![bad], 1).expect_err("key");
+        assert!(matches!(err, WitnessConfigError::PeerKey { .. }), "{err}");
+        let mut bad = peer("b", 1);
+        bad.url = "ftp://b.example/witness".into();
+        let err = configured(0, 0).with_peers(vec![bad], 1).expect_err("url");
+        assert!(err.to_string().contains("gateway b"), "{err}");
     }
 }
