@@ -336,7 +336,7 @@ fn federated_demo_tells_the_story_across_four_gateways_whose_logs_replay() {
             "ok  gw-treasury entry  0  asset.register         LAP-001            \
          in the signed checkpoint of size  1, the served one of size 8",
             "ok  gw-hhs      entry  2  review.decision",
-            "ok  gw-treasury: all 8 receipts in the checkpoint of size 8 signed by the log",
+            "ok  gw-treasury: all 8 receipts in the checkpoint of size 8 cosigned by",
             "14. federation  gao replays the 4 gateways' public logs together",
             "xgate audit replay --log URL --log URL --log URL --log URL \
          --registry PKI/registry.toml --ca PKI/ca.crt",

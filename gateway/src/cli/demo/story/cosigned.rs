@@ -20,6 +20,9 @@ use crate::cli::demo::federation::Site;
 use crate::cli::demo::witnesses::Listed;
 use crate::cli::error::Error;
 use crate::tiles::{Fetcher, LogClient, TilesError};
+use xgate_server::config::default_federation_quorum;
+use xgate_server::pki::REGISTRY;
+use xgate_server::registry::Registry;
 
 /// How long the gateway gets to gather the quorum for the last envelope;
 /// at the demo's pace it takes a fraction of a second.
@@ -89,18 +92,16 @@ fn checkpoints(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
     )?;
     for site in &federation.sites {
         let trust = trust(story, site)?;
-        let checkpoint = served(story, site, &trust)?.checkpoint.checkpoint;
+        let cosigned = served(story, site, &trust)?;
+        let checkpoint = &cosigned.checkpoint.checkpoint;
         story.out.more(&format!(
-            "  {:<12}GET /checkpoint: size {:>2}, signed by {} with the key the registry lists",
+            "  {:<12}GET /checkpoint: size {:>2}, signed by {} with the key the registry lists, \
+             cosigned by {} of its peers' witnesses",
             site.name(),
             checkpoint.size,
-            checkpoint.origin
+            checkpoint.origin,
+            cosigned.cosignatures.len()
         ))?;
-        // TODO(lead): the federation witnesses itself. Once each gateway
-        // witnesses its peers' logs, show here the cosignatures this
-        // checkpoint carries and the peers' quorum (as `show` does for
-        // the single gateway's witnesses), and give `trust` the peers'
-        // witness keys so the audit requires them too.
     }
     Ok(())
 }
@@ -124,14 +125,33 @@ fn served(story: &Story<'_, '_, '_>, site: &Site, trust: &Trust) -> Result<Cosig
 /// What gao trusts of `site`: its log's key and the witnesses' keys, with
 /// the quorum the gateway was given (as `xgate audit verify-receipt --key
 /// LOG --witness W... --quorum K` would).
+///
+/// In a federation the witnesses of a gateway's log are its peers' (their
+/// `witness_key`s from the registry, never from a server's answer), with
+/// the default quorum, a majority of them.
 pub(super) fn trust(story: &Story<'_, '_, '_>, site: &Site) -> Result<Trust, Error> {
     let federation = story.federation;
-    let keys: Vec<String> = federation
-        .witnesses
-        .iter()
-        .map(|w| w.vkey.clone())
-        .collect();
-    let quorum = (!keys.is_empty()).then_some(federation.quorum);
+    let (keys, quorum): (Vec<String>, usize) = match &site.id {
+        Some(id) => {
+            let registry = Registry::load(&federation.pki.join(REGISTRY))?;
+            let keys: Vec<String> = registry
+                .gateways()
+                .filter(|g| &g.id != id)
+                .filter_map(|g| g.witness_key.clone())
+                .collect();
+            let quorum = default_federation_quorum(keys.len());
+            (keys, quorum)
+        }
+        None => (
+            federation
+                .witnesses
+                .iter()
+                .map(|w| w.vkey.clone())
+                .collect(),
+            federation.quorum,
+        ),
+    };
+    let quorum = (!keys.is_empty()).then_some(quorum);
     Trust::from_args(&site.verifier.to_string(), &keys, quorum)
 }
 
