@@ -275,7 +275,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     )
     .map_err(|e| Error::Serve(format!("witnesses: {e}")))?;
     let forwarder = match local {
-        Some(gateway) => Some(forwarder(config, &pki_dir, &registry, gateway)?),
+        Some(gateway) => Some(forwarder(config, &tls, &registry, gateway)?),
         None => None,
     };
     let options = OpenOptions {
@@ -655,25 +655,24 @@ fn split_connections(fits: usize, main: usize, public: usize) -> (usize, usize) 
 
 /// The forwarder of gateway `local` to every other gateway of the
 /// registry, each reached with a TLS configuration that presents
-/// `local`'s certificate and believes only that peer's.
+/// `local`'s certificate, believes only that peer's, and checks it
+/// against the CRL `tls` has in force.
 fn forwarder(
     config: &Config,
-    pki_dir: &Path,
+    tls: &Arc<Tls>,
     registry: &Registry,
     local: &xgate_server::registry::Gateway,
 ) -> Result<Forwarder, Error> {
     let peers = registry
         .gateways()
         .filter(|g| g.id != local.id)
-        .map(|peer| {
-            let tls = tls::peer_client_config(pki_dir, &local.id, peer)?;
-            Ok((peer.clone(), tls))
-        })
+        .map(|peer| Ok((peer.clone(), tls::peer_client_config(tls, peer)?)))
         .collect::<Result<Vec<_>, Error>>()?;
     Forwarder::new(
         peers,
         Duration::from_secs(config.request_timeout_secs),
         config.max_body_bytes,
+        tls.changes(),
     )
     .map_err(|e| Error::Serve(format!("forwarding: {e}")))
 }

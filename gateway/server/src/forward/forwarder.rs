@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rustls::ClientConfig;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 use xgate_ledger::{DiskStore, Log, NoteVerifier};
 
 use super::outbox::{self, OutboxError, Queued, Settled};
@@ -99,13 +100,19 @@ struct Link {
 pub struct Forwarder {
     links: Vec<Link>,
     max_request_bytes: usize,
+    /// Changes when the gateway's CRL in force may have changed.
+    crl_changes: watch::Receiver<u64>,
 }
 
 impl Forwarder {
     /// A forwarder to `peers`, each with the client configuration that
-    /// presents this gateway's certificate and believes only that peer's;
-    /// every exchange must complete within `deadline`, and a request
-    /// carries at most `max_request_bytes` of envelopes (at least one).
+    /// presents this gateway's certificate and believes only that peer's
+    /// (checking the CRL in force at each handshake); every exchange must
+    /// complete within `deadline`, and a request carries at most
+    /// `max_request_bytes` of envelopes (at least one). When
+    /// `crl_changes` changes ([`crate::tls::Tls::changes`]), each peer's
+    /// open connection is dropped before its next request, so a peer
+    /// revoked since it opened is checked again at a new handshake.
     ///
     /// # Errors
     /// A peer whose URL or log key is unusable.
@@ -113,6 +120,7 @@ impl Forwarder {
         peers: Vec<(registry::Gateway, Arc<ClientConfig>)>,
         deadline: Duration,
         max_request_bytes: usize,
+        crl_changes: watch::Receiver<u64>,
     ) -> Result<Forwarder, ForwarderError> {
         let links = peers
             .into_iter()
@@ -134,6 +142,7 @@ impl Forwarder {
         Ok(Forwarder {
             links,
             max_request_bytes,
+            crl_changes,
         })
     }
 
@@ -145,22 +154,34 @@ impl Forwarder {
     /// Forwards to every peer until the task is dropped.
     pub async fn run(self, gateway: Arc<Gateway>) {
         let max = self.max_request_bytes;
+        let crl = self.crl_changes;
         let each = self
             .links
             .into_iter()
-            .map(|link| serve_peer(link, Arc::clone(&gateway), max));
+            .map(|link| serve_peer(link, Arc::clone(&gateway), max, crl.clone()));
         futures_util::future::join_all(each).await;
     }
 }
 
 /// Forwards to one peer, round after round, for good.
-async fn serve_peer(link: Link, gateway: Arc<Gateway>, max_request_bytes: usize) {
+async fn serve_peer(
+    link: Link,
+    gateway: Arc<Gateway>,
+    max_request_bytes: usize,
+    mut crl: watch::Receiver<u64>,
+) {
     let id = link.gateway.id.clone();
     let mut commits = gateway.commits();
     let mut failures: u32 = 0;
     // When each queued envelope was first seen, for the delivery latency.
     let mut seen: HashMap<u64, Instant> = HashMap::new();
     loop {
+        // A connection opened under an older CRL may be to a peer revoked
+        // since: only a new handshake checks it against the new one.
+        if crl.has_changed().unwrap_or(false) {
+            crl.mark_unchanged();
+            link.peer.disconnect().await;
+        }
         match round(&link, &gateway, max_request_bytes, &mut seen).await {
             Ok(0) => {
                 // Nothing waits: until the next commit (which may queue
