@@ -10,7 +10,11 @@
 //! (`storage_unavailable`, `unavailable`, ...), a peer that cannot be
 //! reached, or an answer that does not check out stops the round: the
 //! envelope and everything after it are sent again after 1 s, 2 s, ...
-//! at most 60 s, so nothing overtakes it. Nothing is lost across a crash:
+//! at most 60 s, so nothing overtakes it. A request the peer refuses as
+//! too large (413: its `max_body_bytes` may be smaller than this
+//! gateway's) is made again at once with half as many envelopes, down to
+//! one, which the peer takes or refuses for good (`payload_too_large`).
+//! Nothing is lost across a crash:
 //! what was not settled is sent again, and the peer answers a copy with
 //! its first receipt.
 
@@ -86,6 +90,10 @@ enum RoundError {
     /// The peer's answer does not check out.
     #[error("{0}")]
     BadAnswer(String),
+    /// The peer refused a request of this many envelopes as too large
+    /// (413): it takes smaller requests than this gateway makes.
+    #[error("the gateway takes no request of {0} envelopes this large; sending fewer")]
+    TooLarge(usize),
 }
 
 /// One peer gateway and the connection to it.
@@ -175,6 +183,10 @@ async fn serve_peer(
     let mut failures: u32 = 0;
     // When each queued envelope was first seen, for the delivery latency.
     let mut seen: HashMap<u64, Instant> = HashMap::new();
+    // Most envelopes per request: fewer once the peer refused a request
+    // as too large (its max_body_bytes may be smaller than ours), for as
+    // long as this process runs.
+    let mut most = MAX_PER_REQUEST;
     loop {
         // A connection opened under an older CRL may be to a peer revoked
         // since: only a new handshake checks it against the new one.
@@ -182,7 +194,7 @@ async fn serve_peer(
             crl.mark_unchanged();
             link.peer.disconnect().await;
         }
-        match round(&link, &gateway, max_request_bytes, &mut seen).await {
+        match round(&link, &gateway, max_request_bytes, most, &mut seen).await {
             Ok(0) => {
                 // Nothing waits: until the next commit (which may queue
                 // one), or a minute, whichever is first.
@@ -193,6 +205,12 @@ async fn serve_peer(
                     failures = 0;
                     gateway.forward_peers().set(&id, PeerStatus::default());
                 }
+            }
+            // Halved at once, down to one envelope, which the peer takes
+            // or refuses for good: no pause, each try is smaller.
+            Err(RoundError::TooLarge(sent)) => {
+                most = (sent / 2).max(1);
+                tracing::warn!(gateway = %id, envelopes = most, "the gateway refused a request as too large; sending fewer");
             }
             Err(why) => {
                 let pause = FIRST_BACKOFF
@@ -216,17 +234,19 @@ async fn serve_peer(
     }
 }
 
-/// One request to the peer: returns how many envelopes it settled.
+/// One request to the peer, of at most `most` envelopes: returns how many
+/// envelopes it settled.
 async fn round(
     link: &Link,
     gateway: &Gateway,
     max_request_bytes: usize,
+    most: usize,
     seen: &mut HashMap<u64, Instant>,
 ) -> Result<usize, RoundError> {
     let peer = &link.gateway.id;
     let log = &gateway.log;
-    let queued = outbox::waiting(log.store(), peer, MAX_PER_REQUEST)?;
-    let waiting = if queued.len() < MAX_PER_REQUEST {
+    let queued = outbox::waiting(log.store(), peer, most)?;
+    let waiting = if queued.len() < most {
         queued.len()
     } else {
         outbox::count_waiting(log.store(), peer, COUNT_CAP).map_err(OutboxError::from)?
@@ -288,6 +308,9 @@ async fn round(
         outbox::settle(log, peer, &settled, unix_now())?;
         gateway.metrics.forwarded(peer.as_str(), "refused", 1);
         return Ok(1);
+    }
+    if response.status == http::StatusCode::PAYLOAD_TOO_LARGE {
+        return Err(RoundError::TooLarge(sent.len()));
     }
     if response.status != http::StatusCode::OK {
         let why = error_of(&response.body)
