@@ -19,6 +19,8 @@
 //!   a copy answered with the first receipt; and a copy whose first one's
 //!   commit failed told to come again, never given another entry's index
 //!   (the store's fault injector, `XGATE_FAULT_FILE`).
+//! - A peer that takes smaller forward requests than this gateway makes
+//!   (its own `max_body_bytes`) still gets everything, once, in order.
 //! - A refusal by the recipient's policy comes back to the sender's
 //!   outbox with its code, and the recipient's log holds nothing of it.
 //!
@@ -736,6 +738,50 @@ fn spawn_connected<'scope>(
     });
     connected.recv().expect("connected");
     thread
+}
+
+/// Each gateway sets its own `max_body_bytes`, and a forward request may
+/// be at most twice the receiving gateway's plus 1 MiB. A peer that takes
+/// smaller requests than this gateway makes (413 to a request of several
+/// envelopes, each of which it would take) must still get everything:
+/// the request is made smaller, not sent again as it was, for ever.
+#[test]
+fn a_peer_that_takes_smaller_requests_still_gets_everything() {
+    let mut net = Net::start(PAIR, &[]);
+    net.fed.stop("g-b");
+    // 64 envelopes of about 16 KB queue at hub: one request of theirs
+    // (hub packs up to its 1 MiB of envelopes) with their receipts is
+    // over the 1 MiB + 16 KiB that g-b, below, takes.
+    let signer = net.signer("state");
+    let mut client = net.agency("state", "hub");
+    let text = "x".repeat(11_500);
+    let mut sent = Vec::new();
+    for n in 0..64 {
+        let jws = signer
+            .sign(&id("hhs"), "record.send", body(&text, n), 300, None)
+            .expect("sign");
+        assert!((15_000..16_384).contains(&jws.len()), "{}", jws.len());
+        let reply = block(client.submit(jws.clone()));
+        assert_eq!(reply.status, StatusCode::CREATED);
+        sent.push(envelope_id(&jws));
+    }
+    let url = net.fed.url("g-b");
+    let listen = url.trim_start_matches("https://");
+    let pki = forward_faults::arg(&net.pki());
+    let _g_b = xgate_tests::Gateway::start(
+        forward_faults::bin(),
+        &net.fed.data_dir("g-b"),
+        &["--pki", &pki, "--gateway-id", "g-b", "--listen", listen],
+        &[("XGATE_MAX_BODY_BYTES", "8192"), ("XGATE_LOG", "warn")],
+    );
+    let out = net.settled("state", "hub", 60);
+    assert!(out.values().all(|f| f["state"] == "delivered"), "{out:?}");
+    let arrived: Vec<String> = net
+        .inbox("hhs", "g-b")
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(arrived, sent, "all of them, once, in order");
 }
 
 // ---------------------------------------------------------------------
