@@ -129,6 +129,12 @@ impl Peer {
         self
     }
 
+    /// Closes the open connection, if any: the next request opens a new
+    /// one, with a new handshake (which a new CRL then applies to).
+    pub async fn disconnect(&self) {
+        *self.connection.lock().await = None;
+    }
+
     /// POSTs `body` to `<prefix><path>`, reusing the open connection if
     /// there is one; a connection that failed is dropped, so the next
     /// call opens a new one.
@@ -164,10 +170,9 @@ impl Peer {
             Some(s) if !s.is_closed() => s,
             _ => self.connect().await?,
         };
-        sender
-            .ready()
-            .await
-            .map_err(|e| OutboundError::Transport(format!("connection lost: {e}")))?;
+        sender.ready().await.map_err(|e| {
+            OutboundError::Transport(format!("connection lost: {}", with_sources(&e)))
+        })?;
         let host =
             if self.tls.is_some() && self.port == 443 || self.tls.is_none() && self.port == 80 {
                 self.host.clone()
@@ -182,10 +187,9 @@ impl Peer {
             .header(CONTENT_LENGTH, body.len())
             .body(Full::new(body))
             .map_err(|e| OutboundError::Transport(format!("cannot build the request: {e}")))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| OutboundError::Transport(format!("request failed: {e}")))?;
+        let response = sender.send_request(request).await.map_err(|e| {
+            OutboundError::Transport(format!("request failed: {}", with_sources(&e)))
+        })?;
         let status = response.status();
         let content_type = response
             .headers()
@@ -195,7 +199,9 @@ impl Peer {
         let body = Limited::new(response.into_body(), self.max_response)
             .collect()
             .await
-            .map_err(|e| OutboundError::Transport(format!("reading the response: {e}")))?
+            .map_err(|e| {
+                OutboundError::Transport(format!("reading the response: {}", with_sources(&*e)))
+            })?
             .to_bytes();
         // Only a connection whose exchange completed is used again.
         *slot = Some(sender);
@@ -231,13 +237,31 @@ impl Peer {
     }
 }
 
+/// `e` and each of its sources, colon-separated: hyper's errors name only
+/// their kind ("connection error"); their sources say what happened (a
+/// TLS alert from the peer, a reset), which is what an operator needs.
+fn with_sources(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        // Some errors repeat their source's text in their own.
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 async fn handshake<T>(io: TokioIo<T>) -> Result<SendRequest<Full<Bytes>>, OutboundError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = http1::handshake(io)
-        .await
-        .map_err(|e| OutboundError::Transport(format!("HTTP handshake failed: {e}")))?;
+    let (sender, connection) = http1::handshake(io).await.map_err(|e| {
+        OutboundError::Transport(format!("HTTP handshake failed: {}", with_sources(&e)))
+    })?;
     // The connection's driver; it ends when the peer or we drop it.
     tokio::spawn(async move {
         let _ = connection.await;
@@ -266,5 +290,35 @@ mod tests {
         assert_eq!(peer.port, 9000);
         let peer = Peer::new("http://localhost", None, d).expect("ok");
         assert_eq!((peer.port, peer.prefix.as_str()), (80, ""));
+    }
+
+    /// An error that names only its kind, as hyper's do.
+    #[derive(Debug)]
+    struct Kind(&'static str, std::io::Error);
+
+    impl std::fmt::Display for Kind {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Kind {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
+    }
+
+    #[test]
+    fn transport_errors_say_what_happened() {
+        let alert = || std::io::Error::other("received fatal alert: CertificateRevoked");
+        assert_eq!(
+            with_sources(&Kind("connection error", alert())),
+            "connection error: received fatal alert: CertificateRevoked"
+        );
+        // A source already quoted is not repeated.
+        assert_eq!(
+            with_sources(&Kind("received fatal alert: CertificateRevoked", alert())),
+            "received fatal alert: CertificateRevoked"
+        );
     }
 }

@@ -922,14 +922,26 @@ impl Gateway {
     }
 
     /// The receipt of a forwarded envelope's first copy, logged at `index`,
-    /// once that entry is durable (its batch may still be committing).
+    /// once that entry is durable (its batch may still be committing). If
+    /// that batch failed, `index` may have gone to another entry since:
+    /// then the copy is not taken now, and comes again.
     async fn first_receipt(&self, envelope: &Envelope, index: u64) -> Result<Receipt, Reason> {
+        let not_now = || Reason::Commit(CommitError::Declined(Declined::NotNow));
         let mut commits = self.committer.commits();
         let timeout =
             std::time::Duration::from_secs(u64::try_from(self.request_timeout).unwrap_or(0));
         let durable = tokio::time::timeout(timeout, commits.wait_for(|size| *size > index)).await;
         if !matches!(durable, Ok(Ok(_))) {
-            return Err(Reason::Commit(CommitError::Declined(Declined::NotNow)));
+            return Err(not_now());
+        }
+        let first = received::get(&Stored(self.log.store()), &envelope.iss, &envelope.jti)
+            .map_err(|e| Reason::Commit(CommitError::Declined(Declined::State(e))))?;
+        let logged = received::Received {
+            log_index: index,
+            digest: envelope.digest,
+        };
+        if first != Some(logged) {
+            return Err(not_now());
         }
         let checkpoint = self
             .log

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use x509_parser::extensions::GeneralName;
 
 pub use crate::crl::{Crl, CrlError, Fault};
-use crate::pki::files::{CA_CERT, CRL, TLS_CERT, TLS_KEY, gateway_dir, tls_dir};
+use crate::pki::files::{CA_CERT, CRL, TLS_CERT, TLS_KEY, tls_dir};
 use crate::registry::{self, AgencyId, CertificateBinding, GatewayId, Registry};
 
 /// ALPN protocols offered, preferred first.
@@ -435,40 +435,40 @@ impl rustls::client::danger::ServerCertVerifier for FederationServer {
     }
 }
 
-/// A client configuration for gateway `local`'s requests to its peer
-/// `peer` (forwarding): it presents `local`'s certificate
+/// A client configuration for this gateway's requests to its peer `peer`
+/// (forwarding), from the server's TLS state `tls` (gateway `local` of a
+/// federation): it presents `local`'s certificate
 /// (`gateways/<local>/tls.crt`) and believes the server only if its
 /// certificate chains to the federation's CA, is not revoked by the CRL
-/// file in `pki` as it is now, carries the SAN URI
+/// `tls` has in force at that handshake, carries the SAN URI
 /// `urn:xgate:gateway:<peer>` and, if the registry pins one, is that very
 /// certificate ([`PeerGateway`]). The host name the peer was reached by
 /// is not checked: the URI is its identity.
 ///
-/// The CRL is read once, here: a configuration built after a revocation
-/// applies it. No ALPN is offered; a caller speaking HTTP/2 sets
-/// `alpn_protocols` on a copy.
+/// So a CRL the gateway takes later (SIGHUP, `crl_poll_secs`) applies to
+/// every later handshake of a configuration built before it, as it does to
+/// the listener's; a connection opened before it is the caller's to drop
+/// ([`Tls::changes`] says when). No ALPN is offered; a caller speaking
+/// HTTP/2 sets `alpn_protocols` on a copy.
 ///
 /// # Errors
-/// [`TlsError`] for an unreadable CA file, a CRL that is missing or not
-/// the CA's ([`TlsError::Crl`]), `local`'s certificate or key missing, or
-/// a configuration rustls refuses.
+/// [`TlsError`] for an unreadable CA file, `local`'s certificate or key
+/// missing, or a configuration rustls refuses.
 pub fn peer_client_config(
-    pki: &Path,
-    local: &GatewayId,
+    tls: &Arc<Tls>,
     peer: &registry::Gateway,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let crl = Crl::read(pki)?;
     let provider = provider();
     let verifier = Arc::new(PeerGateway {
         chain: FederationServer {
-            roots: federation_roots(pki)?,
+            roots: federation_roots(&tls.pki)?,
             provider: Arc::clone(&provider),
         },
-        crl,
+        crl: Arc::clone(tls),
         uri: peer.id.uri(),
         sha256: peer.certificate.sha256.clone(),
     });
-    let (chain, key) = certificate_and_key(&gateway_dir(pki, local))?;
+    let (chain, key) = certificate_and_key(&tls.identity)?;
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
@@ -481,13 +481,15 @@ pub fn peer_client_config(
 
 /// Believes one peer gateway: a certificate [`FederationServer`] believes
 /// (the federation's CA, in its validity period, for server use), not on
-/// the CRL, whose SAN URI names that gateway and which, if the registry
+/// the CRL in force, whose SAN URI names that gateway and which, if the registry
 /// pins one, is that certificate. An agency's certificate, or another
 /// gateway's, is refused: each names someone else.
 #[derive(Debug)]
 struct PeerGateway {
     chain: FederationServer,
-    crl: Crl,
+    /// The gateway's TLS state, whose CRL in force is read at each
+    /// handshake.
+    crl: Arc<Tls>,
     /// `urn:xgate:gateway:<id>`.
     uri: String,
     /// The pinned fingerprint, lowercase hex.
@@ -514,7 +516,7 @@ impl rustls::client::danger::ServerCertVerifier for PeerGateway {
         )?;
         let (_, parsed) = x509_parser::parse_x509_certificate(end_entity.as_ref())
             .map_err(|_| refused(CertificateError::BadEncoding))?;
-        if self.crl.revokes(parsed.raw_serial()) {
+        if self.crl.is_revoked(parsed.raw_serial()) {
             return Err(refused(CertificateError::Revoked));
         }
         if !san_uris(&parsed).contains(&self.uri.as_str()) {
@@ -695,9 +697,14 @@ mod tests {
             self.registry.gateway(&gateway(id)).expect("listed").clone()
         }
 
+        /// Gateway `a`'s TLS state, with the CRL of the PKI as it is now.
+        fn tls_of_a(&self) -> Arc<Tls> {
+            Arc::new(Tls::load(&self.pki, Some(&gateway("a")), false).expect("a's tls"))
+        }
+
         /// `a`'s configuration for calling `peer`.
         fn calling(&self, peer: &registry::Gateway) -> Arc<rustls::ClientConfig> {
-            peer_client_config(&self.pki, &gateway("a"), peer).expect("client config")
+            peer_client_config(&self.tls_of_a(), peer).expect("client config")
         }
 
         /// The main listener's configuration of gateway `id`.
@@ -793,20 +800,31 @@ mod tests {
     }
 
     #[test]
-    fn a_revoked_peer_is_refused_by_configs_built_after_the_revocation() {
+    fn a_revoked_peer_is_refused_once_the_crl_revoking_it_is_in_force() {
         let fed = federation();
-        let before = fed.calling(&fed.peer("b"));
+        let tls = fed.tls_of_a();
+        let before = peer_client_config(&tls, &fed.peer("b")).expect("client config");
         let revoked = pki::revoke_gateway(&fed.pki, &gateway("b")).expect("revoke");
         assert!(matches!(revoked, pki::Revoked::Added { .. }), "{revoked:?}");
-        let after = fed.calling(&fed.peer("b"));
+        // Not until the gateway takes the new CRL (SIGHUP, or the poll).
+        handshake(Arc::clone(&before), fed.serving("b")).expect("the old CRL");
+        assert_eq!(tls.reload(false).expect("a newer CRL"), Reload::Loaded);
+        // Then a configuration built before refuses it too, at once.
+        assert_eq!(
+            refused_for(handshake(before, fed.serving("b"))),
+            CertificateError::Revoked
+        );
+        let after = peer_client_config(&tls, &fed.peer("b")).expect("client config");
         assert_eq!(
             refused_for(handshake(after, fed.serving("b"))),
             CertificateError::Revoked
         );
-        // The CRL is read when the configuration is built.
-        handshake(before, fed.serving("b")).expect("built before");
         // Others are unaffected.
-        handshake(fed.calling(&fed.peer("c")), fed.serving("c")).expect("c");
+        handshake(
+            peer_client_config(&tls, &fed.peer("c")).expect("client config"),
+            fed.serving("c"),
+        )
+        .expect("c");
     }
 
     #[test]
@@ -841,10 +859,8 @@ mod tests {
     #[test]
     fn the_listener_of_a_gateway_of_a_federation_needs_its_files() {
         let fed = federation();
+        // (Its configuration for calling peers is built from this state.)
         let err = Tls::load(&fed.pki, Some(&gateway("nobody")), false).expect_err("no files");
-        assert!(err.to_string().contains("gateways/nobody/tls.crt"), "{err}");
-        let err =
-            peer_client_config(&fed.pki, &gateway("nobody"), &fed.peer("b")).expect_err("no files");
         assert!(err.to_string().contains("gateways/nobody/tls.crt"), "{err}");
     }
 }

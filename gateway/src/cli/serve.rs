@@ -269,9 +269,9 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         config.gateway_id.as_ref(),
         config.crl_strict,
     )?);
-    let witnessing = witnessing(config, &pki_dir, &registry, local)?;
+    let witnessing = witnessing(config, &pki_dir, &tls, &registry, local)?;
     let forwarder = match local {
-        Some(gateway) => Some(forwarder(config, &pki_dir, &registry, gateway)?),
+        Some(gateway) => Some(forwarder(config, &tls, &registry, gateway)?),
         None => None,
     };
     let options = OpenOptions {
@@ -660,6 +660,7 @@ fn split_connections(fits: usize, main: usize, public: usize) -> (usize, usize) 
 fn witnessing(
     config: &Config,
     pki_dir: &Path,
+    tls: &Arc<Tls>,
     registry: &Registry,
     local: Option<&xgate_server::registry::Gateway>,
 ) -> Result<Witnessing, Error> {
@@ -679,7 +680,7 @@ fn witnessing(
             _ => Ok(configured),
         };
     };
-    let peers = peer_witnesses(pki_dir, registry, &local.id)?;
+    let peers = peer_witnesses(tls, registry, &local.id)?;
     let quorum = config
         .federation_quorum
         .unwrap_or_else(|| default_federation_quorum(peers.len()));
@@ -736,20 +737,18 @@ fn peer_witness(
 
 /// The forwarder of gateway `local` to every other gateway of the
 /// registry, each reached with a TLS configuration that presents
-/// `local`'s certificate and believes only that peer's.
+/// `local`'s certificate, believes only that peer's, and checks it
+/// against the CRL `tls` has in force.
 fn forwarder(
     config: &Config,
-    pki_dir: &Path,
+    tls: &Arc<Tls>,
     registry: &Registry,
     local: &xgate_server::registry::Gateway,
 ) -> Result<Forwarder, Error> {
     let peers = registry
         .gateways()
         .filter(|g| g.id != local.id)
-        .map(|peer| {
-            let tls = tls::peer_client_config(pki_dir, &local.id, peer)?;
-            Ok((peer.clone(), tls))
-        })
+        .map(|peer| Ok((peer.clone(), tls::peer_client_config(tls, peer)?)))
         .collect::<Result<Vec<_>, Error>>()?;
     Forwarder::new(
         peers,
@@ -757,6 +756,7 @@ fn forwarder(
         // What a peer with the same max_body_bytes takes (twice that,
         // plus room for the JSON around it).
         config.max_body_bytes.saturating_mul(2),
+        tls.changes(),
     )
     .map_err(|e| Error::Serve(format!("forwarding: {e}")))
 }

@@ -10,7 +10,11 @@
 //! (`storage_unavailable`, `unavailable`, ...), a peer that cannot be
 //! reached, or an answer that does not check out stops the round: the
 //! envelope and everything after it are sent again after 1 s, 2 s, ...
-//! at most 60 s, so nothing overtakes it. Nothing is lost across a crash:
+//! at most 60 s, so nothing overtakes it. A request the peer refuses as
+//! too large (413: its `max_body_bytes` may be smaller than this
+//! gateway's) is made again at once with half as many envelopes, down to
+//! one, which the peer takes or refuses for good (`payload_too_large`).
+//! Nothing is lost across a crash:
 //! what was not settled is sent again, and the peer answers a copy with
 //! its first receipt.
 
@@ -21,6 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rustls::ClientConfig;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 use xgate_ledger::{Checkpoint, DiskStore, Log, NoteVerifier, verify_checkpoint};
 
 use super::outbox::{self, OutboxError, Queued, Settled};
@@ -87,6 +92,10 @@ enum RoundError {
     /// The peer's answer does not check out.
     #[error("{0}")]
     BadAnswer(String),
+    /// The peer refused a request of this many envelopes as too large
+    /// (413): it takes smaller requests than this gateway makes.
+    #[error("the gateway takes no request of {0} envelopes this large; sending fewer")]
+    TooLarge(usize),
 }
 
 /// One peer gateway and the connection to it.
@@ -101,13 +110,19 @@ struct Link {
 pub struct Forwarder {
     links: Vec<Link>,
     max_request_bytes: usize,
+    /// Changes when the gateway's CRL in force may have changed.
+    crl_changes: watch::Receiver<u64>,
 }
 
 impl Forwarder {
     /// A forwarder to `peers`, each with the client configuration that
-    /// presents this gateway's certificate and believes only that peer's;
-    /// every exchange must complete within `deadline`, and a request
-    /// carries at most `max_request_bytes` of JSON (at least one envelope).
+    /// presents this gateway's certificate and believes only that peer's
+    /// (checking the CRL in force at each handshake); every exchange must
+    /// complete within `deadline`, and a request carries at most
+    /// `max_request_bytes` of JSON (at least one envelope). When
+    /// `crl_changes` changes ([`crate::tls::Tls::changes`]), each peer's
+    /// open connection is dropped before its next request, so a peer
+    /// revoked since it opened is checked again at a new handshake.
     ///
     /// # Errors
     /// A peer whose URL or log key is unusable.
@@ -115,6 +130,7 @@ impl Forwarder {
         peers: Vec<(registry::Gateway, Arc<ClientConfig>)>,
         deadline: Duration,
         max_request_bytes: usize,
+        crl_changes: watch::Receiver<u64>,
     ) -> Result<Forwarder, ForwarderError> {
         let links = peers
             .into_iter()
@@ -136,6 +152,7 @@ impl Forwarder {
         Ok(Forwarder {
             links,
             max_request_bytes,
+            crl_changes,
         })
     }
 
@@ -147,21 +164,37 @@ impl Forwarder {
     /// Forwards to every peer until the task is dropped.
     pub async fn run(self, gateway: Arc<Gateway>) {
         let max = self.max_request_bytes;
+        let crl = self.crl_changes;
         let each = self
             .links
             .into_iter()
-            .map(|link| serve_peer(Arc::new(link), Arc::clone(&gateway), max));
+            .map(|link| serve_peer(Arc::new(link), Arc::clone(&gateway), max, crl.clone()));
         futures_util::future::join_all(each).await;
     }
 }
 
 /// Forwards to one peer, round after round, for good.
-async fn serve_peer(link: Arc<Link>, gateway: Arc<Gateway>, max_request_bytes: usize) {
+async fn serve_peer(
+    link: Arc<Link>,
+    gateway: Arc<Gateway>,
+    max_request_bytes: usize,
+    mut crl: watch::Receiver<u64>,
+) {
     let id = link.gateway.id.clone();
     let mut commits = gateway.commits();
     let mut failures: u32 = 0;
+    // Most envelopes per request: fewer once the peer refused a request
+    // as too large (its max_body_bytes may be smaller than ours), for as
+    // long as this process runs.
+    let mut most = MAX_PER_REQUEST;
     loop {
-        match round(&link, &gateway, max_request_bytes).await {
+        // A connection opened under an older CRL may be to a peer revoked
+        // since: only a new handshake checks it against the new one.
+        if crl.has_changed().unwrap_or(false) {
+            crl.mark_unchanged();
+            link.peer.disconnect().await;
+        }
+        match round(&link, &gateway, max_request_bytes, most).await {
             Ok(0) => {
                 // Nothing waits: until the next commit (which may queue
                 // one), or a minute, whichever is first.
@@ -172,6 +205,12 @@ async fn serve_peer(link: Arc<Link>, gateway: Arc<Gateway>, max_request_bytes: u
                     failures = 0;
                     gateway.forward_peers().set(&id, PeerStatus::default());
                 }
+            }
+            // Halved at once, down to one envelope, which the peer takes
+            // or refuses for good: no pause, each try is smaller.
+            Err(RoundError::TooLarge(sent)) => {
+                most = (sent / 2).max(1);
+                tracing::warn!(gateway = %id, envelopes = most, "the gateway refused a request as too large; sending fewer");
             }
             Err(why) => {
                 let pause = FIRST_BACKOFF
@@ -195,17 +234,19 @@ async fn serve_peer(link: Arc<Link>, gateway: Arc<Gateway>, max_request_bytes: u
     }
 }
 
-/// One request to the peer: returns how many envelopes it settled. The
-/// reading, signing-free checking and durable settling run on blocking
-/// threads; only the exchange itself is awaited here.
+/// One request to the peer, of at most `most` envelopes: returns how many
+/// envelopes it settled. The reading, signature-free checking and durable
+/// settling run on blocking threads; only the exchange itself is awaited
+/// here.
 async fn round(
     link: &Arc<Link>,
     gateway: &Arc<Gateway>,
     max_request_bytes: usize,
+    most: usize,
 ) -> Result<usize, RoundError> {
     let prepared = {
         let (link, gateway) = (Arc::clone(link), Arc::clone(gateway));
-        blocking(move || prepare(&link, &gateway, max_request_bytes)).await?
+        blocking(move || prepare(&link, &gateway, max_request_bytes, most)).await?
     };
     let Some((sent, body)) = prepared else {
         return Ok(0);
@@ -237,11 +278,12 @@ fn prepare(
     link: &Link,
     gateway: &Gateway,
     max_request_bytes: usize,
+    most: usize,
 ) -> Result<Option<(Sent, Vec<u8>)>, RoundError> {
     let peer = &link.gateway.id;
     let log = &gateway.log;
-    let queued = outbox::waiting(log.store(), peer, MAX_PER_REQUEST)?;
-    let waiting = if queued.len() < MAX_PER_REQUEST {
+    let queued = outbox::waiting(log.store(), peer, most)?;
+    let waiting = if queued.len() < most {
         queued.len()
     } else {
         outbox::count_waiting(log.store(), peer, COUNT_CAP).map_err(OutboxError::from)?
@@ -314,6 +356,9 @@ fn conclude(
         outbox::settle(log, peer, &settled, unix_now())?;
         gateway.metrics.forwarded(peer.as_str(), "refused", 1);
         return Ok(1);
+    }
+    if response.status == http::StatusCode::PAYLOAD_TOO_LARGE {
+        return Err(RoundError::TooLarge(sent.len()));
     }
     if response.status != http::StatusCode::OK {
         let why = error_of(&response.body)

@@ -5,14 +5,13 @@
 //! gateway's certificate and believes only that peer's
 //! ([`tls::peer_client_config`]).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use rustls::ClientConfig;
 
 use crate::peer_witness::SUBMISSION_PREFIX;
 use crate::registry::{GatewayId, Registry};
-use crate::tls::{self, TlsError};
+use crate::tls::{self, Tls, TlsError};
 
 /// A peer gateway's witness, as this gateway's log reaches it.
 #[derive(Clone, Debug)]
@@ -28,14 +27,15 @@ pub struct PeerWitness {
 }
 
 /// The witnesses of gateway `local`'s log among its peers: every other
-/// gateway of `registry` that lists a `witness_key`, in id order. The
-/// PKI in `pki` gives the TLS configurations.
+/// gateway of `registry` that lists a `witness_key`, in id order, each
+/// reached as the forwarder reaches it (`tls::peer_client_config`: this
+/// gateway's certificate, the peer's checked against the CRL in force).
 ///
 /// # Errors
 /// [`TlsError`]: the CA, the CRL, or `local`'s certificate or key
 /// unusable.
 pub fn peer_witnesses(
-    pki: &Path,
+    tls: &Arc<Tls>,
     registry: &Registry,
     local: &GatewayId,
 ) -> Result<Vec<PeerWitness>, TlsError> {
@@ -48,7 +48,7 @@ pub fn peer_witnesses(
                 gateway: peer.id.clone(),
                 url: format!("{}{SUBMISSION_PREFIX}", peer.url),
                 vkey,
-                tls: tls::peer_client_config(pki, local, peer)?,
+                tls: tls::peer_client_config(tls, peer)?,
             })
         })
         .collect()
