@@ -15,7 +15,10 @@
 #            federation's gateway costs when nothing is forwarded;
 #   forward  the same gateway `a`, its agencies sending to gsa and hhs,
 #            served by gateway `b`: each exchange is logged at a, queued,
-#            forwarded over mutual TLS, checked and logged at b.
+#            forwarded over mutual TLS, checked and logged at b;
+#   paced    the same at FORWARD_RATE (default 800) exchanges per second,
+#            below what forwarding delivers: the delivery latency when no
+#            backlog builds (under `forward` it is the backlog's).
 #
 # For forward it then waits until a's forward queue is empty, and prints
 # the delivered rate (exchanges over the load plus the drain) and the
@@ -98,12 +101,13 @@ run() {
   start_gateway "$xgate" "$dir/b" --pki "$dir/pki" --gateway-id b --listen "127.0.0.1:$pb"
   local b_pid=$gateway_pid
   pids+=("$b_pid")
-  local recipients=treasury,state
-  [ "$kind" = forward ] && recipients=gsa,hhs
+  local recipients=treasury,state extra=()
+  [ "$kind" != local ] && recipients=gsa,hhs
+  [ "$kind" = paced ] && extra=(--rate "${FORWARD_RATE:-800}")
   local a0 b0 out start drain waiting
   a0=$(cpu "$a_pid"); b0=$(cpu "$b_pid")
   start=$(date +%s.%N)
-  out=$(bench "$a_url" "$dir/pki" --senders state,treasury --recipients "$recipients")
+  out=$(bench "$a_url" "$dir/pki" --senders state,treasury --recipients "$recipients" "${extra[@]}")
   gen_cpu=$(cat "$work/gen")
   # Until a has forwarded everything (or a minute has passed).
   for _ in $(seq 600); do
@@ -118,7 +122,7 @@ run() {
   kill "$a_pid" "$b_pid"; wait "$a_pid" "$b_pid" 2>/dev/null || true
   local line
   line=$(echo "$out" | jq -r --arg g "$cpu_g" --arg c "$gen_cpu" '"\(.per_second) \(.latency_ms.p99) \(.errors | add // 0) \($g) \($c)"')
-  if [ "$kind" = forward ]; then
+  if [ "$kind" != local ]; then
     local ok delivered p50 p99
     ok=$(echo "$out" | jq -r .ok)
     delivered=$(awk -v ok="$ok" -v l="$secs" -v d="$drain" 'BEGIN { printf "%.0f", ok / (l + d) }')
@@ -134,13 +138,14 @@ declare -A rates
 printf '%-8s %-5s %9s %8s %6s %8s %8s %6s %10s %8s %8s %7s\n' \
   run round "exch/s" "p99 ms" errors "gw cpu" "gen cpu" "gen %" "delivered/s" "dlv p50" "dlv p99" "drain s"
 for round in $(seq "$rounds"); do
-  for kind in single local forward; do
+  for kind in single local forward paced; do
     read -r rate p99 errors gw gen delivered p50 dp99 drain <<< "$(run "$kind")"
     share=$(awk -v g="$gw" -v c="$gen" 'BEGIN { printf "%.0f", 100 * c / (g + c) }')
     printf '%-8s %-5s %9.0f %8.1f %6s %8.1f %8.1f %6s %10s %8s %8s %7s\n' \
       "$kind" "$round" "$rate" "$p99" "$errors" "$gw" "$gen" "$share" "${delivered:--}" "${p50:--}" "${dp99:--}" "${drain:--}"
     rates[$kind,$round]=$rate
     [ "$kind" = forward ] && rates[delivered,$round]=$delivered
+    true
   done
 done
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

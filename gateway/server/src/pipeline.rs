@@ -975,6 +975,18 @@ impl Gateway {
         is_offer(op).then(|| now.saturating_add(self.offer_ttl))
     }
 
+    /// Drops the outbox records settled (delivered or refused) more than
+    /// [`OUTBOX_KEEP_SECS`] ago, at most 10,000 a call: the sender has had
+    /// a month to read its delivery receipts, which stay provable from the
+    /// recipient gateway's log for good.
+    ///
+    /// # Errors
+    /// A storage failure or a malformed record.
+    pub fn purge_outbox(&self) -> Result<usize, OutboxError> {
+        let before = unix_now().saturating_sub(OUTBOX_KEEP_SECS);
+        outbox::purge(&self.log, before, 10_000)
+    }
+
     /// Drops replay ids past their keep-until time.
     ///
     /// # Errors
@@ -1207,6 +1219,9 @@ fn keep_json<T: Serialize>(
 fn is_offer(op: &Op) -> bool {
     matches!(op, Op::Asset(asset::Op::Offer(_) | asset::Op::OfferIn(_)))
 }
+
+/// How long a settled outbox record is kept: 30 days.
+pub const OUTBOX_KEEP_SECS: i64 = 30 * 24 * 3600;
 
 /// The default of `request_timeout_secs`.
 const DEFAULT_REQUEST_TIMEOUT: i64 = 30;

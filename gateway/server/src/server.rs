@@ -271,6 +271,11 @@ fn spawn_background(
                     if let Ok(Err(e)) = purged {
                         tracing::warn!(error = %e, "purging expired replay ids failed");
                     }
+                    let gateway = Arc::clone(&ctx.gateway);
+                    let purged = tokio::task::spawn_blocking(move || gateway.purge_outbox()).await;
+                    if let Ok(Err(e)) = purged {
+                        tracing::warn!(error = %e, "purging settled outbox records failed");
+                    }
                 }
             }
         }

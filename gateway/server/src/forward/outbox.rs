@@ -315,8 +315,9 @@ pub fn list<S: Store>(
     Ok((records, false))
 }
 
-/// Drops `sender`-independent records settled before `before` (seconds
-/// since the epoch), at most `limit` per call; returns how many.
+/// Drops the records (of every sender) settled before `before` (seconds
+/// since the epoch), at most `limit` per call, in one durable write;
+/// returns how many. Queued ones are never dropped.
 ///
 /// # Errors
 /// A storage failure or a malformed record.
@@ -376,4 +377,52 @@ fn parse_queue_value(value: &[u8]) -> Option<(AgencyId, bool, Kind)> {
 fn key_index(key: &[u8]) -> Option<u64> {
     let tail = key.get(key.len().checked_sub(8)?..)?;
     Some(u64::from_be_bytes(tail.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use xgate_ledger::OpenOptions;
+
+    use super::*;
+
+    fn record(index: u64, state: State, settled: Option<i64>) -> Forward {
+        Forward {
+            id: "ab".repeat(32),
+            log_index: index,
+            jti: format!("j-{index}"),
+            to: "hhs".parse().expect("id"),
+            gateway: "g-hhs".parse().expect("id"),
+            kind: "record.send".into(),
+            state,
+            queued_ms: 0,
+            receipt: None,
+            error: None,
+            settled,
+        }
+    }
+
+    #[test]
+    fn the_purge_drops_settled_records_past_their_time_and_never_a_queued_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log");
+        let sender: AgencyId = "state".parse().expect("id");
+        let mut batch = WriteBatch::new();
+        for r in [
+            record(1, State::Delivered, Some(100)),
+            record(2, State::Refused, Some(300)),
+            record(3, State::Queued, None),
+        ] {
+            let value = serde_json::to_vec(&r).expect("json");
+            batch.put(record_key(&sender, r.log_index), value);
+        }
+        log.commit_writes(batch).expect("write");
+        assert_eq!(purge(&log, 200, 10).expect("purge"), 1);
+        let (left, more) = list(log.store(), &sender, None, 10).expect("list");
+        assert!(!more);
+        let indices: Vec<u64> = left.iter().map(|r| r.log_index).collect();
+        assert_eq!(indices, [2, 3], "the old delivered one only");
+        assert_eq!(purge(&log, i64::MAX, 10).expect("purge"), 1);
+        let (left, _) = list(log.store(), &sender, None, 10).expect("list");
+        assert_eq!(left.len(), 1, "the queued one stays: {left:?}");
+    }
 }
