@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::api_state::ApiState;
 use super::error::{ApiError, Code};
-use super::request::{blocking, optional, read_body};
+use super::request::{blocking, cursor, read_body};
 use super::response::{ResponseBody, json};
 use crate::forward::outbox::{self, Forward, State};
 use crate::forward::status::PeerStatus;
@@ -110,9 +110,7 @@ pub(super) async fn outbox(
     sender: AgencyId,
     query: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let after = optional(query, "after")?;
-    let limit =
-        optional(query, "limit")?.map_or(ctx.inbox_page, |l| (l as usize).clamp(1, ctx.inbox_page));
+    let (after, limit) = cursor(query, ctx.inbox_page)?;
     let gateway = Arc::clone(&ctx.gateway);
     let page = blocking(move || -> Result<OutboxPage, ApiError> {
         let (records, more) =

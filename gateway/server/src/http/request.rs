@@ -127,6 +127,16 @@ pub fn number(name: &str, value: &str) -> Result<u64, ApiError> {
         .map_err(|_| ApiError::new(Code::Malformed, format!("{name} is too large")))
 }
 
+/// A paged listing's cursor, from a plain query: `after` (none: from the
+/// start) and `limit`, 1 to `page` (default `page`). The inbox and the
+/// outbox page this way.
+pub fn cursor(query: &str, page: usize) -> Result<(Option<u64>, usize), ApiError> {
+    let after = optional(query, "after")?;
+    let limit = optional(query, "limit")?
+        .map_or(page, |l| usize::try_from(l).unwrap_or(page).clamp(1, page));
+    Ok((after, limit))
+}
+
 /// The `limit` parameter, 1 to `page` (default `page`).
 pub fn page_limit(params: &mut BTreeMap<String, String>, page: usize) -> Result<usize, ApiError> {
     Ok(params
