@@ -10,7 +10,6 @@
 use std::path::Path;
 
 use serde_json::Value;
-use xgate_server::registry::Registry;
 use xgate_tests::federation::Federation;
 use xgate_tests::{Run, Xgate};
 
@@ -271,59 +270,9 @@ fn an_asset_moves_between_gateways_and_both_hold_its_history() {
     assert_eq!(kept["holder"]["agency"], "state");
     assert!(kept["offer"].is_null(), "{kept}");
 
-    // The auditor replays both public logs together.
-    let registry = pki.join("registry.toml");
-    let ca = pki.join("ca.crt");
-    let args = [
-        "audit",
-        "replay",
-        "--log",
-        federation.public_url("hub"),
-        "--log",
-        federation.public_url("g-hhs"),
-        "--registry",
-        &arg(&registry),
-        "--ca",
-        &arg(&ca),
-    ];
-    // Each public checkpoint is published within a second of its commit:
-    // until both cover the whole story, one side looks one-sided.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let replay = xgate().run(&args, b"");
-        let line = String::from_utf8_lossy(&replay.stdout).into_owned();
-        if replay.code == Some(0) {
-            assert!(line.starts_with("ok: replayed 2 logs"), "{line}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{line}{}",
-            replay.stderr
-        );
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
-
-    // Each gateway, stopped, recomputes its own state from its own log.
-    Registry::load(&registry).expect("registry");
-    for gateway in ["hub", "g-hhs"] {
-        federation.stop(gateway);
-        let replayed = xgate()
-            .run(
-                &[
-                    "audit",
-                    "replay",
-                    "--data-dir",
-                    &arg(&federation.data_dir(gateway)),
-                    "--registry",
-                    &arg(&registry),
-                ],
-                b"",
-            )
-            .expect_ok();
-        assert!(
-            replayed.starts_with("ok: replayed"),
-            "{gateway}: {replayed}"
-        );
-    }
+    // The auditor replays both public logs together; each gateway,
+    // stopped, recomputes its own state from its own log.
+    let line = federation.replay_public_logs();
+    assert!(line.starts_with("ok: replayed 2 logs"), "{line}");
+    federation.replay_each_stopped();
 }

@@ -169,6 +169,72 @@ impl Federation {
         self.launch(gateway);
     }
 
+    /// What the auditor sees: `xgate audit replay --log URL...` over the
+    /// public logs of every gateway, against the federation's registry and
+    /// CA, run until it is clean (each gateway publishes its checkpoint
+    /// within about a second of its commits, or of its peers' cosigning:
+    /// until then the other side of an exchange looks one-sided). Returns
+    /// its `ok:` line.
+    ///
+    /// # Panics
+    /// If the replay is still not clean after 15 s (with its findings).
+    pub fn replay_public_logs(&self) -> String {
+        let pki = self.pki();
+        let (registry, ca) = (pki.join("registry.toml"), pki.join("ca.crt"));
+        let mut args: Vec<String> = vec!["audit".into(), "replay".into()];
+        for member in &self.members {
+            args.push("--log".into());
+            args.push(self.public_url(&member.id).to_owned());
+        }
+        args.extend(["--registry".into(), registry.display().to_string()]);
+        args.extend(["--ca".into(), ca.display().to_string()]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let replay = Xgate::new(&self.bin).run(&args, b"");
+            let out = String::from_utf8_lossy(&replay.stdout).into_owned();
+            if replay.code == Some(0) {
+                return out;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{out}{}",
+                replay.stderr
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+
+    /// Stops every gateway, then runs `xgate audit replay --data-dir` on
+    /// each one's data directory with the registry: each recomputes its own
+    /// state from its own log.
+    ///
+    /// # Panics
+    /// If a replay does not print its `ok:` line.
+    pub fn replay_each_stopped(&mut self) {
+        let registry = self.pki().join("registry.toml").display().to_string();
+        let ids: Vec<String> = self.members.iter().map(|m| m.id.clone()).collect();
+        for id in ids {
+            if self.member(&id).process.is_some() {
+                self.stop(&id);
+            }
+            let data = self.data_dir(&id).display().to_string();
+            let replayed = Xgate::new(&self.bin)
+                .run(
+                    &[
+                        "audit",
+                        "replay",
+                        "--data-dir",
+                        &data,
+                        "--registry",
+                        &registry,
+                    ],
+                    b"",
+                )
+                .expect_ok();
+            assert!(replayed.starts_with("ok: replayed"), "{id}: {replayed}");
+        }
+    }
+
     fn launch(&mut self, gateway: &str) {
         let pki = self.pki().display().to_string();
         let listen = format!("127.0.0.1:{}", self.member(gateway).port);
