@@ -28,6 +28,7 @@
 //! runs more, `XGATE_FORWARD_CRASH_SEED=S` replays the instants of a run
 //! (each run prints its seed).
 
+mod federation;
 mod forward_faults;
 
 use std::collections::{BTreeMap, BTreeSet};

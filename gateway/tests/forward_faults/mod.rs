@@ -19,13 +19,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::{Method, StatusCode};
 use serde_json::Value;
-use xgate::client::{Client, EnvelopeSigner, Protocol, Reply};
+use xgate::client::{Client, EnvelopeSigner, Protocol};
 use xgate::tiles::{Edge, Fetcher, LogClient};
 use xgate_ledger::{NoteVerifier, verify_checkpoint};
 use xgate_server::receipt::Receipt;
-use xgate_server::registry::{AgencyId, Registry};
+use xgate_server::registry::Registry;
 use xgate_tests::federation::Federation;
 use xgate_tests::{Run, Xgate};
+
+// Shared with the other end-to-end tests.
+pub use crate::federation::{error_code, id, log_size};
 
 /// The binary cargo built for this package.
 pub fn bin() -> &'static Path {
@@ -40,11 +43,6 @@ pub fn xgate() -> Xgate {
 /// A path as a command-line argument.
 pub fn arg(path: &Path) -> String {
     path.display().to_string()
-}
-
-/// An agency id.
-pub fn id(agency: &str) -> AgencyId {
-    agency.parse().expect("agency id")
 }
 
 /// A single-threaded runtime for driving clients.
@@ -357,35 +355,4 @@ pub async fn get_json(client: &mut Client, path: &str) -> Value {
         String::from_utf8_lossy(&reply.body)
     );
     serde_json::from_slice(&reply.body).expect("JSON body")
-}
-
-/// The log's size as the gateway's latest checkpoint says (0 if none).
-pub async fn log_size(client: &mut Client) -> u64 {
-    let reply = client
-        .request(Method::GET, "/v1/log/checkpoint", None, Vec::new())
-        .await
-        .expect("a response");
-    if reply.status == StatusCode::NOT_FOUND {
-        return 0;
-    }
-    assert_eq!(reply.status, StatusCode::OK);
-    let text = String::from_utf8(reply.body.to_vec()).expect("utf-8");
-    text.lines()
-        .nth(1)
-        .and_then(|l| l.parse().ok())
-        .expect("size line")
-}
-
-/// The `{"error":{"code"}}` of a refusal, asserting the body's shape.
-pub fn error_code(reply: &Reply) -> String {
-    let v: Value = serde_json::from_slice(&reply.body).unwrap_or_else(|_| {
-        panic!(
-            "error body is not JSON: {}",
-            String::from_utf8_lossy(&reply.body)
-        )
-    });
-    let error = v["error"].as_object().expect("an error object");
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
-    assert_eq!(error.len(), 2, "error has exactly code and message: {v}");
-    error["code"].as_str().expect("code").to_owned()
 }
