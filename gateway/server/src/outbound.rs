@@ -60,8 +60,34 @@ pub struct Peer {
     deadline: Duration,
     /// Largest response body read.
     max_response: usize,
-    connection: Mutex<Option<SendRequest<Full<Bytes>>>>,
+    connection: Mutex<Option<Connection>>,
 }
+
+/// An open connection: the half that sends requests and the task driving
+/// it, whose result says why the connection ended (a TLS alert from the
+/// peer, a reset) when the sending half only sees "channel closed".
+struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+    driver: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+}
+
+impl Connection {
+    /// Why the exchange failed: the driver's error when it ended with one
+    /// (it ends at once when the connection is gone), else `e`'s.
+    async fn failure(self, what: &str, e: hyper::Error) -> OutboundError {
+        drop(self.sender);
+        let ended = tokio::time::timeout(DRIVER_GRACE, self.driver).await;
+        let why = match ended {
+            Ok(Ok(Err(driver))) => with_sources(&driver),
+            _ => with_sources(&e),
+        };
+        OutboundError::Transport(format!("{what}: {why}"))
+    }
+}
+
+/// How long a failed exchange waits for the connection's driver to say why
+/// the connection ended.
+const DRIVER_GRACE: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -166,13 +192,13 @@ impl Peer {
         body: Bytes,
     ) -> Result<Response, OutboundError> {
         let mut slot = self.connection.lock().await;
-        let mut sender = match slot.take() {
-            Some(s) if !s.is_closed() => s,
+        let mut connection = match slot.take() {
+            Some(c) if !c.sender.is_closed() => c,
             _ => self.connect().await?,
         };
-        sender.ready().await.map_err(|e| {
-            OutboundError::Transport(format!("connection lost: {}", with_sources(&e)))
-        })?;
+        if let Err(e) = connection.sender.ready().await {
+            return Err(connection.failure("connection lost", e).await);
+        }
         let host =
             if self.tls.is_some() && self.port == 443 || self.tls.is_none() && self.port == 80 {
                 self.host.clone()
@@ -187,9 +213,10 @@ impl Peer {
             .header(CONTENT_LENGTH, body.len())
             .body(Full::new(body))
             .map_err(|e| OutboundError::Transport(format!("cannot build the request: {e}")))?;
-        let response = sender.send_request(request).await.map_err(|e| {
-            OutboundError::Transport(format!("request failed: {}", with_sources(&e)))
-        })?;
+        let response = match connection.sender.send_request(request).await {
+            Ok(response) => response,
+            Err(e) => return Err(connection.failure("request failed", e).await),
+        };
         let status = response.status();
         let content_type = response
             .headers()
@@ -204,7 +231,7 @@ impl Peer {
             })?
             .to_bytes();
         // Only a connection whose exchange completed is used again.
-        *slot = Some(sender);
+        *slot = Some(connection);
         Ok(Response {
             status,
             content_type,
@@ -212,7 +239,7 @@ impl Peer {
         })
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, OutboundError> {
+    async fn connect(&self) -> Result<Connection, OutboundError> {
         let transport = |what: &str| {
             let what = what.to_owned();
             move |e: std::io::Error| OutboundError::Transport(format!("{what}: {e}"))
@@ -255,7 +282,7 @@ fn with_sources(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-async fn handshake<T>(io: TokioIo<T>) -> Result<SendRequest<Full<Bytes>>, OutboundError>
+async fn handshake<T>(io: TokioIo<T>) -> Result<Connection, OutboundError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -263,10 +290,8 @@ where
         OutboundError::Transport(format!("HTTP handshake failed: {}", with_sources(&e)))
     })?;
     // The connection's driver; it ends when the peer or we drop it.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
+    let driver = tokio::spawn(connection);
+    Ok(Connection { sender, driver })
 }
 
 #[cfg(test)]
