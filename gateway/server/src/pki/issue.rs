@@ -352,3 +352,85 @@ fn jwk_file(jwk: &Jwk) -> String {
     let pretty = serde_json::to_string_pretty(jwk.as_ref()).unwrap_or_else(|_| jwk.to_string());
     format!("{pretty}\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbprints_are_rfc_7638s() {
+        // RFC 8037 appendix A.3: the Ed25519 key of A.2 and its thumbprint.
+        let okp = Jwk::from_map(
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519",
+                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        )
+        .expect("jwk");
+        assert_eq!(
+            thumbprint(&okp).expect("thumbprint"),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+        // An EC key: over crv, kty, x, y, written from RFC 7638 here.
+        let ec = Jwk::generate_ec_key(EcCurve::P256).expect("ec");
+        let member = |k: &str| ec.parameter(k).and_then(Value::as_str).expect("member");
+        let canonical = format!(
+            r#"{{"crv":"{}","kty":"{}","x":"{}","y":"{}"}}"#,
+            member("crv"),
+            member("kty"),
+            member("x"),
+            member("y")
+        );
+        use base64::Engine as _;
+        assert_eq!(
+            thumbprint(&ec).expect("thumbprint"),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(canonical))
+        );
+    }
+
+    #[test]
+    fn an_eddsa_pki_registers_ed25519_signing_keys() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("pki");
+        let member = |id: &str| Member {
+            id: id.parse().expect("id"),
+            auditor: false,
+            gateway: None,
+        };
+        let registry = init_federation_with(
+            &dir,
+            &[member("state"), member("gsa")],
+            &[],
+            SigningAlg::EdDsa,
+            false,
+        )
+        .expect("pki");
+        for agency in registry.agencies() {
+            let key = &agency.signing_key;
+            let text = |k: &str| key.get(k).and_then(Value::as_str);
+            assert_eq!(text("kty"), Some("OKP"));
+            assert_eq!(text("crv"), Some("Ed25519"));
+            assert_eq!(text("alg"), Some("EdDSA"));
+            assert_eq!(text("use"), Some("sig"));
+            assert!(!key.contains_key("d") && !key.contains_key("y"));
+            let public = Jwk::from_map(key.clone()).expect("jwk");
+            assert_eq!(
+                text("kid"),
+                Some(thumbprint(&public).expect("kid").as_str())
+            );
+            // The private key is the agency's own, beside its certificate.
+            let file = fs::read(dir.join(agency.id.as_str()).join(SIGNING_JWK)).expect("jwk");
+            let private = Jwk::from_bytes(file).expect("private jwk");
+            assert_eq!(private.key_id(), text("kid"));
+            assert!(private.parameter("d").is_some());
+            // Encryption keys stay P-256 (ECDH-ES).
+            assert_eq!(
+                agency.encryption_key.get("kty").and_then(Value::as_str),
+                Some("EC")
+            );
+        }
+        let verifiers = crate::envelope::Verifiers::from_registry(&registry).expect("verifiers");
+        assert!(verifiers.any_ed25519());
+    }
+}
