@@ -1,10 +1,13 @@
 //! Opening an envelope: a compact JWS signed with the sender's signing key,
 //! whose claims say who sends what to whom, and for how long it is valid.
 //!
-//! Parsing is done here, once, and strictly; josekit is used for what it
-//! does well, the signature check itself, through verifiers built once per
-//! registry key ([`Verifiers`]). The checks run in a fixed order so that
-//! each rejection names the first thing wrong:
+//! Parsing is done here, once, and strictly. Signatures are checked with
+//! keys taken from the registry once, at start ([`Verifiers`]): ES256 with
+//! *ring*'s `ECDSA_P256_SHA256_FIXED` (raw `r || s`, 64 bytes), EdDSA with
+//! `ed25519-zebra`, under the ZIP-215 rules, so that checking signatures
+//! in a batch ([`crate::signatures`]) and one by one decide alike on every
+//! input. The checks run in a fixed order so that each rejection names the
+//! first thing wrong:
 //!
 //! 1. structure: three base64url parts, a JSON object header (`malformed`);
 //! 2. identity: when the claims, as sent and not yet verified, hold a
@@ -35,13 +38,37 @@
 //!    (`not_yet_valid`, `expired`); `kind` is known (`unsupported_kind`).
 //!
 //! Whether the kind is handled yet, policy and replay are later stages.
+//!
+//! [`open`] runs them all. They are also three steps, so that the
+//! signature can be checked elsewhere (in a batch, on another thread):
+//! [`check`] runs 1-3 and returns what the signature check needs
+//! ([`Signed`]: the signing input, the signature, the sender's key);
+//! [`Signed::verify`] (or a batch) runs 4 and returns a [`Verified`]; and
+//! [`Verified::open`] runs 5. Only a [`Verified`] can be opened.
+//!
+//! ## EdDSA: ZIP-215
+//!
+//! An Ed25519 signature `(R, s)` over `M` with key `A` verifies when `A`
+//! and `R` are encodings of curve points, `s` is below the group order
+//! `l`, and `[8][s]B = [8]R + [8][k]A` with `k = SHA-512(R || A || M)`
+//! (ZIP-215). Every signature the cofactorless check of RFC 8032 (OpenSSL's,
+//! which verified envelopes before) accepts satisfies this equation, so
+//! everything logged before still verifies. What it accepts besides are
+//! signatures whose `R` is off by a small-order point, or encoded
+//! non-canonically: `k` covers `R` as encoded, so only the key's holder can
+//! make one, never anyone holding a valid signature. The registry's keys
+//! are refused at start if small-order (anyone could sign for them),
+//! outside the prime-order subgroup or encoded non-canonically
+//! ([`SigningKeyError::WeakEd25519`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jwk::Jwk;
 use josekit::jws::JwsVerifier;
+use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -181,6 +208,24 @@ pub enum SigningKeyError {
         /// josekit's reason. In the message, so not also a `source`.
         reason: josekit::JoseError,
     },
+    /// An EC key whose coordinates are not 32 bytes each (josekit, which
+    /// accepted it, pads them).
+    #[error("agency {agency}: signing_key's x and y must be 32 bytes each (base64url)")]
+    Coordinates {
+        /// The agency.
+        agency: AgencyId,
+    },
+    /// An Ed25519 key that is a valid public key to OpenSSL, but that no
+    /// honest key generation makes, and that the ZIP-215 check must not
+    /// be given: small-order (anyone could sign for it), outside the
+    /// prime-order subgroup, or encoded non-canonically.
+    #[error("agency {agency}: signing_key is not a usable Ed25519 key: {why}")]
+    WeakEd25519 {
+        /// The agency.
+        agency: AgencyId,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// A key type or curve with no envelope algorithm.
     #[error(
         "agency {agency}: signing_key must be EC P-256 or OKP Ed25519, not {kty} {}",
@@ -209,14 +254,57 @@ pub enum SigningKeyError {
 /// Signature verifiers for every registered agency, built once.
 #[derive(Debug)]
 pub struct Verifiers {
-    keys: HashMap<AgencyId, SenderKey>,
+    keys: HashMap<AgencyId, Arc<SenderKey>>,
 }
 
+/// An agency's registered signing key, as envelopes are checked with it.
 #[derive(Debug)]
-struct SenderKey {
+pub struct SenderKey {
     kid: String,
     alg: &'static str,
-    verifier: Box<dyn JwsVerifier>,
+    check: KeyCheck,
+    /// josekit's verifier for the same key, for JWSs other than envelopes
+    /// ([`Verifiers::signing_key`]).
+    jose: Box<dyn JwsVerifier>,
+}
+
+/// The key in the form its signature check takes.
+#[derive(Debug)]
+enum KeyCheck {
+    /// The uncompressed P-256 point `0x04 || x || y`, for *ring*.
+    Es256(UnparsedPublicKey<[u8; 65]>),
+    /// The Ed25519 point, decompressed once.
+    EdDsa(ed25519_zebra::VerificationKey),
+}
+
+impl SenderKey {
+    /// The key's `kid`, which an envelope's header must name exactly.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The JWS `alg` the key signs with: `ES256` or `EdDSA`.
+    pub fn alg(&self) -> &'static str {
+        self.alg
+    }
+
+    /// The Ed25519 key, for a batch check; `None` for a P-256 key.
+    pub(crate) fn ed25519(&self) -> Option<&ed25519_zebra::VerificationKey> {
+        match &self.check {
+            KeyCheck::EdDsa(key) => Some(key),
+            KeyCheck::Es256(_) => None,
+        }
+    }
+
+    /// Whether `signature` is this key's over `input`, alone: ES256 as
+    /// raw `r || s` (exactly 64 bytes, never DER), EdDSA under ZIP-215.
+    fn verifies(&self, input: &[u8], signature: &[u8]) -> bool {
+        match &self.check {
+            KeyCheck::Es256(key) => key.verify(input, signature).is_ok(),
+            KeyCheck::EdDsa(key) => ed25519_zebra::Signature::from_slice(signature)
+                .is_ok_and(|s| key.verify(&s, input).is_ok()),
+        }
+    }
 }
 
 impl Verifiers {
@@ -239,7 +327,9 @@ impl Verifiers {
                 .key_id()
                 .ok_or_else(|| SigningKeyError::NoKid { agency: id.clone() })?
                 .to_owned();
-            let (alg, verifier): (&'static str, Box<dyn JwsVerifier>) =
+            // josekit (OpenSSL) validates the key as it always has: a
+            // point not on its curve is refused here, at start.
+            let (alg, jose, check): (&'static str, Box<dyn JwsVerifier>, KeyCheck) =
                 match (jwk.key_type(), jwk.curve()) {
                     ("EC", Some("P-256")) => (
                         "ES256",
@@ -249,6 +339,7 @@ impl Verifiers {
                                 reason,
                             },
                         )?),
+                        KeyCheck::Es256(p256_point(&jwk, id)?),
                     ),
                     ("OKP", Some("Ed25519")) => (
                         "EdDSA",
@@ -258,6 +349,7 @@ impl Verifiers {
                                 reason,
                             },
                         )?),
+                        KeyCheck::EdDsa(ed25519_point(&jwk, id)?),
                     ),
                     (kty, crv) => {
                         return Err(SigningKeyError::KeyType {
@@ -274,21 +366,162 @@ impl Verifiers {
                     alg,
                 });
             }
-            keys.insert(id.clone(), SenderKey { kid, alg, verifier });
+            let key = SenderKey {
+                kid,
+                alg,
+                check,
+                jose,
+            };
+            keys.insert(id.clone(), Arc::new(key));
         }
         Ok(Verifiers { keys })
     }
-}
 
-impl Verifiers {
+    /// Whether any agency signs with an Ed25519 key (whose envelopes the
+    /// gateway checks in batches).
+    pub fn any_ed25519(&self) -> bool {
+        self.keys.values().any(|k| k.ed25519().is_some())
+    }
+
     /// `agency`'s registered signing key: its `kid`, its JWS `alg` and a
     /// verifier for it, for JWSs other than envelopes (the inner JWS of a
     /// sealed part, [`crate::sealed`]).
     pub fn signing_key(&self, agency: &AgencyId) -> Option<(&str, &'static str, &dyn JwsVerifier)> {
         let key = self.keys.get(agency)?;
-        Some((key.kid.as_str(), key.alg, key.verifier.as_ref()))
+        Some((key.kid.as_str(), key.alg, key.jose.as_ref()))
     }
 }
+
+/// A JWK member's base64url bytes; `None` if absent or not base64url.
+fn member_bytes(jwk: &Jwk, name: &str) -> Option<Vec<u8>> {
+    let text = jwk.parameter(name)?.as_str()?;
+    URL_SAFE_NO_PAD.decode(text).ok()
+}
+
+/// The uncompressed point of a P-256 JWK that josekit accepted.
+fn p256_point(
+    jwk: &Jwk,
+    agency: &AgencyId,
+) -> Result<UnparsedPublicKey<[u8; 65]>, SigningKeyError> {
+    let coordinate = |name| {
+        member_bytes(jwk, name)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| SigningKeyError::Coordinates {
+                agency: agency.clone(),
+            })
+    };
+    let (x, y) = (coordinate("x")?, coordinate("y")?);
+    let mut point = [4u8; 65];
+    point[1..33].copy_from_slice(&x);
+    point[33..].copy_from_slice(&y);
+    Ok(UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point))
+}
+
+/// The point of an Ed25519 JWK that josekit accepted, if it is one an
+/// honest key generation makes: a canonical encoding of a point of the
+/// prime-order subgroup (which is never small-order: the identity is the
+/// only point of both, and it is small-order).
+fn ed25519_point(
+    jwk: &Jwk,
+    agency: &AgencyId,
+) -> Result<ed25519_zebra::VerificationKey, SigningKeyError> {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    let weak = |why| SigningKeyError::WeakEd25519 {
+        agency: agency.clone(),
+        why,
+    };
+    let bytes = member_bytes(jwk, "x")
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| weak("x must be 32 bytes (base64url)"))?;
+    let point = CompressedEdwardsY(bytes)
+        .decompress()
+        .ok_or_else(|| weak("x is not a point of the curve"))?;
+    if point.compress().to_bytes() != bytes {
+        return Err(weak("x is not the canonical encoding of its point"));
+    }
+    if point.is_small_order() {
+        return Err(weak(
+            "x is a small-order point, for which anyone could make signatures",
+        ));
+    }
+    if !point.is_torsion_free() {
+        return Err(weak("x is not a point of the prime-order subgroup"));
+    }
+    ed25519_zebra::VerificationKey::try_from(bytes)
+        .map_err(|_| weak("x is not a point of the curve"))
+}
+
+/// An envelope checked up to its signature: structure, identity and
+/// header ([`check`]). It holds what the signature check needs, and only
+/// [`Signed::verify`] (or a batch check, [`crate::signatures`]) turns it
+/// into a [`Verified`], whose claims can then be read.
+#[derive(Debug)]
+pub struct Signed {
+    /// The compact JWS as received, without a trailing newline.
+    compact: String,
+    /// The length of the signing input, `header.payload`.
+    signed_len: usize,
+    signature: Vec<u8>,
+    /// The payload, decoded; `None` if it is not base64url, which is
+    /// refused after the signature.
+    payload: Option<Vec<u8>>,
+    sender: AgencyId,
+    key: Arc<SenderKey>,
+}
+
+impl Signed {
+    /// The JWS signing input, `BASE64URL(header) '.' BASE64URL(payload)`.
+    pub fn signing_input(&self) -> &[u8] {
+        &self.compact.as_bytes()[..self.signed_len]
+    }
+
+    /// The signature, decoded (any length: a wrong one does not verify).
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// The sender's registered signing key, the only one the signature is
+    /// checked with.
+    pub fn key(&self) -> &SenderKey {
+        &self.key
+    }
+
+    /// The sender (the TLS identity, or the `iss` of a forwarded envelope).
+    pub fn sender(&self) -> &AgencyId {
+        &self.sender
+    }
+
+    /// Checks the signature alone (step 4).
+    ///
+    /// # Errors
+    /// [`Rejection::BadSignature`] if it is not the sender's key's over
+    /// the signing input.
+    pub fn verify(self) -> Result<Verified, Rejection> {
+        if self.key.verifies(self.signing_input(), self.signature()) {
+            Ok(Verified(self))
+        } else {
+            Err(bad_signature())
+        }
+    }
+
+    /// The envelope, its signature verified by a batch check of
+    /// [`crate::signatures`], which must have checked exactly
+    /// [`Signed::signing_input`] and [`Signed::signature`] with
+    /// [`Signed::key`].
+    pub(crate) fn verified_in_batch(self) -> Verified {
+        Verified(self)
+    }
+}
+
+/// The refusal of a signature that does not verify.
+pub(crate) fn bad_signature() -> Rejection {
+    Rejection::BadSignature("the signature does not verify".into())
+}
+
+/// An envelope whose signature verified with its sender's registered key:
+/// only its claims are left to check ([`Verified::open`]).
+#[derive(Debug)]
+pub struct Verified(Signed);
 
 /// The claims, exactly; anything else is refused.
 #[derive(Deserialize)]
@@ -305,7 +538,8 @@ struct Claims {
 
 /// Opens the compact JWS `compact` sent by `sender` (the TLS identity):
 /// verifies it and checks its claims at time `now` (seconds since the
-/// epoch). Runs in time linear in the input; never panics.
+/// epoch). Runs in time linear in the input; never panics. The same as
+/// [`check`], [`Signed::verify`] and [`Verified::open`] in turn.
 ///
 /// # Errors
 /// The first [`Rejection`] that applies, in the order of the module docs.
@@ -317,6 +551,23 @@ pub fn open(
     limits: Limits,
     now: i64,
 ) -> Result<Envelope, Rejection> {
+    check(compact, sender, verifiers, registry)?
+        .verify()?
+        .open(registry, limits, now)
+}
+
+/// The checks before the signature's (steps 1-3 of the module docs: the
+/// structure, the identity, the header) of the compact JWS `compact` sent
+/// by `sender`; what is left to check is the signature, then the claims.
+///
+/// # Errors
+/// The first [`Rejection`] of steps 1-3 that applies.
+pub fn check(
+    compact: &[u8],
+    sender: &AgencyId,
+    verifiers: &Verifiers,
+    registry: &Registry,
+) -> Result<Signed, Rejection> {
     let malformed = |m: &str| Rejection::Malformed(m.to_owned());
     let text = std::str::from_utf8(compact)
         .map_err(|_| malformed("the envelope is not a compact JWS (not UTF-8)"))?;
@@ -338,8 +589,8 @@ pub fn open(
         .map_err(|_| malformed("the JWS header is not base64url-encoded JSON object"))?;
     // Decoded once; a payload that is not base64url is refused only after
     // the signature, as before, so the first thing wrong is still named.
-    let payload = URL_SAFE_NO_PAD.decode(p64);
-    let claimed = payload.as_deref().ok().and_then(claimed_iss);
+    let payload = URL_SAFE_NO_PAD.decode(p64).ok();
+    let claimed = payload.as_deref().and_then(claimed_iss);
     if let Some(other) = claimed.filter(|iss| iss != sender.as_str()) {
         return Err(identity_mismatch(&other, sender, registry));
     }
@@ -381,63 +632,86 @@ pub fn open(
     let signature = URL_SAFE_NO_PAD
         .decode(s64)
         .map_err(|_| malformed("the JWS signature is not base64url"))?;
-    let signed = &text[..h64.len() + 1 + p64.len()];
-    key.verifier
-        .verify(signed.as_bytes(), &signature)
-        .map_err(|_| Rejection::BadSignature("the signature does not verify".into()))?;
-
-    let payload = payload.map_err(|_| malformed("the JWS payload is not base64url"))?;
-    crate::strict_json::check(&payload)
-        .map_err(|m| Rejection::Malformed(format!("the claims: {m}")))?;
-    let claims: Claims = serde_json::from_slice(&payload).map_err(|e| {
-        // serde's message names the field and type, never a value.
-        Rejection::Malformed(format!("the claims are not valid: {}", claim_error(&e)))
-    })?;
-    let iss: AgencyId = claims
-        .iss
-        .parse()
-        .map_err(|_| Rejection::IdentityMismatch(format!("iss is not {sender}")))?;
-    if &iss != sender {
-        return Err(identity_mismatch(iss.as_str(), sender, registry));
-    }
-    let aud: AgencyId = claims
-        .aud
-        .parse()
-        .ok()
-        .filter(|a| registry.get(a).is_some())
-        .ok_or_else(|| Rejection::WrongAudience("aud is not a registered agency".into()))?;
-    if claims.jti.is_empty()
-        || claims.jti.len() > MAX_JTI_LEN
-        || !claims
-            .jti
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-    {
-        return Err(malformed(
-            "jti must be 1-128 characters of letters, digits, '-', '_', '.' and ':'",
-        ));
-    }
-    check_times(claims.iat, claims.exp, limits, now)?;
-    let kind: Kind = claims
-        .kind
-        .parse()
-        .map_err(|_| Rejection::UnsupportedKind("kind is not a known envelope kind".into()))?;
-    Ok(Envelope {
-        iss,
-        aud,
-        jti: claims.jti,
-        iat: claims.iat,
-        exp: claims.exp,
-        kind,
-        body: claims.body,
+    Ok(Signed {
         compact: text.to_owned(),
-        digest: Sha256::digest(text.as_bytes()).into(),
+        signed_len: h64.len() + 1 + p64.len(),
+        signature,
+        payload,
+        sender: sender.clone(),
+        key: Arc::clone(key),
     })
 }
 
-/// The `iss` the claims hold as sent, if they are a JSON object with one
-/// string `iss`: anything else (not JSON, `iss` missing, twice or not a
-/// string) is `None`, and left for the checks after the signature to name.
+impl Verified {
+    /// The last checks (step 5 of the module docs): the claims, at time
+    /// `now` (seconds since the epoch), against `registry`.
+    ///
+    /// # Errors
+    /// The first [`Rejection`] of step 5 that applies.
+    pub fn open(
+        self,
+        registry: &Registry,
+        limits: Limits,
+        now: i64,
+    ) -> Result<Envelope, Rejection> {
+        let Signed {
+            compact,
+            payload,
+            sender,
+            ..
+        } = self.0;
+        let sender = &sender;
+        let malformed = |m: &str| Rejection::Malformed(m.to_owned());
+        let payload = payload.ok_or_else(|| malformed("the JWS payload is not base64url"))?;
+        crate::strict_json::check(&payload)
+            .map_err(|m| Rejection::Malformed(format!("the claims: {m}")))?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|e| {
+            // serde's message names the field and type, never a value.
+            Rejection::Malformed(format!("the claims are not valid: {}", claim_error(&e)))
+        })?;
+        let iss: AgencyId = claims
+            .iss
+            .parse()
+            .map_err(|_| Rejection::IdentityMismatch(format!("iss is not {sender}")))?;
+        if &iss != sender {
+            return Err(identity_mismatch(iss.as_str(), sender, registry));
+        }
+        let aud: AgencyId = claims
+            .aud
+            .parse()
+            .ok()
+            .filter(|a| registry.get(a).is_some())
+            .ok_or_else(|| Rejection::WrongAudience("aud is not a registered agency".into()))?;
+        if claims.jti.is_empty()
+            || claims.jti.len() > MAX_JTI_LEN
+            || !claims
+                .jti
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            return Err(malformed(
+                "jti must be 1-128 characters of letters, digits, '-', '_', '.' and ':'",
+            ));
+        }
+        check_times(claims.iat, claims.exp, limits, now)?;
+        let kind: Kind = claims
+            .kind
+            .parse()
+            .map_err(|_| Rejection::UnsupportedKind("kind is not a known envelope kind".into()))?;
+        Ok(Envelope {
+            iss,
+            aud,
+            jti: claims.jti,
+            iat: claims.iat,
+            exp: claims.exp,
+            kind,
+            body: claims.body,
+            digest: Sha256::digest(compact.as_bytes()).into(),
+            compact,
+        })
+    }
+}
+
 /// The agency an envelope says it is from, read without verifying
 /// anything: a forwarded envelope has no TLS identity of its own, so this
 /// names the key [`open`] then checks it with (and the gateway that must
@@ -448,6 +722,9 @@ pub fn claimed_sender(compact: &[u8]) -> Option<AgencyId> {
     claimed_iss(&payload)?.parse().ok()
 }
 
+/// The `iss` the claims hold as sent, if they are a JSON object with one
+/// string `iss`: anything else (not JSON, `iss` missing, twice or not a
+/// string) is `None`, and left for the checks after the signature to name.
 fn claimed_iss(payload: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct Claimed {
@@ -809,5 +1086,175 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// A registry of `hhs` signing with the Ed25519 public key `x`
+    /// (32 bytes), and `state`.
+    fn ed25519_registry(x: &[u8]) -> Result<Registry, String> {
+        let (registry, _, _) = federation();
+        let mut agencies: Vec<Agency> = registry.agencies().cloned().collect();
+        let hhs = agencies
+            .iter_mut()
+            .find(|a| a.id.as_str() == "hhs")
+            .expect("hhs");
+        hhs.signing_key
+            .insert("x".into(), json!(URL_SAFE_NO_PAD.encode(x)));
+        Registry::from_agencies(agencies).map_err(|e| e.to_string())
+    }
+
+    /// hhs's envelope to state, signed over its signing input by `sign`.
+    fn signed_by(sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        let header = json!({"alg": "EdDSA", "typ": ENVELOPE_TYP, "kid": "hhs-sig"});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims("hhs", "state").to_string())
+        );
+        let signature = sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    #[test]
+    fn zip215_accepts_every_signature_openssl_and_dalek_make() {
+        // ZIP-215 accepts all that the cofactorless check (OpenSSL's,
+        // which checked envelopes before) accepts: envelopes signed by
+        // josekit (OpenSSL) and by ed25519-dalek open, and so does each
+        // one's check as OpenSSL and dalek (strictly) make it.
+        for _ in 0..32 {
+            let (registry, _, ed) = federation();
+            let jws = sign(&ed, "EdDSA", claims("hhs", "state"));
+            open_as(&registry, "hhs", &jws).expect("josekit's signature opens");
+            let verifier = josekit::jws::EdDSA
+                .verifier_from_jwk(&ed.to_public_key().expect("public"))
+                .expect("verifier");
+            let (input, sig64) = jws.rsplit_once('.').expect("three parts");
+            let sig = URL_SAFE_NO_PAD.decode(sig64).expect("b64");
+            verifier
+                .verify(input.as_bytes(), &sig)
+                .expect("OpenSSL agrees");
+
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).expect("random");
+            let dalek = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let public = dalek.verifying_key();
+            let registry = ed25519_registry(public.as_bytes()).expect("registry");
+            let jws = signed_by(|input| {
+                use ed25519_dalek::Signer as _;
+                dalek.sign(input).to_bytes().to_vec()
+            });
+            open_as(&registry, "hhs", &jws).expect("dalek's signature opens");
+            let (input, sig64) = jws.rsplit_once('.').expect("three parts");
+            let sig = URL_SAFE_NO_PAD.decode(sig64).expect("b64");
+            let sig = ed25519_dalek::Signature::from_slice(&sig).expect("64 bytes");
+            public
+                .verify_strict(input.as_bytes(), &sig)
+                .expect("dalek's strict check agrees");
+        }
+    }
+
+    #[test]
+    fn weak_ed25519_keys_are_refused_at_start() {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        let refused = |x: &[u8]| {
+            ed25519_registry(x)
+                .and_then(|r| Verifiers::from_registry(&r).map_err(|e| e.to_string()))
+                .expect_err("refused")
+        };
+        // The identity and a point of order 8: anyone could sign for them.
+        for point in [EIGHT_TORSION[0], EIGHT_TORSION[1]] {
+            let err = refused(point.compress().as_bytes());
+            assert_eq!(
+                err,
+                "agency hhs: signing_key is not a usable Ed25519 key: x is a small-order \
+                 point, for which anyone could make signatures"
+            );
+        }
+        // A good key plus a point of order 8: not in the prime-order group.
+        let mixed =
+            ED25519_BASEPOINT_POINT * curve25519_dalek::Scalar::from(7u8) + EIGHT_TORSION[1];
+        let err = refused(mixed.compress().as_bytes());
+        assert!(
+            err.ends_with("x is not a point of the prime-order subgroup"),
+            "{err}"
+        );
+        // y + p for a small y: a point encoded non-canonically (2^255 - 19
+        // + y, below 2^255 for y < 19).
+        let non_canonical = (2u8..19).find_map(|y| {
+            let mut bytes = [0xffu8; 32];
+            bytes[0] = 0xed + y;
+            bytes[31] = 0x7f;
+            CompressedEdwardsY(bytes).decompress().map(|_| bytes)
+        });
+        let bytes = non_canonical.expect("some y below 19 is on the curve");
+        let err = refused(&bytes);
+        assert!(
+            err.ends_with("x is not the canonical encoding of its point"),
+            "{err}"
+        );
+        // Not a point at all.
+        let mut x = [0u8; 32];
+        x[0] = 2;
+        assert!(CompressedEdwardsY(x).decompress().is_none());
+        assert_eq!(
+            refused(&x),
+            "agency hhs: signing_key is not a usable Ed25519 key: x is not a point of the curve"
+        );
+        // A key made honestly is kept.
+        let (registry, _, _) = federation();
+        assert!(
+            Verifiers::from_registry(&registry)
+                .expect("kept")
+                .any_ed25519()
+        );
+    }
+
+    #[test]
+    fn the_steps_compose_to_open() {
+        let (registry, es, ed) = federation();
+        let verifiers = Verifiers::from_registry(&registry).expect("verifiers");
+        for (sender, jws) in [
+            ("state", sign(&es, "ES256", claims("state", "hhs"))),
+            ("hhs", sign(&ed, "EdDSA", claims("hhs", "state"))),
+        ] {
+            let sender: AgencyId = sender.parse().expect("id");
+            let signed = check(jws.as_bytes(), &sender, &verifiers, &registry).expect("checked");
+            let (input, sig64) = jws.rsplit_once('.').expect("three parts");
+            assert_eq!(signed.signing_input(), input.as_bytes());
+            assert_eq!(
+                signed.signature(),
+                URL_SAFE_NO_PAD.decode(sig64).expect("b64")
+            );
+            assert_eq!(signed.sender(), &sender);
+            assert_eq!(signed.key().kid(), format!("{sender}-sig"));
+            let opened = signed
+                .verify()
+                .expect("verifies")
+                .open(&registry, Limits::default(), NOW)
+                .expect("opens");
+            let whole = open(
+                jws.as_bytes(),
+                &sender,
+                &verifiers,
+                &registry,
+                Limits::default(),
+                NOW,
+            )
+            .expect("opens");
+            assert_eq!(opened, whole);
+        }
+        // A bad signature passes the checks before it, and fails there.
+        let jws = sign(&ed, "EdDSA", claims("hhs", "state"));
+        let (input, _) = jws.rsplit_once('.').expect("three parts");
+        let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode([7u8; 64]));
+        let signed = check(
+            forged.as_bytes(),
+            &"hhs".parse().expect("id"),
+            &verifiers,
+            &registry,
+        )
+        .expect("checked up to the signature");
+        let err = signed.verify().expect_err("forged");
+        assert!(matches!(err, Rejection::BadSignature(_)), "{err:?}");
     }
 }

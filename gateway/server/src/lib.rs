@@ -8,7 +8,8 @@
 //! - [`policy`]: who may send which envelope kinds to whom, and when an
 //!   emergency request breaks the glass; deny by default, rules in `policies/`.
 //! - [`pipeline`]: the stages an envelope goes through, in order; the
-//!   `committer` commits accepted envelopes in log order.
+//!   `committer` commits accepted envelopes in log order. [`envelope`]
+//!   opens an envelope; [`signatures`] checks EdDSA signatures in batches.
 //! - [`apply`]: the apply stage, one step of a fold over the log: the
 //!   committer runs it for each envelope it accepts, and [`recompute`]
 //!   (`xgate audit replay`) runs it over the log for auditors.
@@ -78,6 +79,7 @@ pub mod registry;
 mod replay;
 pub mod sealed;
 pub mod server;
+pub mod signatures;
 mod space;
 pub mod store_keys;
 pub mod strict_json;

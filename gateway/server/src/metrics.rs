@@ -1,8 +1,9 @@
 //! Prometheus metrics for `GET /metrics`: requests by kind and outcome,
 //! rejections by code, append latency, log size, open connections, TLS
 //! handshakes by outcome, connections closed by reason, replay attempts,
-//! the CRL's health, the event streams, and the public tlog-tiles
-//! listener's requests by resource class and status. Labels are kinds,
+//! the CRL's health, the event streams, the public tlog-tiles
+//! listener's requests by resource class and status, and the batches of
+//! EdDSA signature checks. Labels are kinds,
 //! codes, outcomes, reasons and resource classes only (never a path or an
 //! index): never an agency's data, never personal data.
 
@@ -82,6 +83,28 @@ pub struct Metrics {
     witnesses: WitnessMetrics,
     public: PublicMetrics,
     forwards: ForwardMetrics,
+    signatures: SignatureMetrics,
+}
+
+/// The batches EdDSA envelope signatures are checked in
+/// ([`crate::signatures`]): their sizes, and those that failed as a whole
+/// (then checked one by one). Clones count into the same metrics.
+#[derive(Clone, Debug)]
+pub struct SignatureMetrics {
+    batch_size: Histogram,
+    batches_failed: Counter,
+}
+
+impl SignatureMetrics {
+    /// Records one batch of `size` signatures; `failed` if it did not
+    /// verify as a whole.
+    pub fn batch(&self, size: usize, failed: bool) {
+        self.batch_size
+            .observe(f64::from(u32::try_from(size).unwrap_or(u32::MAX)));
+        if failed {
+            self.batches_failed.inc();
+        }
+    }
 }
 
 /// The CRL's health: what is in force, and refusals of what was offered.
@@ -339,6 +362,22 @@ impl Metrics {
              settled",
             forwards.delivery_seconds.clone(),
         );
+        let signatures = SignatureMetrics {
+            // 1, 2, 4 .. 256: a batch is at most 64 by default.
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
+            batches_failed: Counter::default(),
+        };
+        registry.register(
+            "signature_batch_size",
+            "EdDSA envelope signatures checked together, per batch (1: checked alone)",
+            signatures.batch_size.clone(),
+        );
+        registry.register(
+            "signature_batches_failed",
+            "Batches of EdDSA signatures that did not verify as a whole, each signature then \
+             checked alone",
+            signatures.batches_failed.clone(),
+        );
         log_size_gauge.set(i64::try_from(log_size).unwrap_or(i64::MAX));
         Metrics {
             registry,
@@ -358,7 +397,13 @@ impl Metrics {
             witnesses,
             public,
             forwards,
+            signatures,
         }
+    }
+
+    /// The metrics of batched EdDSA signature checks.
+    pub fn signatures(&self) -> &SignatureMetrics {
+        &self.signatures
     }
 
     /// Counts `n` envelopes forwarded to `gateway` with `outcome`

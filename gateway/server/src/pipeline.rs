@@ -34,7 +34,7 @@ use crate::assets::dossier::Dossier;
 use crate::assets::state as asset_state;
 use crate::committer::{Ahead, BatchView, Committer, Prepare};
 use crate::entry::{EncodeEntryError, Entry, Logged, Stamp, person_hash};
-use crate::envelope::{self, Envelope, Limits, Rejection, Verifiers};
+use crate::envelope::{self, Envelope, Limits, Rejection, Signed, Verified, Verifiers};
 use crate::forward::order::{Chain, Turn, Turns};
 use crate::forward::outbox::{self, OutboxError};
 use crate::forward::received;
@@ -50,6 +50,7 @@ use crate::receipt::Receipt;
 use crate::registry::{AgencyId, GatewayId, Registry};
 use crate::replay::Replay;
 use crate::sealed;
+use crate::signatures::{self, BatchConfig, BatchVerifier, CheckError};
 use crate::space::DiskGuard;
 use crate::store_keys::Prefix;
 
@@ -256,6 +257,9 @@ pub enum StartError {
     /// The commit thread could not be started.
     #[error("cannot start the commit thread: {0}")]
     CommitThread(#[source] std::io::Error),
+    /// The signature checking threads could not be started.
+    #[error("cannot start the signature checking threads: {0}")]
+    VerifyThreads(#[source] std::io::Error),
 }
 
 impl Refused {
@@ -274,6 +278,9 @@ pub struct Gateway {
     /// The federation's agencies.
     pub registry: Arc<Registry>,
     verifiers: Verifiers,
+    /// Checks submitted envelopes' EdDSA signatures in batches; `None`
+    /// when no agency signs with EdDSA.
+    batches: Option<BatchVerifier>,
     committer: Committer<Declined>,
     /// The senders' ids still in their replay window.
     replay: Arc<Replay>,
@@ -321,6 +328,11 @@ impl Gateway {
         let verifiers = Verifiers::from_registry(&registry)
             .map_err(|e| StartError::SigningKey(e.to_string()))?;
         let metrics = Metrics::new(log.size());
+        let batches = verifiers
+            .any_ed25519()
+            .then(|| BatchVerifier::start(BatchConfig::default(), metrics.signatures().clone()))
+            .transpose()
+            .map_err(StartError::VerifyThreads)?;
         let salt = crate::entry::salt(&log).map_err(StartError::Salt)?;
         let disk = Arc::new(DiskGuard::default());
         let replay = Arc::new(Replay::load(log.store()).map_err(StartError::ReplayIds)?);
@@ -336,6 +348,7 @@ impl Gateway {
             log,
             registry,
             verifiers,
+            batches,
             committer,
             replay,
             reviews,
@@ -478,21 +491,28 @@ impl Gateway {
 
     /// Runs one submitted envelope through every stage and returns its
     /// receipt once the append is durable. The checks before the append are
-    /// CPU work (one signature verification) and a cached store read.
+    /// CPU work (one signature verification: an ES256 one here, an EdDSA
+    /// one in the next batch of the batch verifier) and a cached store
+    /// read.
     ///
     /// # Errors
     /// The first stage's refusal.
     pub async fn submit(&self, sender: &AgencyId, jws: &[u8]) -> Result<Accepted, Refused> {
         let now = unix_now();
-        let envelope = envelope::open(
-            jws,
-            sender,
-            &self.verifiers,
-            &self.registry,
-            self.limits,
-            now,
-        )
-        .map_err(|r| Refused::new(None, r))?;
+        let signed = envelope::check(jws, sender, &self.verifiers, &self.registry)
+            .map_err(|r| Refused::new(None, r))?;
+        let verified = match &self.batches {
+            Some(batches) if signed.key().ed25519().is_some() => {
+                batches.verify(signed).await.map_err(|e| match e {
+                    CheckError::Rejected(r) => Refused::new(None, r),
+                    CheckError::Stopped => Refused::new(None, Reason::Commit(CommitError::Stopped)),
+                })?
+            }
+            _ => signed.verify().map_err(|r| Refused::new(None, r))?,
+        };
+        let envelope = verified
+            .open(&self.registry, self.limits, now)
+            .map_err(|r| Refused::new(None, r))?;
         let kind = envelope.kind;
         self.accept(&envelope, now)
             .await
@@ -522,15 +542,22 @@ impl Gateway {
         let turns = Turns::new(count);
         // Signatures, receipts and dossiers are CPU work: all of a
         // request's on a blocking thread, their shared checkpoint verified
-        // once.
+        // once, their EdDSA signatures as one batch.
         let checked = {
             let (gateway, from) = (Arc::clone(self), from.clone());
             tokio::task::spawn_blocking(move || {
                 let mut verified = HashMap::new();
+                let signed = items
+                    .iter()
+                    .map(|item| gateway.arriving(&from, item, &mut verified))
+                    .collect();
+                let outcomes = gateway.verify_arrivals(signed);
                 items
                     .into_iter()
-                    .map(|item| {
-                        let arrived = gateway.arrived(&from, &item, &mut verified);
+                    .zip(outcomes)
+                    .map(|(item, outcome)| {
+                        let arrived =
+                            outcome.and_then(|(v, logged)| gateway.arrived(&item, v, logged));
                         (item, arrived)
                     })
                     .collect::<Vec<_>>()
@@ -594,15 +621,15 @@ impl Gateway {
             })
     }
 
-    /// The checks of a forwarded envelope before the policy's: who
-    /// forwarded it, the forwarding gateway's receipt, the envelope itself
-    /// (at the time that gateway logged it), and its recipient.
-    fn arrived(
+    /// The checks of a forwarded envelope before its signature's: who
+    /// forwarded it, the forwarding gateway's receipt, and the envelope up
+    /// to its signature ([`envelope::check`]).
+    fn arriving(
         &self,
         from: &GatewayId,
         item: &ForwardItem,
         verified: &mut HashMap<String, Checkpoint>,
-    ) -> Result<(Envelope, Logged), Refused> {
+    ) -> Result<(Signed, Logged), Refused> {
         let jws = item.envelope.as_bytes();
         let wrong = |m: String| Refused::new(None, Reason::WrongGateway(m));
         let sender = envelope::claimed_sender(jws).ok_or_else(|| {
@@ -622,15 +649,57 @@ impl Gateway {
         let logged = self
             .forwarder_logged(from, item, verified)
             .map_err(|m| Refused::new(None, Reason::ForwardReceipt(m)))?;
-        let envelope = envelope::open(
-            jws,
-            &sender,
-            &self.verifiers,
-            &self.registry,
-            self.limits,
-            logged.time,
-        )
-        .map_err(|r| Refused::new(None, r))?;
+        let signed = envelope::check(jws, &sender, &self.verifiers, &self.registry)
+            .map_err(|r| Refused::new(None, r))?;
+        Ok((signed, logged))
+    }
+
+    /// The signatures of a forward request's envelopes that passed
+    /// [`Gateway::arriving`], their EdDSA ones as one batch; each outcome
+    /// in order.
+    fn verify_arrivals(
+        &self,
+        arriving: Vec<Result<(Signed, Logged), Refused>>,
+    ) -> Vec<Result<(Verified, Logged), Refused>> {
+        let mut signed = Vec::new();
+        let slots: Vec<Result<Logged, Refused>> = arriving
+            .into_iter()
+            .map(|a| {
+                a.map(|(s, logged)| {
+                    signed.push(s);
+                    logged
+                })
+            })
+            .collect();
+        let mut outcomes = signatures::verify_all(signed, self.metrics.signatures()).into_iter();
+        slots
+            .into_iter()
+            .map(|slot| {
+                let logged = slot?;
+                // One outcome per envelope that passed, in order.
+                let outcome = outcomes
+                    .next()
+                    .unwrap_or_else(|| Err(envelope::bad_signature()));
+                outcome
+                    .map(|v| (v, logged))
+                    .map_err(|r| Refused::new(None, r))
+            })
+            .collect()
+    }
+
+    /// The checks of a forwarded envelope after its signature's, before
+    /// the policy's: its claims (at the time the forwarding gateway logged
+    /// it), that the entry describes it, its recipient, and its dossier.
+    fn arrived(
+        &self,
+        item: &ForwardItem,
+        verified: Verified,
+        logged: Logged,
+    ) -> Result<(Envelope, Logged), Refused> {
+        let wrong = |m: String| Refused::new(None, Reason::WrongGateway(m));
+        let envelope = verified
+            .open(&self.registry, self.limits, logged.time)
+            .map_err(|r| Refused::new(None, r))?;
         if logged.iss != envelope.iss.as_str()
             || logged.aud != envelope.aud.as_str()
             || logged.jti != envelope.jti

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! xgate certs init --dir DIR --agency ID[@GATEWAY] [--agency ...] [--auditor ID[@GATEWAY] ...]
-//!                  [--gateway ID=URL ...] [--force]
+//!                  [--gateway ID=URL ...] [--signing-alg ES256|EdDSA] [--force]
 //! xgate certs revoke --dir DIR (--agency ID | --gateway ID)
 //! xgate certs crl --dir DIR
 //! ```
@@ -13,6 +13,9 @@
 //! files under `gateways/<id>/` and a `[[gateway]]` in the registry, and
 //! every agency names the gateway that serves it (`--agency state@hub`).
 //! Without it, one gateway serves every agency, and none may name one.
+//! `--signing-alg EdDSA` issues Ed25519 envelope signing keys (the gateway
+//! checks their signatures in batches) instead of P-256 ones (`ES256`,
+//! the default).
 //! A value that does not parse (an id, a URL) exits 2; agencies and
 //! gateways that do not fit together (a name given twice, an unlisted
 //! gateway, `@` without `--gateway`) exit 1, before anything is written.
@@ -20,10 +23,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
 use super::error::Error;
-use xgate_server::pki::{self, GatewayPlan, Member, Revoked};
+use xgate_server::pki::{self, GatewayPlan, Member, Revoked, SigningAlg};
 use xgate_server::registry::{AgencyId, GatewayId};
 
 /// The `xgate certs` subcommands.
@@ -68,9 +71,33 @@ pub struct InitArgs {
     /// and witness key go under gateways/ID/.
     #[arg(long = "gateway", value_name = "ID=URL", value_parser = gateway_plan)]
     pub gateways: Vec<GatewayPlan>,
+    /// The algorithm of the agencies' envelope signing keys: ES256
+    /// (P-256) or EdDSA (Ed25519, checked in batches by the gateway).
+    #[arg(long, value_enum, default_value_t = SigningAlgArg::Es256)]
+    pub signing_alg: SigningAlgArg,
     /// Replace DIR if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `--signing-alg`'s values, exactly as JWS spells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SigningAlgArg {
+    /// ECDSA P-256 with SHA-256.
+    #[value(name = "ES256")]
+    Es256,
+    /// Ed25519.
+    #[value(name = "EdDSA")]
+    EdDsa,
+}
+
+impl From<SigningAlgArg> for SigningAlg {
+    fn from(arg: SigningAlgArg) -> SigningAlg {
+        match arg {
+            SigningAlgArg::Es256 => SigningAlg::Es256,
+            SigningAlgArg::EdDsa => SigningAlg::EdDsa,
+        }
+    }
 }
 
 /// An agency as `--agency` and `--auditor` name it: `ID` or
@@ -148,8 +175,13 @@ impl CertsCommand {
                     .map(member(false))
                     .chain(args.auditors.into_iter().map(member(true)))
                     .collect();
-                let registry =
-                    pki::init_federation(&args.dir, &members, &args.gateways, args.force)?;
+                let registry = pki::init_federation_with(
+                    &args.dir,
+                    &members,
+                    &args.gateways,
+                    args.signing_alg.into(),
+                    args.force,
+                )?;
                 let ids: Vec<&str> = registry.agencies().map(|a| a.id.as_str()).collect();
                 let mut line = format!(
                     "created a development PKI in {} for {} agencies: {}",
@@ -157,6 +189,9 @@ impl CertsCommand {
                     ids.len(),
                     ids.join(", ")
                 );
+                if args.signing_alg == SigningAlgArg::EdDsa {
+                    line.push_str("; envelopes signed with EdDSA (Ed25519)");
+                }
                 if registry.is_federated() {
                     let gateways: Vec<&str> = registry.gateways().map(|g| g.id.as_str()).collect();
                     line.push_str(&format!(

@@ -3,7 +3,8 @@
 //! federation each gateway's files ([`super::gateways`]), and the registry
 //! that ties them together. `xgate certs` is a thin wrapper over this.
 //!
-//! Every key is ECDSA P-256. Private key files are created with mode 0600,
+//! Every key is ECDSA P-256, except the agencies' envelope signing keys
+//! when Ed25519 is asked for ([`SigningAlg::EdDsa`]). Private key files are created with mode 0600,
 //! exclusively (never through an existing file or symlink), and fsynced;
 //! the directories are 0700. A new PKI is written into a temporary sibling
 //! directory with a unique name, fsynced, and renamed into place, so an
@@ -14,6 +15,7 @@ use std::path::Path;
 
 use josekit::jwk::Jwk;
 use josekit::jwk::alg::ec::EcCurve;
+use josekit::jwk::alg::ed::EdCurve;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
@@ -31,6 +33,27 @@ use super::write::{parent_of, staging_dir, sync_dir, sync_dirs, write_file};
 use crate::registry::{Agency, AgencyId, CertificateBinding, GatewayId, Registry, Role};
 
 const CA_YEARS: i64 = 10;
+
+/// The algorithm the agencies sign envelopes with: the JWS `alg` of the
+/// signing keys a PKI issues.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SigningAlg {
+    /// ECDSA P-256 with SHA-256 (`ES256`).
+    #[default]
+    Es256,
+    /// Ed25519 (`EdDSA`), checked in batches by the gateway.
+    EdDsa,
+}
+
+impl SigningAlg {
+    /// The JWS `alg`: `ES256` or `EdDSA`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::Es256 => "ES256",
+            SigningAlg::EdDsa => "EdDSA",
+        }
+    }
+}
 
 /// An agency to issue keys for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,7 +97,8 @@ pub fn init(
 /// Creates a new PKI in `dir` for `members` and the `gateways` that serve
 /// them (none: one gateway serves every member, and no member names
 /// one); with `force`, replaces an existing `dir`. Returns the registry it
-/// wrote, which [`Registry::federation`] checked.
+/// wrote, which [`Registry::federation`] checked. Agencies sign with
+/// ES256 ([`init_federation_with`] chooses).
 ///
 /// # Errors
 /// [`PkiError::Exists`] without `force`; [`PkiError::Agencies`] for no
@@ -87,13 +111,28 @@ pub fn init_federation(
     gateways: &[GatewayPlan],
     force: bool,
 ) -> Result<Registry, PkiError> {
+    init_federation_with(dir, members, gateways, SigningAlg::Es256, force)
+}
+
+/// [`init_federation`], with the agencies' envelope signing keys for
+/// `signing` (ES256: P-256; EdDSA: Ed25519).
+///
+/// # Errors
+/// As [`init_federation`].
+pub fn init_federation_with(
+    dir: &Path,
+    members: &[Member],
+    gateways: &[GatewayPlan],
+    signing: SigningAlg,
+    force: bool,
+) -> Result<Registry, PkiError> {
     check_plan(members, gateways)?;
     if dir.exists() && !force {
         return Err(PkiError::Exists(dir.to_path_buf()));
     }
     // Removed on any error until it is renamed into place.
     let staging = staging_dir(dir)?;
-    let registry = write_pki(staging.path(), members, gateways)?;
+    let registry = write_pki(staging.path(), members, gateways, signing)?;
     sync_dirs(staging.path())?;
     if dir.exists() {
         fs::remove_dir_all(dir).map_err(io(dir))?;
@@ -167,6 +206,7 @@ fn write_pki(
     dir: &Path,
     members: &[Member],
     gateways: &[GatewayPlan],
+    signing: SigningAlg,
 ) -> Result<Registry, PkiError> {
     let now = OffsetDateTime::now_utc();
     let ca_key = KeyPair::generate().map_err(crypto)?;
@@ -217,7 +257,10 @@ fn write_pki(
         let home = dir.join(id.as_str());
         write_file(&home.join(TLS_CERT), cert.pem().as_bytes(), 0o644)?;
         write_file(&home.join(TLS_KEY), key.serialize_pem().as_bytes(), 0o600)?;
-        let signing = jose_key("sig", "ES256")?;
+        let signing = match signing {
+            SigningAlg::Es256 => jose_key("sig", "ES256")?,
+            SigningAlg::EdDsa => ed25519_key()?,
+        };
         let encryption = jose_key("enc", "ECDH-ES+A256KW")?;
         write_file(
             &home.join(SIGNING_JWK),
@@ -261,27 +304,41 @@ fn jose_key(key_use: &str, alg: &str) -> Result<Jwk, PkiError> {
     Ok(jwk)
 }
 
-/// RFC 7638 section 3.2: SHA-256 over the required EC members in
-/// lexicographic order, no whitespace; base64url without padding.
+/// A private Ed25519 signing JWK (RFC 8037: `OKP`, `Ed25519`), `alg`
+/// EdDSA, with a `kid` that is its RFC 7638 thumbprint.
+fn ed25519_key() -> Result<Jwk, PkiError> {
+    let mut jwk = Jwk::generate_ed_key(EdCurve::Ed25519).map_err(crypto)?;
+    jwk.set_key_use("sig");
+    jwk.set_algorithm("EdDSA");
+    jwk.set_key_id(thumbprint(&jwk)?);
+    Ok(jwk)
+}
+
+/// RFC 7638 section 3.2: SHA-256 over the required members in
+/// lexicographic order, no whitespace; base64url without padding. The
+/// required members are `crv`, `kty`, `x`, `y` for an EC key, and `crv`,
+/// `kty`, `x` for an OKP key (RFC 8037 section 2).
 fn thumbprint(jwk: &Jwk) -> Result<String, PkiError> {
     let member = |k: &str| {
         jwk.parameter(k)
             .and_then(Value::as_str)
             .ok_or_else(|| PkiError::Crypto(format!("generated JWK lacks {k:?}")))
     };
-    let canonical = serde_json::json!({
+    let mut canonical = serde_json::json!({
         "crv": member("crv")?,
         "kty": member("kty")?,
         "x": member("x")?,
-        "y": member("y")?,
     });
+    if jwk.key_type() == "EC" {
+        canonical["y"] = Value::from(member("y")?);
+    }
     // serde_json's Map is a BTreeMap here, so members come out sorted.
     let digest = Sha256::digest(canonical.to_string().as_bytes());
     use base64::Engine as _;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
 }
 
-/// The public half of an EC private JWK, keeping `kid`, `use` and `alg`
+/// The public half of an EC or OKP private JWK, keeping `kid`, `use` and `alg`
 /// (josekit's `to_public_key` drops them).
 fn public_map(jwk: &Jwk) -> Result<serde_json::Map<String, Value>, PkiError> {
     let mut map = jwk.as_ref().clone();
@@ -294,4 +351,86 @@ fn public_map(jwk: &Jwk) -> Result<serde_json::Map<String, Value>, PkiError> {
 fn jwk_file(jwk: &Jwk) -> String {
     let pretty = serde_json::to_string_pretty(jwk.as_ref()).unwrap_or_else(|_| jwk.to_string());
     format!("{pretty}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbprints_are_rfc_7638s() {
+        // RFC 8037 appendix A.3: the Ed25519 key of A.2 and its thumbprint.
+        let okp = Jwk::from_map(
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519",
+                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        )
+        .expect("jwk");
+        assert_eq!(
+            thumbprint(&okp).expect("thumbprint"),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+        // An EC key: over crv, kty, x, y, written from RFC 7638 here.
+        let ec = Jwk::generate_ec_key(EcCurve::P256).expect("ec");
+        let member = |k: &str| ec.parameter(k).and_then(Value::as_str).expect("member");
+        let canonical = format!(
+            r#"{{"crv":"{}","kty":"{}","x":"{}","y":"{}"}}"#,
+            member("crv"),
+            member("kty"),
+            member("x"),
+            member("y")
+        );
+        use base64::Engine as _;
+        assert_eq!(
+            thumbprint(&ec).expect("thumbprint"),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(canonical))
+        );
+    }
+
+    #[test]
+    fn an_eddsa_pki_registers_ed25519_signing_keys() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("pki");
+        let member = |id: &str| Member {
+            id: id.parse().expect("id"),
+            auditor: false,
+            gateway: None,
+        };
+        let registry = init_federation_with(
+            &dir,
+            &[member("state"), member("gsa")],
+            &[],
+            SigningAlg::EdDsa,
+            false,
+        )
+        .expect("pki");
+        for agency in registry.agencies() {
+            let key = &agency.signing_key;
+            let text = |k: &str| key.get(k).and_then(Value::as_str);
+            assert_eq!(text("kty"), Some("OKP"));
+            assert_eq!(text("crv"), Some("Ed25519"));
+            assert_eq!(text("alg"), Some("EdDSA"));
+            assert_eq!(text("use"), Some("sig"));
+            assert!(!key.contains_key("d") && !key.contains_key("y"));
+            let public = Jwk::from_map(key.clone()).expect("jwk");
+            assert_eq!(
+                text("kid"),
+                Some(thumbprint(&public).expect("kid").as_str())
+            );
+            // The private key is the agency's own, beside its certificate.
+            let file = fs::read(dir.join(agency.id.as_str()).join(SIGNING_JWK)).expect("jwk");
+            let private = Jwk::from_bytes(file).expect("private jwk");
+            assert_eq!(private.key_id(), text("kid"));
+            assert!(private.parameter("d").is_some());
+            // Encryption keys stay P-256 (ECDH-ES).
+            assert_eq!(
+                agency.encryption_key.get("kty").and_then(Value::as_str),
+                Some("EC")
+            );
+        }
+        let verifiers = crate::envelope::Verifiers::from_registry(&registry).expect("verifiers");
+        assert!(verifiers.any_ed25519());
+    }
 }
