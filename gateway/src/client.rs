@@ -102,9 +102,15 @@ pub struct Reply {
 impl Reply {
     /// The error code of a refusal's `{"error":{"code",...}}` body.
     pub fn error_code(&self) -> Option<String> {
-        let body: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
-        body["error"]["code"].as_str().map(str::to_owned)
+        error_code(&self.body)
     }
+}
+
+/// The error code of a refusal's body, `{"error":{"code",...}}`; `None` if
+/// the body is not one.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+    body["error"]["code"].as_str().map(str::to_owned)
 }
 
 enum Sender {
@@ -218,6 +224,23 @@ impl Client {
             server_name,
             sender: None,
         })
+    }
+
+    /// The TLS configuration its connections use (roots, the agency's
+    /// certificate, ALPN, session resumption): for a caller that speaks
+    /// HTTP over it itself, such as the bench's lean loop.
+    pub fn tls_config(&self) -> Arc<ClientConfig> {
+        Arc::clone(&self.config)
+    }
+
+    /// The gateway's `host:port`, as connected to and sent in `Host`.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// The name the gateway's certificate is checked against.
+    pub fn server_name(&self) -> &ServerName<'static> {
+        &self.server_name
     }
 
     /// The same client, but every connection it opens makes a full

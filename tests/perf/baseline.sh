@@ -6,7 +6,9 @@
 #
 # Environment: CONNECTIONS (64, keep-alive runs), HANDSHAKE_CONNECTIONS (16,
 # new-connection runs), NGINX_WORKERS (auto: one per core, as xgate uses
-# every core), NGINX_PORT (18443), KEEP (a directory to copy the results to).
+# every core), NGINX_PORT (18443), BENCH_ARGS (extra `xgate bench`
+# arguments for every run, e.g. `--threads 2`), KEEP (a directory to copy
+# the results to).
 #
 # 1. builds the release `xgate` and installs nginx from the system package
 #    manager if it is missing;
@@ -23,8 +25,10 @@
 #    nginx then xgate, and new mutual-TLS connections (`--handshakes`: a full
 #    handshake without resumption, then GET /healthz) against nginx then
 #    xgate;
-# 5. prints each run, then the ratios xgate/nginx (median over the rounds)
-#    and xgate against the two ceilings.
+# 5. prints each run with the CPU the generator and the server took over it
+#    (shares of the machine, from /proc: `xgate bench` reports them), then
+#    the ratios xgate/nginx (median over the rounds), the generator's median
+#    share beside each server, and xgate against the two ceilings.
 set -euo pipefail
 rounds=${1:-3}
 secs=${2:-10}
@@ -129,19 +133,26 @@ cat "$dir/ceilings.txt"
 
 bench() { # target url, output file, extra args...
   local url=$1 out=$2; shift 2
-  "$xgate" bench --pki "$pki" --gateway "$url" --duration "$secs" --json "$@" 2>/dev/null >> "$dir/$out"
+  # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
+  "$xgate" bench --pki "$pki" --gateway "$url" --duration "$secs" --json ${BENCH_ARGS:-} "$@" 2>/dev/null >> "$dir/$out"
   tail -1 "$dir/$out" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 errors = sum(r["errors"].values())
 rate, p50, p99 = r["per_second"], r["latency_ms"]["p50"], r["latency_ms"]["p99"]
-print(f"  {sys.argv[1]:<28} {rate:>9.0f}/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errors}")
+cpu = r.get("cpu") or {}
+def pct(who):
+    share = (cpu.get(who) or {}).get("share")
+    return "   n/a" if share is None else f"{share * 100:5.1f}%"
+g, s, cores = pct("generator"), pct("server"), cpu.get("cores", "?")
+shares = f"  generator {g}  server {s} of {cores} cores"
+print(f"  {sys.argv[1]:<28} {rate:>9.0f}/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errors}{shares}")
 ' "$out"
 }
 for round in $(seq "$rounds"); do
   echo "round $round/$rounds"
   # Enough envelopes for nginx's rate; xgate needs far fewer.
-  bench "$nginx_url" nginx-exchanges.jsonl --connections "$connections" --envelopes $(( 60000 * secs ))
+  bench "$nginx_url" nginx-exchanges.jsonl --connections "$connections" --envelopes $(( 110000 * secs ))
   bench "$xgate_url" xgate-exchanges.jsonl --connections "$connections" --envelopes $(( 15000 * secs ))
   bench "$nginx_url" nginx-handshakes.jsonl --connections "$hs_connections" --handshakes
   bench "$xgate_url" xgate-handshakes.jsonl --connections "$hs_connections" --handshakes
@@ -154,6 +165,16 @@ def rates(name):
     return [json.loads(l)["per_second"] for l in open(f"{d}/{name}.jsonl")]
 def errors(name):
     return sum(sum(json.loads(l)["errors"].values()) for l in open(f"{d}/{name}.jsonl"))
+def shares(name, who):
+    """The shares of the machine `who` (generator, server) took, per run."""
+    out = []
+    for l in open(f"{d}/{name}.jsonl"):
+        s = ((json.loads(l).get("cpu") or {}).get(who) or {}).get("share")
+        if s is not None:
+            out.append(s)
+    return out
+def pct(values):
+    return f"{statistics.median(values) * 100:.1f}%" if values else "n/a"
 ceil = dict(l.split(": ", 1) for l in open(f"{d}/ceilings.txt").read().splitlines())
 print()
 print(f"{'':34} {'nginx':>9} {'xgate':>9} {'xgate/nginx':>12}")
@@ -165,6 +186,10 @@ for what in ("exchanges", "handshakes"):
           f"{statistics.median(ratios):>11.2f}x   (per round: {', '.join(f'{r:.2f}' for r in ratios)})")
     if errors(f"nginx-{what}") or errors(f"xgate-{what}"):
         print(f"  errors: nginx {errors(f'nginx-{what}')}, xgate {errors(f'xgate-{what}')}")
+    gn, gx = shares(f"nginx-{what}", "generator"), shares(f"xgate-{what}", "generator")
+    sn, sx = shares(f"nginx-{what}", "server"), shares(f"xgate-{what}", "server")
+    print(f"{'  generator CPU (median share)':34} {pct(gn):>9} {pct(gx):>9}   "
+          f"(server: nginx {pct(sn)}, xgate {pct(sx)}; of the whole machine)")
 x = statistics.median(rates("xgate-exchanges"))
 v = float(ceil["es256_verify_per_second_all_cores"])
 a = float(ceil["durable_4k_appends_per_second"])

@@ -18,6 +18,9 @@ pub enum BenchError {
     /// An envelope could not be signed in advance.
     #[error("{0}")]
     Sign(#[from] SignError),
+    /// The plan names no sending agency.
+    #[error("no sending agency")]
+    NoSender,
     /// A medical request needs its sender's registered encryption key as
     /// its reply key.
     #[error("{0} has no registered encryption key")]

@@ -7,6 +7,12 @@ use super::mix::Mix;
 use xgate_server::registry::AgencyId;
 
 impl Plan {
+    /// Whether the exchanges go through the lean loop: everything but
+    /// HTTP/2 and handshakes, which take the agency client.
+    pub fn lean(&self) -> bool {
+        !self.http2 && !self.handshakes
+    }
+
     /// Whom sender `i` (an index into `agencies`) sends to.
     pub fn recipient(&self, sender: usize) -> &AgencyId {
         match &self.recipients {
@@ -56,4 +62,10 @@ pub struct Plan {
     /// Read and acknowledge every agency's inbox while the load runs
     /// ([`drain`](super::drain)), as receiving agencies do.
     pub drain: bool,
+    /// The generator's runtime threads (1: one thread runs everything).
+    pub threads: usize,
+    /// The server's processes, whose CPU the report shows beside the
+    /// generator's; empty: found by the gateway's listening socket if it is
+    /// on this machine ([`cpu::server_pids`](super::cpu::server_pids)).
+    pub server_pids: Vec<u32>,
 }

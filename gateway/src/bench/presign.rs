@@ -1,13 +1,16 @@
 //! The envelopes a bench run sends, signed before the run so that signing
-//! is not measured: shared out by the mix and the sending agencies.
+//! is not measured: shared out by the mix and the sending agencies, each
+//! already the whole request the lean loop writes ([`Prepared`]).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Map, Value, json};
 
 use super::error::BenchError;
 use super::plan::Plan;
+use super::wire::Prepared;
 use crate::client::{EnvelopeSigner, random_jti};
 use xgate_server::kind::Kind;
 use xgate_server::pki::REGISTRY;
@@ -18,21 +21,30 @@ const LIFETIME_SECS: i64 = 300;
 
 /// Pre-signed envelopes by kind and sending agency.
 #[derive(Default)]
-pub struct Queues(BTreeMap<(Kind, usize), Mutex<Vec<String>>>);
+pub struct Queues(BTreeMap<(Kind, usize), Queue>);
+
+/// The envelopes of one kind and sender, taken in order by whichever of
+/// the sender's connections is next: an atomic cursor, not a lock.
+struct Queue {
+    items: Vec<Prepared>,
+    next: AtomicUsize,
+}
 
 impl Queues {
     /// The next envelope of `kind` from sender `sender`, if any is left.
-    pub fn take(&self, kind: Kind, sender: usize) -> Option<String> {
-        self.0.get(&(kind, sender))?.lock().ok()?.pop()
+    pub fn take(&self, kind: Kind, sender: usize) -> Option<&Prepared> {
+        let queue = self.0.get(&(kind, sender))?;
+        queue.items.get(queue.next.fetch_add(1, Ordering::Relaxed))
     }
 }
 
 /// Signs `plan.envelopes` envelopes, shared out by the mix and the
-/// senders, on two threads.
+/// senders, on two threads, each prepared as a request to the gateway at
+/// `authority` (`host:port`).
 ///
 /// # Errors
 /// Keys or the registry that cannot be loaded.
-pub fn presign(plan: &Plan) -> Result<Arc<Queues>, BenchError> {
+pub fn presign(plan: &Plan, authority: &str) -> Result<Arc<Queues>, BenchError> {
     let registry = Registry::load(&plan.pki.join(REGISTRY))?;
     let signers = plan
         .agencies
@@ -59,10 +71,14 @@ pub fn presign(plan: &Plan) -> Result<Arc<Queues>, BenchError> {
                         .enumerate()
                         .filter(|(i, _)| i % 2 == half)
                         .map(|(_, &(kind, sender, n))| {
-                            let list = (0..n)
-                                .map(|i| sign(plan, signers, registry, run, kind, sender, i))
+                            let items = (0..n)
+                                .map(|i| {
+                                    let jws = sign(plan, signers, registry, run, kind, sender, i)?;
+                                    Ok(Prepared::envelope(authority, &jws))
+                                })
                                 .collect::<Result<Vec<_>, BenchError>>()?;
-                            Ok(((kind, sender), Mutex::new(list)))
+                            let next = AtomicUsize::new(0);
+                            Ok(((kind, sender), Queue { items, next }))
                         })
                         .collect::<Result<Vec<_>, BenchError>>()
                 })

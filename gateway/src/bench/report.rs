@@ -1,6 +1,10 @@
 //! What a bench run measured: exchanges per second, latency percentiles
 //! from an HDR histogram (microseconds, three significant figures), per
-//! kind and overall, and errors by status and code.
+//! kind and overall, errors by status and code, and who used how much CPU
+//! meanwhile ([`CpuUsage`]).
+//!
+//! Each connection keeps a report of its own, merged when the run ends
+//! ([`Report::merge`]), so that no exchange waits on a shared lock.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,6 +13,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
+use super::cpu::CpuUsage;
 use super::error::Failure;
 use super::plan::Plan;
 use xgate_server::kind::Kind;
@@ -22,8 +27,12 @@ pub struct Report {
     connections: usize,
     http2: bool,
     handshakes: bool,
+    /// The lean loop sent the exchanges (else the agency client).
+    lean: bool,
+    threads: usize,
     elapsed: Duration,
     drained: Option<u64>,
+    cpu: Option<CpuUsage>,
     all: Histogram<u64>,
     kinds: BTreeMap<Kind, Histogram<u64>>,
     errors: BTreeMap<String, u64>,
@@ -43,8 +52,11 @@ impl Report {
             connections: plan.connections,
             http2: plan.http2,
             handshakes: plan.handshakes,
+            lean: plan.lean(),
+            threads: plan.threads,
             elapsed: Duration::ZERO,
             drained: None,
+            cpu: None,
             all: histogram(),
             kinds: if plan.handshakes {
                 BTreeMap::new()
@@ -76,16 +88,42 @@ impl Report {
         }
     }
 
+    /// Adds what `other` (another connection's report of the same plan)
+    /// counted.
+    pub fn merge(&mut self, other: &Report) {
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.all.add(&other.all);
+        for (kind, h) in &other.kinds {
+            if let Some(mine) = self.kinds.get_mut(kind) {
+                let _ = mine.add(h);
+            }
+        }
+        for (e, n) in &other.errors {
+            *self.errors.entry(e.clone()).or_default() += n;
+        }
+    }
+
     /// Closes the run after `elapsed`, with the count of inbox envelopes
-    /// acknowledged if the inboxes were drained.
-    pub fn finish(&mut self, elapsed: Duration, drained: Option<u64>) {
+    /// acknowledged if the inboxes were drained, and the CPU each used.
+    pub fn finish(&mut self, elapsed: Duration, drained: Option<u64>, cpu: Option<CpuUsage>) {
         self.elapsed = elapsed;
         self.drained = drained;
+        self.cpu = cpu;
     }
 
     /// Exchanges answered with a receipt.
     pub fn ok(&self) -> u64 {
         self.all.len()
+    }
+
+    /// Exchanges that failed, for any reason.
+    pub fn failed(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// The CPU each used over the run, once finished.
+    pub fn cpu(&self) -> Option<&CpuUsage> {
+        self.cpu.as_ref()
     }
 
     /// Receipted exchanges per second.
@@ -111,6 +149,9 @@ impl Report {
             "kinds": kinds,
             "errors": self.errors,
             "drained": self.drained,
+            "engine": if self.lean { "lean" } else { "client" },
+            "threads": self.threads,
+            "cpu": self.cpu.as_ref().map(|c| c.to_json(self.ok() + self.failed())),
         })
     }
 }
@@ -123,7 +164,7 @@ fn percentiles(h: &Histogram<u64>) -> Value {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let errors: u64 = self.errors.values().sum();
+        let errors = self.failed();
         writeln!(
             f,
             "{} {} in {:.1} s over {} connections ({}): {:.0}/s, {errors} errors",
@@ -170,6 +211,72 @@ impl fmt::Display for Report {
         if let Some(n) = self.drained {
             writeln!(f, "inbox envelopes read and acknowledged: {n}")?;
         }
+        if let Some(cpu) = &self.cpu {
+            writeln!(f, "{}", cpu.line())?;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::mix::Mix;
+
+    fn plan() -> Plan {
+        Plan {
+            url: "https://127.0.0.1:1".into(),
+            pki: "pki".into(),
+            agencies: vec!["state".parse().expect("id")],
+            recipients: None,
+            connections: 2,
+            duration: Duration::from_secs(1),
+            mix: Mix::parse("record.send,asset.register").expect("mix"),
+            envelopes: 10,
+            http2: false,
+            rate: None,
+            handshakes: false,
+            receipts: None,
+            timings: None,
+            drain: false,
+            threads: 1,
+            server_pids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn connection_reports_merge_into_the_runs() {
+        let plan = plan();
+        let (mut a, mut b) = (Report::new(&plan), Report::new(&plan));
+        let ms = Duration::from_millis;
+        a.record(Some(Kind::RecordSend), ms(2), Ok(()));
+        a.record(Some(Kind::RecordSend), ms(1), Err(Failure::Transport));
+        b.record(Some(Kind::AssetRegister), ms(8), Ok(()));
+        b.record(Some(Kind::RecordSend), ms(4), Ok(()));
+        b.record(Some(Kind::RecordSend), ms(1), Err(Failure::Transport));
+        let refused = Failure::Refused {
+            status: 429,
+            code: "rate_limited".into(),
+        };
+        b.record(Some(Kind::RecordSend), ms(1), Err(refused));
+        let mut run = Report::new(&plan);
+        run.merge(&a);
+        run.merge(&b);
+        run.finish(Duration::from_secs(2), None, None);
+        assert_eq!((run.ok(), run.failed()), (3, 3));
+        assert_eq!(run.rate(), 1.5);
+        let json = run.to_json();
+        assert_eq!(
+            json["errors"],
+            json!({"transport": 2, "429 rate_limited": 1})
+        );
+        assert_eq!(json["kinds"]["record.send"]["count"], 2);
+        assert_eq!(json["kinds"]["asset.register"]["count"], 1);
+        assert_eq!(
+            json["latency_ms"]["max"].as_f64().map(f64::round),
+            Some(8.0)
+        );
+        assert_eq!(json["engine"], "lean");
+        assert_eq!(json["cpu"], Value::Null);
     }
 }

@@ -6,12 +6,17 @@
 //!             [--mix record.send=8,medical.request=1,asset.register=1]
 //!             [--envelopes N] [--http2] [--rate PER_SECOND] [--json]
 //!             [--receipts FILE] [--timings FILE] [--handshakes] [--drain]
+//!             [--threads N] [--server-pid PID]...
 //! ```
 //!
 //! A progress bar runs on stderr; the result is a table on stdout, or with
 //! `--json` one line of JSON: `{"connections","http2","mode","seconds","ok",
 //! "per_second","latency_ms":{"count","p50","p90","p99","p99.9","max"},
-//! "kinds":{...},"errors":{"<status> <code>":n},"drained":n|null}`.
+//! "kinds":{...},"errors":{"<status> <code>":n},"drained":n|null,
+//! "engine":"lean"|"client","threads":n,"cpu":{"cores","seconds",
+//! "generator":{"cpu_seconds","share","us_per_exchange"},
+//! "server":{"pids","cpu_seconds","share","us_per_exchange"}|null,
+//! "machine_busy":share|null}}` (shares of the whole machine, 0 to 1).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -93,6 +98,15 @@ pub struct BenchArgs {
         conflicts_with = "handshakes"
     )]
     pub recipients: Vec<AgencyId>,
+    /// The generator's runtime threads: 1 runs every connection on one
+    /// thread, leaving the other cores to the server.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub threads: u64,
+    /// A process of the server, whose CPU the report shows beside the
+    /// generator's (repeatable; default: the processes listening on the
+    /// gateway's port, when it is on this machine).
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pids: Vec<u32>,
 }
 
 impl BenchArgs {
@@ -126,6 +140,8 @@ impl BenchArgs {
             timings: self.timings,
             handshakes: self.handshakes,
             drain: self.drain,
+            threads: usize::try_from(self.threads).unwrap_or(1),
+            server_pids: self.server_pids,
         };
         let bar = indicatif::ProgressBar::new(plan.duration.as_secs());
         bar.set_style(
