@@ -16,7 +16,7 @@
 //! Two ways in:
 //! - [`verify_all`] checks signatures that arrive together (a forward
 //!   request's envelopes) as one batch, on the caller's thread;
-//! - [`BatchVerifier`] runs threads (by default one per core) that each
+//! - [`BatchVerifier`] runs threads (by default one per two cores) that each
 //!   take whatever envelopes are queued, up to [`DEFAULT_MAX_BATCH`],
 //!   check them as one batch and answer each waiting request; submitted
 //!   envelopes wait there, each on its own answer.
@@ -56,11 +56,18 @@ pub struct BatchConfig {
 }
 
 impl Default for BatchConfig {
-    /// One thread per core, batches of [`DEFAULT_MAX_BATCH`], a queue of
-    /// [`DEFAULT_QUEUE`].
+    /// A thread per two cores (at least one), batches of
+    /// [`DEFAULT_MAX_BATCH`], a queue of [`DEFAULT_QUEUE`].
+    ///
+    /// Fewer threads than cores: the threads share what is queued, so each
+    /// more of them makes every batch smaller (at a thread per core on two
+    /// cores, half the batches held one signature), and a batch's saving
+    /// grows with its size; one thread checks 30,000 to 60,000 signatures a
+    /// second, more than the rest of an exchange lets two cores reach.
     fn default() -> BatchConfig {
         BatchConfig {
-            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            threads: std::thread::available_parallelism()
+                .map_or(1, |n| (usize::from(n) / 2).max(1)),
             max_batch: DEFAULT_MAX_BATCH,
             queue: DEFAULT_QUEUE,
         }
