@@ -10,7 +10,7 @@ use super::error::{BenchError, Failure};
 use super::plan::Plan;
 use super::report::Report;
 use super::shared::{GIVE_UP_AFTER, Seat, Shared};
-use crate::client::{Client, ClientError, Protocol, Reply};
+use crate::client::{Client, ClientError, Reply};
 
 /// One connection's closed loop over the agency client.
 pub struct ClientLoop {
@@ -29,16 +29,11 @@ impl ClientLoop {
     /// not `https://host:port`.
     pub fn new(plan: &Plan, index: usize, shared: Arc<Shared>) -> Result<ClientLoop, BenchError> {
         let seat = Seat::new(plan, index);
-        let protocol = if plan.http2 {
-            Protocol::Auto
-        } else {
-            Protocol::Http1
-        };
         let mut client = Client::for_agency(
             &plan.pki,
             plan.agencies.get(seat.sender).ok_or(BenchError::NoSender)?,
             &plan.url,
-            protocol,
+            plan.protocol(),
         )?;
         if plan.handshakes {
             client = client.without_resumption();

@@ -66,17 +66,7 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Bench
         presign::presign(plan, probe.authority())?
     };
     let keep = Keep::create(plan)?;
-    let runtime = if plan.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(plan.threads)
-            .enable_all()
-            .build()
-    }
-    .map_err(BenchError::Runtime)?;
+    let runtime = runtime(plan.threads).map_err(BenchError::Runtime)?;
     let shared = Arc::new(Shared::new(queues, keep, plan.connections));
     let drained = Arc::new(AtomicU64::new(0));
     let (reports, elapsed, cpu) = runtime.block_on(async {
@@ -95,7 +85,7 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Bench
         let mut readers = Vec::new();
         if plan.drain {
             for agency in &plan.agencies {
-                let client = Client::for_agency(&plan.pki, agency, &plan.url, Protocol::Http1)?;
+                let client = Client::for_agency(&plan.pki, agency, &plan.url, plan.protocol())?;
                 readers.push(tokio::spawn(drain::drain(
                     client,
                     Arc::clone(&shared.stop),
@@ -146,4 +136,19 @@ pub fn run(plan: &Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, Bench
         Some(cpu),
     );
     Ok(report)
+}
+
+/// The generator's runtime: with one thread, every connection runs on the
+/// calling thread (no worker threads, no work stealing).
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::mix::Mix;
+use crate::client::Protocol;
 use xgate_server::registry::AgencyId;
 
 impl Plan {
@@ -11,6 +12,15 @@ impl Plan {
     /// HTTP/2 and handshakes, which take the agency client.
     pub fn lean(&self) -> bool {
         !self.http2 && !self.handshakes
+    }
+
+    /// The HTTP version the agency client offers: HTTP/2 if `http2`.
+    pub fn protocol(&self) -> Protocol {
+        if self.http2 {
+            Protocol::Auto
+        } else {
+            Protocol::Http1
+        }
     }
 
     /// Whom sender `i` (an index into `agencies`) sends to.
