@@ -22,7 +22,11 @@
 #    followed by fdatasync: `dd oflag=dsync`);
 # 4. each round, alternating: `xgate bench` full exchanges (pre-signed
 #    record.send envelopes, 201 with a receipt from xgate, durable) against
-#    nginx then xgate, and new mutual-TLS connections (`--handshakes`: a full
+#    nginx, then xgate with ES256 agencies, then a second xgate whose
+#    agencies sign with Ed25519 (`xgate certs init --signing-alg EdDSA`:
+#    their envelopes are verified in batches), then the default mix
+#    (record.send=8,medical.request=1,asset.register=1) against the ES256
+#    xgate; and new mutual-TLS connections (`--handshakes`: a full
 #    handshake without resumption, then GET /healthz) against nginx then
 #    xgate;
 # 5. prints each run with the CPU the generator and the server took over it
@@ -74,6 +78,12 @@ start_gateway "$xgate" "$dir"
 pids+=("$gateway_pid")
 xgate_url=$gateway_url
 pki=$dir/data/pki
+# The same sample agencies, signing with Ed25519, on a gateway of their own.
+"$xgate" certs init --dir "$dir/pki-eddsa" --signing-alg EdDSA --agency state \
+  --agency treasury --agency gsa --agency hhs --auditor gao > /dev/null
+start_gateway "$xgate" "$dir/eddsa" --pki "$dir/pki-eddsa"
+pids+=("$gateway_pid")
+eddsa_url=$gateway_url
 
 mkdir -p "$dir/nginx"
 cat > "$dir/nginx.conf" <<EOF
@@ -133,8 +143,10 @@ cat "$dir/ceilings.txt"
 
 bench() { # target url, output file, extra args...
   local url=$1 out=$2; shift 2
+  local keys=$pki
+  [ "$url" != "$eddsa_url" ] || keys=$dir/pki-eddsa
   # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
-  "$xgate" bench --pki "$pki" --gateway "$url" --duration "$secs" --json ${BENCH_ARGS:-} "$@" 2>/dev/null >> "$dir/$out"
+  "$xgate" bench --pki "$keys" --gateway "$url" --duration "$secs" --json ${BENCH_ARGS:-} "$@" 2>/dev/null >> "$dir/$out"
   tail -1 "$dir/$out" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
@@ -154,6 +166,9 @@ for round in $(seq "$rounds"); do
   # Enough envelopes for nginx's rate; xgate needs far fewer.
   bench "$nginx_url" nginx-exchanges.jsonl --connections "$connections" --envelopes $(( 110000 * secs ))
   bench "$xgate_url" xgate-exchanges.jsonl --connections "$connections" --envelopes $(( 15000 * secs ))
+  bench "$eddsa_url" eddsa-exchanges.jsonl --connections "$connections" --envelopes $(( 20000 * secs ))
+  bench "$xgate_url" mix-exchanges.jsonl --connections "$connections" --envelopes $(( 15000 * secs )) \
+    --mix record.send=8,medical.request=1,asset.register=1
   bench "$nginx_url" nginx-handshakes.jsonl --connections "$hs_connections" --handshakes
   bench "$xgate_url" xgate-handshakes.jsonl --connections "$hs_connections" --handshakes
 done
@@ -190,6 +205,19 @@ for what in ("exchanges", "handshakes"):
     sn, sx = shares(f"nginx-{what}", "server"), shares(f"xgate-{what}", "server")
     print(f"{'  generator CPU (median share)':34} {pct(gn):>9} {pct(gx):>9}   "
           f"(server: nginx {pct(sn)}, xgate {pct(sx)}; of the whole machine)")
+def p99(name):
+    return statistics.median(json.loads(l)["latency_ms"]["p99"] for l in open(f"{d}/{name}.jsonl"))
+print()
+n = rates("nginx-exchanges")
+for name, label in (("xgate-exchanges", "ES256 agencies, record.send"),
+                    ("eddsa-exchanges", "EdDSA agencies, record.send"),
+                    ("mix-exchanges", "ES256 agencies, default mix")):
+    r = rates(name)
+    ratios = [a / b for a, b in zip(r, n)]
+    print(f"xgate {label:<30} {statistics.median(r):>7.0f}/s (per round: "
+          f"{', '.join(f'{v:.0f}' for v in r)}), {statistics.median(ratios):.2f}x nginx, "
+          f"p99 {p99(name):.1f} ms, generator {pct(shares(name, 'generator'))}, "
+          f"errors {errors(name)}")
 x = statistics.median(rates("xgate-exchanges"))
 v = float(ceil["es256_verify_per_second_all_cores"])
 a = float(ceil["durable_4k_appends_per_second"])
