@@ -245,9 +245,11 @@ impl World {
                     aim[usize::from(*q)] = Some((*requester, *holder));
                 }
             }
-            // Let some grants lapse between waves.
+            // Let every grant made so far lapse (they last `max_grant`, 2 s):
+            // longer than a grant, so that `grant_expired` comes from the
+            // steps after, however fast the waves before ran.
             if n % 40 == 39 {
-                std::thread::sleep(std::time::Duration::from_millis(1100));
+                std::thread::sleep(std::time::Duration::from_millis(2100));
             }
         }
         (accepted, refused)
