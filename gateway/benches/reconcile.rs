@@ -48,6 +48,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode};
+use xgate_ledger::StoreRead;
 use xgate_ledger::{OpenOptions, SledStore, Store, WriteBatch};
 use xgate_server::apply::Facts;
 use xgate_server::apply::asset::{Op, apply};

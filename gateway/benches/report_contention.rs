@@ -75,6 +75,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tracing_subscriber::layer::SubscriberExt as _;
 use xgate::client::{EnvelopeSigner, random_jti};
+use xgate_ledger::StoreRead;
 use xgate_ledger::{DiskStore, Log, OpenOptions, Store, WriteBatch};
 use xgate_server::apply::asset::Op as AssetOp;
 use xgate_server::apply::state::Stored;
@@ -231,7 +232,7 @@ impl Federation {
         let policy = Policy::parse(DEFAULT_POLICY, "default", &self.registry).expect("policy");
         Arc::new(
             Gateway::new(
-                Arc::clone(&self.log),
+                Arc::clone(&self.log) as Arc<dyn xgate_ledger::Ledger>,
                 Arc::clone(&self.registry),
                 policy,
                 Limits::default(),
@@ -800,7 +801,7 @@ fn parts(fed: &Federation, by: usize, name: &str, body: &serde_json::Map<String,
     let mut undo = WriteBatch::new();
     for (k, _) in &ops {
         match store.get(k).expect("read") {
-            Some(v) => undo.put(k.clone(), v.as_ref().to_vec()),
+            Some(v) => undo.put(k.clone(), v.clone()),
             None => undo.delete(k.clone()),
         }
     }

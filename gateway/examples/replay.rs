@@ -19,7 +19,8 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 use xgate::client::EnvelopeSigner;
-use xgate_ledger::{DiskStore, Log, OpenOptions, Store};
+use xgate_ledger::StoreRead;
+use xgate_ledger::{DiskStore, Log, OpenOptions};
 use xgate_server::envelope::Limits;
 use xgate_server::pipeline::Gateway;
 use xgate_server::policy::{DEFAULT_POLICY, Policy};
@@ -108,7 +109,7 @@ fn build(data: &Path, pki: &Path, n: u64) -> Registry {
     let policy = Policy::parse(DEFAULT_POLICY, "default", &registry).expect("policy");
     let gateway = Arc::new(
         Gateway::new(
-            Arc::clone(&log),
+            Arc::clone(&log) as Arc<dyn xgate_ledger::Ledger>,
             Arc::new(registry.clone()),
             policy,
             Limits::default(),

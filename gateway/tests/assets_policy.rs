@@ -53,7 +53,7 @@ fn a_policy_decides_who_may_offer_assets_to_whom() {
         Log::create_or_open(&dir.path().join("data"), &OpenOptions::default()).expect("log"),
     );
     let gateway = Gateway::new(
-        Arc::clone(&log),
+        Arc::clone(&log) as Arc<dyn xgate_ledger::Ledger>,
         Arc::clone(&registry),
         policy,
         Limits::default(),

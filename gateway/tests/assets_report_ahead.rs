@@ -54,7 +54,7 @@ impl Federation {
         let policy = Policy::parse(DEFAULT_POLICY, "default", &registry).expect("policy");
         let gateway = Arc::new(
             Gateway::new(
-                Arc::clone(&log),
+                Arc::clone(&log) as Arc<dyn xgate_ledger::Ledger>,
                 Arc::clone(&registry),
                 policy,
                 Limits::default(),
@@ -129,7 +129,7 @@ impl Federation {
     /// `xgate audit replay` finds the stored state exactly what the log
     /// gives.
     fn replays_clean(&self) {
-        let outcome = replay(&self.log, Some(&self.registry)).expect("replay");
+        let outcome = replay(&*self.log, Some(&self.registry)).expect("replay");
         assert!(outcome.is_clean(), "{:?}", outcome.differences);
         assert_eq!(outcome.entries, self.log.size());
     }

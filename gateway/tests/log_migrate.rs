@@ -21,7 +21,9 @@ use std::path::Path;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use xgate_ledger::{DiskStore, Log, OpenOptions, SledStore, Store, WriteBatch, verify_checkpoint};
+use xgate_ledger::{
+    DiskStore, Log, OpenOptions, SledStore, Store, StoreRead, WriteBatch, verify_checkpoint,
+};
 use xgate_server::inbox::{self, InboxRecord};
 
 use federation::{Federation, body, id, runtime, submit, xgate};
@@ -57,7 +59,7 @@ fn contents(log: &Log<DiskStore>) -> Contents {
         state: log
             .store()
             .scan_prefix(b"G")
-            .map(|kv| kv.map(|(k, v)| (k, v.as_ref().to_vec())).expect("read"))
+            .map(|kv| kv.expect("read"))
             .collect(),
     }
 }
@@ -147,7 +149,7 @@ fn downgrade(from: &Path, to: &Path) {
     }
     for kv in log.store().scan_prefix(b"G") {
         let (k, v) = kv.expect("read");
-        let mut value = v.as_ref().to_vec();
+        let mut value = v.clone();
         if k.starts_with(b"Gi") {
             let mut record: InboxRecord = serde_json::from_slice(&value).expect("record");
             if !record.kept {

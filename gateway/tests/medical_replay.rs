@@ -17,7 +17,8 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use xgate::client::EnvelopeSigner;
-use xgate_ledger::{Log, OpenOptions, Store};
+use xgate_ledger::StoreRead;
+use xgate_ledger::{Log, OpenOptions};
 use xgate_server::envelope::Limits;
 use xgate_server::http::error::ApiError;
 use xgate_server::medical::jwe;
@@ -112,7 +113,7 @@ impl World {
         let policy = Policy::parse(&policy_text(), "test", &registry).expect("policy");
         let gateway = Arc::new(
             Gateway::new(
-                Arc::clone(&log),
+                Arc::clone(&log) as Arc<dyn xgate_ledger::Ledger>,
                 Arc::clone(&registry),
                 policy,
                 Limits::default(),
@@ -279,7 +280,7 @@ proptest! {
             prop_assert!(refused.contains_key(code), "no {code} among {refused:?}");
         }
         prop_assert!(accepted > 300, "too few operations were accepted to mean much: {accepted}");
-        let outcome = replay(&world.log, Some(&world.registry)).expect("replay");
+        let outcome = replay(&*world.log, Some(&world.registry)).expect("replay");
         prop_assert!(outcome.is_clean(), "{:?}", outcome.differences);
         prop_assert_eq!(outcome.applied, accepted);
         let cases = world.cases();

@@ -24,6 +24,7 @@ use josekit::jwk::Jwk;
 use serde_json::{Map, Value, json};
 use xgate::client::random_jti;
 use xgate::seal::{self as sealed, Binding};
+use xgate_ledger::StoreRead;
 use xgate_ledger::{Log, OpenOptions, Store, WriteBatch};
 use xgate_server::medical::jwe;
 use xgate_server::medical::model::ReplyKey;

@@ -111,6 +111,8 @@ mod tile;
 mod tree;
 
 #[cfg(feature = "sled")]
+mod backend;
+#[cfg(feature = "sled")]
 pub mod blobs;
 #[cfg(feature = "sled")]
 mod compact;
@@ -139,6 +141,7 @@ mod store;
 mod store_sled;
 #[cfg(feature = "sled")]
 pub mod tlog;
+pub mod turn;
 #[cfg(feature = "sled")]
 pub mod witness;
 
@@ -150,6 +153,8 @@ pub use proof::{ConsistencyProof, InclusionProof};
 pub use tree::NodeId;
 pub use verify::{VerifyError, verify_consistency, verify_inclusion};
 
+#[cfg(feature = "sled")]
+pub use backend::Ledger;
 #[cfg(feature = "sled")]
 pub use compact::{Compacted, compact};
 #[cfg(feature = "sled")]
@@ -168,7 +173,7 @@ pub use log::audit::VerifyReport;
 pub use log::read::DiskUsage;
 #[cfg(feature = "sled")]
 pub use migrate::{Convert, Migrated, migrate};
-pub use store::{BodyWrite, KeyValue, Store, StoreError, WriteBatch};
+pub use store::{BodyWrite, KeyValue, Store, StoreError, StoreRead, WriteBatch};
 #[cfg(feature = "sled")]
 pub use store_sled::SledStore;
 

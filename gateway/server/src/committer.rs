@@ -46,7 +46,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use xgate_ledger::{DiskStore, Log, SignedCheckpoint, Store, StoreError, WriteBatch};
+use xgate_ledger::turn::Changes;
+use xgate_ledger::{Ledger, SignedCheckpoint, StoreError, StoreRead, WriteBatch};
 
 use crate::apply::reads::{Progress, ReadSet, Snapshot, Written};
 use crate::apply::state::StateRead;
@@ -107,7 +108,7 @@ pub type Appended = (u64, SignedCheckpoint);
 /// The store as the job being prepared will find it: every write of the
 /// jobs accepted before it in this batch, over what is durable.
 pub struct BatchView<'a> {
-    store: &'a DiskStore,
+    store: &'a dyn StoreRead,
     pending: &'a WriteBatch,
 }
 
@@ -119,7 +120,7 @@ impl BatchView<'_> {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.pending.pending(key) {
             Some(value) => Ok(value.map(<[u8]>::to_vec)),
-            None => Ok(self.store.get(key)?.map(|v| v.as_ref().to_vec())),
+            None => Ok(self.store.get(key)?),
         }
     }
 
@@ -283,7 +284,7 @@ impl<E: Send + 'static> Committer<E> {
     /// # Errors
     /// If the thread cannot be started.
     pub fn start(
-        log: Arc<Log<DiskStore>>,
+        log: Arc<dyn Ledger>,
         guard: Arc<DiskGuard>,
         replay: Arc<Replay>,
         reviews: Arc<PendingReviews>,
@@ -305,7 +306,7 @@ impl<E: Send + 'static> Committer<E> {
                     };
                     let mut written = Written::new(progress);
                     run(
-                        &log,
+                        &*log,
                         &guard,
                         &memory,
                         rx,
@@ -476,7 +477,7 @@ struct Recorded<'a> {
 impl Recorded<'_> {
     /// Reads everything back from `store` after a commit that failed: the
     /// batch's records may or may not have reached it.
-    fn reload(&self, store: &DiskStore) {
+    fn reload(&self, store: &dyn StoreRead) {
         if let Err(e) = self.replay.reload(store) {
             tracing::error!(error = %e, "cannot read the replay ids back after a failed commit");
         }
@@ -484,10 +485,39 @@ impl Recorded<'_> {
             tracing::error!(error = %e, "cannot read the review queue back after a failed commit");
         }
     }
+
+    /// Brings the caches up to date with what other processes committed
+    /// since this one's last turn (a log on a shared database): their
+    /// replay ids, their review-queue changes, and their state writes for
+    /// the read sets of jobs prepared ahead.
+    fn catch_up(&self, changes: &Changes, store: &dyn StoreRead, written: &mut Written) {
+        match changes {
+            Changes::None => {}
+            Changes::Keys(keys) => {
+                let queue = crate::medical::state::queue_prefix(None);
+                let mut reviews = false;
+                for change in keys {
+                    if change.put {
+                        self.replay.note_written(&change.key);
+                    }
+                    reviews |= change.key.starts_with(&queue);
+                }
+                if reviews && let Err(e) = self.reviews.reload(store) {
+                    tracing::error!(error = %e, "cannot read the review queue after another replica's commit");
+                }
+                let hashes = written.hashes_of(keys.iter().map(|c| c.key.as_slice()));
+                written.written(hashes);
+            }
+            Changes::Unknown => {
+                self.reload(store);
+                written.lost_track();
+            }
+        }
+    }
 }
 
 fn run<E>(
-    log: &Log<DiskStore>,
+    log: &dyn Ledger,
     guard: &DiskGuard,
     memory: &Recorded<'_>,
     mut rx: mpsc::Receiver<Job<E>>,
@@ -506,15 +536,11 @@ fn run<E>(
         // Short of space, refuse the whole batch before touching the store.
         if let Err(e) = guard.check() {
             for job in jobs {
-                let done = match job.work {
-                    Work::Now(_, done) => Waiting::Now(done),
-                    Work::Ahead(_, _, done) => Waiting::Ahead(done),
-                };
-                done.answer(Err(CommitError::DiskFull(e)));
+                job.work.waiting().answer(Err(CommitError::DiskFull(e)));
             }
             continue;
         }
-        match commit(log, jobs, written, counters) {
+        match commit(log, memory, jobs, written, counters) {
             Outcome::Durable(size) => {
                 committed.send_replace(size);
             }
@@ -525,6 +551,17 @@ fn run<E>(
             // What the batch's jobs recorded may or may not have reached
             // the store: read back what did.
             Outcome::Failed => memory.reload(log.store()),
+        }
+    }
+}
+
+impl<E> Work<E> {
+    /// Where the job's answer goes, for a job answered without being
+    /// prepared.
+    fn waiting(self) -> Waiting<E> {
+        match self {
+            Work::Now(_, done) => Waiting::Now(done),
+            Work::Ahead(_, _, done) => Waiting::Ahead(done),
         }
     }
 }
@@ -545,72 +582,110 @@ enum Outcome {
     Failed,
 }
 
-/// Prepares `jobs` in order, appends the accepted ones as one batch and
-/// answers every job. A job prepared ahead is sent back instead if
+/// A batch as its jobs were prepared on the writer's turn.
+struct Prepared<E> {
+    /// The index of its first entry.
+    first: u64,
+    /// Where each accepted job's answer goes, in entry order.
+    waiting: Vec<Waiting<E>>,
+    /// The hashes its writes are seen under, for later read sets.
+    hashes: Vec<u64>,
+    /// How long catching up and preparing took.
+    took: std::time::Duration,
+}
+
+/// On the log's writer's turn: catches the caches up with other writers,
+/// prepares `jobs` in order, and appends the accepted ones as one batch;
+/// then answers every job. A job prepared ahead is sent back instead if
 /// something it read has been written since (`written`, and the batch so
 /// far).
 fn commit<E>(
-    log: &Log<DiskStore>,
+    log: &dyn Ledger,
+    memory: &Recorded<'_>,
     jobs: Vec<Job<E>>,
     written: &mut Written,
     counters: &Counters,
 ) -> Outcome {
     let started = std::time::Instant::now();
-    // The committer is the log's only writer, so this is where the batch
-    // will start.
-    let first = log.next_index();
-    let mut batch = WriteBatch::new();
-    let mut entries = Vec::with_capacity(jobs.len());
-    let mut waiting = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let index = first + entries.len() as u64;
-        let view = BatchView {
-            store: log.store(),
-            pending: &batch,
-        };
-        let (prepared, done) = match job.work {
-            Work::Now(prepare, done) => (prepare(&view, index), Waiting::Now(done)),
-            Work::Ahead(reads, prepare, done) => {
-                if !written.holds(&reads, &batch) {
-                    // Something it read has changed: prepare it again.
-                    counters.stale.fetch_add(1, Ordering::Relaxed);
-                    let _ = done.send(None);
-                    continue;
+    let mut jobs = Some(jobs);
+    let mut prepared: Option<Prepared<E>> = None;
+    let outcome = log.turn(&mut |start| {
+        memory.catch_up(&start.changes, log.store(), written);
+        let first = start.next_index;
+        let mut batch = WriteBatch::new();
+        let mut entries = Vec::new();
+        let mut waiting = Vec::new();
+        for job in jobs.take().into_iter().flatten() {
+            let index = first + entries.len() as u64;
+            let view = BatchView {
+                store: log.store(),
+                pending: &batch,
+            };
+            let (outcome, done) = match job.work {
+                Work::Now(prepare, done) => (prepare(&view, index), Waiting::Now(done)),
+                Work::Ahead(reads, prepare, done) => {
+                    if !written.holds(&reads, &batch) {
+                        // Something it read has changed: prepare it again.
+                        counters.stale.fetch_add(1, Ordering::Relaxed);
+                        let _ = done.send(None);
+                        continue;
+                    }
+                    counters.current.fetch_add(1, Ordering::Relaxed);
+                    (prepare(&view, index), Waiting::Ahead(done))
                 }
-                counters.current.fetch_add(1, Ordering::Relaxed);
-                (prepare(&view, index), Waiting::Ahead(done))
+            };
+            match outcome {
+                Ok(records) => {
+                    batch.extend(records);
+                    entries.push(job.entry);
+                    waiting.push(done);
+                }
+                // Refused: no index, no trace.
+                Err(e) => done.answer(Err(CommitError::Declined(e))),
             }
-        };
-        match prepared {
-            Ok(records) => {
-                batch.extend(records);
-                entries.push(job.entry);
-                waiting.push(done);
-            }
-            // Refused: no index, no trace.
-            Err(e) => done.answer(Err(CommitError::Declined(e))),
         }
-    }
-    if entries.is_empty() {
+        prepared = Some(Prepared {
+            first,
+            waiting,
+            hashes: written.hashes(&batch),
+            took: started.elapsed(),
+        });
+        (entries, batch)
+    });
+    let Some(Prepared {
+        first,
+        waiting,
+        hashes,
+        took,
+    }) = prepared
+    else {
+        // The turn never started (the log refused it, or its database is
+        // away): nothing was prepared or written.
+        let e = Arc::new(outcome.err().unwrap_or_else(|| {
+            xgate_ledger::Error::Invalid("the turn ended without preparing".into())
+        }));
+        tracing::error!(error = %e, "no turn to write on; nothing in this batch is acknowledged");
+        for job in jobs.take().into_iter().flatten() {
+            job.work
+                .waiting()
+                .answer(Err(CommitError::Append(Arc::clone(&e))));
+        }
+        return Outcome::Failed;
+    };
+    if waiting.is_empty() {
         return Outcome::NothingAccepted;
     }
-    let hashes = written.hashes(&batch);
-    let (jobs, writes) = (entries.len(), hashes.len());
-    let prepared = started.elapsed();
-    let outcome = log.append_batch_with(&entries, move |range| {
-        debug_assert_eq!(range.start, first, "the committer is the only writer");
-        batch
-    });
+    let (accepted, writes) = (waiting.len(), hashes.len());
     // Whatever became of the sync, the store holds what it holds of the
     // batch: snapshots from now on count it.
     written.written(hashes);
     // What each batch costs the commit thread, for measurements
     // (docs/performance.md): its jobs' steps, then the log's append.
     tracing::debug!(
-        jobs,
+        jobs = accepted,
         state_hashes = writes,
-        prepare_us = micros(prepared),
-        append_us = micros(started.elapsed().saturating_sub(prepared)),
+        prepare_us = micros(took),
+        append_us = micros(started.elapsed().saturating_sub(took)),
         "batch committed"
     );
     match outcome {
@@ -629,12 +704,12 @@ fn commit<E>(
             Outcome::Durable(size)
         }
         Ok(committed) => {
-            // Another writer appended: the records were prepared for other
-            // indices. Durable, but refuse to vouch for them.
+            // The entries went elsewhere than the turn said: the records
+            // were prepared for other indices. Refuse to vouch for them.
             tracing::error!(
                 expected = first,
                 got = committed.range.start,
-                "the log has another writer; refusing to acknowledge"
+                "the log appended elsewhere than its turn said; refusing to acknowledge"
             );
             for done in waiting {
                 done.answer(Err(CommitError::OtherWriter));
@@ -658,6 +733,7 @@ mod tests {
     //! nothing they read changed, prepared again when something did, and
     //! prepared at their turn when they keep losing; their reading never on
     //! the commit thread.
+    use xgate_ledger::Log;
 
     use std::sync::Mutex;
 
@@ -672,7 +748,7 @@ mod tests {
 
     struct Fixture {
         _dir: tempfile::TempDir,
-        log: Arc<Log<DiskStore>>,
+        log: Arc<dyn Ledger>,
         committer: Arc<Committer<Declined>>,
     }
 
@@ -680,10 +756,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = Arc::new(Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log"));
         log.set_checkpoint_every_commit(true);
-        let replay = Arc::new(Replay::load(log.store()).expect("replay ids"));
+        let replay = Arc::new(Replay::load(&*log).expect("replay ids"));
         let reviews = Arc::new(PendingReviews::load(log.store()).expect("reviews"));
         let committer = Committer::start(
-            Arc::clone(&log),
+            Arc::clone(&log) as Arc<dyn Ledger>,
             Arc::new(DiskGuard::default()),
             replay,
             reviews,
@@ -713,7 +789,7 @@ mod tests {
     /// A job that copies what it found under `from` to `to`: read ahead, or
     /// read at its turn as the fallback.
     fn copy(
-        log: &Arc<Log<DiskStore>>,
+        log: &Arc<dyn Ledger>,
         from: Vec<u8>,
         to: Vec<u8>,
         between: impl Fn() + Send + Sync + 'static,
@@ -758,12 +834,8 @@ mod tests {
             .expect("runtime")
     }
 
-    fn value(log: &Log<DiskStore>, key: &[u8]) -> Vec<u8> {
-        log.store()
-            .get(key)
-            .expect("read")
-            .map(|v| v.as_ref().to_vec())
-            .unwrap_or_default()
+    fn value(log: &dyn Ledger, key: &[u8]) -> Vec<u8> {
+        log.store().get(key).expect("read").unwrap_or_default()
     }
 
     #[test]
@@ -791,7 +863,7 @@ mod tests {
                 .expect("copy");
             assert_eq!(index, 2);
         });
-        assert_eq!(value(&f.log, &out), b"v0");
+        assert_eq!(value(&*f.log, &out), b"v0");
         let counts = f.committer.ahead_counts();
         assert_eq!(
             counts,
@@ -846,7 +918,7 @@ mod tests {
     fn a_write_between_reading_and_its_turn_has_it_prepared_again() {
         let (f, out) = race(1);
         // The copy is decided at its place in the log: after v1.
-        assert_eq!(value(&f.log, &out), b"v1");
+        assert_eq!(value(&*f.log, &out), b"v1");
         assert_eq!(
             f.committer.ahead_counts(),
             AheadCounts {
@@ -863,7 +935,7 @@ mod tests {
         let (f, out) = race(attempts);
         // Every attempt lost to a racing write; then the whole job ran at
         // its turn, after the last of them.
-        assert_eq!(value(&f.log, &out), format!("v{attempts}").as_bytes());
+        assert_eq!(value(&*f.log, &out), format!("v{attempts}").as_bytes());
         assert_eq!(
             f.committer.ahead_counts(),
             AheadCounts {

@@ -28,7 +28,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use xgate_ledger::{Log, Store, StoreError, WriteBatch};
+use xgate_ledger::{Ledger, StoreError, StoreRead, WriteBatch};
 
 use crate::envelope::Envelope;
 use crate::store_keys::Prefix;
@@ -273,31 +273,39 @@ impl Logged {
 }
 
 /// The salt of person hashes, created on first use. Written and synced
-/// before any entry uses it.
+/// before any entry uses it. Created on the log's writer's turn, so that
+/// replicas starting at once on one database agree on one salt: the turn
+/// that finds one already there keeps it.
 ///
 /// # Errors
 /// A storage failure, or no randomness.
-pub fn salt<S: Store>(log: &Log<S>) -> Result<[u8; 32], xgate_ledger::Error> {
+pub fn salt(log: &dyn Ledger) -> Result<[u8; 32], xgate_ledger::Error> {
     if let Some(salt) = existing_salt(log.store())? {
         return Ok(salt);
     }
-    let mut salt = [0u8; 32];
-    getrandom::fill(&mut salt).map_err(|e| StoreError(format!("no randomness: {e}")))?;
-    let mut batch = WriteBatch::new();
-    batch.put(Prefix::PersonSalt.bytes().to_vec(), salt.to_vec());
-    log.commit_writes(batch)?;
-    Ok(salt)
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh).map_err(|e| StoreError(format!("no randomness: {e}")))?;
+    let mut found = Ok(None);
+    log.turn(&mut |_| {
+        found = existing_salt(log.store());
+        let mut batch = WriteBatch::new();
+        if matches!(found, Ok(None)) {
+            batch.put(Prefix::PersonSalt.bytes().to_vec(), fresh.to_vec());
+        }
+        (Vec::new(), batch)
+    })?;
+    Ok(found?.unwrap_or(fresh))
 }
 
 /// The salt, if the gateway ever made one (for replay, which never writes).
 ///
 /// # Errors
 /// A storage failure or a corrupt salt.
-pub fn existing_salt<S: Store>(store: &S) -> Result<Option<[u8; 32]>, StoreError> {
+pub fn existing_salt(store: &dyn StoreRead) -> Result<Option<[u8; 32]>, StoreError> {
     store
         .get(Prefix::PersonSalt.bytes())?
         .map(|v| {
-            v.as_ref()
+            v.as_slice()
                 .try_into()
                 .map_err(|_| StoreError("the person-hash salt is corrupt".into()))
         })

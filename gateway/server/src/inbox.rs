@@ -24,7 +24,7 @@
 //! gateway when it is acknowledged.
 
 use serde::{Deserialize, Serialize};
-use xgate_ledger::{Log, Store, StoreError, WriteBatch};
+use xgate_ledger::{Ledger, StoreError, StoreRead, WriteBatch};
 
 use crate::envelope::Envelope;
 use crate::registry::AgencyId;
@@ -134,8 +134,8 @@ pub fn convert_v2(key: &[u8], value: &[u8], batch: &mut WriteBatch) -> Result<()
 /// # Errors
 /// A storage failure, or a stored record that does not parse or whose JWS
 /// is missing.
-pub fn list<S: Store>(
-    log: &Log<S>,
+pub fn list(
+    log: &dyn Ledger,
     recipient: &AgencyId,
     after: Option<u64>,
     limit: usize,
@@ -162,8 +162,8 @@ pub fn list<S: Store>(
 ///
 /// # Errors
 /// A storage failure, or a stored record that does not parse.
-pub fn list_index<S: Store>(
-    store: &S,
+pub fn list_index(
+    store: &dyn StoreRead,
     recipient: &AgencyId,
     after: Option<u64>,
     limit: usize,
@@ -207,8 +207,8 @@ pub struct Acked {
 ///
 /// # Errors
 /// A storage failure; then each envelope may or may not still be there.
-pub fn ack<S: Store>(
-    log: &Log<S>,
+pub fn ack(
+    log: &dyn Ledger,
     recipient: &AgencyId,
     ids: &[String],
 ) -> Result<Acked, xgate_ledger::Error> {
@@ -249,8 +249,8 @@ pub fn ack<S: Store>(
 
 /// The id key and log index of envelope `digest`, if it waits in the inbox
 /// whose keys start with `prefix`.
-fn locate<S: Store>(
-    store: &S,
+fn locate(
+    store: &dyn StoreRead,
     prefix: &[u8],
     digest: &[u8; 32],
 ) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
@@ -259,7 +259,7 @@ fn locate<S: Store>(
         return Ok(None);
     };
     let index = found
-        .as_ref()
+        .as_slice()
         .strip_prefix(&prefix[ITEM_PREFIX.len()..])
         .and_then(|rest| Some(u64::from_be_bytes(rest.try_into().ok()?)));
     Ok(index.map(|index| (id_key, index)))
@@ -310,6 +310,7 @@ fn corrupt(what: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xgate_ledger::Store;
     use xgate_ledger::{Log, OpenOptions};
 
     /// Puts an inbox record for `recipient` at `index` under a made-up id.
@@ -328,17 +329,15 @@ mod tests {
         visited: std::sync::atomic::AtomicUsize,
     }
 
-    impl Store for Counting {
-        type Value = <xgate_ledger::SledStore as Store>::Value;
-
-        fn get(&self, key: &[u8]) -> Result<Option<Self::Value>, StoreError> {
+    impl StoreRead for Counting {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.get(key)
         }
 
         fn scan_prefix(
             &self,
             prefix: &[u8],
-        ) -> Box<dyn Iterator<Item = Result<xgate_ledger::KeyValue<Self::Value>, StoreError>> + '_>
+        ) -> Box<dyn Iterator<Item = Result<xgate_ledger::KeyValue<Vec<u8>>, StoreError>> + '_>
         {
             let count = |_: &_| {
                 self.visited
@@ -351,7 +350,7 @@ mod tests {
             &self,
             prefix: &[u8],
             from: &[u8],
-        ) -> Box<dyn Iterator<Item = Result<xgate_ledger::KeyValue<Self::Value>, StoreError>> + '_>
+        ) -> Box<dyn Iterator<Item = Result<xgate_ledger::KeyValue<Vec<u8>>, StoreError>> + '_>
         {
             let count = |_: &_| {
                 self.visited
@@ -363,10 +362,12 @@ mod tests {
         fn last_with_prefix(
             &self,
             prefix: &[u8],
-        ) -> Result<Option<xgate_ledger::KeyValue<Self::Value>>, StoreError> {
+        ) -> Result<Option<xgate_ledger::KeyValue<Vec<u8>>>, StoreError> {
             self.inner.last_with_prefix(prefix)
         }
+    }
 
+    impl Store for Counting {
         fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
             self.inner.apply(batch)
         }

@@ -14,7 +14,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
-use xgate_ledger::{Hash, Log, Store};
+use xgate_ledger::{Hash, Ledger};
 
 /// An inclusion proof with the hashes it connects.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,8 +73,8 @@ pub enum ViewError {
 ///
 /// # Errors
 /// [`ViewError::Request`] for an empty log or a size or index out of range.
-pub fn inclusion<S: Store>(
-    log: &Log<S>,
+pub fn inclusion(
+    log: &dyn Ledger,
     index: u64,
     size: Option<u64>,
     prefix: &str,
@@ -102,8 +102,8 @@ pub fn inclusion<S: Store>(
 /// # Errors
 /// [`ViewError::Request`] for an empty log, `from` 0 or past `to`, or `to`
 /// past the end.
-pub fn consistency<S: Store>(
-    log: &Log<S>,
+pub fn consistency(
+    log: &dyn Ledger,
     from: u64,
     to: Option<u64>,
     prefix: &str,
@@ -135,7 +135,7 @@ pub fn consistency<S: Store>(
 ///
 /// # Errors
 /// [`ViewError::Request`] past the end of the log.
-pub fn entry<S: Store>(log: &Log<S>, index: u64, prefix: &str) -> Result<EntryView, ViewError> {
+pub fn entry(log: &dyn Ledger, index: u64, prefix: &str) -> Result<EntryView, ViewError> {
     if index >= log.size() {
         return Err(ViewError::Request(format!(
             "{prefix}index {index} is out of range: the log has {} entries",
@@ -154,7 +154,7 @@ pub fn b64(hash: &Hash) -> String {
     B64.encode(hash.as_bytes())
 }
 
-fn non_empty<S: Store>(log: &Log<S>) -> Result<(), ViewError> {
+fn non_empty(log: &dyn Ledger) -> Result<(), ViewError> {
     if log.size() == 0 {
         return Err(ViewError::Request(
             "the log is empty: there is nothing to prove".into(),

@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::watch;
-use xgate_ledger::{Checkpoint, DiskStore, Log, NoteVerifier, StoreError, WriteBatch};
+use xgate_ledger::{Checkpoint, Ledger, NoteVerifier, StoreError, WriteBatch};
 
 use crate::apply::facts::Terms;
 use crate::apply::reads::{Recording, Snapshot};
@@ -274,7 +274,7 @@ impl Refused {
 /// The gateway's state shared by every connection.
 pub struct Gateway {
     /// The transparency log, which also holds inboxes and replay ids.
-    pub log: Arc<Log<DiskStore>>,
+    pub log: Arc<dyn Ledger>,
     /// The federation's agencies.
     pub registry: Arc<Registry>,
     verifiers: Verifiers,
@@ -319,7 +319,7 @@ impl Gateway {
     /// An agency whose signing key is unusable, a store that cannot keep
     /// the person-hash salt or be read, or no commit thread.
     pub fn new(
-        log: Arc<Log<DiskStore>>,
+        log: Arc<dyn Ledger>,
         registry: Arc<Registry>,
         policy: Policy,
         limits: Limits,
@@ -333,9 +333,9 @@ impl Gateway {
             .then(|| BatchVerifier::start(BatchConfig::default(), metrics.signatures().clone()))
             .transpose()
             .map_err(StartError::VerifyThreads)?;
-        let salt = crate::entry::salt(&log).map_err(StartError::Salt)?;
+        let salt = crate::entry::salt(&*log).map_err(StartError::Salt)?;
         let disk = Arc::new(DiskGuard::default());
-        let replay = Arc::new(Replay::load(log.store()).map_err(StartError::ReplayIds)?);
+        let replay = Arc::new(Replay::load(&*log).map_err(StartError::ReplayIds)?);
         let reviews = Arc::new(PendingReviews::load(log.store()).map_err(StartError::ReviewQueue)?);
         let committer = Committer::start(
             Arc::clone(&log),
@@ -944,7 +944,7 @@ impl Gateway {
             Box::new(move |view, index| whole.prepare(view, index, None));
         let appended = if step.op.surveys() {
             let log = Arc::clone(&self.log);
-            let ahead = move |snapshot| step.ahead(&log, snapshot);
+            let ahead = move |snapshot| step.ahead(&*log, snapshot);
             self.committer
                 .append_ahead(entry.clone(), ahead, whole)
                 .await
@@ -968,7 +968,7 @@ impl Gateway {
         }
         let (index, checkpoint) = appended?;
         self.metrics.appended(started.elapsed(), self.log.size());
-        Receipt::build_for(&self.log, envelope.id(), index, &entry, &checkpoint)
+        Receipt::build_for(&*self.log, envelope.id(), index, &entry, &checkpoint)
             .map_err(Reason::Receipt)
     }
 
@@ -1016,7 +1016,7 @@ impl Gateway {
             .log
             .latest_checkpoint()
             .ok_or(Reason::Commit(CommitError::NoCheckpoint))?;
-        Receipt::build(&self.log, envelope.id(), index, &checkpoint).map_err(Reason::Receipt)
+        Receipt::build(&*self.log, envelope.id(), index, &checkpoint).map_err(Reason::Receipt)
     }
 
     /// The log entry of an envelope: its metadata, what it names of its
@@ -1053,7 +1053,7 @@ impl Gateway {
     /// A storage failure or a malformed record.
     pub fn purge_outbox(&self) -> Result<usize, OutboxError> {
         let before = unix_now().saturating_sub(OUTBOX_KEEP_SECS);
-        outbox::purge(&self.log, before, 10_000)
+        outbox::purge(&*self.log, before, 10_000)
     }
 
     /// Drops replay ids past their keep-until time.
@@ -1062,7 +1062,7 @@ impl Gateway {
     /// A storage failure.
     pub fn purge_replay(&self) -> Result<usize, xgate_ledger::StoreError> {
         let now = u64::try_from(unix_now()).unwrap_or(0);
-        self.replay.purge(self.log.store(), now)
+        self.replay.purge(&*self.log, now)
     }
 }
 
@@ -1253,7 +1253,7 @@ impl Step {
     /// at its turn.
     fn ahead(
         self: &Arc<Step>,
-        log: &Log<DiskStore>,
+        log: &dyn Ledger,
         snapshot: Snapshot,
     ) -> Result<Ahead<Declined>, Declined> {
         let store = Stored(log.store());

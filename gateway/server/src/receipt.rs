@@ -17,8 +17,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use xgate_ledger::{
-    Checkpoint, Hash, InclusionProof, Log, NoteVerifier, SignedCheckpoint, Store,
-    verify_checkpoint, verify_inclusion,
+    Checkpoint, Hash, InclusionProof, Ledger, NoteVerifier, SignedCheckpoint, verify_checkpoint,
+    verify_inclusion,
 };
 
 /// A receipt, exactly as the API returns it.
@@ -75,8 +75,8 @@ impl Receipt {
     ///
     /// # Errors
     /// Whatever the log reports reading the proof.
-    pub fn build<S: Store>(
-        log: &Log<S>,
+    pub fn build(
+        log: &dyn Ledger,
         id: String,
         index: u64,
         checkpoint: &SignedCheckpoint,
@@ -90,8 +90,8 @@ impl Receipt {
     ///
     /// # Errors
     /// Whatever the log reports reading the proof.
-    pub fn build_for<S: Store>(
-        log: &Log<S>,
+    pub fn build_for(
+        log: &dyn Ledger,
         id: String,
         index: u64,
         entry: &[u8],

@@ -26,7 +26,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use xgate_ledger::{Log, Store, StoreError, WriteBatch};
+use xgate_ledger::{Ledger, StoreError, StoreRead, WriteBatch};
 
 use crate::apply::state::Memory;
 use crate::apply::{self, ApplyError, BodyError, Facts, Op, asset, medical};
@@ -177,7 +177,7 @@ const BLOCK: u64 = 8192;
 /// A storage failure, an unreadable log, or a registry whose keys cannot
 /// check signatures; what does not match is an [`Outcome`] difference, not
 /// an error.
-pub fn replay<S: Store>(log: &Log<S>, registry: Option<&Registry>) -> Result<Outcome, ReplayError> {
+pub fn replay(log: &dyn Ledger, registry: Option<&Registry>) -> Result<Outcome, ReplayError> {
     let store = log.store();
     let verifiers = match registry {
         Some(r) => {
@@ -441,7 +441,7 @@ fn claims(jws: &[u8]) -> Result<Claims, Mismatch> {
 }
 
 /// Compares the recomputed state with the stored one, key by key.
-fn compare<S: Store>(store: &S, memory: &Memory, out: &mut Outcome) -> Result<(), StoreError> {
+fn compare(store: &dyn StoreRead, memory: &Memory, out: &mut Outcome) -> Result<(), StoreError> {
     for prefix in Prefix::recomputed_all() {
         let mut stored = store.scan_prefix(prefix.bytes()).peekable();
         let mut recomputed = memory.under(prefix.bytes()).peekable();
@@ -484,6 +484,7 @@ fn compare<S: Store>(store: &S, memory: &Memory, out: &mut Outcome) -> Result<()
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use xgate_ledger::Log;
     use xgate_ledger::OpenOptions;
 
     use super::*;

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
-use xgate_ledger::{Store, StoreError, WriteBatch};
+use xgate_ledger::{Ledger, StoreError, StoreRead, WriteBatch};
 
 use crate::registry::AgencyId;
 use crate::store_keys::Prefix;
@@ -65,10 +65,10 @@ impl Replay {
     ///
     /// # Errors
     /// A storage failure.
-    pub fn load<S: Store>(store: &S) -> Result<Replay, StoreError> {
-        while delete_chunk(store, LEGACY_PREFIX, |_| true)? == PURGE_CHUNK {}
+    pub fn load(log: &dyn Ledger) -> Result<Replay, StoreError> {
+        while delete_chunk(log, LEGACY_PREFIX, |_| true)? == PURGE_CHUNK {}
         Ok(Replay {
-            ids: Mutex::new(read_ids(store)?),
+            ids: Mutex::new(read_ids(log.store())?),
         })
     }
 
@@ -77,7 +77,7 @@ impl Replay {
     ///
     /// # Errors
     /// A storage failure; the ids in memory are then left as they were.
-    pub fn reload<S: Store>(&self, store: &S) -> Result<(), StoreError> {
+    pub fn reload(&self, store: &dyn StoreRead) -> Result<(), StoreError> {
         let ids = read_ids(store)?;
         *self.lock() = ids;
         Ok(())
@@ -99,6 +99,14 @@ impl Replay {
         batch.put(expiry_key(keep_until, &id), Vec::new());
     }
 
+    /// Records an id another process committed (its `Gx` key, from a
+    /// turn's [`xgate_ledger::turn::Changes`]); any other key is ignored.
+    pub fn note_written(&self, key: &[u8]) {
+        if let Some((until, id)) = parse_expiry_key(key) {
+            self.lock().insert(digest(id), seconds(until));
+        }
+    }
+
     /// How many ids are held.
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -109,17 +117,18 @@ impl Replay {
     /// from `store` (in batches of at most [`PURGE_CHUNK`]); returns how
     /// many the store held.
     ///
-    /// It does not flush: the committer's next flush makes the removals
-    /// durable, and ids a crash brings back are expired and purged again.
+    /// Each chunk is committed through the log ([`Ledger::commit_writes`]),
+    /// durable when it returns; ids a crash brings back before that are
+    /// expired and purged again.
     ///
     /// # Errors
     /// A storage failure.
-    pub fn purge<S: Store>(&self, store: &S, now: u64) -> Result<usize, StoreError> {
+    pub fn purge(&self, log: &dyn Ledger, now: u64) -> Result<usize, StoreError> {
         self.lock().retain(|_, until| u64::from(*until) >= now);
         let expired = |key: &[u8]| parse_expiry_key(key).is_some_and(|(until, _)| until < now);
         let mut purged = 0;
         loop {
-            let chunk = delete_chunk(store, EXPIRY_PREFIX, expired)?;
+            let chunk = delete_chunk(log, EXPIRY_PREFIX, expired)?;
             purged += chunk;
             if chunk < PURGE_CHUNK {
                 return Ok(purged);
@@ -140,14 +149,14 @@ impl Replay {
 
 /// Deletes the first keys under `prefix` (in key order) while `take` says
 /// so, at most [`PURGE_CHUNK`]; returns how many.
-fn delete_chunk<S: Store>(
-    store: &S,
+fn delete_chunk(
+    log: &dyn Ledger,
     prefix: &[u8],
     take: impl Fn(&[u8]) -> bool,
 ) -> Result<usize, StoreError> {
     let mut batch = WriteBatch::new();
     let mut chunk = 0;
-    for kv in store.scan_prefix(prefix) {
+    for kv in log.store().scan_prefix(prefix) {
         let (key, _) = kv?;
         if chunk == PURGE_CHUNK || !take(&key) {
             break;
@@ -156,12 +165,15 @@ fn delete_chunk<S: Store>(
         chunk += 1;
     }
     if chunk > 0 {
-        store.apply(batch)?;
+        // Through the log, like every write: on a shared database the
+        // other replicas see the deletions in their next turn's changes.
+        log.commit_writes(batch)
+            .map_err(|e| StoreError(e.to_string()))?;
     }
     Ok(chunk)
 }
 
-fn read_ids<S: Store>(store: &S) -> Result<HashMap<IdDigest, u32>, StoreError> {
+fn read_ids(store: &dyn StoreRead) -> Result<HashMap<IdDigest, u32>, StoreError> {
     let mut ids = HashMap::new();
     for kv in store.scan_prefix(EXPIRY_PREFIX) {
         let (key, _) = kv?;
@@ -208,6 +220,7 @@ fn seconds(keep_until: u64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xgate_ledger::Store;
     use xgate_ledger::{Log, OpenOptions};
 
     fn put(replay: &Replay, store: &impl Store, sender: &AgencyId, jti: &str, until: u64) {
@@ -221,18 +234,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log");
         let store = log.store();
-        let replay = Replay::load(store).expect("load");
+        let replay = Replay::load(&log).expect("load");
         let state: AgencyId = "state".parse().expect("id");
         let gsa: AgencyId = "gsa".parse().expect("id");
         put(&replay, store, &state, "j1", 100);
         put(&replay, store, &state, "j2", 300);
         assert!(replay.seen(&state, "j1") && replay.seen(&state, "j2"));
         assert!(!replay.seen(&gsa, "j1"), "ids are per sender");
-        assert_eq!(replay.purge(store, 200).expect("purge"), 1);
+        assert_eq!(replay.purge(&log, 200).expect("purge"), 1);
         assert!(!replay.seen(&state, "j1"), "purged");
         assert!(replay.seen(&state, "j2"), "kept");
-        assert_eq!(replay.purge(store, 200).expect("purge"), 0);
-        let reopened = Replay::load(store).expect("load");
+        assert_eq!(replay.purge(&log, 200).expect("purge"), 0);
+        let reopened = Replay::load(&log).expect("load");
         assert!(reopened.seen(&state, "j2") && !reopened.seen(&state, "j1"));
     }
 
@@ -241,7 +254,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log");
         let store = log.store();
-        let replay = Replay::load(store).expect("load");
+        let replay = Replay::load(&log).expect("load");
         let state: AgencyId = "state".parse().expect("id");
         let expired = PURGE_CHUNK * 2 + 7;
         let mut batch = WriteBatch::new();
@@ -250,7 +263,7 @@ mod tests {
         }
         replay.put(&state, "live", 300, &mut batch);
         store.apply(batch).expect("apply");
-        assert_eq!(replay.purge(store, 200).expect("purge"), expired);
+        assert_eq!(replay.purge(&log, 200).expect("purge"), expired);
         assert_eq!(
             store.scan_prefix(EXPIRY_PREFIX).count(),
             1,
@@ -265,7 +278,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = Log::create_or_open(dir.path(), &OpenOptions::default()).expect("log");
         let store = log.store();
-        let replay = Replay::load(store).expect("load");
+        let replay = Replay::load(&log).expect("load");
         let state: AgencyId = "state".parse().expect("id");
         put(&replay, store, &state, "durable", 300);
         // A batch whose commit failed: its id is in memory only.
@@ -289,7 +302,7 @@ mod tests {
             );
         }
         store.apply(batch).expect("apply");
-        Replay::load(store).expect("load");
+        Replay::load(&log).expect("load");
         assert_eq!(store.scan_prefix(LEGACY_PREFIX).count(), 0);
     }
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use xgate_ledger::{Log, NoteSigner, NoteVerifier, OpenOptions};
+use xgate_ledger::{Ledger, Log, NoteSigner, NoteVerifier, OpenOptions};
 
 use super::error::Error;
 use xgate_server::config::{Config, default_federation_quorum};
@@ -281,7 +281,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         witnessed: witnessing.gates(),
         ..OpenOptions::default()
     };
-    let log = Arc::new(Log::create_or_open(&config.data_dir, &options)?);
+    let log: Arc<dyn Ledger> = Arc::new(Log::create_or_open(&config.data_dir, &options)?);
     if let Some(gateway) = local {
         // Checked before opening too; this covers a log another process
         // created in between.

@@ -244,6 +244,23 @@ impl Written {
         out
     }
 
+    /// The hashes of keys another process wrote ([`xgate_ledger::turn::Changes`]),
+    /// to record with [`Written::written`] before this one's next batch.
+    pub fn hashes_of<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> Vec<u64> {
+        let mut out = Vec::new();
+        for key in keys {
+            self.progress.written_hashes(key, &mut out);
+        }
+        out
+    }
+
+    /// Records that something unknown was written (another process wrote
+    /// more than it could list): every read set taken before now is stale.
+    pub fn lost_track(&mut self) {
+        self.written(Vec::new());
+        self.forgotten = self.progress.written.load(Ordering::Relaxed);
+    }
+
     /// Records that a batch whose writes hash to `hashes` has been written
     /// to the store (whether or not it was then made durable: its writes
     /// are what the store holds), and only then counts it, so a snapshot

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use xgate_ledger::{Store, StoreError, WriteBatch};
+use xgate_ledger::{StoreError, StoreRead, WriteBatch};
 
 use crate::store_keys::Prefix;
 
@@ -31,11 +31,11 @@ pub trait StateRead {
 }
 
 /// The state of a [`Store`] as it is: what queries read.
-pub struct Stored<'a, S: Store>(pub &'a S);
+pub struct Stored<'a>(pub &'a dyn StoreRead);
 
-impl<S: Store> StateRead for Stored<'_, S> {
+impl StateRead for Stored<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.0.get(key)?.map(|v| v.as_ref().to_vec()))
+        self.0.get(key)
     }
 
     fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {

@@ -10,7 +10,7 @@
 //! named alone in it ([`notice`]), and by auditors whole.
 
 use serde::Serialize;
-use xgate_ledger::{Log, SignedCheckpoint, Store, StoreError};
+use xgate_ledger::{Ledger, SignedCheckpoint, StoreError, StoreRead};
 
 use super::custody::{Asset, OpenOffer};
 use super::dossier::Imported;
@@ -110,8 +110,8 @@ pub struct Filter {
 ///
 /// # Errors
 /// A storage failure.
-pub fn visible<S: Store>(
-    store: &S,
+pub fn visible(
+    store: &dyn StoreRead,
     registry: &Registry,
     caller: &AgencyId,
     asset: &Asset,
@@ -129,8 +129,8 @@ pub fn visible<S: Store>(
 ///
 /// # Errors
 /// A storage failure or a corrupt record.
-pub fn show<S: Store>(
-    log: &Log<S>,
+pub fn show(
+    log: &dyn Ledger,
     registry: &Registry,
     caller: &AgencyId,
     tag: &str,
@@ -170,8 +170,8 @@ pub fn show<S: Store>(
 ///
 /// # Errors
 /// A storage failure, a corrupt record or a proof that cannot be read.
-pub fn chain<S: Store>(
-    log: &Log<S>,
+pub fn chain(
+    log: &dyn Ledger,
     tag: &str,
     checkpoint: &SignedCheckpoint,
     before: Option<u64>,
@@ -206,8 +206,8 @@ pub fn chain<S: Store>(
 ///
 /// # Errors
 /// A storage failure or a corrupt record.
-pub fn list<S: Store>(
-    store: &S,
+pub fn list(
+    store: &dyn StoreRead,
     registry: &Registry,
     caller: &AgencyId,
     filter: &Filter,
@@ -261,8 +261,8 @@ pub fn list<S: Store>(
 ///
 /// # Errors
 /// A storage failure or a corrupt record.
-pub fn report<S: Store>(
-    store: &S,
+pub fn report(
+    store: &dyn StoreRead,
     registry: &Registry,
     caller: &AgencyId,
     index: u64,
@@ -296,8 +296,8 @@ pub fn notice(registry: &Registry, caller: &AgencyId, notice: &Notice) -> Option
 }
 
 /// The tags under `prefix` (keys ending in a tag) after `after`.
-fn tags_after<'a, S: Store>(
-    store: &'a S,
+fn tags_after<'a>(
+    store: &'a dyn StoreRead,
     prefix: Vec<u8>,
     after: Option<&str>,
 ) -> Box<dyn Iterator<Item = Result<String, StoreError>> + 'a> {

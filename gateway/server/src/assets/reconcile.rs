@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use xgate_ledger::{Store, StoreError, WriteBatch};
+use xgate_ledger::{StoreError, StoreRead, WriteBatch};
 
 use super::model::Report as InventoryReport;
 use super::state;
@@ -215,7 +215,7 @@ pub fn open_discrepancies(
 ///
 /// # Errors
 /// A storage failure or a corrupt record.
-pub fn report<S: Store>(store: &S, index: u64) -> Result<Option<Report>, StoreError> {
+pub fn report(store: &dyn StoreRead, index: u64) -> Result<Option<Report>, StoreError> {
     read(&Stored(store), &state::report_key(index))
 }
 
@@ -224,8 +224,8 @@ pub fn report<S: Store>(store: &S, index: u64) -> Result<Option<Report>, StoreEr
 ///
 /// # Errors
 /// A storage failure or a corrupt record.
-pub fn notices_after<S: Store>(
-    store: &S,
+pub fn notices_after(
+    store: &dyn StoreRead,
     after: Option<(u64, u32)>,
     from_index: u64,
     limit: usize,

@@ -25,7 +25,7 @@
 //! All of it is state that `xgate audit replay` recomputes from the log and
 //! the stored envelopes (kept under `Ge`, [`crate::inbox::kept_key`]).
 
-use xgate_ledger::{Store, StoreError};
+use xgate_ledger::{StoreError, StoreRead};
 
 use super::custody::{Asset, Event};
 use super::dossier::Imported;
@@ -135,7 +135,7 @@ pub fn asset(state: &impl StateRead, tag: &str) -> Result<Option<Asset>, StoreEr
 ///
 /// # Errors
 /// A storage failure or a corrupt record.
-pub fn chain<S: Store>(store: &S, tag: &str) -> Result<Vec<Event>, StoreError> {
+pub fn chain(store: &dyn StoreRead, tag: &str) -> Result<Vec<Event>, StoreError> {
     store
         .scan_prefix(&events_prefix(tag))
         .map(|kv| {
@@ -149,7 +149,7 @@ pub fn chain<S: Store>(store: &S, tag: &str) -> Result<Vec<Event>, StoreError> {
 ///
 /// # Errors
 /// A storage failure or a corrupt record.
-pub fn imported<S: Store>(store: &S, tag: &str) -> Result<Vec<Imported>, StoreError> {
+pub fn imported(store: &dyn StoreRead, tag: &str) -> Result<Vec<Imported>, StoreError> {
     store
         .scan_prefix(&imported_prefix(tag))
         .map(|kv| {

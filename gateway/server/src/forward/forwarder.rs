@@ -26,7 +26,7 @@ use bytes::Bytes;
 use rustls::ClientConfig;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
-use xgate_ledger::{Checkpoint, DiskStore, Log, NoteVerifier, verify_checkpoint};
+use xgate_ledger::{Checkpoint, Ledger, NoteVerifier, verify_checkpoint};
 
 use super::outbox::{self, OutboxError, Queued, Settled};
 use super::status::PeerStatus;
@@ -304,9 +304,9 @@ fn prepare(
             .ok_or(OutboxError::Corrupt("queued envelope (its JWS is missing)"))?;
         let jws = String::from_utf8(jws).map_err(|_| OutboxError::Corrupt("queued envelope"))?;
         let id = hex::encode(Sha256::digest(jws.as_bytes()));
-        let receipt = Receipt::build(log, id.clone(), item.log_index, &checkpoint)?;
+        let receipt = Receipt::build(&**log, id.clone(), item.log_index, &checkpoint)?;
         let dossier = match item.kind {
-            Kind::AssetTransferOffer => Some(dossier(log, &item)?),
+            Kind::AssetTransferOffer => Some(dossier(&**log, &item)?),
             _ => None,
         };
         let forward = ForwardItem {
@@ -353,7 +353,7 @@ fn conclude(
                 outcome: Err(refusal.clone()),
             })
             .collect::<Vec<_>>();
-        outbox::settle(log, peer, &settled, unix_now())?;
+        outbox::settle(&**log, peer, &settled, unix_now())?;
         gateway.metrics.forwarded(peer.as_str(), "refused", 1);
         return Ok(1);
     }
@@ -402,7 +402,7 @@ fn conclude(
             }),
         }
     }
-    let latencies = outbox::settle(log, peer, &settled, unix_now())?;
+    let latencies = outbox::settle(&**log, peer, &settled, unix_now())?;
     for seconds in &latencies {
         gateway.metrics.delivery(*seconds);
     }
@@ -422,7 +422,7 @@ fn conclude(
 /// The dossier an offer queued as `item` carries: its asset as this
 /// gateway records it, and the custody chain before the offer, each event
 /// with its receipt.
-fn dossier(log: &Log<DiskStore>, item: &Queued) -> Result<Dossier, RoundError> {
+fn dossier(log: &dyn Ledger, item: &Queued) -> Result<Dossier, RoundError> {
     let entry = log.entry(item.log_index)?;
     let tag = Logged::parse(&entry)
         .ok()

@@ -18,7 +18,7 @@
 //! first (exactly once by sender and `jti`).
 
 use serde::{Deserialize, Serialize};
-use xgate_ledger::{Log, Store, StoreError, WriteBatch};
+use xgate_ledger::{Ledger, StoreError, StoreRead, WriteBatch};
 
 use super::wire::ForwardError;
 use crate::envelope::Envelope;
@@ -155,8 +155,8 @@ pub fn queue(
 ///
 /// # Errors
 /// A storage failure or a malformed item.
-pub fn waiting<S: Store>(
-    store: &S,
+pub fn waiting(
+    store: &dyn StoreRead,
     peer: &GatewayId,
     limit: usize,
 ) -> Result<Vec<Queued>, OutboxError> {
@@ -184,8 +184,8 @@ pub fn waiting<S: Store>(
 ///
 /// # Errors
 /// A storage failure.
-pub fn count_waiting<S: Store>(
-    store: &S,
+pub fn count_waiting(
+    store: &dyn StoreRead,
     peer: &GatewayId,
     cap: usize,
 ) -> Result<usize, StoreError> {
@@ -205,8 +205,8 @@ pub fn count_waiting<S: Store>(
 ///
 /// # Errors
 /// A storage failure or a malformed record.
-pub fn record<S: Store>(
-    store: &S,
+pub fn record(
+    store: &dyn StoreRead,
     sender: &AgencyId,
     index: u64,
 ) -> Result<Option<Forward>, OutboxError> {
@@ -235,8 +235,8 @@ pub struct Settled {
 /// # Errors
 /// A storage failure (then each may or may not be settled: it is sent
 /// again, and answered again the same way) or a malformed record.
-pub fn settle<S: Store>(
-    log: &Log<S>,
+pub fn settle(
+    log: &dyn Ledger,
     peer: &GatewayId,
     settled: &[Settled],
     now: i64,
@@ -288,8 +288,8 @@ fn now_ms() -> u64 {
 ///
 /// # Errors
 /// A storage failure or a malformed record.
-pub fn list<S: Store>(
-    store: &S,
+pub fn list(
+    store: &dyn StoreRead,
     sender: &AgencyId,
     after: Option<u64>,
     limit: usize,
@@ -321,7 +321,7 @@ pub fn list<S: Store>(
 ///
 /// # Errors
 /// A storage failure or a malformed record.
-pub fn purge<S: Store>(log: &Log<S>, before: i64, limit: usize) -> Result<usize, OutboxError> {
+pub fn purge(log: &dyn Ledger, before: i64, limit: usize) -> Result<usize, OutboxError> {
     let prefix = Prefix::Outbox.bytes();
     let mut batch = WriteBatch::new();
     let mut dropped = 0;
@@ -381,6 +381,7 @@ fn key_index(key: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use xgate_ledger::Log;
     use xgate_ledger::OpenOptions;
 
     use super::*;

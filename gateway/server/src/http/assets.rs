@@ -33,7 +33,7 @@ pub(super) async fn show(
     let tag = tag.to_owned();
     let gateway = Arc::clone(&ctx.gateway);
     let view =
-        blocking(move || query::show(&gateway.log, &gateway.registry, &caller, &tag, unix_now()))
+        blocking(move || query::show(&*gateway.log, &gateway.registry, &caller, &tag, unix_now()))
             .await??;
     match view {
         Some(view) => Ok(json(StatusCode::OK, &view)),

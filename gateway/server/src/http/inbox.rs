@@ -56,7 +56,7 @@ pub(super) async fn page(
     let gateway = Arc::clone(&ctx.gateway);
     let page = blocking(move || -> Result<InboxPage, ApiError> {
         let log = &gateway.log;
-        let (items, more) = inbox::list(log, &recipient, after, limit)?;
+        let (items, more) = inbox::list(&**log, &recipient, after, limit)?;
         let next = if more {
             items.last().map(|i| i.log_index)
         } else {
@@ -75,7 +75,7 @@ pub(super) async fn page(
         let envelopes = items
             .into_iter()
             .map(|i| {
-                let receipt = Receipt::build(log, i.id.clone(), i.log_index, &checkpoint)?;
+                let receipt = Receipt::build(&**log, i.id.clone(), i.log_index, &checkpoint)?;
                 Ok(InboxItem {
                     id: i.id,
                     from: i.from,
@@ -139,6 +139,6 @@ async fn ack(
     ids: Vec<String>,
 ) -> Result<inbox::Acked, ApiError> {
     let gateway = Arc::clone(&ctx.gateway);
-    let done = blocking(move || inbox::ack(&gateway.log, &recipient, &ids)).await?;
+    let done = blocking(move || inbox::ack(&*gateway.log, &recipient, &ids)).await?;
     Ok(done?)
 }

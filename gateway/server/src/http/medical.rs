@@ -40,7 +40,7 @@ pub(super) async fn request(
     let gateway = Arc::clone(&ctx.gateway);
     let view = blocking(move || {
         query::case(
-            &gateway.log,
+            &*gateway.log,
             &gateway.registry,
             &caller,
             &jti,
@@ -64,7 +64,7 @@ pub(super) async fn response(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let index = number("response id", index)?;
     let gateway = Arc::clone(&ctx.gateway);
-    let view = blocking(move || query::response(&gateway.log, &gateway.registry, &caller, index))
+    let view = blocking(move || query::response(&*gateway.log, &gateway.registry, &caller, index))
         .await??;
     view.map(|v| json(StatusCode::OK, &v)).ok_or_else(|| {
         ApiError::new(

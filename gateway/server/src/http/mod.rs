@@ -137,19 +137,19 @@ async fn route(
         },
         (Method::GET, ["v1", "log", "entries", index]) => {
             let index = number("index", index)?;
-            let view = logview::entry(&ctx.gateway.log, index, "")?;
+            let view = logview::entry(&*ctx.gateway.log, index, "")?;
             Ok(json(StatusCode::OK, &view))
         }
         (Method::GET, ["v1", "log", "proof", "inclusion"]) => {
             let index = required(&query, "index")?;
             let size = optional(&query, "size")?;
-            let view = logview::inclusion(&ctx.gateway.log, index, size, "")?;
+            let view = logview::inclusion(&*ctx.gateway.log, index, size, "")?;
             Ok(json(StatusCode::OK, &view))
         }
         (Method::GET, ["v1", "log", "proof", "consistency"]) => {
             let from = required(&query, "from")?;
             let to = optional(&query, "to")?;
-            let view = logview::consistency(&ctx.gateway.log, from, to, "")?;
+            let view = logview::consistency(&*ctx.gateway.log, from, to, "")?;
             Ok(json(StatusCode::OK, &view))
         }
         (Method::GET, ["v1", "assets"]) => assets::list(ctx, sender, &query).await,

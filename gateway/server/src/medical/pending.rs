@@ -16,7 +16,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use xgate_ledger::{Store, StoreError, WriteBatch};
+use xgate_ledger::{StoreError, StoreRead, WriteBatch};
 
 use super::state;
 
@@ -44,7 +44,7 @@ impl PendingReviews {
     ///
     /// # Errors
     /// A storage failure or a corrupt record.
-    pub fn load<S: Store>(store: &S) -> Result<PendingReviews, StoreError> {
+    pub fn load(store: &dyn StoreRead) -> Result<PendingReviews, StoreError> {
         let pending = PendingReviews::default();
         pending.reload(store)?;
         Ok(pending)
@@ -55,7 +55,7 @@ impl PendingReviews {
     /// # Errors
     /// A storage failure or a corrupt record; the counts are then left as
     /// they were.
-    pub fn reload<S: Store>(&self, store: &S) -> Result<(), StoreError> {
+    pub fn reload(&self, store: &dyn StoreRead) -> Result<(), StoreError> {
         let prefix = state::queue_prefix(None);
         let mut fresh = Inner::default();
         for (key, case) in state::queue(store, None, &prefix, usize::MAX)? {

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use xgate_ledger::{Log, Store, StoreError};
+use xgate_ledger::{Ledger, StoreError, StoreRead};
 
 use super::model::{Purpose, ReplyKey};
 use super::section::Section;
@@ -105,8 +105,8 @@ pub struct ResponseView {
 ///
 /// # Errors
 /// A storage failure.
-pub fn case<S: Store>(
-    log: &Log<S>,
+pub fn case(
+    log: &dyn Ledger,
     registry: &Registry,
     caller: &AgencyId,
     jti: &str,
@@ -181,8 +181,8 @@ fn view(c: Case, registry: &Registry, now: i64, jws: Option<String>) -> CaseView
 ///
 /// # Errors
 /// A storage failure or a corrupt record.
-pub fn reviews<S: Store>(
-    store: &S,
+pub fn reviews(
+    store: &dyn StoreRead,
     caller: &AgencyId,
     auditor: bool,
     after: Option<(AgencyId, u64)>,
@@ -229,8 +229,8 @@ pub fn reviews<S: Store>(
 ///
 /// # Errors
 /// A storage failure or an unreadable entry.
-pub fn response<S: Store>(
-    log: &Log<S>,
+pub fn response(
+    log: &dyn Ledger,
     registry: &Registry,
     caller: &AgencyId,
     index: u64,

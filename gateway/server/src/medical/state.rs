@@ -18,7 +18,7 @@
 //! [`crate::store_keys`]).
 
 use serde::{Deserialize, Serialize};
-use xgate_ledger::{Store, StoreError, WriteBatch};
+use xgate_ledger::{StoreError, StoreRead, WriteBatch};
 
 use super::model::{Outcome, Purpose, ReplyKey};
 use super::section::Section;
@@ -188,8 +188,8 @@ pub fn put_case(batch: &mut WriteBatch, case: &Case) -> Result<(), EncodeError> 
 ///
 /// # Errors
 /// A storage failure or a corrupt record.
-pub fn queue<S: Store>(
-    store: &S,
+pub fn queue(
+    store: &dyn StoreRead,
     holder: Option<&AgencyId>,
     from: &[u8],
     limit: usize,
@@ -198,7 +198,7 @@ pub fn queue<S: Store>(
     let mut out = Vec::new();
     for kv in store.scan_prefix_from(&prefix, from).take(limit) {
         let (key, value) = kv?;
-        let located = value.as_ref().splitn(2, |b| *b == 0).collect::<Vec<_>>();
+        let located = value.as_slice().splitn(2, |b| *b == 0).collect::<Vec<_>>();
         let (requester, jti) = match located.as_slice() {
             [r, j] => (std::str::from_utf8(r).ok(), std::str::from_utf8(j).ok()),
             _ => (None, None),

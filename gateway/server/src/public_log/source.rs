@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::Semaphore;
-use xgate_ledger::Log;
+use xgate_ledger::Ledger;
 use xgate_ledger::tlog::Resource;
 
 /// Reads of the public listener on blocking threads at once. The blocking
@@ -32,13 +32,13 @@ pub enum ReadError {
 /// ([`Log::read_public`]), which parses nothing from a request and checks
 /// each file holds what its path names.
 pub struct PublicLog {
-    log: Arc<Log>,
+    log: Arc<dyn Ledger>,
     reads: Semaphore,
 }
 
 impl PublicLog {
     /// Serves `log`'s files.
-    pub fn new(log: Arc<Log>) -> PublicLog {
+    pub fn new(log: Arc<dyn Ledger>) -> PublicLog {
         PublicLog {
             log,
             reads: Semaphore::new(MAX_READS),

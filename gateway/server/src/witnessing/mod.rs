@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use rustls::ClientConfig;
 use xgate_ledger::cosign::CosignerVerifier;
-use xgate_ledger::{DiskStore, Log, SignedCheckpoint};
+use xgate_ledger::{Ledger, SignedCheckpoint};
 
 use crate::config::WitnessSpec;
 use crate::outbound::Peer;
@@ -293,7 +293,7 @@ impl Witnessing {
     /// gateway gave it.
     async fn gather(
         &self,
-        log: &Arc<Log<DiskStore>>,
+        log: &Arc<dyn Ledger>,
         newest: &SignedCheckpoint,
         metrics: &crate::metrics::Metrics,
     ) -> Vec<(bool, String)> {

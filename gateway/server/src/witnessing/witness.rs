@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Mutex;
 use xgate_ledger::cosign::CosignerVerifier;
-use xgate_ledger::{DiskStore, Log, SignedCheckpoint};
+use xgate_ledger::{Ledger, SignedCheckpoint};
 
 use super::add_checkpoint::{Answer, answer};
 use crate::outbound::{OutboundError, Peer};
@@ -101,7 +101,7 @@ impl Witness {
     /// before if it already cosigned that size, else a new one.
     pub async fn cosign(
         &self,
-        log: &Arc<Log<DiskStore>>,
+        log: &Arc<dyn Ledger>,
         newest: &SignedCheckpoint,
     ) -> Result<String, NoCosignature> {
         let size = newest.checkpoint.size;
@@ -135,7 +135,7 @@ impl Witness {
     async fn ask(
         &self,
         known: &mut Known,
-        log: &Arc<Log<DiskStore>>,
+        log: &Arc<dyn Ledger>,
         newest: &SignedCheckpoint,
     ) -> Result<String, NoCosignature> {
         let size = newest.checkpoint.size;
@@ -183,7 +183,7 @@ impl Witness {
 /// The consistency proof from `old` to `new`: empty from 0 or to the same
 /// size, as the spec wants.
 async fn proof(
-    log: &Arc<Log<DiskStore>>,
+    log: &Arc<dyn Ledger>,
     old: u64,
     new: u64,
 ) -> Result<Vec<xgate_ledger::Hash>, NoCosignature> {
