@@ -7,7 +7,8 @@
 //! public_listen = "127.0.0.1:8444" # XGATE_PUBLIC_LISTEN: the log as C2SP tlog-tiles (checkpoint, tiles, entry bundles), HTTPS, no client certificate
 //! public_client_auth = false       # XGATE_PUBLIC_CLIENT_AUTH: true: public_listen requires a federation certificate (as listen does)
 //! public_max_connections = 1024    # XGATE_PUBLIC_MAX_CONNECTIONS: connections public_listen serves at once
-//! data_dir = "xgate-data"          # XGATE_DATA_DIR: the log, inboxes, replay ids
+//! data_dir = "xgate-data"          # XGATE_DATA_DIR: the log, inboxes, replay ids (with a postgres store: the log's key only)
+//! store = "embedded"               # XGATE_STORE: "embedded" (data_dir on this machine) or a postgres:// URL shared by replicas
 //! pki = "xgate-data/pki"           # XGATE_PKI: CA, CRL, gateway cert, registry.toml
 //! policy = "xgate-data/policy.toml"  # XGATE_POLICY: written from the default on first start
 //! origin = "localhost/xgate"       # XGATE_ORIGIN: the log's origin, for a new log
@@ -49,6 +50,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::registry::GatewayId;
+use crate::store_setting::{BadStore, Store};
 
 /// The configuration of a gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -68,6 +70,9 @@ pub struct Config {
     pub public_max_connections: usize,
     /// Directory of the log and the gateway's state.
     pub data_dir: PathBuf,
+    /// Where the log and state are kept: the data directory, or a
+    /// PostgreSQL database several gateway processes share.
+    pub store: Store,
     /// PKI directory; `data_dir/pki` if unset.
     pub pki: Option<PathBuf>,
     /// Policy file; `data_dir/policy.toml` if unset.
@@ -174,6 +179,7 @@ impl Default for Config {
             public_client_auth: false,
             public_max_connections: 1024,
             data_dir: PathBuf::from("xgate-data"),
+            store: Store::Embedded,
             pki: None,
             policy: None,
             origin: None,
@@ -240,7 +246,14 @@ impl Config {
                     source,
                 })?;
                 toml::from_str(&text).map_err(|e| {
-                    ConfigError::Invalid(format!("{}: {}", path.display(), one_line(&e)))
+                    // toml quotes the offending line, which for `store`
+                    // may hold a password: say only what is wrong.
+                    let what = if e.message().contains(&BadStore.to_string()) {
+                        BadStore.to_string()
+                    } else {
+                        one_line(&e)
+                    };
+                    ConfigError::Invalid(format!("{}: {what}", path.display()))
                 })?
             }
             None => Config::default(),
@@ -278,6 +291,12 @@ impl Config {
             "XGATE_PUBLIC_CLIENT_AUTH" => self.public_client_auth = parse(name, value)?,
             "XGATE_PUBLIC_MAX_CONNECTIONS" => self.public_max_connections = parse(name, value)?,
             "XGATE_DATA_DIR" => self.data_dir = PathBuf::from(value),
+            // Never echoed: the URL may hold a password.
+            "XGATE_STORE" => {
+                self.store = value
+                    .parse()
+                    .map_err(|e| ConfigError::Invalid(format!("XGATE_STORE: {e}")))?;
+            }
             "XGATE_PKI" => self.pki = Some(PathBuf::from(value)),
             "XGATE_POLICY" => self.policy = Some(PathBuf::from(value)),
             "XGATE_ORIGIN" => self.origin = Some(value.to_owned()),
@@ -371,6 +390,25 @@ fn one_line(e: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_store_is_embedded_by_default_and_set_by_file_or_variable_never_echoed() {
+        assert_eq!(Config::default().store, Store::Embedded);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("xgate.toml");
+        std::fs::write(&file, "store = \"postgres://x:pw@127.0.0.1/db\"\n").expect("write");
+        let c = Config::load(Some(&file), std::iter::empty()).expect("config");
+        assert_eq!(c.store, Store::Postgres("postgres://x:pw@127.0.0.1/db".into()));
+        let env = [("XGATE_STORE".to_owned(), "embedded".to_owned())];
+        let c = Config::load(Some(&file), env.into_iter()).expect("config");
+        assert_eq!(c.store, Store::Embedded);
+        std::fs::write(&file, "store = \"postgres:/x:s3cret@h/db\"\n").expect("write");
+        let e = Config::load(Some(&file), std::iter::empty()).expect_err("bad store");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        let env = [("XGATE_STORE".to_owned(), "mysql://x:s3cret@h/db".to_owned())];
+        let e = Config::load(None, env.into_iter()).expect_err("bad store");
+        assert!(e.to_string().contains("XGATE_STORE") && !e.to_string().contains("s3cret"), "{e}");
+    }
 
     #[test]
     fn environment_overrides_the_file_defaults() {

@@ -82,6 +82,7 @@ pub mod server;
 pub mod signatures;
 mod space;
 pub mod store_keys;
+pub mod store_setting;
 pub mod strict_json;
 pub mod tls;
 pub mod witness_http;
