@@ -95,8 +95,8 @@ fn copy_keys<S: Store>(from: &S, path: &Path, cache_bytes: u64) -> Result<u64, E
     let (mut keys, mut batch, mut bytes) = (0, WriteBatch::new(), 0);
     for kv in from.scan_prefix(b"") {
         let (key, value) = kv?;
-        bytes += key.len() + value.as_ref().len();
-        batch.put(key, value.as_ref().to_vec());
+        bytes += key.len() + value.len();
+        batch.put(key, value);
         keys += 1;
         if bytes >= BATCH_BYTES {
             to.apply(std::mem::take(&mut batch))?;
@@ -133,7 +133,7 @@ mod tests {
     fn all_keys<S: Store>(log: &Log<S>) -> Vec<(Vec<u8>, Vec<u8>)> {
         log.store()
             .scan_prefix(b"")
-            .map(|kv| kv.map(|(k, v)| (k, v.as_ref().to_vec())).expect("read"))
+            .map(|kv| kv.expect("read"))
             .collect()
     }
 

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::store::{KeyValue, Store, StoreError, WriteBatch};
+use crate::store::{KeyValue, Store, StoreError, StoreRead, WriteBatch};
 
 /// The environment variable naming the fault file a gateway under test
 /// reads its fault from.
@@ -148,10 +148,8 @@ impl<S> Faulty<S> {
     }
 }
 
-impl<S: Store> Store for Faulty<S> {
-    type Value = S::Value;
-
-    fn get(&self, key: &[u8]) -> Result<Option<Self::Value>, StoreError> {
+impl<S: Store> StoreRead for Faulty<S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.readable()?;
         self.inner.get(key)
     }
@@ -159,7 +157,7 @@ impl<S: Store> Store for Faulty<S> {
     fn scan_prefix(
         &self,
         prefix: &[u8],
-    ) -> Box<dyn Iterator<Item = Result<KeyValue<Self::Value>, StoreError>> + '_> {
+    ) -> Box<dyn Iterator<Item = Result<KeyValue<Vec<u8>>, StoreError>> + '_> {
         match self.readable() {
             Ok(()) => self.inner.scan_prefix(prefix),
             Err(e) => Box::new(std::iter::once(Err(e))),
@@ -170,18 +168,21 @@ impl<S: Store> Store for Faulty<S> {
         &self,
         prefix: &[u8],
         from: &[u8],
-    ) -> Box<dyn Iterator<Item = Result<KeyValue<Self::Value>, StoreError>> + '_> {
+    ) -> Box<dyn Iterator<Item = Result<KeyValue<Vec<u8>>, StoreError>> + '_> {
         match self.readable() {
             Ok(()) => self.inner.scan_prefix_from(prefix, from),
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
     }
 
-    fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<KeyValue<Self::Value>>, StoreError> {
+    fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<KeyValue<Vec<u8>>>, StoreError> {
         self.readable()?;
         self.inner.last_with_prefix(prefix)
     }
 
+}
+
+impl<S: Store> Store for Faulty<S> {
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut fault = self.switch.current();
         while fault == Fault::Stall {

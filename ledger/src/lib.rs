@@ -136,6 +136,9 @@ mod nodes;
 pub mod sequencer;
 mod store;
 #[cfg(feature = "sled")]
+mod backend;
+pub mod turn;
+#[cfg(feature = "sled")]
 mod store_sled;
 #[cfg(feature = "sled")]
 pub mod tlog;
@@ -159,6 +162,8 @@ pub use disk::{
 };
 pub use error::{ConvertError, Error};
 #[cfg(feature = "sled")]
+pub use backend::Ledger;
+#[cfg(feature = "sled")]
 pub use log::Log;
 #[cfg(feature = "sled")]
 pub use log::append::{Committed, MAX_ENTRY_LEN, WithEntries};
@@ -168,7 +173,7 @@ pub use log::audit::VerifyReport;
 pub use log::read::DiskUsage;
 #[cfg(feature = "sled")]
 pub use migrate::{Convert, Migrated, migrate};
-pub use store::{BodyWrite, KeyValue, Store, StoreError, WriteBatch};
+pub use store::{BodyWrite, KeyValue, Store, StoreError, StoreRead, WriteBatch};
 #[cfg(feature = "sled")]
 pub use store_sled::SledStore;
 

@@ -20,7 +20,7 @@ use crate::checkpoint::verify_checkpoint;
 use crate::disk::{CHECKPOINT_FILE, DB_DIR, DataDir, KEY_FILE, LOCK_FILE, OpenOptions, TILES_DIR};
 use crate::error::{ConvertError, Error};
 use crate::layout::{FORMAT_KEY, FORMAT_V2, decode_u64};
-use crate::store::{Store, WriteBatch};
+use crate::store::{StoreRead, WriteBatch};
 use crate::store_sled::SledStore;
 use crate::{DiskStore, Log};
 
@@ -66,8 +66,8 @@ pub fn migrate(
     let store = SledStore::open(&old.join(DB_DIR), options.cache_bytes)
         .map_err(|e| Error::Corrupt(format!("cannot open the old database: {}", e.0)))?;
     match store.get(FORMAT_KEY)? {
-        Some(f) if f.as_ref() == FORMAT_V2 => {}
-        Some(f) if f.as_ref() == crate::layout::FORMAT => {
+        Some(f) if f.as_slice() == FORMAT_V2 => {}
+        Some(f) if f.as_slice() == crate::layout::FORMAT => {
             return Err(old_dir.not_a_log("it is in the current layout already"));
         }
         _ => return Err(old_dir.not_a_log("no xgate-ledger/2 format marker")),
@@ -90,7 +90,7 @@ pub fn migrate(
     let mut checkpoints = 0;
     for kv in store.scan_prefix(b"LC") {
         let (_, note) = kv?;
-        let note = String::from_utf8(note.as_ref().to_vec())
+        let note = String::from_utf8(note)
             .map_err(|_| Error::Corrupt("an old checkpoint is not UTF-8".into()))?;
         let checkpoint = verify_checkpoint(&note, &verifier)
             .map_err(|e| Error::Corrupt(format!("an old checkpoint: {e}")))?;

@@ -194,7 +194,7 @@ pub mod contract {
     pub fn store<S: Store>(open: impl Fn(&Path) -> S) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path());
-        let get = |s: &S, k: &[u8]| s.get(k).expect("get").map(|v| v.as_ref().to_vec());
+        let get = |s: &S, k: &[u8]| s.get(k).expect("get");
         let mut batch = WriteBatch::new();
         for i in 0..100u32 {
             batch.put(format!("Gk{i:03}").into_bytes(), i.to_be_bytes().to_vec());

@@ -138,24 +138,18 @@ impl WriteBatch {
 /// A key and value read from a scan.
 pub type KeyValue<V> = (Vec<u8>, V);
 
-/// An ordered key-value store with atomic batches and a durability barrier.
-///
-/// Durability promise: every batch for which [`Store::apply`] returned `Ok`
-/// before a call to [`Store::sync`] began survives any crash once that `sync`
-/// has returned `Ok`. A crash at any other time leaves a prefix of the applied
-/// batches, each batch whole or absent, never part of one.
-pub trait Store: Send + Sync + 'static {
-    /// A value as read; cheap to hold.
-    type Value: AsRef<[u8]> + Send;
-
+/// The reading half of a store, as any backend serves it: what the log's
+/// owner reads its keys through ([`crate::Ledger::store`]), whatever holds
+/// them. Values are owned bytes so that a trait object can return them.
+pub trait StoreRead: Send + Sync {
     /// Reads one key.
-    fn get(&self, key: &[u8]) -> Result<Option<Self::Value>, StoreError>;
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Every key starting with `prefix`, in ascending key order.
     fn scan_prefix(
         &self,
         prefix: &[u8],
-    ) -> Box<dyn Iterator<Item = Result<KeyValue<Self::Value>, StoreError>> + '_>;
+    ) -> Box<dyn Iterator<Item = Result<KeyValue<Vec<u8>>, StoreError>> + '_>;
 
     /// Every key starting with `prefix` and not less than `from`, in
     /// ascending key order: how a reader resumes a scan.
@@ -163,7 +157,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         prefix: &[u8],
         from: &[u8],
-    ) -> Box<dyn Iterator<Item = Result<KeyValue<Self::Value>, StoreError>> + '_> {
+    ) -> Box<dyn Iterator<Item = Result<KeyValue<Vec<u8>>, StoreError>> + '_> {
         let from = from.to_vec();
         Box::new(
             self.scan_prefix(prefix)
@@ -172,8 +166,16 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// The greatest key starting with `prefix`, if any.
-    fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<KeyValue<Self::Value>>, StoreError>;
+    fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<KeyValue<Vec<u8>>>, StoreError>;
+}
 
+/// An ordered key-value store with atomic batches and a durability barrier.
+///
+/// Durability promise: every batch for which [`Store::apply`] returned `Ok`
+/// before a call to [`Store::sync`] began survives any crash once that `sync`
+/// has returned `Ok`. A crash at any other time leaves a prefix of the applied
+/// batches, each batch whole or absent, never part of one.
+pub trait Store: StoreRead + 'static {
     /// Applies `batch` atomically. Visible to reads at once; durable only
     /// after the next [`Store::sync`].
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError>;

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::store::{KeyValue, Store, StoreError, WriteBatch};
+use crate::store::{KeyValue, Store, StoreError, StoreRead, WriteBatch};
 
 /// A log store in a sled database.
 #[derive(Clone, Debug)]
@@ -39,21 +39,22 @@ fn to_store_error(e: sled::Error) -> StoreError {
     StoreError(e.to_string())
 }
 
-impl Store for SledStore {
-    type Value = sled::IVec;
-
-    fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
-        self.db.get(key).map_err(to_store_error)
+impl StoreRead for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(to_store_error)
     }
 
     fn scan_prefix(
         &self,
         prefix: &[u8],
-    ) -> Box<dyn Iterator<Item = Result<KeyValue<sled::IVec>, StoreError>> + '_> {
+    ) -> Box<dyn Iterator<Item = Result<KeyValue<Vec<u8>>, StoreError>> + '_> {
         Box::new(
             self.db
                 .scan_prefix(prefix)
-                .map(|r| r.map(|(k, v)| (k.to_vec(), v)).map_err(to_store_error)),
+                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(to_store_error)),
         )
     }
 
@@ -61,7 +62,7 @@ impl Store for SledStore {
         &self,
         prefix: &[u8],
         from: &[u8],
-    ) -> Box<dyn Iterator<Item = Result<KeyValue<sled::IVec>, StoreError>> + '_> {
+    ) -> Box<dyn Iterator<Item = Result<KeyValue<Vec<u8>>, StoreError>> + '_> {
         let prefix = prefix.to_vec();
         let start = if from > prefix.as_slice() {
             from.to_vec()
@@ -72,18 +73,21 @@ impl Store for SledStore {
             self.db
                 .range(start..)
                 .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
-                .map(|r| r.map(|(k, v)| (k.to_vec(), v)).map_err(to_store_error)),
+                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(to_store_error)),
         )
     }
 
-    fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<KeyValue<sled::IVec>>, StoreError> {
+    fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<KeyValue<Vec<u8>>>, StoreError> {
         match self.db.scan_prefix(prefix).next_back() {
-            Some(Ok((k, v))) => Ok(Some((k.to_vec(), v))),
+            Some(Ok((k, v))) => Ok(Some((k.to_vec(), v.to_vec()))),
             Some(Err(e)) => Err(to_store_error(e)),
             None => Ok(None),
         }
     }
 
+}
+
+impl Store for SledStore {
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut sled_batch = sled::Batch::default();
         for (key, value) in batch.into_ops() {

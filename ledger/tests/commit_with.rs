@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use xgate_ledger::{
-    DiskStore, Error, Log, OpenOptions, Store, WriteBatch, leaf_hash, verify_checkpoint,
+    DiskStore, Error, Log, OpenOptions, StoreRead, WriteBatch, leaf_hash, verify_checkpoint,
     verify_inclusion,
 };
 
@@ -65,7 +65,7 @@ fn concurrent_appenders_each_get_their_own_range_and_writes() {
             .expect("read")
             .expect("written");
         assert_eq!(
-            written.as_ref(),
+            written.as_slice(),
             log.entry(index).expect("entry").as_slice()
         );
     }

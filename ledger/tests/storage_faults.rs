@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use xgate_ledger::faults::{Fault, Switch};
-use xgate_ledger::{DiskStore, Log, OpenOptions, Store, WriteBatch, verify_checkpoint};
+use xgate_ledger::{DiskStore, Log, OpenOptions, Store, StoreRead, WriteBatch, verify_checkpoint};
 
 fn open(dir: &Path, switch: &Arc<Switch>) -> Log<DiskStore> {
     let options = OpenOptions {

@@ -29,6 +29,7 @@ use super::progress::Publish;
 use super::record::{self, Body, BodyClass, Write};
 use super::{Log, Shared};
 use crate::blobs::Locator;
+use crate::turn::{Changes, Prepare, TurnStart};
 use crate::checkpoint::SignedCheckpoint;
 use crate::error::Error;
 use crate::hash::leaf_hash;
@@ -125,9 +126,44 @@ impl<S: Store> Log<S> {
         self.commit::<&[u8], _>(&[], |_| batch).map(|_| ())
     }
 
+    /// Takes the writer's turn, asks `prepare` what to commit at the index
+    /// the log will give the first entry, and commits it, all on the one
+    /// turn: nothing else is appended between what `prepare` read and the
+    /// commit. This log has no other writer, so the turn reports no
+    /// changes ([`Changes::None`]). Nothing is written if `prepare`
+    /// returns no entry and no write.
+    ///
+    /// # Errors
+    /// As [`Log::append_batch_with`].
+    pub fn turn(&self, prepare: &mut Prepare<'_>) -> Result<Committed, Error> {
+        let _turn = lock(&self.shared.writer);
+        let start = TurnStart {
+            next_index: self.next_index(),
+            changes: Changes::None,
+        };
+        let (entries, batch) = prepare(&start);
+        if entries.is_empty() && batch.is_empty() {
+            return Ok(Committed {
+                range: start.next_index..start.next_index,
+                checkpoint: None,
+            });
+        }
+        self.commit_held(&entries, |_| batch)
+    }
+
     /// The write path: stage, write, barrier, apply, publish, all on the
     /// writer's turn.
     fn commit<E, F>(&self, entries: &[E], with: F) -> Result<Committed, Error>
+    where
+        E: AsRef<[u8]>,
+        F: FnOnce(Range<u64>) -> WriteBatch,
+    {
+        let _turn = lock(&self.shared.writer);
+        self.commit_held(entries, with)
+    }
+
+    /// [`Log::commit`] on a turn the caller holds.
+    fn commit_held<E, F>(&self, entries: &[E], with: F) -> Result<Committed, Error>
     where
         E: AsRef<[u8]>,
         F: FnOnce(Range<u64>) -> WriteBatch,
@@ -138,7 +174,6 @@ impl<S: Store> Log<S> {
                 max: MAX_ENTRY_LEN,
             });
         }
-        let _turn = lock(&self.shared.writer);
         self.shared.usable()?;
         if self.shared.pending_read().len() > PENDING_LIMIT {
             // Back-pressure: the integrator is behind (it is bounded by one

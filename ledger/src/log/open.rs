@@ -345,8 +345,8 @@ fn unreachable_top() -> Result<crate::hash::Hash, Error> {
 /// a new, empty log.
 fn check_format<S: Store>(store: &S, create: bool, store_file: &Path) -> Result<(), Error> {
     match store.get(FORMAT_KEY)? {
-        Some(f) if f.as_ref() == FORMAT => Ok(()),
-        Some(f) if f.as_ref() == FORMAT_V2 => Err(not_a_log(
+        Some(f) if f.as_slice() == FORMAT => Ok(()),
+        Some(f) if f.as_slice() == FORMAT_V2 => Err(not_a_log(
             "it is in the layout before xgate 0.19 (everything in one sled database); \
              convert it with `xgate log migrate --data-dir OLD --into NEW`",
         )),
