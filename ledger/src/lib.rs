@@ -132,6 +132,8 @@ mod log;
 mod migrate;
 #[cfg(feature = "sled")]
 mod nodes;
+#[cfg(feature = "postgres")]
+pub mod pg;
 #[cfg(feature = "sled")]
 pub mod sequencer;
 mod store;
