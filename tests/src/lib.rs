@@ -21,6 +21,7 @@
 
 pub mod barriers;
 pub mod federation;
+pub mod postgres;
 
 use std::ffi::OsStr;
 use std::io::Write;
