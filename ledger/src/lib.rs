@@ -113,6 +113,8 @@ mod tree;
 #[cfg(feature = "sled")]
 mod backend;
 #[cfg(feature = "sled")]
+mod backend;
+#[cfg(feature = "sled")]
 pub mod blobs;
 #[cfg(feature = "sled")]
 mod compact;
@@ -134,6 +136,8 @@ mod log;
 mod migrate;
 #[cfg(feature = "sled")]
 mod nodes;
+#[cfg(feature = "postgres")]
+pub mod pg;
 #[cfg(feature = "sled")]
 pub mod sequencer;
 mod store;
@@ -141,6 +145,7 @@ mod store;
 mod store_sled;
 #[cfg(feature = "sled")]
 pub mod tlog;
+pub mod turn;
 pub mod turn;
 #[cfg(feature = "sled")]
 pub mod witness;
@@ -153,6 +158,8 @@ pub use proof::{ConsistencyProof, InclusionProof};
 pub use tree::NodeId;
 pub use verify::{VerifyError, verify_consistency, verify_inclusion};
 
+#[cfg(feature = "sled")]
+pub use backend::Ledger;
 #[cfg(feature = "sled")]
 pub use backend::Ledger;
 #[cfg(feature = "sled")]
