@@ -113,8 +113,6 @@ mod tree;
 #[cfg(feature = "sled")]
 mod backend;
 #[cfg(feature = "sled")]
-mod backend;
-#[cfg(feature = "sled")]
 pub mod blobs;
 #[cfg(feature = "sled")]
 mod compact;
@@ -146,7 +144,6 @@ mod store_sled;
 #[cfg(feature = "sled")]
 pub mod tlog;
 pub mod turn;
-pub mod turn;
 #[cfg(feature = "sled")]
 pub mod witness;
 
@@ -158,8 +155,6 @@ pub use proof::{ConsistencyProof, InclusionProof};
 pub use tree::NodeId;
 pub use verify::{VerifyError, verify_consistency, verify_inclusion};
 
-#[cfg(feature = "sled")]
-pub use backend::Ledger;
 #[cfg(feature = "sled")]
 pub use backend::Ledger;
 #[cfg(feature = "sled")]

@@ -398,7 +398,10 @@ mod tests {
         let file = dir.path().join("xgate.toml");
         std::fs::write(&file, "store = \"postgres://x:pw@127.0.0.1/db\"\n").expect("write");
         let c = Config::load(Some(&file), std::iter::empty()).expect("config");
-        assert_eq!(c.store, Store::Postgres("postgres://x:pw@127.0.0.1/db".into()));
+        assert_eq!(
+            c.store,
+            Store::Postgres("postgres://x:pw@127.0.0.1/db".into())
+        );
         let env = [("XGATE_STORE".to_owned(), "embedded".to_owned())];
         let c = Config::load(Some(&file), env.into_iter()).expect("config");
         assert_eq!(c.store, Store::Embedded);
@@ -407,7 +410,10 @@ mod tests {
         assert!(!e.to_string().contains("s3cret"), "{e}");
         let env = [("XGATE_STORE".to_owned(), "mysql://x:s3cret@h/db".to_owned())];
         let e = Config::load(None, env.into_iter()).expect_err("bad store");
-        assert!(e.to_string().contains("XGATE_STORE") && !e.to_string().contains("s3cret"), "{e}");
+        assert!(
+            e.to_string().contains("XGATE_STORE") && !e.to_string().contains("s3cret"),
+            "{e}"
+        );
     }
 
     #[test]

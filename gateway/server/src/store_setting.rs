@@ -108,7 +108,14 @@ mod tests {
             "postgresql://h/db".parse::<Store>(),
             Ok(Store::Postgres(_))
         ));
-        for bad in ["", "sled", "postgres://", "mysql://h/db", "postgres:/h", "/var/db"] {
+        for bad in [
+            "",
+            "sled",
+            "postgres://",
+            "mysql://h/db",
+            "postgres:/h",
+            "/var/db",
+        ] {
             assert_eq!(bad.parse::<Store>(), Err(BadStore), "{bad:?}");
         }
     }
@@ -119,9 +126,17 @@ mod tests {
             .parse()
             .expect("url");
         let shown = format!("{store:?} {}", store.redacted());
-        assert!(!shown.contains("s3cret") && !shown.contains("other"), "{shown}");
-        assert_eq!(store.redacted(), "postgres://xgate:***@db.example:5432/x?***");
-        let e = "postgres:/xgate:s3cret@h".parse::<Store>().expect_err("bad");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("other"),
+            "{shown}"
+        );
+        assert_eq!(
+            store.redacted(),
+            "postgres://xgate:***@db.example:5432/x?***"
+        );
+        let e = "postgres:/xgate:s3cret@h"
+            .parse::<Store>()
+            .expect_err("bad");
         assert!(!e.to_string().contains("s3cret"));
     }
 }

@@ -37,7 +37,6 @@ use crate::proof;
 use crate::store::{BodyWrite, Store, WriteBatch};
 use crate::tlog;
 use crate::turn::{Changes, Prepare, TurnStart};
-use crate::turn::{Changes, Prepare, TurnStart};
 
 /// Largest entry the log accepts: 65,535 bytes, the most a tlog-tiles
 /// entry bundle can frame (a big-endian u16 length).
