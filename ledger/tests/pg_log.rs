@@ -17,7 +17,7 @@ use xgate_ledger::sequencer::contract;
 use xgate_ledger::tlog::{Resource, Width};
 use xgate_ledger::turn::{Changes, TurnStart};
 use xgate_ledger::{
-    Error, Log, NoteSigner, OpenOptions, StoreRead, WriteBatch, verify_checkpoint,
+    Error, Log, NoteSigner, OpenOptions, Store, StoreRead, WriteBatch, verify_checkpoint,
     verify_consistency, verify_inclusion,
 };
 
@@ -527,6 +527,10 @@ fn a_turn_reports_the_keys_others_wrote_and_commits_nothing_when_asked_for_nothi
     batch.delete(b"Gy".to_vec());
     b.commit_writes(batch).expect("commit");
     b.append(b"by b").expect("append");
+    // Writes straight to the store are batches too, in the feed.
+    let mut batch = WriteBatch::new();
+    batch.put(b"Gw".to_vec(), b"2".to_vec());
+    Store::apply(b.store(), batch).expect("apply");
     let mut seen = None;
     a.turn(&mut |start: &TurnStart| {
         seen = Some(start.clone());
@@ -539,7 +543,14 @@ fn a_turn_reports_the_keys_others_wrote_and_commits_nothing_when_asked_for_nothi
         panic!("{:?}", seen.changes)
     };
     let keys: Vec<(Vec<u8>, bool)> = keys.into_iter().map(|c| (c.key, c.put)).collect();
-    assert_eq!(keys, vec![(b"Gx".to_vec(), true), (b"Gy".to_vec(), false)]);
+    assert_eq!(
+        keys,
+        vec![
+            (b"Gx".to_vec(), true),
+            (b"Gy".to_vec(), false),
+            (b"Gw".to_vec(), true)
+        ]
+    );
     // Reported once.
     let mut again = None;
     a.turn(&mut |start: &TurnStart| {

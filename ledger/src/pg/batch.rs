@@ -69,6 +69,8 @@ pub(super) struct Locked {
     pub edge: Option<BTreeMap<u8, Vec<u8>>>,
     /// When the lock was granted (its answer came back).
     pub at: Instant,
+    /// When its `BEGIN` was sent.
+    pub asked: Instant,
     /// Round trips so far.
     pub round_trips: u32,
 }
@@ -118,6 +120,7 @@ pub(super) async fn lock(pool: &Pool, want: Want) -> Result<Locked, Fail> {
     if edge_unless.is_some() {
         calls.push(Box::pin(client.query(&s[3], &edge)));
     }
+    let asked = Instant::now();
     let mut out = pipeline(calls).await.into_iter();
     round_trips += 1;
     let mut next = || out.next().unwrap_or_else(|| Ok(Vec::new()));
@@ -142,6 +145,7 @@ pub(super) async fn lock(pool: &Pool, want: Want) -> Result<Locked, Fail> {
         feed,
         edge,
         at,
+        asked,
         round_trips,
     })
 }
@@ -391,14 +395,15 @@ fn group_by_bundle<E>(first: u64, entries: &[E]) -> Vec<&[E]> {
 }
 
 /// Sends every write of `writes` and the `COMMIT` in one round trip.
-/// Returns when the commit is durable (the sessions commit with
+/// Returns when the commit is durable, with when it was sent and when it
+/// returned (the sessions commit with
 /// `synchronous_commit = on`).
 ///
 /// # Errors
 /// A write the database refused (then the transaction rolled back), or a
 /// failed or unanswered `COMMIT` (the outcome is then unknown to this
 /// process: the next lock reads the truth).
-pub(super) async fn commit(locked: Locked, writes: &Writes) -> Result<Instant, Fail> {
+pub(super) async fn commit(locked: Locked, writes: &Writes) -> Result<(Instant, Instant), Fail> {
     let client = locked.held.client()?;
     let s = prepare(client, &STATEMENTS).await?;
     let w = writes;
@@ -484,6 +489,7 @@ pub(super) async fn commit(locked: Locked, writes: &Writes) -> Result<Instant, F
     }
     calls.push(("commit", Box::pin(client.query(&s[14], &[]))));
     let (names, calls): (Vec<_>, Vec<_>) = calls.into_iter().unzip();
+    let sent = Instant::now();
     let results = pipeline(calls).await;
     // The first failure is the cause; those after it only report the
     // aborted transaction (and a COMMIT after one rolled back).
@@ -492,7 +498,7 @@ pub(super) async fn commit(locked: Locked, writes: &Writes) -> Result<Instant, F
     }
     let at = Instant::now();
     locked.held.release();
-    Ok(at)
+    Ok((sent, at))
 }
 
 /// Ends the transaction with no change and frees the lock.
