@@ -300,6 +300,16 @@ fn roots_and_proofs_match_an_independent_tree_across_tile_boundaries() {
             }
         }
     }
+    // Every full bundle and tile is one row: their chunks were merged.
+    let unmerged = db
+        .psql(
+            "SELECT (SELECT count(*) FROM (SELECT idx FROM xgate_bundles GROUP BY idx \
+               HAVING sum(entries) = 256 AND count(*) > 1) AS b) \
+             + (SELECT count(*) FROM (SELECT level, idx FROM xgate_tiles GROUP BY level, idx \
+               HAVING sum(octet_length(hashes)) = 8192 AND count(*) > 1) AS t)",
+        )
+        .expect("psql");
+    assert_eq!(unmerged.trim(), "0");
     // Past sizes, from the final tree.
     for at in [3u64, 256, 300, 65_536, 65_600] {
         assert_eq!(
@@ -578,4 +588,42 @@ fn a_turn_reports_the_keys_others_wrote_and_commits_nothing_when_asked_for_nothi
     assert_eq!(stats.entries, 1);
     assert!(stats.hold_total_us > 0 && stats.hold_max_us <= stats.hold_total_us);
     assert!(stats.bytes_sent > 0);
+}
+
+#[test]
+fn a_tree_that_does_not_match_its_size_is_refused_and_found_out() {
+    let server = xgate_tests::require_postgres!();
+    let db = server.database();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = open(db.url(), tmp.path());
+    log.append_batch(&entries(0, 600)).expect("append");
+    assert_eq!(log.verify().expect("verify").tiles, 2);
+
+    // A full tile altered behind the log's back: verify finds it.
+    db.psql(
+        "UPDATE xgate_tiles SET hashes = overlay(hashes placing '\\x00' from 100) \
+         WHERE level = 0 AND idx = 1",
+    )
+    .expect("tamper");
+    let err = open(db.url(), tmp.path()).verify().expect_err("tampered");
+    assert!(matches!(err, Error::Corrupt(_)), "{err}");
+    assert!(err.to_string().contains("tile 0/1"), "{err}");
+
+    // The partial bundle's last chunk gone: the next batch's check fails
+    // inside the database and nothing of the batch is committed.
+    db.psql("DELETE FROM xgate_bundles WHERE idx = 2")
+        .expect("tamper");
+    let mut batch = WriteBatch::new();
+    batch.put(b"Gnot".to_vec(), vec![1]);
+    let err = log
+        .append_batch_with(&entries(600, 601), |_| batch)
+        .expect_err("refused");
+    assert!(matches!(err, Error::Store(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("entry bundles do not match the tree size"),
+        "{err}"
+    );
+    assert_eq!(log.store().get(b"Gnot").expect("get"), None);
+    assert_eq!(log.size(), 600);
 }

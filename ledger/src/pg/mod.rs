@@ -265,9 +265,10 @@ impl PgLog {
     }
 
     /// What is known, refreshed first if it is more than a few
-    /// milliseconds old (a database that is away leaves it as it was).
+    /// milliseconds old, unless another reader is refreshing it (a
+    /// database that is away leaves it as it was).
     fn known(&self) -> Known {
-        if self.head.stale() {
+        if let Some(_refreshing) = self.head.due() {
             // Readers go on with what they know; the next call retries.
             let _ = self.refresh();
         }
