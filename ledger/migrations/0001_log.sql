@@ -1,7 +1,8 @@
 -- xgate ledger on PostgreSQL, schema version 1: one transparency log and
 -- its owner's small state, appended to by any number of processes.
 --
--- Every read is a point lookup (or a short key range of xgate_state). The
+-- Every read is a point lookup: one key, or the chunks of one bundle or
+-- tile (a short range of one index), or a short key range of xgate_state. The
 -- one row of xgate_tree is the log's lock: a writer takes it with
 -- SELECT ... FOR UPDATE and holds it for one batch, whose rows all commit
 -- in that one transaction.
@@ -29,22 +30,31 @@ CREATE TABLE xgate_tree (
     noted_at    timestamptz
 );
 
--- Entry bundles (C2SP tlog-tiles): entries idx*256 .. idx*256+entries, each
--- a big-endian uint16 length and its bytes. Grows until it holds 256.
+-- Entry bundles (C2SP tlog-tiles): entries idx*256 .. idx*256+256, each a
+-- big-endian uint16 length and its bytes. A bundle is written a chunk per
+-- batch (entries first .. first+entries of it), so a batch writes only
+-- its own entries, never the bundle again; the batch that fills a bundle
+-- merges its chunks into one row (first = 0, entries = 256). A bundle's
+-- bytes are its chunks in order.
 CREATE TABLE xgate_bundles (
-    idx     bigint PRIMARY KEY CHECK (idx >= 0),
-    entries smallint NOT NULL CHECK (entries BETWEEN 1 AND 256),
-    data    bytea NOT NULL
+    idx     bigint NOT NULL CHECK (idx >= 0),
+    first   smallint NOT NULL CHECK (first BETWEEN 0 AND 255),
+    entries smallint NOT NULL CHECK (entries BETWEEN 1 AND 256 AND first + entries <= 256),
+    data    bytea NOT NULL,
+    PRIMARY KEY (idx, first)
 );
 
 -- Tiles (C2SP tlog-tiles, height 8): the hashes of tree level 8*level,
--- nodes idx*256 .., 32 bytes each. Grows until it holds 256.
+-- nodes idx*256 .., 32 bytes each; written in chunks as bundles are (hashes
+-- first .. of the tile), merged into one row when the tile is full.
 CREATE TABLE xgate_tiles (
     level  smallint NOT NULL CHECK (level BETWEEN 0 AND 63),
     idx    bigint NOT NULL CHECK (idx >= 0),
+    first  smallint NOT NULL CHECK (first BETWEEN 0 AND 255),
     hashes bytea NOT NULL CHECK (octet_length(hashes) BETWEEN 32 AND 8192
-                                 AND octet_length(hashes) % 32 = 0),
-    PRIMARY KEY (level, idx)
+                                 AND octet_length(hashes) % 32 = 0
+                                 AND 32 * first + octet_length(hashes) <= 8192),
+    PRIMARY KEY (level, idx, first)
 );
 
 -- Every published checkpoint, by size.

@@ -151,7 +151,7 @@ impl PgLog {
             rows.iter()
                 .map(|row| {
                     let index: i64 = row.try_get(0).map_err(pg("read entry bundles"))?;
-                    let count: i16 = row.try_get(1).map_err(pg("read entry bundles"))?;
+                    let count: i64 = row.try_get(1).map_err(pg("read entry bundles"))?;
                     let data: Vec<u8> = row.try_get(2).map_err(pg("read entry bundles"))?;
                     let count = usize::try_from(count)
                         .map_err(|_| Fail::Log(corrupt("an entry bundle's count is negative")))?;

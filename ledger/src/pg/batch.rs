@@ -4,8 +4,11 @@
 //! batch with its `COMMIT` ([`commit`]: one more round trip), each write a
 //! handful of arrays unnested by one statement, whatever the batch's size.
 //!
-//! A write that does not find the rows where the lock said they are
-//! fails inside the database (`xgate_check`), which aborts the transaction
+//! A batch adds one chunk to each bundle and tile it grows (never rewriting
+//! what they held: a database rewrites a whole value it updates, and a
+//! partial bundle can be 16 MiB), and merges the chunks of those it fills.
+//! Bundles and tiles that do not hold what the lock's size says fail a
+//! check inside the database (`xgate_check`), which aborts the transaction
 //! and turns the pipelined `COMMIT` into a rollback: nothing half-done is
 //! ever committed. A connection lost at any point leaves the outcome to
 //! the server: the transaction commits whole or not at all.
@@ -69,12 +72,14 @@ pub(super) struct Locked {
     pub edge: Option<BTreeMap<u8, Vec<u8>>>,
     /// When the lock was granted (its answer came back).
     pub at: Instant,
+    /// When its `BEGIN` was sent.
+    pub asked: Instant,
     /// Round trips so far.
     pub round_trips: u32,
 }
 
 /// Every statement a batch may use, prepared together.
-const STATEMENTS: [&str; 16] = [
+const STATEMENTS: [&str; 20] = [
     sql::BEGIN,
     sql::LOCK,
     sql::FEED,
@@ -91,6 +96,10 @@ const STATEMENTS: [&str; 16] = [
     sql::NOTE,
     sql::COMMIT,
     sql::ROLLBACK,
+    sql::BUNDLES_CHECK,
+    sql::TILES_CHECK,
+    sql::BUNDLES_FULL,
+    sql::TILES_FULL,
 ];
 
 /// Begins a transaction and takes the log's lock, reading what `want`
@@ -118,6 +127,7 @@ pub(super) async fn lock(pool: &Pool, want: Want) -> Result<Locked, Fail> {
     if edge_unless.is_some() {
         calls.push(Box::pin(client.query(&s[3], &edge)));
     }
+    let asked = Instant::now();
     let mut out = pipeline(calls).await.into_iter();
     round_trips += 1;
     let mut next = || out.next().unwrap_or_else(|| Ok(Vec::new()));
@@ -142,6 +152,7 @@ pub(super) async fn lock(pool: &Pool, want: Want) -> Result<Locked, Fail> {
         feed,
         edge,
         at,
+        asked,
         round_trips,
     })
 }
@@ -202,10 +213,18 @@ pub(super) fn to_i64(v: u64) -> i64 {
 pub(super) struct Writes {
     from: (i64, i64),
     to: (i64, i64),
-    bundles_grown: (Vec<i64>, Vec<i16>, Vec<i16>, Vec<Vec<u8>>),
-    bundles_added: (Vec<i64>, Vec<i16>, Vec<Vec<u8>>),
-    tiles_grown: (Vec<i16>, Vec<i64>, Vec<i32>, Vec<Vec<u8>>),
-    tiles_added: (Vec<i16>, Vec<i64>, Vec<Vec<u8>>),
+    /// Each bundle's chunk: index, first entry in it, entries, bytes.
+    bundles: (Vec<i64>, Vec<i16>, Vec<i16>, Vec<Vec<u8>>),
+    /// Entries each bundle must hold before the batch.
+    bundles_before: (Vec<i64>, Vec<i32>),
+    /// Bundles the batch fills that already had chunks.
+    bundles_full: Vec<i64>,
+    /// Each tile's chunk: level, index, first hash in it, hashes.
+    tiles: (Vec<i16>, Vec<i64>, Vec<i16>, Vec<Vec<u8>>),
+    /// Hashes each tile must hold before the batch.
+    tiles_before: (Vec<i16>, Vec<i64>, Vec<i32>),
+    /// Tiles the batch fills that already had chunks.
+    tiles_full: (Vec<i16>, Vec<i64>),
     puts: (Vec<Vec<u8>>, Vec<Vec<u8>>),
     deletes: Vec<Vec<u8>>,
     bodies: (Vec<Vec<u8>>, Vec<bool>, Vec<Vec<u8>>),
@@ -309,29 +328,32 @@ impl Writes {
             }
             self.bytes += data.len() as u64;
             let count = chunk.len() as i16;
-            if before == 0 {
-                self.bundles_added.0.push(to_i64(index));
-                self.bundles_added.1.push(count);
-                self.bundles_added.2.push(data);
-            } else {
-                self.bundles_grown.0.push(to_i64(index));
-                self.bundles_grown.1.push(before);
-                self.bundles_grown.2.push(before + count);
-                self.bundles_grown.3.push(data);
+            self.bundles.0.push(to_i64(index));
+            self.bundles.1.push(before);
+            self.bundles.2.push(count);
+            self.bundles.3.push(data);
+            self.bundles_before.0.push(to_i64(index));
+            self.bundles_before.1.push(i32::from(before));
+            if before > 0 && (before + count) as u64 == WIDTH {
+                self.bundles_full.push(to_i64(index));
             }
             at += chunk.len() as u64;
         }
         for ((level, index), add) in tiles {
             self.bytes += add.hashes.len() as u64;
-            if add.before == 0 {
-                self.tiles_added.0.push(i16::from(*level));
-                self.tiles_added.1.push(to_i64(*index));
-                self.tiles_added.2.push(add.hashes.clone());
-            } else {
-                self.tiles_grown.0.push(i16::from(*level));
-                self.tiles_grown.1.push(to_i64(*index));
-                self.tiles_grown.2.push(i32::from(add.before));
-                self.tiles_grown.3.push(add.hashes.clone());
+            let (level, index) = (i16::from(*level), to_i64(*index));
+            let before = add.before as i16;
+            self.tiles.0.push(level);
+            self.tiles.1.push(index);
+            self.tiles.2.push(before);
+            self.tiles.3.push(add.hashes.clone());
+            self.tiles_before.0.push(level);
+            self.tiles_before.1.push(index);
+            self.tiles_before.2.push(i32::from(before));
+            let after = add.before as usize + add.hashes.len() / crate::hash::HASH_LEN;
+            if before > 0 && after as u64 == WIDTH {
+                self.tiles_full.0.push(level);
+                self.tiles_full.1.push(index);
             }
         }
         self.to.0 = to_i64(end);
@@ -391,35 +413,26 @@ fn group_by_bundle<E>(first: u64, entries: &[E]) -> Vec<&[E]> {
 }
 
 /// Sends every write of `writes` and the `COMMIT` in one round trip.
-/// Returns when the commit is durable (the sessions commit with
+/// Returns when the commit is durable, with when it was sent and when it
+/// returned (the sessions commit with
 /// `synchronous_commit = on`).
 ///
 /// # Errors
 /// A write the database refused (then the transaction rolled back), or a
 /// failed or unanswered `COMMIT` (the outcome is then unknown to this
 /// process: the next lock reads the truth).
-pub(super) async fn commit(locked: Locked, writes: &Writes) -> Result<Instant, Fail> {
+pub(super) async fn commit(locked: Locked, writes: &Writes) -> Result<(Instant, Instant), Fail> {
     let client = locked.held.client()?;
     let s = prepare(client, &STATEMENTS).await?;
     let w = writes;
-    let bundles: [&(dyn ToSql + Sync); 7] = [
-        &w.bundles_grown.0,
-        &w.bundles_grown.1,
-        &w.bundles_grown.2,
-        &w.bundles_grown.3,
-        &w.bundles_added.0,
-        &w.bundles_added.1,
-        &w.bundles_added.2,
-    ];
-    let tiles: [&(dyn ToSql + Sync); 7] = [
-        &w.tiles_grown.0,
-        &w.tiles_grown.1,
-        &w.tiles_grown.2,
-        &w.tiles_grown.3,
-        &w.tiles_added.0,
-        &w.tiles_added.1,
-        &w.tiles_added.2,
-    ];
+    let bundles_before: [&(dyn ToSql + Sync); 2] = [&w.bundles_before.0, &w.bundles_before.1];
+    let tiles_before: [&(dyn ToSql + Sync); 3] =
+        [&w.tiles_before.0, &w.tiles_before.1, &w.tiles_before.2];
+    let bundles: [&(dyn ToSql + Sync); 4] =
+        [&w.bundles.0, &w.bundles.1, &w.bundles.2, &w.bundles.3];
+    let tiles: [&(dyn ToSql + Sync); 4] = [&w.tiles.0, &w.tiles.1, &w.tiles.2, &w.tiles.3];
+    let bundles_full: [&(dyn ToSql + Sync); 1] = [&w.bundles_full];
+    let tiles_full: [&(dyn ToSql + Sync); 2] = [&w.tiles_full.0, &w.tiles_full.1];
     let noted = w.note.as_ref().map(|(size, _)| *size);
     let advance: [&(dyn ToSql + Sync); 7] = [
         &w.from.0,
@@ -445,11 +458,27 @@ pub(super) async fn commit(locked: Locked, writes: &Writes) -> Result<Instant, F
     let publish: [&(dyn ToSql + Sync); 2] = [note_size, note];
     let mut calls: Vec<(&'static str, Pending<'_, Rows>)> = Vec::new();
     if w.from.0 != w.to.0 {
+        // The checks first: a failed one aborts the transaction, and every
+        // statement after it (the COMMIT too) changes nothing.
+        calls.push((
+            "check entry bundles",
+            Box::pin(client.query(&s[16], &bundles_before)),
+        ));
+        calls.push(("check tiles", Box::pin(client.query(&s[17], &tiles_before))));
         calls.push((
             "write entry bundles",
             Box::pin(client.query(&s[4], &bundles)),
         ));
         calls.push(("write tiles", Box::pin(client.query(&s[5], &tiles))));
+        if !w.bundles_full.is_empty() {
+            calls.push((
+                "merge entry bundles",
+                Box::pin(client.query(&s[18], &bundles_full)),
+            ));
+        }
+        if !w.tiles_full.0.is_empty() {
+            calls.push(("merge tiles", Box::pin(client.query(&s[19], &tiles_full))));
+        }
     }
     if !w.puts.0.is_empty() {
         calls.push(("write state", Box::pin(client.query(&s[6], &put))));
@@ -484,6 +513,7 @@ pub(super) async fn commit(locked: Locked, writes: &Writes) -> Result<Instant, F
     }
     calls.push(("commit", Box::pin(client.query(&s[14], &[]))));
     let (names, calls): (Vec<_>, Vec<_>) = calls.into_iter().unzip();
+    let sent = Instant::now();
     let results = pipeline(calls).await;
     // The first failure is the cause; those after it only report the
     // aborted transaction (and a COMMIT after one rolled back).
@@ -492,7 +522,7 @@ pub(super) async fn commit(locked: Locked, writes: &Writes) -> Result<Instant, F
     }
     let at = Instant::now();
     locked.held.release();
-    Ok(at)
+    Ok((sent, at))
 }
 
 /// Ends the transaction with no change and frees the lock.

@@ -168,14 +168,24 @@ impl Db {
         }))
     }
 
-    /// Runs `future` on the database runtime and waits for it.
+    /// Runs `future` on the database runtime and waits for it, at most
+    /// [`CALL_LIMIT`].
     pub(super) fn run<T, F>(&self, future: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, Fail>> + Send + 'static,
     {
+        self.run_within(CALL_LIMIT, future)
+    }
+
+    /// [`Db::run`], for a call allowed to take up to `limit`.
+    pub(super) fn run_within<T, F>(&self, limit: Duration, future: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, Fail>> + Send + 'static,
+    {
         self.bridge
-            .run(CALL_LIMIT, async move { future.await.map_err(Error::from) })
+            .run(limit, async move { future.await.map_err(Error::from) })
     }
 
     /// Runs a read (`make` builds it from a pooled connection), once more

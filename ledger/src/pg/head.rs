@@ -3,6 +3,7 @@
 //! process's own batches. Sizes only grow here: a read that raced with a
 //! commit of this process never takes the size back.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,18 @@ pub(super) struct HeadRow {
 /// The state and when it was read.
 pub(super) struct Head {
     state: Mutex<(Known, Option<Instant>)>,
+    /// A reader is refreshing the state: the others use what is known
+    /// rather than all asking the database at once.
+    refreshing: AtomicBool,
+}
+
+/// The right to refresh the state, until dropped.
+pub(super) struct Refreshing<'a>(&'a AtomicBool);
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Head {
@@ -45,6 +58,7 @@ impl Head {
     pub(super) fn new() -> Head {
         Head {
             state: Mutex::new((Known::default(), None)),
+            refreshing: AtomicBool::new(false),
         }
     }
 
@@ -58,9 +72,16 @@ impl Head {
         self.lock().0.clone()
     }
 
-    /// Whether the state is older than [`FRESH`] (or never read).
-    pub(super) fn stale(&self) -> bool {
-        self.lock().1.is_none_or(|at| at.elapsed() >= FRESH)
+    /// The right to refresh the state, if it is older than [`FRESH`] (or
+    /// was never read) and no other reader is refreshing it.
+    pub(super) fn due(&self) -> Option<Refreshing<'_>> {
+        let stale = self.lock().1.is_none_or(|at| at.elapsed() >= FRESH);
+        let free = stale
+            && self
+                .refreshing
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        free.then_some(Refreshing(&self.refreshing))
     }
 
     /// The sizes of the checkpoints known, for [`HeadRow`]'s query.

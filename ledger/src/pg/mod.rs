@@ -127,31 +127,33 @@ impl PgLog {
         let dir = DataDir::create(data_dir, options)?;
         let db = Db::connect(url)?;
         schema::migrate_on(&db)?;
+        let existing = whose(&db)?;
         let signer = if dir.has_key() {
             dir.read_key(options)?
         } else {
-            if let Some((_, vkey, _)) = whose(&db)? {
-                return Err(dir.not_a_log(&format!(
-                    "there is no checkpoint.key, but the database holds log {}: start \
-                     replicas with a copy of the first one's data directory",
-                    label_of(&vkey)
-                )));
-            }
-            let signer = match options.given_signer()? {
-                Some(given) => given,
-                None => NoteSigner::generate(options.origin.as_deref().unwrap_or(DEFAULT_ORIGIN))?,
+            let signer = match (options.given_signer()?, &existing) {
+                (Some(given), _) => given,
+                (None, Some((_, vkey, _))) => {
+                    return Err(dir.not_a_log(&format!(
+                        "there is no checkpoint.key, but the database holds log {}: start \
+                         replicas with a copy of the first one's data directory",
+                        label_of(vkey)
+                    )));
+                }
+                (None, None) => {
+                    NoteSigner::generate(options.origin.as_deref().unwrap_or(DEFAULT_ORIGIN))?
+                }
             };
+            // A key that cannot be the database's log's is not kept.
+            if let Some((_, vkey, _)) = &existing {
+                check_vkey(vkey, &signer.verifier())?;
+            }
             dir.write_key(&signer.to_private_key())?;
             signer
         };
         let verifier = signer.verifier();
         let (origin, vkey, seq) = claim(&db, signer.name(), &verifier.to_string())?;
-        if vkey != verifier.to_string() {
-            return Err(Error::KeyMismatch {
-                existing: label_of(&vkey),
-                given: key_label(&verifier),
-            });
-        }
+        check_vkey(&vkey, &verifier)?;
         if origin != signer.name() {
             return Err(Error::OriginMismatch {
                 existing: origin,
@@ -263,9 +265,10 @@ impl PgLog {
     }
 
     /// What is known, refreshed first if it is more than a few
-    /// milliseconds old (a database that is away leaves it as it was).
+    /// milliseconds old, unless another reader is refreshing it (a
+    /// database that is away leaves it as it was).
     fn known(&self) -> Known {
-        if self.head.stale() {
+        if let Some(_refreshing) = self.head.due() {
             // Readers go on with what they know; the next call retries.
             let _ = self.refresh();
         }
@@ -397,6 +400,18 @@ fn claim(db: &Arc<Db>, origin: &str, vkey: &str) -> Result<(String, String, u64)
         }
     })?;
     whose(db)?.ok_or_else(|| Error::Corrupt("the log's tree state is gone".into()))
+}
+
+/// [`Error::KeyMismatch`] unless the stored verifier key `vkey` is
+/// `verifier`.
+fn check_vkey(vkey: &str, verifier: &NoteVerifier) -> Result<(), Error> {
+    if vkey == verifier.to_string() {
+        return Ok(());
+    }
+    Err(Error::KeyMismatch {
+        existing: label_of(vkey),
+        given: key_label(verifier),
+    })
 }
 
 /// A stored verifier key's label (`<name>+<id>`), never its material.

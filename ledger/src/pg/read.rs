@@ -212,8 +212,11 @@ impl PgLog {
                 .query_opt(&s[0], &[&level, &index])
                 .await
                 .map_err(pg("read a tile"))?;
-            row.map(|r| r.try_get(0).map_err(pg("read a tile")))
-                .transpose()
+            // An aggregate: one row, null when the tile has no chunk.
+            let hashes: Option<Option<Vec<u8>>> = row
+                .map(|r| r.try_get(0).map_err(pg("read a tile")))
+                .transpose()?;
+            Ok(hashes.flatten())
         })
     }
 
@@ -226,15 +229,19 @@ impl PgLog {
                 .query_opt(&s[0], &[&index])
                 .await
                 .map_err(pg("read an entry bundle"))?;
-            row.map(|r| {
-                let count: i16 = r.try_get(0).map_err(pg("read an entry bundle"))?;
-                let data: Vec<u8> = r.try_get(1).map_err(pg("read an entry bundle"))?;
-                let count = usize::try_from(count).map_err(|_| {
-                    Fail::Log(Error::Corrupt("an entry bundle's count is negative".into()))
-                })?;
-                Ok((count, data))
-            })
-            .transpose()
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            // An aggregate: nulls when the bundle has no chunk.
+            let count: Option<i64> = row.try_get(0).map_err(pg("read an entry bundle"))?;
+            let data: Option<Vec<u8>> = row.try_get(1).map_err(pg("read an entry bundle"))?;
+            let (Some(count), Some(data)) = (count, data) else {
+                return Ok(None);
+            };
+            let count = usize::try_from(count).map_err(|_| {
+                Fail::Log(Error::Corrupt("an entry bundle's count is negative".into()))
+            })?;
+            Ok(Some((count, data)))
         })
     }
 

@@ -8,6 +8,7 @@
 //! applied, and migrating an up-to-date database changes nothing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::db::{Db, Fail, Held, get, pg};
 use crate::error::Error;
@@ -25,6 +26,10 @@ const MIGRATIONS: &[Migration] = &[Migration {
     name: "0001_log",
     sql: include_str!("../../migrations/0001_log.sql"),
 }];
+
+/// How long migrating may take: a migration may rewrite a large table,
+/// and a replica starting meanwhile waits for it.
+const MIGRATE_LIMIT: Duration = Duration::from_secs(600);
 
 /// The advisory lock key migrations serialise on ("xgate" and 23).
 const LOCK_KEY: i64 = 0x7867_6174_6500_0017;
@@ -65,12 +70,16 @@ pub fn migrate(url: &str) -> Result<MigrateReport, Error> {
 /// [`migrate`] on an open pool.
 pub(super) fn migrate_on(db: &Arc<Db>) -> Result<MigrateReport, Error> {
     let pool = db.pool();
-    db.run(async move {
+    db.run_within(MIGRATE_LIMIT, async move {
         let mut applied = Vec::new();
         for m in MIGRATIONS {
             let held = Held::new(get(&pool).await?);
             let client = held.client()?;
-            client.batch_execute("BEGIN").await.map_err(pg("migrate"))?;
+            // The sessions' statement timeout is for the log's batches.
+            client
+                .batch_execute("BEGIN; SET LOCAL statement_timeout = 0")
+                .await
+                .map_err(pg("migrate"))?;
             client
                 .execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
                 .await

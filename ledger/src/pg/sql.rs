@@ -39,48 +39,62 @@ pub(super) const FEED: &str = "SELECT seq, keys, puts FROM ( \
 /// The stored rows of the unfinished tiles of the tree, unless its size is
 /// `$1` (the writer's edge is then current): sent with the lock, so it
 /// costs nothing when the writer's edge is up to date.
-pub(super) const EDGE: &str = "SELECT e.level::smallint, t.hashes \
+pub(super) const EDGE: &str = "SELECT e.level::smallint, string_agg(t.hashes, ''::bytea ORDER BY t.first) \
      FROM xgate_tree AS s \
      CROSS JOIN generate_series(0, 6) AS e(level) \
      JOIN xgate_tiles AS t ON t.level = e.level AND t.idx = s.size >> (8 * e.level + 8) \
-     WHERE s.size <> $1::bigint AND (s.size >> (8 * e.level)) % 256 <> 0";
+     WHERE s.size <> $1::bigint AND (s.size >> (8 * e.level)) % 256 <> 0 \
+     GROUP BY e.level";
 
-/// Appends entries to bundles that hold `before` of them
-/// (`$1`..`$4`) and creates new bundles (`$5`..`$7`), failing unless every
-/// one matched.
-pub(super) const BUNDLES: &str = "WITH grown AS ( \
-       UPDATE xgate_bundles AS b SET data = b.data || a.data, entries = a.entries \
-       FROM unnest($1::bigint[], $2::smallint[], $3::smallint[], $4::bytea[]) \
-         AS a(idx, before, entries, data) \
-       WHERE b.idx = a.idx AND b.entries = a.before \
-       RETURNING 1 \
-     ), added AS ( \
-       INSERT INTO xgate_bundles (idx, entries, data) \
-       SELECT * FROM unnest($5::bigint[], $6::smallint[], $7::bytea[]) \
-       RETURNING 1 \
-     ) \
-     SELECT xgate_check( \
-       (SELECT count(*) FROM grown) = cardinality($1::bigint[]) \
-       AND (SELECT count(*) FROM added) = cardinality($5::bigint[]), \
-       'entry bundles do not match the tree size')";
+/// Fails unless the bundles `$1` hold `$2` entries each (in all their
+/// chunks) before a batch adds to them.
+pub(super) const BUNDLES_CHECK: &str = "SELECT xgate_check(coalesce(bool_and(c.have = c.want), true), \
+       'entry bundles do not match the tree size') \
+     FROM (SELECT a.want, \
+             coalesce((SELECT sum(b.entries) FROM xgate_bundles AS b WHERE b.idx = a.idx), 0) AS have \
+           FROM unnest($1::bigint[], $2::integer[]) AS a(idx, want)) AS c";
 
-/// Appends hashes to tiles that hold `before` of them (`$1`..`$4`) and
-/// creates new tiles (`$5`..`$7`), failing unless every one matched.
-pub(super) const TILES: &str = "WITH grown AS ( \
-       UPDATE xgate_tiles AS t SET hashes = t.hashes || a.hashes \
-       FROM unnest($1::smallint[], $2::bigint[], $3::integer[], $4::bytea[]) \
-         AS a(level, idx, before, hashes) \
-       WHERE t.level = a.level AND t.idx = a.idx AND octet_length(t.hashes) = 32 * a.before \
-       RETURNING 1 \
-     ), added AS ( \
-       INSERT INTO xgate_tiles (level, idx, hashes) \
-       SELECT * FROM unnest($5::smallint[], $6::bigint[], $7::bytea[]) \
-       RETURNING 1 \
+/// A batch's chunk of each bundle it adds to.
+pub(super) const BUNDLES: &str = "INSERT INTO xgate_bundles (idx, first, entries, data) \
+     SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::smallint[], $4::bytea[])";
+
+/// Merges the chunks of the bundles `$1`, now full, into one row each.
+pub(super) const BUNDLES_FULL: &str = "WITH rest AS ( \
+       DELETE FROM xgate_bundles WHERE idx = ANY($1::bigint[]) AND first > 0 \
+       RETURNING idx, first, entries, data \
      ) \
-     SELECT xgate_check( \
-       (SELECT count(*) FROM grown) = cardinality($1::smallint[]) \
-       AND (SELECT count(*) FROM added) = cardinality($5::smallint[]), \
-       'tiles do not match the tree size')";
+     UPDATE xgate_bundles AS b \
+     SET entries = b.entries + (SELECT sum(r.entries) FROM rest AS r WHERE r.idx = b.idx), \
+         data = b.data || (SELECT string_agg(r.data, ''::bytea ORDER BY r.first) \
+                           FROM rest AS r WHERE r.idx = b.idx) \
+     WHERE b.idx = ANY($1::bigint[]) AND b.first = 0";
+
+/// Fails unless the tiles (`$1`, `$2`) hold `$3` hashes each (in all
+/// their chunks) before a batch adds to them.
+pub(super) const TILES_CHECK: &str = "SELECT xgate_check(coalesce(bool_and(c.have = 32 * c.want), true), \
+       'tiles do not match the tree size') \
+     FROM (SELECT a.want, \
+             coalesce((SELECT sum(octet_length(t.hashes)) FROM xgate_tiles AS t \
+                       WHERE t.level = a.level AND t.idx = a.idx), 0) AS have \
+           FROM unnest($1::smallint[], $2::bigint[], $3::integer[]) AS a(level, idx, want)) AS c";
+
+/// A batch's chunk of each tile it adds to.
+pub(super) const TILES: &str = "INSERT INTO xgate_tiles (level, idx, first, hashes) \
+     SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::smallint[], $4::bytea[])";
+
+/// Merges the chunks of the tiles (`$1`, `$2`), now full, into one row each.
+pub(super) const TILES_FULL: &str = "WITH full_tiles AS ( \
+       SELECT * FROM unnest($1::smallint[], $2::bigint[]) AS f(level, idx) \
+     ), rest AS ( \
+       DELETE FROM xgate_tiles AS t USING full_tiles AS f \
+       WHERE t.level = f.level AND t.idx = f.idx AND t.first > 0 \
+       RETURNING t.level, t.idx, t.first, t.hashes \
+     ) \
+     UPDATE xgate_tiles AS t \
+     SET hashes = t.hashes || (SELECT string_agg(r.hashes, ''::bytea ORDER BY r.first) \
+                               FROM rest AS r WHERE r.level = t.level AND r.idx = t.idx) \
+     FROM full_tiles AS f \
+     WHERE t.level = f.level AND t.idx = f.idx AND t.first = 0";
 
 /// Sets keys of the small state.
 pub(super) const STATE_PUT: &str = "INSERT INTO xgate_state (key, value) \
@@ -134,21 +148,23 @@ pub(super) const NOTES: &str = "SELECT size, note FROM xgate_checkpoints ORDER B
 pub(super) const SERVE: &str = "UPDATE xgate_tree SET served_note = $1::text, served_size = $2::bigint \
      WHERE coalesce(served_size, 0) <= $2::bigint";
 
-/// Stored tile rows by (level, index).
-pub(super) const TILES_AT: &str = "SELECT t.level, t.idx, t.hashes \
+/// Stored tiles by (level, index): all their chunks, in order.
+pub(super) const TILES_AT: &str = "SELECT t.level, t.idx, string_agg(t.hashes, ''::bytea ORDER BY t.first) \
      FROM unnest($1::smallint[], $2::bigint[]) AS k(level, idx) \
-     JOIN xgate_tiles AS t ON t.level = k.level AND t.idx = k.idx";
+     JOIN xgate_tiles AS t ON t.level = k.level AND t.idx = k.idx \
+     GROUP BY t.level, t.idx";
 
-/// The stored row of one tile.
-pub(super) const TILE: &str =
-    "SELECT hashes FROM xgate_tiles WHERE level = $1::smallint AND idx = $2::bigint";
+/// The stored hashes of one tile (null if it has none).
+pub(super) const TILE: &str = "SELECT string_agg(hashes, ''::bytea ORDER BY first) \
+     FROM xgate_tiles WHERE level = $1::smallint AND idx = $2::bigint";
 
-/// One entry bundle.
-pub(super) const BUNDLE: &str = "SELECT entries, data FROM xgate_bundles WHERE idx = $1::bigint";
+/// One entry bundle: its entries and bytes (nulls if it has none).
+pub(super) const BUNDLE: &str = "SELECT sum(entries), string_agg(data, ''::bytea ORDER BY first) \
+     FROM xgate_bundles WHERE idx = $1::bigint";
 
-/// Bundles with indices in [`$1`, `$2`).
-pub(super) const BUNDLE_RANGE: &str = "SELECT idx, entries, data FROM xgate_bundles \
-     WHERE idx >= $1::bigint AND idx < $2::bigint ORDER BY idx";
+/// Bundles with indices in [`$1`, `$2`): index, entries, bytes.
+pub(super) const BUNDLE_RANGE: &str = "SELECT idx, sum(entries), string_agg(data, ''::bytea ORDER BY first) \
+     FROM xgate_bundles WHERE idx >= $1::bigint AND idx < $2::bigint GROUP BY idx ORDER BY idx";
 
 /// One key of the small state.
 pub(super) const STATE_GET: &str = "SELECT value FROM xgate_state WHERE key = $1::bytea";

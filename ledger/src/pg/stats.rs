@@ -18,6 +18,12 @@ pub struct PgStats {
     pub hold_total_us: u64,
     /// The longest hold, in microseconds.
     pub hold_max_us: u64,
+    /// Of the hold time, the round trip that sends the writes and the
+    /// `COMMIT` and waits for it to be durable: the database's share.
+    pub commit_total_us: u64,
+    /// Time from a batch's `BEGIN` being sent to its lock being granted:
+    /// one round trip, plus the wait behind other writers' batches.
+    pub wait_total_us: u64,
     /// Round trips to the database, of batches (committed or not).
     pub round_trips: u64,
     /// Bytes of data sent by committed batches (their parameters, roughly).
@@ -38,15 +44,20 @@ pub(super) struct Counters {
     entries: AtomicU64,
     hold_total_us: AtomicU64,
     hold_max_us: AtomicU64,
+    commit_total_us: AtomicU64,
+    wait_total_us: AtomicU64,
     round_trips: AtomicU64,
     bytes_sent: AtomicU64,
 }
 
 impl Counters {
-    /// Counts a committed batch.
-    pub(super) fn committed(&self, entries: u64, hold: Duration, bytes: u64) {
-        let hold = u64::try_from(hold.as_micros()).unwrap_or(u64::MAX);
+    /// Counts a committed batch: the lock held for `hold`, of which the
+    /// commit's round trip took `commit`, after a wait of `wait`.
+    pub(super) fn committed(&self, entries: u64, times: [Duration; 3], bytes: u64) {
+        let [wait, hold, commit] = times.map(micros);
         self.batches.fetch_add(1, Ordering::Relaxed);
+        self.wait_total_us.fetch_add(wait, Ordering::Relaxed);
+        self.commit_total_us.fetch_add(commit, Ordering::Relaxed);
         self.entries.fetch_add(entries, Ordering::Relaxed);
         self.hold_total_us.fetch_add(hold, Ordering::Relaxed);
         self.hold_max_us.fetch_max(hold, Ordering::Relaxed);
@@ -65,8 +76,14 @@ impl Counters {
             entries: self.entries.load(Ordering::Relaxed),
             hold_total_us: self.hold_total_us.load(Ordering::Relaxed),
             hold_max_us: self.hold_max_us.load(Ordering::Relaxed),
+            commit_total_us: self.commit_total_us.load(Ordering::Relaxed),
+            wait_total_us: self.wait_total_us.load(Ordering::Relaxed),
             round_trips: self.round_trips.load(Ordering::Relaxed),
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
         }
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

@@ -289,14 +289,18 @@ impl PgLog {
     /// Sends `writes` and the `COMMIT`, counting what it cost.
     fn send(&self, begun: Begun, writes: Writes, entries: u64) -> Result<(), Error> {
         let bytes = writes.bytes();
-        let locked_at = begun.locked.at;
+        let (asked, locked_at) = (begun.locked.asked, begun.locked.at);
         let result = self
             .db
             .run(async move { batch::commit(begun.locked, &writes).await });
         self.stats.round_trips(1);
-        let committed_at = result?;
-        self.stats
-            .committed(entries, committed_at.duration_since(locked_at), bytes);
+        let (sent, committed_at) = result?;
+        let times = [
+            locked_at.duration_since(asked),
+            committed_at.duration_since(locked_at),
+            committed_at.duration_since(sent),
+        ];
+        self.stats.committed(entries, times, bytes);
         Ok(())
     }
 
