@@ -236,6 +236,11 @@ impl Gateway {
                 command.args([flag, "127.0.0.1:0"]);
             }
         }
+        // A PostgreSQL suite's gateways keep their log in a database of
+        // their own; a test's own XGATE_STORE still wins.
+        if let Some(url) = postgres::suite_store(data) {
+            command.env("XGATE_STORE", url);
+        }
         let mut child = command
             .args(args)
             .envs(env.iter().copied())

@@ -37,6 +37,7 @@
 //! println!("connect to {}", db.url());
 //! ```
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
@@ -218,6 +219,39 @@ pub fn or_skip<T>(result: Result<T, Unavailable>) -> Option<T> {
         Err(e) if required => panic!("{REQUIRE_VAR}=1: {e}"),
         Err(e) => panic!("{e}"),
     }
+}
+
+/// The prefix of a test binary whose gateways keep their log and state in
+/// PostgreSQL: `gateway/tests/pg_suite.rs` runs the contract suite's files
+/// again that way, so both backends pass the same tests in one
+/// `cargo test --workspace`.
+pub const SUITE_PREFIX: &str = "pg_";
+
+/// The `XGATE_STORE` for a gateway on data directory `data`, if this test
+/// binary is a PostgreSQL suite ([`SUITE_PREFIX`]): a fresh database of the
+/// shared server the first time `data` is seen, the same one after (a
+/// gateway restarted on its data directory finds its log again). `None`
+/// for every other test binary, and (after [`SKIP_LINE`]) where
+/// PostgreSQL is not installed.
+///
+/// # Panics
+/// As [`postgres_or_skip`].
+pub fn suite_store(data: &Path) -> Option<String> {
+    static DATABASES: LazyLock<Mutex<HashMap<PathBuf, TestDatabase>>> =
+        LazyLock::new(Default::default);
+    let exe = std::env::current_exe().ok()?;
+    let name = exe.file_name()?.to_str()?;
+    if !name.starts_with(SUITE_PREFIX) {
+        return None;
+    }
+    let server = postgres_or_skip()?;
+    let mut databases = DATABASES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let database = databases
+        .entry(data.to_path_buf())
+        .or_insert_with(|| server.database());
+    Some(database.url().to_owned())
 }
 
 /// The shared server ([`postgres_or_skip`]), or with an argument the server

@@ -17,6 +17,7 @@ pub mod asset;
 pub mod audit;
 pub mod bench;
 pub mod certs;
+pub mod db;
 pub mod demo;
 pub mod error;
 pub mod log;
@@ -67,6 +68,13 @@ pub enum Command {
     },
     /// Run the gateway.
     Serve(serve::ServeArgs),
+    /// Create or upgrade the PostgreSQL schema gateway replicas share.
+    #[command(arg_required_else_help = false)]
+    Db {
+        /// What to do with the database.
+        #[command(subcommand)]
+        command: db::DbCommand,
+    },
     /// Sign a JSON body into an envelope, submit it and print the receipt.
     Send(agency::SendArgs),
     /// Print (and with --ack acknowledge) an agency's undelivered envelopes.
@@ -129,6 +137,7 @@ impl Cli {
             Command::Log { command } => command.run(stdin, stdout),
             Command::Certs { command } => command.run(stdout),
             Command::Serve(args) => args.run(stdout),
+            Command::Db { command } => command.run(stdout),
             Command::Send(args) => args.run(stdout),
             Command::Inbox(args) => args.run(stdout),
             Command::Outbox(args) => args.run(stdout),

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use xgate_ledger::pg::PgLog;
 use xgate_ledger::{Ledger, Log, NoteSigner, NoteVerifier, OpenOptions};
+use xgate_server::store_setting::Store;
 
 use super::error::Error;
 use xgate_server::config::{Config, default_federation_quorum};
@@ -56,6 +58,10 @@ pub struct ServeArgs {
     /// with sample agencies if missing).
     #[arg(long, value_name = "DIR")]
     pub pki: Option<PathBuf>,
+    /// Where the log and state are kept: `embedded` (the data directory)
+    /// or a `postgres://` URL that several gateway processes may share.
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<Store>,
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -82,6 +88,9 @@ impl ServeArgs {
         }
         if let Some(p) = self.pki {
             config.pki = Some(p);
+        }
+        if let Some(store) = self.store {
+            config.store = store;
         }
         if let Some(l) = self.listen {
             config.listen = l;
@@ -281,7 +290,12 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         witnessed: witnessing.gates(),
         ..OpenOptions::default()
     };
-    let log: Arc<dyn Ledger> = Arc::new(Log::create_or_open(&config.data_dir, &options)?);
+    let log: Arc<dyn Ledger> = match &config.store {
+        Store::Embedded => Arc::new(Log::create_or_open(&config.data_dir, &options)?),
+        // Every part but the log's key lives in the database, which other
+        // replicas share; the data directory holds the key.
+        Store::Postgres(url) => Arc::new(PgLog::open(url, &config.data_dir, &options)?),
+    };
     if let Some(gateway) = local {
         // Checked before opening too; this covers a log another process
         // created in between.
