@@ -16,7 +16,7 @@ use crate::log::read::DiskUsage;
 use crate::proof::{ConsistencyProof, InclusionProof};
 use crate::store::{Store, StoreRead, WriteBatch};
 use crate::tlog;
-use crate::turn::Prepare;
+use crate::turn::{Prepare, TurnStats};
 
 /// A transparency log with its owner's small state, as the gateway uses it.
 ///
@@ -80,6 +80,8 @@ pub trait Ledger: Send + Sync {
     fn publish_cosigned(&self, note: &str) -> Result<u64, Error>;
     /// Recomputes the whole log and checks every stored hash.
     fn verify(&self) -> Result<VerifyReport, Error>;
+    /// What this process's turns have cost the backend so far.
+    fn turn_stats(&self) -> TurnStats;
 }
 
 impl<S: Store> Ledger for Log<S> {
@@ -161,5 +163,9 @@ impl<S: Store> Ledger for Log<S> {
     }
     fn verify(&self) -> Result<VerifyReport, Error> {
         Log::verify(self)
+    }
+    fn turn_stats(&self) -> TurnStats {
+        // One writer, no lock to wait for or hold across processes.
+        TurnStats::default()
     }
 }

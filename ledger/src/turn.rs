@@ -44,3 +44,37 @@ pub struct TurnStart {
 /// What a writer commits on its turn, decided from where the log stands:
 /// the entries to append, in order, and the writes that commit with them.
 pub type Prepare<'a> = dyn FnMut(&TurnStart) -> (Vec<Vec<u8>>, WriteBatch) + 'a;
+
+/// What this process's turns cost, since the log was opened
+/// ([`crate::Ledger::turn_stats`]): for a log in PostgreSQL (issue 23),
+/// the lock hold time per batch, round trips and bytes; a log on one
+/// machine, whose writer never waits for another process, reports zeros.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TurnStats {
+    /// Batches committed.
+    pub batches: u64,
+    /// Entries appended by them.
+    pub entries: u64,
+    /// Total time the log's lock was held, from the lock being granted to
+    /// the `COMMIT` returning, in microseconds.
+    pub hold_total_us: u64,
+    /// The longest hold, in microseconds.
+    pub hold_max_us: u64,
+    /// Of the hold time, the round trip that sends the writes and the
+    /// `COMMIT` and waits for it to be durable: the database's share.
+    pub commit_total_us: u64,
+    /// Time from a batch's `BEGIN` being sent to its lock being granted:
+    /// one round trip, plus the wait behind other writers' batches.
+    pub wait_total_us: u64,
+    /// Round trips to the database, of batches (committed or not).
+    pub round_trips: u64,
+    /// Bytes of data sent by committed batches (their parameters, roughly).
+    pub bytes_sent: u64,
+}
+
+impl TurnStats {
+    /// The mean lock hold time per batch, in microseconds.
+    pub fn mean_hold_us(&self) -> u64 {
+        self.hold_total_us.checked_div(self.batches).unwrap_or(0)
+    }
+}

@@ -63,7 +63,17 @@ impl Xgate {
     /// # Panics
     /// If the binary cannot be started: nothing a test could go on from.
     pub fn run<A: AsRef<OsStr>>(&self, args: &[A], stdin: &[u8]) -> Run {
-        let mut child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        // In a PostgreSQL suite, a command on a gateway's data directory
+        // reads the log where that gateway keeps it.
+        let data_dir = args
+            .windows(2)
+            .find(|w| w[0].as_ref() == "--data-dir")
+            .map(|w| Path::new(w[1].as_ref()));
+        if let Some(url) = data_dir.and_then(postgres::known_suite_store) {
+            command.env("XGATE_STORE", url);
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

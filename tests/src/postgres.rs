@@ -237,21 +237,48 @@ pub const SUITE_PREFIX: &str = "pg_";
 /// # Panics
 /// As [`postgres_or_skip`].
 pub fn suite_store(data: &Path) -> Option<String> {
-    static DATABASES: LazyLock<Mutex<HashMap<PathBuf, TestDatabase>>> =
-        LazyLock::new(Default::default);
-    let exe = std::env::current_exe().ok()?;
-    let name = exe.file_name()?.to_str()?;
-    if !name.starts_with(SUITE_PREFIX) {
+    if !in_suite() {
         return None;
     }
     let server = postgres_or_skip()?;
-    let mut databases = DATABASES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut databases = suite_databases();
     let database = databases
         .entry(data.to_path_buf())
         .or_insert_with(|| server.database());
     Some(database.url().to_owned())
+}
+
+/// The `XGATE_STORE` [`suite_store`] gave the gateway on `data`, if it
+/// gave one: what an offline command run on that data directory needs
+/// (`xgate log ... --data-dir DATA`, [`crate::Xgate::run`]).
+pub fn known_suite_store(data: &Path) -> Option<String> {
+    if !in_suite() {
+        return None;
+    }
+    suite_databases()
+        .get(data)
+        .map(|database| database.url().to_owned())
+}
+
+/// Whether this test binary is a PostgreSQL suite ([`SUITE_PREFIX`]).
+fn in_suite() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.file_name()?
+                .to_str()
+                .map(|n| n.starts_with(SUITE_PREFIX))
+        })
+        .unwrap_or(false)
+}
+
+/// The suite's database of each data directory; never dropped: they go
+/// with the throwaway cluster when the process ends (on a server named by
+/// `XGATE_TEST_POSTGRES` they stay until it is cleaned).
+fn suite_databases() -> std::sync::MutexGuard<'static, HashMap<PathBuf, TestDatabase>> {
+    static DATABASES: LazyLock<Mutex<HashMap<PathBuf, TestDatabase>>> =
+        LazyLock::new(Default::default);
+    DATABASES.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The shared server ([`postgres_or_skip`]), or with an argument the server

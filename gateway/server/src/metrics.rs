@@ -16,6 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use xgate_ledger::turn::TurnStats;
 
 /// Labels of a submitted envelope.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -84,6 +85,7 @@ pub struct Metrics {
     public: PublicMetrics,
     forwards: ForwardMetrics,
     signatures: SignatureMetrics,
+    store: StoreMetrics,
 }
 
 /// The batches EdDSA envelope signatures are checked in
@@ -105,6 +107,23 @@ impl SignatureMetrics {
             self.batches_failed.inc();
         }
     }
+}
+
+/// What the log's turns cost its backend (a PostgreSQL log's lock, round
+/// trips and bytes), from [`xgate_ledger::Ledger::turn_stats`]: counters
+/// brought up to the ledger's own totals at each scrape.
+#[derive(Debug, Default)]
+struct StoreMetrics {
+    batches: Counter,
+    entries: Counter,
+    lock_wait_us: Counter,
+    lock_hold_us: Counter,
+    commit_us: Counter,
+    round_trips: Counter,
+    bytes_sent: Counter,
+    lock_hold_max_us: Gauge<i64, AtomicI64>,
+    /// The totals counted so far.
+    seen: std::sync::Mutex<TurnStats>,
 }
 
 /// The CRL's health: what is in force, and refusals of what was offered.
@@ -378,6 +397,53 @@ impl Metrics {
              checked alone",
             signatures.batches_failed.clone(),
         );
+        let store = StoreMetrics::default();
+        for (name, help, counter) in [
+            (
+                "store_batches",
+                "Batches this process committed to a shared (PostgreSQL) log",
+                &store.batches,
+            ),
+            (
+                "store_entries",
+                "Entries those batches appended",
+                &store.entries,
+            ),
+            (
+                "store_lock_wait_microseconds",
+                "Time from a batch's BEGIN to the log's lock being granted (a round trip, and the \
+                 wait behind other replicas' batches)",
+                &store.lock_wait_us,
+            ),
+            (
+                "store_lock_hold_microseconds",
+                "Time the log's lock was held, from being granted to COMMIT returning: what is \
+                 serial across replicas",
+                &store.lock_hold_us,
+            ),
+            (
+                "store_commit_microseconds",
+                "Of the hold, the round trip sending the writes and the durable COMMIT",
+                &store.commit_us,
+            ),
+            (
+                "store_round_trips",
+                "Round trips to the database of batches",
+                &store.round_trips,
+            ),
+            (
+                "store_bytes_sent",
+                "Bytes of data committed batches sent to the database",
+                &store.bytes_sent,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "store_lock_hold_max_microseconds",
+            "The longest the log's lock was held by one batch of this process",
+            store.lock_hold_max_us.clone(),
+        );
         log_size_gauge.set(i64::try_from(log_size).unwrap_or(i64::MAX));
         Metrics {
             registry,
@@ -398,7 +464,30 @@ impl Metrics {
             public,
             forwards,
             signatures,
+            store,
         }
+    }
+
+    /// Brings the store's counters up to `stats`, the ledger's totals.
+    pub fn store(&self, stats: TurnStats) {
+        let m = &self.store;
+        let mut seen = m
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let add = |c: &Counter, now: u64, was: u64| {
+            c.inc_by(now.saturating_sub(was));
+        };
+        add(&m.batches, stats.batches, seen.batches);
+        add(&m.entries, stats.entries, seen.entries);
+        add(&m.lock_wait_us, stats.wait_total_us, seen.wait_total_us);
+        add(&m.lock_hold_us, stats.hold_total_us, seen.hold_total_us);
+        add(&m.commit_us, stats.commit_total_us, seen.commit_total_us);
+        add(&m.round_trips, stats.round_trips, seen.round_trips);
+        add(&m.bytes_sent, stats.bytes_sent, seen.bytes_sent);
+        m.lock_hold_max_us
+            .set(i64::try_from(stats.hold_max_us).unwrap_or(i64::MAX));
+        *seen = stats;
     }
 
     /// The metrics of batched EdDSA signature checks.

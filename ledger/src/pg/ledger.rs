@@ -8,7 +8,7 @@ use crate::hash::Hash;
 use crate::proof::{ConsistencyProof, InclusionProof};
 use crate::store::{StoreRead, WriteBatch};
 use crate::tlog;
-use crate::turn::Prepare;
+use crate::turn::{Prepare, TurnStats};
 use crate::{Committed, DiskUsage, Ledger, VerifyReport, WithEntries};
 
 impl Ledger for PgLog {
@@ -94,5 +94,8 @@ impl Ledger for PgLog {
     }
     fn verify(&self) -> Result<VerifyReport, Error> {
         PgLog::verify(self)
+    }
+    fn turn_stats(&self) -> TurnStats {
+        PgLog::stats(self)
     }
 }

@@ -5,37 +5,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The database's share of this process's batches, since the log was
-/// opened ([`PgLog::stats`](super::PgLog::stats)).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PgStats {
-    /// Batches committed.
-    pub batches: u64,
-    /// Entries appended by them.
-    pub entries: u64,
-    /// Total time the log's lock was held, from the lock being granted to
-    /// the `COMMIT` returning, in microseconds.
-    pub hold_total_us: u64,
-    /// The longest hold, in microseconds.
-    pub hold_max_us: u64,
-    /// Of the hold time, the round trip that sends the writes and the
-    /// `COMMIT` and waits for it to be durable: the database's share.
-    pub commit_total_us: u64,
-    /// Time from a batch's `BEGIN` being sent to its lock being granted:
-    /// one round trip, plus the wait behind other writers' batches.
-    pub wait_total_us: u64,
-    /// Round trips to the database, of batches (committed or not).
-    pub round_trips: u64,
-    /// Bytes of data sent by committed batches (their parameters, roughly).
-    pub bytes_sent: u64,
-}
+use crate::turn::TurnStats;
 
-impl PgStats {
-    /// The mean lock hold time per batch, in microseconds.
-    pub fn mean_hold_us(&self) -> u64 {
-        self.hold_total_us.checked_div(self.batches).unwrap_or(0)
-    }
-}
+/// The database's share of this process's batches: [`TurnStats`] as a
+/// PostgreSQL log counts them.
+pub type PgStats = TurnStats;
 
 /// The counters behind [`PgStats`].
 #[derive(Default)]

@@ -192,7 +192,10 @@ async fn metrics(ctx: &Arc<ApiState>) -> Result<Response<ResponseBody>, ApiError
     Ok(with_body(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        full(ctx.gateway.metrics.render()),
+        full({
+            ctx.gateway.metrics.store(ctx.gateway.log.turn_stats());
+            ctx.gateway.metrics.render()
+        }),
     ))
 }
 
