@@ -331,12 +331,42 @@ fn a_bundle_without_a_section_asked_for_is_refused_before_anything_is_sent() {
         )[0],
     );
     let response = answered["response"].as_u64().expect("id").to_string();
+    let out = fed.root.path().join("bundle.json").display().to_string();
     let opened = json(
         &medical(
             &fed,
             "state",
-            &["open", "--response", &response, "--out", "/dev/null"],
+            &["open", "--response", &response, "--out", &out],
         )[0],
+    );
+    // --out replaces a file by a rename: a device is refused, not replaced
+    // (a test once turned the machine's /dev/null into a private file).
+    let pki = fed.pki().display().to_string();
+    let refused = xgate().run(
+        &[
+            "medical",
+            "open",
+            "--pki",
+            &pki,
+            "--as",
+            "state",
+            "--gateway",
+            fed.gateway.url(),
+            "--response",
+            &response,
+            "--out",
+            "/dev/null",
+        ],
+        b"",
+    );
+    assert!(refused.expect_error(1).contains("not a regular file"));
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_char_device(
+            &std::fs::metadata("/dev/null")
+                .expect("/dev/null")
+                .file_type()
+        ),
+        "/dev/null is still the device"
     );
     let sections = opened["summary"]["sections"].as_array().expect("sections");
     assert!(

@@ -552,11 +552,12 @@ fn medical_requests_are_sealed_to_the_holder_whose_client_reads_them() {
         .as_u64()
         .expect("response id")
         .to_string();
+    let out = fed.root.path().join("bundle.json").display().to_string();
     let opened = run(
         &fed,
         &["medical", "open"],
         "state",
-        &["--response", &response, "--out", "/dev/null"],
+        &["--response", &response, "--out", &out],
     )
     .expect_ok();
     assert_eq!(json_lines(&opened)[0]["request"], jti.as_str());

@@ -460,6 +460,17 @@ impl OpenArgs {
         }
         let summary = bundle::validate(&plain, &signed.request.sections)
             .map_err(|e| Error::Request(format!("the decrypted bundle is not valid: {e}")))?;
+        // The file is replaced by a rename: a device or a pipe named here
+        // (`/dev/null`, `/dev/stdout`) would be replaced by a regular file,
+        // not written to. Refused before anything is printed.
+        if let Some(path) = &self.out
+            && std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file())
+        {
+            return Err(Error::Request(format!(
+                "{} exists and is not a regular file; --out names a file to create or replace",
+                path.display()
+            )));
+        }
         emit_json(
             stdout,
             &Opened {
