@@ -495,22 +495,94 @@ fn no_personal_data_reaches_the_ledger_the_logs_the_metrics_or_the_data_dir() {
             assert!(!text.contains(marker), "{marker} appears in {what}");
         }
     }
-    // Every file of the data dir, byte for byte. The requester's signed
-    // request (in HHS's inbox and under Ge for replay) holds the subject,
-    // incident and name sealed to HHS, and the response holds the encrypted
-    // bundle: both are encrypted (JWE), so none of the markers can appear,
-    // in clear or encoded (sealed.rs searches the encodings too); the
-    // review's note is in its signed envelope, base64url-encoded.
+    // Every file of the data dir, byte for byte, and on PostgreSQL (the pg
+    // suite, where the data dir holds only the log's key) the whole
+    // database. The requester's signed request (in HHS's inbox and under Ge
+    // for replay) holds the subject, incident and name sealed to HHS, and
+    // the response holds the encrypted bundle: both are encrypted (JWE), so
+    // none of the markers can appear, in clear or encoded (sealed.rs
+    // searches the encodings too); the review's note is in its signed
+    // envelope, base64url-encoded.
     let mut files = 0;
     for file in files_under(&fed.data()) {
         let bytes = std::fs::read(&file).expect("read");
         files += 1;
         for marker in MARKERS {
-            let found = bytes.windows(marker.len()).any(|w| w == marker.as_bytes());
-            assert!(!found, "{marker} appears in clear in {}", file.display());
+            assert!(
+                !holds(&bytes, marker),
+                "{marker} appears in clear in {}",
+                file.display()
+            );
         }
     }
-    assert!(files > 3, "the data dir was searched ({files} files)");
+    match xgate_tests::postgres::suite_store(&fed.data()) {
+        Some(url) => {
+            assert!(files >= 1, "the data dir was searched ({files} files)");
+            let dump = database_dump(&url);
+            for marker in MARKERS {
+                assert!(
+                    !holds(&dump, marker),
+                    "{marker} appears in clear in the database"
+                );
+            }
+            // The search is not vacuous: the dump holds the log's entries
+            // and the envelopes, decoded.
+            for expected in [
+                "\"purpose\":\"ETREAT\"",
+                "\"decision\":\"break-glass\"",
+                "medical.request",
+            ] {
+                assert!(
+                    holds(&dump, expected),
+                    "{expected} is not in the database dump"
+                );
+            }
+        }
+        None => assert!(files > 3, "the data dir was searched ({files} files)"),
+    }
+}
+
+/// Whether `marker` is in `bytes`.
+fn holds(bytes: &[u8], marker: &str) -> bool {
+    bytes.windows(marker.len()).any(|w| w == marker.as_bytes())
+}
+
+/// A plain-text `pg_dump` of the database at `url` (the pg suite's server),
+/// followed by every `bytea` value of it decoded (the dump writes them in
+/// hex, where nothing would be found in clear).
+fn database_dump(url: &str) -> Vec<u8> {
+    let server = xgate_tests::postgres::available().expect("the pg suite's server");
+    let pg_dump = server.psql_program().with_file_name("pg_dump");
+    let out = std::process::Command::new(&pg_dump)
+        .args(["--no-owner", "--no-privileges", "--dbname", url])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", pg_dump.display()));
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = out.stdout;
+    let mut all = dump.clone();
+    let mut rest = dump.as_slice();
+    while let Some(at) = rest.windows(2).position(|w| w == b"\\x") {
+        let hex: Vec<u8> = rest[at + 2..]
+            .iter()
+            .copied()
+            .take_while(u8::is_ascii_hexdigit)
+            .collect();
+        rest = &rest[at + 2 + hex.len()..];
+        let decoded: Option<Vec<u8>> = hex
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+            .collect();
+        if let Some(bytes) = decoded.filter(|_| hex.len().is_multiple_of(2)) {
+            all.push(b'\n');
+            all.extend(bytes);
+        }
+    }
+    all
 }
 
 async fn refused_message(desk: &mut Desk, body: Value) -> String {

@@ -9,6 +9,7 @@
 use crate::checkpoint::{NoteVerifier, SignedCheckpoint};
 use crate::error::Error;
 use crate::hash::Hash;
+use crate::layout::{BODY_PREFIX, KEPT_PREFIX, body_key};
 use crate::log::Log;
 use crate::log::append::{Committed, WithEntries};
 use crate::log::audit::VerifyReport;
@@ -17,6 +18,19 @@ use crate::proof::{ConsistencyProof, InclusionProof};
 use crate::store::{Store, StoreRead, WriteBatch};
 use crate::tlog;
 use crate::turn::{Prepare, TurnStats};
+
+/// How a body was committed: what [`Ledger::bodies`] says of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// With [`WriteBatch::put_body`]: kept until dropped.
+    Put,
+    /// With [`WriteBatch::put_kept`]: kept for good.
+    Kept,
+}
+
+/// A body as [`Ledger::bodies`] yields it: its key, how it was committed,
+/// and its bytes.
+pub type StoredBody = (Vec<u8>, BodyKind, Vec<u8>);
 
 /// A transparency log with its owner's small state, as the gateway uses it.
 ///
@@ -32,6 +46,10 @@ pub trait Ledger: Send + Sync {
     fn store(&self) -> &dyn StoreRead;
     /// A body committed with `put_body` or `put_kept`, if still there.
     fn body(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error>;
+    /// Every body still there, each once, in an order of the backend's
+    /// choosing, read one at a time: for copying a log whole
+    /// ([`transfer`](crate::transfer())).
+    fn bodies(&self) -> Box<dyn Iterator<Item = Result<StoredBody, Error>> + '_>;
 
     /// Takes the writer's turn and commits what `prepare` decides from
     /// where the log stands ([`crate::turn`]).
@@ -96,6 +114,18 @@ impl<S: Store> Ledger for Log<S> {
     }
     fn body(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         Log::body(self, key)
+    }
+    /// Found through the store's locator keys (`Lb` and `LB`, see
+    /// `layout`) and read with [`Log::body`].
+    fn bodies(&self) -> Box<dyn Iterator<Item = Result<StoredBody, Error>> + '_> {
+        let store = Log::<S>::store(self);
+        let put = store
+            .scan_prefix(BODY_PREFIX)
+            .map(move |kv| self.located(kv, BODY_PREFIX.len(), BodyKind::Put));
+        let kept = store
+            .scan_prefix(KEPT_PREFIX)
+            .map(move |kv| self.located(kv, KEPT_PREFIX.len(), BodyKind::Kept));
+        Box::new(put.chain(kept))
     }
     fn turn(&self, prepare: &mut Prepare<'_>) -> Result<Committed, Error> {
         Log::turn(self, prepare)
@@ -167,5 +197,30 @@ impl<S: Store> Ledger for Log<S> {
     fn turn_stats(&self) -> TurnStats {
         // One writer, no lock to wait for or hold across processes.
         TurnStats::default()
+    }
+}
+
+impl<S: Store> Log<S> {
+    /// The body whose locator key a scan found (`prefix` bytes, then the
+    /// owner's key).
+    fn located(
+        &self,
+        kv: Result<crate::store::KeyValue<Vec<u8>>, crate::store::StoreError>,
+        prefix: usize,
+        kind: BodyKind,
+    ) -> Result<StoredBody, Error> {
+        let (locator, _) = kv?;
+        let key = locator.get(prefix..).unwrap_or_default().to_vec();
+        // `Log::body` reads the body put under a key before the one kept
+        // under it: a kept body whose key also has a put one cannot be
+        // told apart here. The gateway never uses one key for both.
+        if kind == BodyKind::Kept && Log::<S>::store(self).get(&body_key(&key))?.is_some() {
+            return Err(Error::Corrupt(
+                "a key holds both a body and a kept body; they cannot be copied apart".into(),
+            ));
+        }
+        let body = Log::body(self, &key)?
+            .ok_or_else(|| Error::Corrupt("a body locator names no body".into()))?;
+        Ok((key, kind, body))
     }
 }

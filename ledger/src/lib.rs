@@ -143,6 +143,8 @@ mod store;
 mod store_sled;
 #[cfg(feature = "sled")]
 pub mod tlog;
+#[cfg(feature = "sled")]
+mod transfer;
 pub mod turn;
 #[cfg(feature = "sled")]
 pub mod witness;
@@ -156,7 +158,7 @@ pub use tree::NodeId;
 pub use verify::{VerifyError, verify_consistency, verify_inclusion};
 
 #[cfg(feature = "sled")]
-pub use backend::Ledger;
+pub use backend::{BodyKind, Ledger, StoredBody};
 #[cfg(feature = "sled")]
 pub use compact::{Compacted, compact};
 #[cfg(feature = "sled")]
@@ -178,6 +180,8 @@ pub use migrate::{Convert, Migrated, migrate};
 pub use store::{BodyWrite, KeyValue, Store, StoreError, StoreRead, WriteBatch};
 #[cfg(feature = "sled")]
 pub use store_sled::SledStore;
+#[cfg(feature = "sled")]
+pub use transfer::{Transferred, transfer, transfer_into_dir};
 
 /// The store under a log on disk ([`Log::create_or_open`]): sled, wrapped
 /// in the fault injector in builds with the `faults` feature.

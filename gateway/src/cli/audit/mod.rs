@@ -6,7 +6,7 @@
 //!                            [--log URL | --checkpoint FILE] [--ca FILE] [--upgrade OUT]
 //! xgate audit monitor --log URL --key LOG_VKEY [--witness VKEY... --quorum K] --state FILE
 //!                     [--once] [--replay] [--ca FILE]
-//! xgate audit replay --data-dir DIR [--registry FILE]
+//! xgate audit replay --data-dir DIR [--store STORE] [--registry FILE]
 //! xgate audit replay --log URL [--log URL]... --registry FILE [--ca FILE]
 //!                    [--witness VKEY... --quorum K]
 //! ```

@@ -1,7 +1,11 @@
 //! `xgate audit replay`, in one of two modes:
-//! - `--data-dir DIR`: the asset and medical state recomputed from a
-//!   stopped gateway's kept envelopes ([`xgate_server::recompute`]) and
-//!   compared with the stored state;
+//! - `--data-dir DIR [--store STORE]`: the asset and medical state
+//!   recomputed from a stopped gateway's kept envelopes
+//!   ([`xgate_server::recompute`]) and compared with the stored state, in
+//!   the data directory or, with a `postgres://` store (`--store`, else
+//!   `XGATE_STORE`), in that database with the log's key in DIR. Every
+//!   replica must be stopped: a state that moves during the replay shows
+//!   as differences;
 //! - `--log URL...` with `--registry FILE`: a federation's public logs,
 //!   each fetched whole and checked against the registry's keys
 //!   ([`super::logs`]), their cross-gateway exchanges matched by sender and
@@ -17,6 +21,7 @@ use xgate_server::recompute;
 use xgate_server::registry::Registry;
 
 use super::super::error::Error;
+use super::super::log::{open_existing, store_setting};
 use super::super::session::runtime;
 use super::entries::EntryState;
 use super::exchanges::{LogEntries, SKEW, at, match_logs};
@@ -37,6 +42,11 @@ pub struct ReplayArgs {
         required_unless_present = "logs"
     )]
     pub data_dir: Option<PathBuf>,
+    /// With --data-dir: where the log is kept, `embedded` (the data
+    /// directory) or a `postgres://` URL [default: XGATE_STORE, else
+    /// embedded].
+    #[arg(long, value_name = "STORE", requires = "data_dir")]
+    pub store: Option<String>,
     /// A federation gateway's public tlog-tiles prefix (`https://host:port`),
     /// repeatable: the logs are replayed together.
     #[arg(long = "log", value_name = "URL", requires = "registry")]
@@ -68,7 +78,7 @@ impl ReplayArgs {
     /// findings, or why the replay could not run.
     pub fn run(&self, stdout: &mut dyn Write) -> Result<(), Error> {
         match &self.data_dir {
-            Some(dir) => run_replay(dir, self.registry.as_deref(), stdout),
+            Some(dir) => run_replay(dir, self.store.as_deref(), self.registry.as_deref(), stdout),
             None => run_logs(self, stdout),
         }
     }
@@ -76,6 +86,7 @@ impl ReplayArgs {
 
 fn run_replay(
     data_dir: &Path,
+    store: Option<&str>,
     registry: Option<&Path>,
     stdout: &mut dyn Write,
 ) -> Result<(), Error> {
@@ -88,8 +99,8 @@ fn run_replay(
         .map(Registry::load)
         .transpose()
         .map_err(|e| Error::Request(e.to_string()))?;
-    let log = xgate_ledger::Log::open_existing(data_dir, &xgate_ledger::OpenOptions::default())?;
-    let outcome = recompute::replay(&log, registry.as_ref())?;
+    let log = open_existing(data_dir, &store_setting(store)?)?;
+    let outcome = recompute::replay(log.as_ref(), registry.as_ref())?;
     let signatures = match &registry_path {
         Some(p) => format!("signatures checked against {}", p.display()),
         None => "signatures not checked (no registry)".to_owned(),

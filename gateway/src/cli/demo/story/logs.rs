@@ -18,6 +18,7 @@ pub(super) fn replay(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
     let federation = story.federation;
     let args = ReplayArgs {
         data_dir: None,
+        store: None,
         logs: federation
             .sites
             .iter()
