@@ -22,6 +22,7 @@
 pub mod barriers;
 pub mod federation;
 pub mod postgres;
+pub mod replicas;
 
 use std::ffi::OsStr;
 use std::io::Write;
