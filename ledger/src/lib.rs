@@ -70,6 +70,12 @@
 //! A witness, in [`witness`]: the latest checkpoint it cosigned per log, and
 //! `add-checkpoint` with C2SP tlog-witness's semantics (no HTTP).
 //!
+//! Beside [`Log`]: [`Ledger`] (`backend`), what the gateway needs of a log
+//! whatever holds it, with [`turn`] (a writer's turn and what other
+//! writers changed); [`pg`] (feature `postgres`), the same log in a
+//! PostgreSQL database that several processes append to; and
+//! [`transfer()`], which copies a stopped log whole between the two.
+//!
 //! On top: `compact` ([`compact()`]) copies a stopped log's data directory
 //! with a fresh store of live keys, and `migrate` ([`migrate()`]) converts a
 //! directory of the layout before the journal.

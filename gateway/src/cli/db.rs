@@ -40,7 +40,9 @@ pub struct MigrateArgs {
     /// The database (`postgres://...`); overrides the config file and
     /// `XGATE_STORE`.
     #[arg(long, value_name = "URL")]
-    pub store: Option<Store>,
+    /// (Taken as text and parsed here: clap would echo a bad value, and
+    /// a URL may hold a password.)
+    pub store: Option<String>,
 }
 
 impl DbCommand {
@@ -58,8 +60,10 @@ impl DbCommand {
 
 impl MigrateArgs {
     fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
-        let store = match self.store {
-            Some(store) => store,
+        let store = match &self.store {
+            Some(store) => store
+                .parse()
+                .map_err(|e| Error::Usage(format!("--store: {e}")))?,
             None => Config::load(self.config.as_deref(), std::env::vars())?.store,
         };
         let Store::Postgres(url) = store else {

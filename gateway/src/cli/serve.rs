@@ -61,7 +61,9 @@ pub struct ServeArgs {
     /// Where the log and state are kept: `embedded` (the data directory)
     /// or a `postgres://` URL that several gateway processes may share.
     #[arg(long, value_name = "STORE")]
-    pub store: Option<Store>,
+    /// (Taken as text and parsed here: clap would echo a bad value, and
+    /// a URL may hold a password.)
+    pub store: Option<String>,
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -89,8 +91,10 @@ impl ServeArgs {
         if let Some(p) = self.pki {
             config.pki = Some(p);
         }
-        if let Some(store) = self.store {
-            config.store = store;
+        if let Some(store) = &self.store {
+            config.store = store
+                .parse()
+                .map_err(|e| Error::Usage(format!("--store: {e}")))?;
         }
         if let Some(l) = self.listen {
             config.listen = l;
