@@ -1,7 +1,7 @@
 //! The contract suite again, on PostgreSQL: the same test files, whose
 //! every gateway here keeps its log and state in a fresh database of the
 //! test harness's server (`xgate_tests::postgres::suite_store`: a test
-//! binary whose name starts with `pg_`). Envelopes and receipts, the log
+//! binary whose name starts with `pg_suite`). Envelopes and receipts, the log
 //! API, inboxes, assets, medical exchange and hostile inputs must behave
 //! exactly as on the embedded store.
 //!

@@ -225,7 +225,7 @@ pub fn or_skip<T>(result: Result<T, Unavailable>) -> Option<T> {
 /// PostgreSQL: `gateway/tests/pg_suite.rs` runs the contract suite's files
 /// again that way, so both backends pass the same tests in one
 /// `cargo test --workspace`.
-pub const SUITE_PREFIX: &str = "pg_";
+pub const SUITE_PREFIX: &str = "pg_suite";
 
 /// The `XGATE_STORE` for a gateway on data directory `data`, if this test
 /// binary is a PostgreSQL suite ([`SUITE_PREFIX`]): a fresh database of the
