@@ -451,13 +451,16 @@ fn the_log_api_matches_the_log_commands() {
         .expect_ok();
     assert!(verify.starts_with("ok: 5 entries"), "{verify}");
     // A clean stop leaves the copy outside the database at the latest
-    // checkpoint.
+    // checkpoint: on the embedded store (on PostgreSQL, pg_suite, the
+    // database holds it and the data directory only the key).
     let latest = xgate()
         .run(&["log", "checkpoint", "--data-dir", &data], b"")
         .expect_ok();
-    let copy = std::fs::read_to_string(std::path::Path::new(&data).join("checkpoint"))
-        .expect("checkpoint copy");
-    assert_eq!(copy, latest);
+    if xgate_tests::postgres::known_suite_store(std::path::Path::new(&data)).is_none() {
+        let copy = std::fs::read_to_string(std::path::Path::new(&data).join("checkpoint"))
+            .expect("checkpoint copy");
+        assert_eq!(copy, latest);
+    }
     assert!(latest.starts_with("localhost/xgate\n5\n"), "{latest}");
     drop(root);
 }
