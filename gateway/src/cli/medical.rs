@@ -460,11 +460,13 @@ impl OpenArgs {
         }
         let summary = bundle::validate(&plain, &signed.request.sections)
             .map_err(|e| Error::Request(format!("the decrypted bundle is not valid: {e}")))?;
-        // The file is replaced by a rename: a device or a pipe named here
-        // (`/dev/null`, `/dev/stdout`) would be replaced by a regular file,
-        // not written to. Refused before anything is printed.
+        // The file (or a symlink there) is replaced by a rename: a device
+        // or a pipe named here (`/dev/null`, `/dev/stdout`) would be
+        // replaced by a regular file, not written to. Refused before
+        // anything is printed.
         if let Some(path) = &self.out
-            && std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file())
+            && std::fs::symlink_metadata(path)
+                .is_ok_and(|m| !m.file_type().is_file() && !m.file_type().is_symlink())
         {
             return Err(Error::Request(format!(
                 "{} exists and is not a regular file; --out names a file to create or replace",
