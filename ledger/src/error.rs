@@ -116,3 +116,22 @@ pub(crate) fn io_at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Er
         source,
     }
 }
+
+/// Checks the sizes a consistency proof is asked between, whatever holds
+/// the log: a non-empty old tree, not larger than the new one.
+///
+/// # Errors
+/// [`Error::Invalid`] for `old == 0` or `old > new`.
+pub(crate) fn check_consistency_sizes(old: u64, new: u64) -> Result<(), Error> {
+    if old == 0 {
+        return Err(Error::Invalid(
+            "consistency needs a non-empty old tree (from >= 1)".into(),
+        ));
+    }
+    if old > new {
+        return Err(Error::Invalid(format!(
+            "from ({old}) is larger than to ({new})"
+        )));
+    }
+    Ok(())
+}

@@ -201,16 +201,7 @@ impl<S: Store> Log<S> {
     /// [`Error::Invalid`] for `old == 0` or `old > new`,
     /// [`Error::OutOfRange`] past the current size.
     pub fn consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, Error> {
-        if old == 0 {
-            return Err(Error::Invalid(
-                "consistency needs a non-empty old tree (from >= 1)".into(),
-            ));
-        }
-        if old > new {
-            return Err(Error::Invalid(format!(
-                "from ({old}) is larger than to ({new})"
-            )));
-        }
+        crate::error::check_consistency_sizes(old, new)?;
         self.check_size(new)?;
         proof::prove_consistency(&self.shared.reader(), old, new)
     }
