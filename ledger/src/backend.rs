@@ -17,7 +17,7 @@ use crate::log::read::DiskUsage;
 use crate::proof::{ConsistencyProof, InclusionProof};
 use crate::store::{Store, StoreRead, WriteBatch};
 use crate::tlog;
-use crate::turn::{Prepare, TurnStats};
+use crate::turn::{Decide, Prepare, TurnStats};
 
 /// How a body was committed: what [`Ledger::bodies`] says of each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,13 +59,31 @@ pub trait Ledger: Send + Sync {
     -> Result<Committed, Error>;
     /// Commits `batch` alone, durably.
     fn commit_writes(&self, batch: WriteBatch) -> Result<(), Error>;
+    /// Commits what `decide` returns, alone, durably, deciding it under the
+    /// writer's lock (on a shared database, the lock every replica's
+    /// writes take): nothing commits between its reads and the commit, so
+    /// two processes can never both remove one thing. Nothing is written
+    /// if it returns no write.
+    fn commit_writes_with(&self, decide: &mut Decide<'_>) -> Result<(), Error>;
 
     /// The number of durable entries.
     fn size(&self) -> u64;
+    /// The number of durable entries, read again from the store if fewer
+    /// than `wanted` are known here: on a shared database another process
+    /// may have appended since this one last looked, and an index it handed
+    /// out must be provable from here at once. Afterwards
+    /// [`Ledger::latest_checkpoint`] is at least as new as what was read.
+    ///
+    /// # Errors
+    /// The store failing as it is read.
+    fn size_at_least(&self, wanted: u64) -> Result<u64, Error>;
     /// The index the next append will get (a hint with several writers).
     fn next_index(&self) -> u64;
     /// Whether the log takes no more commits until it is reopened.
     fn stopped(&self) -> bool;
+    /// Whether other processes append to this log too (a shared database):
+    /// then what this one knows of its size grows without it committing.
+    fn shared(&self) -> bool;
     /// Bytes kept on this machine's disk, by part.
     fn disk_usage(&self) -> DiskUsage;
     /// Why the last integration round failed, if it did.
@@ -140,14 +158,25 @@ impl<S: Store> Ledger for Log<S> {
     fn commit_writes(&self, batch: WriteBatch) -> Result<(), Error> {
         Log::commit_writes(self, batch)
     }
+    fn commit_writes_with(&self, decide: &mut Decide<'_>) -> Result<(), Error> {
+        Log::commit_writes_with(self, decide)
+    }
     fn size(&self) -> u64 {
         Log::size(self)
+    }
+    /// This process is the only writer: what it knows is all there is.
+    fn size_at_least(&self, _wanted: u64) -> Result<u64, Error> {
+        Ok(Log::size(self))
     }
     fn next_index(&self) -> u64 {
         Log::next_index(self)
     }
     fn stopped(&self) -> bool {
         Log::stopped(self)
+    }
+    /// The data directory is locked to one process.
+    fn shared(&self) -> bool {
+        false
     }
     fn disk_usage(&self) -> DiskUsage {
         Log::disk_usage(self)

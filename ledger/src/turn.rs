@@ -9,6 +9,7 @@
 //! the others wrote in between, and it brings its caches up to date before
 //! it reads anything to decide on.
 
+use crate::error::Error;
 use crate::store::WriteBatch;
 
 /// What other writers wrote between this writer's last turn and this one.
@@ -44,6 +45,10 @@ pub struct TurnStart {
 /// What a writer commits on its turn, decided from where the log stands:
 /// the entries to append, in order, and the writes that commit with them.
 pub type Prepare<'a> = dyn FnMut(&TurnStart) -> (Vec<Vec<u8>>, WriteBatch) + 'a;
+
+/// What a write on the writer's turn commits, decided from the store as
+/// it stands under the writer's lock ([`crate::Ledger::commit_writes_with`]).
+pub type Decide<'a> = dyn FnMut() -> Result<WriteBatch, Error> + 'a;
 
 /// What this process's turns cost, since the log was opened
 /// ([`crate::Ledger::turn_stats`]): for a log in PostgreSQL (issue 23),

@@ -36,7 +36,7 @@ use crate::layout;
 use crate::proof;
 use crate::store::{BodyWrite, Store, WriteBatch};
 use crate::tlog;
-use crate::turn::{Changes, Prepare, TurnStart};
+use crate::turn::{Changes, Decide, Prepare, TurnStart};
 
 /// Largest entry the log accepts: 65,535 bytes, the most a tlog-tiles
 /// entry bundle can frame (a big-endian u16 length).
@@ -124,6 +124,21 @@ impl<S: Store> Log<S> {
     /// As [`Log::append_batch_with`].
     pub fn commit_writes(&self, batch: WriteBatch) -> Result<(), Error> {
         self.commit::<&[u8], _>(&[], |_| batch).map(|_| ())
+    }
+
+    /// Commits what `decide` returns, as [`Log::commit_writes`], deciding
+    /// it on the writer's turn: nothing else commits between what `decide`
+    /// read and the commit. Nothing is written if it returns no write.
+    ///
+    /// # Errors
+    /// What `decide` returns; else as [`Log::append_batch_with`].
+    pub fn commit_writes_with(&self, decide: &mut Decide<'_>) -> Result<(), Error> {
+        let _turn = lock(&self.shared.writer);
+        let batch = decide()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.commit_held::<&[u8], _>(&[], |_| batch).map(|_| ())
     }
 
     /// Takes the writer's turn, asks `prepare` what to commit at the index

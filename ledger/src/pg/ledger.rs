@@ -16,7 +16,7 @@ use crate::hash::Hash;
 use crate::proof::{ConsistencyProof, InclusionProof};
 use crate::store::{StoreRead, WriteBatch};
 use crate::tlog;
-use crate::turn::{Prepare, TurnStats};
+use crate::turn::{Decide, Prepare, TurnStats};
 use crate::{Committed, DiskUsage, Ledger, VerifyReport, WithEntries};
 
 /// Whether the schema exists, and then whether it holds a log: read only.
@@ -185,8 +185,14 @@ impl Ledger for PgLog {
     fn commit_writes(&self, batch: WriteBatch) -> Result<(), Error> {
         PgLog::commit_writes(self, batch)
     }
+    fn commit_writes_with(&self, decide: &mut Decide<'_>) -> Result<(), Error> {
+        PgLog::commit_writes_with(self, decide)
+    }
     fn size(&self) -> u64 {
         PgLog::size(self)
+    }
+    fn size_at_least(&self, wanted: u64) -> Result<u64, Error> {
+        PgLog::size_at_least(self, wanted)
     }
     fn next_index(&self) -> u64 {
         PgLog::next_index(self)
@@ -195,6 +201,10 @@ impl Ledger for PgLog {
     /// again when it is back.
     fn stopped(&self) -> bool {
         false
+    }
+    /// Any number of replicas append to one database.
+    fn shared(&self) -> bool {
+        true
     }
     /// Nothing is kept on this machine's disk.
     fn disk_usage(&self) -> DiskUsage {

@@ -277,7 +277,10 @@ impl PgLog {
 
     /// The size, at least `wanted` if the log has that many entries:
     /// refreshed if what is known is smaller (another replica appended).
-    fn size_for(&self, wanted: u64) -> Result<u64, Error> {
+    ///
+    /// # Errors
+    /// The database failing as the tree state is read.
+    pub fn size_at_least(&self, wanted: u64) -> Result<u64, Error> {
         let known = self.known().size;
         if known >= wanted {
             return Ok(known);

@@ -77,7 +77,7 @@ impl PgLog {
     /// served, or a root that is not this tree's; the database failing.
     pub fn publish_cosigned(&self, note: &str) -> Result<u64, Error> {
         let checkpoint = verify_checkpoint(note, &self.verifier)?;
-        let size = self.size_for(checkpoint.size)?;
+        let size = self.size_at_least(checkpoint.size)?;
         if checkpoint.size > size {
             return Err(Error::Corrupt(format!(
                 "checkpoint size {} is not published yet (published: {size})",

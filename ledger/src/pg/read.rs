@@ -35,7 +35,7 @@ impl PgLog {
     /// # Errors
     /// [`Error::OutOfRange`] past the log's size.
     pub fn root_at(&self, size: u64) -> Result<Hash, Error> {
-        let current = self.size_for(size)?;
+        let current = self.size_at_least(size)?;
         if size > current {
             return Err(Error::OutOfRange {
                 what: "size",
@@ -238,7 +238,7 @@ impl PgLog {
 
     /// Checks `index` against the size, which must reach `wanted`.
     fn check_index(&self, index: u64, wanted: u64) -> Result<(), Error> {
-        let size = self.size_for(wanted)?;
+        let size = self.size_at_least(wanted)?;
         if index >= size {
             return Err(Error::OutOfRange {
                 what: "index",
@@ -254,7 +254,7 @@ impl PgLog {
         if size == 0 {
             return Err(Error::Invalid("tree size must be at least 1".into()));
         }
-        let current = self.size_for(size)?;
+        let current = self.size_at_least(size)?;
         if size > current {
             return Err(Error::OutOfRange {
                 what: "size",

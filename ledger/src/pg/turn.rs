@@ -34,7 +34,7 @@ use crate::error::Error;
 use crate::hash::{Hash, leaf_hash};
 use crate::proof;
 use crate::store::WriteBatch;
-use crate::turn::{Change, Changes, Prepare, TurnStart};
+use crate::turn::{Change, Changes, Decide, Prepare, TurnStart};
 use crate::{Committed, MAX_ENTRY_LEN};
 
 /// A batch holding the lock, before its writes.
@@ -96,6 +96,28 @@ impl PgLog {
         }
         let mut writer = self.writer();
         let begun = self.begin(&mut writer, false, false)?;
+        self.finish::<&[u8]>(&mut writer, begun, &[], batch)
+            .map(|_| ())
+    }
+
+    /// Commits what `decide` returns, alone, deciding it while this batch
+    /// holds the log's lock: every replica's writes take it, so what
+    /// `decide` reads (through [`PgLog::store`], on other connections,
+    /// which see every batch committed before the lock was granted) stays
+    /// true until the commit.
+    ///
+    /// # Errors
+    /// What `decide` returns; else as [`PgLog::append_batch_with`].
+    pub fn commit_writes_with(&self, decide: &mut Decide<'_>) -> Result<(), Error> {
+        let mut writer = self.writer();
+        let begun = self.begin(&mut writer, false, false)?;
+        let batch = match decide() {
+            Ok(batch) => batch,
+            Err(e) => return Err(self.fail(begun.locked, e)),
+        };
+        if batch.is_empty() {
+            return self.abandon(begun);
+        }
         self.finish::<&[u8]>(&mut writer, begun, &[], batch)
             .map(|_| ())
     }
@@ -181,6 +203,9 @@ impl PgLog {
         let locked = self.db.run(async move { batch::lock(&pool, want).await })?;
         self.stats.round_trips(locked.round_trips);
         let tree = locked.tree;
+        if let Err(e) = went_back(writer, &tree) {
+            return Err(self.fail(locked, e));
+        }
         let changes = if report {
             match changes(&locked.feed, writer.known_seq, tree.seq) {
                 Ok(changes) => changes,
@@ -348,6 +373,27 @@ fn check_lengths<E: AsRef<[u8]>>(entries: &[E]) -> Result<(), Error> {
 
 /// The changes since batch `known`, from the feed's rows after it, the
 /// lock having found batch `seq` the last.
+/// Refuses a database that holds less than this process saw committed:
+/// restored from an older backup, or failed over to a standby that had not
+/// received every commit. Acknowledged entries are gone from it, and what
+/// this process holds in memory (the edge, full tiles, caches) may belong
+/// to a history it no longer has: appending on would build a fork that
+/// witnesses refuse. Every turn is refused (503 to clients; the gateway
+/// logs why) until the replica is restarted, which an operator does knowingly
+/// (docs/operations.md, "Backups").
+fn went_back(writer: &Writer, tree: &batch::Tree) -> Result<(), Error> {
+    let seen = writer.edge.as_ref().map_or(0, |e| e.size());
+    if tree.seq >= writer.known_seq && tree.size >= seen {
+        return Ok(());
+    }
+    Err(Error::Store(crate::StoreError(format!(
+        "the database holds {} entries (batch {}), fewer than the {} (batch {}) this replica \
+         saw committed: it was restored or failed over with commits lost; restart the replica \
+         once that is understood",
+        tree.size, tree.seq, seen, writer.known_seq
+    ))))
+}
+
 fn changes(rows: &[Row], known: u64, seq: u64) -> Result<Changes, Error> {
     if seq == known {
         return Ok(Changes::None);
@@ -390,4 +436,51 @@ fn changes(rows: &[Row], known: u64, seq: u64) -> Result<Changes, Error> {
         return Ok(Changes::Unknown);
     }
     Ok(Changes::Keys(keys))
+}
+
+#[cfg(test)]
+mod tests {
+    //! A database that holds less than this process saw is refused; one
+    //! that holds as much or more is taken as it is.
+    use super::*;
+
+    fn writer(size: u64, known_seq: u64) -> Writer {
+        let mut edge = Edge::empty();
+        let leaves: Vec<Hash> = (0..size).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        edge.push(&leaves);
+        Writer {
+            edge: Some(Arc::new(edge)),
+            known_seq,
+        }
+    }
+
+    fn tree(size: u64, seq: u64) -> batch::Tree {
+        batch::Tree {
+            size,
+            seq,
+            latest_size: None,
+            noted_size: None,
+            note_due: false,
+        }
+    }
+
+    #[test]
+    fn a_database_that_went_back_is_refused_until_restart() {
+        let seen = writer(10, 7);
+        // As seen, or grown by other replicas: taken.
+        assert!(went_back(&seen, &tree(10, 7)).is_ok());
+        assert!(went_back(&seen, &tree(12, 9)).is_ok());
+        // Fewer entries, or an earlier batch: a restore or a lossy failover.
+        for (size, seq) in [(9, 7), (10, 6), (12, 6), (3, 2)] {
+            let e = went_back(&seen, &tree(size, seq)).expect_err("went back");
+            assert!(matches!(e, Error::Store(_)), "{e}");
+            assert!(e.to_string().contains("restart the replica"), "{e}");
+        }
+        // A process that has seen nothing takes whatever is there.
+        let fresh = Writer {
+            edge: None,
+            known_seq: 0,
+        };
+        assert!(went_back(&fresh, &tree(0, 0)).is_ok());
+    }
 }
