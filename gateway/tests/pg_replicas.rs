@@ -378,6 +378,82 @@ fn two_replicas_append_to_one_log_and_either_proves_it() {
     assert!(report.checkpoints > 0);
 }
 
+#[test]
+fn what_one_replica_acknowledged_the_other_proves_at_once() {
+    let pg = xgate_tests::require_postgres!();
+    let site = Site::start(pg, &SAMPLE_AGENCIES, &[], 2);
+    let key = site.key();
+    runtime().block_on(async {
+        let (mut first, mut second) = (site.client(0, "state"), site.client(1, "state"));
+        let mut at_second = site.client(1, "gsa");
+        let signer = site.signer("state");
+        // Each receipt races the second replica's cached size, which it
+        // reads again only every few milliseconds unless asked for more:
+        // an index the first handed out must be found at once.
+        for n in 0..30 {
+            let reply = first
+                .submit(record(&signer, "gsa", &format!("at once {n}")))
+                .await
+                .expect("a response");
+            let receipt = receipt_of(&reply);
+            let (index, size) = (receipt.log_index, receipt.tree_size);
+            let path = format!("/v1/log/entries/{index}");
+            let entry = get_json(&mut second, &path, StatusCode::OK).await;
+            assert_eq!(entry["leaf_hash"], receipt.leaf_hash.as_str(), "{path}");
+            let path = format!("/v1/log/proof/inclusion?index={index}&size={size}");
+            let proof = get_json(&mut second, &path, StatusCode::OK).await;
+            assert_eq!(proof["root_hash"], receipt_root(&receipt, &key), "{path}");
+            let path = format!("/v1/log/proof/consistency?from=1&to={size}");
+            get_json(&mut second, &path, StatusCode::OK).await;
+            assert!(
+                inbox(&mut at_second).await.contains(&receipt.id),
+                "gsa's inbox at the second replica lacks {}",
+                receipt.id
+            );
+        }
+    });
+}
+
+#[test]
+fn an_envelope_acknowledged_on_two_replicas_at_once_is_removed_once() {
+    let pg = xgate_tests::require_postgres!();
+    let site = Site::start(pg, &SAMPLE_AGENCIES, &[], 2);
+    let signer = site.signer("state");
+    runtime().block_on(async {
+        let mut sender = site.client(0, "state");
+        let mut ids = Vec::new();
+        for n in 0..20 {
+            let reply = sender
+                .submit(record(&signer, "gsa", &format!("ack race {n}")))
+                .await
+                .expect("a response");
+            ids.push(receipt_of(&reply).id);
+        }
+        let (mut first, mut second) = (site.client(0, "gsa"), site.client(1, "gsa"));
+        for id in &ids {
+            let path = format!("/v1/inbox/{id}/ack");
+            let (a, b) = tokio::join!(
+                first.request(Method::POST, &path, None, Vec::new()),
+                second.request(Method::POST, &path, None, Vec::new()),
+            );
+            let mut statuses = [a.expect("a response").status, b.expect("a response").status];
+            statuses.sort();
+            assert_eq!(
+                statuses,
+                [StatusCode::OK, StatusCode::NOT_FOUND],
+                "{id}: exactly one replica removes it, the other has no such envelope"
+            );
+        }
+        assert!(inbox(&mut first).await.is_empty(), "every envelope is gone");
+    });
+}
+
+/// The root hash of the checkpoint a receipt carries, base64.
+fn receipt_root(receipt: &Receipt, key: &NoteVerifier) -> String {
+    let checkpoint = verify_checkpoint(&receipt.checkpoint, key).expect("signed with the log key");
+    B64.encode(checkpoint.root.as_bytes())
+}
+
 /// Sends each of `jws` through the client beside it, all at once; the
 /// replies in the same order.
 async fn at_once(sends: Vec<(&mut Client, String)>) -> Vec<Reply> {

@@ -42,6 +42,7 @@
 //! refuses with is its own type (`E`), handed back as
 //! [`CommitError::Declined`].
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -291,6 +292,10 @@ impl<E: Send + 'static> Committer<E> {
     ) -> std::io::Result<Committer<E>> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (committed, commits) = watch::channel(log.size());
+        let committed = Arc::new(committed);
+        if log.shared() {
+            follow(Arc::downgrade(&log), Arc::downgrade(&committed))?;
+        }
         let (alarm, failed) = watch::channel(false);
         let progress = Progress::new();
         let counters = Arc::new(Counters::default());
@@ -303,6 +308,7 @@ impl<E: Send + 'static> Committer<E> {
                     let memory = Recorded {
                         replay: &replay,
                         reviews: &reviews,
+                        stale: Cell::new(false),
                     };
                     let mut written = Written::new(progress);
                     run(
@@ -442,6 +448,49 @@ impl<E: Send + 'static> Committer<E> {
 /// The commit thread's name, as `/proc` and `ps` show it.
 pub const THREAD_NAME: &str = "xgate-commit";
 
+/// How often a replica on a shared log looks for entries other replicas
+/// appended, so that what waits on [`Committer::commits`] (event streams,
+/// the first receipt of an envelope sent again) hears of them even while
+/// this replica commits nothing.
+pub const FOLLOW: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Raises the size sent on `committed` to `size` if it is larger: the
+/// commit thread and the follower both tell it, and it never goes back.
+fn grown(committed: &watch::Sender<u64>, size: u64) {
+    committed.send_if_modified(|known| {
+        let larger = size > *known;
+        if larger {
+            *known = size;
+        }
+        larger
+    });
+}
+
+/// Starts the thread that follows a shared log's size every [`FOLLOW`]
+/// until the committer or the log is gone. It holds neither between looks,
+/// so neither outlives the gateway for it.
+fn follow(
+    log: std::sync::Weak<dyn Ledger>,
+    committed: std::sync::Weak<watch::Sender<u64>>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("xgate-follow".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(FOLLOW);
+                let (Some(log), Some(committed)) = (log.upgrade(), committed.upgrade()) else {
+                    return;
+                };
+                let known = *committed.borrow();
+                // A database that is away is retried at the next look.
+                if let Ok(size) = log.size_at_least(known.saturating_add(1)) {
+                    grown(&committed, size);
+                }
+            }
+        })
+        .map(drop)
+}
+
 /// Raises [`Committer::failed`] if the commit thread unwinds from a panic,
 /// or when it says so ([`PanicAlarm::raise`]). It is dropped last, after
 /// the jobs the thread held (whose requests are answered 503 by their
@@ -472,47 +521,66 @@ impl Drop for PanicAlarm {
 struct Recorded<'a> {
     replay: &'a Replay,
     reviews: &'a PendingReviews,
+    /// Set when the caches may disagree with the store: after a commit that
+    /// failed (its records may or may not have reached the store), or a
+    /// read-back that failed. They are read back whole at the next turn,
+    /// under the writer's lock, and nothing is prepared until that
+    /// succeeds: a stale cache could accept a `jti` another replica took,
+    /// or refuse one that never committed.
+    stale: Cell<bool>,
 }
 
 impl Recorded<'_> {
-    /// Reads everything back from `store` after a commit that failed: the
-    /// batch's records may or may not have reached it.
-    fn reload(&self, store: &dyn StoreRead) {
-        if let Err(e) = self.replay.reload(store) {
-            tracing::error!(error = %e, "cannot read the replay ids back after a failed commit");
-        }
-        if let Err(e) = self.reviews.reload(store) {
-            tracing::error!(error = %e, "cannot read the review queue back after a failed commit");
-        }
+    /// Reads every cache back from `store`.
+    fn reload(&self, store: &dyn StoreRead) -> Result<(), StoreError> {
+        self.stale.set(true);
+        self.replay.reload(store)?;
+        self.reviews.reload(store)?;
+        self.stale.set(false);
+        Ok(())
     }
 
-    /// Brings the caches up to date with what other processes committed
-    /// since this one's last turn (a log on a shared database): their
-    /// replay ids, their review-queue changes, and their state writes for
-    /// the read sets of jobs prepared ahead.
-    fn catch_up(&self, changes: &Changes, store: &dyn StoreRead, written: &mut Written) {
-        match changes {
-            Changes::None => {}
-            Changes::Keys(keys) => {
-                let queue = crate::medical::state::queue_prefix(None);
-                let mut reviews = false;
-                for change in keys {
-                    if change.put {
-                        self.replay.note_written(&change.key);
-                    }
-                    reviews |= change.key.starts_with(&queue);
-                }
-                if reviews && let Err(e) = self.reviews.reload(store) {
-                    tracing::error!(error = %e, "cannot read the review queue after another replica's commit");
-                }
-                let hashes = written.hashes_of(keys.iter().map(|c| c.key.as_slice()));
-                written.written(hashes);
-            }
-            Changes::Unknown => {
-                self.reload(store);
-                written.lost_track();
-            }
+    /// Brings the caches up to date, at the start of a turn, with what
+    /// other processes committed since this one's last turn (a log on a
+    /// shared database): their replay ids, their review-queue changes, and
+    /// their state writes for the read sets of jobs prepared ahead; or
+    /// reads them back whole if they are stale.
+    ///
+    /// # Errors
+    /// A read that failed: the caches stay stale and the turn must prepare
+    /// nothing.
+    fn catch_up(
+        &self,
+        changes: &Changes,
+        store: &dyn StoreRead,
+        written: &mut Written,
+    ) -> Result<(), StoreError> {
+        if self.stale.get() || matches!(changes, Changes::Unknown) {
+            // A whole read covers whatever the feed says changed.
+            self.reload(store)?;
+            written.lost_track();
+            return Ok(());
         }
+        let Changes::Keys(keys) = changes else {
+            return Ok(());
+        };
+        let queue = crate::medical::state::queue_prefix(None);
+        let mut reviews = false;
+        for change in keys {
+            if change.put {
+                self.replay.note_written(&change.key);
+            }
+            reviews |= change.key.starts_with(&queue);
+        }
+        let hashes = written.hashes_of(keys.iter().map(|c| c.key.as_slice()));
+        written.written(hashes);
+        if reviews && let Err(e) = self.reviews.reload(store) {
+            // The feed has moved past these changes: only a whole read
+            // can catch up now.
+            self.stale.set(true);
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
@@ -541,16 +609,15 @@ fn run<E>(
             continue;
         }
         match commit(log, memory, jobs, written, counters) {
-            Outcome::Durable(size) => {
-                committed.send_replace(size);
-            }
+            Outcome::Durable(size) => grown(committed, size),
             Outcome::NothingAccepted => {}
             // The log takes no more commits until it is reopened: the
             // jobs queued behind are answered 503 as the queue drops.
             Outcome::Failed if log.stopped() => return,
             // What the batch's jobs recorded may or may not have reached
-            // the store: read back what did.
-            Outcome::Failed => memory.reload(log.store()),
+            // the store: the next turn reads back what did, under the
+            // writer's lock, before it prepares anything.
+            Outcome::Failed => memory.stale.set(true),
         }
     }
 }
@@ -609,8 +676,14 @@ fn commit<E>(
     let started = std::time::Instant::now();
     let mut jobs = Some(jobs);
     let mut prepared: Option<Prepared<E>> = None;
+    let mut behind: Option<StoreError> = None;
     let outcome = log.turn(&mut |start| {
-        memory.catch_up(&start.changes, log.store(), written);
+        if let Err(e) = memory.catch_up(&start.changes, log.store(), written) {
+            // Caches that may be wrong decide nothing: this turn writes
+            // nothing and its jobs are told the store is unavailable.
+            behind = Some(e);
+            return (Vec::new(), WriteBatch::new());
+        }
         let first = start.next_index;
         let mut batch = WriteBatch::new();
         let mut entries = Vec::new();
@@ -660,10 +733,15 @@ fn commit<E>(
     }) = prepared
     else {
         // The turn never started (the log refused it, or its database is
-        // away): nothing was prepared or written.
-        let e = Arc::new(outcome.err().unwrap_or_else(|| {
-            xgate_ledger::Error::Invalid("the turn ended without preparing".into())
-        }));
+        // away), or could not bring the caches up to date: nothing was
+        // prepared or written.
+        let e = Arc::new(match (behind, outcome) {
+            (Some(e), _) => xgate_ledger::Error::Store(e),
+            (None, Err(e)) => e,
+            (None, Ok(_)) => {
+                xgate_ledger::Error::Invalid("the turn ended without preparing".into())
+            }
+        });
         tracing::error!(error = %e, "no turn to write on; nothing in this batch is acknowledged");
         for job in jobs.take().into_iter().flatten() {
             job.work

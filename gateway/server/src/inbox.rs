@@ -215,35 +215,32 @@ pub fn ack(
     let store = log.store();
     let prefix = recipient_prefix(recipient);
     let mut done = Acked::default();
-    let mut batch = WriteBatch::new();
-    let mut seen = std::collections::HashSet::new();
     // Look-up and delete must not interleave with another ack of the same
-    // envelope, or both would be told it was theirs to remove: the lock is
-    // held until the store holds the deletions.
-    static ACKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = ACKS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for id in ids {
-        let found = match parse_id(id) {
-            Some(digest) if seen.insert(digest) => locate(store, &prefix, &digest)?,
-            _ => None,
-        };
-        match found {
-            Some((id_key, index)) => {
-                let item = item_key(recipient, index);
-                batch.drop_body(item.clone());
-                batch.delete(item);
-                batch.delete(id_key);
-                done.acked.push(id.clone());
+    // envelope (here, or on another replica of a shared database), or both
+    // would be told it was theirs to remove: both happen on the writer's
+    // turn, which holds the log's lock until the deletions are durable.
+    log.commit_writes_with(&mut || {
+        done = Acked::default();
+        let mut batch = WriteBatch::new();
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            let found = match parse_id(id) {
+                Some(digest) if seen.insert(digest) => locate(store, &prefix, &digest)?,
+                _ => None,
+            };
+            match found {
+                Some((id_key, index)) => {
+                    let item = item_key(recipient, index);
+                    batch.drop_body(item.clone());
+                    batch.delete(item);
+                    batch.delete(id_key);
+                    done.acked.push(id.clone());
+                }
+                None => done.unknown.push(id.clone()),
             }
-            None => done.unknown.push(id.clone()),
         }
-    }
-    if done.acked.is_empty() {
-        return Ok(done);
-    }
-    log.commit_writes(batch)?;
+        Ok(batch)
+    })?;
     Ok(done)
 }
 

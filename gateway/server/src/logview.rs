@@ -79,9 +79,10 @@ pub fn inclusion(
     size: Option<u64>,
     prefix: &str,
 ) -> Result<InclusionView, ViewError> {
-    non_empty(log)?;
-    let size = size.unwrap_or(log.size());
-    check_tree_size(&format!("{prefix}size"), size, log.size())?;
+    let known = log.size_at_least(size.unwrap_or(0).max(index.saturating_add(1)))?;
+    non_empty(known)?;
+    let size = size.unwrap_or(known);
+    check_tree_size(&format!("{prefix}size"), size, known)?;
     if index >= size {
         return Err(ViewError::Request(format!(
             "{prefix}index {index} is out of range for a tree of size {size}"
@@ -108,8 +109,9 @@ pub fn consistency(
     to: Option<u64>,
     prefix: &str,
 ) -> Result<ConsistencyView, ViewError> {
-    non_empty(log)?;
-    let to = to.unwrap_or(log.size());
+    let known = log.size_at_least(to.unwrap_or(0))?;
+    non_empty(known)?;
+    let to = to.unwrap_or(known);
     if from == 0 {
         return Err(ViewError::Request(format!(
             "{prefix}from must be at least 1: every tree is consistent with the empty one"
@@ -120,7 +122,7 @@ pub fn consistency(
             "{prefix}from {from} is larger than {prefix}to {to}"
         )));
     }
-    check_tree_size(&format!("{prefix}to"), to, log.size())?;
+    check_tree_size(&format!("{prefix}to"), to, known)?;
     let proof = log.consistency(from, to)?;
     Ok(ConsistencyView {
         from: proof.old_size,
@@ -136,10 +138,10 @@ pub fn consistency(
 /// # Errors
 /// [`ViewError::Request`] past the end of the log.
 pub fn entry(log: &dyn Ledger, index: u64, prefix: &str) -> Result<EntryView, ViewError> {
-    if index >= log.size() {
+    let known = log.size_at_least(index.saturating_add(1))?;
+    if index >= known {
         return Err(ViewError::Request(format!(
-            "{prefix}index {index} is out of range: the log has {} entries",
-            log.size()
+            "{prefix}index {index} is out of range: the log has {known} entries"
         )));
     }
     Ok(EntryView {
@@ -154,8 +156,8 @@ pub fn b64(hash: &Hash) -> String {
     B64.encode(hash.as_bytes())
 }
 
-fn non_empty(log: &dyn Ledger) -> Result<(), ViewError> {
-    if log.size() == 0 {
+fn non_empty(size: u64) -> Result<(), ViewError> {
+    if size == 0 {
         return Err(ViewError::Request(
             "the log is empty: there is nothing to prove".into(),
         ));

@@ -967,7 +967,10 @@ impl Gateway {
             return self.first_receipt(envelope, index).await;
         }
         let (index, checkpoint) = appended?;
-        self.metrics.appended(started.elapsed(), self.log.size());
+        // The size the commit signed: asking the log could wait on a
+        // database, on an async worker.
+        self.metrics
+            .appended(started.elapsed(), checkpoint.checkpoint.size);
         Receipt::build_for(&*self.log, envelope.id(), index, &entry, &checkpoint)
             .map_err(Reason::Receipt)
     }

@@ -185,7 +185,7 @@ impl Hub {
             Arc::downgrade(&gateway),
             gateway.commits(),
             closing,
-            Cursor::new(None, gateway.log.size()),
+            Cursor::new(None, *gateway.commits().borrow()),
             sender.clone(),
         ));
         Arc::new(Hub {

@@ -68,7 +68,11 @@ pub(super) async fn page(
                 next,
             });
         }
-        // Every commit signs a checkpoint, so one covers any stored envelope.
+        // Every commit signs a checkpoint, so one covers any stored
+        // envelope, once this process has read as far as the newest (on a
+        // shared database another replica may have logged it a moment ago).
+        let newest = items.iter().map(|i| i.log_index).max().unwrap_or(0);
+        log.size_at_least(newest.saturating_add(1))?;
         let checkpoint = log
             .latest_checkpoint()
             .ok_or_else(|| ApiError::new(Code::Internal, "the log has no checkpoint"))?;

@@ -62,7 +62,7 @@ use crate::registry::AgencyId;
 use crate::tls::Identity;
 use caller::{agency, crl_stale};
 use error::{ApiError, Code};
-use request::{number, optional, read_body, required};
+use request::{blocking, number, optional, read_body, required};
 use response::{full, json, text, with_body};
 
 /// The media type of a submitted envelope.
@@ -128,28 +128,35 @@ async fn route(
         (_, ["v1", "outbox"]) => Err(not_allowed()),
         (Method::POST, ["v1", "inbox", "ack"]) => inbox::ack_list(ctx, sender, req).await,
         (Method::POST, ["v1", "inbox", id, "ack"]) => inbox::ack_one(ctx, sender, id).await,
-        (Method::GET, ["v1", "log", "checkpoint"]) => match ctx.gateway.log.latest_checkpoint() {
-            Some(signed) => Ok(text(StatusCode::OK, &signed.note)),
-            None => Err(ApiError::new(
-                Code::NotFound,
-                "the log has no checkpoint yet",
-            )),
-        },
+        // The log's reads may wait on a database: off the async workers.
+        (Method::GET, ["v1", "log", "checkpoint"]) => {
+            let log = Arc::clone(&ctx.gateway.log);
+            match blocking(move || log.latest_checkpoint()).await? {
+                Some(signed) => Ok(text(StatusCode::OK, &signed.note)),
+                None => Err(ApiError::new(
+                    Code::NotFound,
+                    "the log has no checkpoint yet",
+                )),
+            }
+        }
         (Method::GET, ["v1", "log", "entries", index]) => {
             let index = number("index", index)?;
-            let view = logview::entry(&*ctx.gateway.log, index, "")?;
+            let log = Arc::clone(&ctx.gateway.log);
+            let view = blocking(move || logview::entry(&*log, index, "")).await??;
             Ok(json(StatusCode::OK, &view))
         }
         (Method::GET, ["v1", "log", "proof", "inclusion"]) => {
             let index = required(&query, "index")?;
             let size = optional(&query, "size")?;
-            let view = logview::inclusion(&*ctx.gateway.log, index, size, "")?;
+            let log = Arc::clone(&ctx.gateway.log);
+            let view = blocking(move || logview::inclusion(&*log, index, size, "")).await??;
             Ok(json(StatusCode::OK, &view))
         }
         (Method::GET, ["v1", "log", "proof", "consistency"]) => {
             let from = required(&query, "from")?;
             let to = optional(&query, "to")?;
-            let view = logview::consistency(&*ctx.gateway.log, from, to, "")?;
+            let log = Arc::clone(&ctx.gateway.log);
+            let view = blocking(move || logview::consistency(&*log, from, to, "")).await??;
             Ok(json(StatusCode::OK, &view))
         }
         (Method::GET, ["v1", "assets"]) => assets::list(ctx, sender, &query).await,

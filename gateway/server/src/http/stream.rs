@@ -88,7 +88,9 @@ pub(super) async fn open(
     })?;
     // A position to resume after wins over `from`: a browser reconnecting
     // sends Last-Event-ID to the same URL.
-    let from_index = from.unwrap_or_else(|| ctx.gateway.log.size());
+    // "Now" is the newest size this process knows (never a wait on a
+    // database here).
+    let from_index = from.unwrap_or_else(|| *ctx.gateway.commits().borrow());
     let (tx, inner) = Channel::<Bytes>::new(BUFFERED);
     let (gone_tx, gone) = oneshot::channel();
     let guard = Guard {
