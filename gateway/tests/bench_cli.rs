@@ -167,7 +167,9 @@ fn assert_cpu_sane(report: &Value) {
     }
     let busy = cpu["machine_busy"].as_f64().unwrap_or(-1.0);
     assert!(busy > 0.0 && busy <= 1.0, "{report}");
-    assert!(cpu["seconds"].as_f64().is_some_and(|s| s > 0.5), "{report}");
+    // However fast the run was (a fixed count of envelopes can take less
+    // than its --duration), it took some time.
+    assert!(cpu["seconds"].as_f64().is_some_and(|s| s > 0.0), "{report}");
 }
 
 #[test]

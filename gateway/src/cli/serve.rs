@@ -312,6 +312,13 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
     };
     let seconds = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
     let offer_ttl = seconds(config.offer_ttl_secs);
+    // The reserve keeps the embedded store off a full disk. On PostgreSQL
+    // a commit writes nothing here (the data directory holds the key), and
+    // a database short of space refuses by itself: 503, then recovery.
+    let reserve = match &config.store {
+        Store::Embedded => config.min_free_bytes,
+        Store::Postgres(_) => 0,
+    };
     let gateway = Arc::new(
         Gateway::new(Arc::clone(&log), registry, policy, limits)
             .map_err(|e| Error::Serve(e.to_string()))?
@@ -320,7 +327,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
                 max_grant: seconds(config.max_grant_secs),
                 review_due: seconds(config.review_due_secs),
             })
-            .with_disk_reserve(config.data_dir.clone(), config.min_free_bytes)
+            .with_disk_reserve(config.data_dir.clone(), reserve)
             .with_request_timeout(seconds(config.request_timeout_secs))
             .with_local(config.gateway_id.clone()),
     );
