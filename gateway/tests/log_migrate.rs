@@ -19,8 +19,8 @@ mod federation;
 
 use std::path::Path;
 
-use http::{Method, StatusCode};
-use serde_json::{Value, json};
+use http::StatusCode;
+use serde_json::Value;
 use xgate_ledger::{
     DiskStore, Log, OpenOptions, SledStore, Store, StoreRead, WriteBatch, verify_checkpoint,
 };
@@ -99,23 +99,7 @@ fn traffic() -> tempfile::TempDir {
             }
         }
         // A page of treasury's inbox is read and acknowledged.
-        let page = federation::get_json(&mut treasury, "/v1/inbox?limit=100", StatusCode::OK).await;
-        let ids: Vec<Value> = page["envelopes"]
-            .as_array()
-            .expect("envelopes")
-            .iter()
-            .map(|e| e["id"].clone())
-            .collect();
-        let acked = treasury
-            .request(
-                Method::POST,
-                "/v1/inbox/ack",
-                Some("application/json"),
-                json!({ "ids": ids }).to_string().into_bytes(),
-            )
-            .await
-            .expect("ack");
-        assert_eq!(acked.status, StatusCode::OK);
+        federation::ack_first_page(&mut treasury, 100).await;
     });
     let Federation { root, gateway } = fed;
     assert_eq!(gateway.stop(), Some(0));

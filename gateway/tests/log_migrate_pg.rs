@@ -14,8 +14,8 @@ mod federation;
 
 use std::path::{Path, PathBuf};
 
-use http::{Method, StatusCode};
-use serde_json::{Value, json};
+use http::StatusCode;
+use serde_json::Value;
 use xgate::client::{Client, Protocol};
 use xgate_ledger::pg::PgLog;
 use xgate_ledger::{
@@ -139,37 +139,8 @@ fn traffic() -> (tempfile::TempDir, Served) {
     let mut receipts = Vec::new();
     let (mut sender, mut treasury) = (fed.client("state"), fed.client("treasury"));
     runtime().block_on(async {
-        for n in 0..60 {
-            let jws = state
-                .sign(
-                    &id("treasury"),
-                    "record.send",
-                    body(&format!("record {n}")),
-                    60,
-                    None,
-                )
-                .expect("sign");
-            let reply = submit(&mut sender, &jws).await;
-            assert_eq!(reply.status, StatusCode::CREATED);
-            receipts.push(serde_json::from_slice(&reply.body).expect("receipt"));
-        }
-        let page = get_json(&mut treasury, "/v1/inbox?limit=25", StatusCode::OK).await;
-        let ids: Vec<Value> = page["envelopes"]
-            .as_array()
-            .expect("envelopes")
-            .iter()
-            .map(|e| e["id"].clone())
-            .collect();
-        let acked = treasury
-            .request(
-                Method::POST,
-                "/v1/inbox/ack",
-                Some("application/json"),
-                json!({ "ids": ids }).to_string().into_bytes(),
-            )
-            .await
-            .expect("ack");
-        assert_eq!(acked.status, StatusCode::OK);
+        receipts.extend(federation::send_records(&mut sender, &state, "treasury", 60).await);
+        federation::ack_first_page(&mut treasury, 25).await;
     });
     let [mut state_desk, mut treasury_desk, ..] = federation::assets::desks(&fed);
     runtime().block_on(async {

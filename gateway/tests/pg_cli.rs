@@ -18,7 +18,7 @@ use xgate_server::receipt::Receipt;
 use xgate_tests::Run;
 use xgate_tests::postgres::TestPostgres;
 
-use federation::{Federation, body, checkpoint_note, id, runtime, submit, xgate};
+use federation::{Federation, checkpoint_note, id, runtime, submit, xgate};
 
 /// A password the test server ignores (it trusts loopback): it is in every
 /// URL given, and must never be printed.
@@ -98,21 +98,7 @@ fn traffic(fed: &Federation, records: usize, assets: usize) -> Vec<Receipt> {
     let state = fed.signer("state");
     let mut client = fed.client("state");
     runtime().block_on(async {
-        let mut receipts = Vec::new();
-        for n in 0..records {
-            let jws = state
-                .sign(
-                    &id("treasury"),
-                    "record.send",
-                    body(&format!("record {n}")),
-                    60,
-                    None,
-                )
-                .expect("sign");
-            let reply = submit(&mut client, &jws).await;
-            assert_eq!(reply.status, StatusCode::CREATED);
-            receipts.push(serde_json::from_slice(&reply.body).expect("receipt"));
-        }
+        let mut receipts = federation::send_records(&mut client, &state, "treasury", records).await;
         for n in 0..assets {
             let asset = federation::assets::register_body(
                 &format!("STATE-LAPTOP-{n:04}"),

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::checkpoint::CheckpointError;
+use crate::checkpoint::{CheckpointError, NoteVerifier, verify_checkpoint};
+use crate::hash::Hash;
 use crate::store::StoreError;
 
 /// Everything that can go wrong opening, appending to or reading a log.
@@ -131,6 +132,58 @@ pub(crate) fn check_consistency_sizes(old: u64, new: u64) -> Result<(), Error> {
     if old > new {
         return Err(Error::Invalid(format!(
             "from ({old}) is larger than to ({new})"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a tree size a proof is asked for, whatever holds the log: at
+/// least 1 and not past `current`, the log's size (asked only then).
+///
+/// # Errors
+/// [`Error::Invalid`] for 0, [`Error::OutOfRange`] past the end, or what
+/// `current` returns.
+pub(crate) fn check_proof_size(
+    size: u64,
+    current: impl FnOnce() -> Result<u64, Error>,
+) -> Result<(), Error> {
+    if size == 0 {
+        return Err(Error::Invalid("tree size must be at least 1".into()));
+    }
+    let current = current()?;
+    if size > current {
+        return Err(Error::OutOfRange {
+            what: "size",
+            value: size,
+            size: current,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a checkpoint note a log keeps for size `at`, whatever holds it:
+/// signed with `verifier`, claiming size `at` and the tree's root there
+/// (`root_at`, asked only once the rest holds).
+///
+/// # Errors
+/// [`Error::Corrupt`] saying which, or what `root_at` returns.
+pub(crate) fn check_kept_note(
+    at: u64,
+    note: &str,
+    verifier: &NoteVerifier,
+    root_at: impl FnOnce(u64) -> Result<Hash, Error>,
+) -> Result<(), Error> {
+    let checkpoint = verify_checkpoint(note, verifier)
+        .map_err(|e| Error::Corrupt(format!("checkpoint at size {at}: {e}")))?;
+    if checkpoint.size != at {
+        return Err(Error::Corrupt(format!(
+            "checkpoint at size {at} claims size {}",
+            checkpoint.size
+        )));
+    }
+    if root_at(at)? != checkpoint.root {
+        return Err(Error::Corrupt(format!(
+            "checkpoint at size {at} has the wrong root"
         )));
     }
     Ok(())

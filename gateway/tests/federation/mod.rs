@@ -141,6 +141,54 @@ pub async fn submit(client: &mut Client, jws: &str) -> Reply {
     client.submit(jws.to_owned()).await.expect("a response")
 }
 
+/// Sends `count` records, "record 0" on, from `signer`'s agency to `to`
+/// through `client`, each acknowledged 201; their receipts.
+pub async fn send_records(
+    client: &mut Client,
+    signer: &EnvelopeSigner,
+    to: &str,
+    count: usize,
+) -> Vec<xgate_server::receipt::Receipt> {
+    let mut receipts = Vec::with_capacity(count);
+    for n in 0..count {
+        let jws = signer
+            .sign(
+                &id(to),
+                "record.send",
+                body(&format!("record {n}")),
+                60,
+                None,
+            )
+            .expect("sign");
+        let reply = submit(client, &jws).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "record {n}");
+        receipts.push(serde_json::from_slice(&reply.body).expect("receipt"));
+    }
+    receipts
+}
+
+/// Reads the first page (up to `limit`) of `client`'s agency's inbox and
+/// acknowledges all of it in one request.
+pub async fn ack_first_page(client: &mut Client, limit: usize) {
+    let page = get_json(client, &format!("/v1/inbox?limit={limit}"), StatusCode::OK).await;
+    let ids: Vec<Value> = page["envelopes"]
+        .as_array()
+        .expect("envelopes")
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    let acked = client
+        .request(
+            Method::POST,
+            "/v1/inbox/ack",
+            Some("application/json"),
+            json!({ "ids": ids }).to_string().into_bytes(),
+        )
+        .await
+        .expect("ack");
+    assert_eq!(acked.status, StatusCode::OK);
+}
+
 /// GETs `path` and parses the JSON body, asserting `status`.
 pub async fn get_json(client: &mut Client, path: &str, status: StatusCode) -> Value {
     let reply = client

@@ -208,17 +208,6 @@ impl<S: Store> Log<S> {
 
     /// Checks a tree size a proof is asked for: non-empty and not past the end.
     fn check_size(&self, size: u64) -> Result<(), Error> {
-        let current = self.size();
-        if size == 0 {
-            return Err(Error::Invalid("tree size must be at least 1".into()));
-        }
-        if size > current {
-            return Err(Error::OutOfRange {
-                what: "size",
-                value: size,
-                size: current,
-            });
-        }
-        Ok(())
+        crate::error::check_proof_size(size, || Ok(self.size()))
     }
 }

@@ -14,8 +14,8 @@ use super::db::{Fail, pg, prepare};
 use super::tree::{HEIGHT, WIDTH};
 use super::{PgLog, sql};
 use crate::VerifyReport;
-use crate::checkpoint::verify_checkpoint;
 use crate::error::Error;
+use crate::error::check_kept_note;
 use crate::hash::{Hash, leaf_hash, root_of};
 use crate::tlog::bundle;
 use crate::tree::{cover, fold_right};
@@ -95,20 +95,13 @@ impl PgLog {
                 // Published by a replica after this check began.
                 continue;
             }
-            let checkpoint = verify_checkpoint(&note, &self.verifier)
-                .map_err(|e| corrupt(format!("checkpoint at size {at}: {e}")))?;
-            if checkpoint.size != at {
-                return Err(corrupt(format!(
-                    "checkpoint at size {at} claims size {}",
-                    checkpoint.size
-                )));
-            }
-            let expected = if at == size { root } else { self.root_at(at)? };
-            if expected != checkpoint.root {
-                return Err(corrupt(format!(
-                    "checkpoint at size {at} has the wrong root"
-                )));
-            }
+            check_kept_note(at, &note, &self.verifier, |at| {
+                if at == size {
+                    Ok(root)
+                } else {
+                    self.root_at(at)
+                }
+            })?;
             checkpoints += 1;
         }
         Ok(VerifyReport {

@@ -251,18 +251,7 @@ impl PgLog {
 
     /// Checks a tree size a proof is asked for: not empty, not past the end.
     fn check_size(&self, size: u64) -> Result<(), Error> {
-        if size == 0 {
-            return Err(Error::Invalid("tree size must be at least 1".into()));
-        }
-        let current = self.size_at_least(size)?;
-        if size > current {
-            return Err(Error::OutOfRange {
-                what: "size",
-                value: size,
-                size: current,
-            });
-        }
-        Ok(())
+        crate::error::check_proof_size(size, || self.size_at_least(size))
     }
 }
 
