@@ -3,8 +3,9 @@
 //! serves for the same question (`/v1/log/...`), byte for byte, and what the
 //! same command prints for the same log on disk; `xgate audit replay`
 //! passes; `append` goes on beside a running gateway; reading creates
-//! nothing; and a database that cannot be used is one `xgate: error:` line
-//! that never shows the URL's password.
+//! nothing; a database that cannot be used is one `xgate: error:` line
+//! that never shows the URL's password; and `xgate db migrate` applies the
+//! schema once, over TLS that is verified when `sslmode=require`.
 
 mod federation;
 
@@ -12,11 +13,13 @@ use std::path::Path;
 use std::process::Command;
 
 use http::{Method, StatusCode};
+use serde_json::{Value, json};
 use xgate::client::Client;
 use xgate_ledger::{NoteVerifier, verify_checkpoint};
 use xgate_server::receipt::Receipt;
 use xgate_tests::Run;
 use xgate_tests::postgres::TestPostgres;
+use xgate_tests::postgres_tls::TLS_ONLY_ROLE;
 
 use federation::{Federation, checkpoint_note, id, runtime, submit, xgate};
 
@@ -602,4 +605,85 @@ fn copy_private(from: &Path, to: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::copy(from, to).expect("copy");
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// Runs `xgate db migrate` on `store`, with `env` beside it.
+fn db_migrate(store: &str, env: &[(&str, &Path)]) -> Run {
+    let args = ["db", "migrate"];
+    let output = Command::new(env!("CARGO_BIN_EXE_xgate"))
+        .args(args)
+        .env("XGATE_STORE", store)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run xgate");
+    Run {
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        code: output.status.code(),
+        stdout: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn db_migrate_applies_the_schema_once_over_a_connection_encrypted_and_verified() {
+    let pg = xgate_tests::require_postgres!();
+    let Some(ca) = pg.tls_ca() else {
+        eprintln!("TLS is tested on the harness's own cluster, not XGATE_TEST_POSTGRES's");
+        return;
+    };
+    pg.psql(&format!(
+        "DO $$ BEGIN CREATE ROLE {TLS_ONLY_ROLE} LOGIN SUPERUSER; \
+         EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+    ))
+    .expect("the TLS-only role");
+    let db = pg.database();
+    // The server refuses this role without TLS (pg_hba: hostnossl reject).
+    let url = with_password(
+        &db.url()
+            .replacen("://xgate@", &format!("://{TLS_ONLY_ROLE}@"), 1),
+    );
+    let tls = format!("{url}?sslmode=require");
+    let empty = tempfile::tempdir().expect("tempdir");
+    let no_file = empty.path().join("no-ca.pem");
+    std::fs::write(&no_file, b"").expect("an empty trust store");
+    // Trusting no one (not even the system's store): the server's
+    // certificate is refused, nothing is migrated.
+    let untrusted = db_migrate(
+        &tls,
+        &[("SSL_CERT_FILE", &no_file), ("SSL_CERT_DIR", empty.path())],
+    );
+    let message = error_line(&untrusted, 1);
+    assert!(message.contains("certificate"), "{message}");
+    // `disable`, and `prefer` (the default, taken as `disable`): no TLS, so
+    // the server refuses the role.
+    for plain in [format!("{url}?sslmode=disable"), url.clone()] {
+        let message = error_line(&db_migrate(&plain, &[("SSL_CERT_FILE", &ca)]), 1);
+        assert!(message.contains("no encryption"), "{message}");
+    }
+    assert_eq!(
+        db.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'xgate%'")
+            .expect("tables")
+            .trim(),
+        "0",
+        "nothing was migrated over a refused connection"
+    );
+    // Trusting the cluster's CA: the schema, then nothing more to apply.
+    let first: Value =
+        serde_json::from_str(&db_migrate(&tls, &[("SSL_CERT_FILE", &ca)]).expect_ok())
+            .expect("one line of JSON");
+    let version = first["version"].as_u64().expect("version");
+    assert!(version >= 1, "{first}");
+    let applied = first["applied"].as_array().expect("applied");
+    assert_eq!(
+        applied.len() as u64,
+        version,
+        "every migration, once: {first}"
+    );
+    let again: Value =
+        serde_json::from_str(&db_migrate(&tls, &[("SSL_CERT_FILE", &ca)]).expect_ok())
+            .expect("one line of JSON");
+    assert_eq!(again, json!({ "version": version, "applied": [] }));
+    // The embedded store has no schema.
+    let message = error_line(&run(&["db", "migrate", "--store", "embedded"], b""), 1);
+    assert!(message.contains("needs a postgres:// store"), "{message}");
 }

@@ -22,6 +22,7 @@
 pub mod barriers;
 pub mod federation;
 pub mod postgres;
+pub mod postgres_tls;
 pub mod replicas;
 
 use std::ffi::OsStr;

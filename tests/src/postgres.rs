@@ -13,7 +13,9 @@
 //!   free loopback port with the durability settings on (`fsync`,
 //!   `synchronous_commit`, `full_page_writes`): the crash tests depend on
 //!   them. PostgreSQL refuses to run as root, so as root the binaries run as
-//!   the `postgres` system user (`setpriv`), which owns the directory.
+//!   the `postgres` system user (`setpriv`), which owns the directory. It
+//!   serves TLS with a certificate from a CA of its own
+//!   ([`TestPostgres::tls_ca`], [`crate::postgres_tls`]).
 //!
 //! Each test takes a fresh, empty database with [`TestPostgres::database`],
 //! dropped when the [`TestDatabase`] drops.
@@ -352,6 +354,7 @@ impl TestPostgres {
                 .args(["-A", "trust", "-U", SUPERUSER, "--no-sync"])
                 .args(["-E", "UTF8", "--locale=C"]),
         )?;
+        crate::postgres_tls::prepare(&dir, &dir.join("data"), owner)?;
         let mut watchdog = Command::new("/bin/sh");
         watchdog
             .args(["-c", WATCHDOG, "xgate-pg-watchdog"])
@@ -420,6 +423,15 @@ impl TestPostgres {
     /// returns its rows, unaligned (`|` between columns), one per line.
     pub fn psql(&self, sql: &str) -> Result<String, PostgresError> {
         run_psql(&self.psql, &self.admin_url, sql)
+    }
+
+    /// The CA that signed the throwaway cluster's TLS certificate (it
+    /// serves TLS, and refuses [`crate::postgres_tls::TLS_ONLY_ROLE`]
+    /// without it); `None` for `XGATE_TEST_POSTGRES`'s server.
+    pub fn tls_ca(&self) -> Option<PathBuf> {
+        self.cluster
+            .as_ref()
+            .map(|c| c.dir.join(crate::postgres_tls::CA_FILE))
     }
 
     /// The URL of the maintenance database (`postgres`), as the server's
@@ -522,7 +534,7 @@ impl Cluster {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=on \
              -c synchronous_commit=on -c full_page_writes=on \
-             -c max_connections=200 -c shared_buffers=64MB",
+             -c max_connections=200 -c shared_buffers=64MB -c ssl=on",
             shell_quote(&self.dir.to_string_lossy())
         );
         let started = run(

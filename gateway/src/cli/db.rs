@@ -66,8 +66,10 @@ impl MigrateArgs {
                 .map_err(|e| Error::Usage(format!("--store: {e}")))?,
             None => Config::load(self.config.as_deref(), std::env::vars())?.store,
         };
+        // The store may come from the environment or the file, not the
+        // command line: a request that cannot be met (exit 1), not usage.
         let Store::Postgres(url) = store else {
-            return Err(Error::Usage(
+            return Err(Error::Request(
                 "xgate db migrate needs a postgres:// store (--store, XGATE_STORE or the config \
                  file's store); the embedded store has no schema to migrate"
                     .into(),

@@ -19,6 +19,7 @@ use std::time::Duration;
 use deadpool_postgres::{
     ClientWrapper, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{NoTls, Row, Statement};
 
 use super::runtime::Bridge;
@@ -104,11 +105,20 @@ fn describe(e: &tokio_postgres::Error) -> (String, bool) {
         let transient = code.starts_with("08") || code.starts_with("57P");
         return (format!("{code} {}", db.message()), transient);
     }
-    let io = std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .map(|io| format!(": {io}"));
-    let transient = e.is_closed() || io.is_some();
-    (format!("{e}{}", io.unwrap_or_default()), transient)
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    let transient = e.is_closed() || io;
+    // The causes say what went wrong (the socket's error, the TLS
+    // handshake's "certificate verify failed"); none repeats the URL.
+    let mut reason = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !reason.contains(&text) {
+            reason = format!("{reason}: {text}");
+        }
+        cause = c.source();
+    }
+    (reason, transient)
 }
 
 /// Maps a failure to get a pooled connection.
@@ -147,13 +157,16 @@ impl Db {
     /// repeats it: it may hold a password).
     pub(super) fn connect(url: &str) -> Result<Arc<Db>, Error> {
         let config = session_config(url)?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match config.get_ssl_mode() {
+            SslMode::Require => Manager::from_config(config, tls()?, recycling()),
+            // `prefer` (the default) would take plaintext from any server
+            // that declines, or any attacker in the middle: it is taken as
+            // `disable`, and only `require` encrypts, always verified.
+            _ => Manager::from_config(config, NoTls, recycling()),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
@@ -220,6 +233,18 @@ pub(super) async fn get(pool: &Pool) -> Result<Object, Fail> {
 
 /// The settings of `url` with the session settings every connection needs
 /// added to its own `options`.
+/// The TLS connector for `sslmode=require`: the server's certificate must
+/// chain to the system's trust store (or `SSL_CERT_FILE`, `SSL_CERT_DIR`)
+/// and name the host connected to, as libpq's `verify-full` checks.
+///
+/// # Errors
+/// [`Error::Invalid`] if OpenSSL cannot be set up.
+fn tls() -> Result<postgres_openssl::MakeTlsConnector, Error> {
+    let builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client())
+        .map_err(|e| Error::Invalid(format!("cannot set up TLS to the database: {e}")))?;
+    Ok(postgres_openssl::MakeTlsConnector::new(builder.build()))
+}
+
 fn session_config(url: &str) -> Result<tokio_postgres::Config, Error> {
     let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
         Error::Invalid("the database URL is not a valid PostgreSQL connection string".into())

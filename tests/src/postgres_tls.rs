@@ -1,0 +1,81 @@
+//! TLS for the throwaway PostgreSQL cluster ([`crate::postgres`]): a CA of
+//! its own, a server certificate for `localhost` and `127.0.0.1` signed by
+//! it, and one role that may connect only over TLS, so a test can prove
+//! that a connection was encrypted (the server refuses it otherwise) and
+//! verified (a client that does not trust the CA is refused).
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, chown};
+use std::path::Path;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+use crate::postgres::PostgresError;
+
+/// The role the server accepts only over TLS (`hostnossl ... reject`).
+pub const TLS_ONLY_ROLE: &str = "xgate_tls_only";
+/// The CA's certificate, in the cluster's directory.
+pub const CA_FILE: &str = "tls-ca.crt";
+
+/// Writes the CA (`dir/tls-ca.crt`), the server's certificate and key
+/// (`data/server.crt`, `data/server.key`, 0600, owned by `owner` when the
+/// server runs as another user) and the rule refusing [`TLS_ONLY_ROLE`]
+/// without TLS at the head of `data/pg_hba.conf`.
+///
+/// # Errors
+/// A certificate that cannot be made, or a file that cannot be written.
+pub fn prepare(dir: &Path, data: &Path, owner: Option<(u32, u32)>) -> Result<(), PostgresError> {
+    let (ca_pem, cert_pem, key_pem) = certificates().map_err(|e| PostgresError::Io {
+        what: "make the server's TLS certificate",
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    write(&dir.join(CA_FILE), ca_pem.as_bytes(), 0o644, None)?;
+    write(&data.join("server.crt"), cert_pem.as_bytes(), 0o644, owner)?;
+    write(&data.join("server.key"), key_pem.as_bytes(), 0o600, owner)?;
+    let hba = data.join("pg_hba.conf");
+    let rules = fs::read_to_string(&hba).map_err(io("read pg_hba.conf"))?;
+    let rules = format!("hostnossl all {TLS_ONLY_ROLE} all reject\n{rules}");
+    fs::write(&hba, rules).map_err(io("write pg_hba.conf"))
+}
+
+/// The CA's PEM, and the server's certificate and key, PEM.
+fn certificates() -> Result<(String, String, String), rcgen::Error> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "xgate test PostgreSQL CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate()?;
+    let mut server = CertificateParams::new(["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = server.signed_by(&key, &issuer)?;
+    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
+}
+
+fn write(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<(), PostgresError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io("create a TLS file"))?;
+    file.write_all(bytes).map_err(io("write a TLS file"))?;
+    if let Some((uid, gid)) = owner {
+        chown(path, Some(uid), Some(gid)).map_err(io("hand a TLS file to postgres"))?;
+    }
+    Ok(())
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> PostgresError {
+    move |source| PostgresError::Io { what, source }
+}
