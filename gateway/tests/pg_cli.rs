@@ -642,7 +642,12 @@ fn db_migrate_applies_the_schema_once_over_a_connection_encrypted_and_verified()
         &db.url()
             .replacen("://xgate@", &format!("://{TLS_ONLY_ROLE}@"), 1),
     );
-    let tls = format!("{url}?sslmode=require");
+    // The certificate names `localhost` only.
+    let tls = format!(
+        "{}?sslmode=require",
+        url.replacen("@127.0.0.1:", "@localhost:", 1)
+    );
+    assert_ne!(tls, format!("{url}?sslmode=require"), "{url}");
     let empty = tempfile::tempdir().expect("tempdir");
     let no_file = empty.path().join("no-ca.pem");
     std::fs::write(&no_file, b"").expect("an empty trust store");
@@ -653,7 +658,11 @@ fn db_migrate_applies_the_schema_once_over_a_connection_encrypted_and_verified()
         &[("SSL_CERT_FILE", &no_file), ("SSL_CERT_DIR", empty.path())],
     );
     let message = error_line(&untrusted, 1);
-    assert!(message.contains("certificate"), "{message}");
+    assert!(message.contains("certificate verify failed"), "{message}");
+    // Trusting the CA but connecting by another name than the certificate's.
+    let other_name = format!("{url}?sslmode=require");
+    let message = error_line(&db_migrate(&other_name, &[("SSL_CERT_FILE", &ca)]), 1);
+    assert!(message.contains("IP address mismatch"), "{message}");
     // `disable`, and `prefer` (the default, taken as `disable`): no TLS, so
     // the server refuses the role.
     for plain in [format!("{url}?sslmode=disable"), url.clone()] {

@@ -523,10 +523,13 @@ struct Recorded<'a> {
     reviews: &'a PendingReviews,
     /// Set when the caches may disagree with the store: after a commit that
     /// failed (its records may or may not have reached the store), or a
-    /// read-back that failed. They are read back whole at the next turn,
-    /// under the writer's lock, and nothing is prepared until that
-    /// succeeds: a stale cache could accept a `jti` another replica took,
-    /// or refuse one that never committed.
+    /// catch-up that failed. They are read back whole before the next turn,
+    /// and nothing is prepared until that succeeds: a stale cache could
+    /// accept a `jti` another replica took, or refuse one that never
+    /// committed. The read is outside the writer's lock (on a shared
+    /// database it can take a while, and every replica waits on that lock):
+    /// whatever commits after it, the failed batch included if it did
+    /// commit, is in the change feed the next turn catches up from.
     stale: Cell<bool>,
 }
 
@@ -543,19 +546,23 @@ impl Recorded<'_> {
     /// Brings the caches up to date, at the start of a turn, with what
     /// other processes committed since this one's last turn (a log on a
     /// shared database): their replay ids, their review-queue changes, and
-    /// their state writes for the read sets of jobs prepared ahead; or
-    /// reads them back whole if they are stale.
+    /// their state writes for the read sets of jobs prepared ahead. A feed
+    /// that cannot say what changed (pruned past this process's last turn:
+    /// rare) is answered by reading everything back, under the lock.
     ///
     /// # Errors
-    /// A read that failed: the caches stay stale and the turn must prepare
-    /// nothing.
+    /// Stale caches, or a read that failed (then they are stale): the turn
+    /// must prepare nothing.
     fn catch_up(
         &self,
         changes: &Changes,
         store: &dyn StoreRead,
         written: &mut Written,
     ) -> Result<(), StoreError> {
-        if self.stale.get() || matches!(changes, Changes::Unknown) {
+        if self.stale.get() {
+            return Err(StoreError("the caches are being read back".into()));
+        }
+        if matches!(changes, Changes::Unknown) {
             // A whole read covers whatever the feed says changed.
             self.reload(store)?;
             written.lost_track();
@@ -608,15 +615,31 @@ fn run<E>(
             }
             continue;
         }
+        if memory.stale.get() {
+            if let Err(e) = memory.reload(log.store()) {
+                tracing::error!(error = %e, "cannot read the caches back; nothing in this batch is acknowledged");
+                let e = Arc::new(xgate_ledger::Error::Store(e));
+                for job in jobs {
+                    job.work
+                        .waiting()
+                        .answer(Err(CommitError::Append(Arc::clone(&e))));
+                }
+                continue;
+            }
+            written.lost_track();
+        }
         match commit(log, memory, jobs, written, counters) {
             Outcome::Durable(size) => grown(committed, size),
             Outcome::NothingAccepted => {}
             // The log takes no more commits until it is reopened: the
             // jobs queued behind are answered 503 as the queue drops.
-            Outcome::Failed if log.stopped() => return,
+            Outcome::Failed | Outcome::NotStarted if log.stopped() => return,
+            // Nothing was prepared: the caches are as they were (or marked
+            // stale by a catch-up that failed).
+            Outcome::NotStarted => {}
             // What the batch's jobs recorded may or may not have reached
-            // the store: the next turn reads back what did, under the
-            // writer's lock, before it prepares anything.
+            // the store: they are read back before the next batch is
+            // prepared.
             Outcome::Failed => memory.stale.set(true),
         }
     }
@@ -644,6 +667,9 @@ enum Outcome {
     Durable(u64),
     /// Every job was refused: nothing was written.
     NothingAccepted,
+    /// The turn never started, or could not catch up: nothing was prepared
+    /// or written, and nothing recorded in memory.
+    NotStarted,
     /// The append failed: nothing is acknowledged, and the store may hold
     /// all of the batch or none of it.
     Failed,
@@ -748,7 +774,7 @@ fn commit<E>(
                 .waiting()
                 .answer(Err(CommitError::Append(Arc::clone(&e))));
         }
-        return Outcome::Failed;
+        return Outcome::NotStarted;
     };
     if waiting.is_empty() {
         return Outcome::NothingAccepted;

@@ -109,7 +109,7 @@ pub fn consistency(
     to: Option<u64>,
     prefix: &str,
 ) -> Result<ConsistencyView, ViewError> {
-    let known = log.size_at_least(to.unwrap_or(0))?;
+    let known = log.size_at_least(to.unwrap_or(from))?;
     non_empty(known)?;
     let to = to.unwrap_or(known);
     if from == 0 {

@@ -1002,24 +1002,40 @@ impl Gateway {
         let mut commits = self.committer.commits();
         let timeout =
             std::time::Duration::from_secs(u64::try_from(self.request_timeout).unwrap_or(0));
-        let durable = tokio::time::timeout(timeout, commits.wait_for(|size| *size > index)).await;
-        if !matches!(durable, Ok(Ok(_))) {
+        let durable = tokio::time::timeout(timeout, commits.wait_for(|size| *size > index))
+            .await
+            .is_ok_and(|waited| waited.is_ok());
+        if !durable {
             return Err(not_now());
         }
-        let first = received::get(&Stored(self.log.store()), &envelope.iss, &envelope.jti)
-            .map_err(|e| Reason::Commit(CommitError::Declined(Declined::State(e))))?;
-        let logged = received::Received {
-            log_index: index,
-            digest: envelope.digest,
-        };
-        if first != Some(logged) {
-            return Err(not_now());
-        }
-        let checkpoint = self
-            .log
-            .latest_checkpoint()
-            .ok_or(Reason::Commit(CommitError::NoCheckpoint))?;
-        Receipt::build(&*self.log, envelope.id(), index, &checkpoint).map_err(Reason::Receipt)
+        // The reads may wait on a database: off the async workers.
+        let (log, iss, jti) = (
+            Arc::clone(&self.log),
+            envelope.iss.clone(),
+            envelope.jti.clone(),
+        );
+        let (digest, id) = (envelope.digest, envelope.id());
+        let built = tokio::task::spawn_blocking(move || {
+            let first = received::get(&Stored(log.store()), &iss, &jti)
+                .map_err(|e| Reason::Commit(CommitError::Declined(Declined::State(e))))?;
+            let logged = received::Received {
+                log_index: index,
+                digest,
+            };
+            if first != Some(logged) {
+                return Err(not_now());
+            }
+            // Another replica may have logged it a moment ago: read as far
+            // as a checkpoint that covers it.
+            log.size_at_least(index.saturating_add(1))
+                .map_err(|e| Reason::Commit(CommitError::Append(Arc::new(e))))?;
+            let checkpoint = log
+                .latest_checkpoint()
+                .ok_or(Reason::Commit(CommitError::NoCheckpoint))?;
+            Receipt::build(&*log, id, index, &checkpoint).map_err(Reason::Receipt)
+        })
+        .await;
+        built.unwrap_or_else(|_| Err(Reason::Commit(CommitError::Stopped)))
     }
 
     /// The log entry of an envelope: its metadata, what it names of its

@@ -185,8 +185,8 @@ pub struct ShowArgs {
     /// How to reach the gateway, and as whom.
     #[command(flatten)]
     pub conn: Connection,
-    /// The request's `jti`.
-    #[arg(value_name = "JTI")]
+    /// The request's `jti` (one starting with `-` is taken as the value).
+    #[arg(value_name = "JTI", allow_hyphen_values = true)]
     pub request: String,
     /// The requesting agency (auditors must name it).
     #[arg(long, value_name = "AGENCY")]

@@ -261,8 +261,10 @@ mod tests {
     #[test]
     fn a_jti_starting_with_a_hyphen_is_a_value() {
         let common = ["--pki", "p", "--as", "gsa", "--gateway", "https://g"];
-        let cases: [&[&str]; 2] = [
+        let cases: [&[&str]; 3] = [
             &["xgate", "asset", "reject", "--tag", "T", "--offer", "-cK8"],
+            // As a positional argument too (CI drew "-7a041KJjhvHlNBnnsLBIg").
+            &["xgate", "medical", "show", "-7a041KJjhvHlNBnnsLBIg"],
             &[
                 "xgate",
                 "medical",

@@ -281,9 +281,17 @@ impl PgLog {
     /// # Errors
     /// The database failing as the tree state is read.
     pub fn size_at_least(&self, wanted: u64) -> Result<u64, Error> {
-        let known = self.known().size;
-        if known >= wanted {
-            return Ok(known);
+        if wanted == 0 {
+            return Ok(self.known().size);
+        }
+        // A turn raises the size it found before its own checkpoint is
+        // signed: what is known must also be signed that far, or a receipt
+        // built from it would name a checkpoint that does not cover the
+        // entry. One read either way.
+        let known = self.head.known();
+        let signed = known.latest.as_ref().map_or(0, |c| c.checkpoint.size);
+        if known.size >= wanted && signed >= wanted {
+            return Ok(known.size);
         }
         Ok(self.refresh()?.size)
     }

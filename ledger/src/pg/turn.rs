@@ -371,8 +371,6 @@ fn check_lengths<E: AsRef<[u8]>>(entries: &[E]) -> Result<(), Error> {
     }
 }
 
-/// The changes since batch `known`, from the feed's rows after it, the
-/// lock having found batch `seq` the last.
 /// Refuses a database that holds less than this process saw committed:
 /// restored from an older backup, or failed over to a standby that had not
 /// received every commit. Acknowledged entries are gone from it, and what
@@ -394,6 +392,8 @@ fn went_back(writer: &Writer, tree: &batch::Tree) -> Result<(), Error> {
     ))))
 }
 
+/// The changes since batch `known`, from the feed's rows after it, the
+/// lock having found batch `seq` the last.
 fn changes(rows: &[Row], known: u64, seq: u64) -> Result<Changes, Error> {
     if seq == known {
         return Ok(Changes::None);
