@@ -223,6 +223,23 @@ pub mod contract {
             Some(b"Gk099".to_vec())
         );
         assert!(store.last_with_prefix(b"Gq").expect("last").is_none());
+        // Several keys at once: each answer in its key's place, a missing
+        // or deleted key `None`, a key asked twice answered twice.
+        let asked: Vec<Vec<u8>> = ["Gk001", "Gnone", "Gk050", "Gz", "Gk001"]
+            .iter()
+            .map(|k| k.as_bytes().to_vec())
+            .collect();
+        assert_eq!(
+            store.get_many(&asked).expect("get_many"),
+            vec![
+                Some(1u32.to_be_bytes().to_vec()),
+                None,
+                None,
+                Some(b"last wins".to_vec()),
+                Some(1u32.to_be_bytes().to_vec()),
+            ]
+        );
+        assert!(store.get_many(&[]).expect("get_many").is_empty());
         store.sync().expect("sync");
         drop(store);
         let store = open(dir.path());

@@ -145,6 +145,12 @@ pub trait StoreRead: Send + Sync {
     /// Reads one key.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Reads several keys, each answer in the place of its key: on a
+    /// store across a network, in one round trip.
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
     /// Every key starting with `prefix`, in ascending key order.
     fn scan_prefix(
         &self,

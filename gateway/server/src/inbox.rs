@@ -219,15 +219,23 @@ pub fn ack(
     // envelope (here, or on another replica of a shared database), or both
     // would be told it was theirs to remove: both happen on the writer's
     // turn, which holds the log's lock until the deletions are durable.
+    // Each id once (a repeat is unknown: acknowledged earlier in the list).
+    let mut seen = std::collections::HashSet::new();
+    let digests: Vec<Option<[u8; 32]>> = ids
+        .iter()
+        .map(|id| parse_id(id).filter(|digest| seen.insert(*digest)))
+        .collect();
+    let keys: Vec<Vec<u8>> = digests.iter().flatten().map(id_key).collect();
     log.commit_writes_with(&mut || {
         done = Acked::default();
         let mut batch = WriteBatch::new();
-        let mut seen = std::collections::HashSet::new();
-        for id in ids {
-            let found = match parse_id(id) {
-                Some(digest) if seen.insert(digest) => locate(store, &prefix, &digest)?,
-                _ => None,
-            };
+        // Every id in one read: the lock is held meanwhile.
+        let mut values = store.get_many(&keys)?.into_iter();
+        for (id, digest) in ids.iter().zip(&digests) {
+            let found = digest.and_then(|digest| {
+                let index = index_in(values.next().flatten()?, &prefix)?;
+                Some((id_key(&digest), index))
+            });
             match found {
                 Some((id_key, index)) => {
                     let item = item_key(recipient, index);
@@ -244,22 +252,11 @@ pub fn ack(
     Ok(done)
 }
 
-/// The id key and log index of envelope `digest`, if it waits in the inbox
-/// whose keys start with `prefix`.
-fn locate(
-    store: &dyn StoreRead,
-    prefix: &[u8],
-    digest: &[u8; 32],
-) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
-    let id_key = id_key(digest);
-    let Some(found) = store.get(&id_key)? else {
-        return Ok(None);
-    };
-    let index = found
-        .as_slice()
-        .strip_prefix(&prefix[ITEM_PREFIX.len()..])
-        .and_then(|rest| Some(u64::from_be_bytes(rest.try_into().ok()?)));
-    Ok(index.map(|index| (id_key, index)))
+/// The log index an id key's value (`locator`) names, if the envelope
+/// waits in the inbox whose keys start with `prefix`.
+fn index_in(found: Vec<u8>, prefix: &[u8]) -> Option<u64> {
+    let rest = found.strip_prefix(&prefix[ITEM_PREFIX.len()..])?;
+    Some(u64::from_be_bytes(rest.try_into().ok()?))
 }
 
 fn recipient_prefix(recipient: &AgencyId) -> Vec<u8> {

@@ -169,6 +169,10 @@ pub(super) const BUNDLE_RANGE: &str = "SELECT idx, sum(entries), string_agg(data
 /// One key of the small state.
 pub(super) const STATE_GET: &str = "SELECT value FROM xgate_state WHERE key = $1::bytea";
 
+/// Several keys, with their values (those that exist).
+pub(super) const STATE_GET_MANY: &str =
+    "SELECT key, value FROM xgate_state WHERE key = ANY($1::bytea[])";
+
 /// A page of keys from `$1`, below `$2`.
 pub(super) const STATE_PAGE: &str = "SELECT key, value FROM xgate_state \
      WHERE key >= $1::bytea AND key < $2::bytea ORDER BY key LIMIT $3::bigint";

@@ -2,7 +2,7 @@
 //! lookups and key ranges with keyset paging, and written only in batches
 //! that take the log's lock and record their keys in the change feed.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use tokio_postgres::Row;
@@ -79,6 +79,7 @@ impl PgStore {
 #[derive(Clone)]
 enum Params {
     Key(Vec<u8>),
+    Keys(Vec<Vec<u8>>),
     Page(Vec<u8>, Option<Vec<u8>>, i64),
     Range(Vec<u8>, Option<Vec<u8>>),
 }
@@ -87,6 +88,7 @@ impl Params {
     fn refs(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
         match self {
             Params::Key(k) => vec![k],
+            Params::Keys(keys) => vec![keys],
             Params::Page(from, Some(end), n) => vec![from, end, n],
             Params::Page(from, None, n) => vec![from, n],
             Params::Range(from, Some(end)) => vec![from, end],
@@ -167,6 +169,26 @@ impl StoreRead for PgStore {
                     .map_err(|e| store_error(pg("read state")(e).into()))
             })
             .transpose()
+    }
+
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.rows(
+            "read state",
+            sql::STATE_GET_MANY,
+            Params::Keys(keys.to_vec()),
+        )?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let read = |i| -> Result<Vec<u8>, StoreError> {
+                row.try_get(i)
+                    .map_err(|e| store_error(pg("read state")(e).into()))
+            };
+            found.insert(read(0)?, read(1)?);
+        }
+        Ok(keys.iter().map(|key| found.get(key).cloned()).collect())
     }
 
     fn scan_prefix(
