@@ -1,7 +1,7 @@
 //! Several `PgLog`s on one database, as replicas run them: concurrent
 //! appends from many threads, the change feed between them, a batch whose
-//! session is killed mid-way, and a database that goes away and comes
-//! back.
+//! session is killed mid-way, a replica that hangs holding the lock, and a
+//! database that goes away and comes back.
 
 mod pg_common;
 
@@ -231,6 +231,61 @@ fn a_batch_whose_session_is_killed_leaves_nothing_and_the_next_one_works() {
     assert_eq!(committed.range, 300..350);
     assert!(other.store().get(b"Gnext").expect("get").is_some());
     assert_eq!(other.verify().expect("verify").size, 350);
+}
+
+#[test]
+fn a_replica_that_hangs_holding_the_lock_stalls_the_others_only_until_the_server_ends_it() {
+    let server = xgate_tests::require_postgres!();
+    let db = server.database();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hung = open(db.url(), tmp.path());
+    hung.append_batch(&pg_common::entries(0, 100))
+        .expect("append");
+    let other = open(db.url(), tmp.path());
+    std::thread::scope(|s| {
+        let turn = s.spawn(|| {
+            hung.turn(&mut |start: &TurnStart| {
+                // Hung mid-batch, its session idle in the transaction
+                // that holds the lock: longer than the server allows.
+                std::thread::sleep(Duration::from_secs(12));
+                (
+                    pg_common::entries(start.next_index, start.next_index + 10),
+                    WriteBatch::new(),
+                )
+            })
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        // Another replica's batch waits for the lock, then gives up (the
+        // statement timeout), answering a storage error, not hanging.
+        let started = Instant::now();
+        let refused = other.append(b"while the lock is held");
+        assert!(matches!(refused, Err(Error::Store(_))), "{refused:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(9),
+            "gave up after {:?}",
+            started.elapsed()
+        );
+        // The server ends the idle session (10 s) and its lock with it:
+        // the other replica goes on by itself.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let index = loop {
+            match other.append(b"after the hung replica") {
+                Ok(index) => break index,
+                Err(e) => assert!(Instant::now() < deadline, "never recovered: {e}"),
+            }
+        };
+        assert_eq!(index, 100, "the hung batch got nothing");
+        let hung_result = turn.join().expect("join");
+        assert!(
+            matches!(hung_result, Err(Error::Store(_))),
+            "{hung_result:?}"
+        );
+    });
+    assert_eq!(other.verify().expect("verify").size, 101);
+    assert_eq!(
+        other.entry(100).expect("entry"),
+        b"after the hung replica".to_vec()
+    );
 }
 
 #[test]
