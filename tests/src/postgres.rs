@@ -354,7 +354,8 @@ impl TestPostgres {
                 .args(["-A", "trust", "-U", SUPERUSER, "--no-sync"])
                 .args(["-E", "UTF8", "--locale=C"]),
         )?;
-        crate::postgres_tls::prepare(&dir, &dir.join("data"), owner)?;
+        crate::postgres_tls::prepare(&dir, &dir.join("data"), owner)
+            .map_err(io("give the cluster its TLS certificate"))?;
         let mut watchdog = Command::new("/bin/sh");
         watchdog
             .args(["-c", WATCHDOG, "xgate-pg-watchdog"])

@@ -12,8 +12,6 @@ use std::path::Path;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
-use crate::postgres::PostgresError;
-
 /// The role the server accepts only over TLS (`hostnossl ... reject`).
 pub const TLS_ONLY_ROLE: &str = "xgate_tls_only";
 /// The CA's certificate, in the cluster's directory.
@@ -26,18 +24,18 @@ pub const CA_FILE: &str = "tls-ca.crt";
 ///
 /// # Errors
 /// A certificate that cannot be made, or a file that cannot be written.
-pub fn prepare(dir: &Path, data: &Path, owner: Option<(u32, u32)>) -> Result<(), PostgresError> {
-    let (ca_pem, cert_pem, key_pem) = certificates().map_err(|e| PostgresError::Io {
-        what: "make the server's TLS certificate",
-        source: std::io::Error::other(e.to_string()),
-    })?;
+pub fn prepare(dir: &Path, data: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    let (ca_pem, cert_pem, key_pem) =
+        certificates().map_err(|e| std::io::Error::other(e.to_string()))?;
     write(&dir.join(CA_FILE), ca_pem.as_bytes(), 0o644, None)?;
     write(&data.join("server.crt"), cert_pem.as_bytes(), 0o644, owner)?;
     write(&data.join("server.key"), key_pem.as_bytes(), 0o600, owner)?;
     let hba = data.join("pg_hba.conf");
-    let rules = fs::read_to_string(&hba).map_err(io("read pg_hba.conf"))?;
-    let rules = format!("hostnossl all {TLS_ONLY_ROLE} all reject\n{rules}");
-    fs::write(&hba, rules).map_err(io("write pg_hba.conf"))
+    let rules = fs::read_to_string(&hba)?;
+    fs::write(
+        &hba,
+        format!("hostnossl all {TLS_ONLY_ROLE} all reject\n{rules}"),
+    )
 }
 
 /// The CA's PEM, and the server's certificate and key, PEM.
@@ -58,25 +56,15 @@ fn certificates() -> Result<(String, String, String), rcgen::Error> {
     Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
 }
 
-fn write(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    owner: Option<(u32, u32)>,
-) -> Result<(), PostgresError> {
+fn write(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> std::io::Result<()> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
-        .open(path)
-        .map_err(io("create a TLS file"))?;
-    file.write_all(bytes).map_err(io("write a TLS file"))?;
+        .open(path)?;
+    file.write_all(bytes)?;
     if let Some((uid, gid)) = owner {
-        chown(path, Some(uid), Some(gid)).map_err(io("hand a TLS file to postgres"))?;
+        chown(path, Some(uid), Some(gid))?;
     }
     Ok(())
-}
-
-fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> PostgresError {
-    move |source| PostgresError::Io { what, source }
 }
