@@ -551,8 +551,8 @@ fn everything_else_is_404_and_never_cached() {
                 "{path}"
             );
         }
+        // `/` is the auditor's page (tests/auditor_page.rs).
         let bad_paths = [
-            "/",
             "/index.html",
             "/checkpoint/",
             "//checkpoint",

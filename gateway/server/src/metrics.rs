@@ -46,8 +46,9 @@ struct CloseLabels {
 }
 
 /// Labels of a request to the public listener: the class of resource
-/// (`checkpoint`, `tile`, `tile_partial`, `entries`, `entries_partial`, or
-/// `other` for anything that names none) and the HTTP status.
+/// (`checkpoint`, `tile`, `tile_partial`, `entries`, `entries_partial`,
+/// `page` for the auditor's page and its files, or `other` for anything
+/// that names none) and the HTTP status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PublicRequestLabels {
     resource: &'static str,
@@ -338,7 +339,7 @@ impl Metrics {
         registry.register(
             "public_requests",
             "Requests to the public tlog-tiles listener, by resource class (checkpoint, tile, \
-             tile_partial, entries, entries_partial, other) and HTTP status",
+             tile_partial, entries, entries_partial, page, other) and HTTP status",
             public.requests.clone(),
         );
         registry.register(

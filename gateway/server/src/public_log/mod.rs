@@ -5,6 +5,7 @@
 //! GET /checkpoint                  the checkpoint (text/plain; charset=utf-8, no-store)
 //! GET /tile/<L>/<N>[.p/<W>]        a tile: 32-byte hashes (application/octet-stream, immutable)
 //! GET /tile/entries/<N>[.p/<W>]    an entry bundle: u16 length + entry, each (immutable)
+//! GET /, /audit/*.js, /audit/*.css the auditor's page ([`page`])
 //! anything else                    404
 //! ```
 //!
@@ -17,6 +18,7 @@
 //! - [`Access`]: who may connect: anyone, or (`public_client_auth`) only
 //!   the federation, verified as the main listener verifies it.
 
+pub mod page;
 pub mod route;
 mod source;
 
@@ -87,22 +89,48 @@ pub struct PublicSite {
 /// A response of the public listener.
 pub type PublicResponse = Response<Full<Bytes>>;
 
-/// Answers one request naming `resource` ([`route::resource`]; `None`:
-/// nothing) from a connection of `identity`, within `timeout` (503 past
-/// it), and counts it.
+/// What a request of the public listener names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Named {
+    /// A resource of the log ([`route::resource`]).
+    Log(Resource),
+    /// A file of the auditor's page ([`page::asset`]).
+    Page(page::Asset),
+    /// Nothing: 404.
+    Nothing,
+}
+
+impl Named {
+    /// What `method` of `uri` names.
+    pub fn of(method: &http::Method, uri: &http::Uri) -> Named {
+        match (route::resource(method, uri), page::asset(method, uri)) {
+            (Some(resource), _) => Named::Log(resource),
+            (None, Some(asset)) => Named::Page(asset),
+            (None, None) => Named::Nothing,
+        }
+    }
+}
+
+/// Answers one request naming `named` from a connection of `identity`,
+/// within `timeout` (503 past it), and counts it.
 pub async fn answer(
     site: &PublicSite,
     identity: Option<&Identity>,
-    resource: Option<Resource>,
+    named: Named,
     timeout: Duration,
 ) -> PublicResponse {
-    let class = route::class(resource.as_ref());
+    let class = match &named {
+        Named::Log(resource) => route::class(Some(resource)),
+        Named::Page(_) => "page",
+        Named::Nothing => route::class(None),
+    };
     let response = if site.access.refuses(identity) {
         status_only(StatusCode::FORBIDDEN)
     } else {
-        match resource {
-            None => status_only(StatusCode::NOT_FOUND),
-            Some(resource) => tokio::time::timeout(timeout, serve(site, resource))
+        match named {
+            Named::Nothing => status_only(StatusCode::NOT_FOUND),
+            Named::Page(asset) => page::response(asset),
+            Named::Log(resource) => tokio::time::timeout(timeout, serve(site, resource))
                 .await
                 .unwrap_or_else(|_| status_only(StatusCode::SERVICE_UNAVAILABLE)),
         }

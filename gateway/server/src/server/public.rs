@@ -20,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::connection::{Clocks, Tracked, drive, eviction_reason};
 use super::table::Conn;
-use crate::public_log::{Access, PublicSite, answer, route};
+use crate::public_log::{Access, Named, PublicSite, answer};
 use crate::tls::{Identity, identify};
 
 /// Serves one accepted connection of the public listener until it closes.
@@ -86,10 +86,10 @@ pub(super) async fn serve(
             let identity = Arc::clone(&identity);
             // The request is read for its method and path only; a body is
             // never read.
-            let resource = route::resource(req.method(), req.uri());
+            let named = Named::of(req.method(), req.uri());
             async move {
                 let identity: Option<&Identity> = (*identity).as_ref();
-                let response = answer(&site, identity, resource, clocks.request_timeout).await;
+                let response = answer(&site, identity, named, clocks.request_timeout).await;
                 Ok::<_, Infallible>(response.map(|body| Tracked { body, in_flight }))
             }
         })
