@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod barriers;
+pub mod browser;
 pub mod federation;
 pub mod postgres;
 pub mod postgres_tls;
