@@ -12,7 +12,7 @@ mod federation;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 use xgate::client::{Client, EnvelopeSigner, Protocol};
 use xgate_server::registry::Registry;
@@ -108,24 +108,7 @@ fn every_directory_and_file_of_a_new_data_dir_is_private() {
         state.send("hhs", "medical.request", request).await;
         let asset = federation::assets::register_body("STATE-LAPTOP-1", "state", "p-1", "hq");
         state.send("state", "asset.register", asset).await;
-        let page = federation::get_json(&mut treasury.client, "/v1/inbox", StatusCode::OK).await;
-        let ids: Vec<Value> = page["envelopes"]
-            .as_array()
-            .expect("envelopes")
-            .iter()
-            .map(|e| e["id"].clone())
-            .collect();
-        let acked = treasury
-            .client
-            .request(
-                Method::POST,
-                "/v1/inbox/ack",
-                Some("application/json"),
-                json!({ "ids": ids }).to_string().into_bytes(),
-            )
-            .await
-            .expect("ack");
-        assert_eq!(acked.status, StatusCode::OK);
+        federation::ack_first_page(&mut treasury.client, 100).await;
     });
     gateway.signal("HUP");
     std::thread::sleep(std::time::Duration::from_millis(500));

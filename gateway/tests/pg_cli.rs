@@ -46,9 +46,15 @@ fn run(args: &[&str], stdin: &[u8]) -> Run {
 
 /// Runs `xgate` with `XGATE_STORE` set to `store`.
 fn run_with_store_var(args: &[&str], store: &str) -> Run {
+    run_with_env(args, store, &[])
+}
+
+/// Runs `xgate` with `XGATE_STORE` set to `store`, and `env` beside it.
+fn run_with_env(args: &[&str], store: &str, env: &[(&str, &Path)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_xgate"))
         .args(args)
         .env("XGATE_STORE", store)
+        .envs(env.iter().copied())
         .output()
         .expect("run xgate");
     Run {
@@ -609,19 +615,7 @@ fn copy_private(from: &Path, to: &Path) {
 
 /// Runs `xgate db migrate` on `store`, with `env` beside it.
 fn db_migrate(store: &str, env: &[(&str, &Path)]) -> Run {
-    let args = ["db", "migrate"];
-    let output = Command::new(env!("CARGO_BIN_EXE_xgate"))
-        .args(args)
-        .env("XGATE_STORE", store)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run xgate");
-    Run {
-        args: args.iter().map(|a| (*a).to_owned()).collect(),
-        code: output.status.code(),
-        stdout: output.stdout,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    run_with_env(&["db", "migrate"], store, env)
 }
 
 #[test]
