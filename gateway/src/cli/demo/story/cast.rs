@@ -13,6 +13,10 @@ use crate::cli::demo::summary::{Row, Tally};
 use crate::cli::error::Error;
 use crate::cli::session::{self, expect};
 use crate::client::{Client, EnvelopeSigner, Protocol, Reply};
+
+/// How the line naming a log's auditor's page starts (its port changes
+/// from run to run).
+const PAGE_LINE: &str = "auditor's page:";
 use xgate_ledger::NoteVerifier;
 use xgate_server::kind::Kind;
 use xgate_server::pki::REGISTRY;
@@ -95,7 +99,20 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
         self.out.more(
             "a development PKI: a federation CA, and for each agency a TLS certificate, \
              a signing key and an encryption key",
-        )
+        )?;
+        self.auditors_page()
+    }
+
+    /// Where each log's auditor's page is, while the demo runs.
+    fn auditors_page(&mut self) -> Result<(), Error> {
+        for site in &self.federation.sites {
+            self.out.more(&format!(
+                "{PAGE_LINE} {}/ ({})",
+                site.public_url,
+                site.name()
+            ))?;
+        }
+        Ok(())
     }
 
     fn setup_federated(&mut self) -> Result<(), Error> {
@@ -137,7 +154,8 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
              (the sender's receipt), forwarded over mutual TLS and logged by the recipient's \
              (the delivery receipt, read from the sender's outbox and verified with that \
              gateway's log key from the registry)",
-        )
+        )?;
+        self.auditors_page()
     }
 
     /// Signs `body` as `from`, sends it to `to` with `jti`, and records its
