@@ -94,6 +94,23 @@ async fn verdict(browser: &Browser, receipt: &Value) -> String {
     wait_for(browser, "verdict", |t| !t.is_empty()).await
 }
 
+/// Where the page's screenshots go when they are being regenerated:
+/// `XGATE_SCREENSHOTS=docs/img cargo test -p xgate --test auditor_page`.
+const SCREENSHOTS: &str = "XGATE_SCREENSHOTS";
+
+/// Saves what the browser shows as `name` in [`SCREENSHOTS`], if set.
+async fn screenshot(browser: &Browser, name: &str) {
+    let Some(dir) = std::env::var_os(SCREENSHOTS) else {
+        return;
+    };
+    let png = browser.screenshot().await.expect("a screenshot");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(dir)
+        .join(name);
+    std::fs::write(&path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
 /// `bytes` (standard base64) with one bit of byte `at` flipped.
 fn flipped(base64: &str, at: usize) -> String {
     let mut bytes = B64.decode(base64).expect("base64");
@@ -151,6 +168,7 @@ fn the_auditor_page_shows_the_log_and_verifies_receipts_in_the_browser() {
         fill(&browser, "log-key", &vkey).await;
         let verified = verdict(&browser, &receipt).await;
         assert_eq!(verified, "Verified: every step passed.");
+        screenshot(&browser, "auditor-page.png").await;
         let signature = text_of(&browser, "log-signature").await;
         assert_eq!(signature, "signed by the key you trust");
 
