@@ -3,7 +3,7 @@
 //! public files say, lists the entries newest first, and verifies a real
 //! receipt entirely in the browser, rejecting one with a flipped byte in
 //! the proof, the leaf or the checkpoint's signature at the step that
-//! catches it.
+//! catches it; and axe-core finds nothing against WCAG 2.1 A and AA.
 
 mod federation;
 
@@ -111,6 +111,27 @@ async fn screenshot(browser: &Browser, name: &str) {
     std::fs::write(&path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
+/// axe-core, vendored (`tests/vendor/README.md`).
+const AXE: &str = include_str!("vendor/axe-core-4.14.1.min.js");
+
+/// What axe-core finds against WCAG 2 A and AA in the page as it stands:
+/// one line per rule broken, with how many elements break it.
+async fn accessibility(browser: &Browser) -> Vec<String> {
+    eval(browser, AXE, vec![]).await;
+    let found = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] })\
+               .then(r => done(r.violations.map(v => \
+                 `${v.id}: ${v.help} (${v.nodes.length}: ${v.nodes.map(n => n.target).join(' ')})`)))\
+               .catch(e => done([`axe failed: ${e}`]));",
+            vec![],
+        )
+        .await
+        .expect("axe");
+    serde_json::from_value(found).expect("a list of violations")
+}
+
 /// `bytes` (standard base64) with one bit of byte `at` flipped.
 fn flipped(base64: &str, at: usize) -> String {
     let mut bytes = B64.decode(base64).expect("base64");
@@ -169,6 +190,8 @@ fn the_auditor_page_shows_the_log_and_verifies_receipts_in_the_browser() {
         let verified = verdict(&browser, &receipt).await;
         assert_eq!(verified, "Verified: every step passed.");
         screenshot(&browser, "auditor-page.png").await;
+        let violations = accessibility(&browser).await;
+        assert!(violations.is_empty(), "accessibility: {violations:#?}");
         let signature = text_of(&browser, "log-signature").await;
         assert_eq!(signature, "signed by the key you trust");
 
