@@ -77,6 +77,16 @@ pub trait Ledger: Send + Sync {
     /// # Errors
     /// The store failing as it is read.
     fn size_at_least(&self, wanted: u64) -> Result<u64, Error>;
+    /// The newest checkpoint, read as far as one that covers entry `index`
+    /// ([`Ledger::size_at_least`]): what a receipt for `index` is built on.
+    /// `None` if the log has signed none.
+    ///
+    /// # Errors
+    /// The store failing as it is read.
+    fn checkpoint_covering(&self, index: u64) -> Result<Option<SignedCheckpoint>, Error> {
+        self.size_at_least(index.saturating_add(1))?;
+        Ok(self.latest_checkpoint())
+    }
     /// The index the next append will get (a hint with several writers).
     fn next_index(&self) -> u64;
     /// Whether the log takes no more commits until it is reopened.

@@ -610,20 +610,14 @@ fn run<E>(
         }
         // Short of space, refuse the whole batch before touching the store.
         if let Err(e) = guard.check() {
-            for job in jobs {
-                job.work.waiting().answer(Err(CommitError::DiskFull(e)));
-            }
+            refuse(jobs, || CommitError::DiskFull(e));
             continue;
         }
         if memory.stale.get() {
             if let Err(e) = memory.reload(log.store()) {
                 tracing::error!(error = %e, "cannot read the caches back; nothing in this batch is acknowledged");
                 let e = Arc::new(xgate_ledger::Error::Store(e));
-                for job in jobs {
-                    job.work
-                        .waiting()
-                        .answer(Err(CommitError::Append(Arc::clone(&e))));
-                }
+                refuse(jobs, || CommitError::Append(Arc::clone(&e)));
                 continue;
             }
             written.lost_track();
@@ -642,6 +636,13 @@ fn run<E>(
             // prepared.
             Outcome::Failed => memory.stale.set(true),
         }
+    }
+}
+
+/// Answers every one of `jobs` with the error `why` makes, unprepared.
+fn refuse<E>(jobs: impl IntoIterator<Item = Job<E>>, why: impl Fn() -> CommitError<E>) {
+    for job in jobs {
+        job.work.waiting().answer(Err(why()));
     }
 }
 
@@ -769,11 +770,9 @@ fn commit<E>(
             }
         });
         tracing::error!(error = %e, "no turn to write on; nothing in this batch is acknowledged");
-        for job in jobs.take().into_iter().flatten() {
-            job.work
-                .waiting()
-                .answer(Err(CommitError::Append(Arc::clone(&e))));
-        }
+        refuse(jobs.take().into_iter().flatten(), || {
+            CommitError::Append(Arc::clone(&e))
+        });
         return Outcome::NotStarted;
     };
     if waiting.is_empty() {

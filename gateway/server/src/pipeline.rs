@@ -1025,12 +1025,10 @@ impl Gateway {
             if first != Some(logged) {
                 return Err(not_now());
             }
-            // Another replica may have logged it a moment ago: read as far
-            // as a checkpoint that covers it.
-            log.size_at_least(index.saturating_add(1))
-                .map_err(|e| Reason::Commit(CommitError::Append(Arc::new(e))))?;
+            // Another replica may have logged it a moment ago.
             let checkpoint = log
-                .latest_checkpoint()
+                .checkpoint_covering(index)
+                .map_err(|e| Reason::Commit(CommitError::Append(Arc::new(e))))?
                 .ok_or(Reason::Commit(CommitError::NoCheckpoint))?;
             Receipt::build(&*log, id, index, &checkpoint).map_err(Reason::Receipt)
         })

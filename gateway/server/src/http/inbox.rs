@@ -72,9 +72,8 @@ pub(super) async fn page(
         // envelope, once this process has read as far as the newest (on a
         // shared database another replica may have logged it a moment ago).
         let newest = items.iter().map(|i| i.log_index).max().unwrap_or(0);
-        log.size_at_least(newest.saturating_add(1))?;
         let checkpoint = log
-            .latest_checkpoint()
+            .checkpoint_covering(newest)?
             .ok_or_else(|| ApiError::new(Code::Internal, "the log has no checkpoint"))?;
         let envelopes = items
             .into_iter()
