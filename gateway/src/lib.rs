@@ -16,6 +16,8 @@
 //!   log's public tiles (`xgate audit`).
 //! - [`witness`](mod@witness): the HTTP server of `xgate witness serve`
 //!   (C2SP tlog-witness `add-checkpoint`).
+//! - [`console`]: the agency console's page and local API (`xgate
+//!   console`), acting through the command line's own commands.
 //! - [`cli`]: the `xgate` command line; `main.rs` is a thin wrapper over
 //!   [`cli::main`], each command group one submodule of `cli`.
 
@@ -26,6 +28,7 @@ pub mod bench;
 pub mod bundle;
 pub mod cli;
 pub mod client;
+pub mod console;
 pub mod seal;
 pub mod tiles;
 pub mod witness;

@@ -5,75 +5,18 @@
 //! the proof, the leaf or the checkpoint's signature at the step that
 //! catches it; and axe-core finds nothing against WCAG 2.1 A and AA.
 
+mod browser;
 mod federation;
-
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use fantoccini::{Client as Browser, Locator};
 use serde_json::{Value, json};
 use xgate_server::receipt::Receipt;
-use xgate_tests::browser::{Driver, chromium, chromium_args};
+use xgate_tests::browser::Driver;
 
+use browser::{accessibility, eval, fill, foreign_loads, screenshot, text_of, wait_for};
 use federation::{Federation, log_vkey};
-
-/// A browser session on `driver`, headless, with a profile in `profile`.
-async fn browser(driver: &Driver, profile: &std::path::Path) -> Browser {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium().expect("chromium"),
-            "args": chromium_args(profile),
-        }),
-    );
-    caps.insert("acceptInsecureCerts".into(), json!(true));
-    ClientBuilder::native()
-        .capabilities(caps)
-        .connect(driver.url())
-        .await
-        .expect("a browser session")
-}
-
-/// Runs `script` in the page and returns what it returns.
-async fn eval(browser: &Browser, script: &str, args: Vec<Value>) -> Value {
-    browser.execute(script, args).await.expect("script")
-}
-
-/// The text of element `id`.
-async fn text_of(browser: &Browser, id: &str) -> String {
-    let value = eval(
-        browser,
-        "return document.getElementById(arguments[0]).textContent;",
-        vec![json!(id)],
-    )
-    .await;
-    value.as_str().unwrap_or_default().to_owned()
-}
-
-/// Waits until element `id`'s text satisfies `done`; returns it.
-async fn wait_for(browser: &Browser, id: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = text_of(browser, id).await;
-        if done(&text) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "#{id} stayed {text:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Puts `value` in the form field `id`.
-async fn fill(browser: &Browser, id: &str, value: &str) {
-    eval(
-        browser,
-        "document.getElementById(arguments[0]).value = arguments[1];",
-        vec![json!(id), json!(value)],
-    )
-    .await;
-}
 
 /// Verifies `receipt` with the page's verifier; its verdict.
 async fn verdict(browser: &Browser, receipt: &Value) -> String {
@@ -92,44 +35,6 @@ async fn verdict(browser: &Browser, receipt: &Value) -> String {
         .await
         .expect("click");
     wait_for(browser, "verdict", |t| !t.is_empty()).await
-}
-
-/// Where the page's screenshots go when they are being regenerated:
-/// `XGATE_SCREENSHOTS=docs/img cargo test -p xgate --test auditor_page`.
-const SCREENSHOTS: &str = "XGATE_SCREENSHOTS";
-
-/// Saves what the browser shows as `name` in [`SCREENSHOTS`], if set.
-async fn screenshot(browser: &Browser, name: &str) {
-    let Some(dir) = std::env::var_os(SCREENSHOTS) else {
-        return;
-    };
-    let png = browser.screenshot().await.expect("a screenshot");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(dir)
-        .join(name);
-    std::fs::write(&path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-}
-
-/// axe-core, vendored (`tests/vendor/README.md`).
-const AXE: &str = include_str!("vendor/axe-core-4.14.1.min.js");
-
-/// What axe-core finds against WCAG 2 A and AA in the page as it stands:
-/// one line per rule broken, with how many elements break it.
-async fn accessibility(browser: &Browser) -> Vec<String> {
-    eval(browser, AXE, vec![]).await;
-    let found = browser
-        .execute_async(
-            "const done = arguments[arguments.length - 1];\
-             axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] })\
-               .then(r => done(r.violations.map(v => \
-                 `${v.id}: ${v.help} (${v.nodes.length}: ${v.nodes.map(n => n.target).join(' ')})`)))\
-               .catch(e => done([`axe failed: ${e}`]));",
-            vec![],
-        )
-        .await
-        .expect("axe");
-    serde_json::from_value(found).expect("a list of violations")
 }
 
 /// `bytes` (standard base64) with one bit of byte `at` flipped.
@@ -157,7 +62,7 @@ fn the_auditor_page_shows_the_log_and_verifies_receipts_in_the_browser() {
         let mut client = fed.client("state");
         let receipts: Vec<Receipt> =
             federation::send_records(&mut client, &signer, "treasury", 3).await;
-        let browser = browser(&driver, profile.path()).await;
+        let browser = browser::session(&driver, profile.path()).await;
         browser
             .goto(fed.gateway.public_url())
             .await
@@ -222,6 +127,8 @@ fn the_auditor_page_shows_the_log_and_verifies_receipts_in_the_browser() {
                 "{step}: {said}"
             );
         }
+        // It needed nothing but the listener it came from.
+        assert_eq!(foreign_loads(&browser).await, Vec::<String>::new());
         browser.close().await.expect("close the browser");
     });
 }

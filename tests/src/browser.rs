@@ -37,8 +37,11 @@ fn find(var: &str, defaults: &[&str]) -> Option<PathBuf> {
 
 /// The flags a test browser runs with: headless, no sandbox (tests may run
 /// as root), a profile of its own, none of the background traffic this
-/// machine's closed network refuses, and the test gateway's certificate
-/// (from a throwaway CA) accepted.
+/// machine's closed network refuses, the test gateway's certificate (from
+/// a throwaway CA) accepted, and no network beyond loopback: every other
+/// address goes through a proxy on a port nothing listens on (Chromium
+/// never proxies loopback), so a page that needs a CDN, a font or any
+/// other host fails its test.
 pub fn chromium_args(profile: &Path) -> Vec<String> {
     [
         "--headless=new",
@@ -52,6 +55,7 @@ pub fn chromium_args(profile: &Path) -> Vec<String> {
         "--disable-sync",
         "--ignore-certificate-errors",
         "--window-size=1280,1600",
+        "--proxy-server=http://127.0.0.1:9",
     ]
     .iter()
     .map(|s| (*s).to_owned())

@@ -432,7 +432,6 @@ impl WitnessServer {
         logs: &[&str],
         extra: &[&str],
     ) -> WitnessServer {
-        use std::io::BufRead;
         let mut command = Command::new(bin.as_ref());
         command
             .args(["witness", "serve", "--dir"])
@@ -448,19 +447,7 @@ impl WitnessServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start xgate witness serve");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = std::io::BufReader::new(stdout).lines();
-            if let Some(Ok(first)) = lines.next() {
-                let _ = tx.send(first);
-            }
-            for _ in lines {}
-        });
-        let Ok(first) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
-            let _ = child.kill();
-            panic!("xgate witness serve did not print its address");
-        };
+        let first = first_line(&mut child, "xgate witness serve");
         let url = first
             .strip_prefix("xgate: witness listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from xgate witness serve: {first:?}"))
@@ -483,6 +470,99 @@ impl WitnessServer {
 }
 
 impl Drop for WitnessServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first line `child` prints on its piped stdout (the rest is read and
+/// dropped, so it never blocks on a full pipe).
+///
+/// # Panics
+/// If none comes within 60 seconds (the child is killed).
+fn first_line(child: &mut std::process::Child, what: &str) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        if let Some(Ok(first)) = lines.next() {
+            let _ = tx.send(first);
+        }
+        for _ in lines {}
+    });
+    let Ok(first) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!("{what} printed nothing within 60 s");
+    };
+    first
+}
+
+/// A running `xgate console`.
+#[derive(Debug)]
+pub struct ConsoleServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ConsoleServer {
+    /// Starts `bin console --pki PKI --as AGENCY --gateway GATEWAY --listen
+    /// 127.0.0.1:0` plus `extra` and waits for the address it prints.
+    ///
+    /// # Panics
+    /// If it prints no address within 60 seconds.
+    pub fn start(
+        bin: impl AsRef<Path>,
+        pki: &Path,
+        agency: &str,
+        gateway: &str,
+        extra: &[&str],
+    ) -> ConsoleServer {
+        let mut child = Command::new(bin.as_ref())
+            .arg("console")
+            .arg("--pki")
+            .arg(pki)
+            .args([
+                "--as",
+                agency,
+                "--gateway",
+                gateway,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start xgate console");
+        let first = first_line(&mut child, "xgate console");
+        let prefix = format!("xgate: console for {agency} at ");
+        let url = first
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("unexpected first line from xgate console: {first:?}"))
+            .to_owned();
+        ConsoleServer { child, url }
+    }
+
+    /// The address it printed, `http://127.0.0.1:PORT/#token=T`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `http://127.0.0.1:PORT`, without the token.
+    pub fn origin(&self) -> &str {
+        self.url.split("/#").next().unwrap_or(&self.url)
+    }
+
+    /// The token in its address.
+    pub fn token(&self) -> &str {
+        self.url.rsplit("#token=").next().unwrap_or_default()
+    }
+}
+
+impl Drop for ConsoleServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -17,6 +17,7 @@ pub mod asset;
 pub mod audit;
 pub mod bench;
 pub mod certs;
+pub mod console;
 pub mod db;
 pub mod demo;
 pub mod error;
@@ -77,6 +78,9 @@ pub enum Command {
     },
     /// Sign a JSON body into an envelope, submit it and print the receipt.
     Send(agency::SendArgs),
+    /// Serve a page on loopback that acts for one agency with its keys:
+    /// inbox, assets, offers, inventory, medical requests and reviews.
+    Console(console::ConsoleArgs),
     /// Print (and with --ack acknowledge) an agency's undelivered envelopes.
     Inbox(agency::InboxArgs),
     /// Print what became of the agency's envelopes to agencies of other
@@ -139,6 +143,7 @@ impl Cli {
             Command::Serve(args) => args.run(stdout),
             Command::Db { command } => command.run(stdout),
             Command::Send(args) => args.run(stdout),
+            Command::Console(args) => args.run(stdout, run_words),
             Command::Inbox(args) => args.run(stdout),
             Command::Outbox(args) => args.run(stdout),
             Command::Audit { command } => command.run(stdout),
@@ -176,6 +181,24 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
     }
+}
+
+/// Runs one command line (`words`, after the program name) with `stdin`
+/// as its input and returns what it printed: how the console acts, so
+/// every action is the command an operator would type. Help, version and
+/// the console itself are not run this way.
+fn run_words(words: &[String], stdin: &[u8]) -> Result<Vec<u8>, Error> {
+    let argv = std::iter::once("xgate").chain(words.iter().map(String::as_str));
+    let cli = Cli::try_parse_from(argv).map_err(|e| usage_error(&e))?;
+    if matches!(
+        cli.command,
+        Command::Console(_) | Command::Serve(_) | Command::Demo(_)
+    ) {
+        return Err(Error::Usage("not a command the console runs".into()));
+    }
+    let mut out = Vec::new();
+    cli.run(&mut &stdin[..], &mut out)?;
+    Ok(out)
 }
 
 /// Prints `e` as the one stderr line the contract promises and returns its

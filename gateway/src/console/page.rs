@@ -1,0 +1,122 @@
+//! The console's page: its files, embedded in the binary, and the headers
+//! they are served with.
+//!
+//! ```text
+//! GET /                      the page (text/html)
+//! GET /console/console.js    its script
+//! GET /console/tlog.js       the receipt verifier the auditor's page runs
+//! GET /console/console.css   its style
+//! ```
+//!
+//! The files are public (they hold nothing of the agency's): what the
+//! token guards is `/api/`, which acts with the agency's keys.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::Full;
+
+/// One file of the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct File {
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
+const PAGE: File = File {
+    content_type: "text/html; charset=utf-8",
+    body: include_bytes!("../../web/console.html"),
+};
+const SCRIPT: File = File {
+    content_type: "text/javascript; charset=utf-8",
+    body: include_bytes!("../../web/console.js"),
+};
+const VERIFIER: File = File {
+    content_type: "text/javascript; charset=utf-8",
+    body: include_bytes!("../../web/tlog.js"),
+};
+const STYLE: File = File {
+    content_type: "text/css; charset=utf-8",
+    body: include_bytes!("../../web/console.css"),
+};
+
+/// What the page may load and run: only itself, from the console. No
+/// inline script, no other origin (the gateway is reached through the
+/// console, never from the page), never inside a frame.
+pub const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+/// The file `method` of `path` names, if any: exact paths only.
+pub fn file(method: &Method, path: &str) -> Option<File> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    match path {
+        "/" => Some(PAGE),
+        "/console/console.js" => Some(SCRIPT),
+        "/console/tlog.js" => Some(VERIFIER),
+        "/console/console.css" => Some(STYLE),
+        _ => None,
+    }
+}
+
+/// The response serving `file`.
+pub fn response(file: File) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(file.body)));
+    *response.status_mut() = StatusCode::OK;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(file.content_type));
+    secure(&mut response);
+    response
+}
+
+/// The headers every console response carries: revalidated on each load,
+/// never sniffed, framed, or sent a referrer from (the page's address
+/// holds the token).
+pub fn secure<B>(response: &mut Response<B>) {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for (name, value) in [
+        ("content-security-policy", POLICY),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+    ] {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_paths_name_a_file() {
+        assert_eq!(file(&Method::GET, "/"), Some(PAGE));
+        assert_eq!(file(&Method::HEAD, "/console/tlog.js"), Some(VERIFIER));
+        for path in [
+            "/index.html",
+            "/console/",
+            "/console/../console/console.js",
+            "/api/run",
+        ] {
+            assert_eq!(file(&Method::GET, path), None, "{path}");
+        }
+        assert_eq!(file(&Method::POST, "/"), None);
+    }
+
+    #[test]
+    fn the_page_loads_nothing_from_elsewhere() {
+        let page = std::str::from_utf8(PAGE.body).expect("utf-8");
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "{page}"
+        );
+        assert!(!page.contains("<script>"), "inline script");
+    }
+}

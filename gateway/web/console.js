@@ -1,0 +1,447 @@
+// The agency console's page. Everything it does goes through the console
+// process on loopback (`xgate console`), which holds the agency's keys:
+// POST /api/run runs one `xgate` command (signing, sealing and checking
+// exactly as the command line does) and answers its JSON output; GET
+// /api/events relays the agency's reconciliation stream. The page itself
+// holds no key; it verifies receipts with tlog.js against the log key of
+// the registry the console holds (never a key the gateway names).
+//
+// The token comes in the address's fragment (never sent to a server), is
+// kept for this tab only, and goes with every /api/ call.
+
+import { verifyReceipt } from "/console/tlog.js";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "xgate.console.token";
+const REFRESH_MS = 5000;
+
+let session = null;
+
+// ---- the console's API ------------------------------------------------------
+
+function token() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const given = hash.get("token");
+  if (given) {
+    sessionStorage.setItem(TOKEN_KEY, given);
+    // Out of the address bar, history and any screenshot.
+    history.replaceState(null, "", location.pathname);
+  }
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+class Refused extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(path, init = {}) {
+  const headers = { Authorization: `Bearer ${token()}`, ...(init.headers || {}) };
+  return fetch(path, { ...init, headers, cache: "no-store" });
+}
+
+/** Runs one action; resolves to the command's JSON lines. */
+async function run(action, fields = {}) {
+  const response = await api("/api/run", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ action, fields }),
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const e = answer.error || {};
+    throw new Refused(response.status, e.code || "unknown", e.message || `HTTP ${response.status}`);
+  }
+  return answer.lines || [];
+}
+
+// ---- small DOM helpers ------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
+  return node;
+}
+
+function fill(tbody, rows, empty, columns) {
+  tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: String(columns), class: "muted" }, empty))]));
+}
+
+function when(seconds) {
+  return typeof seconds === "number" ? new Date(seconds * 1000).toISOString().replace(".000Z", "Z") : "–";
+}
+
+function say(text, ok = true) {
+  const status = $("status");
+  status.textContent = text;
+  status.className = ok ? "ok" : "bad";
+}
+
+function refusal(e) {
+  return e instanceof Refused ? `${e.message} (${e.code})` : e.message;
+}
+
+/** The signed claims of a compact JWS the console already checked. */
+function claims(jws) {
+  try {
+    const part = jws.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(part), (c) => c.charCodeAt(0))));
+  } catch {
+    return {};
+  }
+}
+
+function agencyOptions(select) {
+  const others = session.agencies.filter((a) => a.id !== session.agency);
+  select.replaceChildren(...others.map((a) => el("option", { value: a.id }, `${a.name} (${a.id})`)));
+}
+
+/** Submits a form as an action; the action's answer goes to `then`. */
+function onSubmit(form, action, fieldsOf, then) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const lines = await run(action, fieldsOf(new FormData(form)));
+      say(`${action}: done`);
+      await then?.(lines);
+      await refresh();
+    } catch (e) {
+      say(`${action} refused: ${refusal(e)}`, false);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+// ---- what the page shows ------------------------------------------------------
+
+let inbox = [];
+
+async function showInbox() {
+  inbox = await run("inbox");
+  const rows = inbox.map((item) => {
+    const checked = item.refused
+      ? el("span", { class: "bad" }, `refused: ${item.refused}`)
+      : el("span", { class: "ok" }, item.sealed ? "checked, sealed part opened" : "checked");
+    return el("tr", {},
+      el("td", {}, item.receipt?.log_index ?? item.id),
+      el("td", {}, item.from),
+      el("td", {}, item.kind),
+      el("td", {}, checked),
+      el("td", { class: "body mono" }, item.body ? JSON.stringify(item.body) : "–"));
+  });
+  fill($("inbox").tBodies[0], rows, "Nothing waiting.", 5);
+}
+
+async function showOffers() {
+  const offers = inbox.filter((i) => i.kind === "asset.transfer.offer" && i.body && !i.refused);
+  const rows = [];
+  const seen = new Set();
+  for (const item of offers) {
+    const tag = item.body.tag;
+    if (seen.has(tag)) continue;
+    seen.add(tag);
+    let view;
+    try {
+      [view] = await run("asset.show", { tag });
+    } catch {
+      continue;
+    }
+    if (view?.status !== "offered" || view.offer?.to?.agency !== session.agency) continue;
+    const offer = view.offer.jti;
+    const from = view.holder.agency;
+    const location = el("input", { "aria-label": `Location for ${tag}`, placeholder: "where it will be" });
+    const answer = (action, fields) => async (event) => {
+      event.target.disabled = true;
+      try {
+        await run(action, fields());
+        say(`${action} ${tag}: done`);
+      } catch (e) {
+        say(`${action} ${tag} refused: ${refusal(e)}`, false);
+      }
+      await refresh();
+    };
+    rows.push(el("tr", { "data-tag": tag },
+      el("td", {}, el("strong", {}, tag), " ", el("span", { class: "muted" }, view.category)),
+      el("td", {}, from),
+      el("td", {}, view.offer.to.person),
+      el("td", {}, item.body.reason ?? ""),
+      el("td", {},
+        location, " ",
+        el("button", { type: "button", class: "accept", onclick: answer("asset.accept", () => ({ tag, offer, from, ...(location.value ? { location: location.value } : {}) })) }, `Accept ${tag}`), " ",
+        el("button", { type: "button", class: "reject", onclick: answer("asset.reject", () => ({ tag, offer, from })) }, `Reject ${tag}`))));
+  }
+  fill($("offers").tBodies[0], rows, "No open offers.", 5);
+}
+
+async function showAssets() {
+  const [page] = await run("asset.list");
+  const mine = (page?.assets || []).filter((a) => a.holder?.agency === session.agency);
+  const rows = mine.map((a) => el("tr", { "data-tag": a.tag },
+    el("td", {}, a.tag),
+    el("td", {}, a.category),
+    el("td", {}, `${a.holder.agency} / ${a.holder.person}`),
+    el("td", {}, a.location),
+    el("td", {}, a.status),
+    el("td", {}, el("button", { type: "button", onclick: () => showTimeline(a.tag) }, `Timeline of ${a.tag}`))));
+  fill($("assets").tBodies[0], rows, "You hold no assets.", 6);
+}
+
+async function receiptCheck(receipt) {
+  if (!receipt) return el("span", { class: "bad" }, "no receipt");
+  if (!session.log_key) {
+    return el("span", { class: "muted" }, `receipt held (index ${receipt.log_index}); your registry lists no log key to check it with`);
+  }
+  const steps = await verifyReceipt(receipt, session.log_key);
+  const failed = steps.find((s) => !s.ok);
+  return failed
+    ? el("span", { class: "bad" }, `receipt refused at ${failed.step}: ${failed.detail}`)
+    : el("span", { class: "ok" }, `receipt verified: entry ${receipt.log_index} in a tree of ${receipt.tree_size ?? receipt.checkpoint_size ?? "?"}`);
+}
+
+async function showTimeline(tag) {
+  const box = $("timeline");
+  try {
+    const [view] = await run("asset.show", { tag });
+    const items = [];
+    for (const event of view.chain || []) {
+      items.push(el("li", {},
+        el("strong", {}, event.kind), ` at ${when(event.time)} by ${event.by}`,
+        event.holder ? `, holder ${event.holder.agency} / ${event.holder.person}` : "",
+        ` (log index ${event.log_index}) `, await receiptCheck(event.receipt)));
+    }
+    box.replaceChildren(el("h3", {}, `Custody of ${tag}`), el("ol", {}, ...items));
+  } catch (e) {
+    box.replaceChildren(el("p", { class: "bad" }, `Cannot read ${tag}: ${refusal(e)}`));
+  }
+}
+
+const OUTGOING_KEY = () => `xgate.console.requests.${session.agency}`;
+
+async function showMedical() {
+  const incoming = inbox.filter((i) => i.kind === "medical.request" && !i.refused);
+  const rows = [];
+  for (const item of incoming) {
+    const request = claims(item.jws).jti;
+    let state = "–";
+    let approvable = false;
+    try {
+      const [view] = await run("medical.show", { request });
+      state = view.status + (view.break_glass ? " (break the glass)" : "");
+      approvable = view.status === "awaiting-approval";
+    } catch (e) {
+      state = refusal(e);
+    }
+    const approve = el("button", {
+      type: "button",
+      onclick: async () => {
+        try {
+          await run("medical.approve", { request });
+          say(`request ${request} approved`);
+        } catch (e) {
+          say(`approval refused: ${refusal(e)}`, false);
+        }
+        await refresh();
+      },
+    }, "Approve");
+    rows.push(el("tr", {},
+      el("td", { class: "mono" }, request),
+      el("td", {}, item.from),
+      el("td", {}, item.body?.purpose ?? ""),
+      el("td", {}, state),
+      el("td", {}, approvable ? approve : el("span", { class: "muted" }, "answered with xgate medical respond"))));
+  }
+  fill($("incoming").tBodies[0], rows, "No requests to you.", 5);
+
+  const responses = inbox.filter((i) => i.kind === "medical.response" && !i.refused);
+  const sent = JSON.parse(localStorage.getItem(OUTGOING_KEY()) || "[]");
+  const out = [];
+  for (const { request, to } of sent) {
+    let state = "–";
+    try {
+      const [view] = await run("medical.show", { request });
+      state = view.status + (view.break_glass ? " (break the glass)" : "");
+    } catch (e) {
+      state = refusal(e);
+    }
+    const answers = responses
+      .filter((r) => r.body?.request === request)
+      .map((r) => el("button", { type: "button", onclick: () => openResponse(r.receipt.log_index) }, `Open answer ${r.receipt.log_index}`));
+    out.push(el("tr", {}, el("td", { class: "mono" }, request), el("td", {}, to), el("td", {}, state), el("td", {}, ...(answers.length ? answers : ["none yet"]))));
+  }
+  fill($("outgoing").tBodies[0], out, "No requests sent from this console.", 4);
+}
+
+async function openResponse(response) {
+  const box = $("opened");
+  try {
+    const [opened, bundle] = await run("medical.open", { response: String(response) });
+    const entries = (bundle?.entry || []).map((e) => el("li", { class: "mono" }, JSON.stringify(e.resource ?? e)));
+    box.replaceChildren(
+      el("h3", {}, `Answer ${response} from ${opened.from}, decrypted here`),
+      el("p", { class: "ok" }, "Signature checked against the holder's registered key; bundle validated."),
+      el("ul", {}, ...entries));
+  } catch (e) {
+    box.replaceChildren(el("p", { class: "bad" }, `Cannot open answer ${response}: ${refusal(e)}`));
+  }
+}
+
+async function showReviews() {
+  let reviews = [];
+  try {
+    reviews = await run("medical.reviews");
+  } catch (e) {
+    say(`reviews: ${refusal(e)}`, false);
+  }
+  const list = reviews.flatMap((l) => l.reviews ?? (l.request ? [l] : []));
+  const rows = list.map((r) => {
+    const outcome = el("select", { "aria-label": `Outcome for ${r.request}` },
+      el("option", { value: "appropriate" }, "appropriate"), el("option", { value: "inappropriate" }, "inappropriate"));
+    const note = el("input", { "aria-label": `Review note for ${r.request}`, placeholder: "your reasons" });
+    const close = el("button", {
+      type: "button",
+      onclick: async () => {
+        try {
+          await run("medical.review", { request: r.request, outcome: outcome.value, note: note.value });
+          say(`review of ${r.request} closed`);
+        } catch (e) {
+          say(`review refused: ${refusal(e)}`, false);
+        }
+        await refresh();
+      },
+    }, "Close review");
+    return el("tr", {},
+      el("td", { class: "mono" }, r.request),
+      el("td", {}, r.requester),
+      el("td", {}, when(r.granted)),
+      el("td", { class: r.overdue ? "bad" : "" }, when(r.due) + (r.overdue ? " (overdue)" : "")),
+      el("td", {}, outcome, " ", note, " ", close));
+  });
+  fill($("reviews").tBodies[0], rows, "Nothing awaits your review.", 5);
+}
+
+let refreshing = null;
+
+/** Reads everything again; one refresh at a time. */
+async function refresh() {
+  if (refreshing) return refreshing;
+  refreshing = (async () => {
+    try {
+      await showInbox();
+      await Promise.all([showOffers(), showAssets(), showMedical(), showReviews()]);
+    } catch (e) {
+      say(`cannot read from the gateway: ${refusal(e)}`, false);
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+// ---- the live event stream ------------------------------------------------------
+
+function showNotice(notice) {
+  const row = el("tr", { class: notice.event === "discrepancy" ? "warn" : "ok", "data-tag": notice.tag },
+    el("td", {}, notice.event),
+    el("td", {}, notice.type),
+    el("td", {}, notice.tag),
+    el("td", {}, notice.location),
+    el("td", {}, notice.by_kind),
+    el("td", {}, notice.log_index));
+  const tbody = $("discrepancies").tBodies[0];
+  tbody.querySelector("td.muted")?.parentElement.remove();
+  tbody.prepend(row);
+}
+
+async function follow() {
+  let last = null;
+  for (;;) {
+    try {
+      const response = await api("/api/events", last ? { headers: { "Last-Event-ID": last } } : {});
+      if (!response.ok) throw new Error(`the stream answered ${response.status}`);
+      $("live").textContent = "Live: following your agency's discrepancies.";
+      $("live").className = "ok";
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffered = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffered += value;
+        let end;
+        while ((end = buffered.indexOf("\n\n")) >= 0) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const id = block.split("\n").find((l) => l.startsWith("id: "));
+          const data = block.split("\n").find((l) => l.startsWith("data: "));
+          if (id) last = id.slice(4);
+          if (data) showNotice(JSON.parse(data.slice(6)));
+        }
+      }
+    } catch (e) {
+      $("live").textContent = `Reconnecting to the event stream (${e.message})…`;
+      $("live").className = "warn";
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+// ---- start ------------------------------------------------------------------------
+
+async function start() {
+  const response = await api("/api/session");
+  if (!response.ok) {
+    say("This console needs the address it printed at start (with its #token).", false);
+    $("who").textContent = "Not signed in.";
+    return;
+  }
+  session = await response.json();
+  const name = session.name || session.agency;
+  document.title = `${name}: xgate agency console`;
+  $("title").textContent = `Agency console: ${name}`;
+  $("who").textContent = `Acting as ${session.agency} with its own keys, through ${session.gateway}.`;
+  agencyOptions($("offer-to"));
+  agencyOptions($("med-to"));
+  fill($("discrepancies").tBodies[0], [], "None since this page opened.", 6);
+
+  onSubmit($("offer-form"), "asset.offer", (f) => Object.fromEntries(f));
+  onSubmit($("register-form"), "asset.register", (f) => Object.fromEntries(f));
+  onSubmit($("report-form"), "inventory.report", (f) => ({
+    report: {
+      location: f.get("location"),
+      reported_by: f.get("reported_by"),
+      observed: String(f.get("tags") || "").split(/\s+/).filter(Boolean).map((tag) => ({ tag })),
+    },
+  }), (lines) => {
+    const report = lines[1] || {};
+    const kinds = ["missing", "unexpected", "holder_mismatch", "unknown_tag"];
+    const found = kinds.flatMap((k) => (report[k] || []).map((t) => `${k.replace("_", " ")}: ${t.tag ?? t}`));
+    $("report-result").replaceChildren(
+      el("p", { class: found.length ? "warn" : "ok" },
+        `Reconciliation ${report.reconciliation_id ?? ""}: ${found.length ? found.join("; ") : "everything where it should be"}.`));
+  });
+  onSubmit($("medical-form"), "medical.request", (f) => ({
+    to: f.get("to"), subject: f.get("subject"), purpose: f.get("purpose"), incident: f.get("incident"),
+    responder: f.get("responder"), role: f.get("role"), section: f.getAll("section"),
+  }), (lines) => {
+    const sent = JSON.parse(localStorage.getItem(OUTGOING_KEY()) || "[]");
+    sent.unshift({ request: lines[0].jti, to: new FormData($("medical-form")).get("to") });
+    localStorage.setItem(OUTGOING_KEY(), JSON.stringify(sent.slice(0, 50)));
+  });
+
+  follow();
+  await refresh();
+  say("Up to date.");
+  setInterval(refresh, REFRESH_MS);
+}
+
+start();
