@@ -132,3 +132,153 @@ fn the_auditor_page_shows_the_log_and_verifies_receipts_in_the_browser() {
         browser.close().await.expect("close the browser");
     });
 }
+
+/// Each witness's state: one witness that cosigns and one that is down.
+/// `GET /audit/witnesses` says what the gateway last heard from each (the
+/// exact fields), and the page shows it beside the cosignature it checks
+/// with the key the auditor pinned.
+#[test]
+fn the_auditor_page_shows_each_witness_as_the_gateway_last_heard_it() {
+    use federation::witnesses::{init_witness, send_records, served_at_least, witness_config};
+    use xgate_tests::WitnessServer;
+
+    let Some(driver) = Driver::start() else {
+        return;
+    };
+    let bin = env!("CARGO_BIN_EXE_xgate");
+    let root = tempfile::tempdir().expect("tempdir");
+    let pki = root.path().join("pki");
+    federation::make_pki(&pki, &["state", "treasury", "gsa"]);
+    let first = federation::start_gateway(root.path(), &[], &[]);
+    let vkey = log_vkey(&root.path().join("data"));
+    assert_eq!(first.stop(), Some(0));
+
+    let up_dir = root.path().join("up");
+    let up_key = init_witness(&up_dir, "up.witness.example", "ed25519");
+    let up = WitnessServer::start(bin, &up_dir, "127.0.0.1:0", &[&vkey], &[]);
+    // The second witness is set up, then stopped: nothing answers at its
+    // address.
+    let down_dir = root.path().join("down");
+    let down_key = init_witness(&down_dir, "down.witness.example", "ed25519");
+    let down = WitnessServer::start(bin, &down_dir, "127.0.0.1:0", &[&vkey], &[]);
+    let down_url = down.url().to_owned();
+    drop(down);
+    let listed = [
+        (up.url().to_owned(), up_key.clone()),
+        (down_url, down_key.clone()),
+    ];
+    let cfg = witness_config(&root.path().join("gateway.toml"), &listed, 1);
+    let gateway = federation::start_gateway(root.path(), &["--config", &cfg], &[]);
+    send_records(&gateway, &pki, "w", 3);
+    let log = xgate_ledger::NoteVerifier::parse(&vkey).expect("log key");
+    served_at_least(&gateway, &pki.join("ca.crt"), 3, &log);
+
+    let rt = federation::runtime();
+    let profile = tempfile::tempdir().expect("profile");
+    rt.block_on(async {
+        // The contract: exact fields, one entry per witness, in the
+        // configuration's order.
+        let mut client = xgate::client::Client::anonymous(
+            &pki.join("ca.crt"),
+            gateway.public_url(),
+            xgate::client::Protocol::Auto,
+        )
+        .expect("client");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let board = loop {
+            let reply = client
+                .request(http::Method::GET, "/audit/witnesses", None, Vec::new())
+                .await
+                .expect("a response");
+            assert_eq!(reply.status, http::StatusCode::OK);
+            assert_eq!(reply.headers["cache-control"], "no-store");
+            let board: Value = serde_json::from_slice(&reply.body).expect("JSON");
+            if board["witnesses"][1]["outcome"] != "not_asked_yet" {
+                break board;
+            }
+            assert!(std::time::Instant::now() < deadline, "{board}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert_eq!(
+            board["quorum"],
+            json!({"witnesses": 1, "peers": 0}),
+            "{board}"
+        );
+        let (w_up, w_down) = (&board["witnesses"][0], &board["witnesses"][1]);
+        let mut fields: Vec<&str> = w_up
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            [
+                "cosigned_size",
+                "failures",
+                "last_asked",
+                "name",
+                "outcome",
+                "peer",
+                "vkey"
+            ]
+        );
+        assert_eq!(w_up["name"], "up.witness.example");
+        assert_eq!(w_up["vkey"], up_key.as_str());
+        assert_eq!(w_up["peer"], false);
+        assert_eq!(w_up["outcome"], "cosigned");
+        assert!(w_up["cosigned_size"].as_u64() >= Some(3), "{board}");
+        assert_eq!(w_up["failures"], 0);
+        assert!(w_up["last_asked"].is_u64(), "{board}");
+        assert_eq!(w_down["name"], "down.witness.example");
+        assert_eq!(w_down["outcome"], "unreachable", "{board}");
+        assert!(w_down["failures"].as_u64() >= Some(1), "{board}");
+        assert_eq!(w_down["cosigned_size"], 0);
+
+        let browser = browser::session(&driver, profile.path()).await;
+        browser
+            .goto(gateway.public_url())
+            .await
+            .expect("open the page");
+        fill(&browser, "log-key", &vkey).await;
+        fill(&browser, "witness-keys", &up_key).await;
+        let quorum = wait_for(&browser, "witness-quorum", |t| t.starts_with("This log")).await;
+        assert!(quorum.contains("once 1 configured witness(es)"), "{quorum}");
+        // The page reads the keys again at its next poll.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let rows = loop {
+            let rows = eval(
+                &browser,
+                "return [...document.querySelectorAll('#witness-states tbody tr')]\
+                    .map(r => [...r.cells].map(c => c.textContent));",
+                vec![],
+            )
+            .await;
+            let rows: Vec<Vec<String>> = serde_json::from_value(rows).expect("rows");
+            if rows
+                .first()
+                .is_some_and(|r| r.get(6).is_some_and(|k| k == "pinned"))
+            {
+                break rows;
+            }
+            assert!(std::time::Instant::now() < deadline, "{rows:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0][0], "up.witness.example");
+        assert_eq!(rows[0][1], "witness");
+        assert_eq!(rows[0][3], "cosigned");
+        assert_eq!(rows[0][6], "pinned");
+        assert_eq!(rows[1][0], "down.witness.example");
+        assert_eq!(rows[1][3], "unreachable");
+        assert_eq!(rows[1][6], "not pinned");
+        // The cosignature itself, checked with the pinned key.
+        wait_for(&browser, "witnesses", |t| t.contains("verified")).await;
+        let violations = accessibility(&browser).await;
+        assert!(violations.is_empty(), "accessibility: {violations:#?}");
+        assert_eq!(foreign_loads(&browser).await, Vec::<String>::new());
+        browser.close().await.expect("close the browser");
+    });
+    drop(up);
+}

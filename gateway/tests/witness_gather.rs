@@ -8,39 +8,21 @@
 
 mod federation;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xgate::client::{Client, Protocol};
 use xgate_ledger::NoteVerifier;
 use xgate_ledger::cosign::{CosignerVerifier, verify_quorum};
-use xgate_tests::{Gateway, WitnessServer};
+use xgate_tests::WitnessServer;
 
-use federation::witnesses::{init_witness, send_records, served_checkpoint, witness_config};
+use federation::witnesses::{
+    init_witness, send_records, served_at_least, served_checkpoint, witness_config,
+};
 use federation::{id, log_vkey, make_pki, metric, runtime, start_gateway, xgate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_xgate");
 
 /// Waits until the served checkpoint is for `size` entries or more.
-fn served_at_least(gateway: &Gateway, ca: &Path, size: u64, log: &NoteVerifier) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(note) = served_checkpoint(gateway, ca)
-            && xgate_ledger::verify_checkpoint(&note, log)
-                .expect("log-signed")
-                .size
-                >= size
-        {
-            return note;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no checkpoint of size {size} served"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn checkpoints_are_served_once_a_quorum_of_real_witnesses_cosigned_them() {
     let root = tempfile::tempdir().expect("tempdir");

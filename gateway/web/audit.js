@@ -136,6 +136,7 @@ async function refresh() {
     text($("log-signature"), "no log key pinned: not checked").className = "muted";
   }
   await showCosignatures(note, witnesses);
+  await showWitnessStates(witnesses);
   text($("log-status"), `Read at ${new Date().toISOString()}; updates every ${POLL_MS / 1000} s.`).className = "";
   if (grew && shownFrom === null) await showEntries(null);
 }
@@ -177,6 +178,44 @@ async function showCosignatures(note, witnessKeys) {
     const row = body.insertRow();
     const td = cell(row, "No witness has cosigned this checkpoint.", "muted");
     td.colSpan = 3;
+  }
+}
+
+/**
+ * Each witness as this gateway last heard from it (GET /audit/witnesses).
+ * This is the operator's word, not a proof: the cosignatures above are
+ * what can be checked; this says why one may be missing.
+ */
+async function showWitnessStates(witnessKeys) {
+  const body = $("witness-states").tBodies[0];
+  let board;
+  try {
+    const response = await fetch("/audit/witnesses", { cache: "no-store" });
+    if (!response.ok) throw new Error(`GET /audit/witnesses: ${response.status}`);
+    board = await response.json();
+  } catch (e) {
+    text($("witness-quorum"), `Cannot read the witnesses' state: ${why(e)}`).className = "bad";
+    return;
+  }
+  const { witnesses: needed, peers } = board.quorum ?? {};
+  text($("witness-quorum"), board.witnesses.length === 0
+    ? "This log asks no witness to cosign."
+    : `This log publishes a checkpoint once ${needed} configured witness(es) and ${peers} peer gateway(s) cosigned it.`).className = "";
+  body.replaceChildren();
+  for (const w of board.witnesses) {
+    const row = body.insertRow();
+    cell(row, w.name);
+    cell(row, w.peer ? "peer gateway" : "witness");
+    cell(row, String(w.cosigned_size));
+    cell(row, w.outcome.replaceAll("_", " "), w.outcome === "cosigned" ? "ok" : w.outcome === "not_asked_yet" ? "muted" : "bad");
+    cell(row, String(w.failures));
+    cell(row, w.last_asked == null ? "–" : utc(BigInt(w.last_asked)));
+    const pinned = witnessKeys.some((k) => k.trim() === w.vkey);
+    cell(row, pinned ? "pinned" : "not pinned", pinned ? "ok" : "muted");
+  }
+  if (body.rows.length === 0) {
+    const row = body.insertRow();
+    cell(row, "No witnesses.", "muted").colSpan = 7;
   }
 }
 

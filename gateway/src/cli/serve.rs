@@ -367,6 +367,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
         gateway: Arc::clone(&gateway),
         log: PublicLog::new(Arc::clone(&log)),
         access,
+        witnesses: witnessing.board(),
     });
     let ctx = Arc::new(ApiState {
         gateway,

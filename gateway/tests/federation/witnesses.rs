@@ -2,9 +2,11 @@
 //! a gateway configured with them, and what its public listener serves.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use xgate::client::{Client, EnvelopeSigner, Protocol};
+use xgate_ledger::NoteVerifier;
 use xgate_tests::Gateway;
 
 use super::{body, id, runtime, submit, xgate};
@@ -56,6 +58,27 @@ pub fn served_checkpoint(gateway: &Gateway, ca: &Path) -> Option<String> {
         (reply.status == StatusCode::OK)
             .then(|| String::from_utf8(reply.body.to_vec()).expect("utf-8"))
     })
+}
+
+/// The first checkpoint of at least `size` entries that `gateway`'s
+/// public listener serves, signed by `log` (within 60 s).
+pub fn served_at_least(gateway: &Gateway, ca: &Path, size: u64, log: &NoteVerifier) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(note) = served_checkpoint(gateway, ca)
+            && xgate_ledger::verify_checkpoint(&note, log)
+                .expect("log-signed")
+                .size
+                >= size
+        {
+            return note;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint of size {size} served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Sends `n` records from state to treasury (bodies `TAG-0` ...), each

@@ -6,6 +6,8 @@
 //! GET /tile/<L>/<N>[.p/<W>]        a tile: 32-byte hashes (application/octet-stream, immutable)
 //! GET /tile/entries/<N>[.p/<W>]    an entry bundle: u16 length + entry, each (immutable)
 //! GET /, /audit/*.js, /audit/*.css the auditor's page ([`page`])
+//! GET /audit/witnesses             each witness's state as this log last heard it
+//!                                  (JSON, no-store; [`WitnessBoard::to_json`])
 //! anything else                    404
 //! ```
 //!
@@ -36,6 +38,7 @@ pub use source::{MAX_READS, PublicLog, ReadError};
 
 use crate::pipeline::Gateway;
 use crate::tls::{Identity, Tls};
+use crate::witnessing::WitnessBoard;
 
 /// Who may connect to the public listener.
 pub enum Access {
@@ -84,6 +87,9 @@ pub struct PublicSite {
     pub log: PublicLog,
     /// Who may connect.
     pub access: Access,
+    /// The witnesses this log asks to cosign, and what it last heard from
+    /// each (empty when it asks none).
+    pub witnesses: WitnessBoard,
 }
 
 /// A response of the public listener.
@@ -96,6 +102,8 @@ pub enum Named {
     Log(Resource),
     /// A file of the auditor's page ([`page::asset`]).
     Page(page::Asset),
+    /// The witnesses' state.
+    Witnesses,
     /// Nothing: 404.
     Nothing,
 }
@@ -106,6 +114,7 @@ impl Named {
         match (route::resource(method, uri), page::asset(method, uri)) {
             (Some(resource), _) => Named::Log(resource),
             (None, Some(asset)) => Named::Page(asset),
+            (None, None) if page::names_witnesses(method, uri) => Named::Witnesses,
             (None, None) => Named::Nothing,
         }
     }
@@ -121,7 +130,7 @@ pub async fn answer(
 ) -> PublicResponse {
     let class = match &named {
         Named::Log(resource) => route::class(Some(resource)),
-        Named::Page(_) => "page",
+        Named::Page(_) | Named::Witnesses => "page",
         Named::Nothing => route::class(None),
     };
     let response = if site.access.refuses(identity) {
@@ -130,6 +139,7 @@ pub async fn answer(
         match named {
             Named::Nothing => status_only(StatusCode::NOT_FOUND),
             Named::Page(asset) => page::response(asset),
+            Named::Witnesses => page::witnesses(&site.witnesses.to_json()),
             Named::Log(resource) => tokio::time::timeout(timeout, serve(site, resource))
                 .await
                 .unwrap_or_else(|_| status_only(StatusCode::SERVICE_UNAVAILABLE)),

@@ -11,6 +11,7 @@
 //! GET /audit/tlog.js      the verifier it runs: RFC 9162, signed notes,
 //!                         cosignatures, tlog-tiles, receipts
 //! GET /audit/audit.css    its style (text/css)
+//! GET /audit/witnesses     what it shows of the witnesses (JSON)
 //! ```
 
 use bytes::Bytes;
@@ -61,6 +62,26 @@ pub fn asset(method: &Method, uri: &Uri) -> Option<Asset> {
         "/audit/audit.css" => Some(STYLE),
         _ => None,
     }
+}
+
+/// Whether the request is `GET` (or `HEAD`) `/audit/witnesses`.
+pub fn names_witnesses(method: &Method, uri: &Uri) -> bool {
+    (method == Method::GET || method == Method::HEAD) && uri.path() == "/audit/witnesses"
+}
+
+/// The witnesses' state (`board`, from
+/// [`crate::witnessing::WitnessBoard::to_json`]) as JSON, never cached.
+pub fn witnesses(board: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(board.to_string())));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// The response serving `asset`: revalidated on every load (a new binary

@@ -117,6 +117,42 @@ pub enum WitnessConfigError {
     },
 }
 
+/// Every witness's state as the log last heard it, for anyone to read
+/// (`GET /audit/witnesses` on the public listener).
+#[derive(Clone, Debug, Default)]
+pub struct WitnessBoard {
+    quorum: usize,
+    peer_quorum: usize,
+    members: Vec<(Arc<Witness>, bool)>,
+}
+
+impl WitnessBoard {
+    /// `{"quorum":{"witnesses","peers"},"witnesses":[{"name","vkey","peer",
+    /// "cosigned_size","outcome","failures","last_asked"}]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let witnesses: Vec<serde_json::Value> = self
+            .members
+            .iter()
+            .map(|(witness, peer)| {
+                let status = witness.status();
+                serde_json::json!({
+                    "name": witness.key.name(),
+                    "vkey": witness.key.to_string(),
+                    "peer": peer,
+                    "cosigned_size": status.cosigned_size,
+                    "outcome": status.outcome,
+                    "failures": status.failures,
+                    "last_asked": status.last_asked,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "quorum": { "witnesses": self.quorum, "peers": self.peer_quorum },
+            "witnesses": witnesses,
+        })
+    }
+}
+
 /// One witness the log submits to, and whose quorum it counts in.
 #[derive(Debug)]
 struct Member {
@@ -251,6 +287,20 @@ impl Witnessing {
     /// Whether there is anything to do.
     pub fn is_empty(&self) -> bool {
         self.witnesses.is_empty()
+    }
+
+    /// A view of every witness's state that stays current while
+    /// [`Witnessing::run`] goes on: what the public listener serves.
+    pub fn board(&self) -> WitnessBoard {
+        WitnessBoard {
+            quorum: self.quorum,
+            peer_quorum: self.peer_quorum,
+            members: self
+                .witnesses
+                .iter()
+                .map(|m| (Arc::clone(&m.witness), m.peer))
+                .collect(),
+        }
     }
 
     /// Gathers cosignatures every interval until the task is dropped.

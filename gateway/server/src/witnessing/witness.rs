@@ -1,8 +1,8 @@
 //! One witness, as the log sees it: its key, the connection to it, and the
 //! size it last cosigned.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::Mutex;
@@ -78,6 +78,21 @@ struct Known {
     retry_at: Option<Instant>,
 }
 
+/// What the log last heard from a witness: public (the auditor's page
+/// shows it), so it holds outcomes, never error text naming hosts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    /// The size the witness last cosigned, or says it has (0: none yet).
+    pub cosigned_size: u64,
+    /// The last answer: `cosigned`, a [`NoCosignature::outcome`], or
+    /// `not_asked_yet`.
+    pub outcome: &'static str,
+    /// Failures in a row.
+    pub failures: u32,
+    /// When it was last asked, in seconds since the epoch.
+    pub last_asked: Option<u64>,
+}
+
 /// One configured witness.
 #[derive(Debug)]
 pub struct Witness {
@@ -85,6 +100,9 @@ pub struct Witness {
     pub key: CosignerVerifier,
     peer: Peer,
     known: Mutex<Known>,
+    /// A copy of what [`Known`] says, readable while a request is in
+    /// flight (which holds `known` up to its deadline).
+    status: std::sync::Mutex<Status>,
 }
 
 impl Witness {
@@ -94,7 +112,18 @@ impl Witness {
             key,
             peer,
             known: Mutex::new(Known::default()),
+            status: std::sync::Mutex::new(Status {
+                cosigned_size: 0,
+                outcome: "not_asked_yet",
+                failures: 0,
+                last_asked: None,
+            }),
         }
+    }
+
+    /// What the log last heard from it.
+    pub fn status(&self) -> Status {
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// This witness's cosignature line for `newest`: the one it gave
@@ -128,6 +157,17 @@ impl Witness {
                 known.retry_at = Some(Instant::now() + pause);
             }
         }
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = Status {
+            cosigned_size: known.size,
+            outcome: result
+                .as_ref()
+                .map_or_else(NoCosignature::outcome, |_| "cosigned"),
+            failures: known.failures,
+            last_asked: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs()),
+        };
         result
     }
 
