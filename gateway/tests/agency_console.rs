@@ -7,10 +7,20 @@
 //! the page loads nothing but its own files and passes axe-core's WCAG 2.1
 //! A and AA rules. Its local API refuses a request without the token, or
 //! under another host name.
+//!
+//! The medical side, across two consoles (state's and hhs's, each a page
+//! of its own origin in a browser of its own): state asks for a person's
+//! summary in an emergency, which breaks the glass; hhs sees the request
+//! and the review it owes, answers with `xgate medical respond`; state
+//! opens the answer in its page; hhs's reviewer closes the review from the
+//! page, the outcome and note surviving the page's refreshes.
 
 mod browser;
 mod federation;
 
+use std::time::{Duration, Instant};
+
+use fantoccini::Locator;
 use http::StatusCode;
 use serde_json::{Value, json};
 use xgate_tests::ConsoleServer;
@@ -241,4 +251,257 @@ fn the_console_accepts_an_offer_and_shows_a_discrepancy_live() {
     assert_eq!(accepted["kind"], "accepted", "{view}");
     assert_eq!(accepted["by"], "state", "{view}");
     assert_eq!(chain[1]["jti"], offer["jti"], "{view}");
+}
+
+/// The synthetic IPS bundles of `tests/fixtures/ips`.
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/ips")
+        .join(name)
+}
+
+/// Clicks the button of table `id` reading `label`, again if a refresh
+/// replaced the row between finding the button and clicking it.
+async fn click_button(browser: &fantoccini::Client, id: &str, label: &str) {
+    let xpath = format!("//table[@id='{id}']//button[normalize-space()='{label}']");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let clicked = match browser.find(Locator::XPath(&xpath)).await {
+            Ok(button) => button.click().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match clicked {
+            Ok(()) => return,
+            Err(e) => assert!(Instant::now() < deadline, "{label} in #{id}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn two_consoles_request_answer_open_and_review_a_medical_summary() {
+    let Some(driver) = Driver::start() else {
+        return;
+    };
+    // The medical tests' federation: state, treasury, gsa, hhs and the
+    // auditor gao, under the default policy (any member may break the
+    // glass for ETREAT and role medical-officer).
+    let fed = federation::assets::federation(&[]);
+    let log_key = log_vkey(&fed.data());
+    let console = |agency| {
+        ConsoleServer::start(
+            env!("CARGO_BIN_EXE_xgate"),
+            &fed.pki(),
+            agency,
+            fed.gateway.url(),
+            &["--log-key", &log_key],
+        )
+    };
+    let (state, hhs) = (console("state"), console("hhs"));
+    let bundle = fixture("ips-avery.json");
+
+    let rt = federation::runtime();
+    let profiles = [(); 2].map(|()| tempfile::tempdir().expect("profile"));
+    let jti = rt.block_on(async {
+        let requester = browser::session(&driver, profiles[0].path()).await;
+        let holder = browser::session(&driver, profiles[1].path()).await;
+        requester
+            .goto(state.url())
+            .await
+            .expect("open state's console");
+        holder.goto(hhs.url()).await.expect("open hhs's console");
+        wait_for(&requester, "who", |t| t.starts_with("Acting as state ")).await;
+        wait_for(&holder, "who", |t| t.starts_with("Acting as hhs ")).await;
+
+        // State's medical officer asks hhs for a summary in an emergency.
+        requester
+            .find(Locator::Id("med-to"))
+            .await
+            .expect("#med-to")
+            .select_by_value("hhs")
+            .await
+            .expect("choose hhs");
+        requester
+            .find(Locator::Id("med-purpose"))
+            .await
+            .expect("#med-purpose")
+            .select_by_value("ETREAT")
+            .await
+            .expect("choose ETREAT");
+        fill(&requester, "med-subject", "hhs-mrn-000123").await;
+        fill(&requester, "med-incident", "INC-2026-0042").await;
+        fill(&requester, "med-responder", "Dr. Casey Example").await;
+        fill(&requester, "med-role", "medical-officer").await;
+        for section in ["problems", "immunizations"] {
+            click(&requester, &format!("#medical-form input[value={section}]")).await;
+        }
+        let checked = eval(
+            &requester,
+            "return [...document.querySelectorAll('#medical-form input[name=section]:checked')]\
+                .map(c => c.value);",
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            checked,
+            json!(["allergies", "medications", "problems", "immunizations"])
+        );
+        click(&requester, "#medical-form button[type=submit]").await;
+        let sent = wait_for_row(&requester, "outgoing", |r| r.len() == 4).await;
+        assert_eq!(sent[1], "hhs", "{sent:?}");
+        assert_eq!(sent[2], "granted (break the glass)", "{sent:?}");
+        assert_eq!(sent[3], "none yet", "{sent:?}");
+        let jti = sent[0].clone();
+
+        // At hhs: the request, granted at once, and the review it owes.
+        let incoming = wait_for_row(&holder, "incoming", |r| r[0] == jti).await;
+        assert_eq!(incoming[1], "state", "{incoming:?}");
+        assert_eq!(incoming[2], "ETREAT", "{incoming:?}");
+        assert_eq!(incoming[3], "granted (break the glass)", "{incoming:?}");
+        assert_eq!(
+            incoming[4], "answered with xgate medical respond",
+            "{incoming:?}"
+        );
+        let review = wait_for_row(&holder, "reviews", |r| r[0] == jti).await;
+        assert_eq!(review[1], "state", "{review:?}");
+        assert!(!review[3].contains("overdue"), "{review:?}");
+        let violations = accessibility(&holder).await;
+        assert!(
+            violations.is_empty(),
+            "accessibility (hhs): {violations:#?}"
+        );
+
+        // hhs answers from the command line, as its page says.
+        let answered = cli(
+            &fed,
+            "hhs",
+            &[
+                "medical",
+                "respond",
+                "--request",
+                &jti,
+                "--bundle",
+                bundle.to_str().expect("utf-8 path"),
+            ],
+        );
+        assert_eq!(answered["kind"], "medical.response", "{answered}");
+        let response = answered["response"].as_u64().expect("a response id");
+
+        // State's page shows the answer on a later refresh; opened there.
+        let open = format!("Open answer {response}");
+        let sent = wait_for_row(&requester, "outgoing", |r| r[0] == jti && r[3] == open).await;
+        assert_eq!(sent[2], "used (break the glass)", "{sent:?}");
+        click_button(&requester, "outgoing", &open).await;
+        let opened = wait_for(&requester, "opened", |t| t.contains("decrypted here")).await;
+        assert!(
+            opened.contains(&format!("Answer {response} from hhs, decrypted here")),
+            "{opened}"
+        );
+        assert!(opened.contains("bundle validated"), "{opened}");
+        for expected in [
+            "TEST-AVERY-0001",
+            "Allergy to penicillin",
+            "Shellfish allergy",
+            "Ramipril 5 mg tablet",
+            "Tdap",
+        ] {
+            assert!(opened.contains(expected), "{expected} not in {opened}");
+        }
+        let entries = eval(
+            &requester,
+            "return document.querySelectorAll('#opened li').length;",
+            vec![],
+        )
+        .await;
+        let fixture: Value =
+            serde_json::from_slice(&std::fs::read(&bundle).expect("fixture")).expect("JSON");
+        assert_eq!(
+            entries,
+            json!(fixture["entry"].as_array().expect("entries").len()),
+            "one item per entry of the bundle"
+        );
+        eval(&requester, "window.scrollTo(0, 0);", vec![]).await;
+        let violations = accessibility(&requester).await;
+        assert!(
+            violations.is_empty(),
+            "accessibility (state): {violations:#?}"
+        );
+        assert_eq!(foreign_loads(&requester).await, Vec::<String>::new());
+
+        // hhs's reviewer chooses an outcome and writes the note, taking
+        // longer than the page's refresh (5 s), then closes the review.
+        let incoming = wait_for_row(&holder, "incoming", |r| {
+            r[0] == jti && r[3] == "used (break the glass)"
+        })
+        .await;
+        assert_eq!(incoming[1], "state", "{incoming:?}");
+        holder
+            .find(Locator::Css(&format!(
+                "#reviews select[aria-label='Outcome for {jti}']"
+            )))
+            .await
+            .expect("the outcome")
+            .select_by_value("inappropriate")
+            .await
+            .expect("choose inappropriate");
+        holder
+            .find(Locator::Css(&format!(
+                "#reviews input[aria-label='Review note for {jti}']"
+            )))
+            .await
+            .expect("the note")
+            .send_keys("no emergency on record for INC-2026-0042")
+            .await
+            .expect("type the note");
+        tokio::time::sleep(Duration::from_millis(6500)).await;
+        let kept = eval(
+            &holder,
+            "const row = [...document.querySelectorAll('#reviews tbody tr')]\
+                .find(r => r.cells[0].textContent === arguments[0]);\
+             return [row.querySelector('select').value, row.querySelector('input').value,\
+                 document.activeElement === row.querySelector('input')];",
+            vec![json!(jti)],
+        )
+        .await;
+        assert_eq!(
+            kept,
+            json!([
+                "inappropriate",
+                "no emergency on record for INC-2026-0042",
+                true
+            ]),
+            "a refresh kept what the reviewer chose and typed, and the focus"
+        );
+        click_button(&holder, "reviews", "Close review").await;
+        wait_for_row(&holder, "reviews", |r| {
+            r[0] == "Nothing awaits your review."
+        })
+        .await;
+        let status = text_of(&holder, "status").await;
+        assert_eq!(status, format!("review of {jti}: done"));
+        let violations = accessibility(&holder).await;
+        assert!(
+            violations.is_empty(),
+            "accessibility (hhs): {violations:#?}"
+        );
+        assert_eq!(foreign_loads(&holder).await, Vec::<String>::new());
+
+        requester.close().await.expect("close state's browser");
+        holder.close().await.expect("close hhs's browser");
+        jti
+    });
+
+    // What the pages did is what the command line sees.
+    let case = cli(&fed, "hhs", &["medical", "show", &jti]);
+    assert_eq!(case["status"], "used", "{case}");
+    assert_eq!(case["break_glass"], true, "{case}");
+    assert_eq!(case["requester"], "state", "{case}");
+    assert_eq!(case["review"]["outcome"], "inappropriate", "{case}");
+    assert_eq!(
+        case["responses"].as_array().map(Vec::len),
+        Some(1),
+        "{case}"
+    );
+    let queue = cli(&fed, "hhs", &["medical", "reviews"]);
+    assert_eq!(queue["reviews"], json!([]), "{queue}");
 }

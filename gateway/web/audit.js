@@ -4,7 +4,9 @@
  * explorer, and a receipt verifier. Every check runs here, through
  * `tlog.js`, against keys the auditor typed or pinned in this browser;
  * the server is asked only for files anyone may fetch (`/checkpoint`,
- * `/tile/...`), never for an answer.
+ * `/tile/...`), never for a proof. The one thing it says in its own words,
+ * what it last heard from each witness (`/audit/witnesses`), is shown as
+ * such, beside the cosignatures that prove it.
  */
 
 import * as tlog from "./tlog.js";
@@ -209,7 +211,7 @@ async function showWitnessStates(witnessKeys) {
     cell(row, String(w.cosigned_size));
     cell(row, w.outcome.replaceAll("_", " "), w.outcome === "cosigned" ? "ok" : w.outcome === "not_asked_yet" ? "muted" : "bad");
     cell(row, String(w.failures));
-    cell(row, w.last_asked == null ? "–" : utc(BigInt(w.last_asked)));
+    cell(row, w.last_asked == null ? "–" : utc(w.last_asked));
     const pinned = witnessKeys.some((k) => k.trim() === w.vkey);
     cell(row, pinned ? "pinned" : "not pinned", pinned ? "ok" : "muted");
   }

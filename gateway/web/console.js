@@ -31,10 +31,14 @@ function token() {
 }
 
 class Refused extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, lines = []) {
     super(message);
     this.status = status;
     this.code = code;
+    // What the command printed before it failed: for an action that
+    // signs, what was sent (a receipt), so the page never says "refused"
+    // of something the gateway took.
+    this.lines = lines;
   }
 }
 
@@ -43,19 +47,43 @@ async function api(path, init = {}) {
   return fetch(path, { ...init, headers, cache: "no-store" });
 }
 
-/** Runs one action; resolves to the command's JSON lines. */
-async function run(action, fields = {}) {
+/**
+ * Runs one action; resolves to the command's JSON lines. With `partial`,
+ * the lines a command printed before failing are its answer (`xgate
+ * inbox` prints every envelope, the refused ones with their reason, then
+ * exits 1).
+ */
+async function run(action, fields = {}, { partial = false } = {}) {
   const response = await api("/api/run", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ action, fields }),
   });
   const answer = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const e = answer.error || {};
-    throw new Refused(response.status, e.code || "unknown", e.message || `HTTP ${response.status}`);
+  if (response.ok) return answer.lines || [];
+  if (partial && answer.lines?.length) return answer.lines;
+  const e = answer.error || {};
+  throw new Refused(response.status, e.code || "unknown", e.message || `HTTP ${response.status}`, answer.lines || []);
+}
+
+/**
+ * Runs an action the person asked for, says how it went, hands its lines
+ * to `then`, and shows the state after it. Resolves to its lines, or null
+ * if it failed.
+ */
+async function act(label, action, fields, then) {
+  let lines = null;
+  try {
+    lines = await run(action, fields);
+    say(`${label}: done`);
+    await then?.(lines);
+  } catch (e) {
+    say(e.lines?.length
+      ? `${label}: sent, then the console failed: ${refusal(e)}`
+      : `${label} refused: ${refusal(e)}`, false);
   }
-  return answer.lines || [];
+  await refresh();
+  return lines;
 }
 
 // ---- small DOM helpers ------------------------------------------------------
@@ -73,6 +101,40 @@ function el(tag, attrs = {}, ...children) {
 
 function fill(tbody, rows, empty, columns) {
   tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: String(columns), class: "muted" }, empty))]));
+}
+
+/**
+ * Shows one row per item of `items` in `tbody`, keeping each row (and what
+ * is typed in it, and the focus) from one refresh to the next: `build`
+ * makes a row the first time its key is seen, `update` refreshes it.
+ */
+function keyedRows(tbody, cache, items, key, build, update, empty, columns) {
+  const rows = items.map((item) => {
+    const k = key(item);
+    let row = cache.get(k);
+    if (!row) {
+      row = build(item);
+      cache.set(k, row);
+    }
+    update?.(row, item);
+    return row.tr;
+  });
+  const keys = new Set(items.map(key));
+  for (const k of [...cache.keys()]) if (!keys.has(k)) cache.delete(k);
+  // The same rows in the same order stay in place (a row taken out and
+  // put back would lose the focus).
+  if (!rows.length || rows.length !== tbody.rows.length || rows.some((tr, i) => tbody.rows[i] !== tr)) {
+    fill(tbody, rows, empty, columns);
+  }
+}
+
+function stored(key) {
+  try {
+    const value = JSON.parse(localStorage.getItem(key) || "[]");
+    return Array.isArray(value) ? value : [];
+  } catch {
+    return [];
+  }
 }
 
 function when(seconds) {
@@ -104,19 +166,15 @@ function agencyOptions(select) {
   select.replaceChildren(...others.map((a) => el("option", { value: a.id }, `${a.name} (${a.id})`)));
 }
 
-/** Submits a form as an action; the action's answer goes to `then`. */
+/** Submits a form as an action; its answer goes to `then`. */
 function onSubmit(form, action, fieldsOf, then) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
+    const fields = fieldsOf(new FormData(form));
     try {
-      const lines = await run(action, fieldsOf(new FormData(form)));
-      say(`${action}: done`);
-      await then?.(lines);
-      await refresh();
-    } catch (e) {
-      say(`${action} refused: ${refusal(e)}`, false);
+      await act(action, action, fields, (lines) => then?.(lines, fields));
     } finally {
       button.disabled = false;
     }
@@ -128,7 +186,7 @@ function onSubmit(form, action, fieldsOf, then) {
 let inbox = [];
 
 async function showInbox() {
-  inbox = await run("inbox");
+  inbox = await run("inbox", {}, { partial: true });
   const rows = inbox.map((item) => {
     const checked = item.refused
       ? el("span", { class: "bad" }, `refused: ${item.refused}`)
@@ -143,9 +201,11 @@ async function showInbox() {
   fill($("inbox").tBodies[0], rows, "Nothing waiting.", 5);
 }
 
+const offerRows = new Map();
+
 async function showOffers() {
   const offers = inbox.filter((i) => i.kind === "asset.transfer.offer" && i.body && !i.refused);
-  const rows = [];
+  const open = [];
   const seen = new Set();
   for (const item of offers) {
     const tag = item.body.tag;
@@ -158,30 +218,31 @@ async function showOffers() {
       continue;
     }
     if (view?.status !== "offered" || view.offer?.to?.agency !== session.agency) continue;
+    // The reason is the open offer's own, not an older offer's of the tag.
+    const made = offers.find((i) => claims(i.jws).jti === view.offer.jti);
+    open.push({ tag, view, reason: made?.body.reason ?? "" });
+  }
+  keyedRows($("offers").tBodies[0], offerRows, open, (o) => `${o.tag} ${o.view.offer.jti}`, ({ tag, view, reason }) => {
     const offer = view.offer.jti;
     const from = view.holder.agency;
     const location = el("input", { "aria-label": `Location for ${tag}`, placeholder: "where it will be" });
-    const answer = (action, fields) => async (event) => {
+    const answer = (label, action, fields) => async (event) => {
       event.target.disabled = true;
-      try {
-        await run(action, fields());
-        say(`${action} ${tag}: done`);
-      } catch (e) {
-        say(`${action} ${tag} refused: ${refusal(e)}`, false);
-      }
-      await refresh();
+      await act(`${label} ${tag}`, action, fields());
+      event.target.disabled = false;
     };
-    rows.push(el("tr", { "data-tag": tag },
-      el("td", {}, el("strong", {}, tag), " ", el("span", { class: "muted" }, view.category)),
-      el("td", {}, from),
-      el("td", {}, view.offer.to.person),
-      el("td", {}, item.body.reason ?? ""),
-      el("td", {},
-        location, " ",
-        el("button", { type: "button", class: "accept", onclick: answer("asset.accept", () => ({ tag, offer, from, ...(location.value ? { location: location.value } : {}) })) }, `Accept ${tag}`), " ",
-        el("button", { type: "button", class: "reject", onclick: answer("asset.reject", () => ({ tag, offer, from })) }, `Reject ${tag}`))));
-  }
-  fill($("offers").tBodies[0], rows, "No open offers.", 5);
+    return {
+      tr: el("tr", { "data-tag": tag },
+        el("td", {}, el("strong", {}, tag), " ", el("span", { class: "muted" }, view.category)),
+        el("td", {}, from),
+        el("td", {}, view.offer.to.person),
+        el("td", {}, reason),
+        el("td", {},
+          location, " ",
+          el("button", { type: "button", class: "accept", onclick: answer("accept", "asset.accept", () => ({ tag, offer, from, ...(location.value ? { location: location.value } : {}) })) }, `Accept ${tag}`), " ",
+          el("button", { type: "button", class: "reject", onclick: answer("reject", "asset.reject", () => ({ tag, offer, from })) }, `Reject ${tag}`))),
+    };
+  }, null, "No open offers.", 5);
 }
 
 async function showAssets() {
@@ -197,16 +258,28 @@ async function showAssets() {
   fill($("assets").tBodies[0], rows, "You hold no assets.", 6);
 }
 
-async function receiptCheck(receipt) {
+/** The log key of the registry (or --log-key) named as `note`'s origin. */
+function keyFor(note) {
+  const origin = String(note ?? "").split("\n", 1)[0];
+  return (session.log_keys || []).find((k) => k.split("+", 1)[0] === origin) ?? null;
+}
+
+/** Whether `event`'s receipt proves that very event, checked here. */
+async function receiptCheck(event) {
+  const receipt = event.receipt;
   if (!receipt) return el("span", { class: "bad" }, "no receipt");
-  if (!session.log_key) {
-    return el("span", { class: "muted" }, `receipt held (index ${receipt.log_index}); your registry lists no log key to check it with`);
+  if (receipt.id !== event.envelope || receipt.log_index !== event.log_index) {
+    return el("span", { class: "bad" }, "the receipt is for another envelope or entry");
   }
-  const steps = await verifyReceipt(receipt, session.log_key);
+  const key = keyFor(receipt.checkpoint);
+  if (!key) {
+    return el("span", { class: "muted" }, `receipt held (index ${receipt.log_index}); your registry lists no key for its log`);
+  }
+  const steps = await verifyReceipt(receipt, key);
   const failed = steps.find((s) => !s.ok);
   return failed
     ? el("span", { class: "bad" }, `receipt refused at ${failed.step}: ${failed.detail}`)
-    : el("span", { class: "ok" }, `receipt verified: entry ${receipt.log_index} in a tree of ${receipt.tree_size ?? receipt.checkpoint_size ?? "?"}`);
+    : el("span", { class: "ok" }, `receipt verified: entry ${receipt.log_index} in a tree of ${receipt.tree_size}`);
 }
 
 async function showTimeline(tag) {
@@ -218,7 +291,7 @@ async function showTimeline(tag) {
       items.push(el("li", {},
         el("strong", {}, event.kind), ` at ${when(event.time)} by ${event.by}`,
         event.holder ? `, holder ${event.holder.agency} / ${event.holder.person}` : "",
-        ` (log index ${event.log_index}) `, await receiptCheck(event.receipt)));
+        ` (log index ${event.log_index}) `, await receiptCheck(event)));
     }
     box.replaceChildren(el("h3", {}, `Custody of ${tag}`), el("ol", {}, ...items));
   } catch (e) {
@@ -228,30 +301,27 @@ async function showTimeline(tag) {
 
 const OUTGOING_KEY = () => `xgate.console.requests.${session.agency}`;
 
+/** A medical case's state as the page shows it. */
+async function caseState(request) {
+  try {
+    const [view] = await run("medical.show", { request });
+    return { state: view.status + (view.break_glass ? " (break the glass)" : ""), status: view.status };
+  } catch (e) {
+    return { state: refusal(e), status: null };
+  }
+}
+
 async function showMedical() {
   const incoming = inbox.filter((i) => i.kind === "medical.request" && !i.refused);
   const rows = [];
   for (const item of incoming) {
     const request = claims(item.jws).jti;
-    let state = "–";
-    let approvable = false;
-    try {
-      const [view] = await run("medical.show", { request });
-      state = view.status + (view.break_glass ? " (break the glass)" : "");
-      approvable = view.status === "awaiting-approval";
-    } catch (e) {
-      state = refusal(e);
-    }
+    const { state, status } = await caseState(request);
     const approve = el("button", {
       type: "button",
-      onclick: async () => {
-        try {
-          await run("medical.approve", { request });
-          say(`request ${request} approved`);
-        } catch (e) {
-          say(`approval refused: ${refusal(e)}`, false);
-        }
-        await refresh();
+      onclick: async (event) => {
+        event.target.disabled = true;
+        await act(`approval of ${request}`, "medical.approve", { request });
       },
     }, "Approve");
     rows.push(el("tr", {},
@@ -259,21 +329,14 @@ async function showMedical() {
       el("td", {}, item.from),
       el("td", {}, item.body?.purpose ?? ""),
       el("td", {}, state),
-      el("td", {}, approvable ? approve : el("span", { class: "muted" }, "answered with xgate medical respond"))));
+      el("td", {}, status === "awaiting-approval" ? approve : el("span", { class: "muted" }, "answered with xgate medical respond"))));
   }
   fill($("incoming").tBodies[0], rows, "No requests to you.", 5);
 
-  const responses = inbox.filter((i) => i.kind === "medical.response" && !i.refused);
-  const sent = JSON.parse(localStorage.getItem(OUTGOING_KEY()) || "[]");
+  const responses = inbox.filter((i) => i.kind === "medical.response" && !i.refused && i.receipt);
   const out = [];
-  for (const { request, to } of sent) {
-    let state = "–";
-    try {
-      const [view] = await run("medical.show", { request });
-      state = view.status + (view.break_glass ? " (break the glass)" : "");
-    } catch (e) {
-      state = refusal(e);
-    }
+  for (const { request, to } of stored(OUTGOING_KEY())) {
+    const { state } = await caseState(request);
     const answers = responses
       .filter((r) => r.body?.request === request)
       .map((r) => el("button", { type: "button", onclick: () => openResponse(r.receipt.log_index) }, `Open answer ${r.receipt.log_index}`));
@@ -296,54 +359,74 @@ async function openResponse(response) {
   }
 }
 
+/** Each pending review's row, kept across refreshes: the outcome chosen
+ * and the note being typed (and the focus) survive the page's refresh. */
+const reviewRows = new Map();
+
 async function showReviews() {
-  let reviews = [];
+  let reviews;
   try {
     reviews = await run("medical.reviews");
   } catch (e) {
     say(`reviews: ${refusal(e)}`, false);
+    return; // what is shown stays, with what the reviewer typed
   }
-  const list = reviews.flatMap((l) => l.reviews ?? (l.request ? [l] : []));
-  const rows = list.map((r) => {
+  const list = reviews.flatMap((l) => l.reviews ?? []);
+  keyedRows($("reviews").tBodies[0], reviewRows, list, (r) => `${r.holder} ${r.requester} ${r.request}`, (r) => {
     const outcome = el("select", { "aria-label": `Outcome for ${r.request}` },
       el("option", { value: "appropriate" }, "appropriate"), el("option", { value: "inappropriate" }, "inappropriate"));
     const note = el("input", { "aria-label": `Review note for ${r.request}`, placeholder: "your reasons" });
     const close = el("button", {
       type: "button",
-      onclick: async () => {
-        try {
-          await run("medical.review", { request: r.request, outcome: outcome.value, note: note.value });
-          say(`review of ${r.request} closed`);
-        } catch (e) {
-          say(`review refused: ${refusal(e)}`, false);
-        }
-        await refresh();
+      onclick: async (event) => {
+        event.target.disabled = true;
+        await act(`review of ${r.request}`, "medical.review", { request: r.request, outcome: outcome.value, note: note.value });
+        event.target.disabled = false;
       },
     }, "Close review");
-    return el("tr", {},
+    const row = { granted: el("td", {}), due: el("td", {}) };
+    row.tr = el("tr", {},
       el("td", { class: "mono" }, r.request),
       el("td", {}, r.requester),
-      el("td", {}, when(r.granted)),
-      el("td", { class: r.overdue ? "bad" : "" }, when(r.due) + (r.overdue ? " (overdue)" : "")),
+      row.granted,
+      row.due,
       el("td", {}, outcome, " ", note, " ", close));
-  });
-  fill($("reviews").tBodies[0], rows, "Nothing awaits your review.", 5);
+    return row;
+  }, (row, r) => {
+    row.granted.textContent = when(r.granted);
+    row.due.textContent = when(r.due) + (r.overdue ? " (overdue)" : "");
+    row.due.className = r.overdue ? "bad" : "";
+  }, "Nothing awaits your review.", 5);
 }
 
 let refreshing = null;
+let again = false;
 
-/** Reads everything again; one refresh at a time. */
+/**
+ * Reads everything again. One pass at a time; a call during a pass runs
+ * one more pass after it (so an action's result is always shown).
+ * Resolves to whether the last pass read everything.
+ */
 async function refresh() {
-  if (refreshing) return refreshing;
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
   refreshing = (async () => {
-    try {
-      await showInbox();
-      await Promise.all([showOffers(), showAssets(), showMedical(), showReviews()]);
-    } catch (e) {
-      say(`cannot read from the gateway: ${refusal(e)}`, false);
-    } finally {
-      refreshing = null;
-    }
+    let ok;
+    do {
+      again = false;
+      try {
+        await showInbox();
+        await Promise.all([showOffers(), showAssets(), showMedical(), showReviews()]);
+        ok = true;
+      } catch (e) {
+        say(`cannot read from the gateway: ${refusal(e)}`, false);
+        ok = false;
+      }
+    } while (again);
+    refreshing = null;
+    return ok;
   })();
   return refreshing;
 }
@@ -368,7 +451,15 @@ async function follow() {
   for (;;) {
     try {
       const response = await api("/api/events", last ? { headers: { "Last-Event-ID": last } } : {});
-      if (!response.ok) throw new Error(`the stream answered ${response.status}`);
+      if (response.status === 401) {
+        $("live").textContent = "Not following: this page's token is not the console's.";
+        $("live").className = "bad";
+        return;
+      }
+      if (!response.ok) {
+        const e = (await response.json().catch(() => ({}))).error || {};
+        throw new Error(e.message || `the stream answered ${response.status}`);
+      }
       $("live").textContent = "Live: following your agency's discrepancies.";
       $("live").className = "ok";
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -387,6 +478,7 @@ async function follow() {
           if (data) showNotice(JSON.parse(data.slice(6)));
         }
       }
+      throw new Error("the stream ended");
     } catch (e) {
       $("live").textContent = `Reconnecting to the event stream (${e.message})…`;
       $("live").className = "warn";
@@ -432,15 +524,14 @@ async function start() {
   onSubmit($("medical-form"), "medical.request", (f) => ({
     to: f.get("to"), subject: f.get("subject"), purpose: f.get("purpose"), incident: f.get("incident"),
     responder: f.get("responder"), role: f.get("role"), section: f.getAll("section"),
-  }), (lines) => {
-    const sent = JSON.parse(localStorage.getItem(OUTGOING_KEY()) || "[]");
-    sent.unshift({ request: lines[0].jti, to: new FormData($("medical-form")).get("to") });
+  }), (lines, fields) => {
+    const sent = stored(OUTGOING_KEY());
+    sent.unshift({ request: lines[0].jti, to: fields.to });
     localStorage.setItem(OUTGOING_KEY(), JSON.stringify(sent.slice(0, 50)));
   });
 
   follow();
-  await refresh();
-  say("Up to date.");
+  if (await refresh()) say("Up to date.");
   setInterval(refresh, REFRESH_MS);
 }
 

@@ -184,21 +184,32 @@ where
 }
 
 /// Runs one command line (`words`, after the program name) with `stdin`
-/// as its input and returns what it printed: how the console acts, so
-/// every action is the command an operator would type. Help, version and
-/// the console itself are not run this way.
-fn run_words(words: &[String], stdin: &[u8]) -> Result<Vec<u8>, Error> {
+/// as its input: what it printed, and how it ended. This is how the
+/// console acts, so every action is the command an operator would type;
+/// only an agency's commands run this way (never `serve`, `certs`, `log`
+/// and the like, whatever the words).
+fn run_words(words: &[String], stdin: &[u8]) -> (Vec<u8>, Result<(), Error>) {
     let argv = std::iter::once("xgate").chain(words.iter().map(String::as_str));
-    let cli = Cli::try_parse_from(argv).map_err(|e| usage_error(&e))?;
-    if matches!(
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => return (Vec::new(), Err(usage_error(&e))),
+    };
+    if !matches!(
         cli.command,
-        Command::Console(_) | Command::Serve(_) | Command::Demo(_)
+        Command::Inbox(_)
+            | Command::Outbox(_)
+            | Command::Asset { .. }
+            | Command::Inventory { .. }
+            | Command::Medical { .. }
     ) {
-        return Err(Error::Usage("not a command the console runs".into()));
+        return (
+            Vec::new(),
+            Err(Error::Usage("not a command the console runs".into())),
+        );
     }
     let mut out = Vec::new();
-    cli.run(&mut &stdin[..], &mut out)?;
-    Ok(out)
+    let result = cli.run(&mut &stdin[..], &mut out);
+    (out, result)
 }
 
 /// Prints `e` as the one stderr line the contract promises and returns its

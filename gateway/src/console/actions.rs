@@ -8,7 +8,8 @@
 //! is the one table of which commands, and which of their flags, the page
 //! may name.
 //!
-//! Every value goes in as `--flag=value` (or after `--` for a positional),
+//! Every value goes in as `--flag=value` (or after `--` for a positional,
+//! or as standard input for an inventory report),
 //! so a value starting with `-` is a value, never a flag; a field the
 //! action does not list, or a value that is not a string (a list for
 //! `repeat` flags), is refused before anything runs.
@@ -25,9 +26,6 @@ struct Action {
     fields: &'static [Field],
     /// Flags always added (`--all`).
     fixed: &'static [&'static str],
-    /// A field whose value is the command's standard input (a JSON
-    /// object), for commands reading `-`.
-    stdin: Option<&'static str>,
     /// Whether the action signs and submits an envelope (the page offers
     /// these only as buttons; reads run on every refresh).
     signs: bool,
@@ -48,6 +46,9 @@ enum How {
     Repeat,
     /// The command's positional argument, after `--`.
     Positional,
+    /// The command's standard input: a JSON object (for a command reading
+    /// `-`, which `fixed` names).
+    Stdin,
 }
 
 const fn flag(name: &'static str) -> Field {
@@ -63,7 +64,6 @@ const ACTIONS: &[Action] = &[
         words: &["inbox"],
         fields: &[],
         fixed: &[],
-        stdin: None,
         signs: false,
     },
     Action {
@@ -71,7 +71,6 @@ const ACTIONS: &[Action] = &[
         words: &["outbox"],
         fields: &[],
         fixed: &[],
-        stdin: None,
         signs: false,
     },
     Action {
@@ -79,7 +78,6 @@ const ACTIONS: &[Action] = &[
         words: &["asset", "list"],
         fields: &[flag("status")],
         fixed: &["--all"],
-        stdin: None,
         signs: false,
     },
     Action {
@@ -90,7 +88,6 @@ const ACTIONS: &[Action] = &[
             how: How::Positional,
         }],
         fixed: &[],
-        stdin: None,
         signs: false,
     },
     Action {
@@ -105,7 +102,6 @@ const ACTIONS: &[Action] = &[
             flag("location"),
         ],
         fixed: &[],
-        stdin: None,
         signs: true,
     },
     Action {
@@ -113,7 +109,6 @@ const ACTIONS: &[Action] = &[
         words: &["asset", "offer"],
         fields: &[flag("tag"), flag("to"), flag("person"), flag("reason")],
         fixed: &[],
-        stdin: None,
         signs: true,
     },
     Action {
@@ -121,7 +116,6 @@ const ACTIONS: &[Action] = &[
         words: &["asset", "accept"],
         fields: &[flag("tag"), flag("offer"), flag("from"), flag("location")],
         fixed: &[],
-        stdin: None,
         signs: true,
     },
     Action {
@@ -129,7 +123,6 @@ const ACTIONS: &[Action] = &[
         words: &["asset", "reject"],
         fields: &[flag("tag"), flag("offer"), flag("from")],
         fixed: &[],
-        stdin: None,
         signs: true,
     },
     Action {
@@ -137,10 +130,9 @@ const ACTIONS: &[Action] = &[
         words: &["inventory", "report"],
         fields: &[Field {
             name: "report",
-            how: How::Flag,
+            how: How::Stdin,
         }],
         fixed: &["--show", "--", "-"],
-        stdin: Some("report"),
         signs: true,
     },
     Action {
@@ -159,7 +151,6 @@ const ACTIONS: &[Action] = &[
             },
         ],
         fixed: &[],
-        stdin: None,
         signs: true,
     },
     Action {
@@ -173,7 +164,6 @@ const ACTIONS: &[Action] = &[
             },
         ],
         fixed: &[],
-        stdin: None,
         signs: false,
     },
     Action {
@@ -181,7 +171,6 @@ const ACTIONS: &[Action] = &[
         words: &["medical", "open"],
         fields: &[flag("response")],
         fixed: &[],
-        stdin: None,
         signs: false,
     },
     Action {
@@ -189,7 +178,6 @@ const ACTIONS: &[Action] = &[
         words: &["medical", "approve"],
         fields: &[flag("request"), flag("ttl-hours"), flag("uses")],
         fixed: &[],
-        stdin: None,
         signs: true,
     },
     Action {
@@ -197,7 +185,6 @@ const ACTIONS: &[Action] = &[
         words: &["medical", "reviews"],
         fields: &[],
         fixed: &[],
-        stdin: None,
         signs: false,
     },
     Action {
@@ -205,7 +192,6 @@ const ACTIONS: &[Action] = &[
         words: &["medical", "review"],
         fields: &[flag("request"), flag("outcome"), flag("note")],
         fixed: &[],
-        stdin: None,
         signs: true,
     },
 ];
@@ -285,14 +271,9 @@ pub fn invocation(
         let Some(value) = fields.get(field.name) else {
             continue;
         };
-        if spec.stdin == Some(field.name) {
-            if !value.is_object() {
-                return Err(ActionError::Type(field.name.into(), "a JSON object"));
-            }
-            stdin = value.to_string().into_bytes();
-            continue;
-        }
         match field.how {
+            How::Stdin if value.is_object() => stdin = value.to_string().into_bytes(),
+            How::Stdin => return Err(ActionError::Type(field.name.into(), "a JSON object")),
             How::Flag => args.push(format!("--{}={}", field.name, text(field.name, value)?)),
             How::Repeat => {
                 let items = value

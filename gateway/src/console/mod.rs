@@ -41,9 +41,9 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
@@ -55,8 +55,10 @@ use crate::client::{Client, Protocol};
 use actions::{Identity, invocation};
 
 /// Runs one `xgate` command line (the words after the program name) with
-/// `stdin` as its standard input, returning what it printed.
-pub type Runner = fn(&[String], &[u8]) -> Result<Vec<u8>, Error>;
+/// `stdin` as its standard input: what it printed, and how it ended (a
+/// command may print, then fail: `xgate inbox` after a refused envelope,
+/// `inventory report --show` after sending).
+pub type Runner = fn(&[String], &[u8]) -> (Vec<u8>, Result<(), Error>);
 
 /// The largest `/api/run` body: an inventory report of many tags.
 const MAX_BODY: usize = 1 << 20;
@@ -118,9 +120,10 @@ impl Console {
     ) -> std::io::Result<()> {
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let graceful = GracefulShutdown::new();
-        let mut builder = Builder::new(TokioExecutor::new());
+        // HTTP/1.1 only: every request then carries the `Host` the
+        // rebinding check reads, and a head must arrive in time.
+        let mut builder = http1::Builder::new();
         builder
-            .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT);
         tokio::pin!(shutdown);
@@ -148,9 +151,7 @@ impl Console {
                 let console = Arc::clone(&console);
                 async move { Ok::<_, Infallible>(console.handle(req).await) }
             });
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
             let watched = graceful.watch(conn);
             tokio::spawn(async move {
                 let _permit = permit;
@@ -203,15 +204,20 @@ impl Console {
         }
     }
 
-    /// Whether the request names this console's own address (`Host`).
+    /// Whether the request names this console's own address (`Host`): its
+    /// IP address or `localhost`, with its port (implied for 80).
     fn is_own_host(&self, req: &Request<Incoming>) -> bool {
         let Some(host) = req.headers().get(HOST).and_then(|h| h.to_str().ok()) else {
             return false;
         };
         let port = self.addr.port();
-        host == self.addr.to_string()
-            || host == format!("localhost:{port}")
-            || (self.addr.ip().is_unspecified() && host.ends_with(&format!(":{port}")))
+        let ip = match self.addr.ip() {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        [ip.as_str(), "localhost"]
+            .iter()
+            .any(|name| host == format!("{name}:{port}") || (port == 80 && host == *name))
     }
 
     /// Whether the request carries the token (compared in constant time).
@@ -244,6 +250,14 @@ impl Console {
             // Receipts are checked against the registry's key (or the one
             // the operator gave), never one the gateway names.
             "log_key": gateway.map(|g| g.log_key.as_str()).or(self.log_key.as_deref()),
+            // Every log a receipt may come from (a custody chain across
+            // gateways carries receipts of several), picked by origin.
+            "log_keys": self
+                .registry
+                .gateways()
+                .map(|g| g.log_key.as_str())
+                .chain(self.log_key.as_deref())
+                .collect::<Vec<_>>(),
             "agencies": agencies,
         })
     }
@@ -290,25 +304,27 @@ impl Console {
         let runner = self.runner;
         let signs = call.signs;
         let ran = tokio::task::spawn_blocking(move || runner(&call.args, &call.stdin)).await;
-        match ran {
-            Ok(Ok(out)) => {
-                if signs {
-                    tracing::info!(action, "signed and submitted");
-                }
-                let lines: Vec<Value> = String::from_utf8_lossy(&out)
-                    .lines()
-                    .filter(|l| !l.is_empty())
-                    .map(|l| serde_json::from_str(l).unwrap_or_else(|_| Value::from(l)))
-                    .collect();
-                json_response(StatusCode::OK, &json!({ "lines": lines }))
-            }
-            Ok(Err(e)) => refusal(&e),
-            Err(_) => error(
+        let Ok((out, result)) = ran else {
+            return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "the command stopped unexpectedly",
-            ),
+            );
+        };
+        let lines: Vec<Value> = String::from_utf8_lossy(&out)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| Value::from(l)))
+            .collect();
+        if signs && !lines.is_empty() {
+            tracing::info!(action, "signed and submitted");
         }
+        let (status, mut body) = match result {
+            Ok(()) => (StatusCode::OK, json!({})),
+            Err(e) => refusal(&e, !lines.is_empty()),
+        };
+        body["lines"] = Value::Array(lines);
+        json_response(status, &body)
     }
 
     /// `GET /api/events`: the gateway's reconciliation stream, relayed
@@ -333,7 +349,7 @@ impl Console {
             Protocol::Http1,
         ) {
             Ok(c) => c,
-            Err(e) => return whole(refusal(&Error::Client(e))),
+            Err(e) => return whole(answer(refusal(&Error::Client(e), false))),
         };
         match client.open_stream(&path, "text/event-stream").await {
             Ok((StatusCode::OK, body)) => {
@@ -341,15 +357,26 @@ impl Console {
                 response
                     .headers_mut()
                     .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-                page::secure(&mut response);
+                page::protect(response.headers_mut(), "no-store");
                 response
             }
-            Ok((status, _)) => whole(error(
-                status,
-                "stream_refused",
-                &format!("the gateway refused the event stream ({status})"),
-            )),
-            Err(e) => whole(refusal(&Error::Client(e))),
+            // The gateway's refusal, its code and message kept
+            // (`429 too_many_streams`, say).
+            Ok((status, body)) => {
+                let bytes = Limited::new(body, 64 * 1024)
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let refused: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let text = |f: &str, d: &str| refused["error"][f].as_str().unwrap_or(d).to_owned();
+                whole(error(
+                    status,
+                    &text("code", "stream_refused"),
+                    &text("message", "the gateway refused the event stream"),
+                ))
+            }
+            Err(e) => whole(answer(refusal(&Error::Client(e), false))),
         }
     }
 }
@@ -366,7 +393,7 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    page::secure(&mut response);
+    page::protect(response.headers_mut(), "no-store");
     response
 }
 
@@ -378,29 +405,81 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>>
     )
 }
 
-/// What a failed command answers: the gateway's own status and code when
-/// it refused; 400 for a form the command line refuses; 502 when the
-/// gateway could not be reached; 422 for anything refused here before
-/// sending (nothing was sent).
-fn refusal(e: &Error) -> Response<Full<Bytes>> {
+/// What a failed command answers, as a status and an error body: the
+/// gateway's own status and code when it refused; 400 for a form the
+/// command line refuses; 502 when the gateway could not be reached; when
+/// the command had printed something (`printed`: an envelope was sent, or
+/// an inbox listed), 502 `incomplete`, so the page never takes what was
+/// sent for a refusal; else 422 `not_sent` (refused here, nothing sent).
+fn refusal(e: &Error, printed: bool) -> (StatusCode, Value) {
+    let body = |code: &str, message: &str| json!({ "error": { "code": code, "message": message } });
     match e {
         Error::Refused {
             status,
             code,
             message,
-        } => error(
+        } => (
             StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
-            code,
-            message,
+            body(code, message),
         ),
-        Error::Usage(m) => error(StatusCode::BAD_REQUEST, "malformed", m),
+        Error::Usage(m) => (StatusCode::BAD_REQUEST, body("malformed", m)),
+        _ if printed => (
+            StatusCode::BAD_GATEWAY,
+            body(
+                "incomplete",
+                &format!("the command went part way, then: {e}"),
+            ),
+        ),
         Error::Client(crate::client::ClientError::Transport(m)) => {
-            error(StatusCode::BAD_GATEWAY, "gateway_unreachable", m)
+            (StatusCode::BAD_GATEWAY, body("gateway_unreachable", m))
         }
-        other => error(
+        other => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            "not_sent",
-            &other.to_string(),
+            body("not_sent", &other.to_string()),
         ),
+    }
+}
+
+/// A status and a JSON body as a response.
+fn answer((status, body): (StatusCode, Value)) -> Response<Full<Bytes>> {
+    json_response(status, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(e: &Error, printed: bool) -> (u16, String) {
+        let (status, body) = refusal(e, printed);
+        (
+            status.as_u16(),
+            body["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    }
+
+    /// A command that printed before failing sent something (or listed an
+    /// inbox): never reported as refused before sending.
+    #[test]
+    fn what_a_command_printed_before_failing_is_never_called_not_sent() {
+        let local = Error::Request("1 envelope(s) refused".into());
+        assert_eq!(code(&local, false), (422, "not_sent".into()));
+        assert_eq!(code(&local, true), (502, "incomplete".into()));
+        let gone = Error::Client(crate::client::ClientError::Transport("reset".into()));
+        assert_eq!(code(&gone, false), (502, "gateway_unreachable".into()));
+        assert_eq!(code(&gone, true), (502, "incomplete".into()));
+        let refused = Error::Refused {
+            status: 409,
+            code: "no_open_offer".into(),
+            message: "m".into(),
+        };
+        assert_eq!(code(&refused, false), (409, "no_open_offer".into()));
+        assert_eq!(code(&refused, true), (409, "no_open_offer".into()));
+        assert_eq!(
+            code(&Error::Usage("bad".into()), false),
+            (400, "malformed".into())
+        );
     }
 }

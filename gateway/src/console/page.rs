@@ -12,9 +12,10 @@
 //! token guards is `/api/`, which acts with the agency's keys.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
+pub use xgate_server::public_log::page::protect;
 
 /// One file of the page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,13 +41,6 @@ const STYLE: File = File {
     body: include_bytes!("../../web/console.css"),
 };
 
-/// What the page may load and run: only itself, from the console. No
-/// inline script, no other origin (the gateway is reached through the
-/// console, never from the page), never inside a frame.
-pub const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
-     frame-ancestors 'none'";
-
 /// The file `method` of `path` names, if any: exact paths only.
 pub fn file(method: &Method, path: &str) -> Option<File> {
     if method != Method::GET && method != Method::HEAD {
@@ -61,34 +55,16 @@ pub fn file(method: &Method, path: &str) -> Option<File> {
     }
 }
 
-/// The response serving `file`.
+/// The response serving `file`: revalidated on every load, under the
+/// auditor's page's policy ([`protect`]: only this origin, no inline
+/// script, no frames, no referrer).
 pub fn response(file: File) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(file.body)));
     *response.status_mut() = StatusCode::OK;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(file.content_type));
-    secure(&mut response);
-    response
-}
-
-/// The headers every console response carries: revalidated on each load,
-/// never sniffed, framed, or sent a referrer from (the page's address
-/// holds the token).
-pub fn secure<B>(response: &mut Response<B>) {
     let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    for (name, value) in [
-        ("content-security-policy", POLICY),
-        ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
-        ("x-frame-options", "DENY"),
-    ] {
-        headers.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
-    }
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(file.content_type));
+    protect(headers, "no-store");
+    response
 }
 
 #[cfg(test)]

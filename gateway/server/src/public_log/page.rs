@@ -43,11 +43,30 @@ const STYLE: Asset = Asset {
     body: include_bytes!("../../../web/audit.css"),
 };
 
-/// What the page may load and run: only itself, from this listener. No
-/// inline script, no other origin, never inside a frame.
-const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+/// What a page may load and run: only itself, from the origin that served
+/// it. No inline script, no other origin, never inside a frame. The agency
+/// console's page is held to the same.
+pub const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
+
+/// The headers every page response carries: `cache` as its
+/// `Cache-Control`, [`POLICY`], never sniffed, framed, or sent a referrer
+/// from.
+pub fn protect(headers: &mut http::HeaderMap, cache: &'static str) {
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    for (name, value) in [
+        ("content-security-policy", POLICY),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+    ] {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+}
 
 /// The page file a request names, if it names one: `GET` (or `HEAD`) of
 /// an exact path; anything else is not the page's.
@@ -76,34 +95,18 @@ pub fn witnesses(board: &serde_json::Value) -> Response<Full<Bytes>> {
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        HeaderName::from_static("x-content-type-options"),
-        HeaderValue::from_static("nosniff"),
-    );
+    protect(headers, "no-store");
     response
 }
 
 /// The response serving `asset`: revalidated on every load (a new binary
-/// may serve new scripts), never sniffed, framed or sent a referrer from.
+/// may serve new scripts).
 pub fn response(asset: Asset) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(asset.body)));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        HeaderName::from_static("content-security-policy"),
-        HeaderValue::from_static(POLICY),
-    );
-    headers.insert(
-        HeaderName::from_static("x-content-type-options"),
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        HeaderName::from_static("referrer-policy"),
-        HeaderValue::from_static("no-referrer"),
-    );
+    protect(headers, "no-cache");
     response
 }
 

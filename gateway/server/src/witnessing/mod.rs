@@ -130,20 +130,23 @@ impl WitnessBoard {
     /// `{"quorum":{"witnesses","peers"},"witnesses":[{"name","vkey","peer",
     /// "cosigned_size","outcome","failures","last_asked"}]}`.
     pub fn to_json(&self) -> serde_json::Value {
-        let witnesses: Vec<serde_json::Value> = self
+        /// One witness's line: who it is, then its [`witness::Status`].
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            name: &'a str,
+            vkey: String,
+            peer: bool,
+            #[serde(flatten)]
+            status: witness::Status,
+        }
+        let witnesses: Vec<Line<'_>> = self
             .members
             .iter()
-            .map(|(witness, peer)| {
-                let status = witness.status();
-                serde_json::json!({
-                    "name": witness.key.name(),
-                    "vkey": witness.key.to_string(),
-                    "peer": peer,
-                    "cosigned_size": status.cosigned_size,
-                    "outcome": status.outcome,
-                    "failures": status.failures,
-                    "last_asked": status.last_asked,
-                })
+            .map(|(witness, peer)| Line {
+                name: witness.key.name(),
+                vkey: witness.key.to_string(),
+                peer: *peer,
+                status: witness.status(),
             })
             .collect();
         serde_json::json!({
