@@ -7,6 +7,8 @@
 //!   bindings and public JOSE keys.
 //! - [`policy`]: who may send which envelope kinds to whom, and when an
 //!   emergency request breaks the glass; deny by default, rules in `policies/`.
+//! - [`contracts`]: declarative rules in the policy file that react to
+//!   the log (a trigger, a CEL condition, an act): loaded and checked.
 //! - [`pipeline`]: the stages an envelope goes through, in order; the
 //!   `committer` commits accepted envelopes in log order. [`envelope`]
 //!   opens an envelope; [`signatures`] checks EdDSA signatures in batches.
@@ -53,6 +55,7 @@ pub mod apply;
 pub mod assets;
 mod committer;
 pub mod config;
+pub mod contracts;
 mod crl;
 pub mod crl_watch;
 pub mod data_dir;

@@ -59,6 +59,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use crate::contracts::{Contract, ContractSpec, Contracts};
 use crate::kind::Kind;
 pub use crate::rate::Rate;
 use crate::registry::{AgencyId, Registry};
@@ -75,6 +76,7 @@ pub struct Policy {
     /// Recipients that take record bodies and medical requests sealed only.
     sealed_only: BTreeSet<AgencyId>,
     rates: Rates,
+    contracts: Contracts,
 }
 
 /// The request rate limits: every agency's, and the exceptions.
@@ -225,6 +227,15 @@ impl Policy {
             Some(rate) => at.rates(rate)?,
             None => Rates::default(),
         };
+        let mut contracts = Vec::with_capacity(file.contract.len());
+        for entry in &file.contract {
+            let spec = entry.get_ref();
+            let contract = Contract::load(spec, registry)
+                .map_err(|e| at.err(entry.span(), format!("contract {:?}: {e}", spec.name)))?;
+            contracts.push(contract);
+        }
+        let contracts =
+            Contracts::new(contracts).map_err(|e| at.err(None::<Range<usize>>, e.to_string()))?;
         let hash = Sha256::digest(text.as_bytes()).into();
         let agencies = at.agencies;
         Ok(Policy {
@@ -233,6 +244,7 @@ impl Policy {
             rules,
             sealed_only,
             rates,
+            contracts,
         })
     }
 
@@ -240,6 +252,12 @@ impl Policy {
     /// sealed end to end (`[encryption] required_for`).
     pub fn requires_sealed(&self, recipient: &AgencyId) -> bool {
         self.sealed_only.contains(recipient)
+    }
+
+    /// The contracts in force ([`crate::contracts`]), checked when the
+    /// policy was loaded.
+    pub fn contracts(&self) -> &Contracts {
+        &self.contracts
     }
 
     /// The request rate limit of `agency`.
@@ -343,6 +361,8 @@ struct PolicyFile {
     rule: Vec<RuleEntry>,
     encryption: Option<EncryptionEntry>,
     rate: Option<RateEntry>,
+    #[serde(default)]
+    contract: Vec<Spanned<ContractSpec>>,
 }
 
 /// `[encryption]`: who takes sealed bodies only.
@@ -570,19 +590,8 @@ impl<'a> Resolver<'a> {
 mod tests {
     use super::*;
 
-    /// A registry of these agencies; the keys need only the right fields.
     fn registry(ids: &[&str]) -> Registry {
-        let agency = |id: &&str| {
-            format!(
-                "[[agency]]\nid = '{id}'\nname = '{id}'\n\
-                 [agency.certificate]\nuri = 'urn:xgate:agency:{id}'\n\
-                 [agency.signing_key]\nkty = 'EC'\ncrv = 'P-256'\nkid = 's-{id}'\n\
-                 x = 'x'\ny = 'y'\nuse = 'sig'\nalg = 'ES256'\n\
-                 [agency.encryption_key]\nkty = 'EC'\ncrv = 'P-256'\nkid = 'e-{id}'\n\
-                 x = 'x'\ny = 'y'\nuse = 'enc'\nalg = 'ECDH-ES+A256KW'\n"
-            )
-        };
-        Registry::parse(&ids.iter().map(agency).collect::<String>()).expect("registry")
+        crate::registry::for_tests(ids)
     }
 
     const FEDERATION: [&str; 5] = ["state", "treasury", "gsa", "hhs", "usaid"];

@@ -688,6 +688,23 @@ fn one_line(message: &str) -> String {
     }
 }
 
+/// A registry of these agencies, for unit tests: the keys have only the
+/// fields a registry checks, so nothing can be signed or sealed with them.
+#[cfg(test)]
+pub(crate) fn for_tests(ids: &[&str]) -> Registry {
+    let agency = |id: &&str| {
+        format!(
+            "[[agency]]\nid = '{id}'\nname = '{id}'\n\
+             [agency.certificate]\nuri = 'urn:xgate:agency:{id}'\n\
+             [agency.signing_key]\nkty = 'EC'\ncrv = 'P-256'\nkid = 's-{id}'\n\
+             x = 'x'\ny = 'y'\nuse = 'sig'\nalg = 'ES256'\n\
+             [agency.encryption_key]\nkty = 'EC'\ncrv = 'P-256'\nkid = 'e-{id}'\n\
+             x = 'x'\ny = 'y'\nuse = 'enc'\nalg = 'ECDH-ES+A256KW'\n"
+        )
+    };
+    Registry::parse(&ids.iter().map(agency).collect::<String>()).expect("registry")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod bench;
 pub mod certs;
 pub mod console;
+pub mod contracts;
 pub mod db;
 pub mod demo;
 pub mod error;
@@ -111,6 +112,13 @@ pub enum Command {
     /// Drive a running gateway with pre-signed envelopes and report what it
     /// sustained.
     Bench(bench::BenchArgs),
+    /// Check and list the contracts of a policy file.
+    #[command(arg_required_else_help = false)]
+    Contracts {
+        /// What to do.
+        #[command(subcommand)]
+        command: contracts::ContractsCommand,
+    },
     /// Start a whole federation on loopback and tell its story end to end.
     Demo(demo::DemoArgs),
     /// Verify receipts offline.
@@ -152,6 +160,7 @@ impl Cli {
             Command::Medical { command } => command.run(stdout),
             Command::Bench(args) => args.run(stdout),
             Command::Demo(args) => args.run(stdout),
+            Command::Contracts { command } => command.run(stdout),
             Command::Witness { command } => command.run(stdout),
         }
     }

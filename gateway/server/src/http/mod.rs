@@ -20,6 +20,7 @@
 //! GET  /v1/medical/responses/{index}       a medical response (still encrypted)
 //! GET  /v1/reviews?after=&limit=           break-the-glass grants awaiting review
 //! GET  /v1/outbox?after=&limit=            the caller's envelopes to agencies of other gateways
+//! GET  /v1/contracts                       the contracts in force (the policy's hash and each contract)
 //! POST /v1/forward                         a peer gateway's envelopes (its certificate only)
 //! POST /witness/add-checkpoint             C2SP tlog-witness, for a peer gateway's log (its certificate only)
 //! GET  /healthz  GET /metrics
@@ -126,6 +127,18 @@ async fn route(
         (Method::GET, ["v1", "inbox"]) => inbox::page(ctx, sender, &query).await,
         (Method::GET, ["v1", "outbox"]) => forward::outbox(ctx, sender, &query).await,
         (_, ["v1", "outbox"]) => Err(not_allowed()),
+        (Method::GET, ["v1", "contracts"]) => {
+            let policy = ctx.gateway.policy();
+            let contracts: Vec<serde_json::Value> = policy
+                .contracts()
+                .all()
+                .iter()
+                .map(crate::contracts::Contract::describe)
+                .collect();
+            let body = serde_json::json!({ "policy": policy.hash_hex(), "contracts": contracts });
+            Ok(json(StatusCode::OK, &body))
+        }
+        (_, ["v1", "contracts"]) => Err(not_allowed()),
         (Method::POST, ["v1", "inbox", "ack"]) => inbox::ack_list(ctx, sender, req).await,
         (Method::POST, ["v1", "inbox", id, "ack"]) => inbox::ack_one(ctx, sender, id).await,
         // The log's reads may wait on a database: off the async workers.

@@ -1,0 +1,332 @@
+//! Contracts (issue 25): declarative rules kept in the policy file that
+//! react to what the log records and act through a fixed set of acts, so
+//! agencies automate their manual steps and an auditor can replay every
+//! automatic decision (docs/contracts.md).
+//!
+//! ```toml
+//! [[contract]]
+//! name = "treasury-offices-auto-accept"        # required, unique: a-z 0-9 -
+//! on = "envelope:asset.transfer.offer"         # trigger::Trigger
+//! when = 'offer.from == "treasury" && offer.to == "treasury-field"'  # CEL, a bool
+//! do = "accept_offer"                          # action::Action
+//! # to = "gao"                 notify
+//! # deadline = "count-due"     set_deadline, with after_hours = 72
+//! ```
+//!
+//! Loading checks everything a contract could fail on at run time that can
+//! be known before: the trigger, the action and its parameters, and the
+//! condition (its syntax, every name and field it reads, the types of
+//! every operation, that it is a bool, and its cost: [`check`]). A file
+//! with a contract that fails any of these is refused whole, so the set in
+//! force stays the one before.
+//!
+//! - [`schema`]: the types, and the records a trigger binds;
+//! - [`trigger`]: what a contract reacts to;
+//! - [`action`]: what it may do;
+//! - [`check`]: the type check and the cost bound of a condition.
+
+pub mod action;
+pub mod check;
+pub mod schema;
+pub mod trigger;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::registry::Registry;
+use action::{Action, Params};
+use check::Checked;
+pub use schema::is_name;
+use trigger::Trigger;
+
+/// The longest condition, in bytes.
+pub const MAX_CONDITION: usize = 4096;
+/// The deepest nesting a condition may have.
+pub const MAX_DEPTH: u16 = 32;
+/// The most contracts a policy may hold.
+pub const MAX_CONTRACTS: usize = 1000;
+/// The most the contracts on one trigger may cost together: the bound on
+/// what evaluating them costs per entry.
+pub const MAX_TRIGGER_COST: u64 = 2_000_000;
+
+/// One `[[contract]]` table, as the file gives it. Its canonical JSON
+/// (these fields in this order, absent ones left out) is what its hash
+/// covers.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ContractSpec {
+    /// Its name.
+    pub name: String,
+    /// Its trigger.
+    pub on: String,
+    /// Its condition, CEL.
+    pub when: String,
+    /// Its action.
+    #[serde(rename = "do")]
+    pub act: String,
+    /// `notify`'s recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `set_deadline`'s name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// `set_deadline`'s delay, hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_hours: Option<u32>,
+}
+
+/// Why a contract is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContractError {
+    /// A name outside the alphabet.
+    #[error("name {0:?} is not a name (1 to 64 of a-z, 0-9 and -)")]
+    Name(String),
+    /// The trigger.
+    #[error(transparent)]
+    Trigger(#[from] trigger::UnknownTrigger),
+    /// The action.
+    #[error(transparent)]
+    Action(#[from] action::ActionError),
+    /// The condition does not parse.
+    #[error("the condition does not parse: {0}")]
+    Syntax(String),
+    /// The condition does not check.
+    #[error("the condition: {0}")]
+    Check(#[from] check::CheckError),
+    /// The condition is too long.
+    #[error("the condition is {0} bytes, over {MAX_CONDITION}")]
+    TooLong(usize),
+}
+
+/// One contract, checked and compiled.
+#[derive(Clone)]
+pub struct Contract {
+    /// As the file gives it.
+    pub spec: ContractSpec,
+    /// Its trigger.
+    pub trigger: Trigger,
+    /// Its action.
+    pub action: Action,
+    /// What the check found of its condition (its cost).
+    pub checked: Checked,
+    /// SHA-256 of its canonical JSON.
+    pub hash: [u8; 32],
+    program: Arc<cel::Program>,
+}
+
+impl std::fmt::Debug for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contract")
+            .field("name", &self.spec.name)
+            .field("trigger", &self.trigger)
+            .field("action", &self.action)
+            .field("cost", &self.checked.cost)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a condition could not be evaluated on an entry (the contract is
+/// recorded as failed there; the commit goes on).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EvalError(pub String);
+
+impl Contract {
+    /// Checks and compiles `spec` against `registry`.
+    ///
+    /// # Errors
+    /// [`ContractError`] naming what is wrong.
+    pub fn load(spec: &ContractSpec, registry: &Registry) -> Result<Contract, ContractError> {
+        if !is_name(&spec.name) {
+            return Err(ContractError::Name(spec.name.chars().take(64).collect()));
+        }
+        let trigger: Trigger = spec.on.parse()?;
+        let params = Params {
+            to: spec.to.as_deref(),
+            deadline: spec.deadline.as_deref(),
+            after_hours: spec.after_hours,
+        };
+        let action = Action::parse(&spec.act, &params, &trigger, registry)?;
+        if spec.when.len() > MAX_CONDITION {
+            return Err(ContractError::TooLong(spec.when.len()));
+        }
+        // Parsed first with a bounded depth, so a deeply nested condition is
+        // refused by the parser's limit rather than by the stack.
+        let expr = cel::parser::Parser::new()
+            .max_recursion_depth(MAX_DEPTH)
+            .parse(&spec.when)
+            .map_err(|e| ContractError::Syntax(one_line(&e.to_string())))?;
+        let checked = check::check(&expr, &trigger.scope())?;
+        let program = cel::Program::compile(&spec.when)
+            .map_err(|e| ContractError::Syntax(one_line(&e.to_string())))?;
+        let canonical = serde_json::to_vec(spec).unwrap_or_default();
+        Ok(Contract {
+            spec: spec.clone(),
+            trigger,
+            action,
+            checked,
+            hash: Sha256::digest(&canonical).into(),
+            program: Arc::new(program),
+        })
+    }
+
+    /// [`Contract::hash`] as lowercase hex.
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash)
+    }
+
+    /// The contract as `GET /v1/contracts` and `xgate contracts list` show
+    /// it: `{"name","on","when","do",("to","deadline","after_hours"),
+    /// "hash","cost"}`.
+    pub fn describe(&self) -> Value {
+        let mut line = match serde_json::to_value(&self.spec) {
+            Ok(Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        line.insert("hash".into(), Value::from(self.hash_hex()));
+        line.insert("cost".into(), Value::from(self.checked.cost));
+        Value::Object(line)
+    }
+
+    /// Whether the condition holds with `bindings` (each name the trigger
+    /// binds, as JSON).
+    ///
+    /// # Errors
+    /// [`EvalError`]: a binding that is not a value the language takes, or
+    /// an evaluation that fails (a division by zero, an index out of range,
+    /// an optional field read without `has`).
+    pub fn holds(&self, bindings: &BTreeMap<&str, Value>) -> Result<bool, EvalError> {
+        let mut context = cel::Context::default();
+        for (name, value) in bindings {
+            context.add_variable_from_value(*name, to_cel(value)?);
+        }
+        match self.program.execute(&context) {
+            Ok(cel::Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(EvalError(format!(
+                "the condition gave {other:?}, not a bool"
+            ))),
+            Err(e) => Err(EvalError(one_line(&e.to_string()))),
+        }
+    }
+}
+
+/// The contracts in force: checked, in file order, indexed by trigger.
+#[derive(Clone, Debug, Default)]
+pub struct Contracts {
+    all: Vec<Contract>,
+    by_trigger: BTreeMap<Trigger, Vec<usize>>,
+}
+
+/// Why a set of contracts is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetError {
+    /// Two contracts of one name.
+    #[error("two contracts are named {0:?}")]
+    Duplicate(String),
+    /// Too many.
+    #[error("{0} contracts, over {MAX_CONTRACTS}")]
+    TooMany(usize),
+    /// The contracts on one trigger cost too much together.
+    #[error(
+        "the contracts on {trigger} may cost {cost} per entry together, over {MAX_TRIGGER_COST}"
+    )]
+    TooCostly {
+        /// The trigger.
+        trigger: String,
+        /// Their cost.
+        cost: u64,
+    },
+}
+
+impl Contracts {
+    /// The set of `contracts`, in their order.
+    ///
+    /// # Errors
+    /// [`SetError`]: a name twice, too many, or a trigger whose contracts
+    /// cost too much together.
+    pub fn new(contracts: Vec<Contract>) -> Result<Contracts, SetError> {
+        if contracts.len() > MAX_CONTRACTS {
+            return Err(SetError::TooMany(contracts.len()));
+        }
+        let mut by_trigger: BTreeMap<Trigger, Vec<usize>> = BTreeMap::new();
+        let mut names = std::collections::BTreeSet::new();
+        for (i, c) in contracts.iter().enumerate() {
+            if !names.insert(c.spec.name.as_str()) {
+                return Err(SetError::Duplicate(c.spec.name.clone()));
+            }
+            by_trigger.entry(c.trigger.clone()).or_default().push(i);
+        }
+        for (trigger, indices) in &by_trigger {
+            let cost = indices
+                .iter()
+                .map(|&i| contracts[i].checked.cost)
+                .fold(0u64, u64::saturating_add);
+            if cost > MAX_TRIGGER_COST {
+                return Err(SetError::TooCostly {
+                    trigger: trigger.to_string(),
+                    cost,
+                });
+            }
+        }
+        Ok(Contracts {
+            all: contracts,
+            by_trigger,
+        })
+    }
+
+    /// Every contract, in file order.
+    pub fn all(&self) -> &[Contract] {
+        &self.all
+    }
+
+    /// The contracts on `trigger`, in file order.
+    pub fn on<'a>(&'a self, trigger: &Trigger) -> impl Iterator<Item = &'a Contract> + 'a {
+        self.by_trigger
+            .get(trigger)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.all[i])
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+}
+
+/// `value` as the contract language sees it: every JSON integer an `int`
+/// (the language has no `uint`, and serde would make a positive one that),
+/// no floats, no nulls.
+fn to_cel(value: &Value) -> Result<cel::Value, EvalError> {
+    Ok(match value {
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => cel::Value::Int(
+            n.as_i64()
+                .ok_or_else(|| EvalError(format!("{n} is not a 64-bit integer")))?,
+        ),
+        Value::String(s) => cel::Value::from(s.as_str()),
+        Value::Array(items) => {
+            cel::Value::from(items.iter().map(to_cel).collect::<Result<Vec<_>, _>>()?)
+        }
+        Value::Object(fields) => {
+            let mut map = std::collections::HashMap::with_capacity(fields.len());
+            for (k, v) in fields {
+                map.insert(k.clone(), to_cel(v)?);
+            }
+            cel::Value::from(map)
+        }
+        Value::Null => return Err(EvalError("a null value".into())),
+    })
+}
+
+/// Folds a message onto one line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests;
