@@ -346,6 +346,16 @@ async function readFile() {
   if (file) $("receipt").value = await file.text();
 }
 
+/** A receipt file dropped on the verifier: read, then verified at once. */
+async function dropped(event) {
+  event.preventDefault();
+  $("receipt-drop").classList.remove("dragging");
+  const file = event.dataTransfer?.files?.[0];
+  if (!file) return;
+  $("receipt").value = await file.text();
+  await verify();
+}
+
 function poll() {
   refresh().finally(() => setTimeout(poll, POLL_MS));
 }
@@ -354,6 +364,14 @@ loadPinned();
 $("pin").addEventListener("click", pin);
 $("verify").addEventListener("click", verify);
 $("receipt-file").addEventListener("change", readFile);
+for (const type of ["dragenter", "dragover"]) {
+  $("receipt-drop").addEventListener(type, (event) => {
+    event.preventDefault();
+    $("receipt-drop").classList.add("dragging");
+  });
+}
+$("receipt-drop").addEventListener("dragleave", () => $("receipt-drop").classList.remove("dragging"));
+$("receipt-drop").addEventListener("drop", dropped);
 $("entry-jump").addEventListener("submit", (event) => {
   event.preventDefault();
   const value = $("entry-index").value.trim();

@@ -79,9 +79,8 @@ pub async fn click(browser: &Browser, css: &str) {
         .unwrap_or_else(|e| panic!("click {css}: {e}"));
 }
 
-/// Where screenshots go when they are being regenerated:
-/// `XGATE_SCREENSHOTS=docs/img cargo test -p xgate --test auditor_page
-/// --test agency_console`.
+/// Where screenshots go when they are being regenerated
+/// (`tests/screenshots.sh` sets it to `docs/img`).
 const SCREENSHOTS: &str = "XGATE_SCREENSHOTS";
 
 /// Saves what the browser shows as `name` in [`SCREENSHOTS`], if set.
