@@ -8,7 +8,8 @@
 //! dynamically, and a contract that failed only on the entry that reached
 //! its odd branch would fail in production. The subset taken is small on
 //! purpose: strings, integers, booleans, lists, the trigger's records, the
-//! comparison, logical and arithmetic operators, `in`, `size`,
+//! comparison and logical operators, integer arithmetic (no string `+`: a
+//! string never grows past what the log holds), `in`, `size`,
 //! `startsWith`, `endsWith`, `contains`, `has` on optional fields, the
 //! conditional, and the `all` and `exists` macros. No doubles, bytes,
 //! maps, timestamps, regular expressions or functions of the clock: a
@@ -110,6 +111,20 @@ impl Checker {
     /// The type of `expr` and what evaluating it may cost.
     fn walk(&mut self, expr: &IdedExpr) -> Result<(Type, u64), CheckError> {
         self.nodes += 1;
+        // Stopped as soon as either bound is passed: a walk never goes
+        // deeper or costs more than the bounds it enforces.
+        if self.nodes > MAX_NODES {
+            return Err(CheckError::TooLarge(self.nodes));
+        }
+        let (ty, cost) = self.node(expr)?;
+        if cost > MAX_COST {
+            return Err(CheckError::TooCostly(cost));
+        }
+        Ok((ty, cost))
+    }
+
+    /// [`Checker::walk`] of one node, its children walked.
+    fn node(&mut self, expr: &IdedExpr) -> Result<(Type, u64), CheckError> {
         match &expr.expr {
             Expr::Literal(literal) => Ok((literal_type(literal)?, 1)),
             Expr::Ident(name) => self
@@ -132,7 +147,7 @@ impl Checker {
                 let field = field_of(&operand, &select.field)?;
                 if select.test {
                     return if field.optional {
-                        Ok((Type::Bool, cost + 1))
+                        Ok((Type::Bool, cost.saturating_add(1)))
                     } else {
                         Err(CheckError::Unsupported(format!(
                             "has() on {:?}, which every such record has",
@@ -140,17 +155,17 @@ impl Checker {
                         )))
                     };
                 }
-                Ok((field.ty.clone(), cost + 1))
+                Ok((field.ty.clone(), cost.saturating_add(1)))
             }
             Expr::List(list) => {
                 if !list.optional_indices.is_empty() {
                     return Err(CheckError::Unsupported("an optional list element".into()));
                 }
                 let mut item = None;
-                let mut cost = 1;
+                let mut cost: u64 = 1;
                 for element in &list.elements {
                     let (ty, c) = self.walk(element)?;
-                    cost += c;
+                    cost = cost.saturating_add(c);
                     match &item {
                         None => item = Some(ty),
                         Some(t) if *t == ty => {}
@@ -179,8 +194,11 @@ impl Checker {
                         args: range.to_string(),
                     });
                 };
-                let (init, _) = self.walk(&c.accu_init)?;
-                if init != Type::Bool {
+                let init = match &c.accu_init.expr {
+                    Expr::Literal(LiteralValue::Boolean(_)) => Type::Bool,
+                    _ => Type::Int,
+                };
+                if init != Type::Bool || c.iter_var2.is_some() {
                     return Err(CheckError::Unsupported(
                         "a macro other than all() and exists()".into(),
                     ));
@@ -197,7 +215,7 @@ impl Checker {
                             args: "a condition that is not a bool".into(),
                         });
                     }
-                    Ok((cond_cost + step_cost, result_cost))
+                    Ok((cond_cost.saturating_add(step_cost), result_cost))
                 })();
                 self.scope.truncate(self.scope.len() - 2);
                 let (per_item, result_cost) = body?;
@@ -259,39 +277,13 @@ impl Checker {
                 | operators::MODULO,
                 [Int, Int],
             ) => Int,
-            (operators::ADD, [Str, Str]) => Str,
             (operators::NEGATE, [Int]) => Int,
             (operators::CONDITIONAL, [Bool, a, b]) if a == b => a.clone(),
             (operators::IN, [a, Type::List(item, _)]) if a.scalar() == Some(*item) => Bool,
             (operators::INDEX, [Type::List(item, _), Int]) => Type::from(*item),
             ("size", [Str | Type::List(..)]) => Int,
             ("startsWith" | "endsWith" | "contains", [Str, Str]) if member => Bool,
-            (
-                operators::LOGICAL_AND
-                | operators::LOGICAL_OR
-                | operators::LOGICAL_NOT
-                | operators::NOT_STRICTLY_FALSE
-                | operators::EQUALS
-                | operators::NOT_EQUALS
-                | operators::LESS
-                | operators::LESS_EQUALS
-                | operators::GREATER
-                | operators::GREATER_EQUALS
-                | operators::ADD
-                | operators::SUBSTRACT
-                | operators::MULTIPLY
-                | operators::DIVIDE
-                | operators::MODULO
-                | operators::NEGATE
-                | operators::CONDITIONAL
-                | operators::IN
-                | operators::INDEX
-                | "size"
-                | "startsWith"
-                | "endsWith"
-                | "contains",
-                _,
-            ) => return Err(refused(&types)),
+            _ if KNOWN.contains(&name) => return Err(refused(&types)),
             _ => return Err(CheckError::Unsupported(format!("the function {name}()"))),
         };
         // Scanning a string or a list costs its length at most.
@@ -306,6 +298,33 @@ impl Checker {
         Ok((ty, cost.saturating_add(scan)))
     }
 }
+
+/// The operators and functions the language has (for some types).
+const KNOWN: &[&str] = &[
+    operators::LOGICAL_AND,
+    operators::LOGICAL_OR,
+    operators::LOGICAL_NOT,
+    operators::NOT_STRICTLY_FALSE,
+    operators::EQUALS,
+    operators::NOT_EQUALS,
+    operators::LESS,
+    operators::LESS_EQUALS,
+    operators::GREATER,
+    operators::GREATER_EQUALS,
+    operators::ADD,
+    operators::SUBSTRACT,
+    operators::MULTIPLY,
+    operators::DIVIDE,
+    operators::MODULO,
+    operators::NEGATE,
+    operators::CONDITIONAL,
+    operators::IN,
+    operators::INDEX,
+    "size",
+    "startsWith",
+    "endsWith",
+    "contains",
+];
 
 /// The type of a literal the language takes.
 fn literal_type(literal: &LiteralValue) -> Result<Type, CheckError> {

@@ -45,8 +45,13 @@ use trigger::Trigger;
 
 /// The longest condition, in bytes.
 pub const MAX_CONDITION: usize = 4096;
-/// The deepest nesting a condition may have.
+/// The deepest nesting (parentheses, calls, lists) a condition may have.
 pub const MAX_DEPTH: u16 = 32;
+/// The most operator characters a condition may have outside its string
+/// literals: a chain `a + b + ...` nests as deep as it is long, which the
+/// parser's nesting bound does not see, so it is bounded here, before the
+/// parser (and the checker, and the evaluator) recurse over it.
+pub const MAX_OPERATORS: usize = 256;
 /// The most contracts a policy may hold.
 pub const MAX_CONTRACTS: usize = 1000;
 /// The most the contracts on one trigger may cost together: the bound on
@@ -100,6 +105,9 @@ pub enum ContractError {
     /// The condition is too long.
     #[error("the condition is {0} bytes, over {MAX_CONDITION}")]
     TooLong(usize),
+    /// The condition chains too many operators.
+    #[error("the condition has {0} operators, over {MAX_OPERATORS}")]
+    TooManyOperators(usize),
 }
 
 /// One contract, checked and compiled.
@@ -115,7 +123,8 @@ pub struct Contract {
     pub checked: Checked,
     /// SHA-256 of its canonical JSON.
     pub hash: [u8; 32],
-    program: Arc<cel::Program>,
+    /// The condition as checked: what runs is what was checked.
+    expr: Arc<cel::IdedExpr>,
 }
 
 impl std::fmt::Debug for Contract {
@@ -130,10 +139,90 @@ impl std::fmt::Debug for Contract {
 }
 
 /// Why a condition could not be evaluated on an entry (the contract is
-/// recorded as failed there; the commit goes on).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct EvalError(pub String);
+/// recorded as failed there, with [`EvalError::code`]; the commit goes on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// An integer division or remainder by zero.
+    #[error("division by zero")]
+    DivisionByZero,
+    /// An integer overflowed.
+    #[error("integer overflow")]
+    Overflow,
+    /// A list index out of range.
+    #[error("index out of range")]
+    Index,
+    /// An optional field read without `has()`.
+    #[error("a field the record lacks was read")]
+    Missing,
+    /// A binding the language cannot take (a float, a null), or a result
+    /// other than a bool: a fault of the gateway, not of the condition.
+    #[error("a value outside the language")]
+    Value,
+    /// Anything else the evaluator refused.
+    #[error("the evaluation failed")]
+    Other,
+}
+
+impl EvalError {
+    /// A stable code for it, as a failed act's log entry names it.
+    pub fn code(self) -> &'static str {
+        match self {
+            EvalError::DivisionByZero => "division_by_zero",
+            EvalError::Overflow => "overflow",
+            EvalError::Index => "index_out_of_range",
+            EvalError::Missing => "missing_field",
+            EvalError::Value => "bad_value",
+            EvalError::Other => "evaluation_failed",
+        }
+    }
+}
+
+impl From<cel::ExecutionError> for EvalError {
+    fn from(e: cel::ExecutionError) -> EvalError {
+        use cel::ExecutionError as E;
+        match e {
+            E::DivisionByZero(_) | E::RemainderByZero(_) => EvalError::DivisionByZero,
+            E::Overflow(..) => EvalError::Overflow,
+            E::IndexOutOfBounds(_) => EvalError::Index,
+            E::NoSuchKey(_) => EvalError::Missing,
+            _ => EvalError::Other,
+        }
+    }
+}
+
+/// The evaluator's environment: the standard one, shared (building it for
+/// each evaluation would cost more than most conditions).
+fn env() -> Arc<cel::Env> {
+    static ENV: std::sync::OnceLock<Arc<cel::Env>> = std::sync::OnceLock::new();
+    Arc::clone(ENV.get_or_init(|| Arc::new(cel::Env::stdlib())))
+}
+
+/// How many operator characters `text` has outside its string literals.
+fn operators(text: &str) -> usize {
+    let mut quote: Option<u8> = None;
+    let mut escaped = false;
+    let mut n = 0;
+    for b in text.bytes() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == q {
+                    quote = None;
+                }
+            }
+            None => match b {
+                b'"' | b'\'' => quote = Some(b),
+                b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!' | b'&' | b'|'
+                | b'.' | b'[' | b'?' | b',' => n += 1,
+                _ => {}
+            },
+        }
+    }
+    n
+}
 
 impl Contract {
     /// Checks and compiles `spec` against `registry`.
@@ -154,6 +243,10 @@ impl Contract {
         if spec.when.len() > MAX_CONDITION {
             return Err(ContractError::TooLong(spec.when.len()));
         }
+        let chained = operators(&spec.when);
+        if chained > MAX_OPERATORS {
+            return Err(ContractError::TooManyOperators(chained));
+        }
         // Parsed first with a bounded depth, so a deeply nested condition is
         // refused by the parser's limit rather than by the stack.
         let expr = cel::parser::Parser::new()
@@ -161,16 +254,13 @@ impl Contract {
             .parse(&spec.when)
             .map_err(|e| ContractError::Syntax(one_line(&e.to_string())))?;
         let checked = check::check(&expr, &trigger.scope())?;
-        let program = cel::Program::compile(&spec.when)
-            .map_err(|e| ContractError::Syntax(one_line(&e.to_string())))?;
-        let canonical = serde_json::to_vec(spec).unwrap_or_default();
         Ok(Contract {
             spec: spec.clone(),
             trigger,
             action,
             checked,
-            hash: Sha256::digest(&canonical).into(),
-            program: Arc::new(program),
+            hash: spec_hash(spec),
+            expr: Arc::new(expr),
         })
     }
 
@@ -200,16 +290,13 @@ impl Contract {
     /// an evaluation that fails (a division by zero, an index out of range,
     /// an optional field read without `has`).
     pub fn holds(&self, bindings: &BTreeMap<&str, Value>) -> Result<bool, EvalError> {
-        let mut context = cel::Context::default();
+        let mut context = cel::Context::with_env(env());
         for (name, value) in bindings {
             context.add_variable_from_value(*name, to_cel(value)?);
         }
-        match self.program.execute(&context) {
-            Ok(cel::Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(EvalError(format!(
-                "the condition gave {other:?}, not a bool"
-            ))),
-            Err(e) => Err(EvalError(one_line(&e.to_string()))),
+        match cel::Value::resolve(&self.expr, &context)? {
+            cel::Value::Bool(b) => Ok(b),
+            _ => Err(EvalError::Value),
         }
     }
 }
@@ -304,23 +391,45 @@ impl Contracts {
 fn to_cel(value: &Value) -> Result<cel::Value, EvalError> {
     Ok(match value {
         Value::Bool(b) => cel::Value::Bool(*b),
-        Value::Number(n) => cel::Value::Int(
-            n.as_i64()
-                .ok_or_else(|| EvalError(format!("{n} is not a 64-bit integer")))?,
-        ),
+        Value::Number(n) => cel::Value::Int(n.as_i64().ok_or(EvalError::Value)?),
         Value::String(s) => cel::Value::from(s.as_str()),
         Value::Array(items) => {
             cel::Value::from(items.iter().map(to_cel).collect::<Result<Vec<_>, _>>()?)
         }
         Value::Object(fields) => {
+            // A null field is a field the record lacks (`has()` is false).
             let mut map = std::collections::HashMap::with_capacity(fields.len());
-            for (k, v) in fields {
+            for (k, v) in fields.iter().filter(|(_, v)| !v.is_null()) {
                 map.insert(k.clone(), to_cel(v)?);
             }
             cel::Value::from(map)
         }
-        Value::Null => return Err(EvalError("a null value".into())),
+        Value::Null => return Err(EvalError::Value),
     })
+}
+
+/// SHA-256 of `spec`'s canonical JSON: its fields in declaration order,
+/// absent ones left out, compact.
+fn spec_hash(spec: &ContractSpec) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    // Writing into a hasher cannot fail, and the spec is strings and a
+    // number: serializing it cannot either.
+    let _ = serde_json::to_writer(HashWriter(&mut hasher), spec);
+    hasher.finalize().into()
+}
+
+/// A SHA-256 as an `io::Write`.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Folds a message onto one line.

@@ -122,6 +122,13 @@ fn names_fields_and_types_are_checked_before_anything_runs() {
     assert!(msg.contains("map literal"), "{msg}");
     let msg = refused(on, "entry.time < now()", "accept_offer");
     assert!(msg.contains("now()"), "{msg}");
+    let msg = refused(on, "entry.from + entry.to == \"ab\"", "accept_offer");
+    assert!(
+        msg.contains("+ is not defined for string and string"),
+        "{msg}"
+    );
+    let msg = refused("envelope:medical.request", "grant.break_glass", "escalate");
+    assert!(msg.contains("unknown name \"grant\""), "{msg}");
     let msg = refused(on, "entry.from ==", "accept_offer");
     assert!(msg.contains("does not parse"), "{msg}");
 }
@@ -220,7 +227,62 @@ fn a_failing_evaluation_is_an_error_not_a_panic() {
         json!({"index": 7, "kind": "record.send", "from": "state", "to": "gsa",
                "jti": "j", "time": 10}),
     )]);
-    assert!(c.holds(&bindings).is_err());
+    assert_eq!(c.holds(&bindings), Err(EvalError::DivisionByZero));
+    assert_eq!(EvalError::DivisionByZero.code(), "division_by_zero");
+    let missing = load("envelope:record.send", "entry.tag == \"x\"", "escalate").expect("loads");
+    assert_eq!(missing.holds(&bindings), Err(EvalError::Missing));
+    // A null field is one the record lacks.
+    let nulls = BTreeMap::from([(
+        "entry",
+        json!({"index": 7, "kind": "record.send", "from": "state", "to": "gsa",
+               "jti": "j", "time": 10, "tag": null}),
+    )]);
+    let has = load("envelope:record.send", "!has(entry.tag)", "escalate").expect("loads");
+    assert_eq!(has.holds(&nulls), Ok(true));
+}
+
+/// Loops inside loops cost the product of what they run over, which
+/// saturates rather than wrapping round to a small number.
+#[test]
+fn nested_loops_cannot_wrap_the_cost_round() {
+    let on = "envelope:inventory.report";
+    let mut when = "true".to_owned();
+    for v in ["a", "b", "c", "d", "e"] {
+        when = format!("report.observed.all({v}, {when})");
+    }
+    let msg = refused(on, &when, "escalate");
+    assert!(msg.contains("over the limit of 200000"), "{msg}");
+    let msg = refused(on, &format!("[{when}][0]"), "escalate");
+    assert!(msg.contains("over the limit"), "{msg}");
+}
+
+/// A chain of operators nests as deep as it is long: it is bounded before
+/// the parser, the checker or the evaluator recurse over it, so the
+/// longest one taken loads and runs on a worker's 2 MiB stack.
+#[test]
+fn operator_chains_are_bounded_before_anything_recurses() {
+    let chain = |n: usize| format!("entry.index{} > 0", " + 1".repeat(n));
+    let msg = refused("envelope:record.send", &chain(300), "escalate");
+    assert!(msg.contains("operators, over 256"), "{msg}");
+    let longest = chain(240);
+    let ran = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let c = load("envelope:record.send", &longest, "escalate").expect("loads");
+            let bindings = BTreeMap::from([(
+                "entry",
+                json!({"index": 7, "kind": "record.send", "from": "state", "to": "gsa",
+                       "jti": "j", "time": 10}),
+            )]);
+            c.holds(&bindings)
+        })
+        .expect("thread")
+        .join()
+        .expect("no stack overflow");
+    assert_eq!(ran, Ok(true));
+    // Operators inside string literals are text, not operators.
+    let text = format!("entry.from != \"{}\"", "+".repeat(1000));
+    load("envelope:record.send", &text, "escalate").expect("a long literal");
 }
 
 #[test]

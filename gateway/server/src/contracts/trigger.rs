@@ -3,7 +3,7 @@
 //! ```text
 //! envelope:<kind>        an envelope of that kind accepted (entry; asset
 //!                        kinds: asset; an offer: offer; inventory.report:
-//!                        report; medical kinds: grant when one was made)
+//!                        report)
 //! offer.opened           an asset offered (entry, asset, offer)
 //! discrepancy.opened     a count found an asset missing, unexpected, held
 //!                        by another, or unknown (entry, discrepancy)
@@ -97,8 +97,13 @@ impl Trigger {
                     bind(&OFFER);
                 }
                 Kind::InventoryReport => bind(&REPORT),
-                Kind::MedicalRequest | Kind::MedicalApprove => bind(&GRANT),
-                Kind::RecordSend | Kind::MedicalResponse | Kind::ReviewDecision => {}
+                // A grant is made by some requests and approvals only:
+                // `grant.made` binds it.
+                Kind::RecordSend
+                | Kind::MedicalRequest
+                | Kind::MedicalApprove
+                | Kind::MedicalResponse
+                | Kind::ReviewDecision => {}
             },
             Trigger::OfferOpened => {
                 bind(&ASSET);
