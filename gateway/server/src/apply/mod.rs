@@ -24,7 +24,8 @@
 //! - [`reads`]: the reads of a step made ahead of its turn, and how the
 //!   committer checks they still hold;
 //! - [`record`], [`asset`], [`medical`]: the operations of each kind (the
-//!   medical ones include `review.decision`).
+//!   medical ones include `review.decision`);
+//! - [`triggers`]: what an applied envelope triggers, as contracts see it.
 //!
 //! Where each record lives is in [`crate::assets::state`] and
 //! [`crate::medical::state`], under the prefixes of [`crate::store_keys`].
@@ -36,6 +37,7 @@ pub mod medical;
 pub mod reads;
 pub mod record;
 pub mod state;
+pub mod triggers;
 
 use serde_json::{Map, Value};
 use xgate_ledger::WriteBatch;

@@ -383,6 +383,40 @@ impl Contracts {
     pub fn is_empty(&self) -> bool {
         self.all.is_empty()
     }
+
+    /// The contracts on `trigger` that fire with `bindings`, in file order:
+    /// each whose condition holds, and each whose evaluation failed (a
+    /// failure is recorded, never skipped silently); those whose condition
+    /// is false are left out.
+    pub fn fire<'a>(
+        &'a self,
+        trigger: &Trigger,
+        bindings: &BTreeMap<&str, Value>,
+    ) -> Vec<Fired<'a>> {
+        self.on(trigger)
+            .filter_map(|contract| match contract.holds(bindings) {
+                Ok(false) => None,
+                Ok(true) => Some(Fired {
+                    contract,
+                    outcome: Ok(()),
+                }),
+                Err(e) => Some(Fired {
+                    contract,
+                    outcome: Err(e),
+                }),
+            })
+            .collect()
+    }
+}
+
+/// A contract that fired on an event: its condition held, or its
+/// evaluation failed.
+#[derive(Debug)]
+pub struct Fired<'a> {
+    /// The contract.
+    pub contract: &'a Contract,
+    /// `Ok` if its condition held; the evaluation's error if it failed.
+    pub outcome: Result<(), EvalError>,
 }
 
 /// `value` as the contract language sees it: every JSON integer an `int`

@@ -1,0 +1,371 @@
+//! What an applied envelope triggers, as contracts see it (issue 25): the
+//! events of its entry, each with the records its trigger binds, read from
+//! the entry's facts, its body and the state as the entry left it.
+//!
+//! The same function serves the live commit and a replay, over the same
+//! facts and the same state, so both reach the same events with the same
+//! bindings: the records hold only what the log and the state hold (never
+//! the clock, never a person's identifier).
+//!
+//! ```text
+//! every envelope          envelope:<kind> with entry
+//!   asset kinds           + asset (as the entry left it)
+//!   asset.transfer.offer  + offer; and offer.opened (entry, asset, offer)
+//!   inventory.report      + report (its location and the tags seen)
+//!   a grant made          grant.made (entry, grant): a break-the-glass
+//!                         request or an approval
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+use xgate_ledger::StoreError;
+
+use super::facts::Facts;
+use super::state::StateRead;
+use super::{Named, Op, asset, medical};
+use crate::assets::reconcile::{DiscrepancyKind, open_discrepancies};
+use crate::assets::state as assets;
+use crate::contracts::trigger::Trigger;
+use crate::kind::Kind;
+use crate::medical::state as cases;
+
+/// One event an entry causes, and what a condition on it reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Its trigger.
+    pub trigger: Trigger,
+    /// Each name the trigger binds, as JSON.
+    pub bindings: BTreeMap<&'static str, Value>,
+}
+
+/// The events of the envelope of `kind` with body `op` and `facts`, whose
+/// entry names `named`, over `state` as its entry left it.
+///
+/// # Errors
+/// A storage failure reading the asset.
+pub fn events(
+    op: &Op,
+    kind: Kind,
+    facts: &Facts<'_>,
+    named: Named<'_>,
+    state: &impl StateRead,
+) -> Result<Vec<Event>, StoreError> {
+    let entry = entry(kind, facts, named);
+    let mut first = BTreeMap::from([("entry", entry.clone())]);
+    let mut more = Vec::new();
+    match op {
+        Op::Asset(op) => {
+            if let Some(asset) = asset_record(op.tag(), facts.time, state)? {
+                first.insert("asset", asset);
+            }
+            match op {
+                asset::Op::Offer(offer) => {
+                    let offer = json!({
+                        "jti": facts.jti,
+                        "from": facts.sender.as_str(),
+                        "to": offer.to.agency.as_str(),
+                        "expires": facts.expires,
+                    });
+                    first.insert("offer", offer);
+                    more.push(Event {
+                        trigger: Trigger::OfferOpened,
+                        bindings: first.clone(),
+                    });
+                }
+                asset::Op::Report(report) => {
+                    let observed: Vec<&str> =
+                        report.observed.iter().map(|o| o.tag.as_str()).collect();
+                    first.insert(
+                        "report",
+                        json!({ "location": report.location, "observed": observed }),
+                    );
+                }
+                asset::Op::Register(_)
+                | asset::Op::OfferIn(_)
+                | asset::Op::Accept(_)
+                | asset::Op::Reject(_) => {}
+            }
+        }
+        Op::Medical(op) => {
+            if let Some(grant) = grant_record(op, facts, state)? {
+                more.push(Event {
+                    trigger: Trigger::GrantMade,
+                    bindings: BTreeMap::from([("entry", entry), ("grant", grant)]),
+                });
+            }
+        }
+        Op::Record(_) => {}
+    }
+    let mut all = vec![Event {
+        trigger: Trigger::Envelope(kind),
+        bindings: first,
+    }];
+    all.extend(more);
+    Ok(all)
+}
+
+/// The `entry` record: the entry's facts, and what it names of the body
+/// (no person: the log holds a salted hash of one, which no rule needs).
+fn entry(kind: Kind, facts: &Facts<'_>, named: Named<'_>) -> Value {
+    let mut entry = Map::new();
+    entry.insert("index".into(), json!(facts.log_index));
+    entry.insert("kind".into(), json!(kind.as_str()));
+    entry.insert("from".into(), json!(facts.sender.as_str()));
+    entry.insert("to".into(), json!(facts.recipient.as_str()));
+    entry.insert("jti".into(), json!(facts.jti));
+    entry.insert("time".into(), json!(facts.time));
+    let optional = [
+        ("tag", named.tag),
+        ("purpose", named.purpose),
+        ("request", named.request),
+        ("outcome", named.outcome),
+    ];
+    for (name, value) in optional {
+        if let Some(v) = value {
+            entry.insert(name.into(), json!(v));
+        }
+    }
+    if let Some(expires) = facts.expires {
+        entry.insert("expires".into(), json!(expires));
+    }
+    Value::Object(entry)
+}
+
+/// The `asset` record of `tag` as the state holds it at `time`.
+fn asset_record(
+    tag: Option<&str>,
+    time: i64,
+    state: &impl StateRead,
+) -> Result<Option<Value>, StoreError> {
+    let Some(tag) = tag else {
+        return Ok(None);
+    };
+    let Some(asset) = assets::asset(state, tag)? else {
+        return Ok(None);
+    };
+    let missing = open_discrepancies(state, tag)?
+        .iter()
+        .any(|d| d.kind == DiscrepancyKind::Missing);
+    let status = if missing {
+        "missing"
+    } else if asset.open_offer(time).is_some() {
+        "offered"
+    } else {
+        "held"
+    };
+    Ok(Some(json!({
+        "tag": asset.tag,
+        "category": asset.category,
+        "holder": asset.holder.agency.as_str(),
+        "location": asset.location,
+        "status": status,
+    })))
+}
+
+/// The `grant` record, if the entry made a grant: a request that broke
+/// the glass, or an approval (its request's purpose read from the case).
+fn grant_record(
+    op: &medical::Op,
+    facts: &Facts<'_>,
+    state: &impl StateRead,
+) -> Result<Option<Value>, StoreError> {
+    let Some(terms) = facts.grant() else {
+        return Ok(None);
+    };
+    let (request, requester, holder, purpose, break_glass) = match op {
+        medical::Op::Request(r) => (
+            facts.jti,
+            facts.sender,
+            facts.recipient,
+            r.purpose.as_str().to_owned(),
+            true,
+        ),
+        medical::Op::Approve(a) => {
+            let case = cases::case(state, facts.recipient, &a.request)?;
+            let purpose = case.map(|c| c.purpose.as_str().to_owned());
+            (
+                a.request.as_str(),
+                facts.recipient,
+                facts.sender,
+                purpose.unwrap_or_default(),
+                false,
+            )
+        }
+        medical::Op::Response(_) | medical::Op::Review(_) => return Ok(None),
+    };
+    Ok(Some(json!({
+        "request": request,
+        "requester": requester.as_str(),
+        "holder": holder.as_str(),
+        "purpose": purpose,
+        "break_glass": break_glass,
+        "expires": terms.expires,
+        "uses": terms.uses,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use xgate_ledger::WriteBatch;
+
+    use super::*;
+    use crate::apply::state::Memory;
+    use crate::contracts::{Contract, ContractSpec, Contracts, EvalError};
+    use crate::entry::Stamp;
+    use crate::registry::{AgencyId, for_tests};
+
+    /// Applies `kind`/`body` from `by` to `to` at `index` over `state` and
+    /// returns its events.
+    fn send(
+        state: &mut Memory,
+        index: u64,
+        (by, to): (&str, &str),
+        kind: Kind,
+        body: Value,
+        stamp: Stamp,
+    ) -> Vec<Event> {
+        let Value::Object(map) = body else {
+            panic!("an object")
+        };
+        let op = Op::parse(kind, &map).expect("valid body");
+        let (sender, recipient): (AgencyId, AgencyId) =
+            (by.parse().expect("id"), to.parse().expect("id"));
+        let jti = format!("j{index}");
+        let facts = Facts::new(&sender, &recipient, &jti, "e", stamp, index);
+        let mut batch = WriteBatch::new();
+        super::super::apply(&op, &facts, state, &mut batch).expect("applies");
+        state.apply(batch);
+        events(&op, kind, &facts, op.named(), state).expect("events")
+    }
+
+    fn stamp(time: i64, expires: Option<i64>) -> Stamp {
+        Stamp {
+            time,
+            expires,
+            uses: None,
+            sent: None,
+        }
+    }
+
+    fn contract(name: &str, on: &str, when: &str, act: &str) -> Contract {
+        let spec = ContractSpec {
+            name: name.into(),
+            on: on.into(),
+            when: when.into(),
+            act: act.into(),
+            to: None,
+            deadline: None,
+            after_hours: None,
+        };
+        Contract::load(&spec, &for_tests(&["treasury", "gsa", "state"])).expect(name)
+    }
+
+    #[test]
+    fn an_offer_triggers_its_envelope_and_offer_opened_with_the_state_it_left() {
+        let mut state = Memory::default();
+        send(
+            &mut state,
+            0,
+            ("treasury", "treasury"),
+            Kind::AssetRegister,
+            json!({"tag": "LAP-1", "serial": "s", "category": "laptop", "description": "d",
+                   "holder": {"agency": "treasury", "person": "p-1"}, "location": "HQ-3"}),
+            stamp(1000, None),
+        );
+        let offered = send(
+            &mut state,
+            1,
+            ("treasury", "gsa"),
+            Kind::AssetTransferOffer,
+            json!({"tag": "LAP-1", "to": {"agency": "gsa", "person": "p-2"}, "reason": "r"}),
+            stamp(1001, Some(90_000)),
+        );
+        let triggers: Vec<String> = offered.iter().map(|e| e.trigger.to_string()).collect();
+        assert_eq!(triggers, ["envelope:asset.transfer.offer", "offer.opened"]);
+        let bindings = &offered[0].bindings;
+        assert_eq!(
+            bindings["entry"],
+            json!({"index": 1, "kind": "asset.transfer.offer", "from": "treasury", "to": "gsa",
+                   "jti": "j1", "time": 1001, "tag": "LAP-1", "expires": 90_000})
+        );
+        assert_eq!(
+            bindings["asset"],
+            json!({"tag": "LAP-1", "category": "laptop", "holder": "treasury",
+                   "location": "HQ-3", "status": "offered"})
+        );
+        assert_eq!(
+            bindings["offer"],
+            json!({"jti": "j1", "from": "treasury", "to": "gsa", "expires": 90_000})
+        );
+        // No person anywhere in what a condition reads.
+        let text = format!("{offered:?}");
+        assert!(!text.contains("p-1") && !text.contains("p-2"), "{text}");
+
+        // The contracts on those triggers decide on exactly these records.
+        let set = Contracts::new(vec![
+            contract(
+                "laptops-to-gsa",
+                "envelope:asset.transfer.offer",
+                r#"offer.to == "gsa" && asset.category == "laptop" && asset.status == "offered""#,
+                "accept_offer",
+            ),
+            contract(
+                "never",
+                "offer.opened",
+                "offer.to == \"state\"",
+                "reject_offer",
+            ),
+            contract(
+                "breaks",
+                "offer.opened",
+                "entry.index / (entry.index - 1) > 0",
+                "reject_offer",
+            ),
+        ])
+        .expect("set");
+        let fired: Vec<(&str, Result<(), EvalError>)> = offered
+            .iter()
+            .flat_map(|e| set.fire(&e.trigger, &e.bindings))
+            .map(|f| (f.contract.spec.name.as_str(), f.outcome))
+            .collect();
+        assert_eq!(
+            fired,
+            [
+                ("laptops-to-gsa", Ok(())),
+                ("breaks", Err(EvalError::DivisionByZero))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_report_binds_its_tags_and_a_record_only_its_entry() {
+        let mut state = Memory::default();
+        let report = send(
+            &mut state,
+            0,
+            ("gsa", "gsa"),
+            Kind::InventoryReport,
+            json!({"location": "HQ-3", "reported_by": "p-9",
+                   "observed": [{"tag": "LAP-1"}, {"tag": "LAP-2", "person": "p-3"}]}),
+            stamp(1000, None),
+        );
+        assert_eq!(report.len(), 1);
+        assert_eq!(
+            report[0].bindings["report"],
+            json!({"location": "HQ-3", "observed": ["LAP-1", "LAP-2"]})
+        );
+        let record = send(
+            &mut state,
+            1,
+            ("gsa", "state"),
+            Kind::RecordSend,
+            json!({"note": "n"}),
+            stamp(1001, None),
+        );
+        assert_eq!(record.len(), 1);
+        let names: Vec<&&str> = record[0].bindings.keys().collect();
+        assert_eq!(names, [&"entry"]);
+    }
+}
