@@ -263,7 +263,15 @@ fn spawn_background(
                 _ = poll.tick() => reload_crl(&ctx, false),
                 Some(()) = next_hangup(&mut hangup) => {
                     reload_crl(&ctx, true);
-                    reload_policy(&ctx, &policy_file);
+                    // Loading checks every contract's condition: off the
+                    // async workers, which go on serving meanwhile.
+                    let (ctx, file) = (Arc::clone(&ctx), policy_file.clone());
+                    if tokio::task::spawn_blocking(move || reload_policy(&ctx, &file))
+                        .await
+                        .is_err()
+                    {
+                        tracing::error!("reloading the policy panicked; keeping the previous one");
+                    }
                 }
                 _ = purge.tick() => {
                     let gateway = Arc::clone(&ctx.gateway);
