@@ -221,7 +221,7 @@ mod tests {
     fn send(
         state: &mut Memory,
         index: u64,
-        (by, to): (&str, &str),
+        parties: (&str, &str),
         kind: Kind,
         body: Value,
         stamp: Stamp,
@@ -230,14 +230,26 @@ mod tests {
             panic!("an object")
         };
         let op = Op::parse(kind, &map).expect("valid body");
+        send_op(state, index, parties, kind, &op, stamp)
+    }
+
+    /// [`send`] of a parsed `op`.
+    fn send_op(
+        state: &mut Memory,
+        index: u64,
+        (by, to): (&str, &str),
+        kind: Kind,
+        op: &Op,
+        stamp: Stamp,
+    ) -> Vec<Event> {
         let (sender, recipient): (AgencyId, AgencyId) =
             (by.parse().expect("id"), to.parse().expect("id"));
         let jti = format!("j{index}");
         let facts = Facts::new(&sender, &recipient, &jti, "e", stamp, index);
         let mut batch = WriteBatch::new();
-        super::super::apply(&op, &facts, state, &mut batch).expect("applies");
+        super::super::apply(op, &facts, state, &mut batch).expect("applies");
         state.apply(batch);
-        events(&op, kind, &facts, op.named(), state).expect("events")
+        events(op, kind, &facts, op.named(), state).expect("events")
     }
 
     fn stamp(time: i64, expires: Option<i64>) -> Stamp {
@@ -367,5 +379,79 @@ mod tests {
         assert_eq!(record.len(), 1);
         let names: Vec<&&str> = record[0].bindings.keys().collect();
         assert_eq!(names, [&"entry"]);
+    }
+
+    /// A break-the-glass request makes a grant at once; a treatment
+    /// request makes one only when approved, whose record takes the
+    /// request's purpose from its case.
+    #[test]
+    fn grants_are_made_by_breaking_the_glass_and_by_approvals() {
+        use crate::medical::model::{Approve, Purpose, ReplyKey, Request, Responder};
+        use crate::medical::section::Section;
+        let request = |purpose| {
+            Op::Medical(medical::Op::Request(Request {
+                subject: Some("s".into()),
+                purpose,
+                incident: Some("i".into()),
+                responder: Responder {
+                    name: Some("n".into()),
+                    role: "medical-officer".into(),
+                },
+                sections: vec![Section::Allergies],
+                reply_key: ReplyKey::Kid("k1".into()),
+                sealed: None,
+            }))
+        };
+        let granted = Stamp {
+            time: 1000,
+            expires: Some(87_400),
+            uses: Some(1),
+            sent: None,
+        };
+        let mut state = Memory::default();
+        let emergency = send_op(
+            &mut state,
+            0,
+            ("state", "hhs"),
+            Kind::MedicalRequest,
+            &request(Purpose::Etreat),
+            granted,
+        );
+        let triggers: Vec<String> = emergency.iter().map(|e| e.trigger.to_string()).collect();
+        assert_eq!(triggers, ["envelope:medical.request", "grant.made"]);
+        assert_eq!(
+            emergency[1].bindings["grant"],
+            json!({"request": "j0", "requester": "state", "holder": "hhs", "purpose": "ETREAT",
+                   "break_glass": true, "expires": 87_400, "uses": 1})
+        );
+        assert_eq!(emergency[0].bindings["entry"]["purpose"], "ETREAT");
+
+        let treatment = send_op(
+            &mut state,
+            1,
+            ("state", "hhs"),
+            Kind::MedicalRequest,
+            &request(Purpose::Treat),
+            stamp(1001, None),
+        );
+        assert_eq!(treatment.len(), 1, "no grant yet");
+        let approved = send_op(
+            &mut state,
+            2,
+            ("hhs", "state"),
+            Kind::MedicalApprove,
+            &Op::Medical(medical::Op::Approve(Approve {
+                request: "j1".into(),
+                ttl_hours: None,
+                uses: None,
+            })),
+            granted,
+        );
+        assert_eq!(approved[1].trigger, Trigger::GrantMade);
+        assert_eq!(
+            approved[1].bindings["grant"],
+            json!({"request": "j1", "requester": "state", "holder": "hhs", "purpose": "TREAT",
+                   "break_glass": false, "expires": 87_400, "uses": 1})
+        );
     }
 }
