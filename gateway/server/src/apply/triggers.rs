@@ -14,6 +14,9 @@
 //!   inventory.report      + report (its location and the tags seen)
 //!   a grant made          grant.made (entry, grant): a break-the-glass
 //!                         request or an approval
+//!   each discrepancy the  discrepancy.opened or discrepancy.resolved
+//!   entry opened or       (entry, discrepancy), in the order of its
+//!   resolved              notices on the live feed
 //! ```
 
 use std::collections::BTreeMap;
@@ -22,9 +25,9 @@ use serde_json::{Map, Value, json};
 use xgate_ledger::StoreError;
 
 use super::facts::Facts;
-use super::state::StateRead;
+use super::state::{StateRead, read};
 use super::{Named, Op, asset, medical};
-use crate::assets::reconcile::{DiscrepancyKind, open_discrepancies};
+use crate::assets::reconcile::{DiscrepancyKind, Notice, NoticeEvent, open_discrepancies};
 use crate::assets::state as assets;
 use crate::contracts::trigger::Trigger;
 use crate::kind::Kind;
@@ -86,6 +89,7 @@ pub fn events(
                 | asset::Op::Accept(_)
                 | asset::Op::Reject(_) => {}
             }
+            more.extend(discrepancies(&entry, facts, state)?);
         }
         Op::Medical(op) => {
             if let Some(grant) = grant_record(op, facts, state)? {
@@ -103,6 +107,39 @@ pub fn events(
     }];
     all.extend(more);
     Ok(all)
+}
+
+/// An event for each discrepancy the entry opened or resolved: the
+/// notices it wrote, in order.
+fn discrepancies(
+    entry: &Value,
+    facts: &Facts<'_>,
+    state: &impl StateRead,
+) -> Result<Vec<Event>, StoreError> {
+    let mut found = Vec::new();
+    for seq in 0u32.. {
+        let key = assets::notice_key(facts.log_index, seq);
+        let Some(notice) = read::<Notice>(state, &key)? else {
+            break;
+        };
+        let trigger = match notice.event {
+            NoticeEvent::Discrepancy => Trigger::DiscrepancyOpened,
+            NoticeEvent::Resolved => Trigger::DiscrepancyResolved,
+        };
+        let discrepancy = json!({
+            "type": notice.kind,
+            "tag": notice.tag,
+            "location": notice.location,
+            "reconciliation": notice.reconciliation_id,
+            // The agency whose entry opened or resolved it.
+            "agency": facts.sender.as_str(),
+        });
+        found.push(Event {
+            trigger,
+            bindings: BTreeMap::from([("entry", entry.clone()), ("discrepancy", discrepancy)]),
+        });
+    }
+    Ok(found)
 }
 
 /// The `entry` record: the entry's facts, and what it names of the body
@@ -351,6 +388,51 @@ mod tests {
         );
     }
 
+    /// A count that misses a laptop opens a discrepancy; a later count
+    /// that sees it resolves it: each an event of its own.
+    #[test]
+    fn discrepancies_opened_and_resolved_are_events_of_their_own() {
+        let mut state = Memory::default();
+        send(
+            &mut state,
+            0,
+            ("gsa", "gsa"),
+            Kind::AssetRegister,
+            json!({"tag": "LAP-1", "serial": "s", "category": "laptop", "description": "d",
+                   "holder": {"agency": "gsa", "person": "p-1"}, "location": "HQ-3"}),
+            stamp(1000, None),
+        );
+        let count = |observed: Value| json!({"location": "HQ-3", "reported_by": "p-9", "observed": observed});
+        let missed = send(
+            &mut state,
+            1,
+            ("gsa", "gsa"),
+            Kind::InventoryReport,
+            count(json!([])),
+            stamp(1001, None),
+        );
+        let triggers: Vec<String> = missed.iter().map(|e| e.trigger.to_string()).collect();
+        assert_eq!(
+            triggers,
+            ["envelope:inventory.report", "discrepancy.opened"]
+        );
+        assert_eq!(
+            missed[1].bindings["discrepancy"],
+            json!({"type": "missing", "tag": "LAP-1", "location": "HQ-3",
+                   "reconciliation": "1", "agency": "gsa"})
+        );
+        let found = send(
+            &mut state,
+            2,
+            ("gsa", "gsa"),
+            Kind::InventoryReport,
+            count(json!([{"tag": "LAP-1"}])),
+            stamp(1002, None),
+        );
+        assert_eq!(found[1].trigger, Trigger::DiscrepancyResolved);
+        assert_eq!(found[1].bindings["discrepancy"]["tag"], "LAP-1");
+    }
+
     #[test]
     fn a_report_binds_its_tags_and_a_record_only_its_entry() {
         let mut state = Memory::default();
@@ -363,7 +445,22 @@ mod tests {
                    "observed": [{"tag": "LAP-1"}, {"tag": "LAP-2", "person": "p-3"}]}),
             stamp(1000, None),
         );
-        assert_eq!(report.len(), 1);
+        // Two tags no asset has: a discrepancy each.
+        let kinds: Vec<(String, &Value)> = report
+            .iter()
+            .map(|e| {
+                let d = e.bindings.get("discrepancy").unwrap_or(&Value::Null);
+                (e.trigger.to_string(), &d["type"])
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("envelope:inventory.report".to_owned(), &Value::Null),
+                ("discrepancy.opened".to_owned(), &json!("unknown_tag")),
+                ("discrepancy.opened".to_owned(), &json!("unknown_tag")),
+            ]
+        );
         assert_eq!(
             report[0].bindings["report"],
             json!({"location": "HQ-3", "observed": ["LAP-1", "LAP-2"]})
