@@ -23,8 +23,10 @@
 //! - [`schema`]: the types, and the records a trigger binds;
 //! - [`trigger`]: what a contract reacts to;
 //! - [`action`]: what it may do;
-//! - [`check`]: the type check and the cost bound of a condition.
+//! - [`check`]: the type check and the cost bound of a condition;
+//! - [`act`]: the log entry of an act (its canonical encoding).
 
+pub mod act;
 pub mod action;
 pub mod check;
 pub mod schema;
