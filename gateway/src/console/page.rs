@@ -12,34 +12,17 @@
 //! token guards is `/api/`, which acts with the agency's keys.
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use http_body_util::Full;
 pub use xgate_server::public_log::page::protect;
+use xgate_server::public_log::page::{Asset, VERIFIER, serve};
 
 /// One file of the page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct File {
-    content_type: &'static str,
-    body: &'static [u8],
-}
+pub type File = Asset;
 
-const PAGE: File = File {
-    content_type: "text/html; charset=utf-8",
-    body: include_bytes!("../../web/console.html"),
-};
-const SCRIPT: File = File {
-    content_type: "text/javascript; charset=utf-8",
-    body: include_bytes!("../../web/console.js"),
-};
-const VERIFIER: File = File {
-    content_type: "text/javascript; charset=utf-8",
-    body: include_bytes!("../../web/tlog.js"),
-};
-const STYLE: File = File {
-    content_type: "text/css; charset=utf-8",
-    body: include_bytes!("../../web/console.css"),
-};
+const PAGE: File = Asset::html(include_bytes!("../../web/console.html"));
+const SCRIPT: File = Asset::script(include_bytes!("../../web/console.js"));
+const STYLE: File = Asset::style(include_bytes!("../../web/console.css"));
 
 /// The file `method` of `path` names, if any: exact paths only.
 pub fn file(method: &Method, path: &str) -> Option<File> {
@@ -55,16 +38,11 @@ pub fn file(method: &Method, path: &str) -> Option<File> {
     }
 }
 
-/// The response serving `file`: revalidated on every load, under the
-/// auditor's page's policy ([`protect`]: only this origin, no inline
-/// script, no frames, no referrer).
+/// The response serving `file`: never stored, under the auditor's page's
+/// policy ([`protect`]: only this origin, no inline script, no frames, no
+/// referrer).
 pub fn response(file: File) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(file.body)));
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(file.content_type));
-    protect(headers, "no-store");
-    response
+    serve(file, "no-store")
 }
 
 #[cfg(test)]
@@ -88,7 +66,7 @@ mod tests {
 
     #[test]
     fn the_page_loads_nothing_from_elsewhere() {
-        let page = std::str::from_utf8(PAGE.body).expect("utf-8");
+        let page = std::str::from_utf8(PAGE.body()).expect("utf-8");
         assert!(
             !page.contains("http://") && !page.contains("https://"),
             "{page}"

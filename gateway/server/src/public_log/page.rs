@@ -19,29 +19,50 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Uri};
 use http_body_util::Full;
 
-/// One file of the page.
+/// One file of a page (this one, or the agency console's), embedded in
+/// the binary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Asset {
     content_type: &'static str,
     body: &'static [u8],
 }
 
-const PAGE: Asset = Asset {
-    content_type: "text/html; charset=utf-8",
-    body: include_bytes!("../../../web/index.html"),
-};
-const SCRIPT: Asset = Asset {
-    content_type: "text/javascript; charset=utf-8",
-    body: include_bytes!("../../../web/audit.js"),
-};
-const VERIFIER: Asset = Asset {
-    content_type: "text/javascript; charset=utf-8",
-    body: include_bytes!("../../../web/tlog.js"),
-};
-const STYLE: Asset = Asset {
-    content_type: "text/css; charset=utf-8",
-    body: include_bytes!("../../../web/audit.css"),
-};
+impl Asset {
+    /// An HTML page.
+    pub const fn html(body: &'static [u8]) -> Asset {
+        Asset {
+            content_type: "text/html; charset=utf-8",
+            body,
+        }
+    }
+
+    /// A script (an ES module).
+    pub const fn script(body: &'static [u8]) -> Asset {
+        Asset {
+            content_type: "text/javascript; charset=utf-8",
+            body,
+        }
+    }
+
+    /// A style sheet.
+    pub const fn style(body: &'static [u8]) -> Asset {
+        Asset {
+            content_type: "text/css; charset=utf-8",
+            body,
+        }
+    }
+
+    /// Its bytes.
+    pub fn body(&self) -> &'static [u8] {
+        self.body
+    }
+}
+
+const PAGE: Asset = Asset::html(include_bytes!("../../../web/index.html"));
+const SCRIPT: Asset = Asset::script(include_bytes!("../../../web/audit.js"));
+/// The verifier both pages run (RFC 9162, signed notes, receipts).
+pub const VERIFIER: Asset = Asset::script(include_bytes!("../../../web/tlog.js"));
+const STYLE: Asset = Asset::style(include_bytes!("../../../web/audit.css"));
 
 /// What a page may load and run: only itself, from the origin that served
 /// it. No inline script, no other origin, never inside a frame. The agency
@@ -102,11 +123,17 @@ pub fn witnesses(board: &serde_json::Value) -> Response<Full<Bytes>> {
 /// The response serving `asset`: revalidated on every load (a new binary
 /// may serve new scripts).
 pub fn response(asset: Asset) -> Response<Full<Bytes>> {
+    serve(asset, "no-cache")
+}
+
+/// The response serving `asset` with `cache` as its `Cache-Control`, under
+/// [`protect`].
+pub fn serve(asset: Asset, cache: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(asset.body)));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-    protect(headers, "no-cache");
+    protect(headers, cache);
     response
 }
 
