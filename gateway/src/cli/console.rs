@@ -82,12 +82,7 @@ impl ConsoleArgs {
             .build()
             .map_err(|e| Error::Serve(format!("cannot start the runtime: {e}")))?;
         runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind(self.listen)
-                .await
-                .map_err(|e| Error::Serve(format!("cannot listen on {}: {e}", self.listen)))?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| Error::Serve(format!("cannot read the listening address: {e}")))?;
+            let (listener, addr) = super::serve::listen(self.listen).await?;
             let console = Arc::new(Console {
                 identity: Identity {
                     pki: self.pki.display().to_string(),

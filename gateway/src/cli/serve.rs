@@ -331,12 +331,7 @@ pub(crate) async fn prepare(config: &Config) -> Result<Prepared, Error> {
             .with_request_timeout(seconds(config.request_timeout_secs))
             .with_local(config.gateway_id.clone()),
     );
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| Error::Serve(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::Serve(format!("cannot read the listening address: {e}")))?;
+    let (listener, addr) = listen(config.listen).await?;
     let public_listener = tokio::net::TcpListener::bind(config.public_listen)
         .await
         .map_err(|e| {
@@ -605,6 +600,24 @@ pub(crate) fn init_tracing() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// A listener bound to `addr` (port 0: a free one), and the address it
+/// got: what every listening command (`serve`, `witness serve`, `console`)
+/// starts with.
+///
+/// # Errors
+/// [`Error::Serve`] naming the address.
+pub(crate) async fn listen(
+    addr: std::net::SocketAddr,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Serve(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Serve(format!("cannot read the listening address: {e}")))?;
+    Ok((listener, bound))
 }
 
 /// Completes on SIGTERM or SIGINT. The handlers are installed by this

@@ -157,12 +157,7 @@ impl ServeArgs {
             .build()
             .map_err(|e| Error::Serve(format!("cannot start the runtime: {e}")))?;
         runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind(self.listen)
-                .await
-                .map_err(|e| Error::Serve(format!("cannot listen on {}: {e}", self.listen)))?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| Error::Serve(format!("cannot read the listening address: {e}")))?;
+            let (listener, addr) = super::serve::listen(self.listen).await?;
             let scheme = if tls.is_some() { "https" } else { "http" };
             let mut greeting = format!(
                 "xgate: witness listening on {scheme}://{addr}\nwitness {}\n",
