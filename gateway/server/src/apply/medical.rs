@@ -316,16 +316,34 @@ impl Case {
     }
 }
 
+/// A request in clear for `purpose`, for unit tests.
+#[cfg(test)]
+pub(crate) fn request_for_tests(purpose: crate::medical::model::Purpose) -> Op {
+    Op::Request(Request {
+        subject: Some("s".into()),
+        purpose,
+        incident: Some("i".into()),
+        responder: crate::medical::model::Responder {
+            name: Some("n".into()),
+            role: "medical-officer".into(),
+        },
+        sections: vec![crate::medical::section::Section::Allergies],
+        reply_key: ReplyKey::Kid("k1".into()),
+        sealed: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     //! The fold over an in-memory state: a grant's life (uses, expiry), who
     //! may answer, approvals and reviews, and the review queue.
 
+    use super::request_for_tests as request;
     use super::*;
     use crate::apply::facts::Terms;
     use crate::apply::state::Memory;
     use crate::entry::Stamp;
-    use crate::medical::model::{Outcome, Purpose, Responder};
+    use crate::medical::model::{Outcome, Purpose};
     use crate::registry::AgencyId;
 
     struct World {
@@ -335,21 +353,6 @@ mod tests {
 
     fn id(a: &str) -> AgencyId {
         a.parse().expect("agency id")
-    }
-
-    fn request(purpose: Purpose) -> Op {
-        Op::Request(Request {
-            subject: Some("s".into()),
-            purpose,
-            incident: Some("i".into()),
-            responder: Responder {
-                name: Some("n".into()),
-                role: "medical-officer".into(),
-            },
-            sections: vec![crate::medical::section::Section::Allergies],
-            reply_key: ReplyKey::Kid("k1".into()),
-            sealed: None,
-        })
     }
 
     fn response(request: &str, kid: &str) -> Op {

@@ -299,15 +299,7 @@ mod tests {
     }
 
     fn contract(name: &str, on: &str, when: &str, act: &str) -> Contract {
-        let spec = ContractSpec {
-            name: name.into(),
-            on: on.into(),
-            when: when.into(),
-            act: act.into(),
-            to: None,
-            deadline: None,
-            after_hours: None,
-        };
+        let spec = ContractSpec::for_tests(name, on, when, act);
         Contract::load(&spec, &for_tests(&["treasury", "gsa", "state"])).expect(name)
     }
 
@@ -483,22 +475,8 @@ mod tests {
     /// request's purpose from its case.
     #[test]
     fn grants_are_made_by_breaking_the_glass_and_by_approvals() {
-        use crate::medical::model::{Approve, Purpose, ReplyKey, Request, Responder};
-        use crate::medical::section::Section;
-        let request = |purpose| {
-            Op::Medical(medical::Op::Request(Request {
-                subject: Some("s".into()),
-                purpose,
-                incident: Some("i".into()),
-                responder: Responder {
-                    name: Some("n".into()),
-                    role: "medical-officer".into(),
-                },
-                sections: vec![Section::Allergies],
-                reply_key: ReplyKey::Kid("k1".into()),
-                sealed: None,
-            }))
-        };
+        use crate::medical::model::{Approve, Purpose};
+        let request = |purpose| Op::Medical(medical::request_for_tests(purpose));
         let granted = Stamp {
             time: 1000,
             expires: Some(87_400),

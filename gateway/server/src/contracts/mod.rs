@@ -86,6 +86,23 @@ pub struct ContractSpec {
     pub after_hours: Option<u32>,
 }
 
+#[cfg(test)]
+impl ContractSpec {
+    /// A contract `name` on `on`, when `when`, doing `act` (which takes no
+    /// parameter), for unit tests.
+    pub(crate) fn for_tests(name: &str, on: &str, when: &str, act: &str) -> ContractSpec {
+        ContractSpec {
+            name: name.into(),
+            on: on.into(),
+            when: when.into(),
+            act: act.into(),
+            to: None,
+            deadline: None,
+            after_hours: None,
+        }
+    }
+}
+
 /// Why a contract is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContractError {

@@ -8,15 +8,7 @@ fn registry() -> Registry {
 }
 
 fn spec(on: &str, when: &str, act: &str) -> ContractSpec {
-    ContractSpec {
-        name: "c".into(),
-        on: on.into(),
-        when: when.into(),
-        act: act.into(),
-        to: None,
-        deadline: None,
-        after_hours: None,
-    }
+    ContractSpec::for_tests("c", on, when, act)
 }
 
 fn load(on: &str, when: &str, act: &str) -> Result<Contract, ContractError> {
