@@ -81,19 +81,127 @@ async fn wait_for_row(
 
 /// A plain HTTP/1.1 request to the console with `headers`; its status.
 fn status_of(origin: &str, path: &str, headers: &[(&str, &str)]) -> StatusCode {
+    call(origin, "GET", path, headers, "").0
+}
+
+/// A plain HTTP/1.1 `method` of `path` to the console with `headers` and
+/// `body`; its status and body.
+fn call(
+    origin: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, String) {
     use std::io::{Read, Write};
     let addr = origin.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the console");
-    let mut request = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
+    request.push_str(body);
     stream.write_all(request.as_bytes()).expect("send");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("read");
     let code = answer.split(' ').nth(1).expect("a status line");
-    StatusCode::from_u16(code.parse().expect("a status")).expect("a status code")
+    let status = StatusCode::from_u16(code.parse().expect("a status")).expect("a status code");
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
+    (status, body.unwrap_or_default())
+}
+
+/// The console refuses what its page could not have sent, before any
+/// command runs: no token, another host, a body that is not one action, an
+/// action it does not know, a field the action does not take (the
+/// connection's own flags among them). Nothing reaches the gateway.
+#[test]
+fn the_console_refuses_bad_requests_and_sends_nothing() {
+    let fed = Federation::start();
+    let rt = federation::runtime();
+    let mut client = fed.client("state");
+    let before = rt.block_on(federation::log_size(&mut client));
+    let console = ConsoleServer::start(
+        env!("CARGO_BIN_EXE_xgate"),
+        &fed.pki(),
+        "state",
+        fed.gateway.url(),
+        &[],
+    );
+    let host = console.origin().trim_start_matches("http://").to_owned();
+    let bearer = format!("Bearer {}", console.token());
+    let run = |headers: &[(&str, &str)], body: &str| {
+        let (status, body) = call(console.origin(), "POST", "/api/run", headers, body);
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
+        (
+            status,
+            answer["error"]["code"].clone(),
+            answer["error"]["message"].clone(),
+        )
+    };
+    let good = [("Host", host.as_str()), ("Authorization", bearer.as_str())];
+    let offer = r#"{"action":"asset.offer","fields":{"tag":"LAP-1","to":"treasury","person":"p","reason":"r"}}"#;
+    assert_eq!(
+        run(&[("Host", &host)], offer),
+        (
+            StatusCode::UNAUTHORIZED,
+            json!("unauthorized"),
+            json!("open the address the console printed at start (it carries the token)")
+        )
+    );
+    assert_eq!(
+        run(
+            &[("Host", "attacker.example"), ("Authorization", &bearer)],
+            offer
+        ),
+        (
+            StatusCode::MISDIRECTED_REQUEST,
+            json!("wrong_host"),
+            json!("this console answers only at its own address")
+        )
+    );
+    assert_eq!(
+        run(&good, "not json"),
+        (
+            StatusCode::BAD_REQUEST,
+            json!("malformed"),
+            json!("send {\"action\": NAME, \"fields\": {...}}")
+        )
+    );
+    assert_eq!(
+        run(&good, r#"{"action":"serve"}"#),
+        (
+            StatusCode::BAD_REQUEST,
+            json!("malformed"),
+            json!("there is no action \"serve\"")
+        )
+    );
+    assert_eq!(
+        run(
+            &good,
+            r#"{"action":"asset.offer","fields":{"as":"treasury","tag":"LAP-1"}}"#
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            json!("malformed"),
+            json!("action asset.offer takes no field \"as\"")
+        )
+    );
+    assert_eq!(
+        run(
+            &good,
+            r#"{"action":"asset.offer","fields":{"tag":["LAP-1"]}}"#
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            json!("malformed"),
+            json!("field \"tag\" must be a string")
+        )
+    );
+    assert_eq!(rt.block_on(federation::log_size(&mut client)), before);
 }
 
 #[test]
