@@ -64,12 +64,12 @@ fn main() {
     let read_secs = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let unsigned = replay(&log, None).expect("replay");
+    let unsigned = replay(&log, None, &[]).expect("replay");
     let unsigned_secs = started.elapsed().as_secs_f64();
     assert!(unsigned.is_clean(), "{:?}", unsigned.differences);
 
     let started = Instant::now();
-    let signed = replay(&log, Some(&registry)).expect("replay");
+    let signed = replay(&log, Some(&registry), &[]).expect("replay");
     let signed_secs = started.elapsed().as_secs_f64();
     assert!(signed.is_clean(), "{:?}", signed.differences);
 

@@ -298,7 +298,7 @@ proptest! {
         eprintln!("{accepted} of 10,000 operations accepted");
         prop_assert_eq!(log.size(), accepted);
         prop_assert!(accepted > 2_000, "only {} of 10,000 operations were accepted", accepted);
-        let outcome = replay(&*log, Some(&bench.registry)).expect("replay");
+        let outcome = replay(&*log, Some(&bench.registry), &[]).expect("replay");
         prop_assert!(outcome.is_clean(), "differences: {:?}", outcome.differences);
         prop_assert_eq!(outcome.applied, accepted);
         prop_assert!(outcome.keys > accepted);
@@ -325,7 +325,7 @@ fn a_state_changed_behind_the_logs_back_is_caught() {
         .collect();
     assert_eq!(run(&bench, &gateway, &steps), 21);
     drop(gateway);
-    let clean = replay(&*log, Some(&bench.registry)).expect("replay");
+    let clean = replay(&*log, Some(&bench.registry), &[]).expect("replay");
     assert!(clean.is_clean(), "{:?}", clean.differences);
     assert_eq!(clean.applied, 21);
 
@@ -343,7 +343,7 @@ fn a_state_changed_behind_the_logs_back_is_caught() {
     store.apply(batch).expect("apply");
     store.sync().expect("sync");
 
-    let caught = replay(&*log, Some(&bench.registry)).expect("replay");
+    let caught = replay(&*log, Some(&bench.registry), &[]).expect("replay");
     assert_eq!(caught.difference_count, 2, "{:?}", caught.differences);
     let text = caught.differences.join("\n");
     assert!(
@@ -458,7 +458,7 @@ fn a_stored_envelope_that_is_not_the_logged_one_is_caught() {
     batch.put_kept(k0, e1);
     batch.put_kept(k1, e0);
     log.commit_writes(batch).expect("commit");
-    let caught = replay(&*log, Some(&bench.registry)).expect("replay");
+    let caught = replay(&*log, Some(&bench.registry), &[]).expect("replay");
     let text = caught.differences.join("\n");
     assert!(
         text.contains("entry 0: the stored envelope is not the one logged"),

@@ -129,7 +129,7 @@ impl Federation {
     /// `xgate audit replay` finds the stored state exactly what the log
     /// gives.
     fn replays_clean(&self) {
-        let outcome = replay(&*self.log, Some(&self.registry)).expect("replay");
+        let outcome = replay(&*self.log, Some(&self.registry), &[]).expect("replay");
         assert!(outcome.is_clean(), "{:?}", outcome.differences);
         assert_eq!(outcome.entries, self.log.size());
     }

@@ -280,7 +280,7 @@ proptest! {
             prop_assert!(refused.contains_key(code), "no {code} among {refused:?}");
         }
         prop_assert!(accepted > 300, "too few operations were accepted to mean much: {accepted}");
-        let outcome = replay(&*world.log, Some(&world.registry)).expect("replay");
+        let outcome = replay(&*world.log, Some(&world.registry), &[]).expect("replay");
         prop_assert!(outcome.is_clean(), "{:?}", outcome.differences);
         prop_assert_eq!(outcome.applied, accepted);
         let cases = world.cases();

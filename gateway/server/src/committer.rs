@@ -51,7 +51,7 @@ use xgate_ledger::turn::Changes;
 use xgate_ledger::{Ledger, SignedCheckpoint, StoreError, StoreRead, WriteBatch};
 
 use crate::apply::reads::{Progress, ReadSet, Snapshot, Written};
-use crate::apply::state::StateRead;
+use crate::apply::state::{Over, StateRead, Stored};
 use crate::medical::pending::PendingReviews;
 use crate::replay::Replay;
 use crate::space::{DiskFull, DiskGuard};
@@ -66,7 +66,28 @@ pub const ATTEMPTS: u32 = 3;
 
 /// Decides, in log order, whether a job's entry is appended at `index`,
 /// and returns the records that commit with it, or why it is declined.
-pub type Prepare<E> = Box<dyn FnOnce(&BatchView<'_>, u64) -> Result<WriteBatch, E> + Send>;
+pub type Prepare<E> = Box<dyn FnOnce(&BatchView<'_>, u64) -> Result<Records, E> + Send>;
+
+/// What a job commits with its entry: its state and delivery writes, and
+/// the entries that follow it in the log, at the indices right after its
+/// own (the acts of the contracts it triggered, docs/contracts.md), in the
+/// same batch, so one flush and one checkpoint cover them all.
+#[derive(Debug, Default)]
+pub struct Records {
+    /// The writes.
+    pub writes: WriteBatch,
+    /// The entries after the job's own, in order.
+    pub after: Vec<Vec<u8>>,
+}
+
+impl From<WriteBatch> for Records {
+    fn from(writes: WriteBatch) -> Records {
+        Records {
+            writes,
+            after: Vec::new(),
+        }
+    }
+}
 
 /// A job prepared ahead of its turn: what its preparation read, and the
 /// rest of the job, run at its turn if nothing read has changed since.
@@ -109,20 +130,25 @@ pub type Appended = (u64, SignedCheckpoint);
 /// The store as the job being prepared will find it: every write of the
 /// jobs accepted before it in this batch, over what is durable.
 pub struct BatchView<'a> {
-    store: &'a dyn StoreRead,
+    stored: Stored<'a>,
     pending: &'a WriteBatch,
 }
 
 impl BatchView<'_> {
+    /// The view as a state over the batch so far.
+    fn over(&self) -> Over<'_, Stored<'_>> {
+        Over {
+            base: &self.stored,
+            top: self.pending,
+        }
+    }
+
     /// Reads one key.
     ///
     /// # Errors
     /// A storage failure.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.pending.pending(key) {
-            Some(value) => Ok(value.map(<[u8]>::to_vec)),
-            None => Ok(self.store.get(key)?),
-        }
+        self.over().get(key)
     }
 
     /// Every key starting with `prefix`, in order.
@@ -130,17 +156,7 @@ impl BatchView<'_> {
     /// # Errors
     /// A storage failure.
     pub fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut keys = std::collections::BTreeSet::new();
-        for kv in self.store.scan_prefix(prefix) {
-            keys.insert(kv?.0);
-        }
-        for (key, value) in self.pending.pending_with_prefix(prefix) {
-            match value {
-                Some(_) => keys.insert(key.to_vec()),
-                None => keys.remove(key),
-            };
-        }
-        Ok(keys.into_iter().collect())
+        self.over().keys(prefix)
     }
 }
 
@@ -680,8 +696,8 @@ enum Outcome {
 struct Prepared<E> {
     /// The index of its first entry.
     first: u64,
-    /// Where each accepted job's answer goes, in entry order.
-    waiting: Vec<Waiting<E>>,
+    /// Where each accepted job's answer goes, with its entry's index.
+    waiting: Vec<(u64, Waiting<E>)>,
     /// The hashes its writes are seen under, for later read sets.
     hashes: Vec<u64>,
     /// How long catching up and preparing took.
@@ -718,7 +734,7 @@ fn commit<E>(
         for job in jobs.take().into_iter().flatten() {
             let index = first + entries.len() as u64;
             let view = BatchView {
-                store: log.store(),
+                stored: Stored(log.store()),
                 pending: &batch,
             };
             let (outcome, done) = match job.work {
@@ -736,9 +752,10 @@ fn commit<E>(
             };
             match outcome {
                 Ok(records) => {
-                    batch.extend(records);
+                    batch.extend(records.writes);
                     entries.push(job.entry);
-                    waiting.push(done);
+                    entries.extend(records.after);
+                    waiting.push((index, done));
                 }
                 // Refused: no index, no trace.
                 Err(e) => done.answer(Err(CommitError::Declined(e))),
@@ -795,13 +812,13 @@ fn commit<E>(
         Ok(committed) if committed.range.start == first => {
             let Some(checkpoint) = committed.checkpoint else {
                 tracing::error!("the commit signed no checkpoint; refusing to acknowledge");
-                for done in waiting {
+                for (_, done) in waiting {
                     done.answer(Err(CommitError::NoCheckpoint));
                 }
                 return Outcome::Durable(committed.range.end);
             };
             let size = committed.range.end;
-            for (index, done) in committed.range.zip(waiting) {
+            for (index, done) in waiting {
                 done.answer(Ok((index, checkpoint.clone())));
             }
             Outcome::Durable(size)
@@ -814,7 +831,7 @@ fn commit<E>(
                 got = committed.range.start,
                 "the log appended elsewhere than its turn said; refusing to acknowledge"
             );
-            for done in waiting {
+            for (_, done) in waiting {
                 done.answer(Err(CommitError::OtherWriter));
             }
             Outcome::Durable(committed.range.end)
@@ -822,7 +839,7 @@ fn commit<E>(
         Err(e) => {
             tracing::error!(error = %e, "append failed; nothing in this batch is acknowledged");
             let e = Arc::new(e);
-            for done in waiting {
+            for (_, done) in waiting {
                 done.answer(Err(CommitError::Append(Arc::clone(&e))));
             }
             Outcome::Failed
@@ -885,7 +902,7 @@ mod tests {
         Box::new(move |_, _| {
             let mut batch = WriteBatch::new();
             batch.put(key, value);
-            Ok(batch)
+            Ok(batch.into())
         })
     }
 
@@ -915,7 +932,7 @@ mod tests {
                     assert!(on_commit_thread());
                     let mut batch = WriteBatch::new();
                     batch.put(target, found.unwrap_or_default());
-                    Ok(batch)
+                    Ok(batch.into())
                 }),
             })
         };
@@ -924,7 +941,7 @@ mod tests {
             let found = view.get(&from).map_err(|e| e.to_string())?;
             let mut batch = WriteBatch::new();
             batch.put(to, found.unwrap_or_default());
-            Ok(batch)
+            Ok(batch.into())
         });
         (ahead, fallback)
     }

@@ -24,6 +24,7 @@
 //! gateway when it is acknowledged.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use xgate_ledger::{Ledger, StoreError, StoreRead, WriteBatch};
 
 use crate::envelope::Envelope;
@@ -51,6 +52,10 @@ pub struct InboxRecord {
     /// Whether the JWS is kept under `Ge` rather than in this record.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kept: bool,
+    /// A contract's act (`kind` `contract.act`), not an envelope: it has
+    /// no JWS, and its log entry, which its receipt carries, is the act.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub act: bool,
 }
 
 /// The key of the envelope kept for good that was logged at `index`.
@@ -87,6 +92,7 @@ pub fn put(
         kind: envelope.kind.to_string(),
         jws: String::new(),
         kept,
+        act: false,
     };
     let value = serde_json::to_vec(&stored).map_err(EncodeRecordError)?;
     let key = item_key(&envelope.aud, index);
@@ -95,6 +101,36 @@ pub fn put(
     }
     batch.put(key, value);
     batch.put(id_key(&envelope.digest), locator(&envelope.aud, index));
+    Ok(())
+}
+
+/// Adds the writes that put the act logged at `index` as `entry` in
+/// `recipient`'s inbox, from `from` (the agency whose entry triggered it):
+/// a notice, read and acknowledged like an envelope, whose id is the
+/// SHA-256 of its entry.
+///
+/// # Errors
+/// As [`put`].
+pub fn notify(
+    recipient: &AgencyId,
+    from: &str,
+    index: u64,
+    entry: &[u8],
+    batch: &mut WriteBatch,
+) -> Result<(), EncodeRecordError> {
+    let digest: [u8; 32] = Sha256::digest(entry).into();
+    let stored = InboxRecord {
+        id: hex::encode(digest),
+        log_index: index,
+        from: from.to_owned(),
+        kind: crate::contracts::act::ACT_KIND.to_owned(),
+        jws: String::new(),
+        kept: false,
+        act: true,
+    };
+    let value = serde_json::to_vec(&stored).map_err(EncodeRecordError)?;
+    batch.put(item_key(recipient, index), value);
+    batch.put(id_key(&digest), locator(recipient, index));
     Ok(())
 }
 
@@ -141,7 +177,7 @@ pub fn list(
     limit: usize,
 ) -> Result<(Vec<InboxRecord>, bool), xgate_ledger::Error> {
     let (mut items, more) = list_index(log.store(), recipient, after, limit)?;
-    for item in &mut items {
+    for item in items.iter_mut().filter(|i| !i.act) {
         let key = if item.kept {
             kept_key(item.log_index)
         } else {
@@ -389,6 +425,7 @@ mod tests {
                 kind: "record.send".into(),
                 jws: format!("jws-{index}"),
                 kept: false,
+                act: false,
             };
             let value = serde_json::to_vec(&stored).expect("json");
             // Every tenth is acknowledged already; gsa's inbox sorts before.

@@ -51,6 +51,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acts;
 pub mod apply;
 pub mod assets;
 mod committer;

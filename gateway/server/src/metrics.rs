@@ -87,6 +87,28 @@ pub struct Metrics {
     forwards: ForwardMetrics,
     signatures: SignatureMetrics,
     store: StoreMetrics,
+    contracts: ContractMetrics,
+}
+
+/// Labels of a contract's act: the contract's name (from the policy file,
+/// never data) and the outcome (`done`, `failed`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActLabels {
+    contract: String,
+    outcome: &'static str,
+}
+
+/// Labels naming a contract.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ContractLabels {
+    contract: String,
+}
+
+/// The acts contracts took, and those that failed (the operator's alarm).
+#[derive(Debug, Default)]
+struct ContractMetrics {
+    acts: Family<ActLabels, Counter>,
+    failures: Family<ContractLabels, Counter>,
 }
 
 /// The batches EdDSA envelope signatures are checked in
@@ -445,6 +467,19 @@ impl Metrics {
             "The longest the log's lock was held by one batch of this process",
             store.lock_hold_max_us.clone(),
         );
+        let contracts = ContractMetrics::default();
+        registry.register(
+            "contract_acts",
+            "Acts contracts took, logged as contract.act entries, by contract and outcome (done, \
+             failed)",
+            contracts.acts.clone(),
+        );
+        registry.register(
+            "contract_failures",
+            "Acts logged as failed (an evaluation error, an act that did not apply, a bound \
+             reached), by contract: each is a contract to look at",
+            contracts.failures.clone(),
+        );
         log_size_gauge.set(i64::try_from(log_size).unwrap_or(i64::MAX));
         Metrics {
             registry,
@@ -466,6 +501,28 @@ impl Metrics {
             forwards,
             signatures,
             store,
+            contracts,
+        }
+    }
+
+    /// Counts one act of `contract`, logged and durable; `failed` if it
+    /// was logged as failed.
+    pub fn act(&self, contract: &str, failed: bool) {
+        let outcome = if failed { "failed" } else { "done" };
+        self.contracts
+            .acts
+            .get_or_create(&ActLabels {
+                contract: contract.to_owned(),
+                outcome,
+            })
+            .inc();
+        if failed {
+            self.contracts
+                .failures
+                .get_or_create(&ContractLabels {
+                    contract: contract.to_owned(),
+                })
+                .inc();
         }
     }
 

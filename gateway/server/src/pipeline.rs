@@ -24,15 +24,18 @@ use serde::Serialize;
 use tokio::sync::watch;
 use xgate_ledger::{Checkpoint, Ledger, NoteVerifier, StoreError, WriteBatch};
 
+use crate::acts::{self, Cause, Scope, Setting};
 use crate::apply::facts::Terms;
 use crate::apply::reads::{Recording, Snapshot};
 use crate::apply::state::EncodeError;
 use crate::apply::state::Stored;
+use crate::apply::state::{Over, StateError};
+use crate::apply::triggers;
 use crate::apply::{self, ApplyError, BodyError, Facts, Op, Survey, asset, medical};
 use crate::assets::custody::DEFAULT_OFFER_TTL;
 use crate::assets::dossier::Dossier;
 use crate::assets::state as asset_state;
-use crate::committer::{Ahead, BatchView, Committer, Prepare};
+use crate::committer::{Ahead, BatchView, Committer, Prepare, Records};
 use crate::entry::{EncodeEntryError, Entry, Logged, Stamp, person_hash};
 use crate::envelope::{self, Envelope, Limits, Rejection, Signed, Verified, Verifiers};
 use crate::forward::order::{Chain, Turn, Turns};
@@ -835,7 +838,7 @@ impl Gateway {
         };
         let report = matches!(op, Op::Asset(asset::Op::Report(_)));
         let receipt = self
-            .commit(envelope, op, stamp, &policy.hash_hex(), decision, arrival)
+            .commit(envelope, op, stamp, &policy, decision, arrival)
             .await?;
         if decision == "break-glass" {
             self.metrics.break_glass();
@@ -921,13 +924,21 @@ impl Gateway {
         envelope: &Envelope,
         op: Op,
         stamp: Stamp,
-        policy: &str,
+        policy: &Arc<Policy>,
         decision: &str,
         mut arrival: Option<Arrival>,
     ) -> Result<Receipt, Reason> {
         let mut turn = arrival.as_mut().and_then(|a| a.turn.take());
-        let entry = self.entry(envelope, &op, stamp, policy, decision)?;
+        let policy_hash = policy.hash_hex();
+        let entry = self.entry(envelope, &op, stamp, &policy_hash, decision)?;
         let step = Arc::new(Step {
+            contracts: (!policy.contracts().is_empty()).then(|| Contracted {
+                policy: Arc::clone(policy),
+                hash: policy_hash,
+                registry: Arc::clone(&self.registry),
+                local: self.local.clone(),
+                failed: std::sync::Mutex::new(Vec::new()),
+            }),
             stored: envelope.clone(),
             op,
             stamp,
@@ -939,6 +950,7 @@ impl Gateway {
             skew: self.limits.skew,
         });
         let started = std::time::Instant::now();
+        let acting = Arc::clone(&step);
         let whole = Arc::clone(&step);
         let whole: Prepare<Declined> =
             Box::new(move |view, index| whole.prepare(view, index, None));
@@ -967,6 +979,7 @@ impl Gateway {
             return self.first_receipt(envelope, index).await;
         }
         let (index, checkpoint) = appended?;
+        acting.count_acts(&self.metrics);
         // The size the commit signed: asking the log could wait on a
         // database, on an async worker.
         self.metrics
@@ -1129,9 +1142,39 @@ struct Step {
     replay: Arc<Replay>,
     reviews: Arc<PendingReviews>,
     skew: i64,
+    /// The contracts that run on its entry, if any are in force.
+    contracts: Option<Contracted>,
+}
+
+/// The contracts in force for one step, and what its acts may see.
+struct Contracted {
+    /// The policy they came with.
+    policy: Arc<Policy>,
+    /// Its hash, lowercase hex.
+    hash: String,
+    registry: Arc<Registry>,
+    local: Option<GatewayId>,
+    /// Each act's contract and whether it failed, as last prepared: counted
+    /// once the commit is durable.
+    failed: std::sync::Mutex<Vec<(String, bool)>>,
 }
 
 impl Step {
+    /// Counts the acts its last preparation logged, now that they are
+    /// durable.
+    fn count_acts(&self, metrics: &Metrics) {
+        let Some(contracted) = &self.contracts else {
+            return;
+        };
+        let acts = match contracted.failed.lock() {
+            Ok(mut acts) => std::mem::take(&mut *acts),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for (contract, failed) in acts {
+            metrics.act(&contract, failed);
+        }
+    }
+
     /// The records to commit with the entry at `index`, against `view`;
     /// with `survey`, the step's survey made ahead (still current: the
     /// committer checked), else the state is read at this turn.
@@ -1140,7 +1183,7 @@ impl Step {
         view: &BatchView<'_>,
         index: u64,
         survey: Option<&Survey>,
-    ) -> Result<WriteBatch, Declined> {
+    ) -> Result<Records, Declined> {
         let Some(arrival) = &self.arrival else {
             return self.prepare_submitted(view, index, survey);
         };
@@ -1163,7 +1206,7 @@ impl Step {
         view: &BatchView<'_>,
         index: u64,
         survey: Option<&Survey>,
-    ) -> Result<WriteBatch, Declined> {
+    ) -> Result<Records, Declined> {
         let stored = &self.stored;
         // It may have waited in the queue past its expiry: then it is
         // refused as it would have been on arrival, and its id, which
@@ -1178,11 +1221,15 @@ impl Step {
         if self.replay.seen(&stored.iss, &stored.jti) {
             return Err(Declined::Replayed(stored.iss.clone()));
         }
-        let mut batch = self.records(view, index, survey)?;
+        let mut records = self.records(view, index, survey)?;
         // Last: only an accepted envelope's id is recorded.
-        self.replay
-            .put(&stored.iss, &stored.jti, self.keep_until, &mut batch);
-        Ok(batch)
+        self.replay.put(
+            &stored.iss,
+            &stored.jti,
+            self.keep_until,
+            &mut records.writes,
+        );
+        Ok(records)
     }
 
     /// [`Step::prepare`] for an envelope another gateway forwarded: its
@@ -1195,7 +1242,7 @@ impl Step {
         view: &BatchView<'_>,
         index: u64,
         survey: Option<&Survey>,
-    ) -> Result<WriteBatch, Declined> {
+    ) -> Result<Records, Declined> {
         let stored = &self.stored;
         if !arrival.chain.may_follow(arrival.position, view)? {
             return Err(Declined::NotNow);
@@ -1207,24 +1254,25 @@ impl Step {
                 Declined::Replayed(stored.iss.clone())
             });
         }
-        let mut batch = self.records(view, index, survey)?;
+        let mut records = self.records(view, index, survey)?;
         let arrived = received::Received {
             log_index: index,
             digest: stored.digest,
         };
-        received::put(&stored.iss, &stored.jti, arrived, &mut batch);
-        Ok(batch)
+        received::put(&stored.iss, &stored.jti, arrived, &mut records.writes);
+        Ok(records)
     }
 
     /// The records every accepted envelope commits with its entry: the
     /// state change, the envelope kept for replay, its delivery (inbox or
-    /// forward queue) and the review queue's change.
+    /// forward queue), the review queue's change, and the acts of the
+    /// contracts it triggered, with their entries.
     fn records(
         &self,
         view: &BatchView<'_>,
         index: u64,
         survey: Option<&Survey>,
-    ) -> Result<WriteBatch, Declined> {
+    ) -> Result<Records, Declined> {
         let stored = &self.stored;
         let mut batch = WriteBatch::new();
         let id = stored.id();
@@ -1261,8 +1309,59 @@ impl Step {
             Delivery::Inbox => inbox::put(stored, index, kept, &mut batch)?,
             Delivery::Forward(peer) => outbox::queue(stored, index, peer, kept, &mut batch)?,
         }
+        let after = match &self.contracts {
+            Some(contracted) => self.act(contracted, &facts, view, &mut batch)?,
+            None => Vec::new(),
+        };
         self.reviews.record(&batch, self.stamp.time);
-        Ok(batch)
+        Ok(Records {
+            writes: batch,
+            after,
+        })
+    }
+
+    /// Runs the contracts in force on the entry `facts` describes, over
+    /// `view` with the entry's `batch` of writes, adding the acts' writes;
+    /// returns their entries.
+    fn act(
+        &self,
+        contracted: &Contracted,
+        facts: &Facts<'_>,
+        view: &BatchView<'_>,
+        batch: &mut WriteBatch,
+    ) -> Result<Vec<Vec<u8>>, Declined> {
+        let state_error = |e: StateError| Declined::Apply(ApplyError::Asset(e.into()));
+        let events = {
+            let left = Over {
+                base: view,
+                top: &*batch,
+            };
+            triggers::events(&self.op, self.stored.kind, facts, self.op.named(), &left)
+                .map_err(|e| state_error(e.into()))?
+        };
+        let setting = Setting {
+            contracts: contracted.policy.contracts(),
+            policy: &contracted.hash,
+            scope: Scope {
+                registry: &contracted.registry,
+                local: contracted.local.as_ref(),
+            },
+        };
+        let cause = Cause {
+            index: facts.log_index,
+            time: facts.time,
+            from: facts.sender.as_str(),
+        };
+        let acts = acts::run(setting, cause, events, view, batch).map_err(state_error)?;
+        let logged = acts
+            .iter()
+            .map(|a| (a.entry.contract.clone(), a.entry.is_failed()))
+            .collect();
+        match contracted.failed.lock() {
+            Ok(mut last) => *last = logged,
+            Err(poisoned) => *poisoned.into_inner() = logged,
+        }
+        Ok(acts.into_iter().map(|a| a.bytes).collect())
     }
 
     /// Off the commit thread: the step's survey, read from the store as it

@@ -16,6 +16,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 use xgate_ledger::{
     Checkpoint, Hash, InclusionProof, Ledger, NoteVerifier, SignedCheckpoint, verify_checkpoint,
     verify_inclusion,
@@ -122,6 +123,26 @@ impl Receipt {
         Ok(checkpoint)
     }
 
+    /// [`Receipt::verify_in`] against the receipt's own checkpoint, whose
+    /// signature is not checked: for a holder without the log's key, the
+    /// entry, the id, the proof and the checkpoint's root agree (who signed
+    /// the checkpoint is left to whoever holds the key).
+    ///
+    /// # Errors
+    /// A checkpoint that does not parse, or the first [`ReceiptError`]
+    /// found after it.
+    pub fn verify_unsigned(&self) -> Result<Checkpoint, ReceiptError> {
+        let body = self
+            .checkpoint
+            .split_once("\n\n")
+            .map(|(body, _)| format!("{body}\n"))
+            .ok_or_else(|| ReceiptError::Checkpoint("not a signed note".into()))?;
+        let checkpoint =
+            Checkpoint::parse_body(&body).map_err(|e| ReceiptError::Checkpoint(e.to_string()))?;
+        self.verify_in(&checkpoint)?;
+        Ok(checkpoint)
+    }
+
     /// [`Receipt::verify`] against `checkpoint`, the receipt's own
     /// checkpoint already verified (many receipts of one request share
     /// one: its signature is checked once).
@@ -145,9 +166,7 @@ impl Receipt {
                 "entry does not hash to leaf_hash".into(),
             ));
         }
-        let logged = crate::entry::Logged::parse(&entry)
-            .map_err(|_| ReceiptError::Entry("entry is not a gateway log entry".into()))?;
-        if logged.envelope != self.id {
+        if bound_id(&entry)? != self.id {
             return Err(ReceiptError::Entry(
                 "the entry logs another envelope than id".into(),
             ));
@@ -164,6 +183,21 @@ impl Receipt {
         };
         verify_inclusion(&proof, &leaf, &checkpoint.root)
             .map_err(|e| ReceiptError::Proof(e.to_string()))
+    }
+}
+
+/// The id a receipt of `entry` must carry: the envelope an envelope's
+/// entry logs, or the SHA-256 of a contract's act (which is its id in an
+/// inbox).
+fn bound_id(entry: &[u8]) -> Result<String, ReceiptError> {
+    if let Ok(logged) = crate::entry::Logged::parse(entry) {
+        return Ok(logged.envelope);
+    }
+    match crate::contracts::act::ActEntry::parse(entry) {
+        Ok(_) => Ok(hex::encode(sha2::Sha256::digest(entry))),
+        Err(_) => Err(ReceiptError::Entry(
+            "entry is not a gateway log entry".into(),
+        )),
     }
 }
 

@@ -16,6 +16,14 @@
 //!    time, an offer's expiry, a grant's terms), to a state built in memory
 //!    from nothing.
 //!
+//! 5. with the policy file the entry names (by its hash, among those
+//!    given), runs its contracts on the entry's events as the committer
+//!    did ([`crate::acts::run`]) and expects exactly the act entries it
+//!    computes to follow it in the log, byte for byte; an act the log
+//!    holds that no contract computes there, or one computed and not
+//!    logged, is a difference, as is an act under a policy whose file was
+//!    not given (its effects cannot be recomputed without it).
+//!
 //! Then every key of the recomputable state (the prefixes
 //! [`crate::store_keys`] marks recomputed) is compared with the stored
 //! one. Differences are described by key (an asset's tag, a report's id, a
@@ -28,14 +36,19 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use xgate_ledger::{Ledger, StoreError, StoreRead, WriteBatch};
 
-use crate::apply::state::Memory;
+use crate::acts::{self, Cause, Scope, Setting};
+use crate::apply::record::Record;
+use crate::apply::state::{Memory, Over};
+use crate::apply::triggers;
 use crate::apply::{self, ApplyError, BodyError, Facts, Op, asset, medical};
 use crate::assets::dossier::Dossier;
 use crate::assets::state as asset_state;
+use crate::contracts::act::ActEntry;
 use crate::entry::{EntryError, Logged, existing_salt, person_hash};
 use crate::envelope::{self, Limits, Rejection, Verifiers};
 use crate::kind::Kind;
-use crate::registry::{AgencyId, Registry};
+use crate::policy::Policy;
+use crate::registry::{AgencyId, GatewayId, Registry};
 use crate::store_keys::{Prefix, describe};
 
 /// Most differences described; the rest are counted.
@@ -48,6 +61,8 @@ pub struct Outcome {
     pub entries: u64,
     /// Asset and medical envelopes applied.
     pub applied: u64,
+    /// Contracts' acts recomputed and found logged as computed.
+    pub acts: u64,
     /// Recomputed state keys compared.
     pub keys: u64,
     /// The first differences, described.
@@ -155,6 +170,75 @@ enum Mismatch {
     /// The check of its block panicked (a bug): counted, not dropped.
     #[error("its check failed")]
     CheckFailed,
+    /// The contracts could not be run on it (a storage failure).
+    #[error("its contracts could not be run: {0}")]
+    Acts(#[source] crate::apply::state::StateError),
+}
+
+/// The policies a replay was given, by hash, with what the acts may see.
+struct Policies<'a> {
+    by_hash: std::collections::HashMap<String, &'a Policy>,
+    registry: Option<&'a Registry>,
+    local: Option<GatewayId>,
+}
+
+impl Policies<'_> {
+    /// The acts the contracts of the policy `hash` (if given, with a
+    /// registry) take on the entry `facts` describes, whose body is `op`
+    /// and whose writes are in `batch`, over `memory`; their writes are
+    /// added to `batch`.
+    fn acts(
+        &self,
+        hash: &str,
+        op: &Op,
+        kind: Kind,
+        facts: &Facts<'_>,
+        memory: &Memory,
+        batch: &mut WriteBatch,
+    ) -> Result<Vec<Vec<u8>>, Mismatch> {
+        let (Some(policy), Some(registry)) = (self.by_hash.get(hash), self.registry) else {
+            return Ok(Vec::new());
+        };
+        if policy.contracts().is_empty() {
+            return Ok(Vec::new());
+        }
+        let events = {
+            let left = Over {
+                base: memory,
+                top: &*batch,
+            };
+            triggers::events(op, kind, facts, op.named(), &left)
+                .map_err(|e| Mismatch::Acts(e.into()))?
+        };
+        let setting = Setting {
+            contracts: policy.contracts(),
+            policy: hash,
+            scope: Scope {
+                registry,
+                local: self.local.as_ref(),
+            },
+        };
+        let cause = Cause {
+            index: facts.log_index,
+            time: facts.time,
+            from: facts.sender.as_str(),
+        };
+        let acts = acts::run(setting, cause, events, memory, batch).map_err(Mismatch::Acts)?;
+        Ok(acts.into_iter().map(|a| a.bytes).collect())
+    }
+
+    /// Why an act logged under the policy `hash` cannot be recomputed, if
+    /// it cannot.
+    fn missing(&self, hash: &str) -> Option<String> {
+        if !self.by_hash.contains_key(hash) {
+            return Some(format!(
+                "an act under policy {hash}, whose file was not given (--policy FILE)"
+            ));
+        }
+        self.registry
+            .is_none()
+            .then(|| "an act, and no registry to run its contracts with (--registry)".to_owned())
+    }
 }
 
 /// The claims an envelope carries, read without checking the signature.
@@ -171,14 +255,30 @@ struct Claims {
 /// fold itself in log order.
 const BLOCK: u64 = 8192;
 
-/// Replays `log`; with `registry`, also checks every envelope's signature.
+/// Replays `log`; with `registry`, also checks every envelope's signature;
+/// with `policies` (the policy files in force over the log's life) and a
+/// registry, also recomputes the acts of their contracts.
 ///
 /// # Errors
 /// A storage failure, an unreadable log, or a registry whose keys cannot
 /// check signatures; what does not match is an [`Outcome`] difference, not
 /// an error.
-pub fn replay(log: &dyn Ledger, registry: Option<&Registry>) -> Result<Outcome, ReplayError> {
+pub fn replay(
+    log: &dyn Ledger,
+    registry: Option<&Registry>,
+    policies: &[Policy],
+) -> Result<Outcome, ReplayError> {
     let store = log.store();
+    let local = log
+        .origin()
+        .strip_prefix("xgate/")
+        .and_then(|id| id.parse::<GatewayId>().ok())
+        .filter(|id| registry.is_some_and(|r| r.gateway(id).is_some()));
+    let policies = Policies {
+        by_hash: policies.iter().map(|p| (p.hash_hex(), p)).collect(),
+        registry,
+        local,
+    };
     let verifiers = match registry {
         Some(r) => {
             Some(Verifiers::from_registry(r).map_err(|e| ReplayError::RegistryKey(e.to_string()))?)
@@ -192,6 +292,8 @@ pub fn replay(log: &dyn Ledger, registry: Option<&Registry>) -> Result<Outcome, 
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut memory = Memory::default();
     let mut out = Outcome::default();
+    // The acts computed for the last entry, which the log must hold next.
+    let mut expected: std::collections::VecDeque<Vec<u8>> = Default::default();
     let size = log.size();
     let mut start = 0;
     while start < size {
@@ -210,36 +312,93 @@ pub fn replay(log: &dyn Ledger, registry: Option<&Registry>) -> Result<Outcome, 
         out.entries += end - start;
         let checked = checker.check_all(&block, threads);
         for (index, step) in checked {
-            let applied = step.and_then(|step| {
-                let Some(step) = step else { return Ok(false) };
-                step.apply(index, &memory).map(|batch| {
-                    memory.apply(batch);
-                    true
-                })
-            });
+            let step = match step {
+                Ok(step) => step,
+                Err(e) => {
+                    out.differ(format!("entry {index}: {e}"));
+                    continue;
+                }
+            };
+            if let Step::Act(bytes, policy) = &step {
+                match expected.pop_front() {
+                    Some(computed) if computed == *bytes => out.acts += 1,
+                    Some(_) => out.differ(format!(
+                        "entry {index}: the act logged is not the one its contract computes"
+                    )),
+                    None => out.differ(format!(
+                        "entry {index}: {}",
+                        policies.missing(policy).unwrap_or_else(|| {
+                            "an act that no contract computes here".to_owned()
+                        })
+                    )),
+                }
+                continue;
+            }
+            if !expected.is_empty() {
+                out.differ(format!(
+                    "entry {index}: {} act(s) computed for the entry before are not logged",
+                    expected.len()
+                ));
+                expected.clear();
+            }
+            let applied = match step {
+                Step::Envelope(checked) => checked.apply(index, &memory, &policies),
+                Step::Record(checked) => checked.apply(index, &memory, &policies),
+                Step::Act(..) => continue,
+            };
             match applied {
-                Ok(true) => out.applied += 1,
-                Ok(false) => {}
+                Ok((batch, acts, counted)) => {
+                    memory.apply(batch);
+                    expected.extend(acts);
+                    if counted {
+                        out.applied += 1;
+                    }
+                }
                 Err(e) => out.differ(format!("entry {index}: {e}")),
             }
         }
         start = end;
+    }
+    if !expected.is_empty() {
+        out.differ(format!(
+            "the end of the log: {} act(s) computed for the last entry are not logged",
+            expected.len()
+        ));
     }
     compare(store, &memory, &mut out)?;
     Ok(out)
 }
 
 /// What the checks of one entry leave for the fold.
+enum Step {
+    /// An asset or medical envelope, applied to the state.
+    Envelope(Checked),
+    /// A record, which changes no state (its envelope is not kept) but
+    /// may trigger contracts.
+    Record(Checked),
+    /// A contract's act, as logged, and the policy it names.
+    Act(Vec<u8>, String),
+}
+
+/// An envelope's entry, checked.
 struct Checked {
     entry: Logged,
+    kind: Kind,
     step: Op,
     iss: AgencyId,
     aud: AgencyId,
 }
 
 impl Checked {
-    /// Applies the envelope to the state recomputed so far.
-    fn apply(&self, index: u64, memory: &Memory) -> Result<WriteBatch, Mismatch> {
+    /// Applies the envelope to the state recomputed so far, and runs the
+    /// contracts of its policy on it: the writes, the acts that must follow
+    /// it, and whether it changed the state as an asset or medical one.
+    fn apply(
+        &self,
+        index: u64,
+        memory: &Memory,
+        policies: &Policies<'_>,
+    ) -> Result<(WriteBatch, Vec<Vec<u8>>, bool), Mismatch> {
         let entry = &self.entry;
         let facts = Facts::new(
             &self.iss,
@@ -251,7 +410,16 @@ impl Checked {
         );
         let mut batch = WriteBatch::new();
         apply::apply(&self.step, &facts, memory, &mut batch).map_err(Mismatch::Refused)?;
-        Ok(batch)
+        let acts = policies.acts(
+            &entry.policy,
+            &self.step,
+            self.kind,
+            &facts,
+            memory,
+            &mut batch,
+        )?;
+        let counted = !matches!(self.step, Op::Record(_));
+        Ok((batch, acts, counted))
     }
 }
 
@@ -274,11 +442,7 @@ fn forwarded_offer(entry: &[u8]) -> bool {
 
 impl Checker<'_> {
     /// Checks a block of entries on `threads` threads, in order.
-    fn check_all(
-        &self,
-        block: &[Read],
-        threads: usize,
-    ) -> Vec<(u64, Result<Option<Checked>, Mismatch>)> {
+    fn check_all(&self, block: &[Read], threads: usize) -> Vec<(u64, Result<Step, Mismatch>)> {
         let per_thread = block.len().div_ceil(threads.max(1)).max(1);
         std::thread::scope(|scope| {
             let handles: Vec<_> = block
@@ -314,18 +478,30 @@ impl Checker<'_> {
         })
     }
 
-    /// Checks the stored envelope against its entry: `None` for an entry
-    /// of another kind.
+    /// Checks the stored envelope against its entry; a record's entry and
+    /// an act are read as they are.
     fn check(
         &self,
-        entry: &[u8],
+        bytes: &[u8],
         jws: Option<&[u8]>,
         dossier: Option<&[u8]>,
-    ) -> Result<Option<Checked>, Mismatch> {
-        let entry = Logged::parse(entry)?;
+    ) -> Result<Step, Mismatch> {
+        if let Ok(act) = ActEntry::parse(bytes) {
+            return Ok(Step::Act(bytes.to_vec(), act.policy));
+        }
+        let entry = Logged::parse(bytes)?;
         let kind: Kind = entry.kind.parse().map_err(|_| Mismatch::UnknownKind)?;
         if kind == Kind::RecordSend {
-            return Ok(None);
+            let iss: AgencyId = entry.iss.parse().map_err(|_| Mismatch::BadIss)?;
+            let aud: AgencyId = entry.aud.parse().map_err(|_| Mismatch::BadAud)?;
+            // Its body is not kept, and no contract reads it.
+            return Ok(Step::Record(Checked {
+                entry,
+                kind,
+                step: Op::Record(Record { sealed: false }),
+                iss,
+                aud,
+            }));
         }
         let jws = jws.ok_or(Mismatch::NotStored)?;
         if hex::encode(Sha256::digest(jws)) != entry.envelope {
@@ -372,8 +548,9 @@ impl Checker<'_> {
             }
             Err(e) => return Err(Mismatch::Body(e)),
         };
-        Ok(Some(Checked {
+        Ok(Step::Envelope(Checked {
             entry,
+            kind,
             step,
             iss,
             aud,
@@ -513,9 +690,9 @@ mod tests {
             roles: Vec::new(),
         };
         let registry = Registry::from_agencies(vec![agency]).expect("registry");
-        let e = replay(&log, Some(&registry)).expect_err("no verifier for state");
+        let e = replay(&log, Some(&registry), &[]).expect_err("no verifier for state");
         assert!(matches!(e, ReplayError::RegistryKey(_)), "{e:?}");
         assert!(!e.to_string().contains("storage failure"), "{e}");
-        assert!(replay(&log, None).expect("no registry").is_clean());
+        assert!(replay(&log, None, &[]).expect("no registry").is_clean());
     }
 }

@@ -29,6 +29,13 @@
 //! envelope from a sender must not block an inbox. The run then ends with
 //! an error counting the refusals (exit code 1). A refusal by the gateway
 //! is an error naming its code.
+//!
+//! A contract's act sent to the agency (docs/contracts.md: `notify`,
+//! `escalate`, an offer answered on its behalf) is a notice, not an
+//! envelope: its `kind` is `contract.act`, its `jws` empty, and its `body`
+//! the act entry its receipt proves (the receipt's entry, whose SHA-256 is
+//! the id), checked against the log key the registry names for the agency's
+//! gateway when it names one.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -43,9 +50,13 @@ use super::error::Error;
 use super::session::{LIFETIME_SECS, delivered, emit, encryption_key, expect, runtime};
 use crate::client::{Client, EnvelopeSigner, Protocol, random_jti};
 use crate::seal::{self, Binding};
+use base64::Engine as _;
+use xgate_ledger::NoteVerifier;
+use xgate_server::contracts::act::{ACT_KIND, ActEntry};
 use xgate_server::envelope::Verifiers;
 use xgate_server::kind::Kind;
 use xgate_server::pki::{ENCRYPTION_JWK, REGISTRY};
+use xgate_server::receipt::Receipt;
 use xgate_server::registry::{AgencyId, Registry};
 
 /// Arguments of `xgate send`.
@@ -248,6 +259,9 @@ impl InboxArgs {
         verifiers: &Verifiers,
         key: &mut Option<Jwk>,
     ) -> Result<Result<Checked, String>, Error> {
+        if item["kind"] == ACT_KIND {
+            return Ok(act_notice(item, registry, &self.agency).map(|act| (act, false)));
+        }
         let Some(from) = item["from"]
             .as_str()
             .and_then(|f| f.parse::<AgencyId>().ok())
@@ -273,5 +287,40 @@ impl InboxArgs {
             Ok(None) => Ok((envelope.body, false)),
             Err(e) => Err(format!("the sealed part is refused: {e}")),
         })
+    }
+}
+
+/// A contract's act in the inbox (a notice, not an envelope: no agency
+/// signed it): the act its receipt proves, whose SHA-256 is the item's id.
+/// The receipt is checked against the log key the registry names for `me`'s
+/// gateway, when it names one (a federation's registry does).
+fn act_notice(
+    item: &Value,
+    registry: &Registry,
+    me: &AgencyId,
+) -> Result<Map<String, Value>, String> {
+    let receipt: Receipt = serde_json::from_value(item["receipt"].clone())
+        .map_err(|_| "the notice's receipt is malformed".to_owned())?;
+    if item["id"].as_str() != Some(receipt.id.as_str()) {
+        return Err("the notice's receipt is for another id".into());
+    }
+    let entry = base64::engine::general_purpose::STANDARD
+        .decode(&receipt.entry)
+        .map_err(|_| "the notice's receipt holds no entry".to_owned())?;
+    ActEntry::parse(&entry).map_err(|e| format!("the notice is not an act: {e}"))?;
+    let key = registry
+        .gateway_of(me)
+        .map(|g| NoteVerifier::parse(&g.log_key))
+        .transpose()
+        .map_err(|e| format!("the registry's log key is unusable: {e}"))?;
+    match key {
+        Some(key) => receipt.verify(&key).map(drop),
+        // Without a key, the receipt is checked as far as it goes alone.
+        None => receipt.verify_unsigned().map(drop),
+    }
+    .map_err(|e| format!("the notice's receipt does not verify: {e}"))?;
+    match serde_json::from_slice(&entry) {
+        Ok(Value::Object(act)) => Ok(act),
+        _ => Err("the notice is not an act".into()),
     }
 }

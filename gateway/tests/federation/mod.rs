@@ -536,22 +536,25 @@ pub async fn snapshot(fed: &Federation, agencies: &[&str]) -> (u64, Vec<usize>) 
 pub fn replays_clean(fed: Federation) {
     let Federation { root, gateway } = fed;
     gateway.stop();
-    let data = root.path().join("data").display().to_string();
-    let registry = root.path().join("pki/registry.toml").display().to_string();
-    let out = xgate()
-        .run(
-            &[
-                "audit",
-                "replay",
-                "--data-dir",
-                &data,
-                "--registry",
-                &registry,
-            ],
-            b"",
-        )
-        .expect_ok();
+    let out = replay_data(root.path(), &[]).expect_ok();
     assert!(out.contains("the stored state equals"), "{out}");
+}
+
+/// `xgate audit replay` of the (stopped) gateway's data directory under
+/// `root`, with its registry and the `extra` arguments.
+pub fn replay_data(root: &Path, extra: &[&str]) -> xgate_tests::Run {
+    let data = root.join("data").display().to_string();
+    let registry = root.join("pki/registry.toml").display().to_string();
+    let mut args = vec![
+        "audit",
+        "replay",
+        "--data-dir",
+        &data,
+        "--registry",
+        &registry,
+    ];
+    args.extend_from_slice(extra);
+    xgate().run(&args, b"")
 }
 
 /// The gateway's `host:port`, for raw connections.

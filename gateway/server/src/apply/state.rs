@@ -46,6 +46,37 @@ impl StateRead for Stored<'_> {
     }
 }
 
+/// A state as `top`, a batch not yet written, leaves `base`: what a step
+/// reads after the steps before it in the same commit (the committer's
+/// view of its batch, a contract's act after its trigger).
+pub struct Over<'a, S: ?Sized> {
+    /// The state under the batch.
+    pub base: &'a S,
+    /// The writes over it.
+    pub top: &'a WriteBatch,
+}
+
+impl<S: StateRead + ?Sized> StateRead for Over<'_, S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.top.pending(key) {
+            Some(value) => Ok(value.map(<[u8]>::to_vec)),
+            None => self.base.get(key),
+        }
+    }
+
+    fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut keys: std::collections::BTreeSet<Vec<u8>> =
+            self.base.keys(prefix)?.into_iter().collect();
+        for (key, value) in self.top.pending_with_prefix(prefix) {
+            match value {
+                Some(_) => keys.insert(key.to_vec()),
+                None => keys.remove(key),
+            };
+        }
+        Ok(keys.into_iter().collect())
+    }
+}
+
 /// State held in memory, key by key: what `xgate audit replay` recomputes
 /// (and the rules' unit tests fold into).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -32,6 +32,7 @@ use crate::assets::state as assets;
 use crate::contracts::trigger::Trigger;
 use crate::kind::Kind;
 use crate::medical::state as cases;
+use crate::registry::AgencyId;
 
 /// One event an entry causes, and what a condition on it reads.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,7 +90,7 @@ pub fn events(
                 | asset::Op::Accept(_)
                 | asset::Op::Reject(_) => {}
             }
-            more.extend(discrepancies(&entry, facts, state)?);
+            more.extend(notice_events(&entry, facts.log_index, facts.sender, state)?);
         }
         Op::Medical(op) => {
             if let Some(grant) = grant_record(op, facts, state)? {
@@ -109,16 +110,21 @@ pub fn events(
     Ok(all)
 }
 
-/// An event for each discrepancy the entry opened or resolved: the
-/// notices it wrote, in order.
-fn discrepancies(
+/// An event for each discrepancy the entry at `index` opened or resolved
+/// (an envelope of `agency`'s, or a contract's act on its behalf): the
+/// notices it wrote, in order, each bound with `entry`.
+///
+/// # Errors
+/// A storage failure reading a notice.
+pub fn notice_events(
     entry: &Value,
-    facts: &Facts<'_>,
+    index: u64,
+    agency: &AgencyId,
     state: &impl StateRead,
 ) -> Result<Vec<Event>, StoreError> {
     let mut found = Vec::new();
     for seq in 0u32.. {
-        let key = assets::notice_key(facts.log_index, seq);
+        let key = assets::notice_key(index, seq);
         let Some(notice) = read::<Notice>(state, &key)? else {
             break;
         };
@@ -132,7 +138,7 @@ fn discrepancies(
             "location": notice.location,
             "reconciliation": notice.reconciliation_id,
             // The agency whose entry opened or resolved it.
-            "agency": facts.sender.as_str(),
+            "agency": agency.as_str(),
         });
         found.push(Event {
             trigger,

@@ -20,6 +20,7 @@ use xgate_ledger::NoteVerifier;
 
 use super::custody::{Event, EventKind};
 use super::model::Holder;
+use crate::contracts::act::ActEntry;
 use crate::entry::Logged;
 use crate::receipt::Receipt;
 use crate::registry::{AgencyId, Registry};
@@ -142,6 +143,18 @@ fn check_event(imported: &Imported, tag: &str, registry: &Registry) -> Result<()
     }
     let entry = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &receipt.entry)
         .map_err(|_| "its receipt's entry is not base64".to_owned())?;
+    if let Ok(act) = ActEntry::parse(&entry) {
+        // An offer answered by a contract on its recipient's behalf.
+        let act_kind = match event.kind {
+            EventKind::Accepted => "accept_offer",
+            EventKind::Rejected => "reject_offer",
+            EventKind::Registered | EventKind::Offered => "",
+        };
+        if act.act != act_kind || act.is_failed() || act.tag.as_deref() != Some(tag) {
+            return Err("its entry is not this event".into());
+        }
+        return Ok(());
+    }
     let logged = Logged::parse(&entry).map_err(|_| "its receipt's entry is not a gateway entry")?;
     let kind = match event.kind {
         EventKind::Registered => "asset.register",

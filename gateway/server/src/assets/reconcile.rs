@@ -45,6 +45,9 @@ pub enum DiscrepancyKind {
     HolderMismatch,
     /// Observed, never registered.
     UnknownTag,
+    /// Opened by a contract's `open_discrepancy` act (docs/contracts.md),
+    /// not by a count: it is resolved as the others are, or by a contract.
+    Flagged,
 }
 
 /// An open discrepancy of one tag.
@@ -264,6 +267,26 @@ pub fn resolve(
     clear(tag, open, clears, notices, batch)
 }
 
+/// Opens `d` on `tag`, with its notice, unless one of its kind is open
+/// already: a contract's `open_discrepancy`. Returns whether it opened.
+///
+/// # Errors
+/// As [`resolve`].
+pub fn open(
+    state: &impl StateRead,
+    tag: &str,
+    d: Discrepancy,
+    notices: &mut Notices<'_>,
+    batch: &mut WriteBatch,
+) -> Result<bool, StateError> {
+    let open = open_discrepancies(state, tag)?;
+    if open.iter().any(|o| o.kind == d.kind) {
+        return Ok(false);
+    }
+    add(tag, &open, d, notices, batch)?;
+    Ok(true)
+}
+
 /// [`resolve`] with the open discrepancies already read (`None`: no
 /// record).
 fn clear(
@@ -420,6 +443,8 @@ pub fn settle(
             DiscrepancyKind::Unexpected => report.unexpected.push(tag.to_owned()),
             DiscrepancyKind::HolderMismatch => report.holder_mismatch.push(tag.to_owned()),
             DiscrepancyKind::UnknownTag => report.unknown_tag.push(tag.to_owned()),
+            // A count finds none of these.
+            DiscrepancyKind::Flagged => {}
         }
         let d = Discrepancy {
             kind,
@@ -566,6 +591,7 @@ mod tests {
                 DiscrepancyKind::Unexpected => report.unexpected.push(tag.clone()),
                 DiscrepancyKind::HolderMismatch => report.holder_mismatch.push(tag.clone()),
                 DiscrepancyKind::UnknownTag => report.unknown_tag.push(tag.clone()),
+                DiscrepancyKind::Flagged => {}
             }
             let d = Discrepancy {
                 kind,

@@ -81,6 +81,49 @@ pub enum ActEntryError {
 }
 
 impl ActEntry {
+    /// The act `act` of `contract` (its name and hash), under the policy
+    /// whose hash is `policy`, on the entry at `trigger` logged at `time`:
+    /// done, naming nothing yet.
+    pub fn new(
+        act: &str,
+        contract: &str,
+        contract_hash: String,
+        policy: &str,
+        trigger: u64,
+        time: i64,
+    ) -> ActEntry {
+        ActEntry {
+            act: act.to_owned(),
+            contract: contract.to_owned(),
+            contract_hash,
+            deadline: None,
+            due: None,
+            error: None,
+            kind: ACT_KIND.to_owned(),
+            outcome: "done".to_owned(),
+            policy: policy.to_owned(),
+            request: None,
+            tag: None,
+            time,
+            to: None,
+            trigger,
+            v: ACT_VERSION,
+        }
+    }
+
+    /// The same act, failed with the stable `code`.
+    #[must_use]
+    pub fn failed(mut self, code: &str) -> ActEntry {
+        self.outcome = "failed".to_owned();
+        self.error = Some(code.to_owned());
+        self
+    }
+
+    /// Whether it failed.
+    pub fn is_failed(&self) -> bool {
+        self.error.is_some()
+    }
+
     /// The canonical encoding: the bytes hashed into the log.
     ///
     /// # Errors

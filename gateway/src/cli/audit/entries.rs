@@ -34,6 +34,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use xgate_server::contracts::act::ActEntry;
 use xgate_server::entry::Logged;
 use xgate_server::kind::Kind;
 
@@ -182,6 +183,9 @@ fn maybe_before(time: i64, deadline: Option<i64>, skew: i64) -> bool {
 impl EntryState {
     /// Applies entry `index` of one log; returns a finding if it is one.
     pub fn apply(&mut self, index: u64, bytes: &[u8]) -> Option<String> {
+        if let Ok(act) = ActEntry::parse(bytes) {
+            return self.apply_act(&format!("entry {index}"), index, &act, 0);
+        }
         let finding = match Logged::parse(bytes) {
             Ok(entry) => return self.apply_logged(&format!("entry {index}"), index, &entry, 0),
             Err(e) => e.to_string(),
@@ -207,6 +211,55 @@ impl EntryState {
             self.findings += 1;
         }
         finding.map(|f| format!("{place}: {f}"))
+    }
+
+    /// Applies a contract's act, entry `index` of its log, described as
+    /// `place`: an offer answered on its recipient's behalf moves the
+    /// asset as an answer from it would; the other acts change nothing
+    /// entries show. Returns a finding if the act could not have been
+    /// taken.
+    pub fn apply_act(
+        &mut self,
+        place: &str,
+        index: u64,
+        act: &ActEntry,
+        skew: i64,
+    ) -> Option<String> {
+        self.entries += 1;
+        *self.kinds.entry(act.kind.clone()).or_default() += 1;
+        let answer = matches!(act.act.as_str(), "accept_offer" | "reject_offer");
+        if !answer || act.is_failed() {
+            return None;
+        }
+        let finding = self.answered(index, act, skew).err()?;
+        self.findings += 1;
+        Some(format!("{place}: {finding}"))
+    }
+
+    /// An offer accepted or rejected by a contract's act.
+    fn answered(&mut self, index: u64, act: &ActEntry, skew: i64) -> Result<(), String> {
+        let tag = act
+            .tag
+            .as_deref()
+            .ok_or("an answer by a contract without a tag")?;
+        let asset = self
+            .assets
+            .get_mut(tag)
+            .ok_or(format!("{} of tag {tag}, a tag never registered", act.act))?;
+        let open = asset
+            .offer
+            .take()
+            .filter(|o| maybe_before(act.time, o.expires, skew))
+            .ok_or(format!("{} of tag {tag} with no open offer", act.act))?;
+        let holder = asset.holder().to_owned();
+        if act.act == "accept_offer" {
+            asset.holders.push(open.to.clone());
+        }
+        asset.events += 1;
+        asset.last_kind = act.kind.clone();
+        asset.last_parties = (open.to, holder);
+        asset.last_index = index;
+        Ok(())
     }
 
     fn fold(&mut self, index: u64, entry: &Logged, skew: i64) -> Result<(), String> {

@@ -25,6 +25,7 @@
 
 use std::collections::BTreeMap;
 
+use xgate_server::contracts::act::ActEntry;
 use xgate_server::entry::Logged;
 use xgate_server::registry::{AgencyId, GatewayId, Registry};
 
@@ -39,6 +40,9 @@ pub struct LogEntries {
     pub gateway: GatewayId,
     /// Its entries in log order, or why one is not a gateway entry.
     pub entries: Vec<Result<Logged, String>>,
+    /// The contracts' acts among them, by index (an act is no envelope:
+    /// its place in `entries` says so).
+    pub acts: BTreeMap<u64, ActEntry>,
 }
 
 /// An entry's place: which log (by position in the list given) and index.
@@ -98,6 +102,14 @@ pub fn match_logs(logs: &[LogEntries], registry: &Registry) -> Exchanges {
     for (n, log) in logs.iter().enumerate() {
         for (index, entry) in log.entries.iter().enumerate() {
             let place = (n, index as u64);
+            if log.acts.contains_key(&place.1) {
+                // Folded in its log's order, never matched across logs.
+                nodes.push(Node {
+                    places: vec![place],
+                    stands: place,
+                });
+                continue;
+            }
             let entry = match entry {
                 Ok(e) => e,
                 Err(why) => {
@@ -416,6 +428,7 @@ mod tests {
         LogEntries {
             gateway: id.parse().expect("id"),
             entries,
+            acts: BTreeMap::new(),
         }
     }
 

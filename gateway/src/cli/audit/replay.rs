@@ -12,11 +12,14 @@
 //!   `jti` ([`super::exchanges`]), and their entries folded into the
 //!   federation-wide state they allow ([`super::entries`]).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use xgate_server::contracts::act::ActEntry;
 use xgate_server::entry::Logged;
+use xgate_server::policy::Policy;
 use xgate_server::recompute;
 use xgate_server::registry::Registry;
 
@@ -57,6 +60,11 @@ pub struct ReplayArgs {
     /// from (required).
     #[arg(long, value_name = "FILE")]
     pub registry: Option<PathBuf>,
+    /// With --data-dir: a policy file that was in force (repeatable),
+    /// matched to each entry by the hash the entry logs: the acts of its
+    /// contracts are recomputed and checked against the log's.
+    #[arg(long = "policy", value_name = "FILE", requires = "data_dir")]
+    pub policies: Vec<PathBuf>,
     /// With --log: the CA to trust for the logs' HTTPS certificates.
     #[arg(long, value_name = "FILE", requires = "logs")]
     pub ca: Option<PathBuf>,
@@ -78,7 +86,13 @@ impl ReplayArgs {
     /// findings, or why the replay could not run.
     pub fn run(&self, stdout: &mut dyn Write) -> Result<(), Error> {
         match &self.data_dir {
-            Some(dir) => run_replay(dir, self.store.as_deref(), self.registry.as_deref(), stdout),
+            Some(dir) => run_replay(
+                dir,
+                self.store.as_deref(),
+                self.registry.as_deref(),
+                &self.policies,
+                stdout,
+            ),
             None => run_logs(self, stdout),
         }
     }
@@ -88,6 +102,7 @@ fn run_replay(
     data_dir: &Path,
     store: Option<&str>,
     registry: Option<&Path>,
+    policies: &[PathBuf],
     stdout: &mut dyn Write,
 ) -> Result<(), Error> {
     let default = data_dir.join("pki").join(xgate_server::pki::REGISTRY);
@@ -99,8 +114,21 @@ fn run_replay(
         .map(Registry::load)
         .transpose()
         .map_err(|e| Error::Request(e.to_string()))?;
+    let policies = match (&registry, policies) {
+        (_, []) => Vec::new(),
+        (Some(registry), files) => files
+            .iter()
+            .map(|f| Policy::load(f, registry).map_err(|e| Error::Request(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?,
+        (None, _) => {
+            return Err(Error::Request(
+                "--policy needs the registry its contracts were checked against (--registry)"
+                    .into(),
+            ));
+        }
+    };
     let log = open_existing(data_dir, &store_setting(store)?)?;
-    let outcome = recompute::replay(log.as_ref(), registry.as_ref())?;
+    let outcome = recompute::replay(log.as_ref(), registry.as_ref(), &policies)?;
     let signatures = match &registry_path {
         Some(p) => format!("signatures checked against {}", p.display()),
         None => "signatures not checked (no registry)".to_owned(),
@@ -108,8 +136,8 @@ fn run_replay(
     if outcome.is_clean() {
         return writeln!(
             stdout,
-            "ok: replayed {} entries ({} asset and medical envelopes, {signatures}); the stored state equals the recomputed state ({} keys)",
-            outcome.entries, outcome.applied, outcome.keys
+            "ok: replayed {} entries ({} asset and medical envelopes, {signatures}; {} contract acts recomputed); the stored state equals the recomputed state ({} keys)",
+            outcome.entries, outcome.applied, outcome.acts, outcome.keys
         )
         .map_err(Error::Stdout);
     }
@@ -165,13 +193,23 @@ fn run_logs(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             )));
         }
         total += log.size;
+        let mut acts = BTreeMap::new();
+        let entries = log
+            .entries
+            .into_iter()
+            .enumerate()
+            .map(|(index, bytes)| {
+                if let Ok(act) = ActEntry::parse(&bytes) {
+                    acts.insert(index as u64, act);
+                    return Err("a contract's act".to_owned());
+                }
+                Logged::parse(&bytes).map_err(|e| e.to_string())
+            })
+            .collect();
         logs.push(LogEntries {
             gateway: log.gateway,
-            entries: log
-                .entries
-                .into_iter()
-                .map(|e| Logged::parse(&e).map_err(|e| e.to_string()))
-                .collect(),
+            entries,
+            acts,
         });
     }
     let exchanges = match_logs(&logs, &registry);
@@ -179,12 +217,14 @@ fn run_logs(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     let mut state = EntryState::default();
     for place in exchanges.order {
         let (log, index) = place;
-        let entry = usize::try_from(index)
-            .ok()
-            .and_then(|i| logs.get(log)?.entries.get(i)?.as_ref().ok());
-        if let Some(entry) = entry
-            && let Some(f) = state.apply_logged(&at(&logs, place), index, entry, SKEW)
-        {
+        let finding = match logs.get(log).and_then(|l| l.acts.get(&index)) {
+            Some(act) => state.apply_act(&at(&logs, place), index, act, SKEW),
+            None => usize::try_from(index)
+                .ok()
+                .and_then(|i| logs.get(log)?.entries.get(i)?.as_ref().ok())
+                .and_then(|entry| state.apply_logged(&at(&logs, place), index, entry, SKEW)),
+        };
+        if let Some(f) = finding {
             findings.push(format!("state: {f}"));
         }
     }

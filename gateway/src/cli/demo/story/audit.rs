@@ -283,7 +283,7 @@ pub(in crate::cli::demo) fn after_stop(
     let mut entries = 0;
     for (name, dir) in stores {
         let log = xgate_ledger::Log::open_existing(dir, &OpenOptions::default())?;
-        let outcome = recompute::replay(&log, Some(&registry))?;
+        let outcome = recompute::replay(&log, Some(&registry), &[])?;
         drop(log);
         if !outcome.is_clean() {
             return Err(Error::Request(format!(

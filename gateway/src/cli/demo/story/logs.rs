@@ -19,6 +19,7 @@ pub(super) fn replay(story: &mut Story<'_, '_, '_>) -> Result<(), Error> {
     let args = ReplayArgs {
         data_dir: None,
         store: None,
+        policies: Vec::new(),
         logs: federation
             .sites
             .iter()

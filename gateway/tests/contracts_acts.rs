@@ -1,0 +1,336 @@
+//! Contracts acting through a real gateway (issue 25): each act logged as a
+//! `contract.act` entry right after the entry that triggered it, in the
+//! same commit, with the effect it names on the state; notices in the
+//! inboxes they go to, provable by their receipts; a contract that fails
+//! logged as failed, counted, and never blocking the commit; and `xgate
+//! audit replay`, given the policy file, recomputing every act.
+
+mod federation;
+
+use base64::Engine as _;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use federation::assets::{OFFER, REGISTER, desks, federation, register_body};
+use federation::{Federation, get_json, metric, replay_data, runtime, xgate};
+use xgate::client::Client;
+
+/// The repository's default policy with the contracts under test.
+fn policy() -> String {
+    let rules = include_str!("../../policies/default.toml");
+    format!(
+        r#"{rules}
+[[contract]]
+name = "treasury-to-gsa-laptops"
+on = "envelope:asset.transfer.offer"
+when = 'offer.from == "treasury" && offer.to == "gsa" && asset.category == "laptop"'
+do = "accept_offer"
+
+[[contract]]
+name = "no-phones-to-hhs"
+on = "offer.opened"
+when = 'offer.to == "hhs" && asset.category == "phone"'
+do = "reject_offer"
+
+[[contract]]
+name = "flag-rejections"
+on = "envelope:asset.transfer.reject"
+when = 'asset.holder == "treasury"'
+do = "open_discrepancy"
+
+[[contract]]
+name = "escalate-flags"
+on = "discrepancy.opened"
+when = 'discrepancy.type == "flagged"'
+do = "escalate"
+
+[[contract]]
+name = "clear-flags-at-hq"
+on = "discrepancy.opened"
+when = 'discrepancy.type == "flagged" && discrepancy.location == "HQ-CLEAR"'
+do = "close_discrepancy"
+
+[[contract]]
+name = "tell-hhs-of-registrations"
+on = "envelope:asset.register"
+when = 'asset.location.startsWith("HQ")'
+do = "notify"
+to = "hhs"
+
+[[contract]]
+name = "recount-after-registration"
+on = "envelope:asset.register"
+when = 'asset.location == "VAULT"'
+do = "set_deadline"
+deadline = "recount"
+after_hours = 72
+
+[[contract]]
+name = "broken-arithmetic"
+on = "envelope:asset.register"
+when = 'asset.tag == "BAD-1" && entry.time / (size(asset.tag) - 5) > 0'
+do = "escalate"
+"#
+    )
+}
+
+/// The log entry at `index`, as JSON.
+async fn entry(client: &mut Client, index: u64) -> Value {
+    let view = get_json(client, &format!("/v1/log/entries/{index}"), StatusCode::OK).await;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(view["entry"].as_str().expect("entry"))
+        .expect("base64");
+    serde_json::from_slice(&bytes).expect("entry JSON")
+}
+
+/// The acts logged right after the entry at `index`, up to the next entry
+/// that is not an act.
+async fn acts_after(client: &mut Client, index: u64, size: u64) -> Vec<Value> {
+    let mut acts = Vec::new();
+    for i in index + 1..size {
+        let e = entry(client, i).await;
+        if e["kind"] != "contract.act" {
+            break;
+        }
+        acts.push(e);
+    }
+    acts
+}
+
+/// The acts logged right after the entry `receipt` is for, and its index.
+async fn acts_of(client: &mut Client, receipt: &Value) -> (u64, Vec<Value>) {
+    let at = index(receipt);
+    let size = federation::log_size(client).await;
+    (at, acts_after(client, at, size).await)
+}
+
+fn index(receipt: &Value) -> u64 {
+    receipt["log_index"].as_u64().expect("log_index")
+}
+
+/// `agency`'s inbox items of kind `contract.act`.
+async fn notices(client: &mut Client) -> Vec<Value> {
+    let page = get_json(client, "/v1/inbox", StatusCode::OK).await;
+    page["envelopes"]
+        .as_array()
+        .expect("envelopes")
+        .iter()
+        .filter(|i| i["kind"] == "contract.act")
+        .cloned()
+        .collect()
+}
+
+fn start() -> (Federation, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, policy()).expect("policy");
+    let arg = path.display().to_string();
+    (federation(&[("XGATE_POLICY", &arg)]), dir, path)
+}
+
+#[test]
+fn each_act_is_logged_after_its_trigger_with_its_effect_and_replays() {
+    let (fed, _dir, policy_path) = start();
+    let policy_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        std::fs::read(&policy_path).expect("policy"),
+    ));
+    runtime().block_on(async {
+        let [mut state, mut treasury, mut gsa, mut hhs, mut gao] = desks(&fed);
+
+        // A registration at HQ: hhs is told, with a notice whose receipt
+        // carries the act itself.
+        let registered = treasury.register("LAP-1", "p-1", "HQ-3").await;
+        let (at, acts) = acts_of(&mut gao.client, &registered).await;
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        let notify = &acts[0];
+        assert_eq!(notify["act"], "notify");
+        assert_eq!(notify["contract"], "tell-hhs-of-registrations");
+        assert_eq!(notify["outcome"], "done");
+        assert_eq!(notify["to"], "hhs");
+        assert_eq!(notify["tag"], "LAP-1");
+        assert_eq!(notify["trigger"], at);
+        assert_eq!(notify["policy"], policy_hash.as_str());
+        let logged = entry(&mut gao.client, at).await;
+        assert_eq!(
+            notify["time"], logged["time"],
+            "the trigger's time, not the clock"
+        );
+        assert_eq!(notify["contract_hash"].as_str().map(str::len), Some(64));
+        let told = notices(&mut hhs.client).await;
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert_eq!(told[0]["from"], "treasury");
+        assert_eq!(told[0]["receipt"]["log_index"], at + 1);
+        let proven = base64::engine::general_purpose::STANDARD
+            .decode(told[0]["receipt"]["entry"].as_str().expect("entry"))
+            .expect("base64");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&proven).expect("json"),
+            *notify
+        );
+        assert!(notices(&mut gsa.client).await.is_empty());
+
+        // An offer between treasury and gsa of a laptop is accepted on
+        // gsa's behalf in the same commit: gsa holds it at once.
+        let (offered, _) = treasury.offer("LAP-1", "gsa", "p-2").await;
+        let (at, acts) = acts_of(&mut gao.client, &offered).await;
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        assert_eq!(acts[0]["act"], "accept_offer");
+        assert_eq!(acts[0]["outcome"], "done");
+        let held = gsa.show("LAP-1").await;
+        assert_eq!(held["holder"], json!({"agency": "gsa", "person": "p-2"}));
+        assert_eq!(held["status"], "held");
+        let chain = held["chain"].as_array().expect("chain");
+        let last = chain.last().expect("an event");
+        assert_eq!(last["kind"], "accepted");
+        assert_eq!(last["by"], "gsa");
+        assert_eq!(last["log_index"], at + 1);
+        // Both parties hear of it.
+        assert_eq!(notices(&mut treasury.client).await.len(), 1);
+        assert_eq!(notices(&mut gsa.client).await.len(), 1);
+
+        // A phone offered to hhs is rejected on hhs's behalf.
+        let me = treasury.me();
+        let mut phone = register_body("PH-1", &me, "p-1", "DESK");
+        phone["category"] = json!("phone");
+        treasury.accepted(&me, REGISTER, phone).await;
+        let (offered, _) = treasury
+            .accepted(
+                "hhs",
+                OFFER,
+                json!({"tag": "PH-1", "to": {"agency": "hhs", "person": "p-7"}, "reason": "loan"}),
+            )
+            .await;
+        let (at, acts) = acts_of(&mut gao.client, &offered).await;
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        assert_eq!(acts[0]["act"], "reject_offer");
+        let held = treasury.show("PH-1").await;
+        assert_eq!(held["holder"]["agency"], "treasury");
+        assert_eq!(held["offer"], Value::Null);
+
+        // A rejection by a person opens a flagged discrepancy, which is
+        // escalated to the auditor (a chain of two); at HQ-CLEAR another
+        // contract closes it again (a chain of two on one event).
+        treasury.register("LAP-2", "p-1", "DESK").await;
+        let (_, offer) = treasury.offer("LAP-2", "state", "p-3").await;
+
+        let rejected = state.reject("treasury", "LAP-2", &offer).await;
+        let (at, acts) = acts_of(&mut gao.client, &rejected).await;
+        let names: Vec<&str> = acts
+            .iter()
+            .map(|a| a["act"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(names, ["open_discrepancy", "escalate"], "{acts:?}");
+        assert_eq!(
+            acts[1]["trigger"],
+            at + 1,
+            "the escalation's trigger is the act"
+        );
+        let open = gao.show("LAP-2").await;
+        assert_eq!(open["discrepancies"][0]["type"], "flagged", "{open}");
+        let escalated = notices(&mut gao.client).await;
+        assert_eq!(escalated.len(), 1, "{escalated:?}");
+        assert_eq!(escalated[0]["receipt"]["log_index"], at + 2);
+
+        // At HQ-CLEAR, a second contract on the same event closes the
+        // discrepancy the first act opened (a chain of three entries).
+        treasury.register("LAP-4", "p-1", "HQ-CLEAR").await;
+        let (_, offer) = treasury.offer("LAP-4", "state", "p-3").await;
+        let rejected = state.reject("treasury", "LAP-4", &offer).await;
+        let (at, acts) = acts_of(&mut gao.client, &rejected).await;
+        let names: Vec<&str> = acts
+            .iter()
+            .map(|a| a["act"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            names,
+            ["open_discrepancy", "escalate", "close_discrepancy"],
+            "{acts:?}"
+        );
+        assert_eq!(acts[2]["trigger"], at + 1);
+        assert_eq!(gao.show("LAP-4").await["discrepancies"], json!([]));
+
+        // A contract whose condition fails on this entry is logged as
+        // failed with its code and counted; the registration commits.
+        let bad = treasury.register("BAD-1", "p-1", "DESK").await;
+        let (at, acts) = acts_of(&mut gao.client, &bad).await;
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        assert_eq!(acts[0]["contract"], "broken-arithmetic");
+        assert_eq!(acts[0]["outcome"], "failed");
+        assert_eq!(acts[0]["error"], "division_by_zero");
+        assert_eq!(treasury.show("BAD-1").await["holder"]["agency"], "treasury");
+        assert_eq!(
+            metric(
+                &mut gao.client,
+                r#"xgate_contract_failures_total{contract="broken-arithmetic"}"#
+            )
+            .await,
+            Some(1.0)
+        );
+        assert_eq!(
+            metric(
+                &mut gao.client,
+                r#"xgate_contract_acts_total{contract="treasury-to-gsa-laptops",outcome="done"}"#
+            )
+            .await,
+            Some(1.0)
+        );
+
+        // A deadline is logged with its due time, from the entry's time.
+        let vault = treasury.register("LAP-3", "p-1", "VAULT").await;
+        let (at, acts) = acts_of(&mut gao.client, &vault).await;
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        assert_eq!(acts[0]["act"], "set_deadline");
+        assert_eq!(acts[0]["deadline"], "recount");
+        let time = entry(&mut gao.client, at).await["time"]
+            .as_i64()
+            .expect("time");
+        assert_eq!(acts[0]["due"], time + 72 * 3600);
+    });
+
+    // `xgate inbox` shows a notice as the act its receipt proves.
+    let pki = fed.pki().display().to_string();
+    let listed = xgate()
+        .run(
+            &[
+                "inbox",
+                "--pki",
+                &pki,
+                "--as",
+                "hhs",
+                "--gateway",
+                fed.gateway.url(),
+            ],
+            b"",
+        )
+        .expect_ok();
+    let items: Vec<Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let notice = items
+        .iter()
+        .find(|i| i["kind"] == "contract.act")
+        .expect("the notice");
+    assert_eq!(notice["body"]["act"], "notify", "{notice}");
+    assert_eq!(notice["body"]["contract"], "tell-hhs-of-registrations");
+    assert_eq!(notice["sealed"], false);
+    assert!(notice.get("refused").is_none(), "{notice}");
+
+    // The replay, given the policy file, recomputes every act and the state
+    // they left; without it, the acts cannot be checked.
+    let Federation { root, gateway } = fed;
+    gateway.stop();
+    let policy_arg = policy_path.display().to_string();
+    let out = replay_data(root.path(), &["--policy", &policy_arg]).expect_ok();
+    assert!(out.contains("the stored state equals"), "{out}");
+    assert!(out.contains("; 11 contract acts recomputed)"), "{out}");
+    let without = replay_data(root.path(), &[]);
+    assert_eq!(without.code, Some(1), "{}", without.stderr);
+    let said = String::from_utf8_lossy(&without.stdout);
+    assert!(
+        said.starts_with(&format!(
+            "difference: entry 1: an act under policy {policy_hash}, whose file was not given (--policy FILE)\n"
+        )),
+        "{said}"
+    );
+}
