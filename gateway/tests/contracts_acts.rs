@@ -66,6 +66,27 @@ deadline = "recount"
 after_hours = 72
 
 [[contract]]
+name = "recount-at-once"
+on = "envelope:asset.register"
+when = 'asset.location == "SOON"'
+do = "set_deadline"
+deadline = "recount-now"
+after_hours = 0
+
+[[contract]]
+name = "overdue-to-auditors"
+on = "deadline:recount-now"
+when = 'deadline.agency == "treasury" && entry.kind == "asset.register"'
+do = "escalate"
+
+[[contract]]
+name = "overdue-to-sender"
+on = "deadline:recount-now"
+when = 'has(deadline.tag) && deadline.tag.startsWith("LAP")'
+do = "notify"
+to = "sender"
+
+[[contract]]
 name = "broken-arithmetic"
 on = "envelope:asset.register"
 when = 'asset.tag == "BAD-1" && entry.time / (size(asset.tag) - 5) > 0'
@@ -200,7 +221,7 @@ fn each_act_is_logged_after_its_trigger_with_its_effect_and_replays() {
                 json!({"tag": "PH-1", "to": {"agency": "hhs", "person": "p-7"}, "reason": "loan"}),
             )
             .await;
-        let (at, acts) = acts_of(&mut gao.client, &offered).await;
+        let (_, acts) = acts_of(&mut gao.client, &offered).await;
         assert_eq!(acts.len(), 1, "{acts:?}");
         assert_eq!(acts[0]["act"], "reject_offer");
         let held = treasury.show("PH-1").await;
@@ -252,7 +273,7 @@ fn each_act_is_logged_after_its_trigger_with_its_effect_and_replays() {
         // A contract whose condition fails on this entry is logged as
         // failed with its code and counted; the registration commits.
         let bad = treasury.register("BAD-1", "p-1", "DESK").await;
-        let (at, acts) = acts_of(&mut gao.client, &bad).await;
+        let (_, acts) = acts_of(&mut gao.client, &bad).await;
         assert_eq!(acts.len(), 1, "{acts:?}");
         assert_eq!(acts[0]["contract"], "broken-arithmetic");
         assert_eq!(acts[0]["outcome"], "failed");
@@ -333,4 +354,72 @@ fn each_act_is_logged_after_its_trigger_with_its_effect_and_replays() {
         )),
         "{said}"
     );
+}
+
+#[test]
+fn a_deadline_fires_at_a_logged_tick_with_the_ticks_time_and_replays() {
+    let (fed, _dir, policy_path) = start();
+    let (tick, set_at) = runtime().block_on(async {
+        let [_, mut treasury, _, _, mut gao] = desks(&fed);
+        let registered = treasury.register("LAP-9", "p-1", "SOON").await;
+        let (at, acts) = acts_of(&mut gao.client, &registered).await;
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        assert_eq!(acts[0]["act"], "set_deadline");
+        let time = entry(&mut gao.client, at).await["time"].clone();
+        assert_eq!(acts[0]["due"], time, "after 0 hours: due at once");
+
+        // The gateway logs a clock.tick once it is due; the deadline's
+        // contracts act right after it, at the tick's time.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let tick = loop {
+            let size = federation::log_size(&mut gao.client).await;
+            if size > at + 2 {
+                break at + 2;
+            }
+            assert!(std::time::Instant::now() < deadline, "no tick within 30 s");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let logged = entry(&mut gao.client, tick).await;
+        assert_eq!(logged["kind"], "clock.tick", "{logged}");
+        let keys: Vec<&str> = logged
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["kind", "policy", "time", "v"]);
+        let tick_time = logged["time"].as_i64().expect("time");
+        assert!(tick_time >= time.as_i64().expect("time"));
+        let size = federation::log_size(&mut gao.client).await;
+        let fired = acts_after(&mut gao.client, tick, size).await;
+        let names: Vec<&str> = fired
+            .iter()
+            .map(|a| a["contract"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            names,
+            ["overdue-to-auditors", "overdue-to-sender"],
+            "{fired:?}"
+        );
+        for act in &fired {
+            assert_eq!(act["trigger"], tick, "{act}");
+            assert_eq!(act["time"], tick_time, "the tick's time");
+            assert_eq!(act["outcome"], "done", "{act}");
+        }
+        assert_eq!(fired[1]["to"], "treasury");
+        assert_eq!(notices(&mut gao.client).await.len(), 1);
+        assert_eq!(notices(&mut treasury.client).await.len(), 1);
+
+        // It fired once: no tick follows while nothing is due.
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        assert_eq!(federation::log_size(&mut gao.client).await, size);
+        (tick, at)
+    });
+    assert_eq!(tick, set_at + 2);
+
+    let Federation { root, gateway } = fed;
+    gateway.stop();
+    let policy_arg = policy_path.display().to_string();
+    let out = replay_data(root.path(), &["--policy", &policy_arg]).expect_ok();
+    assert!(out.contains("; 3 contract acts recomputed)"), "{out}");
 }

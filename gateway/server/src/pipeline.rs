@@ -24,6 +24,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use xgate_ledger::{Checkpoint, Ledger, NoteVerifier, StoreError, WriteBatch};
 
+use crate::acts::deadlines::{self, Tick};
 use crate::acts::{self, Cause, Scope, Setting};
 use crate::apply::facts::Terms;
 use crate::apply::reads::{Recording, Snapshot};
@@ -212,6 +213,10 @@ pub enum Declined {
     /// Its outbox record could not be encoded (a bug).
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    /// A `clock.tick` found no deadline due when its turn came (another
+    /// tick fired them): not logged.
+    #[error("no deadline is due")]
+    NothingDue,
     /// Forwarded here before, logged at this index: not a refusal, the
     /// answer is the first copy's receipt.
     #[error("this envelope was forwarded here before, as entry {0}")]
@@ -932,13 +937,7 @@ impl Gateway {
         let policy_hash = policy.hash_hex();
         let entry = self.entry(envelope, &op, stamp, &policy_hash, decision)?;
         let step = Arc::new(Step {
-            contracts: (!policy.contracts().is_empty()).then(|| Contracted {
-                policy: Arc::clone(policy),
-                hash: policy_hash,
-                registry: Arc::clone(&self.registry),
-                local: self.local.clone(),
-                failed: std::sync::Mutex::new(Vec::new()),
-            }),
+            contracts: (!policy.contracts().is_empty()).then(|| self.contracted(policy)),
             stored: envelope.clone(),
             op,
             stamp,
@@ -1047,6 +1046,58 @@ impl Gateway {
         })
         .await;
         built.unwrap_or_else(|_| Err(Reason::Commit(CommitError::Stopped)))
+    }
+
+    /// The contracts of `policy`, and what their acts may see here.
+    fn contracted(&self, policy: &Arc<Policy>) -> Contracted {
+        Contracted {
+            policy: Arc::clone(policy),
+            hash: policy.hash_hex(),
+            registry: Arc::clone(&self.registry),
+            local: self.local.clone(),
+            failed: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Appends a `clock.tick` entry if a deadline a contract set is due
+    /// (docs/contracts.md, "Deadlines"): every deadline due now fires there,
+    /// and the contracts on it act after it, in the same commit. Returns
+    /// the tick's index, or `None` when no deadline was due.
+    ///
+    /// # Errors
+    /// The commit's failure; the deadlines stay, and fire at a later tick.
+    pub async fn tick(&self) -> Result<Option<u64>, CommitError<Declined>> {
+        let now = unix_now();
+        let log = Arc::clone(&self.log);
+        let earliest = tokio::task::spawn_blocking(move || deadlines::earliest(log.store()))
+            .await
+            .map_err(|_| CommitError::Stopped)?
+            .map_err(|e| CommitError::Declined(Declined::State(e)))?;
+        if earliest.is_none_or(|due| due > now) {
+            return Ok(None);
+        }
+        let contracted = Arc::new(self.contracted(&self.policy()));
+        let acting = Arc::clone(&contracted);
+        let prepare: Prepare<Declined> = Box::new(move |view, index| {
+            let mut writes = WriteBatch::new();
+            let events = deadlines::fire(view, now, &mut writes)?;
+            if events.is_empty() {
+                return Err(Declined::NothingDue);
+            }
+            let cause = Cause { index, time: now };
+            let after = acting.run(cause, events, view, &mut writes)?;
+            Ok(Records { writes, after })
+        });
+        let entry = Tick::at(now, &contracted.hash).encode();
+        match self.committer.append(entry, prepare).await {
+            Ok((index, _)) => {
+                contracted.count(&self.metrics);
+                Ok(Some(index))
+            }
+            // Another replica's tick fired them first.
+            Err(CommitError::Declined(Declined::NothingDue)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The log entry of an envelope: its metadata, what it names of its
@@ -1159,19 +1210,61 @@ struct Contracted {
     failed: std::sync::Mutex<Vec<(String, bool)>>,
 }
 
-impl Step {
-    /// Counts the acts its last preparation logged, now that they are
-    /// durable.
-    fn count_acts(&self, metrics: &Metrics) {
-        let Some(contracted) = &self.contracts else {
-            return;
+impl Contracted {
+    /// Runs the contracts on `events`, the events of the entry `cause`
+    /// over `view` with the entry's `batch` of writes, adding the acts'
+    /// writes; returns their entries, and keeps what they were for
+    /// [`Contracted::count`].
+    fn run(
+        &self,
+        cause: Cause,
+        events: Vec<triggers::Event>,
+        view: &BatchView<'_>,
+        batch: &mut WriteBatch,
+    ) -> Result<Vec<Vec<u8>>, Declined> {
+        let setting = Setting {
+            contracts: self.policy.contracts(),
+            policy: &self.hash,
+            scope: Scope {
+                registry: &self.registry,
+                local: self.local.as_ref(),
+            },
         };
-        let acts = match contracted.failed.lock() {
+        let acts = acts::run(setting, cause, events, view, batch).map_err(state_declined)?;
+        let logged = acts
+            .iter()
+            .map(|a| (a.entry.contract.clone(), a.entry.is_failed()))
+            .collect();
+        match self.failed.lock() {
+            Ok(mut last) => *last = logged,
+            Err(poisoned) => *poisoned.into_inner() = logged,
+        }
+        Ok(acts.into_iter().map(|a| a.bytes).collect())
+    }
+
+    /// Counts the acts its last run logged, now that they are durable.
+    fn count(&self, metrics: &Metrics) {
+        let acts = match self.failed.lock() {
             Ok(mut acts) => std::mem::take(&mut *acts),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
         for (contract, failed) in acts {
             metrics.act(&contract, failed);
+        }
+    }
+}
+
+/// A state failure as the commit step declines with it.
+fn state_declined(e: StateError) -> Declined {
+    Declined::Apply(ApplyError::Asset(e.into()))
+}
+
+impl Step {
+    /// Counts the acts its last preparation logged, now that they are
+    /// durable.
+    fn count_acts(&self, metrics: &Metrics) {
+        if let Some(contracted) = &self.contracts {
+            contracted.count(metrics);
         }
     }
 
@@ -1330,38 +1423,19 @@ impl Step {
         view: &BatchView<'_>,
         batch: &mut WriteBatch,
     ) -> Result<Vec<Vec<u8>>, Declined> {
-        let state_error = |e: StateError| Declined::Apply(ApplyError::Asset(e.into()));
         let events = {
             let left = Over {
                 base: view,
                 top: &*batch,
             };
             triggers::events(&self.op, self.stored.kind, facts, self.op.named(), &left)
-                .map_err(|e| state_error(e.into()))?
-        };
-        let setting = Setting {
-            contracts: contracted.policy.contracts(),
-            policy: &contracted.hash,
-            scope: Scope {
-                registry: &contracted.registry,
-                local: contracted.local.as_ref(),
-            },
+                .map_err(|e| state_declined(e.into()))?
         };
         let cause = Cause {
             index: facts.log_index,
             time: facts.time,
-            from: facts.sender.as_str(),
         };
-        let acts = acts::run(setting, cause, events, view, batch).map_err(state_error)?;
-        let logged = acts
-            .iter()
-            .map(|a| (a.entry.contract.clone(), a.entry.is_failed()))
-            .collect();
-        match contracted.failed.lock() {
-            Ok(mut last) => *last = logged,
-            Err(poisoned) => *poisoned.into_inner() = logged,
-        }
-        Ok(acts.into_iter().map(|a| a.bytes).collect())
+        contracted.run(cause, events, view, batch)
     }
 
     /// Off the commit thread: the step's survey, read from the store as it

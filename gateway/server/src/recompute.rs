@@ -36,6 +36,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use xgate_ledger::{Ledger, StoreError, StoreRead, WriteBatch};
 
+use crate::acts::deadlines::{self, Tick};
 use crate::acts::{self, Cause, Scope, Setting};
 use crate::apply::record::Record;
 use crate::apply::state::{Memory, Over};
@@ -173,6 +174,9 @@ enum Mismatch {
     /// The contracts could not be run on it (a storage failure).
     #[error("its contracts could not be run: {0}")]
     Acts(#[source] crate::apply::state::StateError),
+    /// A `clock.tick` with no deadline due: the gateway logs none.
+    #[error("a clock.tick at which no deadline is due")]
+    IdleTick,
 }
 
 /// The policies a replay was given, by hash, with what the acts may see.
@@ -196,10 +200,7 @@ impl Policies<'_> {
         memory: &Memory,
         batch: &mut WriteBatch,
     ) -> Result<Vec<Vec<u8>>, Mismatch> {
-        let (Some(policy), Some(registry)) = (self.by_hash.get(hash), self.registry) else {
-            return Ok(Vec::new());
-        };
-        if policy.contracts().is_empty() {
+        if !self.runs(hash) {
             return Ok(Vec::new());
         }
         let events = {
@@ -210,6 +211,36 @@ impl Policies<'_> {
             triggers::events(op, kind, facts, op.named(), &left)
                 .map_err(|e| Mismatch::Acts(e.into()))?
         };
+        let cause = Cause {
+            index: facts.log_index,
+            time: facts.time,
+        };
+        self.run(hash, cause, events, memory, batch)
+    }
+
+    /// Whether the contracts of the policy `hash` can be run: its file
+    /// was given, with a registry, and it has contracts.
+    fn runs(&self, hash: &str) -> bool {
+        self.registry.is_some()
+            && self
+                .by_hash
+                .get(hash)
+                .is_some_and(|p| !p.contracts().is_empty())
+    }
+
+    /// The acts of the contracts of the policy `hash` on `events`, the
+    /// events of the entry `cause`, as the committer computed them.
+    fn run(
+        &self,
+        hash: &str,
+        cause: Cause,
+        events: Vec<triggers::Event>,
+        memory: &Memory,
+        batch: &mut WriteBatch,
+    ) -> Result<Vec<Vec<u8>>, Mismatch> {
+        let (Some(policy), Some(registry)) = (self.by_hash.get(hash), self.registry) else {
+            return Ok(Vec::new());
+        };
         let setting = Setting {
             contracts: policy.contracts(),
             policy: hash,
@@ -218,13 +249,31 @@ impl Policies<'_> {
                 local: self.local.as_ref(),
             },
         };
-        let cause = Cause {
-            index: facts.log_index,
-            time: facts.time,
-            from: facts.sender.as_str(),
-        };
         let acts = acts::run(setting, cause, events, memory, batch).map_err(Mismatch::Acts)?;
         Ok(acts.into_iter().map(|a| a.bytes).collect())
+    }
+
+    /// Fires the deadlines due at the tick at `index`, logged at `time`
+    /// under the policy `hash`, and the contracts on them: the writes and
+    /// the acts that must follow the tick.
+    fn tick(
+        &self,
+        index: u64,
+        tick: &Tick,
+        memory: &Memory,
+    ) -> Result<(WriteBatch, Vec<Vec<u8>>), Mismatch> {
+        let mut batch = WriteBatch::new();
+        let events =
+            deadlines::fire(memory, tick.time, &mut batch).map_err(|e| Mismatch::Acts(e.into()))?;
+        if events.is_empty() {
+            return Err(Mismatch::IdleTick);
+        }
+        let cause = Cause {
+            index,
+            time: tick.time,
+        };
+        let acts = self.run(&tick.policy, cause, events, memory, &mut batch)?;
+        Ok((batch, acts))
     }
 
     /// Why an act logged under the policy `hash` cannot be recomputed, if
@@ -344,6 +393,9 @@ pub fn replay(
             let applied = match step {
                 Step::Envelope(checked) => checked.apply(index, &memory, &policies),
                 Step::Record(checked) => checked.apply(index, &memory, &policies),
+                Step::Tick(tick) => policies
+                    .tick(index, &tick, &memory)
+                    .map(|(batch, acts)| (batch, acts, false)),
                 Step::Act(..) => continue,
             };
             match applied {
@@ -378,6 +430,8 @@ enum Step {
     Record(Checked),
     /// A contract's act, as logged, and the policy it names.
     Act(Vec<u8>, String),
+    /// A `clock.tick`, which fires the deadlines due.
+    Tick(Tick),
 }
 
 /// An envelope's entry, checked.
@@ -488,6 +542,9 @@ impl Checker<'_> {
     ) -> Result<Step, Mismatch> {
         if let Ok(act) = ActEntry::parse(bytes) {
             return Ok(Step::Act(bytes.to_vec(), act.policy));
+        }
+        if let Ok(tick) = Tick::parse(bytes) {
+            return Ok(Step::Tick(tick));
         }
         let entry = Logged::parse(bytes)?;
         let kind: Kind = entry.kind.parse().map_err(|_| Mismatch::UnknownKind)?;

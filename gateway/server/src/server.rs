@@ -249,6 +249,9 @@ fn builder(limits: &ListenerLimits) -> Builder<TokioExecutor> {
     builder
 }
 
+/// How often the gateway looks for deadlines due.
+const TICK_EVERY: Duration = Duration::from_secs(1);
+
 fn spawn_background(
     ctx: Arc<ApiState>,
     crl_poll: Duration,
@@ -258,8 +261,18 @@ fn spawn_background(
         let mut hangup = hangup_signal();
         let mut poll = tokio::time::interval(crl_poll);
         let mut purge = tokio::time::interval(PURGE_EVERY);
+        let mut tick = tokio::time::interval(TICK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = tick.tick() => {
+                    // A deadline a contract set fires through a logged
+                    // `clock.tick` entry, never by reading the clock in a
+                    // rule (docs/contracts.md, "Deadlines").
+                    if let Err(e) = ctx.gateway.tick().await {
+                        tracing::warn!(error = %e, "a clock.tick for the deadlines due was not logged; retrying");
+                    }
+                }
                 _ = poll.tick() => reload_crl(&ctx, false),
                 Some(()) = next_hangup(&mut hangup) => {
                     reload_crl(&ctx, true);

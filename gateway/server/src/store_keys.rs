@@ -110,6 +110,10 @@ prefixes! {
     MedicalHolderIndex = b"Gw", "medical holder index", LastPart, Recomputed;
     /// `Gu` holder `0` index (u64 BE): a break-the-glass grant awaiting review.
     ReviewQueue = b"Gu", "review queue item", IndexLast, Recomputed;
+    /// `Gp` due (u64 BE) index (u64 BE): a deadline a contract set, by
+    /// when it falls due and the act that set it; a `clock.tick` entry
+    /// fires and removes it.
+    Deadline = b"Gp", "deadline", IndexLast, Recomputed;
     /// `Ge` index (u64 BE): the compact JWS of an envelope the state is
     /// recomputed from, kept for good.
     KeptEnvelope = b"Ge", "kept envelope", IndexFirst, Kept;

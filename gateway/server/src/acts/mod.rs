@@ -7,6 +7,7 @@
 //! applied; `xgate audit replay` runs it again over the same state and
 //! compares what it computes with the acts the log holds.
 
+pub mod deadlines;
 pub mod run;
 pub mod take;
 

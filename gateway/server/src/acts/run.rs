@@ -59,13 +59,11 @@ pub struct Setting<'a> {
 
 /// The entry that caused the events.
 #[derive(Clone, Copy, Debug)]
-pub struct Cause<'a> {
+pub struct Cause {
     /// Its index.
     pub index: u64,
     /// Its time as the rules read it: every act's `time`.
     pub time: i64,
-    /// The agency whose entry it is: notices come from it.
-    pub from: &'a str,
 }
 
 /// Runs the contracts of `setting` on `events`, the events of the entry
@@ -77,7 +75,7 @@ pub struct Cause<'a> {
 /// A storage failure: the entry cannot be committed now.
 pub fn run(
     setting: Setting<'_>,
-    cause: Cause<'_>,
+    cause: Cause,
     events: Vec<Event>,
     state: &impl StateRead,
     batch: &mut WriteBatch,
@@ -132,7 +130,7 @@ pub fn run(
                         Ok(caused) => {
                             let to = take::deliver(setting.scope, &contract.action, &entry, &event);
                             let act = logged(entry)?;
-                            take::notify(&to, cause.from, index, &act.bytes, &mut writes).map_err(
+                            take::notify(&to, &event, index, &act.bytes, &mut writes).map_err(
                                 |e| StateError::Store(xgate_ledger::StoreError(e.to_string())),
                             )?;
                             batch.extend(writes);

@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use xgate_ledger::WriteBatch;
 
+use super::deadlines::{self, Deadline};
 use crate::apply::asset::{self, AssetError};
 use crate::apply::facts::Facts;
 use crate::apply::state::{StateError, StateRead};
@@ -210,8 +211,19 @@ pub fn take(
             Ok(notice_events(event, &facts, &over)?)
         }
         Action::SetDeadline { name, hours } => {
+            let due = time.saturating_add(i64::from(*hours) * 3600);
             entry.deadline = Some(name.clone());
-            entry.due = Some(time.saturating_add(i64::from(*hours) * 3600));
+            entry.due = Some(due);
+            let deadline = Deadline {
+                name: name.clone(),
+                due,
+                set_by: entry.contract.clone(),
+                act: index,
+                tag: entry.tag.clone(),
+                agency: bound("asset", "holder").or_else(|| bound("entry", "from")),
+                entry: event.bindings.get("entry").cloned().unwrap_or(Value::Null),
+            };
+            deadlines::set(&deadline, batch)?;
             Ok(Vec::new())
         }
         Action::Notify(to) => {
@@ -273,17 +285,24 @@ pub fn deliver(
     to
 }
 
-/// Adds `entry`, logged at `index`, to the inbox of each of `to`.
+/// Adds `entry`, logged at `index`, to the inbox of each of `to`, from the
+/// sender of the entry `event` binds (the envelope that started it all).
 ///
 /// # Errors
 /// A record that cannot be encoded (a bug).
 pub fn notify(
     to: &[AgencyId],
-    from: &str,
+    event: &Event,
     index: u64,
     entry: &[u8],
     batch: &mut WriteBatch,
 ) -> Result<(), inbox::EncodeRecordError> {
+    let from = event
+        .bindings
+        .get("entry")
+        .and_then(|e| e.get("from"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     for agency in to {
         inbox::notify(agency, from, index, entry, batch)?;
     }

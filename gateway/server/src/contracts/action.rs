@@ -6,10 +6,12 @@
 //! reject_offer              reject it on the receiving agency's behalf
 //! require_second_approval   hold the triggering envelope's effect until a
 //!                           second person of the same agency approves
-//! open_discrepancy          open a discrepancy on the asset (type "contract")
+//! open_discrepancy          open a discrepancy on the asset (type "flagged")
 //! close_discrepancy         resolve the discrepancy that triggered it
 //! set_deadline              deadline = NAME, after_hours = H: a deadline:NAME
-//!                           trigger H hours after the entry's time
+//!                           trigger H hours after the entry's time, fired
+//!                           by the first clock.tick entry at or after it
+//!                           (H = 0: the next tick)
 //! notify                    to = AGENCY | "sender" | "recipient" | "holder":
 //!                           a notice in that agency's inbox
 //! escalate                  a notice in every auditor's inbox
@@ -128,9 +130,10 @@ impl Action {
                 let hours = params.after_hours.ok_or_else(|| {
                     ActionError::Param("set_deadline needs after_hours = H".into())
                 })?;
-                if hours == 0 || hours > MAX_AFTER_HOURS {
+                // 0: due at once, fired by the next tick (in its own entry).
+                if hours > MAX_AFTER_HOURS {
                     return Err(ActionError::Param(format!(
-                        "after_hours must be 1 to {MAX_AFTER_HOURS}, not {hours}"
+                        "after_hours must be 0 to {MAX_AFTER_HOURS}, not {hours}"
                     )));
                 }
                 Action::SetDeadline {

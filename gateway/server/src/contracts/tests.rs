@@ -1,5 +1,6 @@
 use serde_json::json;
 
+use super::action::MAX_AFTER_HOURS;
 use super::*;
 use crate::registry::{Registry, for_tests};
 
@@ -178,9 +179,14 @@ fn actions_take_their_parameters_and_only_their_triggers() {
     let e = Contract::load(&deadline, &registry()).expect_err("no name");
     assert!(e.to_string().contains("needs deadline"), "{e}");
     deadline.deadline = Some("count-due".into());
+    deadline.after_hours = Some(MAX_AFTER_HOURS + 1);
+    let e = Contract::load(&deadline, &registry()).expect_err("over a year");
+    assert!(
+        e.to_string().contains("after_hours must be 0 to 8784"),
+        "{e}"
+    );
     deadline.after_hours = Some(0);
-    let e = Contract::load(&deadline, &registry()).expect_err("zero");
-    assert!(e.to_string().contains("after_hours must be 1"), "{e}");
+    Contract::load(&deadline, &registry()).expect("due at the next tick");
     deadline.after_hours = Some(72);
     let c = Contract::load(&deadline, &registry()).expect("deadline");
     assert_eq!(

@@ -402,8 +402,9 @@ impl From<Declined> for ApiError {
             Declined::Apply(e) => e.into(),
             Declined::Inbox(e) => internal(&e),
             Declined::Outbox(e) => internal(&e),
-            // Answered with the first copy's receipt before it gets here.
-            Declined::Delivered(_) => internal(&d),
+            // Answered with the first copy's receipt, or not at all (a
+            // tick), before it gets here.
+            Declined::Delivered(_) | Declined::NothingDue => internal(&d),
             Declined::NotNow => ApiError::new(Code::Unavailable, d.to_string()),
             Declined::State(e) => ledger(&xgate_ledger::Error::Store(e)),
         }

@@ -25,6 +25,7 @@
 
 use std::collections::BTreeMap;
 
+use xgate_server::acts::deadlines::Tick;
 use xgate_server::contracts::act::ActEntry;
 use xgate_server::entry::Logged;
 use xgate_server::registry::{AgencyId, GatewayId, Registry};
@@ -40,9 +41,28 @@ pub struct LogEntries {
     pub gateway: GatewayId,
     /// Its entries in log order, or why one is not a gateway entry.
     pub entries: Vec<Result<Logged, String>>,
-    /// The contracts' acts among them, by index (an act is no envelope:
-    /// its place in `entries` says so).
-    pub acts: BTreeMap<u64, ActEntry>,
+    /// The contracts' entries among them (acts and ticks), by index: no
+    /// envelope, so their place in `entries` says so.
+    pub acts: BTreeMap<u64, Contractual>,
+}
+
+/// A log entry of the contracts, not of an envelope.
+#[derive(Debug)]
+pub enum Contractual {
+    /// An act a contract took.
+    Act(Box<ActEntry>),
+    /// A `clock.tick`, at which deadlines fired.
+    Tick(Tick),
+}
+
+impl Contractual {
+    /// Parses `bytes` as an act or a tick entry, if it is one.
+    pub fn parse(bytes: &[u8]) -> Option<Contractual> {
+        if let Ok(act) = ActEntry::parse(bytes) {
+            return Some(Contractual::Act(Box::new(act)));
+        }
+        Tick::parse(bytes).ok().map(Contractual::Tick)
+    }
 }
 
 /// An entry's place: which log (by position in the list given) and index.

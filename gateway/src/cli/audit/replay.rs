@@ -17,7 +17,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use xgate_server::contracts::act::ActEntry;
 use xgate_server::entry::Logged;
 use xgate_server::policy::Policy;
 use xgate_server::recompute;
@@ -27,7 +26,7 @@ use super::super::error::Error;
 use super::super::log::{open_existing, store_setting};
 use super::super::session::runtime;
 use super::entries::EntryState;
-use super::exchanges::{LogEntries, SKEW, at, match_logs};
+use super::exchanges::{Contractual, LogEntries, SKEW, at, match_logs};
 use super::logs::{Witnesses, fetch};
 use super::trust::Trust;
 
@@ -199,9 +198,9 @@ fn run_logs(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             .into_iter()
             .enumerate()
             .map(|(index, bytes)| {
-                if let Ok(act) = ActEntry::parse(&bytes) {
-                    acts.insert(index as u64, act);
-                    return Err("a contract's act".to_owned());
+                if let Some(entry) = Contractual::parse(&bytes) {
+                    acts.insert(index as u64, entry);
+                    return Err("a contract's entry".to_owned());
                 }
                 Logged::parse(&bytes).map_err(|e| e.to_string())
             })
@@ -218,7 +217,8 @@ fn run_logs(args: &ReplayArgs, stdout: &mut dyn Write) -> Result<(), Error> {
     for place in exchanges.order {
         let (log, index) = place;
         let finding = match logs.get(log).and_then(|l| l.acts.get(&index)) {
-            Some(act) => state.apply_act(&at(&logs, place), index, act, SKEW),
+            Some(Contractual::Act(act)) => state.apply_act(&at(&logs, place), index, act, SKEW),
+            Some(Contractual::Tick(tick)) => state.apply_tick(tick),
             None => usize::try_from(index)
                 .ok()
                 .and_then(|i| logs.get(log)?.entries.get(i)?.as_ref().ok())
