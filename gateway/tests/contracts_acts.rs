@@ -11,7 +11,12 @@ use base64::Engine as _;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use federation::assets::{OFFER, REGISTER, desks, federation, register_body};
+use federation::assets::{ACCEPT, OFFER, REGISTER, desks, federation, register_body};
+
+/// The kind of a second person's approval of a held offer.
+const APPROVE: &str = "contract.approve";
+/// The kind of its denial.
+const DENY: &str = "contract.deny";
 use federation::{Federation, get_json, metric, replay_data, runtime, xgate};
 use xgate::client::Client;
 
@@ -87,6 +92,12 @@ do = "notify"
 to = "sender"
 
 [[contract]]
+name = "armory-needs-two"
+on = "envelope:asset.transfer.offer"
+when = 'offer.to == "state" && asset.location == "ARMORY"'
+do = "require_second_approval"
+
+[[contract]]
 name = "broken-arithmetic"
 on = "envelope:asset.register"
 when = 'asset.tag == "BAD-1" && entry.time / (size(asset.tag) - 5) > 0'
@@ -139,6 +150,43 @@ async fn notices(client: &mut Client) -> Vec<Value> {
         .filter(|i| i["kind"] == "contract.act")
         .cloned()
         .collect()
+}
+
+/// What `xgate audit monitor --replay` makes of the public log once it
+/// serves all `size` entries: acts and ticks fold with the envelopes, an
+/// offer answered or held by a contract as one answered by its recipient.
+fn public_replay(fed: &Federation, size: u64) -> String {
+    let root = fed.root.path();
+    let vkey = federation::log_vkey(&root.join("data"));
+    let ca = root.join("pki/ca.crt").display().to_string();
+    let state = root.join("monitor.json");
+    let state_arg = state.display().to_string();
+    let args = [
+        "audit",
+        "monitor",
+        "--log",
+        fed.gateway.public_url(),
+        "--ca",
+        &ca,
+        "--key",
+        &vkey,
+        "--state",
+        &state_arg,
+        "--once",
+        "--replay",
+    ];
+    // The public checkpoint follows the log within a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let _ = std::fs::remove_file(&state);
+        let run = xgate().run(&args, b"");
+        let out = String::from_utf8_lossy(&run.stdout).into_owned();
+        if run.code == Some(0) && out.starts_with(&format!("size {size}:")) {
+            return out;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out} {}", run.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 fn start() -> (Federation, tempfile::TempDir, std::path::PathBuf) {
@@ -308,6 +356,10 @@ fn each_act_is_logged_after_its_trigger_with_its_effect_and_replays() {
         assert_eq!(acts[0]["due"], time + 72 * 3600);
     });
 
+    let size = runtime().block_on(async { federation::log_size(&mut fed.client("gao")).await });
+    let public = public_replay(&fed, size);
+    assert!(public.contains(" 0 findings"), "{public}");
+
     // `xgate inbox` shows a notice as the act its receipt proves.
     let pki = fed.pki().display().to_string();
     let listed = xgate()
@@ -422,4 +474,93 @@ fn a_deadline_fires_at_a_logged_tick_with_the_ticks_time_and_replays() {
     let policy_arg = policy_path.display().to_string();
     let out = replay_data(root.path(), &["--policy", &policy_arg]).expect_ok();
     assert!(out.contains("; 3 contract acts recomputed)"), "{out}");
+}
+
+#[test]
+fn the_two_person_rule_holds_an_offer_until_another_person_approves() {
+    let (fed, _dir, policy_path) = start();
+    let size = runtime().block_on(async {
+        let [mut state, mut treasury, _, _, mut gao] = desks(&fed);
+        treasury.register("LAP-7", "p-1", "ARMORY").await;
+        let (offered, offer) = treasury.offer("LAP-7", "state", "p-3").await;
+        let (at, acts) = acts_of(&mut gao.client, &offered).await;
+        assert_eq!(acts.len(), 1, "{acts:?}");
+        assert_eq!(acts[0]["act"], "require_second_approval");
+        assert_eq!(acts[0]["outcome"], "done");
+        let hold = at + 1;
+        let held = treasury.show("LAP-7").await;
+        assert_eq!(held["status"], "awaiting_approval", "{held}");
+        assert_eq!(held["offer"]["hold"]["act"], hold);
+
+        // Nobody can answer it yet.
+        let me = treasury.me();
+        let answer = json!({"tag": "LAP-7", "offer": offer});
+        let refused = |code: &str, status: StatusCode, reply: &xgate::client::Reply| {
+            assert_eq!(
+                reply.status,
+                status,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            assert_eq!(federation::error_code(reply), code);
+        };
+        let (jws, _) = state.sign(&me, ACCEPT, answer.clone());
+        refused(
+            "awaiting_approval",
+            StatusCode::CONFLICT,
+            &state.post(&jws).await,
+        );
+
+        // The person who offered it cannot approve it; a wrong act is no
+        // hold; another person of treasury can.
+        let approval =
+            |act: u64, approver: &str| json!({"tag": "LAP-7", "act": act, "approver": approver});
+        let (jws, _) = treasury.sign(&me, APPROVE, approval(hold, "p-1"));
+        refused(
+            "same_person",
+            StatusCode::FORBIDDEN,
+            &treasury.post(&jws).await,
+        );
+        let (jws, _) = treasury.sign(&me, APPROVE, approval(hold + 5, "p-5"));
+        refused("no_hold", StatusCode::CONFLICT, &treasury.post(&jws).await);
+        let (jws, _) = state.sign("state", APPROVE, approval(hold, "p-5"));
+        refused("not_holder", StatusCode::FORBIDDEN, &state.post(&jws).await);
+        treasury.accepted(&me, APPROVE, approval(hold, "p-5")).await;
+        assert_eq!(treasury.show("LAP-7").await["status"], "offered");
+        state.accept(&me, "LAP-7", &offer, None).await;
+        let moved = state.show("LAP-7").await;
+        assert_eq!(moved["holder"], json!({"agency": "state", "person": "p-3"}));
+        let kinds: Vec<&str> = moved["chain"]
+            .as_array()
+            .expect("chain")
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(kinds, ["registered", "offered", "approved", "accepted"]);
+
+        // A denial withdraws the held offer.
+        treasury.register("LAP-8", "p-1", "ARMORY").await;
+        let (offered, offer) = treasury.offer("LAP-8", "state", "p-3").await;
+        let (at, _) = acts_of(&mut gao.client, &offered).await;
+        let deny = json!({"tag": "LAP-8", "act": at + 1, "approver": "p-1"});
+        treasury.accepted(&me, DENY, deny).await;
+        let withdrawn = treasury.show("LAP-8").await;
+        assert_eq!(withdrawn["status"], "held");
+        assert_eq!(withdrawn["offer"], Value::Null);
+        let (jws, _) = state.sign(&me, ACCEPT, json!({"tag": "LAP-8", "offer": offer}));
+        refused(
+            "no_open_offer",
+            StatusCode::CONFLICT,
+            &state.post(&jws).await,
+        );
+        federation::log_size(&mut gao.client).await
+    });
+    let public = public_replay(&fed, size);
+    assert!(public.contains(" 0 findings"), "{public}");
+
+    let Federation { root, gateway } = fed;
+    gateway.stop();
+    let policy_arg = policy_path.display().to_string();
+    let out = replay_data(root.path(), &["--policy", &policy_arg]).expect_ok();
+    assert!(out.contains("; 2 contract acts recomputed)"), "{out}");
 }

@@ -28,12 +28,17 @@ pub enum Kind {
     MedicalResponse,
     /// A reviewer closes a break-the-glass grant.
     ReviewDecision,
+    /// A second person approves an offer a contract held (issue 25).
+    ContractApprove,
+    /// The offer a contract held is denied, and withdrawn.
+    ContractDeny,
 }
 
 impl Kind {
     /// Every kind, in the order docs/architecture.md lists them ("Envelope
-    /// kinds"; `medical.approve` added by issue 5).
-    pub const ALL: [Kind; 10] = [
+    /// kinds"; `medical.approve` added by issue 5, `contract.approve` and
+    /// `contract.deny` by issue 25).
+    pub const ALL: [Kind; 12] = [
         Kind::RecordSend,
         Kind::AssetRegister,
         Kind::AssetTransferOffer,
@@ -44,6 +49,8 @@ impl Kind {
         Kind::MedicalApprove,
         Kind::MedicalResponse,
         Kind::ReviewDecision,
+        Kind::ContractApprove,
+        Kind::ContractDeny,
     ];
 
     /// The kind's name, as in the `kind` claim.
@@ -59,6 +66,8 @@ impl Kind {
             Kind::MedicalApprove => "medical.approve",
             Kind::MedicalResponse => "medical.response",
             Kind::ReviewDecision => "review.decision",
+            Kind::ContractApprove => "contract.approve",
+            Kind::ContractDeny => "contract.deny",
         }
     }
 }

@@ -14,11 +14,13 @@ use xgate_ledger::WriteBatch;
 use super::deadlines::{self, Deadline};
 use crate::apply::asset::{self, AssetError};
 use crate::apply::facts::Facts;
+use crate::apply::state::write;
 use crate::apply::state::{StateError, StateRead};
 use crate::apply::triggers::{self, Event};
-use crate::assets::custody::Refusal;
+use crate::assets::custody::{self, Refusal};
 use crate::assets::model::Answer;
 use crate::assets::reconcile::{self, Discrepancy, DiscrepancyKind, Notices};
+use crate::assets::state as assets;
 use crate::contracts::act::{ACT_KIND, ActEntry};
 use crate::contracts::action::{Action, Recipient};
 use crate::entry::Stamp;
@@ -79,6 +81,9 @@ fn refusal_code(r: &Refusal) -> &'static str {
         Refusal::OfferPending(_) => "offer_pending",
         Refusal::NoOpenOffer(_) => "no_open_offer",
         Refusal::WrongAudience(_) => "wrong_audience",
+        Refusal::AwaitingApproval(_) => "awaiting_approval",
+        Refusal::NoHold(_) => "no_hold",
+        Refusal::SamePerson(_) => "same_person",
     }
 }
 
@@ -241,7 +246,16 @@ pub fn take(
             Ok(Vec::new())
         }
         Action::Escalate => Ok(Vec::new()),
-        Action::RequireSecondApproval => Err(Failure::Code("not_available")),
+        Action::RequireSecondApproval => {
+            let (Some(tag), Some(jti)) = (bound("asset", "tag"), bound("offer", "jti")) else {
+                return Err(Failure::Code("no_offer"));
+            };
+            let asset = assets::asset(state, &tag)?.ok_or(Failure::Code("not_found"))?;
+            let held = custody::hold(&asset, &jti, index, time)
+                .map_err(|r| Failure::Code(refusal_code(&r)))?;
+            write(batch, assets::asset_key(&tag), &held).map_err(StateError::from)?;
+            Ok(Vec::new())
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use super::facts::Facts;
 use super::state::{EncodeError, StateError, StateRead, read, write};
 use crate::assets::custody::{self, Asset, Event, Refusal};
 use crate::assets::dossier::{Dossier, Imported};
-use crate::assets::model::{Answer, AssetBody as _, Offer, Register, Report};
+use crate::assets::model::{Answer, Approval, AssetBody as _, Offer, Register, Report};
 use crate::assets::reconcile::{self, DiscrepancyKind, Notices, Survey};
 use crate::assets::state;
 use crate::kind::Kind;
@@ -33,6 +33,10 @@ pub enum Op {
     Reject(Answer),
     /// `inventory.report`.
     Report(Report),
+    /// `contract.approve`.
+    Approve(Approval),
+    /// `contract.deny`.
+    Deny(Approval),
 }
 
 impl Op {
@@ -48,6 +52,8 @@ impl Op {
             Kind::AssetTransferAccept => Answer::parse(body).map(Op::Accept),
             Kind::AssetTransferReject => Answer::parse_reject(body).map(Op::Reject),
             Kind::InventoryReport => Report::parse(body).map(Op::Report),
+            Kind::ContractApprove => Approval::parse(body).map(Op::Approve),
+            Kind::ContractDeny => Approval::parse(body).map(Op::Deny),
             _ => return Ok(None),
         };
         op.map(Some).map_err(BodyError::invalid)
@@ -62,6 +68,8 @@ impl Op {
                 | Kind::AssetTransferAccept
                 | Kind::AssetTransferReject
                 | Kind::InventoryReport
+                | Kind::ContractApprove
+                | Kind::ContractDeny
         )
     }
 
@@ -73,6 +81,8 @@ impl Op {
             Op::Accept(_) => Kind::AssetTransferAccept,
             Op::Reject(_) => Kind::AssetTransferReject,
             Op::Report(_) => Kind::InventoryReport,
+            Op::Approve(_) => Kind::ContractApprove,
+            Op::Deny(_) => Kind::ContractDeny,
         }
     }
 
@@ -83,6 +93,7 @@ impl Op {
             Op::Offer(o) => Some(&o.tag),
             Op::OfferIn(i) => Some(&i.offer.tag),
             Op::Accept(a) | Op::Reject(a) => Some(&a.tag),
+            Op::Approve(a) | Op::Deny(a) => Some(&a.tag),
             Op::Report(_) => None,
         }
     }
@@ -95,6 +106,7 @@ impl Op {
             Op::Offer(o) => Some(&o.to.person),
             Op::OfferIn(i) => Some(&i.offer.to.person),
             Op::Accept(_) | Op::Reject(_) => None,
+            Op::Approve(a) | Op::Deny(a) => Some(&a.approver),
             Op::Report(r) => Some(&r.reported_by),
         }
     }
@@ -235,6 +247,8 @@ pub fn apply_surveyed(
         }
         Op::Accept(a) => custody::answer(existing.as_ref(), a, true, facts)?,
         Op::Reject(a) => custody::answer(existing.as_ref(), a, false, facts)?,
+        Op::Approve(a) => custody::settle_hold(existing.as_ref(), a, true, facts)?,
+        Op::Deny(a) => custody::settle_hold(existing.as_ref(), a, false, facts)?,
         // Handled above.
         Op::Report(_) => return Ok(None),
     };

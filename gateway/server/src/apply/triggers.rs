@@ -88,7 +88,9 @@ pub fn events(
                 asset::Op::Register(_)
                 | asset::Op::OfferIn(_)
                 | asset::Op::Accept(_)
-                | asset::Op::Reject(_) => {}
+                | asset::Op::Reject(_)
+                | asset::Op::Approve(_)
+                | asset::Op::Deny(_) => {}
             }
             more.extend(notice_events(&entry, facts.log_index, facts.sender, state)?);
         }
@@ -190,12 +192,11 @@ fn asset_record(
     let missing = open_discrepancies(state, tag)?
         .iter()
         .any(|d| d.kind == DiscrepancyKind::Missing);
-    let status = if missing {
-        "missing"
-    } else if asset.open_offer(time).is_some() {
-        "offered"
-    } else {
-        "held"
+    let status = match asset.open_offer(time) {
+        _ if missing => "missing",
+        Some(offer) if offer.hold.is_some() => "awaiting_approval",
+        Some(_) => "offered",
+        None => "held",
     };
     Ok(Some(json!({
         "tag": asset.tag,

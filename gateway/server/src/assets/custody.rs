@@ -15,11 +15,17 @@
 //!   offer per asset; an offer expires after the configured time.
 //! - `asset.transfer.accept` / `reject`: sent by the receiving agency back to
 //!   the offering one, naming the open offer's `jti`; custody changes only
-//!   on accept.
+//!   on accept; an offer a contract holds for a second approval
+//!   (`require_second_approval`, docs/contracts.md) cannot be answered yet.
+//! - `contract.approve` / `contract.deny`: sent by the offering agency to
+//!   itself, naming the held offer's asset and the act that holds it; an
+//!   approval names another person than the holder who offered it (the
+//!   two-person rule) and lets the offer be answered; a denial withdraws
+//!   the offer.
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Answer, Holder, Offer, Register};
+use super::model::{Answer, Approval, Holder, Offer, Register};
 use crate::apply::facts::Facts;
 use crate::registry::AgencyId;
 
@@ -61,6 +67,20 @@ pub struct OpenOffer {
     /// When it lapses, seconds since the epoch (recorded in the offer's log
     /// entry, so a replay uses the expiry in force when it was made).
     pub expires: i64,
+    /// A contract's hold: the offer cannot be answered until a second
+    /// person of the offering agency approves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
+}
+
+/// A hold a contract put on an offer (the two-person rule).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// The log index of the act that put it.
+    pub act: u64,
+    /// The person who held the asset when it was offered: the one who may
+    /// not approve it.
+    pub actor: String,
 }
 
 /// What happened to an asset.
@@ -75,6 +95,10 @@ pub enum EventKind {
     Accepted,
     /// The offer was rejected.
     Rejected,
+    /// A held offer was approved by a second person.
+    Approved,
+    /// A held offer was denied, and withdrawn.
+    Denied,
 }
 
 /// One custody event, with where its envelope is in the log.
@@ -120,6 +144,19 @@ pub enum Refusal {
     /// 422 `wrong_audience`.
     #[error("{0}")]
     WrongAudience(String),
+    /// 409 `awaiting_approval`.
+    #[error(
+        "the offer of asset {0} awaits a second approval (contract.approve) before it can be answered"
+    )]
+    AwaitingApproval(String),
+    /// 409 `no_hold`.
+    #[error("asset {0} has no open offer held by that act")]
+    NoHold(String),
+    /// 403 `same_person`.
+    #[error(
+        "the second approval of asset {0} names the person who offered it: another person of the agency must approve"
+    )]
+    SamePerson(String),
 }
 
 /// The custody event of the envelope `facts` describes.
@@ -215,6 +252,7 @@ pub fn offer(
         jti: facts.jti.to_owned(),
         to: body.to.clone(),
         expires,
+        hold: None,
     });
     next.updated = facts.log_index;
     Ok((
@@ -238,6 +276,9 @@ pub fn answer(
         .open_offer(facts.time)
         .filter(|o| o.jti == body.offer)
         .ok_or_else(|| Refusal::NoOpenOffer(body.tag.clone()))?;
+    if open.hold.is_some() {
+        return Err(Refusal::AwaitingApproval(body.tag.clone()));
+    }
     if open.to.agency != *facts.sender {
         return Err(Refusal::NotHolder(format!(
             "only the agency offered asset {} may answer the offer",
@@ -260,6 +301,72 @@ pub fn answer(
         event(facts, EventKind::Rejected, None)
     };
     next.offer = None;
+    next.updated = facts.log_index;
+    Ok((next, event))
+}
+
+/// A contract's hold on the open offer `jti` of `asset`, put by the act at
+/// `act`: the asset's record with the offer held.
+///
+/// # Errors
+/// No such open offer, or one held already.
+pub fn hold(asset: &Asset, jti: &str, act: u64, time: i64) -> Result<Asset, Refusal> {
+    let mut next = asset.clone();
+    let open = next
+        .offer
+        .as_mut()
+        .filter(|o| time < o.expires && o.jti == jti)
+        .ok_or_else(|| Refusal::NoOpenOffer(asset.tag.clone()))?;
+    if open.hold.is_some() {
+        return Err(Refusal::AwaitingApproval(asset.tag.clone()));
+    }
+    open.hold = Some(Hold {
+        act,
+        actor: asset.holder.person.clone(),
+    });
+    Ok(next)
+}
+
+/// `contract.approve` (`approve` true) or `contract.deny` of the held
+/// offer of `body.tag`.
+///
+/// # Errors
+/// The rule broken.
+pub fn settle_hold(
+    existing: Option<&Asset>,
+    body: &Approval,
+    approve: bool,
+    facts: &Facts<'_>,
+) -> Result<Change, Refusal> {
+    let asset = existing.ok_or_else(|| Refusal::UnknownAsset(body.tag.clone()))?;
+    if facts.recipient != facts.sender {
+        return Err(Refusal::WrongAudience(
+            "an approval or denial is addressed to the sender's own agency".into(),
+        ));
+    }
+    if asset.holder.agency != *facts.sender {
+        return Err(Refusal::NotHolder(format!(
+            "only the holder's agency may approve or deny the offer of asset {}",
+            body.tag
+        )));
+    }
+    let open = asset
+        .open_offer(facts.time)
+        .filter(|o| o.hold.as_ref().is_some_and(|h| h.act == body.act))
+        .ok_or_else(|| Refusal::NoHold(body.tag.clone()))?;
+    let mut next = asset.clone();
+    let event = if approve {
+        if open.hold.as_ref().is_some_and(|h| h.actor == body.approver) {
+            return Err(Refusal::SamePerson(body.tag.clone()));
+        }
+        if let Some(offer) = next.offer.as_mut() {
+            offer.hold = None;
+        }
+        event(facts, EventKind::Approved, None)
+    } else {
+        next.offer = None;
+        event(facts, EventKind::Denied, None)
+    };
     next.updated = facts.log_index;
     Ok((next, event))
 }

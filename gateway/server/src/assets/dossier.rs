@@ -148,7 +148,10 @@ fn check_event(imported: &Imported, tag: &str, registry: &Registry) -> Result<()
         let act_kind = match event.kind {
             EventKind::Accepted => "accept_offer",
             EventKind::Rejected => "reject_offer",
-            EventKind::Registered | EventKind::Offered => "",
+            EventKind::Registered
+            | EventKind::Offered
+            | EventKind::Approved
+            | EventKind::Denied => "",
         };
         if act.act != act_kind || act.is_failed() || act.tag.as_deref() != Some(tag) {
             return Err("its entry is not this event".into());
@@ -161,6 +164,8 @@ fn check_event(imported: &Imported, tag: &str, registry: &Registry) -> Result<()
         EventKind::Offered => "asset.transfer.offer",
         EventKind::Accepted => "asset.transfer.accept",
         EventKind::Rejected => "asset.transfer.reject",
+        EventKind::Approved => "contract.approve",
+        EventKind::Denied => "contract.deny",
     };
     if logged.iss != event.by.as_str()
         || logged.jti != event.jti

@@ -84,6 +84,20 @@ pub struct Answer {
     pub location: Option<String>,
 }
 
+/// `contract.approve` and `contract.deny`: a second person's decision on
+/// an offer a contract held (the two-person rule).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// The asset.
+    pub tag: String,
+    /// The log index of the act that holds the offer.
+    pub act: u64,
+    /// The person deciding (logged as a salted hash); an approval must
+    /// name another person than the holder who offered the asset.
+    pub approver: String,
+}
+
 /// One tag seen in an inventory count.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -186,6 +200,15 @@ impl Answer {
         if a.location.is_some() {
             return Err(AssetBodyError::LocationOnReject);
         }
+        Ok(a)
+    }
+}
+
+impl AssetBody for Approval {
+    fn parse(body: &Map<String, Value>) -> Result<Approval, AssetBodyError> {
+        let a: Approval = from_map(body)?;
+        check_tag(&a.tag, "tag")?;
+        person(&a.approver, "approver")?;
         Ok(a)
     }
 }

@@ -30,6 +30,9 @@ pub enum Status {
     Held,
     /// An offer is open.
     Offered,
+    /// An offer is open, held by a contract until a second person of the
+    /// holder's agency approves it (`contract.approve`).
+    AwaitingApproval,
     /// An inventory count expected it and did not find it, and nothing
     /// since has shown where it is.
     Missing,
@@ -41,6 +44,7 @@ impl Status {
         match s {
             "held" => Some(Status::Held),
             "offered" => Some(Status::Offered),
+            "awaiting_approval" => Some(Status::AwaitingApproval),
             "missing" => Some(Status::Missing),
             _ => None,
         }
@@ -360,8 +364,11 @@ fn matches(asset: &Asset, filter: &Filter) -> bool {
 fn status(asset: &Asset, open: &[Discrepancy], now: i64) -> Status {
     if open.iter().any(|d| d.kind == DiscrepancyKind::Missing) {
         Status::Missing
-    } else if asset.open_offer(now).is_some() {
-        Status::Offered
+    } else if let Some(offer) = asset.open_offer(now) {
+        match offer.hold {
+            Some(_) => Status::AwaitingApproval,
+            None => Status::Offered,
+        }
     } else {
         Status::Held
     }

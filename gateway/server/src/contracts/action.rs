@@ -214,7 +214,11 @@ impl Action {
             || matches!(
                 trigger,
                 Trigger::Envelope(
-                    Kind::AssetRegister | Kind::AssetTransferAccept | Kind::AssetTransferReject
+                    Kind::AssetRegister
+                        | Kind::AssetTransferAccept
+                        | Kind::AssetTransferReject
+                        | Kind::ContractApprove
+                        | Kind::ContractDeny
                 )
             );
         let (ok, on) = match self {

@@ -89,7 +89,11 @@ impl Trigger {
         let mut bind = |r: &'static super::schema::Record| scope.push((r.name, Type::Record(r)));
         match self {
             Trigger::Envelope(kind) => match kind {
-                Kind::AssetRegister | Kind::AssetTransferAccept | Kind::AssetTransferReject => {
+                Kind::AssetRegister
+                | Kind::AssetTransferAccept
+                | Kind::AssetTransferReject
+                | Kind::ContractApprove
+                | Kind::ContractDeny => {
                     bind(&ASSET);
                 }
                 Kind::AssetTransferOffer => {

@@ -77,6 +77,13 @@ pub enum Code {
     /// 409: the asset has no open offer with that `jti` (never made,
     /// answered or expired).
     NoOpenOffer,
+    /// 409: the open offer awaits a second approval (a contract's
+    /// two-person rule).
+    AwaitingApproval,
+    /// 409: the asset has no open offer held by that act.
+    NoHold,
+    /// 403: a second approval names the person who offered the asset.
+    SamePerson,
     /// 403: no live grant covers this medical response (the sender was not
     /// asked, or the request was never granted).
     NoGrant,
@@ -143,6 +150,9 @@ impl Code {
             Code::NotHolder => "not_holder",
             Code::OfferPending => "offer_pending",
             Code::NoOpenOffer => "no_open_offer",
+            Code::AwaitingApproval => "awaiting_approval",
+            Code::NoHold => "no_hold",
+            Code::SamePerson => "same_person",
             Code::NoGrant => "no_grant",
             Code::GrantExpired => "grant_expired",
             Code::GrantUsed => "grant_used",
@@ -176,12 +186,15 @@ impl Code {
             | Code::NotHolder
             | Code::NoGrant
             | Code::GrantExpired
+            | Code::SamePerson
             | Code::WrongGateway => StatusCode::FORBIDDEN,
             Code::WrongAudience | Code::UnsupportedKind => StatusCode::UNPROCESSABLE_ENTITY,
             Code::Replayed
             | Code::AssetExists
             | Code::OfferPending
             | Code::NoOpenOffer
+            | Code::AwaitingApproval
+            | Code::NoHold
             | Code::GrantUsed
             | Code::GrantExists
             | Code::RequestExists
@@ -268,6 +281,9 @@ impl From<CustodyRefusal> for ApiError {
             R::OfferPending(_) => Code::OfferPending,
             R::NoOpenOffer(_) => Code::NoOpenOffer,
             R::WrongAudience(_) => Code::WrongAudience,
+            R::AwaitingApproval(_) => Code::AwaitingApproval,
+            R::NoHold(_) => Code::NoHold,
+            R::SamePerson(_) => Code::SamePerson,
         };
         ApiError::new(code, r.to_string())
     }

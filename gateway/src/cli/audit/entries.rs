@@ -84,6 +84,10 @@ pub struct Offered {
     pub to: String,
     /// When it lapses, as the logging gateway set it.
     pub expires: Option<i64>,
+    /// Held by a contract's `require_second_approval` act until a
+    /// `contract.approve`.
+    #[serde(default)]
+    pub held: bool,
 }
 
 /// A medical request and what followed it, as logged.
@@ -231,8 +235,26 @@ impl EntryState {
     ) -> Option<String> {
         self.entries += 1;
         *self.kinds.entry(act.kind.clone()).or_default() += 1;
-        let answer = matches!(act.act.as_str(), "accept_offer" | "reject_offer");
-        if !answer || act.is_failed() {
+        if act.is_failed() {
+            return None;
+        }
+        if act.act == "require_second_approval" {
+            let held = act
+                .tag
+                .as_deref()
+                .and_then(|t| self.assets.get_mut(t)?.offer.as_mut());
+            return match held {
+                Some(offer) => {
+                    offer.held = true;
+                    None
+                }
+                None => {
+                    self.findings += 1;
+                    Some(format!("{place}: a hold on an offer that is not open"))
+                }
+            };
+        }
+        if !matches!(act.act.as_str(), "accept_offer" | "reject_offer") {
             return None;
         }
         let finding = self.answered(index, act, skew).err()?;
@@ -285,6 +307,9 @@ impl EntryState {
             | Kind::AssetTransferOffer
             | Kind::AssetTransferAccept
             | Kind::AssetTransferReject => self.custody(index, kind, entry, skew),
+            Kind::ContractApprove | Kind::ContractDeny => {
+                self.decide_hold(index, kind, entry, skew)
+            }
             Kind::MedicalRequest => self.request(index, entry),
             Kind::MedicalApprove | Kind::MedicalResponse | Kind::ReviewDecision => {
                 self.about_request(kind, entry, skew)
@@ -355,6 +380,7 @@ impl EntryState {
                     jti: entry.jti.clone(),
                     to: aud.to_owned(),
                     expires: entry.expires,
+                    held: false,
                 });
             }
             _ => {
@@ -367,6 +393,12 @@ impl EntryState {
                     return Err(format!(
                         "{} of tag {tag} by {iss}, which was not offered it (the open offer is to {})",
                         entry.kind, open.to
+                    ));
+                }
+                if open.held {
+                    return Err(format!(
+                        "{} of tag {tag} while its offer awaits a second approval",
+                        entry.kind
                     ));
                 }
                 if aud != holder {
@@ -386,6 +418,48 @@ impl EntryState {
         next.last_parties = (iss.to_owned(), aud.to_owned());
         next.last_index = index;
         self.assets.insert(tag.to_owned(), next);
+        Ok(())
+    }
+
+    /// `contract.approve` or `contract.deny` of a held offer, by its
+    /// holder's agency to itself: an approval lets the offer be answered, a
+    /// denial withdraws it.
+    fn decide_hold(
+        &mut self,
+        index: u64,
+        kind: Kind,
+        entry: &Logged,
+        skew: i64,
+    ) -> Result<(), String> {
+        let tag = entry
+            .tag
+            .as_deref()
+            .ok_or(format!("{} without a tag", entry.kind))?;
+        let (iss, aud) = (entry.iss.as_str(), entry.aud.as_str());
+        let asset = self.assets.get_mut(tag).ok_or(format!(
+            "{} of tag {tag}, a tag never registered",
+            entry.kind
+        ))?;
+        if iss != aud || iss != asset.holder() {
+            return Err(format!(
+                "{} of tag {tag} by {iss} to {aud}: only its holder decides, addressed to itself",
+                entry.kind
+            ));
+        }
+        let open = asset
+            .offer
+            .as_mut()
+            .filter(|o| o.held && maybe_before(entry.time, o.expires, skew))
+            .ok_or(format!("{} of tag {tag} with no held offer", entry.kind))?;
+        if kind == Kind::ContractApprove {
+            open.held = false;
+        } else {
+            asset.offer = None;
+        }
+        asset.events += 1;
+        asset.last_kind = entry.kind.clone();
+        asset.last_parties = (iss.to_owned(), aud.to_owned());
+        asset.last_index = index;
         Ok(())
     }
 
