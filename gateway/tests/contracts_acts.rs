@@ -11,50 +11,19 @@ use base64::Engine as _;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use federation::assets::{ACCEPT, OFFER, REGISTER, desks, federation, register_body};
+use federation::assets::{ACCEPT, OFFER, REGISTER, desks, register_body};
+use federation::contracts::{entry, index};
+use federation::{Federation, get_json, metric, replay_data, runtime, xgate};
+use xgate::client::Client;
 
 /// The kind of a second person's approval of a held offer.
 const APPROVE: &str = "contract.approve";
 /// The kind of its denial.
 const DENY: &str = "contract.deny";
-use federation::{Federation, get_json, metric, replay_data, runtime, xgate};
-use xgate::client::Client;
 
-/// The repository's default policy with the contracts under test.
-fn policy() -> String {
-    let rules = include_str!("../../policies/default.toml");
-    format!(
-        r#"{rules}
-[[contract]]
-name = "treasury-to-gsa-laptops"
-on = "envelope:asset.transfer.offer"
-when = 'offer.from == "treasury" && offer.to == "gsa" && asset.category == "laptop"'
-do = "accept_offer"
-
-[[contract]]
-name = "no-phones-to-hhs"
-on = "offer.opened"
-when = 'offer.to == "hhs" && asset.category == "phone"'
-do = "reject_offer"
-
-[[contract]]
-name = "flag-rejections"
-on = "envelope:asset.transfer.reject"
-when = 'asset.holder == "treasury"'
-do = "open_discrepancy"
-
-[[contract]]
-name = "escalate-flags"
-on = "discrepancy.opened"
-when = 'discrepancy.type == "flagged"'
-do = "escalate"
-
-[[contract]]
-name = "clear-flags-at-hq"
-on = "discrepancy.opened"
-when = 'discrepancy.type == "flagged" && discrepancy.location == "HQ-CLEAR"'
-do = "close_discrepancy"
-
+/// The contracts these tests add to the shared ones
+/// (`federation::contracts::CONTRACTS`).
+const MORE: &str = r#"
 [[contract]]
 name = "tell-hhs-of-registrations"
 on = "envelope:asset.register"
@@ -69,14 +38,6 @@ when = 'asset.location == "VAULT"'
 do = "set_deadline"
 deadline = "recount"
 after_hours = 72
-
-[[contract]]
-name = "recount-at-once"
-on = "envelope:asset.register"
-when = 'asset.location == "SOON"'
-do = "set_deadline"
-deadline = "recount-now"
-after_hours = 0
 
 [[contract]]
 name = "overdue-to-auditors"
@@ -96,24 +57,7 @@ name = "armory-needs-two"
 on = "envelope:asset.transfer.offer"
 when = 'offer.to == "state" && asset.location == "ARMORY"'
 do = "require_second_approval"
-
-[[contract]]
-name = "broken-arithmetic"
-on = "envelope:asset.register"
-when = 'asset.tag == "BAD-1" && entry.time / (size(asset.tag) - 5) > 0'
-do = "escalate"
-"#
-    )
-}
-
-/// The log entry at `index`, as JSON.
-async fn entry(client: &mut Client, index: u64) -> Value {
-    let view = get_json(client, &format!("/v1/log/entries/{index}"), StatusCode::OK).await;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(view["entry"].as_str().expect("entry"))
-        .expect("base64");
-    serde_json::from_slice(&bytes).expect("entry JSON")
-}
+"#;
 
 /// The acts logged right after the entry at `index`, up to the next entry
 /// that is not an act.
@@ -134,10 +78,6 @@ async fn acts_of(client: &mut Client, receipt: &Value) -> (u64, Vec<Value>) {
     let at = index(receipt);
     let size = federation::log_size(client).await;
     (at, acts_after(client, at, size).await)
-}
-
-fn index(receipt: &Value) -> u64 {
-    receipt["log_index"].as_u64().expect("log_index")
 }
 
 /// `agency`'s inbox items of kind `contract.act`.
@@ -190,11 +130,7 @@ fn public_replay(fed: &Federation, size: u64) -> String {
 }
 
 fn start() -> (Federation, tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("policy.toml");
-    std::fs::write(&path, policy()).expect("policy");
-    let arg = path.display().to_string();
-    (federation(&[("XGATE_POLICY", &arg)]), dir, path)
+    federation::contracts::start(MORE)
 }
 
 #[test]

@@ -1080,7 +1080,7 @@ impl Gateway {
         let acting = Arc::clone(&contracted);
         let prepare: Prepare<Declined> = Box::new(move |view, index| {
             let mut writes = WriteBatch::new();
-            let events = deadlines::fire(view, now, &mut writes)?;
+            let events = deadlines::fire(view, index, now, &mut writes).map_err(state_declined)?;
             if events.is_empty() {
                 return Err(Declined::NothingDue);
             }

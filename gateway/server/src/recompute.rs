@@ -264,7 +264,7 @@ impl Policies<'_> {
     ) -> Result<(WriteBatch, Vec<Vec<u8>>), Mismatch> {
         let mut batch = WriteBatch::new();
         let events =
-            deadlines::fire(memory, tick.time, &mut batch).map_err(|e| Mismatch::Acts(e.into()))?;
+            deadlines::fire(memory, index, tick.time, &mut batch).map_err(Mismatch::Acts)?;
         if events.is_empty() {
             return Err(Mismatch::IdleTick);
         }

@@ -114,6 +114,9 @@ prefixes! {
     /// when it falls due and the act that set it; a `clock.tick` entry
     /// fires and removes it.
     Deadline = b"Gp", "deadline", IndexLast, Recomputed;
+    /// `Gj` index (u64 BE): the deadlines the `clock.tick` at that index
+    /// fired, in order (what `xgate contracts explain` reads of a tick).
+    FiredDeadlines = b"Gj", "fired deadlines", IndexFirst, Recomputed;
     /// `Ge` index (u64 BE): the compact JWS of an envelope the state is
     /// recomputed from, kept for good.
     KeptEnvelope = b"Ge", "kept envelope", IndexFirst, Kept;

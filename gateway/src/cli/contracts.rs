@@ -8,19 +8,29 @@
 //!     {"name","on","when","do",("to","deadline","after_hours"),"hash","cost"}
 //!     one line per contract the gateway has in force (GET /v1/contracts),
 //!     in file order
+//! xgate contracts explain ENTRY --pki DIR --as AGENCY --gateway URL
+//!     entry I: KIND, policy HASH (in force|not in force)
+//!     trigger: T                                        (per event it caused)
+//!     fired: NAME on T, do ACT: act J done|failed (CODE)
+//!     not fired: NAME on T: condition false: WHEN       (per contract on them)
+//!     act J: ACT by NAME (trigger K), done|failed (CODE) (per act of its chain)
 //! ```
 //!
 //! `check` loads the whole policy as the gateway does, against a registry
 //! (`--registry`, else the configuration's PKI), so a file it passes is one
 //! the gateway takes; a file it refuses is named with its line. `list`
 //! asks the gateway, so it shows the set in force, not a file that a
-//! reload may have refused.
+//! reload may have refused. `explain` asks the gateway too
+//! (`GET /v1/contracts/explain/{index}`): the events the entry caused, the
+//! contracts in force on them and what each did, read from the log; under
+//! a policy no longer in force it lists no contract, only the acts.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
+use xgate_server::acts::explain::{Explained, Verdict};
 use xgate_server::config::Config;
 use xgate_server::pki::REGISTRY;
 use xgate_server::policy::Policy;
@@ -36,6 +46,8 @@ pub enum ContractsCommand {
     Check(CheckArgs),
     /// List the contracts the gateway has in force.
     List(ListArgs),
+    /// Tell which contracts fired for a log entry, and why.
+    Explain(ExplainArgs),
 }
 
 /// Arguments of `xgate contracts check`.
@@ -58,6 +70,17 @@ pub struct ListArgs {
     pub conn: Connection,
 }
 
+/// Arguments of `xgate contracts explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The log index of the entry.
+    #[arg(value_name = "ENTRY")]
+    pub entry: u64,
+    /// How to reach the gateway, and as whom.
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
 impl ContractsCommand {
     /// Runs the subcommand, printing on `stdout`.
     ///
@@ -67,6 +90,7 @@ impl ContractsCommand {
         match self {
             ContractsCommand::Check(args) => args.run(stdout),
             ContractsCommand::List(args) => args.run(stdout),
+            ContractsCommand::Explain(args) => args.run(stdout),
         }
     }
 }
@@ -102,6 +126,71 @@ impl ListArgs {
             emit_json(stdout, c)?;
         }
         Ok(())
+    }
+}
+
+impl ExplainArgs {
+    fn run(self, stdout: &mut dyn Write) -> Result<(), Error> {
+        let mut session = Session::open(&self.conn)?;
+        let path = format!("/v1/contracts/explain/{}", self.entry);
+        let explained: Explained = parse(&session.get(&path)?, "explanation")?;
+        for line in explanation(&explained) {
+            emit(stdout, line.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// The lines `xgate contracts explain` prints for `e`.
+fn explanation(e: &Explained) -> Vec<String> {
+    let force = if e.in_force {
+        "in force"
+    } else {
+        "not in force"
+    };
+    let mut lines = vec![format!(
+        "entry {}: {}, policy {} ({force})",
+        e.entry, e.kind, e.policy
+    )];
+    lines.extend(e.triggers.iter().map(|t| format!("trigger: {t}")));
+    lines.extend(e.contracts.iter().map(verdict));
+    lines.extend(e.acts.iter().map(|a| {
+        format!(
+            "act {}: {} by {} (trigger {}), {}",
+            a.index,
+            a.act.act,
+            a.act.contract,
+            a.act.trigger,
+            outcome(&a.act.outcome, a.act.error.as_deref())
+        )
+    }));
+    lines
+}
+
+/// One contract's line: the act it took, or its condition, on one line.
+fn verdict(v: &Verdict) -> String {
+    match (v.fired, v.act) {
+        (true, Some(act)) => format!(
+            "fired: {} on {}, do {}: act {act} {}",
+            v.name,
+            v.on,
+            v.action,
+            outcome(v.outcome.as_deref().unwrap_or("done"), v.error.as_deref())
+        ),
+        _ => format!(
+            "not fired: {} on {}: condition false: {}",
+            v.name,
+            v.on,
+            v.when.replace(['\n', '\r'], " ")
+        ),
+    }
+}
+
+/// `done`, or `failed (CODE)`.
+fn outcome(outcome: &str, error: Option<&str>) -> String {
+    match error {
+        Some(code) => format!("failed ({code})"),
+        None => outcome.to_owned(),
     }
 }
 

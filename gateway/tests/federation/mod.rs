@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod assets;
+pub mod contracts;
 pub mod witnesses;
 
 use std::path::{Path, PathBuf};

@@ -162,27 +162,40 @@ pub fn earliest(store: &dyn StoreRead) -> Result<Option<i64>, StoreError> {
 }
 
 /// Fires the deadlines due at `time` (at most [`MAX_PER_TICK`], earliest
-/// first), removing them in `batch`: their events, in order.
+/// first) at the tick logged at `index`, removing them in `batch` and
+/// recording them as fired there: their events, in order.
 ///
 /// # Errors
-/// A storage failure or a corrupt record.
+/// A storage failure, a corrupt record, or one that cannot be encoded.
 pub fn fire(
     state: &impl StateRead,
+    index: u64,
     time: i64,
     batch: &mut WriteBatch,
-) -> Result<Vec<Event>, StoreError> {
-    let mut events = Vec::new();
+) -> Result<Vec<Event>, StateError> {
+    let mut fired = Vec::new();
     for key in state.keys(Prefix::Deadline.bytes())? {
         let Some(deadline) = read::<Deadline>(state, &key)? else {
             continue;
         };
-        if deadline.due > time || events.len() == MAX_PER_TICK {
+        if deadline.due > time || fired.len() == MAX_PER_TICK {
             break;
         }
         batch.delete(key);
-        events.push(deadline.event());
+        fired.push(deadline);
     }
-    Ok(events)
+    if !fired.is_empty() {
+        write(batch, Prefix::FiredDeadlines.at(index), &fired)?;
+    }
+    Ok(fired.iter().map(Deadline::event).collect())
+}
+
+/// The deadlines the tick at `index` fired, in order.
+///
+/// # Errors
+/// A storage failure or a corrupt record.
+pub fn fired_at(state: &impl StateRead, index: u64) -> Result<Vec<Deadline>, StoreError> {
+    Ok(read(state, &Prefix::FiredDeadlines.at(index))?.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -215,9 +228,10 @@ mod tests {
         }
         state.apply(batch);
         let mut none = WriteBatch::new();
-        assert!(fire(&state, 999, &mut none).expect("fire").is_empty());
+        assert!(fire(&state, 10, 999, &mut none).expect("fire").is_empty());
+        assert!(none.is_empty(), "nothing recorded");
         let mut batch = WriteBatch::new();
-        let fired = fire(&state, 1500, &mut batch).expect("fire");
+        let fired = fire(&state, 11, 1500, &mut batch).expect("fire");
         let names: Vec<String> = fired.iter().map(|e| e.trigger.to_string()).collect();
         // Due first, then by the act that set it.
         assert_eq!(names, ["deadline:c", "deadline:a"]);
@@ -227,12 +241,18 @@ mod tests {
         );
         assert_eq!(fired[0].bindings["entry"]["from"], "treasury");
         state.apply(batch);
+        let names: Vec<String> = fired_at(&state, 11)
+            .expect("read")
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(names, ["c", "a"]);
         let mut batch = WriteBatch::new();
         assert!(
-            fire(&state, 1500, &mut batch).expect("fire").is_empty(),
+            fire(&state, 12, 1500, &mut batch).expect("fire").is_empty(),
             "fired once"
         );
-        let rest = fire(&state, 2000, &mut batch).expect("fire");
+        let rest = fire(&state, 13, 2000, &mut batch).expect("fire");
         assert_eq!(rest.len(), 1);
     }
 

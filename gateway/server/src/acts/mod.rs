@@ -5,9 +5,12 @@
 //!
 //! The live commit runs it in the committer's step after the envelope is
 //! applied; `xgate audit replay` runs it again over the same state and
-//! compares what it computes with the acts the log holds.
+//! compares what it computes with the acts the log holds. [`explain`]
+//! tells, from the log and the state alone, which contracts fired for an
+//! entry and why (`GET /v1/contracts/explain/{index}`).
 
 pub mod deadlines;
+pub mod explain;
 pub mod run;
 pub mod take;
 

@@ -10,6 +10,7 @@
 use http::StatusCode;
 use serde_json::{Map, Value};
 
+use crate::acts::explain::ExplainError;
 use crate::apply::ApplyError;
 use crate::apply::asset::AssetError;
 use crate::apply::medical::{MedicalError, Refusal as MedicalRefusal};
@@ -372,6 +373,17 @@ impl From<ViewError> for ApiError {
         match e {
             ViewError::Request(m) => ApiError::new(Code::NotFound, m),
             ViewError::Ledger(e) => e.into(),
+        }
+    }
+}
+
+impl From<ExplainError> for ApiError {
+    fn from(e: ExplainError) -> ApiError {
+        match e {
+            ExplainError::OutOfRange { .. } => ApiError::new(Code::NotFound, e.to_string()),
+            ExplainError::Unexplained(_) => ApiError::new(Code::UnsupportedKind, e.to_string()),
+            ExplainError::Ledger(e) => e.into(),
+            ExplainError::State(e) => ledger(&xgate_ledger::Error::Store(e)),
         }
     }
 }

@@ -21,6 +21,7 @@
 //! GET  /v1/reviews?after=&limit=           break-the-glass grants awaiting review
 //! GET  /v1/outbox?after=&limit=            the caller's envelopes to agencies of other gateways
 //! GET  /v1/contracts                       the contracts in force (the policy's hash and each contract)
+//! GET  /v1/contracts/explain/{index}       which contracts fired for an entry, and why
 //! POST /v1/forward                         a peer gateway's envelopes (its certificate only)
 //! POST /witness/add-checkpoint             C2SP tlog-witness, for a peer gateway's log (its certificate only)
 //! GET  /healthz  GET /metrics
@@ -57,6 +58,7 @@ pub use api_state::ApiState;
 pub use request::BodyDeadline;
 pub use response::{ResponseBody, error_response};
 
+use crate::acts::explain::explain;
 use crate::kind::Kind;
 use crate::logview;
 use crate::registry::AgencyId;
@@ -138,7 +140,14 @@ async fn route(
             let body = serde_json::json!({ "policy": policy.hash_hex(), "contracts": contracts });
             Ok(json(StatusCode::OK, &body))
         }
-        (_, ["v1", "contracts"]) => Err(not_allowed()),
+        (Method::GET, ["v1", "contracts", "explain", index]) => {
+            let index = number("index", index)?;
+            let log = Arc::clone(&ctx.gateway.log);
+            let policy = ctx.gateway.policy();
+            let explained = blocking(move || explain(&*log, &policy, index)).await??;
+            Ok(json(StatusCode::OK, &explained))
+        }
+        (_, ["v1", "contracts"] | ["v1", "contracts", "explain", _]) => Err(not_allowed()),
         (Method::POST, ["v1", "inbox", "ack"]) => inbox::ack_list(ctx, sender, req).await,
         (Method::POST, ["v1", "inbox", id, "ack"]) => inbox::ack_one(ctx, sender, id).await,
         // The log's reads may wait on a database: off the async workers.
