@@ -461,7 +461,32 @@ fn the_two_person_rule_holds_an_offer_until_another_person_approves() {
         refused("no_hold", StatusCode::CONFLICT, &treasury.post(&jws).await);
         let (jws, _) = state.sign("state", APPROVE, approval(hold, "p-5"));
         refused("not_holder", StatusCode::FORBIDDEN, &state.post(&jws).await);
-        treasury.accepted(&me, APPROVE, approval(hold, "p-5")).await;
+        // `xgate asset approve` sends the approval.
+        let pki = fed.pki().display().to_string();
+        let hold_arg = hold.to_string();
+        let approved = xgate()
+            .run(
+                &[
+                    "asset",
+                    "approve",
+                    "--pki",
+                    &pki,
+                    "--as",
+                    "treasury",
+                    "--gateway",
+                    fed.gateway.url(),
+                    "--tag",
+                    "LAP-7",
+                    "--act",
+                    &hold_arg,
+                    "--approver",
+                    "p-5",
+                ],
+                b"",
+            )
+            .expect_ok();
+        let approved: Value = serde_json::from_str(approved.trim()).expect("a JSON line");
+        assert_eq!(approved["kind"], APPROVE, "{approved}");
         assert_eq!(treasury.show("LAP-7").await["status"], "offered");
         state.accept(&me, "LAP-7", &offer, None).await;
         let moved = state.show("LAP-7").await;

@@ -10,6 +10,8 @@
 //! xgate asset offer    CONN --tag T --to AGENCY --person P --reason R [--jti J]
 //! xgate asset accept   CONN --tag T --offer JTI [--from AGENCY] [--location L] [--jti J]
 //! xgate asset reject   CONN --tag T --offer JTI [--from AGENCY] [--jti J]
+//! xgate asset approve  CONN --tag T --act I --approver P [--jti J]
+//! xgate asset deny     CONN --tag T --act I --approver P [--jti J]
 //! xgate asset show     CONN TAG
 //! xgate asset list     CONN [--holder-agency A] [--person P] [--location L] [--status S] [--after TAG] [--limit N] [--all]
 //! xgate inventory report CONN [--show] [--jti J] FILE|-
@@ -37,7 +39,7 @@ use serde_json::{Map, Value};
 use super::error::Error;
 use super::session::{Connection, Session, emit, emit_json, parse};
 use super::values::non_negative;
-use xgate_server::assets::model::{Answer, AssetBody, Holder, Offer, Register, Report};
+use xgate_server::assets::model::{Answer, Approval, AssetBody, Holder, Offer, Register, Report};
 use xgate_server::kind::Kind;
 use xgate_server::receipt::Receipt;
 use xgate_server::registry::AgencyId;
@@ -53,6 +55,12 @@ pub enum AssetCommand {
     Accept(AcceptArgs),
     /// Reject an offer made to you: custody stays where it is.
     Reject(AnswerArgs),
+    /// As a second person of the holder's agency, approve an offer a
+    /// contract held for approval (the two-person rule): it may then be
+    /// answered.
+    Approve(DecideArgs),
+    /// Deny an offer a contract held for approval: it is withdrawn.
+    Deny(DecideArgs),
     /// Print an asset's state and custody chain, with a receipt per event.
     Show(ShowArgs),
     /// List the assets you may see, filtered.
@@ -139,6 +147,28 @@ pub struct AnswerArgs {
     pub jti: Option<String>,
 }
 
+/// Arguments of `xgate asset approve` and `deny`.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// How to reach the gateway, and as whom.
+    #[command(flatten)]
+    pub conn: Connection,
+    /// The asset whose offer is held.
+    #[arg(long, value_name = "TAG")]
+    pub tag: String,
+    /// The log index of the contract's act that holds it (the asset's
+    /// `offer.hold.act`).
+    #[arg(long, value_name = "I")]
+    pub act: u64,
+    /// The person deciding: for an approval, another person than the
+    /// holder who offered it.
+    #[arg(long, value_name = "P")]
+    pub approver: String,
+    /// The envelope's id (default: 128 random bits).
+    #[arg(long, value_name = "J")]
+    pub jti: Option<String>,
+}
+
 /// Arguments of `xgate asset accept`.
 #[derive(Debug, Args)]
 pub struct AcceptArgs {
@@ -168,6 +198,8 @@ pub enum StatusArg {
     Held,
     /// An offer is open.
     Offered,
+    /// An offer is open, held by a contract for a second approval.
+    AwaitingApproval,
     /// A count expected it and did not find it.
     Missing,
 }
@@ -178,8 +210,9 @@ impl StatusArg {
         match text {
             "held" => Ok(StatusArg::Held),
             "offered" => Ok(StatusArg::Offered),
+            "awaiting_approval" => Ok(StatusArg::AwaitingApproval),
             "missing" => Ok(StatusArg::Missing),
-            _ => Err("must be held, offered or missing".into()),
+            _ => Err("must be held, offered, awaiting_approval or missing".into()),
         }
     }
 
@@ -187,6 +220,7 @@ impl StatusArg {
         match self {
             StatusArg::Held => "held",
             StatusArg::Offered => "offered",
+            StatusArg::AwaitingApproval => "awaiting_approval",
             StatusArg::Missing => "missing",
         }
     }
@@ -207,7 +241,8 @@ pub struct ListArgs {
     /// Only assets kept at this location.
     #[arg(long, value_name = "L")]
     pub location: Option<String>,
-    /// Only assets in this state: held, offered or missing.
+    /// Only assets in this state: held, offered, awaiting_approval or
+    /// missing.
     #[arg(long, value_name = "S", value_parser = StatusArg::parse)]
     pub status: Option<StatusArg>,
     /// Start after this tag (the `next` of the previous page).
@@ -254,6 +289,8 @@ impl AssetCommand {
                 a.answer.run(Kind::AssetTransferAccept, location, stdout)
             }
             AssetCommand::Reject(a) => a.run(Kind::AssetTransferReject, None, stdout),
+            AssetCommand::Approve(a) => a.run(Kind::ContractApprove, stdout),
+            AssetCommand::Deny(a) => a.run(Kind::ContractDeny, stdout),
             AssetCommand::Show(a) => a.run(stdout),
             AssetCommand::List(a) => a.run(stdout),
         }
@@ -308,6 +345,23 @@ impl OfferArgs {
         let map = checked(kind, &body)?;
         let mut session = Session::open(&self.conn)?;
         let out = submit(&mut session, &self.to, kind, map, self.jti, Some(body.tag))?;
+        emit_json(stdout, &out)
+    }
+}
+
+impl DecideArgs {
+    /// Sends the decision of `kind` (approve or deny), addressed to the
+    /// sender's own agency.
+    fn run(self, kind: Kind, stdout: &mut dyn Write) -> Result<(), Error> {
+        let body = Approval {
+            tag: self.tag,
+            act: self.act,
+            approver: self.approver,
+        };
+        let map = checked(kind, &body)?;
+        let mut session = Session::open(&self.conn)?;
+        let aud = self.conn.agency.clone();
+        let out = submit(&mut session, &aud, kind, map, self.jti, Some(body.tag))?;
         emit_json(stdout, &out)
     }
 }
