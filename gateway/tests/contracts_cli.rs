@@ -183,3 +183,43 @@ fn the_gateway_lists_what_is_in_force_and_a_bad_reload_changes_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The examples docs/contracts.md offers agencies to copy are taken by
+/// `xgate contracts check` as they are written there.
+#[test]
+fn the_documented_examples_check() {
+    let fed = Federation::start();
+    let doc = include_str!("../../docs/contracts.md");
+    let section = doc
+        .split("## Examples an agency would copy")
+        .nth(1)
+        .expect("the examples section");
+    let examples = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("examples.toml");
+    let rules = include_str!("../../policies/default.toml");
+    std::fs::write(&file, format!("{rules}{examples}")).expect("write");
+    let registry = fed.pki().join("registry.toml");
+    let out = xgate()
+        .run(
+            &[
+                "contracts",
+                "check",
+                file.to_str().expect("utf-8"),
+                "--registry",
+                registry.to_str().expect("utf-8"),
+            ],
+            b"",
+        )
+        .expect_ok();
+    let count = examples.matches("[[contract]]").count();
+    assert!(count >= 5, "{examples}");
+    assert!(
+        out.ends_with(&format!("ok: {}: {count} contracts\n", file.display())),
+        "{out}"
+    );
+}

@@ -4,8 +4,8 @@
 //! ```text
 //! accept_offer              accept an open offer on the receiving agency's behalf
 //! reject_offer              reject it on the receiving agency's behalf
-//! require_second_approval   hold the triggering envelope's effect until a
-//!                           second person of the same agency approves
+//! require_second_approval   hold the offer until a second person of the
+//!                           holder's agency approves it (contract.approve)
 //! open_discrepancy          open a discrepancy on the asset (type "flagged")
 //! close_discrepancy         resolve the discrepancy that triggered it
 //! set_deadline              deadline = NAME, after_hours = H: a deadline:NAME
@@ -225,13 +225,11 @@ impl Action {
             Action::AcceptOffer | Action::RejectOffer => {
                 (offer, "envelope:asset.transfer.offer and offer.opened")
             }
-            Action::RequireSecondApproval => (
-                matches!(
-                    trigger,
-                    Trigger::Envelope(Kind::AssetTransferOffer | Kind::AssetTransferAccept)
-                ),
-                "envelope:asset.transfer.offer and envelope:asset.transfer.accept",
-            ),
+            // The offer is held before anyone can answer it; an
+            // acceptance, once logged, has moved custody already.
+            Action::RequireSecondApproval => {
+                (offer, "envelope:asset.transfer.offer and offer.opened")
+            }
             Action::OpenDiscrepancy => (asset, "the triggers that bind an asset"),
             Action::CloseDiscrepancy => {
                 (*trigger == Trigger::DiscrepancyOpened, "discrepancy.opened")
