@@ -27,8 +27,8 @@ use xgate_ledger::WriteBatch;
 use super::take::{self, Failure, Scope, Taking};
 use crate::apply::state::{Over, StateError, StateRead};
 use crate::apply::triggers::Event;
-use crate::contracts::Contracts;
 use crate::contracts::act::ActEntry;
+use crate::contracts::{Bound, Contracts};
 
 /// How deep acts may trigger acts: the entry's own events are depth 1.
 pub const MAX_CHAIN: u32 = 3;
@@ -88,6 +88,8 @@ pub fn run(
     let mut acts: Vec<Act> = Vec::new();
     let mut spent = 0u64;
     while let Some((event, depth, trigger)) = queue.pop_front() {
+        // Made on the first contract of the trigger, and only then.
+        let mut bound: Option<Bound> = None;
         for contract in setting.contracts.on(&event.trigger) {
             let index = cause.index + 1 + acts.len() as u64;
             let mut entry = ActEntry::new(
@@ -110,7 +112,8 @@ pub fn run(
                 acts.push(logged(entry.failed(code))?);
                 return Ok(acts);
             }
-            let entry = match contract.holds(&event.bindings) {
+            let bound = bound.get_or_insert_with(|| Bound::new(&event.bindings));
+            let entry = match contract.holds_in(bound) {
                 Ok(false) => continue,
                 Err(e) => entry.failed(e.code()),
                 Ok(true) if depth > MAX_CHAIN => entry.failed("chain_too_deep"),

@@ -63,19 +63,27 @@ pub fn events(
             if let Some(asset) = asset_record(op.tag(), facts.time, state)? {
                 first.insert("asset", asset);
             }
+            let offer = |to: &AgencyId| {
+                json!({
+                    "jti": facts.jti,
+                    "from": facts.sender.as_str(),
+                    "to": to.as_str(),
+                    "expires": facts.expires,
+                })
+            };
             match op {
-                asset::Op::Offer(offer) => {
-                    let offer = json!({
-                        "jti": facts.jti,
-                        "from": facts.sender.as_str(),
-                        "to": offer.to.agency.as_str(),
-                        "expires": facts.expires,
-                    });
-                    first.insert("offer", offer);
+                asset::Op::Offer(made) => {
+                    first.insert("offer", offer(&made.to.agency));
                     more.push(Event {
                         trigger: Trigger::OfferOpened,
                         bindings: first.clone(),
                     });
+                }
+                // Forwarded here by the holder's gateway: its envelope binds
+                // the offer as the type check says; it was opened (and
+                // `offer.opened` fired) at the gateway it was made at.
+                asset::Op::OfferIn(incoming) => {
+                    first.insert("offer", offer(&incoming.offer.to.agency));
                 }
                 asset::Op::Report(report) => {
                     let observed: Vec<&str> =
@@ -86,7 +94,6 @@ pub fn events(
                     );
                 }
                 asset::Op::Register(_)
-                | asset::Op::OfferIn(_)
                 | asset::Op::Accept(_)
                 | asset::Op::Reject(_)
                 | asset::Op::Approve(_)

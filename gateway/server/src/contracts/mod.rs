@@ -309,14 +309,39 @@ impl Contract {
     /// an evaluation that fails (a division by zero, an index out of range,
     /// an optional field read without `has`).
     pub fn holds(&self, bindings: &BTreeMap<&str, Value>) -> Result<bool, EvalError> {
-        let mut context = cel::Context::with_env(env());
-        for (name, value) in bindings {
-            context.add_variable_from_value(*name, to_cel(value)?);
-        }
-        match cel::Value::resolve(&self.expr, &context)? {
+        self.holds_in(&Bound::new(bindings))
+    }
+
+    /// [`Contract::holds`] with the bindings made already ([`Bound`]), as
+    /// every contract on one event is evaluated.
+    ///
+    /// # Errors
+    /// As [`Contract::holds`].
+    pub fn holds_in(&self, bound: &Bound) -> Result<bool, EvalError> {
+        let context = bound.0.as_ref().map_err(|e| *e)?;
+        match cel::Value::resolve(&self.expr, context)? {
             cel::Value::Bool(b) => Ok(b),
             _ => Err(EvalError::Value),
         }
+    }
+}
+
+/// An event's bindings as the language's values, in an evaluation context:
+/// made once for all the contracts on its trigger (for a simple condition,
+/// making them costs more than evaluating it), or why they cannot be.
+pub struct Bound(Result<cel::Context<'static, 'static>, EvalError>);
+
+impl Bound {
+    /// The bindings `bindings` (each name a trigger binds, as JSON).
+    pub fn new(bindings: &BTreeMap<&str, Value>) -> Bound {
+        let made = bindings.iter().try_fold(
+            cel::Context::with_env(env()),
+            |mut context, (name, value)| {
+                context.add_variable_from_value((*name).to_owned(), to_cel(value)?);
+                Ok(context)
+            },
+        );
+        Bound(made)
     }
 }
 
@@ -412,8 +437,9 @@ impl Contracts {
         trigger: &Trigger,
         bindings: &BTreeMap<&str, Value>,
     ) -> Vec<Fired<'a>> {
+        let bound = Bound::new(bindings);
         self.on(trigger)
-            .filter_map(|contract| match contract.holds(bindings) {
+            .filter_map(|contract| match contract.holds_in(&bound) {
                 Ok(false) => None,
                 Ok(true) => Some(Fired {
                     contract,
