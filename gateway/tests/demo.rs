@@ -3,10 +3,13 @@
 //! story and the summary on stdout, done within 30 seconds, the same on
 //! every run but for the times, and nothing left behind: no process
 //! holding its output open, no temporary directory, no locked log or
-//! witness. `xgate demo --federated`: the same story across four
-//! gateways within 60 seconds, each cross-gateway envelope with both
-//! receipts, and four logs the test replays itself from their public
-//! tiles.
+//! witness. The story includes the contracts of the demo's policy acting
+//! (issue 25): an offer between treasury's offices accepted by a contract,
+//! explained, and the two-person rule holding an offer until a second
+//! person approves it; the replay recomputes both acts. `xgate demo
+//! --federated`: the same story across four gateways within 60 seconds,
+//! each cross-gateway envelope with both receipts, and four logs the test
+//! replays itself from their public tiles.
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -90,7 +93,7 @@ fn run_demo_within(args: &[&str], tmp: &Path, deadline: Duration) -> String {
 
 /// What both demos print alike: the steps' first lines, and the lines
 /// that name no log.
-const EITHER_WAY: [&str; 13] = [
+const EITHER_WAY: [&str; 29] = [
     "auditor's page: https://127.0.0.1:",
     " 2. register    treasury registers 3 laptops and 2 phones at TRE-HQ-1",
     " 3. offer       treasury offers LAP-002 to gsa employee gsa-emp-0042",
@@ -105,6 +108,29 @@ const EITHER_WAY: [&str; 13] = [
     "a valid IPS document of 13 resources, byte for byte what hhs sent: \
          allergies 2, medications 3, problems 2, immunizations 3",
     "11. review ",
+    // The contracts: in force, and each acting.
+    "12. contracts   the demo's policy adds two contracts to the default rules; ",
+    "\n                  treasury-offices-auto-accept  on envelope:asset.transfer.offer, \
+     do accept_offer\n",
+    "\n                  hsm-two-person-rule           on envelope:asset.transfer.offer, \
+     do require_second_approval\n                    when asset.category == \"hsm\"\n",
+    "13. auto-accept treasury's trs-emp-0103 hands LAP-003 to trs-emp-0201 of another treasury \
+     office: an offer from treasury to treasury, of a laptop kept at TRE-HQ-1\n",
+    ": the act accept_offer of treasury-offices-auto-accept, on treasury's behalf: done\n",
+    "LAP-003 is now held by trs-emp-0201 of treasury at TRE-HQ-1 (was trs-emp-0103); custody chain",
+    // Why, as `xgate contracts explain` tells it.
+    "\n                  trigger: envelope:asset.transfer.offer\n",
+    "\n                  not fired: hsm-two-person-rule on envelope:asset.transfer.offer: \
+     condition false: asset.category == \"hsm\"\n",
+    "14. two-person  treasury registers HSM-001, a hardware security module (category hsm)",
+    ": the act require_second_approval of hsm-two-person-rule: done\n",
+    "HSM-001 shows status awaiting_approval, its offer held by act ",
+    "treasury accepts it for trs-emp-0202 at once: refused, 409 awaiting_approval\n",
+    "trs-emp-0106, who offered it, approves it: refused, 403 same_person; neither refusal is logged\n",
+    "15. approve     a second person of treasury, trs-emp-0900, approves the held offer: \
+     contract.approve naming act ",
+    "16. accept      treasury accepts HSM-001 for trs-emp-0202 at TRE-DC-2\n",
+    "HSM-001 is now held by trs-emp-0202 of treasury at TRE-DC-2; custody chain",
 ];
 
 /// Asserts that a demo's output `out` holds the lines of [`EITHER_WAY`]
@@ -143,43 +169,85 @@ fn demo_tells_the_whole_story_and_leaves_nothing_behind() {
             "LAP-002 is now held by gsa-emp-0042 of gsa at GSA-FO-7; custody chain: registered, offered, accepted",
             "missing: PHN-002",
             "the policy breaks the glass",
+            // The contracts: each act the entry right after its trigger.
+            "offer demo-offer-LAP-003: entry 11; in the same commit, entry 12: the act \
+         accept_offer of treasury-offices-auto-accept, on treasury's behalf: done\n",
+            "LAP-003 is now held by trs-emp-0201 of treasury at TRE-HQ-1 (was trs-emp-0103); \
+         custody chain: registered, offered, accepted\n",
+            "why, as xgate contracts explain 11 tells it (GET /v1/contracts/explain/11):\n",
+            "\n                  entry 11: asset.transfer.offer, policy ",
+            " (in force)\n",
+            "\n                  fired: treasury-offices-auto-accept on envelope:asset.transfer.offer, \
+         do accept_offer: act 12 done\n",
+            "\n                  act 12: accept_offer by treasury-offices-auto-accept (trigger 11), done\n",
+            "HSM-001: entry 13; offer demo-offer-HSM-001: entry 14; in the same commit, entry 15: \
+         the act require_second_approval of hsm-two-person-rule: done\n",
+            "its offer held by act 15 (the act's log index, which an approval names)\n",
+            "contract.approve naming act 15, as xgate asset approve --tag HSM-001 --act 15 \
+         --approver trs-emp-0900 sends it\n",
+            // The refusals took no place in the log: the approval is the
+            // entry after the act.
+            "entry 16: HSM-001 shows status offered; the offer may now be answered\n",
+            "entry 17: HSM-001 is now held by trs-emp-0202 of treasury at TRE-DC-2; \
+         custody chain: registered, offered, approved, accepted\n",
             // The witnesses' step: the public listener serves the checkpoint
             // covering the whole story, cosigned by every agency's witness.
-            "12. witnesses   each agency runs a witness; the gateway serves a checkpoint to anyone \
+            "17. witnesses   each agency runs a witness; the gateway serves a checkpoint to anyone \
          once 3 of the 4 cosigned it",
             "GET /checkpoint from the public tlog-tiles listener (no client certificate): \
-         size 11, signed by the log and cosigned by 4 of the 4 witnesses:",
+         size 18, signed by the log and cosigned by 4 of the 4 witnesses:",
             "\n                  witness.state.example     run by state     ed25519\n",
             "\n                  witness.treasury.example  run by treasury  ed25519\n",
             "\n                  witness.gsa.example       run by gsa       ed25519\n",
             "\n                  witness.hhs.example       run by hhs       ml-dsa-44\n",
             "\n                trusted time: ",
-            "the witnesses vouch that all 11 entries were logged by then",
+            "the witnesses vouch that all 18 entries were logged by then",
             // The auditor's receipts, against the quorum.
-            "13. audit       gao checks each receipt with nothing but public keys: the log's \
+            "18. audit       gao checks each receipt with nothing but public keys: the log's \
          (localhost/xgate) and the 4 witnesses', 3 cosignatures required",
             "ok  entry  0  asset.register         LAP-001            \
-         in the signed checkpoint of size  1, the cosigned one of size 11",
+         in the signed checkpoint of size  1, the cosigned one of size 18",
             "ok  entry 10  review.decision",
-            "ok  all 11 receipts in the checkpoint of size 11 cosigned by 4 of the 4 witnesses \
+            // The offer's receipt already covers the act of its commit.
+            "ok  entry 11  asset.transfer.offer   LAP-003            \
+         in the signed checkpoint of size 13, the cosigned one of size 18",
+            "ok  entry 16  contract.approve       HSM-001 ",
+            "ok  all 16 receipts in the checkpoint of size 18 cosigned by 4 of the 4 witnesses \
          listed (witness.state.example, witness.treasury.example, witness.gsa.example, \
          witness.hhs.example), 3 required",
-            "14. consistency ",
-            "ok  the tree of size 1 is a prefix of the tree of size 11",
-            "15. replay ",
-            "the stored state equals the recomputed state",
+            "19. consistency ",
+            "ok  the tree of size 1 is a prefix of the tree of size 18",
+            "20. replay      the gateway stops; gao replays its log offline with the policy file",
+            "ok  18 entries, 16 asset and medical envelopes, 2 contract acts recomputed, \
+         signatures checked: the stored state equals the recomputed state",
         ],
     );
+    // The steps in order, the contracts' between the medical ones and the
+    // witnesses'.
+    let at = |step: &str| {
+        out.find(step)
+            .unwrap_or_else(|| panic!("no step {step:?} in:\n{out}"))
+    };
+    let steps = [
+        "11. review ",
+        "12. contracts ",
+        "13. auto-accept ",
+        "14. two-person ",
+        "15. approve ",
+        "16. accept ",
+        "17. witnesses ",
+    ];
+    assert!(steps.windows(2).all(|w| at(w[0]) < at(w[1])), "{out}");
     // Every envelope's receipt was checked against the quorum, one line
     // each.
     assert_eq!(
         out.matches("\n                ok  entry ").count(),
-        11,
+        16,
         "{out}"
     );
     assert_eq!(
-        out.matches(", the cosigned one of size 11\n").count(),
-        11,
+        out.matches(", the cosigned one of size 18\n").count(),
+        16,
         "{out}"
     );
     let summary = out
@@ -187,18 +255,21 @@ fn demo_tells_the_whole_story_and_leaves_nothing_behind() {
         .map(|(_, s)| s)
         .unwrap_or_else(|| panic!("no summary table in:\n{out}"));
     assert!(summary.starts_with("step  kind "), "{summary}");
-    assert_eq!(summary.matches("  verified\n").count(), 11, "{summary}");
+    assert_eq!(summary.matches("  verified\n").count(), 16, "{summary}");
     contains_all(
         summary,
         &[
-            "envelopes           11\n",
-            "receipts verified   11 of 11\n",
-            "log size            11\n",
-            "consistency         ok, size 1 -> 11\n",
-            "witness quorum      ok, 11 receipts in the checkpoint of size 11 \
+            "  15  contract.approve        treasury -> treasury  HSM-001                16  verified\n",
+            "envelopes           16\n",
+            "receipts verified   16 of 16\n",
+            "log size            18\n",
+            "consistency         ok, size 1 -> 18\n",
+            "witness quorum      ok, 16 receipts in the checkpoint of size 18 \
          cosigned by 4 of 4 witnesses, 3 required\n",
             "live discrepancies  1\n",
-            "replay              ok, 11 entries, state equal\n",
+            "contract acts       2: accept_offer by treasury-offices-auto-accept at entry 12, \
+         require_second_approval by hsm-two-person-rule at entry 15\n",
+            "replay              ok, 18 entries, 2 contract acts recomputed, state equal\n",
             "elapsed ",
         ],
     );
@@ -243,13 +314,58 @@ fn demo_keeps_its_data_in_dir_unlocked_and_verifiable() {
     let verified = xgate()
         .run(&["log", "verify", "--data-dir", &dir_text], b"")
         .expect_ok();
-    assert!(verified.contains("11"), "{verified}");
+    assert!(verified.starts_with("ok: 18 entries"), "{verified}");
+    // The policy the gateway ran with stays beside its log: given it, the
+    // replay recomputes both contracts' acts; without it, it cannot.
+    let policy = dir.join("policy.toml").display().to_string();
     let replayed = xgate()
-        .run(&["audit", "replay", "--data-dir", &dir_text], b"")
+        .run(
+            &[
+                "audit",
+                "replay",
+                "--data-dir",
+                &dir_text,
+                "--policy",
+                &policy,
+            ],
+            b"",
+        )
         .expect_ok();
     assert!(
-        replayed.starts_with("ok: replayed 11 entries"),
+        replayed.starts_with("ok: replayed 18 entries (16 asset and medical envelopes"),
         "{replayed}"
+    );
+    assert!(
+        replayed.contains("; 2 contract acts recomputed)"),
+        "{replayed}"
+    );
+    let unchecked = xgate().run(&["audit", "replay", "--data-dir", &dir_text], b"");
+    assert_eq!(unchecked.code, Some(1), "{}", unchecked.stderr);
+    let differences = String::from_utf8_lossy(&unchecked.stdout);
+    assert!(
+        differences.starts_with("difference: entry 12: an act under policy ",)
+            && differences.contains(", whose file was not given (--policy FILE)\n"),
+        "{differences}"
+    );
+    let checked = xgate()
+        .run(
+            &[
+                "contracts",
+                "check",
+                &policy,
+                "--registry",
+                &format!("{dir_text}/pki/registry.toml"),
+            ],
+            b"",
+        )
+        .expect_ok();
+    assert!(
+        checked.contains(
+            "ok: treasury-offices-auto-accept: on envelope:asset.transfer.offer, do accept_offer"
+        ) && checked.contains(
+            "ok: hsm-two-person-rule: on envelope:asset.transfer.offer, do require_second_approval"
+        ),
+        "{checked}"
     );
     // Each agency's witness let go of its directory too, kept its key
     // private and its state durable: it cosigned the whole story.
@@ -271,7 +387,7 @@ fn demo_keeps_its_data_in_dir_unlocked_and_verifiable() {
         let opened = Witness::open(&home, std::slice::from_ref(&log)).expect("unlocked");
         assert_eq!(
             opened.latest(log.name()).map(|l| l.size),
-            Some(11),
+            Some(18),
             "{agency}'s witness"
         );
         keys.push(opened.cosigner().verifier().clone());
@@ -290,7 +406,7 @@ fn demo_keeps_its_data_in_dir_unlocked_and_verifiable() {
     // the whole story's, cosigned by all four.
     let served = std::fs::read_to_string(dir.join("log").join("checkpoint")).expect("served");
     let cosigned = verify_quorum(&served, &log, &keys, 4).expect("cosigned by all four");
-    assert_eq!(cosigned.checkpoint.checkpoint.size, 11);
+    assert_eq!(cosigned.checkpoint.checkpoint.size, 18);
     // A second run refuses the used directory rather than mixing stories.
     let again = xgate().run(&["demo", "--dir", &dir_text], b"");
     let message = again.expect_error(1);
@@ -334,21 +450,36 @@ fn federated_demo_tells_the_story_across_four_gateways_whose_logs_replay() {
          the policy breaks the glass",
             "response gw-hhs entry 1, delivered as gw-state entry 1: a JWE",
             "gw-hhs entry 2: the outcome is logged",
-            "12. checkpoints each gateway serves its log's checkpoint to anyone",
+            // The contracts act at treasury's gateway, and only there.
+            "every gateway has them in force, gw-treasury among them",
+            "offer demo-offer-LAP-003: gw-treasury entry 8; in the same commit, gw-treasury \
+         entry 9: the act accept_offer of treasury-offices-auto-accept, on treasury's behalf: done\n",
+            "custody chain at gw-treasury: registered (gw-treasury entry 2), offered (gw-treasury \
+         entry 8), accepted (gw-treasury entry 9)\n",
+            "why, as xgate contracts explain 8 tells it (GET /v1/contracts/explain/8 at gw-treasury):\n",
+            "\n                  fired: treasury-offices-auto-accept on envelope:asset.transfer.offer, \
+         do accept_offer: act 9 done\n",
+            "HSM-001: gw-treasury entry 10; offer demo-offer-HSM-001: gw-treasury entry 11; in the \
+         same commit, gw-treasury entry 12: the act require_second_approval",
+            "gw-treasury entry 13: HSM-001 shows status offered",
+            "approved (gw-treasury entry 13), accepted (gw-treasury entry 14)\n",
+            "17. checkpoints each gateway serves its log's checkpoint to anyone",
             "  gw-state    GET /checkpoint: size  2, signed by xgate/gw-state",
-            "  gw-treasury GET /checkpoint: size  8, signed by xgate/gw-treasury",
+            "  gw-treasury GET /checkpoint: size 15, signed by xgate/gw-treasury",
             "  gw-gsa      GET /checkpoint: size  2, signed by xgate/gw-gsa",
             "  gw-hhs      GET /checkpoint: size  3, signed by xgate/gw-hhs",
-            "13. audit       gao checks each receipt, the senders' and the delivery receipts",
+            "18. audit       gao checks each receipt, the senders' and the delivery receipts",
             "ok  gw-treasury entry  0  asset.register         LAP-001            \
-         in the signed checkpoint of size  1, the served one of size 8",
+         in the signed checkpoint of size  1, the served one of size 15",
             "ok  gw-hhs      entry  2  review.decision",
-            "ok  gw-treasury: all 8 receipts in the checkpoint of size 8 cosigned by",
-            "14. federation  gao replays the 4 gateways' public logs together",
+            "ok  gw-treasury: all 13 receipts in the checkpoint of size 15 cosigned by",
+            "19. federation  gao replays the 4 gateways' public logs together",
             "xgate audit replay --log URL --log URL --log URL --log URL \
          --registry PKI/registry.toml --ca PKI/ca.crt",
-            "15. replay      the gateways stop; gao replays each one's log offline",
+            "20. replay      the gateways stop; gao replays each one's log offline",
             "ok  gw-state    2 entries",
+            "ok  gw-treasury 15 entries, 13 asset and medical envelopes, 2 contract acts recomputed",
+            "ok  gw-gsa      2 entries, 2 asset and medical envelopes, 0 contract acts recomputed",
             "the stored state equals the recomputed state",
         ],
     );
@@ -360,28 +491,31 @@ fn federated_demo_tells_the_story_across_four_gateways_whose_logs_replay() {
         .unwrap_or_else(|| panic!("no replay ok line in:\n{out}"))
         .to_owned();
     assert!(
-        ok.contains("4 cross-gateway exchanges matched, 0 unchecked, 5 assets, 1 medical requests"),
+        ok.contains("4 cross-gateway exchanges matched, 0 unchecked, 6 assets, 1 medical requests"),
         "{ok}"
     );
-    // Each envelope's receipts, one line each: 11 senders', 4 deliveries.
+    // Each envelope's receipts, one line each: 16 senders', 4 deliveries.
     assert_eq!(
         out.matches(" in the signed checkpoint of size ").count(),
-        11 + 4,
+        16 + 4,
         "{out}"
     );
     let summary = out
         .split_once("\nsummary\n")
         .map(|(_, s)| s)
         .unwrap_or_else(|| panic!("no summary table in:\n{out}"));
-    assert_eq!(summary.matches("  verified\n").count(), 11, "{summary}");
+    assert_eq!(summary.matches("  verified\n").count(), 16, "{summary}");
     contains_all(
         summary,
         &[
-            "envelopes           11, 4 across gateways\n",
-            "receipts verified   11 of 11, and 4 delivery receipts of 4\n",
-            "log sizes           gw-state 2, gw-treasury 8, gw-gsa 2, gw-hhs 3\n",
+            "envelopes           16, 4 across gateways\n",
+            "receipts verified   16 of 16, and 4 delivery receipts of 4\n",
+            "log sizes           gw-state 2, gw-treasury 15, gw-gsa 2, gw-hhs 3\n",
             "live discrepancies  1\n",
-            "replay              ok, 4 logs, 15 entries, each state equal\n",
+            "contract acts       2: accept_offer by treasury-offices-auto-accept at gw-treasury \
+         entry 9, require_second_approval by hsm-two-person-rule at gw-treasury entry 12\n",
+            "replay              ok, 4 logs, 22 entries, 2 contract acts recomputed, \
+         each state equal\n",
             "elapsed ",
         ],
     );

@@ -141,8 +141,9 @@ impl ExplainArgs {
     }
 }
 
-/// The lines `xgate contracts explain` prints for `e`.
-fn explanation(e: &Explained) -> Vec<String> {
+/// The lines `xgate contracts explain` prints for `e` (`xgate demo`
+/// prints them too).
+pub(crate) fn explanation(e: &Explained) -> Vec<String> {
     let force = if e.in_force {
         "in force"
     } else {

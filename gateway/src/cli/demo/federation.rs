@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use xgate_ledger::{Log, NoteVerifier, OpenOptions};
 
 use super::gateways::{self, Started};
+use super::policy;
 use super::witnesses::{self, Listed, Witnesses};
 use crate::cli::error::Error;
 use crate::cli::serve::prepare;
@@ -279,6 +280,9 @@ async fn start_single(dir: &Path) -> Result<(Started, Witnesses), Error> {
     xgate_server::data_dir::restrict_umask();
     xgate_server::data_dir::make_private(dir)
         .map_err(|e| Error::Serve(format!("cannot make {} private: {e}", dir.display())))?;
+    // The demo's policy, where `xgate serve` looks for one: the gateway
+    // takes it instead of writing the default.
+    policy::write(dir)?;
     let options = OpenOptions {
         witnessed: true,
         ..OpenOptions::default()

@@ -5,7 +5,8 @@
 //! ([`pki::init_federation`]), and each gateway is set up as `xgate serve
 //! --pki DIR/pki --data-dir DIR/<id> --gateway-id <id> --listen
 //! 127.0.0.1:PORT` sets it up, with its own data directory, log (signed
-//! with its own key from the PKI) and default policy.
+//! with its own key from the PKI) and the demo's policy ([`super::policy`]:
+//! the default rules and two contracts) as its `policy.toml`.
 //!
 //! The registry names each gateway's URL, so the ports are chosen before
 //! the PKI is made: each bound on port 0, read, and let go just before
@@ -16,6 +17,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
+use super::policy;
 use crate::cli::error::Error;
 use crate::cli::serve::{Prepared, prepare};
 use xgate_server::config::Config;
@@ -79,6 +81,7 @@ pub(super) async fn start(dir: &Path) -> Result<Vec<Started>, Error> {
     let mut started = Vec::with_capacity(LAYOUT.len());
     for (plan, port) in plans.into_iter().zip(ports) {
         let data_dir = dir.join(plan.id.as_str());
+        policy::write(&data_dir)?;
         let config = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
             public_listen: SocketAddr::from(([127, 0, 0, 1], 0)),

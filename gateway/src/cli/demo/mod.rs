@@ -8,11 +8,16 @@
 //! the real client stack, one numbered step at a time: asset custody and a
 //! two-party transfer, an inventory count whose discrepancy arrives live on
 //! the reconciliation feed, an emergency medical request answered
-//! encrypted and opened, the cosigned checkpoint anyone can read from the
-//! public tlog-tiles listener, and an auditor checking every receipt
-//! against it with the witnesses' quorum and the log's consistency. It
-//! ends with a summary table, stops the gateway and the witnesses and,
-//! unless `--dir` was given, removes everything it wrote.
+//! encrypted and opened, contracts of the demo's policy acting (an offer
+//! between treasury's offices accepted on the recipient's behalf, and the
+//! two-person rule holding the offer of a hardware security module until
+//! a second person approves it), the cosigned checkpoint anyone can read
+//! from the public tlog-tiles listener, and an auditor checking every
+//! receipt against it with the witnesses' quorum and the log's
+//! consistency. It ends with the auditor's offline replay (every contract
+//! act recomputed with the policy) and a summary table, stops the gateway
+//! and the witnesses and, unless `--dir` was given, removes everything it
+//! wrote.
 //!
 //! With `--federated` the same story is told across a federation of a
 //! gateway per agency (state, treasury, gsa and hhs, the auditor gao on
@@ -22,19 +27,21 @@
 //! public logs together as `xgate audit replay --log URL...` does.
 //!
 //! The pieces: `federation` runs the gateways on their own thread and
-//! runtime; `gateways` sets up the federated demo's four; `witnesses`
-//! runs the single gateway's agencies' witnesses on that runtime;
-//! `story` drives the agencies; `events` reads the Server-Sent Events
-//! feed; `summary` prints the table. Every name in the story (tags,
-//! people, `jti`s) is fixed and synthetic, so two runs print the same
-//! lines but for the elapsed time and the line starting `trusted time:`
-//! (the witnesses' clocks). The gateway's own tracing is not installed:
-//! nothing but the story reaches the terminal.
+//! runtime; `gateways` sets up the federated demo's four; `policy` is the
+//! policy file each gateway is given (the default rules and the demo's
+//! contracts); `witnesses` runs the single gateway's agencies' witnesses
+//! on that runtime; `story` drives the agencies; `events` reads the
+//! Server-Sent Events feed; `summary` prints the table. Every name in the
+//! story (tags, people, `jti`s) is fixed and synthetic, so two runs print
+//! the same lines but for the elapsed time and the line starting `trusted
+//! time:` (the witnesses' clocks). The gateway's own tracing is not
+//! installed: nothing but the story reaches the terminal.
 
 mod events;
 mod federation;
 mod gateways;
 mod out;
+mod policy;
 mod story;
 mod summary;
 mod witnesses;

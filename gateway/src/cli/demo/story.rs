@@ -2,9 +2,10 @@
 //! (mutual TLS as each agency, envelopes signed with each agency's key),
 //! and what each step shows. The agencies' connections and what every
 //! step shares are in [`cast`]; the asset steps are in [`assets`], the
-//! medical steps in [`medical`], the witnesses' cosigned checkpoint in
-//! [`cosigned`], the auditor's checks in [`audit`] and, in a federation,
-//! its replay of every gateway's log in [`logs`].
+//! medical steps in [`medical`], the contracts acting (an auto-accept and
+//! the two-person rule) in [`contracts`], the witnesses' cosigned
+//! checkpoint in [`cosigned`], the auditor's checks in [`audit`] and, in
+//! a federation, its replay of every gateway's log in [`logs`].
 //!
 //! The story is the same on one gateway and across a federation of a
 //! gateway per agency: each agency talks to the gateway that serves it,
@@ -19,6 +20,7 @@
 mod assets;
 mod audit;
 mod cast;
+mod contracts;
 mod cosigned;
 mod logs;
 mod medical;
@@ -41,6 +43,7 @@ pub(super) fn tell(federation: &Federation, out: &mut Out<'_>) -> Result<Tally, 
     story.setup()?;
     assets::tell(&mut story)?;
     medical::tell(&mut story)?;
+    contracts::tell(&mut story)?;
     cosigned::show(&mut story)?;
     audit::verify(&mut story)?;
     if federation.is_federated() {

@@ -1,5 +1,6 @@
-//! What the demo did, as a table of its envelopes and a few totals. Only
-//! the elapsed time differs between runs.
+//! What the demo did, as a table of its envelopes and a few totals (the
+//! contracts' acts among them). Only the elapsed time differs between
+//! runs.
 
 use std::io::Write;
 use std::time::Duration;
@@ -50,11 +51,34 @@ pub(super) struct Tally {
     pub quorum: Option<QuorumCheck>,
     /// In a federation, the ok line of the auditor's replay of every log.
     pub federation: Option<String>,
-    /// Logs and entries replayed after the gateways stopped, each state
+    /// The acts contracts took in the story, in log order.
+    pub acts: Vec<Acted>,
+    /// What the replay after the gateways stopped recomputed, each state
     /// matching.
-    pub replayed: Option<(usize, u64)>,
+    pub replayed: Option<Replayed>,
     /// From start to finish.
     pub elapsed: Duration,
+}
+
+/// An act a contract took, as its log entry names it.
+pub(super) struct Acted {
+    /// Where it was logged: `entry N`, or in a federation `GATEWAY entry
+    /// N`.
+    pub entry: String,
+    /// The act (`accept_offer`, `require_second_approval`).
+    pub act: String,
+    /// The contract that took it.
+    pub contract: String,
+}
+
+/// The offline replay of the stopped gateways' logs.
+pub(super) struct Replayed {
+    /// The logs replayed.
+    pub logs: usize,
+    /// Their entries, in all.
+    pub entries: u64,
+    /// The contracts' acts recomputed and found logged as computed.
+    pub acts: u64,
 }
 
 /// Two checkpoint sizes proven consistent.
@@ -148,8 +172,11 @@ fn single_totals(tally: &Tally) -> Vec<(&'static str, String)> {
         ),
         None => "not checked".to_owned(),
     };
-    let replay = match tally.replayed {
-        Some((_, n)) => format!("ok, {n} entries, state equal"),
+    let replay = match &tally.replayed {
+        Some(r) => format!(
+            "ok, {} entries, {} contract acts recomputed, state equal",
+            r.entries, r.acts
+        ),
         None => "not run".to_owned(),
     };
     vec![
@@ -162,8 +189,22 @@ fn single_totals(tally: &Tally) -> Vec<(&'static str, String)> {
         ("consistency", consistency),
         ("witness quorum", quorum),
         ("live discrepancies", tally.live_events.to_string()),
+        ("contract acts", acts(tally)),
         ("replay", replay),
     ]
+}
+
+/// The acts contracts took: how many, and each with where it was logged.
+fn acts(tally: &Tally) -> String {
+    let each: Vec<String> = tally
+        .acts
+        .iter()
+        .map(|a| format!("{} by {} at {}", a.act, a.contract, a.entry))
+        .collect();
+    match each.is_empty() {
+        true => "0".to_owned(),
+        false => format!("{}: {}", each.len(), each.join(", ")),
+    }
 }
 
 /// The totals of a federation of gateways.
@@ -181,8 +222,11 @@ fn federated_totals(tally: &Tally) -> Vec<(&'static str, String)> {
         Some(line) => format!("ok, {}", line.trim_start_matches("ok: ")),
         None => "not run".to_owned(),
     };
-    let replay = match tally.replayed {
-        Some((logs, n)) => format!("ok, {logs} logs, {n} entries, each state equal"),
+    let replay = match &tally.replayed {
+        Some(r) => format!(
+            "ok, {} logs, {} entries, {} contract acts recomputed, each state equal",
+            r.logs, r.entries, r.acts
+        ),
         None => "not run".to_owned(),
     };
     vec![
@@ -204,6 +248,7 @@ fn federated_totals(tally: &Tally) -> Vec<(&'static str, String)> {
         ),
         ("federation replay", federation),
         ("live discrepancies", tally.live_events.to_string()),
+        ("contract acts", acts(tally)),
         ("replay", replay),
     ]
 }

@@ -196,7 +196,7 @@ impl Story<'_, '_, '_> {
     /// each with where its receipts say it was logged (the sender's
     /// gateway's, if the view carries it, then the log's that holds the
     /// event), every receipt verified with the registry's key of its log.
-    fn chain(&self, view: &Value) -> Result<String, Error> {
+    pub(super) fn chain(&self, view: &Value) -> Result<String, Error> {
         let mut events = Vec::new();
         for event in view["chain"].as_array().into_iter().flatten() {
             let kind = event["kind"].as_str().unwrap_or("?");

@@ -11,7 +11,8 @@
 //! latest (RFC 9162 section 2.1.4.2), with a consistency proof fetched
 //! from the gateway's API and checked against the two signed roots, never
 //! against roots the gateway states. Once the gateway has stopped, gao
-//! replays the log as `xgate audit replay` does.
+//! replays the log as `xgate audit replay --policy` does, with the demo's
+//! policy file, so every act its contracts took is recomputed too.
 
 use std::path::{Path, PathBuf};
 
@@ -28,10 +29,12 @@ use crate::cli::audit::trust::Trust;
 use crate::cli::audit::verify::prove_in_cosigned;
 use crate::cli::demo::federation::Site;
 use crate::cli::demo::out::Out;
-use crate::cli::demo::summary::{Consistency, QuorumCheck, Tally};
+use crate::cli::demo::policy;
+use crate::cli::demo::summary::{Consistency, QuorumCheck, Replayed, Tally};
 use crate::cli::error::Error;
 use crate::tiles::LogClient;
 use xgate_server::logview::ConsistencyView;
+use xgate_server::policy::Policy;
 use xgate_server::receipt::Receipt;
 use xgate_server::recompute;
 use xgate_server::registry::Registry;
@@ -252,9 +255,11 @@ fn consistency(story: &mut Story<'_, '_, '_>, first: Checkpoint) -> Result<(), E
 }
 
 /// The last step, once the gateways have stopped and let go of their
-/// data: gao recomputes each one's state from its log and compares.
-/// `stores` names each gateway and its data directory; `registry` is the
-/// registry file; `kept` is where the data stays, if it does.
+/// data: gao recomputes each one's state from its log, with the policy
+/// file in its data directory (so each contract act is recomputed and
+/// checked against the one logged), and compares. `stores` names each
+/// gateway and its data directory; `registry` is the registry file;
+/// `kept` is where the data stays, if it does.
 ///
 /// # Errors
 /// A log that cannot be opened, or a state that differs from the replay.
@@ -270,20 +275,21 @@ pub(in crate::cli::demo) fn after_stop(
         "replay",
         match federated {
             true => {
-                "the gateways stop; gao replays each one's log offline and recomputes its \
-                 asset and medical state"
+                "the gateways stop; gao replays each one's log offline with its policy file and \
+                 recomputes its asset and medical state and every contract act"
             }
             false => {
-                "the gateway stops; gao replays its log offline and recomputes the asset and \
-                 medical state"
+                "the gateway stops; gao replays its log offline with the policy file and \
+                 recomputes the asset and medical state and every contract act"
             }
         },
     )?;
     let registry = Registry::load(registry)?;
-    let mut entries = 0;
+    let (mut entries, mut acts) = (0, 0);
     for (name, dir) in stores {
+        let policy = Policy::load(&dir.join(policy::FILE), &registry)?;
         let log = xgate_ledger::Log::open_existing(dir, &OpenOptions::default())?;
-        let outcome = recompute::replay(&log, Some(&registry), &[])?;
+        let outcome = recompute::replay(&log, Some(&registry), std::slice::from_ref(&policy))?;
         drop(log);
         if !outcome.is_clean() {
             return Err(Error::Request(format!(
@@ -292,18 +298,32 @@ pub(in crate::cli::demo) fn after_stop(
             )));
         }
         entries += outcome.entries;
+        acts += outcome.acts;
         out.more(&format!(
-            "ok  {}{} entries, {} asset and medical envelopes, signatures checked: \
-             the stored state equals the recomputed state",
+            "ok  {}{} entries, {} asset and medical envelopes, {} contract acts recomputed, \
+             signatures checked: the stored state equals the recomputed state",
             match federated {
                 true => format!("{name:<12}"),
                 false => String::new(),
             },
             outcome.entries,
-            outcome.applied
+            outcome.applied,
+            outcome.acts
         ))?;
     }
-    tally.replayed = Some((stores.len(), entries));
+    // Every act the logs hold is one the story saw: no contract fired
+    // anywhere else (a failed evaluation is an act too).
+    let told = u64::try_from(tally.acts.len()).unwrap_or(u64::MAX);
+    if acts != told {
+        return Err(Error::Request(format!(
+            "the logs hold {acts} contract acts, the story told {told}"
+        )));
+    }
+    tally.replayed = Some(Replayed {
+        logs: stores.len(),
+        entries,
+        acts,
+    });
     match kept {
         Some(dir) => out.more(&format!("the data stays in {}", dir.display())),
         None => out.more("nothing is left running; the temporary directory is removed"),

@@ -93,7 +93,8 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
         self.out.step(
             "start",
             &format!(
-                "a gateway on a free loopback port, mutual TLS only; log {origin}, default policy"
+                "a gateway on a free loopback port, mutual TLS only; log {origin}, the default \
+                 policy's rules and the demo's contracts"
             ),
         )?;
         self.out.more(
@@ -121,7 +122,7 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
             "start",
             &format!(
                 "{} gateways on free loopback ports, mutual TLS only, each with its own data \
-                 directory, log and default policy:",
+                 directory and log, and the default policy's rules and the demo's contracts:",
                 federation.sites.len()
             ),
         )?;
@@ -170,26 +171,9 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
         jti: &str,
         subject: &str,
     ) -> Result<Sent, Error> {
-        let body = match serde_json::to_value(body) {
-            Ok(Value::Object(map)) => map,
-            _ => {
-                return Err(Error::Request(format!(
-                    "the body of {kind} is not an object"
-                )));
-            }
-        };
         let (from_id, to_id) = (agency(from), agency(to));
         let sender = self.index_of(from);
-        let jws = self.agencies[sender].signer.sign(
-            &to_id,
-            kind.as_str(),
-            body,
-            LIFETIME_SECS,
-            Some(jti.to_owned()),
-        )?;
-        let reply = self
-            .runtime
-            .block_on(self.agencies[sender].client.submit(jws))?;
+        let reply = self.send(from, to, kind, body, jti)?;
         expect(&reply, StatusCode::CREATED)?;
         let mut answer: Map<String, Value> = session::parse(&reply, "receipt")?;
         let mut extra = Map::new();
@@ -222,6 +206,58 @@ impl<'f, 'o, 'w> Story<'f, 'o, 'w> {
             delivery,
             extra,
         })
+    }
+
+    /// Signs `body` as `from`, sends it to `to` with `jti` and expects the
+    /// gateway to refuse it; returns the status and the error code it
+    /// answered. Nothing is recorded: a refused envelope is not logged.
+    pub(super) fn refused<T: Serialize>(
+        &mut self,
+        from: &str,
+        to: &str,
+        kind: Kind,
+        body: &T,
+        jti: &str,
+    ) -> Result<(u16, String), Error> {
+        let reply = self.send(from, to, kind, body, jti)?;
+        match expect(&reply, StatusCode::CREATED) {
+            Ok(()) => Err(Error::Request(format!(
+                "the gateway accepted {kind} {jti}, which it should have refused"
+            ))),
+            Err(Error::Refused { status, code, .. }) => Ok((status, code)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Signs `body` as `from` and submits it to `to` with `jti`; the
+    /// gateway's reply, whatever it is.
+    fn send<T: Serialize>(
+        &mut self,
+        from: &str,
+        to: &str,
+        kind: Kind,
+        body: &T,
+        jti: &str,
+    ) -> Result<Reply, Error> {
+        let body = match serde_json::to_value(body) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return Err(Error::Request(format!(
+                    "the body of {kind} is not an object"
+                )));
+            }
+        };
+        let sender = self.index_of(from);
+        let jws = self.agencies[sender].signer.sign(
+            &agency(to),
+            kind.as_str(),
+            body,
+            LIFETIME_SECS,
+            Some(jti.to_owned()),
+        )?;
+        Ok(self
+            .runtime
+            .block_on(self.agencies[sender].client.submit(jws))?)
     }
 
     /// Where `sent` was logged: `entry N` on a single gateway; in a
