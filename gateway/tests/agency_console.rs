@@ -18,7 +18,7 @@
 mod browser;
 mod federation;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::Locator;
 use http::StatusCode;
@@ -26,7 +26,10 @@ use serde_json::{Value, json};
 use xgate_tests::ConsoleServer;
 use xgate_tests::browser::Driver;
 
-use browser::{accessibility, click, eval, fill, foreign_loads, screenshot, text_of, wait_for};
+use browser::{
+    accessibility, click, click_button, eval, fill, foreign_loads, screenshot, text_of, wait_for,
+    wait_for_row,
+};
 use federation::{Federation, log_vkey, xgate};
 
 /// Runs `xgate ARGS --pki PKI --as AGENCY --gateway URL` and returns its
@@ -44,39 +47,6 @@ fn cli(fed: &Federation, agency: &str, args: &[&str]) -> Value {
     ]);
     let out = xgate().run(&all, b"").expect_ok();
     serde_json::from_str(out.lines().next().expect("a line")).expect("JSON")
-}
-
-/// The cells of each row of table `id`'s body.
-async fn rows(browser: &fantoccini::Client, id: &str) -> Vec<Vec<String>> {
-    let found = eval(
-        browser,
-        "return [...document.querySelectorAll(`#${arguments[0]} tbody tr`)]\
-            .map(r => [...r.cells].map(c => c.textContent));",
-        vec![json!(id)],
-    )
-    .await;
-    serde_json::from_value(found).expect("rows")
-}
-
-/// Waits until a row of table `id` satisfies `done`; returns it.
-async fn wait_for_row(
-    browser: &fantoccini::Client,
-    id: &str,
-    done: impl Fn(&[String]) -> bool,
-) -> Vec<String> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let all = rows(browser, id).await;
-        if let Some(row) = all.iter().find(|r| done(r)) {
-            return row.clone();
-        }
-        let status = text_of(browser, "status").await;
-        assert!(
-            std::time::Instant::now() < deadline,
-            "#{id} never showed the row: {all:?} (status: {status})"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 /// A plain HTTP/1.1 request to the console with `headers`; its status.
@@ -366,24 +336,6 @@ fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures/ips")
         .join(name)
-}
-
-/// Clicks the button of table `id` reading `label`, again if a refresh
-/// replaced the row between finding the button and clicking it.
-async fn click_button(browser: &fantoccini::Client, id: &str, label: &str) {
-    let xpath = format!("//table[@id='{id}']//button[normalize-space()='{label}']");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let clicked = match browser.find(Locator::XPath(&xpath)).await {
-            Ok(button) => button.click().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match clicked {
-            Ok(()) => return,
-            Err(e) => assert!(Instant::now() < deadline, "{label} in #{id}: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[test]

@@ -84,7 +84,8 @@ fn bad_flag_values_are_refused_by_the_command_line() {
     };
     let msg = run(&["list", "--status", "lost"]).expect_error(2);
     assert!(
-        msg.contains("--status") && msg.contains("must be held, offered, awaiting_approval or missing"),
+        msg.contains("--status")
+            && msg.contains("must be held, offered, awaiting_approval or missing"),
         "{msg}"
     );
     let msg = run(&["list", "--limit", "-1"]).expect_error(2);

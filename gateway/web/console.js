@@ -1,15 +1,19 @@
 // The agency console's page. Everything it does goes through the console
 // process on loopback (`xgate console`), which holds the agency's keys:
 // POST /api/run runs one `xgate` command (signing, sealing and checking
-// exactly as the command line does) and answers its JSON output; GET
-// /api/events relays the agency's reconciliation stream. The page itself
-// holds no key; it verifies receipts with tlog.js against the log key of
-// the registry the console holds (never a key the gateway names).
+// exactly as the command line does) and answers its JSON output (or, for
+// `contracts.explain`, its text lines as strings); GET /api/events relays
+// the agency's reconciliation stream. The page itself holds no key; it
+// verifies receipts with tlog.js against the log key of the registry the
+// console holds (never a key the gateway names), a contract's act (a
+// notice no agency signed) included.
 //
 // The token comes in the address's fragment (never sent to a server), is
 // kept for this tab only, and goes with every /api/ call.
 
-import { verifyReceipt } from "/console/tlog.js";
+import {
+  base64Decode, bytesEqual, bytesToHex, decodeHash, leafHash, verifyInclusion, verifyNote, verifyReceipt,
+} from "/console/tlog.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "xgate.console.token";
@@ -48,7 +52,8 @@ async function api(path, init = {}) {
 }
 
 /**
- * Runs one action; resolves to the command's JSON lines. With `partial`,
+ * Runs one action; resolves to the command's JSON lines (text lines, as
+ * strings, for an action whose command prints text). With `partial`,
  * the lines a command printed before failing are its answer (`xgate
  * inbox` prints every envelope, the refused ones with their reason, then
  * exits 1).
@@ -187,7 +192,8 @@ let inbox = [];
 
 async function showInbox() {
   inbox = await run("inbox", {}, { partial: true });
-  const rows = inbox.map((item) => {
+  const rows = await Promise.all(inbox.map(async (item) => {
+    if (item.kind === "contract.act" && !item.refused) return actRow(item);
     const checked = item.refused
       ? el("span", { class: "bad" }, `refused: ${item.refused}`)
       : el("span", { class: "ok" }, item.sealed ? "checked, sealed part opened" : "checked");
@@ -197,8 +203,130 @@ async function showInbox() {
       el("td", {}, item.kind),
       el("td", {}, checked),
       el("td", { class: "body mono" }, item.body ? JSON.stringify(item.body) : "–"));
-  });
+  }));
   fill($("inbox").tBodies[0], rows, "Nothing waiting.", 5);
+}
+
+// ---- contracts' acts ------------------------------------------------------------
+
+/**
+ * A contract's act in the inbox, as a row of its own: what was done, for
+ * which contract, about what, how it went and which entry triggered it,
+ * with its receipt checked here. No JWS: no agency signed it.
+ */
+async function actRow(item) {
+  const a = item.body || {};
+  const about = [
+    a.tag && `tag ${a.tag}`,
+    a.request && `request ${a.request}`,
+    a.to && `to ${a.to}`,
+    a.deadline && `deadline ${a.deadline}${typeof a.due === "number" ? `, due ${when(a.due)}` : ""}`,
+  ].filter(Boolean);
+  const outcome = a.outcome === "done"
+    ? el("span", { class: "ok" }, "done")
+    : el("span", { class: "bad" }, `failed (${a.error ?? "no code"})`);
+  const why = el("button", { type: "button", class: "explain", onclick: () => explain(a.trigger) }, `Why: explain entry ${a.trigger}`);
+  return el("tr", { class: "act", "data-act": String(item.receipt?.log_index ?? ""), "data-trigger": String(a.trigger) },
+    el("td", {}, item.receipt?.log_index ?? "–"),
+    el("td", {}, item.from),
+    el("td", {}, "contract.act"),
+    el("td", {}, await actReceiptCheck(item)),
+    el("td", { class: "body" },
+      el("strong", {}, a.act), " by contract ", el("code", { class: "name" }, a.contract),
+      about.length ? `: ${about.join(", ")}` : "", "; ", outcome,
+      `; triggered by entry ${a.trigger} at ${when(a.time)} `, why));
+}
+
+/** Each act notice's receipt check, by id, done once. */
+const actChecks = new Map();
+
+/** Whether an act notice's receipt proves that very act, checked here. */
+async function actReceiptCheck(item) {
+  if (!actChecks.has(item.id)) actChecks.set(item.id, checkActReceipt(item));
+  const { ok, text } = await actChecks.get(item.id);
+  return el("span", { class: ok === null ? "muted" : ok ? "ok" : "bad" }, text);
+}
+
+/**
+ * A notice's receipt against the log key of the registry (or --log-key):
+ * its entry is the act shown and hashes to the notice's id (what the
+ * gateway filed it under), its checkpoint is signed by the log, and the
+ * entry is in that tree. (tlog.js's verifyReceipt wants an envelope's
+ * entry; an act's names none, so the same steps are taken here.)
+ */
+async function checkActReceipt(item) {
+  const r = item.receipt || {};
+  const key = keyFor(r.checkpoint);
+  if (!key) {
+    return { ok: null, text: `a contract's act, no signature; receipt held (index ${r.log_index}); your registry lists no key for its log, so its checkpoint's signature is not checked` };
+  }
+  try {
+    const entry = base64Decode(String(r.entry ?? ""));
+    const digest = bytesToHex(new Uint8Array(await crypto.subtle.digest("SHA-256", entry)));
+    if (digest !== item.id || r.id !== item.id) return { ok: false, text: "the receipt is for another act" };
+    if (JSON.stringify(JSON.parse(new TextDecoder().decode(entry))) !== JSON.stringify(item.body)) {
+      return { ok: false, text: "the receipt's entry is not the act shown" };
+    }
+    const leaf = await leafHash(entry);
+    if (!bytesEqual(leaf, decodeHash(String(r.leaf_hash ?? ""), "leaf_hash"))) {
+      return { ok: false, text: "receipt refused: the entry does not hash to its leaf_hash" };
+    }
+    const checkpoint = await verifyNote(r.checkpoint, key);
+    if (BigInt(r.tree_size) !== checkpoint.size) {
+      return { ok: false, text: `receipt refused: tree_size ${r.tree_size} is not the checkpoint's size` };
+    }
+    const path = (r.inclusion_proof || []).map((h, k) => decodeHash(h, `inclusion_proof[${k}]`));
+    await verifyInclusion(leaf, r.log_index, r.tree_size, path, checkpoint.root);
+    return { ok: true, text: `a contract's act, no signature: receipt verified: entry ${r.log_index} in a tree of ${r.tree_size}` };
+  } catch (e) {
+    return { ok: false, text: `receipt refused: ${e.message}` };
+  }
+}
+
+/** The contracts the gateway has in force (`xgate contracts list`). */
+async function showContracts() {
+  let contracts;
+  try {
+    contracts = await run("contracts.list");
+  } catch (e) {
+    fill($("contracts").tBodies[0], [], `Cannot read the contracts in force: ${refusal(e)}`, 4);
+    return;
+  }
+  const rows = contracts.map((c) => {
+    const params = [
+      c.to && `to ${c.to}`,
+      c.deadline && `deadline ${c.deadline}`,
+      c.after_hours != null && `after ${c.after_hours} h`,
+    ].filter(Boolean);
+    return el("tr", { "data-contract": c.name },
+      el("td", {}, el("code", { class: "name" }, c.name)),
+      el("td", {}, c.on),
+      el("td", { class: "cel" }, c.when),
+      el("td", {}, c.do, params.length ? ` (${params.join(", ")})` : ""));
+  });
+  fill($("contracts").tBodies[0], rows, "No contracts in force.", 4);
+}
+
+let explaining = 0;
+
+/** `xgate contracts explain ENTRY`: its lines, as the command prints them. */
+async function explain(entry) {
+  const box = $("explained");
+  const mine = ++explaining;
+  box.replaceChildren(el("p", { class: "muted" }, `Asking the gateway about entry ${entry}…`));
+  let shown;
+  try {
+    const lines = await run("contracts.explain", { entry: String(entry) });
+    shown = [
+      el("h3", {}, `Why: entry ${entry} (xgate contracts explain ${entry})`),
+      el("pre", { class: "explain" }, lines.map(String).join("\n")),
+    ];
+  } catch (e) {
+    shown = [el("p", { class: "bad" }, `Cannot explain entry ${entry}: ${refusal(e)}`)];
+  }
+  if (mine !== explaining) return; // a later question's answer wins
+  box.replaceChildren(...shown);
+  box.scrollIntoView({ block: "nearest" });
 }
 
 const offerRows = new Map();
@@ -217,7 +345,7 @@ async function showOffers() {
     } catch {
       continue;
     }
-    if (view?.status !== "offered" || view.offer?.to?.agency !== session.agency) continue;
+    if (!["offered", "awaiting_approval"].includes(view?.status) || view.offer?.to?.agency !== session.agency) continue;
     // The reason is the open offer's own, not an older offer's of the tag.
     const made = offers.find((i) => claims(i.jws).jti === view.offer.jti);
     open.push({ tag, view, reason: made?.body.reason ?? "" });
@@ -231,31 +359,96 @@ async function showOffers() {
       await act(`${label} ${tag}`, action, fields());
       event.target.disabled = false;
     };
-    return {
-      tr: el("tr", { "data-tag": tag },
-        el("td", {}, el("strong", {}, tag), " ", el("span", { class: "muted" }, view.category)),
-        el("td", {}, from),
-        el("td", {}, view.offer.to.person),
-        el("td", {}, reason),
-        el("td", {},
-          location, " ",
-          el("button", { type: "button", class: "accept", onclick: answer("accept", "asset.accept", () => ({ tag, offer, from, ...(location.value ? { location: location.value } : {}) })) }, `Accept ${tag}`), " ",
-          el("button", { type: "button", class: "reject", onclick: answer("reject", "asset.reject", () => ({ tag, offer, from })) }, `Reject ${tag}`))),
+    const row = {
+      answer: el("td", {}),
+      held: null,
+      controls: [
+        location, " ",
+        el("button", { type: "button", class: "accept", onclick: answer("accept", "asset.accept", () => ({ tag, offer, from, ...(location.value ? { location: location.value } : {}) })) }, `Accept ${tag}`), " ",
+        el("button", { type: "button", class: "reject", onclick: answer("reject", "asset.reject", () => ({ tag, offer, from })) }, `Reject ${tag}`)],
     };
-  }, null, "No open offers.", 5);
+    row.tr = el("tr", { "data-tag": tag },
+      el("td", {}, el("strong", {}, tag), " ", el("span", { class: "muted" }, view.category)),
+      el("td", {}, from),
+      el("td", {}, view.offer.to.person),
+      el("td", {}, reason),
+      row.answer);
+    return row;
+  }, (row, { view }) => {
+    // A contract holds the offer until a second person of the offering
+    // agency approves it: it cannot be answered before.
+    const held = view.status === "awaiting_approval";
+    if (row.held === held) return;
+    row.held = held;
+    row.answer.replaceChildren(...(held
+      ? [el("span", { class: "warn" }, `awaiting a second approval at ${view.holder.agency} (a contract's two-person rule)`)]
+      : row.controls));
+  }, "No open offers.", 5);
 }
+
+/** Each asset's row, kept across refreshes (an approver's name being
+ * typed survives the page's refresh). */
+const assetRows = new Map();
 
 async function showAssets() {
   const [page] = await run("asset.list");
   const mine = (page?.assets || []).filter((a) => a.holder?.agency === session.agency);
-  const rows = mine.map((a) => el("tr", { "data-tag": a.tag },
-    el("td", {}, a.tag),
-    el("td", {}, a.category),
-    el("td", {}, `${a.holder.agency} / ${a.holder.person}`),
-    el("td", {}, a.location),
-    el("td", {}, a.status),
-    el("td", {}, el("button", { type: "button", onclick: () => showTimeline(a.tag) }, `Timeline of ${a.tag}`))));
-  fill($("assets").tBodies[0], rows, "You hold no assets.", 6);
+  // An offer held for a second approval: the hold (the act to name, the
+  // person who may not approve) is in the asset's own view.
+  await Promise.all(mine.filter((a) => a.status === "awaiting_approval").map(async (a) => {
+    try {
+      const [view] = await run("asset.show", { tag: a.tag });
+      a.offer = view?.offer ?? null;
+    } catch {
+      a.offer = null;
+    }
+  }));
+  keyedRows($("assets").tBodies[0], assetRows, mine, (a) => a.tag, (a) => {
+    const row = {
+      category: el("td", {}), holder: el("td", {}), location: el("td", {}),
+      status: el("span", { class: "status" }), decide: el("span", { class: "decide" }), hold: null,
+    };
+    row.tr = el("tr", { "data-tag": a.tag },
+      el("td", {}, a.tag), row.category, row.holder, row.location,
+      el("td", {}, row.status, row.decide),
+      el("td", {}, el("button", { type: "button", onclick: () => showTimeline(a.tag) }, `Timeline of ${a.tag}`)));
+    return row;
+  }, (row, a) => {
+    row.category.textContent = a.category;
+    row.holder.textContent = `${a.holder.agency} / ${a.holder.person}`;
+    row.location.textContent = a.location;
+    row.status.textContent = a.status;
+    const hold = a.status === "awaiting_approval" ? a.offer?.hold ?? null : null;
+    if ((hold?.act ?? null) === row.hold) return;
+    row.hold = hold?.act ?? null;
+    row.decide.replaceChildren(...(hold ? decision(a.tag, a.offer, hold) : []));
+  }, "You hold no assets.", 6);
+}
+
+/**
+ * The controls deciding an offer a contract holds (the two-person rule):
+ * the approver's name, and approve or deny (`xgate asset approve|deny`).
+ */
+function decision(tag, offer, hold) {
+  const approver = el("input", { class: "approver", "aria-label": `Approver for ${tag}`, placeholder: `approver (not ${hold.actor})` });
+  const decide = (label, action) => async (event) => {
+    const name = approver.value.trim();
+    if (!name) {
+      say(`${label} of ${tag}: name the person deciding`, false);
+      approver.focus();
+      return;
+    }
+    event.target.disabled = true;
+    await act(`${label} of ${tag}`, action, { tag, act: hold.act, approver: name });
+    event.target.disabled = false;
+  };
+  return [
+    el("span", { class: "muted" },
+      `The offer to ${offer.to.agency} / ${offer.to.person} is held by a contract (act ${hold.act}) for a second person's approval: anyone of your agency but ${hold.actor}, who held it when it was offered. `),
+    approver, " ",
+    el("button", { type: "button", class: "approve", onclick: decide("approval", "asset.approve") }, `Approve ${tag}`), " ",
+    el("button", { type: "button", class: "deny", onclick: decide("denial", "asset.deny") }, `Deny ${tag}`),
+  ];
 }
 
 /** The log key of the registry (or --log-key) named as `note`'s origin. */
@@ -418,7 +611,7 @@ async function refresh() {
       again = false;
       try {
         await showInbox();
-        await Promise.all([showOffers(), showAssets(), showMedical(), showReviews()]);
+        await Promise.all([showOffers(), showAssets(), showMedical(), showReviews(), showContracts()]);
         ok = true;
       } catch (e) {
         say(`cannot read from the gateway: ${refusal(e)}`, false);
@@ -528,6 +721,11 @@ async function start() {
     const sent = stored(OUTGOING_KEY());
     sent.unshift({ request: lines[0].jti, to: fields.to });
     localStorage.setItem(OUTGOING_KEY(), JSON.stringify(sent.slice(0, 50)));
+  });
+
+  $("explain-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    explain($("explain-entry").value.trim());
   });
 
   follow();

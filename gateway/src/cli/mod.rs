@@ -80,7 +80,8 @@ pub enum Command {
     /// Sign a JSON body into an envelope, submit it and print the receipt.
     Send(agency::SendArgs),
     /// Serve a page on loopback that acts for one agency with its keys:
-    /// inbox, assets, offers, inventory, medical requests and reviews.
+    /// inbox, assets, offers, inventory, medical requests and reviews, and
+    /// the acts contracts took for it.
     Console(console::ConsoleArgs),
     /// Print (and with --ack acknowledge) an agency's undelivered envelopes.
     Inbox(agency::InboxArgs),
@@ -195,8 +196,8 @@ where
 /// Runs one command line (`words`, after the program name) with `stdin`
 /// as its input: what it printed, and how it ended. This is how the
 /// console acts, so every action is the command an operator would type;
-/// only an agency's commands run this way (never `serve`, `certs`, `log`
-/// and the like, whatever the words).
+/// only an agency's commands run this way (never `serve`, `certs`, `log`,
+/// `contracts check` and the like, whatever the words).
 fn run_words(words: &[String], stdin: &[u8]) -> (Vec<u8>, Result<(), Error>) {
     let argv = std::iter::once("xgate").chain(words.iter().map(String::as_str));
     let cli = match Cli::try_parse_from(argv) {
@@ -210,6 +211,10 @@ fn run_words(words: &[String], stdin: &[u8]) -> (Vec<u8>, Result<(), Error>) {
             | Command::Asset { .. }
             | Command::Inventory { .. }
             | Command::Medical { .. }
+            | Command::Contracts {
+                command: contracts::ContractsCommand::List(_)
+                    | contracts::ContractsCommand::Explain(_)
+            }
     ) {
         return (
             Vec::new(),
@@ -291,6 +296,30 @@ mod tests {
             Ok(cli) => panic!("parsed: {cli:?}"),
             Err(e) => usage_error(&e),
         }
+    }
+
+    /// Of `xgate contracts`, the console runs `list` and `explain` (reads
+    /// of the gateway), never `check` (a file of this machine).
+    #[test]
+    fn the_console_runs_contracts_list_and_explain_only() {
+        let refused = |words: &[&str]| {
+            let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+            matches!(
+                run_words(&words, b"").1,
+                Err(Error::Usage(ref m)) if m == "not a command the console runs"
+            )
+        };
+        assert!(refused(&["contracts", "check", "/nonexistent/policy.toml"]));
+        assert!(refused(&["serve"]));
+        let conn = [
+            "--pki=/nonexistent",
+            "--as=gsa",
+            "--gateway=https://127.0.0.1:1",
+        ];
+        let list = [&["contracts", "list"][..], &conn].concat();
+        assert!(!refused(&list));
+        let explain = [&["contracts", "explain"][..], &conn, &["--", "3"]].concat();
+        assert!(!refused(&explain));
     }
 
     #[test]

@@ -13,6 +13,10 @@
 //! so a value starting with `-` is a value, never a flag; a field the
 //! action does not list, or a value that is not a string (a list for
 //! `repeat` flags), is refused before anything runs.
+//!
+//! Each action also says what its command prints ([`Output`]): JSON lines
+//! for nearly all, text lines for a person for `contracts.explain`
+//! (`xgate contracts explain`), which the console hands on as strings.
 
 use serde_json::{Map, Value};
 
@@ -29,6 +33,18 @@ struct Action {
     /// Whether the action signs and submits an envelope (the page offers
     /// these only as buttons; reads run on every refresh).
     signs: bool,
+    /// What the command prints.
+    output: Output,
+}
+
+/// What a command prints, and so how the console hands it to the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// One JSON value per line: each line goes to the page as that value.
+    Json,
+    /// Lines of text for a person (`xgate contracts explain`): each line
+    /// goes to the page as a string, never read as JSON.
+    Text,
 }
 
 /// One field of an action.
@@ -65,6 +81,7 @@ const ACTIONS: &[Action] = &[
         fields: &[],
         fixed: &[],
         signs: false,
+        output: Output::Json,
     },
     Action {
         name: "outbox",
@@ -72,6 +89,7 @@ const ACTIONS: &[Action] = &[
         fields: &[],
         fixed: &[],
         signs: false,
+        output: Output::Json,
     },
     Action {
         name: "asset.list",
@@ -79,6 +97,7 @@ const ACTIONS: &[Action] = &[
         fields: &[flag("status")],
         fixed: &["--all"],
         signs: false,
+        output: Output::Json,
     },
     Action {
         name: "asset.show",
@@ -89,6 +108,7 @@ const ACTIONS: &[Action] = &[
         }],
         fixed: &[],
         signs: false,
+        output: Output::Json,
     },
     Action {
         name: "asset.register",
@@ -103,6 +123,7 @@ const ACTIONS: &[Action] = &[
         ],
         fixed: &[],
         signs: true,
+        output: Output::Json,
     },
     Action {
         name: "asset.offer",
@@ -110,6 +131,7 @@ const ACTIONS: &[Action] = &[
         fields: &[flag("tag"), flag("to"), flag("person"), flag("reason")],
         fixed: &[],
         signs: true,
+        output: Output::Json,
     },
     Action {
         name: "asset.accept",
@@ -117,6 +139,7 @@ const ACTIONS: &[Action] = &[
         fields: &[flag("tag"), flag("offer"), flag("from"), flag("location")],
         fixed: &[],
         signs: true,
+        output: Output::Json,
     },
     Action {
         name: "asset.reject",
@@ -124,6 +147,23 @@ const ACTIONS: &[Action] = &[
         fields: &[flag("tag"), flag("offer"), flag("from")],
         fixed: &[],
         signs: true,
+        output: Output::Json,
+    },
+    Action {
+        name: "asset.approve",
+        words: &["asset", "approve"],
+        fields: &[flag("tag"), flag("act"), flag("approver")],
+        fixed: &[],
+        signs: true,
+        output: Output::Json,
+    },
+    Action {
+        name: "asset.deny",
+        words: &["asset", "deny"],
+        fields: &[flag("tag"), flag("act"), flag("approver")],
+        fixed: &[],
+        signs: true,
+        output: Output::Json,
     },
     Action {
         name: "inventory.report",
@@ -134,6 +174,7 @@ const ACTIONS: &[Action] = &[
         }],
         fixed: &["--show", "--", "-"],
         signs: true,
+        output: Output::Json,
     },
     Action {
         name: "medical.request",
@@ -152,6 +193,7 @@ const ACTIONS: &[Action] = &[
         ],
         fixed: &[],
         signs: true,
+        output: Output::Json,
     },
     Action {
         name: "medical.show",
@@ -165,6 +207,7 @@ const ACTIONS: &[Action] = &[
         ],
         fixed: &[],
         signs: false,
+        output: Output::Json,
     },
     Action {
         name: "medical.open",
@@ -172,6 +215,7 @@ const ACTIONS: &[Action] = &[
         fields: &[flag("response")],
         fixed: &[],
         signs: false,
+        output: Output::Json,
     },
     Action {
         name: "medical.approve",
@@ -179,6 +223,7 @@ const ACTIONS: &[Action] = &[
         fields: &[flag("request"), flag("ttl-hours"), flag("uses")],
         fixed: &[],
         signs: true,
+        output: Output::Json,
     },
     Action {
         name: "medical.reviews",
@@ -186,6 +231,7 @@ const ACTIONS: &[Action] = &[
         fields: &[],
         fixed: &[],
         signs: false,
+        output: Output::Json,
     },
     Action {
         name: "medical.review",
@@ -193,6 +239,26 @@ const ACTIONS: &[Action] = &[
         fields: &[flag("request"), flag("outcome"), flag("note")],
         fixed: &[],
         signs: true,
+        output: Output::Json,
+    },
+    Action {
+        name: "contracts.list",
+        words: &["contracts", "list"],
+        fields: &[],
+        fixed: &[],
+        signs: false,
+        output: Output::Json,
+    },
+    Action {
+        name: "contracts.explain",
+        words: &["contracts", "explain"],
+        fields: &[Field {
+            name: "entry",
+            how: How::Positional,
+        }],
+        fixed: &[],
+        signs: false,
+        output: Output::Text,
     },
 ];
 
@@ -205,6 +271,8 @@ pub struct Invocation {
     pub stdin: Vec<u8>,
     /// Whether it signs and submits an envelope.
     pub signs: bool,
+    /// What it prints: JSON lines, or text lines for a person.
+    pub output: Output,
 }
 
 /// Why the page's request names no command.
@@ -295,6 +363,7 @@ pub fn invocation(
         args,
         stdin,
         signs: spec.signs,
+        output: spec.output,
     })
 }
 
@@ -407,6 +476,48 @@ mod tests {
             "--section=allergies".to_owned(),
             "--section=medications".to_owned()
         ]));
+    }
+
+    /// A held offer is decided with the approver the page names; the
+    /// explanation of an entry is text, its index the positional argument.
+    #[test]
+    fn approvals_sign_and_explanations_are_text() {
+        let got = invocation(
+            &me(),
+            "asset.approve",
+            &fields(json!({"tag": "LAP-7", "act": 12, "approver": "p-5"})),
+        )
+        .expect("approve");
+        assert!(
+            got.args
+                .starts_with(&["asset".to_owned(), "approve".to_owned()])
+        );
+        assert!(got.args.ends_with(&[
+            "--tag=LAP-7".to_owned(),
+            "--act=12".to_owned(),
+            "--approver=p-5".to_owned()
+        ]));
+        assert!(got.signs);
+        assert_eq!(got.output, Output::Json);
+        let deny = invocation(&me(), "asset.deny", &fields(json!({"tag": "LAP-7"}))).expect("deny");
+        assert_eq!(deny.args[..2], ["asset", "deny"]);
+        assert!(deny.signs);
+
+        let explain =
+            invocation(&me(), "contracts.explain", &fields(json!({"entry": 17}))).expect("explain");
+        assert_eq!(explain.args[..2], ["contracts", "explain"]);
+        assert_eq!(explain.args[explain.args.len() - 2..], ["--", "17"]);
+        assert!(!explain.signs);
+        assert_eq!(explain.output, Output::Text);
+        let list = invocation(&me(), "contracts.list", &Map::new()).expect("list");
+        assert_eq!(list.output, Output::Json);
+        assert!(!list.signs);
+        let e = invocation(
+            &me(),
+            "contracts.list",
+            &fields(json!({"registry": "/etc"})),
+        );
+        assert!(matches!(e, Err(ActionError::Field { .. })), "{e:?}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! GET  /api/session      who the console acts as, the registry's agencies,
 //!                        the log key receipts are checked against
 //! POST /api/run          {"action","fields"}: one `xgate` command   [actions]
-//!                        -> {"lines":[...]} (its JSON output), or the
+//!                        -> {"lines":[...]} (its JSON output, or for a
+//!                        text action its lines as strings), or the
 //!                        gateway's refusal with its status and code
 //! GET  /api/events       the agency's reconciliation event stream, relayed
 //! ```
@@ -52,7 +53,7 @@ use xgate_server::registry::{AgencyId, Registry};
 
 use crate::cli::error::Error;
 use crate::client::{Client, Protocol};
-use actions::{Identity, invocation};
+use actions::{Identity, Output, invocation};
 
 /// Runs one `xgate` command line (the words after the program name) with
 /// `stdin` as its standard input: what it printed, and how it ended (a
@@ -262,7 +263,8 @@ impl Console {
         })
     }
 
-    /// `POST /api/run`: one command, its output as JSON lines.
+    /// `POST /api/run`: one command, its output as lines (JSON values, or
+    /// strings for a text action).
     async fn run(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
@@ -302,7 +304,7 @@ impl Console {
             Err(e) => return error(StatusCode::BAD_REQUEST, "malformed", &e.to_string()),
         };
         let runner = self.runner;
-        let signs = call.signs;
+        let (signs, output) = (call.signs, call.output);
         let ran = tokio::task::spawn_blocking(move || runner(&call.args, &call.stdin)).await;
         let Ok((out, result)) = ran else {
             return error(
@@ -311,11 +313,7 @@ impl Console {
                 "the command stopped unexpectedly",
             );
         };
-        let lines: Vec<Value> = String::from_utf8_lossy(&out)
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| Value::from(l)))
-            .collect();
+        let lines = output_lines(&out, output);
         if signs && !lines.is_empty() {
             tracing::info!(action, "signed and submitted");
         }
@@ -379,6 +377,20 @@ impl Console {
             Err(e) => whole(answer(refusal(&Error::Client(e), false))),
         }
     }
+}
+
+/// What a command printed, as the page gets it: each non-empty line of
+/// JSON output as its value (a line that is not JSON, as a string), each
+/// line of text output as a string, never read as JSON.
+fn output_lines(out: &[u8], output: Output) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| match output {
+            Output::Json => serde_json::from_str(l).unwrap_or_else(|_| Value::from(l)),
+            Output::Text => Value::from(l),
+        })
+        .collect()
 }
 
 /// A whole response as a console response.
@@ -458,6 +470,25 @@ mod tests {
                 .unwrap_or_default()
                 .to_owned(),
         )
+    }
+
+    /// Text output stays text, even a line that happens to be JSON; JSON
+    /// output is read line by line.
+    #[test]
+    fn text_output_is_never_read_as_json() {
+        let out = b"entry 4: asset.register, policy ab (in force)\n\n17\ntrue\n";
+        assert_eq!(
+            output_lines(out, Output::Text),
+            [
+                json!("entry 4: asset.register, policy ab (in force)"),
+                json!("17"),
+                json!("true")
+            ]
+        );
+        assert_eq!(
+            output_lines(b"{\"a\":1}\n17\nnot json\n", Output::Json),
+            [json!({"a": 1}), json!(17), json!("not json")]
+        );
     }
 
     /// A command that printed before failing sent something (or listed an

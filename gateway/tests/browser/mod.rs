@@ -131,3 +131,54 @@ pub async fn foreign_loads(browser: &Browser) -> Vec<String> {
     .await;
     serde_json::from_value(found).expect("a list of addresses")
 }
+
+/// The cells of each row of table `id`'s body.
+pub async fn rows(browser: &Browser, id: &str) -> Vec<Vec<String>> {
+    let found = eval(
+        browser,
+        "return [...document.querySelectorAll(`#${arguments[0]} tbody tr`)]\
+            .map(r => [...r.cells].map(c => c.textContent));",
+        vec![json!(id)],
+    )
+    .await;
+    serde_json::from_value(found).expect("rows")
+}
+
+/// Waits until a row of table `id` satisfies `done`; returns it.
+pub async fn wait_for_row(
+    browser: &Browser,
+    id: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = rows(browser, id).await;
+        if let Some(row) = all.iter().find(|r| done(r)) {
+            return row.clone();
+        }
+        let status = text_of(browser, "status").await;
+        assert!(
+            Instant::now() < deadline,
+            "#{id} never showed the row: {all:?} (status: {status})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Clicks the button of table `id` reading `label`, again if a refresh
+/// replaced the row between finding the button and clicking it.
+pub async fn click_button(browser: &Browser, id: &str, label: &str) {
+    let xpath = format!("//table[@id='{id}']//button[normalize-space()='{label}']");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let clicked = match browser.find(Locator::XPath(&xpath)).await {
+            Ok(button) => button.click().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match clicked {
+            Ok(()) => return,
+            Err(e) => assert!(Instant::now() < deadline, "{label} in #{id}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
