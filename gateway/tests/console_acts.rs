@@ -322,8 +322,11 @@ fn the_console_shows_acts_explains_them_and_decides_a_held_offer() {
         approver(&holder, "LAP-0099", "p-5").await;
         click(&holder, "#assets tr[data-tag='LAP-0099'] button.approve").await;
         wait_for(&holder, "status", |t| t == "approval of LAP-0099: done").await;
-        let row = wait_for_row(&holder, "assets", |r| r[0] == "LAP-0099").await;
-        assert_eq!(row[4], "offered", "{row:?}");
+        // The table follows at its next refresh.
+        wait_for_row(&holder, "assets", |r| {
+            r[0] == "LAP-0099" && r[4] == "offered"
+        })
+        .await;
 
         // State can now answer it, and accepts it from its page.
         wait_for_row(&recipient, "offers", |r| {
@@ -349,8 +352,7 @@ fn the_console_shows_acts_explains_them_and_decides_a_held_offer() {
         approver(&holder, "LAP-0100", "p-1").await;
         click(&holder, "#assets tr[data-tag='LAP-0100'] button.deny").await;
         wait_for(&holder, "status", |t| t == "denial of LAP-0100: done").await;
-        let row = wait_for_row(&holder, "assets", |r| r[0] == "LAP-0100").await;
-        assert_eq!(row[4], "held", "{row:?}");
+        wait_for_row(&holder, "assets", |r| r[0] == "LAP-0100" && r[4] == "held").await;
         wait_for_no_row(&recipient, "offers", "LAP-0100").await;
 
         for (page, who) in [(&recipient, "state"), (&holder, "treasury")] {

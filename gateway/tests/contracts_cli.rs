@@ -223,3 +223,39 @@ fn the_documented_examples_check() {
         "{out}"
     );
 }
+
+/// A contract whose condition may cost too much on one entry (a loop in a
+/// loop over a count's 100,000 tags) is refused by `check` with its line
+/// and its cost, as the gateway refuses it when it loads the file.
+#[test]
+fn a_too_costly_contract_is_refused_with_its_cost() {
+    let fed = Federation::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let costly = format!(
+        "{POLICY}\n[[contract]]\nname = \"pairs\"\non = \"envelope:inventory.report\"\n\
+         when = 'report.observed.exists(a, report.observed.exists(b, a == b))'\ndo = \"escalate\"\n"
+    );
+    let file = dir.path().join("costly.toml");
+    std::fs::write(&file, costly).expect("write");
+    let registry = fed.pki().join("registry.toml");
+    let err = xgate()
+        .run(
+            &[
+                "contracts",
+                "check",
+                file.to_str().expect("utf-8"),
+                "--registry",
+                registry.to_str().expect("utf-8"),
+            ],
+            b"",
+        )
+        .expect_error(1);
+    assert!(
+        err.starts_with(&format!(
+            "{}:{BAD_LINE}: contract \"pairs\": ",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("over the limit of 200000"), "{err}");
+}

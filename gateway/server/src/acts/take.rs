@@ -14,8 +14,7 @@ use xgate_ledger::WriteBatch;
 use super::deadlines::{self, Deadline};
 use crate::apply::asset::{self, AssetError};
 use crate::apply::facts::Facts;
-use crate::apply::state::write;
-use crate::apply::state::{StateError, StateRead};
+use crate::apply::state::{Over, StateError, StateRead, write};
 use crate::apply::triggers::{self, Event};
 use crate::assets::custody::{self, Refusal};
 use crate::assets::model::Answer;
@@ -162,11 +161,7 @@ pub fn take(
             let (id, act_jti) = act_ids(entry, index);
             let facts = act_facts(&taker, &holder, &act_jti, &id, time, index);
             asset::apply(&op, &facts, state, batch)?;
-            let over = crate::apply::state::Over {
-                base: state,
-                top: batch,
-            };
-            Ok(notice_events(event, &facts, &over)?)
+            caused(event, &facts, state, batch)
         }
         Action::OpenDiscrepancy => {
             let tag = entry.tag.clone().ok_or(Failure::Code("no_asset"))?;
@@ -184,11 +179,7 @@ pub fn take(
             if !reconcile::open(state, &tag, d, &mut notices, batch)? {
                 return Err(Failure::Code("already_open"));
             }
-            let over = crate::apply::state::Over {
-                base: state,
-                top: batch,
-            };
-            Ok(notice_events(event, &facts, &over)?)
+            caused(event, &facts, state, batch)
         }
         Action::CloseDiscrepancy => {
             let (Some(tag), Some(kind)) =
@@ -209,11 +200,7 @@ pub fn take(
             if !reconcile::resolve(state, &tag, matches, &mut notices, batch)? {
                 return Err(Failure::Code("not_open"));
             }
-            let over = crate::apply::state::Over {
-                base: state,
-                top: batch,
-            };
-            Ok(notice_events(event, &facts, &over)?)
+            caused(event, &facts, state, batch)
         }
         Action::SetDeadline { name, hours } => {
             let due = time.saturating_add(i64::from(*hours) * 3600);
@@ -323,17 +310,27 @@ pub fn notify(
     Ok(())
 }
 
-/// The events an act at `facts.log_index` caused: the discrepancies it
-/// opened or resolved, bound with the `entry` of the event that fired it
-/// (the envelope at the start of the chain, whose fields a condition
-/// reads).
-fn notice_events(
+/// The events an act at `facts.log_index` caused, over `state` with the
+/// act's `writes`: the discrepancies it opened or resolved, bound with the
+/// `entry` of the event that fired it (the envelope at the start of the
+/// chain, whose fields a condition reads).
+fn caused(
     event: &Event,
     facts: &Facts<'_>,
     state: &impl StateRead,
-) -> Result<Vec<Event>, xgate_ledger::StoreError> {
+    writes: &WriteBatch,
+) -> Result<Vec<Event>, Failure> {
     let entry = event.bindings.get("entry").cloned().unwrap_or(Value::Null);
-    triggers::notice_events(&entry, facts.log_index, facts.sender, state)
+    let over = Over {
+        base: state,
+        top: writes,
+    };
+    Ok(triggers::notice_events(
+        &entry,
+        facts.log_index,
+        facts.sender,
+        &over,
+    )?)
 }
 
 /// The id an act is known by in the custody chain and the feed (the

@@ -36,9 +36,7 @@ const CONTRACTS: &str = r#"
 # clicking: an offer from treasury to treasury (the envelope's sender and
 # recipient: an offer is addressed to the receiving agency) of an asset
 # kept at headquarters or at the field office is accepted on the
-# receiving office's behalf. The envelope's fields, read first, also
-# hold at a gateway an offer was forwarded to, which binds no offer
-# record.
+# receiving office's behalf.
 [[contract]]
 name = "treasury-offices-auto-accept"
 on = "envelope:asset.transfer.offer"
