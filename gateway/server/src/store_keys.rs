@@ -280,7 +280,8 @@ mod tests {
         assert_eq!(
             recomputed,
             [
-                b"Ga", b"Gv", b"Gg", b"Gh", b"Gl", b"Go", b"Gq", b"Gc", b"Gn", b"Gm", b"Gw", b"Gu"
+                b"Ga", b"Gv", b"Gg", b"Gh", b"Gl", b"Go", b"Gq", b"Gc", b"Gn", b"Gm", b"Gw", b"Gu",
+                b"Gp", b"Gj"
             ]
             .map(|b| b.as_slice())
         );
