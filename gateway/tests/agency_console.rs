@@ -30,7 +30,7 @@ use browser::{
     accessibility, click, click_button, eval, fill, foreign_loads, screenshot, text_of, wait_for,
     wait_for_row,
 };
-use federation::{Federation, log_vkey, xgate};
+use federation::{Federation, xgate};
 
 /// Runs `xgate ARGS --pki PKI --as AGENCY --gateway URL` and returns its
 /// first line as JSON.
@@ -219,13 +219,7 @@ fn the_console_accepts_an_offer_and_shows_a_discrepancy_live() {
         ],
     );
 
-    let console = ConsoleServer::start(
-        env!("CARGO_BIN_EXE_xgate"),
-        &fed.pki(),
-        "state",
-        fed.gateway.url(),
-        &["--log-key", &log_vkey(&fed.data())],
-    );
+    let console = browser::console(&fed, "state");
     let host = console.origin().trim_start_matches("http://").to_owned();
     let bearer = format!("Bearer {}", console.token());
     assert_eq!(
@@ -347,16 +341,7 @@ fn two_consoles_request_answer_open_and_review_a_medical_summary() {
     // auditor gao, under the default policy (any member may break the
     // glass for ETREAT and role medical-officer).
     let fed = federation::assets::federation(&[]);
-    let log_key = log_vkey(&fed.data());
-    let console = |agency| {
-        ConsoleServer::start(
-            env!("CARGO_BIN_EXE_xgate"),
-            &fed.pki(),
-            agency,
-            fed.gateway.url(),
-            &["--log-key", &log_key],
-        )
-    };
+    let console = |agency| browser::console(&fed, agency);
     let (state, hhs) = (console("state"), console("hhs"));
     let bundle = fixture("ips-avery.json");
 

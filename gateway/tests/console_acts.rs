@@ -17,14 +17,13 @@ mod federation;
 
 use serde_json::{Value, json};
 use sha2::Digest;
-use xgate_tests::ConsoleServer;
 use xgate_tests::browser::Driver;
 
 use browser::{
     accessibility, click, click_button, eval, fill, foreign_loads, rows, text_of, wait_for,
     wait_for_row,
 };
-use federation::{Federation, log_vkey, xgate};
+use federation::{Federation, xgate};
 
 /// The contracts this test adds to the shared ones
 /// (`federation::contracts::CONTRACTS`): an armory laptop offered to state
@@ -147,16 +146,7 @@ fn the_console_shows_acts_explains_them_and_decides_a_held_offer() {
     let (trigger, _) = offer(&fed, "LAP-0099");
     let (hold, notice) = (trigger + 1, trigger + 2);
 
-    let log_key = log_vkey(&fed.data());
-    let console = |agency| {
-        ConsoleServer::start(
-            env!("CARGO_BIN_EXE_xgate"),
-            &fed.pki(),
-            agency,
-            fed.gateway.url(),
-            &["--log-key", &log_key],
-        )
-    };
+    let console = |agency| browser::console(&fed, agency);
     let (state, treasury) = (console("state"), console("treasury"));
     let explained_by_cli = cli_out(
         &fed,

@@ -5,11 +5,13 @@
 
 mod federation;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use federation::{Federation, xgate};
+use xgate_tests::Run;
 
 const POLICY: &str = r#"version = 1
 
@@ -45,6 +47,13 @@ fn broken() -> String {
 }
 const BAD_LINE: usize = 24;
 
+/// `xgate contracts check FILE` against the registry of `fed`'s PKI.
+fn check(fed: &Federation, file: &Path) -> Run {
+    let registry = fed.pki().join("registry.toml");
+    let (file, registry) = (file.display().to_string(), registry.display().to_string());
+    xgate().run(&["contracts", "check", &file, "--registry", &registry], b"")
+}
+
 fn lines(out: &str) -> Vec<Value> {
     out.lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
@@ -55,22 +64,9 @@ fn lines(out: &str) -> Vec<Value> {
 fn check_takes_a_good_file_and_names_the_line_of_a_bad_contract() {
     let fed = Federation::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let registry = fed.pki().join("registry.toml");
-    let registry = registry.to_str().expect("utf-8");
     let good = dir.path().join("good.toml");
     std::fs::write(&good, POLICY).expect("write");
-    let out = xgate()
-        .run(
-            &[
-                "contracts",
-                "check",
-                good.to_str().expect("utf-8"),
-                "--registry",
-                registry,
-            ],
-            b"",
-        )
-        .expect_ok();
+    let out = check(&fed, &good).expect_ok();
     let said: Vec<&str> = out.lines().collect();
     assert_eq!(said.len(), 3, "{out}");
     assert!(
@@ -89,18 +85,7 @@ fn check_takes_a_good_file_and_names_the_line_of_a_bad_contract() {
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, broken()).expect("write");
-    let err = xgate()
-        .run(
-            &[
-                "contracts",
-                "check",
-                bad.to_str().expect("utf-8"),
-                "--registry",
-                registry,
-            ],
-            b"",
-        )
-        .expect_error(1);
+    let err = check(&fed, &bad).expect_error(1);
     assert_eq!(
         err.trim(),
         format!(
@@ -203,19 +188,7 @@ fn the_documented_examples_check() {
     let file = dir.path().join("examples.toml");
     let rules = include_str!("../../policies/default.toml");
     std::fs::write(&file, format!("{rules}{examples}")).expect("write");
-    let registry = fed.pki().join("registry.toml");
-    let out = xgate()
-        .run(
-            &[
-                "contracts",
-                "check",
-                file.to_str().expect("utf-8"),
-                "--registry",
-                registry.to_str().expect("utf-8"),
-            ],
-            b"",
-        )
-        .expect_ok();
+    let out = check(&fed, &file).expect_ok();
     let count = examples.matches("[[contract]]").count();
     assert!(count >= 5, "{examples}");
     assert!(
@@ -237,19 +210,7 @@ fn a_too_costly_contract_is_refused_with_its_cost() {
     );
     let file = dir.path().join("costly.toml");
     std::fs::write(&file, costly).expect("write");
-    let registry = fed.pki().join("registry.toml");
-    let err = xgate()
-        .run(
-            &[
-                "contracts",
-                "check",
-                file.to_str().expect("utf-8"),
-                "--registry",
-                registry.to_str().expect("utf-8"),
-            ],
-            b"",
-        )
-        .expect_error(1);
+    let err = check(&fed, &file).expect_error(1);
     assert!(
         err.starts_with(&format!(
             "{}:{BAD_LINE}: contract \"pairs\": ",

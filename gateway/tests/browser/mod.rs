@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use xgate_tests::ConsoleServer;
 use xgate_tests::browser::{Driver, chromium, chromium_args};
+
+use crate::federation::{Federation, log_vkey};
 
 /// A browser session on `driver`, headless, with a profile in `profile`.
 pub async fn session(driver: &Driver, profile: &std::path::Path) -> Browser {
@@ -181,4 +184,16 @@ pub async fn click_button(browser: &Browser, id: &str, label: &str) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `xgate console` for `agency` at `fed`'s gateway, checking each receipt
+/// against the gateway's log key.
+pub fn console(fed: &Federation, agency: &str) -> ConsoleServer {
+    ConsoleServer::start(
+        env!("CARGO_BIN_EXE_xgate"),
+        &fed.pki(),
+        agency,
+        fed.gateway.url(),
+        &["--log-key", &log_vkey(&fed.data())],
+    )
 }
