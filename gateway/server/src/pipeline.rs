@@ -25,13 +25,12 @@ use tokio::sync::watch;
 use xgate_ledger::{Checkpoint, Ledger, NoteVerifier, StoreError, WriteBatch};
 
 use crate::acts::deadlines::{self, Tick};
-use crate::acts::{self, Cause, Scope, Setting};
+use crate::acts::{self, Act, Cause, Scope, Setting};
 use crate::apply::facts::Terms;
 use crate::apply::reads::{Recording, Snapshot};
 use crate::apply::state::EncodeError;
+use crate::apply::state::StateError;
 use crate::apply::state::Stored;
-use crate::apply::state::{Over, StateError};
-use crate::apply::triggers;
 use crate::apply::{self, ApplyError, BodyError, Facts, Op, Survey, asset, medical};
 use crate::assets::custody::DEFAULT_OFFER_TTL;
 use crate::assets::dossier::Dossier;
@@ -1085,7 +1084,8 @@ impl Gateway {
                 return Err(Declined::NothingDue);
             }
             let cause = Cause { index, time: now };
-            let after = acting.run(cause, events, view, &mut writes)?;
+            let ran = acts::run(acting.setting(), cause, events, view, &mut writes);
+            let after = acting.logged(ran)?;
             Ok(Records { writes, after })
         });
         let entry = Tick::at(now, &contracted.hash).encode();
@@ -1211,26 +1211,22 @@ struct Contracted {
 }
 
 impl Contracted {
-    /// Runs the contracts on `events`, the events of the entry `cause`
-    /// over `view` with the entry's `batch` of writes, adding the acts'
-    /// writes; returns their entries, and keeps what they were for
-    /// [`Contracted::count`].
-    fn run(
-        &self,
-        cause: Cause,
-        events: Vec<triggers::Event>,
-        view: &BatchView<'_>,
-        batch: &mut WriteBatch,
-    ) -> Result<Vec<Vec<u8>>, Declined> {
-        let setting = Setting {
+    /// The contracts and what their acts may see, for [`acts::run`].
+    fn setting(&self) -> Setting<'_> {
+        Setting {
             contracts: self.policy.contracts(),
             policy: &self.hash,
             scope: Scope {
                 registry: &self.registry,
                 local: self.local.as_ref(),
             },
-        };
-        let acts = acts::run(setting, cause, events, view, batch).map_err(state_declined)?;
+        }
+    }
+
+    /// The entries of `acts`, a run's acts, keeping what they were for
+    /// [`Contracted::count`].
+    fn logged(&self, acts: Result<Vec<Act>, StateError>) -> Result<Vec<Vec<u8>>, Declined> {
+        let acts = acts.map_err(state_declined)?;
         let logged = acts
             .iter()
             .map(|a| (a.entry.contract.clone(), a.entry.is_failed()))
@@ -1423,19 +1419,9 @@ impl Step {
         view: &BatchView<'_>,
         batch: &mut WriteBatch,
     ) -> Result<Vec<Vec<u8>>, Declined> {
-        let events = {
-            let left = Over {
-                base: view,
-                top: &*batch,
-            };
-            triggers::events(&self.op, self.stored.kind, facts, self.op.named(), &left)
-                .map_err(|e| state_declined(e.into()))?
-        };
-        let cause = Cause {
-            index: facts.log_index,
-            time: facts.time,
-        };
-        contracted.run(cause, events, view, batch)
+        let setting = contracted.setting();
+        let kind = self.stored.kind;
+        contracted.logged(acts::on_entry(setting, &self.op, kind, facts, view, batch))
     }
 
     /// Off the commit thread: the step's survey, read from the store as it

@@ -39,8 +39,7 @@ use xgate_ledger::{Ledger, StoreError, StoreRead, WriteBatch};
 use crate::acts::deadlines::{self, Tick};
 use crate::acts::{self, Cause, Scope, Setting};
 use crate::apply::record::Record;
-use crate::apply::state::{Memory, Over};
-use crate::apply::triggers;
+use crate::apply::state::Memory;
 use crate::apply::{self, ApplyError, BodyError, Facts, Op, asset, medical};
 use crate::assets::dossier::Dossier;
 use crate::assets::state as asset_state;
@@ -200,57 +199,29 @@ impl Policies<'_> {
         memory: &Memory,
         batch: &mut WriteBatch,
     ) -> Result<Vec<Vec<u8>>, Mismatch> {
-        if !self.runs(hash) {
-            return Ok(Vec::new());
-        }
-        let events = {
-            let left = Over {
-                base: memory,
-                top: &*batch,
-            };
-            triggers::events(op, kind, facts, op.named(), &left)
-                .map_err(|e| Mismatch::Acts(e.into()))?
-        };
-        let cause = Cause {
-            index: facts.log_index,
-            time: facts.time,
-        };
-        self.run(hash, cause, events, memory, batch)
-    }
-
-    /// Whether the contracts of the policy `hash` can be run: its file
-    /// was given, with a registry, and it has contracts.
-    fn runs(&self, hash: &str) -> bool {
-        self.registry.is_some()
-            && self
-                .by_hash
-                .get(hash)
-                .is_some_and(|p| !p.contracts().is_empty())
-    }
-
-    /// The acts of the contracts of the policy `hash` on `events`, the
-    /// events of the entry `cause`, as the committer computed them.
-    fn run(
-        &self,
-        hash: &str,
-        cause: Cause,
-        events: Vec<triggers::Event>,
-        memory: &Memory,
-        batch: &mut WriteBatch,
-    ) -> Result<Vec<Vec<u8>>, Mismatch> {
-        let (Some(policy), Some(registry)) = (self.by_hash.get(hash), self.registry) else {
+        let Some(setting) = self.setting(hash) else {
             return Ok(Vec::new());
         };
-        let setting = Setting {
+        let acts = acts::on_entry(setting, op, kind, facts, memory, batch);
+        Ok(acts
+            .map_err(Mismatch::Acts)?
+            .into_iter()
+            .map(|a| a.bytes)
+            .collect())
+    }
+
+    /// The contracts of the policy `hash` and what their acts may see, if
+    /// its file was given, with a registry.
+    fn setting<'s>(&'s self, hash: &'s str) -> Option<Setting<'s>> {
+        let (policy, registry) = (self.by_hash.get(hash)?, self.registry?);
+        Some(Setting {
             contracts: policy.contracts(),
             policy: hash,
             scope: Scope {
                 registry,
                 local: self.local.as_ref(),
             },
-        };
-        let acts = acts::run(setting, cause, events, memory, batch).map_err(Mismatch::Acts)?;
-        Ok(acts.into_iter().map(|a| a.bytes).collect())
+        })
     }
 
     /// Fires the deadlines due at the tick at `index`, logged at `time`
@@ -272,7 +243,14 @@ impl Policies<'_> {
             index,
             time: tick.time,
         };
-        let acts = self.run(&tick.policy, cause, events, memory, &mut batch)?;
+        let acts = match self.setting(&tick.policy) {
+            Some(setting) => acts::run(setting, cause, events, memory, &mut batch)
+                .map_err(Mismatch::Acts)?
+                .into_iter()
+                .map(|a| a.bytes)
+                .collect(),
+            None => Vec::new(),
+        };
         Ok((batch, acts))
     }
 

@@ -14,5 +14,5 @@ pub mod explain;
 pub mod run;
 pub mod take;
 
-pub use run::{Act, Cause, MAX_ACTS, MAX_CHAIN, MAX_ENTRY_COST, Setting, run};
+pub use run::{Act, Cause, MAX_ACTS, MAX_CHAIN, MAX_ENTRY_COST, Setting, on_entry, run};
 pub use take::Scope;

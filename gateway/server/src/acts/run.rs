@@ -25,10 +25,13 @@ use std::collections::VecDeque;
 use xgate_ledger::WriteBatch;
 
 use super::take::{self, Failure, Scope, Taking};
+use crate::apply::Op;
+use crate::apply::facts::Facts;
 use crate::apply::state::{Over, StateError, StateRead};
-use crate::apply::triggers::Event;
+use crate::apply::triggers::{self, Event};
 use crate::contracts::act::ActEntry;
 use crate::contracts::{Bound, Contracts};
+use crate::kind::Kind;
 
 /// How deep acts may trigger acts: the entry's own events are depth 1.
 pub const MAX_CHAIN: u32 = 3;
@@ -151,6 +154,36 @@ pub fn run(
         }
     }
     Ok(acts)
+}
+
+/// [`run`] on the events of the envelope entry `facts` describes (body
+/// `op`, of `kind`), over `state` with the entry's `batch` of writes: what
+/// the committer runs after applying an envelope, and a replay after
+/// recomputing it.
+///
+/// # Errors
+/// As [`run`].
+pub fn on_entry(
+    setting: Setting<'_>,
+    op: &Op,
+    kind: Kind,
+    facts: &Facts<'_>,
+    state: &impl StateRead,
+    batch: &mut WriteBatch,
+) -> Result<Vec<Act>, StateError> {
+    if setting.contracts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let left = Over {
+        base: state,
+        top: &*batch,
+    };
+    let events = triggers::events(op, kind, facts, op.named(), &left)?;
+    let cause = Cause {
+        index: facts.log_index,
+        time: facts.time,
+    };
+    run(setting, cause, events, state, batch)
 }
 
 /// `entry` with its canonical encoding.
