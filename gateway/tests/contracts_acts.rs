@@ -461,6 +461,13 @@ fn the_two_person_rule_holds_an_offer_until_another_person_approves() {
         refused("no_hold", StatusCode::CONFLICT, &treasury.post(&jws).await);
         let (jws, _) = state.sign("state", APPROVE, approval(hold, "p-5"));
         refused("not_holder", StatusCode::FORBIDDEN, &state.post(&jws).await);
+        // None of the four refusals was logged or changed the hold.
+        assert_eq!(federation::log_size(&mut gao.client).await, hold + 1);
+        let still = treasury.show("LAP-7").await;
+        assert_eq!(
+            (&still["status"], &still["offer"]),
+            (&held["status"], &held["offer"])
+        );
         // `xgate asset approve` sends the approval.
         let pki = fed.pki().display().to_string();
         let hold_arg = hold.to_string();
